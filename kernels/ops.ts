@@ -1,0 +1,593 @@
+// WGSL kernels for everything in a GPT block except matmul (see matmul.ts). Each function
+// validates sizes and returns a Dispatch bound to its buffers; nothing runs until encoded.
+// Gradients of parameters are accumulated (+=) so microbatches can add up before a step.
+import { type Dispatch, type Gpu, type View, f32bits, groups } from './context.js';
+import { matmul } from './matmul.js';
+import { LN_EPS } from './reference.js';
+
+const WG = 256;
+
+/** A 2-D grid of 256-wide workgroups covering `total` invocations, and the row stride. */
+function flat(total: number): { wg: [number, number, number]; stride: number } {
+  const n = groups(total, WG);
+  const x = Math.min(n, 65535);
+  return { wg: [x, groups(n, x), 1], stride: x * WG };
+}
+
+function need(label: string, v: View, n: number): void {
+  if (v.length < n) throw new Error(`${label}: buffer holds ${v.length} values, needs ${n}`);
+}
+
+const IDX = `let idx = gid.y * u.stride + gid.x; if (idx >= u.total) { return; }`;
+
+// ---------------------------------------------------------------- embedding
+
+export function embeddingForward(gpu: Gpu, a: { wte: View; wpe: View; tokens: View; x: View; N: number; T: number; d: number }): Dispatch {
+  const { N, T, d } = a;
+  need('embedding', a.x, N * d);
+  need('embedding', a.tokens, N);
+  const g = flat(N * d);
+  const code = `
+struct U { stride: u32, total: u32, T: u32, d: u32 }
+@group(0) @binding(0) var<storage, read> wte: array<f32>;
+@group(0) @binding(1) var<storage, read> wpe: array<f32>;
+@group(0) @binding(2) var<storage, read> tok: array<u32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let n = idx / u.d;
+  let j = idx % u.d;
+  x[idx] = wte[tok[n] * u.d + j] + wpe[(n % u.T) * u.d + j];
+}`;
+  return gpu.dispatch('embedding fwd', code, [a.wte, a.wpe, a.tokens, a.x, gpu.uniform([g.stride, N * d, T, d])], g.wg);
+}
+
+/**
+ * dwte[v,j] += Σ_{n: tok[n]=v} dx[n,j] and dwpe[t,j] += Σ_b dx[b·T+t, j]. One invocation owns
+ * each output element and loops over the tokens: a scatter without float atomics.
+ */
+export function embeddingBackward(gpu: Gpu, a: { dx: View; tokens: View; dwte: View; dwpe: View; N: number; T: number; d: number; V: number }): Dispatch {
+  const { N, T, d, V } = a;
+  need('embedding bwd', a.dwte, V * d);
+  need('embedding bwd', a.dwpe, T * d);
+  const g = flat((V + T) * d);
+  const code = `
+struct U { stride: u32, total: u32, N: u32, T: u32, d: u32, V: u32 }
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> tok: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dwte: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dwpe: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let row = idx / u.d;
+  let j = idx % u.d;
+  var s = 0.0;
+  if (row < u.V) {
+    for (var n = 0u; n < u.N; n++) {
+      if (tok[n] == row) { s += dx[n * u.d + j]; }
+    }
+    dwte[idx] += s;
+  } else {
+    let t = row - u.V;
+    for (var n = t; n < u.N; n += u.T) { s += dx[n * u.d + j]; }
+    dwpe[t * u.d + j] += s;
+  }
+}`;
+  return gpu.dispatch('embedding bwd', code, [a.dx, a.tokens, a.dwte, a.dwpe, gpu.uniform([g.stride, (V + T) * d, N, T, d, V])], g.wg);
+}
+
+// ---------------------------------------------------------------- layer norm
+
+export function layerNormForward(gpu: Gpu, a: { x: View; g: View; b: View; y: View; mean: View; rstd: View; N: number; d: number }): Dispatch {
+  const { N, d } = a;
+  need('layernorm', a.x, N * d);
+  need('layernorm', a.y, N * d);
+  const g = flat(N);
+  const code = `
+struct U { stride: u32, total: u32, d: u32, eps: f32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> gain: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let o = idx * u.d;
+  var m = 0.0;
+  for (var j = 0u; j < u.d; j++) { m += x[o + j]; }
+  m /= f32(u.d);
+  var v = 0.0;
+  for (var j = 0u; j < u.d; j++) { let c = x[o + j] - m; v += c * c; }
+  let r = inverseSqrt(v / f32(u.d) + u.eps);
+  mean[idx] = m;
+  rstd[idx] = r;
+  for (var j = 0u; j < u.d; j++) { y[o + j] = (x[o + j] - m) * r * gain[j] + bias[j]; }
+}`;
+  return gpu.dispatch('layernorm fwd', code, [a.x, a.g, a.b, a.y, a.mean, a.rstd, gpu.uniform([g.stride, N, d, f32bits(LN_EPS)])], g.wg);
+}
+
+/** dx = residual + LN'(dy); the residual gradient rides along so the add costs no extra pass. */
+export function layerNormBackward(gpu: Gpu, a: { dy: View; x: View; g: View; mean: View; rstd: View; residual?: View; dx: View; N: number; d: number }): Dispatch {
+  const { N, d } = a;
+  need('layernorm bwd', a.dx, N * d);
+  const g = flat(N);
+  const code = `
+struct U { stride: u32, total: u32, d: u32, hasResidual: u32 }
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gain: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read> res: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let o = idx * u.d;
+  let m = mean[idx];
+  let r = rstd[idx];
+  var sumDh = 0.0;
+  var sumDhXh = 0.0;
+  for (var j = 0u; j < u.d; j++) {
+    let dh = dy[o + j] * gain[j];
+    sumDh += dh;
+    sumDhXh += dh * (x[o + j] - m) * r;
+  }
+  let inv = 1.0 / f32(u.d);
+  for (var j = 0u; j < u.d; j++) {
+    let xh = (x[o + j] - m) * r;
+    var v = r * (dy[o + j] * gain[j] - sumDh * inv - xh * sumDhXh * inv);
+    if (u.hasResidual != 0u) { v += res[o + j]; }
+    dx[o + j] = v;
+  }
+}`;
+  const res = a.residual ?? a.dy;
+  return gpu.dispatch('layernorm bwd', code, [a.dy, a.x, a.g, a.mean, a.rstd, res, a.dx, gpu.uniform([g.stride, N, d, a.residual ? 1 : 0])], g.wg);
+}
+
+/** dgain[j] += Σ_n dy·x̂ and dbias[j] += Σ_n dy, one invocation per column. */
+export function layerNormParamGrads(gpu: Gpu, a: { dy: View; x: View; mean: View; rstd: View; dg: View; db: View; N: number; d: number }): Dispatch {
+  const { N, d } = a;
+  const g = flat(d);
+  const code = `
+struct U { stride: u32, total: u32, N: u32, d: u32 }
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(5) var<storage, read_write> db: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  var sg = 0.0;
+  var sb = 0.0;
+  for (var n = 0u; n < u.N; n++) {
+    let e = dy[n * u.d + idx];
+    sg += e * (x[n * u.d + idx] - mean[n]) * rstd[n];
+    sb += e;
+  }
+  dg[idx] += sg;
+  db[idx] += sb;
+}`;
+  return gpu.dispatch('layernorm param grads', code, [a.dy, a.x, a.mean, a.rstd, a.dg, a.db, gpu.uniform([g.stride, d, N, d])], g.wg);
+}
+
+// ---------------------------------------------------------------- elementwise
+
+export function gelu(gpu: Gpu, a: { x: View; y: View; n: number }): Dispatch {
+  const g = flat(a.n);
+  const code = `
+struct U { stride: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let v = x[idx];
+  // tanh written via exp of a clamped argument: tanh() of large |u| is NaN on some backends.
+  let t = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  let e = exp(2.0 * t);
+  y[idx] = 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
+}`;
+  return gpu.dispatch('gelu', code, [a.x, a.y, gpu.uniform([g.stride, a.n])], g.wg);
+}
+
+export function geluBackward(gpu: Gpu, a: { dy: View; x: View; dx: View; n: number }): Dispatch {
+  const g = flat(a.n);
+  const code = `
+struct U { stride: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let v = x[idx];
+  let t = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  let e = exp(2.0 * t);
+  let th = (e - 1.0) / (e + 1.0);
+  let du = 0.7978845608028654 * (1.0 + 0.134145 * v * v);
+  dx[idx] = dy[idx] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+}`;
+  return gpu.dispatch('gelu bwd', code, [a.dy, a.x, a.dx, gpu.uniform([g.stride, a.n])], g.wg);
+}
+
+/** out = a + b (out may alias neither input). */
+export function add(gpu: Gpu, a: { a: View; b: View; out: View; n: number }): Dispatch {
+  const g = flat(a.n);
+  const code = `
+struct U { stride: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  o[idx] = a[idx] + b[idx];
+}`;
+  return gpu.dispatch('add', code, [a.a, a.b, a.out, gpu.uniform([g.stride, a.n])], g.wg);
+}
+
+/** db[j] += Σ_n dy[n,j]: the bias gradient. */
+export function colsum(gpu: Gpu, a: { dy: View; db: View; N: number; C: number }): Dispatch {
+  need('colsum', a.db, a.C);
+  const g = flat(a.C);
+  const code = `
+struct U { stride: u32, total: u32, N: u32 }
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> db: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  var s = 0.0;
+  for (var n = 0u; n < u.N; n++) { s += dy[n * u.total + idx]; }
+  db[idx] += s;
+}`;
+  return gpu.dispatch('colsum', code, [a.dy, a.db, gpu.uniform([g.stride, a.C, a.N])], g.wg);
+}
+
+// ---------------------------------------------------------------- attention
+
+interface AttnDims {
+  B: number;
+  T: number;
+  H: number;
+  d: number;
+}
+const attnUniform = (gpu: Gpu, stride: number, total: number, s: AttnDims) =>
+  gpu.uniform([stride, total, s.B, s.T, s.H, s.d, s.d / s.H, f32bits(1 / Math.sqrt(s.d / s.H))]);
+const ATTN_U = `struct U { stride: u32, total: u32, B: u32, T: u32, H: u32, d: u32, hd: u32, scale: f32 }`;
+
+/** probs[b,h,i,:] = softmax over j ≤ i of q_i·k_j·scale (stable: max subtracted), zero above. */
+export function attentionProbs(gpu: Gpu, a: AttnDims & { qkv: View; probs: View }): Dispatch {
+  const { B, T, H, d } = a;
+  if (d % H !== 0) throw new Error(`attention: d ${d} not divisible by heads ${H}`);
+  need('attention', a.qkv, B * T * 3 * d);
+  need('attention', a.probs, B * H * T * T);
+  const g = flat(B * H * T);
+  const code = `${ATTN_U}
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read_write> P: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let i = idx % u.T;
+  let h = (idx / u.T) % u.H;
+  let b = idx / (u.T * u.H);
+  let row = idx * u.T;
+  let q = (b * u.T + i) * 3u * u.d + h * u.hd;
+  var mx = -3.4e38;
+  for (var j = 0u; j <= i; j++) {
+    let k = (b * u.T + j) * 3u * u.d + u.d + h * u.hd;
+    var s = 0.0;
+    for (var e = 0u; e < u.hd; e++) { s += qkv[q + e] * qkv[k + e]; }
+    s *= u.scale;
+    P[row + j] = s;
+    mx = max(mx, s);
+  }
+  var sum = 0.0;
+  for (var j = 0u; j <= i; j++) { let p = exp(P[row + j] - mx); P[row + j] = p; sum += p; }
+  let inv = 1.0 / sum;
+  for (var j = 0u; j <= i; j++) { P[row + j] *= inv; }
+  for (var j = i + 1u; j < u.T; j++) { P[row + j] = 0.0; }
+}`;
+  return gpu.dispatch('attention probs', code, [a.qkv, a.probs, attnUniform(gpu, g.stride, B * H * T, a)], g.wg);
+}
+
+/** out[b·T+i, h·hd+e] = Σ_{j≤i} P[b,h,i,j]·v[b,j,h,e] */
+export function attentionValues(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; out: View }): Dispatch {
+  const { B, T, H, d } = a;
+  need('attention', a.out, B * T * d);
+  const g = flat(B * T * d);
+  const code = `${ATTN_U}
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let c = idx % u.d;
+  let n = idx / u.d;
+  let i = n % u.T;
+  let b = n / u.T;
+  let h = c / u.hd;
+  let row = ((b * u.H + h) * u.T + i) * u.T;
+  var s = 0.0;
+  for (var j = 0u; j <= i; j++) { s += P[row + j] * qkv[(b * u.T + j) * 3u * u.d + 2u * u.d + c]; }
+  o[idx] = s;
+}`;
+  return gpu.dispatch('attention values', code, [a.qkv, a.probs, a.out, attnUniform(gpu, g.stride, B * T * d, a)], g.wg);
+}
+
+/** dS[b,h,i,j] = P·(dP − Σ_j P·dP)·scale with dP = dout_i·v_j: the softmax backward. */
+export function attentionScoreGrads(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; dout: View; dscores: View }): Dispatch {
+  const { B, T, H, d } = a;
+  need('attention bwd', a.dscores, B * H * T * T);
+  const g = flat(B * H * T);
+  const code = `${ATTN_U}
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dS: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let i = idx % u.T;
+  let h = (idx / u.T) % u.H;
+  let b = idx / (u.T * u.H);
+  let row = idx * u.T;
+  let go = (b * u.T + i) * u.d + h * u.hd;
+  var dot = 0.0;
+  for (var j = 0u; j <= i; j++) {
+    let v = (b * u.T + j) * 3u * u.d + 2u * u.d + h * u.hd;
+    var s = 0.0;
+    for (var e = 0u; e < u.hd; e++) { s += dout[go + e] * qkv[v + e]; }
+    dS[row + j] = s;
+    dot += s * P[row + j];
+  }
+  for (var j = 0u; j <= i; j++) { dS[row + j] = P[row + j] * (dS[row + j] - dot) * u.scale; }
+  for (var j = i + 1u; j < u.T; j++) { dS[row + j] = 0.0; }
+}`;
+  return gpu.dispatch('attention score grads', code, [a.qkv, a.probs, a.dout, a.dscores, attnUniform(gpu, g.stride, B * H * T, a)], g.wg);
+}
+
+/** dqkv from dS and P: dq_i = Σ_j dS_ij k_j, dk_j = Σ_i dS_ij q_i, dv_j = Σ_i P_ij dout_i. */
+export function attentionInputGrads(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; dout: View; dscores: View; dqkv: View }): Dispatch {
+  const { B, T, H, d } = a;
+  need('attention bwd', a.dqkv, B * T * 3 * d);
+  const g = flat(B * T * 3 * d);
+  const code = `${ATTN_U}
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(3) var<storage, read> dS: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let c3 = idx % (3u * u.d);
+  let n = idx / (3u * u.d);
+  let t = n % u.T;
+  let b = n / u.T;
+  let part = c3 / u.d;
+  let c = c3 % u.d;
+  let h = c / u.hd;
+  let base = (b * u.H + h) * u.T * u.T;
+  var s = 0.0;
+  if (part == 0u) {
+    for (var j = 0u; j <= t; j++) { s += dS[base + t * u.T + j] * qkv[(b * u.T + j) * 3u * u.d + u.d + c]; }
+  } else if (part == 1u) {
+    for (var i = t; i < u.T; i++) { s += dS[base + i * u.T + t] * qkv[(b * u.T + i) * 3u * u.d + c]; }
+  } else {
+    for (var i = t; i < u.T; i++) { s += P[base + i * u.T + t] * dout[(b * u.T + i) * u.d + c]; }
+  }
+  dqkv[idx] = s;
+}`;
+  return gpu.dispatch('attention input grads', code, [a.qkv, a.probs, a.dout, a.dscores, a.dqkv, attnUniform(gpu, g.stride, B * T * 3 * d, a)], g.wg);
+}
+
+// ---------------------------------------------------------------- loss
+
+/**
+ * Fused softmax + cross-entropy per row: losses[n] = logsumexp − logit[target], and the logits
+ * are overwritten by their gradient (softmax − onehot)/N.
+ */
+export function crossEntropy(gpu: Gpu, a: { logits: View; targets: View; losses: View; N: number; V: number }): Dispatch {
+  const { N, V } = a;
+  need('cross-entropy', a.logits, N * V);
+  need('cross-entropy', a.losses, N);
+  const g = flat(N);
+  const code = `
+struct U { stride: u32, total: u32, V: u32 }
+@group(0) @binding(0) var<storage, read_write> z: array<f32>;
+@group(0) @binding(1) var<storage, read> tgt: array<u32>;
+@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let o = idx * u.V;
+  var mx = -3.4e38;
+  for (var v = 0u; v < u.V; v++) { mx = max(mx, z[o + v]); }
+  var sum = 0.0;
+  for (var v = 0u; v < u.V; v++) { sum += exp(z[o + v] - mx); }
+  let lse = mx + log(sum);
+  let t = tgt[idx];
+  losses[idx] = lse - z[o + t];
+  let invN = 1.0 / f32(u.total);
+  for (var v = 0u; v < u.V; v++) {
+    z[o + v] = (exp(z[o + v] - lse) - select(0.0, 1.0, v == t)) * invN;
+  }
+}`;
+  return gpu.dispatch('cross-entropy', code, [a.logits, a.targets, a.losses, gpu.uniform([g.stride, N, V])], g.wg);
+}
+
+/**
+ * out[0] = scale · Σ x[i]² (squares) or scale · Σ x[i], reduced by one workgroup, in a fixed
+ * order so the result is deterministic. Used for the mean loss and the gradient norm.
+ */
+export function reduceSum(gpu: Gpu, a: { x: View; out: View; n: number; squares?: boolean; scale?: number }): Dispatch {
+  const code = `
+struct U { n: u32, squares: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> part: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var s = 0.0;
+  for (var i = lid.x; i < u.n; i += ${WG}u) {
+    let v = x[i];
+    s += select(v, v * v, u.squares != 0u);
+  }
+  part[lid.x] = s;
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { part[lid.x] += part[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { o[0] = part[0] * u.scale; }
+}`;
+  return gpu.dispatch(a.squares ? 'sum of squares' : 'sum', code, [a.x, a.out, gpu.uniform([a.n, a.squares ? 1 : 0, f32bits(a.scale ?? 1)])], [1, 1, 1]);
+}
+
+// ---------------------------------------------------------------- optimizer
+
+/** Per-step optimizer scalars, rewritten each step into a small uniform buffer. */
+export interface AdamWState {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  clip: number;
+  /** Step number, from 1. */
+  t: number;
+}
+
+export function adamwWords(s: AdamWState, n: number, decayEnd: number, stride: number): Uint32Array<ArrayBuffer> {
+  const bc1 = 1 - s.beta1 ** s.t;
+  const bc2 = 1 - s.beta2 ** s.t;
+  return new Uint32Array([stride, n, decayEnd, 0, ...[s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.clip, bc1, bc2].map(f32bits)]);
+}
+
+/**
+ * AdamW over the flat parameter buffer with global-norm clipping: `sumsq` holds Σ g² from
+ * reduceSum, so the clip scale is computed on the GPU and nothing is read back.
+ */
+export function adamw(gpu: Gpu, a: { p: View; g: View; m: View; v: View; sumsq: View; hyper: GPUBuffer; n: number }): Dispatch {
+  const gr = flat(a.n);
+  const code = `
+struct U { stride: u32, total: u32, decayEnd: u32, pad: u32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, clip: f32, bc1: f32, bc2: f32 }
+@group(0) @binding(0) var<storage, read_write> p: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> sumsq: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let norm = sqrt(sumsq[0]);
+  let s = select(1.0, u.clip / norm, norm > u.clip);
+  let gi = g[idx] * s;
+  let mi = u.b1 * m[idx] + (1.0 - u.b1) * gi;
+  let vi = u.b2 * v[idx] + (1.0 - u.b2) * gi * gi;
+  m[idx] = mi;
+  v[idx] = vi;
+  let wd = select(0.0, u.wd, idx < u.decayEnd);
+  p[idx] -= u.lr * ((mi / u.bc1) / (sqrt(vi / u.bc2) + u.eps) + wd * p[idx]);
+}`;
+  return gpu.dispatch('adamw', code, [a.p, a.g, a.m, a.v, a.sumsq, a.hyper], gr.wg);
+}
+
+export const adamwStride = (n: number) => flat(n).stride;
+
+// ---------------------------------------------------------------- subspace (ARCHITECTURE §4)
+
+/** c[n,a] = Σ_j (x[n,j] − F[tok[n],j])·U[j,a]; without a table, the plain Uᵀx (gradients). */
+export function subspaceEncode(gpu: Gpu, a: { x: View; u: View; c: View; N: number; d: number; k: number; table?: View; tokens?: View }): Dispatch {
+  const { N, d, k } = a;
+  need('subspace encode', a.c, N * k);
+  need('subspace encode', a.u, d * k);
+  if (!!a.table !== !!a.tokens) throw new Error('subspace encode: a token table needs token ids');
+  const g = flat(N * k);
+  const code = `
+struct U { stride: u32, total: u32, d: u32, k: u32, hasTable: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> basis: array<f32>;
+@group(0) @binding(2) var<storage, read> F: array<f32>;
+@group(0) @binding(3) var<storage, read> tok: array<u32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let n = idx / u.k;
+  let a = idx % u.k;
+  var s = 0.0;
+  if (u.hasTable != 0u) {
+    let f = tok[n] * u.d;
+    for (var j = 0u; j < u.d; j++) { s += (x[n * u.d + j] - F[f + j]) * basis[j * u.k + a]; }
+  } else {
+    for (var j = 0u; j < u.d; j++) { s += x[n * u.d + j] * basis[j * u.k + a]; }
+  }
+  c[idx] = s;
+}`;
+  return gpu.dispatch('subspace encode', code, [a.x, a.u, a.table ?? a.u, a.tokens ?? a.u, a.c, gpu.uniform([g.stride, N * k, d, k, a.table ? 1 : 0])], g.wg);
+}
+
+/** x[n,j] = Σ_a c[n,a]·U[j,a] + F[tok[n],j] */
+export function subspaceDecode(gpu: Gpu, a: { c: View; u: View; x: View; N: number; d: number; k: number; table?: View; tokens?: View }): Dispatch {
+  const { N, d, k } = a;
+  need('subspace decode', a.x, N * d);
+  need('subspace decode', a.c, N * k);
+  if (!!a.table !== !!a.tokens) throw new Error('subspace decode: a token table needs token ids');
+  const g = flat(N * d);
+  const code = `
+struct U { stride: u32, total: u32, d: u32, k: u32, hasTable: u32 }
+@group(0) @binding(0) var<storage, read> c: array<f32>;
+@group(0) @binding(1) var<storage, read> basis: array<f32>;
+@group(0) @binding(2) var<storage, read> F: array<f32>;
+@group(0) @binding(3) var<storage, read> tok: array<u32>;
+@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let n = idx / u.d;
+  let j = idx % u.d;
+  var s = 0.0;
+  for (var a = 0u; a < u.k; a++) { s += c[n * u.k + a] * basis[j * u.k + a]; }
+  if (u.hasTable != 0u) { s += F[tok[n] * u.d + j]; }
+  x[idx] = s;
+}`;
+  return gpu.dispatch('subspace decode', code, [a.c, a.u, a.table ?? a.u, a.tokens ?? a.u, a.x, gpu.uniform([g.stride, N * d, d, k, a.table ? 1 : 0])], g.wg);
+}
+
+/** W[R,d] ← W·U·Uᵀ (rows of W onto span(U)) as two matmuls through tmp[R,k]. */
+export function subspaceProject(gpu: Gpu, a: { w: View; u: View; tmp: View; R: number; d: number; k: number }): Dispatch[] {
+  const { R, d, k } = a;
+  return [
+    matmul(gpu, { M: R, N: k, K: d, a: a.w, b: a.u, c: a.tmp }),
+    matmul(gpu, { M: R, N: d, K: k, a: a.tmp, b: a.u, c: a.w, transB: true }),
+  ];
+}

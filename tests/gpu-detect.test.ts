@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { type GpuReport, type RunSpec, classify, detectGpu, estimateBudget, formatReport, requestDevice, verdict } from '../shared/gpu-detect.js';
+import { layout } from '../shared/model.js';
+import { nodeGPU } from '../worker/node-gpu.js';
+
+const host = { name: 'test host', totalMemoryBytes: 16 * 2 ** 30 };
+const GiB = 2 ** 30;
+const run: RunSpec = {
+  name: 'tiny-shakespeare',
+  config: { vocab: 65, dModel: 128, nHead: 4, nLayer: 1, seq: 64, batch: 16, hasEmbedding: false, hasHead: false },
+  layersInModel: 4,
+};
+/** Bytes one layer of `run` needs, computed independently of verdict(). */
+const perLayer = (() => {
+  const c = run.config;
+  const params = layout(c).count;
+  const n = c.batch * c.seq;
+  const d = c.dModel;
+  const acts = n * (16 * d + c.nHead * c.seq + 4); // x, ln1, qkv, probs, attn, x1, ln2, h, gelu, stats
+  return params * 16 + acts * 4;
+})();
+
+function synthetic(over: Partial<GpuReport> = {}): GpuReport {
+  return {
+    available: true,
+    message: 'WebGPU adapter: synthetic',
+    host: 'test host',
+    adapter: { vendor: 'nvidia', architecture: 'ampere', device: '', description: '', isFallbackAdapter: false, kind: 'discrete' },
+    features: { shaderF16: true, timestampQuery: true, subgroups: true, all: ['shader-f16', 'subgroups', 'timestamp-query'] },
+    limits: { maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 4 * GiB },
+    budget: { bytes: 2 * GiB, basis: 'synthetic' },
+    bench: { matmulSize: 256, matmulGflops: 100, matmulVariant: 'x', variants: { x: 100 }, copyGBs: 100, kernelGBs: 90, bandwidthGBs: 100, ms: 1 },
+    ...over,
+  };
+}
+
+describe('detectGpu without WebGPU', () => {
+  it('reports a missing GPU object instead of throwing', async () => {
+    const r = await detectGpu(undefined, { ...host, runtime: 'browser' });
+    expect(r.available).toBe(false);
+    expect(r.message).toMatch(/WebGPU is missing/);
+    expect(r.message).toMatch(/Chrome\/Edge 113\+/);
+    expect(r.budget.bytes).toBe(0);
+    expect(formatReport(r)).toMatch(/not available/);
+  });
+
+  it('reports an adapter request that resolves null', async () => {
+    const gpu = { requestAdapter: async () => null } as unknown as GPU;
+    const r = await detectGpu(gpu, { ...host, runtime: 'node' });
+    expect(r.available).toBe(false);
+    expect(r.message).toMatch(/no adapter/);
+    expect(r.message).toMatch(/mesa-vulkan-drivers/);
+  });
+
+  it('reports an adapter request that throws', async () => {
+    const gpu = { requestAdapter: async () => { throw new Error('boom'); } } as unknown as GPU;
+    const r = await detectGpu(gpu, host);
+    expect(r.available).toBe(false);
+    expect(r.message).toMatch(/boom/);
+    // Without a runtime hint both kinds of advice are given.
+    expect(r.message).toMatch(/in a browser/);
+    expect(r.message).toMatch(/in Node/);
+  });
+});
+
+describe('adapter classification and budget', () => {
+  const info = { vendor: '', architecture: '', device: '', description: '', isFallbackAdapter: false };
+  it('classifies adapters from their info', () => {
+    expect(classify({ ...info, description: 'llvmpipe: Mesa 25' })).toBe('cpu');
+    expect(classify({ ...info, vendor: 'google', description: 'SwiftShader Device' })).toBe('cpu');
+    expect(classify({ ...info, vendor: 'nvidia', isFallbackAdapter: true })).toBe('cpu');
+    expect(classify({ ...info, vendor: 'intel', architecture: 'gen-12lp' })).toBe('integrated');
+    expect(classify({ ...info, vendor: 'intel', architecture: 'gen-12hp' })).toBe('discrete');
+    expect(classify({ ...info, vendor: 'apple', architecture: 'metal-3' })).toBe('integrated');
+    expect(classify({ ...info, vendor: 'nvidia', architecture: 'ampere' })).toBe('discrete');
+    expect(classify(info)).toBe('unknown');
+  });
+
+  it('bounds the budget by host RAM, defaults and maxBufferSize', () => {
+    expect(estimateBudget('cpu', { maxBufferSize: 4 * GiB }, 16 * GiB).bytes).toBe(8 * GiB);
+    expect(estimateBudget('integrated', { maxBufferSize: 4 * GiB }, 16 * GiB).bytes).toBe(4 * GiB);
+    expect(estimateBudget('discrete', { maxBufferSize: 4 * GiB }, 64 * GiB).bytes).toBe(2 * GiB);
+    const tiny = estimateBudget('discrete', { maxBufferSize: 256 * 2 ** 20 });
+    expect(tiny.bytes).toBe(5 * 256 * 2 ** 20);
+    expect(tiny.basis).toMatch(/maxBufferSize/);
+  });
+});
+
+describe('verdict', () => {
+  it('fits all layers when the budget is ample', () => {
+    const v = verdict(synthetic(), run);
+    expect(v).toMatchObject({ ok: true, layers: 4, text: 'can hold 4 of 4 layers of run tiny-shakespeare' });
+  });
+
+  it('fits only as many layers as the budget holds', () => {
+    const v = verdict(synthetic({ budget: { bytes: 3 * perLayer + 1000, basis: 'synthetic' } }), run);
+    expect(v).toMatchObject({ ok: true, layers: 3, text: 'can hold 3 of 4 layers of run tiny-shakespeare' });
+  });
+
+  it('rejects when not even one layer fits', () => {
+    const v = verdict(synthetic({ budget: { bytes: perLayer - 1, basis: 'synthetic' } }), run);
+    expect(v.ok).toBe(false);
+    expect(v.layers).toBe(0);
+    expect(v.text).toMatch(/^rejected because one layer needs/);
+  });
+
+  it('rejects a binding size below the largest tensor', () => {
+    const v = verdict(synthetic({ limits: { maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 4 * GiB } }), run);
+    expect(v.ok).toBe(false);
+    // The largest tensor is the MLP hidden activation: 16·64 tokens × 512 floats × 4 B = 2 MiB.
+    expect(v.text).toBe("rejected because the adapter's maxStorageBufferBindingSize (1 MiB) is below the largest tensor (2 MiB)");
+  });
+
+  it('rejects a slow adapter', () => {
+    const bench = { ...synthetic().bench!, matmulGflops: 0.2 };
+    expect(verdict(synthetic({ bench }), run).text).toBe('rejected because a measured 0.2 GFLOP/s is below the 0.5 GFLOP/s floor');
+  });
+
+  it('rejects when there is no adapter', async () => {
+    const v = verdict(await detectGpu(undefined, host), run);
+    expect(v).toMatchObject({ ok: false, layers: 0, text: 'rejected because no WebGPU adapter' });
+    expect(v.reasons[0]).toMatch(/WebGPU is missing/);
+  });
+
+  it('caps layers by maxBufferSize for the flat parameter buffer', () => {
+    const params = layout(run.config).count;
+    const v = verdict(synthetic({ limits: { maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 2 * params * 4 } }), run);
+    expect(v.layers).toBe(2);
+  });
+
+  it('counts the embedding and head of end stages', () => {
+    const ends: RunSpec = { ...run, config: { ...run.config, hasEmbedding: true, hasHead: true } };
+    const budget = 4 * perLayer + 1000;
+    expect(verdict(synthetic({ budget: { bytes: budget, basis: 'synthetic' } }), run).layers).toBe(4);
+    expect(verdict(synthetic({ budget: { bytes: budget, basis: 'synthetic' } }), ends).layers).toBe(3);
+  });
+});
+
+describe('detectGpu on this machine (Dawn)', () => {
+  it('detects the adapter, its limits and measures it', async () => {
+    const r = await detectGpu(nodeGPU(), { ...host, runtime: 'node' }, { benchSize: 128 });
+    expect(r.available).toBe(true);
+    expect(r.adapter!.description || r.adapter!.vendor).not.toBe('');
+    expect(r.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
+    expect(r.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
+    expect(r.features.all.length).toBeGreaterThan(0);
+    expect(r.benchError).toBeUndefined();
+    expect(r.bench!.matmulGflops).toBeGreaterThan(0);
+    expect(r.bench!.bandwidthGBs).toBeGreaterThan(0);
+    expect(r.budget.bytes).toBeGreaterThan(0);
+    expect(formatReport(r)).toMatch(/GFLOP\/s/);
+  }, 30_000);
+
+  it('creates devices with the adapter limits, not the defaults', async () => {
+    const adapter = (await nodeGPU().requestAdapter())!;
+    const want = { buffer: adapter.limits.maxBufferSize, binding: adapter.limits.maxStorageBufferBindingSize };
+    const device = await requestDevice(adapter);
+    try {
+      expect(device.limits.maxBufferSize).toBe(want.buffer);
+      expect(device.limits.maxStorageBufferBindingSize).toBe(want.binding);
+      for (const f of ['shader-f16', 'timestamp-query', 'subgroups']) {
+        expect(device.features.has(f)).toBe(adapter.features.has(f as GPUFeatureName));
+      }
+    } finally {
+      device.destroy();
+    }
+  }, 10_000);
+});

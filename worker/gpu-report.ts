@@ -1,0 +1,42 @@
+// `npx tsx worker/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
+import os from 'node:os';
+import { type RunSpec, detectGpu, formatReport, verdict } from '../shared/gpu-detect.js';
+import { nodeGPU } from './node-gpu.js';
+
+/** The default run: a char-level Shakespeare GPT, one layer per block, four in the model. */
+export const DEFAULT_RUN: RunSpec = {
+  name: 'shakespeare-char',
+  config: { vocab: 65, dModel: 128, nHead: 4, nLayer: 1, seq: 64, batch: 16, hasEmbedding: false, hasHead: false },
+  layersInModel: 4,
+};
+
+async function main(args: string[]): Promise<void> {
+  const unknown = args.filter((a) => a !== '--json' && a !== '--no-bench');
+  if (unknown.length) throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: gpu-report [--json] [--no-bench]`);
+  let gpu: GPU | undefined;
+  try {
+    gpu = nodeGPU();
+  } catch (e) {
+    // A missing or broken Dawn binary is a missing WebGPU, not a crash.
+    console.error(`loading Dawn failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const host = { name: `node ${process.version} ${os.platform()} ${os.arch()}`, totalMemoryBytes: os.totalmem(), runtime: 'node' as const };
+  const report = await detectGpu(gpu, host, { benchmark: !args.includes('--no-bench') });
+  const v = verdict(report, DEFAULT_RUN);
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ report, verdict: v }, null, 2));
+  } else {
+    console.log(formatReport(report));
+    console.log(`\nverdict: ${v.text}`);
+    for (const r of v.reasons) console.log(`  - ${r}`);
+  }
+}
+
+// Dawn keeps the event loop alive, so leave explicitly.
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
