@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts', 'e2e/**/*.test.ts'],
+    testTimeout: 120000,
+    hookTimeout: 900000,
+    // Two cores, and GPU tests must not run concurrently.
+    fileParallelism: false,
+  },
+});

@@ -1,0 +1,90 @@
+// `npm start`: train the default char-level GPT on this machine's GPU in one process, with a live
+// progress line and a loss plot. The whole model is one block (embedding, every layer, head).
+//   npm start -- [--data FILE] [--steps N] [--layers L] [--d-model D] [--heads H] [--seq T]
+//                [--batch B] [--lr X] [--eval-every K] [--out DIR]
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BlockRuntime } from '../shared/block-runtime.js';
+import { charCorpus, sampleBatch } from '../shared/data.js';
+import { type BlockConfig, blockFlops } from '../shared/model.js';
+import { DEFAULT_ADAMW } from '../shared/optimizer.js';
+import { lossPlotSvg } from '../shared/plot.js';
+import { openNodeGpu } from './node-gpu.js';
+
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+function int(name: string, fallback: number): number {
+  const v = Number(flag(name, String(fallback)));
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+async function main(): Promise<void> {
+  const dataPath = flag('data', new URL('../data/tinyshakespeare.txt', import.meta.url).pathname);
+  const steps = int('steps', 300);
+  const evalEvery = int('eval-every', 50);
+  const out = flag('out', 'runs/local');
+  const corpus = charCorpus(readFileSync(dataPath, 'utf8'));
+  const cfg: BlockConfig = {
+    vocab: corpus.vocab.length,
+    dModel: int('d-model', 128),
+    nHead: int('heads', 4),
+    nLayer: int('layers', 4),
+    seq: int('seq', 64),
+    batch: int('batch', 16),
+    hasEmbedding: true,
+    hasHead: true,
+  };
+  const lr = Number(flag('lr', String(DEFAULT_ADAMW.lr)));
+  const gpu = await openNodeGpu();
+  console.log(`data ${dataPath}: ${corpus.train.length + corpus.val.length} chars, vocab ${cfg.vocab}`);
+  console.log(`model d=${cfg.dModel} layers=${cfg.nLayer} heads=${cfg.nHead} seq=${cfg.seq} batch=${cfg.batch}; tuning kernels…`);
+  const rt = await BlockRuntime.create(gpu, cfg, { seed: 1, optimizer: { ...DEFAULT_ADAMW, lr }, autotune: true });
+  console.log(`${rt.layout.count.toLocaleString()} parameters, ${(rt.gpuBytes / 2 ** 20).toFixed(1)} MiB on the GPU`);
+
+  const evalLoss = async () => {
+    let s = 0;
+    const n = 4;
+    for (let i = 0; i < n; i++) s += (await rt.forward(sampleBatch(corpus.val, cfg.batch, cfg.seq, 2, i))).loss!;
+    return s / n;
+  };
+  const train: [number, number][] = [];
+  const val: [number, number][] = [[0, await evalLoss()]];
+  const tokensPerStep = cfg.batch * cfg.seq;
+  const t0 = performance.now();
+  for (let step = 1; step <= steps; step++) {
+    const { loss } = await rt.forward(sampleBatch(corpus.train, cfg.batch, cfg.seq, 1, step));
+    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: lower --lr`);
+    await rt.backward();
+    rt.step();
+    train.push([step, loss!]);
+    if (step % evalEvery === 0 || step === steps) val.push([step, await evalLoss()]);
+    const secs = (performance.now() - t0) / 1000;
+    const tps = (step * tokensPerStep) / secs;
+    const eta = ((steps - step) * secs) / step;
+    process.stdout.write(
+      `\rstep ${step}/${steps} | loss ${loss!.toFixed(4)} | val ${val.at(-1)![1].toFixed(4)} | ${Math.round(tps)} tok/s | ` +
+        `${((blockFlops(cfg).total * step) / secs / 1e9).toFixed(2)} GFLOP/s | eta ${Math.ceil(eta)}s   `,
+    );
+  }
+  process.stdout.write('\n');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'loss.svg'), lossPlotSvg({ title: `local training, ${cfg.nLayer} layers d=${cfg.dModel}`, series: [{ name: 'train', points: train }, { name: 'validation', points: val }] }));
+  writeFileSync(join(out, 'metrics.json'), JSON.stringify({ config: cfg, train, val }, null, 2));
+  console.log(`final validation loss ${val.at(-1)![1].toFixed(4)}; loss curve in ${join(out, 'loss.svg')}`);
+  rt.destroy();
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
