@@ -1,12 +1,26 @@
-// C[M,N] (+)= op(A)·op(B) (+ bias[N]), op = identity or transpose, row-major storage.
-// Each invocation computes a TM×TN register block of C. Two families:
+// C[M,N] (+)= op(A)·op(B) (+ bias[N]), op = identity or transpose, row-major storage with
+// optional leading dimensions and a two-level batch (for per-head attention products that read
+// q, k, v straight out of the packed qkv tensor). Each invocation computes a TM×TN register block
+// of C. Three generated families:
 //  - 'direct': every invocation streams its rows of A and columns of B straight from memory.
 //    On CPU adapters (lavapipe, SwiftShader) memory is cached anyway, so skipping workgroup
 //    memory and barriers wins.
 //  - 'shared': the workgroup stages BK-deep tiles of A and B in workgroup memory first, the
 //    classic GPU tiling that cuts global-memory traffic on discrete GPUs.
+//  - 'vec4': like 'direct' with 4-wide loads and vec4 accumulators (needs 4-aligned strides).
+// 'strided' variants space an invocation's columns WX (or 4·WX) apart, so neighbouring
+// invocations (SIMD lanes on CPU adapters) read neighbouring addresses of B.
 // The best variant for a shape is picked by measurement (see autotune.ts).
 import { type Dispatch, type Gpu, type View, groups } from './context.js';
+
+/** Batch index z = outer·inner + innerIndex; a matrix starts at base + outer·strides[0] + inner·strides[1]. */
+export interface Batch {
+  outer: number;
+  inner: number;
+  a: [number, number];
+  b: [number, number];
+  c: [number, number];
+}
 
 export interface MatmulShape {
   M: number;
@@ -14,6 +28,13 @@ export interface MatmulShape {
   K: number;
   transA?: boolean; // A stored as [K, M]
   transB?: boolean; // B stored as [N, K]
+  /** Row strides in floats; default dense (K or M for A, N or K for B, N for C). */
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
+  /** First element of A, B, C inside their views, in floats. */
+  base?: [number, number, number];
+  batch?: Batch;
 }
 
 export interface MatmulVariant {
@@ -23,8 +44,6 @@ export interface MatmulVariant {
   tm: number; // rows per invocation
   tn: number; // columns per invocation
   bk: number; // K-tile depth ('shared' only)
-  /** 'direct' only: an invocation's columns are WX apart, so neighbouring invocations (SIMD
-   * lanes on CPU adapters) read neighbouring addresses of B. */
   strided?: boolean;
 }
 
@@ -51,76 +70,109 @@ export const VARIANTS: MatmulVariant[] = [
   { kind: 'vec4', wx: 8, wy: 4, tm: 8, tn: 16, bk: 4, strided: true },
 ];
 
-const aIndex = (transA: boolean, r: string, k: string) => (transA ? `${k} * d.M + ${r}` : `${r} * d.K + ${k}`);
-const bIndex = (transB: boolean, k: string, c: string) => (transB ? `${c} * d.K + ${k}` : `${k} * d.N + ${c}`);
+interface Strides {
+  lda: number;
+  ldb: number;
+  ldc: number;
+  base: [number, number, number];
+  batch: Batch;
+}
 
-const header = `
-struct Dims { M: u32, N: u32, K: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+function strides(s: MatmulShape): Strides {
+  return {
+    lda: s.lda ?? (s.transA ? s.M : s.K),
+    ldb: s.ldb ?? (s.transB ? s.K : s.N),
+    ldc: s.ldc ?? s.N,
+    base: s.base ?? [0, 0, 0],
+    batch: s.batch ?? { outer: 1, inner: 1, a: [0, 0], b: [0, 0], c: [0, 0] },
+  };
+}
+
+/** 'vec4' variants read 4 values per load: the loaded rows, strides and offsets must be 4-aligned. */
+export function variantFits(v: MatmulVariant, s: MatmulShape): boolean {
+  if (v.kind !== 'vec4') return true;
+  const st = strides(s);
+  const al = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+  const aOk = al(st.lda, st.base[0], ...st.batch.a) && (s.transA ? al(s.M) && v.tm % 4 === 0 : true);
+  const bOk = al(st.ldb, st.base[1], ...st.batch.b) && (s.transB ? true : al(s.N));
+  return aOk && bOk && al(s.K) && v.tn % 4 === 0;
+}
+
+const header = (vecA: boolean, vecB: boolean) => `
+struct Dims { M: u32, N: u32, K: u32, flags: u32, lda: u32, ldb: u32, ldc: u32, inner: u32,
+  a0: u32, b0: u32, c0: u32, pad: u32, aO: u32, aI: u32, bO: u32, bI: u32, cO: u32, cI: u32 }
+@group(0) @binding(0) var<storage, read> A${vecA ? '4: array<vec4<f32>>' : ': array<f32>'};
+@group(0) @binding(1) var<storage, read> B${vecB ? '4: array<vec4<f32>>' : ': array<f32>'};
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<uniform> d: Dims;
-`;
-
-function epilogue(v: MatmulVariant, col = (j: number) => `col0 + ${j}u`): string {
-  const lines: string[] = [];
-  for (let i = 0; i < v.tm; i++) {
-    lines.push(`  if (row0 + ${i}u < d.M) {`);
-    for (let j = 0; j < v.tn; j++) {
-      lines.push(`    if (${col(j)} < d.N) { store(row0 + ${i}u, ${col(j)}, acc${i}_${j}); }`);
-    }
-    lines.push('  }');
-  }
-  return lines.join('\n');
-}
-
-const storeFn = `
+var<private> offC: u32;
 fn store(r: u32, c: u32, v: f32) {
   var x = v;
   if ((d.flags & 2u) != 0u) { x += bias[c]; }
-  let i = r * d.N + c;
+  let i = offC + r * d.ldc + c;
   if ((d.flags & 1u) != 0u) { x += C[i]; }
   C[i] = x;
 }
 `;
 
-function accumulators(v: MatmulVariant): string {
+const builtins = '@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>';
+
+// Per-batch offsets; out-of-range rows/columns read a clamped (valid) index and are never stored,
+// so the inner loops carry no branches.
+const prologue = `
+  let zo = wg.z / d.inner;
+  let zi = wg.z % d.inner;
+  let offA = d.a0 + zo * d.aO + zi * d.aI;
+  let offB = d.b0 + zo * d.bO + zi * d.bI;
+  offC = d.c0 + zo * d.cO + zi * d.cI;`;
+
+const aIndex = (transA: boolean, r: string, k: string) => (transA ? `offA + ${k} * d.lda + ${r}` : `offA + ${r} * d.lda + ${k}`);
+const bIndex = (transB: boolean, k: string, c: string) => (transB ? `offB + ${c} * d.ldb + ${k}` : `offB + ${k} * d.ldb + ${c}`);
+
+function scalarBlock(v: MatmulVariant) {
+  const acc: string[] = [];
+  const fma: string[] = [];
   const out: string[] = [];
-  for (let i = 0; i < v.tm; i++) for (let j = 0; j < v.tn; j++) out.push(`  var acc${i}_${j} = 0.0;`);
-  return out.join('\n');
+  for (let i = 0; i < v.tm; i++) for (let j = 0; j < v.tn; j++) acc.push(`  var acc${i}_${j} = 0.0;`);
+  for (let i = 0; i < v.tm; i++) for (let j = 0; j < v.tn; j++) fma.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+  return { acc: acc.join('\n'), fma: fma.join('\n'), out };
 }
 
-function fma(v: MatmulVariant): string {
-  const out: string[] = [];
-  for (let i = 0; i < v.tm; i++) for (let j = 0; j < v.tn; j++) out.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
-  return out.join('\n');
+function epilogue(v: MatmulVariant, col: (j: number) => string, value: (i: number, j: number) => string): string {
+  const lines: string[] = [];
+  for (let i = 0; i < v.tm; i++) {
+    lines.push(`  if (row0 + ${i}u < d.M) {`);
+    for (let j = 0; j < v.tn; j++) lines.push(`    if (${col(j)} < d.N) { store(row0 + ${i}u, ${col(j)}, ${value(i, j)}); }`);
+    lines.push('  }');
+  }
+  return lines.join('\n');
 }
 
 function directShader(v: MatmulVariant, transA: boolean, transB: boolean): string {
-  // Out-of-range rows/columns read a clamped (valid) index and are never stored: no branches
-  // in the inner loop.
+  const col = (j: number) => (v.strided ? `col0 + ${j * v.wx}u` : `col0 + ${j}u`);
+  const col0 = v.strided ? `wg.x * ${v.wx * v.tn}u + lid.x` : `gid.x * ${v.tn}u`;
   const loads: string[] = [];
-  for (let i = 0; i < v.tm; i++) loads.push(`    let a${i} = A[${aIndex(transA, `r${i}`, 'k')}];`);
-  for (let j = 0; j < v.tn; j++) loads.push(`    let b${j} = B[${bIndex(transB, 'k', `c${j}`)}];`);
   const clamps: string[] = [];
   for (let i = 0; i < v.tm; i++) clamps.push(`  let r${i} = min(row0 + ${i}u, d.M - 1u);`);
-  const col = (j: number) => (v.strided ? `col0 + ${j * v.wx}u` : `col0 + ${j}u`);
   for (let j = 0; j < v.tn; j++) clamps.push(`  let c${j} = min(${col(j)}, d.N - 1u);`);
-  const col0 = v.strided ? `wg.x * ${v.wx * v.tn}u + lid.x` : `gid.x * ${v.tn}u`;
-  return `${header}${storeFn}
+  for (let i = 0; i < v.tm; i++) loads.push(`    let a${i} = A[${aIndex(transA, `r${i}`, 'k')}];`);
+  for (let j = 0; j < v.tn; j++) loads.push(`    let b${j} = B[${bIndex(transB, 'k', `c${j}`)}];`);
+  const blk = scalarBlock(v);
+  return `${header(false, false)}
 @compute @workgroup_size(${v.wx}, ${v.wy})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(${builtins}) {
   let row0 = ${v.wy === 1 ? 'wg.y' : 'gid.y'} * ${v.tm}u;
   let col0 = ${col0};
   if (row0 >= d.M || col0 >= d.N) { return; }
+${prologue}
 ${clamps.join('\n')}
-${accumulators(v)}
+${blk.acc}
   for (var k = 0u; k < d.K; k++) {
 ${loads.join('\n')}
-${fma(v)}
+${blk.fma}
   }
-${epilogue(v, col)}
+${epilogue(v, col, (i, j) => `acc${i}_${j}`)}
 }
 `;
 }
@@ -130,15 +182,15 @@ function sharedShader(v: MatmulVariant, transA: boolean, transB: boolean): strin
   const BN = v.wx * v.tn;
   const BK = v.bk;
   const threads = v.wx * v.wy;
-  const loadsA: string[] = [];
-  const loadsB: string[] = [];
-  for (let i = 0; i < v.tm; i++) loadsA.push(`      let a${i} = As[kk * ${BM}u + ly * ${v.tm}u + ${i}u];`);
-  for (let j = 0; j < v.tn; j++) loadsB.push(`      let b${j} = Bs[kk * ${BN}u + lx * ${v.tn}u + ${j}u];`);
-  return `${header}${storeFn}
+  const loads: string[] = [];
+  for (let i = 0; i < v.tm; i++) loads.push(`      let a${i} = As[kk * ${BM}u + ly * ${v.tm}u + ${i}u];`);
+  for (let j = 0; j < v.tn; j++) loads.push(`      let b${j} = Bs[kk * ${BN}u + lx * ${v.tn}u + ${j}u];`);
+  const blk = scalarBlock(v);
+  return `${header(false, false)}
 var<workgroup> As: array<f32, ${BK * BM}>; // [BK][BM]
 var<workgroup> Bs: array<f32, ${BK * BN}>; // [BK][BN]
 @compute @workgroup_size(${v.wx}, ${v.wy})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(${builtins}) {
   let lx = lid.x;
   let ly = lid.y;
   let tid = ly * ${v.wx}u + lx;
@@ -146,97 +198,72 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let tileCol = wg.x * ${BN}u;
   let row0 = tileRow + ly * ${v.tm}u;
   let col0 = tileCol + lx * ${v.tn}u;
-${accumulators(v)}
+${prologue}
+${blk.acc}
   for (var k0 = 0u; k0 < d.K; k0 += ${BK}u) {
     for (var e = tid; e < ${BK * BM}u; e += ${threads}u) {
-      let kk = e / ${BM}u;
-      let rr = e % ${BM}u;
-      let r = min(tileRow + rr, d.M - 1u);
-      let k = k0 + kk;
+      let r = min(tileRow + e % ${BM}u, d.M - 1u);
+      let k = k0 + e / ${BM}u;
       As[e] = select(0.0, A[${aIndex(transA, 'r', 'min(k, d.K - 1u)')}], k < d.K);
     }
     for (var e = tid; e < ${BK * BN}u; e += ${threads}u) {
-      let kk = e / ${BN}u;
-      let cc = e % ${BN}u;
-      let c = min(tileCol + cc, d.N - 1u);
-      let k = k0 + kk;
+      let c = min(tileCol + e % ${BN}u, d.N - 1u);
+      let k = k0 + e / ${BN}u;
       Bs[e] = select(0.0, B[${bIndex(transB, 'min(k, d.K - 1u)', 'c')}], k < d.K);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
-${loadsA.join('\n')}
-${loadsB.join('\n')}
-${fma(v)}
+${loads.join('\n')}
+${blk.fma}
     }
     workgroupBarrier();
   }
   if (row0 >= d.M || col0 >= d.N) { return; }
-${epilogue(v)}
+${epilogue(v, (j) => `col0 + ${j}u`, (i, j) => `acc${i}_${j}`)}
 }
 `;
 }
 
-/** 'vec4' variants read 4 values per load; they need the loaded dimensions divisible by 4. */
-export function variantFits(v: MatmulVariant, s: MatmulShape): boolean {
-  if (v.kind !== 'vec4') return true;
-  const aOk = s.transA ? s.M % 4 === 0 && v.tm % 4 === 0 : s.K % 4 === 0;
-  const bOk = s.transB ? s.K % 4 === 0 : s.N % 4 === 0;
-  return aOk && bOk && s.K % 4 === 0 && v.tn % 4 === 0;
-}
-
 function vec4Shader(v: MatmulVariant, transA: boolean, transB: boolean): string {
   const nv = v.tn / 4;
-  const colOf = (j: number) => {
-    const g = Math.floor(j / 4);
-    return v.strided ? `col0 + ${g * v.wx * 4 + (j % 4)}u` : `col0 + ${j}u`;
-  };
+  const colOf = (j: number) => (v.strided ? `col0 + ${Math.floor(j / 4) * v.wx * 4 + (j % 4)}u` : `col0 + ${j}u`);
   const vecCol = (g: number) => (v.strided ? `col0 + ${g * v.wx * 4}u` : `col0 + ${g * 4}u`);
   const col0 = v.strided ? `wg.x * ${v.wx * v.tn}u + lid.x * 4u` : `gid.x * ${v.tn}u`;
   const body: string[] = [];
-  const a = (i: number, kk: number) => (transA ? `at${kk}_${Math.floor(i / 4)}[${i % 4}]` : `av${i}[${kk}]`);
+  // A: without transpose, 4 consecutive k of one row; transposed, 4 consecutive rows of one k.
   if (transA) {
     for (let kk = 0; kk < 4; kk++)
-      for (let ib = 0; ib < v.tm / 4; ib++)
-        body.push(`    let at${kk}_${ib} = A4[((k + ${kk}u) * d.M + min(row0 + ${ib * 4}u, d.M - 4u)) / 4u];`);
+      for (let ib = 0; ib < v.tm / 4; ib++) body.push(`    let at${kk}_${ib} = A4[(offA + (k + ${kk}u) * d.lda + min(row0 + ${ib * 4}u, d.M - 4u)) / 4u];`);
   } else {
-    for (let i = 0; i < v.tm; i++) body.push(`    let av${i} = A4[(min(row0 + ${i}u, d.M - 1u) * d.K + k) / 4u];`);
+    for (let i = 0; i < v.tm; i++) body.push(`    let av${i} = A4[(offA + min(row0 + ${i}u, d.M - 1u) * d.lda + k) / 4u];`);
   }
-  const b = (kk: number, g: number) => (transB ? `vec4<f32>(bt${g * 4}[${kk}], bt${g * 4 + 1}[${kk}], bt${g * 4 + 2}[${kk}], bt${g * 4 + 3}[${kk}])` : `b${kk}_${g}`);
+  const a = (i: number, kk: number) => (transA ? `at${kk}_${Math.floor(i / 4)}[${i % 4}]` : `av${i}[${kk}]`);
+  // B: without transpose, 4 consecutive columns of one k; transposed, 4 consecutive k of one column.
   if (transB) {
-    for (let j = 0; j < v.tn; j++) body.push(`    let bt${j} = B4[(min(${colOf(j)}, d.N - 1u) * d.K + k) / 4u];`);
+    for (let j = 0; j < v.tn; j++) body.push(`    let bt${j} = B4[(offB + min(${colOf(j)}, d.N - 1u) * d.ldb + k) / 4u];`);
   } else {
     for (let kk = 0; kk < 4; kk++)
-      for (let g = 0; g < nv; g++) body.push(`    let b${kk}_${g} = B4[((k + ${kk}u) * d.N + min(${vecCol(g)}, d.N - 4u)) / 4u];`);
+      for (let g = 0; g < nv; g++) body.push(`    let b${kk}_${g} = B4[(offB + (k + ${kk}u) * d.ldb + min(${vecCol(g)}, d.N - 4u)) / 4u];`);
   }
+  const b = (kk: number, g: number) =>
+    transB ? `vec4<f32>(bt${g * 4}[${kk}], bt${g * 4 + 1}[${kk}], bt${g * 4 + 2}[${kk}], bt${g * 4 + 3}[${kk}])` : `b${kk}_${g}`;
   for (let kk = 0; kk < 4; kk++)
     for (let i = 0; i < v.tm; i++)
       for (let g = 0; g < nv; g++) body.push(`    acc${i}_${g} = fma(vec4<f32>(${a(i, kk)}), ${b(kk, g)}, acc${i}_${g});`);
   const acc: string[] = [];
   for (let i = 0; i < v.tm; i++) for (let g = 0; g < nv; g++) acc.push(`  var acc${i}_${g} = vec4<f32>(0.0);`);
-  const out: string[] = [];
-  for (let i = 0; i < v.tm; i++) {
-    out.push(`  if (row0 + ${i}u < d.M) {`);
-    for (let j = 0; j < v.tn; j++) out.push(`    if (${colOf(j)} < d.N) { store(row0 + ${i}u, ${colOf(j)}, acc${i}_${Math.floor(j / 4)}[${j % 4}]); }`);
-    out.push('  }');
-  }
-  return `
-struct Dims { M: u32, N: u32, K: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> d: Dims;
-${storeFn}
+  return `${header(true, true)}
 @compute @workgroup_size(${v.wx}, ${v.wy})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(${builtins}) {
   let row0 = gid.y * ${v.tm}u;
   let col0 = ${col0};
   if (row0 >= d.M || col0 >= d.N) { return; }
+${prologue}
 ${acc.join('\n')}
   for (var k = 0u; k < d.K; k += 4u) {
 ${body.join('\n')}
   }
-${out.join('\n')}
+${epilogue(v, colOf, (i, j) => `acc${i}_${Math.floor(j / 4)}[${j % 4}]`)}
 }
 `;
 }
@@ -250,21 +277,34 @@ export function variantKey(v: MatmulVariant): string {
   return `${v.kind}${v.strided ? '-strided' : ''}:${v.wx}x${v.wy}:${v.tm}x${v.tn}:${v.bk}`;
 }
 
+/** Index one past the last element a matrix touches, to check it lies inside its view. */
+function extent(rows: number, cols: number, ld: number, base: number, strides: [number, number], b: Batch): number {
+  return base + (b.outer - 1) * strides[0] + (b.inner - 1) * strides[1] + (rows - 1) * ld + cols;
+}
+
 export function matmul(gpu: Gpu, args: MatmulArgs, pick?: (s: MatmulShape) => MatmulVariant): Dispatch {
   const { M, N, K, a, b, c } = args;
   const transA = !!args.transA;
   const transB = !!args.transB;
-  if (a.length < M * K) throw new Error(`matmul: A holds ${a.length} values, needs ${M}×${K}`);
-  if (b.length < K * N) throw new Error(`matmul: B holds ${b.length} values, needs ${K}×${N}`);
-  if (c.length < M * N) throw new Error(`matmul: C holds ${c.length} values, needs ${M}×${N}`);
-  if (args.bias && args.bias.length < N) throw new Error(`matmul: bias holds ${args.bias.length} values, needs ${N}`);
-  const v = args.variant ?? pick?.({ M, N, K, transA, transB }) ?? DEFAULT_VARIANT;
-  if (!variantFits(v, { M, N, K, transA, transB })) throw new Error(`matmul: variant ${variantKey(v)} does not fit ${M}x${N}x${K}`);
+  const st = strides(args);
+  const bt = st.batch;
+  const need = (name: string, view: View, n: number) => {
+    if (view.length < n) throw new Error(`matmul: ${name} holds ${view.length} values, the ${M}×${N}×${K} product reads ${n}`);
+  };
+  need('A', a, transA ? extent(K, M, st.lda, st.base[0], bt.a, bt) : extent(M, K, st.lda, st.base[0], bt.a, bt));
+  need('B', b, transB ? extent(N, K, st.ldb, st.base[1], bt.b, bt) : extent(K, N, st.ldb, st.base[1], bt.b, bt));
+  need('C', c, extent(M, N, st.ldc, st.base[2], bt.c, bt));
+  if (args.bias) need('bias', args.bias, N);
+  const v = args.variant ?? pick?.(args) ?? DEFAULT_VARIANT;
+  if (!variantFits(v, args)) throw new Error(`matmul: variant ${variantKey(v)} does not fit ${M}x${N}x${K}`);
   const flags = (args.accumulate ? 1 : 0) | (args.bias ? 2 : 0);
-  const dims = gpu.uniform([M, N, K, flags], 'matmul dims');
-  const wg: [number, number, number] = [groups(N, v.wx * v.tn), groups(M, v.wy * v.tm), 1];
+  const dims = gpu.uniform(
+    [M, N, K, flags, st.lda, st.ldb, st.ldc, bt.inner, ...st.base, 0, ...bt.a, ...bt.b, ...bt.c],
+    'matmul dims',
+  );
+  const wg: [number, number, number] = [groups(N, v.wx * v.tn), groups(M, v.wy * v.tm), bt.outer * bt.inner];
   return gpu.dispatch(
-    `matmul ${M}x${N}x${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`,
+    `matmul ${M}x${N}x${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bt.outer * bt.inner > 1 ? ` ×${bt.outer * bt.inner}` : ''}`,
     matmulShader(v, transA, transB),
     [a, b, args.bias ?? a, c, dims],
     wg,
