@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   for (const [i, s] of shapes.entries()) {
     bar(i, shapes.length, `matmul ${s.m}x${s.n}x${s.k}: tuning`);
     const shape = { M: s.m, N: s.n, K: s.k };
-    const variant = await tuner.tune(gpu, shape, 2);
+    const { variant } = await tuner.tune(gpu, shape, 2);
     const rand = rng(i + 1);
     const a = gpu.upload(Float32Array.from({ length: s.m * s.k }, rand));
     const b = gpu.upload(Float32Array.from({ length: s.k * s.n }, rand));

@@ -282,6 +282,17 @@ function extent(rows: number, cols: number, ld: number, base: number, strides: [
   return base + (b.outer - 1) * strides[0] + (b.inner - 1) * strides[1] + (rows - 1) * ld + cols;
 }
 
+/** Floats each operand must hold for a shape (strides, offsets and batch included). */
+export function matmulExtents(s: MatmulShape): { a: number; b: number; c: number } {
+  const st = strides(s);
+  const bt = st.batch;
+  return {
+    a: s.transA ? extent(s.K, s.M, st.lda, st.base[0], bt.a, bt) : extent(s.M, s.K, st.lda, st.base[0], bt.a, bt),
+    b: s.transB ? extent(s.N, s.K, st.ldb, st.base[1], bt.b, bt) : extent(s.K, s.N, st.ldb, st.base[1], bt.b, bt),
+    c: extent(s.M, s.N, st.ldc, st.base[2], bt.c, bt),
+  };
+}
+
 export function matmul(gpu: Gpu, args: MatmulArgs, pick?: (s: MatmulShape) => MatmulVariant): Dispatch {
   const { M, N, K, a, b, c } = args;
   const transA = !!args.transA;
@@ -291,9 +302,10 @@ export function matmul(gpu: Gpu, args: MatmulArgs, pick?: (s: MatmulShape) => Ma
   const need = (name: string, view: View, n: number) => {
     if (view.length < n) throw new Error(`matmul: ${name} holds ${view.length} values, the ${M}×${N}×${K} product reads ${n}`);
   };
-  need('A', a, transA ? extent(K, M, st.lda, st.base[0], bt.a, bt) : extent(M, K, st.lda, st.base[0], bt.a, bt));
-  need('B', b, transB ? extent(N, K, st.ldb, st.base[1], bt.b, bt) : extent(K, N, st.ldb, st.base[1], bt.b, bt));
-  need('C', c, extent(M, N, st.ldc, st.base[2], bt.c, bt));
+  const ext = matmulExtents(args);
+  need('A', a, ext.a);
+  need('B', b, ext.b);
+  need('C', c, ext.c);
   if (args.bias) need('bias', args.bias, N);
   const v = args.variant ?? pick?.(args) ?? DEFAULT_VARIANT;
   if (!variantFits(v, args)) throw new Error(`matmul: variant ${variantKey(v)} does not fit ${M}x${N}x${K}`);

@@ -2,7 +2,7 @@
 // validates sizes and returns a Dispatch bound to its buffers; nothing runs until encoded.
 // Gradients of parameters are accumulated (+=) so microbatches can add up before a step.
 import { type Dispatch, type Gpu, type View, f32bits, groups } from './context.js';
-import { matmul } from './matmul.js';
+import { type Batch, type MatmulShape, type MatmulVariant, matmul } from './matmul.js';
 import { LN_EPS } from './reference.js';
 
 const WG = 256;
@@ -262,146 +262,114 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------- attention
 
-interface AttnDims {
+export interface AttnDims {
   B: number;
   T: number;
   H: number;
   d: number;
 }
-const attnUniform = (gpu: Gpu, stride: number, total: number, s: AttnDims) =>
-  gpu.uniform([stride, total, s.B, s.T, s.H, s.d, s.d / s.H, f32bits(1 / Math.sqrt(s.d / s.H))]);
-const ATTN_U = `struct U { stride: u32, total: u32, B: u32, T: u32, H: u32, d: u32, hd: u32, scale: f32 }`;
 
-/** probs[b,h,i,:] = softmax over j ≤ i of q_i·k_j·scale (stable: max subtracted), zero above. */
-export function attentionProbs(gpu: Gpu, a: AttnDims & { qkv: View; probs: View }): Dispatch {
-  const { B, T, H, d } = a;
-  if (d % H !== 0) throw new Error(`attention: d ${d} not divisible by heads ${H}`);
-  need('attention', a.qkv, B * T * 3 * d);
-  need('attention', a.probs, B * H * T * T);
-  const g = flat(B * H * T);
-  const code = `${ATTN_U}
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read_write> P: array<f32>;
+type Pick = (s: MatmulShape) => MatmulVariant;
+
+/**
+ * Per-head products as batched matmuls straight on the packed qkv[B·T, 3d] (q | k | v, head h in
+ * columns h·hd..): matrix z = (b, h) of X starts at b·T·ld + h·hd + part·d.
+ */
+function heads(a: AttnDims, ld: number, part: number): { base: number; strides: [number, number] } {
+  const hd = a.d / a.H;
+  return { base: part * a.d, strides: [a.T * ld, hd] };
+}
+
+function attnBatch(a: AttnDims, A: { strides: [number, number] }, B: { strides: [number, number] }, C: { strides: [number, number] }): Batch {
+  return { outer: a.B, inner: a.H, a: A.strides, b: B.strides, c: C.strides };
+}
+
+const scoresOf = (a: AttnDims) => ({ base: 0, strides: [a.H * a.T * a.T, a.T * a.T] as [number, number] });
+
+function checkAttn(label: string, a: AttnDims & { qkv: View; probs: View }): void {
+  if (a.d % a.H !== 0) throw new Error(`${label}: d ${a.d} not divisible by heads ${a.H}`);
+  need(label, a.qkv, a.B * a.T * 3 * a.d);
+  need(label, a.probs, a.B * a.H * a.T * a.T);
+}
+
+/** Row-wise causal softmax of scores·scale in place (stable: max subtracted), zero above the diagonal. */
+function causalSoftmax(gpu: Gpu, a: AttnDims & { probs: View }): Dispatch {
+  const rows = a.B * a.H * a.T;
+  const g = flat(rows);
+  const code = `
+struct U { stride: u32, total: u32, T: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read_write> P: array<f32>;
+@group(0) @binding(1) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${IDX}
+  let i = idx % u.T;
+  let row = idx * u.T;
+  var mx = -3.4e38;
+  for (var j = 0u; j <= i; j++) { mx = max(mx, P[row + j] * u.scale); }
+  var sum = 0.0;
+  for (var j = 0u; j <= i; j++) { let p = exp(P[row + j] * u.scale - mx); P[row + j] = p; sum += p; }
+  let inv = 1.0 / sum;
+  for (var j = 0u; j <= i; j++) { P[row + j] *= inv; }
+  for (var j = i + 1u; j < u.T; j++) { P[row + j] = 0.0; }
+}`;
+  return gpu.dispatch('causal softmax', code, [a.probs, gpu.uniform([g.stride, rows, a.T, f32bits(1 / Math.sqrt(a.d / a.H))])], g.wg);
+}
+
+/** dS = P·(dP − Σ_j P·dP)·scale in place over dP: the softmax backward. */
+function causalSoftmaxBackward(gpu: Gpu, a: AttnDims & { probs: View; dscores: View }): Dispatch {
+  const rows = a.B * a.H * a.T;
+  const g = flat(rows);
+  const code = `
+struct U { stride: u32, total: u32, T: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dS: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${IDX}
   let i = idx % u.T;
-  let h = (idx / u.T) % u.H;
-  let b = idx / (u.T * u.H);
   let row = idx * u.T;
-  let q = (b * u.T + i) * 3u * u.d + h * u.hd;
-  var mx = -3.4e38;
-  for (var j = 0u; j <= i; j++) {
-    let k = (b * u.T + j) * 3u * u.d + u.d + h * u.hd;
-    var s = 0.0;
-    for (var e = 0u; e < u.hd; e++) { s += qkv[q + e] * qkv[k + e]; }
-    s *= u.scale;
-    P[row + j] = s;
-    mx = max(mx, s);
-  }
-  var sum = 0.0;
-  for (var j = 0u; j <= i; j++) { let p = exp(P[row + j] - mx); P[row + j] = p; sum += p; }
-  let inv = 1.0 / sum;
-  for (var j = 0u; j <= i; j++) { P[row + j] *= inv; }
-  for (var j = i + 1u; j < u.T; j++) { P[row + j] = 0.0; }
-}`;
-  return gpu.dispatch('attention probs', code, [a.qkv, a.probs, attnUniform(gpu, g.stride, B * H * T, a)], g.wg);
-}
-
-/** out[b·T+i, h·hd+e] = Σ_{j≤i} P[b,h,i,j]·v[b,j,h,e] */
-export function attentionValues(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; out: View }): Dispatch {
-  const { B, T, H, d } = a;
-  need('attention', a.out, B * T * d);
-  const g = flat(B * T * d);
-  const code = `${ATTN_U}
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> P: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${IDX}
-  let c = idx % u.d;
-  let n = idx / u.d;
-  let i = n % u.T;
-  let b = n / u.T;
-  let h = c / u.hd;
-  let row = ((b * u.H + h) * u.T + i) * u.T;
-  var s = 0.0;
-  for (var j = 0u; j <= i; j++) { s += P[row + j] * qkv[(b * u.T + j) * 3u * u.d + 2u * u.d + c]; }
-  o[idx] = s;
-}`;
-  return gpu.dispatch('attention values', code, [a.qkv, a.probs, a.out, attnUniform(gpu, g.stride, B * T * d, a)], g.wg);
-}
-
-/** dS[b,h,i,j] = P·(dP − Σ_j P·dP)·scale with dP = dout_i·v_j: the softmax backward. */
-export function attentionScoreGrads(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; dout: View; dscores: View }): Dispatch {
-  const { B, T, H, d } = a;
-  need('attention bwd', a.dscores, B * H * T * T);
-  const g = flat(B * H * T);
-  const code = `${ATTN_U}
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> P: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dS: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${IDX}
-  let i = idx % u.T;
-  let h = (idx / u.T) % u.H;
-  let b = idx / (u.T * u.H);
-  let row = idx * u.T;
-  let go = (b * u.T + i) * u.d + h * u.hd;
   var dot = 0.0;
-  for (var j = 0u; j <= i; j++) {
-    let v = (b * u.T + j) * 3u * u.d + 2u * u.d + h * u.hd;
-    var s = 0.0;
-    for (var e = 0u; e < u.hd; e++) { s += dout[go + e] * qkv[v + e]; }
-    dS[row + j] = s;
-    dot += s * P[row + j];
-  }
-  for (var j = 0u; j <= i; j++) { dS[row + j] = P[row + j] * (dS[row + j] - dot) * u.scale; }
-  for (var j = i + 1u; j < u.T; j++) { dS[row + j] = 0.0; }
+  for (var j = 0u; j <= i; j++) { dot += P[row + j] * dS[row + j]; }
+  for (var j = 0u; j < u.T; j++) { dS[row + j] = select(0.0, P[row + j] * (dS[row + j] - dot) * u.scale, j <= i); }
 }`;
-  return gpu.dispatch('attention score grads', code, [a.qkv, a.probs, a.dout, a.dscores, attnUniform(gpu, g.stride, B * H * T, a)], g.wg);
+  return gpu.dispatch('causal softmax bwd', code, [a.probs, a.dscores, gpu.uniform([g.stride, rows, a.T, f32bits(1 / Math.sqrt(a.d / a.H))])], g.wg);
 }
 
-/** dqkv from dS and P: dq_i = Σ_j dS_ij k_j, dk_j = Σ_i dS_ij q_i, dv_j = Σ_i P_ij dout_i. */
-export function attentionInputGrads(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; dout: View; dscores: View; dqkv: View }): Dispatch {
-  const { B, T, H, d } = a;
-  need('attention bwd', a.dqkv, B * T * 3 * d);
-  const g = flat(B * T * 3 * d);
-  const code = `${ATTN_U}
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> P: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read> dS: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${IDX}
-  let c3 = idx % (3u * u.d);
-  let n = idx / (3u * u.d);
-  let t = n % u.T;
-  let b = n / u.T;
-  let part = c3 / u.d;
-  let c = c3 % u.d;
-  let h = c / u.hd;
-  let base = (b * u.H + h) * u.T * u.T;
-  var s = 0.0;
-  if (part == 0u) {
-    for (var j = 0u; j <= t; j++) { s += dS[base + t * u.T + j] * qkv[(b * u.T + j) * 3u * u.d + u.d + c]; }
-  } else if (part == 1u) {
-    for (var i = t; i < u.T; i++) { s += dS[base + i * u.T + t] * qkv[(b * u.T + i) * 3u * u.d + c]; }
-  } else {
-    for (var i = t; i < u.T; i++) { s += P[base + i * u.T + t] * dout[(b * u.T + i) * u.d + c]; }
-  }
-  dqkv[idx] = s;
-}`;
-  return gpu.dispatch('attention input grads', code, [a.qkv, a.probs, a.dout, a.dscores, a.dqkv, attnUniform(gpu, g.stride, B * T * 3 * d, a)], g.wg);
+/**
+ * Causal multi-head self-attention: probs = softmax(q·kᵀ/√hd) masked to j ≤ i (kept for
+ * backward), out[B·T, d] = probs·v. Three dispatches: two batched matmuls and a row softmax.
+ */
+export function attentionForward(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; out: View }, pick?: Pick): Dispatch[] {
+  checkAttn('attention', a);
+  need('attention', a.out, a.B * a.T * a.d);
+  const { T, d } = a;
+  const hd = d / a.H;
+  const [q, k, v, o, s] = [heads(a, 3 * d, 0), heads(a, 3 * d, 1), heads(a, 3 * d, 2), heads(a, d, 0), scoresOf(a)];
+  return [
+    matmul(gpu, { M: T, N: T, K: hd, a: a.qkv, b: a.qkv, c: a.probs, transB: true, lda: 3 * d, ldb: 3 * d, ldc: T, base: [q.base, k.base, 0], batch: attnBatch(a, q, k, s) }, pick),
+    causalSoftmax(gpu, a),
+    matmul(gpu, { M: T, N: hd, K: T, a: a.probs, b: a.qkv, c: a.out, lda: T, ldb: 3 * d, ldc: d, base: [0, v.base, 0], batch: attnBatch(a, s, v, o) }, pick),
+  ];
+}
+
+/** dqkv[B·T, 3d] from dout = ∂L/∂out: dP = dout·vᵀ, dS = softmax′, dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dout. */
+export function attentionBackward(gpu: Gpu, a: AttnDims & { qkv: View; probs: View; dout: View; dscores: View; dqkv: View }, pick?: Pick): Dispatch[] {
+  checkAttn('attention bwd', a);
+  need('attention bwd', a.dscores, a.B * a.H * a.T * a.T);
+  need('attention bwd', a.dqkv, a.B * a.T * 3 * a.d);
+  const { T, d } = a;
+  const hd = d / a.H;
+  const [q, k, v, o, s] = [heads(a, 3 * d, 0), heads(a, 3 * d, 1), heads(a, 3 * d, 2), heads(a, d, 0), scoresOf(a)];
+  const ld = { q: 3 * d, o: d, s: T };
+  return [
+    matmul(gpu, { M: T, N: T, K: hd, a: a.dout, b: a.qkv, c: a.dscores, transB: true, lda: ld.o, ldb: ld.q, ldc: ld.s, base: [0, v.base, 0], batch: attnBatch(a, o, v, s) }, pick),
+    causalSoftmaxBackward(gpu, a),
+    matmul(gpu, { M: T, N: hd, K: T, a: a.dscores, b: a.qkv, c: a.dqkv, lda: ld.s, ldb: ld.q, ldc: ld.q, base: [0, k.base, q.base], batch: attnBatch(a, s, k, q) }, pick),
+    matmul(gpu, { M: T, N: hd, K: T, a: a.dscores, b: a.qkv, c: a.dqkv, transA: true, lda: ld.s, ldb: ld.q, ldc: ld.q, base: [0, q.base, k.base], batch: attnBatch(a, s, q, k) }, pick),
+    matmul(gpu, { M: T, N: hd, K: T, a: a.probs, b: a.dout, c: a.dqkv, transA: true, lda: ld.s, ldb: ld.o, ldc: ld.q, base: [0, 0, v.base], batch: attnBatch(a, s, o, v) }, pick),
+  ];
 }
 
 // ---------------------------------------------------------------- loss

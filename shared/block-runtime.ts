@@ -16,6 +16,7 @@ export interface BlockRuntimeOptions {
   optimizer?: AdamW;
   /** Measure matmul variants for this block's shapes before building (slower start, faster steps). */
   autotune?: boolean;
+  onTuneProgress?: (done: number, total: number) => void;
   tuner?: MatmulTuner;
 }
 
@@ -52,6 +53,7 @@ export class BlockRuntime {
   private backwardDispatches: Dispatch[] = [];
   private stepDispatches: Dispatch[] = [];
   private readonly bufs: GPUBuffer[] = [];
+  private allocated = 0;
   private params!: View;
   private grads!: View;
   private m!: View;
@@ -78,31 +80,26 @@ export class BlockRuntime {
 
   static async create(gpu: Gpu, cfg: BlockConfig, opts: BlockRuntimeOptions = {}): Promise<BlockRuntime> {
     const rt = new BlockRuntime(gpu, cfg, opts.optimizer ?? DEFAULT_ADAMW, opts.tuner ?? new MatmulTuner());
-    if (opts.autotune) for (const s of rt.matmulShapes()) await rt.tuner.tune(gpu, s);
     const init = opts.init ?? initParams(cfg, opts.seed ?? 1);
     if (init.length !== rt.layout.total) throw new Error(`init holds ${init.length} floats, the layout needs ${rt.layout.total}`);
-    rt.build(init);
+    rt.build();
+    gpu.write(rt.params, init);
+    if (opts.autotune && rt.tuner.pending.size) {
+      await rt.tuner.tunePending(gpu, opts.onTuneProgress);
+      rt.allocated = 0;
+      rt.build();
+    }
     return rt;
   }
 
-  /** Every matmul shape this block runs, for autotuning. */
-  matmulShapes(): { M: number; N: number; K: number; transA?: boolean; transB?: boolean }[] {
-    const { N } = this;
-    const d = this.cfg.dModel;
-    const V = this.cfg.vocab;
-    const shapes = [];
-    if (this.cfg.nLayer > 0) {
-      for (const [inF, outF] of [[d, 3 * d], [d, d], [d, 4 * d], [4 * d, d]]) {
-        shapes.push({ M: N, N: outF, K: inF }, { M: inF, N: outF, K: N, transA: true }, { M: N, N: inF, K: outF, transB: true });
-      }
-    }
-    if (this.cfg.hasHead) shapes.push({ M: N, N: V, K: d }, { M: d, N: V, K: N, transA: true }, { M: N, N: d, K: V, transB: true });
-    return shapes;
-  }
-
+  /** Buffers are allocated in a fixed order, so a rebuild (after tuning) gets the same ones back. */
   private alloc(n: number, label: string): View {
-    const b = this.gpu.buffer(n, label);
-    this.bufs.push(b);
+    let b = this.bufs[this.allocated];
+    if (!b) {
+      b = this.gpu.buffer(n, label);
+      this.bufs.push(b);
+    }
+    this.allocated++;
     return this.gpu.view(b, 0, n);
   }
 
@@ -121,19 +118,18 @@ export class BlockRuntime {
     return matmul(this.gpu, a, this.tuner.pick);
   }
 
-  private build(init: Float32Array): void {
+  /** Allocate (first call) or re-bind (later calls) the buffers and record every dispatch. */
+  private build(): void {
     const { gpu, cfg, N } = this;
     const d = cfg.dModel;
     const { B, T, H, V } = { B: cfg.batch, T: cfg.seq, H: cfg.nHead, V: cfg.vocab };
     const total = this.layout.total;
     this.params = this.alloc(total, 'params');
-    gpu.write(this.params, init);
     this.grads = this.alloc(total, 'grads');
     this.m = this.alloc(total, 'adam m');
     this.v = this.alloc(total, 'adam v');
     this.sumsq = this.alloc(1, 'grad sumsq');
-    this.hyper = gpu.uniform(new Uint32Array(12), 'adamw');
-    this.bufs.push(this.hyper);
+    this.hyper ??= gpu.uniform(new Uint32Array(12), 'adamw');
     this.tokens = this.alloc(N, 'tokens');
     this.targets = this.alloc(N, 'targets');
 
@@ -183,8 +179,7 @@ export class BlockRuntime {
       fwd.push(
         k.layerNormForward(gpu, { x: a.x, g: this.p(n('ln1.g')), b: this.p(n('ln1.b')), y: a.ln1, mean: a.mean1, rstd: a.rstd1, N, d }),
         this.mm({ M: N, N: 3 * d, K: d, a: a.ln1, b: this.p(n('attn.wqkv')), bias: this.p(n('attn.bqkv')), c: a.qkv }),
-        k.attentionProbs(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs }),
-        k.attentionValues(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, out: a.att }),
+        ...k.attentionForward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, out: a.att }, this.tuner.pick),
         this.mm({ M: N, N: d, K: d, a: a.att, b: this.p(n('attn.wo')), bias: this.p(n('attn.bo')), c: proj }),
         k.add(gpu, { a: a.x, b: proj, out: a.x1, n: N * d }),
         k.layerNormForward(gpu, { x: a.x1, g: this.p(n('ln2.g')), b: this.p(n('ln2.b')), y: a.ln2, mean: a.mean2, rstd: a.rstd2, N, d }),
@@ -236,8 +231,7 @@ export class BlockRuntime {
         this.mm({ M: d, N: d, K: N, a: a.att, b: dx1, c: this.gr(n('attn.wo')), transA: true, accumulate: true }),
         k.colsum(gpu, { dy: dx1, db: this.gr(n('attn.bo')), N, C: d }),
         this.mm({ M: N, N: d, K: d, a: dx1, b: this.p(n('attn.wo')), c: datt, transB: true }),
-        k.attentionScoreGrads(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS }),
-        k.attentionInputGrads(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS, dqkv }),
+        ...k.attentionBackward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS, dqkv }, this.tuner.pick),
         this.mm({ M: d, N: 3 * d, K: N, a: a.ln1, b: dqkv, c: this.gr(n('attn.wqkv')), transA: true, accumulate: true }),
         k.colsum(gpu, { dy: dqkv, db: this.gr(n('attn.bqkv')), N, C: 3 * d }),
         this.mm({ M: N, N: d, K: 3 * d, a: dqkv, b: this.p(n('attn.wqkv')), c: dN, transB: true }),
@@ -336,6 +330,7 @@ export class BlockRuntime {
   }
 
   destroy(): void {
+    this.hyper.destroy();
     for (const b of this.bufs) b.destroy();
     this.bufs.length = 0;
   }

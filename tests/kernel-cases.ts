@@ -2,7 +2,7 @@
 // Node (Dawn + lavapipe) and in headless Chromium (SwiftShader) through e2e/kernels-browser.
 // Every GPU result is compared with the float64 reference of kernels/reference.ts.
 import { type Gpu, type View } from '../kernels/context.js';
-import { VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
+import { DEFAULT_VARIANT, type MatmulShape, VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
 import * as k from '../kernels/ops.js';
 import * as r from '../kernels/reference.js';
 import { BlockRuntime } from '../shared/block-runtime.js';
@@ -162,25 +162,26 @@ const opCases: KernelCase[] = [
     },
   },
   {
-    name: 'causal attention forward and backward (odd T, 3 heads)',
+    name: 'causal attention forward and backward as batched strided matmuls (odd T, 3 heads, scalar and vec4)',
     async run(gpu) {
-      for (const [B, T, H, d] of [[2, 9, 3, 12], [1, 17, 2, 8]]) {
-        const N = B * T;
-        const qkv = randn(N * 3 * d, T + d, 2);
-        const want = r.attentionForward(qkv, B, T, H, d);
-        const [probs, out] = [zeros(gpu, B * H * T * T), zeros(gpu, N * d)];
-        const qv = up(gpu, qkv);
-        await run(gpu, [k.attentionProbs(gpu, { B, T, H, d, qkv: qv, probs }), k.attentionValues(gpu, { B, T, H, d, qkv: qv, probs, out })]);
-        expectClose('attention probs', await gpu.read(probs), want.probs, 1e-4, 1e-6);
-        expectClose('attention out', await gpu.read(out), want.out, 1e-4, 1e-5);
-        const dout = randn(N * d, 5);
-        const [dS, dqkv] = [zeros(gpu, B * H * T * T), zeros(gpu, N * 3 * d)];
-        const dv = up(gpu, dout);
-        await run(gpu, [
-          k.attentionScoreGrads(gpu, { B, T, H, d, qkv: qv, probs, dout: dv, dscores: dS }),
-          k.attentionInputGrads(gpu, { B, T, H, d, qkv: qv, probs, dout: dv, dscores: dS, dqkv }),
-        ]);
-        expectClose('attention dqkv', await gpu.read(dqkv), r.attentionBackward(dout, qkv, want.probs, B, T, H, d), 1e-3, 1e-5);
+      const vec4 = VARIANTS.find((v) => v.kind === 'vec4' && v.strided)!;
+      const picks = [undefined, (s: MatmulShape) => (variantFits(vec4, s) ? vec4 : DEFAULT_VARIANT)];
+      for (const [B, T, H, d] of [[2, 9, 3, 12], [1, 17, 2, 8], [2, 16, 2, 16]]) {
+        for (const pick of picks) {
+          const N = B * T;
+          const label = `attention B${B} T${T} H${H} d${d}${pick ? ' vec4' : ''}`;
+          const qkv = randn(N * 3 * d, T + d, 2);
+          const want = r.attentionForward(qkv, B, T, H, d);
+          const [probs, out] = [zeros(gpu, B * H * T * T), zeros(gpu, N * d)];
+          const qv = up(gpu, qkv);
+          await run(gpu, [k.attentionForward(gpu, { B, T, H, d, qkv: qv, probs, out }, pick)]);
+          expectClose(`${label} probs`, await gpu.read(probs), want.probs, 1e-4, 1e-6);
+          expectClose(`${label} out`, await gpu.read(out), want.out, 1e-4, 1e-5);
+          const dout = randn(N * d, 5);
+          const [dS, dqkv] = [zeros(gpu, B * H * T * T), zeros(gpu, N * 3 * d)];
+          await run(gpu, [k.attentionBackward(gpu, { B, T, H, d, qkv: qv, probs, dout: up(gpu, dout), dscores: dS, dqkv }, pick)]);
+          expectClose(`${label} dqkv`, await gpu.read(dqkv), r.attentionBackward(dout, qkv, want.probs, B, T, H, d), 1e-3, 1e-5);
+        }
       }
     },
   },
@@ -279,7 +280,8 @@ const blockCases: KernelCase[] = [
 
       const mid: BlockConfig = { ...SMALL, hasEmbedding: false, hasHead: false, nLayer: 1, firstLayer: 1, dModel: 12, nHead: 3, seq: 5 };
       const mInit = initParams(mid, 3);
-      const mrt = await BlockRuntime.create(gpu, mid, { init: mInit });
+      // Autotuned: the block is rebuilt with measured variants and must still be exact.
+      const mrt = await BlockRuntime.create(gpu, mid, { init: mInit, autotune: true });
       const mref = new ReferenceBlock(mid, mInit);
       const x = Float32Array.from(randn(mid.batch * mid.seq * mid.dModel, 5));
       const out = await mrt.forward({ x });

@@ -45,7 +45,12 @@ async function main(): Promise<void> {
   const gpu = await openNodeGpu();
   console.log(`data ${dataPath}: ${corpus.train.length + corpus.val.length} chars, vocab ${cfg.vocab}`);
   console.log(`model d=${cfg.dModel} layers=${cfg.nLayer} heads=${cfg.nHead} seq=${cfg.seq} batch=${cfg.batch}; tuning kernels…`);
-  const rt = await BlockRuntime.create(gpu, cfg, { seed: 1, optimizer: { ...DEFAULT_ADAMW, lr }, autotune: true });
+  const rt = await BlockRuntime.create(gpu, cfg, {
+    seed: 1,
+    optimizer: { ...DEFAULT_ADAMW, lr },
+    autotune: true,
+    onTuneProgress: (done, total) => process.stdout.write(`\rtuning matmul shapes ${done}/${total}${done === total ? '\n' : ''}`),
+  });
   console.log(`${rt.layout.count.toLocaleString()} parameters, ${(rt.gpuBytes / 2 ** 20).toFixed(1)} MiB on the GPU`);
 
   const evalLoss = async () => {
