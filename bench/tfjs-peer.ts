@@ -10,20 +10,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { nodeGPU } from '../worker/node-gpu.js';
 import { layout, type BlockConfig } from '../shared/model.js';
+import type { AdamW } from '../shared/optimizer.js';
 
 export interface TfjsInfo {
   backend: string;
   adapterInfo?: unknown;
 }
 
-export interface TfjsAdamW {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  clip: number;
-}
 
 export interface TfjsTrainer {
   /** One training step on a microbatch; resolves to the loss before the update. */
@@ -195,7 +188,7 @@ function geluTanh(h: tf.Tensor): tf.Tensor {
  * A full-model GPT trainer (embedding + layers + head) in tfjs with the same architecture, init
  * (taken from `init`, the flat buffer of `initParams`) and AdamW as our WGSL runtime.
  */
-export async function createTfjsTrainer(cfg: BlockConfig, init: Float32Array, opt: TfjsAdamW): Promise<TfjsTrainer> {
+export async function createTfjsTrainer(cfg: BlockConfig, init: Float32Array, opt: AdamW): Promise<TfjsTrainer> {
   await initTfjs();
   if (!cfg.hasEmbedding || !cfg.hasHead) throw new Error('createTfjsTrainer: needs a full model (hasEmbedding and hasHead)');
   const lay = layout(cfg);

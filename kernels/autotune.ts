@@ -34,17 +34,7 @@ export class MatmulTuner {
     const [a, b, c] = [ext.a, ext.b, ext.c].map((n) => gpu.view(gpu.buffer(n), 0, n));
     let best: { variant: MatmulVariant; ms: number } | undefined;
     for (const variant of candidates.filter((v) => variantFits(v, s))) {
-      const d = matmul(gpu, { ...s, a, b, c, variant });
-      gpu.run([d]);
-      await gpu.finish();
-      const times: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        const t0 = performance.now();
-        gpu.run([d]);
-        await gpu.finish();
-        times.push(performance.now() - t0);
-      }
-      const ms = times.sort((x, y) => x - y)[Math.floor(times.length / 2)];
+      const ms = await gpu.time([matmul(gpu, { ...s, a, b, c, variant })], reps);
       if (!best || ms < best.ms) best = { variant, ms };
     }
     for (const v of [a, b, c]) v.buffer.destroy();

@@ -141,6 +141,20 @@ export class Gpu {
     return new Uint32Array(f.buffer);
   }
 
+  /** Median wall-clock milliseconds of running `dispatches`, after one warm-up run. */
+  async time(dispatches: Dispatch[], reps = 3): Promise<number> {
+    this.run(dispatches);
+    await this.finish();
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      this.run(dispatches);
+      await this.finish();
+      times.push(performance.now() - t0);
+    }
+    return times.sort((x, y) => x - y)[Math.floor(times.length / 2)];
+  }
+
   /** Resolves when everything submitted so far has finished. */
   async finish(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();

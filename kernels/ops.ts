@@ -3,7 +3,7 @@
 // Gradients of parameters are accumulated (+=) so microbatches can add up before a step.
 import { type Dispatch, type Gpu, type View, f32bits, groups } from './context.js';
 import { type Batch, type MatmulShape, type MatmulVariant, matmul } from './matmul.js';
-import { LN_EPS } from './reference.js';
+import { type AdamW, LN_EPS } from './reference.js';
 
 const WG = 256;
 
@@ -439,17 +439,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
 
 // ---------------------------------------------------------------- optimizer
 
-/** Per-step optimizer scalars, rewritten each step into a small uniform buffer. */
-export interface AdamWState {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  clip: number;
-  /** Step number, from 1. */
-  t: number;
-}
+/** Per-step optimizer scalars (t counts from 1), rewritten each step into a small uniform buffer. */
+export type AdamWState = AdamW & { t: number };
 
 export function adamwWords(s: AdamWState, n: number, decayEnd: number, stride: number): Uint32Array<ArrayBuffer> {
   const bc1 = 1 - s.beta1 ** s.t;
@@ -491,64 +482,63 @@ export const adamwStride = (n: number) => flat(n).stride;
 
 // ---------------------------------------------------------------- subspace (ARCHITECTURE §4)
 
-/** c[n,a] = Σ_j (x[n,j] − F[tok[n],j])·U[j,a]; without a table, the plain Uᵀx (gradients). */
-export function subspaceEncode(gpu: Gpu, a: { x: View; u: View; c: View; N: number; d: number; k: number; table?: View; tokens?: View }): Dispatch {
-  const { N, d, k } = a;
-  need('subspace encode', a.c, N * k);
-  need('subspace encode', a.u, d * k);
-  if (!!a.table !== !!a.tokens) throw new Error('subspace encode: a token table needs token ids');
-  const g = flat(N * k);
+interface SubspaceArgs {
+  u: View;
+  N: number;
+  d: number;
+  k: number;
+  /** The frozen token table F[V,d] and the token ids, for activations; absent for gradients. */
+  table?: View;
+  tokens?: View;
+}
+
+function subspaceOp(gpu: Gpu, label: string, a: SubspaceArgs, src: [string, View], dst: [string, View], total: number, body: string): Dispatch {
+  need(label, a.u, a.d * a.k);
+  if (!!a.table !== !!a.tokens) throw new Error(`${label}: a token table needs token ids`);
+  const g = flat(total);
   const code = `
 struct U { stride: u32, total: u32, d: u32, k: u32, hasTable: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> ${src[0]}: array<f32>;
 @group(0) @binding(1) var<storage, read> basis: array<f32>;
 @group(0) @binding(2) var<storage, read> F: array<f32>;
 @group(0) @binding(3) var<storage, read> tok: array<u32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ${dst[0]}: array<f32>;
 @group(0) @binding(5) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${IDX}
+${body}
+}`;
+  const words = [g.stride, total, a.d, a.k, a.table ? 1 : 0];
+  return gpu.dispatch(label, code, [src[1], a.u, a.table ?? a.u, a.tokens ?? a.u, dst[1], gpu.uniform(words)], g.wg);
+}
+
+/** c[n,a] = Σ_j (x[n,j] − F[tok[n],j])·U[j,a]; without a table, the plain Uᵀx (gradients). */
+export function subspaceEncode(gpu: Gpu, a: SubspaceArgs & { x: View; c: View }): Dispatch {
+  need('subspace encode', a.x, a.N * a.d);
+  need('subspace encode', a.c, a.N * a.k);
+  return subspaceOp(gpu, 'subspace encode', a, ['x', a.x], ['c', a.c], a.N * a.k, `
   let n = idx / u.k;
   let a = idx % u.k;
   var s = 0.0;
-  if (u.hasTable != 0u) {
-    let f = tok[n] * u.d;
-    for (var j = 0u; j < u.d; j++) { s += (x[n * u.d + j] - F[f + j]) * basis[j * u.k + a]; }
-  } else {
-    for (var j = 0u; j < u.d; j++) { s += x[n * u.d + j] * basis[j * u.k + a]; }
+  for (var j = 0u; j < u.d; j++) {
+    let f = select(0.0, F[tok[n] * u.d + j], u.hasTable != 0u);
+    s += (x[n * u.d + j] - f) * basis[j * u.k + a];
   }
-  c[idx] = s;
-}`;
-  return gpu.dispatch('subspace encode', code, [a.x, a.u, a.table ?? a.u, a.tokens ?? a.u, a.c, gpu.uniform([g.stride, N * k, d, k, a.table ? 1 : 0])], g.wg);
+  c[idx] = s;`);
 }
 
 /** x[n,j] = Σ_a c[n,a]·U[j,a] + F[tok[n],j] */
-export function subspaceDecode(gpu: Gpu, a: { c: View; u: View; x: View; N: number; d: number; k: number; table?: View; tokens?: View }): Dispatch {
-  const { N, d, k } = a;
-  need('subspace decode', a.x, N * d);
-  need('subspace decode', a.c, N * k);
-  if (!!a.table !== !!a.tokens) throw new Error('subspace decode: a token table needs token ids');
-  const g = flat(N * d);
-  const code = `
-struct U { stride: u32, total: u32, d: u32, k: u32, hasTable: u32 }
-@group(0) @binding(0) var<storage, read> c: array<f32>;
-@group(0) @binding(1) var<storage, read> basis: array<f32>;
-@group(0) @binding(2) var<storage, read> F: array<f32>;
-@group(0) @binding(3) var<storage, read> tok: array<u32>;
-@group(0) @binding(4) var<storage, read_write> x: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${IDX}
+export function subspaceDecode(gpu: Gpu, a: SubspaceArgs & { c: View; x: View }): Dispatch {
+  need('subspace decode', a.x, a.N * a.d);
+  need('subspace decode', a.c, a.N * a.k);
+  return subspaceOp(gpu, 'subspace decode', a, ['c', a.c], ['x', a.x], a.N * a.d, `
   let n = idx / u.d;
   let j = idx % u.d;
   var s = 0.0;
   for (var a = 0u; a < u.k; a++) { s += c[n * u.k + a] * basis[j * u.k + a]; }
   if (u.hasTable != 0u) { s += F[tok[n] * u.d + j]; }
-  x[idx] = s;
-}`;
-  return gpu.dispatch('subspace decode', code, [a.c, a.u, a.table ?? a.u, a.tokens ?? a.u, a.x, gpu.uniform([g.stride, N * d, d, k, a.table ? 1 : 0])], g.wg);
+  x[idx] = s;`);
 }
 
 /** W[R,d] ← W·U·Uᵀ (rows of W onto span(U)) as two matmuls through tmp[R,k]. */
