@@ -7,6 +7,7 @@ import { MatmulTuner } from '../kernels/autotune.js';
 import { type MatmulArgs, matmul } from '../kernels/matmul.js';
 import * as k from '../kernels/ops.js';
 import { type BlockConfig, type Layout, initParams, layout } from './model.js';
+import type { TrainState } from './checkpoint.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
 
 export interface BlockRuntimeOptions {
@@ -314,6 +315,24 @@ export class BlockRuntime {
 
   get stepCount(): number {
     return this.step_;
+  }
+
+  /** Everything needed to resume training: the step count, parameters and Adam moments. */
+  async saveState(): Promise<TrainState> {
+    const [params, m, v] = await Promise.all([this.readParams(), this.gpu.read(this.m), this.gpu.read(this.v)]);
+    return { step: this.step_, params, m, v };
+  }
+
+  loadState(s: TrainState): void {
+    const n = this.layout.total;
+    for (const [name, a] of [['params', s.params], ['m', s.m], ['v', s.v]] as const) {
+      if (a.length !== n) throw new Error(`state ${name} holds ${a.length} floats, this block needs ${n}`);
+    }
+    if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`state step ${s.step} is not a step count`);
+    this.gpu.write(this.params, s.params);
+    this.gpu.write(this.m, s.m);
+    this.gpu.write(this.v, s.v);
+    this.step_ = s.step;
   }
 
   readParams(): Promise<Float32Array> {

@@ -8,8 +8,36 @@ import * as r from '../kernels/reference.js';
 import { BlockRuntime } from '../shared/block-runtime.js';
 import { type BlockConfig, initParams, rng } from '../shared/model.js';
 import type { AdamW } from '../shared/optimizer.js';
+import { charCorpus, sampleBatch } from '../shared/data.js';
 import { ReferenceBlock } from '../shared/reference-block.js';
 import { frozenTable, orthonormalBasis } from '../shared/subspace.js';
+
+/** The opening of tinyshakespeare (public domain), small enough to ship inside the browser bundle. */
+const SHAKESPEARE = `First Citizen:
+Before we proceed any further, hear me speak.
+
+All:
+Speak, speak.
+
+First Citizen:
+You are all resolved rather to die than to famish?
+
+All:
+Resolved. resolved.
+
+First Citizen:
+First, you know Caius Marcius is chief enemy to the people.
+
+All:
+We know't, we know't.
+
+First Citizen:
+Let us kill him, and we'll have corn at our own price.
+Is't a verdict?
+
+All:
+No more talking on't; let it be done: away, away!
+`;
 
 export interface KernelCase {
   name: string;
@@ -293,16 +321,17 @@ const blockCases: KernelCase[] = [
     },
   },
   {
-    name: 'training 2 layers for 20 steps: GPU loss within 1% of the float64 reference at every step, and falling',
+    name: 'training a 2-layer char model for 20 steps: GPU loss within 1% of the float64 reference at every step, and falling',
     async run(gpu) {
-      const cfg = SMALL;
+      const corpus = charCorpus(SHAKESPEARE, 0.2);
+      const cfg: BlockConfig = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 2, seq: 16, batch: 4, hasEmbedding: true, hasHead: true };
       const init = initParams(cfg, 11);
       const opt: AdamW = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 };
       const rt = await BlockRuntime.create(gpu, cfg, { init, optimizer: opt });
       const ref = new ReferenceBlock(cfg, init, opt);
       const losses: number[] = [];
       for (let step = 0; step < 20; step++) {
-        const b = batchFor(cfg, 100 + step);
+        const b = sampleBatch(corpus.train, cfg.batch, cfg.seq, 1, step);
         const got = (await rt.forward(b)).loss!;
         const want = ref.forward(b).loss!;
         if (!(Math.abs(got - want) <= 0.01 * Math.abs(want))) throw new Error(`step ${step}: GPU loss ${got} vs reference ${want}`);
@@ -314,7 +343,7 @@ const blockCases: KernelCase[] = [
       }
       const head = losses.slice(0, 3).reduce((a, b) => a + b) / 3;
       const tail = losses.slice(-3).reduce((a, b) => a + b) / 3;
-      if (!(tail < 0.8 * head)) throw new Error(`loss did not fall: first steps ${head.toFixed(4)}, last ${tail.toFixed(4)}`);
+      if (!(tail < 0.85 * head)) throw new Error(`loss did not fall: first steps ${head.toFixed(4)}, last ${tail.toFixed(4)}`);
       rt.destroy();
     },
   },
