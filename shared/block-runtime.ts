@@ -303,9 +303,9 @@ export class BlockRuntime {
   }
 
   /** AdamW on the accumulated gradients (clipped to the global norm), then zero them. */
-  step(): void {
+  step(lr = this.optimizer.lr): void {
     this.step_++;
-    const words = k.adamwWords({ ...this.optimizer, t: this.step_ }, this.layout.total, this.layout.decayEnd, k.adamwStride(this.layout.total));
+    const words = k.adamwWords({ ...this.optimizer, lr, t: this.step_ }, this.layout.total, this.layout.decayEnd, k.adamwStride(this.layout.total));
     this.gpu.device.queue.writeBuffer(this.hyper, 0, words);
     const encoder = this.gpu.device.createCommandEncoder();
     this.gpu.encode(encoder, this.stepDispatches);

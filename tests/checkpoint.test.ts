@@ -67,3 +67,15 @@ describe('block runtime state', () => {
     for (const rt of [a, b, c]) rt.destroy();
   });
 });
+
+describe('learning-rate schedule', () => {
+  it('warms up linearly, peaks at lr, decays by cosine to the floor', async () => {
+    const { learningRate } = await import('../shared/optimizer.js');
+    const o = { lr: 1e-3, warmup: 10, total: 110, minFraction: 0.1 };
+    expect(learningRate(1, o)).toBeCloseTo(1e-4, 12);
+    expect(learningRate(10, o)).toBeCloseTo(1e-3, 12);
+    expect(learningRate(60, o)).toBeCloseTo(1e-4 + 0.5 * 9e-4, 12);
+    expect(learningRate(110, o)).toBeCloseTo(1e-4, 12);
+    expect(learningRate(500, o)).toBeCloseTo(1e-4, 12);
+  });
+});

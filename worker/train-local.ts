@@ -9,7 +9,7 @@ import { BlockRuntime } from '../shared/block-runtime.js';
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../shared/checkpoint.js';
 import { charCorpus, sampleBatch } from '../shared/data.js';
 import { type BlockConfig, blockFlops } from '../shared/model.js';
-import { DEFAULT_ADAMW } from '../shared/optimizer.js';
+import { DEFAULT_ADAMW, learningRate } from '../shared/optimizer.js';
 import { lossPlotSvg } from '../shared/plot.js';
 import { openNodeGpu } from './node-gpu.js';
 
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   // Resume where a previous run of the same model stopped.
   mkdirSync(out, { recursive: true });
   const ckptPath = join(out, 'checkpoint.bin');
-  const runKey = JSON.stringify({ cfg, lr, data: dataPath });
+  const runKey = JSON.stringify({ cfg, lr, steps, data: dataPath });
   let train: [number, number][] = [];
   let val: [number, number][] = [];
   if (existsSync(ckptPath) && !process.argv.includes('--fresh')) {
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     const { loss } = await rt.forward(sampleBatch(corpus.train, cfg.batch, cfg.seq, 1, step));
     if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: lower --lr (the last checkpoint is kept)`);
     await rt.backward();
-    rt.step();
+    rt.step(learningRate(step, { lr, warmup: Math.min(100, Math.ceil(steps / 10)), total: steps }));
     train.push([step, loss!]);
     if (step % evalEvery === 0 || step === steps) {
       val.push([step, await evalLoss()]);
