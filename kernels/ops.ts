@@ -22,26 +22,30 @@ const IDX = `let idx = gid.y * u.stride + gid.x; if (idx >= u.total) { return; }
 
 // ---------------------------------------------------------------- embedding
 
-export function embeddingForward(gpu: Gpu, a: { wte: View; wpe: View; tokens: View; x: View; N: number; T: number; d: number }): Dispatch {
+/** x[n] = wte[tok[n]] + wpe[n mod T] (+ F[tok[n]], the frozen table of a subspace model). */
+export function embeddingForward(gpu: Gpu, a: { wte: View; wpe: View; tokens: View; x: View; N: number; T: number; d: number; frozen?: View }): Dispatch {
   const { N, T, d } = a;
   need('embedding', a.x, N * d);
   need('embedding', a.tokens, N);
   const g = flat(N * d);
   const code = `
-struct U { stride: u32, total: u32, T: u32, d: u32 }
+struct U { stride: u32, total: u32, T: u32, d: u32, hasFrozen: u32 }
 @group(0) @binding(0) var<storage, read> wte: array<f32>;
 @group(0) @binding(1) var<storage, read> wpe: array<f32>;
 @group(0) @binding(2) var<storage, read> tok: array<u32>;
-@group(0) @binding(3) var<storage, read_write> x: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
+@group(0) @binding(3) var<storage, read> F: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${IDX}
   let n = idx / u.d;
   let j = idx % u.d;
-  x[idx] = wte[tok[n] * u.d + j] + wpe[(n % u.T) * u.d + j];
+  let e = tok[n] * u.d + j;
+  x[idx] = wte[e] + wpe[(n % u.T) * u.d + j] + select(0.0, F[e], u.hasFrozen != 0u);
 }`;
-  return gpu.dispatch('embedding fwd', code, [a.wte, a.wpe, a.tokens, a.x, gpu.uniform([g.stride, N * d, T, d])], g.wg);
+  const words = [g.stride, N * d, T, d, a.frozen ? 1 : 0];
+  return gpu.dispatch('embedding fwd', code, [a.wte, a.wpe, a.tokens, a.frozen ?? a.wte, a.x, gpu.uniform(words)], g.wg);
 }
 
 /**

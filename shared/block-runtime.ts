@@ -2,19 +2,27 @@
 // GPUDevice: forward, backward and an AdamW step, each recorded in one command encoder. Weights,
 // gradients, optimizer moments and activations stay on the GPU; only the boundary tensor (or the
 // loss) is read back. Same code in Node (Dawn), a browser tab and Electron.
+//
+// Activation slots let a pipeline stage keep several microbatches in flight (1F1B): each slot
+// holds one microbatch's saved activations; parameters, gradients and scratch are shared.
+// With `cfg.subspace`, boundaries are k coefficients c = Uᵀ(x − F[tok]) instead of d values,
+// encoded and decoded on the GPU, so only k values per token are ever read back.
 import type { Dispatch, Gpu, View } from '../kernels/context.js';
 import { MatmulTuner } from '../kernels/autotune.js';
 import { type MatmulArgs, matmul } from '../kernels/matmul.js';
 import * as k from '../kernels/ops.js';
-import { type BlockConfig, type Layout, initParams, layout } from './model.js';
 import type { TrainState } from './checkpoint.js';
+import { type BlockConfig, type Layout, constrained, initParams, layout, residualWriters } from './model.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
+import { frozenTable, orthonormalBasis } from './subspace.js';
 
 export interface BlockRuntimeOptions {
   /** Initial flat parameters (layout(cfg).total floats); otherwise seeded init. */
   init?: Float32Array;
   seed?: number;
   optimizer?: AdamW;
+  /** Microbatches that can be in flight at once (activation sets held). */
+  slots?: number;
   /** Measure matmul variants for this block's shapes before building (slower start, faster steps). */
   autotune?: boolean;
   onTuneProgress?: (done: number, total: number) => void;
@@ -22,13 +30,16 @@ export interface BlockRuntimeOptions {
 }
 
 export interface ForwardInput {
-  /** Token ids [batch·seq]: the embedding's input (first stage) and, for the head, nothing else. */
+  /** Token ids [batch·seq]: the embedding's input, and F's index in a subspace block. */
   tokens?: ArrayLike<number>;
-  /** Boundary activation [batch·seq·dModel] from the previous stage. */
+  /** Boundary tensor from the previous stage: [batch·seq, boundaryWidth]. */
   x?: Float32Array;
   /** Next-token targets [batch·seq], needed by a block with the head. */
   targets?: ArrayLike<number>;
 }
+
+/** Values per token at this block's boundaries: k coefficients for subspace models, else d. */
+export const boundaryWidth = (c: BlockConfig) => c.subspace?.k ?? c.dModel;
 
 interface LayerActs {
   x: View; // layer input
@@ -46,12 +57,23 @@ interface LayerActs {
   g: View;
 }
 
+interface Slot {
+  tokens: View;
+  targets: View;
+  input: View; // layer 0 input
+  output: View; // last layer output
+  loss?: View;
+  forward: Dispatch[];
+  backward: Dispatch[];
+  pending: boolean; // forwarded, not yet backwarded
+}
+
 export class BlockRuntime {
   readonly layout: Layout;
   readonly N: number;
+  readonly width: number;
   private step_ = 0;
-  private forwardDispatches: Dispatch[] = [];
-  private backwardDispatches: Dispatch[] = [];
+  private slots: Slot[] = [];
   private stepDispatches: Dispatch[] = [];
   private readonly bufs: GPUBuffer[] = [];
   private allocated = 0;
@@ -61,26 +83,25 @@ export class BlockRuntime {
   private v!: View;
   private sumsq!: View;
   private hyper!: GPUBuffer;
-  private tokens!: View;
-  private targets!: View;
-  private input!: View; // layer 0 input (x from the previous stage)
-  private output!: View; // last layer output
+  private boundaryIn!: View; // received boundary tensor (activation or gradient), [N, width]
+  private boundaryOut!: View; // boundary tensor to send, [N, width]
   private dX!: View; // gradient w.r.t. the current layer's output, updated in place down the layers
-  private loss!: View;
-  private forwardDone = false;
 
   private constructor(
     readonly gpu: Gpu,
     readonly cfg: BlockConfig,
     readonly optimizer: AdamW,
     private readonly tuner: MatmulTuner,
+    readonly slotCount: number,
   ) {
     this.layout = layout(cfg);
     this.N = cfg.batch * cfg.seq;
+    this.width = boundaryWidth(cfg);
+    if (!(Number.isInteger(slotCount) && slotCount >= 1)) throw new Error(`slots must be a positive integer, got ${slotCount}`);
   }
 
   static async create(gpu: Gpu, cfg: BlockConfig, opts: BlockRuntimeOptions = {}): Promise<BlockRuntime> {
-    const rt = new BlockRuntime(gpu, cfg, opts.optimizer ?? DEFAULT_ADAMW, opts.tuner ?? new MatmulTuner());
+    const rt = new BlockRuntime(gpu, cfg, opts.optimizer ?? DEFAULT_ADAMW, opts.tuner ?? new MatmulTuner(), opts.slots ?? 1);
     const init = opts.init ?? initParams(cfg, opts.seed ?? 1);
     if (init.length !== rt.layout.total) throw new Error(`init holds ${init.length} floats, the layout needs ${rt.layout.total}`);
     rt.build();
@@ -90,6 +111,8 @@ export class BlockRuntime {
       rt.allocated = 0;
       rt.build();
     }
+    // A subspace block starts inside its constraint.
+    if (rt.projectParams.length) gpu.run(rt.projectParams);
     return rt;
   }
 
@@ -104,20 +127,28 @@ export class BlockRuntime {
     return this.gpu.view(b, 0, n);
   }
 
-  private p(name: string): View {
+  private spec(name: string) {
     const s = this.layout.params.find((x) => x.name === name);
     if (!s) throw new Error(`no parameter ${name}`);
+    return s;
+  }
+
+  private p(name: string): View {
+    const s = this.spec(name);
     return this.gpu.view(this.params.buffer, s.offset, s.size);
   }
 
   private gr(name: string): View {
-    const s = this.layout.params.find((x) => x.name === name)!;
+    const s = this.spec(name);
     return this.gpu.view(this.grads.buffer, s.offset, s.size);
   }
 
   private mm(a: MatmulArgs): Dispatch {
     return matmul(this.gpu, a, this.tuner.pick);
   }
+
+  private projectGrads: Dispatch[] = [];
+  private projectParams: Dispatch[] = [];
 
   /** Allocate (first call) or re-bind (later calls) the buffers and record every dispatch. */
   private build(): void {
@@ -131,33 +162,10 @@ export class BlockRuntime {
     this.v = this.alloc(total, 'adam v');
     this.sumsq = this.alloc(1, 'grad sumsq');
     this.hyper ??= gpu.uniform(new Uint32Array(12), 'adamw');
-    this.tokens = this.alloc(N, 'tokens');
-    this.targets = this.alloc(N, 'targets');
-
-    const acts: LayerActs[] = [];
-    let x = this.alloc(N * d, 'x0');
-    this.input = x;
-    for (let l = 0; l < cfg.nLayer; l++) {
-      const a: LayerActs = {
-        x,
-        ln1: this.alloc(N * d, 'ln1'),
-        mean1: this.alloc(N, 'mean1'),
-        rstd1: this.alloc(N, 'rstd1'),
-        qkv: this.alloc(N * 3 * d, 'qkv'),
-        probs: this.alloc(B * H * T * T, 'probs'),
-        att: this.alloc(N * d, 'att'),
-        x1: this.alloc(N * d, 'x1'),
-        ln2: this.alloc(N * d, 'ln2'),
-        mean2: this.alloc(N, 'mean2'),
-        rstd2: this.alloc(N, 'rstd2'),
-        h: this.alloc(N * 4 * d, 'h'),
-        g: this.alloc(N * 4 * d, 'gelu'),
-      };
-      acts.push(a);
-      x = this.alloc(N * d, `x${l + 1}`);
-    }
-    this.output = x;
-    // Scratch shared by all layers: transient in forward, or one layer at a time in backward.
+    this.boundaryIn = this.alloc(N * this.width, 'boundary in');
+    this.boundaryOut = this.alloc(N * this.width, 'boundary out');
+    this.dX = this.alloc(N * d, 'dX');
+    // Scratch shared by all layers and slots: each phase is one submit, so they never overlap.
     const proj = this.alloc(N * d, 'proj');
     const d4a = this.alloc(N * 4 * d, 'dgelu');
     const d4b = this.alloc(N * 4 * d, 'dh');
@@ -166,90 +174,156 @@ export class BlockRuntime {
     const datt = this.alloc(N * d, 'datt');
     const dS = this.alloc(B * H * T * T, 'dscores');
     const dqkv = this.alloc(N * 3 * d, 'dqkv');
-    this.dX = this.alloc(N * d, 'dX');
-
-    const fwd: Dispatch[] = [];
-    const bwd: Dispatch[] = [];
-    if (cfg.hasEmbedding) {
-      fwd.push(k.embeddingForward(gpu, { wte: this.p('wte'), wpe: this.p('wpe'), tokens: this.tokens, x: this.input, N, T, d }));
+    const sub = cfg.subspace && {
+      u: this.alloc(d * cfg.subspace.k, 'subspace U'),
+      f: this.alloc(V * d, 'frozen table F'),
+      tmp: this.alloc(Math.max(V, T, 4 * d) * cfg.subspace.k, 'projection tmp'),
+      k: cfg.subspace.k,
+    };
+    if (sub && !this.subspaceWritten) {
+      gpu.write(sub.u, orthonormalBasis(d, sub.k, cfg.subspace!.seed));
+      gpu.write(sub.f, frozenTable(V, d, cfg.subspace!.seed));
+      this.subspaceWritten = true;
     }
     const first = cfg.firstLayer ?? 0;
-    acts.forEach((a, l) => {
-      const n = (s: string) => `h${first + l}.${s}`;
-      const out = l + 1 < acts.length ? acts[l + 1].x : this.output;
-      fwd.push(
-        k.layerNormForward(gpu, { x: a.x, g: this.p(n('ln1.g')), b: this.p(n('ln1.b')), y: a.ln1, mean: a.mean1, rstd: a.rstd1, N, d }),
-        this.mm({ M: N, N: 3 * d, K: d, a: a.ln1, b: this.p(n('attn.wqkv')), bias: this.p(n('attn.bqkv')), c: a.qkv }),
-        ...k.attentionForward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, out: a.att }, this.tuner.pick),
-        this.mm({ M: N, N: d, K: d, a: a.att, b: this.p(n('attn.wo')), bias: this.p(n('attn.bo')), c: proj }),
-        k.add(gpu, { a: a.x, b: proj, out: a.x1, n: N * d }),
-        k.layerNormForward(gpu, { x: a.x1, g: this.p(n('ln2.g')), b: this.p(n('ln2.b')), y: a.ln2, mean: a.mean2, rstd: a.rstd2, N, d }),
-        this.mm({ M: N, N: 4 * d, K: d, a: a.ln2, b: this.p(n('mlp.w1')), bias: this.p(n('mlp.b1')), c: a.h }),
-        k.gelu(gpu, { x: a.h, y: a.g, n: N * 4 * d }),
-        this.mm({ M: N, N: d, K: 4 * d, a: a.g, b: this.p(n('mlp.w2')), bias: this.p(n('mlp.b2')), c: proj }),
-        k.add(gpu, { a: a.x1, b: proj, out, n: N * d }),
-      );
-    });
+    const name = (l: number, s: string) => `h${first + l}.${s}`;
 
-    if (cfg.hasHead) {
-      const xf = this.alloc(N * d, 'lnf');
-      const meanf = this.alloc(N, 'meanf');
-      const rstdf = this.alloc(N, 'rstdf');
-      const logits = this.alloc(N * V, 'logits');
-      const losses = this.alloc(N, 'losses');
-      this.loss = this.alloc(1, 'loss');
-      fwd.push(
-        k.layerNormForward(gpu, { x: this.output, g: this.p('lnf.g'), b: this.p('lnf.b'), y: xf, mean: meanf, rstd: rstdf, N, d }),
-        this.mm({ M: N, N: V, K: d, a: xf, b: this.p('head.w'), c: logits }),
-        k.crossEntropy(gpu, { logits, targets: this.targets, losses, N, V }),
-        k.reduceSum(gpu, { x: losses, out: this.loss, n: N, scale: 1 / N }),
-      );
-      // logits now hold dloss/dlogits.
-      bwd.push(
-        this.mm({ M: d, N: V, K: N, a: xf, b: logits, c: this.gr('head.w'), transA: true, accumulate: true }),
-        this.mm({ M: N, N: d, K: V, a: logits, b: this.p('head.w'), c: dN, transB: true }),
-        k.layerNormBackward(gpu, { dy: dN, x: this.output, g: this.p('lnf.g'), mean: meanf, rstd: rstdf, dx: this.dX, N, d }),
-        k.layerNormParamGrads(gpu, { dy: dN, x: this.output, mean: meanf, rstd: rstdf, dg: this.gr('lnf.g'), db: this.gr('lnf.b'), N, d }),
-      );
+    this.slots = [];
+    for (let s = 0; s < this.slotCount; s++) {
+      const tokens = this.alloc(N, 'tokens');
+      const targets = this.alloc(N, 'targets');
+      const acts: LayerActs[] = [];
+      let x = this.alloc(N * d, 'x0');
+      const input = x;
+      for (let l = 0; l < cfg.nLayer; l++) {
+        acts.push({
+          x,
+          ln1: this.alloc(N * d, 'ln1'),
+          mean1: this.alloc(N, 'mean1'),
+          rstd1: this.alloc(N, 'rstd1'),
+          qkv: this.alloc(N * 3 * d, 'qkv'),
+          probs: this.alloc(B * H * T * T, 'probs'),
+          att: this.alloc(N * d, 'att'),
+          x1: this.alloc(N * d, 'x1'),
+          ln2: this.alloc(N * d, 'ln2'),
+          mean2: this.alloc(N, 'mean2'),
+          rstd2: this.alloc(N, 'rstd2'),
+          h: this.alloc(N * 4 * d, 'h'),
+          g: this.alloc(N * 4 * d, 'gelu'),
+        });
+        x = this.alloc(N * d, `x${l + 1}`);
+      }
+      const output = x;
+      const fwd: Dispatch[] = [];
+      const bwd: Dispatch[] = [];
+      const table = sub ? { table: sub.f, tokens } : {};
+
+      // Dense boundaries are written straight into `input` and read straight from `output`.
+      if (cfg.hasEmbedding) {
+        fwd.push(k.embeddingForward(gpu, { wte: this.p('wte'), wpe: this.p('wpe'), tokens, x: input, N, T, d, frozen: sub?.f }));
+      } else if (sub) {
+        fwd.push(k.subspaceDecode(gpu, { c: this.boundaryIn, u: sub.u, x: input, N, d, k: sub.k, ...table }));
+      }
+      acts.forEach((a, l) => {
+        const n = (s: string) => name(l, s);
+        const out = l + 1 < acts.length ? acts[l + 1].x : output;
+        fwd.push(
+          k.layerNormForward(gpu, { x: a.x, g: this.p(n('ln1.g')), b: this.p(n('ln1.b')), y: a.ln1, mean: a.mean1, rstd: a.rstd1, N, d }),
+          this.mm({ M: N, N: 3 * d, K: d, a: a.ln1, b: this.p(n('attn.wqkv')), bias: this.p(n('attn.bqkv')), c: a.qkv }),
+          ...k.attentionForward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, out: a.att }, this.tuner.pick),
+          this.mm({ M: N, N: d, K: d, a: a.att, b: this.p(n('attn.wo')), bias: this.p(n('attn.bo')), c: proj }),
+          k.add(gpu, { a: a.x, b: proj, out: a.x1, n: N * d }),
+          k.layerNormForward(gpu, { x: a.x1, g: this.p(n('ln2.g')), b: this.p(n('ln2.b')), y: a.ln2, mean: a.mean2, rstd: a.rstd2, N, d }),
+          this.mm({ M: N, N: 4 * d, K: d, a: a.ln2, b: this.p(n('mlp.w1')), bias: this.p(n('mlp.b1')), c: a.h }),
+          k.gelu(gpu, { x: a.h, y: a.g, n: N * 4 * d }),
+          this.mm({ M: N, N: d, K: 4 * d, a: a.g, b: this.p(n('mlp.w2')), bias: this.p(n('mlp.b2')), c: proj }),
+          k.add(gpu, { a: a.x1, b: proj, out, n: N * d }),
+        );
+      });
+
+      let loss: View | undefined;
+      if (cfg.hasHead) {
+        const xf = this.alloc(N * d, 'lnf');
+        const meanf = this.alloc(N, 'meanf');
+        const rstdf = this.alloc(N, 'rstdf');
+        const logits = this.alloc(N * V, 'logits');
+        const losses = this.alloc(N, 'losses');
+        loss = this.alloc(1, 'loss');
+        fwd.push(
+          k.layerNormForward(gpu, { x: output, g: this.p('lnf.g'), b: this.p('lnf.b'), y: xf, mean: meanf, rstd: rstdf, N, d }),
+          this.mm({ M: N, N: V, K: d, a: xf, b: this.p('head.w'), c: logits }),
+          k.crossEntropy(gpu, { logits, targets, losses, N, V }),
+          k.reduceSum(gpu, { x: losses, out: loss, n: N, scale: 1 / N }),
+        );
+        // logits now hold dloss/dlogits.
+        bwd.push(
+          this.mm({ M: d, N: V, K: N, a: xf, b: logits, c: this.gr('head.w'), transA: true, accumulate: true }),
+          this.mm({ M: N, N: d, K: V, a: logits, b: this.p('head.w'), c: dN, transB: true }),
+          k.layerNormBackward(gpu, { dy: dN, x: output, g: this.p('lnf.g'), mean: meanf, rstd: rstdf, dx: this.dX, N, d }),
+          k.layerNormParamGrads(gpu, { dy: dN, x: output, mean: meanf, rstd: rstdf, dg: this.gr('lnf.g'), db: this.gr('lnf.b'), N, d }),
+        );
+      } else if (sub) {
+        fwd.push(k.subspaceEncode(gpu, { x: output, u: sub.u, c: this.boundaryOut, N, d, k: sub.k, ...table }));
+        bwd.push(k.subspaceDecode(gpu, { c: this.boundaryIn, u: sub.u, x: this.dX, N, d, k: sub.k }));
+      }
+
+      for (let l = acts.length - 1; l >= 0; l--) {
+        const a = acts[l];
+        const n = (s: string) => name(l, s);
+        const dy = this.dX;
+        bwd.push(
+          // MLP: x2 = x1 + gelu(ln2·W1 + b1)·W2 + b2
+          this.mm({ M: 4 * d, N: d, K: N, a: a.g, b: dy, c: this.gr(n('mlp.w2')), transA: true, accumulate: true }),
+          k.colsum(gpu, { dy, db: this.gr(n('mlp.b2')), N, C: d }),
+          this.mm({ M: N, N: 4 * d, K: d, a: dy, b: this.p(n('mlp.w2')), c: d4a, transB: true }),
+          k.geluBackward(gpu, { dy: d4a, x: a.h, dx: d4b, n: N * 4 * d }),
+          this.mm({ M: d, N: 4 * d, K: N, a: a.ln2, b: d4b, c: this.gr(n('mlp.w1')), transA: true, accumulate: true }),
+          k.colsum(gpu, { dy: d4b, db: this.gr(n('mlp.b1')), N, C: 4 * d }),
+          this.mm({ M: N, N: d, K: 4 * d, a: d4b, b: this.p(n('mlp.w1')), c: dN, transB: true }),
+          k.layerNormBackward(gpu, { dy: dN, x: a.x1, g: this.p(n('ln2.g')), mean: a.mean2, rstd: a.rstd2, residual: dy, dx: dx1, N, d }),
+          k.layerNormParamGrads(gpu, { dy: dN, x: a.x1, mean: a.mean2, rstd: a.rstd2, dg: this.gr(n('ln2.g')), db: this.gr(n('ln2.b')), N, d }),
+          // Attention: x1 = x + attn(ln1)·Wo + bo
+          this.mm({ M: d, N: d, K: N, a: a.att, b: dx1, c: this.gr(n('attn.wo')), transA: true, accumulate: true }),
+          k.colsum(gpu, { dy: dx1, db: this.gr(n('attn.bo')), N, C: d }),
+          this.mm({ M: N, N: d, K: d, a: dx1, b: this.p(n('attn.wo')), c: datt, transB: true }),
+          ...k.attentionBackward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS, dqkv }, this.tuner.pick),
+          this.mm({ M: d, N: 3 * d, K: N, a: a.ln1, b: dqkv, c: this.gr(n('attn.wqkv')), transA: true, accumulate: true }),
+          k.colsum(gpu, { dy: dqkv, db: this.gr(n('attn.bqkv')), N, C: 3 * d }),
+          this.mm({ M: N, N: d, K: 3 * d, a: dqkv, b: this.p(n('attn.wqkv')), c: dN, transB: true }),
+          k.layerNormBackward(gpu, { dy: dN, x: a.x, g: this.p(n('ln1.g')), mean: a.mean1, rstd: a.rstd1, residual: dx1, dx: this.dX, N, d }),
+          k.layerNormParamGrads(gpu, { dy: dN, x: a.x, mean: a.mean1, rstd: a.rstd1, dg: this.gr(n('ln1.g')), db: this.gr(n('ln1.b')), N, d }),
+        );
+      }
+      if (cfg.hasEmbedding) {
+        bwd.push(k.embeddingBackward(gpu, { dx: this.dX, tokens, dwte: this.gr('wte'), dwpe: this.gr('wpe'), N, T, d, V }));
+      } else if (sub) {
+        bwd.push(k.subspaceEncode(gpu, { x: this.dX, u: sub.u, c: this.boundaryOut, N, d, k: sub.k }));
+      }
+      this.slots.push({ tokens, targets, input, output, loss, forward: fwd, backward: bwd, pending: false });
     }
 
-    for (let l = acts.length - 1; l >= 0; l--) {
-      const a = acts[l];
-      const n = (s: string) => `h${first + l}.${s}`;
-      const dy = this.dX;
-      bwd.push(
-        // MLP: x2 = x1 + gelu(ln2·W1 + b1)·W2 + b2
-        this.mm({ M: 4 * d, N: d, K: N, a: a.g, b: dy, c: this.gr(n('mlp.w2')), transA: true, accumulate: true }),
-        k.colsum(gpu, { dy, db: this.gr(n('mlp.b2')), N, C: d }),
-        this.mm({ M: N, N: 4 * d, K: d, a: dy, b: this.p(n('mlp.w2')), c: d4a, transB: true }),
-        k.geluBackward(gpu, { dy: d4a, x: a.h, dx: d4b, n: N * 4 * d }),
-        this.mm({ M: d, N: 4 * d, K: N, a: a.ln2, b: d4b, c: this.gr(n('mlp.w1')), transA: true, accumulate: true }),
-        k.colsum(gpu, { dy: d4b, db: this.gr(n('mlp.b1')), N, C: 4 * d }),
-        this.mm({ M: N, N: d, K: 4 * d, a: d4b, b: this.p(n('mlp.w1')), c: dN, transB: true }),
-        k.layerNormBackward(gpu, { dy: dN, x: a.x1, g: this.p(n('ln2.g')), mean: a.mean2, rstd: a.rstd2, residual: dy, dx: dx1, N, d }),
-        k.layerNormParamGrads(gpu, { dy: dN, x: a.x1, mean: a.mean2, rstd: a.rstd2, dg: this.gr(n('ln2.g')), db: this.gr(n('ln2.b')), N, d }),
-        // Attention: x1 = x + attn(ln1)·Wo + bo
-        this.mm({ M: d, N: d, K: N, a: a.att, b: dx1, c: this.gr(n('attn.wo')), transA: true, accumulate: true }),
-        k.colsum(gpu, { dy: dx1, db: this.gr(n('attn.bo')), N, C: d }),
-        this.mm({ M: N, N: d, K: d, a: dx1, b: this.p(n('attn.wo')), c: datt, transB: true }),
-        ...k.attentionBackward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS, dqkv }, this.tuner.pick),
-        this.mm({ M: d, N: 3 * d, K: N, a: a.ln1, b: dqkv, c: this.gr(n('attn.wqkv')), transA: true, accumulate: true }),
-        k.colsum(gpu, { dy: dqkv, db: this.gr(n('attn.bqkv')), N, C: 3 * d }),
-        this.mm({ M: N, N: d, K: 3 * d, a: dqkv, b: this.p(n('attn.wqkv')), c: dN, transB: true }),
-        k.layerNormBackward(gpu, { dy: dN, x: a.x, g: this.p(n('ln1.g')), mean: a.mean1, rstd: a.rstd1, residual: dx1, dx: this.dX, N, d }),
-        k.layerNormParamGrads(gpu, { dy: dN, x: a.x, mean: a.mean1, rstd: a.rstd1, dg: this.gr(n('ln1.g')), db: this.gr(n('ln1.b')), N, d }),
-      );
-    }
-    if (cfg.hasEmbedding) {
-      bwd.push(k.embeddingBackward(gpu, { dx: this.dX, tokens: this.tokens, dwte: this.gr('wte'), dwpe: this.gr('wpe'), N, T, d, V }));
-    }
-    this.forwardDispatches = fwd;
-    this.backwardDispatches = bwd;
+    // A constrained block keeps its residual writers (and their gradients) in span(U): projecting
+    // the gradient first makes the update independent of the gradient's off-subspace part, which
+    // is exactly the part a compressed boundary does not carry.
+    const project = (buf: View) =>
+      sub && constrained(cfg)
+        ? residualWriters(cfg).flatMap((pname) => {
+            const s = this.spec(pname);
+            const w = this.gpu.view(buf.buffer, s.offset, s.size);
+            return k.subspaceProject(gpu, { w, u: sub.u, tmp: sub.tmp, R: s.size / d, d, k: sub.k });
+          })
+        : [];
+    this.projectGrads = project(this.grads);
+    this.projectParams = project(this.params);
     this.stepDispatches = [
+      ...this.projectGrads,
       k.reduceSum(gpu, { x: this.grads, out: this.sumsq, n: total, squares: true }),
       k.adamw(gpu, { p: this.params, g: this.grads, m: this.m, v: this.v, sumsq: this.sumsq, hyper: this.hyper, n: total }),
+      ...this.projectParams,
     ];
   }
+
+  private subspaceWritten = false;
 
   private checkTokens(name: string, t: ArrayLike<number> | undefined): Uint32Array {
     if (!t) throw new Error(`${name} are required by this block`);
@@ -263,43 +337,53 @@ export class BlockRuntime {
     return out;
   }
 
-  private checkActivation(name: string, x: Float32Array | undefined): Float32Array {
-    const n = this.N * this.cfg.dModel;
-    if (!x) throw new Error(`${name} is required by a block without the embedding`);
-    if (x.length !== n) throw new Error(`${name}: expected ${n} values (${this.N} tokens × ${this.cfg.dModel}), got ${x.length}`);
+  private checkBoundary(name: string, x: Float32Array | undefined): Float32Array {
+    const n = this.N * this.width;
+    if (!x) throw new Error(`${name} is required by a block without the ${name === 'x' ? 'embedding' : 'head'}`);
+    if (x.length !== n) throw new Error(`${name}: expected ${n} values (${this.N} tokens × ${this.width}), got ${x.length}`);
     for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) throw new Error(`${name}[${i}] is ${x[i]}: tensors must be finite`);
     return x;
   }
 
-  /**
-   * Forward one microbatch. Returns the mean loss for a block with the head, else the boundary
-   * activation to send to the next stage. Inputs are validated before anything is written.
-   */
-  async forward(input: ForwardInput): Promise<{ loss?: number; x?: Float32Array }> {
-    const tokens = this.cfg.hasEmbedding ? this.checkTokens('tokens', input.tokens) : undefined;
-    const x = this.cfg.hasEmbedding ? undefined : this.checkActivation('x', input.x);
-    const targets = this.cfg.hasHead ? this.checkTokens('targets', input.targets) : undefined;
-    if (tokens) this.gpu.write(this.tokens, tokens);
-    if (x) this.gpu.write(this.input, x);
-    if (targets) this.gpu.write(this.targets, targets);
-    this.gpu.run(this.forwardDispatches);
-    this.forwardDone = true;
-    if (this.cfg.hasHead) return { loss: (await this.gpu.read(this.loss))[0] };
-    return { x: await this.gpu.read(this.output) };
+  private slot(i: number): Slot {
+    const s = this.slots[i];
+    if (!s) throw new Error(`slot ${i} does not exist: this block holds ${this.slotCount} slot(s)`);
+    return s;
   }
 
   /**
-   * Backward the microbatch of the last forward, accumulating weight gradients. A block without
-   * the head takes the gradient of its output; a block without the embedding returns the
-   * gradient of its input for the previous stage.
+   * Forward one microbatch in activation slot `slot`. Returns the mean loss for a block with the
+   * head, else the boundary tensor for the next stage. Inputs are validated before anything is
+   * written. A forward that is never backwarded (evaluation) simply leaves the slot to be reused.
    */
-  async backward(gradOut?: Float32Array): Promise<Float32Array | undefined> {
-    if (!this.forwardDone) throw new Error('backward needs a forward first');
-    if (!this.cfg.hasHead) this.gpu.write(this.dX, this.checkActivation('gradient', gradOut));
-    this.gpu.run(this.backwardDispatches);
-    this.forwardDone = false;
+  async forward(input: ForwardInput, slot = 0): Promise<{ loss?: number; x?: Float32Array }> {
+    const s = this.slot(slot);
+    const needTokens = this.cfg.hasEmbedding || !!this.cfg.subspace;
+    const tokens = needTokens ? this.checkTokens('tokens', input.tokens) : undefined;
+    const x = this.cfg.hasEmbedding ? undefined : this.checkBoundary('x', input.x);
+    const targets = this.cfg.hasHead ? this.checkTokens('targets', input.targets) : undefined;
+    if (tokens) this.gpu.write(s.tokens, tokens);
+    if (x) this.gpu.write(this.cfg.subspace ? this.boundaryIn : s.input, x);
+    if (targets) this.gpu.write(s.targets, targets);
+    this.gpu.run(s.forward);
+    s.pending = true;
+    if (s.loss) return { loss: (await this.gpu.read(s.loss))[0] };
+    return { x: await this.gpu.read(this.cfg.subspace ? this.boundaryOut : s.output) };
+  }
+
+  /**
+   * Backward the microbatch last forwarded in `slot`, accumulating weight gradients. A block
+   * without the head takes the gradient of its output boundary; a block without the embedding
+   * returns the gradient of its input boundary for the previous stage.
+   */
+  async backward(gradOut?: Float32Array, slot = 0): Promise<Float32Array | undefined> {
+    const s = this.slot(slot);
+    if (!s.pending) throw new Error(`backward needs a forward first (slot ${slot})`);
+    if (!this.cfg.hasHead) this.gpu.write(this.cfg.subspace ? this.boundaryIn : this.dX, this.checkBoundary('gradient', gradOut));
+    this.gpu.run(s.backward);
+    s.pending = false;
     if (this.cfg.hasEmbedding) return undefined;
-    return this.gpu.read(this.dX);
+    return this.gpu.read(this.cfg.subspace ? this.boundaryOut : this.dX);
   }
 
   /** AdamW on the accumulated gradients (clipped to the global norm), then zero them. */
@@ -333,6 +417,13 @@ export class BlockRuntime {
     this.gpu.write(this.m, s.m);
     this.gpu.write(this.v, s.v);
     this.step_ = s.step;
+  }
+
+  /** Replace the parameters (replica averaging), keeping optimizer state. */
+  writeParams(p: Float32Array): void {
+    if (p.length !== this.layout.total) throw new Error(`params hold ${p.length} floats, this block needs ${this.layout.total}`);
+    for (let i = 0; i < p.length; i++) if (!Number.isFinite(p[i])) throw new Error(`params[${i}] is ${p[i]}: parameters must be finite`);
+    this.gpu.write(this.params, p);
   }
 
   readParams(): Promise<Float32Array> {

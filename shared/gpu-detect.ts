@@ -2,7 +2,7 @@
 // memory we dare to use, and whether it can take part in a run. The GPU object and the host facts
 // are handed in, so this runs unchanged in Node (Dawn), a browser tab and Electron.
 import { Gpu, groups } from '../kernels/context.js';
-import { VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
+import { DEFAULT_VARIANT, VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
 import { type BlockConfig, activationFloatsPerLayer, layout } from './model.js';
 
 export interface HostFacts {
@@ -281,7 +281,7 @@ async function benchMatmul(gpu: Gpu, n: number): Promise<Pick<BenchReport, 'matm
   const c = gpu.view(gpu.buffer(n * n, 'bench c'), 0, n * n);
   const maxInvocations = gpu.device.limits.maxComputeInvocationsPerWorkgroup;
   const variants: Record<string, number> = {};
-  for (const v of VARIANTS) {
+  for (const v of DETECT_VARIANTS) {
     if (!variantFits(v, { M: n, N: n, K: n }) || v.wx * v.wy > maxInvocations) continue;
     gpu.device.pushErrorScope('validation');
     let ms = NaN;
@@ -298,6 +298,12 @@ async function benchMatmul(gpu: Gpu, n: number): Promise<Pick<BenchReport, 'matm
   if (!ranked.length) throw new Error(`no matmul variant ran at ${n}³`);
   return { matmulSize: n, matmulGflops: ranked[0][1], matmulVariant: ranked[0][0], variants };
 }
+
+/**
+ * A plain and a register-blocked vec4 kernel: enough to tell a fast adapter from a slow one. The
+ * largest blocks are left out because on CPU adapters their first compile takes seconds.
+ */
+const DETECT_VARIANTS = VARIANTS.filter((v) => v === DEFAULT_VARIANT || (v.kind === 'vec4' && v.strided && v.tm === 8 && v.tn === 8));
 
 const COPY_WGSL = `
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;

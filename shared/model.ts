@@ -20,6 +20,23 @@ export interface BlockConfig {
   hasEmbedding: boolean;
   /** The block owns the final norm, the LM head and the loss (it is the last stage). */
   hasHead: boolean;
+  /**
+   * Subspace compression (ARCHITECTURE §4): the embedding adds a frozen table F, and every write
+   * into the residual stream of a block that sends its output on is kept in span(U), so boundaries
+   * travel as k coefficients. U and F come from `seed`.
+   */
+  subspace?: { k: number; seed: number };
+}
+
+/** Does this block keep its residual writes in span(U)? Only if its output crosses a boundary. */
+export const constrained = (c: BlockConfig) => !!c.subspace && !c.hasHead;
+
+/** Parameters that write into the residual stream: the ones a subspace block keeps in span(U). */
+export function residualWriters(c: BlockConfig): string[] {
+  const out = c.hasEmbedding ? ['wte', 'wpe'] : [];
+  const first = c.firstLayer ?? 0;
+  for (let l = first; l < first + c.nLayer; l++) out.push(`h${l}.attn.wo`, `h${l}.attn.bo`, `h${l}.mlp.w2`, `h${l}.mlp.b2`);
+  return out;
 }
 
 export type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number };
@@ -54,6 +71,9 @@ export function validateConfig(c: BlockConfig): void {
   }
   if (c.dModel % c.nHead !== 0) throw new Error(`block config: dModel ${c.dModel} is not divisible by nHead ${c.nHead}`);
   if (!c.hasEmbedding && !c.hasHead && c.nLayer === 0) throw new Error('block config: an empty block holds nothing');
+  if (c.subspace && !(Number.isInteger(c.subspace.k) && c.subspace.k >= 1 && c.subspace.k <= c.dModel)) {
+    throw new Error(`block config: subspace k must be an integer in [1, dModel=${c.dModel}], got ${c.subspace.k}`);
+  }
 }
 
 export function layout(c: BlockConfig): Layout {

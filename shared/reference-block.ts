@@ -1,7 +1,8 @@
 // The same block as BlockRuntime in float64 on the CPU, built from the reference kernels: the
 // ground truth for end-to-end tests. Same flat parameter layout, same AdamW, same API shape.
 import * as r from '../kernels/reference.js';
-import { type BlockConfig, type Layout, layout } from './model.js';
+import { type BlockConfig, type Layout, constrained, layout, residualWriters } from './model.js';
+import { frozenTable, orthonormalBasis } from './subspace.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
 
 type Vec = Float64Array;
@@ -25,6 +26,7 @@ export class ReferenceBlock {
   private readonly m: Vec;
   private readonly v: Vec;
   private t = 0;
+  private readonly sub?: { u: Vec; f: Vec; k: number };
   private saved: { tokens?: ArrayLike<number>; layers: Saved[]; out: Vec; lnf?: ReturnType<typeof r.layerNormForward>; dlogits?: Vec } | undefined;
 
   constructor(
@@ -37,6 +39,26 @@ export class ReferenceBlock {
     this.grads = new Float64Array(this.layout.total);
     this.m = new Float64Array(this.layout.total);
     this.v = new Float64Array(this.layout.total);
+    if (cfg.subspace) {
+      const { k, seed } = cfg.subspace;
+      this.sub = { u: r.f64(orthonormalBasis(cfg.dModel, k, seed)), f: r.f64(frozenTable(cfg.vocab, cfg.dModel, seed)), k };
+      this.project(this.params);
+    }
+  }
+
+  /** Rows of every residual writer onto span(U), in place (a constrained subspace block only). */
+  private project(buf: Vec): void {
+    if (!this.sub || !constrained(this.cfg)) return;
+    const d = this.cfg.dModel;
+    for (const name of residualWriters(this.cfg)) {
+      const s = this.layout.params.find((x) => x.name === name)!;
+      buf.set(r.subspaceProject(buf.subarray(s.offset, s.offset + s.size), this.sub.u, s.size / d, d, this.sub.k), s.offset);
+    }
+  }
+
+  /** The full residual stream at the block's output after the last forward (for tests). */
+  get output(): Vec | undefined {
+    return this.saved?.out;
   }
 
   private p(name: string): Vec {
@@ -53,7 +75,15 @@ export class ReferenceBlock {
     const c = this.cfg;
     const N = c.batch * c.seq;
     const d = c.dModel;
-    let x = c.hasEmbedding ? r.embeddingForward(this.p('wte'), this.p('wpe'), input.tokens!, c.seq, d) : r.f64(input.x!);
+    const sub = this.sub;
+    const table = sub && { table: sub.f, tokens: input.tokens! };
+    let x: Vec;
+    if (c.hasEmbedding) {
+      x = r.embeddingForward(this.p('wte'), this.p('wpe'), input.tokens!, c.seq, d);
+      if (table) x = r.add(x, r.subspaceDecode(new Float64Array(N * sub.k), sub.u, N, d, sub.k, table));
+    } else {
+      x = sub ? r.subspaceDecode(r.f64(input.x!), sub.u, N, d, sub.k, table) : r.f64(input.x!);
+    }
     const layers: Saved[] = [];
     const first = c.firstLayer ?? 0;
     for (let l = first; l < first + c.nLayer; l++) {
@@ -70,7 +100,7 @@ export class ReferenceBlock {
       x = x2;
     }
     this.saved = { tokens: input.tokens, layers, out: x };
-    if (!c.hasHead) return { x };
+    if (!c.hasHead) return { x: sub ? r.subspaceEncode(x, sub.u, N, d, sub.k, table) : x };
     const lnf = r.layerNormForward(x, this.p('lnf.g'), this.p('lnf.b'), N, d);
     const logits = r.matmul(lnf.y, this.p('head.w'), N, c.vocab, d);
     const { loss, dlogits } = r.crossEntropy(logits, input.targets!, N, c.vocab);
@@ -95,7 +125,7 @@ export class ReferenceBlock {
       this.accumulate('lnf.b', b.db);
       dy = b.dx;
     } else {
-      dy = r.f64(gradOut!);
+      dy = this.sub ? r.subspaceDecode(r.f64(gradOut!), this.sub.u, N, d, this.sub.k) : r.f64(gradOut!);
     }
     const first = c.firstLayer ?? 0;
     for (let i = s.layers.length - 1; i >= 0; i--) {
@@ -123,7 +153,7 @@ export class ReferenceBlock {
       dy = r.add(dx1, ln1.dx);
     }
     this.saved = undefined;
-    if (!c.hasEmbedding) return dy;
+    if (!c.hasEmbedding) return this.sub ? r.subspaceEncode(dy, this.sub.u, N, d, this.sub.k) : dy;
     const e = r.embeddingBackward(dy, s.tokens!, c.vocab, c.seq, d);
     this.accumulate('wte', e.dwte);
     this.accumulate('wpe', e.dwpe);
@@ -133,7 +163,9 @@ export class ReferenceBlock {
   /** AdamW step, then zero the gradients. Returns the gradient norm before clipping. */
   step(): number {
     this.t++;
+    this.project(this.grads);
     const norm = r.adamwStep(this.params, this.grads, this.m, this.v, this.t, this.optimizer, this.layout.decayEnd);
+    this.project(this.params);
     this.grads.fill(0);
     return norm;
   }
