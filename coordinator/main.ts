@@ -1,0 +1,101 @@
+// `npm run coordinator`: serve one run from command-line flags and print progress until it ends.
+// A minimal front end for manual runs; launchers use the Coordinator class directly.
+//   npm run coordinator -- --port 8787 --workers 4 --stages 2 --layers 4 [--layers-per-stage 2,2]
+//     [--d-model 128 --heads 4 --seq 64 --batch 16 --vocab 65] [--microbatches 4 --steps 300]
+//     [--lr 3e-3 --warmup 30 --average-every 50 --eval-every 50 --eval-batches 8 --seed 1]
+//     [--codec fp32|bf16|int8|subspace:K:fp32|fp16|int8|int4] [--data-name N --data-sha256 H --data-chars C]
+//     [--heartbeat-timeout-ms 15000] [--host 127.0.0.1] [--run-id ID]
+import { parseArgs } from 'node:util';
+import { splitLayers } from '../shared/assignment.js';
+import { DEFAULT_ADAMW } from '../shared/optimizer.js';
+import { type CodecSpec, CodecSpecSchema, type RunConfig } from '../shared/protocol.js';
+import { Coordinator } from './server.js';
+
+const defaults = {
+  port: '8787', host: '127.0.0.1', workers: '2', stages: '2', layers: '4', 'layers-per-stage': '',
+  'd-model': '128', heads: '4', seq: '64', batch: '16', vocab: '65', microbatches: '4', steps: '300',
+  lr: String(DEFAULT_ADAMW.lr), warmup: '30', 'average-every': '50', 'eval-every': '50', 'eval-batches': '8', seed: '1',
+  codec: 'fp32', 'data-name': 'tinyshakespeare', 'data-sha256': '0'.repeat(64), 'data-chars': '1115394',
+  'heartbeat-timeout-ms': '15000', 'run-id': `run-${Date.now().toString(36)}`,
+};
+type Flag = keyof typeof defaults;
+
+function parseCodec(s: string): CodecSpec {
+  const [kind, k, coeff] = s.split(':');
+  const r = CodecSpecSchema.safeParse(kind === 'subspace' ? { kind, k: Number(k), coeff } : { kind });
+  if (!r.success) throw new Error(`--codec ${s}: expected fp32, bf16, int8 or subspace:K:fp32|fp16|int8|int4`);
+  return r.data;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])),
+    strict: true,
+  });
+  const str = (k: Flag): string => (values[k] as string | undefined) ?? defaults[k];
+  const num = (k: Flag): number => {
+    const v = Number(str(k));
+    if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${str(k)}`);
+    return v;
+  };
+  const stages = num('stages');
+  const nLayer = num('layers');
+  const run: RunConfig = {
+    runId: str('run-id'),
+    model: { vocab: num('vocab'), dModel: num('d-model'), nHead: num('heads'), nLayer, seq: num('seq'), batch: num('batch') },
+    stages,
+    layersPerStage: str('layers-per-stage') ? str('layers-per-stage').split(',').map(Number) : splitLayers(nLayer, stages),
+    microbatches: num('microbatches'),
+    steps: num('steps'),
+    seed: num('seed'),
+    data: { name: str('data-name'), sha256: str('data-sha256'), chars: num('data-chars') },
+    codec: parseCodec(str('codec')),
+    optimizer: { ...DEFAULT_ADAMW, lr: num('lr'), warmup: num('warmup') },
+    averageEvery: num('average-every'),
+    evalEvery: num('eval-every'),
+    evalBatches: num('eval-batches'),
+  };
+  const coord = new Coordinator({
+    run,
+    workers: num('workers'),
+    heartbeatTimeoutMs: num('heartbeat-timeout-ms'),
+    log: (line) => console.log(`[coordinator] ${line}`),
+  });
+
+  let last = '';
+  const timer = setInterval(() => {
+    const p = coord.progress();
+    if (p.phase !== 'running') return;
+    const f = (x: number | undefined, d = 4): string => (x === undefined ? '–' : x.toFixed(d));
+    const line = `step ${p.step}/${p.steps}  loss ${f(p.loss)}  val ${f(p.valLoss)}  tok/s ${f(p.tokensPerSec, 0)}  peers ${p.peers.map((q) => `s${q.stage}r${q.replica}:${q.step}`).join(' ')}`;
+    if (line !== last) console.log((last = line));
+  }, 2000);
+
+  const end = async (code: number): Promise<void> => {
+    clearInterval(timer);
+    await coord.close();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void end(130));
+  coord.finished.then(
+    (report) => {
+      for (const r of report) console.log(`stage ${r.stage} replica ${r.replica} ${r.name}: final val loss ${r.finalValLoss ?? '–'} ${JSON.stringify(r.stats)}`);
+      void end(0);
+    },
+    (e: Error) => {
+      console.error(`run ended: ${e.message}`);
+      void end(1);
+    },
+  );
+  coord.listen(num('port'), str('host')).catch((e: Error) => {
+    console.error(`cannot listen: ${e.message}`);
+    void end(1);
+  });
+}
+
+try {
+  main();
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
+}

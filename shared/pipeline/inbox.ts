@@ -1,0 +1,74 @@
+// Frames arrive in any order relative to when a stage needs them; the inbox holds decoded frames
+// by (kind, step, microbatch) until the schedule asks for them. Peers are not trusted: bytes that
+// do not decode, duplicates (replays) and frames for steps long gone are counted and dropped.
+import { type Frame, type FrameLimits, decodeFrame } from '../wire.js';
+
+export class Inbox {
+  private readonly frames = new Map<string, Frame>();
+  private readonly waiting = new Map<string, (f: Frame) => void>();
+  private readonly seen = new Set<string>();
+  /** Everything rejected, newest last (bounded). */
+  readonly rejected: string[] = [];
+  rejectedCount = 0;
+  private minStep = 0;
+
+  constructor(private readonly limits: FrameLimits = {}) {}
+
+  private static key(kind: number, step: number, mb: number): string {
+    return `${kind}:${step}:${mb}`;
+  }
+
+  /** Feed raw bytes from a link. Never throws. */
+  push(bytes: Uint8Array): void {
+    let f: Frame;
+    try {
+      f = decodeFrame(bytes, this.limits);
+    } catch (e) {
+      return this.reject((e as Error).message);
+    }
+    const key = Inbox.key(f.kind, f.step, f.microbatch);
+    if (f.step < this.minStep) return this.reject(`stale frame ${key} dropped (step ${f.step} is over)`);
+    if (this.seen.has(key)) return this.reject(`duplicate frame ${key} dropped (replay?)`);
+    this.seen.add(key);
+    const w = this.waiting.get(key);
+    if (w) {
+      this.waiting.delete(key);
+      w(f);
+    } else {
+      this.frames.set(key, f);
+    }
+  }
+
+  private reject(why: string): void {
+    this.rejectedCount++;
+    this.rejected.push(why);
+    if (this.rejected.length > 50) this.rejected.shift();
+  }
+
+  /** The frame for (kind, step, mb), waiting up to timeoutMs for it. */
+  take(kind: number, step: number, mb: number, timeoutMs: number): Promise<Frame> {
+    const key = Inbox.key(kind, step, mb);
+    const f = this.frames.get(key);
+    if (f) {
+      this.frames.delete(key);
+      return Promise.resolve(f);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for frame kind ${kind}, step ${step}, microbatch ${mb}`));
+      }, timeoutMs);
+      this.waiting.set(key, (frame) => {
+        clearTimeout(timer);
+        resolve(frame);
+      });
+    });
+  }
+
+  /** Steps before `step` are over: drop their keys (memory stays bounded) and refuse their frames. */
+  forgetBefore(step: number): void {
+    this.minStep = Math.max(this.minStep, step);
+    for (const key of this.seen) if (Number(key.split(':')[1]) < step) this.seen.delete(key);
+    for (const key of this.frames.keys()) if (Number(key.split(':')[1]) < step) this.frames.delete(key);
+  }
+}

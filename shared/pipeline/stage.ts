@@ -1,0 +1,144 @@
+// One pipeline stage: runs its block's share of every training step in schedule order, sending
+// encoded boundary tensors to its neighbours and waiting for theirs. Environment-agnostic: the
+// runtime (GPU), the links (WebRTC or memory), the data and the clock are handed in.
+import type { BlockRuntime } from '../block-runtime.js';
+import type { Dtype } from '../codec.js';
+import { type Frame, FrameKind, encodeFrame } from '../wire.js';
+import { Inbox } from './inbox.js';
+import type { Link } from './link.js';
+import { type Schedule, oneFOneB, slotsNeeded } from './schedule.js';
+
+export interface Batch {
+  tokens: Uint32Array;
+  targets: Uint32Array;
+}
+
+export interface StageOptions {
+  runtime: BlockRuntime;
+  stage: number;
+  stages: number;
+  microbatches: number;
+  /** The shared data order: every stage derives the same tokens, so no ids travel. */
+  batch(step: number, microbatch: number, split: 'train' | 'val'): Batch;
+  dtype: Dtype;
+  prev?: Link;
+  next?: Link;
+  schedule?: Schedule;
+  /** Learning rate for a step (warm-up, decay). */
+  lr(step: number): number;
+  now(): number;
+  timeoutMs?: number;
+}
+
+export interface StepResult {
+  step: number;
+  /** Mean training loss over the step's microbatches (last stage only). */
+  loss?: number;
+  wallMs: number;
+  busyMs: number;
+}
+
+export class PipelineStage {
+  private readonly fromPrev = new Inbox();
+  private readonly fromNext = new Inbox();
+  private readonly ops;
+  readonly slots: number;
+  busyMs = 0;
+  readonly runtime: BlockRuntime;
+  /** Boundary bytes this stage sent/received, by direction, headers included. */
+  readonly wire = { fwdSent: 0, bwdSent: 0, fwdTokens: 0, bwdTokens: 0 };
+
+  constructor(private readonly o: StageOptions) {
+    this.runtime = o.runtime;
+    const isFirst = o.stage === 0;
+    const isLast = o.stage === o.stages - 1;
+    if (isFirst !== !!o.runtime.cfg.hasEmbedding) throw new Error(`stage ${o.stage}: the first stage and only it holds the embedding`);
+    if (isLast !== !!o.runtime.cfg.hasHead) throw new Error(`stage ${o.stage}: the last stage and only it holds the head`);
+    if (!isFirst && !o.prev) throw new Error(`stage ${o.stage} needs a link to stage ${o.stage - 1}`);
+    if (!isLast && !o.next) throw new Error(`stage ${o.stage} needs a link to stage ${o.stage + 1}`);
+    this.ops = (o.schedule ?? oneFOneB)(o.stage, o.stages, o.microbatches);
+    this.slots = slotsNeeded(this.ops);
+    if (this.slots > o.runtime.slotCount) throw new Error(`stage ${o.stage} needs ${this.slots} activation slots, its runtime has ${o.runtime.slotCount}`);
+    o.prev?.onMessage((b) => this.fromPrev.push(b));
+    o.next?.onMessage((b) => this.fromNext.push(b));
+  }
+
+  /** Frames a neighbour sent that failed validation (malformed, replayed, stale). */
+  get rejected(): number {
+    return this.fromPrev.rejectedCount + this.fromNext.rejectedCount;
+  }
+
+  private async timed<T>(f: () => Promise<T>): Promise<T> {
+    const t0 = this.o.now();
+    try {
+      return await f();
+    } finally {
+      this.busyMs += this.o.now() - t0;
+    }
+  }
+
+  private send(link: Link | undefined, kind: FrameKind, step: number, mb: number, tensor: Float32Array): number {
+    const rows = this.o.runtime.N;
+    const bytes = encodeFrame({ kind, step, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor });
+    link!.send(bytes);
+    return bytes.length;
+  }
+
+  private receive(inbox: Inbox, kind: FrameKind, step: number, mb: number): Promise<Frame> {
+    return inbox.take(kind, step, mb, this.o.timeoutMs ?? 120_000);
+  }
+
+  /** Run this stage's part of training step `step` (from 1), then its optimizer step. */
+  async trainStep(step: number): Promise<StepResult> {
+    const { runtime: rt, stage, stages } = this.o;
+    const t0 = this.o.now();
+    const busy0 = this.busyMs;
+    let lossSum = 0;
+    for (const op of this.ops) {
+      const slot = op.mb % this.slots;
+      const data = this.o.batch(step, op.mb, 'train');
+      if (op.kind === 'F') {
+        const x = stage > 0 ? (await this.receive(this.fromPrev, FrameKind.Activation, step, op.mb)).tensor : undefined;
+        const out = await this.timed(() => rt.forward({ ...data, x }, slot));
+        if (stage < stages - 1) {
+          this.wire.fwdSent += this.send(this.o.next, FrameKind.Activation, step, op.mb, out.x!);
+          this.wire.fwdTokens += rt.N;
+        } else {
+          lossSum += out.loss!;
+        }
+      } else {
+        const g = stage < stages - 1 ? (await this.receive(this.fromNext, FrameKind.Gradient, step, op.mb)).tensor : undefined;
+        const dx = await this.timed(() => rt.backward(g, slot));
+        if (stage > 0) {
+          this.wire.bwdSent += this.send(this.o.prev, FrameKind.Gradient, step, op.mb, dx!);
+          this.wire.bwdTokens += rt.N;
+        }
+      }
+    }
+    await this.timed(async () => {
+      rt.step(this.o.lr(step));
+      await rt.gpu.finish();
+    });
+    this.fromPrev.forgetBefore(step);
+    this.fromNext.forgetBefore(step);
+    const loss = stage === stages - 1 ? lossSum / this.o.microbatches : undefined;
+    return { step, loss, wallMs: this.o.now() - t0, busyMs: this.busyMs - busy0 };
+  }
+
+  /**
+   * Forward-only pass of `batches` validation microbatches through the pipeline, tagged with the
+   * step they follow. The last stage returns the mean validation loss.
+   */
+  async evaluate(step: number, batches: number): Promise<number | undefined> {
+    const { runtime: rt, stage, stages } = this.o;
+    let sum = 0;
+    for (let i = 0; i < batches; i++) {
+      const data = this.o.batch(step, i, 'val');
+      const x = stage > 0 ? (await this.receive(this.fromPrev, FrameKind.EvalActivation, step, i)).tensor : undefined;
+      const out = await this.timed(() => rt.forward({ ...data, x }, 0));
+      if (stage < stages - 1) this.send(this.o.next, FrameKind.EvalActivation, step, i, out.x!);
+      else sum += out.loss!;
+    }
+    return stage === stages - 1 ? sum / batches : undefined;
+  }
+}
