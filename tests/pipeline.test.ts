@@ -8,6 +8,7 @@ import { charCorpus, sampleBatch } from '../shared/data.js';
 import { type BlockConfig, initParams } from '../shared/model.js';
 import { type Link, memoryLinkPair } from '../shared/pipeline/link.js';
 import { type ModelSpec, stageConfigs } from '../shared/pipeline/partition.js';
+import { ReplicaAverager } from '../shared/pipeline/replicas.js';
 import { PipelineStage } from '../shared/pipeline/stage.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 
@@ -87,5 +88,40 @@ describe('pipeline over in-memory links', () => {
     const w = stages[0].wire;
     // per token: 4 int8 values; per row (token) a 4-byte scale; plus a 32-byte header per frame
     expect(w.fwdSent).toBe(M * 6 * (32 + 16 * (4 + 4)));
+  });
+
+  it('two lanes of two stages average each stage\'s weights every 2 steps and end bit-identical', async () => {
+    const cfgs = stageConfigs(model, [2, 1]);
+    const lanes = [0, 1].map(() => {
+      const [a, b] = memoryLinkPair();
+      return [a, b];
+    });
+    const replicaLinks = cfgs.map(() => memoryLinkPair());
+    const stages: PipelineStage[][] = [];
+    const averagers: ReplicaAverager[][] = [];
+    for (const lane of [0, 1]) {
+      stages.push([]);
+      averagers.push([]);
+      for (const [s, cfg] of cfgs.entries()) {
+        const runtime = await BlockRuntime.create(gpu, cfg, { init: initParams(cfg, 3), optimizer: OPT, slots: 2 });
+        const laneBatch = (step: number, mb: number, split: 'train' | 'val') => batch(step, lane * M + mb, split);
+        const [prev, next] = s === 0 ? [undefined, lanes[lane][0]] : [lanes[lane][1], undefined];
+        stages[lane].push(new PipelineStage({ runtime, stage: s, stages: 2, microbatches: M, batch: laneBatch, dtype: 'fp32', prev, next, lr: () => OPT.lr, now: () => performance.now() }));
+        averagers[lane].push(new ReplicaAverager(runtime, lane, [{ replica: 1 - lane, link: replicaLinks[s][lane] }]));
+      }
+    }
+    for (let step = 1; step <= 4; step++) {
+      await Promise.all(stages.flat().map((st) => st.trainStep(step)));
+      if (step % 2 === 0) await Promise.all(averagers.flat().map((a) => a.average(step)));
+      if (step === 1) {
+        // Different data per lane: before any averaging the replicas have drifted apart.
+        const [a, b] = await Promise.all([stages[0][0].runtime.readParams(), stages[1][0].runtime.readParams()]);
+        expect(a.some((v, i) => v !== b[i])).toBe(true);
+      }
+    }
+    for (const s of [0, 1]) {
+      const [a, b] = await Promise.all([stages[0][s].runtime.readParams(), stages[1][s].runtime.readParams()]);
+      expect(Array.from(a)).toEqual(Array.from(b));
+    }
   });
 });
