@@ -2,12 +2,10 @@
 // microbatch, cols = d_model or the subspace rank k) becomes bytes on the wire and back. Pure and
 // environment-agnostic: typed arrays and DataView only, little-endian bytes on any host.
 
-/** What a run sends across a stage boundary (chosen on the command line). */
-export type CodecSpec =
-  | { kind: 'fp32' }
-  | { kind: 'bf16' }
-  | { kind: 'int8' }
-  | { kind: 'subspace'; k: number; coeff: 'fp32' | 'fp16' | 'int8' | 'int4' };
+import type { CodecSpec } from './protocol.js';
+
+/** What a run sends across a stage boundary (chosen on the command line; schema in protocol.ts). */
+export type { CodecSpec };
 
 /** Element encoding actually applied to the tensor on the wire. */
 export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'int8' | 'int4';

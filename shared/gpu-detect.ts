@@ -444,3 +444,10 @@ function bytes(n: number | undefined): string {
 const num = (x: number) => String(Number(x.toPrecision(3)));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** The default run: a char-level Shakespeare GPT, one layer per block, four in the model. */
+export const DEFAULT_RUN: RunSpec = {
+  name: 'shakespeare-char',
+  config: { vocab: 65, dModel: 128, nHead: 4, nLayer: 1, seq: 64, batch: 16, hasEmbedding: false, hasHead: false },
+  layersInModel: 4,
+};

@@ -1,14 +1,8 @@
 // `npx tsx worker/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
 import os from 'node:os';
-import { type RunSpec, detectGpu, formatReport, verdict } from '../shared/gpu-detect.js';
+import { DEFAULT_RUN, detectGpu, formatReport, verdict } from '../shared/gpu-detect.js';
 import { nodeGPU } from './node-gpu.js';
 
-/** The default run: a char-level Shakespeare GPT, one layer per block, four in the model. */
-export const DEFAULT_RUN: RunSpec = {
-  name: 'shakespeare-char',
-  config: { vocab: 65, dModel: 128, nHead: 4, nLayer: 1, seq: 64, batch: 16, hasEmbedding: false, hasHead: false },
-  layersInModel: 4,
-};
 
 async function main(args: string[]): Promise<void> {
   const unknown = args.filter((a) => a !== '--json' && a !== '--no-bench');

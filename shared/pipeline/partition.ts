@@ -11,12 +11,6 @@ export interface ModelSpec {
   subspace?: { k: number; seed: number };
 }
 
-/** Layers per stage as even as possible, the remainder going to the earliest stages. */
-export function evenLayers(nLayer: number, stages: number): number[] {
-  if (!(Number.isInteger(stages) && stages >= 1 && stages <= nLayer)) throw new Error(`cannot split ${nLayer} layers into ${stages} stages`);
-  return Array.from({ length: stages }, (_, s) => Math.floor(nLayer / stages) + (s < nLayer % stages ? 1 : 0));
-}
-
 /** The block config of every stage: stage 0 adds the embedding, the last stage the head. */
 export function stageConfigs(m: ModelSpec, layersPerStage: number[]): BlockConfig[] {
   const total = layersPerStage.reduce((a, b) => a + b, 0);

@@ -1,0 +1,181 @@
+// `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME]`: a headless peer.
+// It detects its GPU, registers, gets a stage of the run, opens WebRTC data channels to its
+// neighbours, trains its block in the pipeline and reports progress until the run ends.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { BlockRuntime } from '../shared/block-runtime.js';
+import { dtypeOf } from '../shared/codec.js';
+import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordinator-client.js';
+import { DEFAULT_RUN, detectGpu, verdict } from '../shared/gpu-detect.js';
+import { learningRate } from '../shared/optimizer.js';
+import { stageConfigs } from '../shared/pipeline/partition.js';
+import { ReplicaAverager } from '../shared/pipeline/replicas.js';
+import { PipelineStage } from '../shared/pipeline/stage.js';
+import type { ServerMessageOf } from '../shared/protocol.js';
+import { nodeGPU, openNodeGpu } from './node-gpu.js';
+import { rtcPeer, type RtcPeer } from './rtc-link.js';
+import { DEFAULT_DATA, runCorpus, trainBatch, valBatch } from './run-data.js';
+
+const { values: args } = parseArgs({
+  options: {
+    coordinator: { type: 'string' },
+    data: { type: 'string', default: DEFAULT_DATA },
+    name: { type: 'string', default: `${os.hostname()}-${process.pid}` },
+    quiet: { type: 'boolean', default: false },
+    /** Where to write this peer's loss curves and stats at the end (the local launcher reads them). */
+    metrics: { type: 'string' },
+  },
+  strict: true,
+});
+
+function say(line: string): void {
+  if (!args.quiet) process.stdout.write(line);
+}
+
+async function main(): Promise<void> {
+  if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
+  const gpu = await openNodeGpu();
+  const report = await detectGpu(nodeGPU(), { name: `node ${process.version}`, totalMemoryBytes: os.totalmem(), runtime: 'node' }, { benchSize: 128 });
+  const fit = verdict(report, DEFAULT_RUN);
+  if (!fit.ok) throw new Error(`this machine cannot train: ${fit.text}`);
+  const capability = {
+    adapter: report.adapter?.description || 'unknown',
+    kind: report.adapter?.kind ?? 'unknown',
+    gflops: report.bench?.matmulGflops ?? 0,
+    memoryBytes: report.budget?.bytes ?? 0,
+    maxLayers: fit.layers,
+  };
+  const client = new CoordinatorClient(args.coordinator, WebSocket as unknown as WebSocketConstructor);
+  let status = { step: 0, loss: undefined as number | undefined, valLoss: undefined as number | undefined, tokensPerSec: 0, busyFraction: 0 };
+  let links: RtcPeer[] = [];
+  const bytes = () => ({
+    bytesSent: links.reduce((s, l) => s + l.link.bytesSent, 0),
+    bytesReceived: links.reduce((s, l) => s + l.link.bytesReceived, 0),
+  });
+  const heartbeat = () =>
+    client.send({
+      type: 'heartbeat',
+      step: status.step,
+      ...(status.loss !== undefined && { loss: status.loss }),
+      ...(status.valLoss !== undefined && { valLoss: status.valLoss }),
+      tokensPerSec: status.tokensPerSec,
+      busyFraction: Math.min(1, status.busyFraction),
+      ...bytes(),
+    });
+
+  const stopped = new Promise<string>((resolve) => client.on('stop', (m) => resolve(m.reason)));
+  client.on('peer-lost', (m) => say(`\npeer ${m.peerId} lost: ${m.reason}\n`));
+  client.on('error', (m) => say(`\ncoordinator: ${m.message}\n`));
+  const assigned = new Promise<ServerMessageOf<'assign'>>((resolve) => client.on('assign', resolve));
+  const started = new Promise<void>((resolve) => client.on('start', () => resolve()));
+  const { peerId } = await client.connect({ name: args.name, capability });
+  const beat = setInterval(heartbeat, 2000);
+  say(`registered as ${peerId} (${capability.adapter}, ${capability.gflops.toFixed(1)} GFLOP/s)\n`);
+
+  const a = await Promise.race([assigned, stopped.then((r) => Promise.reject(new Error(`run stopped before assignment: ${r}`)))]);
+  const run = a.run;
+  const S = run.stages;
+  const R = a.peers.filter((p) => p.stage === 0).length;
+  const corpus = runCorpus(run, args.data);
+  const subspace = run.codec.kind === 'subspace' ? { k: run.codec.k, seed: run.seed } : undefined;
+  const cfg = stageConfigs({ ...run.model, subspace }, run.layersPerStage)[a.stage];
+  say(`stage ${a.stage}/${S} replica ${a.replica}: ${cfg.nLayer} layer(s)${cfg.hasEmbedding ? ' + embedding' : ''}${cfg.hasHead ? ' + head' : ''}; tuning kernels…\n`);
+  const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots: S - a.stage, autotune: true });
+
+  // WebRTC to the neighbours: the lower peer id initiates, so exactly one side does.
+  const peerOf = (stage: number, replica: number) => a.peers.find((p) => p.stage === stage && p.replica === replica);
+  const neighbours = {
+    prev: a.stage > 0 ? peerOf(a.stage - 1, a.replica) : undefined,
+    next: a.stage < S - 1 ? peerOf(a.stage + 1, a.replica) : undefined,
+    replicas: a.peers.filter((p) => p.stage === a.stage && p.replica !== a.replica),
+  };
+  const rtc = new Map<string, RtcPeer>();
+  const onError = (e: Error) => say(`\nlink error: ${e.message}\n`);
+  for (const p of [neighbours.prev, neighbours.next, ...neighbours.replicas]) {
+    if (!p) continue;
+    rtc.set(p.peerId, rtcPeer(peerId < p.peerId, (data) => client.send({ type: 'signal', to: p.peerId, data }), onError));
+  }
+  client.on('signal', (m) => rtc.get(m.from)?.signal(m.data));
+  links = [...rtc.values()];
+  await Promise.all(links.map((l) => l.connected));
+  client.send({ type: 'ready' });
+  await Promise.race([started, stopped.then((r) => Promise.reject(new Error(`run stopped: ${r}`)))]);
+
+  const stage = new PipelineStage({
+    runtime,
+    stage: a.stage,
+    stages: S,
+    microbatches: run.microbatches,
+    batch: (step, mb, split) => (split === 'train' ? trainBatch(run, corpus, R, a.replica, step, mb) : valBatch(run, corpus, mb)),
+    dtype: dtypeOf(run.codec),
+    prev: neighbours.prev && rtc.get(neighbours.prev.peerId)!.link,
+    next: neighbours.next && rtc.get(neighbours.next.peerId)!.link,
+    lr: (step) => learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.steps }),
+    now: () => performance.now(),
+  });
+  const averager = new ReplicaAverager(runtime, a.replica, neighbours.replicas.map((p) => ({ replica: p.replica, link: rtc.get(p.peerId)!.link })));
+  let stop: string | undefined;
+  void stopped.then((r) => (stop = r));
+  const t0 = performance.now();
+  let busy = 0;
+  const curves = { train: [] as [number, number][], val: [] as [number, number][] };
+  const tokensPerStep = run.microbatches * run.model.batch * run.model.seq;
+  for (let step = 1; step <= run.steps && !stop; step++) {
+    const r = await stage.trainStep(step);
+    busy += r.busyMs;
+    if (R > 1 && step % run.averageEvery === 0) await averager.average(step);
+    const evalNow = run.evalEvery > 0 && run.evalBatches > 0 && (step % run.evalEvery === 0 || step === run.steps);
+    if (evalNow && a.replica === 0) {
+      const v = await stage.evaluate(step, run.evalBatches);
+      if (v !== undefined) curves.val.push([step, (status.valLoss = v)]);
+    }
+    if (r.loss !== undefined) curves.train.push([step, r.loss]);
+    const secs = (performance.now() - t0) / 1000;
+    status = { ...status, step, loss: r.loss ?? status.loss, tokensPerSec: (step * tokensPerStep) / secs, busyFraction: busy / (secs * 1000) };
+    say(
+      `\rstep ${step}/${run.steps}${status.loss !== undefined ? ` | loss ${status.loss.toFixed(4)}` : ''}${status.valLoss !== undefined ? ` | val ${status.valLoss.toFixed(4)}` : ''}` +
+        ` | ${Math.round(status.tokensPerSec)} tok/s | busy ${(status.busyFraction * 100).toFixed(0)}% | sent ${(bytes().bytesSent / 1e6).toFixed(2)} MB recv ${(bytes().bytesReceived / 1e6).toFixed(2)} MB   `,
+    );
+  }
+  heartbeat();
+  const w = stage.wire;
+  const stats = {
+      stage: a.stage,
+      replica: a.replica,
+      steps: status.step,
+      wallMs: performance.now() - t0,
+      busyMs: busy,
+      fwdBytesSent: w.fwdSent,
+      bwdBytesSent: w.bwdSent,
+      fwdTokens: w.fwdTokens,
+      bwdTokens: w.bwdTokens,
+      averagingBytesSent: averager.bytesSent,
+      rejectedFrames: stage.rejected,
+      layersHeld: cfg.nLayer,
+      paramsHeld: runtime.layout.count,
+      ...(status.loss !== undefined && { finalTrainLoss: status.loss }),
+  };
+  if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId, stage: a.stage, replica: a.replica, ...curves, stats }));
+  client.send({
+    type: 'done',
+    ...(status.valLoss !== undefined && a.replica === 0 && a.stage === S - 1 && { finalValLoss: status.valLoss }),
+    stats,
+  });
+  say(`\n${stop ? `stopped: ${stop}` : 'done'}\n`);
+  await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
+  clearInterval(beat);
+  for (const l of links) l.destroy();
+  client.close();
+  runtime.destroy();
+  if (stop && stop !== 'run complete') throw new Error(`run stopped: ${stop}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(`\nworker error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
