@@ -34,6 +34,8 @@ export interface SwarmOptions {
   seed: number;
   out: string;
   quiet?: boolean;
+  /** Workers dump step 1's boundary tensors as sent and received into out/boundaries. */
+  dump?: boolean;
 }
 
 export const SWARM_DEFAULTS: SwarmOptions = {
@@ -114,7 +116,7 @@ export async function runSwarm(o: SwarmOptions, run = runConfig(o)): Promise<Swa
     metricsFiles.push(metrics);
     const logFile = join(o.out, `worker-${i}.log`);
     writeFileSync(logFile, '');
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     const append = (b: Buffer) => writeFileSync(logFile, b, { flag: 'a' });
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);

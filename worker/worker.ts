@@ -1,7 +1,8 @@
 // `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME]`: a headless peer.
 // It detects its GPU, registers, gets a stage of the run, opens WebRTC data channels to its
 // neighbours, trains its block in the pipeline and reports progress until the run ends.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -14,6 +15,7 @@ import { stageConfigs } from '../shared/pipeline/partition.js';
 import { ReplicaAverager } from '../shared/pipeline/replicas.js';
 import { PipelineStage } from '../shared/pipeline/stage.js';
 import type { ServerMessageOf } from '../shared/protocol.js';
+import { FrameKind } from '../shared/wire.js';
 import { nodeGPU, openNodeGpu } from './node-gpu.js';
 import { rtcPeer, type RtcPeer } from './rtc-link.js';
 import { DEFAULT_DATA, runCorpus, trainBatch, valBatch } from './run-data.js';
@@ -26,12 +28,26 @@ const { values: args } = parseArgs({
     quiet: { type: 'boolean', default: false },
     /** Where to write this peer's loss curves and stats at the end (the local launcher reads them). */
     metrics: { type: 'string' },
+    /** Write the boundary tensors of step 1 as sent and as received (for end-to-end checks). */
+    dump: { type: 'string' },
   },
   strict: true,
 });
 
 function say(line: string): void {
   if (!args.quiet) process.stdout.write(line);
+}
+
+/** Files named by the boundary they cross, so a sender's and a receiver's dump pair up. */
+function dumpBoundary(dir: string, stage: number) {
+  mkdirSync(dir, { recursive: true });
+  return (side: 'sent' | 'received', kind: number, step: number, mb: number, t: Float32Array) => {
+    if (step !== 1) return;
+    // Activations cross from stage s to s+1, gradients from s to s−1: name the boundary by its lower stage.
+    const forward = kind !== FrameKind.Gradient;
+    const boundary = forward === (side === 'sent') ? stage : stage - 1;
+    writeFileSync(join(dir, `b${boundary}-k${kind}-mb${mb}-${side}.f32`), t);
+  };
 }
 
 async function main(): Promise<void> {
@@ -114,6 +130,7 @@ async function main(): Promise<void> {
     next: neighbours.next && rtc.get(neighbours.next.peerId)!.link,
     lr: (step) => learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.steps }),
     now: () => performance.now(),
+    onBoundary: args.dump ? dumpBoundary(args.dump, a.stage) : undefined,
   });
   const averager = new ReplicaAverager(runtime, a.replica, neighbours.replicas.map((p) => ({ replica: p.replica, link: rtc.get(p.peerId)!.link })));
   let stop: string | undefined;

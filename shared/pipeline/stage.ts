@@ -28,6 +28,8 @@ export interface StageOptions {
   lr(step: number): number;
   now(): number;
   timeoutMs?: number;
+  /** Sees every boundary tensor as sent (before encoding) and as received (after decoding). */
+  onBoundary?(dir: 'sent' | 'received', kind: FrameKind, step: number, microbatch: number, tensor: Float32Array): void;
 }
 
 export interface StepResult {
@@ -79,13 +81,16 @@ export class PipelineStage {
 
   private send(link: Link | undefined, kind: FrameKind, step: number, mb: number, tensor: Float32Array): number {
     const rows = this.o.runtime.N;
+    this.o.onBoundary?.('sent', kind, step, mb, tensor);
     const bytes = encodeFrame({ kind, step, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor });
     link!.send(bytes);
     return bytes.length;
   }
 
-  private receive(inbox: Inbox, kind: FrameKind, step: number, mb: number): Promise<Frame> {
-    return inbox.take(kind, step, mb, this.o.timeoutMs ?? 120_000);
+  private async receive(inbox: Inbox, kind: FrameKind, step: number, mb: number): Promise<Frame> {
+    const f = await inbox.take(kind, step, mb, this.o.timeoutMs ?? 120_000);
+    this.o.onBoundary?.('received', kind, step, mb, f.tensor);
+    return f;
   }
 
   /** Run this stage's part of training step `step` (from 1), then its optimizer step. */
