@@ -7,16 +7,31 @@ import type { CodecSpec } from './protocol.js';
 /** What a run sends across a stage boundary (chosen on the command line; schema in protocol.ts). */
 export type { CodecSpec };
 
-/** Element encoding actually applied to the tensor on the wire. */
-export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'int8' | 'int4';
+/**
+ * Element encoding actually applied to the tensor on the wire. int8/int4 carry one f32 absmax
+ * scale per row (token); int8c/int4c one per column (subspace direction), stored once per frame.
+ */
+export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'int8' | 'int4' | 'int8c' | 'int4c';
 
-export const DTYPES: readonly Dtype[] = ['fp32', 'bf16', 'fp16', 'int8', 'int4'];
+export const DTYPES: readonly Dtype[] = ['fp32', 'bf16', 'fp16', 'int8', 'int4', 'int8c', 'int4c'];
+
+/** The scaled-integer encodings. */
+export type IntDtype = 'int8' | 'int4' | 'int8c' | 'int4c';
 
 /** Largest subspace rank a codec string may ask for; matches the wire's default column cap. */
 const MAX_K = 1 << 16;
 
+/**
+ * The wire dtype of a codec. Subspace coefficients use per-COLUMN scales ('int8' → 'int8c',
+ * 'int4' → 'int4c'): each column is one basis direction with its own spread across tokens, so a
+ * column's absmax is the right statistic, and k scales per frame (amortized over 512–1024 tokens)
+ * cost far less than a 4-byte scale per token, which at k = 16 int8 would be 20% of the payload.
+ * The dense 'int8' codec keeps per-ROW scales: there cols = d_model, so a row scale is < 1% of the
+ * row, and it tracks what varies most in a residual stream, the norm of each token's vector.
+ */
 export function dtypeOf(spec: CodecSpec): Dtype {
-  return spec.kind === 'subspace' ? spec.coeff : spec.kind;
+  if (spec.kind !== 'subspace') return spec.kind;
+  return spec.coeff === 'int8' ? 'int8c' : spec.coeff === 'int4' ? 'int4c' : spec.coeff;
 }
 
 const FORMS = "'fp32', 'bf16', 'int8' or 'subspace:k=<positive integer>:<fp32|fp16|int8|int4>'";
@@ -45,25 +60,62 @@ export function codecName(spec: CodecSpec): string {
 }
 
 /**
- * Bytes one row occupies. Quantized rows carry their own f32 scale and int4 rows are padded to a
- * whole byte, so a tensor is always exactly rows · bytesPerRow(cols) bytes.
+ * How a scaled-integer tensor is laid out: `scaleBytes` of f32 scales (one per row, or one per
+ * column for the …c dtypes), then `rows` rows of `rowBytes` each. An int4 row packs two values per
+ * byte, low nibble first, and starts on a fresh byte (odd cols leave a zero pad nibble).
  */
-export function bytesPerRow(cols: number, dtype: Dtype): number {
+export interface IntLayout {
+  dtype: IntDtype;
+  /** Quantization levels each side of zero: q ∈ [−levels, levels]. */
+  levels: 127 | 7;
+  bits: 8 | 4;
+  perColumn: boolean;
+  scaleBytes: number;
+  rowBytes: number;
+}
+
+/** The layout of a scaled-integer dtype, or undefined for the float dtypes. */
+export function intLayout(rows: number, cols: number, dtype: Dtype): IntLayout | undefined {
   switch (dtype) {
     case 'fp32':
-      return 4 * cols;
     case 'bf16':
     case 'fp16':
-      return 2 * cols;
+      return undefined;
     case 'int8':
-      return 4 + cols;
     case 'int4':
-      return 4 + Math.ceil(cols / 2);
+    case 'int8c':
+    case 'int4c': {
+      const bits = dtype === 'int8' || dtype === 'int8c' ? 8 : 4;
+      const perColumn = dtype === 'int8c' || dtype === 'int4c';
+      return {
+        dtype,
+        levels: bits === 8 ? 127 : 7,
+        bits,
+        perColumn,
+        scaleBytes: 4 * (perColumn ? cols : rows),
+        rowBytes: bits === 8 ? cols : Math.ceil(cols / 2),
+      };
+    }
   }
 }
 
-/** Quantization levels each side of zero for the scaled integer encodings. */
-const LEVELS = { int8: 127, int4: 7 } as const;
+/**
+ * Exact size in bytes of a quantized [rows × cols] tensor: the single source of truth for
+ * quantize's output, dequantize's input and the wire's payload accounting.
+ */
+export function tensorBytes(rows: number, cols: number, dtype: Dtype): number {
+  switch (dtype) {
+    case 'fp32':
+      return 4 * rows * cols;
+    case 'bf16':
+    case 'fp16':
+      return 2 * rows * cols;
+    default: {
+      const l = intLayout(rows, cols, dtype)!;
+      return l.scaleBytes + rows * l.rowBytes;
+    }
+  }
+}
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -76,13 +128,14 @@ function checkShape(n: number, rows: number, cols: number, what: string): void {
 
 /**
  * Encode x (finite by contract: encodeFrame checks before calling) as `dtype`.
- * Layout: fp32/bf16/fp16 are plain little-endian element arrays. int8/int4 are all rows' f32
- * scales first (4 bytes each), then the rows of signed values; an int4 row packs two values per
- * byte, low nibble first, and starts on a fresh byte.
+ * Layout: fp32/bf16/fp16 are plain little-endian element arrays. The scaled-integer dtypes are
+ * their f32 scales first (int8/int4: one per row, 4·rows bytes; int8c/int4c: one per column,
+ * 4·cols bytes), then the rows of signed values; an int4/int4c row packs two values per byte, low
+ * nibble first, and starts on a fresh byte (see IntLayout). Always tensorBytes(rows, cols) long.
  */
 export function quantize(x: Float32Array, rows: number, cols: number, dtype: Dtype): Uint8Array {
   checkShape(x.length, rows, cols, 'quantize');
-  const out = new Uint8Array(rows * bytesPerRow(cols, dtype));
+  const out = new Uint8Array(tensorBytes(rows, cols, dtype));
   const view = new DataView(out.buffer);
   // A Float32Array's byteOffset is a multiple of 4, so its bits can be read in place.
   const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -99,17 +152,20 @@ export function quantize(x: Float32Array, rows: number, cols: number, dtype: Dty
       break;
     case 'int8':
     case 'int4':
-      quantizeScaled(x, rows, cols, dtype, out, view);
+    case 'int8c':
+    case 'int4c':
+      quantizeScaled(x, rows, cols, intLayout(rows, cols, dtype)!, out, view);
       break;
   }
   return out;
 }
 
-/** Decode `bytes` (any byteOffset; exactly rows · bytesPerRow(cols) long). Does not check finiteness. */
+/** Decode `bytes` (any byteOffset; exactly tensorBytes(rows, cols, dtype) long). Does not check finiteness. */
 export function dequantize(bytes: Uint8Array, rows: number, cols: number, dtype: Dtype): Float32Array {
   checkShape(rows * cols, rows, cols, 'dequantize');
-  if (bytes.length !== rows * bytesPerRow(cols, dtype)) {
-    throw new RangeError(`dequantize: ${bytes.length} bytes, expected ${rows * bytesPerRow(cols, dtype)} for ${rows}×${cols} ${dtype}`);
+  const expected = tensorBytes(rows, cols, dtype);
+  if (bytes.length !== expected) {
+    throw new RangeError(`dequantize: ${bytes.length} bytes, expected ${expected} for ${rows}×${cols} ${dtype}`);
   }
   const n = rows * cols;
   // DataView reads have no alignment requirement, so a pooled/offset view needs no copy.
@@ -128,38 +184,94 @@ export function dequantize(bytes: Uint8Array, rows: number, cols: number, dtype:
   } else {
     // Values a peer may send but we never produce (int8 −128, int4 −8) decode harmlessly as
     // q·scale; a non-finite scale surfaces as non-finite output, which decodeFrame rejects.
-    const rowBytes = dtype === 'int8' ? cols : Math.ceil(cols / 2);
+    const l = intLayout(rows, cols, dtype)!;
+    const scales = readScales(view, l.scaleBytes / 4);
     for (let r = 0; r < rows; r++) {
-      const scale = view.getFloat32(4 * r, true);
-      const base = 4 * rows + r * rowBytes;
-      for (let c = 0; c < cols; c++) {
-        const q = dtype === 'int8' ? view.getInt8(base + c) : ((bytes[base + (c >> 1)] >> (4 * (c & 1))) << 28) >> 28;
-        out[r * cols + c] = q * scale;
+      const base = l.scaleBytes + r * l.rowBytes;
+      const o = r * cols;
+      if (l.bits === 8) {
+        for (let c = 0; c < cols; c++) out[o + c] = ((bytes[base + c] << 24) >> 24) * (l.perColumn ? scales[c] : scales[r]);
+      } else {
+        for (let c = 0; c < cols; c++) {
+          const q = ((bytes[base + (c >> 1)] >> (4 * (c & 1))) << 28) >> 28;
+          out[o + c] = q * (l.perColumn ? scales[c] : scales[r]);
+        }
       }
     }
   }
   return out;
 }
 
-/** Per-row absmax: scale = max|x|/L, q = round(x/scale) ∈ [−L, L]; an all-zero row has scale 0. */
-function quantizeScaled(x: Float32Array, rows: number, cols: number, dtype: 'int8' | 'int4', out: Uint8Array, view: DataView): void {
-  const L = LEVELS[dtype];
-  const rowBytes = dtype === 'int8' ? cols : Math.ceil(cols / 2);
+/** The first n little-endian f32 values of a view, as numbers (exactly the stored f32 values). */
+function readScales(view: DataView, n: number): Float32Array {
+  const scales = new Float32Array(n);
+  for (let i = 0; i < n; i++) scales[i] = view.getFloat32(4 * i, true);
+  return scales;
+}
+
+/**
+ * Absmax quantization, per row (int8/int4) or per column (int8c/int4c): scale = max|x|/L over the
+ * row or column, q = round(x/scale) ∈ [−L, L]; an all-zero row or column has scale 0 (all q = 0).
+ */
+function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayout, out: Uint8Array, view: DataView): void {
+  const L = l.levels;
+  const maxAbs = new Float64Array(l.perColumn ? cols : rows);
   for (let r = 0; r < rows; r++) {
-    let maxAbs = 0;
-    for (let c = 0; c < cols; c++) maxAbs = Math.max(maxAbs, Math.abs(x[r * cols + c]));
-    // Round the scale to f32 first: the receiver multiplies by this exact stored value.
-    const scale = Math.fround(maxAbs / L);
-    view.setFloat32(4 * r, scale, true);
-    const base = 4 * rows + r * rowBytes;
     for (let c = 0; c < cols; c++) {
+      const j = l.perColumn ? c : r;
+      maxAbs[j] = Math.max(maxAbs[j], Math.abs(x[r * cols + c]));
+    }
+  }
+  // Round each scale to f32 first: the receiver multiplies by this exact stored value.
+  const scales = Float32Array.from(maxAbs, (m) => m / L);
+  for (let j = 0; j < scales.length; j++) view.setFloat32(4 * j, scales[j], true);
+  for (let r = 0; r < rows; r++) {
+    const base = l.scaleBytes + r * l.rowBytes;
+    for (let c = 0; c < cols; c++) {
+      const scale = l.perColumn ? scales[c] : scales[r];
       const v = scale > 0 ? x[r * cols + c] / scale : 0;
       // Round half away from zero (symmetric, so no sign-dependent bias), clamp for float slop.
       const q = Math.max(-L, Math.min(L, Math.sign(v) * Math.round(Math.abs(v))));
-      if (dtype === 'int8') view.setInt8(base + c, q);
+      if (l.bits === 8) out[base + c] = q & 0xff;
       else out[base + (c >> 1)] |= (q & 0xf) << (4 * (c & 1));
     }
   }
+}
+
+/**
+ * The quantized values of a scaled-integer payload as a symbol stream for entropy coding: one
+ * symbol per value in row-major order, the two's-complement bits of q (int8: a byte, alphabet
+ * 256; int4: a nibble, alphabet 16). int4 pad nibbles are not symbols. The scales are not included.
+ */
+export function intSymbols(payload: Uint8Array, rows: number, cols: number, dtype: IntDtype): Uint8Array {
+  const l = intLayout(rows, cols, dtype)!;
+  if (payload.length !== tensorBytes(rows, cols, dtype)) throw new RangeError(`intSymbols: ${payload.length} bytes is not a ${rows}×${cols} ${dtype} payload`);
+  const values = payload.subarray(l.scaleBytes);
+  if (l.bits === 8) return values.slice();
+  const out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (values[r * l.rowBytes + (c >> 1)] >> (4 * (c & 1))) & 0xf;
+  }
+  return out;
+}
+
+/** Inverse of intSymbols: the payload from its raw scale bytes and rows·cols symbols (pad nibbles zero). */
+export function intPayload(scaleBytes: Uint8Array, symbols: Uint8Array, rows: number, cols: number, dtype: IntDtype): Uint8Array {
+  const l = intLayout(rows, cols, dtype)!;
+  if (scaleBytes.length !== l.scaleBytes || symbols.length !== rows * cols) {
+    throw new RangeError(`intPayload: ${scaleBytes.length} scale bytes and ${symbols.length} symbols do not form a ${rows}×${cols} ${dtype} payload`);
+  }
+  const out = new Uint8Array(tensorBytes(rows, cols, dtype));
+  out.set(scaleBytes);
+  if (l.bits === 8) {
+    out.set(symbols, l.scaleBytes);
+  } else {
+    for (let r = 0; r < rows; r++) {
+      const base = l.scaleBytes + r * l.rowBytes;
+      for (let c = 0; c < cols; c++) out[base + (c >> 1)] |= (symbols[r * cols + c] & 0xf) << (4 * (c & 1));
+    }
+  }
+  return out;
 }
 
 /** f32 bits → bf16 bits, round to nearest, ties to even, on the dropped low 16 bits. */

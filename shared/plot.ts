@@ -33,6 +33,10 @@ export function lossPlotSvg(opts: { title: string; series: Series[]; width?: num
     const c = COLORS[i % COLORS.length];
     const d = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
     parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.6"/>`);
+    // Sparse series (evaluations, sweeps) get markers so each measured point is visible.
+    if (s.points.length <= 40) {
+      for (const [x, y] of s.points) if (Number.isFinite(x) && Number.isFinite(y)) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
+    }
     parts.push(`<rect x="${W - m.r + 12}" y="${m.t + i * 20}" width="12" height="3" fill="${c}"/><text x="${W - m.r + 30}" y="${m.t + i * 20 + 5}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');

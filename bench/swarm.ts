@@ -1,0 +1,145 @@
+// `npm run bench:swarm [-- --data FILE --steps N --workers W --stages S --codecs a,b,c --quick]`:
+// the centralized dense baseline and local swarms with each boundary codec, same model, init,
+// data order, steps and tokens. Writes bench/results/swarm.json, loss curves and the frontier of
+// final validation loss against wire bytes (SVG) beside it.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { codecName, parseCodec } from '../shared/codec.js';
+import { charCorpus } from '../shared/data.js';
+import { lossPlotSvg } from '../shared/plot.js';
+import { trainBaseline } from '../worker/baseline.js';
+import { loadText } from '../worker/run-data.js';
+import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../worker/swarm.js';
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
+const SWEEP = ['fp32', 'int8', 'subspace:k=64:int8', 'subspace:k=32:int8', 'subspace:k=16:int8', 'subspace:k=8:int8', 'subspace:k=32:int4', 'subspace:k=16:int4'];
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    steps: { type: 'string' },
+    workers: { type: 'string' },
+    stages: { type: 'string' },
+    microbatches: { type: 'string' },
+    batch: { type: 'string' },
+    codecs: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const opts: SwarmOptions = {
+  ...SWARM_DEFAULTS,
+  data: values.data ?? SWARM_DEFAULTS.data,
+  steps: Number(values.steps ?? (values.quick ? 30 : 360)),
+  workers: Number(values.workers ?? 2),
+  stages: Number(values.stages ?? 2),
+  // 4 microbatches of 4 sequences: 1024 tokens per step per lane, with a 1F1B bubble of 1/5.
+  microbatches: Number(values.microbatches ?? 4),
+  batch: Number(values.batch ?? 4),
+  evalEvery: values.quick ? 10 : 20,
+  evalBatches: 8,
+  quiet: true,
+};
+const codecs = (values.codecs?.split(',') ?? (values.quick ? ['fp32', 'subspace:k=16:int8'] : SWEEP)).map((c) => codecName(parseCodec(c)));
+
+const lastVal = (curve: [number, number][]) => curve.at(-1)?.[1] ?? NaN;
+
+function summarize(codec: string, r: SwarmResult, baselineVal: number) {
+  const spec = parseCodec(codec);
+  const d = r.run.model.dModel;
+  const S = r.run.stages;
+  const replica0 = r.peers.filter((p) => p.replica === 0).sort((a, b) => a.stage - b.stage);
+  const last = replica0[S - 1];
+  // Every boundary's bytes per token, headers included, averaged over boundaries.
+  const perToken = (k: 'fwd' | 'bwd') => {
+    const sent = r.peers.reduce((s, p) => s + p.stats[`${k}BytesSent`], 0);
+    const tokens = r.peers.reduce((s, p) => s + p.stats[`${k}Tokens`], 0);
+    return sent / tokens;
+  };
+  const fwd = perToken('fwd');
+  const bwd = perToken('bwd');
+  const dense = 2 * d;
+  const reached = last.val.find(([, v]) => v <= baselineVal);
+  const wallMs = Math.max(...r.peers.map((p) => p.stats.wallMs));
+  const tokens = r.run.steps * r.run.microbatches * r.run.model.batch * r.run.model.seq * (r.peers.length / S);
+  return {
+    codec,
+    ...(spec.kind === 'subspace' ? { k: spec.k, coeff_dtype: spec.coeff } : {}),
+    final_val_loss: +lastVal(last.val).toFixed(5),
+    gap_vs_baseline: +(lastVal(last.val) / baselineVal - 1).toFixed(5),
+    steps_to_baseline_loss: reached ? reached[0] : null,
+    wire_bytes_per_token: { fwd: +fwd.toFixed(3), bwd: +bwd.toFixed(3) },
+    dense_bf16_bytes_per_token: dense,
+    compression_ratio: +(dense / Math.max(fwd, bwd)).toFixed(2),
+    tokens_per_s: +(tokens / (wallMs / 1000)).toFixed(1),
+    stage_busy_fraction: replica0.map((p) => +(p.stats.busyMs / p.stats.wallMs).toFixed(3)),
+    max_layer_fraction_per_peer: Math.max(...r.peers.map((p) => p.stats.layersHeld)) / r.run.model.nLayer,
+    coordinator_weight_bytes: r.coordinator.binaryBytesReceived,
+    rejected_frames: r.peers.reduce((s, p) => s + p.stats.rejectedFrames, 0),
+    val_curve: last.val,
+  };
+}
+
+async function main(): Promise<void> {
+  mkdirSync(RESULTS, { recursive: true });
+  const text = loadText(opts.data);
+  const corpus = charCorpus(text.text);
+  const run = runConfig({ ...opts, codec: 'fp32' });
+  const R = opts.workers / opts.stages;
+  console.log(`data ${run.data.name} (${text.chars} chars, vocab ${run.model.vocab}); ${opts.steps} steps; ${opts.workers} workers × ${opts.stages} stages; codecs: ${codecs.join(', ')}`);
+  const t0 = performance.now();
+  const baseline = await trainBaseline(run, corpus, R, (step) => process.stdout.write(`\rbaseline step ${step}/${opts.steps}`));
+  const baselineVal = lastVal(baseline.val);
+  console.log(`\rbaseline: final val ${baselineVal.toFixed(4)}, ${baseline.tokensPerSec.toFixed(0)} tok/s (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  const runs = [];
+  for (const [i, codec] of codecs.entries()) {
+    const t1 = performance.now();
+    process.stdout.write(`[${i + 1}/${codecs.length}] ${codec}…`);
+    const r = await runSwarm({ ...opts, codec, out: join('runs', 'bench-swarm', codec.replace(/[:=]/g, '-')) }, { ...run, codec: parseCodec(codec), runId: `bench-${i}` });
+    const s = summarize(codec, r, baselineVal);
+    runs.push(s);
+    console.log(
+      `\r[${i + 1}/${codecs.length}] ${codec.padEnd(20)} val ${s.final_val_loss.toFixed(4)} (${(s.gap_vs_baseline * 100).toFixed(1)}%)  ` +
+        `${s.wire_bytes_per_token.fwd.toFixed(1)} B/token fwd, ${s.compression_ratio}× vs bf16  busy ${s.stage_busy_fraction.join('/')}  ${((performance.now() - t1) / 1000).toFixed(0)} s`,
+    );
+    write(baseline, baselineVal, runs); // partial results survive an interrupted sweep
+  }
+}
+
+function write(baseline: Awaited<ReturnType<typeof trainBaseline>>, baselineVal: number, runs: ReturnType<typeof summarize>[]): void {
+  const result = {
+    config: { d_model: opts.dModel, n_layer: opts.layers, n_head: opts.heads, seq: opts.seq, stages: opts.stages, workers: opts.workers, microbatches: opts.microbatches, microbatch_size: opts.batch, steps: opts.steps, tokens: opts.steps * opts.microbatches * opts.batch * opts.seq * (opts.workers / opts.stages), data: opts.data },
+    baseline: { final_val_loss: +baselineVal.toFixed(5), tokens_per_s: +baseline.tokensPerSec.toFixed(1), val_curve: baseline.val },
+    runs,
+  };
+  writeFileSync(join(RESULTS, 'swarm.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(
+    join(RESULTS, 'swarm-loss.svg'),
+    lossPlotSvg({ title: 'validation loss: centralized dense baseline and swarm codecs', series: [{ name: 'baseline (dense)', points: baseline.val }, ...runs.map((r) => ({ name: r.codec, points: r.val_curve }))] }),
+  );
+  const frontier = [...runs].sort((a, b) => a.compression_ratio - b.compression_ratio);
+  writeFileSync(
+    join(RESULTS, 'swarm-frontier.svg'),
+    lossPlotSvg({
+      title: 'final validation loss against compression (vs dense bf16 boundary)',
+      xLabel: 'compression ratio (×)',
+      yLabel: 'final validation loss',
+      series: [
+        { name: 'swarm runs', points: frontier.map((r) => [r.compression_ratio, r.final_val_loss]) },
+        { name: 'baseline', points: [[frontier[0]?.compression_ratio ?? 1, baselineVal], [frontier.at(-1)?.compression_ratio ?? 1, baselineVal]] },
+        { name: 'baseline + 3%', points: [[frontier[0]?.compression_ratio ?? 1, baselineVal * 1.03], [frontier.at(-1)?.compression_ratio ?? 1, baselineVal * 1.03]] },
+      ],
+    }),
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(`\nbench error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
