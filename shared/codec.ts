@@ -26,8 +26,9 @@ const MAX_K = 1 << 16;
  * 'int4' → 'int4c'): each column is one basis direction with its own spread across tokens, so a
  * column's absmax is the right statistic, and k scales per frame (amortized over 512–1024 tokens)
  * cost far less than a 4-byte scale per token, which at k = 16 int8 would be 20% of the payload.
- * The dense 'int8' codec keeps per-ROW scales: there cols = d_model, so a row scale is < 1% of the
- * row, and it tracks what varies most in a residual stream, the norm of each token's vector.
+ * The dense 'int8' codec keeps per-ROW scales: there cols = d_model (hundreds to thousands), so a
+ * row scale is a small share of the row, and it tracks what varies most across a residual stream:
+ * the norm of each token's vector.
  */
 export function dtypeOf(spec: CodecSpec): Dtype {
   if (spec.kind !== 'subspace') return spec.kind;
@@ -110,10 +111,15 @@ export function tensorBytes(rows: number, cols: number, dtype: Dtype): number {
     case 'bf16':
     case 'fp16':
       return 2 * rows * cols;
-    default: {
+    case 'int8':
+    case 'int4':
+    case 'int8c':
+    case 'int4c': {
       const l = intLayout(rows, cols, dtype)!;
       return l.scaleBytes + rows * l.rowBytes;
     }
+    default:
+      throw new RangeError(`unknown dtype '${dtype as string}'`);
   }
 }
 
@@ -214,11 +220,11 @@ function readScales(view: DataView, n: number): Float32Array {
  * row or column, q = round(x/scale) ∈ [−L, L]; an all-zero row or column has scale 0 (all q = 0).
  */
 function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayout, out: Uint8Array, view: DataView): void {
-  const L = l.levels;
-  const maxAbs = new Float64Array(l.perColumn ? cols : rows);
+  const { levels: L, perColumn, scaleBytes, rowBytes } = l;
+  const maxAbs = new Float64Array(perColumn ? cols : rows);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const j = l.perColumn ? c : r;
+      const j = perColumn ? c : r;
       maxAbs[j] = Math.max(maxAbs[j], Math.abs(x[r * cols + c]));
     }
   }
@@ -226,13 +232,15 @@ function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayou
   const scales = Float32Array.from(maxAbs, (m) => m / L);
   for (let j = 0; j < scales.length; j++) view.setFloat32(4 * j, scales[j], true);
   for (let r = 0; r < rows; r++) {
-    const base = l.scaleBytes + r * l.rowBytes;
+    const base = scaleBytes + r * rowBytes;
+    const rowScale = perColumn ? 0 : scales[r];
     for (let c = 0; c < cols; c++) {
-      const scale = l.perColumn ? scales[c] : scales[r];
+      const scale = perColumn ? scales[c] : rowScale;
       const v = scale > 0 ? x[r * cols + c] / scale : 0;
       // Round half away from zero (symmetric, so no sign-dependent bias), clamp for float slop.
-      const q = Math.max(-L, Math.min(L, Math.sign(v) * Math.round(Math.abs(v))));
-      if (l.bits === 8) out[base + c] = q & 0xff;
+      const m = Math.min(L, Math.round(Math.abs(v)));
+      const q = v < 0 ? -m : m;
+      if (L === 127) out[base + c] = q & 0xff;
       else out[base + (c >> 1)] |= (q & 0xf) << (4 * (c & 1));
     }
   }

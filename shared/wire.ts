@@ -8,20 +8,28 @@
 //     4  1   version (1)
 //     5  1   kind (FrameKind)
 //     6  1   dtype (DTYPE_CODE)
-//     7  1   flags: bit0 = token ids present; other bits must be zero
+//     7  1   flags: bit0 = token ids present; bit1 = payload entropy-coded; other bits zero
 //     8  4   step
 //    12  4   microbatch
 //    16  4   rows
 //    20  4   cols
-//    24  4   payloadBytes = rows · bytesPerRow(cols, dtype)
+//    24  4   payloadBytes: tensorBytes(rows, cols, dtype) raw; the bytes actually sent if coded
 //    28  4   reserved, zero
 //    32  …   payload, then rows × u16 token ids if flagged
-import { type Dtype, type ErrorFeedback, bytesPerRow, dequantize, quantize } from './codec.js';
+//
+// Entropy-coded payload (bit1; scaled-integer dtypes int8/int4/int8c/int4c only): the f32 scales
+// exactly as in the raw payload, then encodeSymbols(intSymbols(…)) of the quantized values
+// (entropy.ts; int8 values as bytes, alphabet 256; int4 values as nibbles, alphabet 16). The
+// sender sets bit1 only when this is strictly smaller than the raw payload, so a receiver rejects
+// a coded payload that is not; decoding it must yield exactly rows·cols symbols.
+import { type Dtype, type ErrorFeedback, type IntLayout, dequantize, intLayout, intPayload, intSymbols, quantize, tensorBytes } from './codec.js';
+import { EntropyError, decodeSymbols, encodeSymbols } from './entropy.js';
 
 export const HEADER_BYTES = 32;
 export const WIRE_VERSION = 1;
 const MAGIC = 0x5357524d;
 const FLAG_TOKENS = 1;
+const FLAG_ENTROPY = 2;
 
 export const FrameKind = {
   /** Forward activation; a gradient will come back for it. */
@@ -36,7 +44,7 @@ export const FrameKind = {
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Dtype byte on the wire; 0 is deliberately unused so a zeroed header is rejected. */
-const DTYPE_CODE: Record<Dtype, number> = { fp32: 1, bf16: 2, fp16: 3, int8: 4, int4: 5 };
+const DTYPE_CODE: Record<Dtype, number> = { fp32: 1, bf16: 2, fp16: 3, int8: 4, int4: 5, int8c: 6, int4c: 7 };
 const DTYPE_OF_CODE = new Map<number, Dtype>(Object.entries(DTYPE_CODE).map(([d, c]) => [c, d as Dtype]));
 
 export interface Frame {
@@ -51,7 +59,7 @@ export interface Frame {
   tensor: Float32Array;
 }
 
-export type WireErrorCode = 'magic' | 'version' | 'truncated' | 'length' | 'dtype' | 'kind' | 'nonfinite' | 'limits' | 'reserved';
+export type WireErrorCode = 'magic' | 'version' | 'truncated' | 'length' | 'dtype' | 'kind' | 'nonfinite' | 'limits' | 'reserved' | 'entropy';
 
 export class WireError extends Error {
   readonly code: WireErrorCode;
@@ -65,14 +73,32 @@ export class WireError extends Error {
 export interface FrameLimits {
   maxRows?: number;
   maxCols?: number;
+  /**
+   * Most values (rows·cols) an entropy-coded frame may expand to. A raw frame's allocations are
+   * bounded by the bytes the peer actually sent; a coded one can be tiny (a constant tensor codes
+   * to a few bytes), so this bounds what a few bytes can make us allocate.
+   */
+  maxCodedValues?: number;
 }
 
 /** Generous caps; a receiver that knows its microbatch shape should pass tighter ones. */
-export const DEFAULT_LIMITS: Required<FrameLimits> = { maxRows: 1 << 20, maxCols: 1 << 16 };
+export const DEFAULT_LIMITS: Required<FrameLimits> = { maxRows: 1 << 20, maxCols: 1 << 16, maxCodedValues: 1 << 24 };
 
-/** Exact size of a frame on the wire, header included, for honest byte accounting. */
+export interface EncodeOptions {
+  /**
+   * Entropy-code the quantized values of an int8/int4/int8c/int4c payload (flag bit1) when that
+   * makes the frame smaller; otherwise, and for float dtypes, the payload is sent raw.
+   */
+  entropy?: boolean;
+}
+
+/**
+ * Exact size of a RAW frame on the wire, header included. An entropy-coded frame is smaller and
+ * its size depends on the data, so byte accounting must use the encoded frame's actual length
+ * (as PipelineStage does with encodeFrame(…).length), not this.
+ */
 export function frameBytes(rows: number, cols: number, dtype: Dtype, withTokens: boolean): number {
-  return HEADER_BYTES + rows * bytesPerRow(cols, dtype) + (withTokens ? 2 * rows : 0);
+  return HEADER_BYTES + tensorBytes(rows, cols, dtype) + (withTokens ? 2 * rows : 0);
 }
 
 const isKind = (k: number): k is FrameKind => Number.isInteger(k) && k >= 1 && k <= 4;
@@ -90,19 +116,19 @@ function where(i: number, cols: number): string {
 
 /**
  * Serialize a frame. With `ef`, the payload goes through that error-feedback stream (only for
- * streams like replica weight deltas; see ErrorFeedback). Throws WireError on anything a
+ * streams like replica weight deltas; see ErrorFeedback). With `opts.entropy`, a scaled-integer
+ * payload is entropy-coded if that saves bytes (see EncodeOptions). Throws WireError on anything a
  * receiver would reject, so a diverged (NaN) tensor fails loudly at the sender.
  */
-export function encodeFrame(f: Frame, ef?: ErrorFeedback): Uint8Array {
+export function encodeFrame(f: Frame, ef?: ErrorFeedback, opts: EncodeOptions = {}): Uint8Array {
   const { rows, cols, dtype, tensor, tokens } = f;
   if (!isKind(f.kind)) throw new WireError('kind', `unknown frame kind ${f.kind}`);
-  if (DTYPE_CODE[dtype] === undefined) throw new WireError('dtype', `unknown dtype '${dtype}'`);
+  if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new WireError('dtype', `unknown dtype '${dtype}'`);
   if (!isU32(f.step) || !isU32(f.microbatch)) throw new WireError('limits', `step ${f.step} and microbatch ${f.microbatch} must be u32 integers`);
   if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1)) {
     throw new WireError('limits', `rows=${rows}, cols=${cols} must be positive integers`);
   }
-  const payloadBytes = rows * bytesPerRow(cols, dtype);
-  if (!isU32(rows) || !isU32(cols) || !isU32(payloadBytes)) throw new WireError('limits', `${rows}×${cols} ${dtype} does not fit a frame`);
+  if (!isU32(rows) || !isU32(cols) || !isU32(tensorBytes(rows, cols, dtype))) throw new WireError('limits', `${rows}×${cols} ${dtype} does not fit a frame`);
   if (tensor.length !== rows * cols) throw new WireError('length', `tensor has ${tensor.length} values, expected ${rows}×${cols}`);
   const bad = firstNonFinite(tensor);
   if (bad >= 0) throw new WireError('nonfinite', `refusing to send ${where(bad, cols)} = ${tensor[bad]}`);
@@ -115,14 +141,23 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback): Uint8Array {
     }
   }
 
-  const payload = ef ? ef.apply(tensor, rows, cols, dtype) : quantize(tensor, rows, cols, dtype);
-  const out = new Uint8Array(frameBytes(rows, cols, dtype, tokens !== undefined));
+  let payload = ef ? ef.apply(tensor, rows, cols, dtype) : quantize(tensor, rows, cols, dtype);
+  let flags = tokens ? FLAG_TOKENS : 0;
+  if (opts.entropy) {
+    const coded = entropyCode(payload, rows, cols, dtype);
+    if (coded && coded.length < payload.length) {
+      payload = coded;
+      flags |= FLAG_ENTROPY;
+    }
+  }
+  const payloadBytes = payload.length;
+  const out = new Uint8Array(HEADER_BYTES + payloadBytes + (tokens ? 2 * rows : 0));
   const view = new DataView(out.buffer);
   view.setUint32(0, MAGIC, true);
   view.setUint8(4, WIRE_VERSION);
   view.setUint8(5, f.kind);
   view.setUint8(6, DTYPE_CODE[dtype]);
-  view.setUint8(7, tokens ? FLAG_TOKENS : 0);
+  view.setUint8(7, flags);
   view.setUint32(8, f.step, true);
   view.setUint32(12, f.microbatch, true);
   view.setUint32(16, rows, true);
@@ -138,13 +173,29 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback): Uint8Array {
 }
 
 /**
+ * A raw scaled-integer payload as its scales followed by the entropy-coded values, or undefined
+ * for a dtype that cannot be coded or a frame larger than a default receiver would decode.
+ */
+function entropyCode(raw: Uint8Array, rows: number, cols: number, dtype: Dtype): Uint8Array | undefined {
+  const l = intLayout(rows, cols, dtype);
+  if (!l || rows * cols > DEFAULT_LIMITS.maxCodedValues) return undefined;
+  const coded = encodeSymbols(intSymbols(raw, rows, cols, l.dtype), l.bits === 8 ? 256 : 16);
+  const out = new Uint8Array(l.scaleBytes + coded.length);
+  out.set(raw.subarray(0, l.scaleBytes));
+  out.set(coded, l.scaleBytes);
+  return out;
+}
+
+/**
  * Parse and validate a frame from an untrusted peer. `bytes` may be a view at any offset. Every
  * header field is checked, and the exact total length is checked before anything is allocated,
- * so allocations are bounded by what the peer actually sent. Throws only WireError.
+ * so a raw frame's allocations are bounded by what the peer actually sent, and an entropy-coded
+ * frame's by limits.maxCodedValues. Throws only WireError.
  */
 export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame {
   const maxRows = limits.maxRows ?? DEFAULT_LIMITS.maxRows;
   const maxCols = limits.maxCols ?? DEFAULT_LIMITS.maxCols;
+  const maxCodedValues = limits.maxCodedValues ?? DEFAULT_LIMITS.maxCodedValues;
   if (bytes.length < HEADER_BYTES) throw new WireError('truncated', `${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
@@ -159,7 +210,7 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
   const dtype = DTYPE_OF_CODE.get(view.getUint8(6));
   if (dtype === undefined) throw new WireError('dtype', `unknown dtype code ${view.getUint8(6)}`);
   const flags = view.getUint8(7);
-  if (flags & ~FLAG_TOKENS) throw new WireError('reserved', `unknown flag bits 0x${flags.toString(16)}`);
+  if (flags & ~(FLAG_TOKENS | FLAG_ENTROPY)) throw new WireError('reserved', `unknown flag bits 0x${flags.toString(16)}`);
   if (view.getUint32(28, true) !== 0) throw new WireError('reserved', 'reserved header bytes are not zero');
 
   const step = view.getUint32(8, true);
@@ -170,16 +221,27 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
     throw new WireError('limits', `shape ${rows}×${cols} is outside 1..${maxRows} rows × 1..${maxCols} cols`);
   }
   const payloadBytes = view.getUint32(24, true);
-  const expectedPayload = rows * bytesPerRow(cols, dtype);
-  if (payloadBytes !== expectedPayload) {
-    throw new WireError('length', `payloadBytes ${payloadBytes} but ${rows}×${cols} ${dtype} takes ${expectedPayload}`);
+  const rawPayload = tensorBytes(rows, cols, dtype);
+  const coded = (flags & FLAG_ENTROPY) !== 0;
+  const layout = intLayout(rows, cols, dtype);
+  if (coded) {
+    if (!layout) throw new WireError('entropy', `a ${dtype} payload cannot be entropy-coded (only int8, int4, int8c, int4c)`);
+    if (rows * cols > maxCodedValues) throw new WireError('limits', `entropy-coded ${rows}×${cols} exceeds ${maxCodedValues} values`);
+    // The scales, then at least one byte of coded values, and strictly smaller than raw.
+    if (payloadBytes <= layout.scaleBytes || payloadBytes >= rawPayload) {
+      throw new WireError('length', `entropy-coded payloadBytes ${payloadBytes} must be in ${layout.scaleBytes + 1}..${rawPayload - 1} for ${rows}×${cols} ${dtype}`);
+    }
+  } else if (payloadBytes !== rawPayload) {
+    throw new WireError('length', `payloadBytes ${payloadBytes} but ${rows}×${cols} ${dtype} takes ${rawPayload}`);
   }
   const withTokens = (flags & FLAG_TOKENS) !== 0;
-  const total = frameBytes(rows, cols, dtype, withTokens);
+  const total = HEADER_BYTES + payloadBytes + (withTokens ? 2 * rows : 0);
   if (bytes.length < total) throw new WireError('truncated', `${bytes.length} bytes, the header promises ${total}`);
   if (bytes.length > total) throw new WireError('length', `${bytes.length - total} trailing bytes after a ${total}-byte frame`);
 
-  const tensor = dequantize(bytes.subarray(HEADER_BYTES, HEADER_BYTES + payloadBytes), rows, cols, dtype);
+  let payload = bytes.subarray(HEADER_BYTES, HEADER_BYTES + payloadBytes);
+  if (coded) payload = entropyDecode(payload, rows, cols, layout!);
+  const tensor = dequantize(payload, rows, cols, dtype);
   const bad = firstNonFinite(tensor);
   if (bad >= 0) throw new WireError('nonfinite', `${where(bad, cols)} decodes to ${tensor[bad]}`);
   const frame: Frame = { kind, step, microbatch, rows, cols, dtype, tensor };
@@ -188,4 +250,18 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
     frame.tokens = Uint16Array.from({ length: rows }, (_, i) => view.getUint16(at + 2 * i, true));
   }
   return frame;
+}
+
+/** Inverse of entropyCode for a payload already checked to hold the scales and ≥ 1 coded byte. */
+function entropyDecode(payload: Uint8Array, rows: number, cols: number, l: IntLayout): Uint8Array {
+  const n = rows * cols;
+  let symbols: Uint8Array;
+  try {
+    symbols = decodeSymbols(payload.subarray(l.scaleBytes), l.bits === 8 ? 256 : 16, n);
+  } catch (e) {
+    if (e instanceof EntropyError) throw new WireError('entropy', e.message);
+    throw e;
+  }
+  if (symbols.length !== n) throw new WireError('entropy', `${symbols.length} coded values, ${rows}×${cols} needs ${n}`);
+  return intPayload(payload.subarray(0, l.scaleBytes), symbols, rows, cols, l.dtype);
 }

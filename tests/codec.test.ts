@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DTYPES, type Dtype, ErrorFeedback, bytesPerRow, codecName, dequantize, dtypeOf, parseCodec, quantize } from '../shared/codec.js';
+import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantize, tensorBytes } from '../shared/codec.js';
+import { encodeSymbols } from '../shared/entropy.js';
 import { gaussian, rng } from '../shared/model.js';
 import { type Frame, FrameKind, HEADER_BYTES, WireError, type WireErrorCode, decodeFrame, encodeFrame, frameBytes } from '../shared/wire.js';
 
@@ -126,6 +127,83 @@ describe('codec round trips', () => {
     });
   }
 
+  /** Awkward shapes for per-column scales: one row, odd widths, a zero column, an outlier column. */
+  function columnCases(): { name: string; rows: number; cols: number; x: Float32Array }[] {
+    const fill = (rows: number, cols: number, f: (r: number, c: number) => number) =>
+      Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
+    return [
+      { name: '1×7 (rows = 1)', rows: 1, cols: 7, x: fill(1, 7, () => normal()) },
+      { name: '37×5 zero column 2, outlier column 4', rows: 37, cols: 5, x: fill(37, 5, (_, c) => (c === 2 ? 0 : normal() * (c === 4 ? 1e6 : 0.1 * (c + 1)))) },
+      { name: '64×1', rows: 64, cols: 1, x: fill(64, 1, () => normal()) },
+      { name: '9×33 spreads per column', rows: 9, cols: 33, x: fill(9, 33, (_, c) => normal() * 10 ** ((c % 7) - 3)) },
+      { name: '200×16 one outlier value', rows: 200, cols: 16, x: fill(200, 16, (r, c) => (r === 17 && c === 3 ? 40 : normal())) },
+      { name: '4×3 large magnitudes', rows: 4, cols: 3, x: fill(4, 3, (_, c) => normal() * (c ? 1e30 : 3e4)) },
+      { name: '2×3 all zero', rows: 2, cols: 3, x: new Float32Array(6) },
+    ];
+  }
+
+  for (const [dtype, L] of [['int8c', 127], ['int4c', 7]] as const) {
+    it(`${dtype} per-column absmax: error ≤ scale/2 per column, zero columns exact, scales stored once as f32`, () => {
+      for (const { name, rows, cols, x } of columnCases()) {
+        const bytes = quantize(x, rows, cols, dtype);
+        expect(bytes.length).toBe(4 * cols + rows * (dtype === 'int8c' ? cols : Math.ceil(cols / 2)));
+        const back = dequantize(oddView(bytes), rows, cols, dtype);
+        const scales = new DataView(bytes.buffer, bytes.byteOffset, 4 * cols);
+        for (let c = 0; c < cols; c++) {
+          let max = 0;
+          for (let r = 0; r < rows; r++) max = Math.max(max, Math.abs(x[r * cols + c]));
+          const scale = max / L;
+          expect(scales.getFloat32(4 * c, true), `${name} col ${c}`).toBe(Math.fround(scale));
+          let worst = 0;
+          for (let r = 0; r < rows; r++) {
+            const i = r * cols + c;
+            worst = Math.max(worst, Math.abs(back[i] - x[i]));
+            if (max === 0) expect(back[i]).toBe(0);
+          }
+          // Slack: the receiver's product q·scale is itself rounded to f32.
+          expect(worst, `${name} col ${c}`).toBeLessThanOrEqual(scale * (0.5 + 1e-5));
+        }
+      }
+    });
+
+    it(`${dtype} rounds half away from zero and clamps at ±${L}, like the per-row ${dtype.slice(0, 4)}`, () => {
+      // Column 0 sets scale 1 (max |x| = L); the others are ties and the extremes.
+      const x = Float32Array.from([L, 2.5, -2.5, 0.5, -0.5, -L]);
+      const q = dequantize(quantize(x, 6, 1, dtype), 6, 1, dtype);
+      expect(Array.from(q)).toEqual([L, 3, -3, 1, -1, -L]);
+      const perRow = dequantize(quantize(x, 1, 6, dtype === 'int8c' ? 'int8' : 'int4'), 1, 6, dtype === 'int8c' ? 'int8' : 'int4');
+      expect(Array.from(q)).toEqual(Array.from(perRow));
+    });
+  }
+
+  it('int8c/int4c agree with per-row int8/int4 on the transpose when there is one column', () => {
+    const x = Float32Array.from({ length: 50 }, () => normal());
+    for (const [c, r] of [['int8c', 'int8'], ['int4c', 'int4']] as const) {
+      expect(Array.from(dequantize(quantize(x, 50, 1, c), 50, 1, c))).toEqual(Array.from(dequantize(quantize(x, 1, 50, r), 1, 50, r)));
+    }
+  });
+
+  it('int4c stores the column scales first, then rows of nibbles, low nibble first, each row on a fresh byte', () => {
+    // Column scales 1, 1, 1/7. Row 0 = [7, −7, 7] → 0x97 0x07; row 1 = [0, −4 (−3.5 rounds away), −7] → 0xc0 0x09.
+    const bytes = quantize(Float32Array.from([7, -7, 1, 0, -3.5, -1]), 2, 3, 'int4c');
+    expect(bytes.length).toBe(12 + 4);
+    const v = new DataView(bytes.buffer);
+    expect([v.getFloat32(0, true), v.getFloat32(4, true), v.getFloat32(8, true)]).toEqual([1, 1, Math.fround(1 / 7)]);
+    expect(Array.from(bytes.subarray(12))).toEqual([0x97, 0x07, 0xc0, 0x09]);
+    // int8c: column 1 = [−2, 0.5] has scale 2/127, so −2 → −127 (0x81) and 0.5 → 31.75 → 32.
+    const i8 = quantize(Float32Array.from([127, -2, 0, 0.5]), 2, 2, 'int8c');
+    expect(Array.from(i8.subarray(8))).toEqual([127, 0x81, 0, 32]);
+  });
+
+  it('intSymbols lists the quantized values without scales or pad nibbles', () => {
+    const bytes = quantize(Float32Array.from([7, -7, 1, 0, -3.5, -1]), 2, 3, 'int4c');
+    expect(Array.from(intSymbols(bytes, 2, 3, 'int4c'))).toEqual([7, 9, 7, 0, 12, 9]);
+    const i8 = quantize(Float32Array.from([127, -2, 0, 0.5]), 2, 2, 'int8c');
+    expect(Array.from(intSymbols(i8, 2, 2, 'int8c'))).toEqual([127, 0x81, 0, 32]);
+    expect(intLayout(2, 3, 'fp16')).toBeUndefined();
+    expect(intLayout(2, 3, 'int4c')).toMatchObject({ bits: 4, levels: 7, perColumn: true, scaleBytes: 12, rowBytes: 2 });
+  });
+
   it('int4 packs two values per byte, low nibble first, each row on a fresh byte', () => {
     // Row 0 = [7, -7, 1] with scale 1 → nibbles 0x7, 0x9, 0x1 (+ pad 0); row 1 = [0, 0, 0].
     const bytes = quantize(Float32Array.from([7, -7, 1, 0, 0, 0]), 2, 3, 'int4');
@@ -134,12 +212,31 @@ describe('codec round trips', () => {
     expect(new DataView(bytes.buffer).getFloat32(4, true)).toBe(0);
   });
 
-  it('bytesPerRow matches quantize for every dtype and width', () => {
+  it('tensorBytes matches quantize and dequantize for every dtype and shape', () => {
+    const expected: Record<Dtype, (r: number, c: number) => number> = {
+      fp32: (r, c) => 4 * r * c,
+      bf16: (r, c) => 2 * r * c,
+      fp16: (r, c) => 2 * r * c,
+      int8: (r, c) => r * (4 + c),
+      int4: (r, c) => r * (4 + Math.ceil(c / 2)),
+      int8c: (r, c) => 4 * c + r * c,
+      int4c: (r, c) => 4 * c + r * Math.ceil(c / 2),
+    };
     for (const dtype of DTYPES) {
-      for (const cols of [1, 2, 7, 32, 33, 128]) {
-        expect(quantize(new Float32Array(3 * cols).fill(0.5), 3, cols, dtype).length).toBe(3 * bytesPerRow(cols, dtype));
+      for (const rows of [1, 2, 3, 17]) {
+        for (const cols of [1, 2, 7, 32, 33, 128]) {
+          const x = Float32Array.from({ length: rows * cols }, () => normal());
+          const bytes = quantize(x, rows, cols, dtype);
+          expect(bytes.length, `${rows}×${cols} ${dtype}`).toBe(tensorBytes(rows, cols, dtype));
+          expect(tensorBytes(rows, cols, dtype)).toBe(expected[dtype](rows, cols));
+          expect(dequantize(bytes, rows, cols, dtype).length).toBe(rows * cols);
+          expect(() => dequantize(bytes.subarray(1), rows, cols, dtype)).toThrow(RangeError);
+        }
       }
     }
+    // The subspace case the per-column dtypes exist for: k = 16 int8 at 512 tokens.
+    expect(tensorBytes(512, 16, 'int8')).toBe(512 * 20);
+    expect(tensorBytes(512, 16, 'int8c')).toBe(64 + 512 * 16);
   });
 
   it('rejects shapes that do not match', () => {
@@ -278,14 +375,22 @@ describe('wire frames', () => {
   });
 
   it('frameBytes equals the encoded length for every dtype', () => {
-    const perRow = { fp32: (c: number) => 4 * c, bf16: (c: number) => 2 * c, fp16: (c: number) => 2 * c, int8: (c: number) => 4 + c, int4: (c: number) => 4 + Math.ceil(c / 2) };
+    const payload: Record<Dtype, (r: number, c: number) => number> = {
+      fp32: (r, c) => r * 4 * c,
+      bf16: (r, c) => r * 2 * c,
+      fp16: (r, c) => r * 2 * c,
+      int8: (r, c) => r * (4 + c),
+      int4: (r, c) => r * (4 + Math.ceil(c / 2)),
+      int8c: (r, c) => 4 * c + r * c,
+      int4c: (r, c) => 4 * c + r * Math.ceil(c / 2),
+    };
     for (const dtype of DTYPES) {
       for (const [rows, cols] of [[1, 1], [3, 7], [5, 33], [2, 128]]) {
         for (const withTokens of [false, true]) {
           const f = base({ dtype, rows, cols, tensor: new Float32Array(rows * cols).fill(-1.5), tokens: withTokens ? new Uint16Array(rows) : undefined });
           const n = encodeFrame(f).length;
           expect(frameBytes(rows, cols, dtype, withTokens)).toBe(n);
-          expect(n).toBe(HEADER_BYTES + rows * perRow[dtype](cols) + (withTokens ? 2 * rows : 0));
+          expect(n).toBe(HEADER_BYTES + payload[dtype](rows, cols) + (withTokens ? 2 * rows : 0));
         }
       }
     }
@@ -305,7 +410,10 @@ describe('wire frames', () => {
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 5))), 'kind');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 0))), 'dtype');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 99))), 'dtype');
-    code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x02))), 'reserved');
+    code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x04))), 'reserved');
+    code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x80))), 'reserved');
+    // The entropy flag on a float payload.
+    expect(code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x02))), 'entropy')).toMatch(/fp32 payload cannot be entropy-coded/);
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(31, 1))), 'reserved');
     code(() => decodeFrame(patched(base(), (v) => v.setUint32(24, 3 * 7 * 4 + 1, true))), 'length');
     code(() => decodeFrame(patched(base(), (v) => v.setUint32(24, 3 * 7 * 4 - 4, true))), 'length');
@@ -337,6 +445,7 @@ describe('wire frames', () => {
     code(() => encodeFrame(base({ tokens: Int32Array.from([1, 70000, 2]) as unknown as Uint16Array })), 'limits');
     code(() => encodeFrame(base({ kind: 9 as FrameKind })), 'kind');
     code(() => encodeFrame(base({ dtype: 'fp8' as Dtype })), 'dtype');
+    code(() => encodeFrame(base({ dtype: 'toString' as Dtype })), 'dtype');
     code(() => encodeFrame(base({ step: -1 })), 'limits');
   });
 
@@ -390,14 +499,243 @@ describe('wire frames', () => {
   });
 });
 
+describe('entropy-coded frames', () => {
+  const INT_DTYPES = ['int8', 'int4', 'int8c', 'int4c'] as const;
+  const gaussianTensor = (rows: number, cols: number, g = normal) => Float32Array.from({ length: rows * cols }, () => g());
+  const frame = (over: Partial<Frame> & Pick<Frame, 'rows' | 'cols' | 'dtype' | 'tensor'>): Frame => ({ kind: FrameKind.Activation, step: 9, microbatch: 2, ...over });
+  const FLAG_ENTROPY = 2;
+  const flagsOf = (bytes: Uint8Array) => bytes[7];
+  const payloadBytesOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset).getUint32(24, true);
+
+  function code(fn: () => unknown, expected: WireErrorCode): string {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(WireError);
+      expect((e as WireError).code).toBe(expected);
+      return (e as Error).message;
+    }
+    throw new Error(`expected WireError '${expected}', nothing was thrown`);
+  }
+
+  /** A frame with the flag set and a hand-made coded payload: scales, then `stream`. */
+  function craft(rows: number, cols: number, dtype: (typeof INT_DTYPES)[number], stream: Uint8Array, scale = 0.5): Uint8Array {
+    const l = intLayout(rows, cols, dtype)!;
+    const out = new Uint8Array(HEADER_BYTES + l.scaleBytes + stream.length);
+    const v = new DataView(out.buffer);
+    v.setUint32(0, 0x5357524d, true);
+    v.setUint8(4, 1);
+    v.setUint8(5, FrameKind.Activation);
+    v.setUint8(6, { int8: 4, int4: 5, int8c: 6, int4c: 7 }[dtype]);
+    v.setUint8(7, FLAG_ENTROPY);
+    v.setUint32(16, rows, true);
+    v.setUint32(20, cols, true);
+    v.setUint32(24, l.scaleBytes + stream.length, true);
+    for (let i = 0; i < l.scaleBytes / 4; i++) v.setFloat32(HEADER_BYTES + 4 * i, scale, true);
+    out.set(stream, HEADER_BYTES + l.scaleBytes);
+    return out;
+  }
+
+  it('round-trips every integer dtype with and without entropy coding; coded only when smaller', () => {
+    for (const dtype of INT_DTYPES) {
+      for (const [rows, cols] of [[512, 16], [300, 7], [64, 33], [3, 7], [1, 1], [1, 64]]) {
+        for (const tokens of [undefined, Uint16Array.from({ length: rows }, (_, i) => (i * 7919) % 65536)]) {
+          const f = frame({ rows, cols, dtype, tensor: gaussianTensor(rows, cols), tokens });
+          const raw = encodeFrame(f);
+          const coded = encodeFrame(f, undefined, { entropy: true });
+          const expected = Array.from(dequantize(quantize(f.tensor, rows, cols, dtype), rows, cols, dtype));
+          for (const bytes of [raw, coded]) {
+            const back = decodeFrame(oddView(bytes));
+            expect(Array.from(back.tensor), `${rows}×${cols} ${dtype}`).toEqual(expected);
+            expect(back.tokens && Array.from(back.tokens)).toEqual(tokens && Array.from(tokens));
+            expect(back.dtype).toBe(dtype);
+          }
+          expect(raw.length).toBe(frameBytes(rows, cols, dtype, tokens !== undefined));
+          expect(flagsOf(raw) & FLAG_ENTROPY).toBe(0);
+          if (flagsOf(coded) & FLAG_ENTROPY) {
+            expect(coded.length).toBeLessThan(raw.length);
+            expect(payloadBytesOf(coded)).toBe(coded.length - HEADER_BYTES - (tokens ? 2 * rows : 0));
+          } else {
+            expect(coded).toEqual(raw); // fell back to the raw frame, byte for byte
+          }
+          // Gaussian values always pay for their table at these sizes; a 1×1 frame never does.
+          if (rows * cols >= 2000) expect(flagsOf(coded) & FLAG_ENTROPY, `${rows}×${cols} ${dtype}`).toBe(FLAG_ENTROPY);
+          if (rows * cols === 1) expect(flagsOf(coded) & FLAG_ENTROPY).toBe(0);
+        }
+      }
+    }
+  });
+
+  it('never codes float payloads, and falls back to raw for incompressible values', () => {
+    const x = gaussianTensor(64, 16);
+    for (const dtype of ['fp32', 'bf16', 'fp16'] as const) {
+      const f = frame({ rows: 64, cols: 16, dtype, tensor: x });
+      expect(encodeFrame(f, undefined, { entropy: true })).toEqual(encodeFrame(f));
+    }
+    // Uniform over the whole int8 range: ~8 bits of information per value, nothing to gain.
+    const r = rng(5);
+    const uniform = Float32Array.from({ length: 256 * 16 }, () => 2 * r() - 1);
+    const f = frame({ rows: 256, cols: 16, dtype: 'int8c', tensor: uniform });
+    expect(encodeFrame(f, undefined, { entropy: true })).toEqual(encodeFrame(f));
+  });
+
+  it('codes a constant (all-zero) tensor to a few bytes and decodes it exactly', () => {
+    const f = frame({ rows: 1024, cols: 32, dtype: 'int4c', tensor: new Float32Array(1024 * 32) });
+    const bytes = encodeFrame(f, undefined, { entropy: true });
+    expect(bytes.length).toBeLessThan(HEADER_BYTES + 4 * 32 + 16);
+    expect(decodeFrame(bytes).tensor.every((v) => v === 0)).toBe(true);
+    // The expansion limit: a few bytes must not buy an arbitrary allocation.
+    code(() => decodeFrame(bytes, { maxCodedValues: 1024 * 32 - 1 }), 'limits');
+    expect(decodeFrame(bytes, { maxCodedValues: 1024 * 32 }).rows).toBe(1024);
+  });
+
+  it('works with error feedback', () => {
+    const ef = new ErrorFeedback(512 * 8);
+    const x = gaussianTensor(512, 8);
+    const sum = new Float64Array(x.length);
+    for (let t = 0; t < 20; t++) {
+      const bytes = encodeFrame(frame({ kind: FrameKind.ReplicaWeights, rows: 512, cols: 8, dtype: 'int4c', tensor: x }), ef, { entropy: true });
+      expect(flagsOf(bytes) & FLAG_ENTROPY).toBe(FLAG_ENTROPY);
+      decodeFrame(bytes).tensor.forEach((v, i) => (sum[i] += v));
+    }
+    const err = Math.max(...Array.from(x, (v, i) => Math.abs(sum[i] / 20 - v)));
+    expect(err).toBeLessThan(0.02);
+  });
+
+  it('rejects coded payloads that break the rules, with clear codes', () => {
+    const rows = 40;
+    const cols = 5;
+    const n = rows * cols;
+    const sym = (count: number, alphabet: number) => Uint8Array.from({ length: count }, (_, i) => (i * 7) % 3 === 0 ? 1 : i % alphabet === 0 ? alphabet - 1 : 0);
+    // Sanity: a well-formed crafted frame decodes.
+    expect(decodeFrame(craft(rows, cols, 'int4c', encodeSymbols(sym(n, 16), 16))).rows).toBe(rows);
+    expect(decodeFrame(craft(rows, cols, 'int8', encodeSymbols(sym(n, 256), 256))).rows).toBe(rows);
+    // Too few values for the shape, too many (over the count limit), wrong alphabet (int8 symbol ≥ 16 for int4).
+    expect(code(() => decodeFrame(craft(rows, cols, 'int4c', encodeSymbols(sym(n - 1, 16), 16))), 'entropy')).toMatch(/199 coded values, 40×5 needs 200/);
+    expect(code(() => decodeFrame(craft(rows, cols, 'int4c', encodeSymbols(sym(n + 1, 16), 16))), 'entropy')).toMatch(/201 symbols exceed the limit of 200/);
+    code(() => decodeFrame(craft(rows, cols, 'int4', encodeSymbols(sym(n, 256), 256))), 'entropy');
+    // An empty stream for a non-empty tensor.
+    code(() => decodeFrame(craft(rows, cols, 'int8c', encodeSymbols(new Uint8Array(0), 256))), 'entropy');
+    // The declared payload must hold the scales plus coded bytes, and be smaller than raw.
+    const good = craft(rows, cols, 'int8c', encodeSymbols(sym(n, 256), 256));
+    const withPayloadBytes = (b: Uint8Array, v: number) => {
+      const c = b.slice();
+      new DataView(c.buffer).setUint32(24, v, true);
+      return c;
+    };
+    expect(code(() => decodeFrame(withPayloadBytes(good, tensorBytes(rows, cols, 'int8c'))), 'length')).toMatch(/entropy-coded payloadBytes/);
+    code(() => decodeFrame(withPayloadBytes(good, 4 * cols)), 'length');
+    code(() => decodeFrame(craft(rows, cols, 'int8c', new Uint8Array(n))), 'length'); // as big as raw
+    // Truncated or extended coded stream with a consistent header.
+    const stream = encodeSymbols(sym(n, 256), 256);
+    code(() => decodeFrame(craft(rows, cols, 'int8c', stream.subarray(0, stream.length - 1))), 'entropy');
+    code(() => decodeFrame(craft(rows, cols, 'int8c', Uint8Array.from([...stream, 0]))), 'entropy');
+    // Header-level truncation still reads as such.
+    code(() => decodeFrame(good.subarray(0, good.length - 1)), 'truncated');
+    // A non-finite scale in a coded frame.
+    code(() => decodeFrame(craft(rows, cols, 'int4c', encodeSymbols(sym(n, 16), 16), Infinity)), 'nonfinite');
+  });
+
+  it('fuzz: corrupted coded frames decode to valid frames or throw WireError, never hang', () => {
+    const r = rng(4242);
+    const int = (k: number) => Math.floor(r() * k);
+    const bases = Array.from({ length: 32 }, (_, i) => {
+      const dtype = INT_DTYPES[i % 4];
+      const rows = 64 + int(200);
+      const cols = 1 + int(40);
+      const g = gaussian(r);
+      const skew = i % 3 === 0 ? 0.05 : 1; // some nearly-constant streams
+      const bytes = encodeFrame(
+        frame({ rows, cols, dtype, tensor: Float32Array.from({ length: rows * cols }, (_, j) => (j % cols === 0 ? 1 : g() * skew)), tokens: i % 2 ? Uint16Array.from({ length: rows }, () => int(65536)) : undefined }),
+        undefined,
+        { entropy: true },
+      );
+      return { bytes, scaleBytes: intLayout(rows, cols, dtype)!.scaleBytes, tokens: i % 2 ? 2 * rows : 0 };
+    }).filter((b) => flagsOf(b.bytes) & FLAG_ENTROPY);
+    expect(bases.length).toBeGreaterThan(24);
+    const outcomes = new Map<string, number>();
+    const t0 = performance.now();
+    for (let it = 0; it < 2000; it++) {
+      const b = bases[int(bases.length)];
+      let bytes: Uint8Array = b.bytes.slice();
+      const start = HEADER_BYTES + b.scaleBytes; // first byte of the coded stream
+      const end = bytes.length - b.tokens;
+      const setPayloadBytes = (v: number) => new DataView(bytes.buffer, bytes.byteOffset).setUint32(24, v, true);
+      const op = int(6);
+      if (op === 0) {
+        // Cut the coded stream short, keeping the header consistent.
+        const cut = 1 + int(Math.min(64, end - start));
+        bytes = Uint8Array.from([...bytes.subarray(0, end - cut), ...bytes.subarray(end)]);
+        setPayloadBytes(end - cut - HEADER_BYTES);
+      } else if (op === 1) {
+        // Flip bits in the coded stream, half of them in its head (count, table, state).
+        for (let k = 1 + int(3); k > 0; k--) {
+          const at = r() < 0.5 ? start + int(Math.min(24, end - start)) : start + int(end - start);
+          bytes[at] ^= 1 << int(8);
+        }
+      } else if (op === 2) {
+        // Bogus table: random bytes over the count/params/table region.
+        for (let j = start + int(3); j < Math.min(end, start + 3 + int(40)); j++) bytes[j] = int(256);
+      } else if (op === 3) {
+        // Random garbage in place of the whole stream.
+        for (let j = start; j < end; j++) bytes[j] = int(256);
+      } else if (op === 4) {
+        // Any random byte, header and scales included.
+        for (let k = 1 + int(4); k > 0; k--) bytes[int(bytes.length)] = int(256);
+      } else {
+        bytes = bytes.subarray(0, int(bytes.length));
+      }
+      if (r() < 0.5) bytes = oddView(bytes);
+      let outcome: string;
+      try {
+        const f = decodeFrame(bytes);
+        expect(f.tensor.length).toBe(f.rows * f.cols);
+        expect(f.tensor.every(Number.isFinite)).toBe(true);
+        outcome = 'ok';
+      } catch (e) {
+        if (!(e instanceof WireError)) throw e;
+        outcome = e.code;
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    const ms = performance.now() - t0;
+    console.log('coded fuzz outcomes', Object.fromEntries(outcomes), `${ms.toFixed(0)} ms`);
+    expect(outcomes.get('entropy')).toBeGreaterThan(500);
+    expect(outcomes.get('ok')).toBeGreaterThan(10);
+    expect(ms).toBeLessThan(20_000);
+  });
+
+  it('bytes per token at rows = 512 on Gaussian coefficients, header and scales amortized', () => {
+    const rows = 512;
+    const table: Record<string, number>[] = [];
+    for (const k of [8, 16, 32, 64]) {
+      const x = gaussianTensor(rows, k, gaussian(rng(k)));
+      const row: Record<string, number> = { k };
+      for (const dtype of ['int8', 'int8c', 'int4', 'int4c'] as const) {
+        const f = frame({ rows, cols: k, dtype, tensor: x });
+        const raw = encodeFrame(f).length;
+        const coded = encodeFrame(f, undefined, { entropy: true }).length;
+        if (dtype.endsWith('c')) expect(coded).toBeLessThan(raw);
+        row[dtype] = raw / rows;
+        row[`${dtype}+ec`] = coded / rows;
+      }
+      // Per-column scales beat per-row ones by 4 bytes per token less 4·k/rows.
+      expect(row.int8 - row.int8c).toBeCloseTo(4 - (4 * k) / rows, 9);
+      table.push(row);
+    }
+    console.table(table.map((row) => Object.fromEntries(Object.entries(row).map(([c, v]) => [c, c === 'k' ? v : v.toFixed(3)]))));
+  });
+});
+
 describe('codec strings', () => {
   it('parses the listed forms and names them back', () => {
     const ok: [string, unknown, Dtype][] = [
       ['fp32', { kind: 'fp32' }, 'fp32'],
       ['bf16', { kind: 'bf16' }, 'bf16'],
       ['int8', { kind: 'int8' }, 'int8'],
-      ['subspace:k=32:int8', { kind: 'subspace', k: 32, coeff: 'int8' }, 'int8'],
-      ['subspace:k=8:int4', { kind: 'subspace', k: 8, coeff: 'int4' }, 'int4'],
+      // Subspace coefficients get per-column scales; the dense int8 codec keeps per-row scales.
+      ['subspace:k=32:int8', { kind: 'subspace', k: 32, coeff: 'int8' }, 'int8c'],
+      ['subspace:k=8:int4', { kind: 'subspace', k: 8, coeff: 'int4' }, 'int4c'],
       ['subspace:k=64:fp16', { kind: 'subspace', k: 64, coeff: 'fp16' }, 'fp16'],
       ['subspace:k=1:fp32', { kind: 'subspace', k: 1, coeff: 'fp32' }, 'fp32'],
     ];

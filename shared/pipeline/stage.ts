@@ -82,7 +82,8 @@ export class PipelineStage {
   private send(link: Link | undefined, kind: FrameKind, step: number, mb: number, tensor: Float32Array): number {
     const rows = this.o.runtime.N;
     this.o.onBoundary?.('sent', kind, step, mb, tensor);
-    const bytes = encodeFrame({ kind, step, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor });
+    // Integer payloads are entropy-coded whenever that is smaller (encodeFrame falls back to raw).
+    const bytes = encodeFrame({ kind, step, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, { entropy: true });
     link!.send(bytes);
     return bytes.length;
   }

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { Inbox } from '../shared/pipeline/inbox.js';
+import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/pipeline/link.js';
+import { FrameKind, encodeFrame } from '../shared/wire.js';
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('chunked links', () => {
+  it('reassembles messages of every size across chunk boundaries, in order', async () => {
+    const [a, b] = memoryLinkPair(100);
+    const got: Uint8Array[] = [];
+    b.onMessage((m) => got.push(m));
+    const sizes = [0, 1, 87, 88, 89, 1000, 5000];
+    const sent = sizes.map((n) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 255));
+    for (const m of sent) a.send(m);
+    await tick();
+    expect(got.map((m) => Array.from(m))).toEqual(sent.map((m) => Array.from(m)));
+    expect(b.bytesReceived).toBe(a.bytesSent);
+  });
+
+  it('reports malformed chunk streams and recovers on the next message', () => {
+    let deliver: (b: Uint8Array) => void = () => {};
+    const raw: RawChannel = { send: () => {}, onMessage: (h) => (deliver = h) };
+    const errors: string[] = [];
+    const link = new ChunkedLink(raw, 64, (e) => errors.push(e.message));
+    const got: Uint8Array[] = [];
+    link.onMessage((m) => got.push(m));
+    const chunk = (id: number, index: number, count: number, body: number[]) => {
+      const m = new Uint8Array(12 + body.length);
+      const v = new DataView(m.buffer);
+      v.setUint32(0, id, true);
+      v.setUint32(4, index, true);
+      v.setUint32(8, count, true);
+      m.set(body, 12);
+      return m;
+    };
+    deliver(new Uint8Array(5));
+    deliver(chunk(1, 1, 2, [1])); // a middle chunk with no start
+    deliver(chunk(2, 0, 0, [])); // zero chunks
+    deliver(chunk(3, 0, 1e9, [])); // absurd size
+    deliver(chunk(4, 0, 2, [1, 2]));
+    deliver(chunk(5, 0, 1, [9])); // cuts message 4 off, then completes
+    expect(errors).toHaveLength(5);
+    expect(got.map((m) => Array.from(m))).toEqual([[9]]);
+  });
+});
+
+describe('inbox', () => {
+  const frame = (step: number, mb: number, v = 1) =>
+    encodeFrame({ kind: FrameKind.Activation, step, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: new Float32Array([v, 2, 3, 4]) });
+
+  it('hands frames to whoever waits for them, in any arrival order', async () => {
+    const inbox = new Inbox();
+    const waiting = inbox.take(FrameKind.Activation, 1, 1, 1000);
+    inbox.push(frame(1, 0, 5));
+    inbox.push(frame(1, 1, 7));
+    expect((await waiting).tensor[0]).toBe(7);
+    expect((await inbox.take(FrameKind.Activation, 1, 0, 1000)).tensor[0]).toBe(5);
+  });
+
+  it('drops malformed, duplicated and stale frames and counts them', async () => {
+    const inbox = new Inbox();
+    inbox.push(new Uint8Array([1, 2, 3]));
+    inbox.push(frame(2, 0));
+    inbox.push(frame(2, 0, 9)); // replay of the same key
+    inbox.forgetBefore(3);
+    inbox.push(frame(2, 1)); // a step that is over
+    expect(inbox.rejectedCount).toBe(3);
+    expect(inbox.rejected.join('\n')).toMatch(/magic|truncated/);
+    expect(inbox.rejected.join('\n')).toMatch(/duplicate/);
+    expect(inbox.rejected.join('\n')).toMatch(/stale/);
+    await expect(inbox.take(FrameKind.Activation, 3, 0, 20)).rejects.toThrow(/timed out/);
+  });
+});
