@@ -14,7 +14,7 @@ import { loadText } from '../worker/run-data.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../worker/swarm.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
-const SWEEP = ['fp32', 'int8', 'subspace:k=64:int8', 'subspace:k=32:int8', 'subspace:k=16:int8', 'subspace:k=8:int8', 'subspace:k=32:int4', 'subspace:k=16:int4'];
+const SWEEP = ['fp32', 'int8', 'subspace:k=64:int8', 'subspace:k=32:int8', 'subspace:k=16:int8', 'subspace:k=8:int8', 'subspace:k=64:int4', 'subspace:k=32:int4', 'subspace:k=16:int4', 'subspace:k=8:int4'];
 
 const { values } = parseArgs({
   options: {
