@@ -2,7 +2,10 @@
 // the centralized dense baseline and local swarms with each boundary codec, same model, init,
 // data order, steps and tokens. Writes bench/results/swarm.json, loss curves and the frontier of
 // final validation loss against wire bytes (SVG) beside it.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// `--extend` runs the codecs for 2N steps with the learning-rate schedule of N (so the first N
+// steps are the N-step run) to find how many steps they need to reach the baseline's final loss;
+// `--merge` keeps the other runs and the baseline of an existing swarm.json with the same config.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,6 +29,8 @@ const { values } = parseArgs({
     batch: { type: 'string' },
     codecs: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    extend: { type: 'boolean', default: false },
+    merge: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -46,6 +51,7 @@ const opts: SwarmOptions = {
 const codecs = (values.codecs?.split(',') ?? (values.quick ? ['fp32', 'subspace:k=16:int8'] : SWEEP)).map((c) => codecName(parseCodec(c)));
 
 const lastVal = (curve: [number, number][]) => curve.at(-1)?.[1] ?? NaN;
+const valAt = (curve: [number, number][], step: number) => curve.find(([s]) => s === step)?.[1] ?? NaN;
 
 function summarize(codec: string, r: SwarmResult, baselineVal: number) {
   const spec = parseCodec(codec);
@@ -63,14 +69,17 @@ function summarize(codec: string, r: SwarmResult, baselineVal: number) {
   const bwd = perToken('bwd');
   const dense = 2 * d;
   const reached = last.val.find(([, v]) => v <= baselineVal);
+  const N = r.run.scheduleSteps ?? r.run.steps;
+  const finalVal = valAt(last.val, N);
   const wallMs = Math.max(...r.peers.map((p) => p.stats.wallMs));
   const tokens = r.run.steps * r.run.microbatches * r.run.model.batch * r.run.model.seq * (r.peers.length / S);
   return {
     codec,
     ...(spec.kind === 'subspace' ? { k: spec.k, coeff_dtype: spec.coeff } : {}),
-    final_val_loss: +lastVal(last.val).toFixed(5),
-    gap_vs_baseline: +(lastVal(last.val) / baselineVal - 1).toFixed(5),
+    final_val_loss: +finalVal.toFixed(5),
+    gap_vs_baseline: +(finalVal / baselineVal - 1).toFixed(5),
     steps_to_baseline_loss: reached ? reached[0] : null,
+    steps_searched: r.run.steps,
     wire_bytes_per_token: { fwd: +fwd.toFixed(3), bwd: +bwd.toFixed(3) },
     dense_bf16_bytes_per_token: dense,
     compression_ratio: +(dense / Math.max(fwd, bwd)).toFixed(2),
@@ -91,14 +100,23 @@ async function main(): Promise<void> {
   const R = opts.workers / opts.stages;
   console.log(`data ${run.data.name} (${text.chars} chars, vocab ${run.model.vocab}); ${opts.steps} steps; ${opts.workers} workers × ${opts.stages} stages; codecs: ${codecs.join(', ')}`);
   const t0 = performance.now();
-  const baseline = await trainBaseline(run, corpus, R, (step) => process.stdout.write(`\rbaseline step ${step}/${opts.steps}`));
+  const previous = values.merge && existsSync(JSON_PATH) ? (JSON.parse(readFileSync(JSON_PATH, 'utf8')) as SwarmJson) : undefined;
+  const reuse = previous && JSON.stringify(previous.config) === JSON.stringify(benchConfig());
+  if (values.merge && !reuse) console.log('no swarm.json with this config to merge into: running the baseline');
+  const baseline = reuse
+    ? { val: previous.baseline.val_curve, tokensPerSec: previous.baseline.tokens_per_s, train: [] }
+    : await trainBaseline(run, corpus, R, (step) => process.stdout.write(`\rbaseline step ${step}/${opts.steps}`));
   const baselineVal = lastVal(baseline.val);
   console.log(`\rbaseline: final val ${baselineVal.toFixed(4)}, ${baseline.tokensPerSec.toFixed(0)} tok/s (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-  const runs = [];
+  const runs: RunSummary[] = reuse ? previous.runs.filter((r) => !codecs.includes(r.codec)) : [];
   for (const [i, codec] of codecs.entries()) {
     const t1 = performance.now();
     process.stdout.write(`[${i + 1}/${codecs.length}] ${codec}…`);
-    const r = await runSwarm({ ...opts, codec, out: join('runs', 'bench-swarm', codec.replace(/[:=]/g, '-')) }, { ...run, codec: parseCodec(codec), runId: `bench-${i}` });
+    const steps = values.extend ? 2 * opts.steps : opts.steps;
+    const r = await runSwarm(
+      { ...opts, steps, codec, out: join('runs', 'bench-swarm', codec.replace(/[:=]/g, '-')) },
+      { ...run, steps, scheduleSteps: opts.steps, codec: parseCodec(codec), runId: `bench-${i}` },
+    );
     const s = summarize(codec, r, baselineVal);
     runs.push(s);
     console.log(
@@ -109,13 +127,26 @@ async function main(): Promise<void> {
   }
 }
 
-function write(baseline: Awaited<ReturnType<typeof trainBaseline>>, baselineVal: number, runs: ReturnType<typeof summarize>[]): void {
-  const result = {
-    config: { d_model: opts.dModel, n_layer: opts.layers, n_head: opts.heads, seq: opts.seq, stages: opts.stages, workers: opts.workers, microbatches: opts.microbatches, microbatch_size: opts.batch, steps: opts.steps, tokens: opts.steps * opts.microbatches * opts.batch * opts.seq * (opts.workers / opts.stages), data: opts.data },
+type RunSummary = ReturnType<typeof summarize>;
+interface SwarmJson {
+  config: ReturnType<typeof benchConfig>;
+  baseline: { final_val_loss: number; tokens_per_s: number; val_curve: [number, number][] };
+  runs: RunSummary[];
+}
+const JSON_PATH = join(RESULTS, 'swarm.json');
+
+function benchConfig() {
+  const tokens = opts.steps * opts.microbatches * opts.batch * opts.seq * (opts.workers / opts.stages);
+  return { d_model: opts.dModel, n_layer: opts.layers, n_head: opts.heads, seq: opts.seq, stages: opts.stages, workers: opts.workers, microbatches: opts.microbatches, microbatch_size: opts.batch, steps: opts.steps, tokens, data: opts.data };
+}
+
+function write(baseline: { val: [number, number][]; tokensPerSec: number }, baselineVal: number, runs: RunSummary[]): void {
+  const result: SwarmJson = {
+    config: benchConfig(),
     baseline: { final_val_loss: +baselineVal.toFixed(5), tokens_per_s: +baseline.tokensPerSec.toFixed(1), val_curve: baseline.val },
     runs,
   };
-  writeFileSync(join(RESULTS, 'swarm.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(JSON_PATH, JSON.stringify(result, null, 2) + '\n');
   writeFileSync(
     join(RESULTS, 'swarm-loss.svg'),
     lossPlotSvg({ title: 'validation loss: centralized dense baseline and swarm codecs', series: [{ name: 'baseline (dense)', points: baseline.val }, ...runs.map((r) => ({ name: r.codec, points: r.val_curve }))] }),

@@ -86,6 +86,11 @@ export const RunConfigSchema = z
     /** Microbatches per global step. */
     microbatches: posInt,
     steps: posInt,
+    /**
+     * Horizon of the learning-rate schedule (default `steps`). A longer run keeps the final rate
+     * after it, so its first scheduleSteps steps are exactly a run of that length.
+     */
+    scheduleSteps: posInt.optional(),
     seed: z.int(),
     data: z.strictObject({
       name: z.string().min(1).max(256),

@@ -3,10 +3,9 @@
 // accumulates all replicas × microbatches of the step, which is the data the swarm consumed.
 import { BlockRuntime } from '../shared/block-runtime.js';
 import type { CharCorpus } from '../shared/data.js';
-import { learningRate } from '../shared/optimizer.js';
 import type { RunConfig } from '../shared/protocol.js';
 import { openNodeGpu } from './node-gpu.js';
-import { trainBatch, valBatch } from './run-data.js';
+import { runLearningRate, trainBatch, valBatch } from './run-data.js';
 
 export interface Curves {
   train: [number, number][];
@@ -29,7 +28,7 @@ export async function trainBaseline(run: RunConfig, corpus: CharCorpus, replicas
         await rt.backward();
       }
     }
-    rt.step(learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.steps }));
+    rt.step(runLearningRate(run, step));
     out.train.push([step, sum / perStep]);
     onStep?.(step, sum / perStep);
     if (run.evalEvery > 0 && run.evalBatches > 0 && (step % run.evalEvery === 0 || step === run.steps)) {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CharCorpus, charCorpus, sampleBatch } from '../shared/data.js';
+import { learningRate } from '../shared/optimizer.js';
 import type { RunConfig } from '../shared/protocol.js';
 
 export const DEFAULT_DATA = new URL('../data/tinyshakespeare.txt', import.meta.url).pathname;
@@ -35,6 +36,11 @@ export function runCorpus(run: RunConfig, path: string): CharCorpus {
 export function trainBatch(run: RunConfig, corpus: CharCorpus, replicas: number, lane: number, step: number, mb: number) {
   const index = (step * replicas + lane) * run.microbatches + mb;
   return sampleBatch(corpus.train, run.model.batch, run.model.seq, run.seed, index);
+}
+
+/** The run's learning rate at `step`: warm-up, then cosine decay over the schedule horizon. */
+export function runLearningRate(run: RunConfig, step: number): number {
+  return learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.scheduleSteps ?? run.steps });
 }
 
 /** A fixed validation set: the same windows at every evaluation. */

@@ -10,7 +10,6 @@ import { BlockRuntime } from '../shared/block-runtime.js';
 import { dtypeOf } from '../shared/codec.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordinator-client.js';
 import { DEFAULT_RUN, detectGpu, verdict } from '../shared/gpu-detect.js';
-import { learningRate } from '../shared/optimizer.js';
 import { stageConfigs } from '../shared/pipeline/partition.js';
 import { ReplicaAverager } from '../shared/pipeline/replicas.js';
 import { PipelineStage } from '../shared/pipeline/stage.js';
@@ -18,7 +17,7 @@ import type { ServerMessageOf } from '../shared/protocol.js';
 import { FrameKind } from '../shared/wire.js';
 import { nodeGPU, openNodeGpu } from './node-gpu.js';
 import { rtcPeer, type RtcPeer } from './rtc-link.js';
-import { DEFAULT_DATA, runCorpus, trainBatch, valBatch } from './run-data.js';
+import { DEFAULT_DATA, runCorpus, runLearningRate, trainBatch, valBatch } from './run-data.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -128,7 +127,7 @@ async function main(): Promise<void> {
     dtype: dtypeOf(run.codec),
     prev: neighbours.prev && rtc.get(neighbours.prev.peerId)!.link,
     next: neighbours.next && rtc.get(neighbours.next.peerId)!.link,
-    lr: (step) => learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.steps }),
+    lr: (step) => runLearningRate(run, step),
     now: () => performance.now(),
     onBoundary: args.dump ? dumpBoundary(args.dump, a.stage) : undefined,
   });
@@ -159,20 +158,20 @@ async function main(): Promise<void> {
   heartbeat();
   const w = stage.wire;
   const stats = {
-      stage: a.stage,
-      replica: a.replica,
-      steps: status.step,
-      wallMs: performance.now() - t0,
-      busyMs: busy,
-      fwdBytesSent: w.fwdSent,
-      bwdBytesSent: w.bwdSent,
-      fwdTokens: w.fwdTokens,
-      bwdTokens: w.bwdTokens,
-      averagingBytesSent: averager.bytesSent,
-      rejectedFrames: stage.rejected,
-      layersHeld: cfg.nLayer,
-      paramsHeld: runtime.layout.count,
-      ...(status.loss !== undefined && { finalTrainLoss: status.loss }),
+    stage: a.stage,
+    replica: a.replica,
+    steps: status.step,
+    wallMs: performance.now() - t0,
+    busyMs: busy,
+    fwdBytesSent: w.fwdSent,
+    bwdBytesSent: w.bwdSent,
+    fwdTokens: w.fwdTokens,
+    bwdTokens: w.bwdTokens,
+    averagingBytesSent: averager.bytesSent,
+    rejectedFrames: stage.rejected,
+    layersHeld: cfg.nLayer,
+    paramsHeld: runtime.layout.count,
+    ...(status.loss !== undefined && { finalTrainLoss: status.loss }),
   };
   if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId, stage: a.stage, replica: a.replica, ...curves, stats }));
   client.send({
