@@ -38,6 +38,14 @@ describe('pipeline schedules', () => {
     }
   });
 
+  it('extra warm-up holds one more microbatch on all but the last stage, and hides link latency', () => {
+    const extra1 = (s: number, S: number, M: number) => oneFOneB(s, S, M, 1);
+    expect(slotsNeeded(extra1(0, 2, 8))).toBe(3);
+    expect(slotsNeeded(extra1(1, 2, 8))).toBe(1);
+    const cost = { fwd: 1, bwd: 2, link: 1.5 };
+    expect(simulate(extra1, 2, 8, cost).makespan).toBeLessThan(simulate(oneFOneB, 2, 8, cost).makespan);
+  });
+
   it('simulated bubble matches the closed form (S − 1)/(M + S − 1) for equal stage costs', () => {
     for (const [S, M] of [[2, 4], [4, 8], [4, 16], [3, 3]]) {
       for (const sched of [oneFOneB, gpipe]) {

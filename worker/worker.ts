@@ -12,6 +12,7 @@ import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordina
 import { DEFAULT_RUN, detectGpu, verdict } from '../shared/gpu-detect.js';
 import { stageConfigs } from '../shared/pipeline/partition.js';
 import { ReplicaAverager } from '../shared/pipeline/replicas.js';
+import { oneFOneB, slotsNeeded } from '../shared/pipeline/schedule.js';
 import { PipelineStage } from '../shared/pipeline/stage.js';
 import type { ServerMessageOf } from '../shared/protocol.js';
 import { FrameKind } from '../shared/wire.js';
@@ -97,7 +98,10 @@ async function main(): Promise<void> {
   const subspace = run.codec.kind === 'subspace' ? { k: run.codec.k, seed: run.seed } : undefined;
   const cfg = stageConfigs({ ...run.model, subspace }, run.layersPerStage)[a.stage];
   say(`stage ${a.stage}/${S} replica ${a.replica}: ${cfg.nLayer} layer(s)${cfg.hasEmbedding ? ' + embedding' : ''}${cfg.hasHead ? ' + head' : ''}; tuning kernels…\n`);
-  const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots: S - a.stage, autotune: true });
+  // One forward more in flight than plain 1F1B hides a gradient's round trip over the network.
+  const extraWarmup = 1;
+  const slots = slotsNeeded(oneFOneB(a.stage, S, run.microbatches, extraWarmup));
+  const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots, autotune: true });
 
   // WebRTC to the neighbours: the lower peer id initiates, so exactly one side does.
   const peerOf = (stage: number, replica: number) => a.peers.find((p) => p.stage === stage && p.replica === replica);
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
     microbatches: run.microbatches,
     batch: (step, mb, split) => (split === 'train' ? trainBatch(run, corpus, R, a.replica, step, mb) : valBatch(run, corpus, mb)),
     dtype: dtypeOf(run.codec),
+    extraWarmup,
     prev: neighbours.prev && rtc.get(neighbours.prev.peerId)!.link,
     next: neighbours.next && rtc.get(neighbours.next.peerId)!.link,
     lr: (step) => runLearningRate(run, step),

@@ -10,10 +10,13 @@ export interface Op {
  * 1F1B (PipeDream-flush): stage s of S first runs min(S − s − 1, M) warm-up forwards, then
  * alternates one forward and one backward, then drains the remaining backwards. At most S − s
  * microbatches are in flight at stage s, so it needs that many activation slots, not M.
+ * `extraWarmup` more forwards before the first backward (and as many more slots) let a stage keep
+ * computing while a gradient makes its round trip over a real network.
  */
-export function oneFOneB(stage: number, stages: number, microbatches: number): Op[] {
+export function oneFOneB(stage: number, stages: number, microbatches: number, extraWarmup = 0): Op[] {
   check(stage, stages, microbatches);
-  const warmup = Math.min(stages - stage - 1, microbatches);
+  const extra = stage < stages - 1 ? extraWarmup : 0;
+  const warmup = Math.min(stages - stage - 1 + extra, microbatches);
   const ops: Op[] = [];
   let f = 0;
   let b = 0;

@@ -23,7 +23,9 @@ export interface StageOptions {
   dtype: Dtype;
   prev?: Link;
   next?: Link;
+  /** Defaults to 1F1B with `extraWarmup` (default 0) more forwards in flight. */
   schedule?: Schedule;
+  extraWarmup?: number;
   /** Learning rate for a step (warm-up, decay). */
   lr(step: number): number;
   now(): number;
@@ -58,7 +60,7 @@ export class PipelineStage {
     if (isLast !== !!o.runtime.cfg.hasHead) throw new Error(`stage ${o.stage}: the last stage and only it holds the head`);
     if (!isFirst && !o.prev) throw new Error(`stage ${o.stage} needs a link to stage ${o.stage - 1}`);
     if (!isLast && !o.next) throw new Error(`stage ${o.stage} needs a link to stage ${o.stage + 1}`);
-    this.ops = (o.schedule ?? oneFOneB)(o.stage, o.stages, o.microbatches);
+    this.ops = o.schedule ? o.schedule(o.stage, o.stages, o.microbatches) : oneFOneB(o.stage, o.stages, o.microbatches, o.extraWarmup ?? 0);
     this.slots = slotsNeeded(this.ops);
     if (this.slots > o.runtime.slotCount) throw new Error(`stage ${o.stage} needs ${this.slots} activation slots, its runtime has ${o.runtime.slotCount}`);
     o.prev?.onMessage((b) => this.fromPrev.push(b));
