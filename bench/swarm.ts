@@ -31,6 +31,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     extend: { type: 'boolean', default: false },
     merge: { type: 'boolean', default: false },
+    /** Re-draw the plots from bench/results/swarm.json without running anything. */
+    'plot-only': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -147,11 +149,20 @@ function write(baseline: { val: [number, number][]; tokensPerSec: number }, base
     runs,
   };
   writeFileSync(JSON_PATH, JSON.stringify(result, null, 2) + '\n');
+  plot(result);
+}
+
+/** Loss curves, and the frontier with one line per family so each idea's breaking point shows. */
+function plot(r: SwarmJson): void {
+  const baselineVal = r.baseline.final_val_loss;
   writeFileSync(
     join(RESULTS, 'swarm-loss.svg'),
-    lossPlotSvg({ title: 'validation loss: centralized dense baseline and swarm codecs', series: [{ name: 'baseline (dense)', points: baseline.val }, ...runs.map((r) => ({ name: r.codec, points: r.val_curve }))] }),
+    lossPlotSvg({ title: 'validation loss: centralized dense baseline and swarm codecs', series: [{ name: 'baseline (dense)', points: r.baseline.val_curve }, ...r.runs.map((x) => ({ name: x.codec, points: x.val_curve }))] }),
   );
-  const frontier = [...runs].sort((a, b) => a.compression_ratio - b.compression_ratio);
+  const family = (x: RunSummary) => ('coeff_dtype' in x ? `subspace ${x.coeff_dtype}` : 'dense');
+  const families = [...new Set(r.runs.map(family))];
+  const xs = r.runs.map((x) => x.compression_ratio);
+  const span: [number, number] = [Math.min(...xs), Math.max(...xs)];
   writeFileSync(
     join(RESULTS, 'swarm-frontier.svg'),
     lossPlotSvg({
@@ -159,12 +170,17 @@ function write(baseline: { val: [number, number][]; tokensPerSec: number }, base
       xLabel: 'compression ratio (×)',
       yLabel: 'final validation loss',
       series: [
-        { name: 'swarm runs', points: frontier.map((r) => [r.compression_ratio, r.final_val_loss]) },
-        { name: 'baseline', points: [[frontier[0]?.compression_ratio ?? 1, baselineVal], [frontier.at(-1)?.compression_ratio ?? 1, baselineVal]] },
-        { name: 'baseline + 3%', points: [[frontier[0]?.compression_ratio ?? 1, baselineVal * 1.03], [frontier.at(-1)?.compression_ratio ?? 1, baselineVal * 1.03]] },
+        ...families.map((f) => ({ name: f, points: r.runs.filter((x) => family(x) === f).sort((p, q) => p.compression_ratio - q.compression_ratio).map((x) => [x.compression_ratio, x.final_val_loss] as [number, number]) })),
+        { name: 'baseline', points: span.map((x) => [x, baselineVal] as [number, number]) },
+        { name: 'baseline + 3%', points: span.map((x) => [x, baselineVal * 1.03] as [number, number]) },
       ],
     }),
   );
+}
+
+if (values['plot-only']) {
+  plot(JSON.parse(readFileSync(JSON_PATH, 'utf8')) as SwarmJson);
+  process.exit(0);
 }
 
 main().then(
