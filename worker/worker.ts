@@ -1,4 +1,4 @@
-// `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME]`: a headless peer.
+// `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME] [--extra-warmup N]`: a headless peer.
 // It detects its GPU, registers, gets a stage of the run, opens WebRTC data channels to its
 // neighbours, trains its block in the pipeline and reports progress until the run ends.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
     quiet: { type: 'boolean', default: false },
     /** Where to write this peer's loss curves and stats at the end (the local launcher reads them). */
     metrics: { type: 'string' },
+    'extra-warmup': { type: 'string', default: '0' },
     /** Write the boundary tensors of step 1 as sent and as received (for end-to-end checks). */
     dump: { type: 'string' },
   },
@@ -98,8 +99,10 @@ async function main(): Promise<void> {
   const subspace = run.codec.kind === 'subspace' ? { k: run.codec.k, seed: run.seed } : undefined;
   const cfg = stageConfigs({ ...run.model, subspace }, run.layersPerStage)[a.stage];
   say(`stage ${a.stage}/${S} replica ${a.replica}: ${cfg.nLayer} layer(s)${cfg.hasEmbedding ? ' + embedding' : ''}${cfg.hasHead ? ' + head' : ''}; tuning kernels…\n`);
-  // One forward more in flight than plain 1F1B hides a gradient's round trip over the network.
-  const extraWarmup = 1;
+  // Forwards in flight beyond plain 1F1B can hide a gradient's round trip over a slow network;
+  // on loopback they only cost activation memory, so the default is none.
+  const extraWarmup = Number(args['extra-warmup']);
+  if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
   const slots = slotsNeeded(oneFOneB(a.stage, S, run.microbatches, extraWarmup));
   const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots, autotune: true });
 
