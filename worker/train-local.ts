@@ -1,7 +1,7 @@
-// `npm start`: train the default char-level GPT on this machine's GPU in one process, with a live
+// `npm run train:local`: train the default char-level GPT on this machine's GPU in one process, with a live
 // progress line and a loss plot. The whole model is one block (embedding, every layer, head).
 // Training state is checkpointed at every evaluation and on Ctrl-C, and a rerun resumes from it.
-//   npm start -- [--data FILE] [--steps N] [--layers L] [--d-model D] [--heads H] [--seq T]
+//   npm run train:local -- [--data FILE] [--steps N] [--layers L] [--d-model D] [--heads H] [--seq T]
 //                [--batch B] [--lr X] [--eval-every K] [--out DIR] [--fresh]
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
