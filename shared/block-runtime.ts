@@ -386,6 +386,20 @@ export class BlockRuntime {
     return this.gpu.read(this.cfg.subspace ? this.boundaryOut : this.dX);
   }
 
+  /**
+   * Run one forward and backward on whatever the buffers hold and discard the gradients: on CPU
+   * adapters the first run of each shader compiles it, which can take minutes on a cold cache, and
+   * a pipeline peer should pay that before it tells the swarm it is ready, not mid-step.
+   */
+  async warmUp(): Promise<void> {
+    const s = this.slot(0);
+    const encoder = this.gpu.device.createCommandEncoder();
+    this.gpu.encode(encoder, [...s.forward, ...s.backward]);
+    encoder.clearBuffer(this.grads.buffer);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await this.gpu.finish();
+  }
+
   /** AdamW on the accumulated gradients (clipped to the global norm), then zero them. */
   step(lr = this.optimizer.lr): void {
     this.step_++;

@@ -28,6 +28,7 @@ beforeAll(async () => {
     out,
     quiet: true,
     dump: true,
+    quickStart: true,
   });
 }, 300_000);
 

@@ -36,6 +36,8 @@ export interface SwarmOptions {
   quiet?: boolean;
   /** Workers dump step 1's boundary tensors as sent and received into out/boundaries. */
   dump?: boolean;
+  /** Workers skip their start-up benchmark and autotuning (see the worker's --quick-start). */
+  quickStart?: boolean;
 }
 
 export const SWARM_DEFAULTS: SwarmOptions = {
@@ -116,7 +118,7 @@ export async function runSwarm(o: SwarmOptions, run = runConfig(o)): Promise<Swa
     metricsFiles.push(metrics);
     const logFile = join(o.out, `worker-${i}.log`);
     writeFileSync(logFile, '');
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     const append = (b: Buffer) => writeFileSync(logFile, b, { flag: 'a' });
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);

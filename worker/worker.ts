@@ -29,6 +29,11 @@ const { values: args } = parseArgs({
     /** Where to write this peer's loss curves and stats at the end (the local launcher reads them). */
     metrics: { type: 'string' },
     'extra-warmup': { type: 'string', default: '0' },
+    /**
+     * Skip the start-up measurements (the GPU benchmark and matmul autotuning): with a cold shader
+     * cache and several workers sharing a CPU they take minutes and measure the contention.
+     */
+    'quick-start': { type: 'boolean', default: false },
     /** Write the boundary tensors of step 1 as sent and as received (for end-to-end checks). */
     dump: { type: 'string' },
   },
@@ -54,7 +59,7 @@ function dumpBoundary(dir: string, stage: number) {
 async function main(): Promise<void> {
   if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
   const gpu = await openNodeGpu();
-  const report = await detectGpu(nodeGPU(), { name: `node ${process.version}`, totalMemoryBytes: os.totalmem(), runtime: 'node' }, { benchSize: 128 });
+  const report = await detectGpu(nodeGPU(), { name: `node ${process.version}`, totalMemoryBytes: os.totalmem(), runtime: 'node' }, { benchSize: 128, benchmark: !args['quick-start'] });
   const fit = verdict(report, DEFAULT_RUN);
   if (!fit.ok) throw new Error(`this machine cannot train: ${fit.text}`);
   const capability = {
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
   const extraWarmup = Number(args['extra-warmup']);
   if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
   const slots = slotsNeeded(oneFOneB(a.stage, S, run.microbatches, extraWarmup));
-  const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots, autotune: true });
+  const runtime = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, slots, autotune: !args['quick-start'] });
 
   // WebRTC to the neighbours: the lower peer id initiates, so exactly one side does.
   const peerOf = (stage: number, replica: number) => a.peers.find((p) => p.stage === stage && p.replica === replica);
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
   }
   client.on('signal', (m) => rtc.get(m.from)?.signal(m.data));
   links = [...rtc.values()];
+  await runtime.warmUp();
   await Promise.all(links.map((l) => l.connected));
   client.send({ type: 'ready' });
   await Promise.race([started, stopped.then((r) => Promise.reject(new Error(`run stopped: ${r}`)))]);
