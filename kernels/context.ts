@@ -136,11 +136,6 @@ export class Gpu {
     return out;
   }
 
-  async readU32(view: View, length = view.length): Promise<Uint32Array> {
-    const f = await this.read(view, length);
-    return new Uint32Array(f.buffer);
-  }
-
   /** Median wall-clock milliseconds of running `dispatches`, after one warm-up run. */
   async time(dispatches: Dispatch[], reps = 3): Promise<number> {
     this.run(dispatches);

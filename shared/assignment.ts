@@ -167,10 +167,3 @@ export function areNeighbours(assignments: Assignment[], a: string, b: string): 
   if (!n || a === b) return false;
   return n.prev?.peerId === b || n.next?.peerId === b || n.replicas.some((r) => r.peerId === b);
 }
-
-/** Peer ids of all neighbours, in a stable order: prev, next, then replicas. */
-export function neighbourIds(assignments: Assignment[], peerId: string): string[] {
-  const n = neighbours(assignments, peerId);
-  if (!n) return [];
-  return [n.prev?.peerId, n.next?.peerId, ...n.replicas.map((r) => r.peerId)].filter((x): x is string => x !== undefined);
-}

@@ -20,10 +20,6 @@ export function charCorpus(text: string, valFraction = 0.1): CharCorpus {
   return { vocab, train: ids.subarray(0, cut), val: ids.subarray(cut) };
 }
 
-export function decode(vocab: string[], ids: ArrayLike<number>): string {
-  return Array.from(ids, (i) => vocab[i] ?? '?').join('');
-}
-
 /**
  * Microbatch `index` of a split: `batch` windows of `seq` tokens at offsets drawn from a seeded
  * stream, targets shifted by one. The same (seed, index) gives the same batch on every peer.
