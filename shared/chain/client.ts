@@ -93,6 +93,12 @@ export const credentialId = (runId: bigint) => runId * 2n + 1n;
 /** What a spend commits to on chain: the prompt's hash, never the prompt. */
 export const promptHash = (prompt: string): Hex => keccak256(toHex(prompt));
 
+// The registry calls into the tokens contract, whose reverts bubble up: decode those errors too.
+const registryAbiWithTokenErrors: Abi = [
+  ...runRegistryAbi,
+  ...modelTokensAbi.filter((x) => x.type === 'error' && !runRegistryAbi.some((y) => y.type === 'error' && y.name === x.name)),
+];
+
 function checkAddress(a: string, what: string): Address {
   if (!isAddress(a)) throw new Error(`${what} is not an address: ${a}`);
   return a;
@@ -121,7 +127,7 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
       throw e;
     }
   }
-  const reg = <T = void>(fn: string, args: readonly unknown[], value?: bigint) => send<T>(registry, runRegistryAbi, fn, args, value);
+  const reg = <T = void>(fn: string, args: readonly unknown[], value?: bigint) => send<T>(registry, registryAbiWithTokenErrors, fn, args, value);
   const tok = <T = void>(fn: string, args: readonly unknown[], value?: bigint) => send<T>(tokens, modelTokensAbi, fn, args, value);
   const readReg = (functionName: string, args: readonly unknown[]) => publicClient.readContract({ address: registry, abi: runRegistryAbi as Abi, functionName, args });
   const readTok = (functionName: string, args: readonly unknown[]) => publicClient.readContract({ address: tokens, abi: modelTokensAbi as Abi, functionName, args });
