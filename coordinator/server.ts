@@ -8,6 +8,7 @@
 // reply and never takes the server down.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { keccak256, toHex } from 'viem';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { type Assignment, areNeighbours, assignStages } from '../shared/assignment.js';
 import {
@@ -15,6 +16,7 @@ import {
   type ClientMessageOf,
   type RunConfig,
   type ServerMessage,
+  type ServerMessageOf,
   MAX_MESSAGE_BYTES,
   RunConfigSchema,
   encodeServerMessage,
@@ -31,10 +33,29 @@ export interface CoordinatorOptions {
   /** Bad frames one socket may send before it is closed. Default 20. */
   maxBadMessages?: number;
   log?: (line: string) => void;
+  /** The chain the run settles on, announced to peers in `welcome` so they can join it there. */
+  chain?: ServerMessageOf<'welcome'>['chain'];
+  /** Serving inference after training (with `run.serve`): how a buyer's spend is checked and receipted. */
+  inference?: InferenceDesk;
+  /** Longest a generation may take before the buyer gets an error. Default 120 s. */
+  generateTimeoutMs?: number;
 }
 
-/** registering → assigned (all workers in) → running (all ready) → finished | stopped; closed by close(). */
-export type Phase = 'registering' | 'assigned' | 'running' | 'finished' | 'stopped' | 'closed';
+/** The chain side of serving a query; the coordinator only routes it through the swarm. */
+export interface InferenceDesk {
+  /** Why this spend cannot be served with this prompt (unknown, wrong prompt, already served), or undefined. */
+  check(spendId: string, prompt: string): Promise<string | undefined>;
+  /** Record the answer's hash as the spend's receipt. */
+  served(spendId: string, answerHash: `0x${string}`): Promise<void>;
+  /** Sampling temperature for answers (0 = greedy). */
+  temperature: number;
+}
+
+/**
+ * registering → assigned (all workers in) → running (all ready) → finished | stopped, or with
+ * `run.serve` → serving (trained, answering queries) → finished by stopServing(); closed by close().
+ */
+export type Phase = 'registering' | 'assigned' | 'running' | 'serving' | 'finished' | 'stopped' | 'closed';
 export type PeerStatus = 'registered' | 'assigned' | 'ready' | 'done' | 'lost';
 
 type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;
@@ -86,13 +107,14 @@ export interface CoordinatorStats {
 }
 
 export interface CoordinatorEvents {
-  register: { peerId: string; name: string; capability: Capability };
+  register: { peerId: string; name: string; capability: Capability; account?: `0x${string}` };
   assign: Assignment[];
   start: Record<string, never>;
   heartbeat: { peerId: string } & Heartbeat;
   'peer-lost': { peerId: string; reason: string };
   stop: { reason: string };
   done: PeerDone[];
+  answer: { spendId: string; prompt: string; text: string; ms: number };
 }
 
 interface Conn {
@@ -105,6 +127,7 @@ interface Peer {
   peerId: string;
   name: string;
   capability: Capability;
+  account?: `0x${string}`;
   conn: Conn;
   assignment?: Assignment;
   ready: boolean;
@@ -139,6 +162,14 @@ export class Coordinator {
   private readonly listeners = new Map<keyof CoordinatorEvents, Set<(payload: never) => void>>();
   private settle!: { resolve: (r: PeerDone[]) => void; reject: (e: Error) => void };
   private settled = false;
+  private readonly chain?: ServerMessageOf<'welcome'>['chain'];
+  private readonly inference?: InferenceDesk;
+  private readonly generateTimeoutMs: number;
+  /** Queries are served one at a time, in arrival order: the lane holds one generation at once. */
+  private queue: Promise<void> = Promise.resolve();
+  private readonly queued = new Set<string>();
+  private requestSeq = 0;
+  private readonly generating = new Map<number, (r: ClientMessageOf<'generated'>) => void>();
 
   constructor(opts: CoordinatorOptions) {
     const run = RunConfigSchema.safeParse(opts.run);
@@ -152,6 +183,10 @@ export class Coordinator {
     if (!(this.heartbeatTimeoutMs > 0)) throw new Error(`heartbeatTimeoutMs must be positive, got ${this.heartbeatTimeoutMs}`);
     this.maxBad = opts.maxBadMessages ?? 20;
     this.log = opts.log ?? (() => {});
+    this.chain = opts.chain;
+    this.inference = opts.inference;
+    this.generateTimeoutMs = opts.generateTimeoutMs ?? 120_000;
+    if (this.run.serve && !this.inference) throw new Error('run.serve needs an inference desk to check spends');
     this.finished = new Promise<PeerDone[]>((resolve, reject) => (this.settle = { resolve, reject }));
     // A stopped run rejects `finished`; without a listener that would be an unhandled rejection
     // that kills the process. Awaiting callers still see the rejection.
@@ -288,6 +323,8 @@ export class Coordinator {
     if (!parsed.ok) return this.reject(conn, parsed.error);
     const msg = parsed.msg;
     if (msg.type === 'register') return this.onRegister(conn, msg);
+    // Buyers do not register: they are not peers, only customers of the swarm.
+    if (msg.type === 'infer') return void this.onInfer(conn, msg);
     const peer = conn.peer;
     if (!peer) return this.reject(conn, `send register before ${msg.type}`, msg.type);
     peer.lastSeen = Date.now();
@@ -303,6 +340,8 @@ export class Coordinator {
       }
       case 'done':
         return this.onDone(peer, msg);
+      case 'generated':
+        return this.onGenerated(peer, msg);
     }
   }
 
@@ -326,13 +365,13 @@ export class Coordinator {
       return;
     }
     const peerId = `p${++this.seq}-${randomBytes(3).toString('hex')}`;
-    const peer: Peer = { peerId, name: msg.name, capability: msg.capability, conn, ready: false, lastSeen: Date.now() };
+    const peer: Peer = { peerId, name: msg.name, capability: msg.capability, account: msg.account as `0x${string}` | undefined, conn, ready: false, lastSeen: Date.now() };
     conn.peer = peer;
     this.peers.set(peerId, peer);
-    this.sendTo(conn, { type: 'welcome', peerId });
+    this.sendTo(conn, { type: 'welcome', peerId, ...(this.chain && { chain: this.chain }) });
     const c = msg.capability;
     this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops} GFLOP/s, ≤${c.maxLayers} layers) [${this.peers.size}/${this.workers}]`);
-    this.emit('register', { peerId, name: msg.name, capability: msg.capability });
+    this.emit('register', { peerId, name: msg.name, capability: msg.capability, account: peer.account });
     if (this.peers.size === this.workers) this.assign();
   }
 
@@ -397,14 +436,87 @@ export class Coordinator {
     if (this.phase !== 'running' && this.phase !== 'assigned') return;
     const assigned = this.assignedPeers();
     if (assigned.every((p) => p.done)) {
-      this.phase = 'finished';
       const report = assigned.map((p) => ({ peerId: p.peerId, name: p.name, stage: p.assignment!.stage, replica: p.assignment!.replica, ...p.done! }));
-      this.log('all peers done: run complete');
-      // Tells peers still connected that nothing more will come, so they can leave.
-      this.broadcast({ type: 'stop', reason: 'run complete' });
+      if (this.run.serve) {
+        this.phase = 'serving';
+        this.log('all peers done: training complete, serving inference');
+      } else {
+        this.phase = 'finished';
+        this.log('all peers done: run complete');
+        // Tells peers still connected that nothing more will come, so they can leave.
+        this.broadcast({ type: 'stop', reason: 'run complete' });
+      }
       this.settleWith(report);
       this.emit('done', report);
     }
+  }
+
+  /** End serving: peers are told the run is complete and may leave. */
+  stopServing(): void {
+    if (this.phase !== 'serving') return;
+    this.phase = 'finished';
+    this.broadcast({ type: 'stop', reason: 'run complete' });
+    for (const resolve of this.generating.values()) resolve({ type: 'generated', requestId: 0, error: 'the swarm stopped serving' });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inference: a buyer's spend, checked on chain, served by lane 0 of the trained swarm
+
+  private async onInfer(conn: Conn, msg: ClientMessageOf<'infer'>): Promise<void> {
+    const fail = (m: string) => this.reject(conn, m, `spend ${msg.spendId}`.slice(0, 64));
+    if (!this.inference || !this.run.serve) return fail('this swarm does not serve inference');
+    if (this.phase !== 'serving') return fail(`the model is not trained yet (run ${this.phase}): try again when training has finished`);
+    if (this.queued.has(msg.spendId)) return fail(`spend ${msg.spendId} is already being served`);
+    this.queued.add(msg.spendId);
+    let why: string | undefined;
+    try {
+      why = await this.inference.check(msg.spendId, msg.prompt);
+    } catch (e) {
+      why = `could not check spend ${msg.spendId} on chain: ${(e as Error).message}`;
+    }
+    if (why) {
+      this.queued.delete(msg.spendId);
+      return fail(why);
+    }
+    this.queue = this.queue.then(() => this.serve(conn, msg).finally(() => this.queued.delete(msg.spendId)));
+  }
+
+  private async serve(conn: Conn, msg: ClientMessageOf<'infer'>): Promise<void> {
+    const t0 = Date.now();
+    const fail = (m: string) => this.reject(conn, m, `spend ${msg.spendId}`.slice(0, 64));
+    const lane = this.assignedPeers().filter((p) => p.assignment!.replica === 0);
+    const down = lane.find((p) => p.lost);
+    if (this.phase !== 'serving' || down) return fail(`the swarm cannot serve now: ${down ? `peer ${down.peerId} is gone` : `run ${this.phase}`}`);
+    const requestId = ++this.requestSeq;
+    const result = new Promise<ClientMessageOf<'generated'>>((resolve) => {
+      this.generating.set(requestId, resolve);
+      setTimeout(() => resolve({ type: 'generated', requestId, error: `no answer within ${this.generateTimeoutMs} ms` }), this.generateTimeoutMs).unref();
+    });
+    const seed = Number(BigInt(msg.spendId) % 2_147_483_647n);
+    for (const p of lane) {
+      this.sendTo(p.conn, { type: 'generate', requestId, prompt: msg.prompt, maxTokens: msg.maxTokens, temperature: this.inference!.temperature, seed });
+    }
+    const r = await result;
+    this.generating.delete(requestId);
+    if (r.error !== undefined || r.text === undefined) return fail(`generation failed: ${r.error ?? 'no text'}`);
+    const answerHash = keccak256(toHex(r.text));
+    try {
+      await this.inference!.served(msg.spendId, answerHash);
+    } catch (e) {
+      return fail(`the answer could not be receipted on chain: ${(e as Error).message}`);
+    }
+    this.sendTo(conn, { type: 'answer', spendId: msg.spendId, text: r.text, answerHash });
+    this.log(`served spend ${msg.spendId}: ${r.text.length} chars in ${Date.now() - t0} ms`);
+    this.emit('answer', { spendId: msg.spendId, prompt: msg.prompt, text: r.text, ms: Date.now() - t0 });
+  }
+
+  private onGenerated(peer: Peer, msg: ClientMessageOf<'generated'>): void {
+    const a = peer.assignment;
+    const resolve = this.generating.get(msg.requestId);
+    if (!a || a.stage !== 0 || a.replica !== 0 || !resolve) {
+      return this.reject(peer.conn, `unexpected generated for request ${msg.requestId}: only stage 0 of lane 0 answers, and only what was asked`, 'generated');
+    }
+    resolve(msg);
   }
 
   // -------------------------------------------------------------------------------------------

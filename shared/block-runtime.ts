@@ -7,6 +7,10 @@
 // holds one microbatch's saved activations; parameters, gradients and scratch are shared.
 // With `cfg.subspace`, boundaries are k coefficients c = Uᵀ(x − F[tok]) instead of d values,
 // encoded and decoded on the GPU, so only k values per token are ever read back.
+//
+// Inference (text generation through a pipeline) reuses the same forward dispatches without the
+// loss: forwardBoundary reads back only the boundary rows the next stage needs, forwardLogits only
+// the one row of next-token logits.
 import type { Dispatch, Gpu, View } from '../kernels/context.js';
 import { MatmulTuner } from '../kernels/autotune.js';
 import { type MatmulArgs, matmul } from '../kernels/matmul.js';
@@ -63,7 +67,11 @@ interface Slot {
   input: View; // layer 0 input
   output: View; // last layer output
   loss?: View;
+  /** Next-token logits [batch·seq, vocab] (a block with the head). */
+  logits?: View;
   forward: Dispatch[];
+  /** Forward-only (inference): the forward without the loss, which would overwrite the logits. */
+  infer: Dispatch[];
   backward: Dispatch[];
   pending: boolean; // forwarded, not yet backwarded
 }
@@ -242,6 +250,8 @@ export class BlockRuntime {
       });
 
       let loss: View | undefined;
+      let logitsView: View | undefined;
+      let infer = fwd;
       if (cfg.hasHead) {
         const xf = this.alloc(N * d, 'lnf');
         const meanf = this.alloc(N, 'meanf');
@@ -249,9 +259,13 @@ export class BlockRuntime {
         const logits = this.alloc(N * V, 'logits');
         const losses = this.alloc(N, 'losses');
         loss = this.alloc(1, 'loss');
+        logitsView = logits;
         fwd.push(
           k.layerNormForward(gpu, { x: output, g: this.p('lnf.g'), b: this.p('lnf.b'), y: xf, mean: meanf, rstd: rstdf, N, d }),
           this.mm({ M: N, N: V, K: d, a: xf, b: this.p('head.w'), c: logits }),
+        );
+        infer = fwd.slice();
+        fwd.push(
           k.crossEntropy(gpu, { logits, targets, losses, N, V }),
           k.reduceSum(gpu, { x: losses, out: loss, n: N, scale: 1 / N }),
         );
@@ -299,7 +313,7 @@ export class BlockRuntime {
       } else if (sub) {
         bwd.push(k.subspaceEncode(gpu, { x: this.dX, u: sub.u, c: this.boundaryOut, N, d, k: sub.k }));
       }
-      this.slots.push({ tokens, targets, input, output, loss, forward: fwd, backward: bwd, pending: false });
+      this.slots.push({ tokens, targets, input, output, loss, logits: logitsView, forward: fwd, infer, backward: bwd, pending: false });
     }
 
     // A constrained block keeps its residual writers (and their gradients) in span(U): projecting
@@ -358,17 +372,63 @@ export class BlockRuntime {
    */
   async forward(input: ForwardInput, slot = 0): Promise<{ loss?: number; x?: Float32Array }> {
     const s = this.slot(slot);
-    const needTokens = this.cfg.hasEmbedding || !!this.cfg.subspace;
-    const tokens = needTokens ? this.checkTokens('tokens', input.tokens) : undefined;
-    const x = this.cfg.hasEmbedding ? undefined : this.checkBoundary('x', input.x);
-    const targets = this.cfg.hasHead ? this.checkTokens('targets', input.targets) : undefined;
-    if (tokens) this.gpu.write(s.tokens, tokens);
-    if (x) this.gpu.write(this.cfg.subspace ? this.boundaryIn : s.input, x);
-    if (targets) this.gpu.write(s.targets, targets);
+    this.load(s, input, true);
     this.gpu.run(s.forward);
     s.pending = true;
     if (s.loss) return { loss: (await this.gpu.read(s.loss))[0] };
     return { x: await this.gpu.read(this.cfg.subspace ? this.boundaryOut : s.output) };
+  }
+
+  /** Validate every input first, then write them into the slot's (and the shared) buffers. */
+  private load(s: Slot, input: ForwardInput, withTargets: boolean): void {
+    const needTokens = this.cfg.hasEmbedding || !!this.cfg.subspace;
+    const tokens = needTokens ? this.checkTokens('tokens', input.tokens) : undefined;
+    const x = this.cfg.hasEmbedding ? undefined : this.checkBoundary('x', input.x);
+    const targets = withTargets && this.cfg.hasHead ? this.checkTokens('targets', input.targets) : undefined;
+    if (tokens) this.gpu.write(s.tokens, tokens);
+    if (x) this.gpu.write(this.cfg.subspace ? this.boundaryIn : s.input, x);
+    if (targets) this.gpu.write(s.targets, targets);
+  }
+
+  // Inference (generation). Both calls below run the training forward's dispatches (without the
+  // loss) in one submit and read back only what generation needs. They overwrite the slot's saved
+  // activations, so the slot is left with nothing to backward: generating on a slot that holds a
+  // microbatch in flight makes that microbatch's backward fail loudly instead of silently using
+  // the wrong activations. Every call writes, runs and queues its read-back before yielding, so
+  // calls on one slot may interleave freely with each other and with training on other slots.
+
+  /**
+   * Forward-only through a block without the head: the first `rows` token rows of the output
+   * boundary ([batch·seq, width] row-major, so rows ≤ seq are sequence 0's first positions).
+   * Targets are ignored. Reads back rows × width floats.
+   */
+  async forwardBoundary(input: ForwardInput, slot: number, rows: number): Promise<Float32Array> {
+    if (this.cfg.hasHead) throw new Error('forwardBoundary: this block holds the head; use forwardLogits');
+    if (!(Number.isInteger(rows) && rows >= 1 && rows <= this.N)) throw new Error(`forwardBoundary: rows must be an integer in [1, ${this.N}], got ${rows}`);
+    const s = this.slot(slot);
+    this.load(s, input, false);
+    this.gpu.run(s.infer);
+    s.pending = false;
+    return this.gpu.read(this.cfg.subspace ? this.boundaryOut : s.output, rows * this.width);
+  }
+
+  /**
+   * Forward-only through a block with the head: the next-token logits (vocab floats) of
+   * sequence `row` at position `pos`, i.e. the prediction for position pos + 1. Targets are not
+   * needed (no loss is computed). Reads back only those vocab floats.
+   */
+  async forwardLogits(input: ForwardInput, slot: number, row: number, pos: number): Promise<Float32Array> {
+    const { batch, seq, vocab } = this.cfg;
+    if (!this.cfg.hasHead) throw new Error('forwardLogits: only the block with the head computes logits');
+    if (!(Number.isInteger(row) && row >= 0 && row < batch)) throw new Error(`forwardLogits: row must be an integer in [0, ${batch}), got ${row}`);
+    if (!(Number.isInteger(pos) && pos >= 0 && pos < seq)) throw new Error(`forwardLogits: pos must be an integer in [0, ${seq}), got ${pos}`);
+    const s = this.slot(slot);
+    this.load(s, input, false);
+    this.gpu.run(s.infer);
+    s.pending = false;
+    // A view for the copy only: copies need 4-byte alignment, not the binding alignment of View.
+    const logits = s.logits!;
+    return this.gpu.read({ buffer: logits.buffer, offset: logits.offset + (row * seq + pos) * vocab, length: vocab });
   }
 
   /**

@@ -18,6 +18,12 @@ const nonNegInt = z.int().nonnegative();
 const nonNeg = z.number().nonnegative();
 const id = z.string().min(1).max(64);
 const text = z.string().max(1024);
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address');
+/** On-chain ids travel as decimal strings: JSON has no bigint. */
+const uintString = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'must be a decimal integer string');
+/** Generation limits: a prompt and an answer stay small control messages. */
+export const MAX_PROMPT_CHARS = 512;
+export const MAX_GENERATED_TOKENS = 256;
 
 /** UTF-8 length of the JSON text of `v`, or undefined when `v` is not JSON (undefined, BigInt, cycles). */
 export function jsonBytes(v: unknown): number | undefined {
@@ -104,6 +110,8 @@ export const RunConfigSchema = z
     /** Steps between validation evaluations; 0 disables evaluation. */
     evalEvery: nonNegInt,
     evalBatches: nonNegInt,
+    /** After training, peers stay up and serve inference requests until stopped. */
+    serve: z.boolean().optional(),
   })
   .superRefine((r, ctx) => {
     const m = r.model;
@@ -150,7 +158,13 @@ const signalData = z.unknown().superRefine((v, ctx) => {
 // Client → server
 
 export const ClientMessageSchemas = {
-  register: z.strictObject({ type: z.literal('register'), name: z.string().min(1).max(64), capability: CapabilitySchema }),
+  register: z.strictObject({
+    type: z.literal('register'),
+    name: z.string().min(1).max(64),
+    capability: CapabilitySchema,
+    /** Where this peer's verified work is credited on chain (it must have joined the run there). */
+    account: address.optional(),
+  }),
   signal: z.strictObject({ type: z.literal('signal'), to: id, data: signalData }),
   /** The sender's data channels to all its neighbours are open. */
   ready: z.strictObject({ type: z.literal('ready') }),
@@ -169,6 +183,20 @@ export const ClientMessageSchemas = {
     finalValLoss: z.number().optional(),
     stats: z.record(z.string().max(64), z.number()).refine((r) => Object.keys(r).length <= 256, 'has more than 256 entries'),
   }),
+  /** Stage 0's answer to `generate`: the generated text (or why it failed). */
+  generated: z.strictObject({
+    type: z.literal('generated'),
+    requestId: nonNegInt,
+    text: z.string().max(4 * MAX_GENERATED_TOKENS).optional(),
+    error: text.optional(),
+  }),
+  /** An inference buyer (no registration): serve the credential spend `spendId` with this prompt. */
+  infer: z.strictObject({
+    type: z.literal('infer'),
+    spendId: uintString,
+    prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
+    maxTokens: z.int().min(1).max(MAX_GENERATED_TOKENS),
+  }),
 } as const;
 
 export const ClientMessageSchema = z.discriminatedUnion('type', [
@@ -177,6 +205,8 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
   ClientMessageSchemas.ready,
   ClientMessageSchemas.heartbeat,
   ClientMessageSchemas.done,
+  ClientMessageSchemas.generated,
+  ClientMessageSchemas.infer,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type ClientMessageType = ClientMessage['type'];
@@ -189,7 +219,12 @@ export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, rep
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
 
 export const ServerMessageSchemas = {
-  welcome: z.strictObject({ type: z.literal('welcome'), peerId: id }),
+  welcome: z.strictObject({
+    type: z.literal('welcome'),
+    peerId: id,
+    /** The chain the run settles on, if any (a peer joins the run there with its own key). */
+    chain: z.strictObject({ chainId: posInt, registry: address, tokens: address, runId: uintString }).optional(),
+  }),
   /** Sent once the swarm is full: this peer's stage and replica, the run and everyone's placement. */
   assign: z.strictObject({
     type: z.literal('assign'),
@@ -205,6 +240,17 @@ export const ServerMessageSchemas = {
   stop: z.strictObject({ type: z.literal('stop'), reason: text }),
   /** `ref` names what the error is about (the offending message type, or a peer id). */
   error: z.strictObject({ type: z.literal('error'), message: text, ref: z.string().max(64).optional() }),
+  /** To every peer of the serving lane: generate from `prompt`; stage 0 answers with `generated`. */
+  generate: z.strictObject({
+    type: z.literal('generate'),
+    requestId: nonNegInt,
+    prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
+    maxTokens: z.int().min(1).max(MAX_GENERATED_TOKENS),
+    temperature: z.number().min(0).max(10),
+    seed: z.int(),
+  }),
+  /** To a buyer: the answer to its spend, and the hash recorded on chain as the receipt. */
+  answer: z.strictObject({ type: z.literal('answer'), spendId: uintString, text: z.string().max(4 * MAX_GENERATED_TOKENS), answerHash: z.string().regex(/^0x[0-9a-f]{64}$/) }),
 } as const;
 
 export const ServerMessageSchema = z.discriminatedUnion('type', [
@@ -215,6 +261,8 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   ServerMessageSchemas['peer-lost'],
   ServerMessageSchemas.stop,
   ServerMessageSchemas.error,
+  ServerMessageSchemas.generate,
+  ServerMessageSchemas.answer,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 export type ServerMessageType = ServerMessage['type'];

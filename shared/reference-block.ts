@@ -27,7 +27,9 @@ export class ReferenceBlock {
   private readonly v: Vec;
   private t = 0;
   private readonly sub?: { u: Vec; f: Vec; k: number };
-  private saved: { tokens?: ArrayLike<number>; layers: Saved[]; out: Vec; lnf?: ReturnType<typeof r.layerNormForward>; dlogits?: Vec } | undefined;
+  private saved:
+    | { tokens?: ArrayLike<number>; layers: Saved[]; out: Vec; lnf?: ReturnType<typeof r.layerNormForward>; logits?: Vec; dlogits?: Vec }
+    | undefined;
 
   constructor(
     readonly cfg: BlockConfig,
@@ -61,6 +63,11 @@ export class ReferenceBlock {
     return this.saved?.out;
   }
 
+  /** Logits [batch·seq, vocab] of the last forward (a block with the head). */
+  get logits(): Vec | undefined {
+    return this.saved?.logits;
+  }
+
   private p(name: string): Vec {
     const s = this.layout.params.find((x) => x.name === name)!;
     return this.params.subarray(s.offset, s.offset + s.size);
@@ -71,6 +78,7 @@ export class ReferenceBlock {
     for (let i = 0; i < s.size; i++) this.grads[s.offset + i] += g[i];
   }
 
+  /** With the head and no targets, computes the logits only (inference; no backward can follow). */
   forward(input: { tokens?: ArrayLike<number>; x?: ArrayLike<number>; targets?: ArrayLike<number> }): { loss?: number; x?: Vec } {
     const c = this.cfg;
     const N = c.batch * c.seq;
@@ -103,7 +111,9 @@ export class ReferenceBlock {
     if (!c.hasHead) return { x: sub ? r.subspaceEncode(x, sub.u, N, d, sub.k, table) : x };
     const lnf = r.layerNormForward(x, this.p('lnf.g'), this.p('lnf.b'), N, d);
     const logits = r.matmul(lnf.y, this.p('head.w'), N, c.vocab, d);
-    const { loss, dlogits } = r.crossEntropy(logits, input.targets!, N, c.vocab);
+    this.saved.logits = logits;
+    if (!input.targets) return {};
+    const { loss, dlogits } = r.crossEntropy(logits, input.targets, N, c.vocab);
     this.saved.lnf = lnf;
     this.saved.dlogits = dlogits;
     return { loss };
@@ -117,6 +127,7 @@ export class ReferenceBlock {
     const d = c.dModel;
     let dy: Vec;
     if (c.hasHead) {
+      if (!s.dlogits) throw new Error('backward needs a forward with targets (a logits-only forward has no loss)');
       const { lnf, dlogits } = s as Required<typeof s>;
       this.accumulate('head.w', r.matmul(lnf.y, dlogits, d, c.vocab, N, true));
       const dxf = r.matmul(dlogits, this.p('head.w'), N, d, c.vocab, false, true);

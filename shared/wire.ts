@@ -40,6 +40,13 @@ export const FrameKind = {
   EvalActivation: 3,
   /** A replica's weights (or deltas) for averaging. */
   ReplicaWeights: 4,
+  // Generation (shared/pipeline/generate.ts): step = request id, microbatch = token index.
+  /** Opens a request, relayed from stage 0 to the last: fp32 [maxTokens, temperature, seed lo16, seed hi16, context length]. */
+  GenerateStart: 5,
+  /** Forward boundary rows of one generated position's context (sequence 0 only), token ids with them. */
+  GenerateActivation: 6,
+  /** The sampled token (fp32 [id], or [−reason] to abort), relayed from the last stage back to stage 0. */
+  GenerateToken: 7,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -101,7 +108,9 @@ export function frameBytes(rows: number, cols: number, dtype: Dtype, withTokens:
   return HEADER_BYTES + tensorBytes(rows, cols, dtype) + (withTokens ? 2 * rows : 0);
 }
 
-const isKind = (k: number): k is FrameKind => Number.isInteger(k) && k >= 1 && k <= 4;
+/** Kinds are numbered 1..MAX_KIND without gaps. */
+const MAX_KIND = Math.max(...Object.values(FrameKind));
+const isKind = (k: number): k is FrameKind => Number.isInteger(k) && k >= 1 && k <= MAX_KIND;
 const isU32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 
 /** Index of the first non-finite value, or −1. */

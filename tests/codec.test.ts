@@ -365,6 +365,10 @@ describe('wire frames', () => {
     }
   });
 
+  it('numbers frame kinds as wire constants', () => {
+    expect(FrameKind).toEqual({ Activation: 1, Gradient: 2, EvalActivation: 3, ReplicaWeights: 4, GenerateStart: 5, GenerateActivation: 6, GenerateToken: 7 });
+  });
+
   it('lays out the header as specified', () => {
     const bytes = encodeFrame(base({ dtype: 'int8', kind: FrameKind.Gradient, tokens: Uint16Array.from([1, 2, 3]) }));
     const v = new DataView(bytes.buffer);
@@ -407,7 +411,8 @@ describe('wire frames', () => {
     code(() => decodeFrame(patched(base(), (v) => v.setUint32(0, 0x4d525753, true))), 'magic');
     expect(code(() => decodeFrame(patched(base(), (v) => v.setUint8(4, 2))), 'version')).toMatch(/version 2 is not supported.*version 1/);
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 0))), 'kind');
-    code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 5))), 'kind');
+    code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 8))), 'kind'); // one past the last kind
+    code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 255))), 'kind');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 0))), 'dtype');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 99))), 'dtype');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x04))), 'reserved');

@@ -8,6 +8,7 @@ import {
   FLOPS_PER_UNIT,
   epochTree,
   exponentialRisk,
+  laneUnits,
   leafHash,
   linearRisk,
   loadEpochTree,
@@ -411,5 +412,22 @@ describe('epoch Merkle tree', () => {
     expect(() => loadEpochTree({ ...clone(), format: 'simple-v1' })).toThrow(/dump\.format/);
     expect(() => loadEpochTree({ ...clone(), values: [] })).toThrow(/dump\.values/);
     expect(() => loadEpochTree(undefined)).toThrow(/corrupt epoch tree dump/);
+  });
+});
+
+describe('laneUnits', () => {
+  it('credits each member its own stage FLOPs at each step’s progress, independently summed', () => {
+    const risk = exponentialRisk(4);
+    const a = '0x00000000000000000000000000000000000000aa';
+    const b = '0x00000000000000000000000000000000000000bb';
+    const flops = [3e9, 5e9];
+    const got = laneUnits([{ account: a, stage: 0 }, { account: b, stage: 1 }], flops, 2, 6, 10, risk);
+    // Steps 3..6 of 10: p = 0.2, 0.3, 0.4, 0.5; w = 4^(1-p); units = floor(flops·w / 1e6) per step.
+    const expect1 = (f: number) => [0.2, 0.3, 0.4, 0.5].reduce((s, p) => s + BigInt(Math.floor((f * 4 ** (1 - p)) / 1e6)), 0n);
+    expect(got.get(a)).toBe(expect1(3e9));
+    expect(got.get(b)).toBe(expect1(5e9));
+    expect(laneUnits([{ account: a, stage: 0 }], flops, 4, 4, 10, risk).get(a)).toBe(0n);
+    expect(() => laneUnits([{ account: a, stage: 0 }], flops, 5, 4, 10, risk)).toThrow(/from ≤ to/);
+    expect(() => laneUnits([{ account: a, stage: 2 }], flops, 0, 1, 10, risk)).toThrow(/no FLOPs for stage 2/);
   });
 });

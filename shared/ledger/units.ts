@@ -44,3 +44,29 @@ export function runProgress(step: number, totalSteps: number): number {
   }
   return (step - 1) / totalSteps;
 }
+
+/** Someone who holds a stage of a pipeline lane and is paid at `account`. */
+export interface LaneMember {
+  account: string;
+  stage: number;
+}
+
+/**
+ * Units earned by one lane for its completed steps (from, to]: every member earns its own stage's
+ * spec FLOPs at each step's progress. A lane's steps complete only when every stage ran its forward
+ * and backward (stage 0 finishes last), which is what makes them verified work here.
+ */
+export function laneUnits(members: LaneMember[], stageFlops: number[], from: number, to: number, totalSteps: number, risk: RiskWeighting): Map<string, bigint> {
+  if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= totalSteps)) {
+    throw new RangeError(`laneUnits: need integers 0 ≤ from ≤ to ≤ totalSteps, got from ${from}, to ${to}, totalSteps ${totalSteps}`);
+  }
+  const out = new Map<string, bigint>();
+  for (const m of members) {
+    const flops = stageFlops[m.stage];
+    if (flops === undefined) throw new RangeError(`laneUnits: no FLOPs for stage ${m.stage}`);
+    let units = 0n;
+    for (let step = from + 1; step <= to; step++) units += riskUnits(flops, runProgress(step, totalSteps), risk);
+    out.set(m.account, (out.get(m.account) ?? 0n) + units);
+  }
+  return out;
+}

@@ -1,9 +1,11 @@
 // One pipeline stage: runs its block's share of every training step in schedule order, sending
-// encoded boundary tensors to its neighbours and waiting for theirs. Environment-agnostic: the
-// runtime (GPU), the links (WebRTC or memory), the data and the clock are handed in.
+// encoded boundary tensors to its neighbours and waiting for theirs, and serves text generation
+// (generate.ts) over the same links. Environment-agnostic: the runtime (GPU), the links (WebRTC or
+// memory), the data and the clock are handed in.
 import type { BlockRuntime } from '../block-runtime.js';
 import type { Dtype } from '../codec.js';
-import { type Frame, FrameKind, encodeFrame } from '../wire.js';
+import { type Frame, FrameKind, decodeFrame, encodeFrame } from '../wire.js';
+import { type GenerateOptions, GenerationPeer, type Sampling, type ServeOptions, isGenerationKind } from './generate.js';
 import { Inbox } from './inbox.js';
 import type { Link } from './link.js';
 import { type Schedule, oneFOneB, slotsNeeded } from './schedule.js';
@@ -30,7 +32,14 @@ export interface StageOptions {
   lr(step: number): number;
   now(): number;
   timeoutMs?: number;
-  /** Sees every boundary tensor as sent (before encoding) and as received (after decoding). */
+  /**
+   * Activation slot generation forwards in. By default the runtime's first slot beyond the ones
+   * the schedule needs, if it has one (then generation may run while a training step is under way),
+   * else slot 0 (then generate between training steps: a generation forward on a slot holding a
+   * microbatch in flight makes that microbatch's backward fail).
+   */
+  generationSlot?: number;
+  /** Sees every training and evaluation boundary tensor as sent (before encoding) and as received (after decoding). */
   onBoundary?(dir: 'sent' | 'received', kind: FrameKind, step: number, microbatch: number, tensor: Float32Array): void;
 }
 
@@ -45,6 +54,10 @@ export interface StepResult {
 export class PipelineStage {
   private readonly fromPrev = new Inbox();
   private readonly fromNext = new Inbox();
+  // Generation frames are keyed by request id, not step: their own inboxes, their own staleness.
+  private readonly genFromPrev = new Inbox();
+  private readonly genFromNext = new Inbox();
+  private readonly generation: GenerationPeer;
   private readonly ops;
   readonly slots: number;
   busyMs = 0;
@@ -63,13 +76,62 @@ export class PipelineStage {
     this.ops = o.schedule ? o.schedule(o.stage, o.stages, o.microbatches) : oneFOneB(o.stage, o.stages, o.microbatches, o.extraWarmup ?? 0);
     this.slots = slotsNeeded(this.ops);
     if (this.slots > o.runtime.slotCount) throw new Error(`stage ${o.stage} needs ${this.slots} activation slots, its runtime has ${o.runtime.slotCount}`);
-    o.prev?.onMessage((b) => this.fromPrev.push(b));
-    o.next?.onMessage((b) => this.fromNext.push(b));
+    const slot = o.generationSlot ?? (o.runtime.slotCount > this.slots ? this.slots : 0);
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < o.runtime.slotCount)) throw new Error(`stage ${o.stage}: generation slot ${slot} does not exist (the runtime has ${o.runtime.slotCount})`);
+    this.generation = new GenerationPeer({
+      runtime: o.runtime,
+      stage: o.stage,
+      stages: o.stages,
+      dtype: o.dtype,
+      prev: o.prev,
+      next: o.next,
+      fromPrev: this.genFromPrev,
+      fromNext: this.genFromNext,
+      slot,
+      timeoutMs: o.timeoutMs ?? 120_000,
+      now: o.now,
+    });
+    o.prev?.onMessage((b) => PipelineStage.route(b, this.fromPrev, this.genFromPrev));
+    o.next?.onMessage((b) => PipelineStage.route(b, this.fromNext, this.genFromNext));
+  }
+
+  /** Decode once, then hand the frame to the training or the generation inbox. Never throws. */
+  private static route(bytes: Uint8Array, training: Inbox, generation: Inbox): void {
+    let f: Frame;
+    try {
+      f = decodeFrame(bytes);
+    } catch (e) {
+      return training.reject((e as Error).message);
+    }
+    (isGenerationKind(f.kind) ? generation : training).pushFrame(f);
   }
 
   /** Frames a neighbour sent that failed validation (malformed, replayed, stale). */
   get rejected(): number {
-    return this.fromPrev.rejectedCount + this.fromNext.rejectedCount;
+    return [this.fromPrev, this.fromNext, this.genFromPrev, this.genFromNext].reduce((n, i) => n + i.rejectedCount, 0);
+  }
+
+  /**
+   * Stage 0: generate up to `maxTokens` tokens after `prompt` through the whole pipeline and
+   * return them (not the prompt). Temperature 0 is greedy; otherwise sampling is seeded and
+   * reproducible. Invalid inputs throw before anything is sent. Every later stage must call
+   * serveGeneration with the same request id (a u32, unique on this stage).
+   */
+  generate(requestId: number, prompt: ArrayLike<number>, maxTokens: number, sampling: Sampling, opts?: GenerateOptions): Promise<Uint32Array> {
+    return this.generation.generate(requestId, prompt, maxTokens, sampling, opts);
+  }
+
+  /**
+   * Stages after 0: serve one request of stage 0's (its parameters arrive in-band). The last
+   * stage samples each token and sends it back; middle stages relay. Resolves with the tokens.
+   */
+  serveGeneration(requestId: number, opts?: ServeOptions): Promise<Uint32Array> {
+    return this.generation.serve(requestId, opts);
+  }
+
+  /** Generation requests, tokens, bytes sent and GPU milliseconds on this stage (not in `wire`/`busyMs`). */
+  get generationStats(): Readonly<GenerationPeer['stats']> {
+    return this.generation.stats;
   }
 
   private async timed<T>(f: () => Promise<T>): Promise<T> {

@@ -1,0 +1,333 @@
+// Text generation through pipeline stages on one GPU, linked in memory: the split model must
+// generate what an independent float64 reference of the same model generates, sampling must be
+// reproducible, bad requests must fail before anything is sent, and generating between (or
+// during) training steps must leave training bit-for-bit unchanged.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../kernels/context.js';
+import { BlockRuntime } from '../shared/block-runtime.js';
+import type { Dtype } from '../shared/codec.js';
+import { charCorpus, sampleBatch } from '../shared/data.js';
+import { type BlockConfig, initParams, layout, rng } from '../shared/model.js';
+import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/pipeline/generate.js';
+import { type Link, memoryLinkPair } from '../shared/pipeline/link.js';
+import { type ModelSpec, stageConfigs } from '../shared/pipeline/partition.js';
+import { PipelineStage } from '../shared/pipeline/stage.js';
+import { ReferenceBlock } from '../shared/reference-block.js';
+import { FrameKind, encodeFrame } from '../shared/wire.js';
+import { openNodeGpu } from '../worker/node-gpu.js';
+
+const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
+const corpus = charCorpus(TEXT.repeat(4), 0.25);
+const M = 3;
+const batch = (step: number, mb: number, split: 'train' | 'val') => sampleBatch(split === 'train' ? corpus.train : corpus.val, 2, 8, 5, step * 100 + mb);
+const OPT = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1e9 };
+const model: ModelSpec = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 3, seq: 8, batch: 2 };
+const subspaceModel: ModelSpec = { ...model, subspace: { k: 8, seed: 2 } };
+const encode = (s: string) => Uint32Array.from(Array.from(s), (c) => corpus.vocab.indexOf(c));
+// 5 tokens, so 8 new ones slide the context window past seq = 8.
+const PROMPT = encode('To be');
+const NEW = 8;
+/**
+ * A freshly initialised head gives nearly uniform logits (std ≈ 0.1), whose top-2 margins are
+ * below any codec's error; a sharper head (same init, ×30) gives margins worth comparing.
+ */
+const HEAD_SCALE = 30;
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await openNodeGpu();
+});
+afterAll(() => gpu?.device.destroy());
+
+/** One set of parameters for the whole model, as a single block would hold them. */
+function wholeParams(m: ModelSpec, headScale = HEAD_SCALE): { cfg: BlockConfig; params: Float32Array } {
+  const cfg: BlockConfig = { ...m, hasEmbedding: true, hasHead: true };
+  const params = initParams(cfg, 3);
+  const head = layout(cfg).params.find((p) => p.name === 'head.w')!;
+  for (let i = head.offset; i < head.offset + head.size; i++) params[i] *= headScale;
+  return { cfg, params };
+}
+
+/** A stage's share of the whole model's parameters, by name. */
+function sliceParams(whole: { cfg: BlockConfig; params: Float32Array }, cfg: BlockConfig): Float32Array {
+  const from = layout(whole.cfg);
+  const to = layout(cfg);
+  const out = new Float32Array(to.total);
+  for (const p of to.params) {
+    const q = from.params.find((x) => x.name === p.name)!;
+    out.set(whole.params.subarray(q.offset, q.offset + q.size), p.offset);
+  }
+  return out;
+}
+
+interface Pipeline {
+  cfgs: BlockConfig[];
+  stages: PipelineStage[];
+  /** links[s] = [to stage s − 1, to stage s + 1] */
+  links: [Link | undefined, Link | undefined][];
+  inits: Float32Array[];
+}
+
+async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { headScale?: number; spareSlot?: boolean } = {}): Promise<Pipeline> {
+  const whole = wholeParams(m, opts.headScale);
+  const cfgs = stageConfigs(m, layers);
+  const links: [Link | undefined, Link | undefined][] = cfgs.map(() => [undefined, undefined]);
+  for (let s = 0; s + 1 < cfgs.length; s++) {
+    const [a, b] = memoryLinkPair(4096);
+    links[s][1] = a;
+    links[s + 1][0] = b;
+  }
+  const inits = cfgs.map((cfg) => sliceParams(whole, cfg));
+  const stages = await Promise.all(
+    cfgs.map(async (cfg, s) => {
+      const slots = cfgs.length - s + (opts.spareSlot ? 1 : 0);
+      const runtime = await BlockRuntime.create(gpu, cfg, { init: inits[s], optimizer: OPT, slots });
+      return new PipelineStage({ runtime, stage: s, stages: cfgs.length, microbatches: M, batch, dtype, prev: links[s][0], next: links[s][1], lr: () => OPT.lr, now: () => performance.now(), timeoutMs: 20_000 });
+    }),
+  );
+  return { cfgs, stages, links, inits };
+}
+
+/** Stage 0 generates, every later stage serves; the last stage's logits are kept per token. */
+async function generate(p: Pipeline, requestId: number, prompt: Uint32Array, n: number, sampling = { temperature: 0, seed: 1 }) {
+  const logits: Float32Array[] = [];
+  const last = p.stages.length - 1;
+  const [tokens, ...served] = await Promise.all([
+    p.stages[0].generate(requestId, prompt, n, sampling),
+    ...p.stages.slice(1).map((st, j) => st.serveGeneration(requestId, j + 1 === last ? { onToken: (i, _t, l) => (logits[i] = l!) } : {})),
+  ]);
+  for (const s of served) expect(Array.from(s)).toEqual(Array.from(tokens));
+  return { tokens, logits };
+}
+
+/** The float64 reference of the same stages: logits of the last real position of a context. */
+function referenceLogits(p: Pipeline): (context: number[]) => Float64Array {
+  const refs = p.cfgs.map((cfg, s) => new ReferenceBlock(cfg, p.inits[s]));
+  const { batch: B, seq, vocab } = p.cfgs[0];
+  return (context) => {
+    const { tokens, length } = contextWindow(context, B, seq);
+    let x: Float64Array | undefined;
+    for (const ref of refs) x = ref.forward({ tokens, x }).x;
+    return refs.at(-1)!.logits!.slice((length - 1) * vocab, length * vocab);
+  };
+}
+
+const top2Margin = (l: ArrayLike<number>) => {
+  const s = Array.from(l).sort((a, b) => b - a);
+  return s[0] - s[1];
+};
+
+/**
+ * The pipeline's greedy tokens against the reference: logits within `tol` at every position
+ * (with the pipeline's own context, so one near-tie cannot derail the rest), the same token
+ * wherever the reference's top-2 margin exceeds 2·tol (then no error within tol can flip the
+ * argmax), and a free-running float64 greedy generation that agrees up to the first near-tie.
+ */
+async function checkAgainstReference(p: Pipeline, tol: number) {
+  const { tokens, logits } = await generate(p, 7, PROMPT, NEW);
+  const ref = referenceLogits(p);
+  const context = Array.from(PROMPT);
+  let clear = 0;
+  let maxErr = 0;
+  let firstUnclear = NEW;
+  for (let i = 0; i < NEW; i++) {
+    const want = ref(context);
+    const got = logits[i];
+    expect(got.length).toBe(want.length);
+    for (let v = 0; v < want.length; v++) maxErr = Math.max(maxErr, Math.abs(got[v] - want[v]));
+    if (top2Margin(want) > 2 * tol) {
+      expect(tokens[i], `token ${i}`).toBe(argmax(want));
+      clear++;
+    } else {
+      firstUnclear = Math.min(firstUnclear, i);
+    }
+    context.push(tokens[i]);
+  }
+  expect(maxErr).toBeLessThan(tol);
+  // The comparison is not vacuous: most positions are decided by a clear margin.
+  expect(clear).toBeGreaterThanOrEqual(NEW - 2);
+  const free = Array.from(PROMPT);
+  for (let i = 0; i < NEW; i++) free.push(argmax(ref(free)));
+  expect(free.slice(PROMPT.length, PROMPT.length + firstUnclear)).toEqual(Array.from(tokens.subarray(0, firstUnclear)));
+  expect(p.stages.every((st) => st.rejected === 0)).toBe(true);
+  return { tokens, maxErr, clear };
+}
+
+describe('sampling helpers', () => {
+  it('argmax breaks ties to the lowest id; temperature sampling follows the softmax; non-finite logits throw', () => {
+    expect(argmax([1, 3, 3, 2])).toBe(1);
+    expect(sampleToken([1, 3, 3, 2], 0, () => 0.99)).toBe(1);
+    // softmax([0, ln 2, ln 4]) = [1, 2, 4] / 7
+    const logits = [0, Math.log(2), Math.log(4)];
+    const rand = rng(11);
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 20_000; i++) counts[sampleToken(logits, 1, rand)]++;
+    [1, 2, 4].forEach((w, v) => expect(Math.abs(counts[v] / 20_000 - w / 7)).toBeLessThan(0.015));
+    // Temperature 2 flattens: weights √1 : √2 : √4.
+    counts.fill(0);
+    for (let i = 0; i < 20_000; i++) counts[sampleToken(logits, 2, rand)]++;
+    const z = 1 + Math.SQRT2 + 2;
+    [1, Math.SQRT2, 2].forEach((w, v) => expect(Math.abs(counts[v] / 20_000 - w / z)).toBeLessThan(0.015));
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const e = (() => {
+        try {
+          sampleToken([0, bad, 1], 1, rand);
+        } catch (err) {
+          return err as GenerationError;
+        }
+      })();
+      expect(e).toBeInstanceOf(GenerationError);
+      expect(e!.reason).toBe(AbortReason.NonFiniteLogits);
+      expect(e!.message).toMatch(/logits\[1\] is .*finite/);
+    }
+  });
+
+  it('the context window keeps the seq most recent tokens, left-aligned in sequence 0', () => {
+    expect(contextWindow([5, 6, 7], 2, 4)).toEqual({ tokens: Uint32Array.from([5, 6, 7, 0, 0, 0, 0, 0]), length: 3 });
+    expect(contextWindow([1, 2, 3, 4, 5, 6], 2, 4)).toEqual({ tokens: Uint32Array.from([3, 4, 5, 6, 0, 0, 0, 0]), length: 4 });
+  });
+});
+
+describe('generation through pipeline stages', () => {
+  it('3 stages with fp32 boundaries generate what the float64 reference generates (and what one whole-model stage does)', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    // fp32 against float64 through 3 layers and the head: ~1e-6 here, on logits up to ~8.
+    const { tokens } = await checkAgainstReference(p, 1e-4);
+    // The one-stage path (stage 0 holds the head and samples locally) agrees with the split one.
+    const one = await pipeline(model, [3], 'fp32');
+    const alone = await one.stages[0].generate(1, PROMPT, NEW, { temperature: 0, seed: 1 });
+    expect(Array.from(alone)).toEqual(Array.from(tokens));
+    // Wire cost: per token, stage 0 sends only the real positions of sequence 0 (fp32 rows of d).
+    const sent = p.stages[0].generationStats.bytesSent;
+    const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
+    expect(sent).toBe(32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * 16 * 4, 0));
+  });
+
+  it('3 subspace stages (k=8 of 16, int8 coefficients + token ids) generate what the float64 reference generates', async () => {
+    const p = await pipeline(subspaceModel, [1, 1, 1], 'int8');
+    // int8 per-row absmax keeps each coefficient within 1/254 of its row's largest; through two
+    // boundaries and the sharpened head that is a few hundredths of a logit (~0.04 here, on
+    // logits up to ~8): 0.1 leaves room, and top-2 margins above 0.2 still decide the tokens.
+    const { maxErr } = await checkAgainstReference(p, 0.1);
+    expect(maxErr).toBeGreaterThan(1e-3); // the codec really was in the loop (fp32 alone: ~1e-6)
+    // Per token: int8 rows of k values + a scale, and a u16 id per row.
+    const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
+    expect(p.stages[1].generationStats.bytesSent).toBe(
+      32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * (4 + 8) + 2 * r, 0) + NEW * (32 + 4), // start, activations, relayed tokens
+    );
+  });
+
+  it('seeded temperature sampling is reproducible', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32', { headScale: 3 });
+    const run = async (id: number, seed: number) => Array.from((await generate(p, id, PROMPT, NEW, { temperature: 1.5, seed })).tokens);
+    const a = await run(1, 42);
+    expect(await run(2, 42)).toEqual(a);
+    // With a near-uniform head, 8 draws from another seed all matching is vanishingly unlikely
+    // (and three other seeds all doing it even more so).
+    const others = [await run(3, 43), await run(4, 44), await run(5, 45)];
+    expect(others.some((o) => o.join() !== a.join())).toBe(true);
+    expect([a, ...others].flat().every((t) => t >= 0 && t < model.vocab)).toBe(true);
+    const greedy = Array.from((await generate(p, 6, PROMPT, NEW)).tokens);
+    expect(others.concat([a]).some((o) => o.join() !== greedy.join())).toBe(true);
+  });
+
+  it('rejects bad requests with clear errors before sending anything', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    const sent = () => p.links.flat().reduce((s, l) => s + (l?.bytesSent ?? 0), 0);
+    const ok = { temperature: 0, seed: 1 };
+    const st0 = p.stages[0];
+    const cases: [() => Promise<unknown>, RegExp][] = [
+      [() => st0.generate(1, new Uint32Array(0), 4, ok), /prompt is empty/],
+      [() => st0.generate(1, Uint32Array.from([1, model.vocab]), 4, ok), new RegExp(`prompt\\[1\\] = ${model.vocab} is not a token id in \\[0, ${model.vocab}\\)`)],
+      [() => st0.generate(1, [1, 2.5], 4, ok), /prompt\[1\] = 2.5/],
+      [() => st0.generate(1, PROMPT, 0, ok), /maxTokens must be an integer in \[1, 1024\], got 0/],
+      [() => st0.generate(1, PROMPT, 1.5, ok), /maxTokens .* got 1.5/],
+      [() => st0.generate(1, PROMPT, NaN, ok), /maxTokens .* got NaN/],
+      [() => st0.generate(1, PROMPT, MAX_NEW_TOKENS + 1, ok), /maxTokens .* got 1025/],
+      [() => st0.generate(1, PROMPT, 4, { temperature: -1, seed: 1 }), /temperature must be a number in \[0, 100\]/],
+      [() => st0.generate(1, PROMPT, 4, { temperature: NaN, seed: 1 }), /temperature .* got NaN/],
+      [() => st0.generate(1, PROMPT, 4, { temperature: Infinity, seed: 1 }), /temperature .* got Infinity/],
+      [() => st0.generate(1, PROMPT, 4, { temperature: 1, seed: -1 }), /seed must be a u32 integer, got -1/],
+      [() => st0.generate(1, PROMPT, 4, { temperature: 1, seed: 2 ** 32 }), /seed must be a u32/],
+      [() => st0.generate(-1, PROMPT, 4, ok), /request id must be a u32 integer, got -1/],
+      [() => st0.generate(0.5, PROMPT, 4, ok), /request id must be a u32/],
+      [() => p.stages[1].generate(1, PROMPT, 4, ok), /generate runs on stage 0, this is stage 1/],
+      [() => st0.serveGeneration(1), /serveGeneration runs on the stages after 0/],
+      [() => p.stages[2].serveGeneration(-3), /request id must be a u32/],
+      [() => p.stages[2].serveGeneration(1, { maxTokens: 0 }), /maxTokens must be an integer/],
+    ];
+    for (const [call, message] of cases) await expect(call()).rejects.toThrow(message);
+    expect(sent()).toBe(0);
+    // The same pipeline still serves a valid request afterwards, with an id used by a rejected call.
+    expect((await generate(p, 1, PROMPT, 2)).tokens.length).toBe(2);
+    // A request id is single use: reusing it fails up front, and a replayed frame of a finished
+    // request is refused (counted), never mixed into anything.
+    const before = sent();
+    await expect(st0.generate(1, PROMPT, 2, ok)).rejects.toThrow(/request id 1 was already used/);
+    expect(sent()).toBe(before);
+    p.links[1][0]!.send(encodeFrame({ kind: FrameKind.GenerateToken, step: 1, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(3) }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(st0.rejected).toBe(1);
+  });
+
+  it('a later stage that refuses or hits non-finite logits aborts the request on every stage, fast', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    const ok = { temperature: 0, seed: 1 };
+    // The last stage serves at most 2 tokens; stage 0 asks for 4.
+    const refused = await Promise.allSettled([p.stages[0].generate(1, PROMPT, 4, ok), p.stages[1].serveGeneration(1), p.stages[2].serveGeneration(1, { maxTokens: 2 })]);
+    const why = refused.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'resolved'));
+    expect(why[0]).toMatch(/request 1: a later stage aborted at token 0: it refused the request/);
+    expect(why[1]).toBe(why[0]);
+    expect(why[2]).toMatch(/request 1 failed at token 0 on stage 2: request 1 asks for 4 tokens, this stage serves at most 2/);
+    // NaN in the head: the last stage refuses to sample, stage 0 learns why.
+    const last = p.stages[2].runtime;
+    const state = await last.saveState();
+    const head = last.layout.params.find((q) => q.name === 'head.w')!;
+    state.params[head.offset + 5] = NaN;
+    last.loadState(state);
+    const t0 = performance.now();
+    const nan = await Promise.allSettled([p.stages[0].generate(2, PROMPT, 4, ok), p.stages[1].serveGeneration(2), p.stages[2].serveGeneration(2)]);
+    expect(performance.now() - t0).toBeLessThan(5_000); // not the 20 s timeout
+    const msg = nan.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'resolved'));
+    expect(msg[0]).toMatch(/request 2: a later stage aborted at token 0: the logits are not finite/);
+    expect(msg[2]).toMatch(/request 2 failed at token 0 on stage 2: logits\[\d+\] is NaN/);
+    // Refusing request 1 at its start, stage 2 closed it before the activation already on its way
+    // arrived: that late frame was refused. Nothing else was.
+    expect([p.stages[0].rejected, p.stages[1].rejected]).toEqual([0, 0]);
+    expect(p.stages[2].rejected).toBeLessThanOrEqual(1);
+  });
+
+  it('generating between and during training steps leaves training bit-for-bit unchanged', async () => {
+    const steps = 3;
+    const train = async (p: Pipeline, step: number) => (await Promise.all(p.stages.map((st) => st.trainStep(step)))).at(-1)!.loss!;
+    const serve = (p: Pipeline, id: number) => generate(p, id, PROMPT, 3, { temperature: 1, seed: id });
+    for (const m of [model, subspaceModel]) {
+      const dtype: Dtype = m.subspace ? 'int8' : 'fp32';
+      const plain = await pipeline(m, [1, 1, 1], dtype);
+      const want: number[] = [];
+      for (let step = 1; step <= steps; step++) want.push(await train(plain, step));
+
+      // Between steps, on slot 0 (the runtimes have no spare slot). Request id 1 is below the
+      // training step: generation frames keep their own inboxes, so they are not "stale".
+      const between = await pipeline(m, [1, 1, 1], dtype);
+      const got: number[] = [await train(between, 1), await train(between, 2)];
+      await serve(between, 1);
+      got.push(await train(between, 3));
+      expect(got).toEqual(want);
+
+      // During a step, on a spare slot: a request runs concurrently with step 2.
+      const during = await pipeline(m, [1, 1, 1], dtype, { spareSlot: true });
+      const got2: number[] = [await train(during, 1)];
+      const [loss2] = await Promise.all([train(during, 2), serve(during, 1)]);
+      got2.push(loss2, await train(during, 3));
+      expect(got2).toEqual(want);
+
+      for (const [s, st] of plain.stages.entries()) {
+        const ref = Array.from(await st.runtime.readParams());
+        expect(Array.from(await between.stages[s].runtime.readParams())).toEqual(ref);
+        expect(Array.from(await during.stages[s].runtime.readParams())).toEqual(ref);
+      }
+      for (const p of [between, during]) expect(p.stages.every((st) => st.rejected === 0)).toBe(true);
+    }
+  });
+});
