@@ -8,6 +8,8 @@ module.exports = {
       chainId: Number(process.env.SWARM_CHAIN_ID || 31337),
       hardfork: 'cancun',
       accounts: { count: Number(process.env.SWARM_CHAIN_ACCOUNTS || 20) },
+      // A block every second even when idle, as on a real chain: challenge windows end by the clock.
+      mining: { auto: true, interval: 1000 },
     },
   },
 };

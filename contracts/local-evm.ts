@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Hex, toHex } from 'viem';
 import { type HDAccount, mnemonicToAccount } from 'viem/accounts';
 
 export const TEST_MNEMONIC = 'test test test test test test test test test test test junk';
@@ -14,6 +15,8 @@ export interface LocalEvm {
   chainId: number;
   /** Funded dev accounts (index 0 deploys and administers). */
   accounts: HDAccount[];
+  /** Their private keys, for child processes (SWARM_KEY). */
+  keys: Hex[];
   stop(): Promise<void>;
 }
 
@@ -67,6 +70,7 @@ export async function startLocalEvm(opts: { port?: number; chainId?: number; acc
     rpcUrl,
     chainId,
     accounts,
+    keys: accounts.map((a) => toHex(a.getHdKey().privateKey!)),
     async stop() {
       if (child.exitCode === null) {
         child.kill();

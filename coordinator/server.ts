@@ -148,6 +148,8 @@ export class Coordinator {
   /** Resolves with every peer's `done` payload once all assigned peers sent one; rejects if the run stops or the server closes first. */
   readonly finished: Promise<PeerDone[]>;
 
+  /** Where peers and buyers connect, once listening. */
+  url?: string;
   private readonly maxBad: number;
   private readonly log: (line: string) => void;
   private wss?: WebSocketServer;
@@ -207,6 +209,7 @@ export class Coordinator {
     const tick = Math.max(10, Math.min(1000, this.heartbeatTimeoutMs / 4));
     this.timer = setInterval(() => this.checkHeartbeats(), tick);
     const actual = (wss.address() as AddressInfo).port;
+    this.url = `ws://${host}:${actual}`;
     this.log(`listening on ws://${host}:${actual}, waiting for ${this.workers} workers (${this.run.stages} stages)`);
     return actual;
   }

@@ -68,7 +68,7 @@ export class CoordinatorClient {
    * Register handlers (at least for `assign`) before calling this or right after it resolves;
    * messages that arrive with no handler for their type are kept and delivered when one is added.
    */
-  connect(register: RegisterInfo, opts: { timeoutMs?: number } = {}): Promise<{ peerId: string }> {
+  connect(register: RegisterInfo, opts: { timeoutMs?: number } = {}): Promise<Pick<ServerMessageOf<'welcome'>, 'peerId' | 'chain'>> {
     if (this.ws) return Promise.reject(new Error('CoordinatorClient.connect called twice'));
     const hello = encodeClientMessage({ type: 'register', ...register });
     if (!hello.ok) return Promise.reject(new Error(hello.error));
@@ -98,7 +98,7 @@ export class CoordinatorClient {
             welcomed = true;
             clearTimeout(timer);
             this.peerId = msg.peerId;
-            resolve({ peerId: msg.peerId });
+            resolve({ peerId: msg.peerId, chain: msg.chain });
           } else if (msg.type === 'error') {
             fail(new Error(`coordinator refused registration: ${msg.message}`));
           }

@@ -38,3 +38,16 @@ export function sampleBatch(ids: Uint16Array, batch: number, seq: number, seed: 
   }
   return { tokens, targets };
 }
+
+/** Token ids of `text` in the corpus vocabulary; characters the model never saw are an error. */
+export function encodeText(corpus: Pick<CharCorpus, 'vocab'>, text: string): Uint32Array {
+  const index = new Map(corpus.vocab.map((c, i) => [c, i]));
+  const chars = Array.from(text);
+  const unknown = [...new Set(chars.filter((c) => !index.has(c)))];
+  if (unknown.length) throw new Error(`the model has no token for ${unknown.slice(0, 8).map((c) => JSON.stringify(c)).join(', ')}${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''}`);
+  return Uint32Array.from(chars, (c) => index.get(c)!);
+}
+
+export function decodeText(corpus: Pick<CharCorpus, 'vocab'>, ids: ArrayLike<number>): string {
+  return Array.from(ids, (i) => corpus.vocab[i] ?? '\uFFFD').join('');
+}

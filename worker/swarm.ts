@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Coordinator } from '../coordinator/server.js';
+import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
 import { splitLayers } from '../shared/assignment.js';
 import { charCorpus } from '../shared/data.js';
 import { DEFAULT_ADAMW } from '../shared/optimizer.js';
@@ -38,6 +38,17 @@ export interface SwarmOptions {
   dump?: boolean;
   /** Workers skip their start-up benchmark and autotuning (see the worker's --quick-start). */
   quickStart?: boolean;
+}
+
+/** How a launcher plugs the chain into a swarm (see worker/start.ts); the swarm itself stays chain-agnostic. */
+export interface SwarmHooks {
+  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference'>;
+  /** Extra environment of worker i (its payout key and RPC endpoint). */
+  workerEnv?(i: number): Record<string, string>;
+  /** Called once the coordinator exists, before any worker starts (e.g. to attach settlement). */
+  onCoordinator?(c: Coordinator): void;
+  /** With run.serve: runs after training while the swarm serves queries; the swarm stops when it resolves. */
+  afterTraining?(c: Coordinator): Promise<void>;
 }
 
 export const SWARM_DEFAULTS: SwarmOptions = {
@@ -101,13 +112,14 @@ export function runConfig(o: SwarmOptions): RunConfig {
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
-export async function runSwarm(o: SwarmOptions, run = runConfig(o)): Promise<SwarmResult> {
+export async function runSwarm(o: SwarmOptions, run = runConfig(o), hooks: SwarmHooks = {}): Promise<SwarmResult> {
   if (o.workers % o.stages !== 0) throw new Error(`--workers ${o.workers} must be a multiple of --stages ${o.stages}`);
   mkdirSync(o.out, { recursive: true });
   const log = (line: string) => {
     if (!o.quiet) process.stdout.write(line);
   };
-  const coord = new Coordinator({ run, workers: o.workers, heartbeatTimeoutMs: 120_000, log: (l) => writeFileSync(join(o.out, 'coordinator.log'), `${l}\n`, { flag: 'a' }) });
+  const coord = new Coordinator({ run, workers: o.workers, heartbeatTimeoutMs: 120_000, log: (l) => writeFileSync(join(o.out, 'coordinator.log'), `${l}\n`, { flag: 'a' }), ...hooks.coordinator });
+  hooks.onCoordinator?.(coord);
   const port = await coord.listen(0);
   log(`coordinator on ws://127.0.0.1:${port}: ${o.workers} workers, ${o.stages} stages (${run.layersPerStage.join('+')} layers), codec ${o.codec}, ${o.steps} steps\n`);
   const children: ChildProcess[] = [];
@@ -118,7 +130,7 @@ export async function runSwarm(o: SwarmOptions, run = runConfig(o)): Promise<Swa
     metricsFiles.push(metrics);
     const logFile = join(o.out, `worker-${i}.log`);
     writeFileSync(logFile, '');
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...hooks.workerEnv?.(i) } });
     const append = (b: Buffer) => writeFileSync(logFile, b, { flag: 'a' });
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);
@@ -140,12 +152,18 @@ export async function runSwarm(o: SwarmOptions, run = runConfig(o)): Promise<Swa
     // A worker that dies ends the run with its log, instead of a hang.
     const failed = Promise.all(exits).then(() => undefined);
     const firstFailure = Promise.race(exits.map((e) => e.then((r) => (r.code !== 0 ? r : new Promise<never>(() => {})))));
-    await Promise.race([
-      coord.finished,
-      firstFailure.then((r) => {
-        throw new Error(`worker ${r.i} exited with code ${r.code}; see ${join(o.out, `worker-${r.i}.log`)}:\n${tail(join(o.out, `worker-${r.i}.log`))}`);
-      }),
-    ]);
+    const workerDied = firstFailure.then((r): never => {
+      throw new Error(`worker ${r.i} exited with code ${r.code}; see ${join(o.out, `worker-${r.i}.log`)}:\n${tail(join(o.out, `worker-${r.i}.log`))}`);
+    });
+    await Promise.race([coord.finished, workerDied]);
+    if (run.serve) {
+      clearInterval(ticker);
+      try {
+        await Promise.race([hooks.afterTraining?.(coord), workerDied]);
+      } finally {
+        coord.stopServing();
+      }
+    }
     await failed;
   } finally {
     clearInterval(ticker);

@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { privateKeyToAccount } from 'viem/accounts';
 import { BlockRuntime } from '../shared/block-runtime.js';
+import { ChainEnvSchema } from '../shared/chain/config.js';
+import { connectChain } from '../shared/chain/connect.js';
+import { decodeText, encodeText } from '../shared/data.js';
 import { dtypeOf } from '../shared/codec.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordinator-client.js';
 import { DEFAULT_RUN, detectGpu, verdict } from '../shared/gpu-detect.js';
@@ -14,7 +18,7 @@ import { stageConfigs } from '../shared/pipeline/partition.js';
 import { ReplicaAverager } from '../shared/pipeline/replicas.js';
 import { oneFOneB, slotsNeeded } from '../shared/pipeline/schedule.js';
 import { PipelineStage } from '../shared/pipeline/stage.js';
-import type { ServerMessageOf } from '../shared/protocol.js';
+import { type ServerMessageOf, formatIssues } from '../shared/protocol.js';
 import { FrameKind } from '../shared/wire.js';
 import { nodeGPU, openNodeGpu } from './node-gpu.js';
 import { rtcPeer, type RtcPeer } from './rtc-link.js';
@@ -56,8 +60,28 @@ function dumpBoundary(dir: string, stage: number) {
   };
 }
 
+/** This peer's payout key and RPC endpoint, from the environment (never from code or flags). */
+function chainSettings() {
+  const r = ChainEnvSchema.pick({ SWARM_RPC_URL: true, SWARM_KEY: true }).partial().safeParse({ SWARM_RPC_URL: process.env.SWARM_RPC_URL || undefined, SWARM_KEY: process.env.SWARM_KEY || undefined });
+  if (!r.success) throw new Error(`chain configuration: ${formatIssues('env', r.error)}`);
+  const key = r.data.SWARM_KEY as `0x${string}` | undefined;
+  return { rpcUrl: r.data.SWARM_RPC_URL, key, account: key && privateKeyToAccount(key).address };
+}
+
+/** Join the run on chain with this peer's own key, so its verified work can be claimed. */
+async function joinRun(chain: NonNullable<ServerMessageOf<'welcome'>['chain']>, s: ReturnType<typeof chainSettings>): Promise<void> {
+  if (!s.key || !s.rpcUrl) {
+    say(`the run settles on chain ${chain.chainId}, but SWARM_KEY and SWARM_RPC_URL are not both set: this peer's work will not earn ownership\n`);
+    return;
+  }
+  const c = await connectChain({ ...chain, rpcUrl: s.rpcUrl, runId: BigInt(chain.runId), key: s.key } as Parameters<typeof connectChain>[0]);
+  if (!(await c.joined(BigInt(chain.runId), s.account!))) await c.join(BigInt(chain.runId));
+  say(`joined run ${chain.runId} on chain ${chain.chainId} as ${s.account}\n`);
+}
+
 async function main(): Promise<void> {
   if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
+  const chainCfg = chainSettings();
   const gpu = await openNodeGpu();
   const report = await detectGpu(nodeGPU(), { name: `node ${process.version}`, totalMemoryBytes: os.totalmem(), runtime: 'node' }, { benchSize: 128, benchmark: !args['quick-start'] });
   const fit = verdict(report, DEFAULT_RUN);
@@ -92,7 +116,8 @@ async function main(): Promise<void> {
   client.on('error', (m) => say(`\ncoordinator: ${m.message}\n`));
   const assigned = new Promise<ServerMessageOf<'assign'>>((resolve) => client.on('assign', resolve));
   const started = new Promise<void>((resolve) => client.on('start', () => resolve()));
-  const { peerId } = await client.connect({ name: args.name, capability });
+  const { peerId, chain } = await client.connect({ name: args.name, capability, ...(chainCfg.account && { account: chainCfg.account }) });
+  if (chain) await joinRun(chain, chainCfg);
   const beat = setInterval(heartbeat, 2000);
   say(`registered as ${peerId} (${capability.adapter}, ${capability.gflops.toFixed(1)} GFLOP/s)\n`);
 
@@ -188,18 +213,46 @@ async function main(): Promise<void> {
     ...(status.loss !== undefined && { finalTrainLoss: status.loss }),
   };
   if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId, stage: a.stage, replica: a.replica, ...curves, stats }));
+  if (run.serve && !stop) serveQueries(client, stage, corpus);
   client.send({
     type: 'done',
     ...(status.valLoss !== undefined && a.replica === 0 && a.stage === S - 1 && { finalValLoss: status.valLoss }),
     stats,
   });
-  say(`\n${stop ? `stopped: ${stop}` : 'done'}\n`);
-  await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
+  say(`\n${stop ? `stopped: ${stop}` : run.serve ? 'trained: serving queries' : 'done'}\n`);
+  // A serving peer stays until the coordinator stops the run; otherwise it waits briefly for the stop.
+  await (run.serve ? stopped : Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]));
   clearInterval(beat);
   for (const l of links) l.destroy();
   client.close();
   runtime.destroy();
   if (stop && stop !== 'run complete') throw new Error(`run stopped: ${stop}`);
+}
+
+/**
+ * After training: every peer of lane 0 takes part in each `generate` the coordinator sends, one at
+ * a time; stage 0 turns the prompt into tokens and the generated tokens into the answer.
+ */
+function serveQueries(client: CoordinatorClient, stage: PipelineStage, corpus: ReturnType<typeof runCorpus>): void {
+  let queue = Promise.resolve();
+  client.on('generate', (m) => {
+    queue = queue.then(async () => {
+      const t0 = performance.now();
+      try {
+        if (stage.runtime.cfg.hasEmbedding) {
+          const tokens = await stage.generate(m.requestId, encodeText(corpus, m.prompt), m.maxTokens, { temperature: m.temperature, seed: m.seed >>> 0 });
+          client.send({ type: 'generated', requestId: m.requestId, text: decodeText(corpus, tokens) });
+        } else {
+          await stage.serveGeneration(m.requestId, { maxTokens: m.maxTokens });
+        }
+        say(`served request ${m.requestId} (${m.maxTokens} tokens) in ${Math.round(performance.now() - t0)} ms\n`);
+      } catch (e) {
+        const message = (e as Error).message.slice(0, 1000);
+        say(`request ${m.requestId} failed: ${message}\n`);
+        if (stage.runtime.cfg.hasEmbedding) client.send({ type: 'generated', requestId: m.requestId, error: message });
+      }
+    });
+  });
 }
 
 main().then(

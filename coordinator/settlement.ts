@@ -1,0 +1,164 @@
+// Epoch settlement (ARCHITECTURE §7): turns the swarm's verified work into cumulative
+// risk-adjusted units per account, posts one Merkle root per epoch, ends training on chain once
+// the last root is past its challenge window, and delivers ownership to every contributor.
+// The ledger and every epoch's tree are written to disk before a root is posted, so a
+// contributor's proof survives a coordinator crash.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Address } from 'viem';
+import type { SwarmChain } from '../shared/chain/client.js';
+import { ContributionLedger, type EpochSnapshot, type EpochTree, type LaneMember, type RiskWeighting, epochTree, laneUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { stageConfigs } from '../shared/pipeline/partition.js';
+import type { RunConfig } from '../shared/protocol.js';
+import type { Coordinator } from './server.js';
+
+export interface SettlementOptions {
+  run: RunConfig;
+  /** Signed by the coordinator role. */
+  chain: SwarmChain;
+  runId: bigint;
+  risk: RiskWeighting;
+  /** Training steps per epoch (a root is posted at each boundary and at the end). */
+  epochSteps: number;
+  /** Where the ledger and the epoch trees are kept. */
+  dir: string;
+  log?: (line: string) => void;
+}
+
+export interface PostedEpoch {
+  epoch: number;
+  root: `0x${string}`;
+  total: bigint;
+  step: number;
+}
+
+export interface SettlementReport {
+  epochs: PostedEpoch[];
+  units: Array<{ account: Address; units: bigint; ownership: bigint }>;
+  designerUnits: bigint;
+  ownershipTotal: bigint;
+}
+
+function writeAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path); // a crash mid-write keeps the previous file
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x), 2);
+
+export class Settlement {
+  readonly ledger = new ContributionLedger();
+  readonly posted: PostedEpoch[] = [];
+  private readonly stageFlops: number[];
+  private readonly accounts = new Map<string, Address>();
+  /** Lane (replica index) → its members and the last step credited. */
+  private readonly lanes = new Map<number, { members: LaneMember[]; credited: number }>();
+  private readonly closed: Array<{ snap: EpochSnapshot; tree: EpochTree }> = [];
+  private posting: Promise<void> = Promise.resolve();
+  private postError?: Error;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: SettlementOptions) {
+    if (!Number.isInteger(o.epochSteps) || o.epochSteps < 1) throw new Error(`epochSteps must be a positive integer, got ${o.epochSteps}`);
+    const subspace = o.run.codec.kind === 'subspace' ? { k: o.run.codec.k, seed: o.run.seed } : undefined;
+    this.stageFlops = stageConfigs({ ...o.run.model, subspace }, o.run.layersPerStage).map((c) => stepWorkFlops(c, o.run.microbatches));
+    this.log = o.log ?? (() => {});
+    mkdirSync(o.dir, { recursive: true });
+  }
+
+  /** Follow a coordinator: accounts at registration, lanes at assignment, steps from stage-0 heartbeats. */
+  attach(c: Coordinator): void {
+    c.on('register', (r) => r.account && this.accounts.set(r.peerId, r.account));
+    c.on('assign', (assignments) => {
+      for (const a of assignments) {
+        const account = this.accounts.get(a.peerId);
+        if (!account) {
+          this.log(`settlement: ${a.peerId} gave no account; its work is not credited`);
+          continue;
+        }
+        const lane = this.lanes.get(a.replica) ?? { members: [], credited: 0 };
+        lane.members.push({ account, stage: a.stage });
+        this.lanes.set(a.replica, lane);
+      }
+    });
+    // Roots can only be posted once the run is training on chain; every peer has joined by now.
+    c.on('start', () => {
+      this.posting = this.posting.then(async () => {
+        if ((await this.o.chain.run(this.o.runId)).state === 'open') await this.o.chain.startTraining(this.o.runId);
+      }).catch((e: Error) => {
+        this.postError ??= e;
+        this.log(`could not start training on chain: ${e.message}`);
+      });
+    });
+    const stage0 = new Map<string, number>();
+    c.on('assign', (as) => as.filter((a) => a.stage === 0).forEach((a) => stage0.set(a.peerId, a.replica)));
+    c.on('heartbeat', (hb) => {
+      const lane = stage0.get(hb.peerId);
+      if (lane !== undefined) this.progress(lane, hb.step);
+    });
+  }
+
+  /** Stage 0 of `lane` has finished `step`: every stage of the lane did its forward and backward. */
+  progress(lane: number, step: number): void {
+    const l = this.lanes.get(lane);
+    if (!l || step <= l.credited) return;
+    const to = Math.min(step, this.o.run.steps);
+    for (const [account, units] of laneUnits(l.members, this.stageFlops, l.credited, to, this.o.run.steps, this.o.risk)) this.ledger.credit(account, units);
+    l.credited = to;
+    const reached = Math.min(...[...this.lanes.values()].map((x) => x.credited));
+    if (reached >= (this.closed.length + 1) * this.o.epochSteps && reached < this.o.run.steps) this.closeEpoch(reached);
+  }
+
+  private closeEpoch(step: number): void {
+    const snap = this.ledger.closeEpoch();
+    if (snap.cumulative.length === 0) return;
+    const tree = epochTree(snap);
+    this.closed.push({ snap, tree });
+    writeAtomic(join(this.o.dir, `epoch-${snap.epoch}.json`), json({ runId: this.o.runId, epoch: snap.epoch, step, root: tree.root, total: tree.total, tree: tree.dump() }));
+    writeAtomic(join(this.o.dir, 'ledger.json'), json(this.ledger.toJSON()));
+    this.posting = this.posting.then(async () => {
+      try {
+        await this.o.chain.postEpoch(this.o.runId, tree.root, tree.total);
+        this.posted.push({ epoch: snap.epoch, root: tree.root, total: tree.total, step });
+        this.log(`epoch ${snap.epoch} posted at step ${step}: ${tree.total} units over ${snap.cumulative.length} accounts, root ${tree.root.slice(0, 10)}…`);
+      } catch (e) {
+        this.postError ??= e as Error;
+        this.log(`epoch ${snap.epoch} could not be posted: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  /**
+   * After the last step: post the final root, wait out its challenge window, end training on chain
+   * and claim every contributor's ownership (minted to their own accounts) and the designer share.
+   */
+  async finish(opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SettlementReport> {
+    for (const [lane, l] of this.lanes) if (l.credited < this.o.run.steps) this.progress(lane, this.o.run.steps);
+    this.closeEpoch(this.o.run.steps);
+    await this.posting;
+    if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.dir}`);
+    const last = this.posted.at(-1);
+    if (!last) throw new Error('settlement: no verified work to settle');
+    const chain = this.o.chain;
+    const runId = this.o.runId;
+    const epochIndex = (await chain.run(runId)).epochs - 1n;
+    const deadline = Date.now() + (opts.timeoutMs ?? 10 * 60_000);
+    while (!(await chain.settled(runId, epochIndex))) {
+      if (Date.now() > deadline) throw new Error(`settlement: epoch ${epochIndex} did not settle in time (vetoed, or the challenge window is longer than the wait)`);
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
+    }
+    await chain.finishTraining(runId);
+    const { snap, tree } = this.closed.at(-1)!;
+    const units: SettlementReport['units'] = [];
+    for (const { account, units: u } of snap.cumulative) {
+      const claimed = await chain.claimed(runId, account);
+      if (claimed < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
+      units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });
+    }
+    const run = await chain.run(runId);
+    if (!run.designerPaid) await chain.claimDesignerShare(runId).catch((e: Error) => this.log(`designer share: ${e.message}`));
+    const pool = await chain.pool(runId);
+    this.log(`trained on chain: ${units.length} contributors own ${last.total} units, the designer ${pool.ownershipTotal - last.total}`);
+    return { epochs: this.posted, units, designerUnits: pool.ownershipTotal - last.total, ownershipTotal: pool.ownershipTotal };
+  }
+}

@@ -1,0 +1,171 @@
+// `npm start`: the whole local swarm and its economy on embedded defaults. Starts a local EVM and
+// deploys the contracts; a designer opens a run with a stake; the coordinator and the worker
+// processes train it over WebRTC while every epoch's verified work is posted on chain as a Merkle
+// root; when training ends, ownership is delivered to every contributor, an owner lists
+// credentials, a buyer buys one, spends it on a prompt, and the swarm answers.
+// Flags: those of `npm run swarm` plus --epoch-steps N --risk exp:4 --prompt TEXT --answer-tokens N
+// --challenge-window SECONDS.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type Address, createPublicClient, createWalletClient, formatEther, http, keccak256, parseEther, toHex } from 'viem';
+import WebSocket from 'ws';
+import { startLocalEvm } from '../contracts/local-evm.js';
+import { chainInferenceDesk } from '../coordinator/inference-desk.js';
+import { Settlement, type SettlementReport } from '../coordinator/settlement.js';
+import { swarmChain } from '../shared/chain/client.js';
+import { chainOf } from '../shared/chain/config.js';
+import { deploySwarmContracts } from '../shared/chain/deploy.js';
+import type { WebSocketConstructor } from '../shared/coordinator-client.js';
+import { requestAnswer } from '../shared/inference-client.js';
+import { laneUnits, parseRisk, stepWorkFlops } from '../shared/ledger/index.js';
+import { stageConfigs } from '../shared/pipeline/partition.js';
+import type { RunConfig } from '../shared/protocol.js';
+import { type SwarmOptions, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
+
+export interface EconomyOptions {
+  epochSteps: number;
+  risk: string;
+  prompt: string;
+  answerTokens: number;
+  /** Seconds a root waits for a veto before it settles (short on a local chain). */
+  challengeWindow: number;
+}
+
+export const ECONOMY_DEFAULTS: EconomyOptions = { epochSteps: 25, risk: 'exp:4', prompt: 'ROMEO:\n', answerTokens: 120, challengeWindow: 3 };
+
+// Dev accounts of the local chain, by role; workers take the ones after these.
+const ADMIN = 0;
+const COORDINATOR = 1;
+const VETO = 2;
+const DESIGNER = 3;
+const BUYER = 4;
+const FIRST_WORKER = 5;
+
+/** Units the whole run earns if every lane completes every step: the designer's compute target. */
+export function expectedUnits(run: RunConfig, workers: number, risk: string): bigint {
+  const subspace = run.codec.kind === 'subspace' ? { k: run.codec.k, seed: run.seed } : undefined;
+  const flops = stageConfigs({ ...run.model, subspace }, run.layersPerStage).map((c) => stepWorkFlops(c, run.microbatches));
+  const lane = flops.map((_, stage) => ({ account: `0x${String(stage + 1).padStart(40, '0')}`, stage }));
+  let total = 0n;
+  for (const u of laneUnits(lane, flops, 0, run.steps, run.steps, parseRisk(risk)).values()) total += u;
+  return total * BigInt(workers / run.stages);
+}
+
+export interface EconomyResult {
+  settlement: SettlementReport;
+  answer: { prompt: string; text: string; spendId: string; answerHash: string };
+  workers: Array<{ account: Address; units: string; ownership: string; credentials: string }>;
+}
+
+export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions): Promise<EconomyResult> {
+  const say = (line: string) => !o.quiet && process.stdout.write(line);
+  say('starting a local EVM and deploying the contracts… ');
+  const evm = await startLocalEvm({ accounts: FIRST_WORKER + o.workers });
+  try {
+    const chain = chainOf(evm);
+    const transport = http(evm.rpcUrl);
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 });
+    const as = (i: number) => swarmChain(publicClient, addresses, createWalletClient({ account: evm.accounts[i], chain, transport }));
+    const addresses = await deploySwarmContracts(publicClient, createWalletClient({ account: evm.accounts[ADMIN], chain, transport }), {
+      coordinator: evm.accounts[COORDINATOR].address,
+      veto: evm.accounts[VETO].address,
+    });
+    say(`registry ${addresses.registry}, tokens ${addresses.tokens} on ${evm.rpcUrl}\n`);
+
+    const run: RunConfig = { ...runConfig(o), serve: true };
+    const target = expectedUnits(run, o.workers, e.risk);
+    const { result: runId } = await as(DESIGNER).openRun({
+      stake: parseEther('1'),
+      computeTarget: target,
+      designerBps: 1000,
+      credentialSupply: 1000n,
+      challengeWindow: BigInt(e.challengeWindow),
+      modelHash: keccak256(toHex(JSON.stringify(run))),
+    });
+    say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
+
+    const coordinator = as(COORDINATOR);
+    const settlement = new Settlement({ run, chain: coordinator, runId, risk: parseRisk(e.risk), epochSteps: e.epochSteps, dir: join(o.out, 'settlement'), log: (l) => say(`\n${l}\n`) });
+    let answer: EconomyResult['answer'] | undefined;
+    let report: SettlementReport | undefined;
+    const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
+
+    await runSwarm(o, run, {
+      coordinator: {
+        chain: { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
+        inference: chainInferenceDesk(coordinator, runId),
+      },
+      workerEnv: (i) => ({ SWARM_RPC_URL: evm.rpcUrl, SWARM_KEY: evm.keys[FIRST_WORKER + i] }),
+      onCoordinator: (c) => settlement.attach(c),
+      async afterTraining(c) {
+        say('\ntraining done: settling the last epoch on chain…\n');
+        report = await settlement.finish({ pollMs: 500 });
+        // The largest owner pulls its credentials and lists ten; the buyer buys one in the app.
+        const top = report.units.reduce((a, b) => (b.ownership > a.ownership ? b : a));
+        const owner = as(FIRST_WORKER + workerAccounts.indexOf(top.account));
+        await owner.claimCredentials(runId);
+        await owner.list(runId, 10n, parseEther('0.001'));
+        const buyer = as(BUYER);
+        const [listing] = await buyer.openListings(runId);
+        await buyer.buy(listing, 1n);
+        const { result: spendId } = await buyer.spendCredentials(runId, 1n, e.prompt);
+        say(`buyer bought 1 credential for ${formatEther(listing.price)} ETH and spent it (spend ${spendId}); asking the swarm…\n`);
+        const a = await requestAnswer(c.url!, WebSocket as unknown as WebSocketConstructor, { spendId, prompt: e.prompt, maxTokens: e.answerTokens });
+        answer = { prompt: e.prompt, ...a };
+        say(`\n--- answer to ${JSON.stringify(e.prompt)} (receipt ${a.answerHash.slice(0, 10)}… on chain) ---\n${e.prompt}${a.text}\n---\n`);
+      },
+    });
+
+    const reader = as(ADMIN);
+    const workers = await Promise.all(
+      workerAccounts.map(async (account) => ({
+        account,
+        units: (report!.units.find((u) => u.account === account)?.units ?? 0n).toString(),
+        ownership: (await reader.ownershipOf(runId, account)).toString(),
+        credentials: ((await reader.credentialsOf(runId, account)) + (await reader.pendingCredentials(runId, account))).toString(),
+      })),
+    );
+    const total = report!.ownershipTotal;
+    say('\nownership of the trained model (on chain):\n');
+    for (const w of workers) say(`  ${w.account}  ${((Number(w.ownership) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`);
+    say(`  designer                                     ${((Number(report!.designerUnits) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${report!.designerUnits.toString().padStart(12)} units\n`);
+    const result: EconomyResult = { settlement: report!, answer: answer!, workers };
+    mkdirSync(o.out, { recursive: true });
+    writeFileSync(join(o.out, 'economy.json'), JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    return result;
+  } finally {
+    await evm.stop();
+  }
+}
+
+export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions } {
+  const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window'] as const;
+  const { values, tokens } = parseArgs({ args: argv, options: Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), strict: false, tokens: true });
+  const rest = tokens.filter((t) => t.kind !== 'option' || !(flags as readonly string[]).includes(t.name)).flatMap((t) => (t.kind === 'option' ? [t.rawName, ...(t.value !== undefined ? [t.value] : [])] : t.kind === 'positional' ? [t.value] : []));
+  const e = { ...ECONOMY_DEFAULTS };
+  const int = (f: string, v: unknown) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${f} must be a non-negative integer, got ${String(v)}`);
+    return n;
+  };
+  if (values['epoch-steps'] !== undefined) e.epochSteps = Math.max(1, int('epoch-steps', values['epoch-steps']));
+  if (values['answer-tokens'] !== undefined) e.answerTokens = int('answer-tokens', values['answer-tokens']);
+  if (values['challenge-window'] !== undefined) e.challengeWindow = int('challenge-window', values['challenge-window']);
+  if (typeof values.risk === 'string') e.risk = values.risk;
+  if (typeof values.prompt === 'string') e.prompt = values.prompt;
+  parseRisk(e.risk); // fail fast with its message
+  return { swarm: parseSwarmArgs(rest), economy: e };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { swarm, economy } = parseEconomyArgs(process.argv.slice(2));
+  runLocalEconomy(swarm, economy).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}
