@@ -11,10 +11,10 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Address, createPublicClient, createWalletClient, formatEther, http, keccak256, parseEther, toHex } from 'viem';
 import WebSocket from 'ws';
-import { startLocalEvm } from '../contracts/local-evm.js';
+import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { chainInferenceDesk } from '../coordinator/inference-desk.js';
 import { Settlement, type SettlementReport } from '../coordinator/settlement.js';
-import { swarmChain } from '../shared/chain/client.js';
+import { type SwarmAddresses, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import type { WebSocketConstructor } from '../shared/coordinator-client.js';
@@ -22,7 +22,7 @@ import { requestAnswer } from '../shared/inference-client.js';
 import { laneUnits, parseRisk, stepWorkFlops } from '../shared/ledger/index.js';
 import { stageConfigs } from '../shared/pipeline/partition.js';
 import type { RunConfig } from '../shared/protocol.js';
-import { type SwarmOptions, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
+import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 
 export interface EconomyOptions {
   epochSteps: number;
@@ -36,12 +36,8 @@ export interface EconomyOptions {
 export const ECONOMY_DEFAULTS: EconomyOptions = { epochSteps: 25, risk: 'exp:4', prompt: 'ROMEO:\n', answerTokens: 120, challengeWindow: 3 };
 
 // Dev accounts of the local chain, by role; workers take the ones after these.
-const ADMIN = 0;
-const COORDINATOR = 1;
-const VETO = 2;
-const DESIGNER = 3;
-const BUYER = 4;
-const FIRST_WORKER = 5;
+export const ROLES = { admin: 0, coordinator: 1, veto: 2, designer: 3, buyer: 4, firstWorker: 5 } as const;
+const { admin: ADMIN, coordinator: COORDINATOR, veto: VETO, designer: DESIGNER, buyer: BUYER, firstWorker: FIRST_WORKER } = ROLES;
 
 /** Units the whole run earns if every lane completes every step: the designer's compute target. */
 export function expectedUnits(run: RunConfig, workers: number, risk: string): bigint {
@@ -54,15 +50,20 @@ export function expectedUnits(run: RunConfig, workers: number, risk: string): bi
 }
 
 export interface EconomyResult {
+  addresses: SwarmAddresses;
+  runId: bigint;
+  swarm: SwarmResult;
   settlement: SettlementReport;
   answer: { prompt: string; text: string; spendId: string; answerHash: string };
   workers: Array<{ account: Address; units: string; ownership: string; credentials: string }>;
 }
 
-export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions): Promise<EconomyResult> {
+/** With `evm`, runs on that chain and leaves it running (a test inspects it afterwards). */
+export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm): Promise<EconomyResult> {
   const say = (line: string) => !o.quiet && process.stdout.write(line);
   say('starting a local EVM and deploying the contracts… ');
-  const evm = await startLocalEvm({ accounts: FIRST_WORKER + o.workers });
+  const evm = given ?? (await startLocalEvm({ accounts: FIRST_WORKER + o.workers }));
+  if (evm.accounts.length < FIRST_WORKER + o.workers) throw new Error(`the chain has ${evm.accounts.length} dev accounts; ${FIRST_WORKER + o.workers} are needed`);
   try {
     const chain = chainOf(evm);
     const transport = http(evm.rpcUrl);
@@ -92,7 +93,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions): Promi
     let report: SettlementReport | undefined;
     const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
 
-    await runSwarm(o, run, {
+    const swarm = await runSwarm(o, run, {
       coordinator: {
         chain: { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
         inference: chainInferenceDesk(coordinator, runId),
@@ -131,12 +132,12 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions): Promi
     say('\nownership of the trained model (on chain):\n');
     for (const w of workers) say(`  ${w.account}  ${((Number(w.ownership) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`);
     say(`  designer                                     ${((Number(report!.designerUnits) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${report!.designerUnits.toString().padStart(12)} units\n`);
-    const result: EconomyResult = { settlement: report!, answer: answer!, workers };
+    const result: EconomyResult = { addresses, runId, swarm, settlement: report!, answer: answer!, workers };
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, 'economy.json'), JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
     return result;
   } finally {
-    await evm.stop();
+    if (!given) await evm.stop();
   }
 }
 

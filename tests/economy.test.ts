@@ -1,0 +1,101 @@
+// The whole economy with real processes: a local EVM (Hardhat's node), the contracts, a staked
+// run, the coordinator and two worker processes training over WebRTC, per-epoch roots of verified
+// work, ownership delivered on chain, an owner's listing, a buyer's spend served by the swarm.
+// Ownership is checked against units computed here from the model spec, independently.
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPublicClient, http, keccak256, toHex } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
+import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
+import { chainOf } from '../shared/chain/config.js';
+import { loadEpochTree } from '../shared/ledger/merkle.js';
+import { blockFlops } from '../shared/model.js';
+import { stageConfigs } from '../shared/pipeline/partition.js';
+import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../worker/start.js';
+import { SWARM_DEFAULTS } from '../worker/swarm.js';
+
+const out = mkdtempSync(join(tmpdir(), 'economy-test-'));
+const economy = { ...ECONOMY_DEFAULTS, epochSteps: 3, answerTokens: 24, prompt: 'ROMEO:\n', challengeWindow: 2 };
+let evm: LocalEvm;
+let result: EconomyResult;
+let chain: SwarmChain;
+
+beforeAll(async () => {
+  evm = await startLocalEvm({ accounts: ROLES.firstWorker + 2 });
+  result = await runLocalEconomy(
+    { ...SWARM_DEFAULTS, workers: 2, stages: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps: 10, lr: 1e-2, evalEvery: 5, evalBatches: 2, codec: 'subspace:k=8:int8', out, quiet: true, quickStart: true },
+    economy,
+    evm,
+  );
+  chain = swarmChain(createPublicClient({ chain: chainOf(evm), transport: http(evm.rpcUrl) }), result.addresses);
+}, 600_000);
+afterAll(async () => evm?.stop());
+
+describe('local economy (chain + coordinator + 2 worker processes)', () => {
+  it('credits each worker exactly its stage’s spec FLOPs, risk-weighted per step, as ownership on chain', async () => {
+    const run = result.swarm.run;
+    const cfgs = stageConfigs({ ...run.model, subspace: { k: 8, seed: run.seed } }, run.layersPerStage);
+    // Independent reference: Σ_step floor(flops·4^(1−(step−1)/steps) / 1e6), flops from the spec.
+    const expected = cfgs.map((c) => {
+      const flops = blockFlops(c).total * run.microbatches;
+      let u = 0n;
+      for (let s = 1; s <= run.steps; s++) u += BigInt(Math.floor((flops * 4 ** (1 - (s - 1) / run.steps)) / 1e6));
+      return u;
+    });
+    const byStage = new Map(result.swarm.peers.map((p) => [p.stage, p]));
+    expect(byStage.size).toBe(2);
+    const owned = await Promise.all(result.workers.map((w) => chain.ownershipOf(result.runId, w.account)));
+    expect(owned.slice().sort()).toEqual(expected.slice().sort());
+    const contributors = expected[0] + expected[1];
+    const designer = (contributors * 1000n) / 9000n;
+    const info = await chain.run(result.runId);
+    expect(info.state).toBe('trained');
+    expect(await chain.ownershipOf(result.runId, info.designer)).toBe(designer);
+    expect(await chain.supply(ownershipId(result.runId))).toBe(contributors + designer);
+  });
+
+  it('posted a root per epoch; the saved trees match the chain and prove every worker’s units', async () => {
+    const info = await chain.run(result.runId);
+    expect(info.epochs).toBeGreaterThanOrEqual(2n);
+    const files = readdirSync(join(out, 'settlement')).filter((f) => /^epoch-\d+\.json$/.test(f));
+    expect(files.length).toBe(Number(info.epochs));
+    let previous = 0n;
+    for (const f of files) {
+      const saved = JSON.parse(readFileSync(join(out, 'settlement', f), 'utf8'));
+      const onChain = await chain.epoch(result.runId, BigInt(saved.epoch));
+      const tree = loadEpochTree(saved.tree);
+      expect(onChain.root).toBe(tree.root);
+      expect(onChain.total).toBe(tree.total);
+      expect(onChain.total).toBeGreaterThanOrEqual(previous);
+      previous = onChain.total;
+    }
+    const last = loadEpochTree(JSON.parse(readFileSync(join(out, 'settlement', `epoch-${files.length - 1}.json`), 'utf8')).tree);
+    for (const w of result.workers) expect(last.units(w.account)).toBe(await chain.ownershipOf(result.runId, w.account));
+  });
+
+  it('the buyer’s spend was served: the answer is generated text whose hash is the receipt on chain', async () => {
+    const a = result.answer;
+    expect(Array.from(a.text)).toHaveLength(economy.answerTokens);
+    expect(a.answerHash).toBe(keccak256(toHex(a.text)));
+    const spend = await chain.spend(BigInt(a.spendId));
+    expect(spend.served).toBe(true);
+    expect(spend.promptHash).toBe(promptHash(economy.prompt));
+    expect(spend.buyer).toBe(evm.accounts[ROLES.buyer].address);
+    const logs = await chain.events();
+    const served = logs.find((l) => (l as { eventName?: string }).eventName === 'InferenceServed') as unknown as { args: { spendId: bigint; answerHash: string } };
+    expect(served.args).toEqual({ spendId: BigInt(a.spendId), answerHash: a.answerHash });
+  });
+
+  it('credential supply is unchanged by the spend, and the coordinator never saw a tensor', async () => {
+    const id = credentialId(result.runId);
+    const holders = [...evm.accounts.map((a) => a.address), result.addresses.tokens];
+    let sum = 0n;
+    for (const h of holders) sum += await chain.credentialsOf(result.runId, h);
+    expect(sum).toBe(1000n);
+    expect(await chain.supply(id)).toBe(1000n);
+    expect((await chain.pool(result.runId)).reissued).toBe(1001n);
+    expect(result.swarm.coordinator.binaryBytesReceived).toBe(0);
+  });
+});
