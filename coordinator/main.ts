@@ -5,10 +5,19 @@
 //     [--lr 3e-3 --warmup 30 --average-every 50 --eval-every 50 --eval-batches 8 --seed 1]
 //     [--codec fp32|bf16|int8|subspace:K:fp32|fp16|int8|int4] [--data-name N --data-sha256 H --data-chars C]
 //     [--heartbeat-timeout-ms 15000] [--host 127.0.0.1] [--run-id ID]
+//     [--epoch-steps 25 --risk exp:4 --ledger-dir runs/ID/settlement]
+// With a chain configured in the environment (SWARM_RPC_URL, SWARM_CHAIN_ID, SWARM_REGISTRY,
+// SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified work is settled
+// on chain per epoch, and after training the swarm serves buyers' credential spends until Ctrl-C.
 import { parseArgs } from 'node:util';
 import { splitLayers } from '../shared/assignment.js';
 import { DEFAULT_ADAMW } from '../shared/optimizer.js';
 import { type CodecSpec, CodecSpecSchema, type RunConfig } from '../shared/protocol.js';
+import { chainConfigFromEnv } from '../shared/chain/config.js';
+import { connectChain } from '../shared/chain/connect.js';
+import { parseRisk } from '../shared/ledger/risk.js';
+import { chainInferenceDesk } from './inference-desk.js';
+import { Settlement } from './settlement.js';
 import { Coordinator } from './server.js';
 
 const defaults = {
@@ -16,7 +25,7 @@ const defaults = {
   'd-model': '128', heads: '4', seq: '64', batch: '16', vocab: '65', microbatches: '4', steps: '300',
   lr: String(DEFAULT_ADAMW.lr), warmup: '30', 'average-every': '50', 'eval-every': '50', 'eval-batches': '8', seed: '1',
   codec: 'fp32', 'data-name': 'tinyshakespeare', 'data-sha256': '0'.repeat(64), 'data-chars': '1115394',
-  'heartbeat-timeout-ms': '15000', 'run-id': `run-${Date.now().toString(36)}`,
+  'heartbeat-timeout-ms': '15000', 'run-id': `run-${Date.now().toString(36)}`, 'epoch-steps': '25', risk: 'exp:4', 'ledger-dir': '',
 };
 type Flag = keyof typeof defaults;
 
@@ -27,7 +36,7 @@ function parseCodec(s: string): CodecSpec {
   return r.data;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])),
     strict: true,
@@ -55,12 +64,28 @@ function main(): void {
     evalEvery: num('eval-every'),
     evalBatches: num('eval-batches'),
   };
+  const log = (line: string) => console.log(`[coordinator] ${line}`);
+  const chainCfg = chainConfigFromEnv(process.env);
+  if (chainCfg && !chainCfg.key) throw new Error('SWARM_KEY (the coordinator role\'s key) is required to settle on chain');
+  const chain = chainCfg && (await connectChain(chainCfg));
+  if (chainCfg) {
+    run.serve = true;
+    log(`settling on chain ${chainCfg.chainId} (registry ${chainCfg.registry}, run ${chainCfg.runId}) as ${chain!.account}`);
+  }
   const coord = new Coordinator({
     run,
     workers: num('workers'),
     heartbeatTimeoutMs: num('heartbeat-timeout-ms'),
-    log: (line) => console.log(`[coordinator] ${line}`),
+    log,
+    ...(chainCfg && {
+      chain: { chainId: chainCfg.chainId, registry: chainCfg.registry, tokens: chainCfg.tokens, runId: chainCfg.runId.toString() },
+      inference: chainInferenceDesk(chain!, chainCfg.runId),
+    }),
   });
+  const settlement =
+    chainCfg &&
+    new Settlement({ run, chain: chain!, runId: chainCfg.runId, risk: parseRisk(str('risk')), epochSteps: num('epoch-steps'), dir: str('ledger-dir') || `runs/${run.runId}/settlement`, log });
+  settlement?.attach(coord);
 
   let last = '';
   const timer = setInterval(() => {
@@ -80,7 +105,14 @@ function main(): void {
   coord.finished.then(
     (report) => {
       for (const r of report) console.log(`stage ${r.stage} replica ${r.replica} ${r.name}: final val loss ${r.finalValLoss ?? '–'} ${JSON.stringify(r.stats)}`);
-      void end(0);
+      if (!settlement) return void end(0);
+      settlement.finish().then(
+        (s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`),
+        (e: Error) => {
+          console.error(`settlement failed: ${e.message}`);
+          void end(1);
+        },
+      );
     },
     (e: Error) => {
       console.error(`run ended: ${e.message}`);
@@ -93,9 +125,7 @@ function main(): void {
   });
 }
 
-try {
-  main();
-} catch (e) {
-  console.error((e as Error).message);
+main().catch((e: Error) => {
+  console.error(e.message);
   process.exit(2);
-}
+});

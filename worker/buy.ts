@@ -1,0 +1,46 @@
+// `npm run buy -- --coordinator ws://HOST:PORT --prompt TEXT [--tokens 100] [--max-price-eth 0.01]`:
+// an inference buyer from the command line. Uses the chain in the environment (SWARM_RPC_URL,
+// SWARM_CHAIN_ID, SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID, SWARM_KEY = the buyer's key): buys a
+// credential from the cheapest listing if it holds none, spends it on the prompt, and prints the
+// swarm's answer once it arrives.
+import { parseArgs } from 'node:util';
+import { formatEther, parseEther } from 'viem';
+import WebSocket from 'ws';
+import { chainConfigFromEnv } from '../shared/chain/config.js';
+import { connectChain } from '../shared/chain/connect.js';
+import type { WebSocketConstructor } from '../shared/coordinator-client.js';
+import { requestAnswer } from '../shared/inference-client.js';
+import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../shared/protocol.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { coordinator: { type: 'string' }, prompt: { type: 'string' }, tokens: { type: 'string', default: '100' }, 'max-price-eth': { type: 'string', default: '0.01' } },
+    strict: true,
+  });
+  if (!values.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
+  const prompt = values.prompt ?? '';
+  if (!prompt || prompt.length > MAX_PROMPT_CHARS) throw new Error(`--prompt must be 1..${MAX_PROMPT_CHARS} characters`);
+  const tokens = Number(values.tokens);
+  if (!Number.isInteger(tokens) || tokens < 1 || tokens > MAX_GENERATED_TOKENS) throw new Error(`--tokens must be an integer in 1..${MAX_GENERATED_TOKENS}`);
+  const maxPrice = parseEther(values['max-price-eth']!);
+  const cfg = chainConfigFromEnv(process.env);
+  if (!cfg?.key) throw new Error('set the chain in the environment: SWARM_RPC_URL, SWARM_CHAIN_ID, SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY (your key)');
+  const chain = await connectChain(cfg);
+  const me = chain.account!;
+  if ((await chain.credentialsOf(cfg.runId, me)) === 0n) {
+    const [cheapest] = await chain.openListings(cfg.runId);
+    if (!cheapest) throw new Error(`you hold no credential of run ${cfg.runId} and none is listed for sale`);
+    if (cheapest.price > maxPrice) throw new Error(`the cheapest credential costs ${formatEther(cheapest.price)} ETH, above --max-price-eth ${values['max-price-eth']}`);
+    await chain.buy(cheapest, 1n);
+    console.log(`bought 1 credential for ${formatEther(cheapest.price)} ETH`);
+  }
+  const { result: spendId } = await chain.spendCredentials(cfg.runId, 1n, prompt);
+  console.log(`spent 1 credential (spend ${spendId}); waiting for the swarm's answer…`);
+  const a = await requestAnswer(values.coordinator, WebSocket as unknown as WebSocketConstructor, { spendId, prompt, maxTokens: tokens });
+  console.log(`${prompt}${a.text}\n(receipt ${a.answerHash} recorded on chain)`);
+}
+
+main().catch((e: Error) => {
+  console.error(`error: ${e.message}`);
+  process.exit(1);
+});
