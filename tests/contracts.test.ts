@@ -2,6 +2,7 @@
 // ARCHITECTURE §7 names, each by an attacker account or contract.
 import { type Address, encodeFunctionData, parseEther } from 'viem';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { chainInferenceDesk } from '../coordinator/inference-desk.js';
 import { ChainRevert, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import { modelTokensAbi } from '../shared/chain/generated/ModelTokens.js';
@@ -384,6 +385,21 @@ describe('attacks', () => {
       await f.advance(601);
       await reverts(f.as('dave').relaySpend(fresh), 'Expired');
       expect(await f.as('buyer').credentialsOf(runId, f.address('buyer'))).toBe(9n);
+    });
+
+    it('the coordinator’s desk serves a spend only for its run, with the committed prompt, once', async () => {
+      const runId = await buyerWithCredentials();
+      const { result: spendId } = await f.as('buyer').spendCredentials(runId, 1n, 'To be');
+      const id = spendId.toString();
+      const desk = chainInferenceDesk(f.as('coordinator'), runId);
+      expect(await desk.check('999', 'To be')).toMatch(/does not exist/);
+      expect(await desk.check(id, 'Not to be')).toMatch(/does not match/);
+      expect(await chainInferenceDesk(f.as('coordinator'), runId + 1n).check(id, 'To be')).toMatch(/paid for run/);
+      expect(await desk.check(id, 'To be')).toBeUndefined();
+      await desk.served(id, promptHash('the answer'));
+      expect(await desk.check(id, 'To be')).toMatch(/already served/);
+      await expect(desk.served(id, promptHash('again'))).rejects.toThrow(/AlreadyServed/);
+      await expect(chainInferenceDesk(f.as('mallory'), runId).served(id, promptHash('x'))).rejects.toThrow(/AccessControlUnauthorizedAccount/);
     });
 
     it('a spend receipt is served once; a spend needs credentials', async () => {

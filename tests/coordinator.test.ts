@@ -2,8 +2,9 @@
 // clients through CoordinatorClient, raw `ws` sockets for frames the client would refuse to send.
 // Plus unit tests of the stage assignment and the message schemas.
 import { afterEach, describe, expect, it } from 'vitest';
+import { keccak256, toHex } from 'viem';
 import { WebSocket } from 'ws';
-import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
+import { Coordinator, type CoordinatorOptions, type InferenceDesk } from '../coordinator/server.js';
 import { type Assignment, areNeighbours, assignStages, neighbours, splitLayers } from '../shared/assignment.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordinator-client.js';
 import {
@@ -56,7 +57,7 @@ async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promi
   }
 }
 
-const SERVER_TYPES: ServerMessageType[] = ['welcome', 'assign', 'signal', 'start', 'peer-lost', 'stop', 'error'];
+const SERVER_TYPES: ServerMessageType[] = ['welcome', 'assign', 'signal', 'start', 'peer-lost', 'stop', 'error', 'generate', 'answer'];
 
 /** Everything a peer received, in order; `take` removes and returns the first message of a type. */
 class Inbox {
@@ -227,6 +228,73 @@ describe('coordinator: full flow, 4 workers over 2 stages', () => {
   });
 });
 
+describe('coordinator: serving inference after training', () => {
+  it('checks each spend with the desk, routes it to lane 0, takes the answer from stage 0 only and receipts it', async () => {
+    // The desk is the chain's port (tested against the real EVM in contracts.test.ts); here it
+    // records what the coordinator asks of it.
+    const served: Array<[string, string]> = [];
+    const desk: InferenceDesk = {
+      temperature: 0.5,
+      async check(spendId, prompt) {
+        if (served.some(([id]) => id === spendId)) return `spend ${spendId} was already served`;
+        return prompt === 'wrong' ? 'the prompt does not match' : undefined;
+      },
+      async served(spendId, answerHash) {
+        served.push([spendId, answerHash]);
+      },
+    };
+    const { coord, url } = await serve({ workers: 4, run: makeRun({ serve: true }), inference: desk });
+    const peers = [await join(url, 'a', cap(40)), await join(url, 'b', cap(30)), await join(url, 'c', cap(20)), await join(url, 'd', cap(10))];
+    const assigns = await Promise.all(peers.map((p) => p.inbox.take('assign')));
+    const at = (stage: number, replica: number) => peers[assigns.findIndex((m) => m.stage === stage && m.replica === replica)];
+    const buyer = await rawSocket(url);
+    const ask = (spendId: string, prompt: string) => buyer.ws.send(JSON.stringify({ type: 'infer', spendId, prompt, maxTokens: 3 }));
+
+    ask('7', 'hello');
+    expect((await buyer.inbox.take('error')).message).toMatch(/not trained yet/);
+    for (const p of peers) p.client.send({ type: 'ready' });
+    await Promise.all(peers.map((p) => p.inbox.take('start')));
+    for (const p of peers) p.client.send({ type: 'done', stats: {} });
+    await coord.finished;
+    expect(coord.currentPhase).toBe('serving');
+    expect(peers.some((p) => p.inbox.count('stop') > 0)).toBe(false);
+
+    ask('7', 'hello');
+    const g0 = await at(0, 0).inbox.take('generate');
+    const g1 = await at(1, 0).inbox.take('generate');
+    expect(g1).toEqual(g0);
+    expect(g0).toMatchObject({ prompt: 'hello', maxTokens: 3, temperature: 0.5 });
+    expect(at(0, 1).inbox.count('generate') + at(1, 1).inbox.count('generate')).toBe(0);
+    // Only stage 0 of lane 0 may answer, and only the request it was given.
+    at(1, 0).client.send({ type: 'generated', requestId: g0.requestId, text: 'forged' });
+    expect((await at(1, 0).inbox.take('error')).message).toMatch(/only stage 0 of lane 0 answers/);
+    at(0, 0).client.send({ type: 'generated', requestId: g0.requestId + 1, text: 'stray' });
+    expect((await at(0, 0).inbox.take('error')).message).toMatch(/unexpected generated/);
+    at(0, 0).client.send({ type: 'generated', requestId: g0.requestId, text: ' world' });
+    const answer = await buyer.inbox.take('answer');
+    expect(answer).toEqual({ type: 'answer', spendId: '7', text: ' world', answerHash: keccak256(toHex(' world')) });
+    expect(served).toEqual([['7', keccak256(toHex(' world'))]]);
+
+    // A spend served once is refused; a prompt the spend did not commit to is refused; both reach the buyer.
+    ask('7', 'hello');
+    expect((await buyer.inbox.take('error')).message).toMatch(/already served/);
+    ask('8', 'wrong');
+    expect((await buyer.inbox.take('error')).message).toMatch(/does not match/);
+    buyer.ws.send(JSON.stringify({ type: 'infer', spendId: '-1', prompt: 'x', maxTokens: 3 }));
+    expect((await buyer.inbox.take('error')).message).toMatch(/spendId/);
+    // A failed generation is reported, not receipted.
+    ask('9', 'again');
+    const g2 = await at(0, 0).inbox.take('generate');
+    at(0, 0).client.send({ type: 'generated', requestId: g2.requestId, error: 'NaN logits' });
+    expect((await buyer.inbox.take('error')).message).toMatch(/generation failed: NaN logits/);
+    expect(served).toHaveLength(1);
+
+    coord.stopServing();
+    for (const p of peers) expect((await p.inbox.take('stop')).reason).toBe('run complete');
+    expect(coord.currentPhase).toBe('finished');
+  });
+});
+
 describe('coordinator: bad input never crashes it', () => {
   it('answers every malformed frame with a clear error, counts it and keeps the connection open', async () => {
     const { coord, url } = await serve({ workers: 2 });
@@ -240,7 +308,7 @@ describe('coordinator: bad input never crashes it', () => {
     await expectError('{"type": "register", ', /not valid JSON/);
     await expectError('[1,2,3]', /must be a JSON object/);
     await expectError('{"name": "x"}', /no string "type" field/);
-    await expectError('{"type": "dance"}', /unknown client message type "dance" \(expected one of register, signal, ready, heartbeat, done\)/);
+    await expectError('{"type": "dance"}', /unknown client message type "dance" \(expected one of register, signal, ready, heartbeat, done, generated, infer\)/);
     await expectError(JSON.stringify({ type: 'heartbeat', step: 'three', bytesSent: 0, bytesReceived: 0 }), /invalid heartbeat message: heartbeat\.step: .*expected number/);
     await expectError(JSON.stringify({ type: 'register', name: 'x', capability: { ...cap(1), gflops: -1 } }), /invalid register message: register\.capability\.gflops/);
     await expectError(JSON.stringify({ type: 'ready', extra: 1 }), /invalid ready message: .*extra/);
