@@ -3,7 +3,7 @@
 import { type Address, encodeFunctionData, parseEther } from 'viem';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chainInferenceDesk } from '../coordinator/inference-desk.js';
-import { ChainRevert, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
+import { ChainRevert, SPEND_TYPES, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import { modelTokensAbi } from '../shared/chain/generated/ModelTokens.js';
 import { reentererAbi } from '../shared/chain/generated/Reenterer.js';
@@ -145,6 +145,22 @@ describe('run lifecycle', () => {
     const aliceTotal = aliceExact + alicePending;
     const aliceReference = (700n * 100n + 350n * 20n) / total;
     expect(aliceTotal === aliceReference || aliceTotal === aliceReference - 1n).toBe(true);
+  });
+});
+
+describe('client', () => {
+  it('watch delivers the events of both contracts as they are mined', async () => {
+    const seen: string[] = [];
+    const stop = f.as('alice').watch((logs) => logs.forEach((l) => seen.push((l as { eventName?: string }).eventName ?? '?')), 100);
+    try {
+      const runId = await trainingRun(f, ['alice']);
+      await settleAndFinish(f, runId, treeOf(f, 0, { alice: 1000n }));
+      const t0 = Date.now();
+      while (!(seen.includes('Trained') && seen.includes('Activated')) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+      for (const n of ['RunOpened', 'Joined', 'TrainingStarted', 'EpochPosted', 'Trained', 'Activated', 'Reissued']) expect(seen, n).toContain(n);
+    } finally {
+      stop();
+    }
   });
 });
 
@@ -374,7 +390,7 @@ describe('attacks', () => {
       // Signed for another chain id.
       const foreign = await f.wallet('buyer').signTypedData({
         domain: { name: 'SwarmModelTokens', version: '1', chainId: 1, verifyingContract: f.addresses.tokens },
-        types: { Spend: [{ name: 'buyer', type: 'address' }, { name: 'runId', type: 'uint256' }, { name: 'amount', type: 'uint256' }, { name: 'promptHash', type: 'bytes32' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
+        types: SPEND_TYPES,
         primaryType: 'Spend',
         message: { buyer: f.address('buyer'), runId, amount: 1n, promptHash: promptHash('hello'), nonce: fresh.nonce, deadline: now + 600n },
       });

@@ -88,6 +88,18 @@ export class ChainRevert extends Error {
   }
 }
 
+/** EIP-712 type of a signed spend (ModelTokens.SPEND_TYPEHASH). */
+export const SPEND_TYPES = {
+  Spend: [
+    { name: 'buyer', type: 'address' },
+    { name: 'runId', type: 'uint256' },
+    { name: 'amount', type: 'uint256' },
+    { name: 'promptHash', type: 'bytes32' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'deadline', type: 'uint256' },
+  ],
+} as const;
+
 export const ownershipId = (runId: bigint) => runId * 2n;
 export const credentialId = (runId: bigint) => runId * 2n + 1n;
 /** What a spend commits to on chain: the prompt's hash, never the prompt. */
@@ -229,7 +241,7 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
       const signature = await wallet.signTypedData({
         account: wallet.account,
         domain: { name: 'SwarmModelTokens', version: '1', chainId, verifyingContract: tokens },
-        types: { Spend: [{ name: 'buyer', type: 'address' }, { name: 'runId', type: 'uint256' }, { name: 'amount', type: 'uint256' }, { name: 'promptHash', type: 'bytes32' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
+        types: SPEND_TYPES,
         primaryType: 'Spend',
         message,
       });
