@@ -7,7 +7,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Address } from 'viem';
 import type { SwarmChain } from '../shared/chain/client.js';
-import { ContributionLedger, type EpochSnapshot, type EpochTree, type LaneMember, type RiskWeighting, epochTree, laneUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { ContributionLedger, type EpochSnapshot, type EpochTree, LaneCredits, type RiskWeighting, epochTree, stepWorkFlops } from '../shared/ledger/index.js';
 import { stageConfigs } from '../shared/pipeline/partition.js';
 import type { RunConfig } from '../shared/protocol.js';
 import type { Coordinator } from './server.js';
@@ -35,6 +35,8 @@ export interface PostedEpoch {
 export interface SettlementReport {
   epochs: PostedEpoch[];
   units: Array<{ account: Address; units: bigint; ownership: bigint }>;
+  /** Contributors whose ownership could not be claimed for them (e.g. they never joined the run on chain). */
+  unclaimed: Array<{ account: Address; units: bigint; reason: string }>;
   designerUnits: bigint;
   ownershipTotal: bigint;
 }
@@ -49,10 +51,8 @@ const json = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' 
 export class Settlement {
   readonly ledger = new ContributionLedger();
   readonly posted: PostedEpoch[] = [];
-  private readonly stageFlops: number[];
+  private readonly lanes: LaneCredits;
   private readonly accounts = new Map<string, Address>();
-  /** Lane (replica index) → its members and the last step credited. */
-  private readonly lanes = new Map<number, { members: LaneMember[]; credited: number }>();
   private readonly closed: Array<{ snap: EpochSnapshot; tree: EpochTree }> = [];
   private posting: Promise<void> = Promise.resolve();
   private postError?: Error;
@@ -61,24 +61,20 @@ export class Settlement {
   constructor(private readonly o: SettlementOptions) {
     if (!Number.isInteger(o.epochSteps) || o.epochSteps < 1) throw new Error(`epochSteps must be a positive integer, got ${o.epochSteps}`);
     const subspace = o.run.codec.kind === 'subspace' ? { k: o.run.codec.k, seed: o.run.seed } : undefined;
-    this.stageFlops = stageConfigs({ ...o.run.model, subspace }, o.run.layersPerStage).map((c) => stepWorkFlops(c, o.run.microbatches));
+    const stageFlops = stageConfigs({ ...o.run.model, subspace }, o.run.layersPerStage).map((c) => stepWorkFlops(c, o.run.microbatches));
+    this.lanes = new LaneCredits(stageFlops, o.run.steps, o.risk);
     this.log = o.log ?? (() => {});
     mkdirSync(o.dir, { recursive: true });
   }
 
-  /** Follow a coordinator: accounts at registration, lanes at assignment, steps from stage-0 heartbeats. */
+  /** Follow a coordinator: accounts at registration, lanes at assignment, steps from every peer's heartbeats. */
   attach(c: Coordinator): void {
     c.on('register', (r) => r.account && this.accounts.set(r.peerId, r.account));
     c.on('assign', (assignments) => {
       for (const a of assignments) {
         const account = this.accounts.get(a.peerId);
-        if (!account) {
-          this.log(`settlement: ${a.peerId} gave no account; its work is not credited`);
-          continue;
-        }
-        const lane = this.lanes.get(a.replica) ?? { members: [], credited: 0 };
-        lane.members.push({ account, stage: a.stage });
-        this.lanes.set(a.replica, lane);
+        if (!account) this.log(`settlement: ${a.peerId} gave no account; its work is not credited`);
+        this.lanes.addMember(a.replica, a.peerId, a.stage, account);
       }
     });
     // Roots can only be posted once the run is training on chain; every peer has joined by now.
@@ -90,22 +86,13 @@ export class Settlement {
         this.log(`could not start training on chain: ${e.message}`);
       });
     });
-    const stage0 = new Map<string, number>();
-    c.on('assign', (as) => as.filter((a) => a.stage === 0).forEach((a) => stage0.set(a.peerId, a.replica)));
-    c.on('heartbeat', (hb) => {
-      const lane = stage0.get(hb.peerId);
-      if (lane !== undefined) this.progress(lane, hb.step);
-    });
+    c.on('heartbeat', (hb) => this.progress(hb.peerId, hb.step));
   }
 
-  /** Stage 0 of `lane` has finished `step`: every stage of the lane did its forward and backward. */
-  progress(lane: number, step: number): void {
-    const l = this.lanes.get(lane);
-    if (!l || step <= l.credited) return;
-    const to = Math.min(step, this.o.run.steps);
-    for (const [account, units] of laneUnits(l.members, this.stageFlops, l.credited, to, this.o.run.steps, this.o.risk)) this.ledger.credit(account, units);
-    l.credited = to;
-    const reached = Math.min(...[...this.lanes.values()].map((x) => x.credited));
+  /** A peer reports it finished `step`; its lane's newly verified steps are credited. */
+  progress(peerId: string, step: number): void {
+    for (const [account, units] of this.lanes.report(peerId, step)) this.ledger.credit(account, units);
+    const reached = this.lanes.completedStep;
     if (reached >= (this.closed.length + 1) * this.o.epochSteps && reached < this.o.run.steps) this.closeEpoch(reached);
   }
 
@@ -133,8 +120,8 @@ export class Settlement {
    * and claim every contributor's ownership (minted to their own accounts) and the designer share.
    */
   async finish(opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SettlementReport> {
-    for (const [lane, l] of this.lanes) if (l.credited < this.o.run.steps) this.progress(lane, this.o.run.steps);
-    this.closeEpoch(this.o.run.steps);
+    // Only what the lanes reported counts: every worker reports its last step before `done`.
+    this.closeEpoch(this.lanes.completedStep);
     await this.posting;
     if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.dir}`);
     const last = this.posted.at(-1);
@@ -150,15 +137,21 @@ export class Settlement {
     await chain.finishTraining(runId);
     const { snap, tree } = this.closed.at(-1)!;
     const units: SettlementReport['units'] = [];
+    const unclaimed: SettlementReport['unclaimed'] = [];
     for (const { account, units: u } of snap.cumulative) {
-      const claimed = await chain.claimed(runId, account);
-      if (claimed < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
-      units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });
+      try {
+        if ((await chain.claimed(runId, account)) < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
+        units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });
+      } catch (e) {
+        // One contributor's failure (it never joined on chain) must not withhold everyone else's.
+        unclaimed.push({ account, units: u, reason: (e as Error).message });
+        this.log(`could not claim for ${account}: ${(e as Error).message}`);
+      }
     }
     const run = await chain.run(runId);
     if (!run.designerPaid) await chain.claimDesignerShare(runId).catch((e: Error) => this.log(`designer share: ${e.message}`));
     const pool = await chain.pool(runId);
     this.log(`trained on chain: ${units.length} contributors own ${last.total} units, the designer ${pool.ownershipTotal - last.total}`);
-    return { epochs: this.posted, units, designerUnits: pool.ownershipTotal - last.total, ownershipTotal: pool.ownershipTotal };
+    return { epochs: this.posted, units, unclaimed, designerUnits: pool.ownershipTotal - last.total, ownershipTotal: pool.ownershipTotal };
   }
 }

@@ -4,6 +4,7 @@ import { type Hex, bytesToHex, concat, getAddress, keccak256, numberToHex, pad }
 import { describe, expect, it } from 'vitest';
 import {
   ContributionLedger,
+  LaneCredits,
   type EpochSnapshot,
   FLOPS_PER_UNIT,
   epochTree,
@@ -429,5 +430,51 @@ describe('laneUnits', () => {
     expect(laneUnits([{ account: a, stage: 0 }], flops, 4, 4, 10, risk).get(a)).toBe(0n);
     expect(() => laneUnits([{ account: a, stage: 0 }], flops, 5, 4, 10, risk)).toThrow(/from ≤ to/);
     expect(() => laneUnits([{ account: a, stage: 2 }], flops, 0, 1, 10, risk)).toThrow(/no FLOPs for stage 2/);
+  });
+});
+
+describe('LaneCredits', () => {
+  const A = '0x00000000000000000000000000000000000000aa';
+  const B = '0x00000000000000000000000000000000000000bb';
+  const C = '0x00000000000000000000000000000000000000cc';
+  const flops = [2e9, 7e9];
+  // Independent reference: floor(flops·4^(1−(step−1)/total) / 1e6) summed over steps (from, to].
+  const ref = (f: number, from: number, to: number, total = 10) => {
+    let u = 0n;
+    for (let s = from + 1; s <= to; s++) u += BigInt(Math.floor((f * 4 ** (1 - (s - 1) / total)) / 1e6));
+    return u;
+  };
+
+  it('credits a lane only for steps every one of its stages reported, so one liar raises nobody', () => {
+    const lc = new LaneCredits(flops, 10, exponentialRisk(4));
+    lc.addMember(0, 'a', 0, A);
+    lc.addMember(0, 'b', 1, B);
+    lc.addMember(1, 'c', 0, C);
+    lc.addMember(1, 'd', 1); // no account: gates its lane, earns nothing
+    expect(lc.report('a', 10).size).toBe(0); // stage 0 claims the whole run; stage 1 has done nothing
+    const got = lc.report('b', 3);
+    expect(got.get(A)).toBe(ref(flops[0], 0, 3));
+    expect(got.get(B)).toBe(ref(flops[1], 0, 3));
+    expect(lc.completedStep).toBe(0);
+    expect(lc.report('c', 2).size).toBe(0);
+    const lane1 = lc.report('d', 5);
+    expect([...lane1.keys()]).toEqual([C]);
+    expect(lane1.get(C)).toBe(ref(flops[0], 0, 2));
+    expect(lc.completedStep).toBe(2);
+    // Going backwards, unknown peers and steps past the run change nothing; the cap is the run's end.
+    expect(lc.report('b', 2).size).toBe(0);
+    expect(lc.report('zed', 9).size).toBe(0);
+    const end = lc.report('b', 99);
+    expect(end.get(B)).toBe(ref(flops[1], 3, 10));
+    expect(lc.completedStep).toBe(2);
+  });
+
+  it('a lane missing a stage verifies nothing; a stage cannot be held twice in a lane', () => {
+    const lc = new LaneCredits(flops, 10, exponentialRisk(4));
+    lc.addMember(0, 'a', 0, A);
+    expect(lc.report('a', 5).size).toBe(0);
+    expect(() => lc.addMember(0, 'x', 0, B)).toThrow(/already has a peer on stage 0/);
+    expect(() => lc.addMember(1, 'a', 1, B)).toThrow(/already in lane 0/);
+    expect(() => lc.addMember(1, 'y', 2, B)).toThrow(/stage 2 does not exist/);
   });
 });

@@ -189,9 +189,9 @@ async function main(): Promise<void> {
     if (r.loss !== undefined) curves.train.push([step, r.loss]);
     const secs = (performance.now() - t0) / 1000;
     status = { ...status, step, loss: r.loss ?? status.loss, tokensPerSec: (step * tokensPerStep) / secs, busyFraction: busy / (secs * 1000) };
-    // Stage 0 finishing a step is the proof that its whole lane did: the coordinator credits work
-    // (and closes epochs) from these, so stage 0 reports every step.
-    if (a.stage === 0) heartbeat();
+    // The coordinator credits a lane's step once every stage of the lane reported it (and closes
+    // epochs from that), so each step is reported as it finishes.
+    heartbeat();
     say(
       `\rstep ${step}/${run.steps}${status.loss !== undefined ? ` | loss ${status.loss.toFixed(4)}` : ''}${status.valLoss !== undefined ? ` | val ${status.valLoss.toFixed(4)}` : ''}` +
         ` | ${Math.round(status.tokensPerSec)} tok/s | busy ${(status.busyFraction * 100).toFixed(0)}% | sent ${(bytes().bytesSent / 1e6).toFixed(2)} MB recv ${(bytes().bytesReceived / 1e6).toFixed(2)} MB   `,
