@@ -13,7 +13,9 @@ export type Name = (typeof NAMES)[number];
 
 export async function chainFixture() {
   const evm = await startLocalEvm({ accounts: NAMES.length });
-  const transport = http(evm.rpcUrl);
+  // Hardhat reports a revert as JSON-RPC "internal error", which viem retries with back-off by
+  // default (right for a flaky remote node, ~1 s lost per expected revert here).
+  const transport = http(evm.rpcUrl, { retryCount: 0 });
   const publicClient = createPublicClient({ chain: hardhat, transport, pollingInterval: 50 });
   const testClient = createTestClient({ mode: 'hardhat', chain: hardhat, transport });
   const wallet = (name: Name) => createWalletClient({ account: evm.accounts[NAMES.indexOf(name)], chain: hardhat, transport });
