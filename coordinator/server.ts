@@ -454,6 +454,14 @@ export class Coordinator {
     }
   }
 
+  /** Send a message to one peer (e.g. its settlement proof); false if it is gone. */
+  sendToPeer(peerId: string, msg: ServerMessage): boolean {
+    const p = this.peers.get(peerId);
+    if (!p || p.lost || p.conn.ws.readyState !== WebSocket.OPEN) return false;
+    this.sendTo(p.conn, msg);
+    return true;
+  }
+
   /** End serving: peers are told the run is complete and may leave. */
   stopServing(): void {
     if (this.phase !== 'serving') return;

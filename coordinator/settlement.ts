@@ -57,6 +57,7 @@ export class Settlement {
   private posting: Promise<void> = Promise.resolve();
   private postError?: Error;
   private readonly log: (line: string) => void;
+  private coordinator?: Coordinator;
 
   constructor(private readonly o: SettlementOptions) {
     if (!Number.isInteger(o.epochSteps) || o.epochSteps < 1) throw new Error(`epochSteps must be a positive integer, got ${o.epochSteps}`);
@@ -69,6 +70,7 @@ export class Settlement {
 
   /** Follow a coordinator: accounts at registration, lanes at assignment, steps from every peer's heartbeats. */
   attach(c: Coordinator): void {
+    this.coordinator = c;
     c.on('register', (r) => r.account && this.accounts.set(r.peerId, r.account));
     c.on('assign', (assignments) => {
       for (const a of assignments) {
@@ -105,14 +107,26 @@ export class Settlement {
     writeAtomic(join(this.o.dir, 'ledger.json'), json(this.ledger.toJSON()));
     this.posting = this.posting.then(async () => {
       try {
-        await this.o.chain.postEpoch(this.o.runId, tree.root, tree.total);
-        this.posted.push({ epoch: snap.epoch, root: tree.root, total: tree.total, step });
-        this.log(`epoch ${snap.epoch} posted at step ${step}: ${tree.total} units over ${snap.cumulative.length} accounts, root ${tree.root.slice(0, 10)}…`);
+        // The chain numbers every root it was sent (vetoed ones too): claims name that index.
+        const { result } = await this.o.chain.postEpoch(this.o.runId, tree.root, tree.total);
+        const epoch = Number(result);
+        this.posted.push({ epoch, root: tree.root, total: tree.total, step });
+        this.deliverProofs(epoch, tree);
+        this.log(`epoch ${epoch} posted at step ${step}: ${tree.total} units over ${snap.cumulative.length} accounts, root ${tree.root.slice(0, 10)}…`);
       } catch (e) {
         this.postError ??= e as Error;
         this.log(`epoch ${snap.epoch} could not be posted: ${(e as Error).message}`);
       }
     });
+  }
+
+  /** Each contributor keeps its own proof, so what it earned survives the coordinator. */
+  private deliverProofs(epoch: number, tree: EpochTree): void {
+    for (const [peerId, account] of this.accounts) {
+      const units = tree.units(account);
+      if (units === undefined) continue;
+      this.coordinator?.sendToPeer(peerId, { type: 'settled', epoch, root: tree.root, total: tree.total.toString(), account, cumulative: units.toString(), proof: tree.proof(account) });
+    }
   }
 
   /**

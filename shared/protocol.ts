@@ -249,6 +249,19 @@ export const ServerMessageSchemas = {
     temperature: z.number().min(0).max(10),
     seed: z.int(),
   }),
+  /**
+   * To a contributor, after its epoch's root was posted: its cumulative units and Merkle proof, so
+   * it can claim (or claim its share of an abandoned run's stake) without the coordinator.
+   */
+  settled: z.strictObject({
+    type: z.literal('settled'),
+    epoch: nonNegInt,
+    root: z.string().regex(/^0x[0-9a-f]{64}$/),
+    total: uintString,
+    account: address,
+    cumulative: uintString,
+    proof: z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).max(64),
+  }),
   /** To a buyer: the answer to its spend, and the hash recorded on chain as the receipt. */
   answer: z.strictObject({ type: z.literal('answer'), spendId: uintString, text: z.string().max(4 * MAX_GENERATED_TOKENS), answerHash: z.string().regex(/^0x[0-9a-f]{64}$/) }),
 } as const;
@@ -263,6 +276,7 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   ServerMessageSchemas.error,
   ServerMessageSchemas.generate,
   ServerMessageSchemas.answer,
+  ServerMessageSchemas.settled,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 export type ServerMessageType = ServerMessage['type'];

@@ -73,6 +73,16 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
     }
     const last = loadEpochTree(JSON.parse(readFileSync(join(out, 'settlement', `epoch-${files.length - 1}.json`), 'utf8')).tree);
     for (const w of result.workers) expect(last.units(w.account)).toBe(await chain.ownershipOf(result.runId, w.account));
+    // Each worker kept every epoch's proof of its own units on its own disk.
+    for (let i = 0; i < 2; i++) {
+      const kept = JSON.parse(readFileSync(join(out, `worker-${i}-proofs.json`), 'utf8'));
+      expect(kept).toMatchObject({ chainId: evm.chainId, registry: result.addresses.registry, runId: result.runId.toString() });
+      expect(kept.epochs).toHaveLength(Number(info.epochs));
+      const final = kept.epochs.at(-1);
+      expect(final.root).toBe((await chain.epoch(result.runId, BigInt(final.epoch))).root);
+      expect(final.proof).toEqual(last.proof(final.account));
+      expect(BigInt(final.cumulative)).toBe(await chain.ownershipOf(result.runId, final.account));
+    }
   });
 
   it('the buyer’s spend was served: the answer is generated text whose hash is the receipt on chain', async () => {

@@ -130,7 +130,7 @@ export async function runSwarm(o: SwarmOptions, run = runConfig(o), hooks: Swarm
     metricsFiles.push(metrics);
     const logFile = join(o.out, `worker-${i}.log`);
     writeFileSync(logFile, '');
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...hooks.workerEnv?.(i) } });
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, '--proofs', join(o.out, `worker-${i}-proofs.json`), ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...hooks.workerEnv?.(i) } });
     const append = (b: Buffer) => writeFileSync(logFile, b, { flag: 'a' });
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);

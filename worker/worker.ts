@@ -1,8 +1,8 @@
 // `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME] [--extra-warmup N]`: a headless peer.
 // It detects its GPU, registers, gets a stage of the run, opens WebRTC data channels to its
 // neighbours, trains its block in the pipeline and reports progress until the run ends.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     'quick-start': { type: 'boolean', default: false },
     /** Write the boundary tensors of step 1 as sent and as received (for end-to-end checks). */
     dump: { type: 'string' },
+    /** Where this peer keeps its settlement proofs (default runs/proofs/ACCOUNT-runID.json). */
+    proofs: { type: 'string' },
   },
   strict: true,
 });
@@ -117,7 +119,10 @@ async function main(): Promise<void> {
   const assigned = new Promise<ServerMessageOf<'assign'>>((resolve) => client.on('assign', resolve));
   const started = new Promise<void>((resolve) => client.on('start', () => resolve()));
   const { peerId, chain } = await client.connect({ name: args.name, capability, ...(chainCfg.account && { account: chainCfg.account }) });
-  if (chain) await joinRun(chain, chainCfg);
+  if (chain) {
+    await joinRun(chain, chainCfg);
+    keepProofs(client, chain, args.proofs ?? join('runs', 'proofs', `${chainCfg.account ?? peerId}-run${chain.runId}.json`));
+  }
   const beat = setInterval(heartbeat, 2000);
   say(`registered as ${peerId} (${capability.adapter}, ${capability.gflops.toFixed(1)} GFLOP/s)\n`);
 
@@ -230,6 +235,22 @@ async function main(): Promise<void> {
   client.close();
   runtime.destroy();
   if (stop && stop !== 'run complete') throw new Error(`run stopped: ${stop}`);
+}
+
+/**
+ * Every settled epoch's proof of this peer's units, kept on its own disk: with them it can claim its
+ * ownership (or its share of an abandoned run's stake) even if the coordinator is gone
+ * (`npm run wallet -- claim-ownership FILE`).
+ */
+function keepProofs(client: CoordinatorClient, chain: NonNullable<ServerMessageOf<'welcome'>['chain']>, file: string): void {
+  const epochs: Omit<ServerMessageOf<'settled'>, 'type'>[] = [];
+  mkdirSync(dirname(file), { recursive: true });
+  client.on('settled', ({ type: _, ...m }) => {
+    epochs.push(m);
+    writeFileSync(`${file}.tmp`, JSON.stringify({ ...chain, epochs }, null, 2));
+    renameSync(`${file}.tmp`, file); // a crash mid-write keeps the previous proofs
+    say(`\nepoch ${m.epoch} settled: ${m.cumulative} units credited to ${m.account}; proof saved in ${file}\n`);
+  });
 }
 
 /**
