@@ -78,9 +78,9 @@ async function main(): Promise<void> {
   } else if (command !== 'status') {
     throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE or withdraw-stake`);
   }
-  const [own, total, creds, pending, proceeds] = await Promise.all([chain.ownershipOf(runId, me), chain.supply(ownershipId(runId)), chain.credentialsOf(runId, me), chain.pendingCredentials(runId, me), chain.proceeds(me)]);
+  const [own, total, creds, pending, proceeds, stake] = await Promise.all([chain.ownershipOf(runId, me), chain.supply(ownershipId(runId)), chain.credentialsOf(runId, me), chain.pendingCredentials(runId, me), chain.proceeds(me), chain.withdrawable(me)]);
   const share = total > 0n ? (Number(own) / Number(total)) * 100 : 0;
-  console.log(`${me} in run ${runId}: ownership ${own} of ${total} units (${share.toFixed(2)} %), ${creds} credential(s) held, ${pending} waiting to be pulled, ${formatEther(proceeds)} ETH of sales to withdraw`);
+  console.log(`${me} in run ${runId}: ownership ${own} of ${total} units (${share.toFixed(2)} %), ${creds} credential(s) held, ${pending} waiting to be pulled, ${formatEther(proceeds)} ETH of sales and ${formatEther(stake)} ETH of stake to withdraw`);
 }
 
 main().catch((e: Error) => {
