@@ -45,6 +45,7 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         uint256 settledEpoch; // the root ownership (Trained) or the stake (Abandoned) is paid from
         bool designerPaid;
         bytes32 modelHash; // commits to the model spec the swarm trains
+        uint256 stakePaid; // of an abandoned run's stake, credited to contributors so far
     }
 
     struct Epoch {
@@ -88,6 +89,7 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     error TargetNotReached(uint256 total, uint256 target);
     error InvalidProof();
     error NothingToClaim();
+    error StakeExceeded(uint256 runId);
     error TransferFailed();
 
     constructor(address admin, ModelTokens tokens_) {
@@ -221,6 +223,9 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         stakeClaimed[runId][account] = true;
         // Rounds down: at most one wei per contributor stays in the contract.
         uint256 amount = (r.stake * cumulative) / epochs[runId][epoch].total;
+        // A root whose published total understates its leaves must not pay out other runs' stakes.
+        r.stakePaid += amount;
+        if (r.stakePaid > r.stake) revert StakeExceeded(runId);
         withdrawable[account] += amount;
         emit StakeShareClaimed(runId, account, amount);
     }

@@ -189,6 +189,19 @@ describe('stake', () => {
     await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 10n, later.proof(f.address('alice'))), 'InvalidProof');
     // Paid out never exceeds the stake (rounding leaves at most a wei per contributor).
     expect(3n * third <= 10n ** 18n).toBe(true);
+    expect((await f.as('alice').run(runId)).stakePaid).toBe(3n * third);
+  });
+
+  it('a root that understates its leaves cannot pay out more than the stake (other runs’ stakes stay safe)', async () => {
+    await trainingRun(f, ['carol']); // another run whose stake sits in the same contract
+    const runId = await trainingRun(f, ['alice', 'bob']);
+    const lying = treeOf(f, 0, { alice: 900n, bob: 900n });
+    await f.as('coordinator').postEpoch(runId, lying.root, 1000n);
+    await f.advance(WINDOW);
+    await f.as('designer').abandon(runId);
+    await f.as('alice').claimStakeShare(runId, f.address('alice'), 900n, lying.proof(f.address('alice')));
+    await reverts(f.as('bob').claimStakeShare(runId, f.address('bob'), 900n, lying.proof(f.address('bob'))), 'StakeExceeded');
+    expect(await f.as('bob').withdrawable(f.address('bob'))).toBe(0n);
   });
 });
 

@@ -44,6 +44,7 @@ export interface RunInfo {
   settledEpoch: bigint;
   designerPaid: boolean;
   modelHash: Hex;
+  stakePaid: bigint;
 }
 
 export interface EpochInfo {
@@ -150,9 +151,9 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
 
     // ---- reads ----
     async run(runId: bigint): Promise<RunInfo> {
-      const r = (await readReg('runs', [runId])) as readonly [Address, number, number, bigint, bigint, bigint, bigint, bigint, bigint, bigint, boolean, Hex];
-      const [designer, state, designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash] = r;
-      return { runId, designer, state: RUN_STATES[state], designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash };
+      const r = (await readReg('runs', [runId])) as readonly [Address, number, number, bigint, bigint, bigint, bigint, bigint, bigint, bigint, boolean, Hex, bigint];
+      const [designer, state, designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash, stakePaid] = r;
+      return { runId, designer, state: RUN_STATES[state], designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash, stakePaid };
     },
     async runCount(): Promise<bigint> {
       return (await readReg('runCount', [])) as bigint;
