@@ -119,12 +119,13 @@ async function main(): Promise<void> {
   const assigned = new Promise<ServerMessageOf<'assign'>>((resolve) => client.on('assign', resolve));
   const started = new Promise<void>((resolve) => client.on('start', () => resolve()));
   const { peerId, chain } = await client.connect({ name: args.name, capability, ...(chainCfg.account && { account: chainCfg.account }) });
-  if (chain) {
-    await joinRun(chain, chainCfg);
-    keepProofs(client, chain, args.proofs ?? join('runs', 'proofs', `${chainCfg.account ?? peerId}-run${chain.runId}.json`));
-  }
+  // Heartbeats first: joining on chain waits for a block, and silence would mark us lost.
   const beat = setInterval(heartbeat, 2000);
   say(`registered as ${peerId} (${capability.adapter}, ${capability.gflops.toFixed(1)} GFLOP/s)\n`);
+  if (chain) {
+    keepProofs(client, chain, args.proofs ?? join('runs', 'proofs', `${chainCfg.account ?? peerId}-run${chain.runId}.json`));
+    await joinRun(chain, chainCfg);
+  }
 
   const a = await Promise.race([assigned, stopped.then((r) => Promise.reject(new Error(`run stopped before assignment: ${r}`)))]);
   const run = a.run;
