@@ -114,7 +114,6 @@ export interface CoordinatorEvents {
   'peer-lost': { peerId: string; reason: string };
   stop: { reason: string };
   done: PeerDone[];
-  answer: { spendId: string; prompt: string; text: string; ms: number };
 }
 
 interface Conn {
@@ -518,7 +517,6 @@ export class Coordinator {
     }
     this.sendTo(conn, { type: 'answer', spendId: msg.spendId, text: r.text, answerHash });
     this.log(`served spend ${msg.spendId}: ${r.text.length} chars in ${Date.now() - t0} ms`);
-    this.emit('answer', { spendId: msg.spendId, prompt: msg.prompt, text: r.text, ms: Date.now() - t0 });
   }
 
   private onGenerated(peer: Peer, msg: ClientMessageOf<'generated'>): void {
