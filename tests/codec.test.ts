@@ -328,21 +328,22 @@ describe('error feedback', () => {
   });
 });
 
+/** Run fn and assert it throws a WireError with this code; returns its message. */
+function code(fn: () => unknown, expected: WireErrorCode): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(WireError);
+    expect((e as WireError).code).toBe(expected);
+    return (e as Error).message;
+  }
+  throw new Error(`expected WireError '${expected}', nothing was thrown`);
+}
+
 describe('wire frames', () => {
   const tensor = Float32Array.from({ length: 3 * 7 }, () => normal());
   const base = (over: Partial<Frame> = {}): Frame => ({ kind: FrameKind.Activation, step: 123456, microbatch: 7, rows: 3, cols: 7, dtype: 'fp32', tensor, ...over });
 
-  /** Run fn and assert it throws a WireError with this code; returns its message. */
-  function code(fn: () => unknown, expected: WireErrorCode): string {
-    try {
-      fn();
-    } catch (e) {
-      expect(e).toBeInstanceOf(WireError);
-      expect((e as WireError).code).toBe(expected);
-      return (e as Error).message;
-    }
-    throw new Error(`expected WireError '${expected}', nothing was thrown`);
-  }
 
   /** A valid frame's bytes with a header field overwritten. */
   function patched(f: Frame, edit: (v: DataView) => void): Uint8Array {
@@ -512,16 +513,6 @@ describe('entropy-coded frames', () => {
   const flagsOf = (bytes: Uint8Array) => bytes[7];
   const payloadBytesOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset).getUint32(24, true);
 
-  function code(fn: () => unknown, expected: WireErrorCode): string {
-    try {
-      fn();
-    } catch (e) {
-      expect(e).toBeInstanceOf(WireError);
-      expect((e as WireError).code).toBe(expected);
-      return (e as Error).message;
-    }
-    throw new Error(`expected WireError '${expected}', nothing was thrown`);
-  }
 
   /** A frame with the flag set and a hand-made coded payload: scales, then `stream`. */
   function craft(rows: number, cols: number, dtype: (typeof INT_DTYPES)[number], stream: Uint8Array, scale = 0.5): Uint8Array {
