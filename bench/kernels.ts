@@ -8,10 +8,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MatmulTuner } from '../kernels/autotune.js';
 import { matmul, variantKey } from '../kernels/matmul.js';
-import { BlockRuntime } from '../shared/block-runtime.js';
-import { detectGpu } from '../shared/gpu-detect.js';
-import { type BlockConfig, blockFlops, initParams, rng } from '../shared/model.js';
-import { DEFAULT_ADAMW } from '../shared/optimizer.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import { detectGpu } from '../shared/engine/gpu-detect.js';
+import { type BlockConfig, blockFlops, initParams, rng } from '../shared/engine/model.js';
+import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { nodeGPU, openNodeGpu } from '../worker/node-gpu.js';
 import { createTfjsTrainer, initTfjs, tfjsMatmulMs } from './tfjs-peer.js';
 

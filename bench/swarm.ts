@@ -9,12 +9,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { codecName, parseCodec } from '../shared/codec.js';
-import { charCorpus } from '../shared/data.js';
-import { lossPlotSvg } from '../shared/plot.js';
-import { trainBaseline } from '../worker/baseline.js';
+import { codecName, parseCodec } from '../shared/wire/codec.js';
+import { charCorpus } from '../shared/engine/data.js';
+import { lossPlotSvg } from '../cli/plot.js';
+import { trainBaseline } from '../cli/baseline.js';
 import { loadText } from '../worker/run-data.js';
-import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../worker/swarm.js';
+import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 const SWEEP = ['fp32', 'int8', 'subspace:k=64:int8', 'subspace:k=32:int8', 'subspace:k=16:int8', 'subspace:k=8:int8', 'subspace:k=64:int4', 'subspace:k=32:int4', 'subspace:k=16:int4', 'subspace:k=8:int4'];

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { nodeGPU } from '../worker/node-gpu.js';
-import { layout, type BlockConfig } from '../shared/model.js';
-import type { AdamW } from '../shared/optimizer.js';
+import { layout, type BlockConfig } from '../shared/engine/model.js';
+import type { AdamW } from '../shared/engine/optimizer.js';
 
 export interface TfjsInfo {
   backend: string;

@@ -10,9 +10,9 @@
 // SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified work is settled
 // on chain per epoch, and after training the swarm serves buyers' credential spends until Ctrl-C.
 import { parseArgs } from 'node:util';
-import { splitLayers } from '../shared/assignment.js';
-import { DEFAULT_ADAMW } from '../shared/optimizer.js';
-import { type CodecSpec, CodecSpecSchema, type RunConfig } from '../shared/protocol.js';
+import { splitLayers } from '../shared/swarm/assignment.js';
+import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
+import { type CodecSpec, CodecSpecSchema, type RunConfig } from '../shared/swarm/protocol.js';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
 import { parseRisk } from '../shared/ledger/risk.js';

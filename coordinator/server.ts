@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { keccak256, toHex } from 'viem';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { type Assignment, areNeighbours, assignStages } from '../shared/assignment.js';
+import { type Assignment, areNeighbours, assignStages } from '../shared/swarm/assignment.js';
 import {
   type Capability,
   type ClientMessageOf,
@@ -22,7 +22,7 @@ import {
   encodeServerMessage,
   formatIssues,
   parseClientMessage,
-} from '../shared/protocol.js';
+} from '../shared/swarm/protocol.js';
 
 export interface CoordinatorOptions {
   run: RunConfig;

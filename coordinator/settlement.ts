@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Address } from 'viem';
 import type { SwarmChain } from '../shared/chain/client.js';
 import { ContributionLedger, type EpochSnapshot, type EpochTree, LaneCredits, type RiskWeighting, epochTree, stepWorkFlops } from '../shared/ledger/index.js';
-import { stageConfigs } from '../shared/pipeline/partition.js';
-import type { RunConfig } from '../shared/protocol.js';
+import { stageConfigs } from '../shared/swarm/partition.js';
+import type { RunConfig } from '../shared/swarm/protocol.js';
 import type { Coordinator } from './server.js';
 
 export interface SettlementOptions {

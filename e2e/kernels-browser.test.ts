@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { formatReport } from '../shared/gpu-detect.js';
+import { formatReport } from '../shared/engine/gpu-detect.js';
 import { kernelCases } from '../tests/kernel-cases.js';
 import type { BrowserResults } from './browser/kernels-entry.js';
 

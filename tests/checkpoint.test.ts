@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
-import { BlockRuntime } from '../shared/block-runtime.js';
-import { decodeCheckpoint, encodeCheckpoint } from '../shared/checkpoint.js';
-import { type BlockConfig, rng } from '../shared/model.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../shared/engine/checkpoint.js';
+import { type BlockConfig, rng } from '../shared/engine/model.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 
 const rand = rng(5);
@@ -70,7 +70,7 @@ describe('block runtime state', () => {
 
 describe('learning-rate schedule', () => {
   it('warms up linearly, peaks at lr, decays by cosine to the floor', async () => {
-    const { learningRate } = await import('../shared/optimizer.js');
+    const { learningRate } = await import('../shared/engine/optimizer.js');
     const o = { lr: 1e-3, warmup: 10, total: 110, minFraction: 0.1 };
     expect(learningRate(1, o)).toBeCloseTo(1e-4, 12);
     expect(learningRate(10, o)).toBeCloseTo(1e-3, 12);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantize, tensorBytes } from '../shared/codec.js';
-import { encodeSymbols } from '../shared/entropy.js';
-import { gaussian, rng } from '../shared/model.js';
-import { type Frame, FrameKind, HEADER_BYTES, WireError, type WireErrorCode, decodeFrame, encodeFrame, frameBytes } from '../shared/wire.js';
+import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantize, tensorBytes } from '../shared/wire/codec.js';
+import { encodeSymbols } from '../shared/wire/entropy.js';
+import { gaussian, rng } from '../shared/engine/model.js';
+import { type Frame, FrameKind, HEADER_BYTES, WireError, type WireErrorCode, decodeFrame, encodeFrame, frameBytes } from '../shared/wire/frame.js';
 
 // ---- Independent references: arithmetic on doubles, not bit manipulation like the code under test.
 

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { keccak256, toHex } from 'viem';
 import { WebSocket } from 'ws';
 import { Coordinator, type CoordinatorOptions, type InferenceDesk } from '../coordinator/server.js';
-import { type Assignment, areNeighbours, assignStages, neighbours, splitLayers } from '../shared/assignment.js';
-import { CoordinatorClient, type WebSocketConstructor } from '../shared/coordinator-client.js';
+import { type Assignment, areNeighbours, assignStages, neighbours, splitLayers } from '../shared/swarm/assignment.js';
+import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import {
   type Capability,
   type RunConfig,
@@ -20,7 +20,7 @@ import {
   parseClientMessage,
   parseServerMessage,
   utf8Length,
-} from '../shared/protocol.js';
+} from '../shared/swarm/protocol.js';
 
 // Both WebSocket implementations must fit the client's constructor type (checked by tsc).
 const _nodeWs: WebSocketConstructor = WebSocket;

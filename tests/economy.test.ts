@@ -11,10 +11,10 @@ import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
-import { blockFlops } from '../shared/model.js';
-import { stageConfigs } from '../shared/pipeline/partition.js';
-import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../worker/start.js';
-import { SWARM_DEFAULTS } from '../worker/swarm.js';
+import { blockFlops } from '../shared/engine/model.js';
+import { stageConfigs } from '../shared/swarm/partition.js';
+import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
+import { SWARM_DEFAULTS } from '../cli/swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'economy-test-'));
 const economy = { ...ECONOMY_DEFAULTS, epochSteps: 3, answerTokens: 24, prompt: 'ROMEO:\n', challengeWindow: 2 };

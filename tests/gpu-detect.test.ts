@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type GpuReport, type RunSpec, classify, detectGpu, estimateBudget, formatReport, requestDevice, verdict } from '../shared/gpu-detect.js';
-import { layout } from '../shared/model.js';
+import { type GpuReport, type RunSpec, classify, detectGpu, estimateBudget, formatReport, requestDevice, verdict } from '../shared/engine/gpu-detect.js';
+import { layout } from '../shared/engine/model.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 
 const host = { name: 'test host', totalMemoryBytes: 16 * 2 ** 30 };

@@ -5,12 +5,12 @@ import { type Gpu, type View } from '../kernels/context.js';
 import { DEFAULT_VARIANT, type MatmulShape, VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
 import * as k from '../kernels/ops.js';
 import * as r from '../kernels/reference.js';
-import { BlockRuntime } from '../shared/block-runtime.js';
-import { type BlockConfig, initParams, rng } from '../shared/model.js';
-import type { AdamW } from '../shared/optimizer.js';
-import { charCorpus, sampleBatch } from '../shared/data.js';
-import { ReferenceBlock } from '../shared/reference-block.js';
-import { frozenTable, orthonormalBasis } from '../shared/subspace.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import { type BlockConfig, initParams, rng } from '../shared/engine/model.js';
+import type { AdamW } from '../shared/engine/optimizer.js';
+import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+import { ReferenceBlock } from '../shared/engine/reference-block.js';
+import { frozenTable, orthonormalBasis } from '../shared/engine/subspace.js';
 
 /** The opening of tinyshakespeare (public domain), small enough to ship inside the browser bundle. */
 const SHAKESPEARE = `First Citizen:

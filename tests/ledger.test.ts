@@ -18,7 +18,7 @@ import {
   runProgress,
   stepWorkFlops,
 } from '../shared/ledger/index.js';
-import type { BlockConfig } from '../shared/model.js';
+import type { BlockConfig } from '../shared/engine/model.js';
 
 const MAX_UINT256 = 2n ** 256n - 1n;
 const A = '0x52908400098527886e0f7030069857d2e4169ee7'; // EIP-55 test vector (all lower-case here)

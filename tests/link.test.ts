@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Inbox } from '../shared/pipeline/inbox.js';
-import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/pipeline/link.js';
-import { FrameKind, encodeFrame } from '../shared/wire.js';
+import { Inbox } from '../shared/peer/inbox.js';
+import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/wire/link.js';
+import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

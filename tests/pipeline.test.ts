@@ -2,14 +2,14 @@
 // whole model in one block (fp32 boundaries), and compressed boundaries must still train.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
-import { BlockRuntime } from '../shared/block-runtime.js';
-import type { Dtype } from '../shared/codec.js';
-import { charCorpus, sampleBatch } from '../shared/data.js';
-import { type BlockConfig, initParams } from '../shared/model.js';
-import { type Link, memoryLinkPair } from '../shared/pipeline/link.js';
-import { type ModelSpec, stageConfigs } from '../shared/pipeline/partition.js';
-import { ReplicaAverager } from '../shared/pipeline/replicas.js';
-import { PipelineStage } from '../shared/pipeline/stage.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import type { Dtype } from '../shared/wire/codec.js';
+import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+import { type BlockConfig, initParams } from '../shared/engine/model.js';
+import { type Link, memoryLinkPair } from '../shared/wire/link.js';
+import { type ModelSpec, stageConfigs } from '../shared/swarm/partition.js';
+import { ReplicaAverager } from '../shared/peer/replicas.js';
+import { PipelineStage } from '../shared/peer/stage.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 
 const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';

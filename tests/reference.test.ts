@@ -17,9 +17,9 @@
 // gradient (even one scaled by 1.01) is off by ≥ 1e-2, far over it (see the meta-checks).
 import { describe, expect, it } from 'vitest';
 import * as r from '../kernels/reference.js';
-import { type BlockConfig, gaussian, initParams, layout, rng } from '../shared/model.js';
-import { ReferenceBlock } from '../shared/reference-block.js';
-import { frozenTable, orthonormalBasis } from '../shared/subspace.js';
+import { type BlockConfig, gaussian, initParams, layout, rng } from '../shared/engine/model.js';
+import { ReferenceBlock } from '../shared/engine/reference-block.js';
+import { frozenTable, orthonormalBasis } from '../shared/engine/subspace.js';
 
 type Vec = Float64Array;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gpipe, oneFOneB, simulate, slotsNeeded } from '../shared/pipeline/schedule.js';
+import { gpipe, oneFOneB, simulate, slotsNeeded } from '../shared/peer/schedule.js';
 
 describe('pipeline schedules', () => {
   for (const [name, sched] of [['1F1B', oneFOneB], ['GPipe', gpipe]] as const) {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SWARM_DEFAULTS, type SwarmResult, runSwarm } from '../worker/swarm.js';
+import { SWARM_DEFAULTS, type SwarmResult, runSwarm } from '../cli/swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'swarm-test-'));
 let result: SwarmResult;

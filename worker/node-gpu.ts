@@ -2,7 +2,7 @@
 // On machines without a GPU Dawn runs on Mesa's lavapipe (Vulkan on the CPU).
 import { create, globals } from 'webgpu';
 import { Gpu } from '../kernels/context.js';
-import { requestDevice } from '../shared/gpu-detect.js';
+import { requestDevice } from '../shared/engine/gpu-detect.js';
 
 let gpu: GPU | undefined;
 

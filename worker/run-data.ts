@@ -2,9 +2,9 @@
 // corpus named by the run, check it is the same text, and derive the shared data order.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type CharCorpus, charCorpus, sampleBatch } from '../shared/data.js';
-import { learningRate } from '../shared/optimizer.js';
-import type { RunConfig } from '../shared/protocol.js';
+import { type CharCorpus, charCorpus, sampleBatch } from '../shared/engine/data.js';
+import { learningRate } from '../shared/engine/optimizer.js';
+import type { RunConfig } from '../shared/swarm/protocol.js';
 
 export const DEFAULT_DATA = new URL('../data/tinyshakespeare.txt', import.meta.url).pathname;
 

@@ -4,7 +4,7 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { type Address, type Hex, encodeAbiParameters, keccak256 } from 'viem';
 import { z } from 'zod';
-import { formatIssues } from '../protocol.js';
+import { formatIssues } from '../swarm/protocol.js';
 import { type EpochSnapshot, normalizeAccount } from './ledger.js';
 
 export const LEAF_ENCODING = ['address', 'uint256'] as const;

@@ -11,10 +11,10 @@
 // Inference (text generation through a pipeline) reuses the same forward dispatches without the
 // loss: forwardBoundary reads back only the boundary rows the next stage needs, forwardLogits only
 // the one row of next-token logits.
-import type { Dispatch, Gpu, View } from '../kernels/context.js';
-import { MatmulTuner } from '../kernels/autotune.js';
-import { type MatmulArgs, matmul } from '../kernels/matmul.js';
-import * as k from '../kernels/ops.js';
+import type { Dispatch, Gpu, View } from '../../kernels/context.js';
+import { MatmulTuner } from '../../kernels/autotune.js';
+import { type MatmulArgs, matmul } from '../../kernels/matmul.js';
+import * as k from '../../kernels/ops.js';
 import type { TrainState } from './checkpoint.js';
 import { type BlockConfig, type Layout, constrained, initParams, layout, residualWriters } from './model.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';

@@ -5,7 +5,7 @@
 // "Step" is whatever the frame header's step field means to the traffic an inbox holds: the
 // training step for training frames (steps end in order: forgetBefore), the request id for
 // generation frames (requests end in any order: close).
-import { type Frame, type FrameLimits, decodeFrame } from '../wire.js';
+import { type Frame, type FrameLimits, decodeFrame } from '../wire/frame.js';
 
 /** Closed steps remembered (to refuse their late frames); older ones are forgotten first. */
 const MAX_CLOSED = 4096;

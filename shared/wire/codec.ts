@@ -2,7 +2,7 @@
 // microbatch, cols = d_model or the subspace rank k) becomes bytes on the wire and back. Pure and
 // environment-agnostic: typed arrays and DataView only, little-endian bytes on any host.
 
-import type { CodecSpec } from './protocol.js';
+import type { CodecSpec } from '../swarm/protocol.js';
 
 /** What a run sends across a stage boundary (chosen on the command line; schema in protocol.ts). */
 export type { CodecSpec };

@@ -1,7 +1,7 @@
-// `npx tsx worker/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
+// `npx tsx cli/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
 import os from 'node:os';
-import { DEFAULT_RUN, detectGpu, formatReport, verdict } from '../shared/gpu-detect.js';
-import { nodeGPU } from './node-gpu.js';
+import { DEFAULT_RUN, detectGpu, formatReport, verdict } from '../shared/engine/gpu-detect.js';
+import { nodeGPU } from '../worker/node-gpu.js';
 
 
 async function main(args: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 // Optimizer settings shared by the GPU runtime, the float64 reference and the tfjs peer, and the
 // learning-rate schedule.
-import type { AdamW } from '../kernels/reference.js';
+import type { AdamW } from '../../kernels/reference.js';
 
 export type { AdamW };
 

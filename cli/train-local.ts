@@ -5,13 +5,13 @@
 //                [--batch B] [--lr X] [--eval-every K] [--out DIR] [--fresh]
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BlockRuntime } from '../shared/block-runtime.js';
-import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../shared/checkpoint.js';
-import { charCorpus, sampleBatch } from '../shared/data.js';
-import { type BlockConfig, blockFlops } from '../shared/model.js';
-import { DEFAULT_ADAMW, learningRate } from '../shared/optimizer.js';
-import { lossPlotSvg } from '../shared/plot.js';
-import { openNodeGpu } from './node-gpu.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../shared/engine/checkpoint.js';
+import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+import { type BlockConfig, blockFlops } from '../shared/engine/model.js';
+import { DEFAULT_ADAMW, learningRate } from '../shared/engine/optimizer.js';
+import { lossPlotSvg } from './plot.js';
+import { openNodeGpu } from '../worker/node-gpu.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -2,12 +2,12 @@
 // encoded boundary tensors to its neighbours and waiting for theirs, and serves text generation
 // (generate.ts) over the same links. Environment-agnostic: the runtime (GPU), the links (WebRTC or
 // memory), the data and the clock are handed in.
-import type { BlockRuntime } from '../block-runtime.js';
-import type { Dtype } from '../codec.js';
-import { type Frame, FrameKind, decodeFrame, encodeFrame } from '../wire.js';
+import type { BlockRuntime } from '../engine/block-runtime.js';
+import type { Dtype } from '../wire/codec.js';
+import { type Frame, FrameKind, decodeFrame, encodeFrame } from '../wire/frame.js';
 import { type GenerateOptions, GenerationPeer, type Sampling, type ServeOptions, isGenerationKind } from './generate.js';
 import { Inbox } from './inbox.js';
-import type { Link } from './link.js';
+import type { Link } from '../wire/link.js';
 import { type Schedule, oneFOneB, slotsNeeded } from './schedule.js';
 
 export interface Batch {

@@ -1,5 +1,5 @@
 // Splitting a model into pipeline stages: which layers, and which ends, each stage holds.
-import type { BlockConfig } from '../model.js';
+import type { BlockConfig } from '../engine/model.js';
 
 export interface ModelSpec {
   vocab: number;

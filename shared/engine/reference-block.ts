@@ -1,6 +1,6 @@
 // The same block as BlockRuntime in float64 on the CPU, built from the reference kernels: the
 // ground truth for end-to-end tests. Same flat parameter layout, same AdamW, same API shape.
-import * as r from '../kernels/reference.js';
+import * as r from '../../kernels/reference.js';
 import { type BlockConfig, type Layout, constrained, layout, residualWriters } from './model.js';
 import { frozenTable, orthonormalBasis } from './subspace.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';

@@ -1,10 +1,10 @@
 // Replicas of one stage train on different microbatches (each replica is a lane of the pipeline)
 // and average their weights every H steps, like DiLoCo's outer step with plain averaging. Every
 // replica sums the same weights in the same (replica-index) order, so all end bit-identical.
-import type { BlockRuntime } from '../block-runtime.js';
-import { FrameKind, encodeFrame } from '../wire.js';
+import type { BlockRuntime } from '../engine/block-runtime.js';
+import { FrameKind, encodeFrame } from '../wire/frame.js';
 import { Inbox } from './inbox.js';
-import type { Link } from './link.js';
+import type { Link } from '../wire/link.js';
 
 const COLS = 64; // the flat parameter buffer is a multiple of 64 floats (binding alignment)
 

@@ -7,13 +7,13 @@ import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
-import { splitLayers } from '../shared/assignment.js';
-import { charCorpus } from '../shared/data.js';
-import { DEFAULT_ADAMW } from '../shared/optimizer.js';
-import { lossPlotSvg } from '../shared/plot.js';
-import { type RunConfig, RunConfigSchema } from '../shared/protocol.js';
-import { parseCodec } from '../shared/codec.js';
-import { DEFAULT_DATA, loadText } from './run-data.js';
+import { splitLayers } from '../shared/swarm/assignment.js';
+import { charCorpus } from '../shared/engine/data.js';
+import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
+import { lossPlotSvg } from './plot.js';
+import { type RunConfig, RunConfigSchema } from '../shared/swarm/protocol.js';
+import { parseCodec } from '../shared/wire/codec.js';
+import { DEFAULT_DATA, loadText } from '../worker/run-data.js';
 
 export interface SwarmOptions {
   workers: number;
@@ -40,7 +40,7 @@ export interface SwarmOptions {
   quickStart?: boolean;
 }
 
-/** How a launcher plugs the chain into a swarm (see worker/start.ts); the swarm itself stays chain-agnostic. */
+/** How a launcher plugs the chain into a swarm (see cli/start.ts); the swarm itself stays chain-agnostic. */
 export interface SwarmHooks {
   coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference'>;
   /** Extra environment of worker i (its payout key and RPC endpoint). */
@@ -110,7 +110,7 @@ export function runConfig(o: SwarmOptions): RunConfig {
   return parsed.data;
 }
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('../worker/worker.ts', import.meta.url));
 
 export async function runSwarm(o: SwarmOptions, run = runConfig(o), hooks: SwarmHooks = {}): Promise<SwarmResult> {
   if (o.workers % o.stages !== 0) throw new Error(`--workers ${o.workers} must be a multiple of --stages ${o.stages}`);

@@ -1,7 +1,7 @@
 // WebRTC data channels in Node: simple-peer over @roamhq/wrtc, wrapped as the project's Link.
 import wrtc from '@roamhq/wrtc';
 import Peer from 'simple-peer';
-import { ChunkedLink, type Link } from '../shared/pipeline/link.js';
+import { ChunkedLink, type Link } from '../shared/wire/link.js';
 
 export interface RtcPeer {
   link: Link;

@@ -1,11 +1,11 @@
 // The centralized baseline: the same model, init, data order, schedule and kernels as a swarm
 // run, trained in one process as one dense block (no pipeline, no compression). Every step
 // accumulates all replicas × microbatches of the step, which is the data the swarm consumed.
-import { BlockRuntime } from '../shared/block-runtime.js';
-import type { CharCorpus } from '../shared/data.js';
-import type { RunConfig } from '../shared/protocol.js';
-import { openNodeGpu } from './node-gpu.js';
-import { runLearningRate, trainBatch, valBatch } from './run-data.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import type { CharCorpus } from '../shared/engine/data.js';
+import type { RunConfig } from '../shared/swarm/protocol.js';
+import { openNodeGpu } from '../worker/node-gpu.js';
+import { runLearningRate, trainBatch, valBatch } from '../worker/run-data.js';
 
 export interface Curves {
   train: [number, number][];

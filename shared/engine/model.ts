@@ -1,7 +1,7 @@
 // The model spec: what a block of a GPT-style transformer holds, where each parameter lives in
 // the block's one flat parameter buffer, how it is initialised, and what a step costs in FLOPs.
 // Pure: no GPU, no I/O. The GPU runtime and the float64 reference both read this layout.
-import { ALIGN_FLOATS, alignFloats } from '../kernels/context.js';
+import { ALIGN_FLOATS, alignFloats } from '../../kernels/context.js';
 
 export interface BlockConfig {
   vocab: number;

@@ -20,12 +20,12 @@
 // never mix with training frames; a finished request's late frames are refused.
 // A stage that fails sends GenerateToken(R, i) = −reason back instead, so stage 0 fails fast with
 // the reason rather than timing out.
-import type { BlockRuntime } from '../block-runtime.js';
-import type { Dtype } from '../codec.js';
-import { rng } from '../model.js';
-import { type Frame, FrameKind, encodeFrame } from '../wire.js';
+import type { BlockRuntime } from '../engine/block-runtime.js';
+import type { Dtype } from '../wire/codec.js';
+import { rng } from '../engine/model.js';
+import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
 import type { Inbox } from './inbox.js';
-import type { Link } from './link.js';
+import type { Link } from '../wire/link.js';
 
 /** Most tokens one request may generate (each costs a full forward through every stage). */
 export const MAX_NEW_TOKENS = 1024;

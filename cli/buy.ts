@@ -8,9 +8,9 @@ import { formatEther, parseEther } from 'viem';
 import WebSocket from 'ws';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import type { WebSocketConstructor } from '../shared/coordinator-client.js';
-import { requestAnswer } from '../shared/inference-client.js';
-import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../shared/protocol.js';
+import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
+import { requestAnswer } from '../shared/swarm/inference-client.js';
+import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../shared/swarm/protocol.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { ownershipId } from '../shared/chain/client.js';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import { ServerMessageSchemas, formatIssues } from '../shared/protocol.js';
+import { ServerMessageSchemas, formatIssues } from '../shared/swarm/protocol.js';
 
 const ProofFileSchema = z.object({
   chainId: z.int(),

@@ -17,11 +17,11 @@ import { Settlement, type SettlementReport } from '../coordinator/settlement.js'
 import { type SwarmAddresses, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
-import type { WebSocketConstructor } from '../shared/coordinator-client.js';
-import { requestAnswer } from '../shared/inference-client.js';
+import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
+import { requestAnswer } from '../shared/swarm/inference-client.js';
 import { laneUnits, parseRisk, stepWorkFlops } from '../shared/ledger/index.js';
-import { stageConfigs } from '../shared/pipeline/partition.js';
-import type { RunConfig } from '../shared/protocol.js';
+import { stageConfigs } from '../shared/swarm/partition.js';
+import type { RunConfig } from '../shared/swarm/protocol.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 
 export interface EconomyOptions {

@@ -1,8 +1,8 @@
 // GPU detection for every host: what adapter is there, what it can do, how fast it is, how much
 // memory we dare to use, and whether it can take part in a run. The GPU object and the host facts
 // are handed in, so this runs unchanged in Node (Dawn), a browser tab and Electron.
-import { Gpu, groups } from '../kernels/context.js';
-import { DEFAULT_VARIANT, VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
+import { Gpu, groups } from '../../kernels/context.js';
+import { DEFAULT_VARIANT, VARIANTS, matmul, variantFits, variantKey } from '../../kernels/matmul.js';
 import { type BlockConfig, activationFloatsPerLayer, layout } from './model.js';
 
 export interface HostFacts {
