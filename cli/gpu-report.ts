@@ -1,6 +1,6 @@
 // `npx tsx cli/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
 import os from 'node:os';
-import { DEFAULT_RUN, detectGpu, formatReport, verdict } from '../shared/engine/gpu-detect.js';
+import { DEFAULT_RUN, detectGpu, formatReport, formatVerdict, verdict } from '../shared/engine/gpu-detect.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 
 
@@ -21,8 +21,7 @@ async function main(args: string[]): Promise<void> {
     console.log(JSON.stringify({ report, verdict: v }, null, 2));
   } else {
     console.log(formatReport(report));
-    console.log(`\nverdict: ${v.text}`);
-    for (const r of v.reasons) console.log(`  - ${r}`);
+    console.log(`\n${formatVerdict(v)}`);
   }
 }
 

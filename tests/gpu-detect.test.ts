@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { type GpuReport, type RunSpec, classify, detectGpu, estimateBudget, formatReport, requestDevice, verdict } from '../shared/engine/gpu-detect.js';
+import {
+  BENCH_ATTEMPTS,
+  type GpuReport,
+  MIN_GFLOPS,
+  type RunSpec,
+  bestOf,
+  classify,
+  detectGpu,
+  estimateBudget,
+  formatReport,
+  formatVerdict,
+  requestDevice,
+  verdict,
+} from '../shared/engine/gpu-detect.js';
 import { layout } from '../shared/engine/model.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 
@@ -29,7 +42,7 @@ function synthetic(over: Partial<GpuReport> = {}): GpuReport {
     features: { shaderF16: true, timestampQuery: true, subgroups: true, all: ['shader-f16', 'subgroups', 'timestamp-query'] },
     limits: { maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 4 * GiB },
     budget: { bytes: 2 * GiB, basis: 'synthetic' },
-    bench: { matmulSize: 256, matmulGflops: 100, matmulVariant: 'x', variants: { x: 100 }, copyGBs: 100, kernelGBs: 90, bandwidthGBs: 100, ms: 1 },
+    bench: { matmulSize: 256, matmulGflops: 100, matmulVariant: 'x', matmulAttempts: [100], variants: { x: 100 }, copyGBs: 100, kernelGBs: 90, bandwidthGBs: 100, ms: 1 },
     ...over,
   };
 }
@@ -111,9 +124,39 @@ describe('verdict', () => {
     expect(v.text).toBe("rejected because the adapter's maxStorageBufferBindingSize (1 MiB) is below the largest tensor (2 MiB)");
   });
 
-  it('rejects a slow adapter', () => {
-    const bench = { ...synthetic().bench!, matmulGflops: 0.2 };
-    expect(verdict(synthetic({ bench }), run).text).toBe('rejected because a measured 0.2 GFLOP/s is below the 0.5 GFLOP/s floor');
+  it('accepts a slow measurement with a warning and the slow flag, not a rejection', () => {
+    const bench = { ...synthetic().bench!, matmulGflops: 0.26, matmulAttempts: [0.21, 0.26, 0.24] };
+    const v = verdict(synthetic({ bench }), run);
+    expect(v).toMatchObject({ ok: true, slow: true, layers: 4, text: 'can hold 4 of 4 layers of run tiny-shakespeare' });
+    const warning =
+      'measured 0.26 GFLOP/s (best of 3), below the 0.5 GFLOP/s floor: probably a busy machine; the swarm measures real throughput while training';
+    expect(v.warnings).toEqual([warning]);
+    expect(v.reasons).toContain(warning);
+    const text = formatVerdict(v);
+    expect(text.split('\n')[0]).toBe('verdict: can hold 4 of 4 layers of run tiny-shakespeare (WARNING: measured slow, see below)');
+    expect(text).toContain(`  ! WARNING: ${warning}`);
+  });
+
+  it('says when a slow speed rests on a single measurement', () => {
+    const bench = { ...synthetic().bench!, matmulGflops: 0.2, matmulAttempts: [0.2] };
+    expect(verdict(synthetic({ bench }), run).warnings[0]).toMatch(/^measured 0\.2 GFLOP\/s \(a single measurement\), below/);
+  });
+
+  it('is not slow at or above the floor, nor without a benchmark', () => {
+    const at = { ...synthetic().bench!, matmulGflops: MIN_GFLOPS, matmulAttempts: [MIN_GFLOPS] };
+    for (const report of [synthetic(), synthetic({ bench: at }), synthetic({ bench: undefined })]) {
+      const v = verdict(report, run);
+      expect(v).toMatchObject({ ok: true, slow: false, warnings: [] });
+      expect(formatVerdict(v)).not.toMatch(/WARNING/);
+    }
+  });
+
+  it('still rejects on memory when the measurement is also slow', () => {
+    const bench = { ...synthetic().bench!, matmulGflops: 0.1, matmulAttempts: [0.1, 0.1, 0.1] };
+    const v = verdict(synthetic({ bench, budget: { bytes: perLayer - 1, basis: 'synthetic' } }), run);
+    expect(v).toMatchObject({ ok: false, layers: 0, slow: true });
+    expect(v.text).toMatch(/^rejected because one layer needs/);
+    expect(formatVerdict(v).split('\n')[0]).toBe(`verdict: ${v.text}`);
   });
 
   it('rejects when there is no adapter', async () => {
@@ -136,6 +179,55 @@ describe('verdict', () => {
   });
 });
 
+describe('bestOf', () => {
+  /** A measure that returns `values` in turn, and a log of measures and pauses in the order they ran. */
+  function scripted(values: number[]) {
+    const log: string[] = [];
+    let i = 0;
+    const measure = async () => {
+      log.push(`measure ${values[i]}`);
+      return { gflops: values[i++], label: `attempt ${i}` };
+    };
+    const pause = async () => {
+      log.push('pause');
+    };
+    return { log, measure, retry: { attempts: 3, score: (m: { gflops: number }) => m.gflops, enough: 0.5, pause } };
+  }
+
+  it('measures once when the first result is good enough', async () => {
+    const s = scripted([4.7, 0.1, 0.1]);
+    const r = await bestOf(s.measure, s.retry);
+    expect(r).toEqual({ best: { gflops: 4.7, label: 'attempt 1' }, scores: [4.7] });
+    expect(s.log).toEqual(['measure 4.7']);
+  });
+
+  it('retries while below, pauses only between attempts and keeps the best', async () => {
+    const s = scripted([0.2, 0.35, 0.26, 9]);
+    const r = await bestOf(s.measure, s.retry);
+    expect(r).toEqual({ best: { gflops: 0.35, label: 'attempt 2' }, scores: [0.2, 0.35, 0.26] });
+    expect(s.log).toEqual(['measure 0.2', 'pause', 'measure 0.35', 'pause', 'measure 0.26']);
+  });
+
+  it('stops as soon as a retry reaches the floor', async () => {
+    const s = scripted([0.26, 0.8, 0.1]);
+    const r = await bestOf(s.measure, s.retry);
+    expect(r).toEqual({ best: { gflops: 0.8, label: 'attempt 2' }, scores: [0.26, 0.8] });
+    expect(s.log).toEqual(['measure 0.26', 'pause', 'measure 0.8']);
+  });
+
+  it('measures at least once and does not retry errors', async () => {
+    const s = scripted([0.1, 0.2]);
+    expect((await bestOf(s.measure, { ...s.retry, attempts: 0 })).scores).toEqual([0.1]);
+    let calls = 0;
+    const failing = async (): Promise<{ gflops: number }> => {
+      calls++;
+      throw new Error('device lost');
+    };
+    await expect(bestOf(failing, s.retry)).rejects.toThrow('device lost');
+    expect(calls).toBe(1);
+  });
+});
+
 describe('detectGpu on this machine (Dawn)', () => {
   it('detects the adapter, its limits and measures it', async () => {
     const r = await detectGpu(nodeGPU(), { ...host, runtime: 'node' }, { benchSize: 128 });
@@ -146,6 +238,12 @@ describe('detectGpu on this machine (Dawn)', () => {
     expect(r.features.all.length).toBeGreaterThan(0);
     expect(r.benchError).toBeUndefined();
     expect(r.bench!.matmulGflops).toBeGreaterThan(0);
+    // The best measurement counts, and retries happen only below the floor.
+    const tries = r.bench!.matmulAttempts;
+    expect(r.bench!.matmulGflops).toBe(Math.max(...tries));
+    expect(tries.length).toBeGreaterThanOrEqual(1);
+    expect(tries.length).toBeLessThanOrEqual(BENCH_ATTEMPTS);
+    expect(tries.slice(0, -1).every((g) => g < MIN_GFLOPS)).toBe(true);
     expect(r.bench!.bandwidthGBs).toBeGreaterThan(0);
     expect(r.budget.bytes).toBeGreaterThan(0);
     expect(formatReport(r)).toMatch(/GFLOP\/s/);

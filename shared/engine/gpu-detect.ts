@@ -30,7 +30,9 @@ export interface BenchReport {
   matmulSize: number;
   matmulGflops: number;
   matmulVariant: string;
-  /** GFLOP/s of every variant tried. */
+  /** GFLOP/s of each matmul measurement in order; matmulGflops is the best. More than one when the first fell below MIN_GFLOPS. */
+  matmulAttempts: number[];
+  /** GFLOP/s of every variant tried in the best measurement. */
   variants: Record<string, number>;
   /** Bytes read + written per second by copyBufferToBuffer and by a WGSL copy kernel. */
   copyGBs: number;
@@ -55,10 +57,25 @@ export interface GpuReport {
 export interface DetectOptions {
   benchmark?: boolean;
   benchSize?: number;
+  /** How many matmul measurements in all when they come out below MIN_GFLOPS (default BENCH_ATTEMPTS). */
+  benchAttempts?: number;
 }
 
-/** Below this a peer slows its stage down more than it helps. */
+/**
+ * Below this a peer would slow its stage down more than it helps. It only warns: a start-up
+ * measurement on a shared machine (say four local peers benchmarking at once on two cores) can
+ * land far below what the hardware does, and the swarm measures real throughput while training.
+ */
 export const MIN_GFLOPS = 0.5;
+/**
+ * Measurements in all when the matmul comes out below MIN_GFLOPS; the best is kept, because
+ * contention passes and the hardware's speed does not. Three bound the extra start-up time to
+ * about a second plus two short matmul runs on an adapter that really is slow.
+ */
+export const BENCH_ATTEMPTS = 3;
+/** The pause before a retry: 300–500 ms, long enough for a sibling's benchmark to move on, jittered so peers started together do not retry in lockstep. */
+const RETRY_PAUSE_MS = 300;
+const RETRY_JITTER_MS = 200;
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'subgroups' as GPUFeatureName];
 /** Limits a training block leans on. Defaults are far below what most adapters offer. */
 const WANTED_LIMITS = [
@@ -124,7 +141,7 @@ export async function detectGpu(gpu: GPU | undefined, host: HostFacts, opts: Det
     return { ...report, available: false, message: `the adapter ${describe(info)} refused to create a device (${errorText(e)}): ${advice(host, 'adapter')}` };
   }
   try {
-    report.bench = await benchmark(device, opts.benchSize ?? 256);
+    report.bench = await benchmark(device, opts.benchSize ?? 256, opts.benchAttempts ?? BENCH_ATTEMPTS);
   } catch (e) {
     report.benchError = errorText(e);
   } finally {
@@ -248,12 +265,46 @@ const TARGET_MS = 20;
 const MAX_REPS = 64;
 const BANDWIDTH_BYTES = 32 * MiB;
 
-async function benchmark(device: GPUDevice, size: number): Promise<BenchReport> {
+async function benchmark(device: GPUDevice, size: number, attempts: number): Promise<BenchReport> {
   const t0 = performance.now();
   const gpu = new Gpu(device);
-  const mm = await benchMatmul(gpu, size);
+  const { best, scores } = await bestOf(() => benchMatmul(gpu, size), {
+    attempts,
+    score: (m) => m.matmulGflops,
+    enough: MIN_GFLOPS,
+    pause: () => sleep(RETRY_PAUSE_MS + Math.random() * RETRY_JITTER_MS),
+  });
   const bw = await benchBandwidth(gpu);
-  return { ...mm, ...bw, ms: performance.now() - t0 };
+  return { ...best, matmulAttempts: scores, ...bw, ms: performance.now() - t0 };
+}
+
+export interface Retry<T> {
+  /** Measurements in all, at least one. */
+  attempts: number;
+  /** Higher is better. */
+  score: (t: T) => number;
+  /** A score this high ends the retries: it is already good enough. */
+  enough: number;
+  /** Runs between two measurements; handed in so tests need no clock. */
+  pause: () => Promise<void>;
+}
+
+/**
+ * Measures until a score reaches `enough` or the attempts run out, and keeps the best, since a
+ * busy machine only ever makes a measurement slower. Errors are not retried: they are facts.
+ */
+export async function bestOf<T>(measure: () => Promise<T>, r: Retry<T>): Promise<{ best: T; scores: number[] }> {
+  let best = await measure();
+  let top = r.score(best);
+  const scores = [top];
+  while (scores.length < r.attempts && top < r.enough) {
+    await r.pause();
+    const next = await measure();
+    const s = r.score(next);
+    scores.push(s);
+    if (s > top) [best, top] = [next, s];
+  }
+  return { best, scores };
 }
 
 /** Milliseconds per repetition of `encode`: median of 3 timed submits after a warm-up. */
@@ -345,11 +396,18 @@ export interface Verdict {
   layers: number;
   reasons: string[];
   text: string;
+  /** The measured speed is below MIN_GFLOPS. Never a rejection by itself: see speedWarning. */
+  slow: boolean;
+  /** Those reasons a user should see even when the peer is accepted. */
+  warnings: string[];
 }
 
+/** Rejects only on facts: no adapter, a tensor above the binding limit, no room for one layer. */
 export function verdict(report: GpuReport, run: RunSpec): Verdict {
   const reasons: string[] = [];
-  const reject = (why: string): Verdict => ({ ok: false, layers: 0, reasons: [...reasons, why], text: `rejected because ${why}` });
+  const warnings: string[] = [];
+  const flags = () => ({ slow: warnings.length > 0, warnings });
+  const reject = (why: string): Verdict => ({ ok: false, layers: 0, reasons: [...reasons, why], text: `rejected because ${why}`, ...flags() });
   if (!report.available) {
     reasons.push(report.message);
     return reject('no WebGPU adapter');
@@ -381,9 +439,9 @@ export function verdict(report: GpuReport, run: RunSpec): Verdict {
   }
 
   if (report.bench) {
-    const g = report.bench.matmulGflops;
-    if (g < MIN_GFLOPS) return reject(`a measured ${num(g)} GFLOP/s is below the ${MIN_GFLOPS} GFLOP/s floor`);
-    reasons.push(`measured ${num(g)} GFLOP/s (floor ${MIN_GFLOPS})`);
+    const warning = speedWarning(report.bench);
+    if (warning) warnings.push(warning);
+    reasons.push(warning ?? `measured ${num(report.bench.matmulGflops)} GFLOP/s (floor ${MIN_GFLOPS})`);
   } else {
     reasons.push('not benchmarked: compute speed unchecked');
   }
@@ -399,7 +457,16 @@ export function verdict(report: GpuReport, run: RunSpec): Verdict {
     layers = Math.min(layers, byBuffer);
   }
   if (layers < 1) return reject(`one layer needs ${bytes(perLayer + fixed)} but the memory budget is ${bytes(budget)}`);
-  return { ok: true, layers, reasons, text: `can hold ${layers} of ${run.layersInModel} layers of run ${run.name}` };
+  return { ok: true, layers, reasons, text: `can hold ${layers} of ${run.layersInModel} layers of run ${run.name}`, ...flags() };
+}
+
+/** A warning, never a rejection: a start-up measurement on a shared machine says little about the hardware. */
+export function speedWarning(bench: Pick<BenchReport, 'matmulGflops' | 'matmulAttempts'>): string | undefined {
+  const g = bench.matmulGflops;
+  if (g >= MIN_GFLOPS) return undefined;
+  const n = bench.matmulAttempts.length;
+  const how = n > 1 ? `best of ${n}` : 'a single measurement';
+  return `measured ${num(g)} GFLOP/s (${how}), below the ${MIN_GFLOPS} GFLOP/s floor: probably a busy machine; the swarm measures real throughput while training`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +491,7 @@ export function formatReport(r: GpuReport): string {
     const b = r.bench;
     lines.push(
       `  matmul     ${num(b.matmulGflops)} GFLOP/s at ${b.matmulSize}³ (best of ${Object.keys(b.variants).length} variants: ${b.matmulVariant})`,
+      b.matmulAttempts.length > 1 ? `  attempts   ${b.matmulAttempts.map(num).join(', ')} GFLOP/s (measured again while below the ${MIN_GFLOPS} floor; the best counts)` : '',
       `  bandwidth  ${num(b.bandwidthGBs)} GB/s read+write (copyBufferToBuffer ${num(b.copyGBs)}, WGSL copy ${num(b.kernelGBs)})`,
       `  benchmark  took ${Math.round(b.ms)} ms`,
     );
@@ -431,6 +499,13 @@ export function formatReport(r: GpuReport): string {
     lines.push(r.benchError ? `  benchmark  failed: ${r.benchError}` : '  benchmark  skipped');
   }
   return lines.filter(Boolean).join('\n');
+}
+
+/** The verdict for a terminal: the outcome, then its reasons with warnings marked so they stand out. */
+export function formatVerdict(v: Verdict): string {
+  const head = `verdict: ${v.text}${v.ok && v.slow ? ' (WARNING: measured slow, see below)' : ''}`;
+  const lines = v.reasons.map((r) => (v.warnings.includes(r) ? `  ! WARNING: ${r}` : `  - ${r}`));
+  return [head, ...lines].join('\n');
 }
 
 function bytes(n: number | undefined): string {
@@ -443,6 +518,7 @@ function bytes(n: number | undefined): string {
 
 const num = (x: number) => String(Number(x.toPrecision(3)));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** The default run: a char-level Shakespeare GPT, one layer per block, four in the model. */
