@@ -13,7 +13,7 @@ import { codecName, parseCodec } from '../shared/wire/codec.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { trainBaseline } from '../cli/baseline.js';
-import { loadText } from '../worker/run-data.js';
+import { loadText } from '../worker/node-corpus.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');

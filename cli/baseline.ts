@@ -1,11 +1,11 @@
 // The centralized baseline: the same model, init, data order, schedule and kernels as a swarm
 // run, trained in one process as one dense block (no pipeline, no compression). Every step
-// accumulates all replicas × microbatches of the step, which is the data the swarm consumed.
+// accumulates all the step's microbatches, which is the data the swarm consumed.
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { CharCorpus } from '../shared/engine/data.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
-import { runLearningRate, trainBatch, valBatch } from '../worker/run-data.js';
+import { runLearningRate, trainBatch, valBatch } from '../shared/swarm/run.js';
 
 export interface Curves {
   train: [number, number][];
@@ -13,20 +13,18 @@ export interface Curves {
   tokensPerSec: number;
 }
 
-export async function trainBaseline(run: RunConfig, corpus: CharCorpus, replicas: number, onStep?: (step: number, loss: number) => void): Promise<Curves> {
+export async function trainBaseline(run: RunConfig, corpus: CharCorpus, onStep?: (step: number, loss: number) => void): Promise<Curves> {
   const gpu = await openNodeGpu();
   const cfg = { ...run.model, hasEmbedding: true, hasHead: true, modelLayers: run.model.nLayer };
   const rt = await BlockRuntime.create(gpu, cfg, { seed: run.seed, optimizer: run.optimizer, autotune: true });
-  const perStep = replicas * run.microbatches;
+  const perStep = run.microbatches;
   const out: Curves = { train: [], val: [], tokensPerSec: 0 };
   const t0 = performance.now();
   for (let step = 1; step <= run.steps; step++) {
     let sum = 0;
-    for (let lane = 0; lane < replicas; lane++) {
-      for (let mb = 0; mb < run.microbatches; mb++) {
-        sum += (await rt.forward(trainBatch(run, corpus, replicas, lane, step, mb))).loss!;
-        await rt.backward();
-      }
+    for (let mb = 0; mb < run.microbatches; mb++) {
+      sum += (await rt.forward(trainBatch(run, corpus, step, mb))).loss!;
+      await rt.backward();
     }
     rt.step(runLearningRate(run, step));
     out.train.push([step, sum / perStep]);

@@ -19,8 +19,8 @@ import { chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { requestAnswer } from '../shared/swarm/inference-client.js';
-import { laneUnits, parseRisk, stepWorkFlops } from '../shared/ledger/index.js';
-import { stageConfigs } from '../shared/swarm/partition.js';
+import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
+import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 
@@ -39,14 +39,13 @@ export const ECONOMY_DEFAULTS: EconomyOptions = { epochSteps: 25, risk: 'exp:4',
 export const ROLES = { admin: 0, coordinator: 1, veto: 2, designer: 3, buyer: 4, firstWorker: 5 } as const;
 const { admin: ADMIN, coordinator: COORDINATOR, veto: VETO, designer: DESIGNER, buyer: BUYER, firstWorker: FIRST_WORKER } = ROLES;
 
-/** Units the whole run earns if every lane completes every step: the designer's compute target. */
-export function expectedUnits(run: RunConfig, workers: number, risk: string): bigint {
-  const subspace = run.codec.kind === 'subspace' ? { k: run.codec.k, seed: run.seed } : undefined;
-  const flops = stageConfigs({ ...run.model, subspace }, run.layersPerStage).map((c) => stepWorkFlops(c, run.microbatches));
-  const lane = flops.map((_, stage) => ({ account: `0x${String(stage + 1).padStart(40, '0')}`, stage }));
-  let total = 0n;
-  for (const u of laneUnits(lane, flops, 0, run.steps, run.steps, parseRisk(risk)).values()) total += u;
-  return total * BigInt(workers / run.stages);
+/**
+ * The designer's compute target: the units the run earns at least once every step is committed,
+ * however its microbatches end up split among peers.
+ */
+export function expectedUnits(run: RunConfig, risk: string): bigint {
+  const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
+  return runUnitsFloor(flops, run.microbatches, run.steps, parseRisk(risk));
 }
 
 export interface EconomyResult {
@@ -75,8 +74,8 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     });
     say(`registry ${addresses.registry}, tokens ${addresses.tokens} on ${evm.rpcUrl}\n`);
 
-    const run: RunConfig = { ...runConfig(o), serve: true };
-    const target = expectedUnits(run, o.workers, e.risk);
+    const run: RunConfig = { ...(await runConfig(o)), serve: true };
+    const target = expectedUnits(run, e.risk);
     const { result: runId } = await as(DESIGNER).openRun({
       stake: parseEther('1'),
       computeTarget: target,

@@ -1,23 +1,29 @@
 // `npm run swarm -- --workers N --stages S [--codec C] [--data FILE] [--steps N] ...`: a whole
 // local swarm on loopback. Starts a coordinator in this process and N worker processes that
 // train the run together over WebRTC; prints live progress; writes curves, stats and a plot.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+// Training starts as soon as every stage has --min-per-stage peers ready; the others join as
+// they come (they load their stage's state from a replica and catch up at the next averaging).
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
-import { splitLayers } from '../shared/swarm/assignment.js';
+import type { Coordinator, CoordinatorOptions } from '../coordinator/server.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
-import { lossPlotSvg } from './plot.js';
-import { type RunConfig, RunConfigSchema } from '../shared/swarm/protocol.js';
+import { type RunConfig, RunConfigSchema, formatIssues } from '../shared/swarm/protocol.js';
+import { splitLayers } from '../shared/swarm/run.js';
 import { parseCodec } from '../shared/wire/codec.js';
-import { DEFAULT_DATA, loadText } from '../worker/run-data.js';
+import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
+import { LocalSwarm, type PeerMetrics } from './local-swarm.js';
+import { lossPlotSvg } from './plot.js';
+
+export type { PeerMetrics };
 
 export interface SwarmOptions {
   workers: number;
   stages: number;
+  /** Peers every stage needs before training starts. */
+  minPerStage: number;
   codec: string;
   data: string;
   steps: number;
@@ -26,6 +32,7 @@ export interface SwarmOptions {
   heads: number;
   seq: number;
   batch: number;
+  /** Microbatches per global step, whoever computes them. */
   microbatches: number;
   lr: number;
   averageEvery: number;
@@ -34,10 +41,11 @@ export interface SwarmOptions {
   seed: number;
   out: string;
   quiet?: boolean;
-  /** Workers dump step 1's boundary tensors as sent and received into out/boundaries. */
+  /** Workers dump round 1's boundary tensors as sent and received into out/boundaries. */
   dump?: boolean;
   /** Workers skip their start-up benchmark and autotuning (see the worker's --quick-start). */
   quickStart?: boolean;
+  extraWarmup?: number;
 }
 
 /** How a launcher plugs the chain into a swarm (see cli/start.ts); the swarm itself stays chain-agnostic. */
@@ -54,6 +62,7 @@ export interface SwarmHooks {
 export const SWARM_DEFAULTS: SwarmOptions = {
   workers: 4,
   stages: 2,
+  minPerStage: 1,
   codec: 'subspace:k=16:int8',
   data: DEFAULT_DATA,
   steps: 100,
@@ -62,7 +71,7 @@ export const SWARM_DEFAULTS: SwarmOptions = {
   heads: 4,
   seq: 64,
   batch: 16,
-  microbatches: 2,
+  microbatches: 4,
   lr: 3e-3,
   averageEvery: 5,
   evalEvery: 25,
@@ -71,24 +80,19 @@ export const SWARM_DEFAULTS: SwarmOptions = {
   out: 'runs/swarm',
 };
 
-export interface PeerMetrics {
-  peerId: string;
-  stage: number;
-  replica: number;
-  train: [number, number][];
-  val: [number, number][];
-  stats: Record<string, number>;
-}
-
 export interface SwarmResult {
   run: RunConfig;
   peers: PeerMetrics[];
   wallMs: number;
+  /** Mean training loss of every committed step, as the coordinator saw it. */
+  loss: [number, number][];
+  /** Validation loss after the steps it was measured at. */
+  val: [number, number][];
   coordinator: { binaryBytesReceived: number; badMessages: number; messagesIn: number };
 }
 
-export function runConfig(o: SwarmOptions): RunConfig {
-  const t = loadText(o.data);
+export async function runConfig(o: SwarmOptions): Promise<RunConfig> {
+  const t = await loadText(o.data);
   const vocab = charCorpus(t.text).vocab.length;
   const run = {
     runId: `swarm-${Date.now().toString(36)}`,
@@ -96,6 +100,7 @@ export function runConfig(o: SwarmOptions): RunConfig {
     stages: o.stages,
     layersPerStage: splitLayers(o.layers, o.stages),
     microbatches: o.microbatches,
+    minPerStage: o.minPerStage,
     steps: o.steps,
     seed: o.seed,
     data: { name: basename(o.data), sha256: t.sha256, chars: t.chars },
@@ -106,89 +111,77 @@ export function runConfig(o: SwarmOptions): RunConfig {
     evalBatches: o.evalBatches,
   };
   const parsed = RunConfigSchema.safeParse(run);
-  if (!parsed.success) throw new Error(`invalid run: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`invalid run: ${formatIssues('run', parsed.error)}`);
   return parsed.data;
 }
 
-const WORKER = fileURLToPath(new URL('../worker/worker.ts', import.meta.url));
-
-export async function runSwarm(o: SwarmOptions, run = runConfig(o), hooks: SwarmHooks = {}): Promise<SwarmResult> {
-  if (o.workers % o.stages !== 0) throw new Error(`--workers ${o.workers} must be a multiple of --stages ${o.stages}`);
+export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmHooks = {}): Promise<SwarmResult> {
+  const run = given ?? (await runConfig(o));
   mkdirSync(o.out, { recursive: true });
-  const log = (line: string) => {
-    if (!o.quiet) process.stdout.write(line);
-  };
-  const coord = new Coordinator({ run, workers: o.workers, heartbeatTimeoutMs: 120_000, log: (l) => writeFileSync(join(o.out, 'coordinator.log'), `${l}\n`, { flag: 'a' }), ...hooks.coordinator });
+  const log = (line: string) => !o.quiet && process.stdout.write(line);
+  const swarm = new LocalSwarm({
+    run,
+    data: o.data,
+    out: o.out,
+    // On a shared CPU a busy peer can be slow to answer; a crashed one is seen at once (its socket closes).
+    coordinator: { heartbeatTimeoutMs: 30_000, ...hooks.coordinator },
+    workerEnv: hooks.workerEnv,
+    quickStart: o.quickStart,
+    dump: o.dump,
+    extraWarmup: o.extraWarmup,
+  });
+  const coord = swarm.coordinator;
   hooks.onCoordinator?.(coord);
-  const port = await coord.listen(0);
-  log(`coordinator on ws://127.0.0.1:${port}: ${o.workers} workers, ${o.stages} stages (${run.layersPerStage.join('+')} layers), codec ${o.codec}, ${o.steps} steps\n`);
-  const children: ChildProcess[] = [];
-  const metricsFiles: string[] = [];
+  const url = await swarm.listen();
+  log(`coordinator on ${url}: ${o.workers} workers, ${o.stages} stages (${run.layersPerStage.join('+')} layers), codec ${o.codec}, ${o.steps} steps\n`);
+  const loss: [number, number][] = [];
+  const val: [number, number][] = [];
+  coord.on('commit', (c) => c.loss !== undefined && loss.push([c.step, c.loss]));
+  coord.on('evaluated', (e) => val.push([e.step, e.valLoss]));
   const t0 = performance.now();
-  for (let i = 0; i < o.workers; i++) {
-    const metrics = join(o.out, `worker-${i}.json`);
-    metricsFiles.push(metrics);
-    const logFile = join(o.out, `worker-${i}.log`);
-    writeFileSync(logFile, '');
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, '--coordinator', `ws://127.0.0.1:${port}`, '--data', o.data, '--name', `worker-${i}`, '--metrics', metrics, '--proofs', join(o.out, `worker-${i}-proofs.json`), ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []), ...(o.quickStart ? ['--quick-start'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...hooks.workerEnv?.(i) } });
-    const append = (b: Buffer) => writeFileSync(logFile, b, { flag: 'a' });
-    child.stdout!.on('data', append);
-    child.stderr!.on('data', append);
-    children.push(child);
-  }
-  const exits = children.map((c, i) => new Promise<number>((resolve) => c.on('exit', (code) => resolve(code ?? 1))).then((code) => ({ i, code })));
-  const kill = () => children.forEach((c) => c.kill('SIGTERM'));
-  process.once('SIGINT', kill);
-  const ticker = setInterval(() => {
-    const p = coord.progress();
-    const st = coord.stats.peers;
-    log(
-      `\r[${coord.currentPhase}] peers ${st.registered}/${o.workers} | step ${p.step}/${o.steps}` +
-        `${p.loss !== undefined ? ` | loss ${p.loss.toFixed(4)}` : ''}${p.valLoss !== undefined ? ` | val ${p.valLoss.toFixed(4)}` : ''}` +
-        ` | ${Math.round(p.tokensPerSec ?? 0)} tok/s   `,
-    );
-  }, 1000);
+  for (let i = 0; i < o.workers; i++) swarm.spawn(i);
+  const ticker = setInterval(() => log(`\r${progressLine(coord)}   `), 1000);
+  const onSigint = () => void swarm.close();
+  process.once('SIGINT', onSigint);
   try {
-    // A worker that dies ends the run with its log, instead of a hang.
-    const failed = Promise.all(exits).then(() => undefined);
-    const firstFailure = Promise.race(exits.map((e) => e.then((r) => (r.code !== 0 ? r : new Promise<never>(() => {})))));
-    const workerDied = firstFailure.then((r): never => {
-      throw new Error(`worker ${r.i} exited with code ${r.code}; see ${join(o.out, `worker-${r.i}.log`)}:\n${tail(join(o.out, `worker-${r.i}.log`))}`);
-    });
-    await Promise.race([coord.finished, workerDied]);
-    if (run.serve) {
-      clearInterval(ticker);
-      try {
-        await Promise.race([hooks.afterTraining?.(coord), workerDied]);
-      } finally {
-        coord.stopServing();
-      }
-    }
-    await failed;
+    await Promise.race([coord.trained, allWorkersGone(swarm)]);
+    clearInterval(ticker);
+    if (run.serve) await Promise.race([hooks.afterTraining?.(coord), allWorkersGone(swarm)]);
+    coord.stopRun('run complete');
+    await Promise.all([...swarm.workers.values()].map((w) => w.exit));
   } finally {
     clearInterval(ticker);
-    kill();
-    process.removeListener('SIGINT', kill);
+    process.removeListener('SIGINT', onSigint);
+    await swarm.close();
   }
   const wallMs = performance.now() - t0;
-  const peers = metricsFiles.map((f) => JSON.parse(readFileSync(f, 'utf8')) as PeerMetrics);
   const s = coord.stats;
-  await coord.close();
-  const result: SwarmResult = { run, peers, wallMs, coordinator: { binaryBytesReceived: s.binaryBytesReceived, badMessages: s.badMessages, messagesIn: s.messagesIn } };
+  const result: SwarmResult = { run, peers: swarm.metrics(), wallMs, loss, val, coordinator: { binaryBytesReceived: s.binaryBytesReceived, badMessages: s.badMessages, messagesIn: s.messagesIn } };
   writeFileSync(join(o.out, 'result.json'), JSON.stringify(result, null, 2));
-  const last = peers.filter((p) => p.stage === o.stages - 1).sort((a, b) => a.replica - b.replica);
-  const series = [
-    ...last.map((p) => ({ name: `train (lane ${p.replica})`, points: p.train })),
-    { name: 'validation', points: last[0]?.val ?? [] },
-  ].filter((x) => x.points.length);
+  const series = [{ name: 'training (swarm mean)', points: loss }, { name: 'validation', points: val }].filter((x) => x.points.length);
   if (series.length) writeFileSync(join(o.out, 'loss.svg'), lossPlotSvg({ title: `swarm: ${o.workers} workers, ${o.stages} stages, ${o.codec}`, series }));
-  log(`\nfinished in ${(wallMs / 1000).toFixed(1)} s; final validation loss ${last[0]?.val.at(-1)?.[1].toFixed(4) ?? 'n/a'}; results in ${o.out}/\n`);
+  log(`\nfinished in ${(wallMs / 1000).toFixed(1)} s; final validation loss ${val.at(-1)?.[1].toFixed(4) ?? 'n/a'}; results in ${o.out}/\n`);
   return result;
 }
 
-function tail(file: string, lines = 15): string {
-  if (!existsSync(file)) return '';
-  return readFileSync(file, 'utf8').replace(/\r/g, '\n').split('\n').filter(Boolean).slice(-lines).join('\n');
+/** One line of swarm progress: phase and why, step, losses, throughput and who is where. */
+export function progressLine(c: Coordinator): string {
+  const p = c.progress();
+  const live = p.peers.filter((q) => q.state !== 'gone');
+  const f = (x: number | undefined, d = 4) => (x === undefined ? '–' : x.toFixed(d));
+  const head = p.phase === 'training' ? `step ${p.step}/${p.steps}` : `[${p.phase}] ${p.reason}`;
+  return `${head} | loss ${f(p.loss)} | val ${f(p.valLoss)} | ${Math.round(p.tokensPerSec ?? 0)} tok/s | peers ${live.map((q) => `s${q.stage}:${q.state[0]}`).join(' ')}`;
+}
+
+/** Rejects when no worker is left running: the run cannot go on. */
+async function allWorkersGone(swarm: LocalSwarm): Promise<never> {
+  for (;;) {
+    const running = [...swarm.workers.values()];
+    if (running.length === 0) break;
+    await Promise.race(running.map((w) => w.exit));
+  }
+  const last = swarm.history.at(-1);
+  throw new Error(`every worker has exited${last ? `; the last one (worker ${last.i}) ended with: ${swarm.tail(last.i)}` : ''}`);
 }
 
 export function parseSwarmArgs(argv: string[]): SwarmOptions {
@@ -197,6 +190,9 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
     options: {
       workers: { type: 'string' },
       stages: { type: 'string' },
+      'min-per-stage': { type: 'string' },
+      'extra-warmup': { type: 'string' },
+      'quick-start': { type: 'boolean' },
       codec: { type: 'string' },
       data: { type: 'string' },
       steps: { type: 'string' },
@@ -223,7 +219,7 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
     return n;
   };
   const ints: [keyof SwarmOptions, string][] = [
-    ['workers', 'workers'], ['stages', 'stages'], ['steps', 'steps'], ['layers', 'layers'], ['dModel', 'd-model'], ['heads', 'heads'],
+    ['workers', 'workers'], ['stages', 'stages'], ['minPerStage', 'min-per-stage'], ['extraWarmup', 'extra-warmup'], ['steps', 'steps'], ['layers', 'layers'], ['dModel', 'd-model'], ['heads', 'heads'],
     ['seq', 'seq'], ['batch', 'batch'], ['microbatches', 'microbatches'], ['averageEvery', 'average-every'], ['evalEvery', 'eval-every'],
     ['evalBatches', 'eval-batches'], ['seed', 'seed'],
   ];
@@ -235,6 +231,7 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
   o.codec = values.codec ?? o.codec;
   o.data = values.data ?? o.data;
   o.out = values.out ?? o.out;
+  o.quickStart = values['quick-start'] ?? o.quickStart;
   parseCodec(o.codec); // fail fast with the codec parser's message
   return o;
 }

@@ -1,72 +1,71 @@
 // `npm run coordinator`: serve one run from command-line flags and print progress until it ends.
 // A minimal front end for manual runs; launchers use the Coordinator class directly.
-//   npm run coordinator -- --port 8787 --workers 4 --stages 2 --layers 4 [--layers-per-stage 2,2]
-//     [--d-model 128 --heads 4 --seq 64 --batch 16 --vocab 65] [--microbatches 4 --steps 300]
-//     [--lr 3e-3 --warmup 30 --average-every 50 --eval-every 50 --eval-batches 8 --seed 1]
-//     [--codec fp32|bf16|int8|subspace:K:fp32|fp16|int8|int4] [--data-name N --data-sha256 H --data-chars C]
-//     [--heartbeat-timeout-ms 15000] [--host 127.0.0.1] [--run-id ID]
+//   npm run coordinator -- [--port 8787 --host 127.0.0.1] [--data data/tinyshakespeare.txt]
+//     [--stages 2 --min-per-stage 1 --layers 4 --layers-per-stage 2,2]
+//     [--d-model 128 --heads 4 --seq 64 --batch 16] [--microbatches 4 --steps 300]
+//     [--lr 3e-3 --warmup 30 --average-every 5 --eval-every 50 --eval-batches 8 --seed 1]
+//     [--codec fp32|bf16|int8|subspace:k=K:fp32|fp16|int8|int4] [--heartbeat-timeout-ms 10000] [--run-id ID]
 //     [--epoch-steps 25 --risk exp:4 --ledger-dir runs/ID/settlement]
-// With a chain configured in the environment (SWARM_RPC_URL, SWARM_CHAIN_ID, SWARM_REGISTRY,
-// SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified work is settled
-// on chain per epoch, and after training the swarm serves buyers' credential spends until Ctrl-C.
+// The run's data (its name, SHA-256, length and vocabulary) is read from --data, the same file the
+// workers train on. With a chain configured in the environment (SWARM_RPC_URL, SWARM_CHAIN_ID,
+// SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified
+// work is settled on chain per epoch, and after training the swarm serves buyers' credential spends
+// until Ctrl-C.
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { splitLayers } from '../shared/swarm/assignment.js';
-import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
-import { type CodecSpec, CodecSpecSchema, type RunConfig } from '../shared/swarm/protocol.js';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
+import { charCorpus } from '../shared/engine/data.js';
+import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { parseRisk } from '../shared/ledger/risk.js';
+import { type RunConfig, RunConfigSchema, formatIssues } from '../shared/swarm/protocol.js';
+import { splitLayers } from '../shared/swarm/run.js';
+import { parseCodec } from '../shared/wire/codec.js';
+import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
 import { chainInferenceDesk } from './inference-desk.js';
-import { Settlement } from './settlement.js';
 import { Coordinator } from './server.js';
+import { Settlement } from './settlement.js';
 
 const defaults = {
-  port: '8787', host: '127.0.0.1', workers: '2', stages: '2', layers: '4', 'layers-per-stage': '',
-  'd-model': '128', heads: '4', seq: '64', batch: '16', vocab: '65', microbatches: '4', steps: '300',
-  lr: String(DEFAULT_ADAMW.lr), warmup: '30', 'average-every': '50', 'eval-every': '50', 'eval-batches': '8', seed: '1',
-  codec: 'fp32', 'data-name': 'tinyshakespeare', 'data-sha256': '0'.repeat(64), 'data-chars': '1115394',
-  'heartbeat-timeout-ms': '15000', 'run-id': `run-${Date.now().toString(36)}`, 'epoch-steps': '25', risk: 'exp:4', 'ledger-dir': '',
+  port: '8787', host: '127.0.0.1', data: DEFAULT_DATA, stages: '2', 'min-per-stage': '1', layers: '4', 'layers-per-stage': '',
+  'd-model': '128', heads: '4', seq: '64', batch: '16', microbatches: '4', steps: '300',
+  lr: String(DEFAULT_ADAMW.lr), warmup: '30', 'average-every': '5', 'eval-every': '50', 'eval-batches': '8', seed: '1',
+  codec: 'fp32', 'heartbeat-timeout-ms': '10000', 'run-id': `run-${Date.now().toString(36)}`, 'epoch-steps': '25', risk: 'exp:4', 'ledger-dir': '',
 };
 type Flag = keyof typeof defaults;
 
-function parseCodec(s: string): CodecSpec {
-  const [kind, k, coeff] = s.split(':');
-  const r = CodecSpecSchema.safeParse(kind === 'subspace' ? { kind, k: Number(k), coeff } : { kind });
-  if (!r.success) throw new Error(`--codec ${s}: expected fp32, bf16, int8 or subspace:K:fp32|fp16|int8|int4`);
-  return r.data;
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])),
-    strict: true,
-  });
+  const { values } = parseArgs({ options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])), strict: true });
   const str = (k: Flag): string => (values[k] as string | undefined) ?? defaults[k];
   const num = (k: Flag): number => {
     const v = Number(str(k));
     if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${str(k)}`);
     return v;
   };
+  const text = await loadText(str('data'));
   const stages = num('stages');
   const nLayer = num('layers');
-  const run: RunConfig = {
+  const parsed = RunConfigSchema.safeParse({
     runId: str('run-id'),
-    model: { vocab: num('vocab'), dModel: num('d-model'), nHead: num('heads'), nLayer, seq: num('seq'), batch: num('batch') },
+    model: { vocab: charCorpus(text.text).vocab.length, dModel: num('d-model'), nHead: num('heads'), nLayer, seq: num('seq'), batch: num('batch') },
     stages,
     layersPerStage: str('layers-per-stage') ? str('layers-per-stage').split(',').map(Number) : splitLayers(nLayer, stages),
     microbatches: num('microbatches'),
+    minPerStage: num('min-per-stage'),
     steps: num('steps'),
     seed: num('seed'),
-    data: { name: str('data-name'), sha256: str('data-sha256'), chars: num('data-chars') },
+    data: { name: basename(str('data')), sha256: text.sha256, chars: text.chars },
     codec: parseCodec(str('codec')),
     optimizer: { ...DEFAULT_ADAMW, lr: num('lr'), warmup: num('warmup') },
     averageEvery: num('average-every'),
     evalEvery: num('eval-every'),
     evalBatches: num('eval-batches'),
-  };
+  });
+  if (!parsed.success) throw new Error(`invalid run: ${formatIssues('run', parsed.error)}`);
+  const run: RunConfig = parsed.data;
   const log = (line: string) => console.log(`[coordinator] ${line}`);
   const chainCfg = chainConfigFromEnv(process.env);
-  if (chainCfg && !chainCfg.key) throw new Error('SWARM_KEY (the coordinator role\'s key) is required to settle on chain');
+  if (chainCfg && !chainCfg.key) throw new Error("SWARM_KEY (the coordinator role's key) is required to settle on chain");
   const chain = chainCfg && (await connectChain(chainCfg));
   if (chainCfg) {
     run.serve = true;
@@ -74,7 +73,6 @@ async function main(): Promise<void> {
   }
   const coord = new Coordinator({
     run,
-    workers: num('workers'),
     heartbeatTimeoutMs: num('heartbeat-timeout-ms'),
     log,
     ...(chainCfg && {
@@ -90,9 +88,9 @@ async function main(): Promise<void> {
   let last = '';
   const timer = setInterval(() => {
     const p = coord.progress();
-    if (p.phase !== 'running') return;
     const f = (x: number | undefined, d = 4): string => (x === undefined ? '–' : x.toFixed(d));
-    const line = `step ${p.step}/${p.steps}  loss ${f(p.loss)}  val ${f(p.valLoss)}  tok/s ${f(p.tokensPerSec, 0)}  peers ${p.peers.map((q) => `s${q.stage}r${q.replica}:${q.step}`).join(' ')}`;
+    const live = p.peers.filter((q) => q.state !== 'gone');
+    const line = `[${p.phase}] step ${p.step}/${p.steps}  loss ${f(p.loss)}  val ${f(p.valLoss)}  tok/s ${f(p.tokensPerSec, 0)}  peers ${live.map((q) => `${q.peerId}:s${q.stage}:${q.state}`).join(' ')}`;
     if (line !== last) console.log((last = line));
   }, 2000);
 
@@ -102,9 +100,9 @@ async function main(): Promise<void> {
     process.exit(code);
   };
   process.on('SIGINT', () => void end(130));
-  coord.finished.then(
-    (report) => {
-      for (const r of report) console.log(`stage ${r.stage} replica ${r.replica} ${r.name}: final val loss ${r.finalValLoss ?? '–'} ${JSON.stringify(r.stats)}`);
+  coord.trained.then(
+    (t) => {
+      log(`training complete at step ${t.step}${t.valLoss !== undefined ? `, validation loss ${t.valLoss.toFixed(4)}` : ''}`);
       if (!settlement) return void end(0);
       settlement.finish().then(
         (s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`),
@@ -119,10 +117,8 @@ async function main(): Promise<void> {
       void end(1);
     },
   );
-  coord.listen(num('port'), str('host')).catch((e: Error) => {
-    console.error(`cannot listen: ${e.message}`);
-    void end(1);
-  });
+  await coord.listen(num('port'), str('host'));
+  log(`workers join with: npm run worker -- --coordinator ${coord.url} --data ${str('data')}`);
 }
 
 main().catch((e: Error) => {

@@ -7,9 +7,10 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Address } from 'viem';
 import type { SwarmChain } from '../shared/chain/client.js';
-import { ContributionLedger, type EpochSnapshot, type EpochTree, LaneCredits, type RiskWeighting, epochTree, stepWorkFlops } from '../shared/ledger/index.js';
-import { stageConfigs } from '../shared/swarm/partition.js';
+import { ContributionLedger, type EpochSnapshot, type EpochTree, type RiskWeighting, epochTree, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
+import type { CommitEvent } from './run-control.js';
 import type { Coordinator } from './server.js';
 
 export interface SettlementOptions {
@@ -51,51 +52,60 @@ const json = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' 
 export class Settlement {
   readonly ledger = new ContributionLedger();
   readonly posted: PostedEpoch[] = [];
-  private readonly lanes: LaneCredits;
+  private readonly stageFlops: number[];
   private readonly accounts = new Map<string, Address>();
   private readonly closed: Array<{ snap: EpochSnapshot; tree: EpochTree }> = [];
+  private readonly unpaid = new Set<string>();
   private posting: Promise<void> = Promise.resolve();
   private postError?: Error;
   private readonly log: (line: string) => void;
   private coordinator?: Coordinator;
+  private completed = 0;
+  private started = false;
 
   constructor(private readonly o: SettlementOptions) {
     if (!Number.isInteger(o.epochSteps) || o.epochSteps < 1) throw new Error(`epochSteps must be a positive integer, got ${o.epochSteps}`);
-    const subspace = o.run.codec.kind === 'subspace' ? { k: o.run.codec.k, seed: o.run.seed } : undefined;
-    const stageFlops = stageConfigs({ ...o.run.model, subspace }, o.run.layersPerStage).map((c) => stepWorkFlops(c, o.run.microbatches));
-    this.lanes = new LaneCredits(stageFlops, o.run.steps, o.risk);
+    this.stageFlops = runStageConfigs(o.run).map((c) => stepWorkFlops(c, 1));
     this.log = o.log ?? (() => {});
     mkdirSync(o.dir, { recursive: true });
   }
 
-  /** Follow a coordinator: accounts at registration, lanes at assignment, steps from every peer's heartbeats. */
+  /** Follow a coordinator: accounts at registration, credit at every committed step. */
   attach(c: Coordinator): void {
     this.coordinator = c;
     c.on('register', (r) => r.account && this.accounts.set(r.peerId, r.account));
-    c.on('assign', (assignments) => {
-      for (const a of assignments) {
-        const account = this.accounts.get(a.peerId);
-        if (!account) this.log(`settlement: ${a.peerId} gave no account; its work is not credited`);
-        this.lanes.addMember(a.replica, a.peerId, a.stage, account);
-      }
-    });
-    // Roots can only be posted once the run is training on chain; every peer has joined by now.
-    c.on('start', () => {
-      this.posting = this.posting.then(async () => {
+    // Roots can only be posted once the run is training on chain.
+    c.on('phase', ({ phase }) => phase === 'training' && this.startOnChain());
+    c.on('commit', (e) => this.credit(e));
+  }
+
+  private startOnChain(): void {
+    if (this.started) return;
+    this.started = true;
+    this.posting = this.posting
+      .then(async () => {
         if ((await this.o.chain.run(this.o.runId)).state === 'open') await this.o.chain.startTraining(this.o.runId);
-      }).catch((e: Error) => {
+      })
+      .catch((e: Error) => {
         this.postError ??= e;
         this.log(`could not start training on chain: ${e.message}`);
       });
-    });
-    c.on('heartbeat', (hb) => this.progress(hb.peerId, hb.step));
   }
 
-  /** A peer reports it finished `step`; its lane's newly verified steps are credited. */
-  progress(peerId: string, step: number): void {
-    for (const [account, units] of this.lanes.report(peerId, step)) this.ledger.credit(account, units);
-    const reached = this.lanes.completedStep;
-    if (reached >= (this.closed.length + 1) * this.o.epochSteps && reached < this.o.run.steps) this.closeEpoch(reached);
+  /**
+   * A committed step: every peer that computed part of it earns its stage's spec FLOPs for each
+   * microbatch it computed (the coordinator's routes say which; a peer's own word counts for nothing).
+   */
+  credit(e: CommitEvent): void {
+    const work = e.work.flatMap((w) => {
+      if (w.account) return [{ account: w.account, stage: w.stage, microbatches: w.microbatches }];
+      if (!this.unpaid.has(w.peerId)) this.log(`settlement: ${w.peerId} gave no account; its work is not credited`);
+      this.unpaid.add(w.peerId);
+      return [];
+    });
+    for (const [account, units] of stepUnits(work, this.stageFlops, e.step, this.o.run.steps, this.o.risk)) this.ledger.credit(account, units);
+    this.completed = Math.max(this.completed, e.step);
+    if (e.step >= (this.closed.length + 1) * this.o.epochSteps && e.step < this.o.run.steps) this.closeEpoch(e.step);
   }
 
   private closeEpoch(step: number): void {
@@ -134,8 +144,7 @@ export class Settlement {
    * and claim every contributor's ownership (minted to their own accounts) and the designer share.
    */
   async finish(opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SettlementReport> {
-    // Only what the lanes reported counts: every worker reports its last step before `done`.
-    this.closeEpoch(this.lanes.completedStep);
+    this.closeEpoch(this.completed);
     await this.posting;
     if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.dir}`);
     const last = this.posted.at(-1);

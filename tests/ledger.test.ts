@@ -4,12 +4,12 @@ import { type Hex, bytesToHex, concat, getAddress, keccak256, numberToHex, pad }
 import { describe, expect, it } from 'vitest';
 import {
   ContributionLedger,
-  LaneCredits,
   type EpochSnapshot,
   FLOPS_PER_UNIT,
   epochTree,
   exponentialRisk,
-  laneUnits,
+  runUnitsFloor,
+  stepUnits,
   leafHash,
   linearRisk,
   loadEpochTree,
@@ -416,65 +416,43 @@ describe('epoch Merkle tree', () => {
   });
 });
 
-describe('laneUnits', () => {
-  it('credits each member its own stage FLOPs at each step’s progress, independently summed', () => {
-    const risk = exponentialRisk(4);
-    const a = '0x00000000000000000000000000000000000000aa';
-    const b = '0x00000000000000000000000000000000000000bb';
-    const flops = [3e9, 5e9];
-    const got = laneUnits([{ account: a, stage: 0 }, { account: b, stage: 1 }], flops, 2, 6, 10, risk);
-    // Steps 3..6 of 10: p = 0.2, 0.3, 0.4, 0.5; w = 4^(1-p); units = floor(flops·w / 1e6) per step.
-    const expect1 = (f: number) => [0.2, 0.3, 0.4, 0.5].reduce((s, p) => s + BigInt(Math.floor((f * 4 ** (1 - p)) / 1e6)), 0n);
-    expect(got.get(a)).toBe(expect1(3e9));
-    expect(got.get(b)).toBe(expect1(5e9));
-    expect(laneUnits([{ account: a, stage: 0 }], flops, 4, 4, 10, risk).get(a)).toBe(0n);
-    expect(() => laneUnits([{ account: a, stage: 0 }], flops, 5, 4, 10, risk)).toThrow(/from ≤ to/);
-    expect(() => laneUnits([{ account: a, stage: 2 }], flops, 0, 1, 10, risk)).toThrow(/no FLOPs for stage 2/);
-  });
-});
+describe('stepUnits', () => {
+  const risk = exponentialRisk(4);
+  const a = '0x00000000000000000000000000000000000000aa';
+  const b = '0x00000000000000000000000000000000000000bb';
+  const flops = [3e9, 5e9];
+  // Independent reference: floor(flops·n·4^(1−(step−1)/total) / 1e6).
+  const ref = (f: number, n: number, step: number, total = 10) => BigInt(Math.floor((f * n * 4 ** (1 - (step - 1) / total)) / 1e6));
 
-describe('LaneCredits', () => {
-  const A = '0x00000000000000000000000000000000000000aa';
-  const B = '0x00000000000000000000000000000000000000bb';
-  const C = '0x00000000000000000000000000000000000000cc';
-  const flops = [2e9, 7e9];
-  // Independent reference: floor(flops·4^(1−(step−1)/total) / 1e6) summed over steps (from, to].
-  const ref = (f: number, from: number, to: number, total = 10) => {
-    let u = 0n;
-    for (let s = from + 1; s <= to; s++) u += BigInt(Math.floor((f * 4 ** (1 - (s - 1) / total)) / 1e6));
-    return u;
-  };
-
-  it('credits a lane only for steps every one of its stages reported, so one liar raises nobody', () => {
-    const lc = new LaneCredits(flops, 10, exponentialRisk(4));
-    lc.addMember(0, 'a', 0, A);
-    lc.addMember(0, 'b', 1, B);
-    lc.addMember(1, 'c', 0, C);
-    lc.addMember(1, 'd', 1); // no account: gates its lane, earns nothing
-    expect(lc.report('a', 10).size).toBe(0); // stage 0 claims the whole run; stage 1 has done nothing
-    const got = lc.report('b', 3);
-    expect(got.get(A)).toBe(ref(flops[0], 0, 3));
-    expect(got.get(B)).toBe(ref(flops[1], 0, 3));
-    expect(lc.completedStep).toBe(0);
-    expect(lc.report('c', 2).size).toBe(0);
-    const lane1 = lc.report('d', 5);
-    expect([...lane1.keys()]).toEqual([C]);
-    expect(lane1.get(C)).toBe(ref(flops[0], 0, 2));
-    expect(lc.completedStep).toBe(2);
-    // Going backwards, unknown peers and steps past the run change nothing; the cap is the run's end.
-    expect(lc.report('b', 2).size).toBe(0);
-    expect(lc.report('zed', 9).size).toBe(0);
-    const end = lc.report('b', 99);
-    expect(end.get(B)).toBe(ref(flops[1], 3, 10));
-    expect(lc.completedStep).toBe(2);
+  it('credits each peer its own stage FLOPs per microbatch it computed, at the step’s progress', () => {
+    const got = stepUnits([{ account: a, stage: 0, microbatches: 3 }, { account: b, stage: 1, microbatches: 1 }], flops, 4, 10, risk);
+    expect(got.get(a)).toBe(ref(3e9, 3, 4));
+    expect(got.get(b)).toBe(ref(5e9, 1, 4));
   });
 
-  it('a lane missing a stage verifies nothing; a stage cannot be held twice in a lane', () => {
-    const lc = new LaneCredits(flops, 10, exponentialRisk(4));
-    lc.addMember(0, 'a', 0, A);
-    expect(lc.report('a', 5).size).toBe(0);
-    expect(() => lc.addMember(0, 'x', 0, B)).toThrow(/already has a peer on stage 0/);
-    expect(() => lc.addMember(1, 'a', 1, B)).toThrow(/already in lane 0/);
-    expect(() => lc.addMember(1, 'y', 2, B)).toThrow(/stage 2 does not exist/);
+  it('sums the shares of one account that held two stages (moved between them) and credits zero work as zero', () => {
+    const got = stepUnits([{ account: a, stage: 0, microbatches: 2 }, { account: a, stage: 1, microbatches: 1 }, { account: b, stage: 1, microbatches: 0 }], flops, 1, 10, risk);
+    expect(got.get(a)).toBe(ref(3e9, 2, 1) + ref(5e9, 1, 1));
+    expect(got.get(b)).toBe(0n);
+  });
+
+  it('refuses unknown stages, bad counts and steps outside the run', () => {
+    expect(() => stepUnits([{ account: a, stage: 2, microbatches: 1 }], flops, 1, 10, risk)).toThrow(/no FLOPs for stage 2/);
+    for (const n of [-1, 1.5, NaN]) expect(() => stepUnits([{ account: a, stage: 0, microbatches: n }], flops, 1, 10, risk)).toThrow(/non-negative integer/);
+    expect(() => stepUnits([], flops, 11, 10, risk)).toThrow(/step must be an integer/);
+  });
+
+  it('runUnitsFloor is reached by any split of a step’s microbatches among peers', () => {
+    const floor = runUnitsFloor(flops, 4, 10, risk);
+    let split = 0n;
+    for (let step = 1; step <= 10; step++) {
+      // Stage 0: 3 + 1 microbatches on two peers; stage 1: all 4 on one.
+      const got = stepUnits([{ account: a, stage: 0, microbatches: 3 }, { account: b, stage: 0, microbatches: 1 }, { account: b, stage: 1, microbatches: 4 }], flops, step, 10, risk);
+      for (const u of got.values()) split += u;
+    }
+    expect(split >= floor).toBe(true);
+    let perMicrobatch = 0n;
+    for (let step = 1; step <= 10; step++) for (const f of flops) perMicrobatch += 4n * ref(f, 1, step);
+    expect(floor).toBe(perMicrobatch);
   });
 });

@@ -475,6 +475,23 @@ export class BlockRuntime {
     return this.step_;
   }
 
+  /**
+   * Drop the gradients accumulated since the last step and forget every microbatch in flight: a
+   * pipeline round that was discarded (a peer on it failed) must leave no trace in the next one.
+   */
+  discardGradients(): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    encoder.clearBuffer(this.grads.buffer);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    for (const s of this.slots) s.pending = false;
+  }
+
+  /** Adopt the swarm's optimizer step count (a joiner that caught up at an averaging point). */
+  setStepCount(step: number): void {
+    if (!Number.isInteger(step) || step < 0) throw new Error(`step count ${step} is not a non-negative integer`);
+    this.step_ = step;
+  }
+
   /** Everything needed to resume training: the step count, parameters and Adam moments. */
   async saveState(): Promise<TrainState> {
     const [params, m, v] = await Promise.all([this.readParams(), this.gpu.read(this.m), this.gpu.read(this.v)]);

@@ -3,4 +3,3 @@ export * from './risk.js';
 export * from './units.js';
 export * from './ledger.js';
 export * from './merkle.js';
-export * from './lanes.js';

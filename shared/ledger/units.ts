@@ -45,28 +45,39 @@ export function runProgress(step: number, totalSteps: number): number {
   return (step - 1) / totalSteps;
 }
 
-/** Someone who holds a stage of a pipeline lane and is paid at `account`. */
-export interface LaneMember {
+/** A peer's verified share of one committed step: it computed `microbatches` of `stage`'s forward and backward. */
+export interface StepWork {
   account: string;
   stage: number;
+  microbatches: number;
 }
 
 /**
- * Units earned by one lane for its completed steps (from, to]: every member earns its own stage's
- * spec FLOPs at each step's progress. A lane's steps complete only when every stage ran its forward
- * and backward (stage 0 finishes last), which is what makes them verified work here.
+ * Units earned for committed step `step`: each peer earns its stage's spec FLOPs per microbatch it
+ * computed, at the step's progress. A step is committed only when every peer on every microbatch's
+ * path reported its share, so a microbatch that crossed lanes credits each peer it passed through.
  */
-export function laneUnits(members: LaneMember[], stageFlops: number[], from: number, to: number, totalSteps: number, risk: RiskWeighting): Map<string, bigint> {
-  if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= totalSteps)) {
-    throw new RangeError(`laneUnits: need integers 0 ≤ from ≤ to ≤ totalSteps, got from ${from}, to ${to}, totalSteps ${totalSteps}`);
-  }
+export function stepUnits(work: StepWork[], stageFlopsPerMicrobatch: number[], step: number, totalSteps: number, risk: RiskWeighting): Map<string, bigint> {
+  const progress = runProgress(step, totalSteps);
   const out = new Map<string, bigint>();
-  for (const m of members) {
-    const flops = stageFlops[m.stage];
-    if (flops === undefined) throw new RangeError(`laneUnits: no FLOPs for stage ${m.stage}`);
-    let units = 0n;
-    for (let step = from + 1; step <= to; step++) units += riskUnits(flops, runProgress(step, totalSteps), risk);
-    out.set(m.account, (out.get(m.account) ?? 0n) + units);
+  for (const w of work) {
+    const flops = stageFlopsPerMicrobatch[w.stage];
+    if (flops === undefined) throw new RangeError(`stepUnits: no FLOPs for stage ${w.stage}`);
+    if (!(Number.isInteger(w.microbatches) && w.microbatches >= 0)) throw new RangeError(`stepUnits: microbatches must be a non-negative integer, got ${w.microbatches}`);
+    out.set(w.account, (out.get(w.account) ?? 0n) + riskUnits(flops * w.microbatches, progress, risk));
   }
   return out;
+}
+
+/**
+ * Units a run of `microbatches` per step earns at least, however its microbatches are split among
+ * peers (flooring per peer can only round less away than flooring per microbatch): a compute
+ * target the swarm always reaches by finishing the run.
+ */
+export function runUnitsFloor(stageFlopsPerMicrobatch: number[], microbatches: number, totalSteps: number, risk: RiskWeighting): bigint {
+  let total = 0n;
+  for (let step = 1; step <= totalSteps; step++) {
+    for (const f of stageFlopsPerMicrobatch) total += BigInt(microbatches) * riskUnits(f, runProgress(step, totalSteps), risk);
+  }
+  return total;
 }

@@ -189,18 +189,19 @@ export interface GenerationPeerOptions {
   stages: number;
   /** Boundary codec (the training one). */
   dtype: Dtype;
-  prev?: Link;
-  next?: Link;
-  /** Generation frames from prev / next, kept apart from training frames. */
-  fromPrev: Inbox;
-  fromNext: Inbox;
   /** Activation slot the forwards use. */
   slot: number;
   timeoutMs: number;
   now(): number;
 }
 
-/** One stage's side of generation; PipelineStage exposes it as generate / serveGeneration. */
+/** A neighbour on a request's path: how to send to it, and the inbox of its generation frames. */
+export interface Hop {
+  send(bytes: Uint8Array): void;
+  inbox: Inbox;
+}
+
+/** One stage's side of generation: stage 0 generates, the later stages serve; each request names its path's neighbours. */
 export class GenerationPeer {
   /** Requests finished or failed, tokens decided, generation bytes sent (headers included), GPU time. */
   readonly stats = { requests: 0, tokens: 0, bytesSent: 0, busyMs: 0 };
@@ -212,14 +213,14 @@ export class GenerationPeer {
     return this.o.stage === this.o.stages - 1;
   }
 
-  private send(link: Link, kind: FrameKind, requestId: number, index: number, rows: number, dtype: Dtype, tensor: Float32Array, tokens?: Uint16Array): void {
+  private send(hop: Hop, kind: FrameKind, requestId: number, index: number, rows: number, dtype: Dtype, tensor: Float32Array, tokens?: Uint16Array): void {
     const bytes = encodeFrame({ kind, step: requestId, microbatch: index, rows, cols: tensor.length / rows, dtype, tensor, tokens }, undefined, { entropy: true });
-    link.send(bytes);
+    hop.send(bytes);
     this.stats.bytesSent += bytes.length;
   }
 
-  private sendToken(requestId: number, index: number, value: number): void {
-    this.send(this.o.prev!, FrameKind.GenerateToken, requestId, index, 1, 'fp32', Float32Array.of(value));
+  private sendToken(prev: Hop, requestId: number, index: number, value: number): void {
+    this.send(prev, FrameKind.GenerateToken, requestId, index, 1, 'fp32', Float32Array.of(value));
   }
 
   private async gpu<T>(f: () => Promise<T>): Promise<T> {
@@ -232,35 +233,36 @@ export class GenerationPeer {
   }
 
   /** Checks shared by both sides; then the request is active until `end`. */
-  private begin(requestId: number): void {
+  private begin(requestId: number, hops: (Hop | undefined)[]): void {
     if (!isU32(requestId)) throw new GenerationError(AbortReason.Refused, `request id must be a u32 integer, got ${requestId}`);
     const cfg = this.o.runtime.cfg;
     if (cfg.subspace && cfg.vocab > 65536) {
       throw new GenerationError(AbortReason.Refused, `subspace boundaries carry token ids as u16 on the wire: vocab ${cfg.vocab} > 65536 cannot generate`);
     }
     if (this.active.has(requestId)) throw new GenerationError(AbortReason.Refused, `request ${requestId} is already running on this stage`);
-    if (this.o.fromPrev.isClosed(requestId) || this.o.fromNext.isClosed(requestId)) {
+    if (hops.some((h) => h?.inbox.isClosed(requestId))) {
       throw new GenerationError(AbortReason.Refused, `request id ${requestId} was already used on this stage: request ids must be unique`);
     }
     this.active.add(requestId);
   }
 
-  private end(requestId: number): void {
+  private end(requestId: number, hops: (Hop | undefined)[]): void {
     this.active.delete(requestId);
-    this.o.fromPrev.close(requestId);
-    this.o.fromNext.close(requestId);
+    for (const h of hops) h?.inbox.close(requestId);
     this.stats.requests++;
   }
 
   /**
    * Stage 0: generate up to `maxTokens` tokens after `prompt` (its last `seq` tokens are the first
    * context) and return them (the prompt not included). Inputs are validated before anything is
-   * sent; the later stages must be serving the same request id.
+   * sent; the later stages must be serving the same request id. `next` is the path's stage 1
+   * (none when this one stage holds the whole model).
    */
-  async generate(requestId: number, prompt: ArrayLike<number>, maxTokens: number, sampling: Sampling, opts: GenerateOptions = {}): Promise<Uint32Array> {
+  async generate(requestId: number, prompt: ArrayLike<number>, maxTokens: number, sampling: Sampling, next: Hop | undefined, opts: GenerateOptions = {}): Promise<Uint32Array> {
     const { runtime: rt, stage, slot } = this.o;
     const { vocab, seq, batch } = rt.cfg;
-    if (stage !== 0) throw new Error(`generate runs on stage 0, this is stage ${stage}: later stages call serveGeneration`);
+    if (stage !== 0) throw new Error(`generate runs on stage 0, this is stage ${stage}: later stages call serve`);
+    if (!this.isLast && !next) throw new Error('generate needs the next stage of the path');
     if (!prompt || prompt.length === 0) throw new GenerationError(AbortReason.Refused, 'the prompt is empty: generation needs at least one token');
     for (let i = 0; i < prompt.length; i++) {
       const t = prompt[i];
@@ -268,7 +270,7 @@ export class GenerationPeer {
     }
     checkMaxTokens(maxTokens);
     checkSampling(sampling);
-    this.begin(requestId);
+    this.begin(requestId, [next]);
     const timeout = opts.timeoutMs ?? this.o.timeoutMs;
     let index = 0;
     try {
@@ -276,7 +278,7 @@ export class GenerationPeer {
       const context = Array.from(prompt).slice(-seq);
       const header = { maxTokens, temperature: Math.fround(sampling.temperature), seed: sampling.seed, contextLength: context.length };
       const rand = this.isLast ? rng(sampling.seed) : undefined;
-      if (!this.isLast) this.send(this.o.next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(header));
+      if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(header));
       for (; index < maxTokens; index++) {
         const i = index;
         const { tokens, length } = contextWindow(context, batch, seq);
@@ -289,8 +291,8 @@ export class GenerationPeer {
         } else {
           const x = await this.gpu(() => rt.forwardBoundary({ tokens }, slot, length));
           const ids = rt.cfg.subspace ? Uint16Array.from(tokens.subarray(0, length)) : undefined;
-          this.send(this.o.next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, x, ids);
-          token = parseToken(await this.o.fromNext.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
+          this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, x, ids);
+          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
         }
         out[i] = token;
         this.stats.tokens++;
@@ -302,7 +304,7 @@ export class GenerationPeer {
     } catch (e) {
       throw this.contextual(e, requestId, index);
     } finally {
-      this.end(requestId);
+      this.end(requestId, [next]);
     }
   }
 
@@ -312,26 +314,27 @@ export class GenerationPeer {
    * generated tokens (every stage sees them). On failure it sends an abort back towards stage 0
    * (unless the abort came from a later stage, which it relays) and rejects.
    */
-  async serve(requestId: number, opts: ServeOptions = {}): Promise<Uint32Array> {
+  async serve(requestId: number, prev: Hop, next: Hop | undefined, opts: ServeOptions = {}): Promise<Uint32Array> {
     const { runtime: rt, stage, slot } = this.o;
-    const { vocab, seq, batch } = rt.cfg;
-    if (stage === 0) throw new Error('serveGeneration runs on the stages after 0; stage 0 calls generate');
+    const { vocab, seq } = rt.cfg;
+    if (stage === 0) throw new Error('serve runs on the stages after 0; stage 0 calls generate');
+    if (!this.isLast && !next) throw new Error(`stage ${stage} needs the next stage of the path`);
     if (opts.maxTokens !== undefined) checkMaxTokens(opts.maxTokens);
-    this.begin(requestId);
+    this.begin(requestId, [prev, next]);
     const timeout = opts.timeoutMs ?? this.o.timeoutMs;
     let index = 0;
     try {
-      const h = parseStart(await this.o.fromPrev.take(FrameKind.GenerateStart, requestId, 0, timeout), seq);
+      const h = parseStart(await prev.inbox.take(FrameKind.GenerateStart, requestId, 0, timeout), seq);
       if (opts.maxTokens !== undefined && h.maxTokens > opts.maxTokens) {
         throw new GenerationError(AbortReason.Refused, `request ${requestId} asks for ${h.maxTokens} tokens, this stage serves at most ${opts.maxTokens}`);
       }
-      if (!this.isLast) this.send(this.o.next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(h));
+      if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(h));
       const rand = this.isLast ? rng(h.seed) : undefined;
       const width = rt.width;
       const out = new Uint32Array(h.maxTokens);
       for (; index < h.maxTokens; index++) {
         const i = index;
-        const f = await this.o.fromPrev.take(FrameKind.GenerateActivation, requestId, i, timeout);
+        const f = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout);
         const length = Math.min(seq, h.contextLength + i);
         const input = this.activationInput(f, length, width);
         let token: number;
@@ -339,12 +342,12 @@ export class GenerationPeer {
         if (this.isLast) {
           logits = await this.gpu(() => rt.forwardLogits(input, slot, 0, length - 1));
           token = sampleToken(logits, h.temperature, rand!);
-          this.sendToken(requestId, i, token);
+          this.sendToken(prev, requestId, i, token);
         } else {
           const y = await this.gpu(() => rt.forwardBoundary(input, slot, length));
-          this.send(this.o.next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, y, f.tokens);
-          token = parseToken(await this.o.fromNext.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
-          this.sendToken(requestId, i, token);
+          this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, y, f.tokens);
+          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
+          this.sendToken(prev, requestId, i, token);
         }
         out[i] = token;
         this.stats.tokens++;
@@ -355,13 +358,13 @@ export class GenerationPeer {
       const err = this.contextual(e, requestId, index);
       // Tell stage 0 (relaying a later stage's abort as it is). Best effort: the link may be gone.
       try {
-        this.sendToken(requestId, index, -err.reason);
+        this.sendToken(prev, requestId, index, -err.reason);
       } catch {
         /* nothing more to do */
       }
       throw err;
     } finally {
-      this.end(requestId);
+      this.end(requestId, [prev, next]);
     }
   }
 

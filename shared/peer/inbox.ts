@@ -7,6 +7,11 @@
 // generation frames (requests end in any order: close).
 import { type Frame, type FrameLimits, decodeFrame } from '../wire/frame.js';
 
+/** A frame did not come in time. */
+export class InboxTimeout extends Error {
+  override name = 'InboxTimeout';
+}
+
 /** Closed steps remembered (to refuse their late frames); older ones are forgotten first. */
 const MAX_CLOSED = 4096;
 
@@ -60,21 +65,35 @@ export class Inbox {
     if (this.rejected.length > 50) this.rejected.shift();
   }
 
-  /** The frame for (kind, step, mb), waiting up to timeoutMs for it. */
-  take(kind: number, step: number, mb: number, timeoutMs: number): Promise<Frame> {
+  /**
+   * The frame for (kind, step, mb), waiting up to timeoutMs for it (rejects with an InboxTimeout),
+   * or until `signal` aborts (rejects with the signal's reason).
+   */
+  take(kind: number, step: number, mb: number, timeoutMs: number, signal?: AbortSignal): Promise<Frame> {
     const key = Inbox.key(kind, step, mb);
     const f = this.frames.get(key);
     if (f) {
       this.frames.delete(key);
       return Promise.resolve(f);
     }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(key);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for frame kind ${kind}, step ${step}, microbatch ${mb}`));
-      }, timeoutMs);
-      this.waiting.set(key, (frame) => {
+      const done = () => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiting.delete(key);
+      };
+      const onAbort = () => {
+        done();
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new InboxTimeout(`timed out after ${timeoutMs} ms waiting for frame kind ${kind}, step ${step}, microbatch ${mb}`));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.set(key, (frame) => {
+        done();
         resolve(frame);
       });
     });

@@ -89,8 +89,13 @@ export const RunConfigSchema = z
     stages: posInt,
     /** Transformer layers per stage; stage 0 also holds the embedding, the last stage the head. */
     layersPerStage: z.array(posInt).min(1),
-    /** Microbatches per global step. */
+    /**
+     * Microbatches per global step, whoever computes them: the swarm spreads them over the peers it
+     * has, so membership changes how fast a step goes, never what it is.
+     */
     microbatches: posInt,
+    /** Peers every stage needs before training starts (more may join at any time). */
+    minPerStage: posInt,
     steps: posInt,
     /**
      * Horizon of the learning-rate schedule (default `steps`). A longer run keeps the final rate
@@ -157,6 +162,12 @@ const signalData = z.unknown().superRefine((v, ctx) => {
 // ---------------------------------------------------------------------------------------------
 // Client → server
 
+const hash = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+/** A stage's state a peer holds on its own disk (it offers it at registration to resume). */
+export const HeldStateSchema = z.strictObject({ runId: id, stage: nonNegInt, step: nonNegInt, hash });
+export type HeldState = z.infer<typeof HeldStateSchema>;
+const peerIds = z.array(id).max(256);
+
 export const ClientMessageSchemas = {
   register: z.strictObject({
     type: z.literal('register'),
@@ -164,12 +175,17 @@ export const ClientMessageSchemas = {
     capability: CapabilitySchema,
     /** Where this peer's verified work is credited on chain (it must have joined the run there). */
     account: address.optional(),
+    /** States of this run's stages the peer kept (newest first), so a returning peer can resume its stage. */
+    held: z.array(HeldStateSchema).max(16).optional(),
   }),
   signal: z.strictObject({ type: z.literal('signal'), to: id, data: signalData }),
-  /** The sender's data channels to all its neighbours are open. */
-  ready: z.strictObject({ type: z.literal('ready') }),
+  /** The neighbours whose data channels are open now (sent whenever the set changes). */
+  links: z.strictObject({ type: z.literal('links'), connected: peerIds }),
+  /** Kernels compiled and the stage's state loaded, at `step` (0: the seeded init). */
+  ready: z.strictObject({ type: z.literal('ready'), step: nonNegInt }),
   heartbeat: z.strictObject({
     type: z.literal('heartbeat'),
+    /** The last step this peer applied. */
     step: nonNegInt,
     loss: z.number().optional(),
     valLoss: z.number().optional(),
@@ -178,17 +194,30 @@ export const ClientMessageSchemas = {
     bytesReceived: nonNeg,
     busyFraction: z.number().min(0).max(1).optional(),
   }),
-  done: z.strictObject({
-    type: z.literal('done'),
-    finalValLoss: z.number().optional(),
-    stats: z.record(z.string().max(64), z.number()).refine((r) => Object.keys(r).length <= 256, 'has more than 256 entries'),
+  /** This peer's share of a round is computed (not yet applied): its loss sum (last stage) and GPU time. */
+  'round-done': z.strictObject({
+    type: z.literal('round-done'),
+    round: nonNegInt,
+    microbatches: nonNegInt,
+    busyMs: nonNeg,
+    lossSum: z.number().optional(),
   }),
+  /** The validation loss after `step` (the last stage of the evaluation path). */
+  evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),
+  /** The stage's parameters after averaging at `step`, hashed: a returning peer's state is checked against it. */
+  checkpoint: z.strictObject({ type: z.literal('checkpoint'), step: nonNegInt, hash }),
+  /** A frame this peer needs has not come from `from` in time, or its link to `from` failed. */
+  stalled: z.strictObject({ type: z.literal('stalled'), round: nonNegInt, from: id, reason: text }),
+  /** Graceful leave (pause): the peer stops now; `kept` is the state it keeps for when it returns. */
+  leave: z.strictObject({ type: z.literal('leave'), reason: text, kept: z.strictObject({ step: nonNegInt, hash }).optional() }),
   /** Stage 0's answer to `generate`: the generated text (or why it failed). */
   generated: z.strictObject({
     type: z.literal('generated'),
     requestId: nonNegInt,
     text: z.string().max(4 * MAX_GENERATED_TOKENS).optional(),
     error: text.optional(),
+    /** The request itself is bad (e.g. a character the model has no token for): another path would refuse it too. */
+    refused: z.boolean().optional(),
   }),
   /** An inference buyer (no registration): serve the credential spend `spendId` with this prompt. */
   infer: z.strictObject({
@@ -202,9 +231,14 @@ export const ClientMessageSchemas = {
 export const ClientMessageSchema = z.discriminatedUnion('type', [
   ClientMessageSchemas.register,
   ClientMessageSchemas.signal,
+  ClientMessageSchemas.links,
   ClientMessageSchemas.ready,
   ClientMessageSchemas.heartbeat,
-  ClientMessageSchemas.done,
+  ClientMessageSchemas['round-done'],
+  ClientMessageSchemas.evaluated,
+  ClientMessageSchemas.checkpoint,
+  ClientMessageSchemas.stalled,
+  ClientMessageSchemas.leave,
   ClientMessageSchemas.generated,
   ClientMessageSchemas.infer,
 ]);
@@ -215,8 +249,23 @@ export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage
 // ---------------------------------------------------------------------------------------------
 // Server → client
 
-export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, replica: nonNegInt, name: z.string().min(1).max(64) });
+export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, name: z.string().min(1).max(64) });
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
+
+/** Where a peer placed on a stage gets that stage's state. */
+export const StateSourceSchema = z.discriminatedUnion('from', [
+  /** The run has not trained this stage yet: the seeded init every peer derives alike. */
+  z.strictObject({ from: z.literal('seed') }),
+  /** Ask one of these live replicas of the stage for its newest averaged state. */
+  z.strictObject({ from: z.literal('replica'), peers: peerIds.min(1) }),
+  /** Load the state you offered at registration. */
+  z.strictObject({ from: z.literal('own'), step: nonNegInt, hash }),
+]);
+export type StateSource = z.infer<typeof StateSourceSchema>;
+
+/** The run's phase, and why, in words a dashboard shows as they are. */
+export const SwarmPhaseSchema = z.enum(['waiting', 'training', 'paused', 'serving', 'finished', 'stopped']);
+export type SwarmPhase = z.infer<typeof SwarmPhaseSchema>;
 
 export const ServerMessageSchemas = {
   welcome: z.strictObject({
@@ -225,25 +274,42 @@ export const ServerMessageSchemas = {
     /** The chain the run settles on, if any (a peer joins the run there with its own key). */
     chain: z.strictObject({ chainId: posInt, registry: address, tokens: address, runId: uintString }).optional(),
   }),
-  /** Sent once the swarm is full: this peer's stage and replica, the run and everyone's placement. */
-  assign: z.strictObject({
-    type: z.literal('assign'),
-    stage: nonNegInt,
-    replica: nonNegInt,
-    run: RunConfigSchema,
-    peers: z.array(PeerInfoSchema),
-  }),
+  /** This peer's stage, the run, everyone's placement, and where to get the stage's state. */
+  assign: z.strictObject({ type: z.literal('assign'), stage: nonNegInt, run: RunConfigSchema, peers: z.array(PeerInfoSchema).max(1024), state: StateSourceSchema }),
+  /** Who holds which stage now (sent when it changes): connect to new neighbours, drop gone ones. */
+  peers: z.strictObject({ type: z.literal('peers'), peers: z.array(PeerInfoSchema).max(1024) }),
   signal: z.strictObject({ type: z.literal('signal'), from: id, data: signalData }),
-  /** Every assigned peer reported ready: start training. */
-  start: z.strictObject({ type: z.literal('start') }),
+  /**
+   * Compute global step `step` as round `round`: routes[i] is microbatch i's path, one peer per
+   * stage. A peer computes the microbatches that pass through it and keeps their gradients until
+   * the round's commit.
+   */
+  round: z.strictObject({ type: z.literal('round'), round: nonNegInt, step: posInt, routes: z.array(peerIds.min(1)).min(1).max(4096) }),
+  /**
+   * Apply (or, after a failure, discard) round `round`'s gradients. Then, when `average` is given,
+   * average the stage's weights: members send and receive, listeners (joiners) only receive; then
+   * the peers of `eval.path` evaluate.
+   */
+  commit: z.strictObject({
+    type: z.literal('commit'),
+    round: nonNegInt,
+    step: nonNegInt,
+    apply: z.boolean(),
+    average: z.strictObject({ members: z.array(peerIds), listeners: z.array(peerIds) }).optional(),
+    eval: z.strictObject({ path: peerIds.min(1), batches: posInt }).optional(),
+  }),
+  /** To a leaving peer: hand your state to this peer (it takes your stage over) before you go. */
+  handoff: z.strictObject({ type: z.literal('handoff'), to: id }),
+  status: z.strictObject({ type: z.literal('status'), phase: SwarmPhaseSchema, reason: text, step: nonNegInt, steps: posInt }),
   'peer-lost': z.strictObject({ type: z.literal('peer-lost'), peerId: id, reason: text }),
   stop: z.strictObject({ type: z.literal('stop'), reason: text }),
   /** `ref` names what the error is about (the offending message type, or a peer id). */
   error: z.strictObject({ type: z.literal('error'), message: text, ref: z.string().max(64).optional() }),
-  /** To every peer of the serving lane: generate from `prompt`; stage 0 answers with `generated`. */
+  /** To every peer of `path` (one per stage): generate from `prompt`; stage 0 answers with `generated`. */
   generate: z.strictObject({
     type: z.literal('generate'),
     requestId: nonNegInt,
+    path: peerIds.min(1),
     prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
     maxTokens: z.int().min(1).max(MAX_GENERATED_TOKENS),
     temperature: z.number().min(0).max(10),
@@ -269,8 +335,12 @@ export const ServerMessageSchemas = {
 export const ServerMessageSchema = z.discriminatedUnion('type', [
   ServerMessageSchemas.welcome,
   ServerMessageSchemas.assign,
+  ServerMessageSchemas.peers,
   ServerMessageSchemas.signal,
-  ServerMessageSchemas.start,
+  ServerMessageSchemas.round,
+  ServerMessageSchemas.commit,
+  ServerMessageSchemas.handoff,
+  ServerMessageSchemas.status,
   ServerMessageSchemas['peer-lost'],
   ServerMessageSchemas.stop,
   ServerMessageSchemas.error,

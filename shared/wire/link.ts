@@ -18,7 +18,7 @@ export interface RawChannel {
 const CHUNK_HEADER = 12; // u32 message id, u32 index, u32 count
 /** 64 KiB is below every data channel implementation's message limit. */
 export const DEFAULT_CHUNK = 64 * 1024;
-/** A peer cannot make us buffer more than this for one message. */
+/** By default a peer cannot make us buffer more than this for one message. */
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
 export class ChunkedLink implements Link {
@@ -33,6 +33,8 @@ export class ChunkedLink implements Link {
     private readonly chunk = DEFAULT_CHUNK,
     /** Malformed chunk streams are reported here and dropped, never thrown into the transport. */
     private readonly onError: (e: Error) => void = () => {},
+    /** Largest message the other side may make us reassemble. */
+    private readonly maxMessage = MAX_MESSAGE,
   ) {
     raw.onMessage((b) => this.receive(b));
   }
@@ -66,7 +68,7 @@ export class ChunkedLink implements Link {
     const part = msg.subarray(CHUNK_HEADER);
     if (index === 0) {
       if (this.partial) this.onError(new Error(`message ${this.partial.id} was cut off by message ${id}`));
-      if (count === 0 || count * (this.chunk - CHUNK_HEADER) > MAX_MESSAGE + this.chunk) {
+      if (count === 0 || (count - 1) * (this.chunk - CHUNK_HEADER) >= this.maxMessage) {
         this.partial = undefined;
         return this.onError(new Error(`message ${id} claims ${count} chunks`));
       }
@@ -79,6 +81,10 @@ export class ChunkedLink implements Link {
     }
     p.parts.push(part.slice());
     p.size += part.length;
+    if (p.size > this.maxMessage) {
+      this.partial = undefined;
+      return this.onError(new Error(`message ${id} exceeds ${this.maxMessage} bytes`));
+    }
     if (p.parts.length < p.count) return;
     this.partial = undefined;
     const whole = new Uint8Array(p.size);

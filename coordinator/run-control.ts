@@ -1,0 +1,531 @@
+// The run's state machine (ARCHITECTURE §3 and §5): who holds which stage, when training starts,
+// pauses and resumes, and what each global step is made of. It holds no sockets and no timers of
+// its own: the server feeds it peers' messages and losses and sends what it says to send, so every
+// rule here is tested without a network.
+//
+// Step semantics. Global step t is `run.microbatches` fixed microbatches (the data order does not
+// depend on who is in the swarm). The coordinator computes it as a *round*: it routes every
+// microbatch through one peer per stage (planner.ts) and sends each peer the routes. Peers compute
+// and keep their gradients; when every peer of the round reported, the round is *committed* (each
+// peer applies its optimizer step) and its work is credited. If a peer of the round is lost, leaves
+// or stalls first, the round is *discarded* (every peer drops its gradients) and step t is routed
+// again without it. So a step's gradients come from exactly its microbatches, each once: nothing is
+// lost and nothing is applied twice, whatever fails mid-step.
+//
+// Membership. A peer is `setup` (placed on a stage, connecting and loading state), `ready` (state
+// loaded at some step), `active` (in rounds) or `gone`. Training starts when every stage has
+// `run.minPerStage` ready peers. A joiner loads the newest averaged state of its stage from a live
+// replica, then at the next averaging point receives the replicas' weights as a listener and is
+// active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
+// that stage's newest state back (no other stage rolls back: stages are separate parameters).
+import { planRoutes, type RoutablePeer, workOf } from './planner.js';
+import { placePeer, type StageView } from './placement.js';
+import { Emitter } from '../shared/swarm/emitter.js';
+import type { Capability, ClientMessageOf, HeldState, PeerInfo, RunConfig, ServerMessage, StateSource, SwarmPhase } from '../shared/swarm/protocol.js';
+
+export type PeerState = 'setup' | 'ready' | 'active' | 'gone';
+type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;
+
+export interface PeerRecord {
+  peerId: string;
+  name: string;
+  capability: Capability;
+  account?: `0x${string}`;
+  held: HeldState[];
+  stage: number;
+  state: PeerState;
+  /** The step of the state it loaded (when ready). */
+  readyStep?: number;
+  /** Neighbours it reports an open data channel to. */
+  links: Set<string>;
+  /** Measured milliseconds per microbatch (moving average), once it computed a round. */
+  msPerMicrobatch?: number;
+  hb?: Heartbeat;
+  goneReason?: string;
+}
+
+export interface CommitEvent {
+  step: number;
+  round: number;
+  /** Who computed what: each peer's microbatches at its stage (credit goes to exactly these). */
+  work: Array<{ peerId: string; account?: `0x${string}`; stage: number; microbatches: number }>;
+  /** Mean training loss over the step's microbatches. */
+  loss?: number;
+  /** Wall time of the round that committed, ms. */
+  ms: number;
+}
+
+export interface RunControlEvents {
+  commit: CommitEvent;
+  'round-aborted': { round: number; step: number; reason: string };
+  phase: { phase: SwarmPhase; reason: string };
+  'peer-gone': { peerId: string; name: string; stage: number; reason: string; graceful: boolean };
+  evaluated: { step: number; valLoss: number };
+  /** Training is over (every step committed and the final evaluation in, or given up on). */
+  trained: { step: number; valLoss?: number };
+}
+
+export interface RunControlOptions {
+  run: RunConfig;
+  send(peerId: string, msg: ServerMessage): void;
+  now(): number;
+  log?(line: string): void;
+}
+
+interface Round {
+  round: number;
+  step: number;
+  routes: string[][];
+  work: Map<string, number>;
+  reported: Map<string, ClientMessageOf<'round-done'>>;
+  startedAt: number;
+}
+
+interface StageState {
+  /** The newest state of the stage the swarm knows of, and its parameter hash when known. */
+  newest: { step: number; hash?: string };
+  /** Parameter hashes the stage's members reported after averaging, by step (recent ones). */
+  hashes: Map<number, string>;
+  /** Name of the gone peer that holds `newest`, while no live peer does. */
+  heldBy?: string;
+}
+
+/** Estimated ms per microbatch of a peer never measured, from its claimed speed. */
+const FALLBACK_MS = 1000;
+/** Weight of a new measurement in the moving average of a peer's speed. */
+const EMA = 0.3;
+
+export class RunControl extends Emitter<RunControlEvents> {
+  readonly run: RunConfig;
+  private readonly peers = new Map<string, PeerRecord>();
+  private readonly stages: StageState[];
+  private phase_: SwarmPhase = 'waiting';
+  private reason_ = '';
+  /** The last committed step. */
+  private step_ = 0;
+  private roundSeq = 0;
+  private round?: Round;
+  private started = false;
+  private finalEval?: number;
+  private lastLoss?: number;
+  private lastValLoss?: number;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: RunControlOptions) {
+    super();
+    this.run = o.run;
+    this.log = o.log ?? (() => {});
+    this.stages = o.run.layersPerStage.map(() => ({ newest: { step: 0 }, hashes: new Map() }));
+    this.setPhase('waiting', this.waitingReason());
+  }
+
+  get phase(): SwarmPhase {
+    return this.phase_;
+  }
+  get reason(): string {
+    return this.reason_;
+  }
+  get step(): number {
+    return this.step_;
+  }
+  get currentRound(): Readonly<Round> | undefined {
+    return this.round;
+  }
+  get loss(): number | undefined {
+    return this.lastLoss;
+  }
+  get valLoss(): number | undefined {
+    return this.lastValLoss;
+  }
+  peer(peerId: string): Readonly<PeerRecord> | undefined {
+    return this.peers.get(peerId);
+  }
+  allPeers(): Readonly<PeerRecord>[] {
+    return [...this.peers.values()];
+  }
+  live(): PeerRecord[] {
+    return [...this.peers.values()].filter((p) => p.state !== 'gone');
+  }
+  private active(stage?: number): PeerRecord[] {
+    return [...this.peers.values()].filter((p) => p.state === 'active' && (stage === undefined || p.stage === stage));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Joining
+
+  /** Place a registering peer; returns why it cannot take part, or its stage. */
+  register(peerId: string, reg: Omit<ClientMessageOf<'register'>, 'type'>): { ok: true; stage: number } | { ok: false; reason: string } {
+    if (this.phase_ === 'finished' || this.phase_ === 'stopped') return { ok: false, reason: `the run is ${this.phase_}` };
+    const held = (reg.held ?? []).filter((h) => h.runId === this.run.runId);
+    const resume = this.resumable(held, reg.capability.maxLayers);
+    let stage: number;
+    let state: StateSource;
+    if (resume) {
+      stage = resume.stage;
+      state = { from: 'own', step: resume.step, hash: resume.hash };
+    } else {
+      const placed = placePeer(reg.capability.maxLayers, this.stageViews());
+      if (!placed.ok) return placed;
+      stage = placed.stage;
+      state = this.stateSource(stage);
+    }
+    const rec: PeerRecord = { peerId, name: reg.name, capability: reg.capability, account: reg.account as `0x${string}` | undefined, held, stage, state: 'setup', links: new Set() };
+    this.peers.set(peerId, rec);
+    this.log(`placed ${peerId} "${reg.name}" on stage ${stage} (state from ${state.from}${state.from === 'own' ? ` at step ${state.step}` : ''})`);
+    this.o.send(peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
+    this.announcePeers(peerId);
+    return { ok: true, stage };
+  }
+
+  /** A held state that brings back an orphaned stage: its newest step, and the hash its members reported, if known. */
+  private resumable(held: HeldState[], maxLayers: number): HeldState | undefined {
+    for (const h of held) {
+      const st = this.stages[h.stage];
+      if (!st || this.run.layersPerStage[h.stage] > maxLayers || !this.orphaned(h.stage)) continue;
+      const known = st.hashes.get(h.step) ?? (st.newest.step === h.step ? st.newest.hash : undefined);
+      if (h.step >= st.newest.step && (known === undefined || known === h.hash)) return h;
+    }
+    return undefined;
+  }
+
+  private orphaned(stage: number): boolean {
+    return this.stages[stage].heldBy !== undefined && !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)));
+  }
+
+  private stageViews(): StageView[] {
+    return this.run.layersPerStage.map((layers, stage) => {
+      const here = this.live().filter((p) => p.stage === stage);
+      return { stage, layers, peers: here.length, capacity: here.reduce((c, p) => c + 1000 / this.msPerMicrobatch(p), 0), orphaned: this.orphaned(stage) };
+    });
+  }
+
+  /** Where a peer newly placed on `stage` gets its state. */
+  private stateSource(stage: number): StateSource {
+    const replicas = this.active(stage).map((p) => p.peerId);
+    if (this.stages[stage].newest.step === 0 && this.step_ === 0) return { from: 'seed' };
+    if (replicas.length) return { from: 'replica', peers: replicas };
+    return { from: 'seed' };
+  }
+
+  membership(): PeerInfo[] {
+    return this.live().map((p) => ({ peerId: p.peerId, stage: p.stage, name: p.name }));
+  }
+
+  /** Tell every live peer (but `except`, who got it in its assign) who holds which stage now. */
+  private announcePeers(except?: string): void {
+    const peers = this.membership();
+    for (const p of this.live()) if (p.peerId !== except) this.o.send(p.peerId, { type: 'peers', peers });
+  }
+
+  onLinks(peerId: string, connected: string[]): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.state === 'gone') return;
+    const before = p.links;
+    p.links = new Set(connected);
+    // A channel the current round routes over went down: the round cannot finish.
+    const r = this.round;
+    if (r && r.work.has(peerId)) {
+      const broken = [...before].find((q) => !p.links.has(q) && r.routes.some((path) => adjacent(path, peerId, q)));
+      if (broken) return this.abortRound(`the channel between ${peerId} and ${broken} closed`);
+    }
+    this.reconcile();
+  }
+
+  onReady(peerId: string, step: number): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.state !== 'setup') return;
+    p.state = 'ready';
+    p.readyStep = step;
+    this.log(`${peerId} ready on stage ${p.stage} with its state at step ${step}`);
+    this.reconcile();
+  }
+
+  onHeartbeat(peerId: string, hb: Heartbeat): void {
+    const p = this.peers.get(peerId);
+    if (p && p.state !== 'gone') p.hb = hb;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rounds
+
+  /** A peer's share of a round; returns an error for a report that does not fit the round. */
+  onRoundDone(peerId: string, msg: ClientMessageOf<'round-done'>): string | undefined {
+    const r = this.round;
+    if (!r || msg.round !== r.round) return undefined; // a discarded round's late report: nothing to do
+    const planned = r.work.get(peerId);
+    if (planned === undefined) return `round ${msg.round} routes nothing through ${peerId}`;
+    if (msg.microbatches !== planned) return `round ${msg.round} routes ${planned} microbatches through ${peerId}, it reported ${msg.microbatches}`;
+    if (r.reported.has(peerId)) return `round ${msg.round} was already reported by ${peerId}`;
+    r.reported.set(peerId, msg);
+    const p = this.peers.get(peerId)!;
+    if (planned > 0) {
+      const ms = msg.busyMs / planned;
+      p.msPerMicrobatch = p.msPerMicrobatch === undefined ? ms : (1 - EMA) * p.msPerMicrobatch + EMA * ms;
+    }
+    if (r.reported.size === r.work.size) this.commit(r);
+    return undefined;
+  }
+
+  onStalled(peerId: string, msg: ClientMessageOf<'stalled'>): void {
+    const r = this.round;
+    if (!r || msg.round !== r.round || !r.work.has(peerId)) return;
+    // The channel between them is no use to this round: route around it until both report it open again.
+    this.peers.get(peerId)?.links.delete(msg.from);
+    this.peers.get(msg.from)?.links.delete(peerId);
+    this.abortRound(`${peerId} waited in vain for ${msg.from}: ${msg.reason}`);
+  }
+
+  /** The current round has taken too long (the server's watchdog). */
+  roundTimedOut(limitMs: number): void {
+    if (this.round) this.abortRound(`round ${this.round.round} took more than ${limitMs} ms`);
+  }
+
+  private nextRound(): void {
+    if (this.round || this.phase_ !== 'training') return;
+    const step = this.step_ + 1;
+    const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b));
+    if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
+    const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), startedAt: this.o.now() };
+    this.round = r;
+    for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
+  }
+
+  private routable(): RoutablePeer[][] {
+    return this.run.layersPerStage.map((_, s) =>
+      this.active(s)
+        .sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
+        .map((p) => ({ peerId: p.peerId, msPerMicrobatch: this.msPerMicrobatch(p) })),
+    );
+  }
+
+  private msPerMicrobatch(p: PeerRecord): number {
+    if (p.msPerMicrobatch !== undefined) return p.msPerMicrobatch;
+    const measured = this.active(p.stage).flatMap((q) => (q.msPerMicrobatch === undefined ? [] : [q.msPerMicrobatch]));
+    return measured.length ? median(measured) : FALLBACK_MS;
+  }
+
+  private linked(a: string, b: string): boolean {
+    return !!this.peers.get(a)?.links.has(b) && !!this.peers.get(b)?.links.has(a);
+  }
+
+  private commit(r: Round): void {
+    this.round = undefined;
+    this.step_ = r.step;
+    const losses = [...r.reported.values()].filter((m) => m.lossSum !== undefined);
+    const loss = losses.length ? losses.reduce((s, m) => s + m.lossSum!, 0) / this.run.microbatches : undefined;
+    if (loss !== undefined) this.lastLoss = loss;
+    const averaging = r.step % this.run.averageEvery === 0 || r.step === this.run.steps;
+    const evaluating = this.run.evalEvery > 0 && this.run.evalBatches > 0 && (r.step % this.run.evalEvery === 0 || r.step === this.run.steps);
+    const members = this.run.layersPerStage.map((_, s) => this.active(s).map((p) => p.peerId));
+    const listeners = this.run.layersPerStage.map((_, s) => (averaging ? this.live().filter((p) => p.stage === s && p.state === 'ready') : []).map((p) => p.peerId));
+    const evalPath = evaluating ? this.evalPath() : undefined;
+    const msg: ServerMessage = {
+      type: 'commit',
+      round: r.round,
+      step: r.step,
+      apply: true,
+      ...(averaging && { average: { members, listeners } }),
+      ...(evalPath && { eval: { path: evalPath, batches: this.run.evalBatches } }),
+    };
+    for (const id of [...members.flat(), ...listeners.flat()]) this.o.send(id, msg);
+    for (const id of listeners.flat()) this.activate(this.peers.get(id)!, 'caught up at averaging');
+    if (averaging) for (const st of this.stages) st.newest = { step: r.step };
+    if (evalPath && r.step === this.run.steps) this.finalEval = r.step;
+    const work = [...r.work].map(([peerId, microbatches]) => {
+      const p = this.peers.get(peerId)!;
+      return { peerId, account: p.account, stage: p.stage, microbatches };
+    });
+    this.emit('commit', { step: r.step, round: r.round, work, loss, ms: this.o.now() - r.startedAt });
+    if (r.step >= this.run.steps) return this.endTraining();
+    this.nextRound();
+  }
+
+  private abortRound(reason: string): void {
+    const r = this.round;
+    if (!r) return;
+    this.round = undefined;
+    this.log(`round ${r.round} (step ${r.step}) discarded: ${reason}`);
+    for (const p of this.active()) this.o.send(p.peerId, { type: 'commit', round: r.round, step: r.step, apply: false });
+    this.emit('round-aborted', { round: r.round, step: r.step, reason });
+    this.reconcile();
+  }
+
+  /** One path through the stages for evaluation or generation, avoiding `exclude`. */
+  path(exclude: ReadonlySet<string> = new Set()): string[] | undefined {
+    const stages = this.routable().map((s) => s.filter((p) => !exclude.has(p.peerId)));
+    const plan = planRoutes(stages, 1, (a, b) => this.linked(a, b));
+    return plan.ok ? plan.routes[0] : undefined;
+  }
+
+  private evalPath(): string[] | undefined {
+    return this.path();
+  }
+
+  onEvaluated(peerId: string, step: number, valLoss: number): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.stage !== this.run.stages - 1) return;
+    this.lastValLoss = valLoss;
+    this.emit('evaluated', { step, valLoss });
+    if (this.finalEval === step) this.finishEvaluation();
+  }
+
+  private endTraining(): void {
+    const serve = !!this.run.serve;
+    this.setPhase(serve ? 'serving' : 'finished', serve ? 'trained: serving inference' : 'run complete');
+    if (this.finalEval === undefined) this.finishEvaluation();
+  }
+
+  /** The final evaluation is in (or will not come): training is over. */
+  finishEvaluation(): void {
+    if (this.phase_ !== 'serving' && this.phase_ !== 'finished') return;
+    const valLoss = this.finalEval !== undefined ? this.lastValLoss : undefined;
+    this.finalEval = undefined;
+    this.emit('trained', { step: this.step_, valLoss });
+    if (this.phase_ === 'finished') for (const p of this.live()) this.o.send(p.peerId, { type: 'stop', reason: 'run complete' });
+  }
+
+  get awaitingFinalEval(): boolean {
+    return this.finalEval !== undefined;
+  }
+
+  onCheckpoint(peerId: string, step: number, hash: string): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.state === 'gone') return;
+    const st = this.stages[p.stage];
+    if (!st.hashes.has(step)) st.hashes.set(step, hash);
+    if (st.newest.step === step && st.newest.hash === undefined) st.newest.hash = hash;
+    for (const old of [...st.hashes.keys()]) if (old < step - 4 * this.run.averageEvery) st.hashes.delete(old);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leaving
+
+  /** A peer is gone: its connection closed, it fell silent, or it left (`kept`: the state it keeps). */
+  onGone(peerId: string, reason: string, leave?: { kept?: { step: number; hash: string } }): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.state === 'gone') return;
+    const wasActive = p.state === 'active';
+    p.state = 'gone';
+    p.goneReason = reason;
+    const st = this.stages[p.stage];
+    const graceful = !!leave;
+    this.log(`${peerId} "${p.name}" (stage ${p.stage}) ${graceful ? 'left' : 'lost'}: ${reason}`);
+    if (wasActive && this.active(p.stage).length === 0 && this.started) {
+      // The stage's newest state left with it: a kept state at the step it stopped, else its last averaged one.
+      if (leave?.kept && leave.kept.step >= st.newest.step) st.newest = { ...leave.kept };
+      else st.newest = { step: st.newest.step, hash: st.newest.hash ?? st.hashes.get(st.newest.step) };
+      st.heldBy = p.name;
+    }
+    const heir = graceful && st.heldBy === p.name ? this.handOff(p) : undefined;
+    for (const q of this.live()) {
+      q.links.delete(peerId);
+      this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: reason.slice(0, 1024) });
+    }
+    this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
+    this.announcePeers();
+    this.replaceStranded(p.stage, heir);
+    if (this.round?.work.has(peerId)) this.abortRound(`${peerId} ${graceful ? 'left' : 'was lost'} (${reason})`);
+    else this.reconcile();
+  }
+
+  /** The last peer of a stage leaves gracefully: a peer setting up for that stage takes its state over directly. */
+  private handOff(leaver: PeerRecord): string | undefined {
+    const heir = this.live().find((q) => q.stage === leaver.stage && q.state !== 'active');
+    if (!heir) return undefined;
+    this.o.send(leaver.peerId, { type: 'handoff', to: heir.peerId });
+    heir.state = 'setup';
+    heir.readyStep = undefined;
+    this.o.send(heir.peerId, { type: 'assign', stage: leaver.stage, run: this.run, peers: this.membership(), state: { from: 'replica', peers: [leaver.peerId] } });
+    this.log(`${leaver.peerId} hands stage ${leaver.stage}'s state to ${heir.peerId}`);
+    return heir.peerId;
+  }
+
+  /** Peers still setting up from replicas that are all gone now cannot get the stage's newest state: place them again. */
+  private replaceStranded(stage: number, heir?: string): void {
+    if (this.active(stage).length > 0) return;
+    for (const q of this.live()) {
+      if (q.stage !== stage || q.state !== 'setup' || q.peerId === heir) continue;
+      const placed = placePeer(q.capability.maxLayers, this.stageViews());
+      if (!placed.ok) continue;
+      q.stage = placed.stage;
+      this.o.send(q.peerId, { type: 'assign', stage: q.stage, run: this.run, peers: this.membership(), state: this.stateSource(q.stage) });
+      this.log(`${q.peerId} placed again, on stage ${q.stage}: the replicas it was loading from are gone`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Phases
+
+  private activate(p: PeerRecord, why: string): void {
+    p.state = 'active';
+    this.stages[p.stage].heldBy = undefined;
+    this.log(`${p.peerId} active on stage ${p.stage} (${why})`);
+  }
+
+  /** After any change: activate who can be, start, pause or resume, and route the next step. */
+  private reconcile(): void {
+    if (this.phase_ === 'finished' || this.phase_ === 'stopped') return;
+    if (!this.started) return this.maybeStart();
+    for (const p of this.live()) {
+      if (p.state !== 'ready') continue;
+      // Nobody else holds the stage and this state is its newest; or training is over and it is current.
+      const alone = this.active(p.stage).length === 0 && p.readyStep! >= this.stages[p.stage].newest.step;
+      if (alone || (this.phase_ === 'serving' && p.readyStep === this.step_)) this.activate(p, `brings stage ${p.stage}'s state at step ${p.readyStep}`);
+    }
+    const missing = this.run.layersPerStage.findIndex((_, s) => this.active(s).length === 0);
+    if (this.phase_ === 'serving') return this.setPhase('serving', missing >= 0 ? `serving paused: ${this.missingReason(missing)}` : 'trained: serving inference');
+    if (missing >= 0) return this.setPhase('paused', this.missingReason(missing));
+    if (this.phase_ !== 'training') this.setPhase('training', `training step ${this.step_ + 1}`);
+    this.nextRound();
+  }
+
+  private maybeStart(): void {
+    const short = this.run.layersPerStage.findIndex((_, s) => this.live().filter((p) => p.stage === s && p.state === 'ready').length < this.run.minPerStage);
+    if (short >= 0) return this.setPhase('waiting', this.waitingReason());
+    this.started = true;
+    for (const p of this.live()) if (p.state === 'ready') this.activate(p, 'run start');
+    this.setPhase('training', 'training step 1');
+    this.nextRound();
+  }
+
+  private missingReason(stage: number): string {
+    const st = this.stages[stage];
+    const setting = this.live().filter((p) => p.stage === stage);
+    if (setting.length) return `waiting for a peer for stage ${stage} (${setting.map((p) => p.peerId).join(', ')} setting up)`;
+    return `waiting for a peer for stage ${stage}${st.heldBy ? ` (its newest state, step ${st.newest.step}, is with ${st.heldBy})` : ''}`;
+  }
+
+  private waitingReason(): string {
+    const counts = this.run.layersPerStage.map((_, s) => `stage ${s}: ${this.live().filter((p) => p.stage === s && p.state === 'ready').length}/${this.run.minPerStage}`);
+    return `waiting for peers (ready ${counts.join(', ')})`;
+  }
+
+  private setPhase(phase: SwarmPhase, reason: string): void {
+    if (phase === this.phase_ && reason === this.reason_) return;
+    this.phase_ = phase;
+    this.reason_ = reason;
+    this.log(`${phase}: ${reason}`);
+    const status: ServerMessage = { type: 'status', phase, reason: reason.slice(0, 1024), step: this.step_, steps: this.run.steps };
+    for (const p of this.live()) this.o.send(p.peerId, status);
+    this.emit('phase', { phase, reason });
+  }
+
+  /** End the run now (e.g. the operator stopped it, or serving ended). */
+  stop(reason: string, phase: 'finished' | 'stopped' = 'stopped'): void {
+    if (this.phase_ === 'finished' || this.phase_ === 'stopped') return;
+    this.round = undefined;
+    this.setPhase(phase, reason);
+    for (const p of this.live()) this.o.send(p.peerId, { type: 'stop', reason: reason.slice(0, 1024) });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Whether a and b are consecutive hops of `path` (in either order). */
+function adjacent(path: string[], a: string, b: string): boolean {
+  const i = path.indexOf(a);
+  return i >= 0 && (path[i - 1] === b || path[i + 1] === b);
+}

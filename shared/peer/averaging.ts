@@ -1,0 +1,79 @@
+// Replicas of a stage train on different microbatches and average their weights every H steps,
+// like DiLoCo's outer step with plain averaging. Members (the stage's active replicas) send their
+// weights to each other and to listeners (joiners catching up, who only receive); everyone sums
+// what it has in peer-id order, so everyone who received the same weights ends bit-identical.
+// A member lost mid-exchange is not waited for: averaging goes on with the replicas that are left.
+import type { BlockRuntime } from '../engine/block-runtime.js';
+import { FrameKind, encodeFrame } from '../wire/frame.js';
+import { InboxTimeout } from './inbox.js';
+import { type Mailbox, REPLICA_COLS } from './mailbox.js';
+
+export interface AveragerOptions {
+  runtime: BlockRuntime;
+  self: string;
+  mailbox: Mailbox;
+  send(to: string, bytes: Uint8Array): void;
+  timeoutMs: number;
+  log(line: string): void;
+}
+
+export class ReplicaAverager {
+  bytesSent = 0;
+  private readonly waits = new Map<string, AbortController>();
+
+  constructor(private readonly o: AveragerOptions) {}
+
+  /** A peer is gone: stop waiting for its weights. */
+  forget(peerId: string): void {
+    this.waits.get(peerId)?.abort(new Error(`${peerId} is gone`));
+  }
+
+  /**
+   * The exchange after step `step`. Returns how many replicas' weights went into the mean (0 for a
+   * listener that got none: it keeps its own state).
+   */
+  async average(step: number, members: string[], listeners: string[]): Promise<number> {
+    const { runtime, self } = this.o;
+    const member = members.includes(self);
+    const mine = member ? await runtime.readParams() : undefined;
+    if (mine) {
+      const frame = encodeFrame({ kind: FrameKind.ReplicaWeights, step, microbatch: 0, rows: mine.length / REPLICA_COLS, cols: REPLICA_COLS, dtype: 'fp32', tensor: mine });
+      for (const p of [...members, ...listeners]) {
+        if (p === self) continue;
+        this.o.send(p, frame);
+        this.bytesSent += frame.length;
+      }
+    }
+    const got = new Map<string, Float32Array>(mine ? [[self, mine]] : []);
+    await Promise.all(members.filter((p) => p !== self).map(async (p) => {
+      const w = await this.receive(p, step);
+      if (w) got.set(p, w);
+    }));
+    if (got.size === 0) return 0;
+    const mean = new Float32Array(runtime.layout.total);
+    for (const p of [...got.keys()].sort()) {
+      const w = got.get(p)!;
+      for (let i = 0; i < mean.length; i++) mean[i] += w[i];
+    }
+    for (let i = 0; i < mean.length; i++) mean[i] /= got.size;
+    runtime.writeParams(mean);
+    if (!member) runtime.setStepCount(step);
+    for (const p of members) this.o.mailbox.from(p).avg.forgetBefore(step + 1);
+    return got.size;
+  }
+
+  private async receive(peer: string, step: number): Promise<Float32Array | undefined> {
+    const ctl = new AbortController();
+    this.waits.set(peer, ctl);
+    try {
+      const f = await this.o.mailbox.from(peer).avg.take(FrameKind.ReplicaWeights, step, 0, this.o.timeoutMs, ctl.signal);
+      if (f.rows * f.cols !== this.o.runtime.layout.total) throw new Error(`${peer} sent ${f.rows * f.cols} weights, this stage holds ${this.o.runtime.layout.total}`);
+      return f.tensor;
+    } catch (e) {
+      this.o.log(`averaging at step ${step} goes on without ${peer}: ${e instanceof InboxTimeout ? 'its weights did not come in time' : (e as Error).message}`);
+      return undefined;
+    } finally {
+      this.waits.delete(peer);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// The WebRTC data channel a host hands the peer session: one per neighbour. Node implements it
+// with simple-peer over @roamhq/wrtc (worker/node-rtc.ts), a browser tab with simple-peer over the
+// browser's own RTCPeerConnection (browser/rtc.ts). The session only ever sees this interface.
+
+/** One side of a peer-to-peer connection: a reliable, ordered, message-oriented data channel. */
+export interface RtcPeer {
+  /** Feed a signaling message (offer, answer, ICE candidate) the coordinator relayed from the other side. */
+  signal(data: unknown): void;
+  /** Send one message (at most 64 KiB: ChunkedLink splits larger ones). */
+  send(bytes: Uint8Array): void;
+  /** The handler of every message received (replaces the previous one). */
+  onData(handler: (bytes: Uint8Array) => void): void;
+  /** Resolves when the data channel is open; rejects if the connection fails first. */
+  readonly connected: Promise<void>;
+  /** Called once when the connection closes or fails, with why. */
+  onClose(handler: (why: string) => void): void;
+  /** Close the connection and free its resources; idempotent. */
+  destroy(): void;
+}
+
+export interface RtcPeerOptions {
+  /** Exactly one side of a pair initiates (the session picks the lower peer id). */
+  initiator: boolean;
+  /** Forward our offers, answers and candidates to the other side, through the coordinator. */
+  sendSignal(data: unknown): void;
+}
+
+export type RtcFactory = (o: RtcPeerOptions) => RtcPeer;

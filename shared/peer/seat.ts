@@ -1,0 +1,100 @@
+// The stage a peer holds: its block runtime on the GPU, the runner of its training rounds, its
+// replica averaging, its side of generation and its inboxes, all sized for that stage. A peer
+// placed on another stage builds a new seat; leaving destroys it, which frees the GPU.
+import type { Gpu } from '../../kernels/context.js';
+import { BlockRuntime, boundaryWidth } from '../engine/block-runtime.js';
+import type { CharCorpus } from '../engine/data.js';
+import type { BlockConfig } from '../engine/model.js';
+import { dtypeOf } from '../wire/codec.js';
+import type { RunConfig } from '../swarm/protocol.js';
+import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../swarm/run.js';
+import { ReplicaAverager } from './averaging.js';
+import { GenerationPeer } from './generate.js';
+import { Mailbox, REPLICA_COLS } from './mailbox.js';
+import { type RunnerOptions, StageRunner } from './stage-runner.js';
+import { type StageSnapshot, snapshotOf } from './state-sync.js';
+
+export interface SeatOptions {
+  gpu: Gpu;
+  run: RunConfig;
+  stage: number;
+  corpus: CharCorpus;
+  self: string;
+  send(to: string, bytes: Uint8Array): void;
+  now(): number;
+  log(line: string): void;
+  /** How long to wait for a neighbour's frame. */
+  timeoutMs: number;
+  /** Forwards stage 0 keeps in flight beyond the pipeline depth (hides a gradient's round trip on a slow network). */
+  extraWarmup: number;
+  /** Measure matmul variants for this stage's shapes before building (slower start, faster steps). */
+  autotune: boolean;
+  onBoundary?: RunnerOptions['onBoundary'];
+}
+
+export class StageSeat {
+  readonly cfg: BlockConfig;
+  readonly mailbox: Mailbox;
+  readonly runner: StageRunner;
+  readonly averager: ReplicaAverager;
+  readonly generation: GenerationPeer;
+  /** The newest state this peer can give a joiner: its last averaged one (or the one it keeps on leaving). */
+  snapshot?: StageSnapshot;
+
+  private constructor(
+    readonly o: SeatOptions,
+    readonly runtime: BlockRuntime,
+  ) {
+    this.cfg = runtime.cfg;
+    const { run, stage } = o;
+    const N = this.cfg.batch * this.cfg.seq;
+    this.mailbox = new Mailbox({
+      boundary: { maxRows: N, maxCols: Math.max(boundaryWidth(this.cfg), 5), maxCodedValues: N * boundaryWidth(this.cfg) },
+      weights: { maxRows: runtime.layout.total / REPLICA_COLS, maxCols: REPLICA_COLS, maxCodedValues: runtime.layout.total },
+    });
+    this.runner = new StageRunner({
+      runtime,
+      stage,
+      stages: run.stages,
+      dtype: dtypeOf(run.codec),
+      batch: (step, mb, split) => (split === 'train' ? trainBatch(run, o.corpus, step, mb) : valBatch(run, o.corpus, mb)),
+      mailbox: this.mailbox,
+      send: o.send,
+      lr: (step) => runLearningRate(run, step),
+      now: o.now,
+      timeoutMs: o.timeoutMs,
+      onBoundary: o.onBoundary,
+    });
+    this.averager = new ReplicaAverager({ runtime, self: o.self, mailbox: this.mailbox, send: o.send, timeoutMs: o.timeoutMs, log: o.log });
+    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now });
+  }
+
+  static async create(o: SeatOptions): Promise<StageSeat> {
+    const cfg = runStageConfigs(o.run)[o.stage];
+    // Stage 0 keeps one microbatch in flight per later stage (the pipeline's depth), plus the extra;
+    // a later stage needs as many as can be in flight past it.
+    const slots = Math.max(1, o.run.stages - o.stage + (o.stage < o.run.stages - 1 ? o.extraWarmup : 0));
+    const runtime = await BlockRuntime.create(o.gpu, cfg, { seed: o.run.seed, optimizer: o.run.optimizer, slots, autotune: o.autotune });
+    // Compile every kernel now: on a CPU adapter a cold shader cache takes minutes, and that must not happen mid-round.
+    await runtime.warmUp();
+    return new StageSeat(o, runtime);
+  }
+
+  get stage(): number {
+    return this.o.stage;
+  }
+
+  get run(): RunConfig {
+    return this.o.run;
+  }
+
+  /** The current state as a snapshot (reads the GPU). */
+  async capture(): Promise<StageSnapshot> {
+    return snapshotOf(await this.runtime.saveState(), { runId: this.o.run.runId, stage: this.o.stage });
+  }
+
+  /** Free the GPU memory this stage holds. */
+  destroy(): void {
+    this.runtime.destroy();
+  }
+}

@@ -1,0 +1,608 @@
+// One peer's whole life in the swarm, the same in Node, a browser tab and the desktop app:
+// detect the GPU → register → take the stage the coordinator places it on → open data channels to
+// its neighbours → load the stage's state → compute the rounds it is routed → average with its
+// replicas → serve inference → leave. The host (host.ts) hands in the GPU, the sockets, storage,
+// the corpus and the clock; the session reports everything a UI shows as typed events.
+//
+// The coordinator's messages are handled one at a time, in order, except those that must cut in:
+// a discarded round aborts the computation under way, a lost peer stops waiting for it, a stop
+// stops everything.
+import type { Gpu } from '../../kernels/context.js';
+import { decodeText, encodeText } from '../engine/data.js';
+import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
+import { CoordinatorClient } from '../swarm/coordinator-client.js';
+import { Emitter } from '../swarm/emitter.js';
+import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
+import { runCorpus } from '../swarm/run.js';
+import type { CharCorpus } from '../engine/data.js';
+import { GenerationError, type Hop } from './generate.js';
+import type { ChainInfo, PeerHost } from './host.js';
+import { NeighbourLinks } from './links.js';
+import type { RunnerOptions } from './stage-runner.js';
+import { StallError, workOf } from './stage-runner.js';
+import { StageSeat } from './seat.js';
+import { StateExchange, type StageSnapshot, isStateMessage } from './state-sync.js';
+import { heldStates, keepState, loadHeld, proofsKey } from './state-store.js';
+
+export type SessionPhase = 'starting' | 'registering' | 'setting-up' | 'ready' | 'training' | 'idle' | 'serving' | 'leaving' | 'left' | 'stopped' | 'failed';
+
+export interface StepReport {
+  step: number;
+  /** This peer's mean loss over the microbatches it computed in the step (last stage only). */
+  loss?: number;
+  microbatches: number;
+  tokensPerSec: number;
+  busyFraction: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Boundary bytes a dense fp32 exchange would have sent beyond what the codec sent. */
+  bytesSaved: number;
+}
+
+/** What this peer did, for a launcher's report (wire bytes count headers; tokens are per boundary crossing). */
+export interface PeerStats {
+  stage: number;
+  steps: number;
+  microbatches: number;
+  wallMs: number;
+  busyMs: number;
+  fwdBytesSent: number;
+  bwdBytesSent: number;
+  fwdTokens: number;
+  bwdTokens: number;
+  averagingBytesSent: number;
+  stateBytesServed: number;
+  rejectedFrames: number;
+  layersHeld: number;
+  paramsHeld: number;
+}
+
+export interface SessionEvents {
+  phase: { phase: SessionPhase; why: string };
+  gpu: { report: GpuReport; verdict: Verdict };
+  registered: { peerId: string; chain?: ChainInfo };
+  assigned: { stage: number; run: RunConfig; state: ServerMessageOf<'assign'>['state'] };
+  neighbours: { connected: string[]; peers: PeerInfo[] };
+  swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
+  step: StepReport;
+  evaluated: { step: number; valLoss: number };
+  /** Microbatches of a committed step this peer computed (the coordinator credits exactly these). */
+  credited: { step: number; microbatches: number };
+  settled: { epoch: number; account: string; cumulative: string; key: string };
+  served: { requestId: number; tokens: number; ms: number };
+  released: { ms: number };
+  log: { line: string };
+  done: { reason: string };
+}
+
+export interface SessionOptions {
+  coordinator: string;
+  name: string;
+  /** How long to wait for a neighbour's frame or state before giving up on it. Default 60 s. */
+  timeoutMs?: number;
+  extraWarmup?: number;
+  autotune?: boolean;
+  onBoundary?: RunnerOptions['onBoundary'];
+}
+
+const HEARTBEAT_MS = 1000;
+/** How long a leaving peer waits for its heir to fetch its state. */
+const HANDOFF_WAIT_MS = 60_000;
+
+export class PeerSession extends Emitter<SessionEvents> {
+  peerId?: string;
+  private client?: CoordinatorClient;
+  private gpu?: Gpu;
+  private links?: NeighbourLinks;
+  private seat?: StageSeat;
+  private states: StateExchange;
+  private queue: Promise<void> = Promise.resolve();
+  private roundAbort?: AbortController;
+  private pending?: { round: number; step: number; microbatches: number; lossSum?: number };
+  private committed = 0;
+  private members: PeerInfo[] = [];
+  private phase_: SessionPhase = 'starting';
+  private beat?: ReturnType<typeof setInterval>;
+  private finished!: (reason: string) => void;
+  private readonly done: Promise<string>;
+  private corpus?: { runId: string; corpus: CharCorpus };
+  private readonly t0: number;
+  private busyMs = 0;
+  private tokens = 0;
+  private lastLoss?: number;
+  private lastValLoss?: number;
+  private handoffTo?: string;
+  private chain?: ChainInfo;
+  /** The stage the coordinator placed this peer on (set before its seat is built). */
+  private placed?: number;
+  /** Peers this one is loading its stage's state from: their channels stay open whatever the membership says. */
+  private readonly stateSources = new Set<string>();
+  private leaving = false;
+  readonly curves = { train: [] as [number, number][], val: [] as [number, number][] };
+  private microbatches = 0;
+  private kept?: PeerStats;
+
+  constructor(
+    private readonly host: PeerHost,
+    private readonly o: SessionOptions,
+  ) {
+    super();
+    this.t0 = host.now();
+    this.done = new Promise((resolve) => (this.finished = resolve));
+    this.states = new StateExchange({
+      meta: () => this.seat && { runId: this.seat.run.runId, stage: this.seat.stage },
+      send: (to, b) => this.links?.send(to, b),
+      offer: () => this.seat?.snapshot,
+      log: (l) => this.say(l),
+    });
+  }
+
+  get phase(): SessionPhase {
+    return this.phase_;
+  }
+
+  get stage(): number | undefined {
+    return this.seat?.stage;
+  }
+
+  /** What this peer did so far (kept from its last stage once the stage is given up). */
+  stats(): PeerStats | undefined {
+    const seat = this.seat;
+    if (!seat) return this.kept;
+    const w = seat.runner.wire;
+    this.kept = {
+      stage: seat.stage,
+      steps: this.committed,
+      microbatches: this.microbatches,
+      wallMs: this.host.now() - this.t0,
+      busyMs: this.busyMs,
+      fwdBytesSent: w.fwdSent,
+      bwdBytesSent: w.bwdSent,
+      fwdTokens: w.fwdTokens,
+      bwdTokens: w.bwdTokens,
+      averagingBytesSent: seat.averager.bytesSent,
+      stateBytesServed: this.states.served.bytes,
+      rejectedFrames: seat.mailbox.rejected,
+      layersHeld: seat.cfg.nLayer,
+      paramsHeld: seat.runtime.layout.count,
+    };
+    return this.kept;
+  }
+
+  /** Join the swarm and take part until the run ends, the peer leaves, or it fails. Resolves with why it ended. */
+  async run(): Promise<string> {
+    try {
+      await this.start();
+    } catch (e) {
+      this.end('failed', (e as Error).message);
+    }
+    return this.done;
+  }
+
+  private async start(): Promise<void> {
+    const { gpu, report, verdict } = await this.host.gpu();
+    this.gpu = gpu;
+    this.emit('gpu', { report, verdict });
+    if (!verdict.ok) throw new Error(`this machine cannot train: ${verdict.text}`);
+    for (const w of verdict.warnings) this.say(`warning: ${w}`);
+    this.setPhase('registering', `connecting to ${this.o.coordinator}`);
+    const client = new CoordinatorClient(this.o.coordinator, this.host.WebSocket);
+    this.client = client;
+    this.listen(client);
+    const capability = {
+      adapter: report.adapter?.description || 'unknown',
+      kind: report.adapter?.kind ?? 'unknown',
+      gflops: report.bench?.matmulGflops ?? 0,
+      memoryBytes: report.budget?.bytes ?? 0,
+      maxLayers: verdict.layers,
+    };
+    const held = await heldStates(this.host.storage);
+    const { peerId, chain } = await client.connect({ name: this.o.name, capability, ...(this.host.wallet && { account: this.host.wallet.account }), ...(held.length && { held }) });
+    this.peerId = peerId;
+    this.chain = chain;
+    // Heartbeats first: joining on chain waits for blocks, and silence would mark us lost.
+    this.beat = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
+    this.emit('registered', { peerId, chain });
+    this.links = new NeighbourLinks({
+      self: peerId,
+      rtc: this.host.rtc,
+      sendSignal: (to, data) => client.send({ type: 'signal', to, data }),
+      onMessage: (from, bytes) => this.onPeerMessage(from, bytes),
+      onChange: (connected) => {
+        this.send({ type: 'links', connected });
+        this.emit('neighbours', { connected, peers: this.members });
+      },
+      log: (l) => this.say(l),
+      maxMessageBytes: 1 << 30,
+    });
+    if (chain) await this.joinChain(chain);
+  }
+
+  private async joinChain(chain: ChainInfo): Promise<void> {
+    const w = this.host.wallet;
+    if (!w) return this.say(`the run settles on chain ${chain.chainId}, but this peer has no wallet: its work will not earn ownership`);
+    try {
+      await w.joinRun(chain);
+      this.say(`joined run ${chain.runId} on chain ${chain.chainId} as ${w.account}`);
+    } catch (e) {
+      this.say(`could not join run ${chain.runId} on chain: ${(e as Error).message}; this peer's work may not be claimable`);
+    }
+  }
+
+  private listen(c: CoordinatorClient): void {
+    const inOrder = <T>(f: (m: T) => Promise<void>) => (m: T) => {
+      this.queue = this.queue.then(() => f(m)).catch((e: Error) => this.fail(e));
+    };
+    c.on('assign', inOrder((m) => this.onAssign(m)));
+    c.on('round', inOrder((m) => this.onRound(m)));
+    c.on('commit', (m) => {
+      // A discarded round must stop now, not after the computation it discards.
+      if (!m.apply && this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
+      inOrder((x: typeof m) => this.onCommit(x))(m);
+    });
+    c.on('generate', inOrder((m) => this.onGenerate(m)));
+    c.on('peers', (m) => this.onPeers(m.peers));
+    c.on('signal', (m) => this.links?.signal(m.from, m.data));
+    c.on('peer-lost', (m) => {
+      this.seat?.averager.forget(m.peerId);
+      this.states.forget(m.peerId);
+    });
+    c.on('status', ({ type: _, ...s }) => this.emit('swarm', s));
+    c.on('handoff', (m) => (this.handoffTo = m.to));
+    c.on('settled', (m) => void this.keepProof(m));
+    c.on('error', (m) => this.say(`coordinator: ${m.message}${m.ref ? ` (${m.ref})` : ''}`));
+    c.on('stop', (m) => this.end('stopped', m.reason));
+    c.on('close', (m) => !this.leaving && this.end('stopped', `the coordinator connection closed (code ${m.code}${m.reason ? `: ${m.reason}` : ''})`));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stage
+
+  private async onAssign(m: ServerMessageOf<'assign'>): Promise<void> {
+    this.emit('assigned', { stage: m.stage, run: m.run, state: m.state });
+    this.setPhase('setting-up', `placed on stage ${m.stage} of ${m.run.stages}; loading the stage`);
+    if (this.seat && (this.seat.stage !== m.stage || this.seat.run.runId !== m.run.runId)) {
+      this.stats();
+      this.seat.destroy();
+      this.seat = undefined;
+    }
+    this.members = m.peers;
+    this.placed = m.stage;
+    this.stateSources.clear();
+    if (m.state.from === 'replica') for (const p of m.state.peers) this.stateSources.add(p);
+    this.links!.set([...this.neighbourIds(m.stage), ...this.stateSources]);
+    this.seat ??= await StageSeat.create({
+      gpu: this.gpu!,
+      run: m.run,
+      stage: m.stage,
+      corpus: await this.corpusOf(m.run),
+      self: this.peerId!,
+      send: (to, b) => this.links!.send(to, b),
+      now: () => this.host.now(),
+      log: (l) => this.say(l),
+      timeoutMs: this.o.timeoutMs ?? 60_000,
+      extraWarmup: this.o.extraWarmup ?? 0,
+      autotune: this.o.autotune ?? false,
+      onBoundary: this.o.onBoundary,
+    });
+    const step = await this.loadState(m.state);
+    this.stateSources.clear();
+    this.committed = step;
+    this.setPhase('ready', `stage ${m.stage} loaded at step ${step}; waiting to be routed work`);
+    this.send({ type: 'ready', step });
+  }
+
+  /** Load the stage's state from where the coordinator says; returns its step. */
+  private async loadState(source: ServerMessageOf<'assign'>['state']): Promise<number> {
+    const seat = this.seat!;
+    if (source.from === 'seed') {
+      seat.snapshot = await seat.capture();
+      return 0;
+    }
+    if (source.from === 'own') {
+      const c = await loadHeld(this.host.storage, { runId: seat.run.runId, stage: seat.stage }, source.step, source.hash);
+      seat.runtime.loadState(c);
+      seat.snapshot = await seat.capture();
+      return c.step;
+    }
+    const errors: string[] = [];
+    for (const from of source.peers) {
+      try {
+        await this.waitForChannel(from);
+        this.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
+        const c = await this.states.fetch(from, seat.stage, this.o.timeoutMs ?? 60_000);
+        seat.runtime.loadState(c);
+        seat.snapshot = await seat.capture();
+        await keepState(this.host.storage, seat.snapshot, seat.run.runId);
+        this.say(`loaded stage ${seat.stage}'s state at step ${c.step} from ${from}`);
+        return c.step;
+      } catch (e) {
+        errors.push(`${from}: ${(e as Error).message}`);
+      }
+    }
+    throw new Error(`could not load stage ${seat.stage}'s state: ${errors.join('; ')}`);
+  }
+
+  private async waitForChannel(peerId: string, timeoutMs = this.o.timeoutMs ?? 60_000): Promise<void> {
+    const deadline = this.host.now() + timeoutMs;
+    while (!this.links!.connected().includes(peerId)) {
+      if (this.host.now() > deadline) throw new Error(`no data channel to ${peerId} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async corpusOf(run: RunConfig): Promise<CharCorpus> {
+    if (this.corpus?.runId !== run.runId) this.corpus = { runId: run.runId, corpus: await runCorpus(run, await this.host.loadCorpus(run)) };
+    return this.corpus.corpus;
+  }
+
+  /** Peers of the same stage and of the stages next to it. */
+  private neighbourIds(stage: number): string[] {
+    return this.members.filter((p) => p.peerId !== this.peerId && Math.abs(p.stage - stage) <= 1).map((p) => p.peerId);
+  }
+
+  private onPeers(peers: PeerInfo[]): void {
+    this.members = peers;
+    if (this.placed === undefined || !this.links) return;
+    const keep = this.handoffTo ? [this.handoffTo] : [];
+    this.links.set([...this.neighbourIds(this.placed), ...keep, ...this.stateSources]);
+    this.emit('neighbours', { connected: this.links.connected(), peers });
+  }
+
+  private onPeerMessage(from: string, bytes: Uint8Array): void {
+    if (isStateMessage(bytes)) return void this.states.onMessage(from, bytes);
+    this.seat?.mailbox.deliver(from, bytes);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rounds
+
+  private async onRound(m: ServerMessageOf<'round'>): Promise<void> {
+    const seat = this.seat;
+    if (!seat || this.leaving) return;
+    const work = workOf(m.round, m.step, m.routes, this.peerId!);
+    this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
+    const abort = new AbortController();
+    this.roundAbort = abort;
+    this.pending = { round: m.round, step: m.step, microbatches: work.items.length };
+    try {
+      const r = await seat.runner.runRound(work, abort.signal);
+      this.pending.lossSum = r.lossSum;
+      this.busyMs += r.busyMs;
+      this.send({ type: 'round-done', round: m.round, microbatches: r.microbatches, busyMs: r.busyMs, ...(r.lossSum !== undefined && { lossSum: r.lossSum }) });
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      if (e instanceof StallError) return void this.send({ type: 'stalled', round: m.round, from: e.from, reason: e.message.slice(0, 1000) });
+      throw e;
+    } finally {
+      if (this.roundAbort === abort) this.roundAbort = undefined;
+    }
+  }
+
+  private async onCommit(m: ServerMessageOf<'commit'>): Promise<void> {
+    const seat = this.seat;
+    if (!seat) return;
+    const mine = this.pending?.round === m.round ? this.pending : undefined;
+    this.pending = undefined;
+    if (mine && m.apply) await seat.runner.apply(m.step);
+    else if (mine) seat.runner.discard();
+    seat.mailbox.forgetRoundsBefore(m.round + 1);
+    if (!m.apply) return;
+    this.committed = m.step;
+    if (mine) this.reportStep(m.step, mine);
+    if (m.average) await this.average(m.step, m.average);
+    if (m.eval) await this.evaluate(m.round, m.step, m.eval);
+  }
+
+  private reportStep(step: number, mine: { microbatches: number; lossSum?: number }): void {
+    const run = this.seat!.run;
+    const tokensPerMb = run.model.batch * run.model.seq;
+    this.tokens += mine.microbatches * tokensPerMb;
+    this.microbatches += mine.microbatches;
+    const secs = (this.host.now() - this.t0) / 1000;
+    if (mine.lossSum !== undefined && mine.microbatches > 0) {
+      this.lastLoss = mine.lossSum / mine.microbatches;
+      this.curves.train.push([step, this.lastLoss]);
+    }
+    const bytes = this.links!.bytes;
+    const w = this.seat!.runner.wire;
+    const dense = (w.fwdTokens + w.bwdTokens) * run.model.dModel * 4;
+    this.emit('credited', { step, microbatches: mine.microbatches });
+    this.emit('step', {
+      step,
+      loss: this.lastLoss,
+      microbatches: mine.microbatches,
+      tokensPerSec: this.tokens / Math.max(secs, 1e-3),
+      busyFraction: Math.min(1, this.busyMs / Math.max(1, this.host.now() - this.t0)),
+      bytesSent: bytes.sent,
+      bytesReceived: bytes.received,
+      bytesSaved: Math.max(0, dense - w.fwdSent - w.bwdSent),
+    });
+    this.heartbeat();
+  }
+
+  private async average(step: number, a: NonNullable<ServerMessageOf<'commit'>['average']>): Promise<void> {
+    const seat = this.seat!;
+    const members = a.members[seat.stage] ?? [];
+    const listeners = a.listeners[seat.stage] ?? [];
+    if (!members.includes(this.peerId!) && !listeners.includes(this.peerId!)) return;
+    const n = await seat.averager.average(step, members, listeners);
+    if (n === 0) return this.say(`averaging at step ${step}: no replica's weights arrived; keeping this peer's own state`);
+    if (!members.includes(this.peerId!)) this.committed = step;
+    // Every peer keeps its stage's state at each averaging point: the run can resume from it if
+    // this stage's last peer is lost.
+    seat.snapshot = await seat.capture();
+    await keepState(this.host.storage, seat.snapshot, seat.run.runId);
+    this.send({ type: 'checkpoint', step, hash: seat.snapshot.paramsHash });
+  }
+
+  private async evaluate(round: number, step: number, e: NonNullable<ServerMessageOf<'commit'>['eval']>): Promise<void> {
+    const at = e.path.indexOf(this.peerId!);
+    if (at < 0) return;
+    const abort = new AbortController();
+    this.roundAbort = abort;
+    try {
+      // Tagged as the round after the commit: its frames must outlive the committed round's.
+      const v = await this.seat!.runner.evaluate(round + 1, e.batches, { prev: e.path[at - 1], next: e.path[at + 1] }, abort.signal);
+      if (v === undefined) return;
+      this.lastValLoss = v;
+      this.curves.val.push([step, v]);
+      this.emit('evaluated', { step, valLoss: v });
+      this.send({ type: 'evaluated', step, valLoss: v });
+    } catch (err) {
+      this.say(`evaluation after step ${step} failed: ${(err as Error).message}`);
+    } finally {
+      if (this.roundAbort === abort) this.roundAbort = undefined;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Serving
+
+  private async onGenerate(m: ServerMessageOf<'generate'>): Promise<void> {
+    const seat = this.seat;
+    const at = m.path.indexOf(this.peerId!);
+    if (!seat || at < 0) return;
+    this.setPhase('serving', `serving request ${m.requestId}`);
+    const hop = (id: string | undefined): Hop | undefined => id === undefined ? undefined : { send: (b) => this.links!.send(id, b), inbox: seat.mailbox.from(id).gen };
+    const t0 = this.host.now();
+    try {
+      let tokens: Uint32Array;
+      if (at === 0) {
+        let prompt: Uint32Array;
+        try {
+          prompt = encodeText(this.corpus!.corpus, m.prompt);
+        } catch (e) {
+          return void this.send({ type: 'generated', requestId: m.requestId, error: (e as Error).message.slice(0, 1000), refused: true });
+        }
+        tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, { temperature: m.temperature, seed: m.seed >>> 0 }, hop(m.path[1]));
+        this.send({ type: 'generated', requestId: m.requestId, text: decodeText(this.corpus!.corpus, tokens) });
+      } else {
+        tokens = await seat.generation.serve(m.requestId, hop(m.path[at - 1])!, hop(m.path[at + 1]), { maxTokens: m.maxTokens });
+      }
+      this.emit('served', { requestId: m.requestId, tokens: tokens.length, ms: this.host.now() - t0 });
+    } catch (e) {
+      const message = (e as Error).message.slice(0, 1000);
+      this.say(`request ${m.requestId} failed: ${message}`);
+      const refused = e instanceof GenerationError && e.reason === 2;
+      if (at === 0) this.send({ type: 'generated', requestId: m.requestId, error: message, ...(refused && { refused }) });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leaving
+
+  /**
+   * Graceful leave (the app's pause): stop computing now (the round under way is discarded and
+   * routed to others), keep the stage's state on this machine, free the GPU, and hand the state to
+   * an heir if the coordinator names one. Resolves once the peer is gone, with how long the GPU
+   * took to be released.
+   */
+  async leave(reason: string): Promise<{ releasedMs: number }> {
+    if (this.leaving) throw new Error('already leaving');
+    this.leaving = true;
+    const t0 = this.host.now();
+    this.setPhase('leaving', reason);
+    this.roundAbort?.abort(new Error(`leaving: ${reason}`));
+    const seat = this.seat;
+    let kept: StageSnapshot | undefined;
+    // The computation under way ends at its next GPU operation; wait for that, not for the round.
+    await Promise.race([this.queue, new Promise((r) => setTimeout(r, 1500))]);
+    if (seat) {
+      this.pending = undefined;
+      seat.runner.discard();
+      kept = await seat.capture();
+      seat.snapshot = kept;
+      this.stats();
+      seat.destroy();
+    }
+    const releasedMs = this.host.now() - t0;
+    this.emit('released', { ms: releasedMs });
+    if (kept && seat) await keepState(this.host.storage, kept, seat.run.runId);
+    this.send({ type: 'leave', reason: reason.slice(0, 1000), ...(kept && this.committed > 0 && { kept: { step: kept.step, hash: kept.paramsHash } }) });
+    await this.handOff();
+    this.end('left', reason);
+    return { releasedMs };
+  }
+
+  /** If the coordinator names an heir (shortly after our leave), stay until it fetched our state. */
+  private async handOff(): Promise<void> {
+    const deadline = this.host.now() + 1500;
+    while (!this.handoffTo && this.host.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (!this.handoffTo) return;
+    const served = this.states.served.count;
+    const until = this.host.now() + HANDOFF_WAIT_MS;
+    this.say(`handing the stage's state to ${this.handoffTo}`);
+    while (this.states.served.count === served && this.host.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500)); // let the last chunks drain from the channel
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async keepProof(m: ServerMessageOf<'settled'>): Promise<void> {
+    if (!this.chain) return;
+    const key = proofsKey(m.account, this.chain.runId);
+    const old = await this.host.storage.get(key);
+    const epochs = old ? (JSON.parse(new TextDecoder().decode(old)).epochs as unknown[]) : [];
+    const { type: _, ...epoch } = m;
+    epochs.push(epoch);
+    // The chain's coordinates travel with the proofs: `npm run wallet -- claim-ownership FILE` needs nothing else.
+    await this.host.storage.put(key, new TextEncoder().encode(JSON.stringify({ ...this.chain, epochs }, null, 2)));
+    this.emit('settled', { epoch: m.epoch, account: m.account, cumulative: m.cumulative, key });
+  }
+
+  private heartbeat(): void {
+    const bytes = this.links?.bytes ?? { sent: 0, received: 0 };
+    const secs = (this.host.now() - this.t0) / 1000;
+    this.send({
+      type: 'heartbeat',
+      step: this.committed,
+      ...(this.lastLoss !== undefined && { loss: this.lastLoss }),
+      ...(this.lastValLoss !== undefined && { valLoss: this.lastValLoss }),
+      tokensPerSec: this.tokens / Math.max(secs, 1e-3),
+      busyFraction: Math.min(1, this.busyMs / Math.max(1, secs * 1000)),
+      bytesSent: bytes.sent,
+      bytesReceived: bytes.received,
+    });
+  }
+
+  private send(msg: ClientMessage): void {
+    try {
+      this.client?.send(msg);
+    } catch (e) {
+      this.say(`BUG: ${(e as Error).message}`);
+    }
+  }
+
+  private setPhase(phase: SessionPhase, why: string): void {
+    if (this.phase_ === phase && phase !== 'setting-up') return;
+    this.phase_ = phase;
+    this.emit('phase', { phase, why });
+  }
+
+  private say(line: string): void {
+    this.host.log(line);
+    this.emit('log', { line });
+  }
+
+  private fail(e: Error): void {
+    this.end('failed', e.message);
+  }
+
+  private end(phase: 'left' | 'stopped' | 'failed', reason: string): void {
+    if (['left', 'stopped', 'failed'].includes(this.phase_)) return;
+    this.roundAbort?.abort(new Error(reason));
+    clearInterval(this.beat);
+    this.links?.close();
+    this.stats();
+    if (phase !== 'left') this.seat?.destroy();
+    this.seat = undefined;
+    this.leaving = true;
+    this.client?.close();
+    this.phase_ = phase;
+    this.emit('phase', { phase, why: reason });
+    this.emit('done', { reason });
+    this.finished(reason);
+  }
+}
+
