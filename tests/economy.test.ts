@@ -12,7 +12,7 @@ import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } fr
 import { chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
 import { blockFlops } from '../shared/engine/model.js';
-import { stageConfigs } from '../shared/swarm/partition.js';
+import { stageConfigs } from '../shared/swarm/run.js';
 import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
 
@@ -37,7 +37,8 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
   it('credits each worker exactly its stage’s spec FLOPs, risk-weighted per step, as ownership on chain', async () => {
     const run = result.swarm.run;
     const cfgs = stageConfigs({ ...run.model, subspace: { k: 8, seed: run.seed } }, run.layersPerStage);
-    // Independent reference: Σ_step floor(flops·4^(1−(step−1)/steps) / 1e6), flops from the spec.
+    // Independent reference: Σ_step floor(flops·4^(1−(step−1)/steps) / 1e6), flops from the spec
+    // (one peer per stage: each computes all of a step's microbatches).
     const expected = cfgs.map((c) => {
       const flops = blockFlops(c).total * run.microbatches;
       let u = 0n;
@@ -75,7 +76,8 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
     for (const w of result.workers) expect(last.units(w.account)).toBe(await chain.ownershipOf(result.runId, w.account));
     // Each worker kept every epoch's proof of its own units on its own disk.
     for (let i = 0; i < 2; i++) {
-      const kept = JSON.parse(readFileSync(join(out, `worker-${i}-proofs.json`), 'utf8'));
+      const account = evm.accounts[ROLES.firstWorker + i].address;
+      const kept = JSON.parse(readFileSync(join(out, 'peers', `worker-${i}`, 'proofs', `${account}-run${result.runId}.json`), 'utf8'));
       expect(kept).toMatchObject({ chainId: evm.chainId, registry: result.addresses.registry, runId: result.runId.toString() });
       expect(kept.epochs).toHaveLength(Number(info.epochs));
       const final = kept.epochs.at(-1);

@@ -9,12 +9,12 @@ import type { Dtype } from '../shared/wire/codec.js';
 import { charCorpus, sampleBatch } from '../shared/engine/data.js';
 import { type BlockConfig, initParams, layout, rng } from '../shared/engine/model.js';
 import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
-import { type Link, memoryLinkPair } from '../shared/wire/link.js';
-import { type ModelSpec, stageConfigs } from '../shared/swarm/partition.js';
-import { PipelineStage } from '../shared/peer/stage.js';
+import { workOf } from '../shared/peer/stage-runner.js';
+import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
+import { type MemoryPeer, memorySwarm } from './memory-peers.js';
 
 const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
 const corpus = charCorpus(TEXT.repeat(4), 0.25);
@@ -62,39 +62,37 @@ function sliceParams(whole: { cfg: BlockConfig; params: Float32Array }, cfg: Blo
 
 interface Pipeline {
   cfgs: BlockConfig[];
-  stages: PipelineStage[];
-  /** links[s] = [to stage s − 1, to stage s + 1] */
-  links: [Link | undefined, Link | undefined][];
+  /** One peer per stage, in stage order. */
+  stages: MemoryPeer[];
   inits: Float32Array[];
 }
+
+const ids = (n: number) => Array.from({ length: n }, (_, s) => `s${s}`);
 
 async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { headScale?: number; spareSlot?: boolean } = {}): Promise<Pipeline> {
   const whole = wholeParams(m, opts.headScale);
   const cfgs = stageConfigs(m, layers);
-  const links: [Link | undefined, Link | undefined][] = cfgs.map(() => [undefined, undefined]);
-  for (let s = 0; s + 1 < cfgs.length; s++) {
-    const [a, b] = memoryLinkPair(4096);
-    links[s][1] = a;
-    links[s + 1][0] = b;
-  }
   const inits = cfgs.map((cfg) => sliceParams(whole, cfg));
-  const stages = await Promise.all(
-    cfgs.map(async (cfg, s) => {
-      const slots = cfgs.length - s + (opts.spareSlot ? 1 : 0);
-      const runtime = await BlockRuntime.create(gpu, cfg, { init: inits[s], optimizer: OPT, slots });
-      return new PipelineStage({ runtime, stage: s, stages: cfgs.length, microbatches: M, batch, dtype, prev: links[s][0], next: links[s][1], lr: () => OPT.lr, now: () => performance.now(), timeoutMs: 20_000 });
-    }),
-  );
-  return { cfgs, stages, links, inits };
+  const S = cfgs.length;
+  const specs = cfgs.map((cfg, s) => ({ id: `s${s}`, stage: s, cfg, init: inits[s], slots: S - s + (opts.spareSlot ? 1 : 0), generationSlot: opts.spareSlot ? S - s : 0, trainingSlots: S - s }));
+  const sw = await memorySwarm(gpu, specs, { stages: S, dtype, optimizer: OPT, batch, timeoutMs: 20_000 });
+  return { cfgs, stages: ids(S).map((id) => sw.get(id)), inits };
 }
+
+/** The hops of stage s on the pipeline's one path. */
+const prevHop = (p: Pipeline, s: number) => p.stages[s].hop(`s${s - 1}`);
+const nextHop = (p: Pipeline, s: number) => (s + 1 < p.stages.length ? p.stages[s].hop(`s${s + 1}`) : undefined);
+const start = (p: Pipeline, id: number, prompt: ArrayLike<number>, n: number, sampling: { temperature: number; seed: number }) => p.stages[0].generation.generate(id, prompt, n, sampling, nextHop(p, 0));
+const serve = (p: Pipeline, s: number, id: number, opts = {}) => p.stages[s].generation.serve(id, prevHop(p, s), nextHop(p, s), opts);
+const rejected = (p: Pipeline) => p.stages.map((st) => st.mailbox.rejected);
 
 /** Stage 0 generates, every later stage serves; the last stage's logits are kept per token. */
 async function generate(p: Pipeline, requestId: number, prompt: Uint32Array, n: number, sampling = { temperature: 0, seed: 1 }) {
   const logits: Float32Array[] = [];
   const last = p.stages.length - 1;
   const [tokens, ...served] = await Promise.all([
-    p.stages[0].generate(requestId, prompt, n, sampling),
-    ...p.stages.slice(1).map((st, j) => st.serveGeneration(requestId, j + 1 === last ? { onToken: (i, _t, l) => (logits[i] = l!) } : {})),
+    start(p, requestId, prompt, n, sampling),
+    ...p.stages.slice(1).map((_, j) => serve(p, j + 1, requestId, j + 1 === last ? { onToken: (i: number, _t: number, l?: Float32Array) => (logits[i] = l!) } : {})),
   ]);
   for (const s of served) expect(Array.from(s)).toEqual(Array.from(tokens));
   return { tokens, logits };
@@ -149,7 +147,7 @@ async function checkAgainstReference(p: Pipeline, tol: number) {
   const free = Array.from(PROMPT);
   for (let i = 0; i < NEW; i++) free.push(argmax(ref(free)));
   expect(free.slice(PROMPT.length, PROMPT.length + firstUnclear)).toEqual(Array.from(tokens.subarray(0, firstUnclear)));
-  expect(p.stages.every((st) => st.rejected === 0)).toBe(true);
+  expect(rejected(p).every((n) => n === 0)).toBe(true);
   return { tokens, maxErr, clear };
 }
 
@@ -195,10 +193,10 @@ describe('generation through pipeline stages', () => {
     const { tokens } = await checkAgainstReference(p, 1e-4);
     // The one-stage path (stage 0 holds the head and samples locally) agrees with the split one.
     const one = await pipeline(model, [3], 'fp32');
-    const alone = await one.stages[0].generate(1, PROMPT, NEW, { temperature: 0, seed: 1 });
+    const alone = await start(one, 1, PROMPT, NEW, { temperature: 0, seed: 1 });
     expect(Array.from(alone)).toEqual(Array.from(tokens));
     // Wire cost: per token, stage 0 sends only the real positions of sequence 0 (fp32 rows of d).
-    const sent = p.stages[0].generationStats.bytesSent;
+    const sent = p.stages[0].generation.stats.bytesSent;
     const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
     expect(sent).toBe(32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * 16 * 4, 0));
   });
@@ -212,7 +210,7 @@ describe('generation through pipeline stages', () => {
     expect(maxErr).toBeGreaterThan(1e-3); // the codec really was in the loop (fp32 alone: ~1e-6)
     // Per token: int8 rows of k values + a scale, and a u16 id per row.
     const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
-    expect(p.stages[1].generationStats.bytesSent).toBe(
+    expect(p.stages[1].generation.stats.bytesSent).toBe(
       32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * (4 + 8) + 2 * r, 0) + NEW * (32 + 4), // start, activations, relayed tokens
     );
   });
@@ -233,28 +231,28 @@ describe('generation through pipeline stages', () => {
 
   it('rejects bad requests with clear errors before sending anything', async () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
-    const sent = () => p.links.flat().reduce((s, l) => s + (l?.bytesSent ?? 0), 0);
+    const sent = () => p.stages.reduce((s, st) => s + st.sent(), 0);
     const ok = { temperature: 0, seed: 1 };
-    const st0 = p.stages[0];
+    const gen = (id: number, prompt: ArrayLike<number>, n: number, sampling: { temperature: number; seed: number }) => start(p, id, prompt, n, sampling);
     const cases: [() => Promise<unknown>, RegExp][] = [
-      [() => st0.generate(1, new Uint32Array(0), 4, ok), /prompt is empty/],
-      [() => st0.generate(1, Uint32Array.from([1, model.vocab]), 4, ok), new RegExp(`prompt\\[1\\] = ${model.vocab} is not a token id in \\[0, ${model.vocab}\\)`)],
-      [() => st0.generate(1, [1, 2.5], 4, ok), /prompt\[1\] = 2.5/],
-      [() => st0.generate(1, PROMPT, 0, ok), /maxTokens must be an integer in \[1, 1024\], got 0/],
-      [() => st0.generate(1, PROMPT, 1.5, ok), /maxTokens .* got 1.5/],
-      [() => st0.generate(1, PROMPT, NaN, ok), /maxTokens .* got NaN/],
-      [() => st0.generate(1, PROMPT, MAX_NEW_TOKENS + 1, ok), /maxTokens .* got 1025/],
-      [() => st0.generate(1, PROMPT, 4, { temperature: -1, seed: 1 }), /temperature must be a number in \[0, 100\]/],
-      [() => st0.generate(1, PROMPT, 4, { temperature: NaN, seed: 1 }), /temperature .* got NaN/],
-      [() => st0.generate(1, PROMPT, 4, { temperature: Infinity, seed: 1 }), /temperature .* got Infinity/],
-      [() => st0.generate(1, PROMPT, 4, { temperature: 1, seed: -1 }), /seed must be a u32 integer, got -1/],
-      [() => st0.generate(1, PROMPT, 4, { temperature: 1, seed: 2 ** 32 }), /seed must be a u32/],
-      [() => st0.generate(-1, PROMPT, 4, ok), /request id must be a u32 integer, got -1/],
-      [() => st0.generate(0.5, PROMPT, 4, ok), /request id must be a u32/],
-      [() => p.stages[1].generate(1, PROMPT, 4, ok), /generate runs on stage 0, this is stage 1/],
-      [() => st0.serveGeneration(1), /serveGeneration runs on the stages after 0/],
-      [() => p.stages[2].serveGeneration(-3), /request id must be a u32/],
-      [() => p.stages[2].serveGeneration(1, { maxTokens: 0 }), /maxTokens must be an integer/],
+      [() => gen(1, new Uint32Array(0), 4, ok), /prompt is empty/],
+      [() => gen(1, Uint32Array.from([1, model.vocab]), 4, ok), new RegExp(`prompt\\[1\\] = ${model.vocab} is not a token id in \\[0, ${model.vocab}\\)`)],
+      [() => gen(1, [1, 2.5], 4, ok), /prompt\[1\] = 2.5/],
+      [() => gen(1, PROMPT, 0, ok), /maxTokens must be an integer in \[1, 1024\], got 0/],
+      [() => gen(1, PROMPT, 1.5, ok), /maxTokens .* got 1.5/],
+      [() => gen(1, PROMPT, NaN, ok), /maxTokens .* got NaN/],
+      [() => gen(1, PROMPT, MAX_NEW_TOKENS + 1, ok), /maxTokens .* got 1025/],
+      [() => gen(1, PROMPT, 4, { temperature: -1, seed: 1 }), /temperature must be a number in \[0, 100\]/],
+      [() => gen(1, PROMPT, 4, { temperature: NaN, seed: 1 }), /temperature .* got NaN/],
+      [() => gen(1, PROMPT, 4, { temperature: Infinity, seed: 1 }), /temperature .* got Infinity/],
+      [() => gen(1, PROMPT, 4, { temperature: 1, seed: -1 }), /seed must be a u32 integer, got -1/],
+      [() => gen(1, PROMPT, 4, { temperature: 1, seed: 2 ** 32 }), /seed must be a u32/],
+      [() => gen(-1, PROMPT, 4, ok), /request id must be a u32 integer, got -1/],
+      [() => gen(0.5, PROMPT, 4, ok), /request id must be a u32/],
+      [() => p.stages[1].generation.generate(1, PROMPT, 4, ok, nextHop(p, 1)), /generate runs on stage 0, this is stage 1/],
+      [() => p.stages[0].generation.serve(1, prevHop(p, 1), nextHop(p, 0)), /serve runs on the stages after 0/],
+      [() => serve(p, 2, -3), /request id must be a u32/],
+      [() => serve(p, 2, 1, { maxTokens: 0 }), /maxTokens must be an integer/],
     ];
     for (const [call, message] of cases) await expect(call()).rejects.toThrow(message);
     expect(sent()).toBe(0);
@@ -263,18 +261,18 @@ describe('generation through pipeline stages', () => {
     // A request id is single use: reusing it fails up front, and a replayed frame of a finished
     // request is refused (counted), never mixed into anything.
     const before = sent();
-    await expect(st0.generate(1, PROMPT, 2, ok)).rejects.toThrow(/request id 1 was already used/);
+    await expect(gen(1, PROMPT, 2, ok)).rejects.toThrow(/request id 1 was already used/);
     expect(sent()).toBe(before);
-    p.links[1][0]!.send(encodeFrame({ kind: FrameKind.GenerateToken, step: 1, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(3) }));
+    p.stages[1].hop('s0').send(encodeFrame({ kind: FrameKind.GenerateToken, step: 1, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(3) }));
     await new Promise((r) => setTimeout(r, 10));
-    expect(st0.rejected).toBe(1);
+    expect(p.stages[0].mailbox.rejected).toBe(1);
   });
 
   it('a later stage that refuses or hits non-finite logits aborts the request on every stage, fast', async () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
     const ok = { temperature: 0, seed: 1 };
     // The last stage serves at most 2 tokens; stage 0 asks for 4.
-    const refused = await Promise.allSettled([p.stages[0].generate(1, PROMPT, 4, ok), p.stages[1].serveGeneration(1), p.stages[2].serveGeneration(1, { maxTokens: 2 })]);
+    const refused = await Promise.allSettled([start(p, 1, PROMPT, 4, ok), serve(p, 1, 1), serve(p, 2, 1, { maxTokens: 2 })]);
     const why = refused.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'resolved'));
     expect(why[0]).toMatch(/request 1: a later stage aborted at token 0: it refused the request/);
     expect(why[1]).toBe(why[0]);
@@ -286,21 +284,27 @@ describe('generation through pipeline stages', () => {
     state.params[head.offset + 5] = NaN;
     last.loadState(state);
     const t0 = performance.now();
-    const nan = await Promise.allSettled([p.stages[0].generate(2, PROMPT, 4, ok), p.stages[1].serveGeneration(2), p.stages[2].serveGeneration(2)]);
+    const nan = await Promise.allSettled([start(p, 2, PROMPT, 4, ok), serve(p, 1, 2), serve(p, 2, 2)]);
     expect(performance.now() - t0).toBeLessThan(5_000); // not the 20 s timeout
     const msg = nan.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'resolved'));
     expect(msg[0]).toMatch(/request 2: a later stage aborted at token 0: the logits are not finite/);
     expect(msg[2]).toMatch(/request 2 failed at token 0 on stage 2: logits\[\d+\] is NaN/);
     // Refusing request 1 at its start, stage 2 closed it before the activation already on its way
     // arrived: that late frame was refused. Nothing else was.
-    expect([p.stages[0].rejected, p.stages[1].rejected]).toEqual([0, 0]);
-    expect(p.stages[2].rejected).toBeLessThanOrEqual(1);
+    expect(rejected(p).slice(0, 2)).toEqual([0, 0]);
+    expect(rejected(p)[2]).toBeLessThanOrEqual(1);
   });
 
   it('generating between and during training steps leaves training bit-for-bit unchanged', async () => {
     const steps = 3;
-    const train = async (p: Pipeline, step: number) => (await Promise.all(p.stages.map((st) => st.trainStep(step)))).at(-1)!.loss!;
-    const serve = (p: Pipeline, id: number) => generate(p, id, PROMPT, 3, { temperature: 1, seed: id });
+    const route = Array.from({ length: M }, () => ids(3));
+    const train = async (p: Pipeline, step: number) => {
+      const r = await Promise.all(p.stages.map((st) => st.runner.runRound(workOf(step, step, route, st.id), new AbortController().signal)));
+      for (const st of p.stages) await st.runner.apply(step);
+      for (const st of p.stages) st.mailbox.forgetRoundsBefore(step + 1);
+      return r.at(-1)!.lossSum! / M;
+    };
+    const request = (p: Pipeline, id: number) => generate(p, id, PROMPT, 3, { temperature: 1, seed: id });
     for (const m of [model, subspaceModel]) {
       const dtype: Dtype = m.subspace ? 'int8' : 'fp32';
       const plain = await pipeline(m, [1, 1, 1], dtype);
@@ -311,14 +315,14 @@ describe('generation through pipeline stages', () => {
       // training step: generation frames keep their own inboxes, so they are not "stale".
       const between = await pipeline(m, [1, 1, 1], dtype);
       const got: number[] = [await train(between, 1), await train(between, 2)];
-      await serve(between, 1);
+      await request(between, 1);
       got.push(await train(between, 3));
       expect(got).toEqual(want);
 
       // During a step, on a spare slot: a request runs concurrently with step 2.
       const during = await pipeline(m, [1, 1, 1], dtype, { spareSlot: true });
       const got2: number[] = [await train(during, 1)];
-      const [loss2] = await Promise.all([train(during, 2), serve(during, 1)]);
+      const [loss2] = await Promise.all([train(during, 2), request(during, 1)]);
       got2.push(loss2, await train(during, 3));
       expect(got2).toEqual(want);
 
@@ -327,7 +331,7 @@ describe('generation through pipeline stages', () => {
         expect(Array.from(await between.stages[s].runtime.readParams())).toEqual(ref);
         expect(Array.from(await during.stages[s].runtime.readParams())).toEqual(ref);
       }
-      for (const p of [between, during]) expect(p.stages.every((st) => st.rejected === 0)).toBe(true);
+      for (const p of [between, during]) expect(rejected(p).every((n) => n === 0)).toBe(true);
     }
   });
 });

@@ -1,16 +1,17 @@
-// Pipeline stages on one GPU, linked in memory: the split model must train exactly like the
-// whole model in one block (fp32 boundaries), and compressed boundaries must still train.
+// Stage runners on one GPU, linked in memory, driven round by round as the coordinator drives
+// them: the split model must train exactly like the whole model in one block (fp32 boundaries), a
+// discarded round must leave no trace, a replica serving two lanes must compute both lanes'
+// microbatches, compressed boundaries must still train, and replicas must average bit-identically.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
-import type { Dtype } from '../shared/wire/codec.js';
 import { charCorpus, sampleBatch } from '../shared/engine/data.js';
 import { type BlockConfig, initParams } from '../shared/engine/model.js';
-import { type Link, memoryLinkPair } from '../shared/wire/link.js';
-import { type ModelSpec, stageConfigs } from '../shared/swarm/partition.js';
-import { ReplicaAverager } from '../shared/peer/replicas.js';
-import { PipelineStage } from '../shared/peer/stage.js';
+import { workOf } from '../shared/peer/stage-runner.js';
+import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
+import type { Dtype } from '../shared/wire/codec.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
+import { type MemorySwarm, memorySwarm } from './memory-peers.js';
 
 const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
 const corpus = charCorpus(TEXT.repeat(4), 0.25);
@@ -19,6 +20,7 @@ const batch = (step: number, mb: number, split: 'train' | 'val') => sampleBatch(
 // Clipping is per stage in the pipeline (each stage clips its own gradient norm), so the exactness
 // check turns it off; everything else must match the whole model.
 const OPT = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1e9 };
+const model: ModelSpec = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 3, seq: 8, batch: 2 };
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -26,34 +28,35 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.device.destroy());
 
-async function pipeline(model: ModelSpec, layers: number[], dtype: Dtype, steps: number) {
-  const cfgs = stageConfigs(model, layers);
-  const links: [Link | undefined, Link | undefined][] = cfgs.map(() => [undefined, undefined]);
-  for (let s = 0; s + 1 < cfgs.length; s++) {
-    const [a, b] = memoryLinkPair(4096); // small chunks exercise reassembly
-    links[s][1] = a;
-    links[s + 1][0] = b;
-  }
-  const stages = await Promise.all(
-    cfgs.map(async (cfg, s) => {
-      const runtime = await BlockRuntime.create(gpu, cfg, { init: initParams(cfg, 3), optimizer: OPT, slots: cfgs.length - s });
-      return new PipelineStage({ runtime, stage: s, stages: cfgs.length, microbatches: M, batch, dtype, prev: links[s][0], next: links[s][1], lr: () => OPT.lr, now: () => performance.now() });
-    }),
-  );
-  const losses: number[] = [];
-  for (let step = 1; step <= steps; step++) {
-    const results = await Promise.all(stages.map((st) => st.trainStep(step)));
-    losses.push(results.at(-1)!.loss!);
-  }
-  const val = (await Promise.all(stages.map((st) => st.evaluate(steps, 2)))).at(-1)!;
-  return { losses, val, stages };
+/** Peers named `s<stage><lane>` ("s0a", "s1a", …); `lanes[s]` is how many replicas stage s has. */
+async function swarm(m: ModelSpec, layers: number[], dtype: Dtype, lanes = layers.map(() => 1)): Promise<MemorySwarm> {
+  const cfgs = stageConfigs(m, layers);
+  const specs = cfgs.flatMap((cfg, s) => Array.from({ length: lanes[s] }, (_, r) => ({ id: `s${s}${'abc'[r]}`, stage: s, cfg, init: initParams(cfg, 3), slots: cfgs.length - s })));
+  return memorySwarm(gpu, specs, { stages: cfgs.length, dtype, optimizer: OPT, batch });
 }
 
-const model: ModelSpec = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 3, seq: 8, batch: 2 };
+/** One round: every peer on a route computes its share; returns the last stages' loss sum per microbatch. */
+async function round(sw: MemorySwarm, r: number, step: number, routes: string[][], signal = new AbortController().signal) {
+  const results = await Promise.all([...sw.peers.values()].map(async (p) => ({ p, res: await p.runner.runRound(workOf(r, step, routes, p.id), signal) })));
+  for (const p of sw.peers.values()) p.mailbox.forgetRoundsBefore(r + 1);
+  const loss = results.reduce((s, { res }) => s + (res.lossSum ?? 0), 0);
+  return { loss: loss / routes.length, results };
+}
 
-describe('pipeline over in-memory links', () => {
+async function commit(sw: MemorySwarm, step: number) {
+  for (const p of sw.peers.values()) await p.runner.apply(step);
+}
+
+const lane = (ids: string[]) => Array.from({ length: M }, () => ids);
+
+describe('stage runners over in-memory channels', () => {
   it('3 stages with fp32 boundaries train exactly like the whole model in one block', async () => {
-    const { losses, stages } = await pipeline(model, [1, 1, 1], 'fp32', 4);
+    const sw = await swarm(model, [1, 1, 1], 'fp32');
+    const losses: number[] = [];
+    for (let step = 1; step <= 4; step++) {
+      losses.push((await round(sw, step, step, lane(['s0a', 's1a', 's2a']))).loss);
+      await commit(sw, step);
+    }
     const whole: BlockConfig = { ...model, hasEmbedding: true, hasHead: true };
     const rt = await BlockRuntime.create(gpu, whole, { init: initParams(whole, 3), optimizer: OPT });
     const want: number[] = [];
@@ -69,59 +72,110 @@ describe('pipeline over in-memory links', () => {
     for (let i = 0; i < 4; i++) expect(Math.abs(losses[i] - want[i])).toBeLessThan(1e-5 * want[i]);
     // Same parameters, stage by stage, by name.
     const all = await rt.readParams();
-    for (const st of stages) {
-      const got = await st.runtime.readParams();
-      const lay = st.runtime.layout;
-      for (const p of lay.params) {
-        const q = rt.layout.params.find((x) => x.name === p.name)!;
-        for (let i = 0; i < p.size; i += 7) expect(Math.abs(got[p.offset + i] - all[q.offset + i])).toBeLessThan(1e-5);
+    for (const p of sw.peers.values()) {
+      const got = await p.runtime.readParams();
+      for (const q of p.runtime.layout.params) {
+        const w = rt.layout.params.find((x) => x.name === q.name)!;
+        for (let i = 0; i < q.size; i += 7) expect(Math.abs(got[q.offset + i] - all[w.offset + i])).toBeLessThan(1e-5);
       }
     }
-    expect(stages.every((st) => st.rejected === 0)).toBe(true);
+    expect([...sw.peers.values()].every((p) => p.mailbox.rejected === 0)).toBe(true);
+  });
+
+  it('a discarded round leaves no trace: abort mid-round, discard, route the step again, and training is bit-for-bit the undisturbed one', async () => {
+    const routes = lane(['s0a', 's1a', 's2a']);
+    const plain = await swarm(model, [1, 1, 1], 'fp32');
+    for (let step = 1; step <= 2; step++) {
+      await round(plain, step, step, routes);
+      await commit(plain, step);
+    }
+    const hit = await swarm(model, [1, 1, 1], 'fp32');
+    await round(hit, 1, 1, routes);
+    await commit(hit, 1);
+    // Round 2 (step 2) fails part-way: microbatch 2 was routed to a stage-2 peer that is gone, so
+    // the others have accumulated gradients for microbatches 0 and 1 and wait for the third when
+    // the coordinator discards the round. They drop everything.
+    const broken = [routes[0], routes[1], ['s0a', 's1a', 's2x']];
+    const abort = new AbortController();
+    const partial = ['s0a', 's1a', 's2a'].map((id) => hit.get(id).runner.runRound(workOf(2, 2, broken, id), abort.signal));
+    expect((await partial[2]).microbatches).toBe(2); // the last stage did its two, gradients included
+    await new Promise((r) => setTimeout(r, 100));
+    abort.abort(new Error('round 2 discarded'));
+    for (const r of await Promise.allSettled(partial.slice(0, 2))) expect(r.status).toBe('rejected');
+    const dirty = await hit.get('s1a').runtime.readGrads();
+    expect(dirty.some((g) => g !== 0)).toBe(true); // there really was something to discard
+    for (const p of hit.peers.values()) p.runner.discard();
+    // Step 2 again as round 3: its frames cannot be confused with round 2's.
+    await round(hit, 3, 2, routes);
+    await commit(hit, 2);
+    for (const id of ['s0a', 's1a', 's2a']) expect(Array.from(await hit.get(id).runtime.readParams())).toEqual(Array.from(await plain.get(id).runtime.readParams()));
+  });
+
+  it('a replica serving two lanes computes both lanes’ microbatches, and training proceeds', async () => {
+    // Stage 0 has two replicas, stage 1 one: it takes both lanes, as when its twin is lost.
+    const sw = await swarm(model, [2, 1], 'fp32', [2, 1]);
+    const routes = [['s0a', 's1a'], ['s0b', 's1a'], ['s0a', 's1a'], ['s0b', 's1a']];
+    const first = await round(sw, 1, 1, routes);
+    const counts = new Map(first.results.map(({ p, res }) => [p.id, res.microbatches]));
+    expect(Object.fromEntries(counts)).toEqual({ s0a: 2, s0b: 2, s1a: 4 });
+    await commit(sw, 1);
+    let last = first.loss;
+    for (let step = 2; step <= 6; step++) {
+      last = (await round(sw, step, step, routes)).loss;
+      await commit(sw, step);
+    }
+    expect(last).toBeLessThan(first.loss - 0.2);
   });
 
   it('subspace boundaries (k=4 of 16, int8 coefficients) train, and move 4 bytes + scale per token', async () => {
-    const sub = { ...model, subspace: { k: 4, seed: 2 } };
-    const { losses, val, stages } = await pipeline(sub, [1, 1, 1], 'int8', 6);
+    const sw = await swarm({ ...model, subspace: { k: 4, seed: 2 } }, [1, 1, 1], 'int8');
+    const routes = lane(['s0a', 's1a', 's2a']);
+    const losses: number[] = [];
+    for (let step = 1; step <= 6; step++) {
+      losses.push((await round(sw, step, step, routes)).loss);
+      await commit(sw, step);
+    }
     expect(losses.at(-1)!).toBeLessThan(losses[0] - 0.2);
-    expect(Number.isFinite(val)).toBe(true);
-    const w = stages[0].wire;
     // per token: 4 int8 values; per row (token) a 4-byte scale; plus a 32-byte header per frame
-    expect(w.fwdSent).toBe(M * 6 * (32 + 16 * (4 + 4)));
+    expect(sw.get('s0a').runner.wire.fwdSent).toBe(M * 6 * (32 + 16 * (4 + 4)));
   });
 
-  it('two lanes of two stages average each stage\'s weights every 2 steps and end bit-identical', async () => {
-    const cfgs = stageConfigs(model, [2, 1]);
-    const lanes = [0, 1].map(() => {
-      const [a, b] = memoryLinkPair();
-      return [a, b];
-    });
-    const replicaLinks = cfgs.map(() => memoryLinkPair());
-    const stages: PipelineStage[][] = [];
-    const averagers: ReplicaAverager[][] = [];
-    for (const lane of [0, 1]) {
-      stages.push([]);
-      averagers.push([]);
-      for (const [s, cfg] of cfgs.entries()) {
-        const runtime = await BlockRuntime.create(gpu, cfg, { init: initParams(cfg, 3), optimizer: OPT, slots: 2 });
-        const laneBatch = (step: number, mb: number, split: 'train' | 'val') => batch(step, lane * M + mb, split);
-        const [prev, next] = s === 0 ? [undefined, lanes[lane][0]] : [lanes[lane][1], undefined];
-        stages[lane].push(new PipelineStage({ runtime, stage: s, stages: 2, microbatches: M, batch: laneBatch, dtype: 'fp32', prev, next, lr: () => OPT.lr, now: () => performance.now() }));
-        averagers[lane].push(new ReplicaAverager(runtime, lane, [{ replica: 1 - lane, link: replicaLinks[s][lane] }]));
-      }
-    }
+  it('two lanes of two stages average each stage’s weights every 2 steps and end bit-identical', async () => {
+    const sw = await swarm(model, [2, 1], 'fp32', [2, 2]);
+    const routes = [['s0a', 's1a'], ['s0a', 's1a'], ['s0b', 's1b'], ['s0b', 's1b']];
     for (let step = 1; step <= 4; step++) {
-      await Promise.all(stages.flat().map((st) => st.trainStep(step)));
-      if (step % 2 === 0) await Promise.all(averagers.flat().map((a) => a.average(step)));
+      await round(sw, step, step, routes);
+      await commit(sw, step);
+      if (step % 2 === 0) {
+        await Promise.all([...sw.peers.values()].map((p) => p.averager.average(step, [`s${p.stage}a`, `s${p.stage}b`], [])));
+      }
       if (step === 1) {
         // Different data per lane: before any averaging the replicas have drifted apart.
-        const [a, b] = await Promise.all([stages[0][0].runtime.readParams(), stages[1][0].runtime.readParams()]);
+        const [a, b] = await Promise.all([sw.get('s0a').runtime.readParams(), sw.get('s0b').runtime.readParams()]);
         expect(a.some((v, i) => v !== b[i])).toBe(true);
       }
     }
     for (const s of [0, 1]) {
-      const [a, b] = await Promise.all([stages[0][s].runtime.readParams(), stages[1][s].runtime.readParams()]);
+      const [a, b] = await Promise.all([sw.get(`s${s}a`).runtime.readParams(), sw.get(`s${s}b`).runtime.readParams()]);
       expect(Array.from(a)).toEqual(Array.from(b));
     }
+  });
+
+  it('a listener (a joiner) receives the members’ average and ends bit-identical to them; a lost member is not waited for', async () => {
+    const sw = await swarm(model, [2, 1], 'fp32', [3, 1]);
+    const routes = [['s0a', 's1a'], ['s0b', 's1a']];
+    await round(sw, 1, 1, routes);
+    await commit(sw, 1);
+    const members = ['s0a', 's0b'];
+    const n = await Promise.all(['s0a', 's0b', 's0c'].map((id) => sw.get(id).averager.average(1, members, ['s0c'])));
+    expect(n).toEqual([2, 2, 2]);
+    const a = Array.from(await sw.get('s0a').runtime.readParams());
+    expect(Array.from(await sw.get('s0c').runtime.readParams())).toEqual(a);
+    expect(sw.get('s0c').runtime.stepCount).toBe(1);
+    // Averaging at step 2 with a member that never sends: the others go on without it once told it is gone.
+    const waiting = sw.get('s0a').averager.average(2, ['s0a', 's0b', 's0x'], []);
+    const other = sw.get('s0b').averager.average(2, ['s0a', 's0b', 's0x'], []);
+    setTimeout(() => ['s0a', 's0b'].forEach((id) => sw.get(id).averager.forget('s0x')), 50);
+    expect(await Promise.all([waiting, other])).toEqual([2, 2]);
   });
 });

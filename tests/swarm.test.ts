@@ -42,6 +42,8 @@ describe('local swarm over WebRTC (3 processes, 3 stages)', () => {
     const end = (last.train[10][1] + last.train[11][1]) / 2;
     expect(end).toBeLessThan(first - 0.1);
     expect(last.val.map((v) => v[0])).toEqual([6, 12]);
+    // The coordinator's view: every step committed once, in order.
+    expect(result.loss.map(([step]) => step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
   });
 
   it('every boundary tensor the receiver decoded matches what the sender encoded, within int8 rounding', () => {

@@ -77,7 +77,8 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => leave('terminated'));
   if (args['leave-after']) setTimeout(() => leave(`asked to leave after ${args['leave-after']} s`), Number(args['leave-after']) * 1000);
   const reason = await s.run();
-  if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId: s.peerId, stage: s.stage, ...s.curves, phase: s.phase, reason }));
+  const stats = s.stats();
+  if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId: s.peerId, stage: stats?.stage, ...s.curves, stats, phase: s.phase, reason }));
   say(`\n${s.phase}: ${reason}\n`);
   return s.phase === 'failed' || (s.phase === 'stopped' && reason !== 'run complete') ? 1 : 0;
 }

@@ -32,6 +32,8 @@ export interface RunnerOptions {
   now(): number;
   /** How long to wait for a neighbour's frame before reporting it stalled. */
   timeoutMs: number;
+  /** Activation slots training may use (default all the runtime has; keep one back for generation during training). */
+  slots?: number;
   /** Sees every boundary tensor as sent (before encoding) and as received (after decoding). */
   onBoundary?(dir: 'sent' | 'received', kind: FrameKind, step: number, microbatch: number, tensor: Float32Array): void;
 }
@@ -100,7 +102,7 @@ export class StageRunner {
     const first = stage === 0;
     const last = stage === stages - 1;
     const busy0 = this.busyMs;
-    const free = [...Array(this.o.runtime.slotCount).keys()];
+    const free = [...Array(this.o.slots ?? this.o.runtime.slotCount).keys()];
     const items: Item[] = w.items.map((i) => ({ ...i }));
     const readyF: Item[] = first ? [...items] : [];
     const readyB: Item[] = [];

@@ -1,0 +1,81 @@
+// Pipeline peers in one process on one GPU, their data channels in memory: each peer has an id, a
+// stage's runtime, a mailbox, a stage runner and a generation peer, as a seat of the peer session
+// has; `send` delivers a copy to the receiver's mailbox a tick later, as a real channel would.
+// Large messages go through ChunkedLink with small chunks, so reassembly is exercised too.
+import type { Gpu } from '../kernels/context.js';
+import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import type { BlockConfig } from '../shared/engine/model.js';
+import type { AdamW } from '../shared/engine/optimizer.js';
+import { ReplicaAverager } from '../shared/peer/averaging.js';
+import { GenerationPeer, type Hop } from '../shared/peer/generate.js';
+import { Mailbox } from '../shared/peer/mailbox.js';
+import { type Batch, StageRunner } from '../shared/peer/stage-runner.js';
+import type { Dtype } from '../shared/wire/codec.js';
+import { ChunkedLink, memoryChannelPair } from '../shared/wire/link.js';
+
+export interface MemoryPeer {
+  id: string;
+  stage: number;
+  runtime: BlockRuntime;
+  mailbox: Mailbox;
+  runner: StageRunner;
+  averager: ReplicaAverager;
+  generation: GenerationPeer;
+  /** Bytes this peer put on its channels, chunk headers included. */
+  sent(): number;
+  hop(to: string): Hop;
+}
+
+export interface PeerSpec {
+  id: string;
+  stage: number;
+  cfg: BlockConfig;
+  init: Float32Array;
+  slots: number;
+  /** Activation slot generation uses (default 0). */
+  generationSlot?: number;
+  /** Slots training may use (default all). */
+  trainingSlots?: number;
+}
+
+export interface MemorySwarm {
+  peers: Map<string, MemoryPeer>;
+  get(id: string): MemoryPeer;
+}
+
+export async function memorySwarm(gpu: Gpu, specs: PeerSpec[], o: { stages: number; dtype: Dtype; optimizer: AdamW; batch(step: number, mb: number, split: 'train' | 'val'): Batch; timeoutMs?: number }): Promise<MemorySwarm> {
+  const peers = new Map<string, MemoryPeer>();
+  // One chunked link per ordered pair, created on first use.
+  const links = new Map<string, ChunkedLink>();
+  const link = (from: string, to: string): ChunkedLink => {
+    const key = `${from}>${to}`;
+    let l = links.get(key);
+    if (!l) {
+      const [a, b] = memoryChannelPair();
+      l = new ChunkedLink(a, 4096);
+      const rx = new ChunkedLink(b, 4096);
+      rx.onMessage((bytes) => peers.get(to)?.mailbox.deliver(from, bytes));
+      links.set(key, l);
+    }
+    return l;
+  };
+  for (const s of specs) {
+    const runtime = await BlockRuntime.create(gpu, s.cfg, { init: s.init, optimizer: o.optimizer, slots: s.slots });
+    const N = s.cfg.batch * s.cfg.seq;
+    const mailbox = new Mailbox({ boundary: { maxRows: N, maxCols: s.cfg.dModel }, weights: { maxRows: runtime.layout.total / 64, maxCols: 64 } });
+    const send = (to: string, bytes: Uint8Array) => link(s.id, to).send(bytes);
+    const timeoutMs = o.timeoutMs ?? 20_000;
+    peers.set(s.id, {
+      id: s.id,
+      stage: s.stage,
+      runtime,
+      mailbox,
+      runner: new StageRunner({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, batch: o.batch, mailbox, send, lr: () => o.optimizer.lr, now: () => performance.now(), timeoutMs, slots: s.trainingSlots }),
+      averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {} }),
+      generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
+      sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),
+      hop: (to) => ({ send: (b) => send(to, b), inbox: mailbox.from(to).gen }),
+    });
+  }
+  return { peers, get: (id) => peers.get(id)! };
+}
