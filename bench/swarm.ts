@@ -43,13 +43,15 @@ const opts: SwarmOptions = {
   steps: Number(values.steps ?? (values.quick ? 30 : 360)),
   workers: Number(values.workers ?? 2),
   stages: Number(values.stages ?? 2),
-  // 4 microbatches of 4 sequences: 1024 tokens per step per lane, with a 1F1B bubble of 1/5.
+  // 4 microbatches of 4 sequences per step: 1024 tokens per step, with a 1F1B bubble of 1/5 on one lane.
   microbatches: Number(values.microbatches ?? 4),
   batch: Number(values.batch ?? 4),
   evalEvery: values.quick ? 10 : 20,
   evalBatches: 8,
   quiet: true,
 };
+// Every worker in from the first step, so every codec is measured on the same swarm.
+opts.minPerStage = opts.workers / opts.stages;
 const codecs = (values.codecs?.split(',') ?? (values.quick ? ['fp32', 'subspace:k=16:int8'] : SWEEP)).map((c) => codecName(parseCodec(c)));
 
 const lastVal = (curve: [number, number][]) => curve.at(-1)?.[1] ?? NaN;
@@ -58,9 +60,7 @@ const valAt = (curve: [number, number][], step: number) => curve.find(([s]) => s
 function summarize(codec: string, r: SwarmResult, baselineVal: number) {
   const spec = parseCodec(codec);
   const d = r.run.model.dModel;
-  const S = r.run.stages;
-  const replica0 = r.peers.filter((p) => p.replica === 0).sort((a, b) => a.stage - b.stage);
-  const last = replica0[S - 1];
+  const byStage = [...r.peers].sort((a, b) => a.stage - b.stage);
   // Every boundary's bytes per token, headers included, averaged over boundaries.
   const perToken = (k: 'fwd' | 'bwd') => {
     const sent = r.peers.reduce((s, p) => s + p.stats[`${k}BytesSent`], 0);
@@ -70,11 +70,11 @@ function summarize(codec: string, r: SwarmResult, baselineVal: number) {
   const fwd = perToken('fwd');
   const bwd = perToken('bwd');
   const dense = 2 * d;
-  const reached = last.val.find(([, v]) => v <= baselineVal);
+  const reached = r.val.find(([, v]) => v <= baselineVal);
   const N = r.run.scheduleSteps ?? r.run.steps;
-  const finalVal = valAt(last.val, N);
+  const finalVal = valAt(r.val, N);
   const wallMs = Math.max(...r.peers.map((p) => p.stats.wallMs));
-  const tokens = r.run.steps * r.run.microbatches * r.run.model.batch * r.run.model.seq * (r.peers.length / S);
+  const tokens = r.run.steps * r.run.microbatches * r.run.model.batch * r.run.model.seq;
   return {
     codec,
     ...(spec.kind === 'subspace' ? { k: spec.k, coeff_dtype: spec.coeff } : {}),
@@ -86,20 +86,19 @@ function summarize(codec: string, r: SwarmResult, baselineVal: number) {
     dense_bf16_bytes_per_token: dense,
     compression_ratio: +(dense / Math.max(fwd, bwd)).toFixed(2),
     tokens_per_s: +(tokens / (wallMs / 1000)).toFixed(1),
-    stage_busy_fraction: replica0.map((p) => +(p.stats.busyMs / p.stats.wallMs).toFixed(3)),
+    stage_busy_fraction: byStage.map((p) => +(p.stats.busyMs / p.stats.wallMs).toFixed(3)),
     max_layer_fraction_per_peer: Math.max(...r.peers.map((p) => p.stats.layersHeld)) / r.run.model.nLayer,
     coordinator_weight_bytes: r.coordinator.binaryBytesReceived,
     rejected_frames: r.peers.reduce((s, p) => s + p.stats.rejectedFrames, 0),
-    val_curve: last.val,
+    val_curve: r.val,
   };
 }
 
 async function main(): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
-  const text = loadText(opts.data);
+  const text = await loadText(opts.data);
   const corpus = charCorpus(text.text);
-  const run = runConfig({ ...opts, codec: 'fp32' });
-  const R = opts.workers / opts.stages;
+  const run = await runConfig({ ...opts, codec: 'fp32' });
   console.log(`data ${run.data.name} (${text.chars} chars, vocab ${run.model.vocab}); ${opts.steps} steps; ${opts.workers} workers × ${opts.stages} stages; codecs: ${codecs.join(', ')}`);
   const t0 = performance.now();
   const previous = values.merge && existsSync(JSON_PATH) ? (JSON.parse(readFileSync(JSON_PATH, 'utf8')) as SwarmJson) : undefined;
@@ -107,7 +106,7 @@ async function main(): Promise<void> {
   if (values.merge && !reuse) console.log('no swarm.json with this config to merge into: running the baseline');
   const baseline = reuse
     ? { val: previous.baseline.val_curve, tokensPerSec: previous.baseline.tokens_per_s, train: [] }
-    : await trainBaseline(run, corpus, R, (step) => process.stdout.write(`\rbaseline step ${step}/${opts.steps}`));
+    : await trainBaseline(run, corpus, (step) => process.stdout.write(`\rbaseline step ${step}/${opts.steps}`));
   const baselineVal = lastVal(baseline.val);
   console.log(`\rbaseline: final val ${baselineVal.toFixed(4)}, ${baseline.tokensPerSec.toFixed(0)} tok/s (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const runs: RunSummary[] = reuse ? previous.runs.filter((r) => !codecs.includes(r.codec)) : [];
@@ -138,7 +137,7 @@ interface SwarmJson {
 const JSON_PATH = join(RESULTS, 'swarm.json');
 
 function benchConfig() {
-  const tokens = opts.steps * opts.microbatches * opts.batch * opts.seq * (opts.workers / opts.stages);
+  const tokens = opts.steps * opts.microbatches * opts.batch * opts.seq;
   return { d_model: opts.dModel, n_layer: opts.layers, n_head: opts.heads, seq: opts.seq, stages: opts.stages, workers: opts.workers, microbatches: opts.microbatches, microbatch_size: opts.batch, steps: opts.steps, tokens, data: opts.data };
 }
 
