@@ -410,20 +410,24 @@ export class RunControl extends Emitter<RunControlEvents> {
     const st = this.stages[p.stage];
     const graceful = !!leave;
     this.log(`${peerId} "${p.name}" (stage ${p.stage}) ${graceful ? 'left' : 'lost'}: ${reason}`);
-    if (wasActive && this.active(p.stage).length === 0 && this.started) {
+    // Whether it was the stage's last replica (names are not unique: decide on this, not on heldBy's name).
+    const lastReplica = wasActive && this.active(p.stage).length === 0 && this.started;
+    if (lastReplica) {
       // The stage's newest state left with it: a kept state at the step it stopped, else its last averaged one.
       if (leave?.kept && leave.kept.step >= st.newest.step) st.newest = { ...leave.kept };
       else st.newest = { step: st.newest.step, hash: st.newest.hash ?? st.hashes.get(st.newest.step) };
       st.heldBy = p.name;
     }
-    const heir = graceful && st.heldBy === p.name ? this.handOff(p) : undefined;
+    const heir = graceful && lastReplica ? this.handOff(p) : undefined;
     for (const q of this.live()) {
       q.links.delete(peerId);
       this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: reason.slice(0, 1024) });
     }
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
+    // Only the last replica's departure strands the peers loading from it (not, say, a peer bringing its own state back).
+    if (lastReplica) this.replaceStranded(p.stage, heir);
+    // After any re-placement: the others must know where a moved peer is now, to open channels to it.
     this.announcePeers();
-    this.replaceStranded(p.stage, heir);
     if (this.round?.work.has(peerId)) this.abortRound(`${peerId} ${graceful ? 'left' : 'was lost'} (${reason})`);
     else this.reconcile();
   }

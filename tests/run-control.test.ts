@@ -1,0 +1,822 @@
+// The run's state machine (coordinator/run-control.ts) driven directly: a fake `send` records what
+// each peer is told, a fake clock stands in for time, and small helpers act as the peers would
+// (register, report links, become ready, answer each round with the microbatches its routes give
+// them). No sockets, no GPU. Every message the coordinator sends is checked against the wire schema.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { workOf } from '../coordinator/planner.js';
+import { type CommitEvent, RunControl } from '../coordinator/run-control.js';
+import {
+  type Capability,
+  type HeldState,
+  type RunConfig,
+  RunConfigSchema,
+  type ServerMessage,
+  type ServerMessageOf,
+  ServerMessageSchema,
+  type ServerMessageType,
+} from '../shared/swarm/protocol.js';
+
+function makeRun(over: Partial<RunConfig> = {}): RunConfig {
+  return RunConfigSchema.parse({
+    runId: 'rc-test',
+    model: { vocab: 65, dModel: 32, nHead: 4, nLayer: 4, seq: 16, batch: 4 },
+    stages: 2,
+    layersPerStage: [2, 2],
+    microbatches: 4,
+    minPerStage: 1,
+    steps: 10,
+    seed: 1,
+    data: { name: 'tiny', sha256: 'ab'.repeat(32), chars: 1000 },
+    codec: { kind: 'fp32' },
+    optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1, warmup: 0 },
+    averageEvery: 2,
+    evalEvery: 0,
+    evalBatches: 0,
+    ...over,
+  });
+}
+
+/** Stage 0 holds 3 layers, stage 1 one: a one-layer GPU fits only stage 1. */
+const SMALL_LAST_STAGE: Partial<RunConfig> = { layersPerStage: [3, 1] };
+
+const cap = (maxLayers = 8): Capability => ({ adapter: 'test', kind: 'cpu', gflops: 10, memoryBytes: 1e9, maxLayers });
+const hex = (s: string) => createHash('sha256').update(s).digest('hex');
+/** The parameter hash peers of `stage` report after averaging at `step`. */
+const stageHash = (stage: number, step: number) => hex(`stage ${stage} step ${step}`);
+const accountOf = (id: string) => `0x${hex(id).slice(0, 40)}` as `0x${string}`;
+
+type Sent = { to: string; msg: ServerMessage };
+
+/** A RunControl with a recording `send`, a fake clock, and peers acted by the test. */
+class Sim {
+  clock = 1_000;
+  readonly sent: Sent[] = [];
+  readonly invalid: string[] = [];
+  readonly commits: CommitEvent[] = [];
+  readonly aborted: Array<{ round: number; step: number; reason: string }> = [];
+  readonly trained: Array<{ step: number; valLoss?: number }> = [];
+  /** Every round ever sent, by round number. */
+  readonly rounds = new Map<number, { step: number; routes: string[][] }>();
+  readonly rc: RunControl;
+  /** Per-peer ms per microbatch reported in `busyMs` (default 100). */
+  speed: Record<string, number> = {};
+
+  constructor(readonly run: RunConfig) {
+    this.rc = new RunControl({
+      run,
+      now: () => this.clock,
+      send: (to, msg) => {
+        const ok = ServerMessageSchema.safeParse(msg);
+        if (!ok.success) this.invalid.push(`${msg.type} to ${to}: ${ok.error.message}`);
+        if (msg.type === 'round') {
+          const prev = this.rounds.get(msg.round);
+          if (prev && JSON.stringify(prev) !== JSON.stringify({ step: msg.step, routes: msg.routes })) this.invalid.push(`round ${msg.round} sent with two different contents`);
+          this.rounds.set(msg.round, { step: msg.step, routes: msg.routes });
+        }
+        this.sent.push({ to, msg });
+      },
+    });
+    this.rc.on('commit', (c) => this.commits.push(c));
+    this.rc.on('round-aborted', (a) => this.aborted.push(a));
+    this.rc.on('trained', (t) => this.trained.push(t));
+  }
+
+  /** Messages of `type` (to `to`, sent after `since`), each with its recipient as `peer`. */
+  msgs<T extends ServerMessageType>(type: T, o: { to?: string; since?: number } = {}): Array<ServerMessageOf<T> & { peer: string }> {
+    return this.sent
+      .slice(o.since ?? 0)
+      .filter((s) => s.msg.type === type && (o.to === undefined || s.to === o.to))
+      .map((s) => ({ ...(s.msg as ServerMessageOf<T>), peer: s.to }));
+  }
+  last<T extends ServerMessageType>(to: string, type: T): ServerMessageOf<T> | undefined {
+    return this.msgs(type, { to }).at(-1);
+  }
+  mark(): number {
+    return this.sent.length;
+  }
+
+  join(id: string, o: { maxLayers?: number; held?: HeldState[]; name?: string } = {}) {
+    return this.rc.register(id, { name: o.name ?? `peer ${id}`, capability: cap(o.maxLayers), account: accountOf(id), ...(o.held && { held: o.held }) });
+  }
+
+  /** Every live peer reports open channels to every live peer of its own and the adjacent stages. */
+  linkAll(): void {
+    const live = this.rc.live();
+    for (const p of live) this.rc.onLinks(p.peerId, live.filter((q) => q.peerId !== p.peerId && Math.abs(q.stage - p.stage) <= 1).map((q) => q.peerId));
+  }
+
+  /** What `id` would report for round `round`: the microbatches its routes give it. */
+  report(id: string, round = this.rc.currentRound!.round, over: { microbatches?: number } = {}): string | undefined {
+    const r = this.rounds.get(round);
+    if (!r) throw new Error(`no round ${round} was sent`);
+    const mine = r.routes.filter((path) => path.includes(id)).length;
+    const microbatches = over.microbatches ?? mine;
+    const last = this.rc.peer(id)?.stage === this.run.stages - 1;
+    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, ...(last && { lossSum: 2 * mine }) });
+  }
+
+  /** Every routed peer of the current round (but `except`) reports its share. */
+  answer(except: string[] = []): number {
+    const r = this.rc.currentRound;
+    if (!r) throw new Error(`no round in flight (phase ${this.rc.phase}: ${this.rc.reason})`);
+    const round = r.round;
+    this.clock += 250;
+    for (const id of workOf(r.routes).keys()) {
+      // Each routed peer was told about this very round.
+      expect(this.last(id, 'round')).toMatchObject({ round, step: r.step, routes: r.routes });
+      if (!except.includes(id)) expect(this.report(id, round)).toBeUndefined();
+    }
+    return round;
+  }
+
+  /** Commit `n` rounds, the checkpoints peers report after each averaging included. */
+  steps(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const before = this.commits.length;
+      this.answer();
+      expect(this.commits.length).toBe(before + 1);
+      const c = this.commits.at(-1)!;
+      if (this.msgs('commit').at(-1)?.average) this.checkpoints(c.step);
+    }
+  }
+
+  /** The active peers report their stage's hash after averaging at `step`. */
+  checkpoints(step: number): void {
+    for (const p of this.rc.live()) if (p.state === 'active') this.rc.onCheckpoint(p.peerId, step, stageHash(p.stage, step));
+  }
+
+  /** Rounds sent to `id` (their numbers). */
+  roundsOf(id: string, since = 0): number[] {
+    return this.msgs('round', { to: id, since }).map((m) => m.round);
+  }
+
+  /**
+   * The credit invariants over every commit so far: steps are committed once each, in order; each
+   * commit's work is exactly its round's routes; and each (step, microbatch, stage) is credited once.
+   */
+  checkCredit(): void {
+    expect(this.invalid).toEqual([]);
+    const steps = this.commits.map((c) => c.step);
+    steps.forEach((s, i) => expect(s).toBe(i === 0 ? steps[0] : steps[i - 1] + 1));
+    const credited = new Set<string>();
+    for (const c of this.commits) {
+      const r = this.rounds.get(c.round)!;
+      expect(r.step).toBe(c.step);
+      expect(r.routes).toHaveLength(this.run.microbatches);
+      const expected = [...workOf(r.routes)].map(([peerId, n]) => ({ peerId, microbatches: n, stage: this.rc.peer(peerId)!.stage, account: accountOf(peerId) }));
+      expect(sortWork(c.work)).toEqual(sortWork(expected));
+      r.routes.forEach((path, mb) => {
+        expect(path).toHaveLength(this.run.stages);
+        path.forEach((id, s) => {
+          expect(this.rc.peer(id)!.stage).toBe(s);
+          const key = `${c.step}/${mb}/${s}`;
+          expect(credited.has(key), `microbatch ${mb} of step ${c.step} at stage ${s} credited twice`).toBe(false);
+          credited.add(key);
+        });
+      });
+      for (let s = 0; s < this.run.stages; s++) expect(c.work.filter((w) => w.stage === s).reduce((n, w) => n + w.microbatches, 0)).toBe(this.run.microbatches);
+    }
+  }
+}
+
+function sortWork<T extends { peerId: string }>(w: T[]): T[] {
+  return [...w].sort((a, b) => (a.peerId < b.peerId ? -1 : 1));
+}
+
+/** Peers registered in order, linked, ready at step 0: training has started. */
+function started(run: RunConfig, ids: string[], expectStages?: number[]): Sim {
+  const sim = new Sim(run);
+  ids.forEach((id, i) => {
+    const r = sim.join(id);
+    expect(r.ok).toBe(true);
+    if (expectStages && r.ok) expect(r.stage).toBe(expectStages[i]);
+  });
+  sim.linkAll();
+  for (const id of ids) sim.rc.onReady(id, 0);
+  expect(sim.rc.phase).toBe('training');
+  expect(sim.rc.currentRound).toBeDefined();
+  return sim;
+}
+
+/** Two lanes: a, c on stage 0; b, d on stage 1 (placement alternates, the tie going to the lower stage). */
+const lanes = (over: Partial<RunConfig> = {}) => started(makeRun({ minPerStage: 2, ...over }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1]);
+
+// ---------------------------------------------------------------------------------------------
+
+describe('RunControl: start', () => {
+  it('does not start before every stage has minPerStage ready peers, and says why', () => {
+    const sim = new Sim(makeRun({ minPerStage: 2 }));
+    expect(sim.rc.phase).toBe('waiting');
+    for (const id of ['a', 'b', 'c', 'd', 'e']) expect(sim.join(id).ok).toBe(true);
+    expect(sim.rc.peer('e')!.stage).toBe(0);
+    // e has no channel to stage 1: it can be active, never routed.
+    sim.linkAll();
+    sim.rc.onLinks('e', ['a', 'c']);
+    for (const q of ['b', 'd']) sim.rc.onLinks(q, sim.rc.live().filter((p) => p.peerId !== q && p.peerId !== 'e').map((p) => p.peerId));
+    for (const id of ['a', 'b', 'c', 'e']) sim.rc.onReady(id, 0);
+    expect(sim.rc.phase).toBe('waiting');
+    expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 3/2, stage 1: 1/2)');
+    expect(sim.msgs('round')).toEqual([]);
+    expect(sim.last('a', 'status')).toMatchObject({ phase: 'waiting', reason: 'waiting for peers (ready stage 0: 3/2, stage 1: 1/2)', step: 0, steps: 10 });
+    expect(sim.last('d', 'status')?.reason).toMatch(/^waiting for peers \(/);
+
+    const mark = sim.mark();
+    sim.rc.onReady('d', 0);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.reason).toBe('training step 1');
+    expect(sim.msgs('status', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    for (const id of ['a', 'b', 'c', 'd', 'e']) expect(sim.rc.peer(id)!.state).toBe('active');
+    const rounds = sim.msgs('round', { since: mark });
+    const routed = [...workOf(sim.rc.currentRound!.routes).keys()].sort();
+    expect(routed).not.toContain('e');
+    expect(rounds.map((m) => m.peer).sort()).toEqual(routed);
+    expect(rounds.every((m) => m.round === rounds[0].round && m.step === 1)).toBe(true);
+    expect(sim.invalid).toEqual([]);
+  });
+
+  it('a peer leaving before the start changes nothing for the others', () => {
+    const sim = new Sim(makeRun({ minPerStage: 2 }));
+    for (const id of ['a', 'b', 'c', 'd']) sim.join(id);
+    const mark = sim.mark();
+    sim.rc.onGone('d', 'connection closed');
+    expect(sim.msgs('assign', { since: mark })).toEqual([]);
+    expect(sim.last('b', 'peers')!.peers.map((p) => p.peerId)).toEqual(['a', 'b', 'c']);
+    expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 0/2, stage 1: 0/2)');
+    // A newcomer takes the free place on stage 1.
+    expect(sim.join('e')).toEqual({ ok: true, stage: 1 });
+  });
+
+  it('waits (without routing) until the ready peers have channels to each other', () => {
+    const sim = new Sim(makeRun());
+    sim.join('a');
+    sim.join('b');
+    sim.rc.onReady('a', 0);
+    sim.rc.onReady('b', 0);
+    expect(sim.msgs('round')).toEqual([]);
+    expect(sim.rc.phase).toBe('paused');
+    expect(sim.rc.reason).toMatch(/cannot route step 1: .*stage 0/);
+    sim.linkAll();
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.msgs('round').map((m) => m.peer).sort()).toEqual(['a', 'b']);
+  });
+});
+
+describe('RunControl: commit', () => {
+  it('routes two lanes, commits only when every routed peer reported, and credits exactly the routes', () => {
+    const sim = lanes();
+    const r1 = sim.rc.currentRound!;
+    expect(r1.step).toBe(1);
+    expect(r1.routes).toEqual([['a', 'b'], ['c', 'd'], ['a', 'b'], ['c', 'd']]);
+    sim.clock += 700;
+    expect(sim.report('a')).toBeUndefined();
+    // Wrong counts and duplicate or foreign reports are refused and change nothing.
+    expect(sim.report('b', r1.round, { microbatches: 3 })).toMatch(/routes 2 microbatches through b, it reported 3/);
+    expect(sim.report('a')).toMatch(/already reported by a/);
+    expect(sim.join('e').ok).toBe(true);
+    expect(sim.rc.onRoundDone('e', { type: 'round-done', round: r1.round, microbatches: 0, busyMs: 0 })).toMatch(/routes nothing through e/);
+    expect(sim.report('b')).toBeUndefined();
+    expect(sim.report('c')).toBeUndefined();
+    expect(sim.commits).toEqual([]);
+    expect(sim.msgs('commit')).toEqual([]);
+    expect(sim.rc.step).toBe(0);
+
+    expect(sim.report('d')).toBeUndefined();
+    expect(sim.commits).toHaveLength(1);
+    const c = sim.commits[0];
+    expect(c).toMatchObject({ step: 1, round: r1.round, ms: 700, loss: (2 * 2 + 2 * 2) / 4 });
+    expect(sortWork(c.work)).toEqual([
+      { peerId: 'a', account: accountOf('a'), stage: 0, microbatches: 2 },
+      { peerId: 'b', account: accountOf('b'), stage: 1, microbatches: 2 },
+      { peerId: 'c', account: accountOf('c'), stage: 0, microbatches: 2 },
+      { peerId: 'd', account: accountOf('d'), stage: 1, microbatches: 2 },
+    ]);
+    expect(sim.rc.step).toBe(1);
+    // The commit goes to every active peer (e is setting up), without averaging at step 1.
+    const commits = sim.msgs('commit');
+    expect(commits.map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    for (const m of commits) expect(m).toMatchObject({ round: r1.round, step: 1, apply: true });
+    expect(commits[0].average).toBeUndefined();
+    // The next step is routed at once.
+    expect(sim.rc.currentRound).toMatchObject({ step: 2 });
+    expect(sim.rc.currentRound!.round).toBeGreaterThan(r1.round);
+
+    sim.steps(1);
+    expect(sim.rc.step).toBe(2);
+    const avg = sim.msgs('commit').filter((m) => m.step === 2);
+    expect(avg).toHaveLength(4);
+    expect(avg[0].average).toEqual({ members: [['a', 'c'], ['b', 'd']], listeners: [[], []] });
+    sim.steps(3);
+    expect(sim.commits.map((x) => x.step)).toEqual([1, 2, 3, 4, 5]);
+    sim.checkCredit();
+  });
+
+  it('a peer a committed round found slower gets fewer microbatches next', () => {
+    const sim = lanes();
+    sim.speed = { a: 100, c: 200, b: 100, d: 100 };
+    sim.steps(1);
+    expect(sim.rc.peer('c')!.msPerMicrobatch).toBe(200);
+    const w = workOf(sim.rc.currentRound!.routes);
+    expect(w.get('a')).toBe(3);
+    expect(w.get('c')).toBe(1);
+  });
+});
+
+describe('RunControl: failure mid-round', () => {
+  it('discards the round of a lost peer and routes the same step again through the survivors', () => {
+    const sim = lanes();
+    sim.steps(1);
+    const r2 = sim.rc.currentRound!;
+    expect(r2.step).toBe(2);
+    expect(sim.report('a')).toBeUndefined();
+    expect(sim.report('b')).toBeUndefined();
+    const mark = sim.mark();
+    sim.rc.onGone('d', 'connection closed');
+
+    // The round is discarded everywhere that is left…
+    const discards = sim.msgs('commit', { since: mark });
+    expect(discards.map((m) => m.peer).sort()).toEqual(['a', 'b', 'c']);
+    for (const m of discards) expect(m).toMatchObject({ round: r2.round, step: 2, apply: false });
+    expect(sim.aborted).toEqual([{ round: r2.round, step: 2, reason: expect.stringContaining('d was lost') }]);
+    expect(sim.msgs('peer-lost', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c']);
+    // …and step 2 is routed again, as a new round, without d.
+    const r3 = sim.rc.currentRound!;
+    expect(r3.round).toBeGreaterThan(r2.round);
+    expect(r3.step).toBe(2);
+    expect(r3.routes).toHaveLength(4);
+    for (const path of r3.routes) expect(path[1]).toBe('b');
+    expect(r3.routes.flat()).not.toContain('d');
+    expect(sim.rc.step).toBe(1);
+
+    // A late report for the discarded round changes nothing.
+    expect(sim.report('c', r2.round)).toBeUndefined();
+    expect(sim.rc.onRoundDone('d', { type: 'round-done', round: r2.round, microbatches: 2, busyMs: 1, lossSum: 1 })).toBeUndefined();
+    expect(sim.commits).toHaveLength(1);
+    expect(sim.rc.currentRound).toBe(r3);
+
+    sim.steps(3);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
+    expect(sim.commits[1].round).toBe(r3.round);
+    expect(sim.commits[1].work.find((w) => w.peerId === 'b')?.microbatches).toBe(4);
+    sim.checkCredit();
+  });
+
+  it('a graceful leave of a routed peer that is not the last of its stage also discards and re-routes', () => {
+    const sim = lanes();
+    const r1 = sim.rc.currentRound!;
+    sim.answer(['c']);
+    sim.rc.onGone('c', 'leave: pause', {});
+    expect(sim.msgs('handoff')).toEqual([]);
+    expect(sim.aborted.map((a) => a.round)).toEqual([r1.round]);
+    expect(sim.rc.currentRound!.step).toBe(1);
+    for (const path of sim.rc.currentRound!.routes) expect(path[0]).toBe('a');
+    sim.steps(2);
+    sim.checkCredit();
+  });
+
+  it('a stalled peer discards the round and the stalled channel is routed around', () => {
+    const sim = lanes();
+    sim.steps(1);
+    const r = sim.rc.currentRound!;
+    // Stalls that do not concern the round are ignored.
+    sim.rc.onStalled('b', { type: 'stalled', round: r.round - 1, from: 'a', reason: 'old' });
+    sim.rc.onStalled('e', { type: 'stalled', round: r.round, from: 'a', reason: 'not in it' });
+    expect(sim.rc.currentRound).toBe(r);
+    sim.rc.onStalled('b', { type: 'stalled', round: r.round, from: 'a', reason: 'no activation in time' });
+    expect(sim.aborted).toEqual([{ round: r.round, step: 2, reason: expect.stringContaining('b waited in vain for a') }]);
+    expect(sim.msgs('commit').filter((m) => !m.apply).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    const again = sim.rc.currentRound!;
+    expect(again.step).toBe(2);
+    expect(again.round).toBeGreaterThan(r.round);
+    for (const path of again.routes) expect(path).not.toEqual(['a', 'b']);
+    expect(again.routes.flat()).toContain('a'); // a still works, over its other channel
+    sim.steps(2);
+    sim.checkCredit();
+  });
+
+  it('a channel of the round going down discards and re-routes; other channels do not', () => {
+    const sim = lanes();
+    const r = sim.rc.currentRound!;
+    // a–d is no hop of lanes a→b, c→d: the round goes on.
+    sim.rc.onLinks('a', ['b', 'c']);
+    expect(sim.rc.currentRound).toBe(r);
+    expect(sim.aborted).toEqual([]);
+    // c–d is.
+    sim.rc.onLinks('d', ['a', 'b']);
+    expect(sim.aborted).toEqual([{ round: r.round, step: 1, reason: expect.stringContaining('between d and c closed') }]);
+    const again = sim.rc.currentRound!;
+    expect(again.step).toBe(1);
+    for (const path of again.routes) {
+      expect(path).not.toEqual(['c', 'd']);
+      expect(path).not.toEqual(['a', 'd']);
+    }
+    sim.steps(3);
+    sim.checkCredit();
+  });
+
+  it('a round that timed out is discarded and the same step routed again', () => {
+    const sim = lanes();
+    sim.steps(2);
+    const r = sim.rc.currentRound!;
+    sim.answer(['d']);
+    sim.rc.roundTimedOut(60_000);
+    expect(sim.aborted).toEqual([{ round: r.round, step: 3, reason: expect.stringContaining('more than 60000 ms') }]);
+    expect(sim.rc.currentRound).toMatchObject({ step: 3 });
+    expect(sim.rc.currentRound!.round).toBeGreaterThan(r.round);
+    // d's answer to the discarded round arrives late: nothing happens.
+    expect(sim.report('d', r.round)).toBeUndefined();
+    expect(sim.rc.step).toBe(2);
+    sim.steps(2);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
+    sim.checkCredit();
+  });
+
+  it('never commits a step twice through several failures in a row', () => {
+    const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
+    sim.steps(1);
+    sim.answer(['b']);
+    sim.rc.onGone('a', 'lost');
+    sim.answer(['d']);
+    sim.rc.roundTimedOut(1);
+    sim.answer(['c', 'e']);
+    sim.rc.onGone('f', 'lost');
+    sim.steps(4);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(sim.aborted.map((a) => a.step)).toEqual([2, 2, 2]);
+    sim.checkCredit();
+  });
+});
+
+describe('RunControl: joining after the start', () => {
+  it('places a joiner, loads it from the replicas, and routes it only after it listened at averaging', () => {
+    const sim = started(makeRun({ averageEvery: 2 }), ['a', 'b'], [0, 1]);
+    // b is three times slower than a: stage 1 has the least capacity.
+    sim.speed = { a: 100, b: 300 };
+    sim.steps(1);
+    const mark = sim.mark();
+    const j = sim.join('j');
+    expect(j).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('j', 'assign')).toMatchObject({ stage: 1, state: { from: 'replica', peers: ['b'] } });
+    expect(sim.last('a', 'peers')?.peers).toContainEqual({ peerId: 'j', stage: 1, name: 'peer j' });
+    sim.linkAll();
+    sim.rc.onReady('j', 0);
+    expect(sim.rc.peer('j')!.state).toBe('ready');
+    expect(sim.roundsOf('j')).toEqual([]);
+
+    // Step 2 is an averaging step: j listens.
+    sim.steps(1);
+    const avg = sim.msgs('commit', { since: mark }).filter((m) => m.step === 2);
+    expect(avg.map((m) => m.peer).sort()).toEqual(['a', 'b', 'j']);
+    expect(avg[0].average).toEqual({ members: [['a'], ['b']], listeners: [[], ['j']] });
+    expect(sim.rc.peer('j')!.state).toBe('active');
+    // From the next round on, j computes.
+    const r3 = sim.rc.currentRound!;
+    expect(r3.step).toBe(3);
+    expect(workOf(r3.routes).get('j')).toBeGreaterThan(0);
+    expect(sim.roundsOf('j')).toEqual([r3.round]);
+    expect(sim.commits.every((c) => c.work.every((w) => w.peerId !== 'j'))).toBe(true);
+    sim.steps(2);
+    expect(sim.commits.at(-1)!.work.some((w) => w.peerId === 'j')).toBe(true);
+    sim.checkCredit();
+  });
+
+  it('a joiner not ready at an averaging commit waits for the next one', () => {
+    const sim = started(makeRun({ averageEvery: 2 }), ['a', 'b'], [0, 1]);
+    sim.steps(1);
+    sim.join('j');
+    sim.linkAll();
+    sim.steps(1); // averaging at step 2 while j is setting up
+    expect(sim.rc.peer('j')!.state).toBe('setup');
+    sim.rc.onReady('j', 2);
+    sim.steps(1);
+    expect(sim.rc.peer('j')!.state).toBe('ready');
+    expect(sim.roundsOf('j')).toEqual([]);
+    sim.steps(1); // averaging at step 4
+    expect(sim.msgs('commit').filter((m) => m.step === 4)[0].average!.listeners.flat()).toEqual(['j']);
+    expect(sim.roundsOf('j')).toEqual([sim.rc.currentRound!.round]);
+  });
+});
+
+describe('RunControl: the last replica of a stage lost', () => {
+  /** Steps 1–5 committed (averaged at 2 and 4), the round of step 6 in flight: b, stage 1's only peer, is lost. */
+  function orphaned() {
+    const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
+    sim.steps(5);
+    expect(sim.rc.currentRound!.step).toBe(6);
+    const mark = sim.mark();
+    sim.rc.onGone('b', 'connection closed');
+    return { sim, mark };
+  }
+
+  it('pauses the run, waiting for a peer for that stage', () => {
+    const { sim, mark } = orphaned();
+    expect(sim.msgs('commit', { since: mark })).toEqual([expect.objectContaining({ peer: 'a', step: 6, apply: false })]);
+    expect(sim.rc.currentRound).toBeUndefined();
+    expect(sim.rc.phase).toBe('paused');
+    expect(sim.rc.reason).toBe('waiting for a peer for stage 1 (its newest state, step 4, is with peer b)');
+    expect(sim.last('a', 'status')).toMatchObject({ phase: 'paused', reason: sim.rc.reason, step: 5 });
+    expect(sim.msgs('round', { since: mark })).toEqual([]);
+  });
+
+  it('places a fresh peer on another stage and refuses one that only fits the orphaned stage', () => {
+    const { sim } = orphaned();
+    expect(sim.join('f')).toEqual({ ok: true, stage: 0 });
+    expect(sim.last('f', 'assign')!.state).toEqual({ from: 'replica', peers: ['a'] });
+    const g = sim.join('g', { maxLayers: 1 });
+    expect(g.ok).toBe(false);
+    if (!g.ok) expect(g.reason).toMatch(/waiting for the peer that holds their newest state/);
+    expect(sim.rc.phase).toBe('paused');
+  });
+
+  it('does not accept a held state with the wrong hash, an older step or another run', () => {
+    const { sim } = orphaned();
+    const held = (over: Partial<HeldState>): HeldState[] => [{ runId: 'rc-test', stage: 1, step: 4, hash: stageHash(1, 4), ...over }];
+    for (const [id, h] of [
+      ['x1', held({ hash: hex('tampered') })],
+      ['x2', held({ step: 2, hash: stageHash(1, 2) })],
+      ['x3', held({ runId: 'other-run' })],
+      ['x4', held({ stage: 0, hash: stageHash(0, 4) })],
+    ] as const) {
+      const r = sim.join(id, { maxLayers: 1, held: [...h] });
+      expect(r.ok, id).toBe(false);
+    }
+    // A GPU that fits stage 0 is placed there as a fresh peer, not on stage 1 with its own state.
+    expect(sim.join('x5', { held: held({ hash: hex('tampered') }) })).toEqual({ ok: true, stage: 0 });
+    expect(sim.last('x5', 'assign')!.state.from).toBe('replica');
+    expect(sim.rc.phase).toBe('paused');
+  });
+
+  it('resumes at the next step once a peer brings the newest state back', () => {
+    const { sim } = orphaned();
+    sim.join('f');
+    const held: HeldState[] = [{ runId: 'rc-test', stage: 1, step: 4, hash: stageHash(1, 4) }];
+    expect(sim.join('b2', { maxLayers: 1, held })).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('b2', 'assign')).toMatchObject({ stage: 1, state: { from: 'own', step: 4, hash: stageHash(1, 4) } });
+    expect(sim.rc.phase).toBe('paused');
+    sim.linkAll();
+    sim.rc.onReady('f', 4);
+    expect(sim.rc.phase).toBe('paused');
+    expect(sim.rc.reason).toMatch(/^waiting for a peer for stage 1 \(b2 setting up\)/);
+    const mark = sim.mark();
+    sim.rc.onReady('b2', 4);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound).toMatchObject({ step: 6 });
+    expect(sim.msgs('round', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b2']);
+    sim.steps(3);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // f listened at step 6 and computes since.
+    expect(sim.commits.at(-1)!.work.some((w) => w.peerId === 'f')).toBe(true);
+    sim.checkCredit();
+  });
+
+  it('a peer that is ready at the newest state when the last replica is lost takes over without a pause', () => {
+    const sim = started(makeRun(), ['a', 'b'], [0, 1]);
+    sim.speed = { a: 100, b: 300 };
+    sim.steps(1);
+    sim.join('j');
+    sim.linkAll();
+    sim.steps(1); // averaging at 2; j is still setting up
+    sim.rc.onReady('j', 2);
+    sim.rc.onGone('b', 'lost');
+    expect(sim.rc.peer('j')!.state).toBe('active');
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound).toMatchObject({ step: 3 });
+    sim.steps(2);
+    sim.checkCredit();
+  });
+
+  it('moves a peer loading from the lost replica to another stage, and tells the others where it is now', () => {
+    const sim = started(makeRun(), ['a', 'b'], [0, 1]);
+    sim.speed = { a: 100, b: 300 };
+    sim.steps(2);
+    expect(sim.join('j')).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    sim.rc.onGone('b', 'lost');
+    // j cannot get stage 1's state any more: placed again, on stage 0, from a.
+    expect(sim.rc.peer('j')!.stage).toBe(0);
+    expect(sim.last('j', 'assign')).toMatchObject({ stage: 0, state: { from: 'replica', peers: ['a'] } });
+    // a must learn that j is on stage 0 now (it connects to the peers of its stage and the next).
+    expect(sim.last('a', 'peers')!.peers).toContainEqual({ peerId: 'j', stage: 0, name: 'peer j' });
+    expect(sim.invalid).toEqual([]);
+  });
+
+  it('keeps the peer that brings the state back on its stage when another peer of the stage goes', () => {
+    const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
+    sim.speed = { a: 100, b: 300 };
+    sim.steps(2);
+    // j fits only stage 1 and is loading from b when b is lost: it stays (there is nowhere else).
+    expect(sim.join('j', { maxLayers: 1 })).toEqual({ ok: true, stage: 1 });
+    sim.rc.onGone('b', 'lost');
+    expect(sim.rc.peer('j')!.stage).toBe(1);
+    const held: HeldState[] = [{ runId: 'rc-test', stage: 1, step: 2, hash: stageHash(1, 2) }];
+    expect(sim.join('b2', { held })).toEqual({ ok: true, stage: 1 });
+    // j gives up (its source is gone): b2, who holds the stage's state, must stay where it is.
+    sim.rc.onGone('j', 'no message for 60000 ms (timeout 60000 ms while setup)');
+    expect(sim.rc.peer('b2')!.stage).toBe(1);
+    expect(sim.msgs('assign', { to: 'b2' })).toHaveLength(1);
+    sim.linkAll();
+    sim.rc.onReady('b2', 2);
+    expect(sim.rc.phase).toBe('training');
+    sim.steps(2);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
+    sim.checkCredit();
+  });
+});
+
+describe('RunControl: graceful leave of the last replica', () => {
+  /** a on stage 0; b on stage 1; h (fits only stage 1) joined after the start and is setting up from b. Steps 1–3 committed. */
+  function withHeir() {
+    const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
+    sim.steps(2);
+    expect(sim.join('h', { maxLayers: 1 })).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('h', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    sim.linkAll();
+    sim.steps(1);
+    expect(sim.rc.currentRound!.step).toBe(4);
+    const mark = sim.mark();
+    const kept = { step: 3, hash: hex('b kept at 3') };
+    sim.rc.onGone('b', 'leave: pause', { kept });
+    return { sim, mark, kept };
+  }
+
+  it('hands the state to the peer setting up for the stage, which resumes the run once ready', () => {
+    const { sim, mark } = withHeir();
+    // The leaver is told to hand its state to h; h is told to take it from the leaver.
+    expect(sim.msgs('handoff', { since: mark })).toEqual([{ type: 'handoff', to: 'h', peer: 'b' }]);
+    expect(sim.last('h', 'assign')).toMatchObject({ stage: 1, state: { from: 'replica', peers: ['b'] } });
+    expect(sim.msgs('assign', { to: 'h', since: mark })).toHaveLength(1);
+    expect(sim.msgs('commit', { since: mark })).toEqual([expect.objectContaining({ peer: 'a', step: 4, apply: false })]);
+    expect(sim.rc.phase).toBe('paused');
+    expect(sim.rc.reason).toMatch(/waiting for a peer for stage 1 \(h setting up\)/);
+
+    const resumed = sim.mark();
+    sim.rc.onReady('h', 3);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound).toMatchObject({ step: 4 });
+    expect(sim.msgs('round', { since: resumed }).map((m) => m.peer).sort()).toEqual(['a', 'h']);
+    sim.steps(2);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4, 5]);
+    sim.checkCredit();
+  });
+
+  it('takes the kept state, newer than the last averaging, as the stage newest', () => {
+    const { sim, kept } = withHeir();
+    // The heir comes up with the last averaged state (step 2) only: not the newest, no resume.
+    sim.rc.onReady('h', 2);
+    expect(sim.rc.peer('h')!.state).toBe('ready');
+    expect(sim.rc.phase).toBe('paused');
+    // The leaver comes back: its state at the last averaging is not the newest any more…
+    const r1 = sim.join('b2', { maxLayers: 1, held: [{ runId: 'rc-test', stage: 1, step: 2, hash: stageHash(1, 2) }] });
+    expect(r1.ok).toBe(false);
+    // …the kept one is.
+    expect(sim.join('b3', { maxLayers: 1, held: [{ runId: 'rc-test', stage: 1, ...kept }] })).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('b3', 'assign')!.state).toEqual({ from: 'own', ...kept });
+    sim.linkAll();
+    sim.rc.onReady('b3', 3);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound).toMatchObject({ step: 4 });
+    sim.steps(1);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
+    // h listened at step 4 and takes part from step 5 on.
+    expect(sim.msgs('commit').filter((m) => m.step === 4 && m.apply)[0].average!.listeners).toEqual([[], ['h']]);
+    expect(workOf(sim.rc.currentRound!.routes).has('h')).toBe(true);
+    sim.checkCredit();
+  });
+
+  it('only the last replica hands off, even when another peer of the stage has the same name', () => {
+    // Names are what volunteers type: two GPUs of one volunteer may share one.
+    const sim = new Sim(makeRun(SMALL_LAST_STAGE));
+    expect(sim.join('a')).toEqual({ ok: true, stage: 0 });
+    expect(sim.join('b', { name: 'vol' })).toEqual({ ok: true, stage: 1 });
+    sim.linkAll();
+    sim.rc.onReady('a', 0);
+    sim.rc.onReady('b', 0);
+    sim.steps(2);
+    // j (same name as b) is setting up from b when b is lost; b2 brings the state back.
+    expect(sim.join('j', { maxLayers: 1, name: 'vol' })).toEqual({ ok: true, stage: 1 });
+    sim.rc.onGone('b', 'lost');
+    const held: HeldState[] = [{ runId: 'rc-test', stage: 1, step: 2, hash: stageHash(1, 2) }];
+    expect(sim.join('b2', { maxLayers: 1, held })).toEqual({ ok: true, stage: 1 });
+    // j leaves: it holds nothing of the stage, so it hands nothing over and b2 keeps loading its own state.
+    sim.rc.onGone('j', 'leave: pause', {});
+    expect(sim.msgs('handoff')).toEqual([]);
+    expect(sim.msgs('assign', { to: 'b2' }).map((m) => m.state.from)).toEqual(['own']);
+    sim.linkAll();
+    sim.rc.onReady('b2', 2);
+    expect(sim.rc.currentRound).toMatchObject({ step: 3 });
+  });
+
+  it('without a peer to hand to, the stage waits for the leaver to come back with what it kept', () => {
+    const sim = started(makeRun(), ['a', 'b'], [0, 1]);
+    sim.steps(3);
+    const kept = { step: 3, hash: hex('b kept at 3') };
+    sim.rc.onGone('b', 'leave: pause', { kept });
+    expect(sim.msgs('handoff')).toEqual([]);
+    expect(sim.rc.reason).toBe('waiting for a peer for stage 1 (its newest state, step 3, is with peer b)');
+    expect(sim.join('b2', { held: [{ runId: 'rc-test', stage: 1, step: 3, hash: hex('something else') }] })).toEqual({ ok: true, stage: 0 });
+    expect(sim.join('b3', { held: [{ runId: 'rc-test', stage: 1, ...kept }] })).toEqual({ ok: true, stage: 1 });
+    sim.linkAll();
+    sim.rc.onReady('b3', 3);
+    expect(sim.rc.currentRound).toMatchObject({ step: 4 });
+  });
+});
+
+describe('RunControl: serving', () => {
+  it('serves after the last step; path() avoids excluded peers and fails when a stage has nobody', () => {
+    const sim = lanes({ serve: true, steps: 3 });
+    sim.steps(3);
+    expect(sim.rc.phase).toBe('serving');
+    expect(sim.rc.reason).toBe('trained: serving inference');
+    expect(sim.rc.currentRound).toBeUndefined();
+    expect(sim.trained).toEqual([{ step: 3, valLoss: undefined }]);
+    expect(sim.msgs('stop')).toEqual([]);
+    expect(sim.msgs('commit').filter((m) => m.step === 3)[0].average).toBeDefined(); // the last step is averaged
+
+    expect(sim.rc.path()).toEqual(['a', 'b']);
+    expect(sim.rc.path(new Set(['a']))).toEqual(['c', 'b']);
+    expect(sim.rc.path(new Set(['a', 'b']))).toEqual(['c', 'd']);
+    expect(sim.rc.path(new Set(['a', 'c']))).toBeUndefined();
+    // A fresh joiner loads the final state from a replica and serves as soon as it is ready.
+    expect(sim.join('e')).toEqual({ ok: true, stage: 0 });
+    expect(sim.last('e', 'assign')!.state).toEqual({ from: 'replica', peers: ['a', 'c'] });
+    sim.linkAll();
+    sim.rc.onReady('e', 3);
+    expect(sim.rc.peer('e')!.state).toBe('active');
+    expect(sim.rc.path(new Set(['a', 'c']))).toEqual(['e', 'b']);
+    sim.rc.onGone('e', 'lost');
+    sim.rc.onGone('b', 'lost');
+    expect(sim.rc.path()).toEqual(['a', 'd']);
+    sim.rc.onGone('d', 'lost');
+    expect(sim.rc.path()).toBeUndefined();
+    expect(sim.rc.phase).toBe('serving');
+    expect(sim.rc.reason).toMatch(/^serving paused: waiting for a peer for stage 1/);
+    // A joiner in serving loads the final state and serves.
+    const held: HeldState[] = [{ runId: 'rc-test', stage: 1, step: 3, hash: stageHash(1, 3) }];
+    expect(sim.join('d2', { held })).toEqual({ ok: true, stage: 1 });
+    sim.linkAll();
+    sim.rc.onReady('d2', 3);
+    expect(sim.rc.reason).toBe('trained: serving inference');
+    expect(sim.rc.path(new Set(['a']))).toEqual(['c', 'd2']);
+    expect(sim.msgs('round').filter((m) => m.step > 3)).toEqual([]);
+    expect(sim.invalid).toEqual([]);
+  });
+
+  it('without serve the run finishes and every peer is told to stop', () => {
+    const sim = lanes({ steps: 2 });
+    sim.steps(2);
+    expect(sim.rc.phase).toBe('finished');
+    expect(sim.trained).toEqual([{ step: 2, valLoss: undefined }]);
+    expect(sim.msgs('stop').map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(sim.join('late')).toEqual({ ok: false, reason: 'the run is finished' });
+  });
+});
+
+describe('RunControl: evaluation', () => {
+  it('evaluates every evalEvery steps and at the last; trained waits for the final evaluation', () => {
+    const sim = started(makeRun({ steps: 5, evalEvery: 2, evalBatches: 3 }), ['a', 'b'], [0, 1]);
+    const evaluated: Array<{ step: number; valLoss: number }> = [];
+    sim.rc.on('evaluated', (e) => evaluated.push(e));
+    sim.steps(5);
+    const evals = sim.msgs('commit', { to: 'a' }).map((m) => [m.step, m.eval] as const);
+    expect(evals).toEqual([
+      [1, undefined],
+      [2, { path: ['a', 'b'], batches: 3 }],
+      [3, undefined],
+      [4, { path: ['a', 'b'], batches: 3 }],
+      [5, { path: ['a', 'b'], batches: 3 }],
+    ]);
+    expect(sim.rc.phase).toBe('finished');
+    expect(sim.rc.awaitingFinalEval).toBe(true);
+    expect(sim.trained).toEqual([]);
+    expect(sim.msgs('stop')).toEqual([]);
+    // An earlier step's result, or a report from a stage that does not evaluate, does not end the run.
+    sim.rc.onEvaluated('b', 4, 2.5);
+    sim.rc.onEvaluated('a', 5, 9.9);
+    expect(evaluated).toEqual([{ step: 4, valLoss: 2.5 }]);
+    expect(sim.trained).toEqual([]);
+    sim.rc.onEvaluated('b', 5, 1.5);
+    expect(sim.trained).toEqual([{ step: 5, valLoss: 1.5 }]);
+    expect(sim.rc.valLoss).toBe(1.5);
+    expect(sim.rc.awaitingFinalEval).toBe(false);
+    expect(sim.msgs('stop').map((m) => m.peer).sort()).toEqual(['a', 'b']);
+  });
+
+  it('finishEvaluation() ends a run whose final evaluation does not come', () => {
+    const sim = started(makeRun({ steps: 2, evalEvery: 2, evalBatches: 1, serve: true }), ['a', 'b'], [0, 1]);
+    sim.steps(2);
+    expect(sim.rc.phase).toBe('serving');
+    expect(sim.trained).toEqual([]);
+    sim.rc.finishEvaluation();
+    expect(sim.trained).toHaveLength(1);
+    expect(sim.trained[0].step).toBe(2);
+    expect(sim.msgs('stop')).toEqual([]); // still serving
+  });
+
+  it('finishEvaluation() does nothing while training', () => {
+    const sim = started(makeRun({ steps: 4, evalEvery: 2, evalBatches: 1 }), ['a', 'b'], [0, 1]);
+    sim.steps(1);
+    sim.rc.finishEvaluation();
+    expect(sim.trained).toEqual([]);
+    expect(sim.rc.phase).toBe('training');
+  });
+});
