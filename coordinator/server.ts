@@ -89,6 +89,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private settle!: { resolve: (r: { step: number; valLoss?: number }) => void; reject: (e: Error) => void };
   private readonly commits: Array<{ at: number; step: number }> = [];
   private evalSince?: number;
+  /** The peer being placed, and what the run sent it meanwhile (delivered after its welcome). */
+  private registering?: { peerId: string; held: ServerMessage[] };
 
   constructor(private readonly o: CoordinatorOptions) {
     super();
@@ -186,6 +188,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   /** Send a message to one peer (e.g. its settlement proof); false if it is not connected. */
   sendToPeer(peerId: string, msg: ServerMessage): boolean {
+    if (this.registering?.peerId === peerId) {
+      this.registering.held.push(msg);
+      return true;
+    }
     const c = this.conns.get(peerId);
     if (!c) return false;
     this.transport.send(c, msg);
@@ -233,18 +239,27 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private onRegister(conn: Conn, msg: ClientMessageOf<'register'>): void {
     if (conn.tag) return this.transport.reject(conn, `already registered as ${conn.tag}`, 'register');
     const peerId = `p${++this.seq}-${randomBytes(3).toString('hex')}`;
-    conn.tag = peerId;
-    this.conns.set(peerId, conn);
-    this.lastSeen.set(peerId, Date.now());
-    this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }) });
     const { type: _, ...reg } = msg;
-    const placed = this.control.register(peerId, reg);
+    // What the run sends the newcomer while placing it (its assign) waits for its welcome, and a peer
+    // that cannot take part gets its refusal instead of a welcome (so its client's connect() rejects with the reason).
+    const held: ServerMessage[] = [];
+    this.registering = { peerId, held };
+    let placed: ReturnType<RunControl['register']>;
+    try {
+      placed = this.control.register(peerId, reg);
+    } finally {
+      this.registering = undefined;
+    }
     if (!placed.ok) {
-      this.conns.delete(peerId);
       this.transport.reject(conn, `cannot take part: ${placed.reason}`, 'register');
       conn.ws.close(1008, 'cannot take part');
       return;
     }
+    conn.tag = peerId;
+    this.conns.set(peerId, conn);
+    this.lastSeen.set(peerId, Date.now());
+    this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }) });
+    for (const m of held) this.transport.send(conn, m);
     const c = msg.capability;
     this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops} GFLOP/s, ≤${c.maxLayers} layers) on stage ${placed.stage}`);
     this.emit('register', { peerId, name: msg.name, capability: c, account: reg.account as `0x${string}` | undefined, stage: placed.stage });
@@ -265,9 +280,12 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private async onInfer(conn: Conn, msg: ClientMessageOf<'infer'>): Promise<void> {
     const fail = (m: string) => this.transport.reject(conn, m, `spend ${msg.spendId}`);
     if (!this.serving || !this.run.serve) return fail('this swarm does not serve inference');
-    await this.serving.request(msg, { answer: (a) => this.transport.send(conn, { type: 'answer', ...a }), fail }, () =>
-      this.control.phase === 'serving' ? undefined : `the model is not trained yet (run ${this.control.phase}): try again when training has finished`,
-    );
+    await this.serving.request(msg, { answer: (a) => this.transport.send(conn, { type: 'answer', ...a }), fail }, () => {
+      const phase = this.control.phase;
+      if (phase === 'serving') return undefined;
+      if (phase === 'finished' || phase === 'stopped') return `the run is ${phase}: this swarm no longer serves inference`;
+      return `the model is not trained yet (run ${phase}): try again when training has finished`;
+    });
   }
 
   private onClose(conn: Conn): void {

@@ -58,17 +58,28 @@ export class InferenceService {
     if (notNow) return buyer.fail(notNow);
     if (this.queued.has(msg.spendId)) return buyer.fail(`spend ${msg.spendId} is already being served`);
     this.queued.add(msg.spendId);
-    let why: string | undefined;
+    // The query takes its place in the queue now (checks may finish in any order); a bad spend is told at once.
+    const checked = this.check(msg).then((why) => {
+      if (why) {
+        this.queued.delete(msg.spendId);
+        buyer.fail(why);
+      }
+      return why;
+    });
+    this.queue = this.queue
+      .then(async () => {
+        if (!(await checked)) await this.serve(msg, buyer).finally(() => this.queued.delete(msg.spendId));
+      })
+      .catch((e: Error) => this.o.log(`BUG: serving spend ${msg.spendId} threw: ${e.message}`));
+    await checked;
+  }
+
+  private async check(msg: ClientMessageOf<'infer'>): Promise<string | undefined> {
     try {
-      why = await this.o.desk.check(msg.spendId, msg.prompt);
+      return await this.o.desk.check(msg.spendId, msg.prompt);
     } catch (e) {
-      why = `could not check spend ${msg.spendId} on chain: ${(e as Error).message}`;
+      return `could not check spend ${msg.spendId} on chain: ${(e as Error).message}`;
     }
-    if (why) {
-      this.queued.delete(msg.spendId);
-      return buyer.fail(why);
-    }
-    this.queue = this.queue.then(() => this.serve(msg, buyer).finally(() => this.queued.delete(msg.spendId)));
   }
 
   /** Stage 0 of the attempt's path answered. */
@@ -108,6 +119,7 @@ export class InferenceService {
       if (r.refused) break;
       for (const p of path) failedPeers.add(p);
     }
+    if (errors.length === 0) errors.push('the swarm stopped serving');
     buyer.fail(`generation failed: ${errors.join('; ')}`.slice(0, 1024));
   }
 

@@ -1,25 +1,29 @@
-// The coordinator against real sockets: a real server on 127.0.0.1 (ephemeral port), real `ws`
-// clients through CoordinatorClient, raw `ws` sockets for frames the client would refuse to send.
-// Plus unit tests of the stage assignment and the message schemas.
+// The coordinator against real sockets: a real `Coordinator` on 127.0.0.1 (ephemeral port), real
+// `ws` clients. Scripted peers (CoordinatorClient) behave like real peers at the protocol level —
+// register, report their open data channels (`links`) to their neighbours, `ready`, answer each
+// `round` with `round-done` for the microbatches routed through them, heartbeat, evaluate and
+// checkpoint when a commit asks, answer `generate` at stage 0 — but compute nothing (no GPU).
+// Raw `ws` sockets send the frames CoordinatorClient would refuse to. Serving uses an in-memory
+// InferenceDesk (the chain desk is tested against a real EVM elsewhere).
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keccak256, toHex } from 'viem';
 import { WebSocket } from 'ws';
 import { Coordinator, type CoordinatorOptions, type InferenceDesk } from '../coordinator/server.js';
-import { type Assignment, areNeighbours, assignStages, neighbours, splitLayers } from '../shared/swarm/assignment.js';
+import type { CommitEvent } from '../coordinator/run-control.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import {
   type Capability,
+  type ClientMessage,
+  type PeerInfo,
   type RunConfig,
   type ServerMessage,
   type ServerMessageOf,
   type ServerMessageType,
   MAX_MESSAGE_BYTES,
   MAX_SIGNAL_DATA_BYTES,
-  RunConfigSchema,
-  encodeClientMessage,
-  parseClientMessage,
+  ServerMessageSchemas,
   parseServerMessage,
-  utf8Length,
 } from '../shared/swarm/protocol.js';
 
 // Both WebSocket implementations must fit the client's constructor type (checked by tsc).
@@ -34,571 +38,809 @@ function makeRun(over: Partial<RunConfig> = {}): RunConfig {
     model: { vocab: 65, dModel: 64, nHead: 4, nLayer: 4, seq: 32, batch: 8 },
     stages: 2,
     layersPerStage: [1, 3],
-    microbatches: 2,
-    steps: 10,
+    microbatches: 4,
+    minPerStage: 1,
+    steps: 3,
     seed: 1,
     data: { name: 'tinyshakespeare', sha256: '86c4e6aa'.padEnd(64, '0'), chars: 1115394 },
     codec: { kind: 'subspace', k: 16, coeff: 'fp16' },
     optimizer: { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, warmup: 2 },
-    averageEvery: 5,
-    evalEvery: 5,
-    evalBatches: 2,
+    averageEvery: 2,
+    evalEvery: 0,
+    evalBatches: 0,
     ...over,
   };
 }
 
-const cap = (gflops: number, maxLayers = 8): Capability => ({ adapter: 'test', kind: 'cpu', gflops, memoryBytes: 1e9, maxLayers });
+const cap = (maxLayers = 8, gflops = 10): Capability => ({ adapter: 'test', kind: 'cpu', gflops, memoryBytes: 1e9, maxLayers });
 
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 3));
   }
 }
 
-const SERVER_TYPES: ServerMessageType[] = ['welcome', 'assign', 'signal', 'start', 'peer-lost', 'stop', 'error', 'generate', 'answer'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Everything a peer received, in order; `take` removes and returns the first message of a type. */
+/** `p`, or a failure naming what did not happen within `ms` (instead of hanging on a long server-side timeout). */
+async function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const SERVER_TYPES = Object.keys(ServerMessageSchemas) as ServerMessageType[];
+const hashOf = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Everything a socket received, in order. `take` removes and returns the first message of a type. */
 class Inbox {
   msgs: ServerMessage[] = [];
+  all: ServerMessage[] = [];
   closed?: number;
+  push(m: ServerMessage): void {
+    this.msgs.push(m);
+    this.all.push(m);
+  }
   count(type: ServerMessageType): number {
     return this.msgs.filter((m) => m.type === type).length;
   }
-  async take<T extends ServerMessageType>(type: T, timeoutMs = 5000): Promise<ServerMessageOf<T>> {
+  async take<T extends ServerMessageType>(type: T, timeoutMs = 3000): Promise<ServerMessageOf<T>> {
     await until(() => this.msgs.some((m) => m.type === type), `a ${type} message`, timeoutMs);
     const i = this.msgs.findIndex((m) => m.type === type);
     return this.msgs.splice(i, 1)[0] as ServerMessageOf<T>;
   }
 }
 
-interface TestPeer {
-  name: string;
-  client: CoordinatorClient;
-  peerId: string;
-  inbox: Inbox;
-}
-
-let coordinators: Coordinator[] = [];
-let sockets: { close(): void }[] = [];
+let cleanups: Array<() => void | Promise<void>> = [];
 
 afterEach(async () => {
-  for (const s of sockets) s.close();
-  sockets = [];
-  await Promise.all(coordinators.map((c) => c.close()));
-  coordinators = [];
+  // Peers first (stop their timers), then the coordinators.
+  const cs = cleanups.reverse();
+  cleanups = [];
+  for (const c of cs) await c();
 });
 
-async function serve(opts: Partial<CoordinatorOptions> & { workers: number }): Promise<{ coord: Coordinator; url: string; logs: string[] }> {
+interface Served {
+  coord: Coordinator;
+  url: string;
+  logs: string[];
+  commits: CommitEvent[];
+  aborted: Array<{ round: number; step: number; reason: string }>;
+  gone: Array<{ peerId: string; reason: string; at: number }>;
+}
+
+async function serve(opts: Partial<CoordinatorOptions> = {}): Promise<Served> {
   const logs: string[] = [];
   const coord = new Coordinator({ run: makeRun(), log: (l) => logs.push(l), ...opts });
-  coordinators.push(coord);
+  const commits: CommitEvent[] = [];
+  const aborted: Served['aborted'] = [];
+  const gone: Served['gone'] = [];
+  coord.on('commit', (c) => commits.push(c));
+  coord.on('round-aborted', (a) => aborted.push(a));
+  coord.on('peer-gone', (g) => gone.push({ peerId: g.peerId, reason: g.reason, at: Date.now() }));
+  cleanups.push(() => coord.close());
   const port = await coord.listen(0);
-  return { coord, url: `ws://127.0.0.1:${port}`, logs };
+  expect(coord.url).toBe(`ws://127.0.0.1:${port}`);
+  return { coord, url: `ws://127.0.0.1:${port}`, logs, commits, aborted, gone };
 }
 
-async function join(url: string, name: string, capability: Capability): Promise<TestPeer> {
-  const client = new CoordinatorClient(url, WebSocket);
-  sockets.push(client);
-  const inbox = new Inbox();
-  for (const t of SERVER_TYPES) client.on(t, (m) => inbox.msgs.push(m));
-  client.on('close', (e) => (inbox.closed = e.code));
-  const { peerId } = await client.connect({ name, capability });
-  return { name, client, peerId, inbox };
+/** What a scripted stage 0 does with a `generate` it must answer. */
+type GenerateReply = { text: string } | { error: string; refused?: boolean } | 'hang';
+
+/**
+ * A peer that speaks the protocol like a real one but computes nothing. It reports an open data
+ * channel to every member of its own and adjacent stages (real peers open those channels, and the
+ * coordinator needs both ends to report one), heartbeats every 40 ms and answers rounds at once.
+ */
+class ScriptedPeer {
+  readonly inbox = new Inbox();
+  readonly client: CoordinatorClient;
+  peerId = '';
+  stage = -1;
+  members: PeerInfo[] = [];
+  committed = 0;
+  /** round → microbatches this peer reported. */
+  readonly reported = new Map<number, number>();
+  readonly rounds: Array<ServerMessageOf<'round'>> = [];
+  readonly generates: Array<ServerMessageOf<'generate'>> = [];
+  /** Stop answering rounds (a round routed through it never completes). */
+  hangRounds = false;
+  /** Send nothing any more (a frozen machine whose socket stays open). */
+  silent = false;
+  lastSentAt = 0;
+  lossAt = (step: number) => 5 - step / 2;
+  valLossAt = (step: number) => 6 - step / 2;
+  replyToGenerate: (m: ServerMessageOf<'generate'>) => GenerateReply = (m) => ({ text: ` ${m.prompt} answered by ${this.name}` });
+  private beat?: ReturnType<typeof setInterval>;
+  private socket?: WebSocket;
+
+  constructor(
+    readonly name: string,
+    url: string,
+    private readonly opts: { autoReady?: boolean } = {},
+  ) {
+    // Keep the `ws` socket so a test can kill it (a killed process's socket drops without a close handshake).
+    const self = this;
+    class Recorded extends WebSocket {
+      constructor(u: string) {
+        super(u);
+        self.socket = this;
+      }
+    }
+    this.client = new CoordinatorClient(url, Recorded);
+    for (const t of SERVER_TYPES) this.client.on(t, (m) => this.inbox.push(m));
+    this.client.on('close', (e) => (this.inbox.closed = e.code));
+    this.client.on('assign', (m) => this.onAssign(m));
+    this.client.on('peers', (m) => this.setMembers(m.peers));
+    this.client.on('round', (m) => this.onRound(m));
+    this.client.on('commit', (m) => this.onCommit(m));
+    this.client.on('generate', (m) => this.onGenerate(m));
+    this.client.on('stop', () => this.stopBeating());
+    cleanups.push(() => this.close());
+  }
+
+  async connect(capability = cap()): Promise<this> {
+    const { peerId } = await this.client.connect({ name: this.name, capability });
+    this.peerId = peerId;
+    this.beat = setInterval(() => this.heartbeat(), 40);
+    return this;
+  }
+
+  send(msg: ClientMessage): void {
+    if (this.silent) return;
+    this.lastSentAt = Date.now();
+    this.client.send(msg);
+  }
+
+  ready(): void {
+    this.send({ type: 'ready', step: this.committed });
+  }
+
+  heartbeat(): void {
+    this.send({ type: 'heartbeat', step: this.committed, bytesSent: 1000 * this.committed, bytesReceived: 500 * this.committed, ...(this.stage === 1 && this.committed > 0 && { loss: this.lossAt(this.committed) }) });
+  }
+
+  stopBeating(): void {
+    clearInterval(this.beat);
+  }
+
+  /** A frame CoordinatorClient would never send (it sends validated JSON text only). */
+  sendRaw(data: string | Buffer): void {
+    this.socket!.send(data, { binary: Buffer.isBuffer(data) });
+  }
+
+  /** The process dies: its socket drops at once, no close handshake, no leave. */
+  kill(): void {
+    this.stopBeating();
+    this.socket!.terminate();
+  }
+
+  close(): void {
+    this.stopBeating();
+    this.client.close();
+  }
+
+  private onAssign(m: ServerMessageOf<'assign'>): void {
+    this.stage = m.stage;
+    this.setMembers(m.peers);
+    if (this.opts.autoReady) this.ready();
+  }
+
+  private setMembers(peers: PeerInfo[]): void {
+    this.members = peers;
+    if (this.stage < 0) return;
+    const connected = peers.filter((p) => p.peerId !== this.peerId && Math.abs(p.stage - this.stage) <= 1).map((p) => p.peerId);
+    this.send({ type: 'links', connected });
+  }
+
+  private onRound(m: ServerMessageOf<'round'>): void {
+    this.rounds.push(m);
+    if (this.hangRounds) return;
+    const microbatches = m.routes.filter((path) => path.includes(this.peerId)).length;
+    this.reported.set(m.round, microbatches);
+    const last = this.stage === m.routes[0].length - 1;
+    this.send({ type: 'round-done', round: m.round, microbatches, busyMs: 10 * microbatches, ...(last && { lossSum: microbatches * this.lossAt(m.step) }) });
+  }
+
+  private onCommit(m: ServerMessageOf<'commit'>): void {
+    if (!m.apply) return;
+    this.committed = m.step;
+    if (m.average && (m.average.members[this.stage]?.includes(this.peerId) || m.average.listeners[this.stage]?.includes(this.peerId))) {
+      this.send({ type: 'checkpoint', step: m.step, hash: hashOf(`stage ${this.stage} at ${m.step}`) });
+    }
+    if (m.eval && m.eval.path.at(-1) === this.peerId) this.send({ type: 'evaluated', step: m.step, valLoss: this.valLossAt(m.step) });
+    this.heartbeat();
+  }
+
+  private onGenerate(m: ServerMessageOf<'generate'>): void {
+    this.generates.push(m);
+    if (m.path[0] !== this.peerId) return;
+    const r = this.replyToGenerate(m);
+    if (r === 'hang') return;
+    setTimeout(() => this.send({ type: 'generated', requestId: m.requestId, ...r }), 5);
+  }
 }
 
-/** A raw socket for frames CoordinatorClient would refuse to send. */
-async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox }> {
+async function peer(url: string, name: string, capability = cap(), opts: { autoReady?: boolean } = {}): Promise<ScriptedPeer> {
+  return new ScriptedPeer(name, url, opts).connect(capability);
+}
+
+/**
+ * Make `peers` ready so that training starts with all of them active: every peer but the last
+ * first, then the last (whose stage must need it to start).
+ */
+async function startTogether(s: Served, peers: ScriptedPeer[]): Promise<void> {
+  await until(() => peers.every((p) => p.stage >= 0), 'every peer assigned');
+  for (const p of peers.slice(0, -1)) p.ready();
+  await until(() => s.coord.stats.peers.ready === peers.length - 1, `${peers.length - 1} ready peers`);
+  expect(s.coord.phase).toBe('waiting');
+  peers.at(-1)!.ready();
+  await until(() => s.coord.stats.peers.active === peers.length, `${peers.length} active peers`);
+}
+
+/** A raw socket for frames CoordinatorClient would refuse to send (or a buyer, who does not register). */
+async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox; send(m: unknown): void }> {
   const ws = new WebSocket(url);
-  sockets.push(ws);
   const inbox = new Inbox();
   ws.on('message', (data) => {
     const p = parseServerMessage(String(data));
     if (!p.ok) throw new Error(`server sent an invalid message: ${p.error}`);
-    inbox.msgs.push(p.msg);
+    inbox.push(p.msg);
   });
   ws.on('close', (code) => (inbox.closed = code));
+  cleanups.push(() => ws.close());
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  return { ws, inbox };
+  return { ws, inbox, send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)) };
 }
 
-function heartbeat(step: number, extra: Record<string, number> = {}) {
-  return { type: 'heartbeat' as const, step, bytesSent: 100 * step, bytesReceived: 50 * step, ...extra };
-}
+/** Per peer, the microbatches it computed in the round `c` committed. */
+const workOf = (c: CommitEvent) => Object.fromEntries(c.work.map((w) => [w.peerId, w.microbatches]));
 
 // ---------------------------------------------------------------------------------------------
 
-describe('coordinator: full flow, 4 workers over 2 stages', () => {
-  it('welcomes, assigns, relays signals between neighbours only, starts, tracks progress and finishes', async () => {
-    const { coord, url } = await serve({ workers: 4 });
-    const events: string[] = [];
-    coord.on('assign', () => events.push('assign'));
-    coord.on('start', () => events.push('start'));
-    coord.on('done', () => events.push('done'));
-
-    // layersPerStage [1, 3]: stage 1 (3 layers + head) outweighs stage 0 (1 layer + embedding),
-    // so the two fastest peers go to stage 1.
-    const a = await join(url, 'alpha', cap(40));
-    const b = await join(url, 'bravo', cap(30));
-    const c = await join(url, 'charlie', cap(20));
-    expect(coord.stats.peers.registered).toBe(3);
-    expect(a.inbox.count('assign')).toBe(0);
-    const d = await join(url, 'delta', cap(10));
-    const all = [a, b, c, d];
-    expect(new Set(all.map((p) => p.peerId)).size).toBe(4);
-
-    const assigns = await Promise.all(all.map((p) => p.inbox.take('assign')));
-    const where = (p: TestPeer) => assigns[all.indexOf(p)];
-    expect([where(a).stage, where(a).replica]).toEqual([1, 0]);
-    expect([where(b).stage, where(b).replica]).toEqual([1, 1]);
-    expect([where(c).stage, where(c).replica]).toEqual([0, 0]);
-    expect([where(d).stage, where(d).replica]).toEqual([0, 1]);
-    for (const m of assigns) {
-      expect(m.run).toEqual(makeRun());
-      expect(m.peers).toHaveLength(4);
-      expect(m.peers).toContainEqual({ peerId: a.peerId, stage: 1, replica: 0, name: 'alpha' });
-      expect(m.peers).toContainEqual({ peerId: d.peerId, stage: 0, replica: 1, name: 'delta' });
-    }
-
-    // Lane 0 is c → a, lane 1 is d → b. c may signal a (next stage, same lane) and d (its replica).
-    const offer = { sdp: 'v=0 offer', candidates: [{ candidate: 'a=1', sdpMLineIndex: 0 }] };
-    expect(c.client.send({ type: 'signal', to: a.peerId, data: offer })).toBe(true);
-    const got = await a.inbox.take('signal');
-    expect(got).toEqual({ type: 'signal', from: c.peerId, data: offer });
-    c.client.send({ type: 'signal', to: d.peerId, data: { hello: 'replica' } });
-    expect((await d.inbox.take('signal')).from).toBe(c.peerId);
-    a.client.send({ type: 'signal', to: c.peerId, data: { answer: true } });
-    expect((await c.inbox.take('signal')).data).toEqual({ answer: true });
-
-    // b is stage 1 replica 1: another lane's next stage, not c's neighbour.
-    c.client.send({ type: 'signal', to: b.peerId, data: offer });
-    const refused = await c.inbox.take('error');
-    expect(refused.message).toMatch(/is not a neighbour/);
-    expect(refused.ref).toBe('signal');
-    c.client.send({ type: 'signal', to: 'p999-nobody', data: 1 });
-    expect((await c.inbox.take('error')).message).toMatch(/unknown peer p999-nobody/);
-    expect(b.inbox.count('signal')).toBe(0);
-
-    // Start only once everyone is ready.
-    for (const p of [a, b, c]) p.client.send({ type: 'ready' });
-    await until(() => coord.stats.peers.ready === 3, 'three ready peers');
-    expect(coord.currentPhase).toBe('assigned');
-    expect(all.some((p) => p.inbox.count('start') > 0)).toBe(false);
-    d.client.send({ type: 'ready' });
-    await Promise.all(all.map((p) => p.inbox.take('start')));
-    expect(coord.currentPhase).toBe('running');
-
-    // Heartbeats: stage 1 reports the loss, stage 0 the tokens it feeds in.
-    a.client.send(heartbeat(3, { loss: 4.1, tokensPerSec: 900, busyFraction: 0.8 }));
-    b.client.send(heartbeat(2, { loss: 4.3, valLoss: 4.4, tokensPerSec: 800 }));
-    c.client.send(heartbeat(3, { tokensPerSec: 100 }));
-    d.client.send(heartbeat(3, { tokensPerSec: 50 }));
-    await until(() => coord.progress().peers.every((p) => p.bytesSent > 0), 'heartbeats in progress()');
-    const prog = coord.progress();
-    expect(prog.phase).toBe('running');
-    expect(prog.step).toBe(2);
-    expect(prog.steps).toBe(10);
-    expect(prog.loss).toBeCloseTo(4.2, 10);
-    expect(prog.valLoss).toBeCloseTo(4.4, 10);
-    expect(prog.tokensPerSec).toBe(150);
-    const pa = prog.peers.find((p) => p.peerId === a.peerId)!;
-    expect(pa).toMatchObject({ name: 'alpha', stage: 1, replica: 0, status: 'ready', step: 3, loss: 4.1, busyFraction: 0.8, bytesSent: 300, bytesReceived: 150 });
-    expect(prog.peers.map((p) => p.stage)).toEqual([0, 0, 1, 1]);
-
-    // Done from everyone resolves `finished` with every payload; peers are told the run is over.
-    for (const [i, p] of all.entries()) p.client.send({ type: 'done', finalValLoss: i < 2 ? 3.9 : undefined, stats: { steps: 10, i } });
-    const report = await coord.finished;
-    expect(report).toHaveLength(4);
-    expect(report.find((r) => r.peerId === b.peerId)).toEqual({ peerId: b.peerId, name: 'bravo', stage: 1, replica: 1, finalValLoss: 3.9, stats: { steps: 10, i: 1 } });
-    expect(report.find((r) => r.peerId === c.peerId)?.finalValLoss).toBeUndefined();
-    for (const p of all) expect((await p.inbox.take('stop')).reason).toBe('run complete');
-    expect(coord.currentPhase).toBe('finished');
-    expect(events).toEqual(['assign', 'start', 'done']);
-    expect(coord.stats.badMessages).toBe(2);
-    expect(all.some((p) => p.inbox.count('peer-lost') > 0)).toBe(false);
-
-    // Peers that finished may leave without being reported lost.
-    for (const p of all) p.client.close();
-    await until(() => coord.stats.connections === 0, 'all sockets closed');
-    expect(coord.stats.peers.lost).toBe(0);
-  });
-});
-
-describe('coordinator: serving inference after training', () => {
-  it('checks each spend with the desk, routes it to lane 0, takes the answer from stage 0 only and receipts it', async () => {
-    // The desk is the chain's port (tested against the real EVM in contracts.test.ts); here it
-    // records what the coordinator asks of it.
-    const served: Array<[string, string]> = [];
-    const desk: InferenceDesk = {
-      temperature: 0.5,
-      async check(spendId, prompt) {
-        if (served.some(([id]) => id === spendId)) return `spend ${spendId} was already served`;
-        return prompt === 'wrong' ? 'the prompt does not match' : undefined;
-      },
-      async served(spendId, answerHash) {
-        served.push([spendId, answerHash]);
-      },
-    };
-    const { coord, url } = await serve({ workers: 4, run: makeRun({ serve: true }), inference: desk });
-    const peers = [await join(url, 'a', cap(40)), await join(url, 'b', cap(30)), await join(url, 'c', cap(20)), await join(url, 'd', cap(10))];
-    const assigns = await Promise.all(peers.map((p) => p.inbox.take('assign')));
-    const at = (stage: number, replica: number) => peers[assigns.findIndex((m) => m.stage === stage && m.replica === replica)];
-    const buyer = await rawSocket(url);
-    const ask = (spendId: string, prompt: string) => buyer.ws.send(JSON.stringify({ type: 'infer', spendId, prompt, maxTokens: 3 }));
-
-    ask('7', 'hello');
-    expect((await buyer.inbox.take('error')).message).toMatch(/not trained yet/);
-    for (const p of peers) p.client.send({ type: 'ready' });
-    await Promise.all(peers.map((p) => p.inbox.take('start')));
-    for (const p of peers) p.client.send({ type: 'done', stats: {} });
-    await coord.finished;
-    expect(coord.currentPhase).toBe('serving');
-    expect(peers.some((p) => p.inbox.count('stop') > 0)).toBe(false);
-
-    ask('7', 'hello');
-    const g0 = await at(0, 0).inbox.take('generate');
-    const g1 = await at(1, 0).inbox.take('generate');
-    expect(g1).toEqual(g0);
-    expect(g0).toMatchObject({ prompt: 'hello', maxTokens: 3, temperature: 0.5 });
-    expect(at(0, 1).inbox.count('generate') + at(1, 1).inbox.count('generate')).toBe(0);
-    // Only stage 0 of lane 0 may answer, and only the request it was given.
-    at(1, 0).client.send({ type: 'generated', requestId: g0.requestId, text: 'forged' });
-    expect((await at(1, 0).inbox.take('error')).message).toMatch(/only stage 0 of lane 0 answers/);
-    at(0, 0).client.send({ type: 'generated', requestId: g0.requestId + 1, text: 'stray' });
-    expect((await at(0, 0).inbox.take('error')).message).toMatch(/unexpected generated/);
-    at(0, 0).client.send({ type: 'generated', requestId: g0.requestId, text: ' world' });
-    const answer = await buyer.inbox.take('answer');
-    expect(answer).toEqual({ type: 'answer', spendId: '7', text: ' world', answerHash: keccak256(toHex(' world')) });
-    expect(served).toEqual([['7', keccak256(toHex(' world'))]]);
-
-    // A spend served once is refused; a prompt the spend did not commit to is refused; both reach the buyer.
-    ask('7', 'hello');
-    expect((await buyer.inbox.take('error')).message).toMatch(/already served/);
-    ask('8', 'wrong');
-    expect((await buyer.inbox.take('error')).message).toMatch(/does not match/);
-    buyer.ws.send(JSON.stringify({ type: 'infer', spendId: '-1', prompt: 'x', maxTokens: 3 }));
-    expect((await buyer.inbox.take('error')).message).toMatch(/spendId/);
-    // A failed generation is reported, not receipted.
-    ask('9', 'again');
-    const g2 = await at(0, 0).inbox.take('generate');
-    at(0, 0).client.send({ type: 'generated', requestId: g2.requestId, error: 'NaN logits' });
-    expect((await buyer.inbox.take('error')).message).toMatch(/generation failed: NaN logits/);
-    expect(served).toHaveLength(1);
-
-    coord.stopServing();
-    for (const p of peers) expect((await p.inbox.take('stop')).reason).toBe('run complete');
-    expect(coord.currentPhase).toBe('finished');
-  });
-});
-
-describe('coordinator: bad input never crashes it', () => {
-  it('answers every malformed frame with a clear error, counts it and keeps the connection open', async () => {
-    const { coord, url } = await serve({ workers: 2 });
-    const { ws, inbox } = await rawSocket(url);
-    const expectError = async (frame: string | Buffer, pattern: RegExp, binary = false): Promise<void> => {
-      ws.send(frame, { binary });
+describe('coordinator transport: bad input never crashes it', () => {
+  it('answers every malformed frame with an error naming the problem, counts it and keeps the socket open', async () => {
+    const s = await serve();
+    const { ws, inbox, send } = await rawSocket(s.url);
+    const expectError = async (frame: string | Buffer, pattern: RegExp, ref?: string): Promise<void> => {
+      ws.send(frame, { binary: Buffer.isBuffer(frame) });
       const e = await inbox.take('error');
       expect(e.message).toMatch(pattern);
+      expect(e.ref).toBe(ref);
     };
 
-    await expectError('{"type": "register", ', /not valid JSON/);
-    await expectError('[1,2,3]', /must be a JSON object/);
+    await expectError('{"type": "register", ', /^message is not valid JSON/);
+    await expectError('[1,2,3]', /must be a JSON object with a "type" field/);
     await expectError('{"name": "x"}', /no string "type" field/);
-    await expectError('{"type": "dance"}', /unknown client message type "dance" \(expected one of register, signal, ready, heartbeat, done, generated, infer\)/);
-    await expectError(JSON.stringify({ type: 'heartbeat', step: 'three', bytesSent: 0, bytesReceived: 0 }), /invalid heartbeat message: heartbeat\.step: .*expected number/);
-    await expectError(JSON.stringify({ type: 'register', name: 'x', capability: { ...cap(1), gflops: -1 } }), /invalid register message: register\.capability\.gflops/);
-    await expectError(JSON.stringify({ type: 'ready', extra: 1 }), /invalid ready message: .*extra/);
+    await expectError(
+      '{"type": "dance"}',
+      /^unknown client message type "dance" \(expected one of register, signal, links, ready, heartbeat, round-done, evaluated, checkpoint, stalled, leave, generated, infer\)$/,
+    );
+    // Schema violations name the message and the field.
+    await expectError(JSON.stringify({ type: 'heartbeat', step: 'three', bytesSent: 0, bytesReceived: 0 }), /^invalid heartbeat message: heartbeat\.step: .*expected number/);
+    await expectError(JSON.stringify({ type: 'register', name: 'x', capability: { ...cap(), gflops: -1 } }), /^invalid register message: register\.capability\.gflops/);
+    await expectError(JSON.stringify({ type: 'ready', step: 0, extra: 1 }), /^invalid ready message: .*extra/);
+    await expectError(JSON.stringify({ type: 'round-done', round: 1, microbatches: 1.5, busyMs: 3 }), /^invalid round-done message: round-done\.microbatches/);
     await expectError(JSON.stringify({ type: 'signal', to: 'p1', data: 'x'.repeat(MAX_SIGNAL_DATA_BYTES) }), /signal\.data: is \d+ bytes, above the 49152-byte cap/);
-    await expectError('x'.repeat(MAX_MESSAGE_BYTES + 1), /65537 bytes, above the 65536-byte limit/);
-    await expectError(Buffer.alloc(1000, 7), /binary frames are not accepted \(got 1000 bytes\)/, true);
-    // Well-formed but out of order: nothing but register before registering.
-    await expectError(JSON.stringify({ type: 'ready' }), /send register before ready/);
-    await expectError(JSON.stringify(heartbeat(1)), /send register before heartbeat/);
+    await expectError(JSON.stringify({ type: 'infer', spendId: '-1', prompt: 'hi', maxTokens: 3 }), /^invalid infer message: infer\.spendId: must be a decimal integer string/);
+    // Oversized text (under ws's hard cap): an error, the socket stays.
+    await expectError('x'.repeat(MAX_MESSAGE_BYTES + 1), /^message is 65537 bytes, above the 65536-byte limit$/);
+    // Binary frames: the coordinator never takes tensors.
+    await expectError(Buffer.alloc(1000, 7), /^binary frames are not accepted \(got 1000 bytes\)/);
+    // Well-formed but out of order: nothing but register (or a buyer's infer) before registering.
+    for (const m of [{ type: 'ready', step: 0 }, { type: 'heartbeat', step: 1, bytesSent: 0, bytesReceived: 0 }, { type: 'links', connected: [] }, { type: 'round-done', round: 1, microbatches: 1, busyMs: 1 }]) {
+      await expectError(JSON.stringify(m), new RegExp(`^send register before ${m.type}$`), m.type);
+    }
+    await expectError(JSON.stringify({ type: 'signal', to: 'p1-abc', data: {} }), /^send register before signal$/, 'signal');
 
-    expect(coord.stats.badMessages).toBe(12);
-    expect(coord.stats.binaryFrames).toBe(1);
-    expect(coord.stats.binaryBytesReceived).toBe(1000);
-    expect(coord.stats.messagesIn).toBe(12);
+    expect(s.coord.stats).toMatchObject({ badMessages: 17, binaryFrames: 1, binaryBytesReceived: 1000, messagesIn: 17, messagesOut: 17, connections: 1 });
+    expect(inbox.closed).toBeUndefined();
 
-    // Still open and usable after all that.
+    // Still open and usable: it may register now, once.
     expect(ws.readyState).toBe(WebSocket.OPEN);
-    ws.send(JSON.stringify({ type: 'register', name: 'survivor', capability: cap(5) }));
-    expect((await inbox.take('welcome')).peerId).toMatch(/^p\d+-/);
-    ws.send(JSON.stringify({ type: 'register', name: 'again', capability: cap(5) }));
-    expect((await inbox.take('error')).message).toMatch(/already registered/);
-    ws.send(JSON.stringify({ type: 'ready' }));
-    expect((await inbox.take('error')).message).toMatch(/ready before assign/);
+    send({ type: 'register', name: 'survivor', capability: cap() });
+    const welcome = await inbox.take('welcome');
+    expect(welcome.peerId).toMatch(/^p\d+-[0-9a-f]{6}$/);
+    expect((await inbox.take('assign')).stage).toBe(0);
+    send({ type: 'register', name: 'again', capability: cap() });
+    const again = await inbox.take('error');
+    expect(again).toEqual({ type: 'error', message: `already registered as ${welcome.peerId}`, ref: 'register' });
+    expect(s.coord.stats.peers).toEqual({ setup: 1, ready: 0, active: 0, gone: 0 });
+    send({ type: 'ready', step: 0 });
+    await until(() => s.coord.stats.peers.ready === 1, 'the survivor ready');
+    expect(s.coord.stats.badMessages).toBe(18);
   });
 
-  it('closes a socket after 20 bad messages and one above the hard frame cap, and keeps serving others', async () => {
-    const { coord, url } = await serve({ workers: 2 });
-    const spammer = await rawSocket(url);
-    for (let i = 0; i < 20; i++) spammer.ws.send('nope');
-    await until(() => spammer.inbox.closed !== undefined, 'spammer closed');
+  it('closes a socket after too many bad frames, and one above the hard frame cap, and keeps serving the others', async () => {
+    const s = await serve({ maxBadMessages: 5 });
+    const good = await peer(s.url, 'good');
+    const spammer = await rawSocket(s.url);
+    for (let i = 0; i < 8; i++) spammer.send('nope');
+    await until(() => spammer.inbox.closed !== undefined, 'the spammer closed');
     expect(spammer.inbox.closed).toBe(1008);
-    expect(spammer.inbox.count('error')).toBe(21);
-    expect(spammer.inbox.msgs.at(-1)).toMatchObject({ type: 'error', message: 'closing the connection after 20 bad messages' });
+    const errors = spammer.inbox.all.filter((m) => m.type === 'error').map((m) => (m as ServerMessageOf<'error'>).message);
+    expect(errors.slice(0, 6)).toEqual([...Array(5).fill(expect.stringMatching(/not valid JSON/)), 'closing the connection after 5 bad messages']);
 
-    const huge = await rawSocket(url);
-    huge.ws.send('x'.repeat(8 * MAX_MESSAGE_BYTES));
-    await until(() => huge.inbox.closed !== undefined, 'oversized socket closed');
+    // A frame above ws's hard cap (4 × the message limit) is a protocol violation: ws closes with 1009.
+    const huge = await rawSocket(s.url);
+    huge.ws.send('x'.repeat(4 * MAX_MESSAGE_BYTES + 1));
+    await until(() => huge.inbox.closed !== undefined, 'the oversized socket closed');
     expect(huge.inbox.closed).toBe(1009);
+    // A binary flood from a registered peer is refused frame by frame, then closed; it is a lost peer.
+    const flood = await peer(s.url, 'flood');
+    for (let i = 0; i < 5; i++) flood.sendRaw(Buffer.alloc(2048));
+    await until(() => flood.inbox.closed !== undefined, 'the binary flooder closed');
+    expect(flood.inbox.closed).toBe(1008);
+    await until(() => s.gone.length === 1, 'the flooder gone');
+    expect(s.gone[0]).toMatchObject({ peerId: flood.peerId, reason: 'connection closed' });
+    expect(s.coord.stats.binaryFrames).toBe(5);
+    expect(s.coord.stats.binaryBytesReceived).toBe(5 * 2048);
 
-    const ok = await join(url, 'fine', cap(1));
-    expect(ok.peerId).toBeTruthy();
-    expect(coord.stats.badMessages).toBe(20);
+    // The server is fine: the good peer's socket is open and a newcomer is placed.
+    expect(good.client.connected).toBe(true);
+    const late = await peer(s.url, 'late');
+    await until(() => late.stage >= 0, 'the newcomer assigned');
+    expect(s.coord.stats.connections).toBe(2);
+    expect(s.logs.some((l) => /socket error .*Max payload size exceeded/.test(l))).toBe(true);
   });
+});
 
-  it('refuses registrations beyond `workers` and closes them; a peer leaving before assignment frees its slot', async () => {
-    const { coord, url } = await serve({ workers: 2 });
-    const early = await join(url, 'early', cap(1));
-    early.client.close();
-    await until(() => coord.stats.peers.registered === 0, 'slot freed');
+describe('coordinator: registration', () => {
+  it('welcomes, then assigns stage, run, peers and state source; refuses a GPU that holds no stage, and the rest still train', async () => {
+    const s = await serve({ run: makeRun({ steps: 2 }) });
+    const registered: Array<{ name: string; stage: number }> = [];
+    s.coord.on('register', (r) => registered.push({ name: r.name, stage: r.stage }));
+    const a = await peer(s.url, 'alpha');
+    await until(() => a.inbox.all.length >= 2, 'welcome and assign');
+    expect(a.inbox.all.map((m) => m.type).slice(0, 2)).toEqual(['welcome', 'assign']);
+    const assignA = a.inbox.all[1] as ServerMessageOf<'assign'>;
+    expect(assignA).toEqual({ type: 'assign', stage: 0, run: makeRun({ steps: 2 }), peers: [{ peerId: a.peerId, stage: 0, name: 'alpha' }], state: { from: 'seed' } });
 
-    const a = await join(url, 'a', cap(2));
-    const b = await join(url, 'b', cap(1));
-    await a.inbox.take('assign');
-    await b.inbox.take('assign');
+    // Stage 1 needs 3 layers: a GPU that holds 1 goes to stage 0 even though stage 1 is empty.
+    const small = await peer(s.url, 'small', cap(1));
+    expect(small.stage).toBe(0);
+    const b = await peer(s.url, 'bravo');
+    await until(() => b.stage >= 0, 'bravo assigned');
+    expect(b.stage).toBe(1);
+    expect(b.members).toEqual([
+      { peerId: a.peerId, stage: 0, name: 'alpha' },
+      { peerId: small.peerId, stage: 0, name: 'small' },
+      { peerId: b.peerId, stage: 1, name: 'bravo' },
+    ]);
+    // Those already there hear of each newcomer.
+    await until(() => a.members.length === 3, 'alpha told of bravo');
 
-    const late = new CoordinatorClient(url, WebSocket);
-    sockets.push(late);
-    const closed = new Promise<number>((r) => late.on('close', (e) => r(e.code)));
-    await expect(late.connect({ name: 'late', capability: cap(100) })).rejects.toThrow(/refused registration: the swarm is full: all 2 workers are registered/);
-    expect(await closed).toBe(1008);
-    expect(coord.stats.peers.registered).toBe(2);
-    expect(a.inbox.count('peer-lost')).toBe(0);
+    // A GPU that cannot hold any stage is told why, before any welcome, and closed.
+    const none = new ScriptedPeer('tiny', s.url);
+    await expect(none.connect(cap(0))).rejects.toThrow(/refused registration: cannot take part: this GPU can hold 0 layer\(s\); the smallest stage of this run has 1/);
+    await until(() => none.inbox.closed !== undefined, 'the refused peer closed');
+    expect(none.inbox.closed).toBe(1008);
+    expect(none.inbox.all.map((m) => m.type)).toEqual(['error']);
+    expect(s.coord.progress().peers.map((p) => p.name)).toEqual(['alpha', 'small', 'bravo']);
+    expect(registered).toEqual([
+      { name: 'alpha', stage: 0 },
+      { name: 'small', stage: 0 },
+      { name: 'bravo', stage: 1 },
+    ]);
+    expect(a.members.map((p) => p.name)).toEqual(['alpha', 'small', 'bravo']);
 
-    // The client validates before sending: an invalid message is a caller bug and throws.
-    expect(() => a.client.send({ type: 'heartbeat', step: 1, loss: NaN, bytesSent: 0, bytesReceived: 0 })).toThrow(/heartbeat\.loss/);
+    await startTogether(s, [a, small, b]);
+    await within(s.coord.trained, 'training over');
+    expect(s.commits.map((c) => c.step)).toEqual([1, 2]);
+    expect(s.coord.phase).toBe('finished');
+    expect(s.gone).toEqual([]);
+  });
+});
+
+describe('coordinator: signaling relay', () => {
+  it('relays between peers of the same or adjacent stages only; refuses unknown and distant peers', async () => {
+    const s = await serve({ run: makeRun({ stages: 3, layersPerStage: [1, 1, 2] }) });
+    const a = await peer(s.url, 'a'); // stage 0
+    const b = await peer(s.url, 'b'); // stage 1
+    const c = await peer(s.url, 'c'); // stage 2
+    const d = await peer(s.url, 'd'); // stage 0 again (equal capacity everywhere: the first stage)
+    await until(() => [a, b, c, d].every((p) => p.stage >= 0), 'all assigned');
+    expect([a, b, c, d].map((p) => p.stage)).toEqual([0, 1, 2, 0]);
+
+    const offer = { sdp: 'v=0 offer', candidates: [{ candidate: 'a=1', sdpMLineIndex: 0 }] };
+    a.send({ type: 'signal', to: b.peerId, data: offer });
+    expect(await b.inbox.take('signal')).toEqual({ type: 'signal', from: a.peerId, data: offer });
+    c.send({ type: 'signal', to: b.peerId, data: { answer: true } });
+    expect(await b.inbox.take('signal')).toEqual({ type: 'signal', from: c.peerId, data: { answer: true } });
+    a.send({ type: 'signal', to: d.peerId, data: 'same stage' });
+    expect(await d.inbox.take('signal')).toEqual({ type: 'signal', from: a.peerId, data: 'same stage' });
+
+    // Stage 0 and stage 2 are not neighbours.
+    a.send({ type: 'signal', to: c.peerId, data: offer });
+    const far = await a.inbox.take('error');
+    expect(far.ref).toBe('signal');
+    expect(far.message).toBe(`cannot relay signal: ${c.peerId} (stage 2) is not a neighbour of ${a.peerId} (stage 0); signal only peers of your stage and the stages next to it`);
+    a.send({ type: 'signal', to: 'p999-nobody', data: 1 });
+    expect(await a.inbox.take('error')).toEqual({ type: 'error', message: 'cannot relay signal: peer p999-nobody is not connected', ref: 'signal' });
+    // A peer that is gone cannot be signalled either.
+    b.kill();
+    await until(() => s.gone.length === 1, 'b gone');
+    a.send({ type: 'signal', to: b.peerId, data: offer });
+    expect((await a.inbox.take('error')).message).toBe(`cannot relay signal: peer ${b.peerId} is not connected`);
+
+    await sleep(30);
+    expect(c.inbox.count('signal')).toBe(0);
+    expect(a.inbox.count('signal')).toBe(0);
+    expect(s.coord.stats.badMessages).toBe(3);
+  });
+});
+
+describe('coordinator: a whole run with scripted peers', () => {
+  it('routes every step, commits each peer’s work, averages, evaluates, reports progress and never sees a byte of weights', async () => {
+    const run = makeRun({ steps: 4, minPerStage: 2, averageEvery: 2, evalEvery: 2, evalBatches: 1 });
+    const s = await serve({ run });
+    const evaluated: number[] = [];
+    s.coord.on('evaluated', (e) => evaluated.push(e.step));
+    const phases: string[] = [];
+    s.coord.on('phase', (p) => phases.at(-1) !== p.phase && phases.push(p.phase));
+    const peers = [await peer(s.url, 'a'), await peer(s.url, 'b'), await peer(s.url, 'c'), await peer(s.url, 'd')];
+    await until(() => peers.every((p) => p.stage >= 0), 'all assigned');
+    expect(peers.map((p) => p.stage).sort()).toEqual([0, 0, 1, 1]);
+
+    const waiting = s.coord.progress();
+    expect(waiting).toMatchObject({ phase: 'waiting', reason: 'waiting for peers (ready stage 0: 0/2, stage 1: 0/2)', step: 0, steps: 4 });
+    expect(waiting.peers.map((p) => [p.name, p.state])).toEqual([['a', 'setup'], ['b', 'setup'], ['c', 'setup'], ['d', 'setup']]);
+
+    for (const p of peers) p.ready();
+    const trained = await within(s.coord.trained, 'training over');
+    expect(trained).toEqual({ step: 4, valLoss: peers[0].valLossAt(4) });
+    expect(phases).toEqual(['waiting', 'training', 'finished']);
+    expect(evaluated).toEqual([2, 4]);
+    for (const p of peers) expect((await p.inbox.take('stop')).reason).toBe('run complete');
+
+    // One commit per step, in order, crediting exactly what each peer reported for that round.
+    expect(s.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
+    expect(s.aborted).toEqual([]);
+    for (const c of s.commits) {
+      const reported = Object.fromEntries(peers.filter((p) => p.reported.has(c.round)).map((p) => [p.peerId, p.reported.get(c.round)]));
+      expect(workOf(c)).toEqual(reported);
+      for (const stage of [0, 1]) expect(c.work.filter((w) => w.stage === stage).reduce((n, w) => n + w.microbatches, 0)).toBe(run.microbatches);
+      // Two equally fast replicas per stage share the microbatches evenly.
+      expect(Object.values(workOf(c))).toEqual([2, 2, 2, 2]);
+      expect(c.loss).toBeCloseTo(peers[0].lossAt(c.step), 10);
+      expect(c.ms).toBeGreaterThanOrEqual(0);
+    }
+    // Every peer saw each round, committed each step, and averaged at steps 2 and 4.
+    for (const p of peers) {
+      expect(p.rounds.map((r) => r.step)).toEqual([1, 2, 3, 4]);
+      const commits = p.inbox.all.filter((m): m is ServerMessageOf<'commit'> => m.type === 'commit');
+      expect(commits.map((m) => [m.step, m.apply, !!m.average])).toEqual([[1, true, false], [2, true, true], [3, true, false], [4, true, true]]);
+      const avg = commits[1].average!;
+      expect(avg.members[p.stage].sort()).toEqual(peers.filter((q) => q.stage === p.stage).map((q) => q.peerId).sort());
+      expect(avg.listeners).toEqual([[], []]);
+    }
+
+    // Progress, once the last heartbeats are in.
+    await until(() => s.coord.progress().peers.every((p) => p.step === 4), 'heartbeats at step 4');
+    const prog = s.coord.progress();
+    expect(prog).toMatchObject({ phase: 'finished', reason: 'run complete', step: 4, steps: 4, loss: peers[0].lossAt(4), valLoss: peers[0].valLossAt(4) });
+    expect(prog.tokensPerSec).toBeGreaterThan(0);
+    for (const p of prog.peers) {
+      const sp = peers.find((q) => q.peerId === p.peerId)!;
+      expect(p).toMatchObject({ name: sp.name, stage: sp.stage, state: 'active', step: 4, bytesSent: 4000, bytesReceived: 2000, msPerMicrobatch: 10 });
+      expect(p.silentMs).toBeLessThan(500);
+      if (sp.stage === 1) expect(p.loss).toBe(sp.lossAt(4));
+    }
+    // Control messages only: not one binary frame, not one refused message.
+    expect(s.coord.stats).toMatchObject({ binaryBytesReceived: 0, binaryFrames: 0, badMessages: 0, connections: 4 });
+    expect(s.coord.stats.peers).toEqual({ setup: 0, ready: 0, active: 4, gone: 0 });
+    // Registering into a finished run is refused.
+    await expect(new ScriptedPeer('late', s.url).connect()).rejects.toThrow(/cannot take part: the run is finished/);
   });
 });
 
 describe('coordinator: liveness', () => {
-  async function runningSwarm(heartbeatTimeoutMs: number) {
-    const served = await serve({ workers: 4, heartbeatTimeoutMs });
-    // Everyone heartbeats from its welcome on (the timeout applies from registration); a test
-    // silences one of them later.
-    const peers: TestPeer[] = [];
-    const beating = new Map<string, ReturnType<typeof setInterval>>();
-    for (const [name, g] of [['a', 4], ['b', 3], ['c', 2], ['d', 1]] as const) {
-      const p = await join(served.url, name, cap(g));
-      beating.set(p.peerId, setInterval(() => p.client.send(heartbeat(1)), 40));
-      peers.push(p);
-    }
-    for (const p of peers) await p.inbox.take('assign');
-    for (const p of peers) p.client.send({ type: 'ready' });
-    for (const p of peers) await p.inbox.take('start');
-    const silence = (p: TestPeer) => clearInterval(beating.get(p.peerId));
-    return { ...served, peers, silence, stopAll: () => peers.forEach(silence) };
+  // Stage 0: two replicas sharing the microbatches; stage 1: one peer. Placement fills the empty
+  // stages first, then (all equally fast) the first stage.
+  async function threePeers(opts: Partial<CoordinatorOptions>) {
+    const s = await serve(opts);
+    const first = await peer(s.url, 'first');
+    const last = await peer(s.url, 'last');
+    const second = await peer(s.url, 'second');
+    await until(() => [first, last, second].every((p) => p.stage >= 0), 'all assigned');
+    expect([first.stage, second.stage, last.stage]).toEqual([0, 0, 1]);
+    return { s, first, second, last };
   }
 
-  it('detects a peer that stops heartbeating: others get peer-lost, then stop; finished rejects', async () => {
-    const { coord, peers, silence, stopAll } = await runningSwarm(400);
-    const lost: string[] = [];
-    coord.on('peer-lost', (e) => lost.push(e.peerId));
-    const [victim, ...others] = [peers[2], peers[0], peers[1], peers[3]];
+  it('declares an active peer that stops heartbeating gone after heartbeatTimeoutMs; its round is discarded and routed again', async () => {
+    const { s, first, second, last } = await threePeers({ heartbeatTimeoutMs: 300 });
+    // The victim freezes in step 1: its round never completes and it says nothing more.
+    second.hangRounds = true;
+    await startTogether(s, [first, second, last]);
+    await until(() => second.rounds.length === 1, 'round 1 reached the victim');
+    second.silent = true;
+    const frozeAt = second.lastSentAt;
+    expect(second.rounds[0]).toMatchObject({ round: 1, step: 1 });
+
+    await within(s.coord.trained, 'training over');
+    expect(s.gone).toHaveLength(1);
+    const g = s.gone[0];
+    expect(g.peerId).toBe(second.peerId);
+    expect(g.reason).toMatch(/^no message for \d+ ms \(timeout 300 ms while active\)$/);
+    const detectedMs = g.at - frozeAt;
+    expect(detectedMs).toBeGreaterThanOrEqual(300);
+    expect(detectedMs).toBeLessThan(800);
+    // Round 1 is discarded (everyone still active drops its gradients) and step 1 routed again without the victim.
+    expect(s.aborted).toEqual([{ round: 1, step: 1, reason: expect.stringMatching(new RegExp(`^${second.peerId} was lost \\(no message for`)) }]);
+    for (const p of [first, last]) {
+      expect(p.inbox.all.find((m) => m.type === 'commit')).toEqual({ type: 'commit', round: 1, step: 1, apply: false });
+      expect(p.inbox.all.find((m) => m.type === 'peer-lost')).toMatchObject({ peerId: second.peerId });
+    }
+    expect(s.commits.map((c) => [c.round, c.step])).toEqual([[2, 1], [3, 2], [4, 3]]);
+    for (const c of s.commits) expect(workOf(c)).toEqual({ [first.peerId]: 4, [last.peerId]: 4 });
+    // Its socket was cut, so it does not linger half-alive.
+    await until(() => second.inbox.closed !== undefined, 'the victim socket closed');
+    expect(s.coord.progress().peers.find((p) => p.peerId === second.peerId)).toMatchObject({ state: 'gone', goneReason: g.reason });
+    expect(s.coord.stats.peers).toEqual({ setup: 0, ready: 0, active: 2, gone: 1 });
+  });
+
+  it('declares a peer whose socket drops gone at once, far sooner than the heartbeat timeout', async () => {
+    const heartbeatTimeoutMs = 2000;
+    const { s, first, second, last } = await threePeers({ heartbeatTimeoutMs });
+    second.hangRounds = true;
+    await startTogether(s, [first, second, last]);
+    await until(() => second.rounds.length === 1, 'round 1 reached the victim');
     const t0 = Date.now();
-    silence(victim);
-    try {
-      for (const p of others) {
-        const pl = await p.inbox.take('peer-lost');
-        expect(pl.peerId).toBe(victim.peerId);
-        expect(pl.reason).toMatch(/heartbeat timeout 400 ms/);
-        expect((await p.inbox.take('stop')).reason).toMatch(new RegExp(`peer ${victim.peerId} \\(stage \\d replica \\d\\) was lost`));
-      }
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
-      await expect(coord.finished).rejects.toThrow(/was lost/);
-      expect(lost).toEqual([victim.peerId]);
-      expect(coord.currentPhase).toBe('stopped');
-      const pv = coord.progress().peers.find((p) => p.peerId === victim.peerId)!;
-      expect(pv.status).toBe('lost');
-      expect(coord.stats.peers.lost).toBe(1);
-      await until(() => victim.inbox.closed !== undefined, 'victim socket closed');
-    } finally {
-      stopAll();
-    }
+    second.kill();
+    await until(() => s.gone.length === 1, 'the killed peer gone', heartbeatTimeoutMs);
+    const detectedMs = s.gone[0].at - t0;
+    expect(s.gone[0]).toMatchObject({ peerId: second.peerId, reason: 'connection closed' });
+    expect(detectedMs).toBeLessThan(heartbeatTimeoutMs / 10);
+    await within(s.coord.trained, 'training over');
+    expect(s.aborted).toEqual([{ round: 1, step: 1, reason: `${second.peerId} was lost (connection closed)` }]);
+    expect(s.commits.map((c) => [c.step, workOf(c)])).toEqual([1, 2, 3].map((step) => [step, { [first.peerId]: 4, [last.peerId]: 4 }]));
   });
 
-  it('treats a closed socket as lost', async () => {
-    const { coord, peers, stopAll } = await runningSwarm(15_000);
-    try {
-      const victim = peers[0];
-      victim.client.close();
-      for (const p of peers.slice(1)) {
-        expect(await p.inbox.take('peer-lost')).toEqual({ type: 'peer-lost', peerId: victim.peerId, reason: 'connection closed' });
-        await p.inbox.take('stop');
-      }
-      await expect(coord.finished).rejects.toThrow(/not implemented/);
-    } finally {
-      stopAll();
-    }
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-
-describe('assignStages', () => {
-  const peer = (peerId: string, gflops: number, maxLayers = 8) => ({ peerId, capability: { gflops, maxLayers } });
-  const placement = (as: Assignment[]) => Object.fromEntries(as.map((a) => [a.peerId, `s${a.stage}r${a.replica}`]));
-
-  it('spreads the fastest peers over equally heavy stages, fastest replica first', () => {
-    const r = assignStages([peer('a', 40), peer('b', 30), peer('c', 20), peer('d', 10)], { stages: 2, layersPerStage: [2, 2], workers: 4 });
-    expect(r.ok && placement(r.assignments)).toEqual({ a: 's0r0', c: 's0r1', b: 's1r0', d: 's1r1' });
-  });
-
-  it('puts faster peers on heavier stages, counting embedding and head as a layer each', () => {
-    const r = assignStages([peer('a', 40), peer('b', 30), peer('c', 20), peer('d', 10)], { stages: 2, layersPerStage: [1, 3], workers: 4 });
-    expect(r.ok && placement(r.assignments)).toEqual({ c: 's0r0', d: 's0r1', a: 's1r0', b: 's1r1' });
-    // Three stages of 2 layers: the ends weigh 3, the middle 2 → the slowest peer sits in the middle.
-    const r3 = assignStages([peer('a', 3), peer('b', 2), peer('c', 1)], { stages: 3, layersPerStage: [2, 2, 2], workers: 3 });
-    expect(r3.ok && placement(r3.assignments)).toEqual({ a: 's0r0', c: 's1r0', b: 's2r0' });
-  });
-
-  it('respects maxLayers even when that moves a fast peer to a lighter stage', () => {
-    const r = assignStages([peer('a', 40, 1), peer('b', 30), peer('c', 20), peer('d', 10)], { stages: 2, layersPerStage: [1, 3], workers: 4 });
-    expect(r.ok && placement(r.assignments)).toEqual({ a: 's0r0', d: 's0r1', b: 's1r0', c: 's1r1' });
-    // First-fit by speed would give `fast` stage 0 and then find nobody for stage 1's 3 layers.
-    const tight = assignStages([peer('fast', 30, 3), peer('mid', 20, 2), peer('slow', 10, 2)], { stages: 3, layersPerStage: [2, 3, 2], workers: 3 });
-    expect(tight.ok && placement(tight.assignments)).toEqual({ mid: 's0r0', fast: 's1r0', slow: 's2r0' });
-    for (const a of tight.ok ? tight.assignments : []) expect([2, 3, 2][a.stage]).toBeLessThanOrEqual({ fast: 3, mid: 2, slow: 2 }[a.peerId]!);
-  });
-
-  it('names a peer when capacity makes placement impossible', () => {
-    const r = assignStages([peer('a', 40, 3), peer('b', 30, 1), peer('c', 20, 1), peer('d', 10, 1)], { stages: 2, layersPerStage: [1, 3], workers: 4 });
-    expect(r).toEqual({ ok: false, error: 'cannot place peer b (maxLayers 1): 2 replica slot(s) need 3 or more layers but only 1 peer(s) can hold that many' });
-    const none = assignStages([peer('a', 1, 0)], { stages: 1, layersPerStage: [2], workers: 1 });
-    expect(!none.ok && none.error).toMatch(/cannot place peer a \(maxLayers 0\)/);
-  });
-
-  it('rejects bad shapes', () => {
-    const four = [peer('a', 1), peer('b', 1), peer('c', 1), peer('d', 1)];
-    const err = (r: ReturnType<typeof assignStages>) => (r.ok ? '' : r.error);
-    expect(err(assignStages(four.slice(0, 3), { stages: 2, layersPerStage: [2, 2], workers: 3 }))).toMatch(/workers \(3\) must be a multiple of stages \(2\)/);
-    expect(err(assignStages(four.slice(0, 2), { stages: 2, layersPerStage: [2, 2], workers: 4 }))).toMatch(/expected 4 peers, got 2/);
-    expect(err(assignStages(four, { stages: 2, layersPerStage: [4], workers: 4 }))).toMatch(/1 entries for 2 stages/);
-    expect(err(assignStages(four, { stages: 2, layersPerStage: [4, 0], workers: 4 }))).toMatch(/at least one layer/);
-    expect(err(assignStages([peer('a', 1), peer('a', 2)], { stages: 1, layersPerStage: [2], workers: 2 }))).toMatch(/not unique/);
-  });
-
-  it('is deterministic: input order does not matter, ties break by peerId', () => {
-    const ps = [peer('d', 5), peer('b', 5), peer('a', 5), peer('c', 5), peer('f', 9), peer('e', 9)];
-    const run = { stages: 3, layersPerStage: [1, 2, 1], workers: 6 };
-    const first = assignStages(ps, run);
-    // Every stage weighs 2 (the ends add embedding/head), so first replicas go round before second ones.
-    expect(first.ok && placement(first.assignments)).toEqual({ e: 's0r0', f: 's1r0', a: 's2r0', b: 's0r1', c: 's1r1', d: 's2r1' });
-    for (let i = 0; i < 5; i++) {
-      const shuffled = [...ps].sort(() => Math.random() - 0.5);
-      expect(assignStages(shuffled, run)).toEqual(first);
-    }
-  });
-
-  it('neighbours: lane partners in the stages either side, replicas of the own stage', () => {
-    const r = assignStages(['a', 'b', 'c', 'd', 'e', 'f'].map((id, i) => peer(id, 10 - i)), { stages: 3, layersPerStage: [1, 1, 1], workers: 6 });
-    if (!r.ok) throw new Error(r.error);
-    const at = (s: number, rep: number) => r.assignments.find((a) => a.stage === s && a.replica === rep)!;
-    const mid = at(1, 1);
-    const n = neighbours(r.assignments, mid.peerId)!;
-    expect(n.prev).toEqual(at(0, 1));
-    expect(n.next).toEqual(at(2, 1));
-    expect(n.replicas).toEqual([at(1, 0)]);
-    expect(neighbours(r.assignments, at(0, 0).peerId)!.prev).toBeUndefined();
-    expect(neighbours(r.assignments, at(2, 0).peerId)!.next).toBeUndefined();
-    expect(neighbours(r.assignments, 'nobody')).toBeUndefined();
-    for (const x of r.assignments) {
-      for (const y of r.assignments) {
-        expect(areNeighbours(r.assignments, x.peerId, y.peerId)).toBe(areNeighbours(r.assignments, y.peerId, x.peerId));
-      }
-    }
-    expect(areNeighbours(r.assignments, at(0, 0).peerId, at(1, 1).peerId)).toBe(false);
-    expect(areNeighbours(r.assignments, at(0, 0).peerId, at(2, 0).peerId)).toBe(false);
-  });
-
-  it('splitLayers gives spare layers to the inner stages first', () => {
-    expect(splitLayers(4, 2)).toEqual([2, 2]);
-    expect(splitLayers(7, 3)).toEqual([2, 3, 2]);
-    expect(splitLayers(5, 3)).toEqual([2, 2, 1]);
-    expect(splitLayers(6, 4)).toEqual([1, 2, 2, 1]);
-    expect(() => splitLayers(1, 2)).toThrow(/cannot fill 2 stages/);
+  it('holds a peer still setting up to setupTimeoutMs, not heartbeatTimeoutMs', async () => {
+    const s = await serve({ run: makeRun({ steps: 1000 }), heartbeatTimeoutMs: 250, setupTimeoutMs: 900 });
+    const a = await peer(s.url, 'a', cap(), { autoReady: true });
+    const b = await peer(s.url, 'b', cap(), { autoReady: true });
+    // Training stays on step 1 (b does not answer), with both heartbeating.
+    b.hangRounds = true;
+    await until(() => s.coord.phase === 'training' && b.rounds.length === 1, 'training started');
+    // A joiner that falls silent while setting up (a CPU peer compiling kernels blocks its event loop).
+    const joinedAt = Date.now();
+    const joiner = await peer(s.url, 'joiner');
+    joiner.silent = true;
+    joiner.stopBeating();
+    // And an active peer that falls silent at the same time.
+    a.silent = true;
+    const frozeAt = a.lastSentAt;
+    await until(() => s.gone.length === 1, 'the silent active peer gone');
+    expect(s.gone[0]).toMatchObject({ peerId: a.peerId, reason: expect.stringMatching(/timeout 250 ms while active/) });
+    expect(s.gone[0].at - frozeAt).toBeGreaterThanOrEqual(250);
+    await sleep(Math.max(0, frozeAt + 600 - Date.now()));
+    expect(s.coord.progress().peers.find((p) => p.peerId === joiner.peerId)?.state).toBe('setup');
+    await until(() => s.gone.length === 2, 'the silent joiner gone', 2000);
+    expect(s.gone[1]).toMatchObject({ peerId: joiner.peerId, reason: expect.stringMatching(/^no message for \d+ ms \(timeout 900 ms while setup\)$/) });
+    expect(s.gone[1].at - joinedAt).toBeGreaterThanOrEqual(900);
+    expect(s.gone[1].at - joinedAt).toBeLessThan(1500);
+    // b kept heartbeating: it is still there (the run is paused, waiting for a stage 0 peer).
+    expect(s.coord.progress().peers.find((p) => p.peerId === b.peerId)?.state).toBe('active');
+    expect(s.coord.phase).toBe('paused');
   });
 });
 
-describe('protocol schemas', () => {
-  const runIssue = (over: Partial<RunConfig>): string => {
-    const r = RunConfigSchema.safeParse(makeRun(over));
-    return r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-  };
+describe('coordinator: serving inference', () => {
+  /** The chain's side, in memory: spends with their prompts; `served` records receipts. */
+  function memoryDesk(spends: Record<string, string>, checkDelayMs: Record<string, number> = {}) {
+    const receipts: Array<[string, string]> = [];
+    const checked: string[] = [];
+    const desk: InferenceDesk = {
+      temperature: 0.5,
+      async check(spendId, prompt) {
+        checked.push(spendId);
+        await sleep(checkDelayMs[spendId] ?? 0);
+        if (!(spendId in spends)) return `spend ${spendId} does not exist on chain`;
+        if (receipts.some(([id]) => id === spendId)) return `spend ${spendId} was already served`;
+        if (spends[spendId] !== prompt) return `the prompt does not match the hash spend ${spendId} committed to on chain`;
+        return undefined;
+      },
+      async served(spendId, answerHash) {
+        receipts.push([spendId, answerHash]);
+      },
+    };
+    return { desk, receipts, checked };
+  }
 
-  it('accepts a valid run config and every codec', () => {
-    expect(RunConfigSchema.safeParse(makeRun()).success).toBe(true);
-    for (const codec of [{ kind: 'fp32' }, { kind: 'bf16' }, { kind: 'int8' }, { kind: 'subspace', k: 64, coeff: 'int4' }] as const) {
-      expect(runIssue({ codec })).toBe('');
+  /** Two stages × two peers, trained for 2 steps, serving. */
+  async function servingSwarm(desk: InferenceDesk, opts: Partial<CoordinatorOptions> = {}) {
+    const s = await serve({ run: makeRun({ steps: 2, minPerStage: 2, serve: true }), inference: desk, ...opts });
+    const peers = [await peer(s.url, 'a'), await peer(s.url, 'b'), await peer(s.url, 'c'), await peer(s.url, 'd')];
+    await until(() => peers.every((p) => p.stage >= 0), 'all assigned');
+    const buyer = await rawSocket(s.url);
+    const ask = (spendId: string, prompt: string, maxTokens = 8) => buyer.send({ type: 'infer', spendId, prompt, maxTokens });
+    // Not trained yet: refused with the reason.
+    ask('1', 'early');
+    expect((await buyer.inbox.take('error')).message).toMatch(/^the model is not trained yet \(run waiting\)/);
+    for (const p of peers) p.ready();
+    await within(s.coord.trained, 'training over');
+    expect(s.coord.phase).toBe('serving');
+    expect(peers.some((p) => p.inbox.count('stop') > 0)).toBe(false);
+    const byId = (id: string) => peers.find((p) => p.peerId === id)!;
+    /** The next generate sent to stage 0 of a path (every peer of the path gets the same one). */
+    const nextGenerate = async (): Promise<ServerMessageOf<'generate'>> => {
+      await until(() => peers.some((p) => p.inbox.count('generate') > 0), 'a generate');
+      const g = peers.find((p) => p.inbox.count('generate') > 0)!.inbox.msgs.find((m) => m.type === 'generate') as ServerMessageOf<'generate'>;
+      for (const id of g.path) expect(await byId(id).inbox.take('generate')).toEqual(g);
+      expect(peers.filter((p) => !g.path.includes(p.peerId)).every((p) => p.inbox.count('generate') === 0)).toBe(true);
+      return g;
+    };
+    return { s, peers, buyer, ask, byId, nextGenerate };
+  }
+
+  it('checks the spend, routes it down one path, takes the answer from stage 0 only and receipts its hash', async () => {
+    const { desk, receipts, checked } = memoryDesk({ '7': 'hello', '8': 'right' });
+    const { s, buyer, ask, byId, nextGenerate } = await servingSwarm(desk);
+
+    ask('7', 'hello', 5);
+    const g = await nextGenerate();
+    expect(g).toMatchObject({ prompt: 'hello', maxTokens: 5, temperature: 0.5, seed: 7 });
+    expect(g.path.map((id) => byId(id).stage)).toEqual([0, 1]);
+    const answer = await buyer.inbox.take('answer');
+    const text = ` hello answered by ${byId(g.path[0]).name}`;
+    expect(answer).toEqual({ type: 'answer', spendId: '7', text, answerHash: keccak256(toHex(text)) });
+    expect(receipts).toEqual([['7', keccak256(toHex(text))]]);
+
+    // The desk refuses: a served spend, a prompt the spend did not commit to, an unknown spend.
+    ask('7', 'hello');
+    expect((await buyer.inbox.take('error')).message).toBe('spend 7 was already served');
+    ask('8', 'wrong');
+    expect((await buyer.inbox.take('error')).message).toBe('the prompt does not match the hash spend 8 committed to on chain');
+    ask('9', 'x');
+    expect(await buyer.inbox.take('error')).toEqual({ type: 'error', message: 'spend 9 does not exist on chain', ref: 'spend 9' });
+    expect(checked).toEqual(['7', '7', '8', '9']);
+    expect(receipts).toHaveLength(1);
+    expect(s.coord.stats.binaryBytesReceived).toBe(0);
+  });
+
+  it('refuses a generated from a peer that is not stage 0 of the path, and one for another request', async () => {
+    const { desk, receipts } = memoryDesk({ '5': 'prompt' });
+    const { peers, buyer, ask, byId, nextGenerate } = await servingSwarm(desk);
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    ask('5', 'prompt');
+    const g = await nextGenerate();
+    const [head, tail] = g.path.map(byId);
+    tail.send({ type: 'generated', requestId: g.requestId, text: 'forged' });
+    const forged = await tail.inbox.take('error');
+    expect(forged).toEqual({ type: 'error', message: `unexpected generated for request ${g.requestId}: only stage 0 of the request's path answers, and only what was asked`, ref: 'generated' });
+    const other = peers.find((p) => p.stage === 0 && p !== head)!;
+    other.send({ type: 'generated', requestId: g.requestId, text: 'forged' });
+    expect((await other.inbox.take('error')).ref).toBe('generated');
+    head.send({ type: 'generated', requestId: g.requestId + 1, text: 'stray' });
+    expect((await head.inbox.take('error')).message).toMatch(/^unexpected generated for request/);
+    await sleep(20);
+    expect(buyer.inbox.count('answer')).toBe(0);
+    // The real answer still goes through.
+    head.send({ type: 'generated', requestId: g.requestId, text: 'genuine' });
+    expect((await buyer.inbox.take('answer')).text).toBe('genuine');
+    expect(receipts.map(([id]) => id)).toEqual(['5']);
+  });
+
+  it('retries on another path when a peer of the path is lost mid-generation, without waiting out the attempt timeout', async () => {
+    const { desk, receipts } = memoryDesk({ '11': 'retry me' });
+    const generateTimeoutMs = 3000;
+    const { s, peers, buyer, ask, byId, nextGenerate } = await servingSwarm(desk, { generateTimeoutMs });
+    const answering = new Map(peers.map((p) => [p, p.replyToGenerate]));
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    const t0 = Date.now();
+    ask('11', 'retry me');
+    const first = await nextGenerate();
+    const tail1 = byId(first.path[1]);
+    for (const p of peers) if (!first.path.includes(p.peerId)) p.replyToGenerate = answering.get(p)!;
+    // Stage 0 is generating (it waits on stage 1's tokens) when stage 1's process dies.
+    tail1.kill();
+    const second = await nextGenerate();
+    expect(second.requestId).toBeGreaterThan(first.requestId);
+    expect(second.path.some((id) => first.path.includes(id))).toBe(false);
+    const answer = await buyer.inbox.take('answer');
+    const elapsed = Date.now() - t0;
+    expect(answer.text).toBe(` retry me answered by ${byId(second.path[0]).name}`);
+    expect(elapsed).toBeLessThan(generateTimeoutMs / 3);
+    expect(receipts).toEqual([['11', answer.answerHash]]);
+    expect(s.logs.some((l) => l.includes(`attempt 1 on ${first.path.join('→')} failed: peer ${tail1.peerId} on the path is gone`))).toBe(true);
+  });
+
+  it('retries a path whose stage 0 errs or does not answer in time, but not a refused request', async () => {
+    const { desk, receipts } = memoryDesk({ '21': 'p', '22': 'p', '23': 'p' });
+    const generateTimeoutMs = 250;
+    const { peers, buyer, ask, byId, nextGenerate } = await servingSwarm(desk, { generateTimeoutMs });
+
+    // An error: retried on the other path, answered.
+    for (const p of peers) p.replyToGenerate = () => ({ error: 'NaN logits' });
+    ask('21', 'p');
+    const g1 = await nextGenerate();
+    const g2 = await nextGenerate();
+    expect(g2.path.some((id) => g1.path.includes(id))).toBe(false);
+    // Both paths failed: the buyer is told what happened on each.
+    const failed = await buyer.inbox.take('error');
+    expect(failed.message).toBe(`generation failed: path ${g1.path.join('→')}: NaN logits; path ${g2.path.join('→')}: NaN logits; no complete path avoiding ${[...g1.path, ...g2.path].join(', ')} (trained: serving inference)`);
+    expect(failed.ref).toBe('spend 21');
+
+    // No answer within the attempt timeout: retried on the other path.
+    byId(g1.path[0]).replyToGenerate = () => 'hang';
+    byId(g2.path[0]).replyToGenerate = (m) => ({ text: `late ${m.requestId}` });
+    const t0 = Date.now();
+    ask('22', 'p');
+    const h1 = await nextGenerate();
+    expect(h1.path).toEqual(g1.path);
+    const h2 = await nextGenerate();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(generateTimeoutMs - 10);
+    expect(h2.path).toEqual(g2.path);
+    expect((await buyer.inbox.take('answer')).text).toBe(`late ${h2.requestId}`);
+
+    // A refused request (e.g. a character the model has no token for) fails at once: no other path is tried.
+    for (const p of peers) p.replyToGenerate = () => ({ error: 'the prompt has a character the model has no token for', refused: true });
+    ask('23', 'p');
+    const r1 = await nextGenerate();
+    const refused = await buyer.inbox.take('error');
+    expect(refused.message).toBe(`generation failed: path ${r1.path.join('→')}: the prompt has a character the model has no token for`);
+    await sleep(50);
+    expect(peers.every((p) => p.inbox.count('generate') === 0)).toBe(true);
+    expect(receipts.map(([id]) => id)).toEqual(['22']);
+  });
+
+  it('when the run is stopped, ends the query under way and the queued ones with the reason, and refuses new ones', async () => {
+    const { desk, receipts, checked } = memoryDesk({ '41': 'a', '42': 'b' });
+    const { s, peers, buyer, ask, nextGenerate } = await servingSwarm(desk);
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    ask('41', 'a');
+    await nextGenerate();
+    ask('42', 'b');
+    await until(() => checked.length === 2, 'spend 42 checked');
+    s.coord.stopRun('the operator ended serving');
+    const [under, queued] = [await buyer.inbox.take('error'), await buyer.inbox.take('error')];
+    expect(under.message).toMatch(/^generation failed: path .*: the swarm stopped serving$/);
+    expect(queued.message).toBe('generation failed: the swarm stopped serving');
+    for (const p of peers) expect((await p.inbox.take('stop')).reason).toBe('the operator ended serving');
+    expect(s.coord.phase).toBe('finished');
+    ask('43', 'c');
+    expect((await buyer.inbox.take('error')).message).toBe('the run is finished: this swarm no longer serves inference');
+    expect(receipts).toEqual([]);
+  });
+
+  it('serves queries one at a time in arrival order', async () => {
+    // The first spend's check is the slowest: it is still served first.
+    const { desk, receipts, checked } = memoryDesk({ '31': 'one', '32': 'two', '33': 'three' }, { '31': 80, '32': 40 });
+    const { peers, buyer, ask, nextGenerate } = await servingSwarm(desk);
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    const other = await rawSocket(buyer.ws.url);
+    // Two buyers' sockets: each query is sent once the coordinator has the previous one (so the arrival order is defined).
+    ask('31', 'one');
+    await until(() => checked.length === 1, 'spend 31 arrived');
+    other.send({ type: 'infer', spendId: '32', prompt: 'two', maxTokens: 4 });
+    await until(() => checked.length === 2, 'spend 32 arrived');
+    ask('33', 'three');
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const g = await nextGenerate();
+      order.push(g.prompt);
+      // Only one at a time: nothing else is sent until this one is answered.
+      await sleep(30);
+      expect(peers.every((p) => p.inbox.count('generate') === 0)).toBe(true);
+      peers.find((p) => p.peerId === g.path[0])!.send({ type: 'generated', requestId: g.requestId, text: `re ${g.prompt}` });
     }
-  });
+    expect(order).toEqual(['one', 'two', 'three']);
+    expect((await buyer.inbox.take('answer')).text).toBe('re one');
+    expect((await other.inbox.take('answer')).text).toBe('re two');
+    expect((await buyer.inbox.take('answer')).text).toBe('re three');
+    expect(receipts.map(([id]) => id)).toEqual(['31', '32', '33']);
 
-  it('rejects inconsistent run configs with the field named', () => {
-    expect(runIssue({ model: { ...makeRun().model, nHead: 5 } })).toMatch(/model\.dModel: dModel 64 is not divisible by nHead 5/);
-    expect(runIssue({ layersPerStage: [2, 3] })).toMatch(/layersPerStage: sums to 5 but model\.nLayer is 4/);
-    expect(runIssue({ layersPerStage: [4] })).toMatch(/layersPerStage: has 1 entries but stages is 2/);
-    expect(runIssue({ layersPerStage: [0, 4] })).toMatch(/layersPerStage\.0/);
-    expect(runIssue({ data: { name: 'x', sha256: 'abc', chars: 1 } })).toMatch(/data\.sha256: must be 64 lowercase hex digits/);
-    expect(runIssue({ codec: { kind: 'subspace', k: 65, coeff: 'fp16' } })).toMatch(/codec\.k: subspace rank 65 exceeds dModel 64/);
-    expect(runIssue({ codec: { kind: 'topk' } as never })).toMatch(/codec/);
-    expect(runIssue({ codec: { kind: 'fp32', k: 3 } as never })).toMatch(/codec/);
-    expect(runIssue({ steps: 1.5 })).toMatch(/steps/);
-    expect(runIssue({ optimizer: { ...makeRun().optimizer, beta2: 1 } })).toMatch(/optimizer\.beta2/);
-  });
-
-  it('parses every client message and rejects bad ones without throwing', () => {
-    const good = [
-      { type: 'register', name: 'n', capability: cap(1) },
-      { type: 'signal', to: 'p1', data: { sdp: 'x', nested: [1, null, true] } },
-      { type: 'ready' },
-      heartbeat(3, { loss: 2, valLoss: 2.5, tokensPerSec: 10, busyFraction: 1 }),
-      { type: 'done', finalValLoss: 1.5, stats: { a: 1 } },
-      { type: 'done', stats: {} },
-    ];
-    for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
-    const bad: [string, RegExp][] = [
-      ['', /not valid JSON/],
-      ['null', /JSON object/],
-      ['{"type": 7}', /no string "type"/],
-      ['{"type": "welcome", "peerId": "p1"}', /unknown client message type "welcome"/],
-      ['{"type": "signal", "to": "p1"}', /signal\.data: must be a JSON value/],
-      ['{"type": "heartbeat", "step": -1, "bytesSent": 0, "bytesReceived": 0}', /heartbeat\.step/],
-      ['{"type": "heartbeat", "step": 1, "bytesSent": 0, "bytesReceived": 0, "busyFraction": 2}', /heartbeat\.busyFraction/],
-      ['{"type": "done", "stats": {"a": "b"}}', /done\.stats\.a/],
-      ['{"type": "register", "name": "", "capability": {}}', /register\.name.*; register\.capability/],
-    ];
-    for (const [text, pattern] of bad) {
-      const r = parseClientMessage(text);
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.error).toMatch(pattern);
-    }
-    expect(parseClientMessage(undefined as unknown as string)).toEqual({ ok: false, error: 'message must be a JSON text frame' });
-  });
-
-  it('parses server messages and validates outgoing ones', () => {
-    const assign = { type: 'assign', stage: 1, replica: 0, run: makeRun(), peers: [{ peerId: 'p1', stage: 1, replica: 0, name: 'a' }] };
-    expect(parseServerMessage(JSON.stringify(assign))).toEqual({ ok: true, msg: assign });
-    expect(parseServerMessage(JSON.stringify({ type: 'error', message: 'm', ref: 'signal' })).ok).toBe(true);
-    const badAssign = parseServerMessage(JSON.stringify({ ...assign, run: { ...makeRun(), stages: 3 } }));
-    expect(!badAssign.ok && badAssign.error).toMatch(/assign\.run\.layersPerStage: has 2 entries but stages is 3/);
-    expect(parseServerMessage('{"type": "register"}').ok).toBe(false);
-    expect(encodeClientMessage({ type: 'ready' })).toEqual({ ok: true, text: '{"type":"ready"}' });
-    const enc = encodeClientMessage({ type: 'heartbeat', step: 1, bytesSent: 0, bytesReceived: 0, tokensPerSec: Infinity });
-    expect(!enc.ok && enc.error).toMatch(/heartbeat\.tokensPerSec/);
-    const cyclic: Record<string, unknown> = {};
-    cyclic.self = cyclic;
-    expect(encodeClientMessage({ type: 'signal', to: 'p1', data: cyclic }).ok).toBe(false);
-  });
-
-  it('measures message size in UTF-8 bytes', () => {
-    for (const s of ['', 'abc', 'é', '€uro', '𝄞 clef', 'mixed ñ 😀 text']) expect(utf8Length(s)).toBe(Buffer.byteLength(s, 'utf8'));
-    const big = JSON.stringify({ type: 'ready', pad: 'é'.repeat(MAX_MESSAGE_BYTES / 2) });
-    expect(parseClientMessage(big)).toMatchObject({ ok: false, error: expect.stringMatching(/above the 65536-byte limit/) });
+    // The same spend twice at once: the second is refused while the first is being served.
+    ask('33', 'three');
+    expect((await buyer.inbox.take('error')).message).toBe('spend 33 was already served');
   });
 });
