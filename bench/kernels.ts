@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { MatmulTuner } from '../kernels/autotune.js';
 import { matmul, variantKey } from '../kernels/matmul.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
@@ -15,9 +16,10 @@ import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { nodeGPU, openNodeGpu } from '../worker/node-gpu.js';
 import { createTfjsTrainer, initTfjs, tfjsMatmulMs } from './tfjs-peer.js';
 
-const args = process.argv.slice(2);
-const REPS = Number(args[args.indexOf('--reps') + 1] || 5);
-const QUICK = args.includes('--quick');
+const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false } }, strict: true });
+const REPS = Number(args.reps);
+if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps must be a positive integer, got ${args.reps}`);
+const QUICK = args.quick;
 const OUT = join(dirname(fileURLToPath(import.meta.url)), 'results', 'kernels.json');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -42,6 +42,10 @@ export interface PeerRecord {
   msPerMicrobatch?: number;
   hb?: Heartbeat;
   goneReason?: string;
+  /** Where it was told to load its stage's state (while it sets up). */
+  source?: StateSource;
+  /** It takes over the state of this leaving peer (a handoff), which is gone from the swarm but still sending. */
+  heirOf?: string;
 }
 
 export interface CommitEvent {
@@ -107,6 +111,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private round?: Round;
   private started = false;
   private finalEval?: number;
+  private trainedSent = false;
   private lastLoss?: number;
   private lastValLoss?: number;
   private readonly log: (line: string) => void;
@@ -172,7 +177,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const rec: PeerRecord = { peerId, name: reg.name, capability: reg.capability, account: reg.account as `0x${string}` | undefined, held, stage, state: 'setup', links: new Set() };
     this.peers.set(peerId, rec);
     this.log(`placed ${peerId} "${reg.name}" on stage ${stage} (state from ${state.from}${state.from === 'own' ? ` at step ${state.step}` : ''})`);
-    this.o.send(peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
+    this.assign(rec, stage, state);
     this.announcePeers(peerId);
     return { ok: true, stage };
   }
@@ -202,8 +207,9 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** Where a peer newly placed on `stage` gets its state. */
   private stateSource(stage: number): StateSource {
     const replicas = this.active(stage).map((p) => p.peerId);
-    if (this.stages[stage].newest.step === 0 && this.step_ === 0) return { from: 'seed' };
-    if (replicas.length) return { from: 'replica', peers: replicas };
+    if (replicas.length && this.step_ > 0) return { from: 'replica', peers: replicas };
+    // Nobody holds it, and it is not waiting for a gone peer's state (placement offers no orphaned stage):
+    // the run has not trained it yet, or lost it before its first averaging.
     return { from: 'seed' };
   }
 
@@ -235,6 +241,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const p = this.peers.get(peerId);
     if (!p || p.state !== 'setup') return;
     p.state = 'ready';
+    p.heirOf = undefined;
     p.readyStep = step;
     this.log(`${peerId} ready on stage ${p.stage} with its state at step ${step}`);
     this.reconcile();
@@ -259,7 +266,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     r.reported.set(peerId, msg);
     const p = this.peers.get(peerId)!;
     if (planned > 0) {
-      const ms = msg.busyMs / planned;
+      // A claimed time of zero would make a peer look infinitely fast and draw every route to it.
+      const ms = Math.max(1, msg.busyMs / planned);
       p.msPerMicrobatch = p.msPerMicrobatch === undefined ? ms : (1 - EMA) * p.msPerMicrobatch + EMA * ms;
     }
     if (r.reported.size === r.work.size) this.commit(r);
@@ -281,10 +289,11 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private nextRound(): void {
-    if (this.round || this.phase_ !== 'training') return;
+    if (this.round || !this.started || ['serving', 'finished', 'stopped'].includes(this.phase_)) return;
     const step = this.step_ + 1;
     const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b));
     if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
+    this.setPhase('training', 'training');
     const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), startedAt: this.o.now() };
     this.round = r;
     for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
@@ -366,7 +375,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (!p || p.stage !== this.run.stages - 1) return;
     this.lastValLoss = valLoss;
     this.emit('evaluated', { step, valLoss });
-    if (this.finalEval === step) this.finishEvaluation();
+    if (this.finalEval === step) this.finishEvaluation(true);
   }
 
   private endTraining(): void {
@@ -375,10 +384,11 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (this.finalEval === undefined) this.finishEvaluation();
   }
 
-  /** The final evaluation is in (or will not come): training is over. */
-  finishEvaluation(): void {
-    if (this.phase_ !== 'serving' && this.phase_ !== 'finished') return;
-    const valLoss = this.finalEval !== undefined ? this.lastValLoss : undefined;
+  /** The final evaluation is in (`arrived`), or will not come: training is over. */
+  finishEvaluation(arrived = false): void {
+    if ((this.phase_ !== 'serving' && this.phase_ !== 'finished') || this.trainedSent) return;
+    this.trainedSent = true;
+    const valLoss = arrived ? this.lastValLoss : undefined;
     this.finalEval = undefined;
     this.emit('trained', { step: this.step_, valLoss });
     if (this.phase_ === 'finished') for (const p of this.live()) this.o.send(p.peerId, { type: 'stop', reason: 'run complete' });
@@ -413,19 +423,21 @@ export class RunControl extends Emitter<RunControlEvents> {
     // Whether it was the stage's last replica (names are not unique: decide on this, not on heldBy's name).
     const lastReplica = wasActive && this.active(p.stage).length === 0 && this.started;
     if (lastReplica) {
-      // The stage's newest state left with it: a kept state at the step it stopped, else its last averaged one.
-      if (leave?.kept && leave.kept.step >= st.newest.step) st.newest = { ...leave.kept };
+      // The stage's newest state left with it: a kept state at the step it stopped (never beyond the
+      // run's), else its last averaged one. Before the first averaging that is the seeded init,
+      // which any peer can rebuild: then nobody has to come back.
+      const kept = leave?.kept;
+      if (kept && kept.step >= st.newest.step && kept.step <= this.step_) st.newest = { ...kept };
       else st.newest = { step: st.newest.step, hash: st.newest.hash ?? st.hashes.get(st.newest.step) };
-      st.heldBy = p.name;
+      if (st.newest.step > 0) st.heldBy = p.name;
     }
-    const heir = graceful && lastReplica ? this.handOff(p) : undefined;
+    if (graceful && lastReplica) this.handOff(p);
     for (const q of this.live()) {
       q.links.delete(peerId);
       this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: reason.slice(0, 1024) });
     }
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
-    // Only the last replica's departure strands the peers loading from it (not, say, a peer bringing its own state back).
-    if (lastReplica) this.replaceStranded(p.stage, heir);
+    this.restrand();
     // After any re-placement: the others must know where a moved peer is now, to open channels to it.
     this.announcePeers();
     if (this.round?.work.has(peerId)) this.abortRound(`${peerId} ${graceful ? 'left' : 'was lost'} (${reason})`);
@@ -433,35 +445,58 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   /** The last peer of a stage leaves gracefully: a peer setting up for that stage takes its state over directly. */
-  private handOff(leaver: PeerRecord): string | undefined {
+  private handOff(leaver: PeerRecord): void {
     const heir = this.live().find((q) => q.stage === leaver.stage && q.state !== 'active');
-    if (!heir) return undefined;
+    if (!heir) return;
     this.o.send(leaver.peerId, { type: 'handoff', to: heir.peerId });
     heir.state = 'setup';
     heir.readyStep = undefined;
-    this.o.send(heir.peerId, { type: 'assign', stage: leaver.stage, run: this.run, peers: this.membership(), state: { from: 'replica', peers: [leaver.peerId] } });
+    heir.heirOf = leaver.peerId;
+    this.assign(heir, leaver.stage, { from: 'replica', peers: [leaver.peerId] });
     this.log(`${leaver.peerId} hands stage ${leaver.stage}'s state to ${heir.peerId}`);
-    return heir.peerId;
   }
 
   /** Peers still setting up from replicas that are all gone now cannot get the stage's newest state: place them again. */
-  private replaceStranded(stage: number, heir?: string): void {
-    if (this.active(stage).length > 0) return;
+  /**
+   * Peers still setting up from replicas that are all gone now: loading from the stage's live
+   * replicas instead, or from the seed; or, if their stage waits for a gone peer's state, placed on
+   * another stage. Returns whether anyone moved to another stage.
+   */
+  private restrand(): boolean {
+    let moved = false;
     for (const q of this.live()) {
-      if (q.stage !== stage || q.state !== 'setup' || q.peerId === heir) continue;
-      const placed = placePeer(q.capability.maxLayers, this.stageViews());
-      if (!placed.ok) continue;
-      q.stage = placed.stage;
-      this.o.send(q.peerId, { type: 'assign', stage: q.stage, run: this.run, peers: this.membership(), state: this.stateSource(q.stage) });
-      this.log(`${q.peerId} placed again, on stage ${q.stage}: the replicas it was loading from are gone`);
+      if (q.state !== 'setup' || q.heirOf || q.source?.from !== 'replica') continue;
+      if (q.source.peers.some((id) => this.peers.get(id)?.state === 'active')) continue;
+      let stage = q.stage;
+      if (this.active(stage).length === 0) {
+        if (this.orphaned(stage)) {
+          const placed = placePeer(q.capability.maxLayers, this.stageViews());
+          if (!placed.ok) continue;
+          stage = placed.stage;
+          moved ||= stage !== q.stage;
+        } else if (this.stages[stage].newest.step > 0) continue; // a ready peer is taking the stage over: load from it once it is active
+      }
+      this.log(`${q.peerId} loads stage ${stage}'s state anew: the replicas it was loading from are gone`);
+      this.assign(q, stage, this.stateSource(stage));
     }
+    return moved;
   }
+
+  /** Place a peer on a stage (again) and tell it where its state comes from. */
+  private assign(p: PeerRecord, stage: number, state: StateSource): void {
+    p.stage = stage;
+    p.source = state;
+    this.o.send(p.peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
+  }
+
 
   // -------------------------------------------------------------------------------------------
   // Phases
 
   private activate(p: PeerRecord, why: string): void {
     p.state = 'active';
+    p.source = undefined;
+    p.heirOf = undefined;
     this.stages[p.stage].heldBy = undefined;
     this.log(`${p.peerId} active on stage ${p.stage} (${why})`);
   }
@@ -469,17 +504,20 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** After any change: activate who can be, start, pause or resume, and route the next step. */
   private reconcile(): void {
     if (this.phase_ === 'finished' || this.phase_ === 'stopped') return;
-    if (!this.started) return this.maybeStart();
+    if (!this.started) {
+      if (this.restrand()) this.announcePeers();
+      return this.maybeStart();
+    }
     for (const p of this.live()) {
       if (p.state !== 'ready') continue;
       // Nobody else holds the stage and this state is its newest; or training is over and it is current.
       const alone = this.active(p.stage).length === 0 && p.readyStep! >= this.stages[p.stage].newest.step;
       if (alone || (this.phase_ === 'serving' && p.readyStep === this.step_)) this.activate(p, `brings stage ${p.stage}'s state at step ${p.readyStep}`);
     }
+    if (this.restrand()) this.announcePeers();
     const missing = this.run.layersPerStage.findIndex((_, s) => this.active(s).length === 0);
     if (this.phase_ === 'serving') return this.setPhase('serving', missing >= 0 ? `serving paused: ${this.missingReason(missing)}` : 'trained: serving inference');
     if (missing >= 0) return this.setPhase('paused', this.missingReason(missing));
-    if (this.phase_ !== 'training') this.setPhase('training', `training step ${this.step_ + 1}`);
     this.nextRound();
   }
 
@@ -488,7 +526,6 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (short >= 0) return this.setPhase('waiting', this.waitingReason());
     this.started = true;
     for (const p of this.live()) if (p.state === 'ready') this.activate(p, 'run start');
-    this.setPhase('training', 'training step 1');
     this.nextRound();
   }
 

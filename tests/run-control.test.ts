@@ -224,7 +224,7 @@ describe('RunControl: start', () => {
     const mark = sim.mark();
     sim.rc.onReady('d', 0);
     expect(sim.rc.phase).toBe('training');
-    expect(sim.rc.reason).toBe('training step 1');
+    expect(sim.rc.reason).toBe('training');
     expect(sim.msgs('status', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     for (const id of ['a', 'b', 'c', 'd', 'e']) expect(sim.rc.peer(id)!.state).toBe('active');
     const rounds = sim.msgs('round', { since: mark });
@@ -518,6 +518,35 @@ describe('RunControl: the last replica of a stage lost', () => {
     expect(sim.msgs('round', { since: mark })).toEqual([]);
   });
 
+  it('a stage lost before its first averaging restarts from the seed: no pause waiting for a peer, a fresh peer takes it', () => {
+    const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
+    sim.steps(1); // no averaging yet (averageEvery 2): the stage's newest state is the seeded init
+    sim.rc.onGone('b', 'connection closed');
+    expect(sim.rc.reason).toBe('waiting for a peer for stage 1');
+    expect(sim.join('c')).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('c', 'assign')!.state).toEqual({ from: 'seed' });
+    sim.linkAll();
+    sim.rc.onReady('c', 0);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound!.step).toBe(2);
+  });
+
+  it('a peer loading from the lost replica loads anew from the peer that brings the state back', () => {
+    // j fits only stage 1; it is placed there, loading from b, while b is alive.
+    const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
+    sim.steps(5);
+    expect(sim.join('j', { maxLayers: 1 })).toEqual({ ok: true, stage: 1 });
+    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    sim.rc.onGone('b', 'connection closed');
+    expect(sim.rc.phase).toBe('paused');
+    // b comes back with its kept state at the newest averaging point (4): j is told to load from it.
+    sim.join('b2', { held: [{ runId: 'rc-test', stage: 1, step: 4, hash: stageHash(1, 4) }] });
+    sim.linkAll();
+    sim.rc.onReady('b2', 4);
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b2'] });
+  });
+
   it('places a fresh peer on another stage and refuses one that only fits the orphaned stage', () => {
     const { sim } = orphaned();
     expect(sim.join('f')).toEqual({ ok: true, stage: 0 });
@@ -806,9 +835,10 @@ describe('RunControl: evaluation', () => {
     sim.steps(2);
     expect(sim.rc.phase).toBe('serving');
     expect(sim.trained).toEqual([]);
+    sim.rc.onEvaluated('b', 1, 3.5); // an earlier evaluation's loss is not the final one's
     sim.rc.finishEvaluation();
-    expect(sim.trained).toHaveLength(1);
-    expect(sim.trained[0].step).toBe(2);
+    sim.rc.finishEvaluation(); // once only
+    expect(sim.trained).toEqual([{ step: 2, valLoss: undefined }]);
     expect(sim.msgs('stop')).toEqual([]); // still serving
   });
 
