@@ -1,7 +1,13 @@
-// WebRTC data channels in Node: simple-peer over @roamhq/wrtc, wrapped as the project's Link.
+// WebRTC data channels in Node: simple-peer over @roamhq/wrtc, as the peer session's RtcPeer (nodeRtc)
+// and, for older callers, wrapped as the project's Link (rtcPeer).
 import wrtc from '@roamhq/wrtc';
 import Peer from 'simple-peer';
+import type { RtcFactory } from '../shared/peer/rtc.js';
+import { simplePeerRtc } from '../shared/peer/simple-peer-rtc.js';
 import { ChunkedLink, type Link } from '../shared/wire/link.js';
+
+/** The Node host's RtcFactory (the peer session's transport); `rtcPeer` below predates it. */
+export const nodeRtc: RtcFactory = simplePeerRtc(Peer, { wrtc });
 
 export interface RtcPeer {
   link: Link;

@@ -1,0 +1,154 @@
+// simple-peer behind the RtcPeer interface. Node and a browser tab differ only in how they build a
+// simple-peer (Node hands it @roamhq/wrtc, a tab uses the package's prebuilt browser bundle on its
+// own RTCPeerConnection), so each host passes its constructor in and shares everything else.
+// Only simple-peer's types are imported here: this module stays free of Node and DOM code.
+import type SimplePeer from 'simple-peer';
+import type { RtcFactory, RtcPeer } from './rtc.js';
+
+export type SimplePeerConstructor = new (opts: SimplePeer.Options) => SimplePeer.Instance;
+
+/** No STUN or TURN servers: peers reach each other directly (same host or LAN) for now. */
+const RTC_CONFIG: RTCConfiguration = { iceServers: [] };
+
+/**
+ * Most bytes we let wait in the data channel's own send queue (its bufferedAmount). That queue is
+ * capped at 16 MiB: past it Chromium's send() throws and wrtc's silently drops the message (see
+ * e2e/rtc-browser.test.ts, tests/node-rtc.test.ts). Beyond this mark, send() keeps a backlog.
+ */
+const HIGH_WATER = 8 * 2 ** 20;
+/**
+ * How often a backlog checks whether the channel's queue has room. A timer, because simple-peer
+ * does not expose the 'bufferedamountlow' event, and its own write() path, which waits for that
+ * event, stalls for good with wrtc now and then (a write left pending with bufferedAmount at 0).
+ * A hidden tab runs timers about once a second, which caps a backlogged tab at HIGH_WATER a second.
+ */
+const POLL_MS = 5;
+
+/** An RtcFactory building its peers with `Peer`; `extra` adds host options (Node's `wrtc`). */
+export function simplePeerRtc(Peer: SimplePeerConstructor, extra: SimplePeer.Options = {}): RtcFactory {
+  return (o) => {
+    const peer = new Peer({ ...extra, initiator: o.initiator, trickle: true, config: RTC_CONFIG });
+    peer.on('signal', (data) => o.sendSignal(data));
+    return new SimplePeerRtc(peer);
+  };
+}
+
+class SimplePeerRtc implements RtcPeer {
+  readonly connected: Promise<void>;
+  private dataHandler: ((bytes: Uint8Array) => void) | undefined;
+  /** Messages that arrive before the session installs its handler wait here rather than vanish. */
+  private readonly early: Uint8Array[] = [];
+  private closeHandler: ((why: string) => void) | undefined;
+  private closedWhy: string | undefined;
+  private closeNotified = false;
+  /** Messages waiting for room in the channel's send queue (see HIGH_WATER). */
+  private readonly backlog: Uint8Array[] = [];
+  private pumpTimer: ReturnType<typeof setTimeout> | undefined;
+  private open = false;
+  private rejectConnected: (e: Error) => void = () => {};
+
+  constructor(private readonly peer: SimplePeer.Instance) {
+    this.connected = new Promise<void>((resolve, reject) => {
+      this.rejectConnected = reject;
+      peer.once('connect', () => {
+        this.open = true;
+        resolve();
+      });
+    });
+    // A caller that never awaits `connected` (it watches onClose instead) must not crash Node.
+    this.connected.catch(() => {});
+    // simple-peer emits 'error' (with the cause) and then 'close'; the first one names the reason.
+    peer.on('error', (e) => this.closed(describe(e)));
+    peer.on('close', () => this.closed('the remote peer closed the connection'));
+    peer.on('data', (d: Uint8Array) => this.received(d));
+  }
+
+  signal(data: unknown): void {
+    // Signals that trail a closed connection (late candidates) are expected; drop them.
+    if (this.closedWhy === undefined) this.peer.signal(data as SimplePeer.SignalData);
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closedWhy !== undefined) throw new Error(`cannot send on a closed WebRTC connection (${this.closedWhy})`);
+    if (!this.open) throw new Error('cannot send before the WebRTC data channel is open (await `connected`)');
+    if (this.backlog.length === 0 && this.peer.bufferSize < HIGH_WATER) {
+      this.peer.send(bytes);
+      return;
+    }
+    this.backlog.push(bytes.slice()); // the caller may reuse its buffer before the backlog drains
+    this.pumpLater();
+  }
+
+  onData(handler: (bytes: Uint8Array) => void): void {
+    this.dataHandler = handler;
+    // Deliver the early messages a moment later, as if they had just arrived: a caller that installs
+    // a layer in two steps (`new ChunkedLink(raw)`, then `link.onMessage(h)`) then misses none.
+    if (this.early.length > 0) queueMicrotask(() => this.flushEarly());
+  }
+
+  onClose(handler: (why: string) => void): void {
+    this.closeHandler = handler;
+    if (this.closedWhy !== undefined) queueMicrotask(() => this.notifyClose());
+  }
+
+  destroy(): void {
+    this.closed('destroyed locally');
+    this.peer.destroy();
+  }
+
+  private received(d: Uint8Array): void {
+    // simple-peer hands out Buffers (a polyfill in the tab); a plain view keeps Uint8Array semantics
+    // (Buffer#slice shares memory, Uint8Array#slice copies) without copying the payload.
+    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    if (this.dataHandler && this.early.length === 0) this.dataHandler(bytes);
+    else this.early.push(bytes);
+  }
+
+  private pumpLater(): void {
+    this.pumpTimer ??= setTimeout(() => this.pump(), POLL_MS);
+  }
+
+  /** Moves the backlog into the channel, in order, as far as its queue has room. */
+  private pump(): void {
+    this.pumpTimer = undefined;
+    try {
+      while (this.closedWhy === undefined && this.backlog.length > 0 && this.peer.bufferSize < HIGH_WATER) {
+        const next = this.backlog.shift();
+        if (next) this.peer.send(next);
+      }
+    } catch (e) {
+      // Nobody is on the stack to catch this (a timer): a channel that cannot send is broken.
+      this.closed(`sending failed: ${e instanceof Error ? e.message : String(e)}`);
+      this.peer.destroy();
+      return;
+    }
+    if (this.closedWhy === undefined && this.backlog.length > 0) this.pumpLater();
+  }
+
+  private flushEarly(): void {
+    for (const b of this.early.splice(0)) this.dataHandler?.(b);
+  }
+
+  private closed(why: string): void {
+    if (this.closedWhy !== undefined) return;
+    this.closedWhy = why;
+    this.open = false;
+    clearTimeout(this.pumpTimer);
+    this.backlog.length = 0;
+    this.rejectConnected(new Error(`the WebRTC connection closed before its data channel opened: ${why}`));
+    // Never from inside destroy(): the caller's cleanup should not re-enter its own close handler.
+    queueMicrotask(() => this.notifyClose());
+  }
+
+  private notifyClose(): void {
+    if (this.closeNotified || this.closedWhy === undefined || !this.closeHandler) return;
+    this.closeNotified = true;
+    this.closeHandler(this.closedWhy);
+  }
+}
+
+/** simple-peer tags its errors with a code (ERR_ICE_CONNECTION_FAILURE, ERR_DATA_CHANNEL, ...). */
+function describe(e: Error): string {
+  const code = 'code' in e && typeof e.code === 'string' ? `${e.code}: ` : '';
+  return `${code}${e.message}`;
+}
