@@ -338,7 +338,6 @@ export class RunControl extends Emitter<RunControlEvents> {
     };
     for (const id of [...members.flat(), ...listeners.flat()]) this.o.send(id, msg);
     for (const id of listeners.flat()) this.activate(this.peers.get(id)!, 'caught up at averaging');
-    if (averaging) for (const st of this.stages) st.newest = { step: r.step };
     if (evalPath && r.step === this.run.steps) this.finalEval = r.step;
     const work = [...r.work].map(([peerId, microbatches]) => {
       const p = this.peers.get(peerId)!;
@@ -403,7 +402,9 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (!p || p.state === 'gone') return;
     const st = this.stages[p.stage];
     if (!st.hashes.has(step)) st.hashes.set(step, hash);
-    if (st.newest.step === step && st.newest.hash === undefined) st.newest.hash = hash;
+    // A stage's newest state is the newest one a peer has confirmed it keeps: a peer killed
+    // before it saved its state must not leave the run waiting for a state nobody has.
+    if (step > st.newest.step && step <= this.step_) st.newest = { step, hash };
     for (const old of [...st.hashes.keys()]) if (old < step - 4 * this.run.averageEvery) st.hashes.delete(old);
   }
 

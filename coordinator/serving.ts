@@ -2,7 +2,8 @@
 // through one path of the swarm (one peer per stage). Queries run one at a time in arrival order
 // (a path holds one generation at once). A path that loses a peer, errs or times out is abandoned
 // and the query retried on a path avoiding the peers that failed, so a spend is answered while any
-// complete path is alive, and a query never waits out a dead peer's timeout.
+// complete path is alive, and a query never waits out a dead peer's timeout: a lost peer ends the
+// attempt at once (its path's peers abort their side too) and only that peer is avoided after.
 import { keccak256, toHex } from 'viem';
 import type { ClientMessageOf } from '../shared/swarm/protocol.js';
 
@@ -35,7 +36,8 @@ export interface Buyer {
   fail(message: string): void;
 }
 
-type Outcome = { ok: true; text: string } | { ok: false; error: string; refused?: boolean };
+/** A failed attempt names the peer to blame when it is known (one that is gone). */
+type Outcome = { ok: true; text: string } | { ok: false; error: string; refused?: boolean; blame?: string };
 
 interface Attempt {
   requestId: number;
@@ -49,6 +51,8 @@ export class InferenceService {
   private requestSeq = 0;
   private attempt?: Attempt;
   private stopped = false;
+  /** Stage 0 of recent attempts, by request id: a late answer to an abandoned attempt is no offence. */
+  private readonly past = new Map<number, string>();
 
   constructor(private readonly o: ServingOptions) {}
 
@@ -85,7 +89,10 @@ export class InferenceService {
   /** Stage 0 of the attempt's path answered. */
   onGenerated(peerId: string, msg: ClientMessageOf<'generated'>): string | undefined {
     const a = this.attempt;
-    if (!a || a.requestId !== msg.requestId || a.path[0] !== peerId) return `unexpected generated for request ${msg.requestId}: only stage 0 of the request's path answers, and only what was asked`;
+    if (!a || a.requestId !== msg.requestId || a.path[0] !== peerId) {
+      if (this.past.get(msg.requestId) === peerId) return undefined;
+      return `unexpected generated for request ${msg.requestId}: only stage 0 of the request's path answers, and only what was asked`;
+    }
     if (msg.error !== undefined || msg.text === undefined) a.settle({ ok: false, error: msg.error ?? 'no text', refused: msg.refused });
     else a.settle({ ok: true, text: msg.text });
     return undefined;
@@ -94,7 +101,7 @@ export class InferenceService {
   /** A peer is gone: an attempt routed through it will never finish. */
   onPeerGone(peerId: string): void {
     const a = this.attempt;
-    if (a?.path.includes(peerId)) a.settle({ ok: false, error: `peer ${peerId} on the path is gone` });
+    if (a?.path.includes(peerId)) a.settle({ ok: false, error: `peer ${peerId} on the path is gone`, blame: peerId });
   }
 
   stop(): void {
@@ -117,7 +124,9 @@ export class InferenceService {
       errors.push(`path ${path.join('→')}: ${r.error}`);
       this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed: ${r.error}`);
       if (r.refused) break;
-      for (const p of path) failedPeers.add(p);
+      // Avoid the peer to blame (one that is gone): the rest of its path may serve again. When
+      // nobody is to blame (an error, a timeout), avoid the whole path.
+      for (const p of r.blame ? [r.blame] : path) failedPeers.add(p);
     }
     if (errors.length === 0) errors.push('the swarm stopped serving');
     buyer.fail(`generation failed: ${errors.join('; ')}`.slice(0, 1024));
@@ -133,6 +142,8 @@ export class InferenceService {
         resolve(o);
       };
       this.attempt = { requestId, path, settle };
+      this.past.set(requestId, path[0]);
+      if (this.past.size > 64) this.past.delete(this.past.keys().next().value!);
       const seed = Number(BigInt(msg.spendId) % 2_147_483_647n);
       this.o.sendGenerate(path, { requestId, prompt: msg.prompt, maxTokens: msg.maxTokens, temperature: this.o.desk.temperature, seed });
     });

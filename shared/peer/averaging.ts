@@ -20,11 +20,14 @@ export interface AveragerOptions {
 export class ReplicaAverager {
   bytesSent = 0;
   private readonly waits = new Map<string, AbortController>();
+  /** Peers known to be gone (ids are never reused): not waited for, even if the news came before the exchange. */
+  private readonly gone = new Set<string>();
 
   constructor(private readonly o: AveragerOptions) {}
 
   /** A peer is gone: stop waiting for its weights. */
   forget(peerId: string): void {
+    this.gone.add(peerId);
     this.waits.get(peerId)?.abort(new Error(`${peerId} is gone`));
   }
 
@@ -63,6 +66,10 @@ export class ReplicaAverager {
   }
 
   private async receive(peer: string, step: number): Promise<Float32Array | undefined> {
+    if (this.gone.has(peer)) {
+      this.o.log(`averaging at step ${step} goes on without ${peer}: it is gone`);
+      return undefined;
+    }
     const ctl = new AbortController();
     this.waits.set(peer, ctl);
     try {

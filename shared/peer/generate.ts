@@ -42,6 +42,8 @@ export interface Sampling {
 export interface GenerateOptions {
   /** Per frame awaited; defaults to the stage's timeout. */
   timeoutMs?: number;
+  /** Aborts the request at the next frame it waits for (e.g. a peer on its path is gone). */
+  signal?: AbortSignal;
   /** Sees each token as it is decided (streaming); the last stage also passes the logits it sampled from. */
   onToken?(index: number, token: number, logits?: Float32Array): void;
 }
@@ -292,7 +294,7 @@ export class GenerationPeer {
           const x = await this.gpu(() => rt.forwardBoundary({ tokens }, slot, length));
           const ids = rt.cfg.subspace ? Uint16Array.from(tokens.subarray(0, length)) : undefined;
           this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, x, ids);
-          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
+          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout, opts.signal), vocab, requestId, i);
         }
         out[i] = token;
         this.stats.tokens++;
@@ -324,7 +326,7 @@ export class GenerationPeer {
     const timeout = opts.timeoutMs ?? this.o.timeoutMs;
     let index = 0;
     try {
-      const h = parseStart(await prev.inbox.take(FrameKind.GenerateStart, requestId, 0, timeout), seq);
+      const h = parseStart(await prev.inbox.take(FrameKind.GenerateStart, requestId, 0, timeout, opts.signal), seq);
       if (opts.maxTokens !== undefined && h.maxTokens > opts.maxTokens) {
         throw new GenerationError(AbortReason.Refused, `request ${requestId} asks for ${h.maxTokens} tokens, this stage serves at most ${opts.maxTokens}`);
       }
@@ -334,7 +336,7 @@ export class GenerationPeer {
       const out = new Uint32Array(h.maxTokens);
       for (; index < h.maxTokens; index++) {
         const i = index;
-        const f = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout);
+        const f = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout, opts.signal);
         const length = Math.min(seq, h.contextLength + i);
         const input = this.activationInput(f, length, width);
         let token: number;
@@ -346,7 +348,7 @@ export class GenerationPeer {
         } else {
           const y = await this.gpu(() => rt.forwardBoundary(input, slot, length));
           this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, y, f.tokens);
-          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout), vocab, requestId, i);
+          token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout, opts.signal), vocab, requestId, i);
           this.sendToken(prev, requestId, i, token);
         }
         out[i] = token;

@@ -118,6 +118,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   /** Peers this one is loading its stage's state from: their channels stay open whatever the membership says. */
   private readonly stateSources = new Set<string>();
   private leaving = false;
+  private generating?: { path: string[]; abort: AbortController };
   readonly curves = { train: [] as [number, number][], val: [] as [number, number][] };
   private microbatches = 0;
   private kept?: PeerStats;
@@ -246,6 +247,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on('peer-lost', (m) => {
       this.seat?.averager.forget(m.peerId);
       this.states.forget(m.peerId);
+      // A request routed through a gone peer will never finish: end it now so the retry is not queued behind it.
+      if (this.generating?.path.includes(m.peerId)) this.generating.abort.abort(new Error(`${m.peerId} on the request's path is gone`));
     });
     c.on('status', ({ type: _, ...s }) => this.emit('swarm', s));
     c.on('handoff', (m) => (this.handoffTo = m.to));
@@ -466,6 +469,9 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.setPhase('serving', `serving request ${m.requestId}`);
     const hop = (id: string | undefined): Hop | undefined => id === undefined ? undefined : { send: (b) => this.links!.send(id, b), inbox: seat.mailbox.from(id).gen };
     const t0 = this.host.now();
+    const abort = new AbortController();
+    this.generating = { path: m.path, abort };
+    const opts = { signal: abort.signal };
     try {
       let tokens: Uint32Array;
       if (at === 0) {
@@ -475,10 +481,10 @@ export class PeerSession extends Emitter<SessionEvents> {
         } catch (e) {
           return void this.send({ type: 'generated', requestId: m.requestId, error: (e as Error).message.slice(0, 1000), refused: true });
         }
-        tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, { temperature: m.temperature, seed: m.seed >>> 0 }, hop(m.path[1]));
+        tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, { temperature: m.temperature, seed: m.seed >>> 0 }, hop(m.path[1]), opts);
         this.send({ type: 'generated', requestId: m.requestId, text: decodeText(this.corpus!.corpus, tokens) });
       } else {
-        tokens = await seat.generation.serve(m.requestId, hop(m.path[at - 1])!, hop(m.path[at + 1]), { maxTokens: m.maxTokens });
+        tokens = await seat.generation.serve(m.requestId, hop(m.path[at - 1])!, hop(m.path[at + 1]), { ...opts, maxTokens: m.maxTokens });
       }
       this.emit('served', { requestId: m.requestId, tokens: tokens.length, ms: this.host.now() - t0 });
     } catch (e) {
@@ -486,6 +492,8 @@ export class PeerSession extends Emitter<SessionEvents> {
       this.say(`request ${m.requestId} failed: ${message}`);
       const refused = e instanceof GenerationError && e.reason === 2;
       if (at === 0) this.send({ type: 'generated', requestId: m.requestId, error: message, ...(refused && { refused }) });
+    } finally {
+      if (this.generating?.abort === abort) this.generating = undefined;
     }
   }
 
