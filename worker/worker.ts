@@ -2,7 +2,7 @@
 // a headless peer. It runs the peer session (shared/peer/session.ts) on the Node host and prints
 // what the session reports. Ctrl-C (SIGINT) or SIGTERM is a graceful leave: the peer stops at
 // once, keeps its stage's state in --state-dir, hands it over if the swarm needs it, and exits.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,10 @@ const { values: args } = parseArgs({
     /** Where this peer keeps its stage states (to resume after a restart) and settlement proofs. */
     'state-dir': { type: 'string' },
     quiet: { type: 'boolean', default: false },
-    /** Where to write this peer's loss curves and stats at the end (the local launcher reads them). */
+    /**
+     * Where to write this peer's loss curves and stats at the end (the local launcher reads them);
+     * FILE.work.jsonl gets a line per committed step as it happens (it survives a crash).
+     */
     metrics: { type: 'string' },
     'extra-warmup': { type: 'string', default: '0' },
     /**
@@ -66,12 +69,13 @@ async function main(): Promise<number> {
     onBoundary: args.dump ? dumpBoundary(args.dump, () => s.stage) : undefined,
   });
   print(s);
+  if (args.metrics) {
+    const work = `${args.metrics}.work.jsonl`;
+    s.on('credited', (c) => appendFileSync(work, `${JSON.stringify({ peerId: s.peerId, stage: s.stage, ...c })}\n`));
+  }
   const leave = (why: string) => {
     if (s.phase === 'leaving' || s.phase === 'left') return;
-    s.leave(why).then(
-      (r) => say(`\nleft (${why}): GPU released in ${Math.round(r.releasedMs)} ms\n`),
-      (e: Error) => say(`\nleave failed: ${e.message}\n`),
-    );
+    s.leave(why).catch((e: Error) => say(`\nleave failed: ${e.message}\n`));
   };
   process.on('SIGINT', () => leave('interrupted'));
   process.on('SIGTERM', () => leave('terminated'));
@@ -102,6 +106,7 @@ function print(s: PeerSession): void {
   );
   s.on('evaluated', ({ step, valLoss }) => say(`\nvalidation loss after step ${step}: ${valLoss.toFixed(4)}\n`));
   s.on('settled', (m) => say(`\nepoch ${m.epoch} settled: ${m.cumulative} units credited to ${m.account}; proof kept (${m.key})\n`));
+  s.on('released', ({ ms }) => say(`\nleaving: GPU released in ${Math.round(ms)} ms\n`));
   s.on('served', (m) => say(`served request ${m.requestId} (${m.tokens} tokens) in ${Math.round(m.ms)} ms\n`));
 }
 

@@ -1,11 +1,33 @@
 // simple-peer behind the RtcPeer interface. Node and a browser tab differ only in how they build a
 // simple-peer (Node hands it @roamhq/wrtc, a tab uses the package's prebuilt browser bundle on its
 // own RTCPeerConnection), so each host passes its constructor in and shares everything else.
-// Only simple-peer's types are imported here: this module stays free of Node and DOM code.
-import type SimplePeer from 'simple-peer';
+// Nothing of simple-peer is imported here, not even its types (they describe Node streams and would
+// pull Node's types into the core): the part of it this adapter uses is spelled out below.
 import type { RtcFactory, RtcPeer } from './rtc.js';
 
-export type SimplePeerConstructor = new (opts: SimplePeer.Options) => SimplePeer.Instance;
+/** The part of a simple-peer instance the adapter uses. */
+export interface SimplePeerLike {
+  on(event: 'signal', cb: (data: unknown) => void): void;
+  on(event: 'data', cb: (data: Uint8Array) => void): void;
+  on(event: 'error', cb: (e: Error) => void): void;
+  on(event: 'close', cb: () => void): void;
+  once(event: 'connect', cb: () => void): void;
+  signal(data: never): void;
+  send(data: Uint8Array): void;
+  destroy(): void;
+  /** Bytes waiting in the data channel's send queue (its bufferedAmount). */
+  readonly bufferSize: number;
+}
+
+export interface SimplePeerOptions {
+  initiator: boolean;
+  trickle: boolean;
+  config: RTCConfiguration;
+  /** Node's WebRTC implementation (@roamhq/wrtc); a browser has its own. */
+  wrtc?: { RTCPeerConnection: typeof RTCPeerConnection; RTCSessionDescription: typeof RTCSessionDescription; RTCIceCandidate: typeof RTCIceCandidate };
+}
+
+export type SimplePeerConstructor = new (opts: SimplePeerOptions) => SimplePeerLike;
 
 /** No STUN or TURN servers: peers reach each other directly (same host or LAN) for now. */
 const RTC_CONFIG: RTCConfiguration = { iceServers: [] };
@@ -25,7 +47,7 @@ const HIGH_WATER = 8 * 2 ** 20;
 const POLL_MS = 5;
 
 /** An RtcFactory building its peers with `Peer`; `extra` adds host options (Node's `wrtc`). */
-export function simplePeerRtc(Peer: SimplePeerConstructor, extra: SimplePeer.Options = {}): RtcFactory {
+export function simplePeerRtc(Peer: SimplePeerConstructor, extra: Pick<SimplePeerOptions, 'wrtc'> = {}): RtcFactory {
   return (o) => {
     const peer = new Peer({ ...extra, initiator: o.initiator, trickle: true, config: RTC_CONFIG });
     peer.on('signal', (data) => o.sendSignal(data));
@@ -47,7 +69,7 @@ class SimplePeerRtc implements RtcPeer {
   private open = false;
   private rejectConnected: (e: Error) => void = () => {};
 
-  constructor(private readonly peer: SimplePeer.Instance) {
+  constructor(private readonly peer: SimplePeerLike) {
     this.connected = new Promise<void>((resolve, reject) => {
       this.rejectConnected = reject;
       peer.once('connect', () => {
@@ -65,7 +87,7 @@ class SimplePeerRtc implements RtcPeer {
 
   signal(data: unknown): void {
     // Signals that trail a closed connection (late candidates) are expected; drop them.
-    if (this.closedWhy === undefined) this.peer.signal(data as SimplePeer.SignalData);
+    if (this.closedWhy === undefined) this.peer.signal(data as never);
   }
 
   send(bytes: Uint8Array): void {
