@@ -1,6 +1,6 @@
-// `npm run bench:churn [-- --steps 200 --replicas 3 --quick]`: a local swarm (2 stages × 3 worker
-// processes) trains while volunteers come and go: a worker is killed (SIGKILL), one pauses
-// (SIGTERM: a graceful leave), a new one joins, then a stage is brought down to its last replica,
+// `npm run bench:churn [-- --steps 300 --replicas 3 --quick]`: a local swarm (2 stages × 3 worker
+// processes) trains while volunteers come and go: a worker is killed (SIGKILL), one hangs (SIGSTOP:
+// silent with its sockets open), one pauses (SIGTERM: a graceful leave), a new one joins, then a stage is brought down to its last replica,
 // that one is killed and brought back from the state it kept. Every event's detection and recovery
 // time, the throughput around it and the microbatches lost or replayed are measured from the
 // coordinator's own events; the final validation loss is compared with an undisturbed run of the
@@ -47,10 +47,12 @@ const opts: SwarmOptions = {
   out: values.out ?? join('runs', 'bench-churn'),
 };
 const RISK = parseRisk('exp:4');
+/** The coordinator's default: a peer silent this long is lost (what detects a hang or a dropped network). */
+const HEARTBEAT_TIMEOUT_MS = 10_000;
 const WINDOW = 20;
 const STEP_TIMEOUT_MS = 10 * 60_000;
 
-type Kind = 'kill' | 'pause' | 'join' | 'last-replica';
+type Kind = 'kill' | 'hang' | 'pause' | 'join' | 'last-replica';
 interface EventRecord {
   kind: Kind;
   worker: number;
@@ -172,6 +174,13 @@ async function churn(rec: Recorder): Promise<EventRecord[]> {
   const victim = liveWorkers(rec, 1)[0];
   events.push(await event(rec, 'kill', victim, async () => void swarm.stop(victim, 'SIGKILL'), goneAfter(victim), 'SIGKILL of a stage-1 replica'));
 
+  await reached(at(0.22));
+  const hung = liveWorkers(rec, 0)[0];
+  events.push(
+    await event(rec, 'hang', hung, async () => swarm.freeze(hung), goneAfter(hung), `SIGSTOP of a stage-0 replica: silent, its sockets open (a dropped network or a frozen machine); lost after the ${HEARTBEAT_TIMEOUT_MS / 1000} s heartbeat timeout`),
+  );
+  await swarm.stop(hung, 'SIGKILL');
+
   await reached(at(0.3));
   const pauser = liveWorkers(rec, 0)[0];
   events.push(await event(rec, 'pause', pauser, async () => void swarm.stop(pauser, 'SIGTERM'), goneAfter(pauser), 'SIGTERM: graceful leave of a stage-0 replica'));
@@ -243,15 +252,15 @@ function audit(commits: CommitEvent[], run: RunConfig): { replayed: number; inco
 }
 
 /** Units by peer from the coordinator's commits (credited) and from each worker's own record of what it computed (work). */
-function credits(rec: Recorder, run: RunConfig, out: string): Array<{ peer: string; worker: string; credited_units: number; work_units: number }> {
+function credits(rec: Recorder, run: RunConfig): Array<{ peer: string; worker: string; credited_units: number; work_units: number; killed?: boolean }> {
   const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
   const credited = new Map<string, bigint>();
   for (const c of rec.commits) {
     for (const [peer, u] of stepUnits(c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })), flops, c.step, run.steps, RISK)) credited.set(peer, (credited.get(peer) ?? 0n) + u);
   }
   const work = new Map<string, bigint>();
-  for (const w of rec.swarm.history) {
-    const file = `${w.metrics}.work.jsonl`;
+  // A restarted worker writes to the same file as its first run: read each file once.
+  for (const file of new Set(rec.swarm.history.map((w) => `${w.metrics}.work.jsonl`))) {
     if (!existsSync(file)) continue;
     for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
       const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
@@ -259,13 +268,15 @@ function credits(rec: Recorder, run: RunConfig, out: string): Array<{ peer: stri
     }
   }
   const peers = [...new Set([...credited.keys(), ...work.keys()])];
-  return peers.map((p) => ({ peer: p, worker: rec.names.get(p) ?? '?', credited_units: Number(credited.get(p) ?? 0n), work_units: Number(work.get(p) ?? 0n) }));
+  // A killed peer's own record stops at the kill: the step it applied as it died may be missing from it.
+  const killed = new Set(rec.gone.filter((g) => !g.graceful && g.at < rec.commits.at(-1)!.at).map((g) => g.peerId));
+  return peers.map((p) => ({ peer: p, worker: rec.names.get(p) ?? '?', credited_units: Number(credited.get(p) ?? 0n), work_units: Number(work.get(p) ?? 0n), ...(killed.has(p) && { killed: true }) }));
 }
 
 async function scenario(name: 'churn' | 'undisturbed', run: RunConfig) {
   const out = join(opts.out, name);
   rmSync(out, { recursive: true, force: true });
-  const swarm = new LocalSwarm({ run, data: opts.data, out, coordinator: { heartbeatTimeoutMs: 30_000 }, quickStart: true });
+  const swarm = new LocalSwarm({ run, data: opts.data, out, coordinator: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS }, quickStart: true });
   const rec = new Recorder(swarm);
   await swarm.listen();
   for (let i = 0; i < opts.workers; i++) swarm.spawn(i);
@@ -292,14 +303,14 @@ async function main(): Promise<void> {
   const audited = audit(churned.rec.commits, run);
   for (const e of churned.events) e.microbatches_replayed = audited.replayed; // 0 unless a step was committed twice
   const result = {
-    config: { stages: opts.stages, replicas, d_model: opts.dModel, n_layer: opts.layers, seq: opts.seq, microbatch_size: opts.batch, microbatches_per_step: run.microbatches, steps, average_every: opts.averageEvery, heartbeat_timeout_s: 30, delay: 'loopback, no shaping' },
+    config: { stages: opts.stages, replicas, d_model: opts.dModel, n_layer: opts.layers, seq: opts.seq, microbatch_size: opts.batch, microbatches_per_step: run.microbatches, steps, average_every: opts.averageEvery, heartbeat_timeout_s: HEARTBEAT_TIMEOUT_MS / 1000, delay: 'loopback, no shaping' },
     events: churned.events,
     steps_committed_twice: audited.replayed / run.microbatches,
     steps_with_missing_microbatches: audited.incomplete,
     final_val_loss: churned.rec.val.at(-1)?.[1],
     undisturbed_final_val_loss: base.rec.val.at(-1)?.[1],
     val_loss_gap: (churned.rec.val.at(-1)![1] / base.rec.val.at(-1)![1]) - 1,
-    credits: credits(churned.rec, run, opts.out),
+    credits: credits(churned.rec, run),
     coordinator_weight_bytes: churned.stats.binaryBytesReceived,
     wall_s: { undisturbed: +((base.rec.commits.at(-1)!.at - base.rec.commits[0].at) / 1000).toFixed(1), churn: +((churned.rec.commits.at(-1)!.at - churned.rec.commits[0].at) / 1000).toFixed(1) },
   };
@@ -319,7 +330,8 @@ async function main(): Promise<void> {
   );
   for (const e of result.events) console.log(`${e.kind.padEnd(13)} worker ${e.worker} (stage ${e.stage}) at step ${e.at_step}: detected in ${e.detect_s} s, recovered in ${e.recover_s} s, ${e.tokens_per_s_before} → ${e.tokens_per_s_after} tok/s, lost ${e.microbatches_lost}, replayed ${e.microbatches_replayed}, discarded rounds ${e.rounds_discarded}${e.gpu_released_ms !== undefined ? `, GPU released in ${e.gpu_released_ms} ms` : ''}`);
   console.log(`final validation loss ${result.final_val_loss?.toFixed(4)} vs undisturbed ${result.undisturbed_final_val_loss?.toFixed(4)} (${(result.val_loss_gap * 100).toFixed(2)} %)`);
-  console.log(`credited = work for every peer: ${result.credits.every((c) => c.credited_units === c.work_units)}; coordinator weight bytes ${result.coordinator_weight_bytes}`);
+  const exact = result.credits.filter((c) => !c.killed).every((c) => c.credited_units === c.work_units);
+  console.log(`credited = recorded work for every peer not killed: ${exact}; coordinator weight bytes ${result.coordinator_weight_bytes}`);
   console.log(`wrote ${join(RESULTS, 'churn.json')} and churn.svg`);
 }
 

@@ -103,6 +103,16 @@ export class LocalSwarm {
     return w.exit;
   }
 
+  /**
+   * SIGSTOP: the worker stops answering but its sockets stay open, as when its network drops or
+   * its machine hangs; only silence tells. `stop(i, 'SIGKILL')` ends it afterwards.
+   */
+  freeze(i: number): void {
+    const w = this.workers.get(i);
+    if (!w) throw new Error(`worker ${i} is not running`);
+    w.child.kill('SIGSTOP');
+  }
+
   /** The last lines of a worker's log, for error messages. */
   tail(i: number, lines = 15): string {
     const file = join(this.o.out, `worker-${i}.log`);

@@ -20,7 +20,7 @@ const ProofFileSchema = z.object({
 });
 
 function readProofs(file: string | undefined) {
-  if (!file) throw new Error('name the proofs file a worker saved (runs/proofs/ACCOUNT-runID.json)');
+  if (!file) throw new Error('name the proofs file a worker kept (STATE_DIR/proofs/ACCOUNT-runID.json, by default runs/peers/NAME/proofs/…)');
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));

@@ -38,6 +38,8 @@ export interface CoordinatorOptions {
 export interface CoordinatorEvents extends RunControlEvents {
   register: { peerId: string; name: string; capability: Capability; account?: `0x${string}`; stage: number };
   heartbeat: { peerId: string; step: number };
+  /** A buyer's query was sent down a path (again, on a retry). */
+  generate: { requestId: number; path: string[] };
 }
 
 export interface PeerProgress {
@@ -119,7 +121,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         desk: o.inference,
         path: (exclude) => this.control.path(exclude),
         why: () => this.control.reason,
-        sendGenerate: (path, m) => path.forEach((id) => this.sendToPeer(id, { type: 'generate', path, ...m })),
+        sendGenerate: (path, m) => {
+          for (const id of path) this.sendToPeer(id, { type: 'generate', path, ...m });
+          this.emit('generate', { requestId: m.requestId, path });
+        },
         attemptTimeoutMs: o.generateTimeoutMs ?? 120_000,
         maxAttempts: 4,
         log: this.log,

@@ -5,87 +5,33 @@
 //
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), KERNELS_GREP (run only the cases whose
 // name contains it, case-insensitive), KERNELS_BROWSER_TIMEOUT_MS (the whole run, default 15 min).
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { formatReport } from '../shared/engine/gpu-detect.js';
 import { kernelCases } from '../tests/kernel-cases.js';
 import type { BrowserResults } from './browser/kernels-entry.js';
+import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
+import { launchChromium } from './chromium.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const GREP = process.env.KERNELS_GREP ?? '';
 const RUN_TIMEOUT_MS = Number(process.env.KERNELS_BROWSER_TIMEOUT_MS) || 15 * 60_000;
 const ENTRY = fileURLToPath(new URL('./browser/kernels-entry.ts', import.meta.url));
 
-/** Flags for WebGPU in headless Chromium on a GPU-less Linux box. */
-const CHROMIUM_ARGS = [
-  // WebGPU is off on Linux by default; this alone yields the SwiftShader adapter here.
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-gpu-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-
 const names = kernelCases.map((c) => c.name).filter((n) => n.toLowerCase().includes(GREP.toLowerCase()));
 
-const INDEX_HTML = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Kernel checks</title><link rel="icon" href="data:,"></head>
-<body><script type="module" src="/kernels-entry.js"></script></body>
-</html>
-`;
-
 let browser: Browser | undefined;
-let server: http.Server | undefined;
+let site: { url: string; close(): Promise<void> } | undefined;
 let results: BrowserResults = { cases: [], done: false };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-async function bundleEntry(): Promise<string> {
-  const out = await build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    sourcemap: 'inline',
-    write: false,
-    logLevel: 'silent',
-  });
-  return out.outputFiles[0].text;
-}
-
-async function serve(js: string): Promise<string> {
-  const s = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const body = path === '/' ? INDEX_HTML : path === '/kernels-entry.js' ? js : undefined;
-    if (body === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    const type = path === '/' ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8';
-    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
-  });
-  server = s;
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve());
-  });
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
-}
-
 beforeAll(async () => {
   const t0 = performance.now();
-  const url = await serve(await bundleEntry());
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  site = await serveStatic({ '/': pageHtml('Kernel checks', '/kernels-entry.js'), '/kernels-entry.js': { type: 'text/javascript; charset=utf-8', body: await bundle(ENTRY) } });
+  const url = `${site.url}/`;
+  browser = await launchChromium();
   const page = await browser.newPage();
   let crashed = false;
   page.on('crash', () => {
@@ -127,10 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-  }
+  await site?.close();
 });
 
 describe('WGSL kernels against the float64 reference (Chromium, WebGPU)', () => {

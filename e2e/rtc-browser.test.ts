@@ -10,19 +10,17 @@
 //
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), RTC_FLOOD_MIB (default 8), RTC_BURST_MIB
 // (default 20), RTC_LOG_SIGNALS=1 prints the relayed signaling (offers, answers, ICE candidates).
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
 import { nodeRtc } from '../worker/node-rtc.js';
 import { NODE_SEED, TAB_SEED } from './browser/rtc-payloads.js';
+import { LOOPBACK_ONLY_PERMISSIONS, launchChromium, loopbackOnly } from './chromium.js';
 import { type Connected, type FloodReceiveReport, type FloodSendReport, connect, exchange, floodReceive, floodSend } from './browser/rtc-steps.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ENTRY = fileURLToPath(new URL('./browser/rtc-entry.ts', import.meta.url));
 const MIB = 2 ** 20;
 const FLOOD_MESSAGE = 64 * 1024;
@@ -31,83 +29,14 @@ const BURST_MIB = Number(process.env.RTC_BURST_MIB) || 20;
 /** Connecting, one exchange, a close; floods instead give up after this long without a message. */
 const STEP_TIMEOUT_MS = 10_000;
 
-/**
- * Nothing WebRTC-specific is needed when the machine has a network interface besides loopback.
- * A tab then offers one host candidate per address family, for the interface of the default
- * route, its address hidden behind an mDNS name (xxxx.local) that wrtc cannot resolve; Node offers
- * plain addresses (loopback included). The tab's connectivity checks reach Node's candidates, and
- * Node learns the tab's address from them (a peer-reflexive candidate), so ICE succeeds anyway.
- * That is also how a real tab meets a Node peer, so the test keeps Chromium's defaults.
- */
-const CHROMIUM_ARGS = [
-  '--no-sandbox', // Chromium refuses to start as root with its sandbox, and CI containers run as root
-  // No background traffic to Google's services: there is no internet here, and it would only add noise.
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
-/**
- * With loopback alone (a sandbox with no network, `unshare -n`), a tab gathers no candidate at
- * all, and it takes two changes (checked in such a namespace; either alone is not enough):
- * - `--allow-loopback-in-peer-connection`: Chromium leaves loopback out of WebRTC's networks;
- * - camera and microphone permission: without it, Chromium only gathers on the default route's
- *   interface (it does not enumerate adapters), and with no route there is none; with it, Chromium
- *   also stops hiding addresses behind mDNS names.
- */
-const loopbackOnly = !Object.values(networkInterfaces()).some((list) => list?.some((i) => !i.internal));
-const LOOPBACK_ONLY_ARGS = ['--allow-loopback-in-peer-connection'];
-const LOOPBACK_ONLY_PERMISSIONS = ['camera', 'microphone'];
-
-const INDEX_HTML = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>WebRTC checks</title><link rel="icon" href="data:,"></head>
-<body><script type="module" src="/rtc-entry.js"></script></body>
-</html>
-`;
-
 let browser: Browser | undefined;
 let page: Page;
-let server: http.Server | undefined;
+let site: { url: string; close(): Promise<void> } | undefined;
 let relay: WebSocketServer | undefined;
 let relayUrl = '';
 const nodePeers: Connected[] = [];
 
 const ms = (t: number) => `${t.toFixed(0)} ms`;
-
-async function bundleEntry(): Promise<string> {
-  const out = await build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    sourcemap: 'inline',
-    write: false,
-    logLevel: 'silent',
-  });
-  return out.outputFiles[0].text;
-}
-
-async function serve(js: string): Promise<string> {
-  const s = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const body = path === '/' ? INDEX_HTML : path === '/rtc-entry.js' ? js : undefined;
-    if (body === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    const type = path === '/' ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8';
-    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
-  });
-  server = s;
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve());
-  });
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
-}
 
 /**
  * The signaling relay: the two sockets that join the same path (a room) get each other's text
@@ -150,10 +79,11 @@ async function openSocket(url: string): Promise<WebSocket> {
 
 beforeAll(async () => {
   const t0 = performance.now();
-  const [url, relayAt] = await Promise.all([bundleEntry().then(serve), startRelay()]);
+  const [served, relayAt] = await Promise.all([bundle(ENTRY).then((js) => serveStatic({ '/': pageHtml('WebRTC checks', '/rtc-entry.js'), '/rtc-entry.js': { type: 'text/javascript; charset=utf-8', body: js } })), startRelay()]);
+  site = served;
+  const url = `${served.url}/`;
   relayUrl = relayAt;
-  const args = loopbackOnly ? [...CHROMIUM_ARGS, ...LOOPBACK_ONLY_ARGS] : CHROMIUM_ARGS;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+  browser = await launchChromium();
   const context = await browser.newContext({ permissions: loopbackOnly ? LOOPBACK_ONLY_PERMISSIONS : [] });
   page = await context.newPage();
   page.on('console', (m) => {
@@ -171,10 +101,7 @@ afterAll(async () => {
   await browser?.close();
   for (const c of relay?.clients ?? []) c.terminate();
   relay?.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-  }
+  await site?.close();
 });
 
 /** Connect the tab and a Node peer through the relay's `room`; `tabInitiates` picks the offerer. */

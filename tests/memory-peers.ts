@@ -3,6 +3,8 @@
 // has; `send` delivers a copy to the receiver's mailbox a tick later, as a real channel would.
 // Large messages go through ChunkedLink with small chunks, so reassembly is exercised too.
 import type { Gpu } from '../kernels/context.js';
+import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+import type { ModelSpec } from '../shared/swarm/run.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { BlockConfig } from '../shared/engine/model.js';
 import type { AdamW } from '../shared/engine/optimizer.js';
@@ -12,6 +14,18 @@ import { Mailbox } from '../shared/peer/mailbox.js';
 import { type Batch, StageRunner } from '../shared/peer/stage-runner.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { ChunkedLink, memoryChannelPair } from '../shared/wire/link.js';
+
+/** A tiny corpus, model and data order the in-memory tests share: M microbatches of 2×8 tokens per step. */
+const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
+export const corpus = charCorpus(TEXT.repeat(4), 0.25);
+export const M = 3;
+export const batch = (step: number, mb: number, split: 'train' | 'val') => sampleBatch(split === 'train' ? corpus.train : corpus.val, 2, 8, 5, step * 100 + mb);
+/**
+ * Clipping is per stage in a pipeline (each stage clips its own gradient norm), so checks of
+ * exactness against the whole model turn it off; everything else must match.
+ */
+export const OPT = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1e9 };
+export const model: ModelSpec = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 3, seq: 8, batch: 2 };
 
 export interface MemoryPeer {
   id: string;

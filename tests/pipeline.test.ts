@@ -11,16 +11,8 @@ import { workOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
-import { type MemorySwarm, memorySwarm } from './memory-peers.js';
+import { M, type MemorySwarm, OPT, batch, memorySwarm, model } from './memory-peers.js';
 
-const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
-const corpus = charCorpus(TEXT.repeat(4), 0.25);
-const M = 3;
-const batch = (step: number, mb: number, split: 'train' | 'val') => sampleBatch(split === 'train' ? corpus.train : corpus.val, 2, 8, 5, step * 100 + mb);
-// Clipping is per stage in the pipeline (each stage clips its own gradient norm), so the exactness
-// check turns it off; everything else must match the whole model.
-const OPT = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1e9 };
-const model: ModelSpec = { vocab: corpus.vocab.length, dModel: 16, nHead: 2, nLayer: 3, seq: 8, batch: 2 };
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -119,6 +119,11 @@ export class PeerSession extends Emitter<SessionEvents> {
   private readonly stateSources = new Set<string>();
   private leaving = false;
   private generating?: { path: string[]; abort: AbortController };
+  private evaluating?: { path: string[]; abort: AbortController };
+  /** Peers the coordinator declared gone (ids are never reused). */
+  private readonly gone = new Set<string>();
+  /** Rounds the coordinator discarded (a round message still queued behind other work is skipped). */
+  private readonly discarded = new Set<number>();
   readonly curves = { train: [] as [number, number][], val: [] as [number, number][] };
   private microbatches = 0;
   private kept?: PeerStats;
@@ -237,18 +242,24 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on('assign', inOrder((m) => this.onAssign(m)));
     c.on('round', inOrder((m) => this.onRound(m)));
     c.on('commit', (m) => {
-      // A discarded round must stop now, not after the computation it discards.
-      if (!m.apply && this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
+      // A discarded round must stop now, not after the computation it discards; and if it has not
+      // started yet (this peer was busy), it must not start at all.
+      if (!m.apply) {
+        this.discarded.add(m.round);
+        if (this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
+      }
       inOrder((x: typeof m) => this.onCommit(x))(m);
     });
     c.on('generate', inOrder((m) => this.onGenerate(m)));
     c.on('peers', (m) => this.onPeers(m.peers));
     c.on('signal', (m) => this.links?.signal(m.from, m.data));
     c.on('peer-lost', (m) => {
+      this.gone.add(m.peerId);
       this.seat?.averager.forget(m.peerId);
       this.states.forget(m.peerId);
-      // A request routed through a gone peer will never finish: end it now so the retry is not queued behind it.
-      if (this.generating?.path.includes(m.peerId)) this.generating.abort.abort(new Error(`${m.peerId} on the request's path is gone`));
+      // A request or an evaluation routed through a gone peer will never finish: end it now, so
+      // what comes next (a retry, the next round) is not queued behind it.
+      for (const w of [this.generating, this.evaluating]) if (w?.path.includes(m.peerId)) w.abort.abort(new Error(`${m.peerId} on the path is gone`));
     });
     c.on('status', ({ type: _, ...s }) => this.emit('swarm', s));
     c.on('handoff', (m) => (this.handoffTo = m.to));
@@ -308,10 +319,14 @@ export class PeerSession extends Emitter<SessionEvents> {
       seat.snapshot = await seat.capture();
       return c.step;
     }
+    // From whichever replica's channel opens first; a replica that fails or is gone is skipped.
     const errors: string[] = [];
-    for (const from of source.peers) {
+    const left = new Set(source.peers);
+    while (left.size > 0) {
+      const from = await this.firstChannel(left);
+      if (!from) break;
+      left.delete(from);
       try {
-        await this.waitForChannel(from);
         this.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
         const c = await this.states.fetch(from, seat.stage, this.o.timeoutMs ?? 60_000);
         seat.runtime.loadState(c);
@@ -323,16 +338,20 @@ export class PeerSession extends Emitter<SessionEvents> {
         errors.push(`${from}: ${(e as Error).message}`);
       }
     }
-    throw new Error(`could not load stage ${seat.stage}'s state: ${errors.join('; ')}`);
+    throw new Error(`could not load stage ${seat.stage}'s state from ${source.peers.join(', ')}: ${errors.join('; ') || `no data channel opened within ${this.o.timeoutMs ?? 60_000} ms`}`);
   }
 
-  private async waitForChannel(peerId: string, timeoutMs = this.o.timeoutMs ?? 60_000): Promise<void> {
+  /** The first of `peers` with an open data channel (not one known to be gone), or undefined after the timeout. */
+  private async firstChannel(peers: Set<string>, timeoutMs = this.o.timeoutMs ?? 60_000): Promise<string | undefined> {
     const deadline = this.host.now() + timeoutMs;
-    while (!this.links!.connected().includes(peerId)) {
-      if (this.host.now() > deadline) throw new Error(`no data channel to ${peerId} within ${timeoutMs} ms`);
+    for (;;) {
+      for (const p of peers) if (this.gone.has(p)) peers.delete(p);
+      const open = this.links!.connected().find((p) => peers.has(p));
+      if (open || peers.size === 0 || this.host.now() > deadline) return open;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+
 
   private async corpusOf(run: RunConfig): Promise<CharCorpus> {
     if (this.corpus?.runId !== run.runId) this.corpus = { runId: run.runId, corpus: await runCorpus(run, await this.host.loadCorpus(run)) };
@@ -362,7 +381,7 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private async onRound(m: ServerMessageOf<'round'>): Promise<void> {
     const seat = this.seat;
-    if (!seat || this.leaving) return;
+    if (!seat || this.leaving || this.discarded.delete(m.round)) return;
     const work = workOf(m.round, m.step, m.routes, this.peerId!);
     this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
     const abort = new AbortController();
@@ -387,6 +406,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     if (!seat) return;
     const mine = this.pending?.round === m.round ? this.pending : undefined;
     this.pending = undefined;
+    this.discarded.delete(m.round);
     if (mine && m.apply) await seat.runner.apply(m.step);
     else if (mine) seat.runner.discard();
     seat.mailbox.forgetRoundsBefore(m.round + 1);
@@ -443,7 +463,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     const at = e.path.indexOf(this.peerId!);
     if (at < 0) return;
     const abort = new AbortController();
-    this.roundAbort = abort;
+    this.evaluating = { path: e.path, abort };
     try {
       // Tagged as the round after the commit: its frames must outlive the committed round's.
       const v = await this.seat!.runner.evaluate(round + 1, e.batches, { prev: e.path[at - 1], next: e.path[at + 1] }, abort.signal);
@@ -455,7 +475,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     } catch (err) {
       this.say(`evaluation after step ${step} failed: ${(err as Error).message}`);
     } finally {
-      if (this.roundAbort === abort) this.roundAbort = undefined;
+      if (this.evaluating?.abort === abort) this.evaluating = undefined;
     }
   }
 

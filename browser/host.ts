@@ -1,0 +1,39 @@
+// The browser tab host of the peer session: the tab's own WebGPU (`navigator.gpu`), WebSocket and
+// RTCPeerConnection (through simple-peer's browser build), fetch for the training text and
+// IndexedDB for the states it keeps. No wallet yet: the tab trains unpaid until the app's wallet
+// connects (the dashboard's job).
+import { Gpu } from '../kernels/context.js';
+import { DEFAULT_RUN, detectGpu, requestDevice, verdict } from '../shared/engine/gpu-detect.js';
+import type { PeerHost, PeerStorage } from '../shared/peer/host.js';
+import { browserRtc } from './rtc.js';
+
+export interface BrowserHostOptions {
+  /** Where the run's training text is fetched from (the page's origin serves it). */
+  dataUrl: string;
+  storage: PeerStorage;
+  /** Run the start-up benchmark (its speed is only a hint: the swarm measures the real one). */
+  benchmark?: boolean;
+  log(line: string): void;
+}
+
+export function browserHost(o: BrowserHostOptions): PeerHost {
+  return {
+    async gpu() {
+      const host = { name: navigator.userAgent, runtime: 'browser' as const };
+      const report = await detectGpu(navigator.gpu, host, { benchSize: 128, benchmark: o.benchmark ?? true });
+      const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+      if (!adapter) throw new Error(report.message);
+      return { gpu: new Gpu(await requestDevice(adapter)), report, verdict: verdict(report, DEFAULT_RUN) };
+    },
+    WebSocket,
+    rtc: browserRtc,
+    async loadCorpus() {
+      const r = await fetch(o.dataUrl);
+      if (!r.ok) throw new Error(`cannot fetch the training text ${o.dataUrl}: HTTP ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    },
+    storage: o.storage,
+    now: () => performance.now(),
+    log: o.log,
+  };
+}
