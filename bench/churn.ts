@@ -107,7 +107,10 @@ class Recorder {
     while (!done()) {
       const phase = this.swarm.coordinator.phase;
       if (phase === 'finished' || phase === 'stopped') throw new Error(`the run ended (${phase}) before ${what}: give it more --steps`);
-      if (Date.now() - t0 > timeoutMs) throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what} (swarm at step ${this.step}, ${this.swarm.coordinator.phase}: ${this.swarm.coordinator.control.reason})`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(
+          `gave up after ${timeoutMs / 1000} s waiting for ${what} (swarm at step ${this.step}, ${this.swarm.coordinator.phase}: ${this.swarm.coordinator.control.reason})`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -139,7 +142,10 @@ async function event(rec: Recorder, kind: Kind, worker: number, act: () => Promi
   await act();
   await rec.until(`recovery from the ${kind} of worker ${worker}`, () => recovered(t0));
   // A join is "detected" when the coordinator has placed the newcomer; a departure when it has declared the peer gone.
-  const detectedAt = kind === 'join' ? (rec.registered.find((r) => r.name === `worker-${worker}` && r.at >= t0)?.at ?? Date.now()) : (rec.gone.find((g) => g.peerId === peerId && g.at >= t0)?.at ?? Date.now());
+  const detectedAt =
+    kind === 'join'
+      ? (rec.registered.find((r) => r.name === `worker-${worker}` && r.at >= t0)?.at ?? Date.now())
+      : (rec.gone.find((g) => g.peerId === peerId && g.at >= t0)?.at ?? Date.now());
   const firstAfter = rec.commits.findIndex((c) => c.at > Math.max(t0, detectedAt));
   await rec.until(`${WINDOW} steps after the ${kind}`, () => rec.commits.length >= firstAfter + WINDOW || rec.step >= rec.swarm.coordinator.run.steps);
   const discarded = rec.discarded.slice(discarded0).filter((d) => d.at <= rec.commits[firstAfter]?.at);
@@ -177,7 +183,14 @@ async function churn(rec: Recorder): Promise<EventRecord[]> {
   await reached(at(0.22));
   const hung = liveWorkers(rec, 0)[0];
   events.push(
-    await event(rec, 'hang', hung, async () => swarm.freeze(hung), goneAfter(hung), `SIGSTOP of a stage-0 replica: silent, its sockets open (a dropped network or a frozen machine); lost after the ${HEARTBEAT_TIMEOUT_MS / 1000} s heartbeat timeout`),
+    await event(
+      rec,
+      'hang',
+      hung,
+      async () => swarm.freeze(hung),
+      goneAfter(hung),
+      `SIGSTOP of a stage-0 replica: silent, its sockets open (a dropped network or a frozen machine); lost after the ${HEARTBEAT_TIMEOUT_MS / 1000} s heartbeat timeout`,
+    ),
   );
   await swarm.stop(hung, 'SIGKILL');
 
@@ -256,7 +269,14 @@ function credits(rec: Recorder, run: RunConfig): Array<{ peer: string; worker: s
   const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
   const credited = new Map<string, bigint>();
   for (const c of rec.commits) {
-    for (const [peer, u] of stepUnits(c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })), flops, c.step, run.steps, RISK)) credited.set(peer, (credited.get(peer) ?? 0n) + u);
+    for (const [peer, u] of stepUnits(
+      c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })),
+      flops,
+      c.step,
+      run.steps,
+      RISK,
+    ))
+      credited.set(peer, (credited.get(peer) ?? 0n) + u);
   }
   const work = new Map<string, bigint>();
   // A restarted worker writes to the same file as its first run: read each file once.
@@ -264,13 +284,20 @@ function credits(rec: Recorder, run: RunConfig): Array<{ peer: string; worker: s
     if (!existsSync(file)) continue;
     for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
       const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
-      for (const [peer, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, RISK)) work.set(peer, (work.get(peer) ?? 0n) + u);
+      for (const [peer, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, RISK))
+        work.set(peer, (work.get(peer) ?? 0n) + u);
     }
   }
   const peers = [...new Set([...credited.keys(), ...work.keys()])];
   // A killed peer's own record stops at the kill: the step it applied as it died may be missing from it.
   const killed = new Set(rec.gone.filter((g) => !g.graceful && g.at < rec.commits.at(-1)!.at).map((g) => g.peerId));
-  return peers.map((p) => ({ peer: p, worker: rec.names.get(p) ?? '?', credited_units: Number(credited.get(p) ?? 0n), work_units: Number(work.get(p) ?? 0n), ...(killed.has(p) && { killed: true }) }));
+  return peers.map((p) => ({
+    peer: p,
+    worker: rec.names.get(p) ?? '?',
+    credited_units: Number(credited.get(p) ?? 0n),
+    work_units: Number(work.get(p) ?? 0n),
+    ...(killed.has(p) && { killed: true }),
+  }));
 }
 
 async function scenario(name: 'churn' | 'undisturbed', run: RunConfig) {
@@ -280,7 +307,10 @@ async function scenario(name: 'churn' | 'undisturbed', run: RunConfig) {
   const rec = new Recorder(swarm);
   await swarm.listen();
   for (let i = 0; i < opts.workers; i++) swarm.spawn(i);
-  const ticker = setInterval(() => process.stdout.write(`\r${name}: step ${rec.step}/${run.steps} [${swarm.coordinator.phase}] ${swarm.coordinator.control.reason.slice(0, 80).padEnd(80)}`), 1000);
+  const ticker = setInterval(
+    () => process.stdout.write(`\r${name}: step ${rec.step}/${run.steps} [${swarm.coordinator.phase}] ${swarm.coordinator.control.reason.slice(0, 80).padEnd(80)}`),
+    1000,
+  );
   try {
     const events = name === 'churn' ? await churn(rec) : [];
     await swarm.coordinator.trained;
@@ -297,22 +327,39 @@ async function scenario(name: 'churn' | 'undisturbed', run: RunConfig) {
 async function main(): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
   const run = await runConfig(opts);
-  console.log(`churn bench: ${opts.stages} stages × ${replicas} workers, d_model ${opts.dModel}, ${opts.layers} layers, ${run.microbatches} microbatches of ${opts.batch}×${opts.seq} tokens per step, ${steps} steps`);
+  console.log(
+    `churn bench: ${opts.stages} stages × ${replicas} workers, d_model ${opts.dModel}, ${opts.layers} layers, ${run.microbatches} microbatches of ${opts.batch}×${opts.seq} tokens per step, ${steps} steps`,
+  );
   const base = await scenario('undisturbed', { ...run, runId: 'churn-undisturbed' });
   const churned = await scenario('churn', { ...run, runId: 'churn' });
   const audited = audit(churned.rec.commits, run);
   for (const e of churned.events) e.microbatches_replayed = audited.replayed; // 0 unless a step was committed twice
   const result = {
-    config: { stages: opts.stages, replicas, d_model: opts.dModel, n_layer: opts.layers, seq: opts.seq, microbatch_size: opts.batch, microbatches_per_step: run.microbatches, steps, average_every: opts.averageEvery, heartbeat_timeout_s: HEARTBEAT_TIMEOUT_MS / 1000, delay: 'loopback, no shaping' },
+    config: {
+      stages: opts.stages,
+      replicas,
+      d_model: opts.dModel,
+      n_layer: opts.layers,
+      seq: opts.seq,
+      microbatch_size: opts.batch,
+      microbatches_per_step: run.microbatches,
+      steps,
+      average_every: opts.averageEvery,
+      heartbeat_timeout_s: HEARTBEAT_TIMEOUT_MS / 1000,
+      delay: 'loopback, no shaping',
+    },
     events: churned.events,
     steps_committed_twice: audited.replayed / run.microbatches,
     steps_with_missing_microbatches: audited.incomplete,
     final_val_loss: churned.rec.val.at(-1)?.[1],
     undisturbed_final_val_loss: base.rec.val.at(-1)?.[1],
-    val_loss_gap: (churned.rec.val.at(-1)![1] / base.rec.val.at(-1)![1]) - 1,
+    val_loss_gap: churned.rec.val.at(-1)![1] / base.rec.val.at(-1)![1] - 1,
     credits: credits(churned.rec, run),
     coordinator_weight_bytes: churned.stats.binaryBytesReceived,
-    wall_s: { undisturbed: +((base.rec.commits.at(-1)!.at - base.rec.commits[0].at) / 1000).toFixed(1), churn: +((churned.rec.commits.at(-1)!.at - churned.rec.commits[0].at) / 1000).toFixed(1) },
+    wall_s: {
+      undisturbed: +((base.rec.commits.at(-1)!.at - base.rec.commits[0].at) / 1000).toFixed(1),
+      churn: +((churned.rec.commits.at(-1)!.at - churned.rec.commits[0].at) / 1000).toFixed(1),
+    },
   };
   writeFileSync(join(RESULTS, 'churn.json'), `${JSON.stringify(result, null, 2)}\n`);
   const curve = (r: Recorder) => r.commits.filter((c) => c.loss !== undefined).map((c) => [c.step, c.loss!] as [number, number]);
@@ -328,8 +375,13 @@ async function main(): Promise<void> {
       ],
     }),
   );
-  for (const e of result.events) console.log(`${e.kind.padEnd(13)} worker ${e.worker} (stage ${e.stage}) at step ${e.at_step}: detected in ${e.detect_s} s, recovered in ${e.recover_s} s, ${e.tokens_per_s_before} → ${e.tokens_per_s_after} tok/s, lost ${e.microbatches_lost}, replayed ${e.microbatches_replayed}, discarded rounds ${e.rounds_discarded}${e.gpu_released_ms !== undefined ? `, GPU released in ${e.gpu_released_ms} ms` : ''}`);
-  console.log(`final validation loss ${result.final_val_loss?.toFixed(4)} vs undisturbed ${result.undisturbed_final_val_loss?.toFixed(4)} (${(result.val_loss_gap * 100).toFixed(2)} %)`);
+  for (const e of result.events)
+    console.log(
+      `${e.kind.padEnd(13)} worker ${e.worker} (stage ${e.stage}) at step ${e.at_step}: detected in ${e.detect_s} s, recovered in ${e.recover_s} s, ${e.tokens_per_s_before} → ${e.tokens_per_s_after} tok/s, lost ${e.microbatches_lost}, replayed ${e.microbatches_replayed}, discarded rounds ${e.rounds_discarded}${e.gpu_released_ms !== undefined ? `, GPU released in ${e.gpu_released_ms} ms` : ''}`,
+    );
+  console.log(
+    `final validation loss ${result.final_val_loss?.toFixed(4)} vs undisturbed ${result.undisturbed_final_val_loss?.toFixed(4)} (${(result.val_loss_gap * 100).toFixed(2)} %)`,
+  );
   const exact = result.credits.filter((c) => !c.killed).every((c) => c.credited_units === c.work_units);
   console.log(`credited = recorded work for every peer not killed: ${exact}; coordinator weight bytes ${result.coordinator_weight_bytes}`);
   console.log(`wrote ${join(RESULTS, 'churn.json')} and churn.svg`);

@@ -27,7 +27,10 @@ async function main(): Promise<void> {
       return r.result;
     };
     const [coordinator, designer, buyer, alice, bob] = [as(1), as(3), as(4), as(5), as(6)];
-    const runId = await note('openRun', designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: 1n, modelHash: zeroHash }));
+    const runId = await note(
+      'openRun',
+      designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: 1n, modelHash: zeroHash }),
+    );
     await note('join', alice.join(runId));
     await bob.join(runId);
     await note('startTraining', coordinator.startTraining(runId));
@@ -47,7 +50,12 @@ async function main(): Promise<void> {
     await note('markServed', coordinator.markServed(spendId, zeroHash));
     const now = (await publicClient.getBlock()).timestamp;
     await note('spendWithSig (relayed)', alice.relaySpend(await buyer.signSpend(runId, 1n, 'JULIET:', now + 600n)));
-    const hash = await wallet(5).writeContract({ address: addresses.tokens, abi: modelTokensAbi, functionName: 'safeTransferFrom', args: [alice.account!, bob.account!, runId * 2n, 1000n, '0x'] });
+    const hash = await wallet(5).writeContract({
+      address: addresses.tokens,
+      abi: modelTokensAbi,
+      functionName: 'safeTransferFrom',
+      args: [alice.account!, bob.account!, runId * 2n, 1000n, '0x'],
+    });
     gas['transfer ownership (settles both sides)'] = Number((await publicClient.waitForTransactionReceipt({ hash })).gasUsed);
     await note('claimCredentials (re-issued)', bob.claimCredentials(runId));
     await note('withdrawProceeds', alice.withdrawProceeds());

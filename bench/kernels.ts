@@ -39,7 +39,10 @@ async function main(): Promise<void> {
   console.log(`adapter: ${report.adapter?.description ?? 'unknown'} (tfjs backend ${tf.backend})`);
 
   const shapes = QUICK
-    ? [{ m: 256, n: 256, k: 256 }, { m: 512, n: 512, k: 512 }]
+    ? [
+        { m: 256, n: 256, k: 256 },
+        { m: 512, n: 512, k: 512 },
+      ]
     : [
         { m: 256, n: 256, k: 256 },
         { m: 512, n: 512, k: 512 },
@@ -131,7 +134,9 @@ async function main(): Promise<void> {
   console.log('\nmatmul (GFLOP/s, median of %d)', REPS);
   console.log('  shape              ours     tfjs    ratio  variant');
   for (const r of matmulRows as { m: number; n: number; k: number; ours_gflops: number; tfjs_gflops: number; ours_variant: string }[]) {
-    console.log(`  ${`${r.m}x${r.n}x${r.k}`.padEnd(16)} ${r.ours_gflops.toFixed(2).padStart(7)} ${r.tfjs_gflops.toFixed(2).padStart(8)} ${(r.ours_gflops / r.tfjs_gflops).toFixed(2).padStart(7)}×  ${r.ours_variant}`);
+    console.log(
+      `  ${`${r.m}x${r.n}x${r.k}`.padEnd(16)} ${r.ours_gflops.toFixed(2).padStart(7)} ${r.tfjs_gflops.toFixed(2).padStart(8)} ${(r.ours_gflops / r.tfjs_gflops).toFixed(2).padStart(7)}×  ${r.ours_variant}`,
+    );
   }
   console.log(`\ntraining step, 2-layer GPT d=${TRAIN.dModel} h=${TRAIN.nHead} T=${TRAIN.seq} B=${TRAIN.batch} (fwd+bwd+AdamW)`);
   console.log(`  ours ${oursMs.toFixed(1)} ms   tfjs ${tfjsMs.toFixed(1)} ms   speedup ${(tfjsMs / oursMs).toFixed(2)}×   (${(flops / oursMs / 1e6).toFixed(2)} GFLOP/s)`);

@@ -17,7 +17,18 @@ import { loadText } from '../worker/node-corpus.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
-const SWEEP = ['fp32', 'int8', 'subspace:k=64:int8', 'subspace:k=32:int8', 'subspace:k=16:int8', 'subspace:k=8:int8', 'subspace:k=64:int4', 'subspace:k=32:int4', 'subspace:k=16:int4', 'subspace:k=8:int4'];
+const SWEEP = [
+  'fp32',
+  'int8',
+  'subspace:k=64:int8',
+  'subspace:k=32:int8',
+  'subspace:k=16:int8',
+  'subspace:k=8:int8',
+  'subspace:k=64:int4',
+  'subspace:k=32:int4',
+  'subspace:k=16:int4',
+  'subspace:k=8:int4',
+];
 
 const { values } = parseArgs({
   options: {
@@ -99,7 +110,9 @@ async function main(): Promise<void> {
   const text = await loadText(opts.data);
   const corpus = charCorpus(text.text);
   const run = await runConfig({ ...opts, codec: 'fp32' });
-  console.log(`data ${run.data.name} (${text.chars} chars, vocab ${run.model.vocab}); ${opts.steps} steps; ${opts.workers} workers × ${opts.stages} stages; codecs: ${codecs.join(', ')}`);
+  console.log(
+    `data ${run.data.name} (${text.chars} chars, vocab ${run.model.vocab}); ${opts.steps} steps; ${opts.workers} workers × ${opts.stages} stages; codecs: ${codecs.join(', ')}`,
+  );
   const t0 = performance.now();
   const previous = values.merge && existsSync(JSON_PATH) ? (JSON.parse(readFileSync(JSON_PATH, 'utf8')) as SwarmJson) : undefined;
   const reuse = previous && JSON.stringify(previous.config) === JSON.stringify(benchConfig());
@@ -138,7 +151,19 @@ const JSON_PATH = join(RESULTS, 'swarm.json');
 
 function benchConfig() {
   const tokens = opts.steps * opts.microbatches * opts.batch * opts.seq;
-  return { d_model: opts.dModel, n_layer: opts.layers, n_head: opts.heads, seq: opts.seq, stages: opts.stages, workers: opts.workers, microbatches: opts.microbatches, microbatch_size: opts.batch, steps: opts.steps, tokens, data: opts.data };
+  return {
+    d_model: opts.dModel,
+    n_layer: opts.layers,
+    n_head: opts.heads,
+    seq: opts.seq,
+    stages: opts.stages,
+    workers: opts.workers,
+    microbatches: opts.microbatches,
+    microbatch_size: opts.batch,
+    steps: opts.steps,
+    tokens,
+    data: opts.data,
+  };
 }
 
 function write(baseline: { val: [number, number][]; tokensPerSec: number }, baselineVal: number, runs: RunSummary[]): void {
@@ -156,7 +181,10 @@ function plot(r: SwarmJson): void {
   const baselineVal = r.baseline.final_val_loss;
   writeFileSync(
     join(RESULTS, 'swarm-loss.svg'),
-    lossPlotSvg({ title: 'validation loss: centralized dense baseline and swarm codecs', series: [{ name: 'baseline (dense)', points: r.baseline.val_curve }, ...r.runs.map((x) => ({ name: x.codec, points: x.val_curve }))] }),
+    lossPlotSvg({
+      title: 'validation loss: centralized dense baseline and swarm codecs',
+      series: [{ name: 'baseline (dense)', points: r.baseline.val_curve }, ...r.runs.map((x) => ({ name: x.codec, points: x.val_curve }))],
+    }),
   );
   const family = (x: RunSummary) => ('coeff_dtype' in x ? `subspace ${x.coeff_dtype}` : 'dense');
   const families = [...new Set(r.runs.map(family))];
@@ -169,7 +197,13 @@ function plot(r: SwarmJson): void {
       xLabel: 'compression ratio (×)',
       yLabel: 'final validation loss',
       series: [
-        ...families.map((f) => ({ name: f, points: r.runs.filter((x) => family(x) === f).sort((p, q) => p.compression_ratio - q.compression_ratio).map((x) => [x.compression_ratio, x.final_val_loss] as [number, number]) })),
+        ...families.map((f) => ({
+          name: f,
+          points: r.runs
+            .filter((x) => family(x) === f)
+            .sort((p, q) => p.compression_ratio - q.compression_ratio)
+            .map((x) => [x.compression_ratio, x.final_val_loss] as [number, number]),
+        })),
         { name: 'baseline', points: span.map((x) => [x, baselineVal] as [number, number]) },
         { name: 'baseline + 3%', points: span.map((x) => [x, baselineVal * 1.03] as [number, number]) },
       ],

@@ -17,7 +17,6 @@ export interface TfjsInfo {
   adapterInfo?: unknown;
 }
 
-
 export interface TfjsTrainer {
   /** One training step on a microbatch; resolves to the loss before the update. */
   step(tokens: Int32Array, targets: Int32Array): Promise<number>;
@@ -92,9 +91,7 @@ export function initTfjs(): Promise<TfjsInfo> {
     const info = dev.adapterInfo;
     return {
       backend: tf.getBackend(),
-      adapterInfo: info
-        ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description }
-        : be.adapterInfo,
+      adapterInfo: info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : be.adapterInfo,
     };
   })();
   ready.catch(() => {

@@ -3,7 +3,6 @@ import os from 'node:os';
 import { DEFAULT_RUN, detectGpu, formatReport, formatVerdict, verdict } from '../shared/engine/gpu-detect.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 
-
 async function main(args: string[]): Promise<void> {
   const unknown = args.filter((a) => a !== '--json' && a !== '--no-bench');
   if (unknown.length) throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: gpu-report [--json] [--no-bench]`);

@@ -25,13 +25,18 @@ export function lossPlotSvg(opts: { title: string; series: Series[]; width?: num
     `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="#333"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#333"/>`,
     ...ticks(x0, x1).map((x) => `<text x="${sx(x)}" y="${H - m.b + 16}" text-anchor="middle">${+x.toFixed(0)}</text>`),
-    ...ticks(y0, y1).map((y) => `<text x="${m.l - 6}" y="${sy(y) + 4}" text-anchor="end">${y.toFixed(3)}</text><line x1="${m.l}" y1="${sy(y)}" x2="${W - m.r}" y2="${sy(y)}" stroke="#eee"/>`),
+    ...ticks(y0, y1).map(
+      (y) => `<text x="${m.l - 6}" y="${sy(y) + 4}" text-anchor="end">${y.toFixed(3)}</text><line x1="${m.l}" y1="${sy(y)}" x2="${W - m.r}" y2="${sy(y)}" stroke="#eee"/>`,
+    ),
     `<text x="${(m.l + W - m.r) / 2}" y="${H - 8}" text-anchor="middle">${esc(opts.xLabel ?? 'step')}</text>`,
     `<text x="14" y="${(m.t + H - m.b) / 2}" transform="rotate(-90 14 ${(m.t + H - m.b) / 2})" text-anchor="middle">${esc(opts.yLabel ?? 'loss')}</text>`,
   ];
   opts.series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
-    const d = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
+    const d = s.points
+      .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
+      .map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+      .join('');
     parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.6"/>`);
     // Sparse series (evaluations, sweeps) get markers so each measured point is visible.
     if (s.points.length <= 40) {

@@ -87,7 +87,15 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
 
     const coordinator = as(COORDINATOR);
-    const settlement = new Settlement({ run, chain: coordinator, runId, risk: parseRisk(e.risk), epochSteps: e.epochSteps, dir: join(o.out, 'settlement'), log: (l) => say(`\n${l}\n`) });
+    const settlement = new Settlement({
+      run,
+      chain: coordinator,
+      runId,
+      risk: parseRisk(e.risk),
+      epochSteps: e.epochSteps,
+      dir: join(o.out, 'settlement'),
+      log: (l) => say(`\n${l}\n`),
+    });
     let answer: EconomyResult['answer'] | undefined;
     let report: SettlementReport | undefined;
     const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
@@ -129,11 +137,19 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     );
     const total = report!.ownershipTotal;
     say('\nownership of the trained model (on chain):\n');
-    for (const w of workers) say(`  ${w.account}  ${((Number(w.ownership) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`);
-    say(`  designer                                     ${((Number(report!.designerUnits) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${report!.designerUnits.toString().padStart(12)} units\n`);
+    for (const w of workers)
+      say(
+        `  ${w.account}  ${((Number(w.ownership) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`,
+      );
+    say(
+      `  designer                                     ${((Number(report!.designerUnits) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${report!.designerUnits.toString().padStart(12)} units\n`,
+    );
     const result: EconomyResult = { addresses, runId, swarm, settlement: report!, answer: answer!, workers };
     mkdirSync(o.out, { recursive: true });
-    writeFileSync(join(o.out, 'economy.json'), JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    writeFileSync(
+      join(o.out, 'economy.json'),
+      JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    );
     return result;
   } finally {
     if (!given) await evm.stop();
@@ -143,7 +159,9 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
 export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions } {
   const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window'] as const;
   const { values, tokens } = parseArgs({ args: argv, options: Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), strict: false, tokens: true });
-  const rest = tokens.filter((t) => t.kind !== 'option' || !(flags as readonly string[]).includes(t.name)).flatMap((t) => (t.kind === 'option' ? [t.rawName, ...(t.value !== undefined ? [t.value] : [])] : t.kind === 'positional' ? [t.value] : []));
+  const rest = tokens
+    .filter((t) => t.kind !== 'option' || !(flags as readonly string[]).includes(t.name))
+    .flatMap((t) => (t.kind === 'option' ? [t.rawName, ...(t.value !== undefined ? [t.value] : [])] : t.kind === 'positional' ? [t.value] : []));
   const e = { ...ECONOMY_DEFAULTS };
   const int = (f: string, v: unknown) => {
     const n = Number(v);

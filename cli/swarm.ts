@@ -156,9 +156,19 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
   }
   const wallMs = performance.now() - t0;
   const s = coord.stats;
-  const result: SwarmResult = { run, peers: swarm.metrics(), wallMs, loss, val, coordinator: { binaryBytesReceived: s.binaryBytesReceived, badMessages: s.badMessages, messagesIn: s.messagesIn } };
+  const result: SwarmResult = {
+    run,
+    peers: swarm.metrics(),
+    wallMs,
+    loss,
+    val,
+    coordinator: { binaryBytesReceived: s.binaryBytesReceived, badMessages: s.badMessages, messagesIn: s.messagesIn },
+  };
   writeFileSync(join(o.out, 'result.json'), JSON.stringify(result, null, 2));
-  const series = [{ name: 'training (swarm mean)', points: loss }, { name: 'validation', points: val }].filter((x) => x.points.length);
+  const series = [
+    { name: 'training (swarm mean)', points: loss },
+    { name: 'validation', points: val },
+  ].filter((x) => x.points.length);
   if (series.length) writeFileSync(join(o.out, 'loss.svg'), lossPlotSvg({ title: `swarm: ${o.workers} workers, ${o.stages} stages, ${o.codec}`, series }));
   log(`\nfinished in ${(wallMs / 1000).toFixed(1)} s; final validation loss ${val.at(-1)?.[1].toFixed(4) ?? 'n/a'}; results in ${o.out}/\n`);
   return result;
@@ -219,9 +229,21 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
     return n;
   };
   const ints: [keyof SwarmOptions, string][] = [
-    ['workers', 'workers'], ['stages', 'stages'], ['minPerStage', 'min-per-stage'], ['extraWarmup', 'extra-warmup'], ['steps', 'steps'], ['layers', 'layers'], ['dModel', 'd-model'], ['heads', 'heads'],
-    ['seq', 'seq'], ['batch', 'batch'], ['microbatches', 'microbatches'], ['averageEvery', 'average-every'], ['evalEvery', 'eval-every'],
-    ['evalBatches', 'eval-batches'], ['seed', 'seed'],
+    ['workers', 'workers'],
+    ['stages', 'stages'],
+    ['minPerStage', 'min-per-stage'],
+    ['extraWarmup', 'extra-warmup'],
+    ['steps', 'steps'],
+    ['layers', 'layers'],
+    ['dModel', 'd-model'],
+    ['heads', 'heads'],
+    ['seq', 'seq'],
+    ['batch', 'batch'],
+    ['microbatches', 'microbatches'],
+    ['averageEvery', 'average-every'],
+    ['evalEvery', 'eval-every'],
+    ['evalBatches', 'eval-batches'],
+    ['seed', 'seed'],
   ];
   for (const [key, flag] of ints) {
     const n = num(flag, values[flag as keyof typeof values] as string | undefined);

@@ -11,7 +11,10 @@ import { bundle, pageHtml, serveStatic } from './static-site.js';
 const ENTRY = fileURLToPath(new URL('../browser/tab.ts', import.meta.url));
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { coordinator: { type: 'string' }, port: { type: 'string', default: '8080' }, data: { type: 'string', default: DEFAULT_DATA } }, strict: true });
+  const { values } = parseArgs({
+    options: { coordinator: { type: 'string' }, port: { type: 'string', default: '8080' }, data: { type: 'string', default: DEFAULT_DATA } },
+    strict: true,
+  });
   if (!values.coordinator) throw new Error('--coordinator ws://HOST:PORT is required (the address `npm run coordinator` or `npm run swarm` prints)');
   const site = await serveStatic(
     {

@@ -89,7 +89,16 @@ async function main(): Promise<void> {
     const state: Checkpoint<Meta> = { ...(await rt.saveState()), meta: { runKey, train, val } };
     writeFileSync(`${ckptPath}.tmp`, encodeCheckpoint(state));
     renameSync(`${ckptPath}.tmp`, ckptPath); // atomic: a crash mid-write keeps the previous checkpoint
-    writeFileSync(join(out, 'loss.svg'), lossPlotSvg({ title: `local training, ${cfg.nLayer} layers d=${cfg.dModel}`, series: [{ name: 'train', points: train }, { name: 'validation', points: val }] }));
+    writeFileSync(
+      join(out, 'loss.svg'),
+      lossPlotSvg({
+        title: `local training, ${cfg.nLayer} layers d=${cfg.dModel}`,
+        series: [
+          { name: 'train', points: train },
+          { name: 'validation', points: val },
+        ],
+      }),
+    );
     writeFileSync(join(out, 'metrics.json'), JSON.stringify({ config: cfg, lr, train, val }, null, 2));
   };
   let stopping = false;

@@ -54,11 +54,15 @@ async function main(): Promise<void> {
   } else if (command === 'claim-ownership' || command === 'claim-stake') {
     const proofs = readProofs(rest[0]);
     if (proofs.chainId !== cfg.chainId || proofs.registry.toLowerCase() !== cfg.registry.toLowerCase() || BigInt(proofs.runId) !== runId) {
-      throw new Error(`${rest[0]} holds proofs for run ${proofs.runId} on chain ${proofs.chainId} (${proofs.registry}), not for the configured run ${runId} on chain ${cfg.chainId}`);
+      throw new Error(
+        `${rest[0]} holds proofs for run ${proofs.runId} on chain ${proofs.chainId} (${proofs.registry}), not for the configured run ${runId} on chain ${cfg.chainId}`,
+      );
     }
     const run = await chain.run(runId);
     // Cumulative units: the latest usable root pays everything earlier ones did not.
-    const usable = proofs.epochs.filter((p) => (command === 'claim-stake' ? BigInt(p.epoch) === run.settledEpoch : BigInt(p.epoch) <= run.settledEpoch)).sort((a, b) => b.epoch - a.epoch)[0];
+    const usable = proofs.epochs
+      .filter((p) => (command === 'claim-stake' ? BigInt(p.epoch) === run.settledEpoch : BigInt(p.epoch) <= run.settledEpoch))
+      .sort((a, b) => b.epoch - a.epoch)[0];
     if (!usable) throw new Error(`none of the saved proofs is for the run's settled epoch ${run.settledEpoch} (run ${run.state})`);
     const account = usable.account as Address;
     const proof = usable.proof as Hex[];
@@ -78,9 +82,18 @@ async function main(): Promise<void> {
   } else if (command !== 'status') {
     throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE or withdraw-stake`);
   }
-  const [own, total, creds, pending, proceeds, stake] = await Promise.all([chain.ownershipOf(runId, me), chain.supply(ownershipId(runId)), chain.credentialsOf(runId, me), chain.pendingCredentials(runId, me), chain.proceeds(me), chain.withdrawable(me)]);
+  const [own, total, creds, pending, proceeds, stake] = await Promise.all([
+    chain.ownershipOf(runId, me),
+    chain.supply(ownershipId(runId)),
+    chain.credentialsOf(runId, me),
+    chain.pendingCredentials(runId, me),
+    chain.proceeds(me),
+    chain.withdrawable(me),
+  ]);
   const share = total > 0n ? (Number(own) / Number(total)) * 100 : 0;
-  console.log(`${me} in run ${runId}: ownership ${own} of ${total} units (${share.toFixed(2)} %), ${creds} credential(s) held, ${pending} waiting to be pulled, ${formatEther(proceeds)} ETH of sales and ${formatEther(stake)} ETH of stake to withdraw`);
+  console.log(
+    `${me} in run ${runId}: ownership ${own} of ${total} units (${share.toFixed(2)} %), ${creds} credential(s) held, ${pending} waiting to be pulled, ${formatEther(proceeds)} ETH of sales and ${formatEther(stake)} ETH of stake to withdraw`,
+  );
 }
 
 main().catch((e: Error) => {

@@ -9,7 +9,15 @@ import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import { startLocalEvm } from './local-evm.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { port: { type: 'string', default: '8545' }, workers: { type: 'string', default: '4' }, target: { type: 'string', default: '1' }, window: { type: 'string', default: '3' } }, strict: true });
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8545' },
+      workers: { type: 'string', default: '4' },
+      target: { type: 'string', default: '1' },
+      window: { type: 'string', default: '3' },
+    },
+    strict: true,
+  });
   const workers = Number(values.workers);
   const evm = await startLocalEvm({ port: Number(values.port), accounts: 5 + workers });
   const chain = chainOf(evm);
@@ -18,10 +26,18 @@ async function main(): Promise<void> {
   const wallet = (i: number) => createWalletClient({ account: evm.accounts[i], chain, transport });
   const addresses = await deploySwarmContracts(publicClient, wallet(0), { coordinator: evm.accounts[1].address, veto: evm.accounts[2].address });
   const { result: runId } = await swarmChain(publicClient, addresses, wallet(3)).openRun({
-    stake: parseEther('1'), computeTarget: BigInt(values.target!), designerBps: 1000, credentialSupply: 1000n, challengeWindow: BigInt(values.window!), modelHash: zeroHash,
+    stake: parseEther('1'),
+    computeTarget: BigInt(values.target!),
+    designerBps: 1000,
+    credentialSupply: 1000n,
+    challengeWindow: BigInt(values.window!),
+    modelHash: zeroHash,
   });
   const base = { rpcUrl: evm.rpcUrl, chainId: evm.chainId, ...addresses, runId };
-  const line = (who: string, i: number) => `# ${who}\nexport ${Object.entries(chainEnv({ ...base, key: evm.keys[i] })).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+  const line = (who: string, i: number) =>
+    `# ${who}\nexport ${Object.entries(chainEnv({ ...base, key: evm.keys[i] }))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`;
   console.log(`local EVM on ${evm.rpcUrl} (chain ${evm.chainId}); run ${runId} opened by the designer ${evm.accounts[3].address}\n`);
   console.log(line('coordinator (npm run coordinator)', 1));
   for (let w = 0; w < workers; w++) console.log(line(`worker ${w} (npm run worker; only SWARM_RPC_URL and SWARM_KEY are read)`, 5 + w));

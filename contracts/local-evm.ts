@@ -33,7 +33,11 @@ async function freePort(): Promise<number> {
 
 async function rpcReady(url: string): Promise<boolean> {
   try {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+    });
     return r.ok;
   } catch {
     return false;
@@ -48,7 +52,11 @@ export async function startLocalEvm(opts: { port?: number; chainId?: number; acc
   const child: ChildProcess = spawn(
     process.execPath,
     [join(root, 'node_modules/hardhat/internal/cli/cli.js'), '--config', join(root, 'contracts/hardhat.config.cjs'), 'node', '--hostname', '127.0.0.1', '--port', String(port)],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true', SWARM_CHAIN_ID: String(chainId), SWARM_CHAIN_ACCOUNTS: String(count) } },
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true', SWARM_CHAIN_ID: String(chainId), SWARM_CHAIN_ACCOUNTS: String(count) },
+    },
   );
   let log = '';
   child.stdout!.on('data', (b) => (log = (log + b).slice(-4000)));

@@ -27,10 +27,31 @@ import { Coordinator } from './server.js';
 import { Settlement } from './settlement.js';
 
 const defaults = {
-  port: '8787', host: '127.0.0.1', data: DEFAULT_DATA, stages: '2', 'min-per-stage': '1', layers: '4', 'layers-per-stage': '',
-  'd-model': '128', heads: '4', seq: '64', batch: '16', microbatches: '4', steps: '300',
-  lr: String(DEFAULT_ADAMW.lr), warmup: '30', 'average-every': '5', 'eval-every': '50', 'eval-batches': '8', seed: '1',
-  codec: 'fp32', 'heartbeat-timeout-ms': '10000', 'run-id': `run-${Date.now().toString(36)}`, 'epoch-steps': '25', risk: 'exp:4', 'ledger-dir': '',
+  port: '8787',
+  host: '127.0.0.1',
+  data: DEFAULT_DATA,
+  stages: '2',
+  'min-per-stage': '1',
+  layers: '4',
+  'layers-per-stage': '',
+  'd-model': '128',
+  heads: '4',
+  seq: '64',
+  batch: '16',
+  microbatches: '4',
+  steps: '300',
+  lr: String(DEFAULT_ADAMW.lr),
+  warmup: '30',
+  'average-every': '5',
+  'eval-every': '50',
+  'eval-batches': '8',
+  seed: '1',
+  codec: 'fp32',
+  'heartbeat-timeout-ms': '10000',
+  'run-id': `run-${Date.now().toString(36)}`,
+  'epoch-steps': '25',
+  risk: 'exp:4',
+  'ledger-dir': '',
 };
 type Flag = keyof typeof defaults;
 
@@ -82,7 +103,15 @@ async function main(): Promise<void> {
   });
   const settlement =
     chainCfg &&
-    new Settlement({ run, chain: chain!, runId: chainCfg.runId, risk: parseRisk(str('risk')), epochSteps: num('epoch-steps'), dir: str('ledger-dir') || `runs/${run.runId}/settlement`, log });
+    new Settlement({
+      run,
+      chain: chain!,
+      runId: chainCfg.runId,
+      risk: parseRisk(str('risk')),
+      epochSteps: num('epoch-steps'),
+      dir: str('ledger-dir') || `runs/${run.runId}/settlement`,
+      log,
+    });
   settlement?.attach(coord);
 
   let last = '';

@@ -174,7 +174,16 @@ export class RunControl extends Emitter<RunControlEvents> {
       stage = placed.stage;
       state = this.stateSource(stage);
     }
-    const rec: PeerRecord = { peerId, name: reg.name, capability: reg.capability, account: reg.account as `0x${string}` | undefined, held, stage, state: 'setup', links: new Set() };
+    const rec: PeerRecord = {
+      peerId,
+      name: reg.name,
+      capability: reg.capability,
+      account: reg.account as `0x${string}` | undefined,
+      held,
+      stage,
+      state: 'setup',
+      links: new Set(),
+    };
     this.peers.set(peerId, rec);
     this.log(`placed ${peerId} "${reg.name}" on stage ${stage} (state from ${state.from}${state.from === 'own' ? ` at step ${state.step}` : ''})`);
     this.assign(rec, stage, state);
@@ -194,7 +203,10 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private orphaned(stage: number): boolean {
-    return this.stages[stage].heldBy !== undefined && !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)));
+    return (
+      this.stages[stage].heldBy !== undefined &&
+      !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)))
+    );
   }
 
   private stageViews(): StageView[] {
@@ -230,7 +242,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     p.links = new Set(connected);
     // A channel the current round routes over went down: the round cannot finish.
     const r = this.round;
-    if (r && r.work.has(peerId)) {
+    if (r?.work.has(peerId)) {
       const broken = [...before].find((q) => !p.links.has(q) && r.routes.some((path) => adjacent(path, peerId, q)));
       if (broken) return this.abortRound(`the channel between ${peerId} and ${broken} closed`);
     }
@@ -239,7 +251,7 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   onReady(peerId: string, step: number): void {
     const p = this.peers.get(peerId);
-    if (!p || p.state !== 'setup') return;
+    if (p?.state !== 'setup') return;
     p.state = 'ready';
     p.heirOf = undefined;
     p.readyStep = step;
@@ -489,7 +501,6 @@ export class RunControl extends Emitter<RunControlEvents> {
     p.source = state;
     this.o.send(p.peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
   }
-
 
   // -------------------------------------------------------------------------------------------
   // Phases

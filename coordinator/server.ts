@@ -12,7 +12,17 @@ import { type CommitEvent, RunControl, type RunControlEvents } from './run-contr
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/swarm/emitter.js';
-import { type Capability, type ClientMessage, type ClientMessageOf, type RunConfig, RunConfigSchema, type ServerMessage, type ServerMessageOf, type SwarmPhase, formatIssues } from '../shared/swarm/protocol.js';
+import {
+  type Capability,
+  type ClientMessage,
+  type ClientMessageOf,
+  type RunConfig,
+  RunConfigSchema,
+  type ServerMessage,
+  type ServerMessageOf,
+  type SwarmPhase,
+  formatIssues,
+} from '../shared/swarm/protocol.js';
 
 export type { InferenceDesk };
 
@@ -173,22 +183,33 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   progress(): Progress {
     const now = Date.now();
-    const peers = this.control.allPeers().map((p): PeerProgress => ({
-      peerId: p.peerId,
-      name: p.name,
-      stage: p.stage,
-      state: p.state,
-      step: p.hb?.step ?? 0,
-      loss: p.hb?.loss,
-      tokensPerSec: p.hb?.tokensPerSec,
-      busyFraction: p.hb?.busyFraction,
-      bytesSent: p.hb?.bytesSent ?? 0,
-      bytesReceived: p.hb?.bytesReceived ?? 0,
-      msPerMicrobatch: p.msPerMicrobatch,
-      silentMs: now - (this.lastSeen.get(p.peerId) ?? now),
-      goneReason: p.goneReason,
-    }));
-    return { phase: this.control.phase, reason: this.control.reason, step: this.control.step, steps: this.run.steps, loss: this.control.loss, valLoss: this.control.valLoss, tokensPerSec: this.tokensPerSec(), peers };
+    const peers = this.control.allPeers().map(
+      (p): PeerProgress => ({
+        peerId: p.peerId,
+        name: p.name,
+        stage: p.stage,
+        state: p.state,
+        step: p.hb?.step ?? 0,
+        loss: p.hb?.loss,
+        tokensPerSec: p.hb?.tokensPerSec,
+        busyFraction: p.hb?.busyFraction,
+        bytesSent: p.hb?.bytesSent ?? 0,
+        bytesReceived: p.hb?.bytesReceived ?? 0,
+        msPerMicrobatch: p.msPerMicrobatch,
+        silentMs: now - (this.lastSeen.get(p.peerId) ?? now),
+        goneReason: p.goneReason,
+      }),
+    );
+    return {
+      phase: this.control.phase,
+      reason: this.control.reason,
+      step: this.control.step,
+      steps: this.run.steps,
+      loss: this.control.loss,
+      valLoss: this.control.valLoss,
+      tokensPerSec: this.tokensPerSec(),
+      peers,
+    };
   }
 
   /** Send a message to one peer (e.g. its settlement proof); false if it is not connected. */
@@ -277,7 +298,11 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     const target = this.conns.get(msg.to);
     if (!a || !b || !target) return this.transport.reject(conn, `cannot relay signal: peer ${msg.to} is not connected`, 'signal');
     if (Math.abs(a.stage - b.stage) > 1) {
-      return this.transport.reject(conn, `cannot relay signal: ${msg.to} (stage ${b.stage}) is not a neighbour of ${from} (stage ${a.stage}); signal only peers of your stage and the stages next to it`, 'signal');
+      return this.transport.reject(
+        conn,
+        `cannot relay signal: ${msg.to} (stage ${b.stage}) is not a neighbour of ${from} (stage ${a.stage}); signal only peers of your stage and the stages next to it`,
+        'signal',
+      );
     }
     this.transport.send(target, { type: 'signal', from, data: msg.data });
   }

@@ -135,7 +135,15 @@ export class Settlement {
     for (const [peerId, account] of this.accounts) {
       const units = tree.units(account);
       if (units === undefined) continue;
-      this.coordinator?.sendToPeer(peerId, { type: 'settled', epoch, root: tree.root, total: tree.total.toString(), account, cumulative: units.toString(), proof: tree.proof(account) });
+      this.coordinator?.sendToPeer(peerId, {
+        type: 'settled',
+        epoch,
+        root: tree.root,
+        total: tree.total.toString(),
+        account,
+        cumulative: units.toString(),
+        proof: tree.proof(account),
+      });
     }
   }
 

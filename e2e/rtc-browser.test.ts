@@ -79,7 +79,10 @@ async function openSocket(url: string): Promise<WebSocket> {
 
 beforeAll(async () => {
   const t0 = performance.now();
-  const [served, relayAt] = await Promise.all([bundle(ENTRY).then((js) => serveStatic({ '/': pageHtml('WebRTC checks', '/rtc-entry.js'), '/rtc-entry.js': { type: 'text/javascript; charset=utf-8', body: js } })), startRelay()]);
+  const [served, relayAt] = await Promise.all([
+    bundle(ENTRY).then((js) => serveStatic({ '/': pageHtml('WebRTC checks', '/rtc-entry.js'), '/rtc-entry.js': { type: 'text/javascript; charset=utf-8', body: js } })),
+    startRelay(),
+  ]);
   site = served;
   const url = `${served.url}/`;
   relayUrl = relayAt;

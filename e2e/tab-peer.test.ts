@@ -30,7 +30,23 @@ let tabPeer = '';
 const commits: CommitEvent[] = [];
 
 beforeAll(async () => {
-  const run = await runConfig({ ...SWARM_DEFAULTS, stages: 2, minPerStage: 1, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps: STEPS, lr: 1e-2, evalEvery: 5, evalBatches: 2, codec: 'subspace:k=8:int8', out });
+  const run = await runConfig({
+    ...SWARM_DEFAULTS,
+    stages: 2,
+    minPerStage: 1,
+    layers: 2,
+    dModel: 32,
+    heads: 2,
+    seq: 16,
+    batch: 4,
+    microbatches: 2,
+    steps: STEPS,
+    lr: 1e-2,
+    evalEvery: 5,
+    evalBatches: 2,
+    codec: 'subspace:k=8:int8',
+    out,
+  });
   // Compiling every kernel on SwiftShader takes a while: the tab gets a setup timeout to match.
   swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, dump: true, coordinator: { heartbeatTimeoutMs: 60_000, setupTimeoutMs: 600_000 } });
   swarm.coordinator.on('commit', (c) => commits.push(c));

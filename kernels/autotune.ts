@@ -7,8 +7,7 @@ import { DEFAULT_VARIANT, type MatmulShape, type MatmulVariant, VARIANTS, matmul
 const BIG: MatmulVariant = { kind: 'vec4', wx: 8, wy: 2, tm: 16, tn: 8, bk: 4, strided: true };
 
 /** Everything that changes which variant is fastest: sizes, layouts, strides, batch. */
-export const shapeKey = (s: MatmulShape) =>
-  JSON.stringify([s.M, s.N, s.K, !!s.transA, !!s.transB, s.lda, s.ldb, s.ldc, s.base, s.batch]);
+export const shapeKey = (s: MatmulShape) => JSON.stringify([s.M, s.N, s.K, !!s.transA, !!s.transB, s.lda, s.ldb, s.ldc, s.base, s.batch]);
 
 export class MatmulTuner {
   readonly chosen = new Map<string, { variant: MatmulVariant; ms: number }>();

@@ -219,7 +219,11 @@ ${blk.fma}
     workgroupBarrier();
   }
   if (row0 >= d.M || col0 >= d.N) { return; }
-${epilogue(v, (j) => `col0 + ${j}u`, (i, j) => `acc${i}_${j}`)}
+${epilogue(
+  v,
+  (j) => `col0 + ${j}u`,
+  (i, j) => `acc${i}_${j}`,
+)}
 }
 `;
 }
@@ -242,14 +246,11 @@ function vec4Shader(v: MatmulVariant, transA: boolean, transB: boolean): string 
   if (transB) {
     for (let j = 0; j < v.tn; j++) body.push(`    let bt${j} = B4[(offB + min(${colOf(j)}, d.N - 1u) * d.ldb + k) / 4u];`);
   } else {
-    for (let kk = 0; kk < 4; kk++)
-      for (let g = 0; g < nv; g++) body.push(`    let b${kk}_${g} = B4[(offB + (k + ${kk}u) * d.ldb + min(${vecCol(g)}, d.N - 4u)) / 4u];`);
+    for (let kk = 0; kk < 4; kk++) for (let g = 0; g < nv; g++) body.push(`    let b${kk}_${g} = B4[(offB + (k + ${kk}u) * d.ldb + min(${vecCol(g)}, d.N - 4u)) / 4u];`);
   }
-  const b = (kk: number, g: number) =>
-    transB ? `vec4<f32>(bt${g * 4}[${kk}], bt${g * 4 + 1}[${kk}], bt${g * 4 + 2}[${kk}], bt${g * 4 + 3}[${kk}])` : `b${kk}_${g}`;
+  const b = (kk: number, g: number) => (transB ? `vec4<f32>(bt${g * 4}[${kk}], bt${g * 4 + 1}[${kk}], bt${g * 4 + 2}[${kk}], bt${g * 4 + 3}[${kk}])` : `b${kk}_${g}`);
   for (let kk = 0; kk < 4; kk++)
-    for (let i = 0; i < v.tm; i++)
-      for (let g = 0; g < nv; g++) body.push(`    acc${i}_${g} = fma(vec4<f32>(${a(i, kk)}), ${b(kk, g)}, acc${i}_${g});`);
+    for (let i = 0; i < v.tm; i++) for (let g = 0; g < nv; g++) body.push(`    acc${i}_${g} = fma(vec4<f32>(${a(i, kk)}), ${b(kk, g)}, acc${i}_${g});`);
   const acc: string[] = [];
   for (let i = 0; i < v.tm; i++) for (let g = 0; g < nv; g++) acc.push(`  var acc${i}_${g} = vec4<f32>(0.0);`);
   return `${header(true, true)}
@@ -310,10 +311,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs, pick?: (s: MatmulShape) => Ma
   const v = args.variant ?? pick?.(args) ?? DEFAULT_VARIANT;
   if (!variantFits(v, args)) throw new Error(`matmul: variant ${variantKey(v)} does not fit ${M}x${N}x${K}`);
   const flags = (args.accumulate ? 1 : 0) | (args.bias ? 2 : 0);
-  const dims = gpu.uniform(
-    [M, N, K, flags, st.lda, st.ldb, st.ldc, bt.inner, ...st.base, 0, ...bt.a, ...bt.b, ...bt.c],
-    'matmul dims',
-  );
+  const dims = gpu.uniform([M, N, K, flags, st.lda, st.ldb, st.ldc, bt.inner, ...st.base, 0, ...bt.a, ...bt.b, ...bt.c], 'matmul dims');
   const wg: [number, number, number] = [groups(N, v.wx * v.tn), groups(M, v.wy * v.tm), bt.outer * bt.inner];
   return gpu.dispatch(
     `matmul ${M}x${N}x${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bt.outer * bt.inner > 1 ? ` ×${bt.outer * bt.inner}` : ''}`,

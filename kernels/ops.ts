@@ -371,7 +371,11 @@ export function attentionBackward(gpu: Gpu, a: AttnDims & { qkv: View; probs: Vi
     matmul(gpu, { M: T, N: T, K: hd, a: a.dout, b: a.qkv, c: a.dscores, transB: true, lda: ld.o, ldb: ld.q, ldc: ld.s, base: [0, v.base, 0], batch: attnBatch(a, o, v, s) }, pick),
     causalSoftmaxBackward(gpu, a),
     matmul(gpu, { M: T, N: hd, K: T, a: a.dscores, b: a.qkv, c: a.dqkv, lda: ld.s, ldb: ld.q, ldc: ld.q, base: [0, k.base, q.base], batch: attnBatch(a, s, k, q) }, pick),
-    matmul(gpu, { M: T, N: hd, K: T, a: a.dscores, b: a.qkv, c: a.dqkv, transA: true, lda: ld.s, ldb: ld.q, ldc: ld.q, base: [0, q.base, k.base], batch: attnBatch(a, s, q, k) }, pick),
+    matmul(
+      gpu,
+      { M: T, N: hd, K: T, a: a.dscores, b: a.qkv, c: a.dqkv, transA: true, lda: ld.s, ldb: ld.q, ldc: ld.q, base: [0, q.base, k.base], batch: attnBatch(a, s, q, k) },
+      pick,
+    ),
     matmul(gpu, { M: T, N: hd, K: T, a: a.probs, b: a.dout, c: a.dqkv, transA: true, lda: ld.s, ldb: ld.o, ldc: ld.q, base: [0, 0, v.base], batch: attnBatch(a, s, o, v) }, pick),
   ];
 }
@@ -521,7 +525,14 @@ ${body}
 export function subspaceEncode(gpu: Gpu, a: SubspaceArgs & { x: View; c: View }): Dispatch {
   need('subspace encode', a.x, a.N * a.d);
   need('subspace encode', a.c, a.N * a.k);
-  return subspaceOp(gpu, 'subspace encode', a, ['x', a.x], ['c', a.c], a.N * a.k, `
+  return subspaceOp(
+    gpu,
+    'subspace encode',
+    a,
+    ['x', a.x],
+    ['c', a.c],
+    a.N * a.k,
+    `
   let n = idx / u.k;
   let a = idx % u.k;
   var s = 0.0;
@@ -529,27 +540,33 @@ export function subspaceEncode(gpu: Gpu, a: SubspaceArgs & { x: View; c: View })
     let f = select(0.0, F[tok[n] * u.d + j], u.hasTable != 0u);
     s += (x[n * u.d + j] - f) * basis[j * u.k + a];
   }
-  c[idx] = s;`);
+  c[idx] = s;`,
+  );
 }
 
 /** x[n,j] = Σ_a c[n,a]·U[j,a] + F[tok[n],j] */
 export function subspaceDecode(gpu: Gpu, a: SubspaceArgs & { c: View; x: View }): Dispatch {
   need('subspace decode', a.x, a.N * a.d);
   need('subspace decode', a.c, a.N * a.k);
-  return subspaceOp(gpu, 'subspace decode', a, ['c', a.c], ['x', a.x], a.N * a.d, `
+  return subspaceOp(
+    gpu,
+    'subspace decode',
+    a,
+    ['c', a.c],
+    ['x', a.x],
+    a.N * a.d,
+    `
   let n = idx / u.d;
   let j = idx % u.d;
   var s = 0.0;
   for (var a = 0u; a < u.k; a++) { s += c[n * u.k + a] * basis[j * u.k + a]; }
   if (u.hasTable != 0u) { s += F[tok[n] * u.d + j]; }
-  x[idx] = s;`);
+  x[idx] = s;`,
+  );
 }
 
 /** W[R,d] ← W·U·Uᵀ (rows of W onto span(U)) as two matmuls through tmp[R,k]. */
 export function subspaceProject(gpu: Gpu, a: { w: View; u: View; tmp: View; R: number; d: number; k: number }): Dispatch[] {
   const { R, d, k } = a;
-  return [
-    matmul(gpu, { M: R, N: k, K: d, a: a.w, b: a.u, c: a.tmp }),
-    matmul(gpu, { M: R, N: d, K: k, a: a.tmp, b: a.u, c: a.w, transB: true }),
-  ];
+  return [matmul(gpu, { M: R, N: k, K: d, a: a.w, b: a.u, c: a.tmp }), matmul(gpu, { M: R, N: d, K: k, a: a.tmp, b: a.u, c: a.w, transB: true })];
 }

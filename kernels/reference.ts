@@ -222,7 +222,7 @@ export function adamwStep(p: Vec, g: Vec, m: Vec, v: Vec, t: number, o: AdamW, d
     m[i] = o.beta1 * m[i] + (1 - o.beta1) * gi;
     v[i] = o.beta2 * v[i] + (1 - o.beta2) * gi * gi;
     const wd = i < decayEnd ? o.weightDecay : 0;
-    p[i] -= o.lr * ((m[i] / bc1) / (Math.sqrt(v[i] / bc2) + o.eps) + wd * p[i]);
+    p[i] -= o.lr * (m[i] / bc1 / (Math.sqrt(v[i] / bc2) + o.eps) + wd * p[i]);
   }
   return norm;
 }

@@ -21,9 +21,7 @@ const settings = {
 };
 
 function solFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? solFiles(join(dir, e.name)) : e.name.endsWith('.sol') ? [join(dir, e.name)] : [],
-  );
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? solFiles(join(dir, e.name)) : e.name.endsWith('.sol') ? [join(dir, e.name)] : []));
 }
 
 function findImport(path: string): { contents: string } | { error: string } {
@@ -37,7 +35,9 @@ function findImport(path: string): { contents: string } | { error: string } {
 const sources: Record<string, { content: string }> = {};
 for (const f of solFiles(join(root, 'contracts')).sort()) sources[relative(root, f)] = { content: readFileSync(f, 'utf8') };
 
-const hash = createHash('sha256').update(JSON.stringify({ sources, settings, solc: solc.version() })).digest('hex');
+const hash = createHash('sha256')
+  .update(JSON.stringify({ sources, settings, solc: solc.version() }))
+  .digest('hex');
 const stamp = join(outDir, '.inputs-sha256');
 if (!process.argv.includes('--force') && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) {
   console.log('contracts: up to date');

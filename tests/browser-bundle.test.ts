@@ -13,7 +13,9 @@ const modules = (dir: string): string[] =>
 it('every module of shared/ and kernels/ bundles for the browser', async () => {
   const entryPoints = [...modules('shared'), ...modules('kernels')];
   expect(entryPoints.length).toBeGreaterThan(30);
-  const r = await build({ entryPoints, bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, outdir: 'out', logLevel: 'silent' }).catch((e: { errors?: { text: string; location?: { file: string } }[] }) => e);
+  const r = await build({ entryPoints, bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, outdir: 'out', logLevel: 'silent' }).catch(
+    (e: { errors?: { text: string; location?: { file: string } }[] }) => e,
+  );
   const errors = 'errors' in r ? (r.errors ?? []).map((x) => `${x.location?.file ?? '?'}: ${x.text}`) : [];
   expect(errors).toEqual([]);
 }, 60_000);

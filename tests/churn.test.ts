@@ -44,7 +44,8 @@ const step = () => swarm.coordinator.control.step;
 async function until(what: string, done: () => boolean, timeoutMs = 240_000): Promise<void> {
   const t0 = Date.now();
   while (!done()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms (step ${step()}, ${swarm.coordinator.phase}: ${swarm.coordinator.control.reason})`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms (step ${step()}, ${swarm.coordinator.phase}: ${swarm.coordinator.control.reason})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -57,7 +58,26 @@ const activeOn = (stage: number) =>
 const committedAfter = (t: number) => commits.some((c) => c.at > t);
 
 beforeAll(async () => {
-  run = { ...(await runConfig({ ...SWARM_DEFAULTS, stages: 2, minPerStage: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 4, steps: STEPS, averageEvery: 2, evalEvery: 0, evalBatches: 0, codec: 'subspace:k=8:int8', out })), serve: true };
+  run = {
+    ...(await runConfig({
+      ...SWARM_DEFAULTS,
+      stages: 2,
+      minPerStage: 2,
+      layers: 2,
+      dModel: 32,
+      heads: 2,
+      seq: 16,
+      batch: 4,
+      microbatches: 4,
+      steps: STEPS,
+      averageEvery: 2,
+      evalEvery: 0,
+      evalBatches: 0,
+      codec: 'subspace:k=8:int8',
+      out,
+    })),
+    serve: true,
+  };
   swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, inference: desk, generateTimeoutMs: 60_000 } });
   const c = swarm.coordinator;
   c.on('commit', (e) => commits.push({ ...e, at: Date.now() }));
@@ -170,7 +190,15 @@ describe('the swarm when volunteers come and go (real processes)', () => {
     const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
     const risk = parseRisk('flat');
     const credited = new Map<string, bigint>();
-    for (const c of commits) for (const [p, u] of stepUnits(c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })), flops, c.step, run.steps, risk)) credited.set(p, (credited.get(p) ?? 0n) + u);
+    for (const c of commits)
+      for (const [p, u] of stepUnits(
+        c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })),
+        flops,
+        c.step,
+        run.steps,
+        risk,
+      ))
+        credited.set(p, (credited.get(p) ?? 0n) + u);
     const recorded = new Map<string, bigint>();
     // A restarted worker writes to the same file as its first run: read each file once.
     for (const file of new Set(swarm.history.map((w) => `${w.metrics}.work.jsonl`))) {
@@ -182,7 +210,8 @@ describe('the swarm when volunteers come and go (real processes)', () => {
       }
       for (const line of text.split('\n').filter(Boolean)) {
         const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
-        for (const [p, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, risk)) recorded.set(p, (recorded.get(p) ?? 0n) + u);
+        for (const [p, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, risk))
+          recorded.set(p, (recorded.get(p) ?? 0n) + u);
       }
     }
     expect(credited.size).toBeGreaterThanOrEqual(6);
@@ -190,7 +219,7 @@ describe('the swarm when volunteers come and go (real processes)', () => {
     for (const [p, u] of credited) {
       const mine = recorded.get(p) ?? 0n;
       const killed = gone.some((g) => g.peerId === p && !g.graceful);
-      if (killed) expect(u - mine >= 0n && u - mine <= BigInt(Math.ceil((flops[0] + flops[1]) * run.microbatches / 1e6))).toBe(true);
+      if (killed) expect(u - mine >= 0n && u - mine <= BigInt(Math.ceil(((flops[0] + flops[1]) * run.microbatches) / 1e6))).toBe(true);
       else expect(mine).toBe(u);
     }
   });

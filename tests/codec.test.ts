@@ -51,8 +51,7 @@ const normal = gaussian(rand);
 
 /** Awkward shapes: a single row, odd widths, a zero row, huge magnitudes, mixed scales per row. */
 function cases(): { name: string; rows: number; cols: number; x: Float32Array }[] {
-  const fill = (rows: number, cols: number, f: (r: number, c: number) => number) =>
-    Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
+  const fill = (rows: number, cols: number, f: (r: number, c: number) => number) => Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
   return [
     { name: '1×7', rows: 1, cols: 7, x: fill(1, 7, () => normal()) },
     { name: '3×33', rows: 3, cols: 33, x: fill(3, 33, (r) => normal() * 10 ** (r - 1)) },
@@ -104,7 +103,10 @@ describe('codec round trips', () => {
     expect(subnormals).toBeGreaterThan(50);
   });
 
-  for (const [dtype, L] of [['int8', 127], ['int4', 7]] as const) {
+  for (const [dtype, L] of [
+    ['int8', 127],
+    ['int4', 7],
+  ] as const) {
     it(`${dtype} per-row absmax: error ≤ scale/2, zero rows exact, scales stored as f32`, () => {
       for (const { name, rows, cols, x } of cases()) {
         const bytes = quantize(x, rows, cols, dtype);
@@ -129,8 +131,7 @@ describe('codec round trips', () => {
 
   /** Awkward shapes for per-column scales: one row, odd widths, a zero column, an outlier column. */
   function columnCases(): { name: string; rows: number; cols: number; x: Float32Array }[] {
-    const fill = (rows: number, cols: number, f: (r: number, c: number) => number) =>
-      Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
+    const fill = (rows: number, cols: number, f: (r: number, c: number) => number) => Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
     return [
       { name: '1×7 (rows = 1)', rows: 1, cols: 7, x: fill(1, 7, () => normal()) },
       { name: '37×5 zero column 2, outlier column 4', rows: 37, cols: 5, x: fill(37, 5, (_, c) => (c === 2 ? 0 : normal() * (c === 4 ? 1e6 : 0.1 * (c + 1)))) },
@@ -142,7 +143,10 @@ describe('codec round trips', () => {
     ];
   }
 
-  for (const [dtype, L] of [['int8c', 127], ['int4c', 7]] as const) {
+  for (const [dtype, L] of [
+    ['int8c', 127],
+    ['int4c', 7],
+  ] as const) {
     it(`${dtype} per-column absmax: error ≤ scale/2 per column, zero columns exact, scales stored once as f32`, () => {
       for (const { name, rows, cols, x } of columnCases()) {
         const bytes = quantize(x, rows, cols, dtype);
@@ -178,7 +182,10 @@ describe('codec round trips', () => {
 
   it('int8c/int4c agree with per-row int8/int4 on the transpose when there is one column', () => {
     const x = Float32Array.from({ length: 50 }, () => normal());
-    for (const [c, r] of [['int8c', 'int8'], ['int4c', 'int4']] as const) {
+    for (const [c, r] of [
+      ['int8c', 'int8'],
+      ['int4c', 'int4'],
+    ] as const) {
       expect(Array.from(dequantize(quantize(x, 50, 1, c), 50, 1, c))).toEqual(Array.from(dequantize(quantize(x, 1, 50, r), 1, 50, r)));
     }
   });
@@ -248,12 +255,30 @@ describe('codec round trips', () => {
 describe('known bit patterns and ties to even', () => {
   it('fp16 encodes IEEE half bit patterns', () => {
     const cases: [number, number][] = [
-      [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [2 ** -24, 0x0001], [0.1, 0x2e66], [0, 0x0000], [-0, 0x8000],
-      [2 ** -14, 0x0400], [2 ** -14 - 2 ** -24, 0x03ff], [1 / 3, 0x3555], [2 ** -26, 0x0000],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [65504, 0x7bff],
+      [2 ** -24, 0x0001],
+      [0.1, 0x2e66],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [2 ** -14, 0x0400],
+      [2 ** -14 - 2 ** -24, 0x03ff],
+      [1 / 3, 0x3555],
+      [2 ** -26, 0x0000],
       // Saturation instead of Inf: IEEE would give Inf (0x7c00) from 65520 upward.
-      [65519, 0x7bff], [65520, 0x7bff], [1e6, 0x7bff], [-1e30, 0xfbff], [3.4e38, 0x7bff],
+      [65519, 0x7bff],
+      [65520, 0x7bff],
+      [1e6, 0x7bff],
+      [-1e30, 0xfbff],
+      [3.4e38, 0x7bff],
     ];
-    expect(u16s(cases.map((c) => c[0]), 'fp16').map((h) => h.toString(16))).toEqual(cases.map((c) => c[1].toString(16)));
+    expect(
+      u16s(
+        cases.map((c) => c[0]),
+        'fp16',
+      ).map((h) => h.toString(16)),
+    ).toEqual(cases.map((c) => c[1].toString(16)));
   });
 
   it('fp16 ties go to even, normal and subnormal', () => {
@@ -269,24 +294,38 @@ describe('known bit patterns and ties to even', () => {
       [2 ** -14 - 2 ** -25, 0x0400], // 1023.5 units → 1024 = smallest normal
       [2047.5 * 2 ** -10, 0x4000], // 1.99951171875 + half ulp → carries into the exponent: 2.0
     ];
-    expect(u16s(cases.map((c) => c[0]), 'fp16').map((h) => h.toString(16))).toEqual(cases.map((c) => c[1].toString(16)));
+    expect(
+      u16s(
+        cases.map((c) => c[0]),
+        'fp16',
+      ).map((h) => h.toString(16)),
+    ).toEqual(cases.map((c) => c[1].toString(16)));
   });
 
   it('bf16 encodes known patterns, ties to even, saturates f32 max', () => {
     const f32max = 3.4028234663852886e38;
     const cases: [number, number][] = [
-      [1, 0x3f80], [-2, 0xc000], [0.1, 0x3dcd],
-      [1 + 2 ** -8, 0x3f80], [1 + 3 * 2 ** -8, 0x3f82], [1 + 2 ** -8 + 2 ** -20, 0x3f81], [-(1 + 2 ** -8), 0xbf80],
+      [1, 0x3f80],
+      [-2, 0xc000],
+      [0.1, 0x3dcd],
+      [1 + 2 ** -8, 0x3f80],
+      [1 + 3 * 2 ** -8, 0x3f82],
+      [1 + 2 ** -8 + 2 ** -20, 0x3f81],
+      [-(1 + 2 ** -8), 0xbf80],
       [2 - 2 ** -23, 0x4000],
-      [f32max, 0x7f7f], [-f32max, 0xff7f],
+      [f32max, 0x7f7f],
+      [-f32max, 0xff7f],
     ];
-    expect(u16s(cases.map((c) => c[0]), 'bf16').map((h) => h.toString(16))).toEqual(cases.map((c) => c[1].toString(16)));
+    expect(
+      u16s(
+        cases.map((c) => c[0]),
+        'bf16',
+      ).map((h) => h.toString(16)),
+    ).toEqual(cases.map((c) => c[1].toString(16)));
   });
 
   it('fp16 and bf16 decode known bit patterns', () => {
-    expect(fromU16s([0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0400, 0x3555, 0x8000], 'fp16')).toEqual([
-      1, -2, 65504, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 0.333251953125, -0,
-    ]);
+    expect(fromU16s([0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0400, 0x3555, 0x8000], 'fp16')).toEqual([1, -2, 65504, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 0.333251953125, -0]);
     expect(fromU16s([0x3f80, 0xc000, 0x3dcd, 0x7f7f], 'bf16')).toEqual([1, -2, Math.fround(0.10009765625), 0xff * 2 ** 120]);
   });
 });
@@ -344,7 +383,6 @@ describe('wire frames', () => {
   const tensor = Float32Array.from({ length: 3 * 7 }, () => normal());
   const base = (over: Partial<Frame> = {}): Frame => ({ kind: FrameKind.Activation, step: 123456, microbatch: 7, rows: 3, cols: 7, dtype: 'fp32', tensor, ...over });
 
-
   /** A valid frame's bytes with a header field overwritten. */
   function patched(f: Frame, edit: (v: DataView) => void): Uint8Array {
     const bytes = encodeFrame(f);
@@ -390,7 +428,12 @@ describe('wire frames', () => {
       int4c: (r, c) => 4 * c + r * Math.ceil(c / 2),
     };
     for (const dtype of DTYPES) {
-      for (const [rows, cols] of [[1, 1], [3, 7], [5, 33], [2, 128]]) {
+      for (const [rows, cols] of [
+        [1, 1],
+        [3, 7],
+        [5, 33],
+        [2, 128],
+      ]) {
         for (const withTokens of [false, true]) {
           const f = base({ dtype, rows, cols, tensor: new Float32Array(rows * cols).fill(-1.5), tokens: withTokens ? new Uint16Array(rows) : undefined });
           const n = encodeFrame(f).length;
@@ -463,7 +506,12 @@ describe('wire frames', () => {
       const cols = 1 + int(40);
       const g = gaussian(r);
       return encodeFrame({
-        kind: (1 + (i % 4)) as FrameKind, step: int(1e6), microbatch: int(100), rows, cols, dtype: DTYPES[i % DTYPES.length],
+        kind: (1 + (i % 4)) as FrameKind,
+        step: int(1e6),
+        microbatch: int(100),
+        rows,
+        cols,
+        dtype: DTYPES[i % DTYPES.length],
         tensor: Float32Array.from({ length: rows * cols }, () => g() * 10 ** int(4)),
         tokens: i % 3 === 0 ? Uint16Array.from({ length: rows }, () => int(65536)) : undefined,
       });
@@ -513,7 +561,6 @@ describe('entropy-coded frames', () => {
   const flagsOf = (bytes: Uint8Array) => bytes[7];
   const payloadBytesOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset).getUint32(24, true);
 
-
   /** A frame with the flag set and a hand-made coded payload: scales, then `stream`. */
   function craft(rows: number, cols: number, dtype: (typeof INT_DTYPES)[number], stream: Uint8Array, scale = 0.5): Uint8Array {
     const l = intLayout(rows, cols, dtype)!;
@@ -534,7 +581,14 @@ describe('entropy-coded frames', () => {
 
   it('round-trips every integer dtype with and without entropy coding; coded only when smaller', () => {
     for (const dtype of INT_DTYPES) {
-      for (const [rows, cols] of [[512, 16], [300, 7], [64, 33], [3, 7], [1, 1], [1, 64]]) {
+      for (const [rows, cols] of [
+        [512, 16],
+        [300, 7],
+        [64, 33],
+        [3, 7],
+        [1, 1],
+        [1, 64],
+      ]) {
         for (const tokens of [undefined, Uint16Array.from({ length: rows }, (_, i) => (i * 7919) % 65536)]) {
           const f = frame({ rows, cols, dtype, tensor: gaussianTensor(rows, cols), tokens });
           const raw = encodeFrame(f);
@@ -602,7 +656,7 @@ describe('entropy-coded frames', () => {
     const rows = 40;
     const cols = 5;
     const n = rows * cols;
-    const sym = (count: number, alphabet: number) => Uint8Array.from({ length: count }, (_, i) => (i * 7) % 3 === 0 ? 1 : i % alphabet === 0 ? alphabet - 1 : 0);
+    const sym = (count: number, alphabet: number) => Uint8Array.from({ length: count }, (_, i) => ((i * 7) % 3 === 0 ? 1 : i % alphabet === 0 ? alphabet - 1 : 0));
     // Sanity: a well-formed crafted frame decodes.
     expect(decodeFrame(craft(rows, cols, 'int4c', encodeSymbols(sym(n, 16), 16))).rows).toBe(rows);
     expect(decodeFrame(craft(rows, cols, 'int8', encodeSymbols(sym(n, 256), 256))).rows).toBe(rows);
@@ -642,7 +696,13 @@ describe('entropy-coded frames', () => {
       const g = gaussian(r);
       const skew = i % 3 === 0 ? 0.05 : 1; // some nearly-constant streams
       const bytes = encodeFrame(
-        frame({ rows, cols, dtype, tensor: Float32Array.from({ length: rows * cols }, (_, j) => (j % cols === 0 ? 1 : g() * skew)), tokens: i % 2 ? Uint16Array.from({ length: rows }, () => int(65536)) : undefined }),
+        frame({
+          rows,
+          cols,
+          dtype,
+          tensor: Float32Array.from({ length: rows * cols }, (_, j) => (j % cols === 0 ? 1 : g() * skew)),
+          tokens: i % 2 ? Uint16Array.from({ length: rows }, () => int(65536)) : undefined,
+        }),
         undefined,
         { entropy: true },
       );

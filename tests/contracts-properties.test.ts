@@ -57,7 +57,9 @@ it('supply is invariant, re-issue never exceeds what was consumed, and nobody lo
         let reissued = supply;
 
         const transfer = async (from: Holder, to: Holder, id: bigint, amount: bigint) => {
-          const hash = await f.wallet(from).writeContract({ address: f.addresses.tokens, abi: modelTokensAbi, functionName: 'safeTransferFrom', args: [f.address(from), f.address(to), id, amount, '0x'] });
+          const hash = await f
+            .wallet(from)
+            .writeContract({ address: f.addresses.tokens, abi: modelTokensAbi, functionName: 'safeTransferFrom', args: [f.address(from), f.address(to), id, amount, '0x'] });
           expect((await f.publicClient.waitForTransactionReceipt({ hash })).status).toBe('success');
         };
         const claim = async (h: Holder) => {

@@ -119,7 +119,25 @@ describe('run lifecycle', () => {
 
     // Every step left an event a dashboard can show.
     const names = new Set((await f.as('alice').events()).map((e) => (e as { eventName?: string }).eventName));
-    for (const n of ['RunOpened', 'Joined', 'TrainingStarted', 'EpochPosted', 'Trained', 'OwnershipClaimed', 'DesignerShareClaimed', 'Activated', 'Reissued', 'CredentialsClaimed', 'Listed', 'Bought', 'CredentialSpent', 'InferenceServed', 'Withdrawn', 'ProceedsWithdrawn', 'TransferSingle']) {
+    for (const n of [
+      'RunOpened',
+      'Joined',
+      'TrainingStarted',
+      'EpochPosted',
+      'Trained',
+      'OwnershipClaimed',
+      'DesignerShareClaimed',
+      'Activated',
+      'Reissued',
+      'CredentialsClaimed',
+      'Listed',
+      'Bought',
+      'CredentialSpent',
+      'InferenceServed',
+      'Withdrawn',
+      'ProceedsWithdrawn',
+      'TransferSingle',
+    ]) {
       expect(names, n).toContain(n);
     }
   });
@@ -132,7 +150,12 @@ describe('run lifecycle', () => {
     await f.as('designer').claimDesignerShare(runId);
     const total = 1000n + (1000n * 1000n) / 9000n;
     // Alice sells half her ownership to Carol after the initial supply was shared out.
-    await f.wallet('alice').writeContract({ address: f.addresses.tokens, abi: modelTokensAbi, functionName: 'safeTransferFrom', args: [f.address('alice'), f.address('carol'), ownershipId(runId), 350n, '0x'] });
+    await f.wallet('alice').writeContract({
+      address: f.addresses.tokens,
+      abi: modelTokensAbi,
+      functionName: 'safeTransferFrom',
+      args: [f.address('alice'), f.address('carol'), ownershipId(runId), 350n, '0x'],
+    });
     await f.as('alice').claimCredentials(runId);
     await f.as('alice').list(runId, 20n, 1n);
     const [l] = await f.as('buyer').openListings(runId);
@@ -310,10 +333,16 @@ describe('attacks', () => {
       const { r, exec, read } = await armed(f.addresses.registry, '0x');
       await trainingRun(f, ['alice']);
       await exec(f.addresses.registry, reg('join', [runId]));
-      const tree = treeOf(f, 0, [[f.address('alice'), 900n], [r, 300n]]);
+      const tree = treeOf(f, 0, [
+        [f.address('alice'), 900n],
+        [r, 300n],
+      ]);
       await settleAndFinish(f, runId, tree);
       const again = reg('claim', [runId, 0n, r, 300n, tree.proof(r)]);
-      await f.wallet('mallory').writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.registry, again] }).then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
+      await f
+        .wallet('mallory')
+        .writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.registry, again] })
+        .then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
       await f.as('mallory').claim(runId, 0n, r, 300n, tree.proof(r));
       const s = await read();
       expect(s.attempted).toBe(true);
@@ -352,12 +381,21 @@ describe('attacks', () => {
       const { r, exec, read } = await armed(f.addresses.tokens, tok('claimCredentials', [runId]));
       await trainingRun(f, ['alice']);
       await exec(f.addresses.registry, reg('join', [runId]));
-      const tree = treeOf(f, 0, [[f.address('alice'), 500n], [r, 500n]]);
+      const tree = treeOf(f, 0, [
+        [f.address('alice'), 500n],
+        [r, 500n],
+      ]);
       await settleAndFinish(f, runId, tree);
       // Claiming ownership mints to r: the armed hook fires there first, with nothing yet to pull.
-      await f.wallet('mallory').writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, '0x'] }).then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
+      await f
+        .wallet('mallory')
+        .writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, '0x'] })
+        .then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
       await f.as('mallory').claim(runId, 0n, r, 500n, tree.proof(r));
-      await f.wallet('mallory').writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, tok('claimCredentials', [runId])] }).then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
+      await f
+        .wallet('mallory')
+        .writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, tok('claimCredentials', [runId])] })
+        .then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
       await exec(f.addresses.tokens, tok('claimCredentials', [runId]));
       let s = await read();
       expect(s.reentered).toBe(false);
@@ -367,7 +405,10 @@ describe('attacks', () => {
       // Sell them, then try to withdraw the proceeds twice from the ETH receive hook.
       await exec(f.addresses.tokens, tok('list', [runId, share, 10n]));
       await f.as('buyer').buy((await f.as('buyer').openListings(runId))[0], share);
-      await f.wallet('mallory').writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, tok('withdrawProceeds', [])] }).then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
+      await f
+        .wallet('mallory')
+        .writeContract({ address: r, abi: reentererAbi, functionName: 'arm', args: [f.addresses.tokens, tok('withdrawProceeds', [])] })
+        .then((hash) => f.publicClient.waitForTransactionReceipt({ hash }));
       await exec(f.addresses.tokens, tok('withdrawProceeds', []));
       s = await read();
       expect(s.reentered).toBe(false);

@@ -202,7 +202,13 @@ class ScriptedPeer {
   }
 
   heartbeat(): void {
-    this.send({ type: 'heartbeat', step: this.committed, bytesSent: 1000 * this.committed, bytesReceived: 500 * this.committed, ...(this.stage === 1 && this.committed > 0 && { loss: this.lossAt(this.committed) }) });
+    this.send({
+      type: 'heartbeat',
+      step: this.committed,
+      bytesSent: 1000 * this.committed,
+      bytesReceived: 500 * this.committed,
+      ...(this.stage === 1 && this.committed > 0 && { loss: this.lossAt(this.committed) }),
+    });
   }
 
   stopBeating(): void {
@@ -336,7 +342,12 @@ describe('coordinator transport: bad input never crashes it', () => {
     // Binary frames: the coordinator never takes tensors.
     await expectError(Buffer.alloc(1000, 7), /^binary frames are not accepted \(got 1000 bytes\)/);
     // Well-formed but out of order: nothing but register (or a buyer's infer) before registering.
-    for (const m of [{ type: 'ready', step: 0 }, { type: 'heartbeat', step: 1, bytesSent: 0, bytesReceived: 0 }, { type: 'links', connected: [] }, { type: 'round-done', round: 1, microbatches: 1, busyMs: 1 }]) {
+    for (const m of [
+      { type: 'ready', step: 0 },
+      { type: 'heartbeat', step: 1, bytesSent: 0, bytesReceived: 0 },
+      { type: 'links', connected: [] },
+      { type: 'round-done', round: 1, microbatches: 1, busyMs: 1 },
+    ]) {
       await expectError(JSON.stringify(m), new RegExp(`^send register before ${m.type}$`), m.type);
     }
     await expectError(JSON.stringify({ type: 'signal', to: 'p1-abc', data: {} }), /^send register before signal$/, 'signal');
@@ -492,7 +503,12 @@ describe('coordinator: a whole run with scripted peers', () => {
 
     const waiting = s.coord.progress();
     expect(waiting).toMatchObject({ phase: 'waiting', reason: 'waiting for peers (ready stage 0: 0/2, stage 1: 0/2)', step: 0, steps: 4 });
-    expect(waiting.peers.map((p) => [p.name, p.state])).toEqual([['a', 'setup'], ['b', 'setup'], ['c', 'setup'], ['d', 'setup']]);
+    expect(waiting.peers.map((p) => [p.name, p.state])).toEqual([
+      ['a', 'setup'],
+      ['b', 'setup'],
+      ['c', 'setup'],
+      ['d', 'setup'],
+    ]);
 
     for (const p of peers) p.ready();
     const trained = await within(s.coord.trained, 'training over');
@@ -517,9 +533,19 @@ describe('coordinator: a whole run with scripted peers', () => {
     for (const p of peers) {
       expect(p.rounds.map((r) => r.step)).toEqual([1, 2, 3, 4]);
       const commits = p.inbox.all.filter((m): m is ServerMessageOf<'commit'> => m.type === 'commit');
-      expect(commits.map((m) => [m.step, m.apply, !!m.average])).toEqual([[1, true, false], [2, true, true], [3, true, false], [4, true, true]]);
+      expect(commits.map((m) => [m.step, m.apply, !!m.average])).toEqual([
+        [1, true, false],
+        [2, true, true],
+        [3, true, false],
+        [4, true, true],
+      ]);
       const avg = commits[1].average!;
-      expect(avg.members[p.stage].sort()).toEqual(peers.filter((q) => q.stage === p.stage).map((q) => q.peerId).sort());
+      expect(avg.members[p.stage].sort()).toEqual(
+        peers
+          .filter((q) => q.stage === p.stage)
+          .map((q) => q.peerId)
+          .sort(),
+      );
       expect(avg.listeners).toEqual([[], []]);
     }
 
@@ -579,7 +605,11 @@ describe('coordinator: liveness', () => {
       expect(p.inbox.all.find((m) => m.type === 'commit')).toEqual({ type: 'commit', round: 1, step: 1, apply: false });
       expect(p.inbox.all.find((m) => m.type === 'peer-lost')).toMatchObject({ peerId: second.peerId });
     }
-    expect(s.commits.map((c) => [c.round, c.step])).toEqual([[2, 1], [3, 2], [4, 3]]);
+    expect(s.commits.map((c) => [c.round, c.step])).toEqual([
+      [2, 1],
+      [3, 2],
+      [4, 3],
+    ]);
     for (const c of s.commits) expect(workOf(c)).toEqual({ [first.peerId]: 4, [last.peerId]: 4 });
     // Its socket was cut, so it does not linger half-alive.
     await until(() => second.inbox.closed !== undefined, 'the victim socket closed');
@@ -716,7 +746,11 @@ describe('coordinator: serving inference', () => {
     const [head, tail] = g.path.map(byId);
     tail.send({ type: 'generated', requestId: g.requestId, text: 'forged' });
     const forged = await tail.inbox.take('error');
-    expect(forged).toEqual({ type: 'error', message: `unexpected generated for request ${g.requestId}: only stage 0 of the request's path answers, and only what was asked`, ref: 'generated' });
+    expect(forged).toEqual({
+      type: 'error',
+      message: `unexpected generated for request ${g.requestId}: only stage 0 of the request's path answers, and only what was asked`,
+      ref: 'generated',
+    });
     const other = peers.find((p) => p.stage === 0 && p !== head)!;
     other.send({ type: 'generated', requestId: g.requestId, text: 'forged' });
     expect((await other.inbox.take('error')).ref).toBe('generated');
@@ -769,7 +803,9 @@ describe('coordinator: serving inference', () => {
     expect(g2.path.some((id) => g1.path.includes(id))).toBe(false);
     // Both paths failed: the buyer is told what happened on each.
     const failed = await buyer.inbox.take('error');
-    expect(failed.message).toBe(`generation failed: path ${g1.path.join('→')}: NaN logits; path ${g2.path.join('→')}: NaN logits; no complete path avoiding ${[...g1.path, ...g2.path].join(', ')} (trained: serving inference)`);
+    expect(failed.message).toBe(
+      `generation failed: path ${g1.path.join('→')}: NaN logits; path ${g2.path.join('→')}: NaN logits; no complete path avoiding ${[...g1.path, ...g2.path].join(', ')} (trained: serving inference)`,
+    );
     expect(failed.ref).toBe('spend 21');
 
     // No answer within the attempt timeout: retried on the other path.

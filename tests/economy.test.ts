@@ -25,7 +25,25 @@ let chain: SwarmChain;
 beforeAll(async () => {
   evm = await startLocalEvm({ accounts: ROLES.firstWorker + 2 });
   result = await runLocalEconomy(
-    { ...SWARM_DEFAULTS, workers: 2, stages: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps: 10, lr: 1e-2, evalEvery: 5, evalBatches: 2, codec: 'subspace:k=8:int8', out, quiet: true, quickStart: true },
+    {
+      ...SWARM_DEFAULTS,
+      workers: 2,
+      stages: 2,
+      layers: 2,
+      dModel: 32,
+      heads: 2,
+      seq: 16,
+      batch: 4,
+      microbatches: 2,
+      steps: 10,
+      lr: 1e-2,
+      evalEvery: 5,
+      evalBatches: 2,
+      codec: 'subspace:k=8:int8',
+      out,
+      quiet: true,
+      quickStart: true,
+    },
     economy,
     evm,
   );

@@ -45,13 +45,21 @@ describe('entropy coder round trips', () => {
   it('uniform random streams over every alphabet size class', () => {
     for (const alphabet of [1, 2, 3, 15, 16, 17, 100, 255, 256]) {
       for (const n of [1, 2, 7, 100, 5000]) {
-        roundTrip(Uint8Array.from({ length: n }, () => int(alphabet)), alphabet);
+        roundTrip(
+          Uint8Array.from({ length: n }, () => int(alphabet)),
+          alphabet,
+        );
       }
     }
   });
 
   it('skewed streams: Gaussian-quantized int4 and int8 codes', () => {
-    for (const [rows, cols] of [[512, 16], [1024, 32], [3, 5], [1, 1]]) {
+    for (const [rows, cols] of [
+      [512, 16],
+      [1024, 32],
+      [3, 5],
+      [1, 1],
+    ]) {
       roundTrip(gaussianCodes(rows, cols, 'int4c'), 16);
       roundTrip(gaussianCodes(rows, cols, 'int8c'), 256);
     }
@@ -66,7 +74,13 @@ describe('entropy coder round trips', () => {
   });
 
   it('constant streams cost a table and a state, whatever their length', () => {
-    for (const [alphabet, sym] of [[16, 0], [16, 15], [256, 0], [256, 200], [1, 0]]) {
+    for (const [alphabet, sym] of [
+      [16, 0],
+      [16, 15],
+      [256, 0],
+      [256, 200],
+      [1, 0],
+    ]) {
       for (const n of [1, 1000, 1 << 20]) {
         const coded = roundTrip(new Uint8Array(n).fill(sym), alphabet);
         // No payload bytes at all: count varint + parameter byte + table (≈ 1 bit per empty entry) + 4-byte state.
@@ -93,7 +107,11 @@ describe('entropy coder round trips', () => {
 
 describe('entropy coder compression', () => {
   it('Gaussian int4 codes: well below 4 bits per symbol, within 3% of the empirical entropy plus the table', () => {
-    for (const [rows, cols] of [[512, 16], [512, 64], [1024, 32]]) {
+    for (const [rows, cols] of [
+      [512, 16],
+      [512, 64],
+      [1024, 32],
+    ]) {
       const s = gaussianCodes(rows, cols, 'int4c');
       const h = entropyBits(s) / s.length;
       const coded = encodeSymbols(s, 16);
@@ -108,7 +126,10 @@ describe('entropy coder compression', () => {
   });
 
   it('Gaussian int8 codes: below 8 bits per symbol, within 3% of the entropy plus the table', () => {
-    for (const [rows, cols] of [[512, 16], [1024, 64]]) {
+    for (const [rows, cols] of [
+      [512, 16],
+      [1024, 64],
+    ]) {
       const s = gaussianCodes(rows, cols, 'int8c');
       const h = entropyBits(s) / s.length;
       const coded = encodeSymbols(s, 256);
@@ -135,7 +156,11 @@ describe('entropy coder input checks', () => {
   });
 
   it('every truncation and every extension of a valid stream is rejected', () => {
-    for (const [s, alphabet] of [[gaussianCodes(100, 7, 'int4c'), 16], [gaussianCodes(40, 5, 'int8c'), 256], [new Uint8Array(50).fill(2), 16]] as const) {
+    for (const [s, alphabet] of [
+      [gaussianCodes(100, 7, 'int4c'), 16],
+      [gaussianCodes(40, 5, 'int8c'), 256],
+      [new Uint8Array(50).fill(2), 16],
+    ] as const) {
       const coded = encodeSymbols(s, alphabet);
       for (let len = 0; len < coded.length; len++) entropyError(() => decodeSymbols(coded.subarray(0, len), alphabet, s.length));
       expect(entropyError(() => decodeSymbols(Uint8Array.from([...coded, 0]), alphabet, s.length))).toMatch(/left after the last symbol/);
@@ -211,7 +236,12 @@ describe('entropy coder input checks', () => {
     for (let i = 0; i < 20; i++) {
       const alphabet = [16, 256, 2, 16, 256][i % 5];
       const n = rint(3000);
-      const s = i % 4 === 0 ? new Uint8Array(n).fill(rint(alphabet)) : i % 4 === 1 ? Uint8Array.from({ length: n }, () => rint(alphabet)) : Uint8Array.from({ length: n }, () => Math.min(alphabet - 1, Math.abs(Math.round(normal() * 3))));
+      const s =
+        i % 4 === 0
+          ? new Uint8Array(n).fill(rint(alphabet))
+          : i % 4 === 1
+            ? Uint8Array.from({ length: n }, () => rint(alphabet))
+            : Uint8Array.from({ length: n }, () => Math.min(alphabet - 1, Math.abs(Math.round(normal() * 3))));
       bases.push([encodeSymbols(s, alphabet), alphabet, n]);
     }
     const outcomes = { ok: 0, error: 0 };

@@ -4,9 +4,8 @@
 // during) training steps must leave training bit-for-bit unchanged.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
-import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { Dtype } from '../shared/wire/codec.js';
-import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+
 import { type BlockConfig, initParams, layout, rng } from '../shared/engine/model.js';
 import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
 import { workOf } from '../shared/peer/stage-runner.js';
@@ -68,7 +67,15 @@ async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { he
   const cfgs = stageConfigs(m, layers);
   const inits = cfgs.map((cfg) => sliceParams(whole, cfg));
   const S = cfgs.length;
-  const specs = cfgs.map((cfg, s) => ({ id: `s${s}`, stage: s, cfg, init: inits[s], slots: S - s + (opts.spareSlot ? 1 : 0), generationSlot: opts.spareSlot ? S - s : 0, trainingSlots: S - s }));
+  const specs = cfgs.map((cfg, s) => ({
+    id: `s${s}`,
+    stage: s,
+    cfg,
+    init: inits[s],
+    slots: S - s + (opts.spareSlot ? 1 : 0),
+    generationSlot: opts.spareSlot ? S - s : 0,
+    trainingSlots: S - s,
+  }));
   const sw = await memorySwarm(gpu, specs, { stages: S, dtype, optimizer: OPT, batch, timeoutMs: 20_000 });
   return { cfgs, stages: ids(S).map((id) => sw.get(id)), inits };
 }
@@ -76,7 +83,8 @@ async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { he
 /** The hops of stage s on the pipeline's one path. */
 const prevHop = (p: Pipeline, s: number) => p.stages[s].hop(`s${s - 1}`);
 const nextHop = (p: Pipeline, s: number) => (s + 1 < p.stages.length ? p.stages[s].hop(`s${s + 1}`) : undefined);
-const start = (p: Pipeline, id: number, prompt: ArrayLike<number>, n: number, sampling: { temperature: number; seed: number }) => p.stages[0].generation.generate(id, prompt, n, sampling, nextHop(p, 0));
+const start = (p: Pipeline, id: number, prompt: ArrayLike<number>, n: number, sampling: { temperature: number; seed: number }) =>
+  p.stages[0].generation.generate(id, prompt, n, sampling, nextHop(p, 0));
 const serve = (p: Pipeline, s: number, id: number, opts = {}) => p.stages[s].generation.serve(id, prevHop(p, s), nextHop(p, s), opts);
 const rejected = (p: Pipeline) => p.stages.map((st) => st.mailbox.rejected);
 

@@ -66,7 +66,11 @@ describe('detectGpu without WebGPU', () => {
   });
 
   it('reports an adapter request that throws', async () => {
-    const gpu = { requestAdapter: async () => { throw new Error('boom'); } } as unknown as GPU;
+    const gpu = {
+      requestAdapter: async () => {
+        throw new Error('boom');
+      },
+    } as unknown as GPU;
     const r = await detectGpu(gpu, host);
     expect(r.available).toBe(false);
     expect(r.message).toMatch(/boom/);
@@ -128,8 +132,7 @@ describe('verdict', () => {
     const bench = { ...synthetic().bench!, matmulGflops: 0.26, matmulAttempts: [0.21, 0.26, 0.24] };
     const v = verdict(synthetic({ bench }), run);
     expect(v).toMatchObject({ ok: true, slow: true, layers: 4, text: 'can hold 4 of 4 layers of run tiny-shakespeare' });
-    const warning =
-      'measured 0.26 GFLOP/s (best of 3), below the 0.5 GFLOP/s floor: probably a busy machine; the swarm measures real throughput while training';
+    const warning = 'measured 0.26 GFLOP/s (best of 3), below the 0.5 GFLOP/s floor: probably a busy machine; the swarm measures real throughput while training';
     expect(v.warnings).toEqual([warning]);
     expect(v.reasons).toContain(warning);
     const text = formatVerdict(v);

@@ -1,7 +1,7 @@
 // Kernel checks as plain async functions of a Gpu, so the very same checks run under Vitest in
 // Node (Dawn + lavapipe) and in headless Chromium (SwiftShader) through e2e/kernels-browser.
 // Every GPU result is compared with the float64 reference of kernels/reference.ts.
-import { type Gpu, type View } from '../kernels/context.js';
+import type { Gpu, View } from '../kernels/context.js';
 import { DEFAULT_VARIANT, type MatmulShape, VARIANTS, matmul, variantFits, variantKey } from '../kernels/matmul.js';
 import * as k from '../kernels/ops.js';
 import * as r from '../kernels/reference.js';
@@ -70,8 +70,7 @@ function randInts(n: number, max: number, seed: number): Uint32Array {
   return Uint32Array.from({ length: n }, () => Math.floor(rand() * max));
 }
 
-const up = (gpu: Gpu, a: ArrayLike<number>, ints = false): View =>
-  gpu.upload(ints ? Uint32Array.from(a) : Float32Array.from(a));
+const up = (gpu: Gpu, a: ArrayLike<number>, ints = false): View => gpu.upload(ints ? Uint32Array.from(a) : Float32Array.from(a));
 const zeros = (gpu: Gpu, n: number): View => gpu.view(gpu.buffer(n), 0, n);
 
 async function run(gpu: Gpu, ds: (ReturnType<typeof k.add> | ReturnType<typeof k.add>[])[]) {
@@ -92,7 +91,11 @@ const matmulCases: KernelCase[] = VARIANTS.map((variant) => ({
   async run(gpu) {
     let checked = 0;
     for (const [M, N, K] of MATMUL_SHAPES) {
-      for (const [transA, transB] of [[false, false], [false, true], [true, false]]) {
+      for (const [transA, transB] of [
+        [false, false],
+        [false, true],
+        [true, false],
+      ]) {
         const s = { M, N, K, transA, transB };
         if (!variantFits(variant, s)) continue;
         const a = randn(M * K, M + 3 * N + K);
@@ -107,7 +110,13 @@ const matmulCases: KernelCase[] = VARIANTS.map((variant) => ({
         const acc = up(gpu, c0);
         await run(gpu, [matmul(gpu, { ...s, a: up(gpu, a), b: up(gpu, b), c: acc, accumulate: true, variant })]);
         const noBias = r.matmul(a, b, M, N, K, transA, transB);
-        expectClose('matmul accumulate', await gpu.read(acc), noBias.map((v, i) => v + c0[i]), 1e-4, 1e-5 * K);
+        expectClose(
+          'matmul accumulate',
+          await gpu.read(acc),
+          noBias.map((v, i) => v + c0[i]),
+          1e-4,
+          1e-5 * K,
+        );
         checked++;
       }
     }
@@ -134,14 +143,23 @@ const opCases: KernelCase[] = [
       const dwpe = zeros(gpu, T * d);
       await run(gpu, [k.embeddingBackward(gpu, { dx: up(gpu, dx), tokens: tok, dwte, dwpe, N, T, d, V })]);
       const want = r.embeddingBackward(dx, tokens, V, T, d);
-      expectClose('embedding dwte (accumulated)', await gpu.read(dwte), want.dwte.map((v, i) => v + prior[i]), 1e-5, 1e-6);
+      expectClose(
+        'embedding dwte (accumulated)',
+        await gpu.read(dwte),
+        want.dwte.map((v, i) => v + prior[i]),
+        1e-5,
+        1e-6,
+      );
       expectClose('embedding dwpe', await gpu.read(dwpe), want.dwpe, 1e-5, 1e-6);
     },
   },
   {
     name: 'layer norm forward, backward with residual, parameter gradients',
     async run(gpu) {
-      for (const [N, d] of [[13, 20], [4, 130]]) {
+      for (const [N, d] of [
+        [13, 20],
+        [4, 130],
+      ]) {
         const x = randn(N * d, N).map((v, i) => v * 3 + (i % 5));
         const g = randn(d, 2).map((v) => 1 + v * 0.5);
         const b = randn(d, 3);
@@ -163,7 +181,13 @@ const opCases: KernelCase[] = [
           k.layerNormBackward(gpu, { dy: dyv, x: xv, g: gv, mean, rstd, residual: up(gpu, res), dx, N, d }),
           k.layerNormParamGrads(gpu, { dy: dyv, x: xv, mean, rstd, dg, db, N, d }),
         ]);
-        expectClose('ln dx + residual', await gpu.read(dx), bw.dx.map((v, i) => v + res[i]), 1e-3, 1e-5);
+        expectClose(
+          'ln dx + residual',
+          await gpu.read(dx),
+          bw.dx.map((v, i) => v + res[i]),
+          1e-3,
+          1e-5,
+        );
         expectClose('ln dgain', await gpu.read(dg), bw.dg, 1e-4, 1e-5);
         expectClose('ln dbias', await gpu.read(db), bw.db, 1e-4, 1e-5);
       }
@@ -186,7 +210,13 @@ const opCases: KernelCase[] = [
       const prior = randn(C, 4);
       const db = up(gpu, prior);
       await run(gpu, [k.colsum(gpu, { dy: up(gpu, m), db, N, C })]);
-      expectClose('colsum', await gpu.read(db), r.colsum(m, N, C).map((v, i) => v + prior[i]), 1e-5, 1e-5);
+      expectClose(
+        'colsum',
+        await gpu.read(db),
+        r.colsum(m, N, C).map((v, i) => v + prior[i]),
+        1e-5,
+        1e-5,
+      );
     },
   },
   {
@@ -194,7 +224,11 @@ const opCases: KernelCase[] = [
     async run(gpu) {
       const vec4 = VARIANTS.find((v) => v.kind === 'vec4' && v.strided)!;
       const picks = [undefined, (s: MatmulShape) => (variantFits(vec4, s) ? vec4 : DEFAULT_VARIANT)];
-      for (const [B, T, H, d] of [[2, 9, 3, 12], [1, 17, 2, 8], [2, 16, 2, 16]]) {
+      for (const [B, T, H, d] of [
+        [2, 9, 3, 12],
+        [1, 17, 2, 8],
+        [2, 16, 2, 16],
+      ]) {
         for (const pick of picks) {
           const N = B * T;
           const label = `attention B${B} T${T} H${H} d${d}${pick ? ' vec4' : ''}`;

@@ -1,6 +1,6 @@
 // The kernel checks of tests/kernel-cases.ts on Dawn (npm `webgpu`), lavapipe on a GPU-less machine.
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { Gpu } from '../kernels/context.js';
+import type { Gpu } from '../kernels/context.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { kernelCases } from './kernel-cases.js';
 

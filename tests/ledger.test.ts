@@ -197,7 +197,15 @@ describe('work units', () => {
     expect(runProgress(2, 10)).toBe(0.1);
     expect(runProgress(10, 10)).toBe(0.9);
     expect(runProgress(1, 1)).toBe(0);
-    for (const [s, t] of [[0, 10], [11, 10], [1.5, 10], [NaN, 10], [1, 0], [1, 2.5], [1, -3]]) {
+    for (const [s, t] of [
+      [0, 10],
+      [11, 10],
+      [1.5, 10],
+      [NaN, 10],
+      [1, 0],
+      [1, 2.5],
+      [1, -3],
+    ]) {
       expect(() => runProgress(s, t), `${s}/${t}`).toThrow(RangeError);
     }
   });
@@ -387,7 +395,16 @@ describe('epoch Merkle tree', () => {
     expect(() => epochTree({ epoch: 0, cumulative: [{ account: getAddress(A), units: -1n }], total: -1n })).toThrow(/uint256/);
     expect(() => leafHash(A, MAX_UINT256 + 1n)).toThrow(/uint256/);
     const dup = getAddress(A);
-    expect(() => epochTree({ epoch: 0, cumulative: [{ account: dup, units: 1n }, { account: dup, units: 2n }], total: 3n })).toThrow(/more than one leaf/);
+    expect(() =>
+      epochTree({
+        epoch: 0,
+        cumulative: [
+          { account: dup, units: 1n },
+          { account: dup, units: 2n },
+        ],
+        total: 3n,
+      }),
+    ).toThrow(/more than one leaf/);
   });
 
   it('rejects a corrupt or tampered dump', () => {
@@ -425,13 +442,32 @@ describe('stepUnits', () => {
   const ref = (f: number, n: number, step: number, total = 10) => BigInt(Math.floor((f * n * 4 ** (1 - (step - 1) / total)) / 1e6));
 
   it('credits each peer its own stage FLOPs per microbatch it computed, at the step’s progress', () => {
-    const got = stepUnits([{ account: a, stage: 0, microbatches: 3 }, { account: b, stage: 1, microbatches: 1 }], flops, 4, 10, risk);
+    const got = stepUnits(
+      [
+        { account: a, stage: 0, microbatches: 3 },
+        { account: b, stage: 1, microbatches: 1 },
+      ],
+      flops,
+      4,
+      10,
+      risk,
+    );
     expect(got.get(a)).toBe(ref(3e9, 3, 4));
     expect(got.get(b)).toBe(ref(5e9, 1, 4));
   });
 
   it('sums the shares of one account that held two stages (moved between them) and credits zero work as zero', () => {
-    const got = stepUnits([{ account: a, stage: 0, microbatches: 2 }, { account: a, stage: 1, microbatches: 1 }, { account: b, stage: 1, microbatches: 0 }], flops, 1, 10, risk);
+    const got = stepUnits(
+      [
+        { account: a, stage: 0, microbatches: 2 },
+        { account: a, stage: 1, microbatches: 1 },
+        { account: b, stage: 1, microbatches: 0 },
+      ],
+      flops,
+      1,
+      10,
+      risk,
+    );
     expect(got.get(a)).toBe(ref(3e9, 2, 1) + ref(5e9, 1, 1));
     expect(got.get(b)).toBe(0n);
   });
@@ -447,7 +483,17 @@ describe('stepUnits', () => {
     let split = 0n;
     for (let step = 1; step <= 10; step++) {
       // Stage 0: 3 + 1 microbatches on two peers; stage 1: all 4 on one.
-      const got = stepUnits([{ account: a, stage: 0, microbatches: 3 }, { account: b, stage: 0, microbatches: 1 }, { account: b, stage: 1, microbatches: 4 }], flops, step, 10, risk);
+      const got = stepUnits(
+        [
+          { account: a, stage: 0, microbatches: 3 },
+          { account: b, stage: 0, microbatches: 1 },
+          { account: b, stage: 1, microbatches: 4 },
+        ],
+        flops,
+        step,
+        10,
+        risk,
+      );
       for (const u of got.values()) split += u;
     }
     expect(split >= floor).toBe(true);

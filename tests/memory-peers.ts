@@ -16,7 +16,8 @@ import type { Dtype } from '../shared/wire/codec.js';
 import { ChunkedLink, memoryChannelPair } from '../shared/wire/link.js';
 
 /** A tiny corpus, model and data order the in-memory tests share: M microbatches of 2×8 tokens per step. */
-const TEXT = 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
+const TEXT =
+  'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\nAnd by opposing end them.\n';
 export const corpus = charCorpus(TEXT.repeat(4), 0.25);
 export const M = 3;
 export const batch = (step: number, mb: number, split: 'train' | 'val') => sampleBatch(split === 'train' ? corpus.train : corpus.val, 2, 8, 5, step * 100 + mb);
@@ -57,7 +58,11 @@ export interface MemorySwarm {
   get(id: string): MemoryPeer;
 }
 
-export async function memorySwarm(gpu: Gpu, specs: PeerSpec[], o: { stages: number; dtype: Dtype; optimizer: AdamW; batch(step: number, mb: number, split: 'train' | 'val'): Batch; timeoutMs?: number }): Promise<MemorySwarm> {
+export async function memorySwarm(
+  gpu: Gpu,
+  specs: PeerSpec[],
+  o: { stages: number; dtype: Dtype; optimizer: AdamW; batch(step: number, mb: number, split: 'train' | 'val'): Batch; timeoutMs?: number },
+): Promise<MemorySwarm> {
   const peers = new Map<string, MemoryPeer>();
   // One chunked link per ordered pair, created on first use.
   const links = new Map<string, ChunkedLink>();
@@ -84,7 +89,19 @@ export async function memorySwarm(gpu: Gpu, specs: PeerSpec[], o: { stages: numb
       stage: s.stage,
       runtime,
       mailbox,
-      runner: new StageRunner({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, batch: o.batch, mailbox, send, lr: () => o.optimizer.lr, now: () => performance.now(), timeoutMs, slots: s.trainingSlots }),
+      runner: new StageRunner({
+        runtime,
+        stage: s.stage,
+        stages: o.stages,
+        dtype: o.dtype,
+        batch: o.batch,
+        mailbox,
+        send,
+        lr: () => o.optimizer.lr,
+        now: () => performance.now(),
+        timeoutMs,
+        slots: s.trainingSlots,
+      }),
       averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {} }),
       generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),

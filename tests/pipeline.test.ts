@@ -5,14 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
-import { charCorpus, sampleBatch } from '../shared/engine/data.js';
+
 import { type BlockConfig, initParams } from '../shared/engine/model.js';
 import { workOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { M, type MemorySwarm, OPT, batch, memorySwarm, model } from './memory-peers.js';
-
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -106,7 +105,12 @@ describe('stage runners over in-memory channels', () => {
   it('a replica serving two lanes computes both lanes’ microbatches, and training proceeds', async () => {
     // Stage 0 has two replicas, stage 1 one: it takes both lanes, as when its twin is lost.
     const sw = await swarm(model, [2, 1], 'fp32', [2, 1]);
-    const routes = [['s0a', 's1a'], ['s0b', 's1a'], ['s0a', 's1a'], ['s0b', 's1a']];
+    const routes = [
+      ['s0a', 's1a'],
+      ['s0b', 's1a'],
+      ['s0a', 's1a'],
+      ['s0b', 's1a'],
+    ];
     const first = await round(sw, 1, 1, routes);
     const counts = new Map(first.results.map(({ p, res }) => [p.id, res.microbatches]));
     expect(Object.fromEntries(counts)).toEqual({ s0a: 2, s0b: 2, s1a: 4 });
@@ -134,7 +138,12 @@ describe('stage runners over in-memory channels', () => {
 
   it('two lanes of two stages average each stage’s weights every 2 steps and end bit-identical', async () => {
     const sw = await swarm(model, [2, 1], 'fp32', [2, 2]);
-    const routes = [['s0a', 's1a'], ['s0a', 's1a'], ['s0b', 's1b'], ['s0b', 's1b']];
+    const routes = [
+      ['s0a', 's1a'],
+      ['s0a', 's1a'],
+      ['s0b', 's1b'],
+      ['s0b', 's1b'],
+    ];
     for (let step = 1; step <= 4; step++) {
       await round(sw, step, step, routes);
       await commit(sw, step);
@@ -155,7 +164,10 @@ describe('stage runners over in-memory channels', () => {
 
   it('a listener (a joiner) receives the members’ average and ends bit-identical to them; a lost member is not waited for', async () => {
     const sw = await swarm(model, [2, 1], 'fp32', [3, 1]);
-    const routes = [['s0a', 's1a'], ['s0b', 's1a']];
+    const routes = [
+      ['s0a', 's1a'],
+      ['s0b', 's1a'],
+    ];
     await round(sw, 1, 1, routes);
     await commit(sw, 1);
     const members = ['s0a', 's0b'];

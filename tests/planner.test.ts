@@ -9,10 +9,12 @@ const everyone = () => true;
 
 /** A symmetric link relation from "a-b" pairs. */
 function links(...pairs: string[]): (a: string, b: string) => boolean {
-  const set = new Set(pairs.flatMap((p) => {
-    const [a, b] = p.split('-');
-    return [`${a}-${b}`, `${b}-${a}`];
-  }));
+  const set = new Set(
+    pairs.flatMap((p) => {
+      const [a, b] = p.split('-');
+      return [`${a}-${b}`, `${b}-${a}`];
+    }),
+  );
   return (a, b) => set.has(`${a}-${b}`);
 }
 
@@ -36,21 +38,54 @@ describe('planRoutes', () => {
   });
 
   it('with equal speeds forms two lanes A→C, B→D, deterministically', () => {
-    const stages = [[P('A'), P('B')], [P('C'), P('D')]];
+    const stages = [
+      [P('A'), P('B')],
+      [P('C'), P('D')],
+    ];
     const routes = routesOf(planRoutes(stages, 4, everyone));
-    expect(routes).toEqual([['A', 'C'], ['B', 'D'], ['A', 'C'], ['B', 'D']]);
+    expect(routes).toEqual([
+      ['A', 'C'],
+      ['B', 'D'],
+      ['A', 'C'],
+      ['B', 'D'],
+    ]);
     expect(routesOf(planRoutes(stages, 4, everyone))).toEqual(routes);
-    expect([...workOf(routes)].sort()).toEqual([['A', 2], ['B', 2], ['C', 2], ['D', 2]]);
+    expect([...workOf(routes)].sort()).toEqual([
+      ['A', 2],
+      ['B', 2],
+      ['C', 2],
+      ['D', 2],
+    ]);
   });
 
   it('gives a slower peer fewer microbatches, in proportion to its speed', () => {
     // B takes three times as long per microbatch as A: lowest expected finish time gives 6 to A, 2 to B.
-    const routes = routesOf(planRoutes([[P('A', 1000), P('B', 3000)], [P('C'), P('D')]], 8, everyone));
+    const routes = routesOf(
+      planRoutes(
+        [
+          [P('A', 1000), P('B', 3000)],
+          [P('C'), P('D')],
+        ],
+        8,
+        everyone,
+      ),
+    );
     const w = workOf(routes);
     expect(w.get('A')).toBe(6);
     expect(w.get('B')).toBe(2);
     // And the same holds for the order of the peers (B first): speed decides, not position.
-    const w2 = workOf(routesOf(planRoutes([[P('B', 3000), P('A', 1000)], [P('C'), P('D')]], 8, everyone)));
+    const w2 = workOf(
+      routesOf(
+        planRoutes(
+          [
+            [P('B', 3000), P('A', 1000)],
+            [P('C'), P('D')],
+          ],
+          8,
+          everyone,
+        ),
+      ),
+    );
     expect(w2.get('A')).toBeGreaterThan(w2.get('B')!);
   });
 
@@ -72,7 +107,17 @@ describe('planRoutes', () => {
     }
     // Partial links: A reaches only C, B only D; both lanes survive and no unlinked pair is used.
     const partial = links('A-C', 'B-D');
-    for (const path of routesOf(planRoutes([[P('A'), P('B')], [P('C'), P('D')]], 5, partial))) expect(partial(path[0], path[1])).toBe(true);
+    for (const path of routesOf(
+      planRoutes(
+        [
+          [P('A'), P('B')],
+          [P('C'), P('D')],
+        ],
+        5,
+        partial,
+      ),
+    ))
+      expect(partial(path[0], path[1])).toBe(true);
   });
 
   it('fails with an error naming the stage when there is no path', () => {
@@ -92,7 +137,12 @@ describe('planRoutes', () => {
 
 describe('workOf', () => {
   it('counts the microbatches of each peer across routes', () => {
-    const w = workOf([['A', 'C'], ['A', 'D'], ['B', 'C'], ['A', 'C']]);
+    const w = workOf([
+      ['A', 'C'],
+      ['A', 'D'],
+      ['B', 'C'],
+      ['A', 'C'],
+    ]);
     expect(Object.fromEntries(w)).toEqual({ A: 3, B: 1, C: 3, D: 1 });
     expect(workOf([]).size).toBe(0);
   });

@@ -138,7 +138,11 @@ describe('FD comparator (meta-checks: a wrong gradient is caught)', () => {
   });
 
   it('rejects a gradient scaled by 1.01', () => {
-    const res = fdCheck(qkv, loss, good.map((g) => g * 1.01));
+    const res = fdCheck(
+      qkv,
+      loss,
+      good.map((g) => g * 1.01),
+    );
     expect(res.maxErr).toBeGreaterThan(100 * RTOL);
     expect(() => expectGrad('scaled', res)).toThrow();
   });
@@ -164,7 +168,12 @@ describe('FD comparator (meta-checks: a wrong gradient is caught)', () => {
     expect(rn.worst).toBe(3);
     expect(() => expectGrad('nan', rn)).toThrow();
     const z = new Float64Array(4);
-    expect(() => expectGrad('vacuous', fdCheck(z, () => 0, new Float64Array(4)))).toThrow();
+    expect(() =>
+      expectGrad(
+        'vacuous',
+        fdCheck(z, () => 0, new Float64Array(4)),
+      ),
+    ).toThrow();
   });
 });
 
@@ -195,11 +204,17 @@ describe('matmul', () => {
     const bT = new Float64Array(N * K);
     for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) bT[j * K + k] = b[k * N + j];
     const want = new Float64Array(M * N);
-    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-      want[i * N + j] = bias[j];
-      for (let k = 0; k < K; k++) want[i * N + j] += a[i * K + k] * b[k * N + j];
-    }
-    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        want[i * N + j] = bias[j];
+        for (let k = 0; k < K; k++) want[i * N + j] += a[i * K + k] * b[k * N + j];
+      }
+    for (const [tA, tB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ]) {
       const c = r.matmul(tA ? aT : a, tB ? bT : b, M, N, K, tA, tB, bias);
       expect(maxAbsDiff(c, want), `trans ${tA} ${tB}`).toBeLessThan(1e-13);
     }
@@ -251,7 +266,11 @@ describe('embedding', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('layerNorm', () => {
-  for (const [N, d] of [[3, 5], [4, 7], [2, 12]]) {
+  for (const [N, d] of [
+    [3, 5],
+    [4, 7],
+    [2, 12],
+  ]) {
     it(`dx, dgain, dbias for N=${N}, d=${d} (all elements)`, () => {
       const seed = 300 + N * 17 + d;
       // Offsets and scales per row so mean and variance matter.
@@ -361,7 +380,16 @@ describe('crossEntropy', () => {
     const w0 = 0.7;
     const loss = () => w0 * r.crossEntropy(logits, targets, N, V).loss;
     const { dlogits } = r.crossEntropy(logits, targets, N, V);
-    expectGrad('dlogits', fdCheck(logits, loss, dlogits.map((g) => w0 * g)), RTOL, N * V);
+    expectGrad(
+      'dlogits',
+      fdCheck(
+        logits,
+        loss,
+        dlogits.map((g) => w0 * g),
+      ),
+      RTOL,
+      N * V,
+    );
   });
 
   it('loss value is the mean of −log softmax at the targets', () => {
@@ -401,11 +429,12 @@ describe('subspace', () => {
 
   function gram(u: ArrayLike<number>, d: number, k: number): number {
     let worst = 0;
-    for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += u[j * k + a] * u[j * k + b];
-      worst = Math.max(worst, Math.abs(s - (a === b ? 1 : 0)));
-    }
+    for (let a = 0; a < k; a++)
+      for (let b = 0; b < k; b++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += u[j * k + a] * u[j * k + b];
+        worst = Math.max(worst, Math.abs(s - (a === b ? 1 : 0)));
+      }
     return worst;
   }
 
@@ -414,7 +443,12 @@ describe('subspace', () => {
     // carries a relative rounding error ≤ 2⁻²⁴ and |(UᵀU − I)_ab| ≤ 2·2⁻²⁴·‖u_a‖‖u_b‖ = 2⁻²³.
     // (UᵀU = I to 1e-12 holds only before that rounding; see hadamardBasis for the exact case.)
     const bound = 2 ** -23 + 1e-14;
-    for (const [d, k, seed] of [[16, 5, 7], [20, 6, 42], [6, 6, 3], [9, 1, 11]]) {
+    for (const [d, k, seed] of [
+      [16, 5, 7],
+      [20, 6, 42],
+      [6, 6, 3],
+      [9, 1, 11],
+    ]) {
       const u = orthonormalBasis(d, k, seed);
       expect(u.length).toBe(d * k);
       expect(gram(u, d, k), `d=${d} k=${k}`).toBeLessThanOrEqual(bound);
@@ -444,11 +478,12 @@ describe('subspace', () => {
     const c = randn(N * k, 23);
     // x = U·c + F[tok], written out independently of subspaceDecode.
     const x = new Float64Array(N * d);
-    for (let n = 0; n < N; n++) for (let j = 0; j < d; j++) {
-      let s = f.table[f.tokens[n] * d + j];
-      for (let a = 0; a < k; a++) s += u[j * k + a] * c[n * k + a];
-      x[n * d + j] = s;
-    }
+    for (let n = 0; n < N; n++)
+      for (let j = 0; j < d; j++) {
+        let s = f.table[f.tokens[n] * d + j];
+        for (let a = 0; a < k; a++) s += u[j * k + a] * c[n * k + a];
+        x[n * d + j] = s;
+      }
     const enc = r.subspaceEncode(x, u, N, d, k, f);
     expect(maxAbsDiff(enc, c)).toBeLessThan(1e-12);
     expect(maxAbsDiff(r.subspaceDecode(enc, u, N, d, k, f), x)).toBeLessThan(1e-12);
@@ -481,14 +516,29 @@ describe('subspace', () => {
     // encode(x) = (x − F)·U: d/dx Σ w⊙encode = w·Uᵀ = decode(w) without F.
     const x = randn(N * d, 80);
     const wc = randn(N * k, 81);
-    expectGrad('encode dx', fdCheck(x, () => dot(wc, r.subspaceEncode(x, u, N, d, k, f)), r.subspaceDecode(wc, u, N, d, k)), RTOL, N * d);
+    expectGrad(
+      'encode dx',
+      fdCheck(x, () => dot(wc, r.subspaceEncode(x, u, N, d, k, f)), r.subspaceDecode(wc, u, N, d, k)),
+      RTOL,
+      N * d,
+    );
     // decode(c) = c·Uᵀ + F: d/dc Σ w⊙decode = w·U = encode(w) without F.
     const c = randn(N * k, 82);
     const wx = randn(N * d, 83);
-    expectGrad('decode dc', fdCheck(c, () => dot(wx, r.subspaceDecode(c, u, N, d, k, f)), r.subspaceEncode(wx, u, N, d, k)), RTOL, N * k);
+    expectGrad(
+      'decode dc',
+      fdCheck(c, () => dot(wx, r.subspaceDecode(c, u, N, d, k, f)), r.subspaceEncode(wx, u, N, d, k)),
+      RTOL,
+      N * k,
+    );
     // project(W) = W·U·Uᵀ is self-adjoint: d/dW Σ w⊙project(W) = project(w).
     const W = randn(N * d, 84);
-    expectGrad('project dW', fdCheck(W, () => dot(wx, r.subspaceProject(W, u, N, d, k)), r.subspaceProject(wx, u, N, d, k)), RTOL, N * d);
+    expectGrad(
+      'project dW',
+      fdCheck(W, () => dot(wx, r.subspaceProject(W, u, N, d, k)), r.subspaceProject(wx, u, N, d, k)),
+      RTOL,
+      N * d,
+    );
   });
 });
 
@@ -540,10 +590,7 @@ describe('adamwStep', () => {
     const v2 = [0.99 * 0.0036 + 0.01 * 0.09, 0.99 * 0.0064 + 0.01 * 0.01];
     const bc1 = 1 - 0.81;
     const bc2 = 1 - 0.9801;
-    const want = [
-      p1[0] - 0.1 * (m2[0] / bc1 / (Math.sqrt(v2[0] / bc2) + 1e-8) + 0.2 * p1[0]),
-      p1[1] - 0.1 * (m2[1] / bc1 / (Math.sqrt(v2[1] / bc2) + 1e-8)),
-    ];
+    const want = [p1[0] - 0.1 * (m2[0] / bc1 / (Math.sqrt(v2[0] / bc2) + 1e-8) + 0.2 * p1[0]), p1[1] - 0.1 * (m2[1] / bc1 / (Math.sqrt(v2[1] / bc2) + 1e-8))];
     for (let i = 0; i < 2; i++) {
       expect(m[i]).toBeCloseTo(m2[i], 15);
       expect(v[i]).toBeCloseTo(v2[i], 15);
@@ -581,7 +628,11 @@ function spreadIndices(cfg: BlockConfig, total: number, seed: number): number[] 
 
 /** Every tensor of the layout got at least one checked index. */
 function expectEveryTensor(cfg: BlockConfig, idx: number[]): void {
-  for (const s of layout(cfg).params) expect(idx.some((i) => i >= s.offset && i < s.offset + s.size), s.name).toBe(true);
+  for (const s of layout(cfg).params)
+    expect(
+      idx.some((i) => i >= s.offset && i < s.offset + s.size),
+      s.name,
+    ).toBe(true);
 }
 
 function expectPaddingZero(block: ReferenceBlock): void {
@@ -675,7 +726,12 @@ describe('ReferenceBlock end to end', () => {
       both.forward(b);
       both.backward();
     }
-    expect(maxAbsDiff(both.grads, single[0].map((g, i) => g + single[1][i]))).toBeLessThan(1e-14);
+    expect(
+      maxAbsDiff(
+        both.grads,
+        single[0].map((g, i) => g + single[1][i]),
+      ),
+    ).toBeLessThan(1e-14);
     const norm = Math.sqrt(dot(both.grads, both.grads));
     const before = Float64Array.from(both.params);
     expect(both.step()).toBeCloseTo(norm, 13);

@@ -103,7 +103,11 @@ class Sim {
   /** Every live peer reports open channels to every live peer of its own and the adjacent stages. */
   linkAll(): void {
     const live = this.rc.live();
-    for (const p of live) this.rc.onLinks(p.peerId, live.filter((q) => q.peerId !== p.peerId && Math.abs(q.stage - p.stage) <= 1).map((q) => q.peerId));
+    for (const p of live)
+      this.rc.onLinks(
+        p.peerId,
+        live.filter((q) => q.peerId !== p.peerId && Math.abs(q.stage - p.stage) <= 1).map((q) => q.peerId),
+      );
   }
 
   /** What `id` would report for round `round`: the microbatches its routes give it. */
@@ -213,7 +217,14 @@ describe('RunControl: start', () => {
     // e has no channel to stage 1: it can be active, never routed.
     sim.linkAll();
     sim.rc.onLinks('e', ['a', 'c']);
-    for (const q of ['b', 'd']) sim.rc.onLinks(q, sim.rc.live().filter((p) => p.peerId !== q && p.peerId !== 'e').map((p) => p.peerId));
+    for (const q of ['b', 'd'])
+      sim.rc.onLinks(
+        q,
+        sim.rc
+          .live()
+          .filter((p) => p.peerId !== q && p.peerId !== 'e')
+          .map((p) => p.peerId),
+      );
     for (const id of ['a', 'b', 'c', 'e']) sim.rc.onReady(id, 0);
     expect(sim.rc.phase).toBe('waiting');
     expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 3/2, stage 1: 1/2)');
@@ -225,7 +236,12 @@ describe('RunControl: start', () => {
     sim.rc.onReady('d', 0);
     expect(sim.rc.phase).toBe('training');
     expect(sim.rc.reason).toBe('training');
-    expect(sim.msgs('status', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(
+      sim
+        .msgs('status', { since: mark })
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd', 'e']);
     for (const id of ['a', 'b', 'c', 'd', 'e']) expect(sim.rc.peer(id)!.state).toBe('active');
     const rounds = sim.msgs('round', { since: mark });
     const routed = [...workOf(sim.rc.currentRound!.routes).keys()].sort();
@@ -258,7 +274,12 @@ describe('RunControl: start', () => {
     expect(sim.rc.reason).toMatch(/cannot route step 1: .*stage 0/);
     sim.linkAll();
     expect(sim.rc.phase).toBe('training');
-    expect(sim.msgs('round').map((m) => m.peer).sort()).toEqual(['a', 'b']);
+    expect(
+      sim
+        .msgs('round')
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b']);
   });
 });
 
@@ -267,7 +288,12 @@ describe('RunControl: commit', () => {
     const sim = lanes();
     const r1 = sim.rc.currentRound!;
     expect(r1.step).toBe(1);
-    expect(r1.routes).toEqual([['a', 'b'], ['c', 'd'], ['a', 'b'], ['c', 'd']]);
+    expect(r1.routes).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.clock += 700;
     expect(sim.report('a')).toBeUndefined();
     // Wrong counts and duplicate or foreign reports are refused and change nothing.
@@ -305,7 +331,13 @@ describe('RunControl: commit', () => {
     expect(sim.rc.step).toBe(2);
     const avg = sim.msgs('commit').filter((m) => m.step === 2);
     expect(avg).toHaveLength(4);
-    expect(avg[0].average).toEqual({ members: [['a', 'c'], ['b', 'd']], listeners: [[], []] });
+    expect(avg[0].average).toEqual({
+      members: [
+        ['a', 'c'],
+        ['b', 'd'],
+      ],
+      listeners: [[], []],
+    });
     sim.steps(3);
     expect(sim.commits.map((x) => x.step)).toEqual([1, 2, 3, 4, 5]);
     sim.checkCredit();
@@ -338,7 +370,12 @@ describe('RunControl: failure mid-round', () => {
     expect(discards.map((m) => m.peer).sort()).toEqual(['a', 'b', 'c']);
     for (const m of discards) expect(m).toMatchObject({ round: r2.round, step: 2, apply: false });
     expect(sim.aborted).toEqual([{ round: r2.round, step: 2, reason: expect.stringContaining('d was lost') }]);
-    expect(sim.msgs('peer-lost', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c']);
+    expect(
+      sim
+        .msgs('peer-lost', { since: mark })
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b', 'c']);
     // …and step 2 is routed again, as a new round, without d.
     const r3 = sim.rc.currentRound!;
     expect(r3.round).toBeGreaterThan(r2.round);
@@ -384,7 +421,13 @@ describe('RunControl: failure mid-round', () => {
     expect(sim.rc.currentRound).toBe(r);
     sim.rc.onStalled('b', { type: 'stalled', round: r.round, from: 'a', reason: 'no activation in time' });
     expect(sim.aborted).toEqual([{ round: r.round, step: 2, reason: expect.stringContaining('b waited in vain for a') }]);
-    expect(sim.msgs('commit').filter((m) => !m.apply).map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(
+      sim
+        .msgs('commit')
+        .filter((m) => !m.apply)
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd']);
     const again = sim.rc.currentRound!;
     expect(again.step).toBe(2);
     expect(again.round).toBeGreaterThan(r.round);
@@ -492,7 +535,12 @@ describe('RunControl: joining after the start', () => {
     expect(sim.rc.peer('j')!.state).toBe('ready');
     expect(sim.roundsOf('j')).toEqual([]);
     sim.steps(1); // averaging at step 4
-    expect(sim.msgs('commit').filter((m) => m.step === 4)[0].average!.listeners.flat()).toEqual(['j']);
+    expect(
+      sim
+        .msgs('commit')
+        .filter((m) => m.step === 4)[0]
+        .average!.listeners.flat(),
+    ).toEqual(['j']);
     expect(sim.roundsOf('j')).toEqual([sim.rc.currentRound!.round]);
   });
 });
@@ -590,7 +638,12 @@ describe('RunControl: the last replica of a stage lost', () => {
     sim.rc.onReady('b2', 4);
     expect(sim.rc.phase).toBe('training');
     expect(sim.rc.currentRound).toMatchObject({ step: 6 });
-    expect(sim.msgs('round', { since: mark }).map((m) => m.peer).sort()).toEqual(['a', 'b2']);
+    expect(
+      sim
+        .msgs('round', { since: mark })
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b2']);
     sim.steps(3);
     expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     // f listened at step 6 and computes since.
@@ -682,7 +735,12 @@ describe('RunControl: graceful leave of the last replica', () => {
     sim.rc.onReady('h', 3);
     expect(sim.rc.phase).toBe('training');
     expect(sim.rc.currentRound).toMatchObject({ step: 4 });
-    expect(sim.msgs('round', { since: resumed }).map((m) => m.peer).sort()).toEqual(['a', 'h']);
+    expect(
+      sim
+        .msgs('round', { since: resumed })
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'h']);
     sim.steps(2);
     expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4, 5]);
     sim.checkCredit();
@@ -795,7 +853,12 @@ describe('RunControl: serving', () => {
     sim.steps(2);
     expect(sim.rc.phase).toBe('finished');
     expect(sim.trained).toEqual([{ step: 2, valLoss: undefined }]);
-    expect(sim.msgs('stop').map((m) => m.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(
+      sim
+        .msgs('stop')
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd']);
     expect(sim.join('late')).toEqual({ ok: false, reason: 'the run is finished' });
   });
 });
@@ -827,7 +890,12 @@ describe('RunControl: evaluation', () => {
     expect(sim.trained).toEqual([{ step: 5, valLoss: 1.5 }]);
     expect(sim.rc.valLoss).toBe(1.5);
     expect(sim.rc.awaitingFinalEval).toBe(false);
-    expect(sim.msgs('stop').map((m) => m.peer).sort()).toEqual(['a', 'b']);
+    expect(
+      sim
+        .msgs('stop')
+        .map((m) => m.peer)
+        .sort(),
+    ).toEqual(['a', 'b']);
   });
 
   it('finishEvaluation() ends a run whose final evaluation does not come', () => {

@@ -35,7 +35,7 @@ beforeAll(async () => {
 const f32 = (file: string) => new Float32Array(new Uint8Array(readFileSync(file)).buffer);
 
 describe('local swarm over WebRTC (3 processes, 3 stages)', () => {
-  it('trains: the last stage\'s training loss falls and validation is measured', () => {
+  it("trains: the last stage's training loss falls and validation is measured", () => {
     const last = result.peers.find((p) => p.stage === 2)!;
     expect(last.train).toHaveLength(12);
     const first = (last.train[0][1] + last.train[1][1]) / 2;

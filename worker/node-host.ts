@@ -50,7 +50,9 @@ export function nodeHost(o: NodeHostOptions): PeerHost {
 
 /** The payout account from SWARM_KEY, joining runs through SWARM_RPC_URL; none without both. */
 function envWallet(env: NodeJS.ProcessEnv): PeerWallet | undefined {
-  const r = ChainEnvSchema.pick({ SWARM_RPC_URL: true, SWARM_KEY: true }).partial().safeParse({ SWARM_RPC_URL: env.SWARM_RPC_URL || undefined, SWARM_KEY: env.SWARM_KEY || undefined });
+  const r = ChainEnvSchema.pick({ SWARM_RPC_URL: true, SWARM_KEY: true })
+    .partial()
+    .safeParse({ SWARM_RPC_URL: env.SWARM_RPC_URL || undefined, SWARM_KEY: env.SWARM_KEY || undefined });
   if (!r.success) throw new Error(`chain configuration: ${formatIssues('env', r.error)}`);
   const { SWARM_KEY: key, SWARM_RPC_URL: rpcUrl } = r.data;
   if (!key || !rpcUrl) return undefined;
@@ -58,7 +60,14 @@ function envWallet(env: NodeJS.ProcessEnv): PeerWallet | undefined {
   return {
     account,
     async joinRun(chain) {
-      const c = await connectChain({ chainId: chain.chainId, registry: chain.registry as `0x${string}`, tokens: chain.tokens as `0x${string}`, rpcUrl, runId: BigInt(chain.runId), key: key as `0x${string}` });
+      const c = await connectChain({
+        chainId: chain.chainId,
+        registry: chain.registry as `0x${string}`,
+        tokens: chain.tokens as `0x${string}`,
+        rpcUrl,
+        runId: BigInt(chain.runId),
+        key: key as `0x${string}`,
+      });
       if (!(await c.joined(BigInt(chain.runId), account))) await c.join(BigInt(chain.runId));
     },
   };

@@ -90,7 +90,9 @@ async function main(): Promise<number> {
 /** One status line that updates in place, and a line of its own for everything else worth keeping. */
 function print(s: PeerSession): void {
   let stage = '';
-  s.on('gpu', ({ report, verdict }) => say(`GPU: ${report.adapter?.description ?? 'none'}${report.bench ? `, ${report.bench.matmulGflops.toFixed(1)} GFLOP/s` : ''}; ${verdict.text}\n`));
+  s.on('gpu', ({ report, verdict }) =>
+    say(`GPU: ${report.adapter?.description ?? 'none'}${report.bench ? `, ${report.bench.matmulGflops.toFixed(1)} GFLOP/s` : ''}; ${verdict.text}\n`),
+  );
   s.on('registered', ({ peerId }) => say(`registered as ${peerId}\n`));
   s.on('assigned', (a) => {
     stage = `stage ${a.stage}/${a.run.stages}`;

@@ -153,7 +153,22 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
     async run(runId: bigint): Promise<RunInfo> {
       const r = (await readReg('runs', [runId])) as readonly [Address, number, number, bigint, bigint, bigint, bigint, bigint, bigint, bigint, boolean, Hex, bigint];
       const [designer, state, designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash, stakePaid] = r;
-      return { runId, designer, state: RUN_STATES[state], designerBps, challengeWindow, stake, computeTarget, credentialSupply, providers, epochs, settledEpoch, designerPaid, modelHash, stakePaid };
+      return {
+        runId,
+        designer,
+        state: RUN_STATES[state],
+        designerBps,
+        challengeWindow,
+        stake,
+        computeTarget,
+        credentialSupply,
+        providers,
+        epochs,
+        settledEpoch,
+        designerPaid,
+        modelHash,
+        stakePaid,
+      };
     },
     async runCount(): Promise<bigint> {
       return (await readReg('runCount', [])) as bigint;

@@ -13,7 +13,10 @@ export const ChainEnvSchema = z.object({
   SWARM_TOKENS: address,
   SWARM_RUN_ID: z.string().regex(/^[1-9]\d*$/, 'must be a positive integer'),
   /** The signing key of this process (coordinator role, a worker's payout account, a buyer). */
-  SWARM_KEY: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 0x-prefixed 32-byte hex private key').optional(),
+  SWARM_KEY: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 0x-prefixed 32-byte hex private key')
+    .optional(),
 });
 
 export interface ChainConfig {
@@ -32,7 +35,14 @@ export function chainConfigFromEnv(env: Record<string, string | undefined>): Cha
   const r = ChainEnvSchema.safeParse(Object.fromEntries(keys.map((k) => [k, env[k] || undefined])));
   if (!r.success) throw new Error(`chain configuration: ${formatIssues('env', r.error)}`);
   const e = r.data;
-  return { rpcUrl: e.SWARM_RPC_URL, chainId: e.SWARM_CHAIN_ID, registry: e.SWARM_REGISTRY as Address, tokens: e.SWARM_TOKENS as Address, runId: BigInt(e.SWARM_RUN_ID), key: e.SWARM_KEY as Hex | undefined };
+  return {
+    rpcUrl: e.SWARM_RPC_URL,
+    chainId: e.SWARM_CHAIN_ID,
+    registry: e.SWARM_REGISTRY as Address,
+    tokens: e.SWARM_TOKENS as Address,
+    runId: BigInt(e.SWARM_RUN_ID),
+    key: e.SWARM_KEY as Hex | undefined,
+  };
 }
 
 /** The same settings as environment variables, for child processes. */

@@ -265,10 +265,7 @@ export class BlockRuntime {
           this.mm({ M: N, N: V, K: d, a: xf, b: this.p('head.w'), c: logits }),
         );
         infer = fwd.slice();
-        fwd.push(
-          k.crossEntropy(gpu, { logits, targets, losses, N, V }),
-          k.reduceSum(gpu, { x: losses, out: loss, n: N, scale: 1 / N }),
-        );
+        fwd.push(k.crossEntropy(gpu, { logits, targets, losses, N, V }), k.reduceSum(gpu, { x: losses, out: loss, n: N, scale: 1 / N }));
         // logits now hold dloss/dlogits.
         bwd.push(
           this.mm({ M: d, N: V, K: N, a: xf, b: logits, c: this.gr('head.w'), transA: true, accumulate: true }),
@@ -500,7 +497,11 @@ export class BlockRuntime {
 
   loadState(s: TrainState): void {
     const n = this.layout.total;
-    for (const [name, a] of [['params', s.params], ['m', s.m], ['v', s.v]] as const) {
+    for (const [name, a] of [
+      ['params', s.params],
+      ['m', s.m],
+      ['v', s.v],
+    ] as const) {
       if (a.length !== n) throw new Error(`state ${name} holds ${a.length} floats, this block needs ${n}`);
     }
     if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`state step ${s.step} is not a step count`);

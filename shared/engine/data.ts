@@ -44,7 +44,13 @@ export function encodeText(corpus: Pick<CharCorpus, 'vocab'>, text: string): Uin
   const index = new Map(corpus.vocab.map((c, i) => [c, i]));
   const chars = Array.from(text);
   const unknown = [...new Set(chars.filter((c) => !index.has(c)))];
-  if (unknown.length) throw new Error(`the model has no token for ${unknown.slice(0, 8).map((c) => JSON.stringify(c)).join(', ')}${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''}`);
+  if (unknown.length)
+    throw new Error(
+      `the model has no token for ${unknown
+        .slice(0, 8)
+        .map((c) => JSON.stringify(c))
+        .join(', ')}${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''}`,
+    );
   return Uint32Array.from(chars, (c) => index.get(c)!);
 }
 

@@ -237,7 +237,10 @@ function describe(a: AdapterReport): string {
 export function estimateBudget(kind: AdapterKind, limits: Record<string, number>, hostBytes?: number): GpuReport['budget'] {
   const bounds: { bytes: number; why: string }[] = [];
   if (limits.maxBufferSize) {
-    bounds.push({ bytes: BUFFER_KINDS * limits.maxBufferSize, why: `${BUFFER_KINDS} buffer kinds (params, grads, Adam m, Adam v, activations) × maxBufferSize ${bytes(limits.maxBufferSize)}` });
+    bounds.push({
+      bytes: BUFFER_KINDS * limits.maxBufferSize,
+      why: `${BUFFER_KINDS} buffer kinds (params, grads, Adam m, Adam v, activations) × maxBufferSize ${bytes(limits.maxBufferSize)}`,
+    });
   }
   if (kind === 'cpu' || kind === 'integrated') {
     // These adapters share system RAM with the OS, the browser and whatever game is running.

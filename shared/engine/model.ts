@@ -83,8 +83,7 @@ export function layout(c: BlockConfig): Layout {
   const projStd = std / Math.sqrt(2 * (c.modelLayers ?? c.nLayer));
   const first = c.firstLayer ?? 0;
   const specs: Omit<ParamSpec, 'offset'>[] = [];
-  const p = (name: string, shape: number[], decay: boolean, init: Init) =>
-    specs.push({ name, shape, size: shape.reduce((a, b) => a * b, 1), decay, init });
+  const p = (name: string, shape: number[], decay: boolean, init: Init) => specs.push({ name, shape, size: shape.reduce((a, b) => a * b, 1), decay, init });
   const zeros: Init = { kind: 'const', value: 0 };
   const ones: Init = { kind: 'const', value: 1 };
   if (c.hasEmbedding) {

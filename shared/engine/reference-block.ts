@@ -27,9 +27,7 @@ export class ReferenceBlock {
   private readonly v: Vec;
   private t = 0;
   private readonly sub?: { u: Vec; f: Vec; k: number };
-  private saved:
-    | { tokens?: ArrayLike<number>; layers: Saved[]; out: Vec; lnf?: ReturnType<typeof r.layerNormForward>; logits?: Vec; dlogits?: Vec }
-    | undefined;
+  private saved: { tokens?: ArrayLike<number>; layers: Saved[]; out: Vec; lnf?: ReturnType<typeof r.layerNormForward>; logits?: Vec; dlogits?: Vec } | undefined;
 
   constructor(
     readonly cfg: BlockConfig,

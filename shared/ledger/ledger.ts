@@ -72,9 +72,7 @@ export class ContributionLedger {
   closeEpoch(): EpochSnapshot {
     for (const [a, u] of this.open) this.settled.set(a, (this.settled.get(a) ?? 0n) + u);
     this.open.clear();
-    const cumulative = [...this.settled]
-      .map(([account, units]) => ({ account, units }))
-      .sort((x, y) => compareAccounts(x.account, y.account));
+    const cumulative = [...this.settled].map(([account, units]) => ({ account, units })).sort((x, y) => compareAccounts(x.account, y.account));
     const total = cumulative.reduce((s, e) => s + e.units, 0n);
     return { epoch: this.nextEpoch++, cumulative, total };
   }

@@ -1,7 +1,7 @@
 // Ownership units from verified work. The FLOPs are derived from the model spec the coordinator
 // assigned, never from a peer's report: a peer can lie about what it did, not about what the spec costs.
 import { type BlockConfig, blockFlops, validateConfig } from '../engine/model.js';
-import { type RiskWeighting } from './risk.js';
+import type { RiskWeighting } from './risk.js';
 
 /** One ownership unit = one risk-adjusted MFLOP: fine enough to credit a single small step. */
 export const FLOPS_PER_UNIT = 1e6;

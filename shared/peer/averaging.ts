@@ -48,10 +48,14 @@ export class ReplicaAverager {
       }
     }
     const got = new Map<string, Float32Array>(mine ? [[self, mine]] : []);
-    await Promise.all(members.filter((p) => p !== self).map(async (p) => {
-      const w = await this.receive(p, step);
-      if (w) got.set(p, w);
-    }));
+    await Promise.all(
+      members
+        .filter((p) => p !== self)
+        .map(async (p) => {
+          const w = await this.receive(p, step);
+          if (w) got.set(p, w);
+        }),
+    );
     if (got.size === 0) return 0;
     const mean = new Float32Array(runtime.layout.total);
     for (const p of [...got.keys()].sort()) {

@@ -25,7 +25,6 @@ import type { Dtype } from '../wire/codec.js';
 import { rng } from '../engine/model.js';
 import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
 import type { Inbox } from './inbox.js';
-import type { Link } from '../wire/link.js';
 
 /** Most tokens one request may generate (each costs a full forward through every stage). */
 export const MAX_NEW_TOKENS = 1024;
@@ -155,12 +154,14 @@ function checkMaxTokens(n: number, cap = MAX_NEW_TOKENS): void {
 
 function checkSampling(s: Sampling): void {
   const t = s?.temperature;
-  if (!(typeof t === 'number' && t >= 0 && t <= MAX_TEMPERATURE)) throw new GenerationError(AbortReason.Refused, `temperature must be a number in [0, ${MAX_TEMPERATURE}] (0 = greedy), got ${t}`);
+  if (!(typeof t === 'number' && t >= 0 && t <= MAX_TEMPERATURE))
+    throw new GenerationError(AbortReason.Refused, `temperature must be a number in [0, ${MAX_TEMPERATURE}] (0 = greedy), got ${t}`);
   if (!isU32(s.seed)) throw new GenerationError(AbortReason.Refused, `seed must be a u32 integer, got ${s.seed}`);
 }
 
 function parseStart(f: Frame, seq: number): RequestHeader {
-  if (f.dtype !== 'fp32' || f.rows !== 1 || f.cols !== START_COLS) throw new GenerationError(AbortReason.Refused, `GenerateStart must be 1×${START_COLS} fp32, got ${f.rows}×${f.cols} ${f.dtype}`);
+  if (f.dtype !== 'fp32' || f.rows !== 1 || f.cols !== START_COLS)
+    throw new GenerationError(AbortReason.Refused, `GenerateStart must be 1×${START_COLS} fp32, got ${f.rows}×${f.cols} ${f.dtype}`);
   const [maxTokens, temperature, lo, hi, contextLength] = f.tensor;
   checkMaxTokens(maxTokens);
   const half = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
@@ -382,7 +383,8 @@ export class GenerationPeer {
     const { batch, seq, vocab, subspace } = this.o.runtime.cfg;
     const what = 'GenerateActivation';
     if (f.rows !== length || f.cols !== width) throw new GenerationError(AbortReason.Refused, `${what} is ${f.rows}×${f.cols}, expected ${length}×${width}`);
-    if (!!f.tokens !== !!subspace) throw new GenerationError(AbortReason.Refused, `${what} ${subspace ? 'lacks the token ids subspace boundaries need' : 'carries token ids, dense boundaries take none'}`);
+    if (!!f.tokens !== !!subspace)
+      throw new GenerationError(AbortReason.Refused, `${what} ${subspace ? 'lacks the token ids subspace boundaries need' : 'carries token ids, dense boundaries take none'}`);
     const x = new Float32Array(batch * seq * width);
     x.set(f.tensor);
     if (!f.tokens) return { x };

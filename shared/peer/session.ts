@@ -236,11 +236,19 @@ export class PeerSession extends Emitter<SessionEvents> {
   }
 
   private listen(c: CoordinatorClient): void {
-    const inOrder = <T>(f: (m: T) => Promise<void>) => (m: T) => {
-      this.queue = this.queue.then(() => f(m)).catch((e: Error) => this.fail(e));
-    };
-    c.on('assign', inOrder((m) => this.onAssign(m)));
-    c.on('round', inOrder((m) => this.onRound(m)));
+    const inOrder =
+      <T>(f: (m: T) => Promise<void>) =>
+      (m: T) => {
+        this.queue = this.queue.then(() => f(m)).catch((e: Error) => this.fail(e));
+      };
+    c.on(
+      'assign',
+      inOrder((m) => this.onAssign(m)),
+    );
+    c.on(
+      'round',
+      inOrder((m) => this.onRound(m)),
+    );
     c.on('commit', (m) => {
       // A discarded round must stop now, not after the computation it discards; and if it has not
       // started yet (this peer was busy), it must not start at all.
@@ -250,7 +258,10 @@ export class PeerSession extends Emitter<SessionEvents> {
       }
       inOrder((x: typeof m) => this.onCommit(x))(m);
     });
-    c.on('generate', inOrder((m) => this.onGenerate(m)));
+    c.on(
+      'generate',
+      inOrder((m) => this.onGenerate(m)),
+    );
     c.on('peers', (m) => this.onPeers(m.peers));
     c.on('signal', (m) => this.links?.signal(m.from, m.data));
     c.on('peer-lost', (m) => {
@@ -338,7 +349,9 @@ export class PeerSession extends Emitter<SessionEvents> {
         errors.push(`${from}: ${(e as Error).message}`);
       }
     }
-    throw new Error(`could not load stage ${seat.stage}'s state from ${source.peers.join(', ')}: ${errors.join('; ') || `no data channel opened within ${this.o.timeoutMs ?? 60_000} ms`}`);
+    throw new Error(
+      `could not load stage ${seat.stage}'s state from ${source.peers.join(', ')}: ${errors.join('; ') || `no data channel opened within ${this.o.timeoutMs ?? 60_000} ms`}`,
+    );
   }
 
   /** The first of `peers` with an open data channel (not one known to be gone), or undefined after the timeout. */
@@ -351,7 +364,6 @@ export class PeerSession extends Emitter<SessionEvents> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-
 
   private async corpusOf(run: RunConfig): Promise<CharCorpus> {
     if (this.corpus?.runId !== run.runId) this.corpus = { runId: run.runId, corpus: await runCorpus(run, await this.host.loadCorpus(run)) };
@@ -487,7 +499,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     const at = m.path.indexOf(this.peerId!);
     if (!seat || at < 0) return;
     this.setPhase('serving', `serving request ${m.requestId}`);
-    const hop = (id: string | undefined): Hop | undefined => id === undefined ? undefined : { send: (b) => this.links!.send(id, b), inbox: seat.mailbox.from(id).gen };
+    const hop = (id: string | undefined): Hop | undefined => (id === undefined ? undefined : { send: (b) => this.links!.send(id, b), inbox: seat.mailbox.from(id).gen });
     const t0 = this.host.now();
     const abort = new AbortController();
     this.generating = { path: m.path, abort };
@@ -633,4 +645,3 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.finished(reason);
   }
 }
-

@@ -43,7 +43,8 @@ export async function loadHeld(storage: PeerStorage, meta: StateMeta, step: numb
   if (!bytes) throw new Error(`this peer no longer has stage ${meta.stage}'s state at step ${step}`);
   const c = readSnapshot(bytes, meta);
   const got = await paramsHash(c.params);
-  if (got !== hash || c.step !== step) throw new Error(`the kept state of stage ${meta.stage} at step ${step} is corrupted (hash ${got.slice(0, 12)}…, expected ${hash.slice(0, 12)}…)`);
+  if (got !== hash || c.step !== step)
+    throw new Error(`the kept state of stage ${meta.stage} at step ${step} is corrupted (hash ${got.slice(0, 12)}…, expected ${hash.slice(0, 12)}…)`);
   return c;
 }
 

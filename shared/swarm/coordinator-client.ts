@@ -5,15 +5,7 @@
 // Every message is validated both ways: outgoing ones before they hit the wire (a bad one is our
 // bug and throws), incoming ones on arrival (a bad one is reported as an `invalid` event, never
 // thrown into the socket's event loop).
-import {
-  type Capability,
-  type ClientMessage,
-  type ServerMessage,
-  type ServerMessageOf,
-  type ServerMessageType,
-  encodeClientMessage,
-  parseServerMessage,
-} from './protocol.js';
+import { type Capability, type ClientMessage, type ServerMessage, type ServerMessageOf, type ServerMessageType, encodeClientMessage, parseServerMessage } from './protocol.js';
 
 /**
  * The part of the WebSocket API both the browser and `ws` implement. Handler parameters are typed

@@ -11,12 +11,7 @@ export interface Answer {
   answerHash: `0x${string}`;
 }
 
-export function requestAnswer(
-  url: string,
-  WebSocketImpl: WebSocketConstructor,
-  q: { spendId: bigint; prompt: string; maxTokens: number },
-  timeoutMs = 180_000,
-): Promise<Answer> {
+export function requestAnswer(url: string, WebSocketImpl: WebSocketConstructor, q: { spendId: bigint; prompt: string; maxTokens: number }, timeoutMs = 180_000): Promise<Answer> {
   const msg = encodeClientMessage({ type: 'infer', spendId: q.spendId.toString(), prompt: q.prompt, maxTokens: q.maxTokens });
   if (!msg.ok) return Promise.reject(new Error(msg.error));
   return new Promise((resolve, reject) => {
@@ -43,6 +38,7 @@ export function requestAnswer(
       finish(undefined, { spendId: m.spendId, text: m.text, answerHash: m.answerHash as `0x${string}` });
     };
     ws.onerror = () => {};
-    ws.onclose = (ev: { code?: number; reason?: string }) => finish(new Error(`connection to ${url} closed before an answer (code ${ev.code ?? 1006}${ev.reason ? `: ${ev.reason}` : ''})`));
+    ws.onclose = (ev: { code?: number; reason?: string }) =>
+      finish(new Error(`connection to ${url} closed before an answer (code ${ev.code ?? 1006}${ev.reason ? `: ${ev.reason}` : ''})`));
   });
 }

@@ -214,7 +214,10 @@ export const ClientMessageSchemas = {
   generated: z.strictObject({
     type: z.literal('generated'),
     requestId: nonNegInt,
-    text: z.string().max(4 * MAX_GENERATED_TOKENS).optional(),
+    text: z
+      .string()
+      .max(4 * MAX_GENERATED_TOKENS)
+      .optional(),
     error: text.optional(),
     /** The request itself is bad (e.g. a character the model has no token for): another path would refuse it too. */
     refused: z.boolean().optional(),
