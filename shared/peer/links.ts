@@ -1,8 +1,10 @@
 // A peer's data channels to its neighbours: the peers of its own stage and of the stages next to
 // it. The set follows the coordinator's membership: channels open to new neighbours and close to
-// gone ones. The lower peer id of a pair initiates, so exactly one side does. Large messages are
-// chunked (ChunkedLink); every message received is handed on with its sender. A channel that
-// closes stays closed until the membership changes again: the coordinator routes around it.
+// gone ones. The lower peer id of a pair initiates, so exactly one side does. A channel that does
+// not open in time, or closes while its neighbour is still wanted, is tried again by the initiator
+// as a new attempt; signals carry their attempt number, so a late signal of an old attempt never
+// confuses a new one. Large messages are chunked (ChunkedLink); every message received is handed
+// on with its sender.
 import { ChunkedLink } from '../wire/link.js';
 import type { RtcFactory, RtcPeer } from './rtc.js';
 
@@ -16,35 +18,54 @@ export interface LinksOptions {
   log(line: string): void;
   /** Largest message a neighbour may make us reassemble. */
   maxMessageBytes: number;
+  /** How long a channel may take to open before the initiator tries again. Default 10 s. */
+  openTimeoutMs?: number;
 }
 
 interface Neighbour {
+  attempt: number;
   rtc: RtcPeer;
   link: ChunkedLink;
   open: boolean;
   closed: boolean;
+  timer?: ReturnType<typeof setTimeout>;
 }
+
+/** What travels in a signal: the attempt it belongs to, and simple-peer's own signal. */
+interface Envelope {
+  n: number;
+  s: unknown;
+}
+
+const isEnvelope = (d: unknown): d is Envelope => typeof d === 'object' && d !== null && Number.isInteger((d as Envelope).n) && (d as Envelope).n >= 0 && 's' in d;
+/** A closed channel to a wanted neighbour is tried again after this pause. */
+const RETRY_PAUSE_MS = 1000;
 
 export class NeighbourLinks {
   private readonly peers = new Map<string, Neighbour>();
+  private wanted = new Set<string>();
   /** Bytes over channels that have since closed (so totals never go down). */
   private past = { sent: 0, received: 0 };
+  private closedAll = false;
 
   constructor(private readonly o: LinksOptions) {}
 
   /** Make the channels match `wanted` (peer ids other than self). */
   set(wanted: Iterable<string>): void {
-    const want = new Set([...wanted].filter((p) => p !== this.o.self));
-    for (const id of [...this.peers.keys()]) if (!want.has(id)) this.drop(id);
-    for (const id of want) if (!this.peers.has(id)) this.open(id);
+    this.wanted = new Set([...wanted].filter((p) => p !== this.o.self));
+    for (const id of [...this.peers.keys()]) if (!this.wanted.has(id)) this.drop(id);
+    for (const id of this.wanted) if (!this.peers.has(id)) this.open(id, 0);
   }
 
   /** A signaling message the coordinator relayed from `from`. */
   signal(from: string, data: unknown): void {
-    const n = this.peers.get(from);
-    if (!n || n.closed) return;
+    if (!isEnvelope(data)) return this.o.log(`malformed signal from ${from} dropped`);
+    let n = this.peers.get(from);
+    // The initiator started a new attempt: follow it with a fresh connection.
+    if (this.wanted.has(from) && (!n || data.n > n.attempt) && !this.initiates(from)) n = this.open(from, data.n);
+    if (!n || n.closed || data.n !== n.attempt) return;
     try {
-      n.rtc.signal(data);
+      n.rtc.signal(data.s);
     } catch (e) {
       this.o.log(`bad signal from ${from}: ${(e as Error).message}`);
     }
@@ -81,31 +102,51 @@ export class NeighbourLinks {
   }
 
   close(): void {
+    this.closedAll = true;
+    this.wanted.clear();
     for (const id of [...this.peers.keys()]) this.drop(id);
   }
 
-  private open(id: string): void {
-    const rtc = this.o.rtc({ initiator: this.o.self < id, sendSignal: (data) => this.o.sendSignal(id, data) });
+  private initiates(id: string): boolean {
+    return this.o.self < id;
+  }
+
+  private open(id: string, attempt: number): Neighbour {
+    if (this.peers.has(id)) this.drop(id);
+    const rtc = this.o.rtc({ initiator: this.initiates(id), sendSignal: (s) => this.o.sendSignal(id, { n: attempt, s } satisfies Envelope) });
     const link = new ChunkedLink({ send: (b) => rtc.send(b), onMessage: (h) => rtc.onData(h) }, undefined, (e) => this.o.log(`from ${id}: ${e.message}`), this.o.maxMessageBytes);
-    const n: Neighbour = { rtc, link, open: false, closed: false };
+    const n: Neighbour = { attempt, rtc, link, open: false, closed: false };
     this.peers.set(id, n);
     link.onMessage((bytes) => this.o.onMessage(id, bytes));
+    if (this.initiates(id)) {
+      const timeout = this.o.openTimeoutMs ?? 10_000;
+      n.timer = setTimeout(() => {
+        if (n.open || n.closed || this.peers.get(id) !== n) return;
+        this.o.log(`channel to ${id} did not open within ${timeout} ms: trying again (attempt ${attempt + 1})`);
+        this.open(id, attempt + 1);
+      }, timeout);
+    }
     rtc.onClose((why) => {
       if (n.closed) return;
       n.closed = true;
+      clearTimeout(n.timer);
       const was = n.open;
       n.open = false;
       this.o.log(`channel to ${id} closed: ${why}`);
       if (was) this.o.onChange(this.connected());
+      // The neighbour is still wanted: the initiator connects again (the other side follows its new attempt).
+      if (this.initiates(id)) setTimeout(() => !this.closedAll && this.wanted.has(id) && this.peers.get(id) === n && this.open(id, attempt + 1), RETRY_PAUSE_MS);
     });
     rtc.connected.then(
       () => {
         if (n.closed) return;
+        clearTimeout(n.timer);
         n.open = true;
         this.o.onChange(this.connected());
       },
       (e: Error) => this.o.log(`channel to ${id} failed to open: ${e.message}`),
     );
+    return n;
   }
 
   private drop(id: string): void {
@@ -115,6 +156,7 @@ export class NeighbourLinks {
     this.past.received += n.link.bytesReceived;
     const was = n.open;
     n.closed = true;
+    clearTimeout(n.timer);
     n.open = false;
     n.rtc.destroy();
     if (was) this.o.onChange(this.connected());
