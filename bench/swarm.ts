@@ -60,6 +60,8 @@ const opts: SwarmOptions = {
   evalEvery: values.quick ? 10 : 20,
   evalBatches: 8,
   quiet: true,
+  // Two workers on this machine: their autotuned kernels are what the earlier results measured.
+  quickStart: false,
 };
 // Every worker in from the first step, so every codec is measured on the same swarm.
 opts.minPerStage = opts.workers / opts.stages;

@@ -43,7 +43,11 @@ export interface SwarmOptions {
   quiet?: boolean;
   /** Workers dump round 1's boundary tensors as sent and received into out/boundaries. */
   dump?: boolean;
-  /** Workers skip their start-up benchmark and autotuning (see the worker's --quick-start). */
+  /**
+   * Workers skip their start-up benchmark and matmul autotuning (the worker's --quick-start). The
+   * default for a swarm on one machine: its workers share the CPU, so what they would measure is
+   * each other, and on a cold shader cache timing every variant takes tens of minutes.
+   */
   quickStart?: boolean;
   extraWarmup?: number;
 }
@@ -78,6 +82,7 @@ export const SWARM_DEFAULTS: SwarmOptions = {
   evalBatches: 4,
   seed: 1,
   out: 'runs/swarm',
+  quickStart: true,
 };
 
 export interface SwarmResult {
@@ -202,7 +207,7 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
       stages: { type: 'string' },
       'min-per-stage': { type: 'string' },
       'extra-warmup': { type: 'string' },
-      'quick-start': { type: 'boolean' },
+      tune: { type: 'boolean' },
       codec: { type: 'string' },
       data: { type: 'string' },
       steps: { type: 'string' },
@@ -253,7 +258,7 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
   o.codec = values.codec ?? o.codec;
   o.data = values.data ?? o.data;
   o.out = values.out ?? o.out;
-  o.quickStart = values['quick-start'] ?? o.quickStart;
+  if (values.tune) o.quickStart = false;
   parseCodec(o.codec); // fail fast with the codec parser's message
   return o;
 }

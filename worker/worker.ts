@@ -98,7 +98,8 @@ function print(s: PeerSession): void {
     stage = `stage ${a.stage}/${a.run.stages}`;
     say(`placed on ${stage} of run ${a.run.runId} (state from ${a.state.from})\n`);
   });
-  s.on('phase', ({ phase, why }) => phase !== 'training' && say(`\n[${phase}] ${why}\n`));
+  // Setting up reports progress (kernel timing, compiling): one line, updated in place.
+  s.on('phase', ({ phase, why }) => phase !== 'training' && say(phase === 'setting-up' ? `\r[${phase}] ${why}   ` : `\n[${phase}] ${why}\n`));
   s.on('swarm', ({ phase, reason }) => phase !== 'training' && say(`\nswarm ${phase}: ${reason}\n`));
   s.on('step', (r) =>
     say(

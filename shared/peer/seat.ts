@@ -29,6 +29,8 @@ export interface SeatOptions {
   extraWarmup: number;
   /** Measure matmul variants for this stage's shapes before building (slower start, faster steps). */
   autotune: boolean;
+  /** What setting up is doing now (compiling on a CPU adapter can take minutes: say so). */
+  progress?(what: string): void;
   onBoundary?: RunnerOptions['onBoundary'];
 }
 
@@ -74,8 +76,15 @@ export class StageSeat {
     // Stage 0 keeps one microbatch in flight per later stage (the pipeline's depth), plus the extra;
     // a later stage needs as many as can be in flight past it.
     const slots = Math.max(1, o.run.stages - o.stage + (o.stage < o.run.stages - 1 ? o.extraWarmup : 0));
-    const runtime = await BlockRuntime.create(o.gpu, cfg, { seed: o.run.seed, optimizer: o.run.optimizer, slots, autotune: o.autotune });
+    const runtime = await BlockRuntime.create(o.gpu, cfg, {
+      seed: o.run.seed,
+      optimizer: o.run.optimizer,
+      slots,
+      autotune: o.autotune,
+      onTuneProgress: (done, total) => o.progress?.(`timing matmul variants for stage ${o.stage}'s shapes (${done}/${total})`),
+    });
     // Compile every kernel now: on a CPU adapter a cold shader cache takes minutes, and that must not happen mid-round.
+    o.progress?.(`compiling stage ${o.stage}'s kernels (minutes on a CPU adapter with a cold shader cache)`);
     await runtime.warmUp();
     return new StageSeat(o, runtime);
   }

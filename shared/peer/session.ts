@@ -309,6 +309,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       extraWarmup: this.o.extraWarmup ?? 0,
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
+      progress: (what) => this.setPhase('setting-up', what),
     });
     const step = await this.loadState(m.state);
     this.stateSources.clear();
