@@ -241,10 +241,12 @@ export class PeerSession extends Emitter<SessionEvents> {
       (m: T) => {
         this.queue = this.queue.then(() => f(m)).catch((e: Error) => this.fail(e));
       };
-    c.on(
-      'assign',
-      inOrder((m) => this.onAssign(m)),
-    );
+    c.on('assign', (m) => {
+      // Membership is taken as it arrives: a `peers` update that overtakes this assign in the queue
+      // must not be overwritten by the older list the assign carries.
+      this.members = m.peers;
+      inOrder((x: typeof m) => this.onAssign(x))(m);
+    });
     c.on(
       'round',
       inOrder((m) => this.onRound(m)),
@@ -291,7 +293,6 @@ export class PeerSession extends Emitter<SessionEvents> {
       this.seat.destroy();
       this.seat = undefined;
     }
-    this.members = m.peers;
     this.placed = m.stage;
     this.stateSources.clear();
     if (m.state.from === 'replica') for (const p of m.state.peers) this.stateSources.add(p);
