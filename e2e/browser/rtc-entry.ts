@@ -7,10 +7,10 @@ import { type Connected, type ExchangeReport, type FloodReceiveReport, type Floo
 export interface RtcTab {
   /** Join `room` on the relay and connect to the peer there; resolves with the connect time in ms. */
   connect(relay: string, room: string, initiator: boolean, timeoutMs: number): Promise<number>;
-  exchange(ourSeed: number, theirSeed: number, timeoutMs: number): Promise<ExchangeReport>;
+  exchange(ourSeed: number, theirSeed: number, stallMs: number): Promise<ExchangeReport>;
   floodSend(count: number, size: number): FloodSendReport;
   /** Installs the flood handler at once; `floodReceived` then waits for the result. */
-  startFloodReceive(count: number, size: number, timeoutMs: number): void;
+  startFloodReceive(count: number, size: number, stallMs: number): void;
   floodReceived(): Promise<FloodReceiveReport>;
   destroy(): void;
   /** Resolves when the tab's peer reports its close, with the reason. */
@@ -45,10 +45,10 @@ window.__rtc = {
     current = await connect(browserRtc, socket, initiator, timeoutMs);
     return current.connectMs;
   },
-  exchange: (ourSeed, theirSeed, timeoutMs) => exchange(connected().peer, ourSeed, theirSeed, timeoutMs),
+  exchange: (ourSeed, theirSeed, stallMs) => exchange(connected().peer, ourSeed, theirSeed, stallMs),
   floodSend: (count, size) => floodSend(connected().peer, count, size),
-  startFloodReceive(count, size, timeoutMs) {
-    flood = floodReceive(connected().peer, count, size, timeoutMs);
+  startFloodReceive(count, size, stallMs) {
+    flood = floodReceive(connected().peer, count, size, stallMs);
   },
   floodReceived: () => flood ?? Promise.reject(new Error('startFloodReceive was not called')),
   destroy: () => connected().peer.destroy(),

@@ -46,22 +46,32 @@ export interface ExchangeReport {
   ms: number;
 }
 
-/** Send our seeded messages through a ChunkedLink and check the other side's as they arrive. */
-export function exchange(peer: RtcPeer, ourSeed: number, theirSeed: number, timeoutMs: number): Promise<ExchangeReport> {
+/**
+ * Send our seeded messages through a ChunkedLink and check the other side's as they arrive. Gives
+ * up once nothing has arrived for `stallMs` (a machine under load may be slow, a stall is a failure).
+ */
+export function exchange(peer: RtcPeer, ourSeed: number, theirSeed: number, stallMs: number): Promise<ExchangeReport> {
   const t0 = performance.now();
   const want = payloads(theirSeed);
   const got: Uint8Array[] = [];
   const linkErrors: string[] = [];
   const link = new ChunkedLink({ send: (b) => peer.send(b), onMessage: (h) => peer.onData(h) }, undefined, (e) => linkErrors.push(e.message));
   return new Promise((resolve) => {
-    const done = () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = (stalled: boolean) => {
       clearTimeout(timer);
-      resolve({ problems: [...linkErrors, ...compare(got, want)], ms: performance.now() - t0 });
+      const stall = stalled ? [`stalled: ${got.length} of ${want.length} messages arrived, then nothing for ${stallMs} ms`] : [];
+      resolve({ problems: [...stall, ...linkErrors, ...compare(got, want)], ms: performance.now() - t0 });
     };
-    const timer = setTimeout(done, timeoutMs);
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => done(true), stallMs);
+    };
+    arm();
     link.onMessage((b) => {
       got.push(b);
-      if (got.length === want.length) done();
+      if (got.length === want.length) done(false);
+      else arm();
     });
     for (const m of payloads(ourSeed)) link.send(m);
   });
