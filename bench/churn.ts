@@ -6,15 +6,15 @@
 // coordinator's own events; the final validation loss is compared with an undisturbed run of the
 // same configuration; every peer's credited units are compared with the work it recorded itself.
 // Writes bench/results/churn.json and churn.svg.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LocalSwarm } from '../cli/local-swarm.js';
+import { LocalSwarm, workByPeer } from '../cli/local-swarm.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
-import { parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { parseRisk, stepWorkFlops, unitsByAccount } from '../shared/ledger/index.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 
@@ -267,27 +267,8 @@ function audit(commits: CommitEvent[], run: RunConfig): { replayed: number; inco
 /** Units by peer from the coordinator's commits (credited) and from each worker's own record of what it computed (work). */
 function credits(rec: Recorder, run: RunConfig): Array<{ peer: string; worker: string; credited_units: number; work_units: number; killed?: boolean }> {
   const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
-  const credited = new Map<string, bigint>();
-  for (const c of rec.commits) {
-    for (const [peer, u] of stepUnits(
-      c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })),
-      flops,
-      c.step,
-      run.steps,
-      RISK,
-    ))
-      credited.set(peer, (credited.get(peer) ?? 0n) + u);
-  }
-  const work = new Map<string, bigint>();
-  // A restarted worker writes to the same file as its first run: read each file once.
-  for (const file of new Set(rec.swarm.history.map((w) => `${w.metrics}.work.jsonl`))) {
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
-      const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
-      for (const [peer, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, RISK))
-        work.set(peer, (work.get(peer) ?? 0n) + u);
-    }
-  }
+  const credited = unitsByAccount(rec.commits.map(workByPeer), flops, run.steps, RISK);
+  const work = unitsByAccount(rec.swarm.recordedWork(), flops, run.steps, RISK);
   const peers = [...new Set([...credited.keys(), ...work.keys()])];
   // A killed peer's own record stops at the kill: the step it applied as it died may be missing from it.
   const killed = new Set(rec.gone.filter((g) => !g.graceful && g.at < rec.commits.at(-1)!.at).map((g) => g.peerId));

@@ -6,7 +6,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CommitEvent } from '../coordinator/run-control.js';
 import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
+import type { StepWork } from '../shared/ledger/units.js';
 import type { PeerStats } from '../shared/peer/session.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 
@@ -135,6 +137,26 @@ export class LocalSwarm {
     return [...last.values()].flatMap((w) => (existsSync(w.metrics) ? [JSON.parse(readFileSync(w.metrics, 'utf8')) as PeerMetrics] : []));
   }
 
+  /**
+   * The steps each worker recorded computing (its `.work.jsonl`), as the ledger's step work, so a
+   * test or a benchmark can hold them against what the coordinator credited.
+   */
+  recordedWork(): Array<{ step: number; work: StepWork[] }> {
+    // A restarted worker appends to the file of its first run: read each file once.
+    const files = new Set(this.history.map((w) => `${w.metrics}.work.jsonl`));
+    return [...files].flatMap((file) =>
+      existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => {
+              const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
+              return { step: r.step, work: [{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }] };
+            })
+        : [],
+    );
+  }
+
   /** Stop every worker (gracefully, then by force after `graceMs`) and the coordinator. */
   async close(graceMs = 10_000): Promise<void> {
     const running = [...this.workers.values()];
@@ -144,4 +166,9 @@ export class LocalSwarm {
     clearTimeout(timer);
     await this.coordinator.close();
   }
+}
+
+/** A committed step's work credited to peer ids (the settlement credits accounts), to compare with `recordedWork`. */
+export function workByPeer(c: CommitEvent): { step: number; work: StepWork[] } {
+  return { step: c.step, work: c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })) };
 }

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { keccak256, toHex } from 'viem';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalSwarm } from '../cli/local-swarm.js';
+import { LocalSwarm, workByPeer } from '../cli/local-swarm.js';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import type { InferenceDesk } from '../coordinator/serving.js';
-import { parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { parseRisk, stepWorkFlops, unitsByAccount } from '../shared/ledger/index.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { requestAnswer } from '../shared/swarm/inference-client.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
@@ -189,31 +189,8 @@ describe('the swarm when volunteers come and go (real processes)', () => {
   it('credit is exact: what the coordinator credits each peer equals what the peer recorded computing', () => {
     const flops = runStageConfigs(run).map((c) => stepWorkFlops(c, 1));
     const risk = parseRisk('flat');
-    const credited = new Map<string, bigint>();
-    for (const c of commits)
-      for (const [p, u] of stepUnits(
-        c.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches })),
-        flops,
-        c.step,
-        run.steps,
-        risk,
-      ))
-        credited.set(p, (credited.get(p) ?? 0n) + u);
-    const recorded = new Map<string, bigint>();
-    // A restarted worker writes to the same file as its first run: read each file once.
-    for (const file of new Set(swarm.history.map((w) => `${w.metrics}.work.jsonl`))) {
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const line of text.split('\n').filter(Boolean)) {
-        const r = JSON.parse(line) as { peerId: string; stage: number; step: number; microbatches: number };
-        for (const [p, u] of stepUnits([{ account: r.peerId, stage: r.stage, microbatches: r.microbatches }], flops, r.step, run.steps, risk))
-          recorded.set(p, (recorded.get(p) ?? 0n) + u);
-      }
-    }
+    const credited = unitsByAccount(commits.map(workByPeer), flops, run.steps, risk);
+    const recorded = unitsByAccount(swarm.recordedWork(), flops, run.steps, risk);
     expect(credited.size).toBeGreaterThanOrEqual(6);
     // A peer killed mid-step may have applied a step whose commit it never recorded; never the other way round.
     for (const [p, u] of credited) {

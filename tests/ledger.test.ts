@@ -10,6 +10,7 @@ import {
   exponentialRisk,
   runUnitsFloor,
   stepUnits,
+  unitsByAccount,
   leafHash,
   linearRisk,
   loadEpochTree,
@@ -470,6 +471,28 @@ describe('stepUnits', () => {
     );
     expect(got.get(a)).toBe(ref(3e9, 2, 1) + ref(5e9, 1, 1));
     expect(got.get(b)).toBe(0n);
+  });
+
+  it('unitsByAccount sums each step at its own progress, one account across steps and stages', () => {
+    const got = unitsByAccount(
+      [
+        { step: 1, work: [{ account: a, stage: 0, microbatches: 2 }] },
+        {
+          step: 7,
+          work: [
+            { account: a, stage: 1, microbatches: 1 },
+            { account: b, stage: 0, microbatches: 4 },
+          ],
+        },
+        { step: 7, work: [{ account: b, stage: 1, microbatches: 3 }] },
+      ],
+      flops,
+      10,
+      risk,
+    );
+    expect(got.get(a)).toBe(ref(3e9, 2, 1) + ref(5e9, 1, 7));
+    expect(got.get(b)).toBe(ref(3e9, 4, 7) + ref(5e9, 3, 7));
+    expect(got.size).toBe(2);
   });
 
   it('refuses unknown stages, bad counts and steps outside the run', () => {

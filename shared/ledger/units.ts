@@ -69,6 +69,18 @@ export function stepUnits(work: StepWork[], stageFlopsPerMicrobatch: number[], s
   return out;
 }
 
+/** Units by account summed over committed steps, each step's work weighted at its own progress. */
+export function unitsByAccount(
+  steps: Iterable<{ step: number; work: StepWork[] }>,
+  stageFlopsPerMicrobatch: number[],
+  totalSteps: number,
+  risk: RiskWeighting,
+): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const s of steps) for (const [a, u] of stepUnits(s.work, stageFlopsPerMicrobatch, s.step, totalSteps, risk)) out.set(a, (out.get(a) ?? 0n) + u);
+  return out;
+}
+
 /**
  * Units a run of `microbatches` per step earns at least, however its microbatches are split among
  * peers (flooring per peer can only round less away than flooring per microbatch): a compute
