@@ -46,7 +46,7 @@ const defaults = {
   'eval-every': '50',
   'eval-batches': '8',
   seed: '1',
-  codec: 'fp32',
+  codec: 'subspace:k=16:int8',
   'heartbeat-timeout-ms': '10000',
   'run-id': `run-${Date.now().toString(36)}`,
   'epoch-steps': '25',

@@ -428,10 +428,10 @@ export class RunControl extends Emitter<RunControlEvents> {
     const p = this.peers.get(peerId);
     if (!p || p.state === 'gone') return;
     const wasActive = p.state === 'active';
-    p.state = 'gone';
-    p.goneReason = reason;
-    const st = this.stages[p.stage];
     const graceful = !!leave;
+    p.state = 'gone';
+    p.goneReason = graceful ? `left: ${reason}` : reason;
+    const st = this.stages[p.stage];
     this.log(`${peerId} "${p.name}" (stage ${p.stage}) ${graceful ? 'left' : 'lost'}: ${reason}`);
     // Whether it was the stage's last replica (names are not unique: decide on this, not on heldBy's name).
     const lastReplica = wasActive && this.active(p.stage).length === 0 && this.started;
@@ -447,7 +447,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (graceful && lastReplica) this.handOff(p);
     for (const q of this.live()) {
       q.links.delete(peerId);
-      this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: reason.slice(0, 1024) });
+      this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: p.goneReason.slice(0, 1024) });
     }
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
     this.restrand();

@@ -256,7 +256,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'stalled':
         return c.onStalled(peerId, msg);
       case 'leave':
-        return c.onGone(peerId, `left: ${msg.reason}`, { kept: msg.kept });
+        return c.onGone(peerId, msg.reason, { kept: msg.kept });
       case 'generated':
         return void refuse(this.serving ? this.serving.onGenerated(peerId, msg) : 'this swarm does not serve inference');
     }
@@ -287,7 +287,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }) });
     for (const m of held) this.transport.send(conn, m);
     const c = msg.capability;
-    this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops} GFLOP/s, ≤${c.maxLayers} layers) on stage ${placed.stage}`);
+    this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops.toFixed(2)} GFLOP/s, ≤${c.maxLayers} layers) on stage ${placed.stage}`);
     this.emit('register', { peerId, name: msg.name, capability: c, account: reg.account as `0x${string}` | undefined, stage: placed.stage });
   }
 

@@ -63,6 +63,18 @@ describe('neighbour links', () => {
     await until('b sees the close', () => !b.links.connected().includes('a'));
   });
 
+  it('once closed (the peer is leaving), a late membership update or signal opens nothing', async () => {
+    const { a, b } = pair();
+    a.links.close();
+    a.links.set(['b']);
+    b.links.set(['a']);
+    b.links.signal('a', { n: 5, s: {} });
+    a.links.signal('b', { n: 5, s: {} });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.links.has('b')).toBe(false);
+    expect(a.links.connected()).toEqual([]);
+  });
+
   it('a channel whose first attempt lost every signal is tried again and opens', async () => {
     const { a, b } = pair((_from, data) => (data as { n: number }).n === 0);
     a.links.set(['b']);

@@ -52,6 +52,8 @@ export class NeighbourLinks {
 
   /** Make the channels match `wanted` (peer ids other than self). */
   set(wanted: Iterable<string>): void {
+    // A membership update that arrives while the peer leaves must not open new channels.
+    if (this.closedAll) return;
     this.wanted = new Set([...wanted].filter((p) => p !== this.o.self));
     for (const id of [...this.peers.keys()]) if (!this.wanted.has(id)) this.drop(id);
     for (const id of this.wanted) if (!this.peers.has(id)) this.open(id, 0);

@@ -275,7 +275,10 @@ export class PeerSession extends Emitter<SessionEvents> {
       for (const w of [this.generating, this.evaluating]) if (w?.path.includes(m.peerId)) w.abort.abort(new Error(`${m.peerId} on the path is gone`));
     });
     c.on('status', ({ type: _, ...s }) => this.emit('swarm', s));
-    c.on('handoff', (m) => (this.handoffTo = m.to));
+    c.on('handoff', (m) => {
+      this.handoffTo = m.to;
+      this.connectNeighbours();
+    });
     c.on('settled', (m) => void this.keepProof(m));
     c.on('error', (m) => this.say(`coordinator: ${m.message}${m.ref ? ` (${m.ref})` : ''}`));
     c.on('stop', (m) => this.end('stopped', m.reason));
@@ -296,7 +299,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.placed = m.stage;
     this.stateSources.clear();
     if (m.state.from === 'replica') for (const p of m.state.peers) this.stateSources.add(p);
-    this.links!.set([...this.neighbourIds(m.stage), ...this.stateSources]);
+    this.connectNeighbours();
     this.seat ??= await StageSeat.create({
       gpu: this.gpu!,
       run: m.run,
@@ -380,9 +383,19 @@ export class PeerSession extends Emitter<SessionEvents> {
   private onPeers(peers: PeerInfo[]): void {
     this.members = peers;
     if (this.placed === undefined || !this.links) return;
-    const keep = this.handoffTo ? [this.handoffTo] : [];
-    this.links.set([...this.neighbourIds(this.placed), ...keep, ...this.stateSources]);
+    this.connectNeighbours();
     this.emit('neighbours', { connected: this.links.connected(), peers });
+  }
+
+  /**
+   * Channels to the peers of our stage and the stages next to it, and to the replicas we load state
+   * from; once leaving, only to the heir of our state (the others have dropped us, and reconnecting
+   * to them would only start channels that the end of the session cuts).
+   */
+  private connectNeighbours(): void {
+    if (this.placed === undefined || !this.links) return;
+    const heir = this.handoffTo ? [this.handoffTo] : [];
+    this.links.set(this.leaving ? heir : [...this.neighbourIds(this.placed), ...heir, ...this.stateSources]);
   }
 
   private onPeerMessage(from: string, bytes: Uint8Array): void {
@@ -562,6 +575,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.emit('released', { ms: releasedMs });
     if (kept && seat) await keepState(this.host.storage, kept, seat.run.runId);
     this.send({ type: 'leave', reason: reason.slice(0, 1000), ...(kept && this.committed > 0 && { kept: { step: kept.step, hash: kept.paramsHash } }) });
+    this.connectNeighbours();
     await this.handOff();
     this.end('left', reason);
     return { releasedMs };
