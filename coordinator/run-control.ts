@@ -447,7 +447,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (graceful && lastReplica) this.handOff(p);
     for (const q of this.live()) {
       q.links.delete(peerId);
-      this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: p.goneReason.slice(0, 1024) });
+      // Not to its heir: for the heir the leaver is still there, serving it the stage's state.
+      if (q.heirOf !== peerId) this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: p.goneReason.slice(0, 1024) });
     }
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
     this.restrand();
@@ -469,7 +470,6 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.log(`${leaver.peerId} hands stage ${leaver.stage}'s state to ${heir.peerId}`);
   }
 
-  /** Peers still setting up from replicas that are all gone now cannot get the stage's newest state: place them again. */
   /**
    * Peers still setting up from replicas that are all gone now: loading from the stage's live
    * replicas instead, or from the seed; or, if their stage waits for a gone peer's state, placed on

@@ -1,18 +1,20 @@
-// Peer sessions in this process (the Node host: Dawn, wrtc, files) with a real coordinator, while
-// the coordinator's messages reach each peer in bursts: a busy peer's event loop (a game, a chain
-// call, a shader compile) lets several frames pile up, and the socket then delivers them in one
-// task. The session must act on the newest membership even when a `peers` update is dispatched
-// before the `assign` it follows has been handled (a run once hung on exactly that: the initiating
-// peer never opened its channel).
+// Peer sessions in this process (the Node host: Dawn, wrtc, files) with a real coordinator.
+// - The coordinator's messages reach a peer in bursts: a busy peer's event loop (a game, a chain
+//   call, a shader compile) lets several frames pile up, and the socket then delivers them in one
+//   task. The session must act on the newest membership even when a `peers` update is dispatched
+//   before the `assign` it follows has been handled (a run once hung on exactly that: the
+//   initiating peer never opened its channel).
+// - The last peer of a stage pauses (a graceful leave) while a newcomer is setting up for that
+//   stage: it hands its state over, and the run goes on from the step it left at.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { Coordinator } from '../coordinator/server.js';
 import { PeerSession } from '../shared/peer/session.js';
-import type { WebSocketLike } from '../shared/swarm/coordinator-client.js';
+import type { WebSocketConstructor, WebSocketLike } from '../shared/swarm/coordinator-client.js';
 import { nodeHost } from '../worker/node-host.js';
 
 const BURST_MS = 300;
@@ -57,38 +59,75 @@ class BurstySocket implements WebSocketLike {
 
 const ended: Promise<string>[] = [];
 let coord: Coordinator | undefined;
-afterAll(async () => {
+afterEach(async () => {
   coord?.stopRun('test over');
-  await Promise.all(ended);
+  await Promise.all(ended.splice(0));
   await coord?.close();
 });
 
+const lines: string[] = [];
+const said = () => `the coordinator and the peers said:\n${lines.join('\n')}`;
+
+async function startCoordinator(steps: number): Promise<Coordinator> {
+  lines.length = 0;
+  const run = await runConfig({ ...SWARM_DEFAULTS, workers: 2, stages: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps, evalEvery: 0 });
+  coord = new Coordinator({ run, log: (l) => lines.push(`coordinator: ${l}`) });
+  await coord.listen(0);
+  return coord;
+}
+
+function startPeer(c: Coordinator, name: string, socket: WebSocketConstructor = WebSocket): PeerSession {
+  const host = nodeHost({ data: SWARM_DEFAULTS.data, stateDir: mkdtempSync(join(tmpdir(), 'session-test-')), benchmark: false, env: {}, log: (l) => lines.push(`${name}: ${l}`) });
+  const s = new PeerSession({ ...host, WebSocket: socket }, { coordinator: c.url!, name });
+  s.on('phase', (p) => lines.push(`${name}: [${p.phase}] ${p.why}`));
+  ended.push(s.run());
+  return s;
+}
+
+async function until(what: string, done: () => boolean, ms = 120_000): Promise<void> {
+  const t0 = Date.now();
+  while (!done()) {
+    if (Date.now() - t0 > ms) throw new Error(`gave up after ${ms / 1000} s waiting for ${what}; ${said()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('peer session', () => {
   it('connects and trains when coordinator messages arrive in bursts (membership newer than the assign)', async () => {
-    const run = await runConfig({ ...SWARM_DEFAULTS, workers: 2, stages: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps: 4, evalEvery: 0 });
-    coord = new Coordinator({ run, log: () => {} });
-    await coord.listen(0);
-    const url = coord.url!;
-    const lines: string[] = [];
+    const c = await startCoordinator(4);
+    let trained = false;
+    c.trained.then(() => (trained = true));
     for (const name of ['a', 'b']) {
-      const host = nodeHost({
-        data: SWARM_DEFAULTS.data,
-        stateDir: mkdtempSync(join(tmpdir(), 'session-test-')),
-        benchmark: false,
-        env: {},
-        log: (l) => lines.push(`${name}: ${l}`),
-      });
-      const s = new PeerSession({ ...host, WebSocket: BurstySocket }, { coordinator: url, name });
-      s.on('phase', (p) => lines.push(`${name}: [${p.phase}] ${p.why}`));
-      ended.push(s.run());
+      startPeer(c, name, BurstySocket);
       // The second peer registers while the first one's assign is still held: both reach it in one burst.
       await new Promise((r) => setTimeout(r, 20));
     }
-    const outcome = await Promise.race([
-      coord.trained.then(() => 'trained'),
-      new Promise<string>((r) => setTimeout(() => r(`not trained within 120 s; the peers said:\n${lines.join('\n')}`), 120_000)),
-    ]);
-    expect(outcome).toBe('trained');
-    expect(coord.stats.binaryBytesReceived).toBe(0);
+    await until('the run to train', () => trained);
+    expect(c.stats.binaryBytesReceived).toBe(0);
   }, 180_000);
+
+  it('the last peer of a stage that pauses hands its state to a newcomer setting up for it; the run goes on from there', async () => {
+    const c = await startCoordinator(30);
+    const commits: number[] = [];
+    c.on('commit', (e) => commits.push(e.step));
+    let trained = false;
+    c.trained.then(() => (trained = true));
+    const first = [startPeer(c, 'a'), startPeer(c, 'b')];
+    await until('step 8', () => commits.length >= 8);
+    const heir = startPeer(c, 'c');
+    let stage: number | undefined;
+    heir.on('assigned', (a) => (stage ??= a.stage));
+    await until('the newcomer placed', () => stage !== undefined);
+    const leaver = first.find((s) => s.stage === stage)!;
+    const left = await leaver.leave('a game started');
+    expect(left.releasedMs).toBeLessThan(2000);
+    await until('the run to train', () => trained);
+    const handed = lines.find((l) => l.startsWith('coordinator:') && l.includes(`hands stage ${stage}'s state to ${heir.peerId}`));
+    expect(handed, said()).toBeDefined();
+    const loaded = lines.find((l) => l.startsWith('c: loaded stage') && l.includes(`from ${leaver.peerId}`));
+    expect(loaded, said()).toMatch(new RegExp(`^c: loaded stage ${stage}'s state at step (8|9|1\\d) from`));
+    expect(commits).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(heir.phase, said()).not.toBe('failed');
+    expect(heir.stats()?.microbatches, said()).toBeGreaterThan(0);
+  }, 240_000);
 });

@@ -113,6 +113,8 @@ export class PeerSession extends Emitter<SessionEvents> {
   private lastValLoss?: number;
   private handoffTo?: string;
   private chain?: ChainInfo;
+  /** Assign messages received so far (a load that fails while a newer one waits is not fatal). */
+  private assigns = 0;
   /** The stage the coordinator placed this peer on (set before its seat is built). */
   private placed?: number;
   /** Peers this one is loading its stage's state from: their channels stay open whatever the membership says. */
@@ -245,7 +247,8 @@ export class PeerSession extends Emitter<SessionEvents> {
       // Membership is taken as it arrives: a `peers` update that overtakes this assign in the queue
       // must not be overwritten by the older list the assign carries.
       this.members = m.peers;
-      inOrder((x: typeof m) => this.onAssign(x))(m);
+      const seq = ++this.assigns;
+      inOrder((x: typeof m) => this.onAssign(x, seq))(m);
     });
     c.on(
       'round',
@@ -288,7 +291,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   // -------------------------------------------------------------------------------------------
   // Stage
 
-  private async onAssign(m: ServerMessageOf<'assign'>): Promise<void> {
+  private async onAssign(m: ServerMessageOf<'assign'>, seq: number): Promise<void> {
     this.emit('assigned', { stage: m.stage, run: m.run, state: m.state });
     this.setPhase('setting-up', `placed on stage ${m.stage} of ${m.run.stages}; loading the stage`);
     if (this.seat && (this.seat.stage !== m.stage || this.seat.run.runId !== m.run.runId)) {
@@ -315,7 +318,16 @@ export class PeerSession extends Emitter<SessionEvents> {
       onBoundary: this.o.onBoundary,
       progress: (what) => this.setPhase('setting-up', what),
     });
-    const step = await this.loadState(m.state);
+    // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
+    if (this.assigns !== seq) return;
+    let step: number;
+    try {
+      step = await this.loadState(m.state);
+    } catch (e) {
+      // A newer assign (a handoff naming where the stage's newest state is) is queued: it decides.
+      if (this.assigns !== seq) return this.say(`${(e as Error).message}; following the newer assignment`);
+      throw e;
+    }
     this.stateSources.clear();
     this.committed = step;
     this.setPhase('ready', `stage ${m.stage} loaded at step ${step}; waiting to be routed work`);
@@ -561,6 +573,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.roundAbort?.abort(new Error(`leaving: ${reason}`));
     const seat = this.seat;
     let kept: StageSnapshot | undefined;
+    let servedBefore = this.states.served.count;
     // The computation under way ends at its next GPU operation; wait for that, not for the round.
     await Promise.race([this.queue, new Promise((r) => setTimeout(r, 1500))]);
     if (seat) {
@@ -568,6 +581,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       seat.runner.discard();
       kept = await seat.capture();
       seat.snapshot = kept;
+      servedBefore = this.states.served.count;
       this.stats();
       seat.destroy();
     }
@@ -575,21 +589,23 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.emit('released', { ms: releasedMs });
     if (kept && seat) await keepState(this.host.storage, kept, seat.run.runId);
     this.send({ type: 'leave', reason: reason.slice(0, 1000), ...(kept && this.committed > 0 && { kept: { step: kept.step, hash: kept.paramsHash } }) });
-    this.connectNeighbours();
-    await this.handOff();
+    await this.handOff(servedBefore);
     this.end('left', reason);
     return { releasedMs };
   }
 
-  /** If the coordinator names an heir (shortly after our leave), stay until it fetched our state. */
-  private async handOff(): Promise<void> {
+  /**
+   * If the coordinator names an heir (shortly after our leave), stay until it fetched our state: a
+   * fetch served after `servedBefore` (counted from when the kept state was captured; the heir
+   * may have fetched it before the coordinator named it).
+   */
+  private async handOff(servedBefore: number): Promise<void> {
     const deadline = this.host.now() + 1500;
     while (!this.handoffTo && this.host.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (!this.handoffTo) return;
-    const served = this.states.served.count;
     const until = this.host.now() + HANDOFF_WAIT_MS;
     this.say(`handing the stage's state to ${this.handoffTo}`);
-    while (this.states.served.count === served && this.host.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while (this.states.served.count === servedBefore && this.host.now() < until) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500)); // let the last chunks drain from the channel
   }
 
