@@ -347,7 +347,8 @@ async function main(): Promise<void> {
   writeFileSync(
     join(RESULTS, 'churn.svg'),
     lossPlotSvg({
-      title: `training loss with churn (${churned.events.map((e) => `${e.kind}@${e.at_step}`).join(', ')}) and undisturbed`,
+      title: `loss under churn: ${churned.events.map((e) => `${e.kind}@${e.at_step}`).join(', ')}`,
+      width: 960,
       series: [
         { name: 'undisturbed', points: curve(base.rec) },
         { name: 'churn', points: curve(churned.rec) },
