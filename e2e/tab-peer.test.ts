@@ -17,6 +17,7 @@ import { FrameKind } from '../shared/wire/frame.js';
 import { DEFAULT_DATA } from '../worker/node-corpus.js';
 import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
 import { LOOPBACK_ONLY_PERMISSIONS, launchChromium, loopbackOnly } from './chromium.js';
+import { TINY_MODEL } from '../tests/tiny-swarm.js';
 
 const ENTRY = fileURLToPath(new URL('../browser/tab.ts', import.meta.url));
 const STEPS = 10;
@@ -35,10 +36,7 @@ beforeAll(async () => {
     stages: 2,
     minPerStage: 1,
     layers: 2,
-    dModel: 32,
-    heads: 2,
-    seq: 16,
-    batch: 4,
+    ...TINY_MODEL,
     microbatches: 2,
     steps: STEPS,
     lr: 1e-2,

@@ -21,6 +21,7 @@ import { requestAnswer } from '../shared/swarm/inference-client.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { TINY_MODEL } from './tiny-swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'churn-test-'));
 // Long enough for every event to happen while it trains (a joiner or a restarted worker takes seconds to start).
@@ -64,10 +65,7 @@ beforeAll(async () => {
       stages: 2,
       minPerStage: 2,
       layers: 2,
-      dModel: 32,
-      heads: 2,
-      seq: 16,
-      batch: 4,
+      ...TINY_MODEL,
       microbatches: 4,
       steps: STEPS,
       averageEvery: 2,

@@ -32,6 +32,15 @@ function u16s(x: number[], dtype: 'fp16' | 'bf16'): number[] {
   return x.map((_, i) => v.getUint16(2 * i, true));
 }
 
+/** Each value encodes to its bit pattern (compared in hex, so a failure reads as bits). */
+function expectPatterns(cases: [number, number][], dtype: 'fp16' | 'bf16'): void {
+  const got = u16s(
+    cases.map((c) => c[0]),
+    dtype,
+  );
+  expect(got.map((h) => h.toString(16))).toEqual(cases.map((c) => c[1].toString(16)));
+}
+
 function fromU16s(h: number[], dtype: 'fp16' | 'bf16'): number[] {
   const b = new Uint8Array(2 * h.length);
   const v = new DataView(b.buffer);
@@ -273,12 +282,7 @@ describe('known bit patterns and ties to even', () => {
       [-1e30, 0xfbff],
       [3.4e38, 0x7bff],
     ];
-    expect(
-      u16s(
-        cases.map((c) => c[0]),
-        'fp16',
-      ).map((h) => h.toString(16)),
-    ).toEqual(cases.map((c) => c[1].toString(16)));
+    expectPatterns(cases, 'fp16');
   });
 
   it('fp16 ties go to even, normal and subnormal', () => {
@@ -294,12 +298,7 @@ describe('known bit patterns and ties to even', () => {
       [2 ** -14 - 2 ** -25, 0x0400], // 1023.5 units → 1024 = smallest normal
       [2047.5 * 2 ** -10, 0x4000], // 1.99951171875 + half ulp → carries into the exponent: 2.0
     ];
-    expect(
-      u16s(
-        cases.map((c) => c[0]),
-        'fp16',
-      ).map((h) => h.toString(16)),
-    ).toEqual(cases.map((c) => c[1].toString(16)));
+    expectPatterns(cases, 'fp16');
   });
 
   it('bf16 encodes known patterns, ties to even, saturates f32 max', () => {
@@ -316,12 +315,7 @@ describe('known bit patterns and ties to even', () => {
       [f32max, 0x7f7f],
       [-f32max, 0xff7f],
     ];
-    expect(
-      u16s(
-        cases.map((c) => c[0]),
-        'bf16',
-      ).map((h) => h.toString(16)),
-    ).toEqual(cases.map((c) => c[1].toString(16)));
+    expectPatterns(cases, 'bf16');
   });
 
   it('fp16 and bf16 decode known bit patterns', () => {

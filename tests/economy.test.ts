@@ -15,6 +15,7 @@ import { blockFlops } from '../shared/engine/model.js';
 import { stageConfigs } from '../shared/swarm/run.js';
 import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
+import { TINY_MODEL } from './tiny-swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'economy-test-'));
 const economy = { ...ECONOMY_DEFAULTS, epochSteps: 3, answerTokens: 24, prompt: 'ROMEO:\n', challengeWindow: 2 };
@@ -30,10 +31,7 @@ beforeAll(async () => {
       workers: 2,
       stages: 2,
       layers: 2,
-      dModel: 32,
-      heads: 2,
-      seq: 16,
-      batch: 4,
+      ...TINY_MODEL,
       microbatches: 2,
       steps: 10,
       lr: 1e-2,

@@ -16,6 +16,7 @@ import { Coordinator } from '../coordinator/server.js';
 import { PeerSession } from '../shared/peer/session.js';
 import type { WebSocketConstructor, WebSocketLike } from '../shared/swarm/coordinator-client.js';
 import { nodeHost } from '../worker/node-host.js';
+import { TINY_MODEL } from './tiny-swarm.js';
 
 const BURST_MS = 300;
 
@@ -70,7 +71,7 @@ const said = () => `the coordinator and the peers said:\n${lines.join('\n')}`;
 
 async function startCoordinator(steps: number): Promise<Coordinator> {
   lines.length = 0;
-  const run = await runConfig({ ...SWARM_DEFAULTS, workers: 2, stages: 2, layers: 2, dModel: 32, heads: 2, seq: 16, batch: 4, microbatches: 2, steps, evalEvery: 0 });
+  const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery: 0 });
   coord = new Coordinator({ run, log: (l) => lines.push(`coordinator: ${l}`) });
   await coord.listen(0);
   return coord;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SWARM_DEFAULTS, type SwarmResult, runSwarm } from '../cli/swarm.js';
+import { TINY_MODEL } from './tiny-swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'swarm-test-'));
 let result: SwarmResult;
@@ -15,10 +16,7 @@ beforeAll(async () => {
     workers: 3,
     stages: 3,
     layers: 3,
-    dModel: 32,
-    heads: 2,
-    seq: 16,
-    batch: 4,
+    ...TINY_MODEL,
     microbatches: 2,
     steps: 12,
     lr: 1e-2,

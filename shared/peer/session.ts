@@ -324,7 +324,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     try {
       step = await this.loadState(m.state);
     } catch (e) {
-      // A newer assign (a handoff naming where the stage's newest state is) is queued: it decides.
+      // Superseded while loading (its source left with a handoff): the newer assign decides.
       if (this.assigns !== seq) return this.say(`${(e as Error).message}; following the newer assignment`);
       throw e;
     }
