@@ -1,0 +1,84 @@
+// The API the desktop app's preload scripts expose to its pages (electron/preload.ts on the
+// dashboard window as `window.swarmDesktop`, electron/trainer-preload.ts on the hidden training
+// window as `window.swarmTrainer`). Types only: the channels and payload schemas that carry these
+// calls are electron/ipc-contract.ts, checked on both sides. One method per action; no raw IPC.
+import type { SessionEvents } from '../shared/peer/session.js';
+import type { Decision, PolicySettings } from '../shared/policy/types.js';
+
+type Hex = `0x${string}`;
+
+/** One event of the peer session, as it crosses from the training window to the dashboard. */
+export type TrainerEvent = { [K in keyof SessionEvents]: { type: K; data: SessionEvents[K] } }[keyof SessionEvents];
+
+/** Where this machine's peer and wallet connect. */
+export interface AppConfig {
+  /** The coordinator's WebSocket URL. */
+  coordinator: string;
+  /** Where the training text is fetched from (default: the page's own /data.txt). */
+  dataUrl?: string;
+  /** The chain the run settles on; absent: training is unpaid. */
+  chain?: {
+    rpcUrl: string;
+    chainId: number;
+    registry: Hex;
+    tokens: Hex;
+    runId: string;
+  };
+  /** Local chains only: dev keys the page may offer as a clearly labelled "local key" wallet. */
+  localKeys?: Hex[];
+  /** WalletConnect's projectId: without one, no WalletConnect. */
+  walletConnectProjectId?: string;
+}
+
+export type SnoozeHours = 1 | 3 | 6 | 12;
+
+/** What the dashboard shows of the policies: the decision and why, and what the user chose. */
+export interface PolicyView {
+  decision: Decision;
+  settings: PolicySettings;
+  /** The user's own pause or snooze (epoch ms; Infinity: until resumed). */
+  pausedUntil?: number;
+}
+
+/** A transaction for the desktop wallet to sign, numbers as decimal strings (IPC does not carry bigint). */
+export interface TransactionRequestJson {
+  chainId: number;
+  to: Hex;
+  data?: Hex;
+  value?: string;
+  nonce: number;
+  gas: string;
+  maxFeePerGas: string;
+  maxPriorityFeePerGas: string;
+}
+
+/** The desktop app's local key: created on first run, encrypted with the OS keychain, held by the main process. */
+export interface DesktopWallet {
+  address(): Promise<Hex>;
+  signTransaction(tx: TransactionRequestJson): Promise<Hex>;
+  signMessage(message: string): Promise<Hex>;
+  /** EIP-712 data as JSON with bigints as decimal strings. */
+  signTypedData(json: string): Promise<Hex>;
+}
+
+export interface DesktopBridge {
+  config(): Promise<AppConfig>;
+  policy(): Promise<PolicyView>;
+  saveSettings(settings: PolicySettings): Promise<PolicyView>;
+  snooze(hours: SnoozeHours): Promise<PolicyView>;
+  pause(): Promise<PolicyView>;
+  resume(): Promise<PolicyView>;
+  onPolicy(listener: (view: PolicyView) => void): () => void;
+  onTrainerEvent(listener: (event: TrainerEvent) => void): () => void;
+  wallet: DesktopWallet;
+}
+
+/** What the hidden training window may do: report its session's events and follow the main process's commands. */
+export type TrainerCommand = { type: 'start' } | { type: 'leave'; reason: string } | { type: 'duty'; duty: number };
+
+export interface TrainerBridge {
+  config(): Promise<AppConfig>;
+  report(event: TrainerEvent): void;
+  onCommand(listener: (command: TrainerCommand) => void): () => void;
+  wallet: DesktopWallet;
+}
