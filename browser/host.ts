@@ -1,7 +1,6 @@
 // The browser tab host of the peer session: the tab's own WebGPU (`navigator.gpu`), WebSocket and
 // RTCPeerConnection (through simple-peer's browser build), fetch for the training text and
-// IndexedDB for the states it keeps. No wallet yet: the tab trains unpaid until the app's wallet
-// connects (the dashboard's job).
+// IndexedDB for the states and proofs it keeps. The wallet is the dashboard's to add (browser/trainer.ts).
 import { Gpu } from '../kernels/context.js';
 import { DEFAULT_RUN, detectGpu, requestDevice, verdict } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerStorage } from '../shared/peer/host.js';
@@ -13,17 +12,23 @@ export interface BrowserHostOptions {
   storage: PeerStorage;
   /** Run the start-up benchmark (its speed is only a hint: the swarm measures the real one). */
   benchmark?: boolean;
+  runtime?: 'browser' | 'electron';
   log(line: string): void;
 }
 
+/** The GPU is detected and benchmarked once per host: every session after a pause reuses the device. */
 export function browserHost(o: BrowserHostOptions): PeerHost {
+  let detected: ReturnType<PeerHost['gpu']> | undefined;
   return {
-    async gpu() {
-      const host = { name: navigator.userAgent, runtime: 'browser' as const };
-      const report = await detectGpu(navigator.gpu, host, { benchSize: 128, benchmark: o.benchmark ?? true });
-      const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
-      if (!adapter) throw new Error(report.message);
-      return { gpu: new Gpu(await requestDevice(adapter)), report, verdict: verdict(report, DEFAULT_RUN) };
+    gpu() {
+      detected ??= (async () => {
+        const host = { name: navigator.userAgent, runtime: o.runtime ?? ('browser' as const) };
+        const report = await detectGpu(navigator.gpu, host, { benchSize: 128, benchmark: o.benchmark ?? true });
+        const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+        if (!adapter) throw new Error(report.message);
+        return { gpu: new Gpu(await requestDevice(adapter)), report, verdict: verdict(report, DEFAULT_RUN) };
+      })();
+      return detected;
     },
     WebSocket,
     rtc: browserRtc,

@@ -8,8 +8,8 @@ import { formatEther, parseEther } from 'viem';
 import WebSocket from 'ws';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
+import { ensureCredential, spendAndAsk } from '../shared/chain/market.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
-import { requestAnswer } from '../shared/swarm/inference-client.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../shared/swarm/protocol.js';
 
 async function main(): Promise<void> {
@@ -26,18 +26,11 @@ async function main(): Promise<void> {
   const cfg = chainConfigFromEnv(process.env);
   if (!cfg?.key) throw new Error('set the chain in the environment: SWARM_RPC_URL, SWARM_CHAIN_ID, SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY (your key)');
   const chain = await connectChain(cfg);
-  const me = chain.account!;
-  if ((await chain.credentialsOf(cfg.runId, me)) === 0n) {
-    const [cheapest] = await chain.openListings(cfg.runId);
-    if (!cheapest) throw new Error(`you hold no credential of run ${cfg.runId} and none is listed for sale`);
-    if (cheapest.price > maxPrice) throw new Error(`the cheapest credential costs ${formatEther(cheapest.price)} ETH, above --max-price-eth ${values['max-price-eth']}`);
-    await chain.buy(cheapest, 1n);
-    console.log(`bought 1 credential for ${formatEther(cheapest.price)} ETH`);
-  }
-  const { result: spendId } = await chain.spendCredentials(cfg.runId, 1n, prompt);
-  console.log(`spent 1 credential (spend ${spendId}); waiting for the swarm's answer…`);
-  const a = await requestAnswer(values.coordinator, WebSocket as unknown as WebSocketConstructor, { spendId, prompt, maxTokens: tokens });
-  console.log(`${prompt}${a.text}\n(receipt ${a.answerHash} recorded on chain)`);
+  const paid = await ensureCredential(chain, cfg.runId, chain.account!, maxPrice);
+  if (paid > 0n) console.log(`bought 1 credential for ${formatEther(paid)} ETH`);
+  console.log("spending 1 credential and waiting for the swarm's answer…");
+  const a = await spendAndAsk(chain, cfg.runId, values.coordinator, WebSocket as unknown as WebSocketConstructor, { prompt, maxTokens: tokens });
+  console.log(`${prompt}${a.text}\n(spend ${a.spendId}, receipt ${a.answerHash} recorded on chain)`);
 }
 
 main().catch((e: Error) => {

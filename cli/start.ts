@@ -1,10 +1,12 @@
-// `npm start`: the whole local swarm and its economy on embedded defaults. Starts a local EVM and
-// deploys the contracts; a designer opens a run with a stake; the coordinator and the worker
-// processes train it over WebRTC while every epoch's verified work is posted on chain as a Merkle
-// root; when training ends, ownership is delivered to every contributor, an owner lists
-// credentials, a buyer buys one, spends it on a prompt, and the swarm answers.
+// `npm start`: the whole local swarm and its economy on embedded defaults, with the dashboard.
+// Starts a local EVM and deploys the contracts; a designer opens a run with a stake; the
+// coordinator and the worker processes train it over WebRTC while every epoch's verified work is
+// posted on chain as a Merkle root; the dashboard opens (the desktop app where Electron's binary
+// is installed, otherwise a page on 127.0.0.1 whose tab joins as a worker); when training ends,
+// ownership is delivered to every contributor, an owner lists credentials, a buyer buys one,
+// spends it on a prompt, and the swarm answers; it then serves until Ctrl-C.
 // Flags: those of `npm run swarm` plus --epoch-steps N --risk exp:4 --prompt TEXT --answer-tokens N
-// --challenge-window SECONDS.
+// --challenge-window SECONDS --port 8080 (the dashboard's).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,6 +24,8 @@ import { requestAnswer } from '../shared/swarm/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
+import type { AppConfig } from '../renderer/desktop-bridge.js';
+import { openDashboard } from './open-dashboard.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 
 export interface EconomyOptions {
@@ -32,6 +36,9 @@ export interface EconomyOptions {
   /** Seconds a root waits for a veto before it settles (short on a local chain). */
   challengeWindow: number;
 }
+
+/** Where `npm start` serves the dashboard (0: any free port). */
+export const DEFAULT_DASHBOARD_PORT = 8080;
 
 export const ECONOMY_DEFAULTS: EconomyOptions = { epochSteps: 25, risk: 'exp:4', prompt: 'ROMEO:\n', answerTokens: 120, challengeWindow: 3 };
 
@@ -48,6 +55,14 @@ export function expectedUnits(run: RunConfig, risk: string): bigint {
   return runUnitsFloor(flops, run.microbatches, run.steps, parseRisk(risk));
 }
 
+/** The dashboard's part in a local economy (`npm start`): where it is opened, and how long the swarm serves. */
+export interface DashboardHooks {
+  /** Open (serve, or start the desktop app with) the dashboard once the swarm's coordinates are known. */
+  open(config: AppConfig): Promise<{ close(): Promise<void> }>;
+  /** After the economy ran, the swarm keeps serving until this resolves (Ctrl-C). */
+  until: Promise<void>;
+}
+
 export interface EconomyResult {
   addresses: SwarmAddresses;
   runId: bigint;
@@ -58,11 +73,15 @@ export interface EconomyResult {
 }
 
 /** With `evm`, runs on that chain and leaves it running (a test inspects it afterwards). */
-export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm): Promise<EconomyResult> {
+export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm, dashboard?: DashboardHooks): Promise<EconomyResult> {
   const say = (line: string) => !o.quiet && process.stdout.write(line);
   say('starting a local EVM and deploying the contracts… ');
-  const evm = given ?? (await startLocalEvm({ accounts: FIRST_WORKER + o.workers }));
-  if (evm.accounts.length < FIRST_WORKER + o.workers) throw new Error(`the chain has ${evm.accounts.length} dev accounts; ${FIRST_WORKER + o.workers} are needed`);
+  // One account after the workers' is the dashboard user's own.
+  const needed = FIRST_WORKER + o.workers + 1;
+  const evm = given ?? (await startLocalEvm({ accounts: needed }));
+  if (evm.accounts.length < needed) throw new Error(`the chain has ${evm.accounts.length} dev accounts; ${needed} are needed`);
+  const you = evm.accounts[FIRST_WORKER + o.workers].address;
+  let opened: { close(): Promise<void> } | undefined;
   try {
     const chain = chainOf(evm);
     const transport = http(evm.rpcUrl);
@@ -107,9 +126,17 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
       },
       workerEnv: (i) => ({ SWARM_RPC_URL: evm.rpcUrl, SWARM_KEY: evm.keys[FIRST_WORKER + i] }),
       onCoordinator: (c) => settlement.attach(c),
+      async onListening(url) {
+        if (!dashboard) return;
+        opened = await dashboard.open({
+          coordinator: url,
+          chain: { rpcUrl: evm.rpcUrl, chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
+          localKeys: [evm.keys[FIRST_WORKER + o.workers], evm.keys[BUYER]],
+        });
+      },
       async afterTraining(c) {
         say('\ntraining done: settling the last epoch on chain…\n');
-        report = await settlement.finish({ pollMs: 500 });
+        report = await settlement.finish({ pollMs: 500, selfClaim: dashboard ? [you] : [] });
         // The largest owner pulls its credentials and lists ten; the buyer buys one in the app.
         const top = report.units.reduce((a, b) => (b.ownership > a.ownership ? b : a));
         const owner = as(FIRST_WORKER + workerAccounts.indexOf(top.account));
@@ -123,6 +150,10 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
         const a = await requestAnswer(c.url!, WebSocket as unknown as WebSocketConstructor, { spendId, prompt: e.prompt, maxTokens: e.answerTokens });
         answer = { prompt: e.prompt, ...a };
         say(`\n--- answer to ${JSON.stringify(e.prompt)} (receipt ${a.answerHash.slice(0, 10)}… on chain) ---\n${e.prompt}${a.text}\n---\n`);
+        if (dashboard) {
+          say('the swarm keeps serving: claim, buy and spend in the dashboard; Ctrl-C stops everything\n');
+          await dashboard.until;
+        }
       },
     });
 
@@ -152,12 +183,13 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     );
     return result;
   } finally {
+    await opened?.close();
     if (!given) await evm.stop();
   }
 }
 
-export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions } {
-  const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window'] as const;
+export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions; port: number } {
+  const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window', 'port'] as const;
   const { values, tokens } = parseArgs({ args: argv, options: Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), strict: false, tokens: true });
   const rest = tokens
     .filter((t) => t.kind !== 'option' || !(flags as readonly string[]).includes(t.name))
@@ -174,14 +206,25 @@ export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy
   if (typeof values.risk === 'string') e.risk = values.risk;
   if (typeof values.prompt === 'string') e.prompt = values.prompt;
   parseRisk(e.risk); // fail fast with its message
-  return { swarm: parseSwarmArgs(rest), economy: e };
+  const port = values.port === undefined ? DEFAULT_DASHBOARD_PORT : int('port', values.port);
+  return { swarm: parseSwarmArgs(rest), economy: e, port };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { swarm, economy } = parseEconomyArgs(process.argv.slice(2));
-  runLocalEconomy(swarm, economy).then(
+  const { swarm, economy, port } = parseEconomyArgs(process.argv.slice(2));
+  let interrupted = false;
+  const until = new Promise<void>((resolve) =>
+    process.once('SIGINT', () => {
+      interrupted = true;
+      process.stdout.write('\nCtrl-C: stopping the swarm, the dashboard and the chain…\n');
+      resolve();
+    }),
+  );
+  const say = (line: string) => process.stdout.write(line);
+  runLocalEconomy(swarm, economy, undefined, { until, open: (config) => openDashboard(config, { dataFile: swarm.data, port, say }) }).then(
     () => process.exit(0),
     (err: unknown) => {
+      if (interrupted) process.exit(0);
       console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`);
       process.exit(1);
     },

@@ -23,13 +23,21 @@ export function pageHtml(title: string, script: string): StaticFile {
   };
 }
 
+/** A file made when asked for (e.g. a reading of the machine). */
+export type DynamicFile = () => Promise<StaticFile>;
+
 /** Serve `files` by path on 127.0.0.1 (`port` 0: any free one); resolves with the base URL and a close function. */
-export async function serveStatic(files: Record<string, StaticFile>, port = 0): Promise<{ url: string; close(): Promise<void> }> {
-  const s = http.createServer((req, res) => {
+export async function serveStatic(files: Record<string, StaticFile | DynamicFile>, port = 0): Promise<{ url: string; close(): Promise<void> }> {
+  const s = http.createServer(async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const f = files[path];
-    if (!f) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': f.type, 'cache-control': 'no-store' }).end(f.body);
+    const entry = files[path];
+    if (!entry) return void res.writeHead(404).end();
+    try {
+      const f = typeof entry === 'function' ? await entry() : entry;
+      res.writeHead(200, { 'content-type': f.type, 'cache-control': 'no-store' }).end(f.body);
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end((e as Error).message);
+    }
   });
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);

@@ -59,6 +59,8 @@ export interface SwarmHooks {
   workerEnv?(i: number): Record<string, string>;
   /** Called once the coordinator exists, before any worker starts (e.g. to attach settlement). */
   onCoordinator?(c: Coordinator): void;
+  /** Called once the coordinator listens, before any worker starts (e.g. to serve the dashboard). */
+  onListening?(url: string): Promise<void>;
   /** With run.serve: runs after training while the swarm serves queries; the swarm stops when it resolves. */
   afterTraining?(c: Coordinator): Promise<void>;
 }
@@ -138,6 +140,7 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
   const coord = swarm.coordinator;
   hooks.onCoordinator?.(coord);
   const url = await swarm.listen();
+  await hooks.onListening?.(url);
   log(`coordinator on ${url}: ${o.workers} workers, ${o.stages} stages (${run.layersPerStage.join('+')} layers), codec ${o.codec}, ${o.steps} steps\n`);
   const loss: [number, number][] = [];
   const val: [number, number][] = [];

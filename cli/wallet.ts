@@ -5,21 +5,11 @@
 // from the proofs a worker saved (so nothing earned depends on the coordinator staying up).
 import { readFileSync } from 'node:fs';
 import { type Address, type Hex, formatEther, parseEther } from 'viem';
-import { z } from 'zod';
-import { ownershipId } from '../shared/chain/client.js';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import { ServerMessageSchemas, formatIssues } from '../shared/swarm/protocol.js';
+import { type ProofFile, checkProofsFor, claimOwnership, holdings, parseProofFile, usableEpoch } from '../shared/chain/owner.js';
 
-const ProofFileSchema = z.object({
-  chainId: z.int(),
-  registry: z.string(),
-  tokens: z.string(),
-  runId: z.string(),
-  epochs: z.array(ServerMessageSchemas.settled.omit({ type: true })).min(1),
-});
-
-function readProofs(file: string | undefined) {
+function readProofs(file: string | undefined): ProofFile {
   if (!file) throw new Error('name the proofs file a worker kept (STATE_DIR/proofs/ACCOUNT-runID.json, by default runs/peers/NAME/proofs/…)');
   let json: unknown;
   try {
@@ -27,9 +17,7 @@ function readProofs(file: string | undefined) {
   } catch (e) {
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const r = ProofFileSchema.safeParse(json);
-  if (!r.success) throw new Error(`${file} is not a proofs file: ${formatIssues('proofs', r.error)}`);
-  return r.data;
+  return parseProofFile(json, file);
 }
 
 async function main(): Promise<void> {
@@ -53,27 +41,17 @@ async function main(): Promise<void> {
     console.log(`withdrew ${formatEther(owed)} ETH of sales`);
   } else if (command === 'claim-ownership' || command === 'claim-stake') {
     const proofs = readProofs(rest[0]);
-    if (proofs.chainId !== cfg.chainId || proofs.registry.toLowerCase() !== cfg.registry.toLowerCase() || BigInt(proofs.runId) !== runId) {
-      throw new Error(
-        `${rest[0]} holds proofs for run ${proofs.runId} on chain ${proofs.chainId} (${proofs.registry}), not for the configured run ${runId} on chain ${cfg.chainId}`,
-      );
-    }
-    const run = await chain.run(runId);
-    // Cumulative units: the latest usable root pays everything earlier ones did not.
-    const usable = proofs.epochs
-      .filter((p) => (command === 'claim-stake' ? BigInt(p.epoch) === run.settledEpoch : BigInt(p.epoch) <= run.settledEpoch))
-      .sort((a, b) => b.epoch - a.epoch)[0];
-    if (!usable) throw new Error(`none of the saved proofs is for the run's settled epoch ${run.settledEpoch} (run ${run.state})`);
-    const account = usable.account as Address;
-    const proof = usable.proof as Hex[];
+    checkProofsFor(proofs, rest[0], { chainId: cfg.chainId, registry: cfg.registry, runId });
     if (command === 'claim-ownership') {
-      if (run.state !== 'trained') throw new Error(`run ${runId} is ${run.state}: ownership is claimable once it is trained`);
-      await chain.claim(runId, BigInt(usable.epoch), account, BigInt(usable.cumulative), proof);
-      console.log(`claimed ownership for ${account} from epoch ${usable.epoch} (${usable.cumulative} units)`);
+      const e = await claimOwnership(chain, runId, proofs);
+      console.log(`claimed ownership for ${e.account} from epoch ${e.epoch} (${e.cumulative} units)`);
     } else {
+      const run = await chain.run(runId);
       if (run.state !== 'abandoned') throw new Error(`run ${runId} is ${run.state}: the stake is shared out only when a run is abandoned`);
-      await chain.claimStakeShare(runId, account, BigInt(usable.cumulative), proof);
-      console.log(`credited ${account} its share of the stake; it withdraws with \`npm run wallet -- withdraw-stake\``);
+      const e = usableEpoch(proofs, run, 'stake');
+      if (!e) throw new Error(`none of the saved proofs is for the run's settled epoch ${run.settledEpoch}`);
+      await chain.claimStakeShare(runId, e.account as Address, BigInt(e.cumulative), e.proof as Hex[]);
+      console.log(`credited ${e.account} its share of the stake; it withdraws with \`npm run wallet -- withdraw-stake\``);
     }
   } else if (command === 'withdraw-stake') {
     const owed = await chain.withdrawable(me);
@@ -82,17 +60,9 @@ async function main(): Promise<void> {
   } else if (command !== 'status') {
     throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE or withdraw-stake`);
   }
-  const [own, total, creds, pending, proceeds, stake] = await Promise.all([
-    chain.ownershipOf(runId, me),
-    chain.supply(ownershipId(runId)),
-    chain.credentialsOf(runId, me),
-    chain.pendingCredentials(runId, me),
-    chain.proceeds(me),
-    chain.withdrawable(me),
-  ]);
-  const share = total > 0n ? (Number(own) / Number(total)) * 100 : 0;
+  const h = await holdings(chain, runId, me);
   console.log(
-    `${me} in run ${runId}: ownership ${own} of ${total} units (${share.toFixed(2)} %), ${creds} credential(s) held, ${pending} waiting to be pulled, ${formatEther(proceeds)} ETH of sales and ${formatEther(stake)} ETH of stake to withdraw`,
+    `${me} in run ${runId}: ownership ${h.ownership} of ${h.totalOwnership} units (${h.share.toFixed(2)} %), ${h.credentials} credential(s) held, ${h.pending} waiting to be pulled, ${formatEther(h.proceeds)} ETH of sales and ${formatEther(h.stake)} ETH of stake to withdraw`,
   );
 }
 

@@ -345,6 +345,7 @@ export class RunControl extends Emitter<RunControlEvents> {
       round: r.round,
       step: r.step,
       apply: true,
+      ...(loss !== undefined && Number.isFinite(loss) && { loss }),
       ...(averaging && { average: { members, listeners } }),
       ...(evalPath && { eval: { path: evalPath, batches: this.run.evalBatches } }),
     };

@@ -151,7 +151,8 @@ export class Settlement {
    * After the last step: post the final root, wait out its challenge window, end training on chain
    * and claim every contributor's ownership (minted to their own accounts) and the designer share.
    */
-  async finish(opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SettlementReport> {
+  /** `selfClaim`: accounts that claim their ownership themselves (a dashboard's user), left to them. */
+  async finish(opts: { pollMs?: number; timeoutMs?: number; selfClaim?: readonly Address[] } = {}): Promise<SettlementReport> {
     this.closeEpoch(this.completed);
     await this.posting;
     if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.dir}`);
@@ -169,7 +170,12 @@ export class Settlement {
     const { snap, tree } = this.closed.at(-1)!;
     const units: SettlementReport['units'] = [];
     const unclaimed: SettlementReport['unclaimed'] = [];
+    const self = new Set((opts.selfClaim ?? []).map((a) => a.toLowerCase()));
     for (const { account, units: u } of snap.cumulative) {
+      if (self.has(account.toLowerCase())) {
+        unclaimed.push({ account, units: u, reason: 'left for its owner to claim' });
+        continue;
+      }
       try {
         if ((await chain.claimed(runId, account)) < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
         units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });

@@ -6,6 +6,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import WebSocket from 'ws';
 import { ChainEnvSchema } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
+import { payoutWallet } from '../shared/chain/owner.js';
 import { DEFAULT_RUN, detectGpu, verdict } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerWallet } from '../shared/peer/host.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
@@ -56,19 +57,11 @@ function envWallet(env: NodeJS.ProcessEnv): PeerWallet | undefined {
   if (!r.success) throw new Error(`chain configuration: ${formatIssues('env', r.error)}`);
   const { SWARM_KEY: key, SWARM_RPC_URL: rpcUrl } = r.data;
   if (!key || !rpcUrl) return undefined;
-  const account = privateKeyToAccount(key as `0x${string}`).address;
   return {
-    account,
+    account: privateKeyToAccount(key as `0x${string}`).address,
     async joinRun(chain) {
-      const c = await connectChain({
-        chainId: chain.chainId,
-        registry: chain.registry as `0x${string}`,
-        tokens: chain.tokens as `0x${string}`,
-        rpcUrl,
-        runId: BigInt(chain.runId),
-        key: key as `0x${string}`,
-      });
-      if (!(await c.joined(BigInt(chain.runId), account))) await c.join(BigInt(chain.runId));
+      const cfg = { chainId: chain.chainId, registry: chain.registry as `0x${string}`, tokens: chain.tokens as `0x${string}`, rpcUrl, runId: BigInt(chain.runId) };
+      await payoutWallet(await connectChain({ ...cfg, key: key as `0x${string}` })).joinRun(chain);
     },
   };
 }

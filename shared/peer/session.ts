@@ -18,6 +18,7 @@ import type { CharCorpus } from '../engine/data.js';
 import { GenerationError, type Hop } from './generate.js';
 import type { ChainInfo, PeerHost } from './host.js';
 import { NeighbourLinks } from './links.js';
+import { restAfter } from '../policy/duty.js';
 import type { RunnerOptions } from './stage-runner.js';
 import { StallError, workOf } from './stage-runner.js';
 import { StageSeat } from './seat.js';
@@ -66,6 +67,8 @@ export interface SessionEvents {
   swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
   step: StepReport;
   evaluated: { step: number; valLoss: number };
+  /** A step the swarm committed, with its training loss (whichever stage this peer trains). */
+  committed: { step: number; loss?: number };
   /** Microbatches of a committed step this peer computed (the coordinator credits exactly these). */
   credited: { step: number; microbatches: number };
   settled: { epoch: number; account: string; cumulative: string; key: string };
@@ -74,6 +77,28 @@ export interface SessionEvents {
   log: { line: string };
   done: { reason: string };
 }
+
+/** Every event a session emits, by name (a host that forwards them all, or checks a forwarded one, lists them from here). */
+export const SESSION_EVENT_NAMES = [
+  'phase',
+  'gpu',
+  'registered',
+  'assigned',
+  'neighbours',
+  'swarm',
+  'step',
+  'committed',
+  'evaluated',
+  'credited',
+  'settled',
+  'served',
+  'released',
+  'log',
+  'done',
+] as const satisfies readonly (keyof SessionEvents)[];
+// Fails to compile when an event is missing from the list above.
+const _everyEventListed: Record<Exclude<keyof SessionEvents, (typeof SESSION_EVENT_NAMES)[number]>, never> = {};
+void _everyEventListed;
 
 export interface SessionOptions {
   coordinator: string;
@@ -129,6 +154,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   readonly curves = { train: [] as [number, number][], val: [] as [number, number][] };
   private microbatches = 0;
   private kept?: PeerStats;
+  private duty = 1;
 
   constructor(
     private readonly host: PeerHost,
@@ -143,6 +169,11 @@ export class PeerSession extends Emitter<SessionEvents> {
       offer: () => this.seat?.snapshot,
       log: (l) => this.say(l),
     });
+  }
+
+  /** Train this fraction of the time (the app's GPU-usage limit or a power throttle); 1: flat out. */
+  setDuty(duty: number): void {
+    this.duty = Math.min(1, Math.max(0.05, duty));
   }
 
   get phase(): SessionPhase {
@@ -431,6 +462,9 @@ export class PeerSession extends Emitter<SessionEvents> {
       this.pending.lossSum = r.lossSum;
       this.busyMs += r.busyMs;
       this.send({ type: 'round-done', round: m.round, microbatches: r.microbatches, busyMs: r.busyMs, ...(r.lossSum !== undefined && { lossSum: r.lossSum }) });
+      // A GPU-usage limit: rest before taking the next message, so this GPU works `duty` of the time.
+      const rest = restAfter(r.busyMs, this.duty);
+      if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     } catch (e) {
       if (abort.signal.aborted) return;
       if (e instanceof StallError) return void this.send({ type: 'stalled', round: m.round, from: e.from, reason: e.message.slice(0, 1000) });
@@ -451,6 +485,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     seat.mailbox.forgetRoundsBefore(m.round + 1);
     if (!m.apply) return;
     this.committed = m.step;
+    this.emit('committed', { step: m.step, ...(m.loss !== undefined && { loss: m.loss }) });
     if (mine) this.reportStep(m.step, mine);
     if (m.average) await this.average(m.step, m.average);
     if (m.eval) await this.evaluate(m.round, m.step, m.eval);

@@ -298,6 +298,8 @@ export const ServerMessageSchemas = {
     round: nonNegInt,
     step: nonNegInt,
     apply: z.boolean(),
+    /** The swarm's mean training loss of the step (from its last stage), so every peer can show it. */
+    loss: z.number().finite().nonnegative().max(1e6).optional(),
     average: z.strictObject({ members: z.array(peerIds), listeners: z.array(peerIds) }).optional(),
     eval: z.strictObject({ path: peerIds.min(1), batches: posInt }).optional(),
   }),

@@ -1,0 +1,73 @@
+// This machine's peer in a Chromium page (the browser tab, or the desktop app's hidden training
+// window): detects the GPU once, starts a peer session when the policies say train, leaves
+// gracefully when they say pause, and forwards every session event to whoever shows them.
+import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
+import { PeerSession, SESSION_EVENT_NAMES } from '../shared/peer/session.js';
+import type { AppConfig, TrainerEvent } from '../renderer/desktop-bridge.js';
+import { browserHost } from './host.js';
+
+export interface TrainerOptions {
+  config: AppConfig;
+  storage: PeerStorage;
+  name: string;
+  runtime: 'browser' | 'electron';
+  emit(event: TrainerEvent): void;
+}
+
+export class Trainer {
+  private session?: PeerSession;
+  private ended?: Promise<string>;
+  private wallet?: PeerWallet;
+  private duty = 1;
+  private readonly host: PeerHost;
+
+  constructor(private readonly o: TrainerOptions) {
+    const log = (line: string) => o.emit({ type: 'log', data: { line } });
+    this.host = browserHost({ dataUrl: o.config.dataUrl ?? '/data.txt', storage: o.storage, runtime: o.runtime, log });
+  }
+
+  /** Detect and benchmark the GPU now (the dashboard shows it before the first session starts). */
+  async detect(): Promise<void> {
+    const { report, verdict } = await this.host.gpu();
+    this.o.emit({ type: 'gpu', data: { report, verdict } });
+  }
+
+  get training(): boolean {
+    return this.session !== undefined;
+  }
+
+  /** Join the swarm unless already in it. */
+  start(): void {
+    if (this.session) return;
+    const session = new PeerSession({ ...this.host, wallet: this.wallet }, { coordinator: this.o.config.coordinator, name: this.o.name });
+    for (const name of SESSION_EVENT_NAMES) session.on(name, (data) => this.o.emit({ type: name, data } as TrainerEvent));
+    session.setDuty(this.duty);
+    this.session = session;
+    this.ended = session.run().finally(() => {
+      if (this.session === session) this.session = undefined;
+    });
+  }
+
+  /** Graceful leave (a pause): the stage is handed on and the GPU released. */
+  async leave(reason: string): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    await session.leave(reason).catch((e: Error) => this.o.emit({ type: 'log', data: { line: `leaving: ${e.message}` } }));
+    await this.ended;
+  }
+
+  setDuty(duty: number): void {
+    this.duty = duty;
+    this.session?.setDuty(duty);
+  }
+
+  /** A newly connected wallet is paid from the next session on: rejoin under it if training. */
+  async setWallet(wallet: PeerWallet | undefined): Promise<void> {
+    if (wallet?.account === this.wallet?.account) return;
+    this.wallet = wallet;
+    if (!this.session) return;
+    await this.leave(wallet ? `rejoining to be paid at ${wallet.account}` : 'the wallet disconnected');
+    this.start();
+  }
+}

@@ -1,0 +1,48 @@
+// The dashboard as a web page on 127.0.0.1 (a secure origin, as WebGPU requires): the built bundle
+// (dist/renderer, `npm run build:renderer`), the swarm's coordinates at /config.json, the training
+// text at /data.txt, and at /machine what a page cannot see for itself: the machine's processes
+// and GPU sensors, so the tab's policies pause for a game as the desktop app's do.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { extname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readProcessesAndGpus } from '../electron/sensors.js';
+import type { AppConfig } from '../renderer/desktop-bridge.js';
+import { type StaticFile, serveStatic } from './static-site.js';
+
+export const DASHBOARD_DIR = fileURLToPath(new URL('../dist/renderer', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+/** Every file of the built dashboard by URL path ('/' is index.html). */
+function builtDashboard(dir = DASHBOARD_DIR): Record<string, StaticFile> {
+  if (!existsSync(join(dir, 'index.html'))) throw new Error(`the dashboard is not built (${dir} has no index.html): run \`npm run build:renderer\``);
+  const out: Record<string, StaticFile> = {};
+  for (const f of files(dir)) out[`/${relative(dir, f).split('\\').join('/')}`] = { type: TYPES[extname(f)] ?? 'application/octet-stream', body: readFileSync(f) };
+  out['/'] = out['/index.html'];
+  return out;
+}
+
+export async function serveDashboard(config: AppConfig, o: { dataFile: string; port?: number }) {
+  const json = (v: unknown): StaticFile => ({ type: 'application/json', body: JSON.stringify(v) });
+  return serveStatic(
+    {
+      ...builtDashboard(),
+      '/config.json': json(config),
+      '/data.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(o.dataFile) },
+      '/machine': async () => json(await readProcessesAndGpus()),
+    },
+    o.port ?? 0,
+  );
+}

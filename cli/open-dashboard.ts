@@ -1,0 +1,46 @@
+// How `npm start` shows the dashboard: in the desktop app where Electron's binary is installed;
+// otherwise served on 127.0.0.1 for a browser tab, which joins the swarm as a worker.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AppConfig } from '../renderer/desktop-bridge.js';
+import { serveDashboard } from './dashboard-site.js';
+
+/** The Electron binary's path, or why there is none (npm's electron package cannot always download it). */
+export function electronBinary(): { path: string } | { missing: string } {
+  try {
+    const path = createRequire(import.meta.url)('electron') as unknown as string;
+    return existsSync(path) ? { path } : { missing: `Electron's binary is not at ${path}` };
+  } catch (e) {
+    return { missing: `Electron's binary is not installed (${(e as Error).message.split('\n')[0]})` };
+  }
+}
+
+function launchDesktop(binary: string, config: AppConfig): ChildProcess {
+  const built = spawnSync('npx', ['tsx', 'scripts/build-electron.ts'], { stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('building the desktop app failed (npm run build:electron)');
+  // The desktop app pays its own key, not the page's local test keys.
+  const { localKeys: _, ...own } = config;
+  return spawn(binary, ['dist/electron/main.cjs'], { stdio: 'inherit', env: { ...process.env, SWARM_APP_CONFIG: JSON.stringify(own) } });
+}
+
+export async function openDashboard(config: AppConfig, o: { dataFile: string; port?: number; say(line: string): void }): Promise<{ url: string; close(): Promise<void> }> {
+  const site = await serveDashboard(config, o);
+  const electron = electronBinary();
+  let app: ChildProcess | undefined;
+  if ('path' in electron) {
+    app = launchDesktop(electron.path, { ...config, dataUrl: `${site.url}/data.txt` });
+    o.say(`\nthe desktop app is open; the dashboard is also at ${site.url}\n`);
+  } else {
+    o.say(
+      `\n${electron.missing}, so the dashboard is served instead:\n\n    open ${site.url}  in Chrome or Edge (Chromium on Linux: --enable-unsafe-webgpu)\n\na tab that opens it joins the swarm as a worker; its "Local dev key 1" wallet is yours on this chain\n\n`,
+    );
+  }
+  return {
+    url: site.url,
+    async close() {
+      app?.kill();
+      await site.close();
+    },
+  };
+}

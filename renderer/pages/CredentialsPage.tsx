@@ -1,0 +1,192 @@
+// Credentials: holdings, re-issued ones to pull, listing for sale, buying, and spending one on a
+// prompt to read the model's answer with its on-chain receipt.
+import { useQuery } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
+import { formatEther, parseEther } from 'viem';
+import { holdings } from '../../shared/chain/owner.js';
+import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/chain/market.js';
+import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
+import { Card, Empty, Stat } from '../components.js';
+import { short } from '../format.js';
+import { act, useDashboard } from '../store.js';
+import { WalletBar } from '../wallet/WalletBar.js';
+import { useWallet } from '../wallet/context.js';
+
+const POLL_MS = 2000;
+
+function Market({ onChange }: { onChange(): void }) {
+  const { reader, chain, account, runId } = useWallet();
+  const listings = useQuery({ queryKey: ['listings', runId?.toString()], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => reader!.openListings(runId!) });
+  const [amount, setAmount] = useState('10');
+  const [price, setPrice] = useState('0.001');
+  const list = (e: FormEvent) => {
+    e.preventDefault();
+    void act('list', async () => {
+      if (!/^[1-9]\d{0,6}$/.test(amount)) throw new Error('the amount is a whole number of credentials');
+      await chain!.list(runId!, BigInt(amount), parseEther(price));
+    }).then(() => {
+      void listings.refetch();
+      onChange();
+    });
+  };
+  return (
+    <>
+      <form onSubmit={list} className="row" aria-label="list credentials for sale">
+        <label>
+          Amount <input inputMode="numeric" value={amount} onChange={(e) => setAmount(e.target.value)} />
+        </label>
+        <label>
+          Price per credential (ETH) <input value={price} onChange={(e) => setPrice(e.target.value)} />
+        </label>
+        <button type="submit" disabled={!chain}>
+          List for sale
+        </button>
+      </form>
+      {listings.data?.length ? (
+        <table data-testid="listings">
+          <thead>
+            <tr>
+              <th scope="col">Listing</th>
+              <th scope="col">Seller</th>
+              <th scope="col">Left</th>
+              <th scope="col">Price</th>
+              <th scope="col">
+                <span className="sr-only">Action</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {listings.data.map((l) => (
+              <tr key={l.listingId.toString()}>
+                <td>{l.listingId.toString()}</td>
+                <td>{l.seller === account ? 'you' : short(l.seller)}</td>
+                <td>{l.amount.toString()}</td>
+                <td>{formatEther(l.price)} ETH</td>
+                <td>
+                  {l.seller === account ? (
+                    <button type="button" onClick={() => act('cancel', () => chain!.cancelListing(l.listingId)).then(() => listings.refetch())}>
+                      Cancel
+                    </button>
+                  ) : (
+                    <button
+                      type="button"
+                      disabled={!chain}
+                      onClick={() =>
+                        act('buy', () => chain!.buy(l, 1n)).then(() => {
+                          void listings.refetch();
+                          onChange();
+                        })
+                      }
+                    >
+                      Buy 1
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <Empty>No credential is listed for sale.</Empty>
+      )}
+    </>
+  );
+}
+
+function Spend({ onChange }: { onChange(): void }) {
+  const { chain, account, runId } = useWallet();
+  const coordinator = useDashboard((s) => s.host?.config.coordinator);
+  const [prompt, setPrompt] = useState('ROMEO:\n');
+  const [tokens, setTokens] = useState(80);
+  const [answer, setAnswer] = useState<SpentAnswer>();
+  const [busy, setBusy] = useState(false);
+  const ask = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setAnswer(
+      await act('spend', async () => {
+        await ensureCredential(chain!, runId!, account!, parseEther('0.01'));
+        return spendAndAsk(chain!, runId!, coordinator!, WebSocket, { prompt, maxTokens: tokens });
+      }),
+    );
+    setBusy(false);
+    onChange();
+  };
+  return (
+    <form onSubmit={ask} aria-label="spend a credential on a prompt">
+      <label className="block">
+        Prompt
+        <textarea value={prompt} maxLength={MAX_PROMPT_CHARS} rows={3} onChange={(e) => setPrompt(e.target.value)} />
+      </label>
+      <label>
+        Tokens to generate{' '}
+        <input
+          type="number"
+          min={1}
+          max={MAX_GENERATED_TOKENS}
+          value={tokens}
+          onChange={(e) => setTokens(Math.max(1, Math.min(MAX_GENERATED_TOKENS, Number(e.target.value) || 1)))}
+        />
+      </label>
+      <button type="submit" disabled={!chain || busy || !prompt}>
+        {busy ? 'Waiting for the swarm…' : 'Spend 1 credential and ask'}
+      </button>
+      <p className="muted">Buys one from the cheapest listing (up to 0.01 ETH) if you hold none.</p>
+      {answer && (
+        <div className="answer" data-testid="answer">
+          <pre>
+            <span className="muted">{answer.prompt}</span>
+            {answer.text}
+          </pre>
+          <p className="muted">
+            Spend {answer.spendId}; receipt {answer.answerHash} recorded on chain.
+          </p>
+        </div>
+      )}
+    </form>
+  );
+}
+
+export function CredentialsPage() {
+  const { reader, chain, account, runId } = useWallet();
+  const h = useQuery({
+    queryKey: ['holdings', account, runId?.toString()],
+    enabled: !!reader && !!account,
+    refetchInterval: POLL_MS,
+    queryFn: () => holdings(reader!, runId!, account!),
+  });
+  const refresh = () => void h.refetch();
+  if (!account || runId === undefined)
+    return (
+      <>
+        <WalletBar />
+        <Empty>Connect a wallet to hold, buy and spend credentials.</Empty>
+      </>
+    );
+  return (
+    <>
+      <WalletBar />
+      <Card title="Holdings" id="holdings">
+        <div className="stats">
+          <Stat label="Credentials held" value={<span data-testid="credentials-held">{h.data?.credentials.toString() ?? '…'}</span>} />
+          <Stat label="Re-issued, to claim" value={<span data-testid="credentials-pending">{h.data?.pending.toString() ?? '…'}</span>} />
+          <Stat label="Sales to withdraw" value={h.data ? `${formatEther(h.data.proceeds)} ETH` : '…'} />
+        </div>
+        <div className="row">
+          <button type="button" disabled={!chain || !h.data?.pending} onClick={() => act('claim credentials', () => chain!.claimCredentials(runId)).then(refresh)}>
+            Claim credentials
+          </button>
+          <button type="button" disabled={!chain || !h.data?.proceeds} onClick={() => act('withdraw', () => chain!.withdrawProceeds()).then(refresh)}>
+            Withdraw sales
+          </button>
+        </div>
+      </Card>
+      <Card title="Market" id="market">
+        <Market onChange={refresh} />
+      </Card>
+      <Card title="Ask the model" id="spend">
+        <Spend onChange={refresh} />
+      </Card>
+    </>
+  );
+}

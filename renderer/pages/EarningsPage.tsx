@@ -1,0 +1,136 @@
+// What this account earned: verified risk-adjusted units per epoch, ownership share, what is left to
+// claim, and a check of every saved proof against the root on chain (no trust in the coordinator).
+import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { type EpochCheck, type ProofFile, claimOwnership, holdings, parseProofFile, verifyProofs } from '../../shared/chain/owner.js';
+import { proofsKey } from '../../shared/peer/state-store.js';
+import { Card, Empty, Stat } from '../components.js';
+import { units } from '../format.js';
+import { act, useDashboard } from '../store.js';
+import { WalletBar } from '../wallet/WalletBar.js';
+import { useWallet } from '../wallet/context.js';
+
+const POLL_MS = 2000;
+
+/** The proofs this machine's peer saved for `account` (none until an epoch settles). */
+function useProofs(account: string | undefined, runId: bigint | undefined) {
+  const storage = useDashboard((s) => s.host?.storage);
+  return useQuery({
+    queryKey: ['proofs', account, runId?.toString()],
+    enabled: !!storage && !!account && runId !== undefined,
+    refetchInterval: POLL_MS,
+    queryFn: async (): Promise<ProofFile | null> => {
+      const raw = await storage!.get(proofsKey(account!, runId!.toString()));
+      return raw ? parseProofFile(JSON.parse(new TextDecoder().decode(raw)), 'the saved proofs') : null;
+    },
+  });
+}
+
+function EpochChart({ proofs }: { proofs: ProofFile }) {
+  const data = [...proofs.epochs]
+    .sort((a, b) => a.epoch - b.epoch)
+    .map((e, i, all) => ({ epoch: e.epoch, units: Number(BigInt(e.cumulative) - (i ? BigInt(all[i - 1].cumulative) : 0n)) }));
+  return (
+    <figure aria-label="verified units per epoch" data-testid="epoch-chart">
+      <ResponsiveContainer width="100%" height={200}>
+        <BarChart data={data}>
+          <CartesianGrid stroke="#2a3040" />
+          <XAxis dataKey="epoch" stroke="#9aa4b8" />
+          <YAxis stroke="#9aa4b8" />
+          <Tooltip contentStyle={{ background: '#161a24', border: '1px solid #2a3040' }} />
+          <Bar dataKey="units" name="units earned" fill="#6cf" isAnimationActive={false} />
+        </BarChart>
+      </ResponsiveContainer>
+    </figure>
+  );
+}
+
+function Verify({ proofs }: { proofs: ProofFile }) {
+  const { reader, runId } = useWallet();
+  const [checks, setChecks] = useState<EpochCheck[]>();
+  const run = async () => setChecks(await act('verify', () => verifyProofs(reader!, runId!, proofs)));
+  return (
+    <>
+      <button type="button" onClick={run}>
+        Verify against the chain
+      </button>
+      {checks && (
+        <table data-testid="verify-table">
+          <thead>
+            <tr>
+              <th scope="col">Epoch</th>
+              <th scope="col">Units</th>
+              <th scope="col">Cumulative</th>
+              <th scope="col">Check</th>
+            </tr>
+          </thead>
+          <tbody>
+            {checks.map((c) => (
+              <tr key={c.epoch} className={c.ok ? 'ok' : 'bad'}>
+                <td>{c.epoch}</td>
+                <td>{units(c.units)}</td>
+                <td>{units(c.cumulative)}</td>
+                <td>
+                  {c.ok ? '✔ ' : '✖ '}
+                  {c.detail}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {checks?.every((c) => c.ok) && <p className="ok">All {checks.length} saved epochs check out against the roots on chain.</p>}
+    </>
+  );
+}
+
+export function EarningsPage() {
+  const { reader, chain, account, runId } = useWallet();
+  const proofs = useProofs(account, runId);
+  const h = useQuery({
+    queryKey: ['holdings', account, runId?.toString()],
+    enabled: !!reader && !!account,
+    refetchInterval: POLL_MS,
+    queryFn: () => holdings(reader!, runId!, account!),
+  });
+  const run = useQuery({ queryKey: ['run', runId?.toString()], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => reader!.run(runId!) });
+  const p = proofs.data;
+  const latest = p ? p.epochs.reduce((a, b) => (b.epoch > a.epoch ? b : a)) : undefined;
+  const claimable = latest && h.data ? BigInt(latest.cumulative) - h.data.claimed : 0n;
+  return (
+    <>
+      <WalletBar />
+      {!account || runId === undefined ? (
+        <Empty>Connect a wallet to see what it earned.</Empty>
+      ) : (
+        <>
+          <Card title={`Run ${runId}`} id="run">
+            <div className="stats">
+              <Stat label="Run state" value={run.data?.state ?? '…'} />
+              <Stat label="Epochs settled" value={run.data ? run.data.settledEpoch.toString() : '…'} />
+              <Stat label="Verified units (saved)" value={latest ? units(BigInt(latest.cumulative)) : '0'} hint="risk-adjusted MFLOPs, from the proofs this machine saved" />
+              <Stat label="Ownership" value={h.data ? units(h.data.ownership) : '…'} />
+              <Stat label="Share" value={h.data ? `${h.data.share.toFixed(2)} %` : '…'} />
+              <Stat label="Claimable" value={units(claimable > 0n ? claimable : 0n)} />
+            </div>
+            <button
+              type="button"
+              disabled={!chain || !p || claimable <= 0n || run.data?.state !== 'trained'}
+              onClick={() => act('claim', () => claimOwnership(chain!, runId, p!)).then(() => h.refetch())}
+            >
+              Claim ownership
+            </button>
+            {run.data?.state !== 'trained' && <p className="muted">Ownership is claimable once the run is trained.</p>}
+          </Card>
+          <Card title="Units per epoch" id="history">
+            {p ? <EpochChart proofs={p} /> : <Empty>No epoch has settled for this account yet.</Empty>}
+          </Card>
+          <Card title="Verify" id="verify">
+            {p ? <Verify proofs={p} /> : <Empty>Nothing to verify yet.</Empty>}
+          </Card>
+        </>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,49 @@
+// The dashboard's state (zustand): the host, this machine's peer as its events tell it, and the
+// policies' decision. Chain data is fetched where it is shown (react-query), not kept here.
+import { create } from 'zustand';
+import type { AppHost } from './app-host.js';
+import type { PolicyView } from './desktop-bridge.js';
+import { INITIAL_TRAINING, type TrainingState, reduceTraining } from './training-state.js';
+
+export type Page = 'gpu' | 'training' | 'earnings' | 'credentials' | 'settings';
+
+interface DashboardState {
+  host?: AppHost;
+  page: Page;
+  training: TrainingState;
+  policy?: PolicyView;
+  /** The last action's failure, shown until the next action. */
+  error?: string;
+  setPage(page: Page): void;
+  setError(error: string | undefined): void;
+  /** Subscribe the store to a host's events; returns the unsubscribe function. */
+  attach(host: AppHost): () => void;
+}
+
+export const useDashboard = create<DashboardState>()((set) => ({
+  page: 'training',
+  training: INITIAL_TRAINING,
+  setPage: (page) => set({ page }),
+  setError: (error) => set({ error }),
+  attach(host) {
+    set({ host });
+    const offTrainer = host.onTrainerEvent((e) => set((s) => ({ training: reduceTraining(s.training, e) })));
+    const offPolicy = host.onPolicy((policy) => set({ policy }));
+    void host.policy().then((policy) => set({ policy }));
+    return () => {
+      offTrainer();
+      offPolicy();
+    };
+  },
+}));
+
+/** Run a user action: its error is shown, never thrown into React. */
+export async function act<T>(what: string, f: () => Promise<T>): Promise<T | undefined> {
+  useDashboard.getState().setError(undefined);
+  try {
+    return await f();
+  } catch (e) {
+    useDashboard.getState().setError(`${what}: ${(e as Error).message}`);
+    return undefined;
+  }
+}

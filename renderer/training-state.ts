@@ -1,0 +1,112 @@
+// What the dashboard knows of this machine's peer, folded from its session's events. Pure: the
+// store (store.ts) applies it, tests check it without a DOM.
+import type { GpuReport, Verdict } from '../shared/engine/gpu-detect.js';
+import type { SessionPhase } from '../shared/peer/session.js';
+import type { PeerInfo, SwarmPhase } from '../shared/swarm/protocol.js';
+import type { TrainerEvent } from './desktop-bridge.js';
+
+/** Points kept for the loss chart and lines for the log: a long run must not grow the page without bound. */
+export const MAX_POINTS = 2000;
+export const MAX_LOG = 300;
+
+export interface TrainingState {
+  gpu?: { report: GpuReport; verdict: Verdict };
+  phase: SessionPhase;
+  why: string;
+  peerId?: string;
+  stage?: number;
+  stages?: number;
+  runId?: string;
+  swarm?: { phase: SwarmPhase; reason: string; step: number; steps: number };
+  /** The swarm's training loss by step, and the validation loss when evaluated. */
+  loss: { step: number; loss?: number; val?: number }[];
+  tokensPerSec: number;
+  busyFraction: number;
+  /** Over every session of this page (a session's own counts restart after a pause). */
+  bytesSent: number;
+  bytesSaved: number;
+  /** What earlier sessions sent and saved. */
+  base: { sent: number; saved: number };
+  /** Microbatches of committed steps this peer computed (what the coordinator credits). */
+  creditedMicrobatches: number;
+  connected: string[];
+  peers: PeerInfo[];
+  settledEpochs: number;
+  log: string[];
+  done?: string;
+}
+
+export const INITIAL_TRAINING: TrainingState = {
+  phase: 'starting',
+  why: 'detecting the GPU',
+  loss: [],
+  tokensPerSec: 0,
+  busyFraction: 0,
+  bytesSent: 0,
+  bytesSaved: 0,
+  base: { sent: 0, saved: 0 },
+  creditedMicrobatches: 0,
+  connected: [],
+  peers: [],
+  settledEpochs: 0,
+  log: [],
+};
+
+const bounded = <T>(xs: T[], max: number): T[] => (xs.length > max ? xs.slice(xs.length - max) : xs);
+
+function withLoss(s: TrainingState, step: number, point: { loss?: number; val?: number }): TrainingState['loss'] {
+  const last = s.loss.at(-1);
+  if (last?.step === step) return [...s.loss.slice(0, -1), { ...last, ...point }];
+  // A new session (after a pause) restarts its step count at the run's step: keep the chart monotone.
+  if (last && step < last.step) return s.loss;
+  return bounded([...s.loss, { step, ...point }], MAX_POINTS);
+}
+
+export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState {
+  switch (e.type) {
+    case 'gpu':
+      return { ...s, gpu: e.data };
+    case 'phase':
+      return { ...s, phase: e.data.phase, why: e.data.why, ...(e.data.phase === 'left' && { connected: [] }) };
+    case 'registered':
+      return { ...s, peerId: e.data.peerId, done: undefined, base: { sent: s.bytesSent, saved: s.bytesSaved } };
+    case 'assigned':
+      return { ...s, stage: e.data.stage, stages: e.data.run.stages, runId: e.data.run.runId };
+    case 'neighbours':
+      return { ...s, connected: e.data.connected, peers: e.data.peers };
+    case 'swarm':
+      return { ...s, swarm: e.data };
+    case 'step':
+      return {
+        ...s,
+        tokensPerSec: e.data.tokensPerSec,
+        busyFraction: e.data.busyFraction,
+        bytesSent: s.base.sent + e.data.bytesSent,
+        bytesSaved: s.base.saved + e.data.bytesSaved,
+      };
+    case 'committed':
+      return { ...s, loss: withLoss(s, e.data.step, e.data.loss !== undefined ? { loss: e.data.loss } : {}), ...(s.swarm && { swarm: { ...s.swarm, step: e.data.step } }) };
+    case 'evaluated':
+      return { ...s, loss: withLoss(s, e.data.step, { val: e.data.valLoss }) };
+    case 'credited':
+      return { ...s, creditedMicrobatches: s.creditedMicrobatches + e.data.microbatches };
+    case 'settled':
+      return { ...s, settledEpochs: s.settledEpochs + 1 };
+    case 'log':
+      return { ...s, log: bounded([...s.log, e.data.line], MAX_LOG) };
+    case 'done':
+      return { ...s, done: e.data.reason };
+    case 'served':
+    case 'released':
+      return s;
+  }
+}
+
+/** The swarm's stage topology: who holds each stage, this peer and its live links marked. */
+export function topology(s: TrainingState): { stage: number; peers: { peerId: string; name: string; self: boolean; linked: boolean }[] }[] {
+  const stages = s.stages ?? Math.max(0, ...s.peers.map((p) => p.stage + 1));
+  return Array.from({ length: stages }, (_, stage) => ({
+    stage,
+    peers: s.peers.filter((p) => p.stage === stage).map((p) => ({ peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked: s.connected.includes(p.peerId) })),
+  }));
+}

@@ -1,0 +1,78 @@
+// The browser tab's wallet: RainbowKit over wagmi. Injected wallets (MetaMask, Rabby, …) always;
+// WalletConnect only when a projectId is configured; and on a local chain, its dev keys as clearly
+// labelled "local key" wallets. The connected account is who the tab's peer is paid at.
+import '@rainbow-me/rainbowkit/styles.css';
+import { ConnectButton, RainbowKitProvider, type Wallet, connectorsForWallets, darkTheme } from '@rainbow-me/rainbowkit';
+import { injectedWallet, walletConnectWallet } from '@rainbow-me/rainbowkit/wallets';
+import { type ReactNode, useEffect, useMemo } from 'react';
+import type { Chain, Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { WagmiProvider, createConfig, createConnector, http, useAccount, usePublicClient, useWalletClient } from 'wagmi';
+import { injected } from 'wagmi/connectors';
+import { swarmChain } from '../../shared/chain/client.js';
+import { chainOf } from '../../shared/chain/config.js';
+import { payoutWallet } from '../../shared/chain/owner.js';
+import type { AppConfig } from '../desktop-bridge.js';
+import { useDashboard } from '../store.js';
+import { WalletContext, type WalletView } from './context.js';
+import { localKeyProvider } from './local-key.js';
+
+const KEY_ICON = `data:image/svg+xml,${encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 28 28"><rect width="28" height="28" fill="#334"/><circle cx="11" cy="14" r="5" fill="none" stroke="#fc6" stroke-width="2.5"/><path d="M16 14h8v4" stroke="#fc6" stroke-width="2.5" fill="none"/></svg>')}`;
+
+function localKeyWallet(key: Hex, i: number, chain: Chain): () => Wallet {
+  const address = privateKeyToAccount(key).address;
+  const id = `localKey${i}`;
+  const name = `Local dev key ${i + 1} (${address.slice(0, 6)}…${address.slice(-4)}) — local chain only`;
+  return () => ({
+    id,
+    name,
+    iconUrl: KEY_ICON,
+    iconBackground: '#334',
+    installed: true,
+    createConnector: (details) => createConnector((config) => ({ ...injected({ target: { id, name, provider: localKeyProvider(key, chain) } })(config), ...details })),
+  });
+}
+
+function wagmiConfigOf(config: AppConfig, chain: Chain) {
+  const projectId = config.walletConnectProjectId;
+  const connectors = connectorsForWallets(
+    [
+      ...(config.localKeys?.length ? [{ groupName: 'Local chain (test keys)', wallets: config.localKeys.map((k, i) => localKeyWallet(k, i, chain)) }] : []),
+      { groupName: 'Browser wallets', wallets: [injectedWallet, ...(projectId ? [walletConnectWallet] : [])] },
+    ],
+    // RainbowKit asks for a projectId even when no WalletConnect wallet is listed; it is used only by those.
+    { appName: 'Swarm', projectId: projectId ?? 'walletconnect-disabled' },
+  );
+  return createConfig({ chains: [chain], connectors, transports: { [chain.id]: http(chain.rpcUrls.default.http[0]) } });
+}
+
+function Bridge({ config, children }: { config: AppConfig & { chain: NonNullable<AppConfig['chain']> }; children: ReactNode }) {
+  const { address } = useAccount();
+  const { data: walletClient } = useWalletClient();
+  const publicClient = usePublicClient();
+  const host = useDashboard((s) => s.host);
+  const value = useMemo<WalletView>(() => {
+    const addresses = { registry: config.chain.registry, tokens: config.chain.tokens };
+    const runId = BigInt(config.chain.runId);
+    if (!publicClient) return { runId, label: 'connecting to the chain…' };
+    const chain = walletClient ? swarmChain(publicClient, addresses, walletClient) : undefined;
+    return { runId, reader: swarmChain(publicClient, addresses), account: address, chain, label: address ?? 'not connected' };
+  }, [config, publicClient, walletClient, address]);
+  useEffect(() => host?.setPayout(value.chain && payoutWallet(value.chain)), [host, value.chain]);
+  return <WalletContext.Provider value={value}>{children}</WalletContext.Provider>;
+}
+
+export function TabWallet({ config, children }: { config: AppConfig; children: ReactNode }) {
+  const c = config.chain;
+  const wagmi = useMemo(() => c && wagmiConfigOf(config, chainOf(c)), [config, c]);
+  if (!c || !wagmi) return <>{children}</>;
+  return (
+    <WagmiProvider config={wagmi}>
+      <RainbowKitProvider theme={darkTheme()}>
+        <Bridge config={{ ...config, chain: c }}>{children}</Bridge>
+      </RainbowKitProvider>
+    </WagmiProvider>
+  );
+}
+
+export const TabConnectButton = ConnectButton;

@@ -1,0 +1,122 @@
+// What a contributor does, for every front end (the worker, the `wallet` command, the dashboard):
+// join a run to be paid, read its holdings, check its saved proofs against the roots on chain without
+// trusting the coordinator, and claim ownership from them.
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import type { Address, Hex } from 'viem';
+import { z } from 'zod';
+import { LEAF_ENCODING } from '../ledger/merkle.js';
+import type { PeerWallet } from '../peer/host.js';
+import { ServerMessageSchemas, formatIssues } from '../swarm/protocol.js';
+import { type RunInfo, type SwarmChain, ownershipId } from './client.js';
+
+/** A peer paid at `chain`'s account: it joins the run on chain once, when the coordinator names it. */
+export function payoutWallet(chain: SwarmChain): PeerWallet {
+  const account = chain.account!;
+  return {
+    account,
+    async joinRun(c) {
+      const runId = BigInt(c.runId);
+      if (!(await chain.joined(runId, account))) await chain.join(runId);
+    },
+  };
+}
+
+/** What a peer keeps of every settled epoch (shared/peer/session.ts writes it under proofs/). */
+export const ProofFileSchema = z.object({
+  chainId: z.int(),
+  registry: z.string(),
+  tokens: z.string(),
+  runId: z.string(),
+  epochs: z.array(ServerMessageSchemas.settled.omit({ type: true })).min(1),
+});
+export type ProofFile = z.infer<typeof ProofFileSchema>;
+export type SavedEpoch = ProofFile['epochs'][number];
+
+export function parseProofFile(json: unknown, where: string): ProofFile {
+  const r = ProofFileSchema.safeParse(json);
+  if (!r.success) throw new Error(`${where} is not a proofs file: ${formatIssues('proofs', r.error)}`);
+  return r.data;
+}
+
+/** Proofs kept for another run or chain would claim nothing: say so before sending anything. */
+export function checkProofsFor(p: ProofFile, where: string, run: { chainId: number; registry: string; runId: bigint }): void {
+  if (p.chainId !== run.chainId || p.registry.toLowerCase() !== run.registry.toLowerCase() || BigInt(p.runId) !== run.runId) {
+    throw new Error(`${where} holds proofs for run ${p.runId} on chain ${p.chainId} (${p.registry}), not for run ${run.runId} on chain ${run.chainId}`);
+  }
+}
+
+export interface Holdings {
+  ownership: bigint;
+  totalOwnership: bigint;
+  /** Percent of the run's ownership. */
+  share: number;
+  credentials: bigint;
+  /** Re-issued credentials waiting to be pulled. */
+  pending: bigint;
+  proceeds: bigint;
+  stake: bigint;
+  /** Cumulative units already claimed as ownership. */
+  claimed: bigint;
+}
+
+export async function holdings(chain: SwarmChain, runId: bigint, me: Address): Promise<Holdings> {
+  const [ownership, totalOwnership, credentials, pending, proceeds, stake, claimed] = await Promise.all([
+    chain.ownershipOf(runId, me),
+    chain.supply(ownershipId(runId)),
+    chain.credentialsOf(runId, me),
+    chain.pendingCredentials(runId, me),
+    chain.proceeds(me),
+    chain.withdrawable(me),
+    chain.claimed(runId, me),
+  ]);
+  const share = totalOwnership > 0n ? Number((ownership * 1_000_000n) / totalOwnership) / 10_000 : 0;
+  return { ownership, totalOwnership, share, credentials, pending, proceeds, stake, claimed };
+}
+
+/** Cumulative units: the latest usable root pays everything earlier ones did not. */
+export function usableEpoch(p: ProofFile, run: RunInfo, kind: 'ownership' | 'stake'): SavedEpoch | undefined {
+  return p.epochs.filter((e) => (kind === 'stake' ? BigInt(e.epoch) === run.settledEpoch : BigInt(e.epoch) <= run.settledEpoch)).sort((a, b) => b.epoch - a.epoch)[0];
+}
+
+export async function claimOwnership(chain: SwarmChain, runId: bigint, p: ProofFile): Promise<SavedEpoch> {
+  const run = await chain.run(runId);
+  if (run.state !== 'trained') throw new Error(`run ${runId} is ${run.state}: ownership is claimable once it is trained`);
+  const e = usableEpoch(p, run, 'ownership');
+  if (!e) throw new Error(`none of the saved proofs is for a settled epoch of run ${runId} (settled up to ${run.settledEpoch})`);
+  await chain.claim(runId, BigInt(e.epoch), e.account as Address, BigInt(e.cumulative), e.proof as Hex[]);
+  return e;
+}
+
+export interface EpochCheck {
+  epoch: number;
+  /** Units earned in this epoch (cumulative minus the previous saved epoch's). */
+  units: bigint;
+  cumulative: bigint;
+  ok: boolean;
+  /** What was checked, or what did not match. */
+  detail: string;
+}
+
+/**
+ * Recompute each saved epoch's leaf from (account, cumulative units), walk its proof, and compare
+ * with the root posted on chain: what the contributor holds rests on the chain, not on the coordinator.
+ */
+export async function verifyProofs(chain: SwarmChain, runId: bigint, p: ProofFile): Promise<EpochCheck[]> {
+  const epochs = [...p.epochs].sort((a, b) => a.epoch - b.epoch);
+  let previous = 0n;
+  const checks: EpochCheck[] = [];
+  for (const e of epochs) {
+    const cumulative = BigInt(e.cumulative);
+    const onChain = await chain.epoch(runId, BigInt(e.epoch));
+    const matches = StandardMerkleTree.verify(onChain.root, [...LEAF_ENCODING], [e.account, e.cumulative], e.proof);
+    const ok = matches && !onChain.vetoed;
+    const detail = !matches
+      ? `the proof does not lead to the root on chain (${onChain.root.slice(0, 10)}…)`
+      : onChain.vetoed
+        ? 'the root on chain was vetoed'
+        : `proof matches root ${onChain.root.slice(0, 10)}… on chain`;
+    checks.push({ epoch: e.epoch, units: cumulative - previous, cumulative, ok, detail });
+    previous = cumulative;
+  }
+  return checks;
+}

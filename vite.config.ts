@@ -1,0 +1,18 @@
+// The dashboard bundle (renderer/): one build for the browser tab and the desktop app. `base: './'`
+// so the same files load from the local server and from the app's own app:// scheme; trainer.html
+// is the desktop app's hidden training window.
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'vite';
+
+export default defineConfig({
+  root: 'renderer',
+  base: './',
+  plugins: [react()],
+  build: {
+    outDir: '../dist/renderer',
+    emptyOutDir: true,
+    target: 'es2022',
+    chunkSizeWarningLimit: 4096,
+    rollupOptions: { input: { index: 'renderer/index.html', trainer: 'renderer/trainer.html' } },
+  },
+});
