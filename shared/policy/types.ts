@@ -29,6 +29,11 @@ export interface PolicySettings {
   gpuUsage: number;
   /** Start the app when the user logs in (opt-in). */
   startAtLogin: boolean;
+  /**
+   * The GPU that trains (nvidia-smi's index). Set: a game the sensors see on another GPU does not
+   * pause training, and temperature and power are read from this GPU. Unset: any GPU counts.
+   */
+  gpuIndex?: number;
 }
 
 export interface GpuSensor {
