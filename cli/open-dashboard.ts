@@ -1,19 +1,23 @@
 // How `npm start` shows the dashboard: in the desktop app where Electron's binary is installed;
 // otherwise served on 127.0.0.1 for a browser tab, which joins the swarm as a worker.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { AppConfig } from '../renderer/desktop-bridge.js';
 import { serveDashboard } from './dashboard-site.js';
 
-/** The Electron binary's path, or why there is none (npm's electron package cannot always download it). */
+/**
+ * The Electron binary's path, or why there is none. Read from the package's path.txt rather than
+ * by requiring `electron`, which tries to download a missing binary (impossible offline) first.
+ */
 export function electronBinary(): { path: string } | { missing: string } {
-  try {
-    const path = createRequire(import.meta.url)('electron') as unknown as string;
-    return existsSync(path) ? { path } : { missing: `Electron's binary is not at ${path}` };
-  } catch (e) {
-    return { missing: `Electron's binary is not installed (${(e as Error).message.split('\n')[0]})` };
-  }
+  const dir = dirname(createRequire(import.meta.url).resolve('electron/package.json'));
+  const pathFile = join(dir, 'path.txt');
+  if (!existsSync(pathFile)) return { missing: `Electron's binary is not installed (${pathFile} is missing: npm's electron package could not download it)` };
+  const rel = readFileSync(pathFile, 'utf8').trim();
+  const path = process.env.ELECTRON_OVERRIDE_DIST_PATH ? join(process.env.ELECTRON_OVERRIDE_DIST_PATH, rel) : join(dir, 'dist', rel);
+  return existsSync(path) ? { path } : { missing: `Electron's binary is not at ${path}` };
 }
 
 function launchDesktop(binary: string, config: AppConfig): ChildProcess {

@@ -1,11 +1,11 @@
 // Small pieces every page uses.
 import type { ReactNode } from 'react';
 
-export function Stat({ label, value, hint }: { label: string; value: ReactNode; hint?: string }) {
+export function Stat({ label, value, hint, testId }: { label: string; value: ReactNode; hint?: string; testId?: string }) {
   return (
     <div className="stat">
       <div className="stat-label">{label}</div>
-      <div className="stat-value" title={hint}>
+      <div className="stat-value" title={hint} data-testid={testId}>
         {value}
       </div>
     </div>

@@ -168,8 +168,8 @@ export function CredentialsPage() {
       <WalletBar />
       <Card title="Holdings" id="holdings">
         <div className="stats">
-          <Stat label="Credentials held" value={<span data-testid="credentials-held">{h.data?.credentials.toString() ?? '…'}</span>} />
-          <Stat label="Re-issued, to claim" value={<span data-testid="credentials-pending">{h.data?.pending.toString() ?? '…'}</span>} />
+          <Stat label="Credentials held" value={h.data?.credentials.toString() ?? '…'} testId="credentials-held" />
+          <Stat label="Re-issued, to claim" value={h.data?.pending.toString() ?? '…'} testId="credentials-pending" />
           <Stat label="Sales to withdraw" value={h.data ? `${formatEther(h.data.proceeds)} ETH` : '…'} />
         </div>
         <div className="row">

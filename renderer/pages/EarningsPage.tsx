@@ -107,12 +107,17 @@ export function EarningsPage() {
         <>
           <Card title={`Run ${runId}`} id="run">
             <div className="stats">
-              <Stat label="Run state" value={run.data?.state ?? '…'} />
+              <Stat label="Run state" value={run.data?.state ?? '…'} testId="run-state" />
               <Stat label="Epochs settled" value={run.data ? run.data.settledEpoch.toString() : '…'} />
-              <Stat label="Verified units (saved)" value={latest ? units(BigInt(latest.cumulative)) : '0'} hint="risk-adjusted MFLOPs, from the proofs this machine saved" />
-              <Stat label="Ownership" value={h.data ? units(h.data.ownership) : '…'} />
+              <Stat
+                label="Verified units (saved)"
+                value={latest ? units(BigInt(latest.cumulative)) : '0'}
+                hint="risk-adjusted MFLOPs, from the proofs this machine saved"
+                testId="units-saved"
+              />
+              <Stat label="Ownership" value={h.data ? units(h.data.ownership) : '…'} testId="ownership" />
               <Stat label="Share" value={h.data ? `${h.data.share.toFixed(2)} %` : '…'} />
-              <Stat label="Claimable" value={units(claimable > 0n ? claimable : 0n)} />
+              <Stat label="Claimable" value={units(claimable > 0n ? claimable : 0n)} testId="claimable" />
             </div>
             <button
               type="button"

@@ -101,7 +101,7 @@ export function TrainingPage() {
           <Stat label="GPU busy" value={percent(t.busyFraction, 0)} />
           <Stat label="Sent" value={bytes(t.bytesSent)} />
           <Stat label="Saved by compression" value={bytes(t.bytesSaved)} />
-          <Stat label="Microbatches credited" value={t.creditedMicrobatches} />
+          <Stat label="Microbatches credited" value={t.creditedMicrobatches} testId="credited" />
         </div>
         {t.swarm && <p className="muted">Swarm: {t.swarm.reason}</p>}
       </Card>

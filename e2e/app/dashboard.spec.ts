@@ -1,0 +1,164 @@
+// The app against a real local swarm: chain, contracts, coordinator and two headless workers as
+// `npm start` runs them, and the dashboard in the system Chromium, whose tab joins as a third
+// worker. In order: the GPU and its verdict; the tab trains its stage and the loss falls; a game
+// starting pauses it with the reason shown while the swarm trains on; after the run the
+// contributor's ownership is verified against the chain and claimed; a buyer buys and spends a
+// credential and reads the answer; the owner's re-issued credentials appear. Screenshots of every
+// page land in e2e/artifacts/.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import AxeBuilder from '@axe-core/playwright';
+import { type Browser, type BrowserContext, type Page, chromium, expect, test } from '@playwright/test';
+import { CHROMIUM, LOOPBACK_ONLY_PERMISSIONS, loopbackOnly } from '../chromium.js';
+import { StartProcess } from './local-swarm-process.js';
+
+const ARTIFACTS = 'e2e/artifacts';
+const STEPS = 30;
+const GAME = 'eldenring.exe';
+
+test.describe.configure({ mode: 'serial' });
+
+let swarm: StartProcess;
+let browser: Browser;
+let url: string;
+let contributor: Page;
+
+async function openDashboard(setup?: (c: BrowserContext) => Promise<void>): Promise<Page> {
+  const context = await browser.newContext({ permissions: loopbackOnly ? LOOPBACK_ONLY_PERMISSIONS : [], viewport: { width: 1280, height: 900 } });
+  await setup?.(context);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+
+async function show(page: Page, name: 'Training' | 'GPU' | 'Earnings' | 'Credentials' | 'Settings'): Promise<void> {
+  await page.getByRole('navigation', { name: 'pages' }).getByRole('button', { name, exact: true }).click();
+  await expect(page.getByRole('main', { name })).toBeVisible();
+}
+
+async function shoot(page: Page, file: string): Promise<void> {
+  await page.screenshot({ path: `${ARTIFACTS}/${file}`, fullPage: true });
+}
+
+/** No serious or critical accessibility violation on the page as it is now. */
+async function accessible(page: Page): Promise<void> {
+  const r = await new AxeBuilder({ page }).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)).toEqual([]);
+}
+
+const statNumber = async (page: Page, testId: string) => Number((await page.getByTestId(testId).textContent())?.replace(/[^\d]/g, '') || 'NaN');
+
+test.beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  swarm = new StartProcess(['--steps', String(STEPS), '--workers', '2', '--epoch-steps', '10', '--eval-every', '10', '--port', '0', '--answer-tokens', '40']);
+  url = (await swarm.waitFor(/open (http:\/\/127\.0\.0\.1:\d+)/, "the dashboard's address", 5 * 60_000))[1];
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--enable-unsafe-webgpu', '--disable-gpu-sandbox', '--no-sandbox', '--disable-background-networking', ...(loopbackOnly ? ['--allow-loopback-in-peer-connection'] : [])],
+  });
+});
+
+test.afterAll(async () => {
+  await browser?.close();
+  if (swarm && swarm.child.exitCode === null) swarm.child.kill('SIGKILL');
+});
+
+test('the dashboard shows the detected GPU and its verdict', async () => {
+  contributor = await openDashboard();
+  await show(contributor, 'GPU');
+  await expect(contributor.getByTestId('verdict')).toContainText('✔', { timeout: 120_000 });
+  await expect(contributor.getByTestId('adapter')).not.toBeEmpty();
+  await expect(contributor.getByRole('cell', { name: /^\d[\d,]*$/ }).first()).toBeVisible();
+  await shoot(contributor, 'gpu.png');
+  await accessible(contributor);
+});
+
+test('the tab joins as a worker over WebRTC, its stage trains and the loss falls', async () => {
+  await show(contributor, 'Training');
+  // Its own work: microbatches of committed steps the coordinator credits to this tab.
+  await expect.poll(() => statNumber(contributor, 'credited'), { message: 'the tab computes microbatches', timeout: 15 * 60_000, intervals: [2000] }).toBeGreaterThan(0);
+  await expect(contributor.getByText('(this machine)')).toBeVisible();
+  const chart = contributor.getByTestId('loss-chart');
+  await expect.poll(async () => Number(await chart.getAttribute('data-points')), { timeout: 10 * 60_000, intervals: [2000] }).toBeGreaterThanOrEqual(12);
+  const first = Number(await chart.getAttribute('data-first-loss'));
+  const last = Number(await chart.getAttribute('data-last-loss'));
+  expect(last).toBeLessThan(first);
+  await shoot(contributor, 'training.png');
+  await accessible(contributor);
+});
+
+test('a game starting pauses the tab with the reason shown; the swarm trains on without it', async () => {
+  mkdirSync('/tmp/swarm-e2e-game', { recursive: true });
+  copyFileSync('/bin/sleep', `/tmp/swarm-e2e-game/${GAME}`);
+  const game = spawn(`/tmp/swarm-e2e-game/${GAME}`, ['600'], { stdio: 'ignore' });
+  try {
+    await expect(contributor.getByTestId('status')).toContainText(`game running (${GAME})`, { timeout: 20_000 });
+    await expect(contributor.getByTestId('header-status')).toHaveText('paused');
+    await shoot(contributor, 'paused.png');
+    const before = swarm.step();
+    await expect.poll(() => swarm.step(), { message: 'the swarm keeps committing steps without the tab', timeout: 5 * 60_000, intervals: [1000] }).toBeGreaterThan(before);
+  } finally {
+    game.kill();
+  }
+  await expect(contributor.getByTestId('status')).not.toContainText('game running', { timeout: 20_000 });
+});
+
+test('after the run, the contributor verifies its units against the chain and claims its ownership', async () => {
+  await swarm.waitFor(/the swarm keeps serving/, 'the end of training and settlement', 20 * 60_000);
+  await show(contributor, 'Earnings');
+  await expect(contributor.getByTestId('run-state')).toHaveText('trained');
+  await expect.poll(() => statNumber(contributor, 'units-saved')).toBeGreaterThan(0);
+  await contributor.getByRole('button', { name: 'Verify against the chain' }).click();
+  await expect(contributor.getByText(/saved epochs check out against the roots on chain/)).toBeVisible();
+  await contributor.getByRole('button', { name: 'Claim ownership' }).click();
+  await expect.poll(() => statNumber(contributor, 'ownership')).toBeGreaterThan(0);
+  await expect(contributor.getByTestId('claimable')).toHaveText('0');
+  await shoot(contributor, 'earnings.png');
+  await accessible(contributor);
+});
+
+test('a buyer buys and spends a credential and reads the answer; the owner gets re-issued credentials', async () => {
+  await show(contributor, 'Credentials');
+  await contributor.getByRole('button', { name: 'Claim credentials' }).click();
+  await expect.poll(() => statNumber(contributor, 'credentials-held')).toBeGreaterThan(0);
+  const pendingBefore = await statNumber(contributor, 'credentials-pending');
+
+  // The buyer paused training before (a user who only buys), and picks the second local key.
+  const buyer = await openDashboard(async (c) => {
+    await c.addInitScript(() => localStorage.setItem('swarm.pausedUntil', String(Number.MAX_SAFE_INTEGER)));
+  });
+  await show(buyer, 'Credentials');
+  await buyer.getByRole('button', { name: /0x[0-9a-fA-F]{4}/ }).click();
+  await buyer.getByRole('button', { name: 'Disconnect' }).click();
+  await buyer.getByRole('button', { name: 'Connect Wallet' }).click();
+  await buyer.getByRole('button', { name: /Local dev key 2/ }).click();
+  await expect(buyer.getByRole('button', { name: 'Spend 1 credential and ask' })).toBeEnabled();
+  await buyer.getByRole('textbox', { name: 'Prompt' }).fill('ROMEO:\n');
+  await buyer.getByRole('button', { name: 'Spend 1 credential and ask' }).click();
+  const answer = buyer.getByTestId('answer');
+  await expect(answer).toContainText('recorded on chain', { timeout: 5 * 60_000 });
+  await expect(answer.locator('pre')).not.toHaveText('ROMEO:\n');
+  await shoot(buyer, 'credentials-buyer.png');
+  await accessible(buyer);
+
+  await expect.poll(() => statNumber(contributor, 'credentials-pending'), { message: "the spent credential is re-issued to the model's owners" }).toBeGreaterThan(pendingBefore);
+  await shoot(contributor, 'credentials.png');
+});
+
+test('settings are validated and saved; Ctrl-C stops everything', async () => {
+  await show(contributor, 'Settings');
+  await contributor.getByLabel('GPU usage limit (%)').fill('60');
+  await contributor.getByRole('button', { name: 'Save settings' }).click();
+  await expect(contributor.getByText('Saved.')).toBeVisible();
+  await contributor.getByLabel('Start after this many idle minutes').fill('99999');
+  await contributor.getByRole('button', { name: 'Save settings' }).click();
+  await expect(contributor.getByRole('alert')).toContainText('idleMinutes');
+  await shoot(contributor, 'settings.png');
+  await accessible(contributor);
+
+  swarm.interrupt();
+  const code = await Promise.race([swarm.exited, new Promise((r) => setTimeout(() => r('timeout'), 120_000))]);
+  expect(code, swarm.tail()).toBe(0);
+});

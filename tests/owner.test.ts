@@ -1,0 +1,144 @@
+// The contributor's and the buyer's client layer (shared/chain/owner.ts, market.ts), which the
+// dashboard and the `wallet` and `buy` commands share, on a real EVM: saved proofs checked against
+// the roots on chain, ownership claimed from them, a credential bought from the cheapest listing.
+import { parseEther } from 'viem';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ensureCredential } from '../shared/chain/market.js';
+import { type ProofFile, checkProofsFor, claimOwnership, holdings, parseProofFile, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
+import type { EpochTree } from '../shared/ledger/merkle.js';
+import { type ChainFixture, type Name, WINDOW, chainFixture, treeOf } from './chain-fixture.js';
+
+let f: ChainFixture;
+beforeAll(async () => {
+  f = await chainFixture();
+  await f.saveState();
+}, 120_000);
+afterAll(() => f?.stop());
+beforeEach(() => f.restoreState());
+
+/** The proofs file a peer of `name` keeps (shared/peer/session.ts), from the trees of its epochs. */
+function proofsOf(name: Name, runId: bigint, trees: EpochTree[]): ProofFile {
+  const account = f.address(name);
+  return parseProofFile(
+    {
+      chainId: f.evm.chainId,
+      registry: f.addresses.registry,
+      tokens: f.addresses.tokens,
+      runId: runId.toString(),
+      epochs: trees.map((t, epoch) => ({
+        epoch,
+        root: t.root,
+        total: t.total.toString(),
+        account: account.toLowerCase(),
+        cumulative: t.units(account)!.toString(),
+        proof: t.proof(account),
+      })),
+    },
+    'test proofs',
+  );
+}
+
+async function openRun(providers: Name[]): Promise<bigint> {
+  const { result: runId } = await f.as('designer').openRun({
+    stake: parseEther('1'),
+    computeTarget: 100n,
+    designerBps: 1000,
+    credentialSupply: 100n,
+    challengeWindow: BigInt(WINDOW),
+    modelHash: `0x${'cd'.repeat(32)}`,
+  });
+  for (const n of providers) await payoutWallet(f.as(n)).joinRun({ chainId: f.evm.chainId, registry: f.addresses.registry, tokens: f.addresses.tokens, runId: runId.toString() });
+  await f.as('coordinator').startTraining(runId);
+  return runId;
+}
+
+async function post(runId: bigint, tree: EpochTree): Promise<void> {
+  await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+  await f.advance(WINDOW);
+}
+
+describe('contributor', () => {
+  it('joins a run once, however often it is asked', async () => {
+    const runId = await openRun(['alice']);
+    const w = payoutWallet(f.as('alice'));
+    await w.joinRun({ chainId: f.evm.chainId, registry: f.addresses.registry, tokens: f.addresses.tokens, runId: runId.toString() });
+    expect(await f.as('alice').joined(runId, f.address('alice'))).toBe(true);
+    expect((await f.as('alice').run(runId)).providers).toBe(1n);
+  });
+
+  it('verifies every saved epoch against the root on chain, with the units of each', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const trees = [treeOf(f, 0, { alice: 300n, bob: 100n }), treeOf(f, 1, { alice: 700n, bob: 500n })];
+    for (const t of trees) await post(runId, t);
+    const checks = await verifyProofs(f.as('bob'), runId, proofsOf('alice', runId, trees));
+    expect(checks.map((c) => [c.epoch, c.ok, c.units, c.cumulative])).toEqual([
+      [0, true, 300n, 300n],
+      [1, true, 400n, 700n],
+    ]);
+  });
+
+  it('finds a proof that does not lead to the root on chain, and a vetoed root', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const trees = [treeOf(f, 0, { alice: 300n, bob: 100n }), treeOf(f, 1, { alice: 700n, bob: 500n })];
+    await post(runId, trees[0]);
+    await f.as('coordinator').postEpoch(runId, trees[1].root, trees[1].total);
+    await f.as('veto').veto(runId, 1n);
+    const p = proofsOf('alice', runId, trees);
+    p.epochs[0].cumulative = '3000'; // what a coordinator might have told it
+    const [inflated, vetoed] = await verifyProofs(f.as('bob'), runId, p);
+    expect(inflated.ok).toBe(false);
+    expect(inflated.detail).toMatch(/does not lead to the root on chain/);
+    expect(vetoed.ok).toBe(false);
+    expect(vetoed.detail).toMatch(/vetoed/);
+  });
+
+  it('claims ownership from its saved proofs once the run is trained, and not before', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const tree = treeOf(f, 0, { alice: 300n, bob: 100n });
+    await post(runId, tree);
+    const proofs = proofsOf('alice', runId, [tree]);
+    await expect(claimOwnership(f.as('alice'), runId, proofs)).rejects.toThrow(/claimable once it is trained/);
+    await f.as('coordinator').finishTraining(runId);
+    // Anyone may send the claim; ownership goes to the account in the proof.
+    await claimOwnership(f.as('bob'), runId, proofs);
+    const h = await holdings(f.as('alice'), runId, f.address('alice'));
+    expect(h.ownership).toBe(300n);
+    expect(h.claimed).toBe(300n);
+    expect(h.share).toBeGreaterThan(0);
+    await expect(claimOwnership(f.as('alice'), runId, proofs)).rejects.toThrow();
+  });
+
+  it('refuses proofs kept for another run or chain before sending anything', () => {
+    const p = proofsOf('alice', 7n, [treeOf(f, 0, { alice: 1n })]);
+    expect(() => checkProofsFor(p, 'file.json', { chainId: f.evm.chainId, registry: f.addresses.registry, runId: 8n })).toThrow(/proofs for run 7/);
+    expect(() => checkProofsFor(p, 'file.json', { chainId: 1, registry: f.addresses.registry, runId: 7n })).toThrow(/not for run 7 on chain 1/);
+    expect(() => parseProofFile({ chainId: 1, epochs: [] }, 'junk.json')).toThrow(/junk.json is not a proofs file/);
+  });
+});
+
+describe('buyer', () => {
+  it('buys one credential from the cheapest listing, within its price limit, only when it holds none', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const tree = treeOf(f, 0, { alice: 300n, bob: 100n });
+    await post(runId, tree);
+    await f.as('coordinator').finishTraining(runId);
+    for (const n of ['alice', 'bob'] as const) {
+      await claimOwnership(f.as(n), runId, proofsOf(n, runId, [tree]));
+      await f.as(n).claimCredentials(runId);
+    }
+    await f.as('alice').list(runId, 5n, parseEther('0.003'));
+    await f.as('bob').list(runId, 5n, parseEther('0.002'));
+    const buyer = f.as('buyer');
+    const me = f.address('buyer');
+    await expect(ensureCredential(buyer, runId, me, parseEther('0.001'))).rejects.toThrow(/cheapest credential costs 0.002 ETH/);
+    expect(await ensureCredential(buyer, runId, me, parseEther('0.01'))).toBe(parseEther('0.002'));
+    expect(await buyer.credentialsOf(runId, me)).toBe(1n);
+    expect(await ensureCredential(buyer, runId, me, parseEther('0.01'))).toBe(0n);
+    expect(await buyer.credentialsOf(runId, me)).toBe(1n);
+  });
+
+  it('says so when nothing is for sale', async () => {
+    const runId = await openRun(['alice']);
+    await expect(ensureCredential(f.as('buyer'), runId, f.address('buyer'), parseEther('1'))).rejects.toThrow(/none is listed for sale/);
+  });
+});
