@@ -3,7 +3,7 @@
 // channel names and the types; the main process parses every payload with these schemas before it
 // acts, because a page (or a script injected into one) can send anything down a channel.
 import { z } from 'zod';
-import type { AppConfig, PolicyView, SnoozeHours, TrainerCommand, TransactionRequestJson } from '../renderer/desktop-bridge.js';
+import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand, TransactionRequestJson } from '../renderer/desktop-bridge.js';
 import type { SessionEvents } from '../shared/peer/session.js';
 import { PolicySettingsSchema } from '../shared/policy/settings.js';
 import type { Decision } from '../shared/policy/types.js';
@@ -195,3 +195,42 @@ export function describeIssues(error: z.ZodError): string {
 }
 
 export type { Hex };
+
+// ---------------------------------------------------------------------------------------------
+// Renderer-side helpers shared by both preloads (a preload may not import the other: importing it
+// would run its exposeInMainWorld too).
+
+/** The slice of ipcRenderer the preloads use (tests pass a fake). */
+export interface RendererIpc {
+  invoke(channel: string, ...args: unknown[]): Promise<unknown>;
+  send(channel: string, ...args: unknown[]): void;
+  on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+  removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+}
+
+type PayloadArgs<N extends InvokeName> = undefined extends InvokeRequest<N> ? [] : [InvokeRequest<N>];
+
+/** A typed invoke on a fixed channel: the page names an action, never a channel. */
+export function invoker(ipc: RendererIpc) {
+  return <N extends InvokeName>(name: N, ...payload: PayloadArgs<N>): Promise<InvokeReply<N>> => ipc.invoke(CHANNELS[name], ...payload) as Promise<InvokeReply<N>>;
+}
+
+/** Listen on a push channel; the page gets the value only, never the IpcRendererEvent (it exposes `sender`). */
+export function subscribe<T>(ipc: RendererIpc, channel: string, listener: (value: T) => void): () => void {
+  const wrapped = (_event: unknown, value: unknown) => listener(value as T);
+  ipc.on(channel, wrapped);
+  return () => {
+    ipc.removeListener(channel, wrapped);
+  };
+}
+
+/** The wallet half of both bridges: every call signs in the main process, which holds the key. */
+export function walletBridge(ipc: RendererIpc): DesktopWallet {
+  const invoke = invoker(ipc);
+  return {
+    address: () => invoke('walletAddress'),
+    signTransaction: (tx) => invoke('signTransaction', tx),
+    signMessage: (message) => invoke('signMessage', message),
+    signTypedData: (json) => invoke('signTypedData', json),
+  };
+}
