@@ -99,6 +99,7 @@ export async function startApp(electron: ElectronModules, options: StartOptions)
   tray = createTray(electron, trayActions(electron, windows, policy, state, log), policy.view());
   registerIpc(electron, { config, policy, windows, log, wallet: walletOpener(electron, app.getPath('userData'), log) });
   keepInTray(electron, windows, state);
+  reviveTrainer(windows, state, log);
   policy.start();
   if (app.isPackaged && options.loadUpdater) {
     options
@@ -218,6 +219,18 @@ function keepInTray(electron: ElectronModules, windows: Windows, state: { quitti
   app.on('window-all-closed', () => {});
   app.on('second-instance', () => showDashboard(windows));
   app.on('activate', () => showDashboard(windows));
+}
+
+export const TRAINER_RELOAD_MS = 5000;
+
+/** A trainer renderer that dies (a GPU driver reset, out of memory) is reloaded after a pause; it then gets the current decision. */
+function reviveTrainer(windows: Windows, state: { quitting: boolean }, log: (line: string) => void): void {
+  windows.trainer.webContents.on('render-process-gone', (_event, details) => {
+    log(`trainer: renderer gone (${details.reason}, exit code ${details.exitCode}); reloading in ${TRAINER_RELOAD_MS / 1000} s`);
+    setTimeout(() => {
+      if (!state.quitting && !windows.trainer.isDestroyed()) void windows.trainer.loadURL(TRAINER_URL);
+    }, TRAINER_RELOAD_MS);
+  });
 }
 
 /** The keystore opens on the first wallet call (not at start: a keychain prompt belongs to a wallet action). */

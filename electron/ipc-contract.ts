@@ -194,8 +194,6 @@ export function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : 'payload'}: ${i.message}`).join('; ');
 }
 
-export type { Hex };
-
 // ---------------------------------------------------------------------------------------------
 // Renderer-side helpers shared by both preloads (a preload may not import the other: importing it
 // would run its exposeInMainWorld too).

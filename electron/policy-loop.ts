@@ -76,7 +76,9 @@ export async function loadSettings(dir: string, log: (line: string) => void = co
     throw error;
   }
   try {
-    return parseSettings(JSON.parse(text));
+    const saved: unknown = JSON.parse(text);
+    // A file from an older version lacks newer fields: those take their defaults, the user's choices stay.
+    return parseSettings(typeof saved === 'object' && saved !== null && !Array.isArray(saved) ? { ...DEFAULT_SETTINGS, ...saved } : saved);
   } catch (error) {
     // Kept for the user (or a bug report) to look at; the next save writes a fresh file.
     await rename(file, `${file}.bad`).catch((e: Error) => log(`settings: could not keep ${file} aside: ${e.message}`));
@@ -126,9 +128,13 @@ export class PolicyLoop {
     if (this.timer !== undefined) return;
     this.timer = this.clock.setInterval(() => {
       // A slow sensor must not pile up readings: skip a beat while one is in flight.
-      if (!this.ticking) void this.tick();
+      if (!this.ticking) this.tickLogged();
     }, this.options.intervalMs ?? TICK_MS);
-    void this.tick();
+    this.tickLogged();
+  }
+
+  private tickLogged(): void {
+    this.tick().catch((error: Error) => this.log(`policy: a tick failed: ${error.message}`));
   }
 
   stop(): void {

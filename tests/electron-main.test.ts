@@ -573,6 +573,23 @@ describe('policy loop through the app', () => {
     expect(trainer.webContents.commands().slice(-2)).toEqual([{ type: 'start' }, { type: 'duty', duty: 1 }]);
   });
 
+  it('reloads a trainer whose renderer died, after a pause', async () => {
+    vi.useFakeTimers();
+    try {
+      const s = await start();
+      const { trainer } = windowsOf(s);
+      trainer.url = undefined;
+      trainer.webContents.emit('render-process-gone', fakeEvent(), { reason: 'crashed', exitCode: 139 });
+      expect(s.logs.at(-1)).toMatch(/trainer: renderer gone \(crashed, exit code 139\)/);
+      await vi.advanceTimersByTimeAsync(4999);
+      expect(trainer.url).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(trainer.url).toBe('app://swarm/trainer.html');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('brings a trainer page that (re)loads to the current decision', async () => {
     const s = await start();
     const { trainer } = windowsOf(s);
@@ -908,6 +925,14 @@ describe('policy loop', () => {
     writeFileSync(join(dir, 'settings.json'), JSON.stringify({ ...DEFAULT_SETTINGS, idleMinutes: -3 }));
     expect(await loadSettings(dir, (l) => lines.push(l))).toEqual(DEFAULT_SETTINGS);
     expect(lines.at(-1)).toMatch(/idleMinutes: must be between 0 and 1440/);
+  });
+
+  it('fills fields an older settings file lacks with their defaults, keeping the user’s choices', async () => {
+    const dir = tmp();
+    const { startAtLogin: _dropped, ...older } = { ...DEFAULT_SETTINGS, idleMinutes: 20 };
+    writeFileSync(join(dir, 'settings.json'), JSON.stringify(older));
+    expect(await loadSettings(dir, () => {})).toEqual({ ...DEFAULT_SETTINGS, idleMinutes: 20 });
+    expect(existsSync(join(dir, 'settings.json.bad'))).toBe(false);
   });
 
   it('loads saved settings, decides without sensors that fail (logging once) and drives everything from the clock', async () => {
