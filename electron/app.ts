@@ -100,6 +100,10 @@ export async function startApp(electron: ElectronModules, options: StartOptions)
   registerIpc(electron, { config, policy, windows, log, wallet: walletOpener(electron, app.getPath('userData'), log) });
   keepInTray(electron, windows, state);
   reviveTrainer(windows, state, log);
+  // Only now that every IPC handler is in place (a page's first call must not find none). The
+  // trainer first: it has the longer start (GPU, model, coordinator).
+  load(windows.trainer, TRAINER_URL, log);
+  load(windows.dashboard, DASHBOARD_URL, log);
   policy.start();
   if (app.isPackaged && options.loadUpdater) {
     options
@@ -116,18 +120,20 @@ interface Windows {
 }
 
 function createWindows(electron: ElectronModules, options: StartOptions, hardened: WeakSet<WebContents>): Windows {
-  const create = (url: string, preload: string, extra: BrowserWindowConstructorOptions) => {
+  const create = (preload: string, extra: BrowserWindowConstructorOptions) => {
     const win = new electron.BrowserWindow({ ...extra, webPreferences: { ...extra.webPreferences, ...secureWebPreferences(join(options.preloadDir, preload)) } });
     hardened.add(win.webContents);
     hardenContents(win.webContents);
-    void win.loadURL(url);
     return win;
   };
-  // The trainer first: it has the longer start (GPU, model, coordinator).
-  const trainer = create(TRAINER_URL, 'trainer-preload.cjs', { show: false, webPreferences: { backgroundThrottling: false } });
-  const dashboard = create(DASHBOARD_URL, 'preload.cjs', { width: 1100, height: 760, minWidth: 720, minHeight: 520, title: 'Swarm', show: false });
+  const trainer = create('trainer-preload.cjs', { show: false, webPreferences: { backgroundThrottling: false } });
+  const dashboard = create('preload.cjs', { width: 1100, height: 760, minWidth: 720, minHeight: 520, title: 'Swarm', show: false });
   dashboard.once('ready-to-show', () => dashboard.show());
   return { trainer, dashboard };
+}
+
+function load(win: BrowserWindowType, url: string, log: (line: string) => void): void {
+  win.loadURL(url).catch((error: Error) => log(`could not load ${url}: ${error.message} (is dist/renderer built? npm run build:renderer)`));
 }
 
 function send(win: BrowserWindowType, channel: string, value: unknown): void {
@@ -228,7 +234,7 @@ function reviveTrainer(windows: Windows, state: { quitting: boolean }, log: (lin
   windows.trainer.webContents.on('render-process-gone', (_event, details) => {
     log(`trainer: renderer gone (${details.reason}, exit code ${details.exitCode}); reloading in ${TRAINER_RELOAD_MS / 1000} s`);
     setTimeout(() => {
-      if (!state.quitting && !windows.trainer.isDestroyed()) void windows.trainer.loadURL(TRAINER_URL);
+      if (!state.quitting && !windows.trainer.isDestroyed()) load(windows.trainer, TRAINER_URL, log);
     }, TRAINER_RELOAD_MS);
   });
 }

@@ -300,6 +300,22 @@ beforeEach(() => {
 // ---------------------------------------------------------------------------------------------
 
 describe('startApp: windows, sandbox and session', () => {
+  it('loads the pages only once every IPC channel has its handler', async () => {
+    const fakes = fakeElectron(tmp());
+    const handlersAtLoad: number[] = [];
+    const loadURL = FakeBrowserWindow.prototype.loadURL;
+    FakeBrowserWindow.prototype.loadURL = async function (this: FakeBrowserWindow, url: string) {
+      handlersAtLoad.push(fakes.ipcMain.handlers.size + fakes.ipcMain.listeners.size);
+      return loadURL.call(this, url);
+    };
+    try {
+      await startApp(fakes.modules, { rendererDir: tmp(), preloadDir: '/x', env: {}, sensors: sensorsWith({ processes: [] }), clock: manualClock() });
+    } finally {
+      FakeBrowserWindow.prototype.loadURL = loadURL;
+    }
+    expect(handlersAtLoad).toEqual([Object.keys(CHANNELS).length, Object.keys(CHANNELS).length]);
+  });
+
   it('creates the dashboard and a hidden trainer, both isolated, sandboxed and without Node', async () => {
     const s = await start();
     const { trainer, dashboard } = windowsOf(s);
