@@ -12,5 +12,7 @@ export default defineConfig({
   fullyParallel: false,
   timeout: 40 * 60_000,
   expect: { timeout: 30_000 },
+  // A control that never appears fails the step in a minute, not at the test's timeout.
+  use: { actionTimeout: 60_000 },
   reporter: [['list']],
 });

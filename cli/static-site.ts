@@ -1,5 +1,6 @@
 // A page and what it needs, served on 127.0.0.1 (a secure origin, which WebGPU requires): an entry
-// bundled with esbuild into memory, and static files. `npm run tab` and the browser tests use it.
+// bundled with esbuild into memory, static files and files made on request. The dashboard's server
+// (cli/dashboard-site.ts) and the browser tests use it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { build } from 'esbuild';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TabRecord } from '../browser/tab.js';
+import type { TabRecord } from './tab-peer-page.js';
 import { LocalSwarm } from '../cli/local-swarm.js';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
@@ -19,7 +19,7 @@ import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
 import { LOOPBACK_ONLY_PERMISSIONS, launchChromium, loopbackOnly } from './chromium.js';
 import { TINY_MODEL } from '../tests/tiny-swarm.js';
 
-const ENTRY = fileURLToPath(new URL('../browser/tab.ts', import.meta.url));
+const ENTRY = fileURLToPath(new URL('./tab-peer-page.ts', import.meta.url));
 const STEPS = 10;
 const out = mkdtempSync(join(tmpdir(), 'tab-peer-'));
 let swarm: LocalSwarm;

@@ -5,7 +5,7 @@
 // contributor's ownership is verified against the chain and claimed; a buyer buys and spends a
 // credential and reads the answer; the owner's re-issued credentials appear. Screenshots of every
 // page land in e2e/artifacts/.
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import AxeBuilder from '@axe-core/playwright';
 import { type Browser, type BrowserContext, type Page, chromium, expect, test } from '@playwright/test';
@@ -15,6 +15,8 @@ import { StartProcess } from './local-swarm-process.js';
 const ARTIFACTS = 'e2e/artifacts';
 const STEPS = 30;
 const GAME = 'eldenring.exe';
+/** The longest the tab's dashboard may freeze while its peer trains on the same thread. */
+const MAX_FREEZE_MS = 5000;
 
 test.describe.configure({ mode: 'serial' });
 
@@ -25,6 +27,14 @@ let contributor: Page;
 
 async function openDashboard(setup?: (c: BrowserContext) => Promise<void>): Promise<Page> {
   const context = await browser.newContext({ permissions: loopbackOnly ? LOOPBACK_ONLY_PERMISSIONS : [], viewport: { width: 1280, height: 900 } });
+  // Long tasks on the dashboard's main thread: how responsive it stays while the tab trains.
+  await context.addInitScript(() => {
+    const w = window as unknown as { __longTasks: number[] };
+    w.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__longTasks.push(e.duration);
+    }).observe({ type: 'longtask', buffered: true });
+  });
   await setup?.(context);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
@@ -82,9 +92,16 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   await expect(contributor.getByText('(this machine)')).toBeVisible();
   const chart = contributor.getByTestId('loss-chart');
   await expect.poll(async () => Number(await chart.getAttribute('data-points')), { timeout: 10 * 60_000, intervals: [2000] }).toBeGreaterThanOrEqual(12);
-  const first = Number(await chart.getAttribute('data-first-loss'));
-  const last = Number(await chart.getAttribute('data-last-loss'));
-  expect(last).toBeLessThan(first);
+  const [first, last] = await Promise.all(['data-first-loss', 'data-last-loss'].map((a) => chart.getAttribute(a)));
+  expect([first, last]).not.toContain(null);
+  expect(Number(last)).toBeLessThan(Number(first));
+  // In a tab the peer trains on the page's own thread (the desktop app trains in a hidden window):
+  // record how long the page could not answer input, and bound the worst freeze.
+  const longTasks = await contributor.evaluate(() => (window as unknown as { __longTasks: number[] }).__longTasks);
+  const report = { longTasks: longTasks.length, maxMs: Math.max(0, ...longTasks), totalMs: longTasks.reduce((a, b) => a + b, 0) };
+  writeFileSync(`${ARTIFACTS}/responsiveness.json`, JSON.stringify(report, null, 2));
+  console.log(`dashboard main thread while the tab trains: ${JSON.stringify(report)}`);
+  expect(report.maxMs).toBeLessThan(MAX_FREEZE_MS);
   await shoot(contributor, 'training.png');
   await accessible(contributor);
 });
@@ -130,10 +147,10 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
     await c.addInitScript(() => localStorage.setItem('swarm.pausedUntil', String(Number.MAX_SAFE_INTEGER)));
   });
   await show(buyer, 'Credentials');
-  await buyer.getByRole('button', { name: /0x[0-9a-fA-F]{4}/ }).click();
-  await buyer.getByRole('button', { name: 'Disconnect' }).click();
-  await buyer.getByRole('button', { name: 'Connect Wallet' }).click();
-  await buyer.getByRole('button', { name: /Local dev key 2/ }).click();
+  await buyer.getByTestId('rk-account-button').click();
+  await buyer.getByTestId('rk-disconnect-button').click();
+  await buyer.getByTestId('rk-connect-button').click();
+  await buyer.getByTestId('rk-wallet-option-localKey1').click();
   await expect(buyer.getByRole('button', { name: 'Spend 1 credential and ask' })).toBeEnabled();
   await buyer.getByRole('textbox', { name: 'Prompt' }).fill('ROMEO:\n');
   await buyer.getByRole('button', { name: 'Spend 1 credential and ask' }).click();

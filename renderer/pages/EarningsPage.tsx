@@ -108,7 +108,7 @@ export function EarningsPage() {
           <Card title={`Run ${runId}`} id="run">
             <div className="stats">
               <Stat label="Run state" value={run.data?.state ?? '…'} testId="run-state" />
-              <Stat label="Epochs settled" value={run.data ? run.data.settledEpoch.toString() : '…'} />
+              <Stat label="Epochs posted" value={run.data ? run.data.epochs.toString() : '…'} />
               <Stat
                 label="Verified units (saved)"
                 value={latest ? units(BigInt(latest.cumulative)) : '0'}

@@ -14,7 +14,13 @@ function Status() {
   return (
     <Card title="Status" id="status">
       <p className={`status status-${paused ? 'paused' : t.phase}`} role="status" aria-live="polite" data-testid="status">
-        <strong>{paused ? 'Paused' : t.phase}</strong>: {paused ? d.reason : t.why}
+        {paused ? (
+          <strong>{d.reason}</strong>
+        ) : (
+          <>
+            <strong>{t.phase}</strong>: {t.why}
+          </>
+        )}
       </p>
       {d && !paused && <p className="muted">Policy: {d.reason}</p>}
       {d?.until && d.until < Number.MAX_SAFE_INTEGER && <p className="muted">Until {time(d.until)}</p>}
@@ -42,13 +48,9 @@ function Status() {
 function LossChart() {
   const loss = useDashboard((s) => s.training.loss);
   if (loss.length < 2) return <Empty>The loss chart appears once the swarm has committed two steps.</Empty>;
+  const train = loss.flatMap((p) => (p.loss === undefined ? [] : [p.loss]));
   return (
-    <figure
-      aria-label="training and validation loss by step"
-      data-testid="loss-chart"
-      data-points={loss.length}
-      data-last-loss={[...loss].reverse().find((p) => p.loss !== undefined)?.loss}
-    >
+    <figure aria-label="training and validation loss by step" data-testid="loss-chart" data-points={train.length} data-first-loss={train[0]} data-last-loss={train.at(-1)}>
       <ResponsiveContainer width="100%" height={260}>
         <LineChart data={loss} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
           <CartesianGrid stroke="#2a3040" />

@@ -1,13 +1,13 @@
-// A browser tab that is a peer: the same peer session as the Node worker, on the tab's own GPU and
-// WebRTC. Until the dashboard lands it shows a status line and what it did, and keeps a record on
-// `window.__tab` that end-to-end tests read.
+// The test page of e2e/tab-peer.test.ts: a browser tab that is a bare peer (the same peer session
+// as the Node worker, on the tab's own GPU and WebRTC, no dashboard), keeping a record on
+// `window.__tab` that the test reads, and round 1's boundary tensors to compare with Node's.
 //
 // Query parameters: `coordinator` (ws://… URL, required), `data` (URL of the training text,
 // default /data.txt), `name`, `bench=0` (skip the start-up benchmark), `dump=1` (keep the boundary
 // tensors of round 1 as sent and received, to compare with the other side's).
 import { PeerSession, type SessionEvents } from '../shared/peer/session.js';
-import { browserHost } from './host.js';
-import { browserStorage, memoryStorage } from './storage.js';
+import { browserHost } from '../browser/host.js';
+import { browserStorage, memoryStorage } from '../browser/storage.js';
 
 export interface TabRecord {
   phase: string;
