@@ -206,7 +206,7 @@ export async function createTfjsTrainer(cfg: BlockConfig, init: Float32Array, op
     // Decoupled weight decay on the 2-D params only (the layout marks exactly those as decay).
     if (p.decay) decayed.push(v);
   }
-  const P = (name: string): tf.Variable => {
+  const param = (name: string): tf.Variable => {
     const v = vars.get(name);
     if (!v) throw new Error(`createTfjsTrainer: no parameter ${name}`);
     return v;
@@ -224,24 +224,24 @@ export async function createTfjsTrainer(cfg: BlockConfig, init: Float32Array, op
 
   const lossFn = (tok: tf.Tensor1D, tgt: tf.Tensor1D): tf.Scalar => {
     // x = wte[tok] + wpe[pos]
-    let x: tf.Tensor = tf.add(tf.reshape(tf.gather(P('wte'), tok), [B, T, d]), P('wpe'));
+    let x: tf.Tensor = tf.add(tf.reshape(tf.gather(param('wte'), tok), [B, T, d]), param('wpe'));
     x = tf.reshape(x, [N, d]);
     for (let l = first; l < first + cfg.nLayer; l++) {
       const pre = `h${l}.`;
-      const a = layerNorm(x, P(pre + 'ln1.g'), P(pre + 'ln1.b'));
-      const qkv = tf.add(tf.matMul(a, P(pre + 'attn.wqkv')), P(pre + 'attn.bqkv'));
+      const a = layerNorm(x, param(pre + 'ln1.g'), param(pre + 'ln1.b'));
+      const qkv = tf.add(tf.matMul(a, param(pre + 'attn.wqkv')), param(pre + 'attn.bqkv'));
       // Columns [0,d) are q, [d,2d) k, [2d,3d) v; head h takes columns h·hd … h·hd+hd−1 of each.
       const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]));
       const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), mask);
       const att = tf.softmax(scores, -1);
       const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [N, d]);
-      x = tf.add(x, tf.add(tf.matMul(y, P(pre + 'attn.wo')), P(pre + 'attn.bo')));
-      const mIn = layerNorm(x, P(pre + 'ln2.g'), P(pre + 'ln2.b'));
-      const h = tf.add(tf.matMul(mIn, P(pre + 'mlp.w1')), P(pre + 'mlp.b1'));
-      x = tf.add(x, tf.add(tf.matMul(geluTanh(h), P(pre + 'mlp.w2')), P(pre + 'mlp.b2')));
+      x = tf.add(x, tf.add(tf.matMul(y, param(pre + 'attn.wo')), param(pre + 'attn.bo')));
+      const mIn = layerNorm(x, param(pre + 'ln2.g'), param(pre + 'ln2.b'));
+      const h = tf.add(tf.matMul(mIn, param(pre + 'mlp.w1')), param(pre + 'mlp.b1'));
+      x = tf.add(x, tf.add(tf.matMul(geluTanh(h), param(pre + 'mlp.w2')), param(pre + 'mlp.b2')));
     }
-    const xf = layerNorm(x, P('lnf.g'), P('lnf.b'));
-    const logits = tf.matMul(xf, P('head.w'));
+    const xf = layerNorm(x, param('lnf.g'), param('lnf.b'));
+    const logits = tf.matMul(xf, param('head.w'));
     const logp = tf.logSoftmax(logits, -1);
     const picked = tf.sum(tf.mul(logp, tf.oneHot(tgt, V, 1, 0, 'float32')), -1);
     return tf.neg(tf.mean(picked)) as tf.Scalar;
