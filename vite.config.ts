@@ -7,6 +7,8 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: 'renderer',
   base: './',
+  // The default run's training text ships with the pages (the desktop app has no server to fetch it from).
+  publicDir: '../data',
   plugins: [react()],
   build: {
     outDir: '../dist/renderer',

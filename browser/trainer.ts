@@ -6,6 +6,9 @@ import { PeerSession, SESSION_EVENT_NAMES } from '../shared/peer/session.js';
 import type { AppConfig, TrainerEvent } from '../renderer/desktop-bridge.js';
 import { browserHost } from './host.js';
 
+/** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */
+const DEFAULT_DATA_URL = 'tinyshakespeare.txt';
+
 export interface TrainerOptions {
   config: AppConfig;
   storage: PeerStorage;
@@ -23,7 +26,7 @@ export class Trainer {
 
   constructor(private readonly o: TrainerOptions) {
     const log = (line: string) => o.emit({ type: 'log', data: { line } });
-    this.host = browserHost({ dataUrl: o.config.dataUrl ?? '/data.txt', storage: o.storage, runtime: o.runtime, log });
+    this.host = browserHost({ dataUrl: o.config.dataUrl ?? DEFAULT_DATA_URL, storage: o.storage, runtime: o.runtime, log });
   }
 
   /** Detect and benchmark the GPU now (the dashboard shows it before the first session starts). */

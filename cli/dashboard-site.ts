@@ -39,7 +39,7 @@ export async function serveDashboard(config: AppConfig, o: { dataFile: string; p
   return serveStatic(
     {
       ...builtDashboard(),
-      '/config.json': json(config),
+      '/config.json': json({ dataUrl: '/data.txt', ...config }),
       '/data.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(o.dataFile) },
       '/machine': async () => json(await readProcessesAndGpus()),
     },

@@ -2,21 +2,16 @@
 // over the preload bridge; the peer trains in the app's hidden window) and a browser tab
 // (hosts/tab.ts; the peer trains in the tab). The dashboard sees nothing else of either.
 import type { PeerStorage, PeerWallet } from '../shared/peer/host.js';
-import type { PolicySettings } from '../shared/policy/types.js';
-import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerEvent } from './desktop-bridge.js';
+import type { AppConfig, DesktopBridge, DesktopWallet } from './desktop-bridge.js';
 
-export interface AppHost {
+/** The policy controls and the peer's events, as the desktop bridge offers them (the tab implements them itself). */
+type Controls = Pick<DesktopBridge, 'policy' | 'saveSettings' | 'snooze' | 'pause' | 'resume' | 'onPolicy' | 'onTrainerEvent'>;
+
+export interface AppHost extends Controls {
   readonly kind: 'desktop' | 'tab';
   readonly config: AppConfig;
   /** Where this machine's peer keeps its states and settled proofs (read by the earnings page). */
   readonly storage: PeerStorage;
-  policy(): Promise<PolicyView>;
-  saveSettings(settings: PolicySettings): Promise<PolicyView>;
-  snooze(hours: SnoozeHours): Promise<PolicyView>;
-  pause(): Promise<PolicyView>;
-  resume(): Promise<PolicyView>;
-  onPolicy(listener: (view: PolicyView) => void): () => void;
-  onTrainerEvent(listener: (event: TrainerEvent) => void): () => void;
   /** The desktop app's own key (absent in a tab: it connects a wallet through RainbowKit). */
   readonly desktopWallet?: DesktopWallet;
   /** The tab's peer is paid at the wallet the user connects (the desktop app's at its own key). */

@@ -14,7 +14,7 @@ export type TrainerEvent = { [K in keyof SessionEvents]: { type: K; data: Sessio
 export interface AppConfig {
   /** The coordinator's WebSocket URL. */
   coordinator: string;
-  /** Where the training text is fetched from (default: the page's own /data.txt). */
+  /** Where the training text is fetched from (default: the default run's text shipped with the pages). */
   dataUrl?: string;
   /** The chain the run settles on; absent: training is unpaid. */
   chain?: {
