@@ -75,8 +75,18 @@ test.afterAll(async () => {
   if (swarm && swarm.child.exitCode === null) swarm.child.kill('SIGKILL');
 });
 
+/** Connect the page's local test key `i` through RainbowKit, as a user does. */
+async function connectLocalKey(page: Page, i: number): Promise<void> {
+  await page.getByTestId('rk-connect-button').click();
+  await page.getByTestId(`rk-wallet-option-localKey${i}`).click();
+  await expect(page.getByTestId('rk-account-button')).toBeVisible();
+}
+
 test('the dashboard shows the detected GPU and its verdict', async () => {
   contributor = await openDashboard();
+  // The contributor is paid at the first local key: its tab's peer rejoins under it once connected.
+  await show(contributor, 'Earnings');
+  await connectLocalKey(contributor, 0);
   await show(contributor, 'GPU');
   await expect(contributor.getByTestId('verdict')).toContainText('✔', { timeout: 120_000 });
   await expect(contributor.getByTestId('adapter')).not.toBeEmpty();
@@ -142,15 +152,12 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   await expect.poll(() => statNumber(contributor, 'credentials-held')).toBeGreaterThan(0);
   const pendingBefore = await statNumber(contributor, 'credentials-pending');
 
-  // The buyer paused training before (a user who only buys), and picks the second local key.
+  // The buyer paused training before (a user who only buys) and connects the second local key.
   const buyer = await openDashboard(async (c) => {
     await c.addInitScript(() => localStorage.setItem('swarm.pausedUntil', String(Number.MAX_SAFE_INTEGER)));
   });
   await show(buyer, 'Credentials');
-  await buyer.getByTestId('rk-account-button').click();
-  await buyer.getByTestId('rk-disconnect-button').click();
-  await buyer.getByTestId('rk-connect-button').click();
-  await buyer.getByTestId('rk-wallet-option-localKey1').click();
+  await connectLocalKey(buyer, 1);
   await expect(buyer.getByRole('button', { name: 'Spend 1 credential and ask' })).toBeEnabled();
   await buyer.getByRole('textbox', { name: 'Prompt' }).fill('ROMEO:\n');
   await buyer.getByRole('button', { name: 'Spend 1 credential and ask' }).click();

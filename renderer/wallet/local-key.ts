@@ -14,16 +14,29 @@ interface TxParams {
 
 export function localKeyProvider(key: Hex, chain: Chain): EIP1193Provider {
   const account = privateKeyToAccount(key);
+  // As a wallet extension does: the page sees the account only once the user connected it (kept
+  // across reloads), so a page with several local keys is connected to none until one is picked.
+  const granted = `swarm.localKey.${account.address}`;
+  const grant = (on: boolean) => (on ? localStorage.setItem(granted, '1') : localStorage.removeItem(granted));
   const wallet = createWalletClient({ account, chain, transport: http() });
   const listeners = new Map<string, Set<Listener>>();
   const request = async ({ method, params }: { method: string; params?: unknown }): Promise<unknown> => {
     const p = (params ?? []) as unknown[];
     switch (method) {
       case 'eth_accounts':
+        return localStorage.getItem(granted) ? [account.address] : [];
       case 'eth_requestAccounts':
+        grant(true);
         return [account.address];
       case 'eth_chainId':
         return toHex(chain.id);
+      // Connecting and disconnecting: nothing to grant or revoke beyond this one account.
+      case 'wallet_requestPermissions':
+        grant(true);
+        return [{ parentCapability: 'eth_accounts' }];
+      case 'wallet_revokePermissions':
+        grant(false);
+        return null;
       case 'wallet_switchEthereumChain':
         if (Number((p[0] as { chainId: Hex }).chainId) !== chain.id) throw new Error(`the local key only signs for chain ${chain.id}`);
         return null;
