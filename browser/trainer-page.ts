@@ -2,8 +2,8 @@
 // the dashboard's UI thread never does. It reports every session event to the main process and
 // follows its commands (start, leave, duty), which the main process derives from the policies.
 import { payoutWallet } from '../shared/chain/owner.js';
-import type { TrainerBridge } from '../renderer/desktop-bridge.js';
-import { desktopChain } from '../renderer/wallet/desktop-account.js';
+import type { TrainerBridge } from '../shared/app/bridge.js';
+import { desktopChain } from './desktop-account.js';
 import { browserStorage } from './storage.js';
 import { Trainer } from './trainer.js';
 

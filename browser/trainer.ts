@@ -3,7 +3,7 @@
 // gracefully when they say pause, and forwards every session event to whoever shows them.
 import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
 import { PeerSession, SESSION_EVENT_NAMES } from '../shared/peer/session.js';
-import type { AppConfig, TrainerEvent } from '../renderer/desktop-bridge.js';
+import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import { browserHost } from './host.js';
 
 /** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */

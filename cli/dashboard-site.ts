@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readProcessesAndGpus } from '../electron/sensors.js';
-import type { AppConfig } from '../renderer/desktop-bridge.js';
+import type { AppConfig } from '../shared/app/bridge.js';
 import { type StaticFile, serveStatic } from './static-site.js';
 
 export const DASHBOARD_DIR = fileURLToPath(new URL('../dist/renderer', import.meta.url));

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { AppConfig } from '../renderer/desktop-bridge.js';
+import type { AppConfig } from '../shared/app/bridge.js';
 import { serveDashboard } from './dashboard-site.js';
 
 /**

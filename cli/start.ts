@@ -24,7 +24,7 @@ import { requestAnswer } from '../shared/swarm/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
-import type { AppConfig } from '../renderer/desktop-bridge.js';
+import type { AppConfig } from '../shared/app/bridge.js';
 import { openDashboard } from './open-dashboard.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 

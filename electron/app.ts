@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { BrowserWindow as BrowserWindowType, BrowserWindowConstructorOptions, IpcMainEvent, IpcMainInvokeEvent, WebContents } from 'electron';
 import type { z } from 'zod';
-import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand } from '../renderer/desktop-bridge.js';
+import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand } from '../shared/app/bridge.js';
 import type { PolicySettings } from '../shared/policy/types.js';
 import { ALLOWED, AppConfigSchema, CHANNELS, CONTRACT, describeIssues, EVENTS, type InvokeName, type InvokeReply, TrainerEventSchema, type WindowRole } from './ipc-contract.js';
 import { openKeystore } from './keystore.js';

@@ -8,7 +8,7 @@ import type { SafeStorage } from 'electron';
 import type { Hex, PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { z } from 'zod';
-import type { DesktopWallet, TransactionRequestJson } from '../renderer/desktop-bridge.js';
+import type { DesktopWallet, TransactionRequestJson } from '../shared/app/bridge.js';
 
 // The async API: Electron 45 deprecates the synchronous encryptString/decryptString/isEncryptionAvailable.
 export type KeystoreSafeStorage = Pick<SafeStorage, 'isAsyncEncryptionAvailable' | 'encryptStringAsync' | 'decryptStringAsync' | 'getSelectedStorageBackend'>;

@@ -3,7 +3,7 @@
 // PolicyView) and the tray. Sensors, clock and outputs are injected so tests drive it tick by tick.
 import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PolicyView, SnoozeHours, TrainerCommand } from '../renderer/desktop-bridge.js';
+import type { PolicyView, SnoozeHours, TrainerCommand } from '../shared/app/bridge.js';
 import { DEFAULT_SETTINGS, decide, INITIAL_MEMORY, parseSettings, snoozeUntil } from '../shared/policy/index.js';
 import type { Decision, GpuSensor, MachineSnapshot, PolicyMemory, PolicySettings } from '../shared/policy/types.js';
 import { writeFileAtomic } from './keystore.js';

@@ -2,7 +2,7 @@
 // method per action on a fixed channel. Sandboxed, so bundled to CommonJS with only 'electron'
 // left to require; ipcRenderer itself never reaches the page.
 import { contextBridge, ipcRenderer } from 'electron';
-import type { DesktopBridge, PolicyView, TrainerEvent } from '../renderer/desktop-bridge.js';
+import type { DesktopBridge, PolicyView, TrainerEvent } from '../shared/app/bridge.js';
 import { EVENTS, invoker, type RendererIpc, subscribe, walletBridge } from './ipc-contract.js';
 
 export function desktopBridge(ipc: RendererIpc): DesktopBridge {

@@ -2,7 +2,7 @@
 // the page reports its session's events and follows the main process's start/leave/duty commands.
 // Sandboxed, so bundled to CommonJS with only 'electron' left to require.
 import { contextBridge, ipcRenderer } from 'electron';
-import type { TrainerBridge, TrainerCommand } from '../renderer/desktop-bridge.js';
+import type { TrainerBridge, TrainerCommand } from '../shared/app/bridge.js';
 import { CHANNELS, EVENTS, invoker, type RendererIpc, subscribe, walletBridge } from './ipc-contract.js';
 
 export function trainerBridge(ipc: RendererIpc): TrainerBridge {

@@ -2,7 +2,7 @@
 // over the preload bridge; the peer trains in the app's hidden window) and a browser tab
 // (hosts/tab.ts; the peer trains in the tab). The dashboard sees nothing else of either.
 import type { PeerStorage, PeerWallet } from '../shared/peer/host.js';
-import type { AppConfig, DesktopBridge, DesktopWallet } from './desktop-bridge.js';
+import type { AppConfig, DesktopBridge, DesktopWallet } from '../shared/app/bridge.js';
 
 /** The policy controls and the peer's events, as the desktop bridge offers them (the tab implements them itself). */
 type Controls = Pick<DesktopBridge, 'policy' | 'saveSettings' | 'snooze' | 'pause' | 'resume' | 'onPolicy' | 'onTrainerEvent'>;

@@ -4,7 +4,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.js';
 import type { AppHost } from './app-host.js';
-import type { AppConfig, DesktopBridge } from './desktop-bridge.js';
+import type { AppConfig, DesktopBridge } from '../shared/app/bridge.js';
 import { desktopHost } from './hosts/desktop.js';
 import { tabHost } from './hosts/tab.js';
 import { useDashboard } from './store.js';

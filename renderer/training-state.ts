@@ -3,7 +3,7 @@
 import type { GpuReport, Verdict } from '../shared/engine/gpu-detect.js';
 import type { SessionPhase } from '../shared/peer/session.js';
 import type { PeerInfo, SwarmPhase } from '../shared/swarm/protocol.js';
-import type { TrainerEvent } from './desktop-bridge.js';
+import type { TrainerEvent } from '../shared/app/bridge.js';
 
 /** Points kept for the loss chart and lines for the log: a long run must not grow the page without bound. */
 export const MAX_POINTS = 2000;

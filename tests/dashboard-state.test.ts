@@ -1,6 +1,6 @@
 // What the dashboard folds from a peer session's events (renderer/training-state.ts), without a DOM.
 import { describe, expect, it } from 'vitest';
-import type { TrainerEvent } from '../renderer/desktop-bridge.js';
+import type { TrainerEvent } from '../shared/app/bridge.js';
 import { INITIAL_TRAINING, MAX_LOG, MAX_POINTS, type TrainingState, reduceTraining, topology } from '../renderer/training-state.js';
 
 const fold = (events: TrainerEvent[], s: TrainingState = INITIAL_TRAINING) => events.reduce(reduceTraining, s);

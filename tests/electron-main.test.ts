@@ -17,7 +17,7 @@ import { loadSettings, type PolicyClock, PolicyLoop, type PolicySensors, trainer
 import { appProtocolHandler, resolveAppPath } from '../electron/protocol.js';
 import { contentSecurityPolicy, isTrustedSender, originOf } from '../electron/security.js';
 import { type TrayActions, type TrayItem, trayIconBitmap, trayTemplate } from '../electron/tray.js';
-import type { DesktopBridge, PolicyView, TrainerBridge, TrainerCommand } from '../renderer/desktop-bridge.js';
+import type { DesktopBridge, PolicyView, TrainerBridge, TrainerCommand } from '../shared/app/bridge.js';
 import { DEFAULT_SETTINGS } from '../shared/policy/index.js';
 import type { Decision, PolicySettings } from '../shared/policy/types.js';
 

@@ -182,7 +182,18 @@ test('settings are validated and saved; Ctrl-C stops everything', async () => {
   await shoot(contributor, 'settings.png');
   await accessible(contributor);
 
+  const started = swarm.descendants();
+  expect(started.length).toBeGreaterThanOrEqual(3); // the chain and two workers at least
   swarm.interrupt();
   const code = await Promise.race([swarm.exited, new Promise((r) => setTimeout(() => r('timeout'), 120_000))]);
   expect(code, swarm.tail()).toBe(0);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await expect.poll(() => started.filter(alive), { message: 'no process left behind', timeout: 10_000 }).toEqual([]);
 });

@@ -1,6 +1,6 @@
 // `npm start`'s program as a child process, read through its output: the dashboard's URL, the
 // swarm's step, and when the run has been settled and the swarm serves.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 
 export class StartProcess {
   readonly child: ChildProcess;
@@ -39,6 +39,24 @@ export class StartProcess {
   step(): number {
     const all = [...this.out.matchAll(/step (\d+)\/\d+/g)];
     return all.length ? Number(all.at(-1)![1]) : 0;
+  }
+
+  /** Every process it started, and theirs (the chain, the workers). */
+  descendants(): number[] {
+    const children = (pid: number): number[] => {
+      const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+      return r.stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map(Number);
+    };
+    const out: number[] = [];
+    for (let queue = [this.child.pid!]; queue.length; ) {
+      const next = queue.flatMap(children);
+      out.push(...next);
+      queue = next;
+    }
+    return out;
   }
 
   /** Ctrl-C, as a user stops it. */

@@ -3,7 +3,7 @@
 // IndexedDB (where the saved proofs are).
 import { browserStorage } from '../../browser/storage.js';
 import type { AppHost } from '../app-host.js';
-import type { DesktopBridge } from '../desktop-bridge.js';
+import type { DesktopBridge } from '../../shared/app/bridge.js';
 
 export async function desktopHost(bridge: DesktopBridge): Promise<AppHost> {
   const [config, storage] = await Promise.all([bridge.config(), browserStorage()]);

@@ -7,7 +7,7 @@ import { Emitter } from '../../shared/swarm/emitter.js';
 import { DEFAULT_SETTINGS, INITIAL_MEMORY, decide, parseSettings, snoozeUntil } from '../../shared/policy/index.js';
 import type { GpuSensor, MachineSnapshot, PolicyMemory, PolicySettings } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
-import type { AppConfig, PolicyView, TrainerEvent } from '../desktop-bridge.js';
+import type { AppConfig, PolicyView, TrainerEvent } from '../../shared/app/bridge.js';
 
 const SETTINGS_KEY = 'swarm.settings';
 const PAUSED_KEY = 'swarm.pausedUntil';

@@ -12,7 +12,7 @@ import { injected } from 'wagmi/connectors';
 import { swarmChain } from '../../shared/chain/client.js';
 import { chainOf } from '../../shared/chain/config.js';
 import { payoutWallet } from '../../shared/chain/owner.js';
-import type { AppConfig } from '../desktop-bridge.js';
+import type { AppConfig } from '../../shared/app/bridge.js';
 import { useDashboard } from '../store.js';
 import { WalletContext, type WalletView } from './context.js';
 import { localKeyProvider } from './local-key.js';

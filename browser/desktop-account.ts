@@ -3,9 +3,9 @@
 // window act through it, with the same typed client as the command line (shared/chain/client.ts).
 import { createPublicClient, createWalletClient, http } from 'viem';
 import { toAccount } from 'viem/accounts';
-import { type SwarmChain, swarmChain } from '../../shared/chain/client.js';
-import { chainOf } from '../../shared/chain/config.js';
-import type { AppConfig, DesktopWallet } from '../desktop-bridge.js';
+import { type SwarmChain, swarmChain } from '../shared/chain/client.js';
+import { chainOf } from '../shared/chain/config.js';
+import type { AppConfig, DesktopWallet } from '../shared/app/bridge.js';
 
 export interface DesktopChain {
   runId: bigint;
