@@ -126,8 +126,14 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
 
     /// Credentials `owner` can pull now (whole credentials; the fraction stays accrued).
     function pendingCredentials(uint256 runId, address owner) external view returns (uint256) {
+        return accruedCredentials(runId, owner) / ACC;
+    }
+
+    /// Everything re-issued to `owner` and not yet pulled, fraction included, scaled by 1e18: a
+    /// small owner sees each spend add its share before the share makes a whole credential.
+    function accruedCredentials(uint256 runId, address owner) public view returns (uint256) {
         uint256 acc = pools[runId].accPerUnit;
-        return (owedScaled[runId][owner] + balanceOf(owner, ownershipId(runId)) * (acc - accSeen[runId][owner])) / ACC;
+        return owedScaled[runId][owner] + balanceOf(owner, ownershipId(runId)) * (acc - accSeen[runId][owner]);
     }
 
     function claimCredentials(uint256 runId) external nonReentrant returns (uint256 amount) {

@@ -137,6 +137,31 @@ describe('buyer', () => {
     expect(await buyer.credentialsOf(runId, me)).toBe(1n);
   });
 
+  it('a spend re-issues one credential to the owners: each accrues its share, fraction included', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const tree = treeOf(f, 0, { alice: 300n, bob: 100n });
+    await post(runId, tree);
+    await f.as('coordinator').finishTraining(runId);
+    for (const n of ['alice', 'bob'] as const) await claimOwnership(f.as(n), runId, proofsOf(n, runId, [tree]));
+    await f.as('designer').claimDesignerShare(runId);
+    await f.as('alice').claimCredentials(runId);
+    const owners = [f.address('alice'), f.address('bob'), f.address('designer')];
+    const before = await Promise.all(owners.map((a) => holdings(f.as('bob'), runId, a)));
+    await f.as('alice').list(runId, 1n, parseEther('0.001'));
+    await ensureCredential(f.as('buyer'), runId, f.address('buyer'), parseEther('1'));
+    await f.as('buyer').spendCredentials(runId, 1n, 'ROMEO:');
+    const after = await Promise.all(owners.map((a) => holdings(f.as('bob'), runId, a)));
+    const gained = after.map((h, i) => h.accrued - before[i].accrued);
+    const ONE = 10n ** 18n;
+    // Each owner's share of one credential, to within the contract's rounding (at most 1e-18 per unit held).
+    after.forEach((h, i) => {
+      expect(gained[i] * h.totalOwnership).toBeLessThanOrEqual(ONE * h.ownership);
+      expect(gained[i] * h.totalOwnership).toBeGreaterThan(ONE * h.ownership - h.totalOwnership * h.ownership);
+      expect(h.pending).toBe(h.accrued / ONE);
+    });
+    expect(gained.reduce((a, b) => a + b, 0n)).toBeLessThanOrEqual(ONE);
+  });
+
   it('says so when nothing is for sale', async () => {
     const runId = await openRun(['alice']);
     await expect(ensureCredential(f.as('buyer'), runId, f.address('buyer'), parseEther('1'))).rejects.toThrow(/none is listed for sale/);

@@ -29,10 +29,10 @@ async function openDashboard(setup?: (c: BrowserContext) => Promise<void>): Prom
   const context = await browser.newContext({ permissions: loopbackOnly ? LOOPBACK_ONLY_PERMISSIONS : [], viewport: { width: 1280, height: 900 } });
   // Long tasks on the dashboard's main thread: how responsive it stays while the tab trains.
   await context.addInitScript(() => {
-    const w = window as unknown as { __longTasks: number[] };
+    const w = window as unknown as { __longTasks: { start: number; ms: number }[] };
     w.__longTasks = [];
     new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) w.__longTasks.push(e.duration);
+      for (const e of list.getEntries()) w.__longTasks.push({ start: e.startTime, ms: e.duration });
     }).observe({ type: 'longtask', buffered: true });
   });
   await setup?.(context);
@@ -100,6 +100,7 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   // Its own work: microbatches of committed steps the coordinator credits to this tab.
   await expect.poll(() => statNumber(contributor, 'credited'), { message: 'the tab computes microbatches', timeout: 15 * 60_000, intervals: [2000] }).toBeGreaterThan(0);
   await expect(contributor.getByText('(this machine)')).toBeVisible();
+  const trainingFrom = await contributor.evaluate(() => performance.now());
   const chart = contributor.getByTestId('loss-chart');
   await expect.poll(async () => Number(await chart.getAttribute('data-points')), { timeout: 10 * 60_000, intervals: [2000] }).toBeGreaterThanOrEqual(12);
   const [first, last] = await Promise.all(['data-first-loss', 'data-last-loss'].map((a) => chart.getAttribute(a)));
@@ -107,11 +108,19 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   expect(Number(last)).toBeLessThan(Number(first));
   // In a tab the peer trains on the page's own thread (the desktop app trains in a hidden window):
   // record how long the page could not answer input, and bound the worst freeze.
-  const longTasks = await contributor.evaluate(() => (window as unknown as { __longTasks: number[] }).__longTasks);
-  const report = { longTasks: longTasks.length, maxMs: Math.max(0, ...longTasks), totalMs: longTasks.reduce((a, b) => a + b, 0) };
+  const [longTasks, now] = await contributor.evaluate(() => [(window as unknown as { __longTasks: { start: number; ms: number }[] }).__longTasks, performance.now()] as const);
+  const summary = (tasks: { ms: number }[], seconds: number) => ({
+    longTasks: tasks.length,
+    maxMs: Math.round(Math.max(0, ...tasks.map((t) => t.ms))),
+    blockedPercent: Number(((tasks.reduce((a, t) => a + t.ms - 50, 0) / (seconds * 1000)) * 100).toFixed(2)),
+    seconds: Math.round(seconds),
+  });
+  const training = longTasks.filter((t) => t.start >= trainingFrom);
+  // Setup (kernel compilation, the stage's state) is one-off; what matters is the page while it trains.
+  const report = { wholeVisit: summary(longTasks, now / 1000), whileTraining: summary(training, (now - trainingFrom) / 1000) };
   writeFileSync(`${ARTIFACTS}/responsiveness.json`, JSON.stringify(report, null, 2));
   console.log(`dashboard main thread while the tab trains: ${JSON.stringify(report)}`);
-  expect(report.maxMs).toBeLessThan(MAX_FREEZE_MS);
+  expect(report.whileTraining.maxMs).toBeLessThan(MAX_FREEZE_MS);
   await shoot(contributor, 'training.png');
   await accessible(contributor);
 });
@@ -150,7 +159,8 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   await show(contributor, 'Credentials');
   await contributor.getByRole('button', { name: 'Claim credentials' }).click();
   await expect.poll(() => statNumber(contributor, 'credentials-held')).toBeGreaterThan(0);
-  const pendingBefore = await statNumber(contributor, 'credentials-pending');
+  const accrued = async () => Number(await contributor.getByTestId('credentials-accrued').textContent());
+  const accruedBefore = await accrued();
 
   // The buyer paused training before (a user who only buys) and connects the second local key.
   const buyer = await openDashboard(async (c) => {
@@ -167,7 +177,8 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   await shoot(buyer, 'credentials-buyer.png');
   await accessible(buyer);
 
-  await expect.poll(() => statNumber(contributor, 'credentials-pending'), { message: "the spent credential is re-issued to the model's owners" }).toBeGreaterThan(pendingBefore);
+  // The owner's share of the spent credential (a fraction of one for a small owner).
+  await expect.poll(accrued, { message: "the spent credential is re-issued to the model's owners" }).toBeGreaterThan(accruedBefore);
   await shoot(contributor, 'credentials.png');
 });
 

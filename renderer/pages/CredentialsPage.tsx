@@ -2,7 +2,7 @@
 // prompt to read the model's answer with its on-chain receipt.
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
-import { formatEther, parseEther } from 'viem';
+import { formatEther, formatUnits, parseEther } from 'viem';
 import { holdings } from '../../shared/chain/owner.js';
 import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/chain/market.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
@@ -170,6 +170,12 @@ export function CredentialsPage() {
         <div className="stats">
           <Stat label="Credentials held" value={h.data?.credentials.toString() ?? '…'} testId="credentials-held" />
           <Stat label="Re-issued, to claim" value={h.data?.pending.toString() ?? '…'} testId="credentials-pending" />
+          <Stat
+            label="Re-issued, accruing"
+            value={h.data ? formatUnits(h.data.accrued, 18) : '…'}
+            hint="your share of every spent credential, fraction included; whole credentials can be claimed"
+            testId="credentials-accrued"
+          />
           <Stat label="Sales to withdraw" value={h.data ? `${formatEther(h.data.proceeds)} ETH` : '…'} />
         </div>
         <div className="row">

@@ -201,6 +201,10 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
     async pendingCredentials(runId: bigint, account: Address): Promise<bigint> {
       return (await readTok('pendingCredentials', [runId, account])) as bigint;
     },
+    /** Re-issued and not yet pulled, fraction included, in 1e18ths of a credential. */
+    async accruedCredentials(runId: bigint, account: Address): Promise<bigint> {
+      return (await readTok('accruedCredentials', [runId, account])) as bigint;
+    },
     async pool(runId: bigint) {
       const [ownershipTotal, ownershipMinted, accPerUnit, remainder, reissued, paidOut] = (await readTok('pools', [runId])) as readonly bigint[];
       return { ownershipTotal, ownershipMinted, accPerUnit, remainder, reissued, paidOut };

@@ -53,6 +53,8 @@ export interface Holdings {
   credentials: bigint;
   /** Re-issued credentials waiting to be pulled. */
   pending: bigint;
+  /** The same with the fraction that does not make a whole credential yet, in 1e18ths. */
+  accrued: bigint;
   proceeds: bigint;
   stake: bigint;
   /** Cumulative units already claimed as ownership. */
@@ -60,17 +62,18 @@ export interface Holdings {
 }
 
 export async function holdings(chain: SwarmChain, runId: bigint, me: Address): Promise<Holdings> {
-  const [ownership, totalOwnership, credentials, pending, proceeds, stake, claimed] = await Promise.all([
+  const [ownership, totalOwnership, credentials, pending, accrued, proceeds, stake, claimed] = await Promise.all([
     chain.ownershipOf(runId, me),
     chain.supply(ownershipId(runId)),
     chain.credentialsOf(runId, me),
     chain.pendingCredentials(runId, me),
+    chain.accruedCredentials(runId, me),
     chain.proceeds(me),
     chain.withdrawable(me),
     chain.claimed(runId, me),
   ]);
   const share = totalOwnership > 0n ? Number((ownership * 1_000_000n) / totalOwnership) / 10_000 : 0;
-  return { ownership, totalOwnership, share, credentials, pending, proceeds, stake, claimed };
+  return { ownership, totalOwnership, share, credentials, pending, accrued, proceeds, stake, claimed };
 }
 
 /** Cumulative units: the latest usable root pays everything earlier ones did not. */
