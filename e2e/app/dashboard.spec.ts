@@ -87,7 +87,11 @@ test('the dashboard shows the detected GPU and its verdict', async () => {
   // The contributor is paid at the first local key: its tab's peer rejoins under it once connected.
   await show(contributor, 'Earnings');
   await connectLocalKey(contributor, 0);
-  await show(contributor, 'GPU');
+  // Keyboard: the pages are reached with Tab and Enter.
+  await contributor.getByRole('navigation', { name: 'pages' }).getByRole('button', { name: 'Training', exact: true }).focus();
+  await contributor.keyboard.press('Tab');
+  await contributor.keyboard.press('Enter');
+  await expect(contributor.getByRole('main', { name: 'GPU' })).toBeVisible();
   await expect(contributor.getByTestId('verdict')).toContainText('✔', { timeout: 120_000 });
   await expect(contributor.getByTestId('adapter')).not.toBeEmpty();
   await expect(contributor.getByRole('cell', { name: /^\d[\d,]*$/ }).first()).toBeVisible();

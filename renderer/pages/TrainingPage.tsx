@@ -114,7 +114,10 @@ export function TrainingPage() {
         <Topology />
       </Card>
       <Card title="Log" id="log">
-        <pre className="log">{t.log.slice(-40).join('\n')}</pre>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (axe: scrollable-region-focusable) */}
+        <pre className="log" role="log" aria-label="peer log" tabIndex={0}>
+          {t.log.slice(-40).join('\n')}
+        </pre>
       </Card>
     </>
   );
