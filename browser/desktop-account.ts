@@ -1,8 +1,8 @@
 // The desktop app's key as a viem account: the key stays in the main process (electron/keystore.ts);
 // every signature is asked for over the preload bridge. Both the dashboard and the hidden training
 // window act through it, with the same typed client as the command line (shared/chain/client.ts).
-import { createPublicClient, createWalletClient, http } from 'viem';
-import { toAccount } from 'viem/accounts';
+import { type Hex, createPublicClient, createWalletClient, http, parseEther } from 'viem';
+import { privateKeyToAccount, toAccount } from 'viem/accounts';
 import { type SwarmChain, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import type { AppConfig, DesktopWallet } from '../shared/app/bridge.js';
@@ -44,4 +44,18 @@ export async function desktopChain(c: NonNullable<AppConfig['chain']>, w: Deskto
     reader: swarmChain(publicClient, addresses),
     chain: swarmChain(publicClient, addresses, createWalletClient({ account, chain, transport })),
   };
+}
+
+/**
+ * On a local chain the app's fresh key holds no ether to pay for joining a run: the launcher
+ * hands it one of the chain's test keys, from which it takes gas money (never on a real chain,
+ * whose launcher hands out no keys).
+ */
+export async function topUpFromLocalKey(c: NonNullable<AppConfig['chain']>, faucetKey: Hex, to: `0x${string}`): Promise<void> {
+  const chain = chainOf(c);
+  const transport = http(c.rpcUrl);
+  const publicClient = createPublicClient({ chain, transport });
+  if ((await publicClient.getBalance({ address: to })) >= parseEther('0.05')) return;
+  const faucet = createWalletClient({ account: privateKeyToAccount(faucetKey), chain, transport });
+  await publicClient.waitForTransactionReceipt({ hash: await faucet.sendTransaction({ to, value: parseEther('0.5') }) });
 }

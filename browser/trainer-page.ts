@@ -3,7 +3,7 @@
 // follows its commands (start, leave, duty), which the main process derives from the policies.
 import { payoutWallet } from '../shared/chain/owner.js';
 import type { TrainerBridge } from '../shared/app/bridge.js';
-import { desktopChain } from './desktop-account.js';
+import { desktopChain, topUpFromLocalKey } from './desktop-account.js';
 import { browserStorage } from './storage.js';
 import { Trainer } from './trainer.js';
 
@@ -17,7 +17,12 @@ async function main(bridge: TrainerBridge): Promise<void> {
   const [config, storage] = await Promise.all([bridge.config(), browserStorage()]);
   const trainer = new Trainer({ config, storage, name: 'desktop app', runtime: 'electron', emit: (e) => bridge.report(e) });
   // The app's own key is paid; joining the run on chain is signed by the main process.
-  if (config.chain) await trainer.setWallet(payoutWallet((await desktopChain(config.chain, bridge.wallet)).chain));
+  if (config.chain) {
+    const own = await desktopChain(config.chain, bridge.wallet);
+    const faucet = config.localKeys?.[0];
+    if (faucet) await topUpFromLocalKey(config.chain, faucet, own.account);
+    await trainer.setWallet(payoutWallet(own.chain));
+  }
   bridge.onCommand((c) => {
     if (c.type === 'start') trainer.start();
     else if (c.type === 'leave') void trainer.leave(c.reason);

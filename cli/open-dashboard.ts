@@ -23,9 +23,9 @@ export function electronBinary(): { path: string } | { missing: string } {
 function launchDesktop(binary: string, config: AppConfig): ChildProcess {
   const built = spawnSync('npx', ['tsx', 'scripts/build-electron.ts'], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('building the desktop app failed (npm run build:electron)');
-  // The desktop app pays its own key, not the page's local test keys.
-  const { localKeys: _, ...own } = config;
-  return spawn(binary, ['dist/electron/main.cjs'], { stdio: 'inherit', env: { ...process.env, SWARM_APP_CONFIG: JSON.stringify(own) } });
+  // The desktop app is paid at its own key; of the local test keys it gets one, to pay its gas from.
+  const desktop: AppConfig = { ...config, localKeys: config.localKeys?.slice(0, 1) };
+  return spawn(binary, ['dist/electron/main.cjs'], { stdio: 'inherit', env: { ...process.env, SWARM_APP_CONFIG: JSON.stringify(desktop) } });
 }
 
 export async function openDashboard(config: AppConfig, o: { dataFile: string; port?: number; say(line: string): void }): Promise<{ url: string; close(): Promise<void> }> {

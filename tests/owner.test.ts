@@ -2,11 +2,13 @@
 // dashboard and the `wallet` and `buy` commands share, on a real EVM: saved proofs checked against
 // the roots on chain, ownership claimed from them, a credential bought from the cheapest listing.
 import { parseEther } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { topUpFromLocalKey } from '../browser/desktop-account.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ensureCredential } from '../shared/chain/market.js';
 import { type ProofFile, checkProofsFor, claimOwnership, holdings, parseProofFile, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
 import type { EpochTree } from '../shared/ledger/merkle.js';
-import { type ChainFixture, type Name, WINDOW, chainFixture, treeOf } from './chain-fixture.js';
+import { type ChainFixture, NAMES, type Name, WINDOW, chainFixture, treeOf } from './chain-fixture.js';
 
 let f: ChainFixture;
 beforeAll(async () => {
@@ -113,6 +115,17 @@ describe('contributor', () => {
     expect(() => checkProofsFor(p, 'file.json', { chainId: f.evm.chainId, registry: f.addresses.registry, runId: 8n })).toThrow(/proofs for run 7/);
     expect(() => checkProofsFor(p, 'file.json', { chainId: 1, registry: f.addresses.registry, runId: 7n })).toThrow(/not for run 7 on chain 1/);
     expect(() => parseProofFile({ chainId: 1, epochs: [] }, 'junk.json')).toThrow(/junk.json is not a proofs file/);
+  });
+});
+
+describe('desktop app on a local chain', () => {
+  it("tops its fresh key up with gas from the launcher's test key, once", async () => {
+    const fresh = privateKeyToAccount(generatePrivateKey()).address;
+    const c = { rpcUrl: f.evm.rpcUrl, chainId: f.evm.chainId, registry: f.addresses.registry, tokens: f.addresses.tokens, runId: '1' };
+    await topUpFromLocalKey(c, f.evm.keys[NAMES.indexOf('carol')], fresh);
+    expect(await f.publicClient.getBalance({ address: fresh })).toBe(parseEther('0.5'));
+    await topUpFromLocalKey(c, f.evm.keys[NAMES.indexOf('carol')], fresh);
+    expect(await f.publicClient.getBalance({ address: fresh })).toBe(parseEther('0.5'));
   });
 });
 

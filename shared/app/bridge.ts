@@ -24,7 +24,10 @@ export interface AppConfig {
     tokens: Hex;
     runId: string;
   };
-  /** Local chains only: dev keys the page may offer as a clearly labelled "local key" wallet. */
+  /**
+   * Local chains only: test keys a tab offers as clearly labelled "local key" wallets; the desktop
+   * app, paid at its own key, takes gas money from the first.
+   */
   localKeys?: Hex[];
   /** WalletConnect's projectId: without one, no WalletConnect. */
   walletConnectProjectId?: string;
