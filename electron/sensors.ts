@@ -131,9 +131,18 @@ export function parseNvidiaSmi(gpuCsv: string, appsCsv?: string): GpuSensor[] {
 // A driver is not installed while the app runs: once nvidia-smi is known to be absent, polls stop spawning it.
 let nvidiaSmiMissing = false;
 
+/** The last list read, kept for a read that fails (a busy machine can make `ps` time out). */
+let lastProcesses: { at: number; names: string[] } | undefined;
+/** How long a failed read may stand on the last good one: a game seen must not vanish because `ps` was slow. */
+const STALE_MS = 60_000;
+
 async function readProcesses(): Promise<string[]> {
   const { stdout } = process.platform === 'win32' ? await run('tasklist', ['/fo', 'csv', '/nh']) : await run('ps', ['-A', '-o', 'comm=']);
-  return stdout === undefined ? [] : parseProcessList(stdout, process.platform);
+  if (stdout !== undefined) {
+    lastProcesses = { at: Date.now(), names: parseProcessList(stdout, process.platform) };
+    return lastProcesses.names;
+  }
+  return lastProcesses && Date.now() - lastProcesses.at < STALE_MS ? lastProcesses.names : [];
 }
 
 async function readGpus(): Promise<GpuSensor[]> {

@@ -72,6 +72,7 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   await browser?.close();
+  if (swarm) writeFileSync(`${ARTIFACTS}/npm-start.log`, swarm.tail(1_000_000));
   if (swarm && swarm.child.exitCode === null) swarm.child.kill('SIGKILL');
 });
 
@@ -83,6 +84,9 @@ async function connectLocalKey(page: Page, i: number): Promise<void> {
 }
 
 test('the dashboard shows the detected GPU and its verdict', async () => {
+  // The tab joins a swarm that already trains on its headless workers, as one more replica: a
+  // stage it held alone would wait for it while it is paused.
+  await swarm.waitFor(/step \d+\/\d+/, 'the swarm training on its headless workers', 20 * 60_000);
   contributor = await openDashboard();
   // The contributor is paid at the first local key: its tab's peer rejoins under it once connected.
   await show(contributor, 'Earnings');

@@ -24,13 +24,20 @@ function loadSettings(): PolicySettings {
   }
 }
 
-/** The local server's view of the machine (processes, GPU sensors); nothing when it has none. */
-async function machine(): Promise<{ processes: string[]; gpus: GpuSensor[] }> {
+type Machine = { processes: string[]; gpus: GpuSensor[] };
+const NO_SENSORS: Machine = { processes: [], gpus: [] };
+
+/**
+ * The local server's view of the machine (processes, GPU sensors); nothing when it has none. A
+ * reading that fails (the server busy) keeps the last one: a game seen must not vanish for it.
+ */
+async function machine(last: Machine): Promise<Machine> {
   try {
-    const r = await fetch('/machine', { cache: 'no-store' });
-    if (r.ok) return (await r.json()) as { processes: string[]; gpus: GpuSensor[] };
+    const r = await fetch('/machine', { cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+    if (r.status === 404) return NO_SENSORS;
+    if (r.ok) return (await r.json()) as Machine;
   } catch {}
-  return { processes: [], gpus: [] };
+  return last;
 }
 
 async function battery(): Promise<MachineSnapshot['battery']> {
@@ -49,9 +56,10 @@ export async function tabHost(config: AppConfig, name: string): Promise<AppHost>
   let pausedUntil = Number(localStorage.getItem(PAUSED_KEY) ?? 0) || undefined;
   let memory: PolicyMemory = INITIAL_MEMORY;
   let view: PolicyView | undefined;
+  let sensed = NO_SENSORS;
 
   const evaluate = async (): Promise<PolicyView> => {
-    const m = await machine();
+    const m = (sensed = await machine(sensed));
     // A page cannot see keyboard and mouse use outside itself: the tab was opened to train.
     const snap: MachineSnapshot = { now: Date.now(), idleSeconds: Number.POSITIVE_INFINITY, processes: m.processes, gpus: m.gpus, battery: await battery(), pausedUntil };
     const r = decide(settings, snap, memory);
