@@ -76,11 +76,11 @@ export interface EconomyResult {
 export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm, dashboard?: DashboardHooks): Promise<EconomyResult> {
   const say = (line: string) => !o.quiet && process.stdout.write(line);
   say('starting a local EVM and deploying the contracts… ');
-  // One account after the workers' is the dashboard user's own.
-  const needed = FIRST_WORKER + o.workers + 1;
+  // With a dashboard, one account after the workers' is its user's own.
+  const needed = FIRST_WORKER + o.workers + (dashboard ? 1 : 0);
   const evm = given ?? (await startLocalEvm({ accounts: needed }));
   if (evm.accounts.length < needed) throw new Error(`the chain has ${evm.accounts.length} dev accounts; ${needed} are needed`);
-  const you = evm.accounts[FIRST_WORKER + o.workers].address;
+  const you = dashboard && evm.accounts[FIRST_WORKER + o.workers].address;
   let opened: { close(): Promise<void> } | undefined;
   try {
     const chain = chainOf(evm);
@@ -136,7 +136,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
       },
       async afterTraining(c) {
         say('\ntraining done: settling the last epoch on chain…\n');
-        report = await settlement.finish({ pollMs: 500, selfClaim: dashboard ? [you] : [] });
+        report = await settlement.finish({ pollMs: 500, selfClaim: you ? [you] : [] });
         // The largest owner pulls its credentials and lists ten; the buyer buys one in the app.
         const top = report.units.reduce((a, b) => (b.ownership > a.ownership ? b : a));
         const owner = as(FIRST_WORKER + workerAccounts.indexOf(top.account));
