@@ -195,9 +195,12 @@ test('settings are validated and saved; Ctrl-C stops everything', async () => {
   await contributor.getByLabel('GPU usage limit (%)').fill('60');
   await contributor.getByRole('button', { name: 'Save settings' }).click();
   await expect(contributor.getByText('Saved.')).toBeVisible();
-  await contributor.getByLabel('Start after this many idle minutes').fill('99999');
+  // Each value within its field's range, together inconsistent (resume above the pause temperature).
+  await contributor.getByLabel('Pause at GPU temperature (°C, 0: off)').fill('80');
+  await contributor.getByLabel('Resume below (°C)').fill('90');
   await contributor.getByRole('button', { name: 'Save settings' }).click();
-  await expect(contributor.getByRole('alert')).toContainText('idleMinutes');
+  await expect(contributor.getByRole('alert')).toContainText('temperature');
+  expect((await contributor.evaluate(() => localStorage.getItem('swarm.settings'))) ?? '').not.toContain('"resumeBelowC":90');
   await shoot(contributor, 'settings.png');
   await accessible(contributor);
 
