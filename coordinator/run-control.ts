@@ -21,7 +21,17 @@
 import { planRoutes, type RoutablePeer, workOf } from './planner.js';
 import { placePeer, type StageView } from './placement.js';
 import { Emitter } from '../shared/swarm/emitter.js';
-import type { Capability, ClientMessageOf, HeldState, PeerInfo, RunConfig, ServerMessage, StateSource, SwarmPhase } from '../shared/swarm/protocol.js';
+import {
+  type Capability,
+  type ClientMessageOf,
+  type HeldState,
+  MAX_REPORTED_LOSS,
+  type PeerInfo,
+  type RunConfig,
+  type ServerMessage,
+  type StateSource,
+  type SwarmPhase,
+} from '../shared/swarm/protocol.js';
 
 export type PeerState = 'setup' | 'ready' | 'active' | 'gone';
 type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;
@@ -345,7 +355,8 @@ export class RunControl extends Emitter<RunControlEvents> {
       round: r.round,
       step: r.step,
       apply: true,
-      ...(loss !== undefined && Number.isFinite(loss) && { loss }),
+      // The loss is the last stage's claim: a value out of the schema's range would make every peer refuse the commit.
+      ...(loss !== undefined && Number.isFinite(loss) && loss <= MAX_REPORTED_LOSS && { loss }),
       ...(averaging && { average: { members, listeners } }),
       ...(evalPath && { eval: { path: evalPath, batches: this.run.evalBatches } }),
     };

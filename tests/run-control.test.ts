@@ -13,6 +13,7 @@ import {
   RunConfigSchema,
   type ServerMessage,
   type ServerMessageOf,
+  ClientMessageSchema,
   ServerMessageSchema,
   type ServerMessageType,
 } from '../shared/swarm/protocol.js';
@@ -111,13 +112,13 @@ class Sim {
   }
 
   /** What `id` would report for round `round`: the microbatches its routes give it. */
-  report(id: string, round = this.rc.currentRound!.round, over: { microbatches?: number } = {}): string | undefined {
+  report(id: string, round = this.rc.currentRound!.round, over: { microbatches?: number; lossSum?: number } = {}): string | undefined {
     const r = this.rounds.get(round);
     if (!r) throw new Error(`no round ${round} was sent`);
     const mine = r.routes.filter((path) => path.includes(id)).length;
     const microbatches = over.microbatches ?? mine;
     const last = this.rc.peer(id)?.stage === this.run.stages - 1;
-    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, ...(last && { lossSum: 2 * mine }) });
+    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, ...(last && { lossSum: over.lossSum ?? 2 * mine }) });
   }
 
   /** Every routed peer of the current round (but `except`) reports its share. */
@@ -341,6 +342,19 @@ describe('RunControl: commit', () => {
     sim.steps(3);
     expect(sim.commits.map((x) => x.step)).toEqual([1, 2, 3, 4, 5]);
     sim.checkCredit();
+  });
+
+  it('carries the swarm loss in the commit, but not a claim out of range, which every peer would refuse', () => {
+    const sim = lanes();
+    for (const id of ['a', 'b', 'c', 'd']) expect(sim.report(id)).toBeUndefined();
+    expect(sim.last('a', 'commit')?.loss).toBe((2 * 2 + 2 * 2) / 4);
+    for (const id of ['a', 'b', 'c', 'd']) expect(sim.report(id, sim.rc.currentRound!.round, { lossSum: 1e12 })).toBeUndefined();
+    const commit = sim.last('a', 'commit')!;
+    expect(commit.step).toBe(2);
+    expect(commit).not.toHaveProperty('loss');
+    expect(sim.invalid).toEqual([]);
+    // A negative loss is no loss at all: the transport refuses the message, blaming its sender.
+    expect(ClientMessageSchema.safeParse({ type: 'round-done', round: 3, microbatches: 2, busyMs: 1, lossSum: -1 }).success).toBe(false);
   });
 
   it('a peer a committed round found slower gets fewer microbatches next', () => {

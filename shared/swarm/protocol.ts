@@ -200,7 +200,7 @@ export const ClientMessageSchemas = {
     round: nonNegInt,
     microbatches: nonNegInt,
     busyMs: nonNeg,
-    lossSum: z.number().optional(),
+    lossSum: z.number().nonnegative().optional(),
   }),
   /** The validation loss after `step` (the last stage of the evaluation path). */
   evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),
@@ -270,6 +270,9 @@ export type StateSource = z.infer<typeof StateSourceSchema>;
 export const SwarmPhaseSchema = z.enum(['waiting', 'training', 'paused', 'serving', 'finished', 'stopped']);
 export type SwarmPhase = z.infer<typeof SwarmPhaseSchema>;
 
+/** The largest training loss a commit carries: a peer's claim beyond it is not shown to anyone (cross-entropy of a sane model is far below). */
+export const MAX_REPORTED_LOSS = 1e6;
+
 export const ServerMessageSchemas = {
   welcome: z.strictObject({
     type: z.literal('welcome'),
@@ -299,7 +302,7 @@ export const ServerMessageSchemas = {
     step: nonNegInt,
     apply: z.boolean(),
     /** The swarm's mean training loss of the step (from its last stage), so every peer can show it. */
-    loss: z.number().finite().nonnegative().max(1e6).optional(),
+    loss: z.number().finite().nonnegative().max(MAX_REPORTED_LOSS).optional(),
     average: z.strictObject({ members: z.array(peerIds), listeners: z.array(peerIds) }).optional(),
     eval: z.strictObject({ path: peerIds.min(1), batches: posInt }).optional(),
   }),
