@@ -31,11 +31,12 @@ const HEARTBEAT_TIMEOUT_MS = 8_000;
 let swarm: LocalSwarm;
 let run: RunConfig;
 const commits: Array<CommitEvent & { at: number }> = [];
-const gone: Array<{ at: number; peerId: string; name: string; stage: number; graceful: boolean }> = [];
+const gone: Array<{ at: number; peerId: string; name: string; stage: number; reason: string; graceful: boolean }> = [];
 const phases: Array<{ at: number; phase: string; reason: string }> = [];
 const peerOf = new Map<string, string>();
 const served: string[] = [];
 const measured: Record<string, number> = {};
+let killedReason = '';
 let answer: { text: string; answerHash: string; ms: number; paths: string[][]; victim: string };
 
 /** Answers every spend; records what it receipted (the chain desk is tested against a real EVM elsewhere). */
@@ -99,7 +100,9 @@ beforeAll(async () => {
   let t0 = Date.now();
   await swarm.stop(killed, 'SIGKILL');
   await until('the killed worker declared gone and a step committed after it', () => gone.some((g) => g.name === `worker-${killed}`) && committedAfter(t0));
-  measured.killDetectMs = gone.find((g) => g.name === `worker-${killed}`)!.at - t0;
+  const killedGone = gone.find((g) => g.name === `worker-${killed}`)!;
+  measured.killDetectMs = killedGone.at - t0;
+  killedReason = killedGone.reason;
 
   // A hang (the network drops, the machine freezes): its sockets stay open, only silence tells.
   const frozen = await aReplica('a hang');
@@ -156,7 +159,9 @@ afterAll(async () => swarm?.close());
 
 describe('the swarm when volunteers come and go (real processes)', () => {
   it('a killed worker is detected at once (its socket closes) and the run goes on', () => {
-    expect(measured.killDetectMs).toBeLessThan(2_000);
+    // By its closed socket, not by the silence that tells a hang (a busy CI machine took 3.4 s to notice the close).
+    expect(killedReason).toBe('connection closed');
+    expect(measured.killDetectMs).toBeLessThan(HEARTBEAT_TIMEOUT_MS);
   });
 
   it('a worker that hangs (sockets open, silent) is detected by its missing heartbeats', () => {
