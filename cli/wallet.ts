@@ -1,13 +1,15 @@
 // `npm run wallet -- status | claim | list AMOUNT PRICE_ETH | withdraw | claim-ownership FILE |
-// claim-stake FILE`: an owner's view of the run in the environment's chain settings (SWARM_* with
-// SWARM_KEY = the owner's key): ownership, credentials, re-issued credentials waiting; pull them,
-// list some for sale, withdraw proceeds; claim ownership, or a share of an abandoned run's stake,
-// from the proofs a worker saved (so nothing earned depends on the coordinator staying up).
+// claim-stake FILE | withdraw-stake | refund-stake`: an owner's view of the run in the
+// environment's chain settings (SWARM_* with SWARM_KEY = the owner's key): ownership,
+// credentials, re-issued credentials waiting; pull them, list some for sale, withdraw proceeds;
+// claim ownership, or a share of an abandoned run's stake, from the proofs a worker saved (so
+// nothing earned depends on the coordinator staying up), and withdraw it; a designer takes back
+// the stake of an abandoned run none of whose roots survived.
 import { readFileSync } from 'node:fs';
-import { type Address, type Hex, formatEther, parseEther } from 'viem';
+import { formatEther, parseEther } from 'viem';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import { type ProofFile, checkProofsFor, claimOwnership, holdings, parseProofFile, usableEpoch } from '../shared/chain/owner.js';
+import { type ProofFile, checkProofsFor, claimOwnership, claimStakeShare, holdings, parseProofFile } from '../shared/chain/owner.js';
 
 function readProofs(file: string | undefined): ProofFile {
   if (!file) throw new Error('name the proofs file a worker kept (STATE_DIR/proofs/ACCOUNT-runID.json, by default runs/peers/NAME/proofs/…)');
@@ -46,19 +48,18 @@ async function main(): Promise<void> {
       const e = await claimOwnership(chain, runId, proofs);
       console.log(`claimed ownership for ${e.account} from epoch ${e.epoch} (${e.cumulative} units)`);
     } else {
-      const run = await chain.run(runId);
-      if (run.state !== 'abandoned') throw new Error(`run ${runId} is ${run.state}: the stake is shared out only when a run is abandoned`);
-      const e = usableEpoch(proofs, run, 'stake');
-      if (!e) throw new Error(`none of the saved proofs is for the run's settled epoch ${run.settledEpoch}`);
-      await chain.claimStakeShare(runId, e.account as Address, BigInt(e.cumulative), e.proof as Hex[]);
-      console.log(`credited ${e.account} its share of the stake; it withdraws with \`npm run wallet -- withdraw-stake\``);
+      const e = await claimStakeShare(chain, runId, proofs);
+      console.log(`credited ${e.account} its share of the stake (epoch ${e.epoch}); it withdraws with \`npm run wallet -- withdraw-stake\``);
     }
+  } else if (command === 'refund-stake') {
+    await chain.refundStake(runId);
+    console.log(`run ${runId}'s stake is credited back to its designer; it withdraws with \`npm run wallet -- withdraw-stake\``);
   } else if (command === 'withdraw-stake') {
     const owed = await chain.withdrawable(me);
     await chain.withdraw();
     console.log(`withdrew ${formatEther(owed)} ETH`);
   } else if (command !== 'status') {
-    throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE or withdraw-stake`);
+    throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE, withdraw-stake or refund-stake`);
   }
   const h = await holdings(chain, runId, me);
   console.log(

@@ -8,6 +8,11 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
+// Largest credential supply of a run: supply × 1e18 < 2^188, so the re-issue accumulator has room
+// for ~2^68 re-issues of the whole supply before it could overflow (RunRegistry checks it at
+// openRun, ModelTokens again at activation).
+uint256 constant MAX_CREDENTIALS = type(uint128).max;
+
 /// @title Ownership and inference credentials of the models the swarm trains.
 /// @notice ERC-1155 so wallets and marketplaces show both tokens of a run side by side:
 ///   id 2·run   — ownership units (risk-adjusted MFLOPs of verified work, plus the designer share)
@@ -15,6 +20,12 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// Spending a credential moves it into this contract's re-issue pool, from which the run's owners
 /// pull it back pro rata to ownership. Credentials are never burnt or minted after activation, so
 /// their supply is constant: what a buyer spends is what owners earn.
+///
+/// Reentrancy: every function of this contract that calls out to another account (a receiver hook
+/// on delivering tokens, an ETH transfer) is `nonReentrant` and writes its state before the call.
+/// The others only write this contract's storage. ERC-1155's own transfers (safeTransferFrom,
+/// safeBatchTransferFrom) are not guarded, so a receiver may act in its hook (spend what it just
+/// received); `_update` settles re-issue accrual of both sides before the hook runs.
 contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     /// The run registry: mints ownership from settled epochs and activates trained runs.
     bytes32 public constant REGISTRY_ROLE = keccak256("REGISTRY_ROLE");
@@ -23,6 +34,7 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
 
     /// Fixed point of the re-issue accumulator (credentials per ownership unit).
     uint256 private constant ACC = 1e18;
+    uint256 public constant MAX_CREDENTIAL_SUPPLY = MAX_CREDENTIALS;
     bytes32 private constant SPEND_TYPEHASH =
         keccak256("Spend(address buyer,uint256 runId,uint256 amount,bytes32 promptHash,uint256 nonce,uint256 deadline)");
 
@@ -55,6 +67,10 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     mapping(uint256 runId => mapping(address owner => uint256)) private accSeen;
     mapping(uint256 listingId => Listing) public listings;
     uint256 public listingCount;
+    /// Per run, the listings with credentials still for sale (closed ones are removed, so a reader
+    /// never wades through sold-out or cancelled listings).
+    mapping(uint256 runId => uint256[]) private openIds;
+    mapping(uint256 listingId => uint256) private openSlot; // index in openIds + 1; 0: closed
     mapping(address seller => uint256) public proceeds;
     mapping(uint256 spendId => Spend) public spends;
     uint256 public spendCount;
@@ -69,6 +85,7 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     event Bought(uint256 indexed listingId, address indexed buyer, uint256 amount, uint256 paid);
     event ListingCancelled(uint256 indexed listingId, uint256 returned);
     event ProceedsWithdrawn(address indexed seller, uint256 amount);
+    event NonceInvalidated(address indexed buyer, uint256 nonce);
 
     error NotActive(uint256 runId);
     error AlreadyActive(uint256 runId);
@@ -80,6 +97,8 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     error UnknownSpend(uint256 spendId);
     error AlreadyServed(uint256 spendId);
     error UnknownListing(uint256 listingId);
+    error ListingClosed(uint256 listingId);
+    error SupplyTooLarge(uint256 credentialSupply);
     error NotSeller(uint256 listingId);
     error InsufficientListing(uint256 listingId, uint256 available, uint256 wanted);
     error WrongPayment(uint256 expected, uint256 paid);
@@ -104,6 +123,7 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
         Pool storage p = pools[runId];
         if (p.ownershipTotal != 0) revert AlreadyActive(runId);
         if (ownershipTotal == 0 || credentialSupply == 0) revert ZeroAmount();
+        if (credentialSupply > MAX_CREDENTIAL_SUPPLY) revert SupplyTooLarge(credentialSupply);
         if (p.ownershipMinted > ownershipTotal) revert OwnershipCapExceeded(runId, p.ownershipMinted, ownershipTotal);
         p.ownershipTotal = ownershipTotal;
         _update(address(0), address(this), _one(credentialId(runId)), _one(credentialSupply));
@@ -112,7 +132,7 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     }
 
     /// Ownership claimed from a settled epoch (or the designer share). Calls the receiver hook.
-    function mintOwnership(uint256 runId, address to, uint256 amount) external onlyRole(REGISTRY_ROLE) {
+    function mintOwnership(uint256 runId, address to, uint256 amount) external onlyRole(REGISTRY_ROLE) nonReentrant {
         if (amount == 0) revert ZeroAmount();
         Pool storage p = pools[runId];
         p.ownershipMinted += amount;
@@ -169,6 +189,13 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
         return _spend(buyer, runId, amount, promptHash);
     }
 
+    /// Revoke a signed spend not yet relayed: burns the caller's next nonce, so every signature
+    /// made with it is refused (a relay already in a block before this one still stands).
+    function invalidateNonce() external returns (uint256 nonce) {
+        nonce = nonces[msg.sender]++;
+        emit NonceInvalidated(msg.sender, nonce);
+    }
+
     /// The EIP-712 digest a buyer signs for `spendWithSig`.
     function spendDigest(address buyer, uint256 runId, uint256 amount, bytes32 promptHash, uint256 nonce, uint256 deadline)
         public
@@ -193,6 +220,8 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
         _update(msg.sender, address(this), _one(credentialId(runId)), _one(amount));
         listingId = ++listingCount;
         listings[listingId] = Listing(msg.sender, runId, amount, price);
+        openIds[runId].push(listingId);
+        openSlot[listingId] = openIds[runId].length;
         emit Listed(listingId, runId, msg.sender, amount, price);
     }
 
@@ -203,6 +232,7 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
         if (amount > l.amount) revert InsufficientListing(listingId, l.amount, amount);
         if (msg.value != amount * l.price) revert WrongPayment(amount * l.price, msg.value);
         l.amount -= amount;
+        if (l.amount == 0) _close(listingId, l.runId);
         proceeds[l.seller] += msg.value;
         emit Bought(listingId, msg.sender, amount, msg.value);
         _safeTransferFrom(address(this), msg.sender, credentialId(l.runId), amount, "");
@@ -213,9 +243,30 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
         if (l.seller == address(0)) revert UnknownListing(listingId);
         if (l.seller != msg.sender) revert NotSeller(listingId);
         uint256 amount = l.amount;
+        if (amount == 0) revert ListingClosed(listingId);
         l.amount = 0;
+        _close(listingId, l.runId);
         emit ListingCancelled(listingId, amount);
-        if (amount > 0) _safeTransferFrom(address(this), msg.sender, credentialId(l.runId), amount, "");
+        _safeTransferFrom(address(this), msg.sender, credentialId(l.runId), amount, "");
+    }
+
+    /// How many listings of `runId` have credentials for sale.
+    function openListingCount(uint256 runId) external view returns (uint256) {
+        return openIds[runId].length;
+    }
+
+    /// Up to `limit` open listings of `runId` from position `offset` (in no particular order: a
+    /// closed listing's place is taken by the last one), with their ids.
+    function openListings(uint256 runId, uint256 offset, uint256 limit) external view returns (uint256[] memory ids, Listing[] memory page) {
+        uint256[] storage all = openIds[runId];
+        uint256 n = offset >= all.length ? 0 : all.length - offset;
+        if (n > limit) n = limit;
+        ids = new uint256[](n);
+        page = new Listing[](n);
+        for (uint256 i; i < n; ++i) {
+            ids[i] = all[offset + i];
+            page[i] = listings[ids[i]];
+        }
     }
 
     function withdrawProceeds() external nonReentrant {
@@ -228,6 +279,17 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     }
 
     // ---- internals -----------------------------------------------------------------------------
+
+    /// Remove a listing with nothing left for sale from its run's open set (swap with the last).
+    function _close(uint256 listingId, uint256 runId) private {
+        uint256[] storage all = openIds[runId];
+        uint256 slot = openSlot[listingId];
+        uint256 last = all[all.length - 1];
+        all[slot - 1] = last;
+        openSlot[last] = slot;
+        all.pop();
+        delete openSlot[listingId];
+    }
 
     function _spend(address buyer, uint256 runId, uint256 amount, bytes32 promptHash) private returns (uint256 spendId) {
         if (pools[runId].ownershipTotal == 0) revert NotActive(runId);

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {ModelTokens} from "./ModelTokens.sol";
+import {MAX_CREDENTIALS, ModelTokens} from "./ModelTokens.sol";
 
 /// @title Training runs and their epoch settlement.
 /// @notice A designer opens a run with a stake; providers join; the coordinator posts one Merkle
@@ -13,9 +13,21 @@ import {ModelTokens} from "./ModelTokens.sol";
 /// veto. Claims mint ownership to the leaf's account, `cumulative − claimed`, so any later root
 /// settles everything earlier ones did not.
 ///
-/// Stake: returned to the designer when the run is trained, or when it is abandoned before any
-/// root settled. A run abandoned after a root settled forfeits the stake to that root's
-/// contributors, pro rata to their units.
+/// Ownership is minted from the final root only (the one training finished on): a contributor
+/// an earlier root credited with more than the final one cannot claim the difference.
+///
+/// Stake: returned to the designer when the run is trained. When a run is abandoned, no root can
+/// be posted any more, but those already posted still settle or get vetoed. Once every one of
+/// them is past its window, the stake goes, pro rata to their units, to the contributors of the
+/// latest root that was not vetoed; only if there is none (no root, or all vetoed) does it go back
+/// to the designer. So abandoning while a root is in its window neither takes the stake back from
+/// contributors who did the work nor lets it be paid twice. The registry's balance always covers
+/// everything it owes: Σ withdrawable + Σ over runs of (stake − stakePaid).
+///
+/// Reentrancy: every function that calls out to another account (a receiver hook when ownership is
+/// minted, an ETH transfer) is `nonReentrant` and writes its state before the call. The others
+/// only write this contract's storage (finishTraining calls the tokens contract, which calls no
+/// one back during activation).
 contract RunRegistry is AccessControl, ReentrancyGuard {
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant VETO_ROLE = keccak256("VETO_ROLE");
@@ -23,6 +35,19 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     /// The designer's share of ownership can never exceed 20 %.
     uint16 public constant MAX_DESIGNER_BPS = 2_000;
     uint64 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// No deployment may accept a window under 2 s: a root must stay vetoable in at least one block
+    /// after the one that posted it, even on a chain with a block every second.
+    uint64 public constant MIN_CHALLENGE_WINDOW_FLOOR = 2;
+    /// Largest credential supply a run may open with: supply × 1e18 (the re-issue accumulator's
+    /// fixed point) stays under 2^188, so activation and a practically unbounded number of
+    /// re-issues can never overflow (ModelTokens.MAX_CREDENTIAL_SUPPLY).
+    uint256 public constant MAX_CREDENTIAL_SUPPLY = MAX_CREDENTIALS;
+    /// Largest compute target or root total (units): the designer share and every stake share are
+    /// computed as products of it, which must not overflow, or the run could never finish.
+    uint256 public constant MAX_UNITS = type(uint128).max;
+    /// The shortest challenge window a run may open with on this deployment (set for its chain's
+    /// block time; at least MIN_CHALLENGE_WINDOW_FLOOR).
+    uint64 public immutable minChallengeWindow;
 
     enum State {
         None,
@@ -30,6 +55,13 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         Training,
         Trained,
         Abandoned
+    }
+
+    /// Where an abandoned run's stake goes (see the contract's notice).
+    enum StakeTo {
+        Undecided, // not abandoned, or a root posted before it still inside its window
+        Designer,
+        Contributors
     }
 
     struct Run {
@@ -42,10 +74,10 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         uint256 credentialSupply;
         uint256 providers;
         uint256 epochs; // roots posted, vetoed ones included
-        uint256 settledEpoch; // the root ownership (Trained) or the stake (Abandoned) is paid from
+        uint256 settledEpoch; // Trained: the final root, the only one ownership is claimed from
         bool designerPaid;
         bytes32 modelHash; // commits to the model spec the swarm trains
-        uint256 stakePaid; // of an abandoned run's stake, credited to contributors so far
+        uint256 stakePaid; // of the stake, credited for withdrawal so far (designer or contributors)
     }
 
     struct Epoch {
@@ -70,7 +102,9 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     event EpochPosted(uint256 indexed runId, uint256 indexed epoch, bytes32 root, uint256 total, uint64 claimableAt);
     event EpochVetoed(uint256 indexed runId, uint256 indexed epoch);
     event Trained(uint256 indexed runId, uint256 indexed epoch, uint256 ownershipTotal, uint256 designerUnits);
-    event Abandoned(uint256 indexed runId, bool stakeToProviders, uint256 epoch);
+    /// `stakeTo` Undecided: a root posted before is still in its window (see stakeOutcome).
+    event Abandoned(uint256 indexed runId, StakeTo stakeTo, uint256 epoch);
+    event StakeRefunded(uint256 indexed runId, address indexed designer, uint256 amount);
     event OwnershipClaimed(uint256 indexed runId, address indexed account, uint256 indexed epoch, uint256 amount);
     event DesignerShareClaimed(uint256 indexed runId, address indexed designer, uint256 amount);
     event StakeShareClaimed(uint256 indexed runId, address indexed account, uint256 amount);
@@ -90,11 +124,16 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     error InvalidProof();
     error NothingToClaim();
     error StakeExceeded(uint256 runId);
+    error StakeUndecided(uint256 runId, uint64 decidedAt);
     error TransferFailed();
 
-    constructor(address admin, ModelTokens tokens_) {
+    constructor(address admin, ModelTokens tokens_, uint64 minChallengeWindow_) {
+        if (minChallengeWindow_ < MIN_CHALLENGE_WINDOW_FLOOR || minChallengeWindow_ > MAX_CHALLENGE_WINDOW) {
+            revert BadParameter("minChallengeWindow");
+        }
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         tokens = tokens_;
+        minChallengeWindow = minChallengeWindow_;
     }
 
     // ---- lifecycle -----------------------------------------------------------------------------
@@ -105,10 +144,11 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         returns (uint256 runId)
     {
         if (msg.value == 0) revert BadParameter("stake");
-        if (computeTarget == 0) revert BadParameter("computeTarget");
+        if (computeTarget == 0 || computeTarget > MAX_UNITS) revert BadParameter("computeTarget");
         if (designerBps > MAX_DESIGNER_BPS) revert BadParameter("designerBps");
-        if (credentialSupply == 0) revert BadParameter("credentialSupply");
-        if (challengeWindow > MAX_CHALLENGE_WINDOW) revert BadParameter("challengeWindow");
+        if (credentialSupply == 0 || credentialSupply > MAX_CREDENTIAL_SUPPLY) revert BadParameter("credentialSupply");
+        // A window of 0 (or under a block) would let a root settle before anyone could veto it.
+        if (challengeWindow < minChallengeWindow || challengeWindow > MAX_CHALLENGE_WINDOW) revert BadParameter("challengeWindow");
         runId = ++runCount;
         Run storage r = runs[runId];
         r.designer = msg.sender;
@@ -141,6 +181,7 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     function postEpoch(uint256 runId, bytes32 root, uint256 total) external onlyRole(COORDINATOR_ROLE) returns (uint256 epoch) {
         Run storage r = _inState(runId, State.Training);
         if (root == bytes32(0) || total == 0) revert BadParameter("root");
+        if (total > MAX_UNITS) revert BadParameter("total");
         // Units are cumulative: a root that shrinks the total cannot be honest.
         for (uint256 e = r.epochs; e > 0; e--) {
             Epoch storage prev = epochs[runId][e - 1];
@@ -172,29 +213,34 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         r.state = State.Trained;
         r.settledEpoch = last;
         uint256 designerUnits = designerShare(total, r.designerBps);
+        r.stakePaid = r.stake;
         withdrawable[r.designer] += r.stake;
         tokens.activate(runId, total + designerUnits, r.credentialSupply);
         emit Trained(runId, last, total + designerUnits, designerUnits);
     }
 
+    /// The designer or the coordinator stops a run. No root can be posted after this; where the
+    /// stake goes is decided once every root posted before is past its window (stakeOutcome). If
+    /// that is already so and no root survived, the designer is refunded here.
     function abandon(uint256 runId) external {
         Run storage r = _run(runId);
         if (msg.sender != r.designer && !hasRole(COORDINATOR_ROLE, msg.sender)) revert NotDesigner(runId);
         if (r.state != State.Open && r.state != State.Training) revert WrongState(runId, r.state);
         r.state = State.Abandoned;
-        (bool found, uint256 epoch) = _latestSettled(runId);
-        if (found) r.settledEpoch = epoch;
-        else withdrawable[r.designer] += r.stake;
-        emit Abandoned(runId, found, epoch);
+        (StakeTo to, uint256 epoch) = stakeOutcome(runId);
+        emit Abandoned(runId, to, epoch);
+        if (to == StakeTo.Designer) _refund(runId, r);
     }
 
     // ---- claims --------------------------------------------------------------------------------
 
     /// Ownership for `account` from a settled root; always minted to the leaf's own account, so a
     /// proof is worth nothing to anyone else.
+    /// `epoch` must be the final root (settledEpoch): an earlier root may credit an account with more
+    /// than the final one did, and claims against it could mint past what others are owed.
     function claim(uint256 runId, uint256 epoch, address account, uint256 cumulative, bytes32[] calldata proof) external nonReentrant {
-        _inState(runId, State.Trained);
-        if (!settled(runId, epoch) || epoch > runs[runId].settledEpoch) revert EpochNotClaimable(runId, epoch);
+        Run storage r = _inState(runId, State.Trained);
+        if (epoch != r.settledEpoch) revert EpochNotClaimable(runId, epoch);
         _verify(runId, epoch, account, cumulative, proof);
         uint256 already = claimed[runId][account];
         if (cumulative <= already) revert NothingToClaim();
@@ -213,21 +259,34 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         tokens.mintOwnership(runId, r.designer, amount);
     }
 
-    /// A contributor's share of an abandoned run's stake, credited for withdrawal.
+    /// A contributor's share of an abandoned run's stake, from the root stakeOutcome names, credited
+    /// for withdrawal (anyone may send it; it is credited to the leaf's account).
     function claimStakeShare(uint256 runId, address account, uint256 cumulative, bytes32[] calldata proof) external nonReentrant {
         Run storage r = _inState(runId, State.Abandoned);
-        uint256 epoch = r.settledEpoch;
-        if (!settled(runId, epoch)) revert NothingToClaim();
+        (StakeTo to, uint256 epoch) = _decidedStake(runId, r);
+        if (to != StakeTo.Contributors) revert NothingToClaim();
         _verify(runId, epoch, account, cumulative, proof);
         if (stakeClaimed[runId][account]) revert NothingToClaim();
         stakeClaimed[runId][account] = true;
+        uint256 total = epochs[runId][epoch].total;
+        // A leaf above its root's total, or a root whose total understates its leaves, must not pay
+        // out other runs' stakes.
+        if (cumulative > total) revert StakeExceeded(runId);
         // Rounds down: at most one wei per contributor stays in the contract.
-        uint256 amount = (r.stake * cumulative) / epochs[runId][epoch].total;
-        // A root whose published total understates its leaves must not pay out other runs' stakes.
+        uint256 amount = (r.stake * cumulative) / total;
         r.stakePaid += amount;
         if (r.stakePaid > r.stake) revert StakeExceeded(runId);
         withdrawable[account] += amount;
         emit StakeShareClaimed(runId, account, amount);
+    }
+
+    /// The stake of an abandoned run none of whose roots survived, back to its designer (anyone may
+    /// send it). Needed only when that was decided after `abandon`; otherwise abandon refunded it.
+    function refundStake(uint256 runId) external nonReentrant {
+        Run storage r = _inState(runId, State.Abandoned);
+        (StakeTo to,) = _decidedStake(runId, r);
+        if (to != StakeTo.Designer || r.stakePaid != 0) revert NothingToClaim();
+        _refund(runId, r);
     }
 
     function withdraw() external nonReentrant {
@@ -245,6 +304,22 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     function settled(uint256 runId, uint256 epoch) public view returns (bool) {
         Epoch storage ep = epochs[runId][epoch];
         return ep.root != bytes32(0) && !ep.vetoed && block.timestamp >= ep.claimableAt;
+    }
+
+    /// Where an abandoned run's stake goes. Until every root posted before the run was abandoned is
+    /// past its window (any may still be vetoed), Undecided. Then the contributors of the latest root
+    /// not vetoed (`epoch`) take it pro rata, or the designer if no root survived. Undecided for a
+    /// run that is not abandoned. Windows are the run's own and roots are posted in time order, so
+    /// the last root's window ends last.
+    function stakeOutcome(uint256 runId) public view returns (StakeTo to, uint256 epoch) {
+        Run storage r = runs[runId];
+        if (r.state != State.Abandoned) return (StakeTo.Undecided, 0);
+        uint256 n = r.epochs;
+        if (n > 0 && block.timestamp < epochs[runId][n - 1].claimableAt) return (StakeTo.Undecided, n - 1);
+        for (uint256 e = n; e > 0; e--) {
+            if (!epochs[runId][e - 1].vetoed) return (StakeTo.Contributors, e - 1);
+        }
+        return (StakeTo.Designer, 0);
     }
 
     /// Designer units such that they are `bps` of the whole: total·bps / (BPS − bps), rounded down.
@@ -269,11 +344,15 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
         if (ep.root == bytes32(0)) revert UnknownEpoch(runId, epoch);
     }
 
-    function _latestSettled(uint256 runId) private view returns (bool, uint256) {
-        for (uint256 e = runs[runId].epochs; e > 0; e--) {
-            if (settled(runId, e - 1)) return (true, e - 1);
-        }
-        return (false, 0);
+    function _decidedStake(uint256 runId, Run storage r) private view returns (StakeTo to, uint256 epoch) {
+        (to, epoch) = stakeOutcome(runId);
+        if (to == StakeTo.Undecided) revert StakeUndecided(runId, epochs[runId][r.epochs - 1].claimableAt);
+    }
+
+    function _refund(uint256 runId, Run storage r) private {
+        r.stakePaid = r.stake;
+        withdrawable[r.designer] += r.stake;
+        emit StakeRefunded(runId, r.designer, r.stake);
     }
 
     function _verify(uint256 runId, uint256 epoch, address account, uint256 cumulative, bytes32[] calldata proof) private view {

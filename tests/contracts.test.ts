@@ -21,13 +21,14 @@ beforeEach(async () => f.restoreState());
 const ACC = 10n ** 18n;
 const REENTRANT = '0x3ee5aeb5'; // ReentrancyGuardReentrantCall()
 
-async function reverts(p: Promise<unknown>, errorName: string) {
+async function reverts(p: Promise<unknown>, errorName: string, args?: readonly unknown[]) {
   const e = await p.then(
     () => undefined,
     (x: unknown) => x,
   );
   expect(e, `expected a revert with ${errorName}`).toBeInstanceOf(ChainRevert);
   expect((e as ChainRevert).errorName).toBe(errorName);
+  if (args) expect((e as ChainRevert).args).toEqual(args);
 }
 
 /** Σ balances of `id` over every named account and the tokens contract itself. */
@@ -58,8 +59,8 @@ describe('run lifecycle', () => {
     expect(run.state).toBe('trained');
     expect(run.settledEpoch).toBe(1n);
 
-    // Claims: cumulative − claimed, always to the leaf's account, whoever sends the transaction.
-    await f.as('alice').claim(runId, 0n, f.address('alice'), 300n, e0.proof(f.address('alice')));
+    // Claims: from the final root only, always to the leaf's account, whoever sends the transaction.
+    await reverts(f.as('alice').claim(runId, 0n, f.address('alice'), 300n, e0.proof(f.address('alice'))), 'EpochNotClaimable');
     await f.as('alice').claim(runId, 1n, f.address('alice'), 600n, e1.proof(f.address('alice')));
     await f.as('bob').claim(runId, 1n, f.address('bob'), 200n, e1.proof(f.address('bob')));
     await f.as('buyer').claim(runId, 1n, f.address('carol'), 400n, e1.proof(f.address('carol')));
@@ -200,19 +201,48 @@ describe('stake', () => {
     const tree = treeOf(f, 0, { alice: 1n, bob: 1n, carol: 1n });
     await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
     await f.advance(WINDOW);
-    // A later root still inside its window is not what the stake is paid from.
-    const later = treeOf(f, 1, { alice: 10n, bob: 1n, carol: 1n });
-    await f.as('coordinator').postEpoch(runId, later.root, later.total);
     await f.as('designer').abandon(runId);
     expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(0n);
+    expect(await f.as('alice').stakeOutcome(runId)).toEqual({ to: 'contributors', epoch: 0n });
     for (const n of ['alice', 'bob', 'carol'] as const) await f.as('dave').claimStakeShare(runId, f.address(n), 1n, tree.proof(f.address(n)));
     const third = 10n ** 18n / 3n;
     for (const n of ['alice', 'bob', 'carol'] as const) expect(await f.as(n).withdrawable(f.address(n))).toBe(third);
+    // Twice for one account, or with an amount the root does not hold.
     await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 1n, tree.proof(f.address('alice'))), 'NothingToClaim');
-    await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 10n, later.proof(f.address('alice'))), 'InvalidProof');
+    await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 10n, tree.proof(f.address('alice'))), 'InvalidProof');
+    await reverts(f.as('designer').refundStake(runId), 'NothingToClaim');
     // Paid out never exceeds the stake (rounding leaves at most a wei per contributor).
     expect(3n * third <= 10n ** 18n).toBe(true);
     expect((await f.as('alice').run(runId)).stakePaid).toBe(3n * third);
+  });
+
+  it('a root still in its window when the run is abandoned pays its contributors once it settles, or the last settled one if vetoed', async () => {
+    for (const vetoLater of [false, true]) {
+      await f.restoreState();
+      const runId = await trainingRun(f, ['alice', 'bob', 'carol']);
+      const tree = treeOf(f, 0, { alice: 1n, bob: 1n, carol: 1n });
+      await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+      await f.advance(WINDOW);
+      const later = treeOf(f, 1, { alice: 10n, bob: 1n, carol: 1n });
+      await f.as('coordinator').postEpoch(runId, later.root, later.total);
+      await f.as('designer').abandon(runId);
+      // Nothing is paid while the later root may still be vetoed, and no root can be added.
+      const outcome = await f.as('alice').stakeOutcome(runId);
+      expect(outcome).toEqual({ to: 'undecided', epoch: 1n, decidedAt: (await f.as('alice').epoch(runId, 1n)).claimableAt });
+      await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 1n, tree.proof(f.address('alice'))), 'StakeUndecided');
+      await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 10n, later.proof(f.address('alice'))), 'StakeUndecided');
+      await reverts(f.as('coordinator').postEpoch(runId, later.root, later.total), 'WrongState');
+      if (vetoLater) await f.as('veto').veto(runId, 1n);
+      await f.advance(WINDOW);
+      const paying = vetoLater ? tree : later;
+      const stale = vetoLater ? later : tree;
+      expect(await f.as('alice').stakeOutcome(runId)).toEqual({ to: 'contributors', epoch: vetoLater ? 0n : 1n });
+      await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), stale.units(f.address('alice'))!, stale.proof(f.address('alice'))), 'InvalidProof');
+      for (const n of ['alice', 'bob', 'carol'] as const) await f.as('dave').claimStakeShare(runId, f.address(n), paying.units(f.address(n))!, paying.proof(f.address(n)));
+      const share = (n: 'alice' | 'bob' | 'carol') => (10n ** 18n * paying.units(f.address(n))!) / paying.total;
+      for (const n of ['alice', 'bob', 'carol'] as const) expect(await f.as(n).withdrawable(f.address(n)), n).toBe(share(n));
+      expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(0n);
+    }
   });
 
   it('a root that understates its leaves cannot pay out more than the stake (other runs’ stakes stay safe)', async () => {
@@ -225,6 +255,115 @@ describe('stake', () => {
     await f.as('alice').claimStakeShare(runId, f.address('alice'), 900n, lying.proof(f.address('alice')));
     await reverts(f.as('bob').claimStakeShare(runId, f.address('bob'), 900n, lying.proof(f.address('bob'))), 'StakeExceeded');
     expect(await f.as('bob').withdrawable(f.address('bob'))).toBe(0n);
+  });
+
+  // The attack found from outside: the designer abandons while its only root is in its window, is
+  // refunded, and its second account is paid the same stake once the root settles.
+  for (const by of ['designer', 'coordinator'] as const) {
+    it(`abandoned by the ${by} while a root is in its window, the stake is paid once, to the root's contributors (other runs' stakes stay whole)`, async () => {
+      const held = () => f.publicClient.getBalance({ address: f.addresses.registry });
+      const { result: honest } = await f.as('dave').openRun({
+        stake: parseEther('5'),
+        computeTarget: 1000n,
+        designerBps: 0,
+        credentialSupply: 100n,
+        challengeWindow: BigInt(WINDOW),
+        modelHash: `0x${'11'.repeat(32)}`,
+      });
+      const runId = await trainingRun(f, ['mallory'], { stake: parseEther('1') }); // mallory: the designer's second account
+      const tree = treeOf(f, 0, { mallory: 100n });
+      await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+      await f.as(by).abandon(runId);
+      // While the root may still settle, the stake is nobody's to take.
+      expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(0n);
+      await reverts(f.as('designer').withdraw(), 'NothingToClaim');
+      await reverts(f.as('designer').refundStake(runId), 'StakeUndecided');
+      await reverts(f.as('mallory').claimStakeShare(runId, f.address('mallory'), 100n, tree.proof(f.address('mallory'))), 'StakeUndecided');
+      await f.advance(WINDOW);
+      // The root settled: its contributors did the work and take the stake; the designer gets nothing.
+      await f.as('mallory').claimStakeShare(runId, f.address('mallory'), 100n, tree.proof(f.address('mallory')));
+      await reverts(f.as('designer').refundStake(runId), 'NothingToClaim');
+      await reverts(f.as('mallory').claimStakeShare(runId, f.address('mallory'), 100n, tree.proof(f.address('mallory'))), 'NothingToClaim');
+      await f.as('mallory').withdraw();
+      await reverts(f.as('designer').withdraw(), 'NothingToClaim');
+      expect(await held()).toBe(parseEther('5'));
+      // The honest designer's 5 ETH are all there.
+      await f.as('dave').abandon(honest);
+      expect(await f.as('dave').withdrawable(f.address('dave'))).toBe(parseEther('5'));
+      await f.as('dave').withdraw();
+      expect(await held()).toBe(0n);
+    });
+  }
+
+  it('goes back to the designer when the root in its window at abandonment is vetoed, once that window is over', async () => {
+    const runId = await trainingRun(f, ['alice']);
+    const tree = treeOf(f, 0, { alice: 100n });
+    await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+    await f.as('designer').abandon(runId);
+    await f.as('veto').veto(runId, 0n);
+    await reverts(f.as('dave').refundStake(runId), 'StakeUndecided');
+    await f.advance(WINDOW);
+    expect(await f.as('alice').stakeOutcome(runId)).toEqual({ to: 'designer', epoch: 0n });
+    await reverts(f.as('alice').claimStakeShare(runId, f.address('alice'), 100n, tree.proof(f.address('alice'))), 'NothingToClaim');
+    await f.as('dave').refundStake(runId); // anyone may send it; the designer is credited
+    await reverts(f.as('dave').refundStake(runId), 'NothingToClaim');
+    expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(10n ** 18n);
+    expect(await f.as('dave').withdrawable(f.address('dave'))).toBe(0n);
+    expect((await f.as('alice').run(runId)).stakePaid).toBe(10n ** 18n);
+  });
+});
+
+describe('market', () => {
+  it('listing and cancelling in a loop leaves the client one bounded read of the open listings', async () => {
+    const runId = await trainingRun(f, ['alice']);
+    const tree = treeOf(f, 0, { alice: 1000n });
+    await settleAndFinish(f, runId, tree);
+    await f.as('alice').claim(runId, 0n, f.address('alice'), 1000n, tree.proof(f.address('alice')));
+    const { result: held } = await f.as('alice').claimCredentials(runId);
+    for (let i = 0; i < 25; i++) {
+      const { result } = await f.as('alice').list(runId, 1n, 1n);
+      await f.as('alice').cancelListing(result);
+    }
+    const { result: soldOut } = await f.as('alice').list(runId, 2n, 5n);
+    const { result: a } = await f.as('alice').list(runId, 3n, 7n);
+    const { result: b } = await f.as('alice').list(runId, 4n, 3n);
+    await f.as('buyer').buy(await f.as('buyer').listing(soldOut), 2n);
+    await reverts(f.as('alice').cancelListing(soldOut), 'ListingClosed');
+    await reverts(f.as('alice').cancelListing(1n), 'ListingClosed');
+    expect(await f.as('alice').openListingCount(runId)).toBe(2n);
+
+    // The client reads the open listings in one call, whatever the history.
+    let reads = 0;
+    const counting = new Proxy(f.publicClient, {
+      get(target, key) {
+        const v = Reflect.get(target, key);
+        if (key !== 'readContract') return v;
+        return (...args: unknown[]) => {
+          reads++;
+          return v.apply(target, args);
+        };
+      },
+    });
+    const c = swarmChain(counting, f.addresses);
+    const open = await c.openListings(runId);
+    expect(reads).toBe(1);
+    expect(open.map((l) => [l.listingId, l.seller, l.runId, l.amount, l.price])).toEqual([
+      [b, f.address('alice'), runId, 4n, 3n],
+      [a, f.address('alice'), runId, 3n, 7n],
+    ]);
+    expect(await c.openListings(runId, 1)).toHaveLength(1);
+    expect(await c.openListings(runId + 1n)).toEqual([]);
+    const page = (offset: bigint, limit: bigint) =>
+      f.publicClient.readContract({ address: f.addresses.tokens, abi: modelTokensAbi, functionName: 'openListings', args: [runId, offset, limit] });
+    expect((await page(1n, 10n))[0]).toHaveLength(1);
+    expect((await page(5n, 10n))[0]).toEqual([]);
+    // Bought out or cancelled, a listing leaves the set; every escrowed credential came back or was sold.
+    await f.as('buyer').buy(open[0], 4n);
+    await f.as('alice').cancelListing(a);
+    expect(await c.openListings(runId)).toEqual([]);
+    expect(await f.as('alice').credentialsOf(runId, f.address('alice'))).toBe(held - 6n);
+    expect(await f.as('alice').credentialsOf(runId, f.address('buyer'))).toBe(6n);
+    expect(await f.as('alice').proceeds(f.address('alice'))).toBe(2n * 5n + 4n * 3n);
   });
 });
 
@@ -261,6 +400,84 @@ describe('attacks', () => {
     await f.as('mallory').claim(runId, 1n, f.address('mallory'), 5n, good.proof(f.address('mallory')));
   });
 
+  it('ownership is claimed from the final root only: an earlier root that credited an account more pays nothing', async () => {
+    const runId = await trainingRun(f, ['alice', 'mallory']);
+    const [alice, mallory] = [f.address('alice'), f.address('mallory')];
+    const early = treeOf(f, 0, { alice: 500n, mallory: 5000n });
+    await f.as('coordinator').postEpoch(runId, early.root, early.total);
+    await f.advance(WINDOW); // settled: nobody vetoed it
+    // The ledger is corrected: the total does not shrink, but mallory's units do.
+    const final = treeOf(f, 1, { alice: 5000n, mallory: 500n });
+    await settleAndFinish(f, runId, final);
+    await reverts(f.as('mallory').claim(runId, 0n, mallory, 5000n, early.proof(mallory)), 'EpochNotClaimable');
+    await f.as('mallory').claim(runId, 1n, mallory, 500n, final.proof(mallory));
+    await reverts(f.as('mallory').claim(runId, 0n, mallory, 5000n, early.proof(mallory)), 'EpochNotClaimable');
+    await reverts(f.as('mallory').claim(runId, 1n, mallory, 500n, final.proof(mallory)), 'NothingToClaim');
+    await f.as('alice').claim(runId, 1n, alice, 5000n, final.proof(alice));
+    await f.as('designer').claimDesignerShare(runId);
+    expect(await f.as('alice').ownershipOf(runId, mallory)).toBe(500n);
+    expect(await f.as('alice').ownershipOf(runId, alice)).toBe(5000n);
+    expect(await f.as('alice').supply(ownershipId(runId))).toBe(5500n + (5500n * 1000n) / 9000n);
+  });
+
+  it('a challenge window under the deployment’s minimum is refused; at the minimum a root can be vetoed in the next block', async () => {
+    const p = { stake: 1n, computeTarget: 1000n, designerBps: 0, credentialSupply: 1n, challengeWindow: 0n, modelHash: `0x${'00'.repeat(32)}` as const };
+    for (const w of [0n, 1n]) await reverts(f.as('designer').openRun({ ...p, challengeWindow: w }), 'BadParameter', ['challengeWindow']);
+    const min = await f.as('alice').minChallengeWindow();
+    expect(min).toBe(2n); // the local chain's (shared/chain/deploy.ts)
+    p.challengeWindow = min;
+    // No deployment may set a minimum under 2 s.
+    const roles = { coordinator: f.address('coordinator'), veto: f.address('veto') };
+    for (const m of [0n, 1n]) await expect(deploySwarmContracts(f.publicClient, f.wallet('admin'), roles, { minChallengeWindow: m })).rejects.toThrow();
+    const strict = await deploySwarmContracts(f.publicClient, f.wallet('admin'), roles, { minChallengeWindow: 3600n });
+    await reverts(swarmChain(f.publicClient, strict, f.wallet('designer')).openRun({ ...p, challengeWindow: 3599n }), 'BadParameter', ['challengeWindow']);
+    // At the minimum, the block after the root's can still veto it.
+    const { result: runId } = await f.as('designer').openRun(p);
+    await f.as('alice').join(runId);
+    await f.as('coordinator').startTraining(runId);
+    await f.testClient.setIntervalMining({ interval: 0 }); // no empty block in between
+    try {
+      const tree = treeOf(f, 0, { alice: 1000n });
+      const { receipt } = await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+      const posted = (await f.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp;
+      await f.testClient.setNextBlockTimestamp({ timestamp: posted + min - 1n });
+      await f.as('veto').veto(runId, 0n);
+      expect((await f.as('alice').epoch(runId, 0n)).vetoed).toBe(true);
+    } finally {
+      await f.testClient.setIntervalMining({ interval: 1000 });
+    }
+  });
+
+  it('credential supplies and units past their maximum are refused; the maximum supply activates and re-issues without overflow', async () => {
+    const MAX = 2n ** 128n - 1n;
+    const p = { stake: 1n, computeTarget: 1000n, designerBps: 1000, credentialSupply: 1n, challengeWindow: BigInt(WINDOW), modelHash: `0x${'00'.repeat(32)}` as const };
+    // Unbounded, a supply of 2^200 made activation overflow: such a run could never finish.
+    for (const credentialSupply of [2n ** 200n, MAX + 1n]) await reverts(f.as('designer').openRun({ ...p, credentialSupply }), 'BadParameter', ['credentialSupply']);
+    await reverts(f.as('designer').openRun({ ...p, computeTarget: MAX + 1n }), 'BadParameter', ['computeTarget']);
+    const registry = { address: f.addresses.registry, abi: runRegistryAbi } as const;
+    expect(await f.publicClient.readContract({ ...registry, functionName: 'MAX_CREDENTIAL_SUPPLY' })).toBe(MAX);
+    expect(await f.publicClient.readContract({ ...registry, functionName: 'MAX_UNITS' })).toBe(MAX);
+    expect(await f.publicClient.readContract({ address: f.addresses.tokens, abi: modelTokensAbi, functionName: 'MAX_CREDENTIAL_SUPPLY' })).toBe(MAX);
+    const runId = await trainingRun(f, ['alice', 'bob'], { credentialSupply: MAX, computeTarget: MAX });
+    const big = treeOf(f, 0, { alice: MAX - 1000n, bob: 1001n });
+    await reverts(f.as('coordinator').postEpoch(runId, big.root, big.total), 'BadParameter', ['total']);
+    const tree = treeOf(f, 0, { alice: MAX - 1000n, bob: 1000n });
+    await settleAndFinish(f, runId, tree);
+    for (const n of ['alice', 'bob'] as const) await f.as(n).claim(runId, 0n, f.address(n), tree.units(f.address(n))!, tree.proof(f.address(n)));
+    await f.as('designer').claimDesignerShare(runId);
+    const total = MAX + (MAX * 1000n) / 9000n;
+    // Rounding never pays more than the exact share; each re-issue loses an owner under 1e-18
+    // credential per unit held (the accumulator's resolution).
+    const near = (got: bigint, exact: bigint, units: bigint, reissues: bigint) =>
+      expect(got <= exact && got >= exact - (units * reissues) / ACC - 1n, `${got} vs exact ${exact}`).toBe(true);
+    const { result: pulled } = await f.as('alice').claimCredentials(runId);
+    near(pulled, ((MAX - 1000n) * MAX) / total, MAX - 1000n, 1n);
+    await f.as('alice').spendCredentials(runId, pulled, 'all of it');
+    near(await f.as('bob').pendingCredentials(runId, f.address('bob')), (1000n * (MAX + pulled)) / total, 1000n, 2n);
+    expect(await f.as('bob').supply(credentialId(runId))).toBe(MAX);
+    expect(await sumBalances(credentialId(runId))).toBe(MAX);
+  });
+
   it('calls from the wrong role are refused', async () => {
     const runId = await trainingRun(f, ['alice']);
     const tree = treeOf(f, 0, { alice: 2000n });
@@ -281,11 +498,13 @@ describe('attacks', () => {
   });
 
   it('bad run parameters and an inconsistent ledger are refused', async () => {
-    const p = { stake: 1n, computeTarget: 1n, designerBps: 0, credentialSupply: 1n, challengeWindow: 0n, modelHash: `0x${'00'.repeat(32)}` as const };
-    await reverts(f.as('designer').openRun({ ...p, stake: 0n }), 'BadParameter');
-    await reverts(f.as('designer').openRun({ ...p, designerBps: 2001 }), 'BadParameter');
-    await reverts(f.as('designer').openRun({ ...p, computeTarget: 0n }), 'BadParameter');
-    await reverts(f.as('designer').openRun({ ...p, challengeWindow: 31n * 86400n }), 'BadParameter');
+    const p = { stake: 1n, computeTarget: 1n, designerBps: 0, credentialSupply: 1n, challengeWindow: BigInt(WINDOW), modelHash: `0x${'00'.repeat(32)}` as const };
+    await f.as('designer').openRun(p);
+    await reverts(f.as('designer').openRun({ ...p, stake: 0n }), 'BadParameter', ['stake']);
+    await reverts(f.as('designer').openRun({ ...p, designerBps: 2001 }), 'BadParameter', ['designerBps']);
+    await reverts(f.as('designer').openRun({ ...p, computeTarget: 0n }), 'BadParameter', ['computeTarget']);
+    await reverts(f.as('designer').openRun({ ...p, credentialSupply: 0n }), 'BadParameter', ['credentialSupply']);
+    await reverts(f.as('designer').openRun({ ...p, challengeWindow: 31n * 86400n }), 'BadParameter', ['challengeWindow']);
     // Target not reached; a shrinking cumulative total.
     const runId = await trainingRun(f, ['alice', 'bob'], { computeTarget: 1000n });
     const small = treeOf(f, 0, { alice: 400n });
@@ -349,6 +568,50 @@ describe('attacks', () => {
       expect(s.reentered).toBe(false);
       expect(s.error.slice(0, 10)).toBe(REENTRANT);
       expect(await f.as('alice').ownershipOf(runId, r)).toBe(300n);
+    });
+
+    it('on ownership mint: the hook cannot re-enter the tokens contract', async () => {
+      const runId = 1n;
+      const { r, exec, read } = await armed(f.addresses.tokens, tok('claimCredentials', [runId]));
+      await trainingRun(f, ['alice']);
+      await exec(f.addresses.registry, reg('join', [runId]));
+      const tree = treeOf(f, 0, [
+        [f.address('alice'), 500n],
+        [r, 500n],
+      ]);
+      await settleAndFinish(f, runId, tree);
+      await f.as('mallory').claim(runId, 0n, r, 500n, tree.proof(r));
+      const s = await read();
+      expect(s.attempted).toBe(true);
+      expect(s.reentered).toBe(false);
+      expect(s.error.slice(0, 10)).toBe(REENTRANT);
+      expect(await f.as('alice').ownershipOf(runId, r)).toBe(500n);
+      expect(await f.as('alice').credentialsOf(runId, r)).toBe(0n);
+      // What it is owed waits for it outside the hook.
+      await exec(f.addresses.tokens, tok('claimCredentials', [runId]));
+      expect(await f.as('alice').credentialsOf(runId, r)).toBe((500n * 100n) / 1111n);
+    });
+
+    it('on a stake withdrawal: the ETH hook cannot withdraw twice', async () => {
+      const runId = 1n;
+      const { r, exec, read } = await armed(f.addresses.registry, reg('withdraw', []));
+      await trainingRun(f, ['alice']);
+      await exec(f.addresses.registry, reg('join', [runId]));
+      const tree = treeOf(f, 0, [
+        [f.address('alice'), 1n],
+        [r, 1n],
+      ]);
+      await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+      await f.advance(WINDOW);
+      await f.as('designer').abandon(runId);
+      for (const a of [f.address('alice'), r]) await f.as('mallory').claimStakeShare(runId, a, 1n, tree.proof(a));
+      await exec(f.addresses.registry, reg('withdraw', []));
+      const s = await read();
+      expect(s.attempted).toBe(true);
+      expect(s.reentered).toBe(false);
+      expect(s.error.slice(0, 10)).toBe(REENTRANT);
+      expect(await f.publicClient.getBalance({ address: r })).toBe(10n ** 18n / 2n);
+      expect(await f.publicClient.getBalance({ address: f.addresses.registry })).toBe(10n ** 18n / 2n); // alice's, still to withdraw
     });
 
     async function soldOut(runId: bigint) {
@@ -455,6 +718,28 @@ describe('attacks', () => {
       await f.advance(601);
       await reverts(f.as('dave').relaySpend(fresh), 'Expired');
       expect(await f.as('buyer').credentialsOf(runId, f.address('buyer'))).toBe(9n);
+    });
+
+    it('a signed spend can be revoked before its deadline: its signer burns the nonce', async () => {
+      const runId = await buyerWithCredentials();
+      const buyer = f.address('buyer');
+      const now = (await f.publicClient.getBlock()).timestamp;
+      const signed = await f.as('buyer').signSpend(runId, 1n, 'hello', now + 600n);
+      // Anyone else burns only their own nonce.
+      await f.as('mallory').invalidateNonce();
+      expect(await f.as('buyer').nonce(buyer)).toBe(signed.nonce);
+      const { result: burnt } = await f.as('buyer').invalidateNonce();
+      expect(burnt).toBe(signed.nonce);
+      await reverts(f.as('dave').relaySpend(signed), 'BadSignature');
+      expect(await f.as('buyer').credentialsOf(runId, buyer)).toBe(10n);
+      // A new signature carries the next nonce and works, once.
+      const fresh = await f.as('buyer').signSpend(runId, 1n, 'hello', now + 600n);
+      expect(fresh.nonce).toBe(signed.nonce + 1n);
+      await f.as('dave').relaySpend(fresh);
+      await reverts(f.as('dave').relaySpend(fresh), 'BadSignature');
+      expect(await f.as('buyer').credentialsOf(runId, buyer)).toBe(9n);
+      const names = (await f.as('alice').events()).map((e) => (e as { eventName?: string }).eventName);
+      expect(names.filter((n) => n === 'NonceInvalidated')).toHaveLength(2);
     });
 
     it('the coordinator’s desk serves a spend only for its run, with the committed prompt, once', async () => {

@@ -47,6 +47,20 @@ export interface RunInfo {
   stakePaid: bigint;
 }
 
+/** Where an abandoned run's stake goes (RunRegistry.stakeOutcome). */
+export const STAKE_TO = ['undecided', 'designer', 'contributors'] as const;
+export interface StakeOutcome {
+  /** 'undecided': not abandoned, or a root posted before is still in its window (until `decidedAt`). */
+  to: (typeof STAKE_TO)[number];
+  /** The root the contributors are paid from ('contributors'), or whose window is awaited ('undecided'). */
+  epoch: bigint;
+  /** When an undecided outcome is decided (the awaited root's window ends; chain time, seconds). */
+  decidedAt?: bigint;
+}
+
+/** How many open listings `openListings` reads unless told: one bounded call, whatever the history. */
+export const OPEN_LISTINGS_LIMIT = 100;
+
 export interface EpochInfo {
   root: Hex;
   total: bigint;
@@ -148,6 +162,11 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
   return {
     addresses: { registry, tokens },
     account: wallet?.account.address,
+    /** EIP-191 signature by this chain's account (a peer proves to the coordinator it holds the account it is paid at). */
+    async signMessage(message: string): Promise<Hex> {
+      if (!wallet) throw new Error('this chain client has no account to sign with');
+      return wallet.signMessage({ account: wallet.account, message });
+    },
 
     // ---- reads ----
     async run(runId: bigint): Promise<RunInfo> {
@@ -213,11 +232,31 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
       const [seller, runId, amount, price] = (await readTok('listings', [listingId])) as readonly [Address, bigint, bigint, bigint];
       return { listingId, seller, runId, amount, price };
     },
-    /** Listings of a run with credentials still for sale, cheapest first. */
-    async openListings(runId: bigint): Promise<ListingInfo[]> {
-      const n = (await readTok('listingCount', [])) as bigint;
-      const all = await Promise.all(Array.from({ length: Number(n) }, (_, i) => this.listing(BigInt(i + 1))));
-      return all.filter((l) => l.runId === runId && l.amount > 0n).sort((a, b) => (a.price < b.price ? -1 : a.price > b.price ? 1 : 0));
+    /**
+     * Listings of a run with credentials still for sale, cheapest first: one read of at most `limit`
+     * of them (the contract keeps only open listings in that set, so sold-out and cancelled ones,
+     * however many, cost nothing to skip). Beyond `limit`, which ones are read is the contract's order.
+     */
+    async openListings(runId: bigint, limit = OPEN_LISTINGS_LIMIT): Promise<ListingInfo[]> {
+      const [ids, page] = await publicClient.readContract({ address: tokens, abi: modelTokensAbi, functionName: 'openListings', args: [runId, 0n, BigInt(limit)] });
+      return page.map((l, i) => ({ listingId: ids[i], ...l })).sort((a, b) => (a.price < b.price ? -1 : a.price > b.price ? 1 : 0));
+    },
+    async openListingCount(runId: bigint): Promise<bigint> {
+      return publicClient.readContract({ address: tokens, abi: modelTokensAbi, functionName: 'openListingCount', args: [runId] });
+    },
+    /** The nonce `buyer`'s next signed spend must carry. */
+    async nonce(buyer: Address): Promise<bigint> {
+      return publicClient.readContract({ address: tokens, abi: modelTokensAbi, functionName: 'nonces', args: [buyer] });
+    },
+    async stakeOutcome(runId: bigint): Promise<StakeOutcome> {
+      const [to, epoch] = await publicClient.readContract({ address: registry, abi: runRegistryAbi, functionName: 'stakeOutcome', args: [runId] });
+      const outcome: StakeOutcome = { to: STAKE_TO[to], epoch };
+      if (outcome.to === 'undecided' && (await this.run(runId)).state === 'abandoned') outcome.decidedAt = (await this.epoch(runId, epoch)).claimableAt;
+      return outcome;
+    },
+    /** The shortest challenge window a run may open with on this deployment (seconds). */
+    async minChallengeWindow(): Promise<bigint> {
+      return publicClient.readContract({ address: registry, abi: runRegistryAbi, functionName: 'minChallengeWindow' });
     },
     async spend(spendId: bigint): Promise<SpendInfo> {
       const [buyer, runId, amount, hash, served] = (await readTok('spends', [spendId])) as readonly [Address, bigint, bigint, Hex, boolean];
@@ -242,6 +281,8 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
     claim: (runId: bigint, epoch: bigint, account: Address, cumulative: bigint, proof: readonly Hex[]) => reg('claim', [runId, epoch, account, cumulative, proof]),
     claimDesignerShare: (runId: bigint) => reg('claimDesignerShare', [runId]),
     claimStakeShare: (runId: bigint, account: Address, cumulative: bigint, proof: readonly Hex[]) => reg('claimStakeShare', [runId, account, cumulative, proof]),
+    /** An abandoned run's stake back to its designer, when no root of it survived (anyone may send it). */
+    refundStake: (runId: bigint) => reg('refundStake', [runId]),
     withdraw: () => reg('withdraw', []),
     claimCredentials: (runId: bigint) => tok<bigint>('claimCredentials', [runId]),
 
@@ -267,6 +308,8 @@ export function swarmChain(publicClient: PublicClient<Transport, Chain | undefin
       });
       return { ...message, signature };
     },
+    /** Revoke every signed spend not yet relayed (burns this account's next nonce). */
+    invalidateNonce: () => tok<bigint>('invalidateNonce', []),
     relaySpend: (s: { buyer: Address; runId: bigint; amount: bigint; promptHash: Hex; deadline: bigint; signature: Hex }) =>
       tok<bigint>('spendWithSig', [s.buyer, s.runId, s.amount, s.promptHash, s.deadline, s.signature]),
     markServed: (spendId: bigint, answerHash: Hex) => tok('markServed', [spendId, answerHash]),

@@ -1,19 +1,20 @@
 // What a contributor does, for every front end (the worker, the `wallet` command, the dashboard):
 // join a run to be paid, read its holdings, check its saved proofs against the roots on chain without
-// trusting the coordinator, and claim ownership from them.
+// trusting the coordinator, and claim ownership (or a share of an abandoned run's stake) from them.
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import type { Address, Hex } from 'viem';
 import { z } from 'zod';
 import { LEAF_ENCODING } from '../ledger/merkle.js';
 import type { PeerWallet } from '../peer/host.js';
 import { ServerMessageSchemas, formatIssues } from '../swarm/protocol.js';
-import { type RunInfo, type SwarmChain, ownershipId } from './client.js';
+import { type SwarmChain, ownershipId } from './client.js';
 
 /** A peer paid at `chain`'s account: it joins the run on chain once, when the coordinator names it. */
 export function payoutWallet(chain: SwarmChain): PeerWallet {
   const account = chain.account!;
   return {
     account,
+    signMessage: (message) => chain.signMessage(message),
     async joinRun(c) {
       const runId = BigInt(c.runId);
       if (!(await chain.joined(runId, account))) await chain.join(runId);
@@ -76,17 +77,38 @@ export async function holdings(chain: SwarmChain, runId: bigint, me: Address): P
   return { ownership, totalOwnership, share, credentials, pending, accrued, proceeds, stake, claimed };
 }
 
-/** Cumulative units: the latest usable root pays everything earlier ones did not. */
-export function usableEpoch(p: ProofFile, run: RunInfo, kind: 'ownership' | 'stake'): SavedEpoch | undefined {
-  return p.epochs.filter((e) => (kind === 'stake' ? BigInt(e.epoch) === run.settledEpoch : BigInt(e.epoch) <= run.settledEpoch)).sort((a, b) => b.epoch - a.epoch)[0];
+/** The saved proof for one root: the contract takes each claim against one root only. */
+export function savedEpoch(p: ProofFile, epoch: bigint): SavedEpoch | undefined {
+  return p.epochs.find((e) => BigInt(e.epoch) === epoch);
 }
 
+/** Ownership from the final root (cumulative units: it pays everything earlier roots did). */
 export async function claimOwnership(chain: SwarmChain, runId: bigint, p: ProofFile): Promise<SavedEpoch> {
   const run = await chain.run(runId);
   if (run.state !== 'trained') throw new Error(`run ${runId} is ${run.state}: ownership is claimable once it is trained`);
-  const e = usableEpoch(p, run, 'ownership');
-  if (!e) throw new Error(`none of the saved proofs is for a settled epoch of run ${runId} (settled up to ${run.settledEpoch})`);
+  const e = savedEpoch(p, run.settledEpoch);
+  if (!e) throw new Error(`none of the saved proofs is for run ${runId}'s final epoch ${run.settledEpoch}, the only one ownership is claimed from`);
   await chain.claim(runId, BigInt(e.epoch), e.account as Address, BigInt(e.cumulative), e.proof as Hex[]);
+  return e;
+}
+
+/**
+ * A share of an abandoned run's stake, from the root the contract pays it from — once every root
+ * posted before the run was abandoned is past its window; before that, or when the stake went back
+ * to the designer, it says so and sends nothing.
+ */
+export async function claimStakeShare(chain: SwarmChain, runId: bigint, p: ProofFile): Promise<SavedEpoch> {
+  const run = await chain.run(runId);
+  if (run.state !== 'abandoned') throw new Error(`run ${runId} is ${run.state}: the stake is shared out only when a run is abandoned`);
+  const outcome = await chain.stakeOutcome(runId);
+  if (outcome.to === 'undecided') {
+    const when = outcome.decidedAt === undefined ? '' : ` (at ${new Date(Number(outcome.decidedAt) * 1000).toISOString()})`;
+    throw new Error(`run ${runId}'s stake is decided when epoch ${outcome.epoch}'s challenge window ends${when}: try again then`);
+  }
+  if (outcome.to === 'designer') throw new Error(`no root of run ${runId} survived its challenge window: the stake went back to the designer`);
+  const e = savedEpoch(p, outcome.epoch);
+  if (!e) throw new Error(`none of the saved proofs is for epoch ${outcome.epoch}, the root run ${runId}'s stake is paid from`);
+  await chain.claimStakeShare(runId, e.account as Address, BigInt(e.cumulative), e.proof as Hex[]);
   return e;
 }
 
