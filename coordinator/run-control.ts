@@ -39,6 +39,8 @@ type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;
 export interface PeerRecord {
   peerId: string;
   name: string;
+  /** Its session's Ed25519 key (it signs the peer's frames). */
+  key: string;
   capability: Capability;
   account?: `0x${string}`;
   held: HeldState[];
@@ -54,6 +56,8 @@ export interface PeerRecord {
   goneReason?: string;
   /** Where it was told to load its stage's state (while it sets up). */
   source?: StateSource;
+  /** When it was last placed on a stage (a peer that never gets ready holds its place only so long). */
+  assignedAt: number;
   /** It takes over the state of this leaving peer (a handoff), which is gone from the swarm but still sending. */
   heirOf?: string;
 }
@@ -169,7 +173,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   // Joining
 
   /** Place a registering peer; returns why it cannot take part, or its stage. */
-  register(peerId: string, reg: Omit<ClientMessageOf<'register'>, 'type'>): { ok: true; stage: number } | { ok: false; reason: string } {
+  register(peerId: string, reg: Omit<ClientMessageOf<'register'>, 'type' | 'keyProof' | 'accountProof'>): { ok: true; stage: number } | { ok: false; reason: string } {
     if (this.phase_ === 'finished' || this.phase_ === 'stopped') return { ok: false, reason: `the run is ${this.phase_}` };
     const held = (reg.held ?? []).filter((h) => h.runId === this.run.runId);
     const resume = this.resumable(held, reg.capability.maxLayers);
@@ -187,12 +191,14 @@ export class RunControl extends Emitter<RunControlEvents> {
     const rec: PeerRecord = {
       peerId,
       name: reg.name,
+      key: reg.key,
       capability: reg.capability,
       account: reg.account as `0x${string}` | undefined,
       held,
       stage,
       state: 'setup',
       links: new Set(),
+      assignedAt: this.o.now(),
     };
     this.peers.set(peerId, rec);
     this.log(`placed ${peerId} "${reg.name}" on stage ${stage} (state from ${state.from}${state.from === 'own' ? ` at step ${state.step}` : ''})`);
@@ -236,7 +242,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   membership(): PeerInfo[] {
-    return this.live().map((p) => ({ peerId: p.peerId, stage: p.stage, name: p.name }));
+    return this.live().map((p) => ({ peerId: p.peerId, stage: p.stage, name: p.name, key: p.key }));
   }
 
   /** Tell every live peer (but `except`, who got it in its assign) who holds which stage now. */
@@ -511,6 +517,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private assign(p: PeerRecord, stage: number, state: StateSource): void {
     p.stage = stage;
     p.source = state;
+    p.assignedAt = this.o.now();
     this.o.send(p.peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
   }
 

@@ -8,6 +8,8 @@
 // peers heartbeat every second and get `heartbeatTimeoutMs`; peers still setting up (compiling
 // kernels can block a CPU peer's event loop for long) get `setupTimeoutMs`.
 import { randomBytes } from 'node:crypto';
+import { verifyMessage } from 'viem';
+import { KeyRing, accountMessage, fromHex, keyChallenge } from '../shared/swarm/identity.js';
 import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
@@ -32,6 +34,12 @@ export interface CoordinatorOptions {
   heartbeatTimeoutMs?: number;
   /** A peer still setting up (compiling kernels, loading state) silent for longer than this is lost. Default 180 s. */
   setupTimeoutMs?: number;
+  /**
+   * A peer not ready this long after it was placed is dropped, heartbeats or not: a peer that
+   * registers and never computes must not hold a stage's place. Default 15 min (a CPU adapter's
+   * cold shader cache takes minutes).
+   */
+  readyTimeoutMs?: number;
   /** A round that takes longer than this is discarded and routed again. Default 10 min. */
   roundTimeoutMs?: number;
   /** Bad frames one socket may send before it is closed. Default 20. */
@@ -94,6 +102,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private readonly log: (line: string) => void;
   private readonly heartbeatTimeoutMs: number;
   private readonly setupTimeoutMs: number;
+  private readonly readyTimeoutMs: number;
   private readonly roundTimeoutMs: number;
   private timer?: ReturnType<typeof setInterval>;
   private seq = 0;
@@ -101,6 +110,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private settle!: { resolve: (r: { step: number; valLoss?: number }) => void; reject: (e: Error) => void };
   private readonly commits: Array<{ at: number; step: number }> = [];
   private evalSince?: number;
+  /** Each connection's `hello` nonce, and the connections whose registration is being checked. */
+  private readonly nonces = new WeakMap<Conn, string>();
+  private readonly checking = new WeakSet<Conn>();
+  private readonly keys = new KeyRing();
   /** The peer being placed, and what the run sent it meanwhile (delivered after its welcome). */
   private registering?: { peerId: string; held: ServerMessage[] };
 
@@ -113,11 +126,12 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.log = o.log ?? (() => {});
     this.heartbeatTimeoutMs = positive('heartbeatTimeoutMs', o.heartbeatTimeoutMs ?? 10_000);
     this.setupTimeoutMs = positive('setupTimeoutMs', o.setupTimeoutMs ?? 180_000);
+    this.readyTimeoutMs = positive('readyTimeoutMs', o.readyTimeoutMs ?? 15 * 60_000);
     this.roundTimeoutMs = positive('roundTimeoutMs', o.roundTimeoutMs ?? 600_000);
     this.trained = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // A stopped run rejects `trained`; without a listener that would be an unhandled rejection.
     this.trained.catch(() => {});
-    this.transport = new Transport({ message: (c, m) => this.onMessage(c, m), close: (c) => this.onClose(c) }, this.log, o.maxBadMessages);
+    this.transport = new Transport({ open: (c) => this.greet(c), message: (c, m) => this.onMessage(c, m), close: (c) => this.onClose(c) }, this.log, o.maxBadMessages);
     this.control = new RunControl({ run: this.run, send: (id, m) => this.sendToPeer(id, m), now: () => Date.now(), log: this.log });
     for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'evaluated', 'trained'] as const) {
       this.control.on(event, (payload) => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`)));
@@ -227,7 +241,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   // -------------------------------------------------------------------------------------------
 
   private onMessage(conn: Conn, msg: ClientMessage): void {
-    if (msg.type === 'register') return this.onRegister(conn, msg);
+    if (msg.type === 'register') return void this.onRegister(conn, msg);
     // Buyers do not register: they are not peers, only customers of the swarm.
     if (msg.type === 'infer') return void this.onInfer(conn, msg);
     const peerId = conn.tag;
@@ -262,8 +276,47 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     }
   }
 
-  private onRegister(conn: Conn, msg: ClientMessageOf<'register'>): void {
-    if (conn.tag) return this.transport.reject(conn, `already registered as ${conn.tag}`, 'register');
+  private greet(conn: Conn): void {
+    const nonce = randomBytes(16).toString('hex');
+    this.nonces.set(conn, nonce);
+    this.transport.send(conn, { type: 'hello', nonce });
+  }
+
+  /** Check a registration's proofs (the key signed this connection's nonce; the account signed the key), then place the peer. */
+  private async onRegister(conn: Conn, msg: ClientMessageOf<'register'>): Promise<void> {
+    if (conn.tag || this.checking.has(conn)) return this.transport.reject(conn, `already registered${conn.tag ? ` as ${conn.tag}` : ''}`, 'register');
+    this.checking.add(conn);
+    try {
+      const refused = await this.identityProblem(conn, msg);
+      if (refused) return this.refuse(conn, refused);
+      if (conn.ws.readyState !== conn.ws.OPEN) return;
+      this.place(conn, msg);
+    } finally {
+      this.checking.delete(conn);
+    }
+  }
+
+  private async identityProblem(conn: Conn, msg: ClientMessageOf<'register'>): Promise<string | undefined> {
+    const nonce = this.nonces.get(conn)!;
+    if (!(await this.keys.verify(msg.key, fromHex(msg.keyProof), keyChallenge(nonce)))) return "the key proof is not this connection's nonce signed by the key";
+    if (this.control.allPeers().some((p) => p.key === msg.key)) return 'this key is already registered: every session makes its own key';
+    if (!msg.account) return undefined;
+    if (!msg.accountProof) return `account ${msg.account} given without its signature (accountProof)`;
+    const valid = await verifyMessage({ address: msg.account as `0x${string}`, message: accountMessage(msg.key, nonce), signature: msg.accountProof as `0x${string}` }).catch(
+      () => false,
+    );
+    if (!valid) return `the account proof is not ${msg.account}'s signature of this key and session`;
+    const other = this.control.live().find((p) => p.account?.toLowerCase() === msg.account!.toLowerCase());
+    if (other) return `account ${msg.account} is already taking part as ${other.peerId}: one live peer per account`;
+    return undefined;
+  }
+
+  private refuse(conn: Conn, why: string): void {
+    this.transport.reject(conn, `cannot take part: ${why}`, 'register');
+    conn.ws.close(1008, 'cannot take part');
+  }
+
+  private place(conn: Conn, msg: ClientMessageOf<'register'>): void {
     const peerId = `p${++this.seq}-${randomBytes(3).toString('hex')}`;
     const { type: _, ...reg } = msg;
     // What the run sends the newcomer while placing it (its assign) waits for its welcome, and a peer
@@ -276,11 +329,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     } finally {
       this.registering = undefined;
     }
-    if (!placed.ok) {
-      this.transport.reject(conn, `cannot take part: ${placed.reason}`, 'register');
-      conn.ws.close(1008, 'cannot take part');
-      return;
-    }
+    if (!placed.ok) return this.refuse(conn, placed.reason);
     conn.tag = peerId;
     this.conns.set(peerId, conn);
     this.lastSeen.set(peerId, Date.now());
@@ -331,11 +380,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     for (const p of this.control.live()) {
       const silent = now - (this.lastSeen.get(p.peerId) ?? now);
       const limit = p.state === 'active' ? this.heartbeatTimeoutMs : this.setupTimeoutMs;
-      if (silent <= limit) continue;
-      const conn = this.conns.get(p.peerId);
-      this.conns.delete(p.peerId);
-      if (conn) this.transport.terminate(conn);
-      this.control.onGone(p.peerId, `no message for ${silent} ms (timeout ${limit} ms while ${p.state})`);
+      if (silent > limit) this.drop(p.peerId, `no message for ${silent} ms (timeout ${limit} ms while ${p.state})`);
+      else if (p.state === 'setup' && now - p.assignedAt > this.readyTimeoutMs)
+        this.drop(p.peerId, `not ready ${now - p.assignedAt} ms after it was placed (limit ${this.readyTimeoutMs} ms)`);
     }
     const r = this.control.currentRound;
     if (r && now - r.startedAt > this.roundTimeoutMs) this.control.roundTimedOut(this.roundTimeoutMs);
@@ -346,6 +393,14 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         this.control.finishEvaluation();
       }
     } else this.evalSince = undefined;
+  }
+
+  /** Cut a peer off: its socket closes and the run goes on without it. */
+  private drop(peerId: string, reason: string): void {
+    const conn = this.conns.get(peerId);
+    this.conns.delete(peerId);
+    if (conn) this.transport.terminate(conn);
+    this.control.onGone(peerId, reason);
   }
 
   private noteCommit(c: CommitEvent): void {

@@ -25,6 +25,8 @@ export interface TransportCounters {
 }
 
 export interface TransportHandlers {
+  /** A connection opened (e.g. to greet it). */
+  open?(conn: Conn): void;
   message(conn: Conn, msg: ClientMessage): void;
   close(conn: Conn): void;
 }
@@ -120,6 +122,7 @@ export class Transport {
       this.conns.delete(conn);
       this.handlers.close(conn);
     });
+    this.handlers.open?.(conn);
   }
 
   private onFrame(conn: Conn, data: RawData, isBinary: boolean): void {

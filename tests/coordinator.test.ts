@@ -8,10 +8,12 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keccak256, toHex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { WebSocket } from 'ws';
 import { Coordinator, type CoordinatorOptions, type InferenceDesk } from '../coordinator/server.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
-import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
+import { CoordinatorClient, type WebSocketConstructor, registerMessage } from '../shared/swarm/coordinator-client.js';
+import { PeerKey } from '../shared/swarm/identity.js';
 import {
   type Capability,
   type ClientMessage,
@@ -185,7 +187,7 @@ class ScriptedPeer {
   }
 
   async connect(capability = cap()): Promise<this> {
-    const { peerId } = await this.client.connect({ name: this.name, capability });
+    const { peerId } = await this.client.connect({ name: this.name, capability }, { key: await PeerKey.generate() });
     this.peerId = peerId;
     this.beat = setInterval(() => this.heartbeat(), 40);
     return this;
@@ -290,7 +292,7 @@ async function startTogether(s: Served, peers: ScriptedPeer[]): Promise<void> {
 }
 
 /** A raw socket for frames CoordinatorClient would refuse to send (or a buyer, who does not register). */
-async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox; send(m: unknown): void }> {
+async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox; nonce: string; send(m: unknown): void }> {
   const ws = new WebSocket(url);
   const inbox = new Inbox();
   ws.on('message', (data) => {
@@ -304,7 +306,8 @@ async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox; se
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  return { ws, inbox, send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)) };
+  const { nonce } = await inbox.take('hello');
+  return { ws, inbox, nonce, send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)) };
 }
 
 /** Per peer, the microbatches it computed in the round `c` committed. */
@@ -315,7 +318,7 @@ const workOf = (c: CommitEvent) => Object.fromEntries(c.work.map((w) => [w.peerI
 describe('coordinator transport: bad input never crashes it', () => {
   it('answers every malformed frame with an error naming the problem, counts it and keeps the socket open', async () => {
     const s = await serve();
-    const { ws, inbox, send } = await rawSocket(s.url);
+    const { ws, inbox, send, nonce } = await rawSocket(s.url);
     const expectError = async (frame: string | Buffer, pattern: RegExp, ref?: string): Promise<void> => {
       ws.send(frame, { binary: Buffer.isBuffer(frame) });
       const e = await inbox.take('error');
@@ -352,16 +355,18 @@ describe('coordinator transport: bad input never crashes it', () => {
     }
     await expectError(JSON.stringify({ type: 'signal', to: 'p1-abc', data: {} }), /^send register before signal$/, 'signal');
 
-    expect(s.coord.stats).toMatchObject({ badMessages: 17, binaryFrames: 1, binaryBytesReceived: 1000, messagesIn: 17, messagesOut: 17, connections: 1 });
+    // Out: the hello, then one error each.
+    expect(s.coord.stats).toMatchObject({ badMessages: 17, binaryFrames: 1, binaryBytesReceived: 1000, messagesIn: 17, messagesOut: 18, connections: 1 });
     expect(inbox.closed).toBeUndefined();
 
     // Still open and usable: it may register now, once.
     expect(ws.readyState).toBe(WebSocket.OPEN);
-    send({ type: 'register', name: 'survivor', capability: cap() });
+    const key = await PeerKey.generate();
+    send(await registerMessage({ name: 'survivor', capability: cap() }, { key }, nonce));
     const welcome = await inbox.take('welcome');
     expect(welcome.peerId).toMatch(/^p\d+-[0-9a-f]{6}$/);
     expect((await inbox.take('assign')).stage).toBe(0);
-    send({ type: 'register', name: 'again', capability: cap() });
+    send(await registerMessage({ name: 'again', capability: cap() }, { key: await PeerKey.generate() }, nonce));
     const again = await inbox.take('error');
     expect(again).toEqual({ type: 'error', message: `already registered as ${welcome.peerId}`, ref: 'register' });
     expect(s.coord.stats.peers).toEqual({ setup: 1, ready: 0, active: 0, gone: 0 });
@@ -405,6 +410,55 @@ describe('coordinator transport: bad input never crashes it', () => {
 });
 
 describe('coordinator: registration', () => {
+  it('takes a peer only with proofs made for its own connection: its key signed the nonce, its account signed the key; one live peer per account and per key', async () => {
+    const s = await serve({ run: makeRun({ steps: 2 }) });
+    const alice = privateKeyToAccount(generatePrivateKey());
+    const aliceSigns = { address: alice.address, signMessage: (message: string) => alice.signMessage({ message }) };
+    const info = { name: 'w', capability: cap() };
+    const refused = async (m: unknown, why: RegExp) => {
+      const { inbox, send } = await rawSocket(s.url);
+      send(m);
+      expect((await inbox.take('error')).message).toMatch(why);
+      await until(() => inbox.closed !== undefined, 'the refused socket closed');
+    };
+    // A proof made for another connection (a replay) is refused, for the key and for the account.
+    const key = await PeerKey.generate();
+    await refused(await registerMessage(info, { key }, '0'.repeat(32)), /^cannot take part: the key proof is not this connection's nonce signed by the key$/);
+    const first = await rawSocket(s.url);
+    const mine = await registerMessage(info, { key, account: aliceSigns }, first.nonce);
+    const other = await rawSocket(s.url);
+    const replayed = { ...(await registerMessage(info, { key: await PeerKey.generate() }, other.nonce)), account: alice.address, accountProof: mine.accountProof };
+    other.send(replayed);
+    expect((await other.inbox.take('error')).message).toMatch(/^cannot take part: the account proof is not 0x[0-9a-fA-F]{40}'s signature of this key and session$/);
+    // An account named without its signature, or signed by someone else.
+    const bob = privateKeyToAccount(generatePrivateKey());
+    const u = await rawSocket(s.url);
+    const { accountProof: _, ...unsigned } = await registerMessage(info, { key: await PeerKey.generate(), account: aliceSigns }, u.nonce);
+    u.send(unsigned);
+    expect((await u.inbox.take('error')).message).toMatch(/^cannot take part: account 0x[0-9a-fA-F]{40} given without its signature \(accountProof\)$/);
+    const c = await rawSocket(s.url);
+    c.send({
+      ...(await registerMessage(
+        info,
+        { key: await PeerKey.generate(), account: { address: alice.address, signMessage: (message: string) => bob.signMessage({ message }) } },
+        c.nonce,
+      )),
+    });
+    expect((await c.inbox.take('error')).message).toMatch(/the account proof is not/);
+    // The real owner gets in; the same account or the same key a second time does not.
+    first.send(mine);
+    expect((await first.inbox.take('welcome')).peerId).toMatch(/^p\d+-/);
+    const again = await rawSocket(s.url);
+    again.send(await registerMessage(info, { key: await PeerKey.generate(), account: aliceSigns }, again.nonce));
+    expect((await again.inbox.take('error')).message).toMatch(
+      /^cannot take part: account 0x[0-9a-fA-F]{40} is already taking part as p\d+-[0-9a-f]{6}: one live peer per account$/,
+    );
+    const twin = await rawSocket(s.url);
+    twin.send(await registerMessage(info, { key }, twin.nonce));
+    expect((await twin.inbox.take('error')).message).toBe('cannot take part: this key is already registered: every session makes its own key');
+    expect(s.coord.stats.peers).toEqual({ setup: 1, ready: 0, active: 0, gone: 0 });
+  });
+
   it('welcomes, then assigns stage, run, peers and state source; refuses a GPU that holds no stage, and the rest still train', async () => {
     const s = await serve({ run: makeRun({ steps: 2 }) });
     const registered: Array<{ name: string; stage: number }> = [];
@@ -413,7 +467,13 @@ describe('coordinator: registration', () => {
     await until(() => a.inbox.all.length >= 2, 'welcome and assign');
     expect(a.inbox.all.map((m) => m.type).slice(0, 2)).toEqual(['welcome', 'assign']);
     const assignA = a.inbox.all[1] as ServerMessageOf<'assign'>;
-    expect(assignA).toEqual({ type: 'assign', stage: 0, run: makeRun({ steps: 2 }), peers: [{ peerId: a.peerId, stage: 0, name: 'alpha' }], state: { from: 'seed' } });
+    expect(assignA).toEqual({
+      type: 'assign',
+      stage: 0,
+      run: makeRun({ steps: 2 }),
+      peers: [{ peerId: a.peerId, stage: 0, name: 'alpha', key: expect.stringMatching(/^[0-9a-f]{64}$/) }],
+      state: { from: 'seed' },
+    });
 
     // Stage 1 needs 3 layers: a GPU that holds 1 goes to stage 0 even though stage 1 is empty.
     const small = await peer(s.url, 'small', cap(1));
@@ -421,7 +481,7 @@ describe('coordinator: registration', () => {
     const b = await peer(s.url, 'bravo');
     await until(() => b.stage >= 0, 'bravo assigned');
     expect(b.stage).toBe(1);
-    expect(b.members).toEqual([
+    expect(b.members.map(({ key: _, ...m }) => m)).toEqual([
       { peerId: a.peerId, stage: 0, name: 'alpha' },
       { peerId: small.peerId, stage: 0, name: 'small' },
       { peerId: b.peerId, stage: 1, name: 'bravo' },
@@ -661,6 +721,22 @@ describe('coordinator: liveness', () => {
     // b kept heartbeating: it is still there (the run is paused, waiting for a stage 0 peer).
     expect(s.coord.progress().peers.find((p) => p.peerId === b.peerId)?.state).toBe('active');
     expect(s.coord.phase).toBe('paused');
+  });
+
+  it('drops a peer that registers and only heartbeats (never ready) after readyTimeoutMs, and the stage it held goes to a real peer', async () => {
+    const s = await serve({ run: makeRun({ steps: 2 }), readyTimeoutMs: 700 });
+    const lurker = await peer(s.url, 'lurker');
+    const placedAt = Date.now();
+    // It heartbeats (ScriptedPeer beats every 40 ms) but never reports ready: the run waits for stage 0.
+    await until(() => s.gone.length === 1, 'the lurker dropped', 3000);
+    expect(s.gone[0]).toMatchObject({ peerId: lurker.peerId, reason: expect.stringMatching(/^not ready \d+ ms after it was placed \(limit 700 ms\)$/) });
+    expect(s.gone[0].at - placedAt).toBeGreaterThanOrEqual(700);
+    await until(() => lurker.inbox.closed !== undefined, 'the lurker cut off');
+    const a = await peer(s.url, 'a', cap(), { autoReady: true });
+    const b = await peer(s.url, 'b', cap(), { autoReady: true });
+    expect([a.stage, b.stage].sort()).toEqual([0, 1]);
+    await within(s.coord.trained, 'training over');
+    expect(s.commits.map((c) => Object.keys(workOf(c)).sort())).toEqual([1, 2].map(() => [a.peerId, b.peerId].sort()));
   });
 });
 

@@ -62,9 +62,9 @@ describe('training state', () => {
         data: {
           connected: ['b'],
           peers: [
-            { peerId: 'me', stage: 0, name: 'tab' },
-            { peerId: 'a', stage: 0, name: 'w-a' },
-            { peerId: 'b', stage: 2, name: 'w-b' },
+            { peerId: 'me', stage: 0, name: 'tab', key: '1'.repeat(64) },
+            { peerId: 'a', stage: 0, name: 'w-a', key: '2'.repeat(64) },
+            { peerId: 'b', stage: 2, name: 'w-b', key: '3'.repeat(64) },
           ],
         },
       },

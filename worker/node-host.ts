@@ -57,8 +57,10 @@ function envWallet(env: NodeJS.ProcessEnv): PeerWallet | undefined {
   if (!r.success) throw new Error(`chain configuration: ${formatIssues('env', r.error)}`);
   const { SWARM_KEY: key, SWARM_RPC_URL: rpcUrl } = r.data;
   if (!key || !rpcUrl) return undefined;
+  const signer = privateKeyToAccount(key as `0x${string}`);
   return {
-    account: privateKeyToAccount(key as `0x${string}`).address,
+    account: signer.address,
+    signMessage: (message) => signer.signMessage({ message }),
     async joinRun(chain) {
       const cfg = { chainId: chain.chainId, registry: chain.registry as `0x${string}`, tokens: chain.tokens as `0x${string}`, rpcUrl, runId: BigInt(chain.runId) };
       await payoutWallet(await connectChain({ ...cfg, key: key as `0x${string}` })).joinRun(chain);

@@ -22,6 +22,8 @@ export type ChainInfo = NonNullable<ServerMessageOf<'welcome'>['chain']>;
 /** The account this peer is paid at, and how it joins a run on chain (optional: without it, it trains unpaid). */
 export interface PeerWallet {
   account: `0x${string}`;
+  /** EIP-191 signature by the account (the coordinator checks a peer holds the account it names). */
+  signMessage(message: string): Promise<`0x${string}`>;
   joinRun(chain: ChainInfo): Promise<void>;
 }
 

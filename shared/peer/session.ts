@@ -12,6 +12,7 @@ import { decodeText, encodeText } from '../engine/data.js';
 import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { Emitter } from '../swarm/emitter.js';
+import { PeerKey } from '../swarm/identity.js';
 import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
@@ -117,6 +118,8 @@ const HANDOFF_WAIT_MS = 60_000;
 export class PeerSession extends Emitter<SessionEvents> {
   peerId?: string;
   private client?: CoordinatorClient;
+  /** This session's signing key (identity.ts). */
+  private key?: PeerKey;
   private gpu?: Gpu;
   private links?: NeighbourLinks;
   private seat?: StageSeat;
@@ -236,7 +239,10 @@ export class PeerSession extends Emitter<SessionEvents> {
       maxLayers: verdict.layers,
     };
     const held = await heldStates(this.host.storage);
-    const { peerId, chain } = await client.connect({ name: this.o.name, capability, ...(this.host.wallet && { account: this.host.wallet.account }), ...(held.length && { held }) });
+    this.key = await PeerKey.generate();
+    const w = this.host.wallet;
+    const identity = { key: this.key, ...(w && { account: { address: w.account, signMessage: (m: string) => w.signMessage(m) } }) };
+    const { peerId, chain } = await client.connect({ name: this.o.name, capability, ...(held.length && { held }) }, identity);
     this.peerId = peerId;
     this.chain = chain;
     // Heartbeats first: joining on chain waits for blocks, and silence would mark us lost.

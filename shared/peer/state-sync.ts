@@ -15,6 +15,7 @@
 //    48  …   payload
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../engine/checkpoint.js';
 import type { TrainState } from '../engine/checkpoint.js';
+import { fromHex, toHex } from '../swarm/identity.js';
 import { sha256Hex } from '../swarm/run.js';
 
 const MAGIC = 0x54535753;
@@ -67,7 +68,7 @@ async function encode(type: StateType, stage: number, step: number, payload: Uin
   v.setUint8(5, type);
   v.setUint32(8, stage, true);
   v.setUint32(12, step, true);
-  if (type === StateType.State) out.set(hexBytes(await sha256Hex(payload)), 16);
+  if (type === StateType.State) out.set(fromHex(await sha256Hex(payload)), 16);
   out.set(payload, HEADER);
   return out;
 }
@@ -87,7 +88,7 @@ async function decode(bytes: Uint8Array): Promise<Decoded> {
   if (!Object.values(StateType).includes(type)) throw new Error(`unknown state message type ${type}`);
   const payload = bytes.subarray(HEADER);
   if (type === StateType.State) {
-    const want = hex(bytes.subarray(16, 48));
+    const want = toHex(bytes.subarray(16, 48));
     const got = await sha256Hex(payload);
     if (got !== want) throw new Error(`state transfer corrupted: SHA-256 ${got.slice(0, 12)}… of ${payload.length} bytes, the sender's was ${want.slice(0, 12)}…`);
   }
@@ -165,12 +166,4 @@ export class StateExchange {
   forget(peerId: string): void {
     this.pending.get(peerId)?.reject(new Error(`${peerId} is gone`));
   }
-}
-
-function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-function hexBytes(h: string): Uint8Array {
-  return Uint8Array.from({ length: h.length / 2 }, (_, i) => parseInt(h.slice(2 * i, 2 * i + 2), 16));
 }

@@ -5,7 +5,8 @@
 // Every message is validated both ways: outgoing ones before they hit the wire (a bad one is our
 // bug and throws), incoming ones on arrival (a bad one is reported as an `invalid` event, never
 // thrown into the socket's event loop).
-import { type Capability, type ClientMessage, type ServerMessage, type ServerMessageOf, type ServerMessageType, encodeClientMessage, parseServerMessage } from './protocol.js';
+import { type PeerKey, accountMessage, keyChallenge, toHex } from './identity.js';
+import { type ClientMessage, type ClientMessageOf, type ServerMessage, type ServerMessageOf, type ServerMessageType, encodeClientMessage, parseServerMessage } from './protocol.js';
 
 /**
  * The part of the WebSocket API both the browser and `ws` implement. Handler parameters are typed
@@ -29,9 +30,13 @@ export type CoordinatorClientEvents = { [K in ServerMessageType]: ServerMessageO
   invalid: { error: string };
 };
 
-export interface RegisterInfo {
-  name: string;
-  capability: Capability;
+/** What a peer registers with, besides the proofs the client makes from its identity. */
+export type RegisterInfo = Omit<ClientMessageOf<'register'>, 'type' | 'key' | 'keyProof' | 'account' | 'accountProof'>;
+
+/** Who registers: this session's key, and the account it is paid at (which signs to prove it). */
+export interface PeerIdentity {
+  key: PeerKey;
+  account?: { address: `0x${string}`; signMessage(message: string): Promise<`0x${string}`> };
 }
 
 const OPEN = 1;
@@ -55,15 +60,14 @@ export class CoordinatorClient {
   }
 
   /**
-   * Open the socket, register, and resolve with our peer id on `welcome`. Rejects with the
-   * coordinator's error (e.g. the swarm is full), on a close before welcome, or after `timeoutMs`.
-   * Register handlers (at least for `assign`) before calling this or right after it resolves;
-   * messages that arrive with no handler for their type are kept and delivered when one is added.
+   * Open the socket, wait for the coordinator's `hello`, register with proofs made for its nonce,
+   * and resolve with our peer id on `welcome`. Rejects with the coordinator's error (e.g. the
+   * swarm is full), on a close before welcome, or after `timeoutMs`. Register handlers (at least
+   * for `assign`) before calling this or right after it resolves; messages that arrive with no
+   * handler for their type are kept and delivered when one is added.
    */
-  connect(register: RegisterInfo, opts: { timeoutMs?: number } = {}): Promise<Pick<ServerMessageOf<'welcome'>, 'peerId' | 'chain'>> {
+  connect(register: RegisterInfo, identity: PeerIdentity, opts: { timeoutMs?: number } = {}): Promise<Pick<ServerMessageOf<'welcome'>, 'peerId' | 'chain'>> {
     if (this.ws) return Promise.reject(new Error('CoordinatorClient.connect called twice'));
-    const hello = encodeClientMessage({ type: 'register', ...register });
-    if (!hello.ok) return Promise.reject(new Error(hello.error));
     const timeoutMs = opts.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       const ws = new this.WebSocketImpl(this.url);
@@ -78,14 +82,23 @@ export class CoordinatorClient {
         ws.close();
       };
       const timer = setTimeout(() => fail(new Error(`no welcome from ${this.url} within ${timeoutMs} ms`)), timeoutMs);
+      const hello = (nonce: string) =>
+        registerMessage(register, identity, nonce).then(
+          (m) => {
+            const enc = encodeClientMessage(m);
+            if (!enc.ok) return fail(new Error(enc.error));
+            if (ws.readyState === OPEN) ws.send(enc.text);
+          },
+          (e: Error) => fail(new Error(`could not sign the registration: ${e.message}`)),
+        );
 
-      ws.onopen = () => ws.send(hello.text);
       ws.onmessage = (ev: { data: unknown }) => {
         if (typeof ev.data !== 'string') return this.emit('invalid', { error: 'the coordinator sent a binary frame' });
         const parsed = parseServerMessage(ev.data);
         if (!parsed.ok) return this.emit('invalid', { error: parsed.error });
         const msg = parsed.msg;
         if (!welcomed && !failed) {
+          if (msg.type === 'hello') return void hello(msg.nonce);
           if (msg.type === 'welcome') {
             welcomed = true;
             clearTimeout(timer);
@@ -156,4 +169,18 @@ export class CoordinatorClient {
   private emit<K extends keyof CoordinatorClientEvents>(type: K, ev: CoordinatorClientEvents[K]): void {
     for (const h of [...(this.handlers.get(type) ?? [])]) (h as (e: CoordinatorClientEvents[K]) => void)(ev);
   }
+}
+
+/** The register message for the connection whose `hello` carried `nonce`. */
+export async function registerMessage(info: RegisterInfo, identity: PeerIdentity, nonce: string): Promise<ClientMessageOf<'register'>> {
+  const key = identity.key.publicHex;
+  const keyProof = toHex(await identity.key.sign(keyChallenge(nonce)));
+  const a = identity.account;
+  return {
+    type: 'register',
+    ...info,
+    key,
+    keyProof,
+    ...(a && { account: a.address, accountProof: await a.signMessage(accountMessage(key, nonce)) }),
+  };
 }

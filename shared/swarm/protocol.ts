@@ -167,14 +167,25 @@ const hash = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits
 export const HeldStateSchema = z.strictObject({ runId: id, stage: nonNegInt, step: nonNegInt, hash });
 export type HeldState = z.infer<typeof HeldStateSchema>;
 const peerIds = z.array(id).max(256);
+/** A raw Ed25519 public key (32 bytes) and a signature (64 bytes), as lowercase hex. */
+const publicKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key as 64 lowercase hex digits');
+const keySignature = z.string().regex(/^[0-9a-f]{128}$/, 'must be a 64-byte Ed25519 signature as 128 lowercase hex digits');
+/** An EIP-191 signature (r, s, v) as 0x-hex. */
+const accountSignature = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'must be a 65-byte signature as 0x-prefixed hex');
 
 export const ClientMessageSchemas = {
   register: z.strictObject({
     type: z.literal('register'),
     name: z.string().min(1).max(64),
     capability: CapabilitySchema,
+    /** This session's Ed25519 key: it signs what the peer sends its neighbours (identity.ts). */
+    key: publicKey,
+    /** The key's signature of the connection's `hello` nonce (keyChallenge). */
+    keyProof: keySignature,
     /** Where this peer's verified work is credited on chain (it must have joined the run there). */
     account: address.optional(),
+    /** The account's signature of accountMessage(key, nonce): required with `account`. */
+    accountProof: accountSignature.optional(),
     /** States of this run's stages the peer kept (newest first), so a returning peer can resume its stage. */
     held: z.array(HeldStateSchema).max(16).optional(),
   }),
@@ -252,7 +263,7 @@ export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage
 // ---------------------------------------------------------------------------------------------
 // Server → client
 
-export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, name: z.string().min(1).max(64) });
+export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, name: z.string().min(1).max(64), key: publicKey });
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
 
 /** Where a peer placed on a stage gets that stage's state. */
@@ -274,6 +285,8 @@ export type SwarmPhase = z.infer<typeof SwarmPhaseSchema>;
 export const MAX_REPORTED_LOSS = 1e6;
 
 export const ServerMessageSchemas = {
+  /** First message on every connection: the nonce a registering peer signs (a proof made for one connection is no use on another). */
+  hello: z.strictObject({ type: z.literal('hello'), nonce: z.string().regex(/^[0-9a-f]{32}$/) }),
   welcome: z.strictObject({
     type: z.literal('welcome'),
     peerId: id,
@@ -341,6 +354,7 @@ export const ServerMessageSchemas = {
 } as const;
 
 export const ServerMessageSchema = z.discriminatedUnion('type', [
+  ServerMessageSchemas.hello,
   ServerMessageSchemas.welcome,
   ServerMessageSchemas.assign,
   ServerMessageSchemas.peers,

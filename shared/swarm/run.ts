@@ -4,6 +4,7 @@
 import type { BlockConfig } from '../engine/model.js';
 import { type CharCorpus, charCorpus, sampleBatch } from '../engine/data.js';
 import { learningRate } from '../engine/optimizer.js';
+import { toHex } from './identity.js';
 import type { RunConfig } from './protocol.js';
 
 export interface ModelSpec {
@@ -84,7 +85,7 @@ export function runLearningRate(run: RunConfig, step: number): number {
 /** Lowercase hex SHA-256 (WebCrypto: the same in Node, a browser tab and Electron). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(digest);
 }
 
 /** The text of `bytes`, its hash and length in characters; throws on bytes that are not UTF-8. */
