@@ -15,8 +15,7 @@
 //    48  …   payload
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../engine/checkpoint.js';
 import type { TrainState } from '../engine/checkpoint.js';
-import { fromHex, toHex } from '../swarm/identity.js';
-import { sha256Hex } from '../swarm/run.js';
+import { fromHex, sha256Hex, toHex } from '../swarm/identity.js';
 
 const MAGIC = 0x54535753;
 const VERSION = 1;

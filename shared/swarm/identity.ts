@@ -26,6 +26,11 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+/** Lowercase hex SHA-256 (WebCrypto: the same in Node, a browser tab and Electron). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)));
+}
+
 /** This session's signing key. */
 export class PeerKey {
   private constructor(

@@ -4,7 +4,7 @@
 import type { BlockConfig } from '../engine/model.js';
 import { type CharCorpus, charCorpus, sampleBatch } from '../engine/data.js';
 import { learningRate } from '../engine/optimizer.js';
-import { toHex } from './identity.js';
+import { sha256Hex } from './identity.js';
 import type { RunConfig } from './protocol.js';
 
 export interface ModelSpec {
@@ -82,11 +82,6 @@ export function runLearningRate(run: RunConfig, step: number): number {
   return learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.scheduleSteps ?? run.steps });
 }
 
-/** Lowercase hex SHA-256 (WebCrypto: the same in Node, a browser tab and Electron). */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return toHex(digest);
-}
 
 /** The text of `bytes`, its hash and length in characters; throws on bytes that are not UTF-8. */
 export async function describeText(bytes: Uint8Array, name: string): Promise<{ text: string; sha256: string; chars: number }> {
