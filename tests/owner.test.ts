@@ -6,7 +6,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { topUpFromLocalKey } from '../browser/desktop-account.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ensureCredential } from '../shared/chain/market.js';
-import { type ProofFile, checkProofsFor, claimOwnership, holdings, parseProofFile, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
+import { type ProofFile, checkProofsFor, claimOwnership, claimStakeShare, holdings, parseProofFile, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
 import type { EpochTree } from '../shared/ledger/merkle.js';
 import { type ChainFixture, NAMES, type Name, WINDOW, chainFixture, treeOf } from './chain-fixture.js';
 
@@ -108,6 +108,50 @@ describe('contributor', () => {
     expect(h.claimed).toBe(300n);
     expect(h.share).toBeGreaterThan(0);
     await expect(claimOwnership(f.as('alice'), runId, proofs)).rejects.toThrow();
+  });
+
+  it('claims ownership from the saved proof of the final root only', async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const trees = [treeOf(f, 0, { alice: 300n, bob: 100n }), treeOf(f, 1, { alice: 200n, bob: 400n })];
+    for (const t of trees) await post(runId, t);
+    await f.as('coordinator').finishTraining(runId);
+    // Kept only the earlier root's proof: nothing is sent, and it says which root is needed.
+    const early = proofsOf('alice', runId, trees);
+    early.epochs = early.epochs.slice(0, 1);
+    await expect(claimOwnership(f.as('alice'), runId, early)).rejects.toThrow(/final epoch 1/);
+    expect(await f.as('alice').claimed(runId, f.address('alice'))).toBe(0n);
+    const e = await claimOwnership(f.as('alice'), runId, proofsOf('alice', runId, trees));
+    expect(e.epoch).toBe(1);
+    expect(await f.as('alice').ownershipOf(runId, f.address('alice'))).toBe(200n);
+  });
+
+  it("takes its share of an abandoned run's stake from the root it is paid from, once that is decided", async () => {
+    const runId = await openRun(['alice', 'bob']);
+    const trees = [treeOf(f, 0, { alice: 300n, bob: 100n }), treeOf(f, 1, { alice: 700n, bob: 500n })];
+    await post(runId, trees[0]);
+    await f.as('coordinator').postEpoch(runId, trees[1].root, trees[1].total);
+    await f.as('designer').abandon(runId);
+    // The later root is in its window: the worker is told when to come back, and nothing is sent.
+    const proofs = proofsOf('bob', runId, trees);
+    await expect(claimStakeShare(f.as('bob'), runId, proofs)).rejects.toThrow(/decided when epoch 1's challenge window ends/);
+    expect(await f.as('bob').withdrawable(f.address('bob'))).toBe(0n);
+    await f.advance(WINDOW);
+    expect((await claimStakeShare(f.as('bob'), runId, proofs)).epoch).toBe(1);
+    expect(await f.as('bob').withdrawable(f.address('bob'))).toBe((parseEther('1') * 500n) / 1200n);
+    await expect(claimStakeShare(f.as('bob'), runId, proofs)).rejects.toThrow(/NothingToClaim/);
+    expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(0n);
+  });
+
+  it("says so when an abandoned run's stake went back to its designer", async () => {
+    const runId = await openRun(['alice']);
+    const tree = treeOf(f, 0, { alice: 300n });
+    await f.as('coordinator').postEpoch(runId, tree.root, tree.total);
+    await f.as('coordinator').abandon(runId);
+    await f.as('veto').veto(runId, 0n);
+    await f.advance(WINDOW);
+    await expect(claimStakeShare(f.as('alice'), runId, proofsOf('alice', runId, [tree]))).rejects.toThrow(/went back to the designer/);
+    await f.as('designer').refundStake(runId);
+    expect(await f.as('designer').withdrawable(f.address('designer'))).toBe(parseEther('1'));
   });
 
   it('refuses proofs kept for another run or chain before sending anything', () => {
