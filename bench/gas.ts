@@ -1,7 +1,7 @@
 // `npm run bench:gas`: gas of every step of a run's lifecycle on the local EVM, with a realistic
 // tree (1024 contributors, so a claim carries a 10-hash proof). Writes bench/results/gas.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createPublicClient, createWalletClient, http, parseEther, zeroHash } from 'viem';
+import { createPublicClient, createTestClient, createWalletClient, http, parseEther, zeroHash } from 'viem';
 import { startLocalEvm } from '../contracts/local-evm.js';
 import { type Sent, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
@@ -10,6 +10,7 @@ import { modelTokensAbi } from '../shared/chain/generated/ModelTokens.js';
 import { epochTree } from '../shared/ledger/merkle.js';
 
 const CONTRIBUTORS = 1024;
+const WINDOW = 3600n;
 
 async function main(): Promise<void> {
   const evm = await startLocalEvm({ accounts: 8 });
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
     const [coordinator, designer, buyer, alice, bob] = [as(1), as(3), as(4), as(5), as(6)];
     const runId = await note(
       'openRun',
-      designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: 1n, modelHash: zeroHash }),
+      designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: WINDOW, modelHash: zeroHash }),
     );
     await note('join', alice.join(runId));
     await bob.join(runId);
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
     const cumulative = [{ account: alice.account!, units: 50_000n }, { account: bob.account!, units: 30_000n }, ...others];
     const tree = epochTree({ epoch: 0, cumulative, total: cumulative.reduce((s, c) => s + c.units, 0n) });
     await note('postEpoch', coordinator.postEpoch(runId, tree.root, tree.total));
-    await new Promise((r) => setTimeout(r, 2500)); // the 1 s challenge window, by the chain's clock
+    // The challenge window passes on the chain's clock.
+    const testClient = createTestClient({ mode: 'hardhat', chain, transport });
+    await testClient.increaseTime({ seconds: Number(WINDOW) });
+    await testClient.mine({ blocks: 1 });
     await note('finishTraining (activates credentials)', coordinator.finishTraining(runId));
     await note(`claim ownership (proof of ${tree.proof(alice.account!).length} hashes)`, alice.claim(runId, 0n, alice.account!, 50_000n, tree.proof(alice.account!)));
     await bob.claim(runId, 0n, bob.account!, 30_000n, tree.proof(bob.account!));
@@ -59,6 +63,19 @@ async function main(): Promise<void> {
     gas['transfer ownership (settles both sides)'] = Number((await publicClient.waitForTransactionReceipt({ hash })).gasUsed);
     await note('claimCredentials (re-issued)', bob.claimCredentials(runId));
     await note('withdrawProceeds', alice.withdrawProceeds());
+    const cancelled = await alice.list(runId, 1n, 1n);
+    await note('cancelListing', alice.cancelListing(cancelled.result));
+    await note('invalidateNonce', buyer.invalidateNonce());
+    // A second run abandoned while its root is in its window: the stake waits, then goes to the root's contributors.
+    const run2 = await designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: WINDOW, modelHash: zeroHash });
+    await alice.join(run2.result);
+    await coordinator.startTraining(run2.result);
+    await coordinator.postEpoch(run2.result, tree.root, tree.total);
+    await note('abandon (a root in its window)', designer.abandon(run2.result));
+    await testClient.increaseTime({ seconds: Number(WINDOW) });
+    await testClient.mine({ blocks: 1 });
+    await note(`claimStakeShare (proof of ${tree.proof(alice.account!).length} hashes)`, alice.claimStakeShare(run2.result, alice.account!, 50_000n, tree.proof(alice.account!)));
+    await note('withdraw (stake share)', alice.withdraw());
     const out = { contributors: CONTRIBUTORS, evm: 'Hardhat 2 node (EDR), cancun, solc 0.8.37 optimizer 200 runs', gas };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/gas.json', `${JSON.stringify(out, null, 2)}\n`);
