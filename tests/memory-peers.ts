@@ -11,6 +11,7 @@ import type { AdamW } from '../shared/engine/optimizer.js';
 import { ReplicaAverager } from '../shared/peer/averaging.js';
 import { GenerationPeer, type Hop } from '../shared/peer/generate.js';
 import { Mailbox } from '../shared/peer/mailbox.js';
+import { stageFrames } from '../shared/peer/stage-frames.js';
 import { type Batch, StageRunner } from '../shared/peer/stage-runner.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { ChunkedLink, memoryChannelPair } from '../shared/wire/link.js';
@@ -80,8 +81,8 @@ export async function memorySwarm(
   };
   for (const s of specs) {
     const runtime = await BlockRuntime.create(gpu, s.cfg, { init: s.init, optimizer: o.optimizer, slots: s.slots });
-    const N = s.cfg.batch * s.cfg.seq;
-    const mailbox = new Mailbox({ boundary: { maxRows: N, maxCols: s.cfg.dModel }, weights: { maxRows: runtime.layout.total / 64, maxCols: 64 } });
+    // Built as a seat builds it (these tests route at most M microbatches per round and do not evaluate).
+    const mailbox = new Mailbox(stageFrames({ cfg: s.cfg, dtype: o.dtype, params: runtime.layout.total, microbatches: M, evalBatches: 0 }));
     const send = (to: string, bytes: Uint8Array) => link(s.id, to).send(bytes);
     const timeoutMs = o.timeoutMs ?? 20_000;
     peers.set(s.id, {

@@ -141,7 +141,8 @@ interface RequestHeader {
   contextLength: number;
 }
 
-const START_COLS = 5;
+/** Values a GenerateStart frame carries (fp32, one row). */
+export const START_COLS = 5;
 
 function startTensor(h: RequestHeader): Float32Array {
   // fp32 holds integers up to 2^24 exactly: the u32 seed travels as two 16-bit halves.

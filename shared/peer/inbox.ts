@@ -1,9 +1,11 @@
 // Frames arrive in any order relative to when a stage needs them; the inbox holds decoded frames
 // by (kind, step, microbatch) until the schedule asks for them. Peers are not trusted: bytes that
-// do not decode, duplicates (replays) and frames for steps long gone are counted and dropped.
+// do not decode, duplicates and frames for steps long gone are counted and dropped, and a frame a
+// router refused as its sender's fault fails the take waiting for it at once (a take must not wait
+// out its timeout for a frame that has already come, bad).
 //
 // "Step" is whatever the frame header's step field means to the traffic an inbox holds: the
-// training step for training frames (steps end in order: forgetBefore), the request id for
+// training round for training frames (rounds end in order: forgetBefore), the request id for
 // generation frames (requests end in any order: close).
 import { type Frame, type FrameLimits, decodeFrame } from '../wire/frame.js';
 
@@ -12,17 +14,31 @@ export class InboxTimeout extends Error {
   override name = 'InboxTimeout';
 }
 
+/** The frame awaited came and was refused as its sender's fault, or the sender sent bytes that could not be read at all. */
+export class InboxRefused extends Error {
+  override name = 'InboxRefused';
+}
+
 /** Closed steps remembered (to refuse their late frames); older ones are forgotten first. */
 const MAX_CLOSED = 4096;
+/** Refused keys remembered (so a take that comes after the bad frame fails at once); older ones are forgotten first. */
+const MAX_REFUSED = 256;
+
+const stepOf = (key: string) => Number(key.split(':')[1]);
 
 export class Inbox {
   private readonly frames = new Map<string, Frame>();
-  private readonly waiting = new Map<string, (f: Frame) => void>();
+  private readonly waiting = new Map<string, { fail(e: Error): void; got(f: Frame): void }>();
   private readonly seen = new Set<string>();
   private readonly closed = new Set<number>();
+  private readonly refused = new Map<string, string>();
+  /** Why every take fails at once until the next step ends (the sender sent unreadable bytes). */
+  private tainted?: string;
   /** Everything rejected, newest last (bounded). */
   readonly rejected: string[] = [];
   rejectedCount = 0;
+  /** Frames held, and the bytes their tensors and token ids take. */
+  readonly held = { frames: 0, bytes: 0 };
   private minStep = 0;
 
   constructor(private readonly limits: FrameLimits = {}) {}
@@ -42,20 +58,26 @@ export class Inbox {
     this.pushFrame(f);
   }
 
+  /** Why `f` would be dropped as stale (its step is over) or as a duplicate, or undefined. */
+  whyStale(f: Frame): string | undefined {
+    const key = Inbox.key(f.kind, f.step, f.microbatch);
+    if (f.step < this.minStep) return `stale frame ${key} dropped (step ${f.step} is over)`;
+    if (this.closed.has(f.step)) return `stale frame ${key} dropped (step ${f.step} is closed)`;
+    if (this.seen.has(key)) return `duplicate frame ${key} dropped`;
+    return undefined;
+  }
+
   /** Feed a frame already decoded (and so validated) by decodeFrame, e.g. by a router. Never throws. */
   pushFrame(f: Frame): void {
+    const why = this.whyStale(f);
+    if (why) return this.reject(why);
     const key = Inbox.key(f.kind, f.step, f.microbatch);
-    if (f.step < this.minStep) return this.reject(`stale frame ${key} dropped (step ${f.step} is over)`);
-    if (this.closed.has(f.step)) return this.reject(`stale frame ${key} dropped (step ${f.step} is closed)`);
-    if (this.seen.has(key)) return this.reject(`duplicate frame ${key} dropped (replay?)`);
     this.seen.add(key);
     const w = this.waiting.get(key);
-    if (w) {
-      this.waiting.delete(key);
-      w(f);
-    } else {
-      this.frames.set(key, f);
-    }
+    if (w) return w.got(f);
+    this.frames.set(key, f);
+    this.held.frames++;
+    this.held.bytes += frameBytesHeld(f);
   }
 
   /** Count and remember a rejected frame (also for routers that failed to decode one). */
@@ -66,16 +88,43 @@ export class Inbox {
   }
 
   /**
+   * The frame for (kind, step, mb) was refused as its sender's fault: a take waiting for it fails
+   * now with an InboxRefused, and one that comes later fails at once (until the step ends).
+   */
+  refuse(kind: number, step: number, mb: number, why: string): void {
+    const key = Inbox.key(kind, step, mb);
+    const w = this.waiting.get(key);
+    if (w) return w.fail(new InboxRefused(why));
+    if (step < this.minStep || this.closed.has(step)) return;
+    this.refused.delete(key);
+    this.refused.set(key, why);
+    if (this.refused.size > MAX_REFUSED) this.refused.delete(this.refused.keys().next().value!);
+  }
+
+  /**
+   * The sender sent bytes that could not be read as a frame at all, so which frame they were meant
+   * to be is unknown: every take waiting on it fails now, and every take until the next step ends
+   * (forgetBefore moving on, or a close) fails at once.
+   */
+  taint(why: string): void {
+    this.tainted = why;
+    for (const w of [...this.waiting.values()]) w.fail(new InboxRefused(why));
+  }
+
+  /**
    * The frame for (kind, step, mb), waiting up to timeoutMs for it (rejects with an InboxTimeout),
-   * or until `signal` aborts (rejects with the signal's reason).
+   * or until `signal` aborts (rejects with the signal's reason). Rejects with an InboxRefused as
+   * soon as that frame is refused (see refuse and taint).
    */
   take(kind: number, step: number, mb: number, timeoutMs: number, signal?: AbortSignal): Promise<Frame> {
     const key = Inbox.key(kind, step, mb);
     const f = this.frames.get(key);
     if (f) {
-      this.frames.delete(key);
+      this.remove(key, f);
       return Promise.resolve(f);
     }
+    const refused = this.refused.get(key) ?? this.tainted;
+    if (refused !== undefined) return Promise.reject(new InboxRefused(refused));
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const done = () => {
@@ -92,18 +141,24 @@ export class Inbox {
         reject(new InboxTimeout(`timed out after ${timeoutMs} ms waiting for frame kind ${kind}, step ${step}, microbatch ${mb}`));
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiting.set(key, (frame) => {
-        done();
-        resolve(frame);
+      this.waiting.set(key, {
+        got: (frame) => {
+          done();
+          resolve(frame);
+        },
+        fail: (e) => {
+          done();
+          reject(e);
+        },
       });
     });
   }
 
   /** Steps before `step` are over: drop their keys (memory stays bounded) and refuse their frames. */
   forgetBefore(step: number): void {
+    if (step > this.minStep) this.tainted = undefined;
     this.minStep = Math.max(this.minStep, step);
-    for (const key of this.seen) if (Number(key.split(':')[1]) < step) this.seen.delete(key);
-    for (const key of this.frames.keys()) if (Number(key.split(':')[1]) < step) this.frames.delete(key);
+    this.dropKeys((s) => s < step);
   }
 
   /**
@@ -111,16 +166,37 @@ export class Inbox {
    * refuse its late frames. The most recent MAX_CLOSED closed steps are remembered.
    */
   close(step: number): void {
+    this.tainted = undefined;
     this.closed.delete(step);
     this.closed.add(step);
     if (this.closed.size > MAX_CLOSED) this.closed.delete(this.closed.values().next().value!);
-    const mine = (key: string) => Number(key.split(':')[1]) === step;
-    for (const key of this.seen) if (mine(key)) this.seen.delete(key);
-    for (const key of this.frames.keys()) if (mine(key)) this.frames.delete(key);
+    this.dropKeys((s) => s === step);
   }
 
   /** Was `step` closed (and is it still remembered)? */
   isClosed(step: number): boolean {
     return this.closed.has(step);
   }
+
+  /** Frames held per step, in the order their steps first arrived. */
+  heldSteps(): Map<number, number> {
+    const n = new Map<number, number>();
+    for (const f of this.frames.values()) n.set(f.step, (n.get(f.step) ?? 0) + 1);
+    return n;
+  }
+
+  private dropKeys(dead: (step: number) => boolean): void {
+    for (const key of this.seen) if (dead(stepOf(key))) this.seen.delete(key);
+    for (const key of this.refused.keys()) if (dead(stepOf(key))) this.refused.delete(key);
+    for (const [key, f] of this.frames) if (dead(f.step)) this.remove(key, f);
+  }
+
+  private remove(key: string, f: Frame): void {
+    this.frames.delete(key);
+    this.held.frames--;
+    this.held.bytes -= frameBytesHeld(f);
+  }
 }
+
+/** Memory a held frame takes: its decoded tensor and token ids. */
+export const frameBytesHeld = (f: Frame) => f.tensor.byteLength + (f.tokens?.byteLength ?? 0);

@@ -1,12 +1,20 @@
 // Everything neighbours send a peer lands here, sorted by sender and by what it is for: training
 // frames (activations, gradients, evaluation), generation frames and replica weights each get an
 // inbox per sender. Keeping senders apart means a frame is only ever taken from the peer the plan
-// says it comes from: anything else a peer sends is never used, and is dropped with its round.
-// Frames are decoded against the shapes this stage expects, so a peer cannot make us allocate more
-// than a frame of the right shape could need.
-import { type Frame, FrameKind, type FrameLimits, HEADER_BYTES, decodeFrame } from '../wire/frame.js';
+// says it comes from, and whatever one peer sends can only crowd out its own frames.
+//
+// Nothing a neighbour sends is trusted. A frame is decoded only if it has exactly the shape this
+// stage expects for its kind (so no frame costs more memory than an honest one), what a sender may
+// have held at once is bounded (rounds ahead, generation requests, frames and bytes), and every
+// boundary tensor must look like one (norm-band.ts) and must not replay an earlier one (replay.ts).
+// A frame refused for any of these reasons is its sender's fault: it is reported through onHostile
+// and fails at once the take waiting for it. Late, stale or duplicate frames (a discarded round's)
+// are honest and only counted.
+import { type Frame, FrameKind, type FrameShapes, type WireError, type WireErrorCode, decodeExpected, readHeader } from '../wire/frame.js';
 import { isGenerationKind } from './generate.js';
-import { Inbox } from './inbox.js';
+import { Inbox, frameBytesHeld } from './inbox.js';
+import { NormBand, implausible, rms } from './norm-band.js';
+import { type PayloadUse, RecentPayloads, tensorHash } from './replay.js';
 
 export interface Inboxes {
   train: Inbox;
@@ -14,63 +22,237 @@ export interface Inboxes {
   avg: Inbox;
 }
 
-export interface MailboxLimits {
-  /** Boundary tensors (training and generation): rows = tokens of a microbatch, cols = boundary width. */
-  boundary: FrameLimits;
-  /** Replica weights: the stage's parameters as rows of REPLICA_COLS. */
-  weights: FrameLimits;
+/** Why a frame was refused as its sender's fault: the decoder's code, or one of the mailbox's checks. */
+export type HostileWhy = WireErrorCode | 'window' | 'caps' | 'implausible' | 'band' | 'replay';
+
+export interface HostileFrame {
+  /** What the frame's header claims, when it could be read. */
+  kind?: FrameKind;
+  /** The header's step field: the round of a training frame, the request id of a generation frame, the step of replica weights. */
+  round?: number;
+  mb?: number;
+  why: HostileWhy;
+  reason: string;
+}
+
+/** Most a sender may have held here at once, over its inboxes; bytes count decoded tensors and token ids. */
+export interface SenderCaps {
+  frames: number;
+  bytes: number;
+}
+
+export interface MailboxOptions {
+  /** The exact shape of every kind of frame this stage takes (stageFrames). */
+  shapes: FrameShapes;
+  perSender: SenderCaps;
+  /** A frame `from` sent was refused as its fault (see HostileFrame). Must not throw. */
+  onHostile?(from: string, what: HostileFrame): void;
 }
 
 /** Replica weights travel as rows of this many floats (the flat parameter buffer is a multiple of 64). */
 export const REPLICA_COLS = 64;
+/** Training frames are held for rounds at most this far ahead of the newest round this peer knows. */
+export const TRAIN_ROUNDS_AHEAD = 4;
+/** Generation requests one sender may have frames held for; a new one evicts the oldest. */
+export const GEN_OPEN_REQUESTS = 4;
+/** Generation frames held per request (an honest stage has at most two outstanding: the start and one activation). */
+export const GEN_FRAMES_PER_REQUEST = 4;
+/** Averaging steps one sender may have weights held for; a new one evicts the oldest. */
+export const AVG_STEPS_HELD = 2;
+/** Training steps of recent rounds remembered (to tell a re-routed step from a replay). */
+const ROUND_STEPS = 64;
+
+const BOUNDARY_KINDS: ReadonlySet<number> = new Set([FrameKind.Activation, FrameKind.Gradient, FrameKind.EvalActivation, FrameKind.GenerateActivation]);
+
+class Refusal extends Error {
+  constructor(
+    readonly why: HostileWhy,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Sender extends Inboxes {
+  recent: RecentPayloads;
+}
 
 export class Mailbox {
-  private readonly boxes = new Map<string, Inboxes>();
-  /** Frames that failed to decode, by sender. */
-  readonly undecodable = new Map<string, number>();
+  private readonly senders = new Map<string, Sender>();
+  private readonly bands = new Map<number, NormBand>();
+  private readonly roundSteps = new Map<number, number>();
+  private round = 0;
+  /** Frames refused as their sender's fault, by sender. */
+  readonly hostile = new Map<string, number>();
+  /** Frames dropped to make room for newer ones (generation requests, averaging steps). */
+  evicted = 0;
 
-  constructor(private readonly limits: MailboxLimits) {}
+  constructor(private readonly o: MailboxOptions) {}
 
   /** The inboxes of frames from `peerId`. */
   from(peerId: string): Inboxes {
-    let b = this.boxes.get(peerId);
-    if (!b) {
-      b = { train: new Inbox(), gen: new Inbox(), avg: new Inbox() };
-      this.boxes.set(peerId, b);
+    return this.sender(peerId);
+  }
+
+  private sender(peerId: string): Sender {
+    let s = this.senders.get(peerId);
+    if (!s) {
+      s = { train: new Inbox(), gen: new Inbox(), avg: new Inbox(), recent: new RecentPayloads() };
+      this.senders.set(peerId, s);
     }
-    return b;
+    return s;
+  }
+
+  /**
+   * A round message arrived: `round` is the newest round this peer knows, for training step `step`.
+   * Call it on arrival, not when the round's turn comes: it sets the window of rounds whose frames
+   * are held, and the step tells a discarded step routed again from a replay.
+   */
+  setRound(round: number, step?: number): void {
+    this.round = Math.max(this.round, round);
+    if (step === undefined) return;
+    this.roundSteps.set(round, step);
+    if (this.roundSteps.size > ROUND_STEPS) this.roundSteps.delete(this.roundSteps.keys().next().value!);
   }
 
   /** Decode a frame `from` sent and file it. Never throws: a bad frame is counted against its sender. */
   deliver(from: string, bytes: Uint8Array): void {
-    const kind = bytes.length >= HEADER_BYTES ? bytes[5] : 0;
-    const weights = kind === FrameKind.ReplicaWeights;
+    const s = this.sender(from);
     let f: Frame;
     try {
-      f = decodeFrame(bytes, weights ? this.limits.weights : this.limits.boundary);
+      readHeader(bytes);
     } catch (e) {
-      this.undecodable.set(from, (this.undecodable.get(from) ?? 0) + 1);
-      this.from(from).train.reject(`from ${from}: ${(e as Error).message}`);
-      return;
+      const reason = `bytes that are not a frame: ${(e as Error).message}`;
+      for (const inbox of [s.train, s.gen, s.avg]) inbox.taint(`it sent ${reason}`);
+      return this.blame(from, s.train, { why: (e as WireError).code, reason });
     }
-    const b = this.from(from);
-    (weights ? b.avg : isGenerationKind(f.kind) ? b.gen : b.train).pushFrame(f);
+    try {
+      f = decodeExpected(bytes, this.o.shapes);
+    } catch (e) {
+      const h = readHeader(bytes);
+      return this.refuse(from, this.inboxOf(s, h.kind), { kind: h.kind, round: h.step, mb: h.microbatch, why: (e as WireError).code, reason: (e as Error).message });
+    }
+    const inbox = this.inboxOf(s, f.kind);
+    const stale = inbox.whyStale(f);
+    if (stale) return inbox.reject(stale);
+    try {
+      this.admit(s, inbox, f);
+    } catch (e) {
+      if (!(e instanceof Refusal)) throw e;
+      return this.refuse(from, inbox, { kind: f.kind, round: f.step, mb: f.microbatch, why: e.why, reason: e.message });
+    }
+  }
+
+  /** File `f` if every check passes; throws a Refusal naming the first that fails. */
+  private admit(s: Sender, inbox: Inbox, f: Frame): void {
+    this.checkHeld(s, inbox, f);
+    const r = this.checkValues(f);
+    const use = this.payloadUse(f);
+    const h = use ? tensorHash(f.tensor) : 0;
+    const before = use && s.recent.replayOf(h, use);
+    if (before)
+      throw new Refusal('replay', `the payload repeats the one sent as kind ${before.kind} microbatch ${before.mb}${before.step === undefined ? '' : ` of step ${before.step}`}`);
+    inbox.pushFrame(f);
+    if (r !== undefined) this.band(f.kind).add(r);
+    if (use) s.recent.remember(h, use);
+  }
+
+  /** Refuses implausible values and a boundary tensor out of its band; returns a boundary tensor's RMS. */
+  private checkValues(f: Frame): number | undefined {
+    const boundary = BOUNDARY_KINDS.has(f.kind);
+    if (!boundary && f.kind !== FrameKind.ReplicaWeights) return undefined;
+    const bad = implausible(f.tensor);
+    if (bad) throw new Refusal('implausible', bad);
+    if (!boundary) return undefined;
+    const r = rms(f.tensor);
+    const out = this.band(f.kind).check(r);
+    if (out) throw new Refusal('band', out);
+    return r;
+  }
+
+  /** Refuses a frame that would hold more than this sender may, after evicting what may go. */
+  private checkHeld(s: Sender, inbox: Inbox, f: Frame): void {
+    if (inbox === s.train && f.step > this.round + TRAIN_ROUNDS_AHEAD) {
+      throw new Refusal('window', `round ${f.step} is more than ${TRAIN_ROUNDS_AHEAD} ahead of round ${this.round}, the newest this peer knows`);
+    }
+    if (inbox === s.gen) this.makeRoom(inbox, f.step, GEN_OPEN_REQUESTS, GEN_FRAMES_PER_REQUEST);
+    if (inbox === s.avg) this.makeRoom(inbox, f.step, AVG_STEPS_HELD, Number.POSITIVE_INFINITY);
+    const frames = s.train.held.frames + s.gen.held.frames + s.avg.held.frames + 1;
+    const bytes = s.train.held.bytes + s.gen.held.bytes + s.avg.held.bytes + frameBytesHeld(f);
+    const cap = this.o.perSender;
+    if (frames > cap.frames || bytes > cap.bytes)
+      throw new Refusal('caps', `the sender would have ${frames} frames (${bytes} bytes) held here, over its ${cap.frames} (${cap.bytes} bytes)`);
+  }
+
+  /** Room for a frame of `step`: evict the oldest steps beyond `steps`; refuse beyond `perStep` frames of one step. */
+  private makeRoom(inbox: Inbox, step: number, steps: number, perStep: number): void {
+    const held = inbox.heldSteps();
+    if ((held.get(step) ?? 0) >= perStep) throw new Refusal('caps', `${perStep} frames of step ${step} are already held`);
+    if (held.has(step)) return;
+    for (const [old, n] of held) {
+      if (held.size < steps) break;
+      inbox.close(old);
+      held.delete(old);
+      this.evicted += n;
+    }
+  }
+
+  /** What a training frame's payload is, for replay checks (undefined: not checked; see replay.ts). */
+  private payloadUse(f: Frame): PayloadUse | undefined {
+    if (f.kind === FrameKind.EvalActivation) return { kind: f.kind, mb: f.microbatch };
+    if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.step) };
+    return undefined;
+  }
+
+  private band(kind: number): NormBand {
+    let b = this.bands.get(kind);
+    if (!b) this.bands.set(kind, (b = new NormBand()));
+    return b;
+  }
+
+  private inboxOf(s: Sender, kind: FrameKind): Inbox {
+    return kind === FrameKind.ReplicaWeights ? s.avg : isGenerationKind(kind) ? s.gen : s.train;
+  }
+
+  /** Count and report a frame refused as `from`'s fault, and fail the take waiting for it. */
+  private refuse(from: string, inbox: Inbox, what: HostileFrame & { kind: FrameKind; round: number; mb: number }): void {
+    inbox.refuse(what.kind, what.round, what.mb, `refused: ${what.reason}`);
+    this.blame(from, inbox, what);
+  }
+
+  private blame(from: string, inbox: Inbox, what: HostileFrame): void {
+    inbox.reject(`from ${from}: ${what.reason}`);
+    this.hostile.set(from, (this.hostile.get(from) ?? 0) + 1);
+    this.o.onHostile?.(from, what);
   }
 
   /** Training frames of rounds before `round` will never be taken: drop them and refuse their late copies. */
   forgetRoundsBefore(round: number): void {
-    for (const b of this.boxes.values()) b.train.forgetBefore(round);
+    this.round = Math.max(this.round, round);
+    for (const s of this.senders.values()) s.train.forgetBefore(round);
   }
 
   /** A neighbour is gone: drop what it sent. */
   drop(peerId: string): void {
-    this.boxes.delete(peerId);
+    this.senders.delete(peerId);
   }
 
-  /** Frames rejected so far (undecodable, duplicate, stale), over every sender and inbox. */
+  /** Frames and bytes held, over every sender and inbox. */
+  held(): { frames: number; bytes: number } {
+    const h = { frames: 0, bytes: 0 };
+    for (const s of this.senders.values()) {
+      for (const i of [s.train, s.gen, s.avg]) {
+        h.frames += i.held.frames;
+        h.bytes += i.held.bytes;
+      }
+    }
+    return h;
+  }
+
+  /** Frames rejected so far (undecodable, refused, duplicate, stale, evicted), over every sender and inbox. */
   get rejected(): number {
-    let n = 0;
-    for (const b of this.boxes.values()) n += b.train.rejectedCount + b.gen.rejectedCount + b.avg.rejectedCount;
+    let n = this.evicted;
+    for (const s of this.senders.values()) n += s.train.rejectedCount + s.gen.rejectedCount + s.avg.rejectedCount;
     return n;
   }
 }

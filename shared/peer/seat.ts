@@ -2,7 +2,7 @@
 // replica averaging, its side of generation and its inboxes, all sized for that stage. A peer
 // placed on another stage builds a new seat; leaving destroys it, which frees the GPU.
 import type { Gpu } from '../../kernels/context.js';
-import { BlockRuntime, boundaryWidth } from '../engine/block-runtime.js';
+import { BlockRuntime } from '../engine/block-runtime.js';
 import type { CharCorpus } from '../engine/data.js';
 import type { BlockConfig } from '../engine/model.js';
 import { dtypeOf } from '../wire/codec.js';
@@ -10,7 +10,8 @@ import type { RunConfig } from '../swarm/protocol.js';
 import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../swarm/run.js';
 import { ReplicaAverager } from './averaging.js';
 import { GenerationPeer } from './generate.js';
-import { Mailbox, REPLICA_COLS } from './mailbox.js';
+import { Mailbox, type MailboxOptions } from './mailbox.js';
+import { stageFrames } from './stage-frames.js';
 import { type RunnerOptions, StageRunner } from './stage-runner.js';
 import { type StageSnapshot, snapshotOf } from './state-sync.js';
 
@@ -32,6 +33,8 @@ export interface SeatOptions {
   /** What setting up is doing now (compiling on a CPU adapter can take minutes: say so). */
   progress?(what: string): void;
   onBoundary?: RunnerOptions['onBoundary'];
+  /** A neighbour sent a frame refused as its fault (see Mailbox). */
+  onHostile?: MailboxOptions['onHostile'];
 }
 
 export class StageSeat {
@@ -49,11 +52,8 @@ export class StageSeat {
   ) {
     this.cfg = runtime.cfg;
     const { run, stage } = o;
-    const N = this.cfg.batch * this.cfg.seq;
-    this.mailbox = new Mailbox({
-      boundary: { maxRows: N, maxCols: Math.max(boundaryWidth(this.cfg), 5), maxCodedValues: N * boundaryWidth(this.cfg) },
-      weights: { maxRows: runtime.layout.total / REPLICA_COLS, maxCols: REPLICA_COLS, maxCodedValues: runtime.layout.total },
-    });
+    const frames = stageFrames({ cfg: this.cfg, dtype: dtypeOf(run.codec), params: runtime.layout.total, microbatches: run.microbatches, evalBatches: run.evalBatches });
+    this.mailbox = new Mailbox({ ...frames, onHostile: o.onHostile });
     this.runner = new StageRunner({
       runtime,
       stage,

@@ -10,7 +10,7 @@
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { Dtype } from '../wire/codec.js';
 import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
-import { type Inbox, InboxTimeout } from './inbox.js';
+import { type Inbox, InboxRefused, InboxTimeout } from './inbox.js';
 import type { Mailbox } from './mailbox.js';
 
 export interface Batch {
@@ -52,7 +52,7 @@ export interface RoundResult {
   lossSum?: number;
 }
 
-/** A neighbour's frame did not come in time. */
+/** A neighbour's frame did not come in time (or came bad: HostileFrameError). */
 export class StallError extends Error {
   override name = 'StallError';
   constructor(
@@ -61,6 +61,14 @@ export class StallError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The neighbour's frame came and was refused as its fault (see Mailbox), or it sent bytes that were
+ * not a frame at all: the round cannot go on with it, and there is no point waiting any longer.
+ */
+export class HostileFrameError extends StallError {
+  override name = 'HostileFrameError';
 }
 
 interface Item {
@@ -207,6 +215,7 @@ export class StageRunner {
       return f;
     } catch (e) {
       if (e instanceof InboxTimeout) throw new StallError(from, `${from} sent no ${kindName(kind)} frame for round ${round} microbatch ${mb} within ${this.o.timeoutMs} ms`);
+      if (e instanceof InboxRefused) throw new HostileFrameError(from, `${from}'s ${kindName(kind)} frame for round ${round} microbatch ${mb}: ${e.message}`);
       throw e;
     }
   }

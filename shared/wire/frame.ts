@@ -66,7 +66,7 @@ export interface Frame {
   tensor: Float32Array;
 }
 
-export type WireErrorCode = 'magic' | 'version' | 'truncated' | 'length' | 'dtype' | 'kind' | 'nonfinite' | 'limits' | 'reserved' | 'entropy';
+export type WireErrorCode = 'magic' | 'version' | 'truncated' | 'length' | 'dtype' | 'kind' | 'nonfinite' | 'limits' | 'reserved' | 'entropy' | 'shape';
 
 export class WireError extends Error {
   readonly code: WireErrorCode;
@@ -88,7 +88,7 @@ export interface FrameLimits {
   maxCodedValues?: number;
 }
 
-/** Generous caps; a receiver that knows its microbatch shape should pass tighter ones. */
+/** Generous caps; a receiver that knows the shapes it expects should use decodeExpected instead. */
 export const DEFAULT_LIMITS: Required<FrameLimits> = { maxRows: 1 << 20, maxCols: 1 << 16, maxCodedValues: 1 << 24 };
 
 export interface EncodeOptions {
@@ -195,19 +195,41 @@ function entropyCode(raw: Uint8Array, rows: number, cols: number, dtype: Dtype):
   return out;
 }
 
+/** What a receiver accepts for one kind of frame: anything else of that kind is refused. */
+export interface FrameShape {
+  /** Rows accepted, minRows..maxRows (equal for a fixed shape). */
+  minRows: number;
+  maxRows: number;
+  cols: number;
+  dtype: Dtype;
+  /** Whether the frame carries token ids: required when true, refused when false. */
+  tokens: boolean;
+}
+
+/** The shape a receiver expects for each kind it accepts; a kind it does not list is refused. */
+export type FrameShapes = Partial<Record<FrameKind, FrameShape>>;
+
+/** A frame's header fields, validated on their own (no shape or length checks yet). */
+export interface FrameHeader {
+  kind: FrameKind;
+  dtype: Dtype;
+  step: number;
+  microbatch: number;
+  rows: number;
+  cols: number;
+  payloadBytes: number;
+  tokens: boolean;
+  coded: boolean;
+}
+
 /**
- * Parse and validate a frame from an untrusted peer. `bytes` may be a view at any offset. Every
- * header field is checked, and the exact total length is checked before anything is allocated,
- * so a raw frame's allocations are bounded by what the peer actually sent, and an entropy-coded
- * frame's by limits.maxCodedValues. Throws only WireError.
+ * The header of a frame from an untrusted peer: magic, version, kind, dtype, flags and reserved
+ * bytes checked. Tells a receiver which (kind, step, microbatch) a frame claims to be even when
+ * the rest of it is refused. Throws only WireError.
  */
-export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame {
-  const maxRows = limits.maxRows ?? DEFAULT_LIMITS.maxRows;
-  const maxCols = limits.maxCols ?? DEFAULT_LIMITS.maxCols;
-  const maxCodedValues = limits.maxCodedValues ?? DEFAULT_LIMITS.maxCodedValues;
+export function readHeader(bytes: Uint8Array): FrameHeader {
   if (bytes.length < HEADER_BYTES) throw new WireError('truncated', `${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
   const magic = view.getUint32(0, true);
   if (magic !== MAGIC) throw new WireError('magic', `magic 0x${magic.toString(16).padStart(8, '0')} is not a swarm frame`);
   const version = view.getUint8(4);
@@ -221,17 +243,59 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
   const flags = view.getUint8(7);
   if (flags & ~(FLAG_TOKENS | FLAG_ENTROPY)) throw new WireError('reserved', `unknown flag bits 0x${flags.toString(16)}`);
   if (view.getUint32(28, true) !== 0) throw new WireError('reserved', 'reserved header bytes are not zero');
+  return {
+    kind,
+    dtype,
+    step: view.getUint32(8, true),
+    microbatch: view.getUint32(12, true),
+    rows: view.getUint32(16, true),
+    cols: view.getUint32(20, true),
+    payloadBytes: view.getUint32(24, true),
+    tokens: (flags & FLAG_TOKENS) !== 0,
+    coded: (flags & FLAG_ENTROPY) !== 0,
+  };
+}
 
-  const step = view.getUint32(8, true);
-  const microbatch = view.getUint32(12, true);
-  const rows = view.getUint32(16, true);
-  const cols = view.getUint32(20, true);
+/**
+ * Parse and validate a frame from an untrusted peer. `bytes` may be a view at any offset. Every
+ * header field is checked, and the exact total length is checked before anything is allocated,
+ * so a raw frame's allocations are bounded by what the peer actually sent, and an entropy-coded
+ * frame's by limits.maxCodedValues. Throws only WireError.
+ */
+export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame {
+  const h = readHeader(bytes);
+  return decodeBody(bytes, h, {
+    maxRows: limits.maxRows ?? DEFAULT_LIMITS.maxRows,
+    maxCols: limits.maxCols ?? DEFAULT_LIMITS.maxCols,
+    maxCodedValues: limits.maxCodedValues ?? DEFAULT_LIMITS.maxCodedValues,
+  });
+}
+
+/**
+ * decodeFrame for a receiver that knows exactly what it expects: the frame's kind must be listed
+ * in `shapes`, and its dtype, columns, token ids and rows must match that kind's shape before
+ * anything is decoded, so whatever a peer sends costs at most one frame of an expected shape
+ * (an entropy-coded frame cannot expand beyond it). Throws only WireError.
+ */
+export function decodeExpected(bytes: Uint8Array, shapes: FrameShapes): Frame {
+  const h = readHeader(bytes);
+  const s = shapes[h.kind];
+  if (!s) throw new WireError('kind', `a frame of kind ${h.kind} is not expected here`);
+  if (h.dtype !== s.dtype || h.cols !== s.cols || h.tokens !== s.tokens || h.rows < s.minRows || h.rows > s.maxRows) {
+    const want = `${s.minRows === s.maxRows ? s.maxRows : `${s.minRows}..${s.maxRows}`}×${s.cols} ${s.dtype}${s.tokens ? ' with token ids' : ''}`;
+    throw new WireError('shape', `kind ${h.kind} is ${h.rows}×${h.cols} ${h.dtype}${h.tokens ? ' with token ids' : ''}, expected ${want}`);
+  }
+  return decodeBody(bytes, h, { maxRows: s.maxRows, maxCols: s.cols, maxCodedValues: s.maxRows * s.cols });
+}
+
+/** The rest of decodeFrame once the header is read: sizes against `limits`, lengths, payload. */
+function decodeBody(bytes: Uint8Array, h: FrameHeader, limits: Required<FrameLimits>): Frame {
+  const { kind, dtype, step, microbatch, rows, cols, payloadBytes, coded } = h;
+  const { maxRows, maxCols, maxCodedValues } = limits;
   if (rows < 1 || rows > maxRows || cols < 1 || cols > maxCols) {
     throw new WireError('limits', `shape ${rows}×${cols} is outside 1..${maxRows} rows × 1..${maxCols} cols`);
   }
-  const payloadBytes = view.getUint32(24, true);
   const rawPayload = tensorBytes(rows, cols, dtype);
-  const coded = (flags & FLAG_ENTROPY) !== 0;
   const layout = intLayout(rows, cols, dtype);
   if (coded) {
     if (!layout) throw new WireError('entropy', `a ${dtype} payload cannot be entropy-coded (only int8, int4, int8c, int4c)`);
@@ -243,8 +307,7 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
   } else if (payloadBytes !== rawPayload) {
     throw new WireError('length', `payloadBytes ${payloadBytes} but ${rows}×${cols} ${dtype} takes ${rawPayload}`);
   }
-  const withTokens = (flags & FLAG_TOKENS) !== 0;
-  const total = HEADER_BYTES + payloadBytes + (withTokens ? 2 * rows : 0);
+  const total = HEADER_BYTES + payloadBytes + (h.tokens ? 2 * rows : 0);
   if (bytes.length < total) throw new WireError('truncated', `${bytes.length} bytes, the header promises ${total}`);
   if (bytes.length > total) throw new WireError('length', `${bytes.length - total} trailing bytes after a ${total}-byte frame`);
 
@@ -254,9 +317,9 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits = {}): Frame 
   const bad = firstNonFinite(tensor);
   if (bad >= 0) throw new WireError('nonfinite', `${where(bad, cols)} decodes to ${tensor[bad]}`);
   const frame: Frame = { kind, step, microbatch, rows, cols, dtype, tensor };
-  if (withTokens) {
-    const at = HEADER_BYTES + payloadBytes;
-    frame.tokens = Uint16Array.from({ length: rows }, (_, i) => view.getUint16(at + 2 * i, true));
+  if (h.tokens) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES + payloadBytes, 2 * rows);
+    frame.tokens = Uint16Array.from({ length: rows }, (_, i) => view.getUint16(2 * i, true));
   }
   return frame;
 }
