@@ -9,12 +9,11 @@ import {MAX_CREDENTIALS, ModelTokens} from "./ModelTokens.sol";
 /// @title Training runs and their epoch settlement.
 /// @notice A designer opens a run with a stake; providers join; the coordinator posts one Merkle
 /// root per epoch of *cumulative* risk-adjusted units per contributor (OpenZeppelin's standard tree,
-/// leaves (address, uint256)). A root is claimable once its challenge window has passed without a
-/// veto. Claims mint ownership to the leaf's account, `cumulative − claimed`, so any later root
-/// settles everything earlier ones did not.
-///
-/// Ownership is minted from the final root only (the one training finished on): a contributor
-/// an earlier root credited with more than the final one cannot claim the difference.
+/// leaves (address, uint256)). A root settles once its challenge window has passed without a
+/// veto. Ownership is minted from the final root only (the settled one training finished on), to
+/// the leaf's account, `cumulative − claimed`: cumulative units make it pay everything earlier
+/// roots credited, and a contributor an earlier root credited with more than the final one cannot
+/// claim the difference.
 ///
 /// Stake: returned to the designer when the run is trained. When a run is abandoned, no root can
 /// be posted any more, but those already posted still settle or get vetoed. Once every one of
