@@ -64,7 +64,11 @@ describe('norm band', () => {
     expect(m).toBeCloseTo(1.035, 6);
     expect(b.check(m * BAND_FACTOR)).toBeUndefined();
     expect(b.check(m / BAND_FACTOR)).toBeUndefined();
-    expect(b.check(m * BAND_FACTOR * 1.01)).toMatch(/RMS 8.36 is outside \[0.129, 8.28\] \(median 1.04 of the last 8 frames/);
+    const lo = (m / BAND_FACTOR).toPrecision(3);
+    const hi = (m * BAND_FACTOR).toPrecision(3);
+    expect(b.check(m * BAND_FACTOR * 1.01)).toBe(
+      `RMS ${(m * BAND_FACTOR * 1.01).toPrecision(3)} is outside [${lo}, ${hi}] (median 1.04 of the last ${BAND_MIN} frames, ×${BAND_FACTOR} either way)`,
+    );
     expect(b.check(m / BAND_FACTOR / 1.01)).toMatch(/outside/);
     expect(b.check(100 * m)).toMatch(/outside/);
   });
@@ -315,6 +319,31 @@ describe('mailbox: statistics and replays', () => {
     box.deliver('p', frame({ kind: FrameKind.Activation, round: 20, mb: 5 }));
     expect(whys()).toHaveLength(3);
     expect(box.held().frames).toBe(2);
+  });
+
+  it('learns only from frames taken: frames no route asked for cannot drag the band', async () => {
+    const { box, whys } = mailbox();
+    box.setRound(1, 1);
+    // Before the band is armed, a hostile sender gets frames of the wrong scale filed...
+    for (let mb = 0; mb < 2 * BAND_MIN; mb++) box.deliver('q', frame({ kind: FrameKind.Gradient, round: 1, mb: 10 + mb, tensor: values(N * W, 0.1) }));
+    expect(whys()).toEqual([]);
+    // ...but only the honest ones are used, so only they set the band.
+    await armed(box, 'p');
+    box.deliver('q', frame({ kind: FrameKind.Gradient, round: 8, mb: 3, tensor: values(N * W, 0.1) }));
+    box.deliver('p', frame({ kind: FrameKind.Gradient, round: 8, mb: 4, tensor: values(N * W, 1e-3) }));
+    expect(whys()).toEqual(['band']);
+  });
+
+  it('judges evaluation and generation rows by the band of the training activations of the same boundary', async () => {
+    const { box, whys } = mailbox();
+    for (let mb = 0; mb < BAND_MIN; mb++) {
+      box.deliver('p', frame({ mb }));
+      await take(box, 'p', FrameKind.Activation, 1, mb);
+    }
+    box.deliver('p', frame({ kind: FrameKind.EvalActivation, round: 2, tensor: values(N * W, 100) }));
+    box.deliver('p', frame({ kind: FrameKind.GenerateActivation, round: 5, rows: 3, tensor: values(3 * W, 100) }));
+    box.deliver('p', frame({ kind: FrameKind.GenerateActivation, round: 6, rows: 3, tensor: values(3 * W, 2) }));
+    expect(whys()).toEqual(['band', 'band']);
   });
 
   it('refuses an all-zero tensor and a value beyond MAX_ABS from the very first frame', () => {

@@ -2,14 +2,17 @@
 // them: the split model must train exactly like the whole model in one block (fp32 boundaries), a
 // discarded round must leave no trace, a replica serving two lanes must compute both lanes'
 // microbatches, compressed boundaries must still train, and replicas must average bit-identically.
+// A hostile neighbour's frame (wrong shape, NaN, ×100, a replay) must fail the round at once with
+// a HostileFrameError naming it, never crash the stage nor leave it waiting out its timeout.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 
 import { type BlockConfig, initParams } from '../shared/engine/model.js';
-import { workOf } from '../shared/peer/stage-runner.js';
+import { HostileFrameError, workOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
 import type { Dtype } from '../shared/wire/codec.js';
+import { FrameKind, HEADER_BYTES, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { M, type MemorySwarm, OPT, batch, memorySwarm, model } from './memory-peers.js';
 
@@ -28,6 +31,8 @@ async function swarm(m: ModelSpec, layers: number[], dtype: Dtype, lanes = layer
 
 /** One round: every peer on a route computes its share; returns the last stages' loss sum per microbatch. */
 async function round(sw: MemorySwarm, r: number, step: number, routes: string[][], signal = new AbortController().signal) {
+  // As the session does when the round message arrives.
+  for (const p of sw.peers.values()) p.mailbox.setRound(r, step);
   const results = await Promise.all([...sw.peers.values()].map(async (p) => ({ p, res: await p.runner.runRound(workOf(r, step, routes, p.id), signal) })));
   for (const p of sw.peers.values()) p.mailbox.forgetRoundsBefore(r + 1);
   const loss = results.reduce((s, { res }) => s + (res.lossSum ?? 0), 0);
@@ -181,5 +186,102 @@ describe('stage runners over in-memory channels', () => {
     const other = sw.get('s0b').averager.average(2, ['s0a', 's0b', 's0x'], []);
     setTimeout(() => ['s0a', 's0b'].forEach((id) => sw.get(id).averager.forget('s0x')), 50);
     expect(await Promise.all([waiting, other])).toEqual([2, 2]);
+  });
+});
+
+describe('a hostile neighbour', () => {
+  /** Every frame `from` sends `to` is rewritten by `edit` on its way (what a hostile `from` would send). */
+  function tamper(sw: MemorySwarm, to: string, from: string, edit: (bytes: Uint8Array) => Uint8Array): void {
+    const box = sw.get(to).mailbox;
+    const deliver = box.deliver.bind(box);
+    box.deliver = (sender, bytes) => deliver(sender, sender === from ? edit(bytes) : bytes);
+  }
+
+  const path = ['s0a', 's1a', 's2a'];
+
+  /** Round `r` on the path; the round is aborted (discarded) as soon as `victim` fails, as the coordinator would. */
+  async function failingRound(sw: MemorySwarm, r: number, victim: string): Promise<{ error: unknown; ms: number }> {
+    const abort = new AbortController();
+    for (const p of sw.peers.values()) p.mailbox.setRound(r, r);
+    const t0 = performance.now();
+    const runs = path.map((id) => sw.get(id).runner.runRound(workOf(r, r, lane(path), id), abort.signal));
+    const error = await runs[path.indexOf(victim)].then(
+      () => undefined,
+      (e) => e,
+    );
+    const ms = performance.now() - t0;
+    abort.abort(new Error(`round ${r} discarded`));
+    await Promise.allSettled(runs);
+    for (const p of sw.peers.values()) p.runner.discard();
+    return { error, ms };
+  }
+
+  const header = (bytes: Uint8Array) => ({
+    round: new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true),
+    mb: new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true),
+  });
+
+  it('a well-formed 1×1 activation fails the round at once with a HostileFrameError, not a crash in the runtime', async () => {
+    const sw = await swarm(model, [1, 1, 1], 'fp32');
+    tamper(sw, 's1a', 's0a', (b) =>
+      encodeFrame({ kind: FrameKind.Activation, step: header(b).round, microbatch: header(b).mb, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(1) }),
+    );
+    const { error, ms } = await failingRound(sw, 1, 's1a');
+    expect(error).toBeInstanceOf(HostileFrameError);
+    expect((error as HostileFrameError).from).toBe('s0a');
+    expect((error as Error).message).toMatch(/s0a's Activation frame for round 1 microbatch 0: refused: .*1×1 fp32, expected 16×16 fp32/);
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it('a NaN activation fails the round at once (the stage used to wait out its timeout and be blamed itself)', async () => {
+    const sw = await swarm(model, [1, 1, 1], 'fp32');
+    tamper(sw, 's1a', 's0a', (b) => {
+      const c = b.slice();
+      new DataView(c.buffer).setFloat32(HEADER_BYTES + 4 * 5, Number.NaN, true);
+      return c;
+    });
+    const { error, ms } = await failingRound(sw, 1, 's1a');
+    expect(error).toBeInstanceOf(HostileFrameError);
+    expect((error as Error).message).toMatch(/^s0a's Activation frame for round 1 microbatch 0: refused: .*decodes to NaN/);
+    expect(ms).toBeLessThan(5_000); // not the 20 s timeout
+    expect(sw.get('s1a').mailbox.hostile.get('s0a')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('gradients scaled ×100 are refused once the band has seen honest ones, and the round fails at once', async () => {
+    const sw = await swarm(model, [1, 1, 1], 'fp32');
+    for (let r = 1; r <= 3; r++) {
+      await round(sw, r, r, lane(path));
+      await commit(sw, r);
+    }
+    tamper(sw, 's1a', 's2a', (b) => {
+      const f = decodeFrame(b);
+      return encodeFrame({ ...f, tensor: f.tensor.map((v) => 100 * v) });
+    });
+    const { error, ms } = await failingRound(sw, 4, 's1a');
+    expect(error).toBeInstanceOf(HostileFrameError);
+    expect((error as HostileFrameError).from).toBe('s2a');
+    expect((error as Error).message).toMatch(/s2a's Gradient frame for round 4 microbatch \d: refused: RMS .* is outside/);
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it('activations of an earlier step replayed under a later round are refused', async () => {
+    const sw = await swarm(model, [1, 1, 1], 'fp32');
+    const sent = new Map<string, Uint8Array>();
+    tamper(sw, 's1a', 's0a', (b) => {
+      const { round: r, mb } = header(b);
+      if (r === 1) sent.set(`${mb}`, b);
+      if (r < 3) return b;
+      // Round 3: round 1's frame of the same microbatch, relabelled.
+      const old = sent.get(`${mb}`)!.slice();
+      new DataView(old.buffer).setUint32(8, r, true);
+      return old;
+    });
+    for (let r = 1; r <= 2; r++) {
+      await round(sw, r, r, lane(path));
+      await commit(sw, r);
+    }
+    const { error } = await failingRound(sw, 3, 's1a');
+    expect(error).toBeInstanceOf(HostileFrameError);
+    expect((error as Error).message).toMatch(/refused: the payload repeats the one sent as kind 1 microbatch \d of step 1/);
   });
 });

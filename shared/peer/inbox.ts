@@ -41,7 +41,11 @@ export class Inbox {
   readonly held = { frames: 0, bytes: 0 };
   private minStep = 0;
 
-  constructor(private readonly limits: FrameLimits = {}) {}
+  constructor(
+    private readonly limits: FrameLimits = {},
+    /** Sees every frame as a take hands it out (it is then used). */
+    private readonly onTaken?: (f: Frame) => void,
+  ) {}
 
   private static key(kind: number, step: number, mb: number): string {
     return `${kind}:${step}:${mb}`;
@@ -74,7 +78,10 @@ export class Inbox {
     const key = Inbox.key(f.kind, f.step, f.microbatch);
     this.seen.add(key);
     const w = this.waiting.get(key);
-    if (w) return w.got(f);
+    if (w) {
+      this.onTaken?.(f);
+      return w.got(f);
+    }
     this.frames.set(key, f);
     this.held.frames++;
     this.held.bytes += frameBytesHeld(f);
@@ -121,6 +128,7 @@ export class Inbox {
     const f = this.frames.get(key);
     if (f) {
       this.remove(key, f);
+      this.onTaken?.(f);
       return Promise.resolve(f);
     }
     const refused = this.refused.get(key) ?? this.tainted;

@@ -63,6 +63,12 @@ export const AVG_STEPS_HELD = 2;
 const ROUND_STEPS = 64;
 
 const BOUNDARY_KINDS: ReadonlySet<number> = new Set([FrameKind.Activation, FrameKind.Gradient, FrameKind.EvalActivation, FrameKind.GenerateActivation]);
+/**
+ * The band a boundary tensor is judged by: its boundary's forward values (training, evaluation
+ * and generation rows are the same stage's output: evaluation frames come too seldom, and generation
+ * ones too late, to keep a band of their own current) or its backward ones (gradients).
+ */
+const bandOf = (kind: FrameKind) => (kind === FrameKind.Gradient ? 'backward' : 'forward');
 
 class Refusal extends Error {
   constructor(
@@ -79,7 +85,7 @@ interface Sender extends Inboxes {
 
 export class Mailbox {
   private readonly senders = new Map<string, Sender>();
-  private readonly bands = new Map<number, NormBand>();
+  private readonly bands = { forward: new NormBand(), backward: new NormBand() };
   private readonly roundSteps = new Map<number, number>();
   private round = 0;
   /** Frames refused as their sender's fault, by sender. */
@@ -97,7 +103,12 @@ export class Mailbox {
   private sender(peerId: string): Sender {
     let s = this.senders.get(peerId);
     if (!s) {
-      s = { train: new Inbox(), gen: new Inbox(), avg: new Inbox(), recent: new RecentPayloads() };
+      // A band learns from the frames taken (used), not from all filed: a neighbour cannot drag it
+      // with frames no route asked for.
+      const taken = (f: Frame) => {
+        if (BOUNDARY_KINDS.has(f.kind)) this.bands[bandOf(f.kind)].add(rms(f.tensor));
+      };
+      s = { train: new Inbox({}, taken), gen: new Inbox({}, taken), avg: new Inbox(), recent: new RecentPayloads() };
       this.senders.set(peerId, s);
     }
     return s;
@@ -146,28 +157,24 @@ export class Mailbox {
   /** File `f` if every check passes; throws a Refusal naming the first that fails. */
   private admit(s: Sender, inbox: Inbox, f: Frame): void {
     this.checkHeld(s, inbox, f);
-    const r = this.checkValues(f);
+    this.checkValues(f);
     const use = this.payloadUse(f);
     const h = use ? tensorHash(f.tensor) : 0;
     const before = use && s.recent.replayOf(h, use);
     if (before)
       throw new Refusal('replay', `the payload repeats the one sent as kind ${before.kind} microbatch ${before.mb}${before.step === undefined ? '' : ` of step ${before.step}`}`);
     inbox.pushFrame(f);
-    if (r !== undefined) this.band(f.kind).add(r);
     if (use) s.recent.remember(h, use);
   }
 
-  /** Refuses implausible values and a boundary tensor out of its band; returns a boundary tensor's RMS. */
-  private checkValues(f: Frame): number | undefined {
+  /** Refuses implausible values, and a boundary tensor out of its band. */
+  private checkValues(f: Frame): void {
     const boundary = BOUNDARY_KINDS.has(f.kind);
-    if (!boundary && f.kind !== FrameKind.ReplicaWeights) return undefined;
+    if (!boundary && f.kind !== FrameKind.ReplicaWeights) return;
     const bad = implausible(f.tensor);
     if (bad) throw new Refusal('implausible', bad);
-    if (!boundary) return undefined;
-    const r = rms(f.tensor);
-    const out = this.band(f.kind).check(r);
+    const out = boundary && this.bands[bandOf(f.kind)].check(rms(f.tensor));
     if (out) throw new Refusal('band', out);
-    return r;
   }
 
   /** Refuses a frame that would hold more than this sender may, after evicting what may go. */
@@ -202,12 +209,6 @@ export class Mailbox {
     if (f.kind === FrameKind.EvalActivation) return { kind: f.kind, mb: f.microbatch };
     if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.step) };
     return undefined;
-  }
-
-  private band(kind: number): NormBand {
-    let b = this.bands.get(kind);
-    if (!b) this.bands.set(kind, (b = new NormBand()));
-    return b;
   }
 
   private inboxOf(s: Sender, kind: FrameKind): Inbox {
