@@ -11,7 +11,8 @@ import { type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage, encodeServer
 export interface Conn {
   readonly id: number;
   tag?: string;
-  bad: number;
+  /** When its bad frames of the last BAD_WINDOW_MS came (at most maxBad of them). */
+  readonly bad: number[];
   readonly ws: WebSocket;
 }
 
@@ -33,6 +34,21 @@ export interface TransportHandlers {
 
 /** ws closes a connection outright above this; between MAX_MESSAGE_BYTES and here we answer with an error instead. */
 const HARD_PAYLOAD_BYTES = 4 * MAX_MESSAGE_BYTES;
+/**
+ * Most bytes waiting for one client to read (ws would queue without limit for a socket that never
+ * reads, e.g. one that signals itself and reads nothing). Kernel buffers hold megabytes before the
+ * first byte waits here, so a reading peer, even one whose event loop is blocked compiling kernels
+ * for a while, stays far below it.
+ */
+const MAX_BUFFERED_BYTES = 128 * MAX_MESSAGE_BYTES;
+/**
+ * Bad frames count against a socket for this long: a client that keeps sending them is closed, but
+ * a long-lived peer's occasional refused message (a signal racing a neighbour's departure) is
+ * forgiven instead of adding up over a run of hours.
+ */
+const BAD_WINDOW_MS = 60_000;
+/** A socket closed for misbehaving that does not answer the close handshake is dropped after this. */
+const CLOSE_GRACE_MS = 1000;
 
 export class Transport {
   readonly counters: TransportCounters = { messagesIn: 0, messagesOut: 0, badMessages: 0, binaryFrames: 0, binaryBytesReceived: 0 };
@@ -44,8 +60,9 @@ export class Transport {
   constructor(
     private readonly handlers: TransportHandlers,
     private readonly log: (line: string) => void,
-    /** Bad frames one socket may send before it is closed. */
+    /** Bad frames one socket may send within `badWindowMs` before it is closed. */
     private readonly maxBad = 20,
+    private readonly badWindowMs = BAD_WINDOW_MS,
   ) {}
 
   /** Start listening; resolves with the bound port (0 picks a free one). */
@@ -91,20 +108,28 @@ export class Transport {
       return;
     }
     if (conn.ws.readyState !== WebSocket.OPEN) return;
+    if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.log(`dropping ${this.name(conn)}: ${conn.ws.bufferedAmount} bytes are waiting for it to read`);
+      return conn.ws.terminate();
+    }
     conn.ws.send(enc.text);
     this.counters.messagesOut++;
   }
 
   /** Answer a bad frame with an error; a socket that keeps sending them is closed. */
   reject(conn: Conn, message: string, ref?: string): void {
+    // An answer that comes after the socket closed (a check that took a while) is told nobody and counts for nothing.
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
     this.counters.badMessages++;
-    conn.bad++;
-    this.log(`rejected from ${conn.tag ?? `socket ${conn.id}`}: ${message.slice(0, 300)}`);
+    const now = Date.now();
+    while (conn.bad.length > 0 && now - conn.bad[0] > this.badWindowMs) conn.bad.shift();
+    conn.bad.push(now);
+    this.log(`rejected from ${this.name(conn)}: ${message.slice(0, 300)}`);
     this.send(conn, { type: 'error', message: message.slice(0, 1024), ...(ref ? { ref: ref.slice(0, 64) } : {}) });
-    if (conn.bad >= this.maxBad) {
-      this.send(conn, { type: 'error', message: `closing the connection after ${conn.bad} bad messages` });
-      conn.ws.close(1008, 'too many bad messages');
-    }
+    if (conn.bad.length < this.maxBad) return;
+    this.send(conn, { type: 'error', message: `closing the connection after ${conn.bad.length} bad messages` });
+    conn.ws.close(1008, 'too many bad messages');
+    setTimeout(() => this.terminate(conn), CLOSE_GRACE_MS).unref();
   }
 
   /** Drop a connection now (a peer declared lost must not linger half-alive). */
@@ -112,12 +137,16 @@ export class Transport {
     if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.terminate();
   }
 
+  private name(conn: Conn): string {
+    return conn.tag ?? `socket ${conn.id}`;
+  }
+
   private onConnection(ws: WebSocket): void {
-    const conn: Conn = { id: ++this.seq, ws, bad: 0 };
+    const conn: Conn = { id: ++this.seq, ws, bad: [] };
     this.conns.add(conn);
     ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
     // ws reports protocol violations (e.g. a frame above maxPayload) here, then closes the socket.
-    ws.on('error', (e) => this.log(`socket error from ${conn.tag ?? `socket ${conn.id}`}: ${e.message}`));
+    ws.on('error', (e) => this.log(`socket error from ${this.name(conn)}: ${e.message}`));
     ws.on('close', () => {
       this.conns.delete(conn);
       this.handlers.close(conn);
@@ -126,6 +155,8 @@ export class Transport {
   }
 
   private onFrame(conn: Conn, data: RawData, isBinary: boolean): void {
+    // ws still delivers what a closing socket sent: a connection cut off (or shutting down) is not listened to any more.
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
     this.counters.messagesIn++;
     const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data instanceof ArrayBuffer ? data.byteLength : data.length;
     if (isBinary) {
