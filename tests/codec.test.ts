@@ -2,7 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantize, tensorBytes } from '../shared/wire/codec.js';
 import { encodeSymbols } from '../shared/wire/entropy.js';
 import { gaussian, rng } from '../shared/engine/model.js';
-import { type Frame, FrameKind, HEADER_BYTES, WireError, type WireErrorCode, decodeFrame, encodeFrame, frameBytes } from '../shared/wire/frame.js';
+import {
+  type Frame,
+  FrameKind,
+  type FrameShapes,
+  HEADER_BYTES,
+  WireError,
+  type WireErrorCode,
+  decodeExpected,
+  decodeFrame,
+  encodeFrame,
+  frameBytes,
+  readHeader,
+} from '../shared/wire/frame.js';
 
 // ---- Independent references: arithmetic on doubles, not bit manipulation like the code under test.
 
@@ -478,6 +490,55 @@ describe('wire frames', () => {
     code(() => decodeFrame(patched(base({ dtype: 'int8' }), (v) => v.setFloat32(HEADER_BYTES + 4, Infinity, true))), 'nonfinite');
     // A finite scale whose product with a level overflows f32.
     code(() => decodeFrame(patched(base({ dtype: 'int4' }), (v) => v.setFloat32(HEADER_BYTES, 3e38, true))), 'nonfinite');
+  });
+
+  it('readHeader reads what a frame claims to be, checking only the header itself', () => {
+    const tokens = Uint16Array.from([1, 2, 3]);
+    expect(readHeader(oddView(encodeFrame(base({ dtype: 'int8', tokens }), undefined, { entropy: true })))).toEqual({
+      kind: FrameKind.Activation,
+      dtype: 'int8',
+      step: 123456,
+      microbatch: 7,
+      rows: 3,
+      cols: 7,
+      payloadBytes: 3 * (4 + 7),
+      tokens: true,
+      coded: false,
+    });
+    // A truncated payload or an absurd shape is not the header's business: the key can still be read.
+    const h = readHeader(patched(base(), (v) => v.setUint32(16, 0xffffffff, true)).subarray(0, HEADER_BYTES));
+    expect([h.step, h.microbatch, h.rows]).toEqual([123456, 7, 0xffffffff]);
+    code(() => readHeader(new Uint8Array(HEADER_BYTES - 1)), 'truncated');
+    code(() => readHeader(patched(base(), (v) => v.setUint8(4, 9))), 'version');
+    code(() => readHeader(patched(base(), (v) => v.setUint8(7, 0x10))), 'reserved');
+  });
+
+  it('decodeExpected takes only a listed kind at its exact shape, checked before anything is decoded', () => {
+    const shapes: FrameShapes = {
+      [FrameKind.Activation]: { minRows: 3, maxRows: 3, cols: 7, dtype: 'int8c', tokens: false },
+      [FrameKind.GenerateActivation]: { minRows: 1, maxRows: 3, cols: 7, dtype: 'int8c', tokens: true },
+    };
+    const ids = (n: number) => new Uint16Array(n);
+    const ok = (f: Frame) => decodeExpected(encodeFrame(f, undefined, { entropy: true }), shapes);
+    expect(ok(base({ dtype: 'int8c' })).rows).toBe(3);
+    for (const rows of [1, 2, 3])
+      expect(ok(base({ kind: FrameKind.GenerateActivation, dtype: 'int8c', rows, tensor: tensor.subarray(0, 7 * rows), tokens: ids(rows) })).rows).toBe(rows);
+    expect(code(() => ok(base({ kind: FrameKind.Gradient, dtype: 'int8c' })), 'kind')).toMatch(/kind 2 is not expected here/);
+    const wrong: Partial<Frame>[] = [
+      { dtype: 'int8' },
+      { rows: 2, tensor: tensor.subarray(0, 14) },
+      { cols: 3, rows: 7 },
+      { tokens: ids(3) },
+      { kind: FrameKind.GenerateActivation, tokens: undefined },
+      { kind: FrameKind.GenerateActivation, rows: 21, cols: 1, tokens: ids(21) },
+    ];
+    for (const w of wrong) expect(code(() => ok(base({ dtype: 'int8c', ...w })), 'shape')).toMatch(/expected (3|1\.\.3)×7 int8c/);
+    // A constant tensor codes to a few bytes whatever its size: one of another shape is refused
+    // as such, never expanded (decodeFrame, with its default limits, expands it).
+    const bomb = encodeFrame({ ...base(), rows: 1024, cols: 16, dtype: 'int8c', tensor: new Float32Array(1024 * 16).fill(0.5) }, undefined, { entropy: true });
+    expect(bomb.length).toBeLessThan(200);
+    expect(decodeFrame(bomb).tensor.length).toBe(1024 * 16);
+    expect(code(() => decodeExpected(bomb, shapes), 'shape')).toMatch(/is 1024×16 int8c/);
   });
 
   it('encodeFrame refuses what a receiver would reject', () => {

@@ -11,7 +11,8 @@ import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sa
 import { workOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
-import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { GEN_OPEN_REQUESTS } from '../shared/peer/mailbox.js';
+import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { M, type MemoryPeer, OPT, batch, corpus, memorySwarm, model } from './memory-peers.js';
 
@@ -295,6 +296,45 @@ describe('generation through pipeline stages', () => {
     // arrived: that late frame was refused. Nothing else was.
     expect(rejected(p).slice(0, 2)).toEqual([0, 0]);
     expect(rejected(p)[2]).toBeLessThanOrEqual(1);
+  });
+
+  it('a NaN activation from the previous stage fails the request at once (stage 0 learns why) and is blamed on that stage', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    const box = p.stages[1].mailbox;
+    const deliver = box.deliver.bind(box);
+    box.deliver = (from, bytes) => {
+      const c = bytes.slice();
+      if (from === 's0' && c[5] === FrameKind.GenerateActivation) new DataView(c.buffer).setFloat32(HEADER_BYTES + 4, Number.NaN, true);
+      deliver(from, c);
+    };
+    const t0 = performance.now();
+    // Stage 2 waits for an activation stage 1 will not send (aborts travel back, not forward): its session ends it.
+    const end = new AbortController();
+    const last = serve(p, 2, 1, { signal: end.signal });
+    const out = await Promise.allSettled([start(p, 1, PROMPT, 4, { temperature: 0, seed: 1 }), serve(p, 1, 1)]);
+    expect(performance.now() - t0).toBeLessThan(5_000); // not the 20 s timeout
+    end.abort(new Error('the request failed'));
+    await expect(last).rejects.toThrow(/the request failed/);
+    const msg = out.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'resolved'));
+    expect(msg[1]).toMatch(/request 1 failed at token 0 on stage 1: refused: wire frame \(nonfinite\): value 1 .* decodes to NaN/);
+    expect(msg[0]).toMatch(/request 1: a later stage aborted at token 0: it failed/);
+    expect(box.hostile).toEqual(new Map([['s0', 1]]));
+  });
+
+  it('generation frames nobody serves (sent during training, say) are held for a bounded number of requests', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    const hop = p.stages[0].hop('s1');
+    for (let id = 100; id < 200; id++)
+      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, step: id, microbatch: 0, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5) }));
+    await new Promise((r) => setTimeout(r, 50));
+    const box = p.stages[1].mailbox;
+    expect(box.held().frames).toBe(GEN_OPEN_REQUESTS);
+    expect(box.evicted).toBe(100 - GEN_OPEN_REQUESTS);
+    expect(box.hostile.size).toBe(0); // requests that go unserved are the sender's loss, not an attack
+    // The newest request's start is still held (the same start stage 0 sends for it: its copy is a
+    // duplicate), so it is served; and later requests go through.
+    expect((await generate(p, 199, PROMPT, 2)).tokens.length).toBe(2);
+    expect((await generate(p, 7, PROMPT, 2)).tokens.length).toBe(2);
   });
 
   it('generating between and during training steps leaves training bit-for-bit unchanged', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Inbox } from '../shared/peer/inbox.js';
+import { Inbox, InboxRefused, InboxTimeout } from '../shared/peer/inbox.js';
 import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/wire/link.js';
-import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { FrameKind, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -70,6 +70,43 @@ describe('inbox', () => {
     expect(inbox.rejected.join('\n')).toMatch(/duplicate/);
     expect(inbox.rejected.join('\n')).toMatch(/stale/);
     await expect(inbox.take(FrameKind.Activation, 3, 0, 20)).rejects.toThrow(/timed out/);
+  });
+
+  it('fails a take at once for a refused key, whether the take waits already or comes later, until its step is over', async () => {
+    const inbox = new Inbox();
+    const t0 = performance.now();
+    const waiting = inbox.take(FrameKind.Activation, 1, 0, 20_000);
+    inbox.refuse(FrameKind.Activation, 1, 0, 'refused: bad shape');
+    await expect(waiting).rejects.toThrow(InboxRefused);
+    inbox.refuse(FrameKind.Activation, 1, 1, 'refused: NaN');
+    await expect(inbox.take(FrameKind.Activation, 1, 1, 20_000)).rejects.toThrow('refused: NaN');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    await expect(inbox.take(FrameKind.Activation, 1, 2, 20)).rejects.toThrow(InboxTimeout); // another key waits as ever
+    inbox.forgetBefore(2);
+    inbox.refuse(FrameKind.Activation, 1, 3, 'too late'); // a step that is over: nothing to remember
+    inbox.push(frame(2, 1));
+    expect((await inbox.take(FrameKind.Activation, 2, 1, 1000)).step).toBe(2);
+  });
+
+  it('a tainted inbox fails every take until its step ends; it counts what it holds and reports what it hands out', async () => {
+    const taken: number[] = [];
+    const inbox = new Inbox({}, (f) => taken.push(f.microbatch));
+    inbox.push(frame(1, 0));
+    inbox.push(frame(1, 1));
+    expect(inbox.held).toEqual({ frames: 2, bytes: 2 * 4 * 4 });
+    expect(inbox.heldSteps()).toEqual(new Map([[1, 2]]));
+    const waiting = inbox.take(FrameKind.Activation, 1, 5, 20_000);
+    inbox.taint('it sent bytes that are not a frame');
+    await expect(waiting).rejects.toThrow(/not a frame/);
+    await expect(inbox.take(FrameKind.Activation, 1, 6, 20_000)).rejects.toThrow(InboxRefused);
+    // What came before the bad bytes is still good.
+    expect((await inbox.take(FrameKind.Activation, 1, 1, 1000)).microbatch).toBe(1);
+    inbox.forgetBefore(2);
+    expect(inbox.held).toEqual({ frames: 0, bytes: 0 });
+    const next = inbox.take(FrameKind.Activation, 2, 0, 1000);
+    inbox.pushFrame(decodeFrame(frame(2, 0)));
+    expect((await next).step).toBe(2);
+    expect(taken).toEqual([1, 0]);
   });
 
   it('closes one step (a generation request) whatever the order, dropping and refusing its frames', async () => {
