@@ -14,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { Coordinator } from '../coordinator/server.js';
+import { Transport } from '../coordinator/transport.js';
+import { NeighbourLinks } from '../shared/peer/links.js';
+import type { RtcPeer } from '../shared/peer/rtc.js';
 import { registerMessage } from '../shared/swarm/coordinator-client.js';
 import { PeerKey } from '../shared/swarm/identity.js';
 import {
@@ -29,10 +32,11 @@ import {
   parseClientMessage,
   parseServerMessage,
 } from '../shared/swarm/protocol.js';
-import { CLIENT_TYPES, type Frame, SEEDS, type Targets, fuzzFrame, hostileFrame } from './fuzz/frames.js';
+import { CLIENT_TYPES, type Frame, SEEDS, type Targets, fuzzFrame, hostileFrame, randomValue, signalData } from './fuzz/frames.js';
 import { HonestPeer } from './fuzz/honest-peer.js';
 import { OP, RawClient, encodeFrame, handshake } from './fuzz/raw-ws.js';
 import { Rng } from './fuzz/rng.js';
+import { nodeRtc } from '../worker/node-rtc.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 /** The coordinator's default maxBadMessages (left at its default here). */
@@ -657,5 +661,96 @@ describe('the coordinator under fuzz', () => {
   it('never threw, and never logged a bug of its own but the nesting one', () => {
     expect(crashes).toEqual([]);
     expect(f.alarms.filter((l) => !DEEP_DROP.test(l))).toEqual([]);
+  });
+});
+
+describe('the transport on its own', () => {
+  it(`forgives bad frames older than its window, and cuts a socket that sends maxBad within it`, async () => {
+    const t = new Transport({ message: () => {}, close: () => {} }, () => {}, 3, 300);
+    await t.listen(0, '127.0.0.1');
+    const c = new Client(new WebSocket(t.url!));
+    await new Promise((resolve) => c.ws.once('open', resolve));
+    const bad = () => c.ws.send('{');
+    bad();
+    bad();
+    await new Promise((r) => setTimeout(r, 400));
+    bad();
+    bad();
+    await until(() => c.of('error').length === 4, 'four errors');
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    bad();
+    expect(await within(c.closed, 'the cut')).toBe(1008);
+    expect(c.of('error').at(-1)?.message).toBe('closing the connection after 3 bad messages');
+    await t.close();
+  });
+});
+
+describe("a receiving peer's links and WebRTC adapter, fed the garbage a coordinator relays", () => {
+  const gc = collector();
+
+  it('never throw, and a real channel still opens and carries a message through thousands of garbage signals', async () => {
+    const rng = new Rng(SEED + 7);
+    const got: number[] = [];
+    const sides = {} as Record<'a' | 'b', NeighbourLinks>;
+    const make = (self: 'a' | 'b') =>
+      new NeighbourLinks({
+        self,
+        rtc: nodeRtc,
+        sendSignal: (to, data) => setImmediate(() => (to === 'a' || to === 'b') && sides[to].signal(self, data)),
+        onMessage: (_from, bytes) => got.push(bytes[0]),
+        onChange: () => {},
+        log: () => {},
+        maxMessageBytes: 1 << 20,
+        openTimeoutMs: 1500,
+      });
+    sides.a = make('a');
+    sides.b = make('b');
+    // b follows the attempts of "0" (a lower id) and initiates towards "h"; "x" is no neighbour of it.
+    sides.a.set(['b']);
+    sides.b.set(['a', '0', 'h']);
+    let threw = 0;
+    for (let i = 0; i < 3000; i++) {
+      try {
+        sides.b.signal(rng.pick(['0', 'h', 'x']), rng.chance(0.8) ? signalData(rng) : randomValue(rng, 3));
+      } catch {
+        threw++;
+      }
+    }
+    expect(threw).toBe(0);
+    await until(() => sides.a.connected().includes('b') && sides.b.connected().includes('a'), 'a real channel between a and b', 20_000);
+    sides.a.send('b', Uint8Array.of(42));
+    await until(() => got.includes(42), 'the message over it');
+    sides.a.close();
+    sides.b.close();
+  });
+
+  it('keep at most a few candidates a neighbour sends before its offer, and ignore requests to renegotiate or add transceivers', async () => {
+    const p = nodeRtc({ initiator: false, sendSignal: () => {} });
+    const before = retained(gc);
+    // Each parsed from its own JSON text, as the coordinator's relay hands it over (no string shared among them).
+    const candidate = (i: number) => JSON.parse(`{"type":"candidate","candidate":{"candidate":"${String(i).padEnd(40_000, 'x')}","sdpMLineIndex":0,"sdpMid":"0"}}`);
+    for (let i = 0; i < 2000; i++) p.signal(candidate(i));
+    // Kept without a cap, these would be 80 MB.
+    expect(retained(gc) - before).toBeLessThan((gc ? 16 : 64) * 2 ** 20);
+    p.destroy();
+
+    const signals: unknown[][] = [[], []];
+    const peers: RtcPeer[] = [];
+    const relay = (to: number) => (data: unknown) => {
+      signals[1 - to].push(data);
+      setImmediate(() => peers[to].signal(data));
+    };
+    peers.push(nodeRtc({ initiator: true, sendSignal: relay(1) }), nodeRtc({ initiator: false, sendSignal: relay(0) }));
+    await within(Promise.all(peers.map((q) => q.connected)), 'a real connection');
+    await new Promise((r) => setTimeout(r, 200));
+    const offered = signals[0].length;
+    const rng = new Rng(SEED + 8);
+    for (let i = 0; i < 50; i++)
+      peers[0].signal(
+        rng.pick([{ renegotiate: true }, { transceiverRequest: { kind: 'audio', init: {} } }, { type: 'transceiverRequest', transceiverRequest: { kind: 'video' } }]),
+      );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(signals[0].length).toBe(offered);
+    for (const q of peers) q.destroy();
   });
 });

@@ -46,6 +46,25 @@ const HIGH_WATER = 8 * 2 ** 20;
  */
 const POLL_MS = 5;
 
+/**
+ * Most remote ICE candidates one connection takes. Without STUN or TURN a peer gathers a handful
+ * (one per local address and protocol); a neighbour sending more is sending garbage.
+ */
+const MAX_REMOTE_CANDIDATES = 64;
+
+type OwnSignal = { type: 'offer' | 'answer'; sdp: string } | { type: 'candidate'; candidate: { candidate: string; sdpMLineIndex: number | null; sdpMid: string | null } };
+
+/** `d` as one of the signals simple-peer sends on a data-channel-only connection, or undefined. */
+function ownSignal(d: unknown): OwnSignal | undefined {
+  if (typeof d !== 'object' || d === null) return undefined;
+  const { type, sdp, candidate: c } = d as { type?: unknown; sdp?: unknown; candidate?: unknown };
+  if ((type === 'offer' || type === 'answer') && typeof sdp === 'string') return { type, sdp };
+  if (type !== 'candidate' || typeof c !== 'object' || c === null) return undefined;
+  const { candidate, sdpMLineIndex, sdpMid } = c as { candidate?: unknown; sdpMLineIndex?: unknown; sdpMid?: unknown };
+  if (typeof candidate !== 'string') return undefined;
+  return { type, candidate: { candidate, sdpMLineIndex: typeof sdpMLineIndex === 'number' ? sdpMLineIndex : null, sdpMid: typeof sdpMid === 'string' ? sdpMid : null } };
+}
+
 /** An RtcFactory building its peers with `Peer`; `extra` adds host options (Node's `wrtc`). */
 export function simplePeerRtc(Peer: SimplePeerConstructor, extra: Pick<SimplePeerOptions, 'wrtc'> = {}): RtcFactory {
   return (o) => {
@@ -67,6 +86,8 @@ class SimplePeerRtc implements RtcPeer {
   private readonly backlog: Uint8Array[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private open = false;
+  /** Remote ICE candidates taken so far (see MAX_REMOTE_CANDIDATES). */
+  private candidates = 0;
   private rejectConnected: (e: Error) => void = () => {};
 
   constructor(private readonly peer: SimplePeerLike) {
@@ -87,7 +108,13 @@ class SimplePeerRtc implements RtcPeer {
 
   signal(data: unknown): void {
     // Signals that trail a closed connection (late candidates) are expected; drop them.
-    if (this.closedWhy === undefined) this.peer.signal(data as never);
+    if (this.closedWhy !== undefined) return;
+    // The coordinator relays whatever a neighbour sends: only the kinds of signal simple-peer itself
+    // makes get through, rebuilt field by field, and only so many candidates. simple-peer keeps every
+    // candidate that comes before the offer and adds a transceiver per request, without limit.
+    const s = ownSignal(data);
+    if (!s || ('candidate' in s && ++this.candidates > MAX_REMOTE_CANDIDATES)) return;
+    this.peer.signal(s as never);
   }
 
   send(bytes: Uint8Array): void {
