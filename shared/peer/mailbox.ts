@@ -117,7 +117,8 @@ export class Mailbox {
   /**
    * A round message arrived: `round` is the newest round this peer knows, for training step `step`.
    * Call it on arrival, not when the round's turn comes: it sets the window of rounds whose frames
-   * are held, and the step tells a discarded step routed again from a replay.
+   * are held (until a round is known, only the sender's caps bound them), and the step tells a
+   * discarded step routed again from a replay.
    */
   setRound(round: number, step?: number): void {
     this.round = Math.max(this.round, round);
@@ -179,7 +180,9 @@ export class Mailbox {
 
   /** Refuses a frame that would hold more than this sender may, after evicting what may go. */
   private checkHeld(s: Sender, inbox: Inbox, f: Frame): void {
-    if (inbox === s.train && f.step > this.round + TRAIN_ROUNDS_AHEAD) {
+    // A peer that knows no round yet (a joiner whose first round message is still on its way: data
+    // channels can beat the coordinator's socket) holds early frames within the sender's caps.
+    if (inbox === s.train && this.round > 0 && f.step > this.round + TRAIN_ROUNDS_AHEAD) {
       throw new Refusal('window', `round ${f.step} is more than ${TRAIN_ROUNDS_AHEAD} ahead of round ${this.round}, the newest this peer knows`);
     }
     if (inbox === s.gen) this.makeRoom(inbox, f.step, GEN_OPEN_REQUESTS, GEN_FRAMES_PER_REQUEST);
