@@ -297,6 +297,8 @@ describe('fuzzing the awaited neighbour through stage runners', () => {
 
   it('a round fed a damaged frame of its previous stage goes on or fails at once with a HostileFrameError naming it', async () => {
     const fz = new Fuzzer(SEED + 1);
+    // Its own stream: how many frames a third party slips in depends on timing, the damage must not.
+    const third = new Fuzzer(SEED + 2);
     const ids = ['s0', 's1', 's2'];
     const specs = cfgs.map((cfg, s) => ({ id: ids[s], stage: s, cfg, init: new Float32Array(layout(cfg).total).map(() => 0.02 * fz.r() - 0.01), slots: 3 - s }));
     const sw = await memorySwarm(gpu, specs, { stages: 3, dtype: DTYPE, optimizer: OPT, batch, timeoutMs: 3000 });
@@ -329,7 +331,7 @@ describe('fuzzing the awaited neighbour through stage runners', () => {
     let damage = { mb: -1, edit: (b: Uint8Array) => b };
     box.deliver = (from, bytes) => {
       // A third party's garbage arrives all along; it must change nothing.
-      deliver('x', fz.hostile(new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true), 'x').bytes);
+      deliver('x', third.hostile(new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true), 'x').bytes);
       const mb = new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true);
       deliver(from, from === 's0' && damage.mb === mb ? damage.edit(bytes) : bytes);
     };
@@ -369,7 +371,8 @@ describe('fuzzing the awaited neighbour through stage runners', () => {
         p.mailbox.forgetRoundsBefore(r + 1);
       }
     }
-    expect(outcomes.hostile).toBeGreaterThan(10);
-    expect(outcomes.ok).toBeGreaterThan(4);
+    console.log('OUT', JSON.stringify(outcomes));
+    expect(outcomes.hostile).toBeGreaterThan(20); // 31 with this seed
+    expect(outcomes.ok).toBeGreaterThan(4); // 9: flips of low bits and small rescalings pass
   }, 60_000);
 });
