@@ -18,9 +18,11 @@
 // replica, then at the next averaging point receives the replicas' weights as a listener and is
 // active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
 // that stage's newest state back (no other stage rolls back: stages are separate parameters).
+import { type Audit, auditedFrames, chooseAudits, onFinding } from './audits.js';
 import { planRoutes, type RoutablePeer, workOf } from './planner.js';
 import { placePeer, type StageView } from './placement.js';
 import { Emitter } from '../shared/swarm/emitter.js';
+import { FrameKind } from '../shared/wire/frame.js';
 import {
   type Capability,
   type ClientMessageOf,
@@ -28,6 +30,7 @@ import {
   MAX_REPORTED_LOSS,
   type PeerInfo,
   type RunConfig,
+  type Seal,
   type ServerMessage,
   type StateSource,
   type SwarmPhase,
@@ -78,6 +81,8 @@ export interface RunControlEvents {
   'round-aborted': { round: number; step: number; reason: string };
   phase: { phase: SwarmPhase; reason: string };
   'peer-gone': { peerId: string; name: string; stage: number; reason: string; graceful: boolean };
+  /** A peer caught cheating: it is gone, barred from the run, and its unsettled work earns nothing. */
+  purged: { peerId: string; name: string; account?: `0x${string}`; reason: string };
   evaluated: { step: number; valLoss: number };
   /** Training is over (every step committed and the final evaluation in, or given up on). */
   trained: { step: number; valLoss?: number };
@@ -88,6 +93,8 @@ export interface RunControlOptions {
   send(peerId: string, msg: ServerMessage): void;
   now(): number;
   log?(line: string): void;
+  /** Spot checks (audits.ts): the probability each routed peer is audited in a round (default 0: none), and randomness peers cannot predict. */
+  audit?: { rate: number; random(): number };
 }
 
 interface Round {
@@ -97,6 +104,9 @@ interface Round {
   work: Map<string, number>;
   reported: Map<string, ClientMessageOf<'round-done'>>;
   startedAt: number;
+  /** Spot checks of this round, once every report is in (it commits when they are cleared). */
+  audits?: Audit[];
+  auditsSince?: number;
 }
 
 interface StageState {
@@ -129,6 +139,8 @@ export class RunControl extends Emitter<RunControlEvents> {
   private lastLoss?: number;
   private lastValLoss?: number;
   private readonly log: (line: string) => void;
+  /** Keys and accounts of purged peers: refused for the rest of the run. */
+  private readonly barred = new Set<string>();
 
   constructor(private readonly o: RunControlOptions) {
     super();
@@ -175,6 +187,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** Place a registering peer; returns why it cannot take part, or its stage. */
   register(peerId: string, reg: Omit<ClientMessageOf<'register'>, 'type' | 'keyProof' | 'accountProof'>): { ok: true; stage: number } | { ok: false; reason: string } {
     if (this.phase_ === 'finished' || this.phase_ === 'stopped') return { ok: false, reason: `the run is ${this.phase_}` };
+    if (this.barred.has(reg.key) || (reg.account && this.barred.has(reg.account.toLowerCase()))) return { ok: false, reason: 'this peer was purged from the run' };
     const held = (reg.held ?? []).filter((h) => h.runId === this.run.runId);
     const resume = this.resumable(held, reg.capability.maxLayers);
     let stage: number;
@@ -291,6 +304,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (planned === undefined) return `round ${msg.round} routes nothing through ${peerId}`;
     if (msg.microbatches !== planned) return `round ${msg.round} routes ${planned} microbatches through ${peerId}, it reported ${msg.microbatches}`;
     if (r.reported.has(peerId)) return `round ${msg.round} was already reported by ${peerId}`;
+    const missing = missingInputs(r, peerId, msg.inputs);
+    if (missing) return this.purge(peerId, `reported round ${msg.round} done without ${missing}`);
     r.reported.set(peerId, msg);
     const p = this.peers.get(peerId)!;
     if (planned > 0) {
@@ -298,8 +313,66 @@ export class RunControl extends Emitter<RunControlEvents> {
       const ms = Math.max(1, msg.busyMs / planned);
       p.msPerMicrobatch = p.msPerMicrobatch === undefined ? ms : (1 - EMA) * p.msPerMicrobatch + EMA * ms;
     }
-    if (r.reported.size === r.work.size) this.commit(r);
+    if (r.reported.size === r.work.size) this.checkOrCommit(r);
     return undefined;
+  }
+
+  /** Every report is in: audit some of the work (audits.ts), or commit the round. */
+  private checkOrCommit(r: Round): void {
+    const a = this.o.audit;
+    const audits = a && a.rate > 0 ? chooseAudits(r, r.work, (p) => this.witnesses(p), a.rate, a.random) : [];
+    if (audits.length === 0) return this.commit(r);
+    r.audits = audits;
+    r.auditsSince = this.o.now();
+    for (const x of audits) this.sendAudit(r, x);
+  }
+
+  private sendAudit(r: Round, a: Audit): void {
+    this.log(`round ${r.round}: ${a.witness} audits ${a.peer}'s microbatch ${a.microbatch}${a.against ? ` (second opinion after ${a.against})` : ''}`);
+    this.o.send(a.peer, { type: 'audit', round: r.round, microbatch: a.microbatch, witness: a.witness });
+    this.o.send(a.witness, { type: 'verify', round: r.round, step: r.step, microbatch: a.microbatch, peer: a.peer, frames: auditedFrames(r, a) });
+  }
+
+  /** The other active replicas of `peer`'s stage it has a channel to. */
+  private witnesses(peer: string): string[] {
+    const stage = this.peers.get(peer)?.stage;
+    return this.active(stage)
+      .filter((q) => q.peerId !== peer && this.linked(peer, q.peerId))
+      .map((q) => q.peerId);
+  }
+
+  /** A witness's finding on an audited microbatch of the current round. */
+  onVerdict(witness: string, v: ClientMessageOf<'verdict'>): void {
+    const r = this.round;
+    if (!r?.audits || v.round !== r.round) return;
+    const out = onFinding(r.audits, witness, v, (p) => this.witnesses(p), this.o.audit!.random);
+    if (!v.ok) this.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
+    switch (out.kind) {
+      case 'second':
+        r.audits.push(out.audit);
+        return this.sendAudit(r, out.audit);
+      case 'unresolved':
+        return this.abortRound(out.reason);
+      case 'purge': {
+        const audited = r.audits.find((x) => x.witness === out.peer && !x.finding?.ok);
+        this.purge(out.peer, out.reason);
+        // A lying witness purged: the peer it accused is cleared, and the round goes on if it still can.
+        if (audited && this.round === r) audited.finding = { ok: true, reason: 'contradicted by a second witness' };
+        if (this.round === r && r.audits.every((x) => x.finding?.ok)) this.commit(r);
+        return;
+      }
+      case 'commit':
+        return this.commit(r);
+    }
+  }
+
+  /** Audits of the current round have waited too long: work nobody found wrong commits; a finding left unsettled discards the round. */
+  auditsTimedOut(limitMs: number): void {
+    const r = this.round;
+    if (!r?.audits || this.o.now() - r.auditsSince! <= limitMs) return;
+    if (r.audits.some((x) => x.finding && !x.finding.ok)) return this.abortRound(`a disputed audit of round ${r.round} was not settled within ${limitMs} ms`);
+    this.log(`round ${r.round}: ${r.audits.filter((x) => !x.finding).length} audit(s) unanswered within ${limitMs} ms; committing unverified`);
+    this.commit(r);
   }
 
   onStalled(peerId: string, msg: ClientMessageOf<'stalled'>): void {
@@ -476,6 +549,21 @@ export class RunControl extends Emitter<RunControlEvents> {
     else this.reconcile();
   }
 
+  /**
+   * A peer caught cheating: gone at once (its round is discarded and routed again without it), its
+   * key and account barred from the run. Returns the reason, to tell it.
+   */
+  purge(peerId: string, reason: string): string {
+    const p = this.peers.get(peerId);
+    if (!p || p.state === 'gone') return reason;
+    this.barred.add(p.key);
+    if (p.account) this.barred.add(p.account.toLowerCase());
+    this.log(`purging ${peerId} "${p.name}": ${reason}`);
+    this.emit('purged', { peerId, name: p.name, account: p.account, reason });
+    this.onGone(peerId, `purged: ${reason}`);
+    return reason;
+  }
+
   /** The last peer of a stage leaves gracefully: a peer setting up for that stage takes its state over directly. */
   private handOff(leaver: PeerRecord): void {
     const heir = this.live().find((q) => q.stage === leaver.stage && q.state !== 'active');
@@ -595,6 +683,31 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
+
+/**
+ * What a peer's report of round `r` lacks: the seal of each input its routes say it computed from
+ * (the activation from the previous hop, the gradient from the next). A peer cannot have computed
+ * without them; seals for anything else are equally a false claim. Undefined when they match.
+ */
+function missingInputs(r: Round, peerId: string, inputs: readonly Seal[]): string | undefined {
+  const want = new Set<string>();
+  r.routes.forEach((path, mb) => {
+    const s = path.indexOf(peerId);
+    if (s > 0) want.add(`${FrameKind.Activation}:${mb}:${path[s - 1]}`);
+    if (s >= 0 && s < path.length - 1) want.add(`${FrameKind.Gradient}:${mb}:${path[s + 1]}`);
+  });
+  const have = inputs.filter((i) => i.step === r.round && i.to === peerId).map((i) => `${i.kind}:${i.microbatch}:${i.from}`);
+  const extra = have.find((k) => !want.delete(k));
+  if (extra) return `a routed input: it reports ${describeInput(extra)}, which round ${r.round} never routed to it (or twice)`;
+  if (inputs.length !== have.length) return 'seals of its own: a seal for another round or receiver';
+  const lacking = [...want][0];
+  return lacking && describeInput(lacking);
+}
+
+const describeInput = (key: string) => {
+  const [kind, mb, from] = key.split(':');
+  return `the ${Number(kind) === FrameKind.Activation ? 'activation' : 'gradient'} of microbatch ${mb} from ${from}`;
+};
 
 /** Whether a and b are consecutive hops of `path` (in either order). */
 function adjacent(path: string[], a: string, b: string): boolean {

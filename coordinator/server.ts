@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { verifyMessage } from 'viem';
 import { KeyRing, accountMessage, fromHex, keyChallenge } from '../shared/swarm/identity.js';
+import { Evidence } from './evidence.js';
 import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
@@ -42,6 +43,13 @@ export interface CoordinatorOptions {
   readyTimeoutMs?: number;
   /** A round that takes longer than this is discarded and routed again. Default 10 min. */
   roundTimeoutMs?: number;
+  /**
+   * Spot checks: the probability each routed peer's round is audited by a witness replica
+   * (coordinator/audits.ts). Default 0.25.
+   */
+  auditRate?: number;
+  /** How long an audit may take (the bundle's transfer and the recomputation) before the round goes on without it. Default 120 s. */
+  auditTimeoutMs?: number;
   /** Bad frames one socket may send before it is closed. Default 20. */
   maxBadMessages?: number;
   log?: (line: string) => void;
@@ -89,6 +97,8 @@ export interface Progress {
 }
 
 const FINAL_EVAL_TIMEOUT_MS = 120_000;
+/** Messages of one peer that may wait behind the check of its evidence. */
+const MAX_QUEUED = 64;
 
 export class Coordinator extends Emitter<CoordinatorEvents> {
   readonly run: RunConfig;
@@ -103,6 +113,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private readonly heartbeatTimeoutMs: number;
   private readonly setupTimeoutMs: number;
   private readonly readyTimeoutMs: number;
+  private readonly auditTimeoutMs: number;
   private readonly roundTimeoutMs: number;
   private timer?: ReturnType<typeof setInterval>;
   private seq = 0;
@@ -110,6 +121,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private settle!: { resolve: (r: { step: number; valLoss?: number }) => void; reject: (e: Error) => void };
   private readonly commits: Array<{ at: number; step: number }> = [];
   private evalSince?: number;
+  /** Per peer, messages waiting behind evidence being checked. */
+  private readonly inOrder = new Map<string, { tail: Promise<void>; waiting: number }>();
+  private readonly evidence = new Evidence((peerId) => this.control.peer(peerId)?.key);
   /** Each connection's `hello` nonce, and the connections whose registration is being checked. */
   private readonly nonces = new WeakMap<Conn, string>();
   private readonly checking = new WeakSet<Conn>();
@@ -127,19 +141,30 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.heartbeatTimeoutMs = positive('heartbeatTimeoutMs', o.heartbeatTimeoutMs ?? 10_000);
     this.setupTimeoutMs = positive('setupTimeoutMs', o.setupTimeoutMs ?? 180_000);
     this.readyTimeoutMs = positive('readyTimeoutMs', o.readyTimeoutMs ?? 15 * 60_000);
+    this.auditTimeoutMs = positive('auditTimeoutMs', o.auditTimeoutMs ?? 120_000);
+    const auditRate = o.auditRate ?? 0;
+    if (!(auditRate >= 0 && auditRate <= 1)) throw new Error(`auditRate must be in [0, 1], got ${auditRate}`);
     this.roundTimeoutMs = positive('roundTimeoutMs', o.roundTimeoutMs ?? 600_000);
     this.trained = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // A stopped run rejects `trained`; without a listener that would be an unhandled rejection.
     this.trained.catch(() => {});
     this.transport = new Transport({ open: (c) => this.greet(c), message: (c, m) => this.onMessage(c, m), close: (c) => this.onClose(c) }, this.log, o.maxBadMessages);
-    this.control = new RunControl({ run: this.run, send: (id, m) => this.sendToPeer(id, m), now: () => Date.now(), log: this.log });
-    for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'evaluated', 'trained'] as const) {
+    this.control = new RunControl({
+      run: this.run,
+      send: (id, m) => this.sendToPeer(id, m),
+      now: () => Date.now(),
+      log: this.log,
+      // Peers must not guess which work is checked: the coordinator's own CSPRNG.
+      audit: { rate: auditRate, random: () => randomBytes(4).readUInt32LE() / 2 ** 32 },
+    });
+    for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'purged', 'evaluated', 'trained'] as const) {
       this.control.on(event, (payload) => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`)));
     }
     this.control.on('commit', (c) => this.noteCommit(c));
     this.control.on('trained', (t) => this.settle.resolve(t));
     this.control.on('phase', ({ phase, reason }) => phase === 'stopped' && this.settle.reject(new Error(`run stopped: ${reason}`)));
     this.control.on('peer-gone', ({ peerId }) => this.serving?.onPeerGone(peerId));
+    this.control.on('purged', ({ peerId, reason }) => this.cutOff(peerId, reason));
     if (o.inference) {
       this.serving = new InferenceService({
         desk: o.inference,
@@ -247,6 +272,20 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     const peerId = conn.tag;
     if (!peerId) return this.transport.reject(conn, `send register before ${msg.type}`, msg.type);
     this.lastSeen.set(peerId, Date.now());
+    // Evidence is checked asynchronously (signatures); a peer's later messages wait behind it, in order.
+    const queue = this.inOrder.get(peerId);
+    if (!queue && msg.type !== 'round-done' && msg.type !== 'equivocation') return void this.handle(conn, peerId, msg);
+    if (queue && queue.waiting >= MAX_QUEUED) return this.transport.reject(conn, `more than ${MAX_QUEUED} messages waiting behind evidence being checked`, msg.type);
+    const q = queue ?? { tail: Promise.resolve(), waiting: 0 };
+    q.waiting++;
+    q.tail = q.tail
+      .then(() => this.handle(conn, peerId, msg))
+      .catch((e: Error) => this.log(`BUG: handling ${msg.type} from ${peerId}: ${e.message}`))
+      .finally(() => --q.waiting === 0 && this.inOrder.delete(peerId));
+    this.inOrder.set(peerId, q);
+  }
+
+  private async handle(conn: Conn, peerId: string, msg: Exclude<ClientMessage, { type: 'register' | 'infer' }>): Promise<void> {
     const refuse = (why: string | undefined) => why && this.transport.reject(conn, why, msg.type);
     const c = this.control;
     switch (msg.type) {
@@ -261,8 +300,18 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         c.onHeartbeat(peerId, hb);
         return this.emit('heartbeat', { peerId, step: hb.step });
       }
-      case 'round-done':
+      case 'round-done': {
+        const forged = await this.evidence.forged(peerId, msg.inputs);
+        if (forged) return void refuse(c.purge(forged.guilty, forged.reason));
         return void refuse(c.onRoundDone(peerId, msg));
+      }
+      case 'verdict':
+        return c.onVerdict(peerId, msg);
+      case 'equivocation': {
+        const v = await this.evidence.equivocation(peerId, msg.seals);
+        if (v) c.purge(v.guilty, v.reason);
+        return;
+      }
       case 'evaluated':
         return c.onEvaluated(peerId, msg.step, msg.valLoss);
       case 'checkpoint':
@@ -386,6 +435,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     }
     const r = this.control.currentRound;
     if (r && now - r.startedAt > this.roundTimeoutMs) this.control.roundTimedOut(this.roundTimeoutMs);
+    this.control.auditsTimedOut(this.auditTimeoutMs);
     if (this.control.awaitingFinalEval) {
       this.evalSince ??= now;
       if (now - this.evalSince > FINAL_EVAL_TIMEOUT_MS) {
@@ -393,6 +443,15 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         this.control.finishEvaluation();
       }
     } else this.evalSince = undefined;
+  }
+
+  /** A purged peer is told why, and its socket is closed: nothing it sends counts any more. */
+  private cutOff(peerId: string, reason: string): void {
+    const conn = this.conns.get(peerId);
+    this.conns.delete(peerId);
+    if (!conn) return;
+    this.transport.send(conn, { type: 'stop', reason: `purged from the run: ${reason}`.slice(0, 1024) });
+    conn.ws.close(1008, 'purged');
   }
 
   /** Cut a peer off: its socket closes and the run goes on without it. */

@@ -77,6 +77,12 @@ export class Settlement {
     // Roots can only be posted once the run is training on chain.
     c.on('phase', ({ phase }) => phase === 'training' && this.startOnChain());
     c.on('commit', (e) => this.credit(e));
+    // A cheat's work not yet posted earns nothing (what was posted is on chain: the root stands).
+    c.on('purged', ({ account, reason }) => {
+      if (!account) return;
+      const lost = this.ledger.forfeit(account);
+      this.log(`settlement: ${account} forfeits ${lost} unposted units (purged: ${reason})`);
+    });
   }
 
   private startOnChain(): void {

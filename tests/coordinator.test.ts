@@ -14,11 +14,14 @@ import { Coordinator, type CoordinatorOptions, type InferenceDesk } from '../coo
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { CoordinatorClient, type WebSocketConstructor, registerMessage } from '../shared/swarm/coordinator-client.js';
 import { PeerKey } from '../shared/swarm/identity.js';
+import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { seal } from '../shared/wire/seal.js';
 import {
   type Capability,
   type ClientMessage,
   type PeerInfo,
   type RunConfig,
+  type Seal,
   type ServerMessage,
   type ServerMessageOf,
   type ServerMessageType,
@@ -99,11 +102,14 @@ class Inbox {
 }
 
 let cleanups: Array<() => void | Promise<void>> = [];
+/** The seals scripted peers "sent" each other, by receiver (their data channels, reduced to what the coordinator checks). */
+const wire = new Map<string, Seal[]>();
 
 afterEach(async () => {
   // Peers first (stop their timers), then the coordinators.
   const cs = cleanups.reverse();
   cleanups = [];
+  wire.clear();
   for (const c of cs) await c();
 });
 
@@ -160,6 +166,7 @@ class ScriptedPeer {
   replyToGenerate: (m: ServerMessageOf<'generate'>) => GenerateReply = (m) => ({ text: ` ${m.prompt} answered by ${this.name}` });
   private beat?: ReturnType<typeof setInterval>;
   private socket?: WebSocket;
+  key?: PeerKey;
 
   constructor(
     readonly name: string,
@@ -179,7 +186,7 @@ class ScriptedPeer {
     this.client.on('close', (e) => (this.inbox.closed = e.code));
     this.client.on('assign', (m) => this.onAssign(m));
     this.client.on('peers', (m) => this.setMembers(m.peers));
-    this.client.on('round', (m) => this.onRound(m));
+    this.client.on('round', (m) => void this.onRound(m));
     this.client.on('commit', (m) => this.onCommit(m));
     this.client.on('generate', (m) => this.onGenerate(m));
     this.client.on('stop', () => this.stopBeating());
@@ -187,7 +194,8 @@ class ScriptedPeer {
   }
 
   async connect(capability = cap()): Promise<this> {
-    const { peerId } = await this.client.connect({ name: this.name, capability }, { key: await PeerKey.generate() });
+    this.key = await PeerKey.generate();
+    const { peerId } = await this.client.connect({ name: this.name, capability }, { key: this.key });
     this.peerId = peerId;
     this.beat = setInterval(() => this.heartbeat(), 40);
     return this;
@@ -246,13 +254,38 @@ class ScriptedPeer {
     this.send({ type: 'links', connected });
   }
 
-  private onRound(m: ServerMessageOf<'round'>): void {
+  /**
+   * Send each neighbour of the round a sealed (dummy) frame, as a real peer sends its boundaries;
+   * report once every input the routes give it has arrived, citing their seals.
+   */
+  private async onRound(m: ServerMessageOf<'round'>): Promise<void> {
     this.rounds.push(m);
     if (this.hangRounds) return;
     const microbatches = m.routes.filter((path) => path.includes(this.peerId)).length;
+    let expected = 0;
+    for (const [mb, path] of m.routes.entries()) {
+      const s = path.indexOf(this.peerId);
+      if (s < 0) continue;
+      if (s < path.length - 1) await this.post(FrameKind.Activation, m.round, mb, path[s + 1]);
+      if (s > 0) await this.post(FrameKind.Gradient, m.round, mb, path[s - 1]);
+      expected += Number(s > 0) + Number(s < path.length - 1);
+    }
+    const inputs = () => (wire.get(this.peerId) ?? []).filter((x) => x.step === m.round);
+    // Inputs that never come (a neighbour hangs) leave it waiting, as a real peer would stall: no report.
+    const arrived = await until(() => inputs().length >= expected, `round ${m.round}'s inputs at ${this.name}`, 10_000).then(
+      () => true,
+      () => false,
+    );
+    if (!arrived || this.hangRounds) return;
     this.reported.set(m.round, microbatches);
     const last = this.stage === m.routes[0].length - 1;
-    this.send({ type: 'round-done', round: m.round, microbatches, busyMs: 10 * microbatches, ...(last && { lossSum: microbatches * this.lossAt(m.step) }) });
+    this.send({ type: 'round-done', round: m.round, microbatches, busyMs: 10 * microbatches, inputs: inputs(), ...(last && { lossSum: microbatches * this.lossAt(m.step) }) });
+  }
+
+  private async post(kind: FrameKind, round: number, mb: number, to: string): Promise<void> {
+    const frame = encodeFrame({ kind, step: round, microbatch: mb, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(1) });
+    const { seal: s } = await seal(frame, this.key!, this.peerId, to);
+    wire.set(to, [...(wire.get(to) ?? []), s]);
   }
 
   private onCommit(m: ServerMessageOf<'commit'>): void {
@@ -331,7 +364,7 @@ describe('coordinator transport: bad input never crashes it', () => {
     await expectError('{"name": "x"}', /no string "type" field/);
     await expectError(
       '{"type": "dance"}',
-      /^unknown client message type "dance" \(expected one of register, signal, links, ready, heartbeat, round-done, evaluated, checkpoint, stalled, leave, generated, infer\)$/,
+      /^unknown client message type "dance" \(expected one of register, signal, links, ready, heartbeat, round-done, equivocation, verdict, evaluated, checkpoint, stalled, leave, generated, infer\)$/,
     );
     // Schema violations name the message and the field.
     await expectError(JSON.stringify({ type: 'heartbeat', step: 'three', bytesSent: 0, bytesReceived: 0 }), /^invalid heartbeat message: heartbeat\.step: .*expected number/);
@@ -349,7 +382,7 @@ describe('coordinator transport: bad input never crashes it', () => {
       { type: 'ready', step: 0 },
       { type: 'heartbeat', step: 1, bytesSent: 0, bytesReceived: 0 },
       { type: 'links', connected: [] },
-      { type: 'round-done', round: 1, microbatches: 1, busyMs: 1 },
+      { type: 'round-done', round: 1, microbatches: 1, busyMs: 1, inputs: [] },
     ]) {
       await expectError(JSON.stringify(m), new RegExp(`^send register before ${m.type}$`), m.type);
     }
@@ -737,6 +770,61 @@ describe('coordinator: liveness', () => {
     expect([a.stage, b.stage].sort()).toEqual([0, 1]);
     await within(s.coord.trained, 'training over');
     expect(s.commits.map((c) => Object.keys(workOf(c)).sort())).toEqual([1, 2].map(() => [a.peerId, b.peerId].sort()));
+  });
+});
+
+describe('coordinator: evidence in seals', () => {
+  /** a on stage 0 and b on stage 1, training round 1; b holds its report back. */
+  async function pair() {
+    const s = await serve({ run: makeRun({ steps: 5 }) });
+    const a = await peer(s.url, 'a', cap(), { autoReady: true });
+    const b = await peer(s.url, 'b', cap(), { autoReady: true });
+    b.hangRounds = true;
+    await until(() => b.rounds.length === 1 && (wire.get(b.peerId) ?? []).length === 4, "round 1 under way, a's activations at b");
+    return { s, a, b, round: b.rounds[0].round, fromA: wire.get(b.peerId)! };
+  }
+  const purgedOf = (s: Served) => s.gone.filter((g) => g.reason.startsWith('purged: '));
+
+  it('purges a peer whose report cites a seal its sender never made; the honest sender is not blamed', async () => {
+    const { s, a, b, round, fromA } = await pair();
+    const forged = { ...fromA[0], sig: '0'.repeat(128) };
+    b.send({ type: 'round-done', round, microbatches: 4, busyMs: 40, lossSum: 8, inputs: [forged, ...fromA.slice(1)] });
+    await until(() => purgedOf(s).length === 1, 'b purged');
+    expect(purgedOf(s)[0]).toMatchObject({
+      peerId: b.peerId,
+      reason: expect.stringMatching(/^purged: its report cites a seal p\d+-[0-9a-f]{6} never made \(kind 1, round \d+, microbatch 0\)$/),
+    });
+    expect(s.coord.control.peer(a.peerId)?.state).not.toBe('gone');
+    await until(() => b.inbox.closed !== undefined, 'b cut off');
+    expect(b.inbox.all).toContainEqual({ type: 'stop', reason: expect.stringMatching(/^purged from the run: /) });
+    expect(s.aborted.map((x) => x.round)).toEqual([round]);
+  });
+
+  it('purges a sender that sealed two different frames for one slot; a false claim of it purges the claimant', async () => {
+    const { s, a, b, round } = await pair();
+    const twoFrames = await Promise.all(
+      [1, 2].map(
+        async (v) =>
+          (
+            await seal(
+              encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(v) }),
+              a.key!,
+              a.peerId,
+              b.peerId,
+            )
+          ).seal,
+      ),
+    );
+    b.send({ type: 'equivocation', seals: [twoFrames[0], twoFrames[1]] });
+    await until(() => purgedOf(s).length === 1, 'a purged');
+    expect(purgedOf(s)[0]).toMatchObject({ peerId: a.peerId, reason: `purged: sealed two different frames for round ${round} microbatch 0 (kind 1) to ${b.peerId}` });
+    expect(s.coord.control.peer(b.peerId)?.state).not.toBe('gone');
+
+    const t = await pair();
+    const [x, y] = t.fromA;
+    t.b.send({ type: 'equivocation', seals: [x, y] });
+    await until(() => purgedOf(t.s).length === 1, 'the false claimant purged');
+    expect(purgedOf(t.s)[0]).toMatchObject({ peerId: t.b.peerId, reason: 'purged: its equivocation claim names two seals of different slots, or one frame twice' });
   });
 });
 

@@ -276,6 +276,22 @@ describe('contribution ledger', () => {
     expect(s2).toEqual({ ...s1, epoch: 2 });
   });
 
+  it('forfeits only the open epoch of a purged account: what was posted stays, the others are untouched', () => {
+    const l = new ContributionLedger();
+    const [cheat, honest] = ['0x' + '1'.repeat(40), '0x' + '2'.repeat(40)];
+    l.credit(cheat, 100n);
+    l.credit(honest, 100n);
+    l.closeEpoch();
+    l.credit(cheat, 30n);
+    l.credit(cheat, 12n);
+    l.credit(honest, 50n);
+    expect(l.forfeit(cheat)).toBe(42n);
+    expect(l.forfeit(cheat)).toBe(0n);
+    expect(l.units(cheat)).toBe(100n);
+    expect(l.units(honest)).toBe(150n);
+    expect(l.closeEpoch().cumulative.map((e) => e.units)).toEqual([100n, 150n]);
+  });
+
   it('rejects negative and non-bigint credits', () => {
     const l = new ContributionLedger();
     expect(() => l.credit(A, -1n)).toThrow(/units must be a bigint ≥ 0, got -1/);

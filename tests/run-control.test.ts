@@ -6,11 +6,13 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { workOf } from '../coordinator/planner.js';
 import { type CommitEvent, RunControl } from '../coordinator/run-control.js';
+import { FrameKind } from '../shared/wire/frame.js';
 import {
   type Capability,
   type HeldState,
   type RunConfig,
   RunConfigSchema,
+  type Seal,
   type ServerMessage,
   type ServerMessageOf,
   ClientMessageSchema,
@@ -45,6 +47,16 @@ const cap = (maxLayers = 8): Capability => ({ adapter: 'test', kind: 'cpu', gflo
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
 /** The parameter hash peers of `stage` report after averaging at `step`. */
 const stageHash = (stage: number, step: number) => hex(`stage ${stage} step ${step}`);
+/** The seals a peer's report cites: the input frames its routes gave it (signatures are the server's to check; the state machine checks what they cover). */
+function inputsOf(routes: string[][], round: number, id: string): Seal[] {
+  const seal = (kind: number, microbatch: number, from: string): Seal => ({ kind, step: round, microbatch, hash: '0'.repeat(64), from, to: id, sig: '0'.repeat(128) });
+  return routes.flatMap((path, mb) => {
+    const s = path.indexOf(id);
+    if (s < 0) return [];
+    return [...(s > 0 ? [seal(FrameKind.Activation, mb, path[s - 1])] : []), ...(s < path.length - 1 ? [seal(FrameKind.Gradient, mb, path[s + 1])] : [])];
+  });
+}
+
 const accountOf = (id: string) => `0x${hex(id).slice(0, 40)}` as `0x${string}`;
 
 type Sent = { to: string; msg: ServerMessage };
@@ -63,9 +75,13 @@ class Sim {
   /** Per-peer ms per microbatch reported in `busyMs` (default 100). */
   speed: Record<string, number> = {};
 
-  constructor(readonly run: RunConfig) {
+  constructor(
+    readonly run: RunConfig,
+    audit?: { rate: number; random(): number },
+  ) {
     this.rc = new RunControl({
       run,
+      audit,
       now: () => this.clock,
       send: (to, msg) => {
         const ok = ServerMessageSchema.safeParse(msg);
@@ -118,13 +134,14 @@ class Sim {
   }
 
   /** What `id` would report for round `round`: the microbatches its routes give it. */
-  report(id: string, round = this.rc.currentRound!.round, over: { microbatches?: number; lossSum?: number } = {}): string | undefined {
+  report(id: string, round = this.rc.currentRound!.round, over: { microbatches?: number; lossSum?: number; inputs?: Seal[] } = {}): string | undefined {
     const r = this.rounds.get(round);
     if (!r) throw new Error(`no round ${round} was sent`);
     const mine = r.routes.filter((path) => path.includes(id)).length;
     const microbatches = over.microbatches ?? mine;
     const last = this.rc.peer(id)?.stage === this.run.stages - 1;
-    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, ...(last && { lossSum: over.lossSum ?? 2 * mine }) });
+    const inputs = over.inputs ?? inputsOf(r.routes, round, id);
+    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, inputs, ...(last && { lossSum: over.lossSum ?? 2 * mine }) });
   }
 
   /** Every routed peer of the current round (but `except`) reports its share. */
@@ -196,8 +213,8 @@ function sortWork<T extends { peerId: string }>(w: T[]): T[] {
 }
 
 /** Peers registered in order, linked, ready at step 0: training has started. */
-function started(run: RunConfig, ids: string[], expectStages?: number[]): Sim {
-  const sim = new Sim(run);
+function started(run: RunConfig, ids: string[], expectStages?: number[], audit?: { rate: number; random(): number }): Sim {
+  const sim = new Sim(run, audit);
   ids.forEach((id, i) => {
     const r = sim.join(id);
     expect(r.ok).toBe(true);
@@ -307,7 +324,7 @@ describe('RunControl: commit', () => {
     expect(sim.report('b', r1.round, { microbatches: 3 })).toMatch(/routes 2 microbatches through b, it reported 3/);
     expect(sim.report('a')).toMatch(/already reported by a/);
     expect(sim.join('e').ok).toBe(true);
-    expect(sim.rc.onRoundDone('e', { type: 'round-done', round: r1.round, microbatches: 0, busyMs: 0 })).toMatch(/routes nothing through e/);
+    expect(sim.rc.onRoundDone('e', { type: 'round-done', round: r1.round, microbatches: 0, busyMs: 0, inputs: [] })).toMatch(/routes nothing through e/);
     expect(sim.report('b')).toBeUndefined();
     expect(sim.report('c')).toBeUndefined();
     expect(sim.commits).toEqual([]);
@@ -374,6 +391,140 @@ describe('RunControl: commit', () => {
   });
 });
 
+describe('RunControl: reports are checked against the routes', () => {
+  it('purges a peer that reports a round done without the inputs its routes gave it, or with inputs they never gave it; the round is routed again without it and it cannot come back', () => {
+    for (const lie of ['missing', 'foreign', 'other round', 'twice'] as const) {
+      const sim = lanes();
+      const r1 = sim.rc.currentRound!;
+      const honest = inputsOf(r1.routes, r1.round, 'b');
+      const forged = (m: Partial<Seal>) => ({ ...honest[0], ...m });
+      const inputs = {
+        missing: honest.slice(1),
+        foreign: [...honest.slice(1), forged({ from: 'c' })],
+        'other round': [...honest.slice(1), forged({ step: r1.round + 1 })],
+        twice: [...honest, honest[0]],
+      }[lie];
+      expect(sim.report('a')).toBeUndefined();
+      expect(sim.report('b', r1.round, { inputs }), lie).toMatch(/^reported round \d+ done without /);
+      expect(sim.rc.peer('b')?.state).toBe('gone');
+      expect(sim.rc.peer('b')?.goneReason).toMatch(/^purged: reported round/);
+      // The round it was in is discarded and routed again through the others; nobody was credited for it.
+      expect(sim.msgs('commit').filter((c) => c.round === r1.round)).toEqual(expect.arrayContaining([expect.objectContaining({ apply: false })]));
+      const r2 = sim.rc.currentRound!;
+      expect(r2.step).toBe(1);
+      expect(r2.routes.flat()).not.toContain('b');
+      expect(sim.commits).toEqual([]);
+      // Barred: neither its key nor its account may register again.
+      expect(sim.rc.register('b2', { name: 'b again', key: sim.rc.peer('b')!.key, capability: cap() })).toEqual({ ok: false, reason: 'this peer was purged from the run' });
+      expect(sim.rc.register('b3', { name: 'b again', key: 'f'.repeat(64), capability: cap(), account: accountOf('b') })).toEqual({
+        ok: false,
+        reason: 'this peer was purged from the run',
+      });
+    }
+  });
+});
+
+describe('RunControl: spot checks', () => {
+  /** A seeded stream of numbers in [0, 1) (the coordinator uses its CSPRNG). */
+  const seeded = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const verdict = (sim: Sim, witness: string, a: { peer: string; microbatch: number }, ok: boolean, reason = ok ? 'agrees' : 'cos 0.1') =>
+    sim.rc.onVerdict(witness, { type: 'verdict', round: sim.rc.currentRound!.round, microbatch: a.microbatch, peer: a.peer, ok, reason });
+  const verifiesOf = (sim: Sim) => sim.sent.flatMap((x) => (x.msg.type === 'verify' ? [{ to: x.to, ...x.msg }] : []));
+  const reportAll = (sim: Sim) => {
+    const r = sim.rc.currentRound!;
+    for (const id of r.work.keys()) expect(sim.report(id)).toBeUndefined();
+    return r;
+  };
+
+  it('holds the commit until every audit is cleared; each audited peer is told its witness, each witness the frames its neighbours proved', () => {
+    const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(7) });
+    const r = reportAll(sim);
+    expect(sim.commits).toEqual([]);
+    const audits = sim.msgs('audit');
+    const verifies = verifiesOf(sim);
+    expect(audits.map((a) => a.peer).sort()).toEqual(['a', 'b', 'c', 'd']);
+    for (const a of audits) {
+      // The witness is the other replica of the audited peer's stage, and is told what to expect.
+      const witness = { a: 'c', c: 'a', b: 'd', d: 'b' }[a.peer]!;
+      expect(a.witness).toBe(witness);
+      const v = verifies.find((x) => x.to === witness && x.microbatch === a.microbatch)!;
+      expect(v).toMatchObject({ round: r.round, step: r.step, peer: a.peer });
+      expect(Object.keys(v.frames).sort()).toEqual(sim.rc.peer(a.peer)!.stage === 0 ? ['gIn', 'yOut'] : ['dxOut', 'xIn']);
+      expect(r.routes[a.microbatch]).toContain(a.peer);
+    }
+    for (const a of audits.slice(0, 3)) verdict(sim, a.witness, a, true);
+    expect(sim.commits).toEqual([]);
+    // A finding from someone who was not asked changes nothing.
+    verdict(sim, 'zz', audits[3], false);
+    verdict(sim, audits[3].witness, audits[3], true);
+    expect(sim.commits.map((c) => c.step)).toEqual([1]);
+  });
+
+  it('a finding of wrong work with no third replica to settle it discards the round and purges nobody', () => {
+    const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(3) });
+    const r = reportAll(sim);
+    const a = sim.msgs('audit').find((x) => x.peer === 'a')!;
+    verdict(sim, a.witness, a, false);
+    expect(sim.aborted).toEqual([{ round: r.round, step: 1, reason: expect.stringMatching(/^c found a's microbatch \d wrong \(cos 0.1\), and no other replica can settle it$/) }]);
+    expect(
+      sim.rc
+        .live()
+        .map((p) => p.peerId)
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd']);
+    expect(sim.rc.currentRound!.step).toBe(1);
+  });
+
+  it('with three replicas two findings convict: two witnesses against a peer purge it, a second witness contradicting the first purges the first', () => {
+    for (const secondAgrees of [false, true]) {
+      const sim = started(makeRun({ minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], undefined, { rate: 1, random: seeded(11) });
+      const r = reportAll(sim);
+      const stage0 = sim.rc
+        .live()
+        .filter((p) => p.stage === 0)
+        .map((p) => p.peerId);
+      expect(stage0).toHaveLength(3);
+      const audit = sim.msgs('audit').find((x) => stage0.includes(x.peer));
+      if (!audit) throw new Error('no peer of stage 0 audited at rate 1');
+      const mark = sim.mark();
+      verdict(sim, audit.witness, audit, false);
+      const second = sim.msgs('audit', { since: mark })[0];
+      expect(second).toMatchObject({ peer: audit.peer, microbatch: audit.microbatch });
+      expect([audit.peer, audit.witness]).not.toContain(second.witness);
+      expect(verifiesOf(sim).slice(-1)).toEqual([expect.objectContaining({ to: second.witness, peer: audit.peer, microbatch: audit.microbatch })]);
+      verdict(sim, second.witness, second, secondAgrees, secondAgrees ? 'agrees' : 'rel 0.4');
+      const purged = secondAgrees ? audit.witness : audit.peer;
+      expect(sim.rc.peer(purged)?.goneReason).toMatch(
+        secondAgrees ? /^purged: its audit of .* was contradicted by / : /^purged: two witnesses found its microbatch \d+ of round \d+ wrong: cos 0.1; rel 0.4$/,
+      );
+      expect(sim.rc.live().map((p) => p.peerId)).not.toContain(purged);
+      expect(sim.rc.live()).toHaveLength(5);
+      // The round was discarded (its purged peer was in it), or commits once the rest is cleared.
+      if (r.work.has(purged)) expect(sim.aborted.map((x) => x.round)).toContain(r.round);
+    }
+  });
+
+  it('audits nobody answers let the round commit after the limit; a second opinion that never comes discards the round', () => {
+    const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(5) });
+    reportAll(sim);
+    sim.clock += 1000;
+    sim.rc.auditsTimedOut(2000);
+    expect(sim.commits).toEqual([]);
+    sim.clock += 1500;
+    sim.rc.auditsTimedOut(2000);
+    expect(sim.commits.map((c) => c.step)).toEqual([1]);
+
+    const three = started(makeRun({ minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], undefined, { rate: 1, random: seeded(9) });
+    const r = reportAll(three);
+    const audit = three.msgs('audit')[0];
+    verdict(three, audit.witness, audit, false);
+    three.clock += 2500;
+    three.rc.auditsTimedOut(2000);
+    expect(three.aborted).toEqual([{ round: r.round, step: 1, reason: `a disputed audit of round ${r.round} was not settled within 2000 ms` }]);
+    expect(three.rc.live()).toHaveLength(6);
+  });
+});
+
 describe('RunControl: failure mid-round', () => {
   it('discards the round of a lost peer and routes the same step again through the survivors', () => {
     const sim = lanes();
@@ -407,7 +558,7 @@ describe('RunControl: failure mid-round', () => {
 
     // A late report for the discarded round changes nothing.
     expect(sim.report('c', r2.round)).toBeUndefined();
-    expect(sim.rc.onRoundDone('d', { type: 'round-done', round: r2.round, microbatches: 2, busyMs: 1, lossSum: 1 })).toBeUndefined();
+    expect(sim.rc.onRoundDone('d', { type: 'round-done', round: r2.round, microbatches: 2, busyMs: 1, lossSum: 1, inputs: [] })).toBeUndefined();
     expect(sim.commits).toHaveLength(1);
     expect(sim.rc.currentRound).toBe(r3);
 

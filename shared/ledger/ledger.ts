@@ -69,6 +69,14 @@ export class ContributionLedger {
     this.open.set(a, (this.open.get(a) ?? 0n) + units);
   }
 
+  /** A purged peer's account: its credits of the open epoch (not yet posted) are dropped. Returns how many. */
+  forfeit(account: string): bigint {
+    const a = normalizeAccount(account);
+    const lost = this.open.get(a) ?? 0n;
+    this.open.delete(a);
+    return lost;
+  }
+
   closeEpoch(): EpochSnapshot {
     for (const [a, u] of this.open) this.settled.set(a, (this.settled.get(a) ?? 0n) + u);
     this.open.clear();

@@ -12,7 +12,10 @@ import { decodeText, encodeText } from '../engine/data.js';
 import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { Emitter } from '../swarm/emitter.js';
-import { PeerKey } from '../swarm/identity.js';
+import { KeyRing, PeerKey } from '../swarm/identity.js';
+import { FrameKind } from '../wire/frame.js';
+import { seal, unseal } from '../wire/seal.js';
+import { FrameLog } from './frame-log.js';
 import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
@@ -20,7 +23,7 @@ import { GenerationError, type Hop } from './generate.js';
 import type { ChainInfo, PeerHost } from './host.js';
 import { NeighbourLinks } from './links.js';
 import { restAfter } from '../policy/duty.js';
-import type { RunnerOptions } from './stage-runner.js';
+import type { RoundWork, RunnerOptions } from './stage-runner.js';
 import { StallError, workOf } from './stage-runner.js';
 import { StageSeat } from './seat.js';
 import { StateExchange, type StageSnapshot, isStateMessage } from './state-sync.js';
@@ -118,8 +121,10 @@ const HANDOFF_WAIT_MS = 60_000;
 export class PeerSession extends Emitter<SessionEvents> {
   peerId?: string;
   private client?: CoordinatorClient;
-  /** This session's signing key (identity.ts). */
+  /** This session's signing key (identity.ts), its neighbours' public keys, and its recent sealed frames. */
   private key?: PeerKey;
+  private readonly keys = new KeyRing();
+  private readonly frames = new FrameLog();
   private gpu?: Gpu;
   private links?: NeighbourLinks;
   private seat?: StageSeat;
@@ -287,10 +292,12 @@ export class PeerSession extends Emitter<SessionEvents> {
       const seq = ++this.assigns;
       inOrder((x: typeof m) => this.onAssign(x, seq))(m);
     });
-    c.on(
-      'round',
-      inOrder((m) => this.onRound(m)),
-    );
+    const onRound = inOrder((m: ServerMessageOf<'round'>) => this.onRound(m));
+    c.on('round', (m) => {
+      // On arrival, not on its turn: it opens the window of rounds whose frames the mailbox holds.
+      this.seat?.mailbox.setRound(m.round, m.step);
+      onRound(m);
+    });
     c.on('commit', (m) => {
       // A discarded round must stop now, not after the computation it discards; and if it has not
       // started yet (this peer was busy), it must not start at all.
@@ -346,13 +353,14 @@ export class PeerSession extends Emitter<SessionEvents> {
       stage: m.stage,
       corpus: await this.corpusOf(m.run),
       self: this.peerId!,
-      send: (to, b) => this.links!.send(to, b),
+      send: (to, b) => void this.sendSealed(to, b),
       now: () => this.host.now(),
       log: (l) => this.say(l),
       timeoutMs: this.o.timeoutMs ?? 60_000,
       extraWarmup: this.o.extraWarmup ?? 0,
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
+      onHostile: (from, what) => this.say(`refused a frame from ${from} (${what.why}): ${what.reason}`),
       progress: (what) => this.setPhase('setting-up', what),
     });
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
@@ -449,7 +457,22 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private onPeerMessage(from: string, bytes: Uint8Array): void {
     if (isStateMessage(bytes)) return void this.states.onMessage(from, bytes);
-    this.seat?.mailbox.deliver(from, bytes);
+    void this.openSealed(from, bytes);
+  }
+
+  /** Every frame goes out sealed by this session's key (shared/wire/seal.ts), training frames logged for the round's report. */
+  private async sendSealed(to: string, frame: Uint8Array): Promise<void> {
+    const sealed = await seal(frame, this.key!, this.peerId!, to);
+    this.frames.record('out', sealed.seal, sealed.bytes);
+    this.links?.send(to, sealed.bytes);
+  }
+
+  /** A frame counts only if its sender sealed it for us; one that is not is the sender's doing, and dropped. */
+  private async openSealed(from: string, bytes: Uint8Array): Promise<void> {
+    const opened = await unseal(bytes, this.keys, this.members.find((p) => p.peerId === from)?.key, from, this.peerId!);
+    if (!opened.ok) return this.say(`dropped a frame from ${from}: ${opened.error}`);
+    this.frames.record('in', opened.seal, opened.frame);
+    this.seat?.mailbox.deliver(from, opened.frame);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -460,6 +483,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     if (!seat || this.leaving || this.discarded.delete(m.round)) return;
     const work = workOf(m.round, m.step, m.routes, this.peerId!);
     this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
+    this.frames.begin(m.round);
     const abort = new AbortController();
     this.roundAbort = abort;
     this.pending = { round: m.round, step: m.step, microbatches: work.items.length };
@@ -467,7 +491,16 @@ export class PeerSession extends Emitter<SessionEvents> {
       const r = await seat.runner.runRound(work, abort.signal);
       this.pending.lossSum = r.lossSum;
       this.busyMs += r.busyMs;
-      this.send({ type: 'round-done', round: m.round, microbatches: r.microbatches, busyMs: r.busyMs, ...(r.lossSum !== undefined && { lossSum: r.lossSum }) });
+      // Two different frames sealed by one sender for one slot: proof it equivocated (the coordinator purges it).
+      for (const seals of this.frames.equivocations(m.round)) this.send({ type: 'equivocation', seals });
+      this.send({
+        type: 'round-done',
+        round: m.round,
+        microbatches: r.microbatches,
+        busyMs: r.busyMs,
+        inputs: this.frames.inputs(m.round, expectedInputs(work)),
+        ...(r.lossSum !== undefined && { lossSum: r.lossSum }),
+      });
       // A GPU-usage limit: rest before taking the next message, so this GPU works `duty` of the time.
       const rest = restAfter(r.busyMs, this.duty);
       if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
@@ -567,7 +600,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     const at = m.path.indexOf(this.peerId!);
     if (!seat || at < 0) return;
     this.setPhase('serving', `serving request ${m.requestId}`);
-    const hop = (id: string | undefined): Hop | undefined => (id === undefined ? undefined : { send: (b) => this.links!.send(id, b), inbox: seat.mailbox.from(id).gen });
+    const hop = (id: string | undefined): Hop | undefined => (id === undefined ? undefined : { send: (b) => void this.sendSealed(id, b), inbox: seat.mailbox.from(id).gen });
     const t0 = this.host.now();
     const abort = new AbortController();
     this.generating = { path: m.path, abort };
@@ -717,4 +750,12 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.emit('done', { reason });
     this.finished(reason);
   }
+}
+
+/** The input frames a round's work needs: each microbatch's activation from its previous hop and gradient from its next. */
+function expectedInputs(work: RoundWork): Array<{ kind: number; microbatch: number; from: string }> {
+  return work.items.flatMap((i) => [
+    ...(i.prev === undefined ? [] : [{ kind: FrameKind.Activation, microbatch: i.mb, from: i.prev }]),
+    ...(i.next === undefined ? [] : [{ kind: FrameKind.Gradient, microbatch: i.mb, from: i.next }]),
+  ]);
 }

@@ -167,6 +167,20 @@ const hash = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits
 export const HeldStateSchema = z.strictObject({ runId: id, stage: nonNegInt, step: nonNegInt, hash });
 export type HeldState = z.infer<typeof HeldStateSchema>;
 const peerIds = z.array(id).max(256);
+const sha = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+/** A frame's seal as its receiver reports it (shared/wire/seal.ts): provable by the sender's key. */
+export const SealSchema = z.strictObject({
+  kind: z.int().min(1).max(255),
+  step: nonNegInt,
+  microbatch: nonNegInt,
+  hash: sha,
+  from: id,
+  to: id,
+  sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
+});
+export type Seal = z.infer<typeof SealSchema>;
+/** Most seals one report carries (two inputs per microbatch routed through the peer). */
+export const MAX_SEALS = 256;
 /** A raw Ed25519 public key (32 bytes) and a signature (64 bytes), as lowercase hex. */
 const publicKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key as 64 lowercase hex digits');
 const keySignature = z.string().regex(/^[0-9a-f]{128}$/, 'must be a 64-byte Ed25519 signature as 128 lowercase hex digits');
@@ -212,6 +226,19 @@ export const ClientMessageSchemas = {
     microbatches: nonNegInt,
     busyMs: nonNeg,
     lossSum: z.number().nonnegative().optional(),
+    /** The seals of the inputs it computed from: each routed microbatch's activation (from its previous hop) and gradient (from its next). */
+    inputs: z.array(SealSchema).max(MAX_SEALS),
+  }),
+  /** Two different frames one sender sealed for the same slot (round, kind, microbatch, receiver): proof it cheated. */
+  equivocation: z.strictObject({ type: z.literal('equivocation'), seals: z.tuple([SealSchema, SealSchema]) }),
+  /** A witness's finding on an audited microbatch (shared/peer/audit.ts): `ok` when the recomputation agrees. */
+  verdict: z.strictObject({
+    type: z.literal('verdict'),
+    round: nonNegInt,
+    microbatch: nonNegInt,
+    peer: id,
+    ok: z.boolean(),
+    reason: text,
   }),
   /** The validation loss after `step` (the last stage of the evaluation path). */
   evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),
@@ -249,6 +276,8 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
   ClientMessageSchemas.ready,
   ClientMessageSchemas.heartbeat,
   ClientMessageSchemas['round-done'],
+  ClientMessageSchemas.equivocation,
+  ClientMessageSchemas.verdict,
   ClientMessageSchemas.evaluated,
   ClientMessageSchemas.checkpoint,
   ClientMessageSchemas.stalled,
@@ -319,6 +348,20 @@ export const ServerMessageSchemas = {
     average: z.strictObject({ members: z.array(peerIds), listeners: z.array(peerIds) }).optional(),
     eval: z.strictObject({ path: peerIds.min(1), batches: posInt }).optional(),
   }),
+  /** To an audited peer, after its report: send `witness` the bundle of microbatch `microbatch` of round `round` (its weights and that microbatch's frames). */
+  audit: z.strictObject({ type: z.literal('audit'), round: nonNegInt, microbatch: nonNegInt, witness: id }),
+  /**
+   * To a witness: recompute `peer`'s microbatch from the bundle it sends you, and answer with a
+   * `verdict`. `frames` are the SHA-256 of each frame of the bundle as its neighbours' seals prove them.
+   */
+  verify: z.strictObject({
+    type: z.literal('verify'),
+    round: nonNegInt,
+    step: posInt,
+    microbatch: nonNegInt,
+    peer: id,
+    frames: z.strictObject({ xIn: sha.optional(), yOut: sha.optional(), gIn: sha.optional(), dxOut: sha.optional() }),
+  }),
   /** To a leaving peer: hand your state to this peer (it takes your stage over) before you go. */
   handoff: z.strictObject({ type: z.literal('handoff'), to: id }),
   status: z.strictObject({ type: z.literal('status'), phase: SwarmPhaseSchema, reason: text, step: nonNegInt, steps: posInt }),
@@ -361,6 +404,8 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   ServerMessageSchemas.signal,
   ServerMessageSchemas.round,
   ServerMessageSchemas.commit,
+  ServerMessageSchemas.audit,
+  ServerMessageSchemas.verify,
   ServerMessageSchemas.handoff,
   ServerMessageSchemas.status,
   ServerMessageSchemas['peer-lost'],

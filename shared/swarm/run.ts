@@ -82,7 +82,6 @@ export function runLearningRate(run: RunConfig, step: number): number {
   return learningRate(step, { lr: run.optimizer.lr, warmup: run.optimizer.warmup, total: run.scheduleSteps ?? run.steps });
 }
 
-
 /** The text of `bytes`, its hash and length in characters; throws on bytes that are not UTF-8. */
 export async function describeText(bytes: Uint8Array, name: string): Promise<{ text: string; sha256: string; chars: number }> {
   let text: string;

@@ -8,24 +8,12 @@
 //   "SWSL" ‖ kind u8 ‖ step u32le ‖ microbatch u32le ‖ sha256(frame) ‖ from ‖ 0x00 ‖ to   (ids UTF-8)
 import { HEADER_BYTES } from './frame.js';
 import { type KeyRing, type PeerKey, fromHex, sha256Hex, toHex } from '../swarm/identity.js';
+import type { Seal } from '../swarm/protocol.js';
 
 export const SEAL_BYTES = 64;
 
-/** What a seal vouches for: one frame, from one peer to another. */
-export interface SealFacts {
-  kind: number;
-  step: number;
-  microbatch: number;
-  /** SHA-256 of the frame bytes, lowercase hex. */
-  hash: string;
-  from: string;
-  to: string;
-}
-
-/** A seal as reported: the facts and the signature (hex). */
-export interface Seal extends SealFacts {
-  sig: string;
-}
+/** What a seal vouches for: one frame (`hash`: SHA-256 of its bytes), from one peer to another. */
+export type SealFacts = Omit<Seal, 'sig'>;
 
 /** The bytes the sender signs. */
 export function sealMessage(f: SealFacts): Uint8Array {
