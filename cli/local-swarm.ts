@@ -67,7 +67,8 @@ export class LocalSwarm {
   }
 
   /** Start worker `i` (again: it keeps its state directory, so it offers what it kept). */
-  spawn(i: number, extraArgs: string[] = []): WorkerProcess {
+  /** `script`: another entry than worker/worker.ts taking the same flags (the adversarial peers of bench/adversary.ts). */
+  spawn(i: number, extraArgs: string[] = [], script = WORKER): WorkerProcess {
     if (this.workers.has(i)) throw new Error(`worker ${i} is already running`);
     const o = this.o;
     const log = join(o.out, `worker-${i}.log`);
@@ -75,7 +76,7 @@ export class LocalSwarm {
     const args = [
       '--import',
       'tsx',
-      WORKER,
+      script,
       '--coordinator',
       this.coordinator.url!,
       '--data',

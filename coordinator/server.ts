@@ -142,7 +142,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.setupTimeoutMs = positive('setupTimeoutMs', o.setupTimeoutMs ?? 180_000);
     this.readyTimeoutMs = positive('readyTimeoutMs', o.readyTimeoutMs ?? 15 * 60_000);
     this.auditTimeoutMs = positive('auditTimeoutMs', o.auditTimeoutMs ?? 120_000);
-    const auditRate = o.auditRate ?? 0;
+    const auditRate = o.auditRate ?? 0.25;
     if (!(auditRate >= 0 && auditRate <= 1)) throw new Error(`auditRate must be in [0, 1], got ${auditRate}`);
     this.roundTimeoutMs = positive('roundTimeoutMs', o.roundTimeoutMs ?? 600_000);
     this.trained = new Promise((resolve, reject) => (this.settle = { resolve, reject }));

@@ -124,7 +124,8 @@ interface Served {
 
 async function serve(opts: Partial<CoordinatorOptions> = {}): Promise<Served> {
   const logs: string[] = [];
-  const coord = new Coordinator({ run: makeRun(), log: (l) => logs.push(l), ...opts });
+  // Spot checks only where a test asks for them (a scripted peer computes nothing to check).
+  const coord = new Coordinator({ run: makeRun(), log: (l) => logs.push(l), auditRate: 0, ...opts });
   const commits: CommitEvent[] = [];
   const aborted: Served['aborted'] = [];
   const gone: Served['gone'] = [];
@@ -162,6 +163,8 @@ class ScriptedPeer {
   silent = false;
   lastSentAt = 0;
   lossAt = (step: number) => 5 - step / 2;
+  /** What this peer, as a witness, finds of an audited microbatch. */
+  findings: (m: ServerMessageOf<'verify'>) => boolean = () => true;
   valLossAt = (step: number) => 6 - step / 2;
   replyToGenerate: (m: ServerMessageOf<'generate'>) => GenerateReply = (m) => ({ text: ` ${m.prompt} answered by ${this.name}` });
   private beat?: ReturnType<typeof setInterval>;
@@ -189,6 +192,7 @@ class ScriptedPeer {
     this.client.on('round', (m) => void this.onRound(m));
     this.client.on('commit', (m) => this.onCommit(m));
     this.client.on('generate', (m) => this.onGenerate(m));
+    this.client.on('verify', (m) => this.send({ type: 'verdict', round: m.round, microbatch: m.microbatch, peer: m.peer, ok: this.findings(m), reason: 'scripted' }));
     this.client.on('stop', () => this.stopBeating());
     cleanups.push(() => this.close());
   }
@@ -798,6 +802,19 @@ describe('coordinator: evidence in seals', () => {
     await until(() => b.inbox.closed !== undefined, 'b cut off');
     expect(b.inbox.all).toContainEqual({ type: 'stop', reason: expect.stringMatching(/^purged from the run: /) });
     expect(s.aborted.map((x) => x.round)).toEqual([round]);
+  });
+
+  it('audits at the rate asked: each witness is sent the frames its neighbours proved, the round commits once they agree', async () => {
+    const s = await serve({ run: makeRun({ steps: 3, minPerStage: 2 }), auditRate: 1 });
+    const verifies: Array<ServerMessageOf<'verify'>> = [];
+    const peers = await Promise.all(['a', 'b', 'c', 'd'].map((n) => peer(s.url, n, cap(), { autoReady: true })));
+    for (const p of peers) p.client.on('verify', (m) => verifies.push(m));
+    await within(s.coord.trained, 'training over');
+    expect(s.commits.map((c) => c.step)).toEqual([1, 2, 3]);
+    // Every routed peer was audited in every round, by the other replica of its stage.
+    expect(verifies.length).toBe(3 * 4);
+    for (const v of verifies) expect(Object.keys(v.frames).sort()).toEqual(s.coord.control.peer(v.peer)!.stage === 0 ? ['gIn', 'yOut'] : ['dxOut', 'xIn']);
+    expect(s.logs.filter((l) => / audits .*'s microbatch /.test(l))).toHaveLength(12);
   });
 
   it('purges a sender that sealed two different frames for one slot; a false claim of it purges the claimant', async () => {

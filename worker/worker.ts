@@ -4,6 +4,7 @@
 // once, keeps its stage's state in --state-dir, hands it over if the swarm needs it, and exits.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
@@ -55,7 +56,8 @@ function dumpBoundary(dir: string, stage: () => number | undefined): SessionOpti
   };
 }
 
-async function main(): Promise<number> {
+/** Run the worker; `hooks` are extra session options (the adversarial test peers use them: bench/adversary.ts). */
+export async function main(hooks: Partial<SessionOptions> = {}): Promise<number> {
   if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
   const extraWarmup = Number(args['extra-warmup']);
   if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
@@ -67,6 +69,7 @@ async function main(): Promise<number> {
     extraWarmup,
     autotune: !args['quick-start'],
     onBoundary: args.dump ? dumpBoundary(args.dump, () => s.stage) : undefined,
+    ...hooks,
   });
   print(s);
   if (args.metrics) {
@@ -113,10 +116,15 @@ function print(s: PeerSession): void {
   s.on('served', (m) => say(`served request ${m.requestId} (${m.tokens} tokens) in ${Math.round(m.ms)} ms\n`));
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error(`\nworker error: ${e instanceof Error ? e.message : String(e)}`);
-    process.exit(1);
-  },
-);
+/** Exit with the worker's status (a launcher that imports this module runs `main` itself). */
+export function exitWith(run: Promise<number>): void {
+  run.then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(`\nworker error: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) exitWith(main());

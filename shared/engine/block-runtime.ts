@@ -526,6 +526,26 @@ export class BlockRuntime {
     return this.gpu.read(this.grads);
   }
 
+  /**
+   * One microbatch through this block with someone else's parameters (an audit of a replica's
+   * work): forward, and backward when there is a gradient to take (or the head's loss), on slot 0.
+   * This block's own parameters and accumulated gradients are put back afterwards, so a round
+   * waiting for its commit is untouched. Needs slot 0 free (no microbatch of its own in flight).
+   */
+  async recompute(params: Float32Array, input: ForwardInput, gradOut?: Float32Array): Promise<{ loss?: number; x?: Float32Array; dx?: Float32Array }> {
+    const [own, grads] = await Promise.all([this.readParams(), this.readGrads()]);
+    this.writeParams(params);
+    try {
+      const out = await this.forward(input, 0);
+      const dx = this.cfg.hasHead || gradOut ? await this.backward(gradOut, 0) : undefined;
+      return { ...out, ...(dx && { dx }) };
+    } finally {
+      this.gpu.write(this.params, own);
+      this.gpu.write(this.grads, grads);
+      this.slot(0).pending = false;
+    }
+  }
+
   /** Bytes of GPU memory this block holds. */
   get gpuBytes(): number {
     return this.bufs.reduce((s, b) => s + b.size, 0);

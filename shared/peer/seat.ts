@@ -9,6 +9,8 @@ import { dtypeOf } from '../wire/codec.js';
 import type { RunConfig } from '../swarm/protocol.js';
 import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../swarm/run.js';
 import { ReplicaAverager } from './averaging.js';
+import { decodeCheckpoint } from '../engine/checkpoint.js';
+import { type WitnessDeps, auditShapes } from './audit.js';
 import { GenerationPeer } from './generate.js';
 import { Mailbox, type MailboxOptions } from './mailbox.js';
 import { stageFrames } from './stage-frames.js';
@@ -43,6 +45,8 @@ export class StageSeat {
   readonly runner: StageRunner;
   readonly averager: ReplicaAverager;
   readonly generation: GenerationPeer;
+  /** What a witness needs to recompute a replica's microbatch (audit.ts). */
+  readonly witness: WitnessDeps;
   /** The newest state this peer can give a joiner: its last averaged one (or the one it keeps on leaving). */
   snapshot?: StageSnapshot;
 
@@ -54,6 +58,12 @@ export class StageSeat {
     const { run, stage } = o;
     const frames = stageFrames({ cfg: this.cfg, dtype: dtypeOf(run.codec), params: runtime.layout.total, microbatches: run.microbatches, evalBatches: run.evalBatches });
     this.mailbox = new Mailbox({ ...frames, onHostile: o.onHostile });
+    this.witness = {
+      runtime,
+      shapes: auditShapes(frames.shapes),
+      batch: (step, mb) => trainBatch(run, o.corpus, step, mb),
+      anchor: () => this.snapshot && decodeCheckpoint(this.snapshot.bytes).params,
+    };
     this.runner = new StageRunner({
       runtime,
       stage,

@@ -15,6 +15,7 @@ import { Emitter } from '../swarm/emitter.js';
 import { KeyRing, PeerKey } from '../swarm/identity.js';
 import { FrameKind } from '../wire/frame.js';
 import { seal, unseal } from '../wire/seal.js';
+import { Bundles, type Finding, decodeBundle, encodeBundle, isAuditBundle, judge } from './audit.js';
 import { FrameLog } from './frame-log.js';
 import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import { runCorpus } from '../swarm/run.js';
@@ -112,6 +113,11 @@ export interface SessionOptions {
   extraWarmup?: number;
   autotune?: boolean;
   onBoundary?: RunnerOptions['onBoundary'];
+  /**
+   * Rewrite a frame's bytes before they are sealed and sent. What a hostile build of this client
+   * could do; only the adversarial test peers (bench/adversary.ts) set it.
+   */
+  tamper?(to: string, frame: Uint8Array): Uint8Array;
 }
 
 const HEARTBEAT_MS = 1000;
@@ -125,6 +131,12 @@ export class PeerSession extends Emitter<SessionEvents> {
   private key?: PeerKey;
   private readonly keys = new KeyRing();
   private readonly frames = new FrameLog();
+  /** Recent rounds' work (an audit asks for one of its microbatches), bundles sent to this peer as a witness, and the audit it waits on. */
+  private readonly works = new Map<number, RoundWork>();
+  private readonly bundles = new Bundles();
+  private witnessing?: { round: number; abort: AbortController };
+  /** Audits read or swap the stage's weights outside the message queue: one at a time. */
+  private gpuTurn: Promise<unknown> = Promise.resolve();
   private gpu?: Gpu;
   private links?: NeighbourLinks;
   private seat?: StageSeat;
@@ -301,6 +313,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on('commit', (m) => {
       // A discarded round must stop now, not after the computation it discards; and if it has not
       // started yet (this peer was busy), it must not start at all.
+      // The round is decided: an audit of it still waiting for its bundle is moot.
+      if (this.witnessing && this.witnessing.round <= m.round) this.witnessing.abort.abort(new Error(`round ${m.round} was decided`));
       if (!m.apply) {
         this.discarded.add(m.round);
         if (this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
@@ -310,6 +324,12 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on(
       'generate',
       inOrder((m) => this.onGenerate(m)),
+    );
+    // Not queued: this peer may be witnessing the peer that witnesses it (each waits for the other's bundle).
+    c.on('audit', (m) => void this.sendBundle(m).catch((e: Error) => this.say(`could not send the bundle of round ${m.round}: ${e.message}`)));
+    c.on(
+      'verify',
+      inOrder((m) => this.witness(m)),
     );
     c.on('peers', (m) => this.onPeers(m.peers));
     c.on('signal', (m) => this.links?.signal(m.from, m.data));
@@ -457,13 +477,15 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private onPeerMessage(from: string, bytes: Uint8Array): void {
     if (isStateMessage(bytes)) return void this.states.onMessage(from, bytes);
+    if (isAuditBundle(bytes)) return this.bundles.deliver(from, bytes);
     void this.openSealed(from, bytes);
   }
 
   /** Every frame goes out sealed by this session's key (shared/wire/seal.ts), training frames logged for the round's report. */
-  private async sendSealed(to: string, frame: Uint8Array): Promise<void> {
+  private async sendSealed(to: string, bytes: Uint8Array): Promise<void> {
+    const frame = this.o.tamper?.(to, bytes) ?? bytes;
     const sealed = await seal(frame, this.key!, this.peerId!, to);
-    this.frames.record('out', sealed.seal, sealed.bytes);
+    this.frames.record('out', sealed.seal, frame);
     this.links?.send(to, sealed.bytes);
   }
 
@@ -484,6 +506,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     const work = workOf(m.round, m.step, m.routes, this.peerId!);
     this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
     this.frames.begin(m.round);
+    this.works.set(m.round, work);
+    for (const r of this.works.keys()) if (r < m.round - 1) this.works.delete(r);
     const abort = new AbortController();
     this.roundAbort = abort;
     this.pending = { round: m.round, step: m.step, microbatches: work.items.length };
@@ -590,6 +614,51 @@ export class PeerSession extends Emitter<SessionEvents> {
     } finally {
       if (this.evaluating?.abort === abort) this.evaluating = undefined;
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Audits (audit.ts)
+
+  /** Audited: send the witness this peer's weights and the sealed frames of the microbatch. */
+  private async sendBundle(m: ServerMessageOf<'audit'>): Promise<void> {
+    const seat = this.seat;
+    const item = this.works.get(m.round)?.items.find((i) => i.mb === m.microbatch);
+    if (!seat || !item) return this.say(`asked to show microbatch ${m.microbatch} of round ${m.round}, which this peer did not compute`);
+    const params = await this.withGpu(() => seat.runtime.readParams());
+    const f = (dir: 'in' | 'out', kind: number, peer: string | undefined) => (peer === undefined ? undefined : this.frames.frame(dir, m.round, kind, m.microbatch, peer));
+    const frames = {
+      xIn: f('in', FrameKind.Activation, item.prev),
+      yOut: f('out', FrameKind.Activation, item.next),
+      gIn: f('in', FrameKind.Gradient, item.next),
+      dxOut: f('out', FrameKind.Gradient, item.prev),
+    };
+    this.links?.send(m.witness, encodeBundle({ round: m.round, microbatch: m.microbatch, params, frames }));
+  }
+
+  /** Witness: recompute the audited peer's microbatch from its bundle, and say what was found. */
+  private async witness(v: ServerMessageOf<'verify'>): Promise<void> {
+    const seat = this.seat;
+    if (!seat) return;
+    const abort = new AbortController();
+    this.witnessing = { round: v.round, abort };
+    let found: Finding;
+    try {
+      const bytes = await this.bundles.take(v.peer, v.round, v.microbatch, this.o.timeoutMs ?? 60_000, abort.signal);
+      found = await this.withGpu(() => judge(seat.witness, v, decodeBundle(bytes, seat.runtime.layout.total)));
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      found = { ok: false, reason: (e as Error).message };
+    } finally {
+      if (this.witnessing?.abort === abort) this.witnessing = undefined;
+    }
+    if (!found.ok) this.say(`audit of ${v.peer}'s microbatch ${v.microbatch} (round ${v.round}): ${found.reason}`);
+    this.send({ type: 'verdict', round: v.round, microbatch: v.microbatch, peer: v.peer, ok: found.ok, reason: found.reason.slice(0, 1000) });
+  }
+
+  private withGpu<T>(f: () => Promise<T>): Promise<T> {
+    const turn = this.gpuTurn.then(f, f);
+    this.gpuTurn = turn.catch(() => {});
+    return turn;
   }
 
   // -------------------------------------------------------------------------------------------

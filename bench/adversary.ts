@@ -1,0 +1,71 @@
+// `node --import tsx bench/adversary.ts --attack NAME [worker flags]`: a worker (worker/worker.ts)
+// that cheats in one way, for the adversarial tests and `npm run bench:chaos`. Each attack is what
+// a hostile build of the client could do to the frames it sends its neighbours; everything else
+// (registration, reports, heartbeats) is the honest client's, so what catches it is the swarm's
+// checks, not a tell of the test.
+import type { SessionOptions } from '../shared/peer/session.js';
+import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
+
+export const ATTACKS = ['scale-outputs', 'scale-activations', 'garbage-activations', 'zero-activations', 'scale-gradients', 'nan-activations', 'replay-activations'] as const;
+export type Attack = (typeof ATTACKS)[number];
+
+/** The session hooks of one attack. */
+export function attackHooks(attack: Attack): Partial<SessionOptions> {
+  const onSent =
+    (kind: FrameKind, f: (t: Float32Array) => void): SessionOptions['onBoundary'] =>
+    (side, k, _round, _mb, t) =>
+      side === 'sent' && k === kind && f(t);
+  switch (attack) {
+    // Plausible outputs, ×1.5 (activations on the way up, gradients on the way down): inside any
+    // norm band, so only recomputation tells. On any stage.
+    case 'scale-outputs':
+      return { onBoundary: (side, kind, _r, _mb, t) => side === 'sent' && kind !== FrameKind.EvalActivation && t.forEach((v, i) => (t[i] = 1.5 * v)) };
+    case 'scale-activations':
+      return { onBoundary: onSent(FrameKind.Activation, (t) => t.forEach((v, i) => (t[i] = 1.5 * v))) };
+    case 'garbage-activations':
+      return { onBoundary: onSent(FrameKind.Activation, (t) => noise(t)) };
+    case 'zero-activations':
+      return { onBoundary: onSent(FrameKind.Activation, (t) => t.fill(0)) };
+    case 'scale-gradients':
+      return { onBoundary: onSent(FrameKind.Gradient, (t) => t.forEach((v, i) => (t[i] = 100 * v))) };
+    // The first float of the payload (a scale, or the first value) set to NaN: the encoder would refuse it, so the bytes are edited.
+    case 'nan-activations':
+      return { tamper: (_to, f) => (f[5] === FrameKind.Activation ? withNaN(f) : f) };
+    // Old content under a new round and microbatch number (re-sealed: the seal is its own).
+    case 'replay-activations': {
+      let first: Uint8Array | undefined;
+      return {
+        tamper: (_to, f) => {
+          if (f[5] !== FrameKind.Activation) return f;
+          if (!first || first.length !== f.length) return (first = f.slice());
+          const old = first.slice();
+          old.set(f.subarray(8, 16), 8);
+          return old;
+        },
+      };
+    }
+  }
+}
+
+/** Gaussian noise of the tensor's own RMS (no norm check can tell it from a real activation). */
+function noise(t: Float32Array): void {
+  const rms = Math.sqrt(t.reduce((s, v) => s + v * v, 0) / t.length);
+  for (let i = 0; i < t.length; i++) t[i] = rms * Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+}
+
+function withNaN(f: Uint8Array): Uint8Array {
+  const out = f.slice();
+  new DataView(out.buffer).setFloat32(HEADER_BYTES, Number.NaN, true);
+  return out;
+}
+
+async function cli(): Promise<void> {
+  const at = process.argv.indexOf('--attack');
+  const attack = process.argv[at + 1] as Attack;
+  if (at < 0 || !ATTACKS.includes(attack)) throw new Error(`--attack must be one of ${ATTACKS.join(', ')}`);
+  process.argv.splice(at, 2);
+  const { main, exitWith } = await import('../worker/worker.js');
+  exitWith(main(attackHooks(attack)));
+}
+
+if (process.argv[1]?.endsWith('adversary.ts')) void cli();
