@@ -64,7 +64,7 @@ const frame = (kind: FrameKind, tensor: Float32Array) => encodeFrame({ kind, ste
 
 function deps(w: BlockRuntime, stage: number): WitnessDeps {
   const shapes = auditShapes(stageFrames({ cfg: runStageConfigs(run)[stage], dtype: dtype(), params: w.layout.total, microbatches: run.microbatches, evalBatches: 0 }).shapes);
-  return { runtime: w, shapes, batch: (s, mb) => trainBatch(run, corpus, s, mb), anchor: () => undefined };
+  return { runtime: w, shapes, batch: (s, mb) => trainBatch(run, corpus, s, mb), anchor: () => undefined, lr: run.optimizer.lr };
 }
 
 /** Audited peer p of stage `stage` computes microbatch 0 of step 2 honestly; its bundle and what its neighbours' seals prove. */
@@ -142,7 +142,7 @@ describe('spot checks by recomputation', () => {
     expect(scaled.reason).toMatch(/^its input gradient is not what its weights compute \(cosine [\d.]+, relative error [\d.e+-]+\)$/);
     // Weights far from any replica's (the writers zeroed, say) are refused before recomputing.
     const zeroed = b.params.map((p, i) => (i % 2 ? 0 : p));
-    expect((await judge(w, v, { ...b, params: zeroed })).reason).toMatch(/^its weights moved [\d.]+ from the stage's weights here/);
+    expect((await judge(w, v, { ...b, params: zeroed })).reason).toMatch(/^its weights moved [\d.]+ from the stage's weights here \(limit 0.140 at step 2\)$/);
     expect((await judge(w, v, { ...b, params: b.params.map((p, i) => (i === 7 ? Number.NaN : p)) })).reason).toBe('its weight 7 is NaN');
     // A frame other than the one the neighbours' seals prove, or none.
     expect((await judge(w, { ...v, frames: { ...v.frames, xIn: '0'.repeat(64) } }, b)).reason).toBe("its xIn frame is not the one its neighbours' seals prove");

@@ -108,12 +108,14 @@ export function sameWork(sent: Frame, recomputed: Float32Array, shapes: FrameSha
 }
 
 /**
- * How far a replica's weights may be from the stage's last averaged weights, as a multiple of the
- * witness's own distance from them (plus a floor): replicas take the same number of local steps at
- * the same rate, so honest ones drift alike. Measured on the default run: replicas 0.5 %, 1.9 %,
- * 3.9 %, 11 % apart after 1, 3, 5, 10 local steps; zeroed or foreign weights are far beyond.
+ * How far a replica's weights may have moved from the stage's last averaged weights: a floor plus
+ * DRIFT_PER_LR × learning rate for every step since (Adam moves each weight by about the rate a
+ * step). Measured on the default run (lr 3e-3): replicas 0.5 %, 1.9 %, 3.9 %, 11 % apart after 1,
+ * 3, 5, 10 local steps, about 3.3 × lr a step; the limit allows 10 × lr. Zeroed or foreign weights
+ * are far beyond. (A replica that was routed nothing did not move at all: the witness's own drift is
+ * no measure of anyone's.)
  */
-export const DRIFT_FACTOR = 3;
+export const DRIFT_PER_LR = 10;
 export const DRIFT_FLOOR = 0.02;
 
 /**
@@ -128,8 +130,10 @@ export function auditShapes(taken: FrameShapes): FrameShapes {
 
 export interface WitnessDeps {
   runtime: Pick<BlockRuntime, 'readParams' | 'recompute'>;
-  /** The stage's weights at its last averaging, when this peer has them (every replica started from them). */
-  anchor(): Float32Array | undefined;
+  /** The stage's weights at its last averaging and that step, when this peer has them (every replica started from them). */
+  anchor(): { params: Float32Array; step: number } | undefined;
+  /** The run's peak learning rate. */
+  lr: number;
   /** The exact shapes of the stage's boundary frames, both ways (auditShapes). */
   shapes: FrameShapes;
   /** The training microbatch `mb` of step `step` (every replica derives the same data). */
@@ -156,7 +160,7 @@ export async function judge(d: WitnessDeps, v: ServerMessageOf<'verify'>, b: Aud
     }
   }
   for (let i = 0; i < b.params.length; i++) if (!Number.isFinite(b.params[i])) return fail(`its weight ${i} is ${b.params[i]}`);
-  const drift = replicaDrift(b.params, await d.runtime.readParams(), d.anchor());
+  const drift = replicaDrift(b.params, await d.runtime.readParams(), d.anchor(), v.step, d.lr);
   if (drift) return fail(drift);
   const out = await d.runtime.recompute(b.params, { ...d.batch(v.step, v.microbatch), x: frames.xIn?.tensor }, frames.gIn?.tensor);
   for (const [k, recomputed] of [
@@ -172,14 +176,16 @@ export async function judge(d: WitnessDeps, v: ServerMessageOf<'verify'>, b: Aud
   return { ok: true, reason: 'agrees' };
 }
 
-/** Why `theirs` cannot be a replica's weights, or undefined: it drifted from the anchor far more than `mine` did. */
-export function replicaDrift(theirs: Float32Array, mine: Float32Array, anchor: Float32Array | undefined): string | undefined {
-  const base = anchor ?? mine;
-  const own = anchor ? agreement(mine, anchor).rel : 0;
-  const limit = DRIFT_FACTOR * own + DRIFT_FLOOR * (anchor ? 1 : 10);
-  const d = agreement(theirs, base).rel;
+/**
+ * Why `theirs` cannot be a replica's weights at step `step`, or undefined. Measured from the last
+ * averaged weights when known, else from this replica's own (then both may have moved since the start).
+ */
+export function replicaDrift(theirs: Float32Array, mine: Float32Array, anchor: { params: Float32Array; step: number } | undefined, step: number, lr: number): string | undefined {
+  const since = anchor ? step - anchor.step : 2 * step;
+  const limit = DRIFT_FLOOR + DRIFT_PER_LR * lr * Math.max(0, since);
+  const d = agreement(theirs, anchor?.params ?? mine).rel;
   if (d <= limit) return undefined;
-  return `its weights moved ${d.toFixed(3)} from the stage's ${anchor ? 'last averaged weights' : 'weights here'}, this replica's ${own.toFixed(3)} (limit ${limit.toFixed(3)})`;
+  return `its weights moved ${d.toFixed(3)} from the stage's ${anchor ? `weights averaged at step ${anchor.step}` : 'weights here'} (limit ${limit.toFixed(3)} at step ${step})`;
 }
 
 /** Bundles from audited peers, held until this witness's `verify` asks for them (a few, briefly). */

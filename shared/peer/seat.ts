@@ -62,7 +62,8 @@ export class StageSeat {
       runtime,
       shapes: auditShapes(frames.shapes),
       batch: (step, mb) => trainBatch(run, o.corpus, step, mb),
-      anchor: () => this.snapshot && decodeCheckpoint(this.snapshot.bytes).params,
+      anchor: () => this.snapshot && { params: decodeCheckpoint(this.snapshot.bytes).params, step: this.snapshot.step },
+      lr: run.optimizer.lr,
     };
     this.runner = new StageRunner({
       runtime,
