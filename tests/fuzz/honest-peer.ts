@@ -23,6 +23,7 @@ export class HonestPeer {
   signals = 0;
   readonly signalThrows: unknown[] = [];
   committed = 0;
+  private members: PeerInfo[] = [];
   private links?: NeighbourLinks;
   private key?: PeerKey;
   private beat?: ReturnType<typeof setInterval>;
@@ -57,6 +58,8 @@ export class HonestPeer {
       maxMessageBytes: 1 << 20,
       openTimeoutMs: 2000,
     });
+    // Its assign may have come before its welcome resolved: open the channels it asked for now.
+    this.want(this.members);
     this.beat = setInterval(() => this.client.send({ type: 'heartbeat', step: this.committed, bytesSent: 0, bytesReceived: 0 }), 100);
     return this;
   }
@@ -80,6 +83,7 @@ export class HonestPeer {
 
   /** Every peer of its own and the adjacent stages is a neighbour (hostile ones included: it cannot tell). */
   private want(peers: PeerInfo[]): void {
+    this.members = peers;
     if (this.stage < 0) return;
     this.links?.set(peers.filter((p) => Math.abs(p.stage - this.stage) <= 1).map((p) => p.peerId));
   }
