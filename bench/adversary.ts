@@ -6,7 +6,17 @@
 import type { SessionOptions } from '../shared/peer/session.js';
 import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
 
-export const ATTACKS = ['scale-outputs', 'scale-activations', 'garbage-activations', 'zero-activations', 'scale-gradients', 'nan-activations', 'replay-activations'] as const;
+export const ATTACKS = [
+  'scale-outputs',
+  'zero-outputs',
+  'nan-outputs',
+  'scale-activations',
+  'garbage-activations',
+  'zero-activations',
+  'scale-gradients',
+  'nan-activations',
+  'replay-activations',
+] as const;
 export type Attack = (typeof ATTACKS)[number];
 
 /** The session hooks of one attack. */
@@ -20,6 +30,10 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
     // norm band, so only recomputation tells. On any stage.
     case 'scale-outputs':
       return { onBoundary: (side, kind, _r, _mb, t) => side === 'sent' && kind !== FrameKind.EvalActivation && t.forEach((v, i) => (t[i] = 1.5 * v)) };
+    case 'zero-outputs':
+      return { onBoundary: (side, kind, _r, _mb, t) => side === 'sent' && kind !== FrameKind.EvalActivation && t.fill(0) };
+    case 'nan-outputs':
+      return { tamper: (_to, f) => (f[5] === FrameKind.Activation || f[5] === FrameKind.Gradient ? withNaN(f) : f) };
     case 'scale-activations':
       return { onBoundary: onSent(FrameKind.Activation, (t) => t.forEach((v, i) => (t[i] = 1.5 * v))) };
     case 'garbage-activations':

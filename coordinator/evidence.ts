@@ -2,8 +2,13 @@
 // a tensor: a report citing a seal its sender never made is a lie of the reporter; two different
 // frames one sender sealed for the same slot are the sender's equivocation. Keys are those peers
 // registered with (kept after they are gone, so late evidence still checks).
-import { KeyRing } from '../shared/swarm/identity.js';
-import type { Seal } from '../shared/swarm/protocol.js';
+import { boundaryWidth } from '../shared/engine/model.js';
+import { implausible } from '../shared/peer/norm-band.js';
+import { KeyRing, sha256Hex } from '../shared/swarm/identity.js';
+import type { RunConfig, Seal } from '../shared/swarm/protocol.js';
+import { runStageConfigs } from '../shared/swarm/run.js';
+import { dtypeOf } from '../shared/wire/codec.js';
+import { type Frame, FrameKind, decodeFrame } from '../shared/wire/frame.js';
 import { verifySeal } from '../shared/wire/seal.js';
 
 export type Verdict = { guilty: string; reason: string } | undefined;
@@ -24,6 +29,20 @@ export class Evidence {
     return undefined;
   }
 
+  /**
+   * Who is to blame for a frame shown as plainly defective: its sender if it sealed exactly these
+   * bytes and they are; the reporter if the seal or the bytes are not what it says; nobody (the
+   * claim is unproven) if the frame is fine as far as its bytes go.
+   */
+  async defective(reporter: string, seal: Seal, frame: Uint8Array, run: RunConfig): Promise<Verdict | 'unproven'> {
+    const forged = await this.forged(reporter, [seal]);
+    if (forged) return forged;
+    if ((await sha256Hex(frame)) !== seal.hash) return { guilty: reporter, reason: 'the frame it showed is not the one the seal it cites vouches for' };
+    const defect = plainDefect(frame, run);
+    if (!defect) return 'unproven';
+    return { guilty: seal.from, reason: `sent ${reporter} a defective frame (round ${seal.step}, microbatch ${seal.microbatch}): ${defect}` };
+  }
+
   /** Who is to blame for a claimed equivocation: the sender if both seals are its, else the reporter. */
   async equivocation(reporter: string, [a, b]: readonly [Seal, Seal]): Promise<Verdict> {
     const forged = await this.forged(reporter, [a, b]);
@@ -32,4 +51,24 @@ export class Evidence {
     if (!sameSlot || a.hash === b.hash) return { guilty: reporter, reason: 'its equivocation claim names two seals of different slots, or one frame twice' };
     return { guilty: a.from, reason: `sealed two different frames for round ${a.step} microbatch ${a.microbatch} (kind ${a.kind}) to ${reporter}` };
   }
+}
+
+/**
+ * What is plainly wrong with a training frame of this run, from its bytes alone: it does not decode
+ * (or is not finite), is not a boundary tensor of the run's shape and codec, or is implausible (all
+ * zero, absurdly large). Undefined when nothing is: a statistical refusal (a norm band) proves nothing here.
+ */
+export function plainDefect(frame: Uint8Array, run: RunConfig): string | undefined {
+  let f: Frame;
+  try {
+    f = decodeFrame(frame);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const rows = run.model.batch * run.model.seq;
+  const cols = boundaryWidth(runStageConfigs(run)[0]);
+  if (f.kind !== FrameKind.Activation && f.kind !== FrameKind.Gradient) return `a frame of kind ${f.kind} is not a training boundary`;
+  if (f.rows !== rows || f.cols !== cols || f.dtype !== dtypeOf(run.codec))
+    return `a ${f.rows}×${f.cols} ${f.dtype} frame where the run sends ${rows}×${cols} ${dtypeOf(run.codec)}`;
+  return implausible(f.tensor);
 }

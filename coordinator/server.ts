@@ -97,6 +97,8 @@ export interface Progress {
 }
 
 const FINAL_EVAL_TIMEOUT_MS = 120_000;
+/** Messages whose evidence is checked asynchronously (signatures, hashes). */
+const CHECKED = new Set(['round-done', 'equivocation', 'evidence']);
 /** Messages of one peer that may wait behind the check of its evidence. */
 const MAX_QUEUED = 64;
 
@@ -274,7 +276,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.lastSeen.set(peerId, Date.now());
     // Evidence is checked asynchronously (signatures); a peer's later messages wait behind it, in order.
     const queue = this.inOrder.get(peerId);
-    if (!queue && msg.type !== 'round-done' && msg.type !== 'equivocation') return void this.handle(conn, peerId, msg);
+    if (!queue && !CHECKED.has(msg.type)) return void this.handle(conn, peerId, msg);
     if (queue && queue.waiting >= MAX_QUEUED) return this.transport.reject(conn, `more than ${MAX_QUEUED} messages waiting behind evidence being checked`, msg.type);
     const q = queue ?? { tail: Promise.resolve(), waiting: 0 };
     q.waiting++;
@@ -307,6 +309,12 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       }
       case 'verdict':
         return c.onVerdict(peerId, msg);
+      case 'evidence': {
+        const v = await this.evidence.defective(peerId, msg.seal, Buffer.from(msg.frame, 'base64'), this.run);
+        if (v === 'unproven') return this.log(`${peerId} showed a frame of ${msg.seal.from} with nothing plainly wrong with it`);
+        if (v) c.purge(v.guilty, v.reason);
+        return;
+      }
       case 'equivocation': {
         const v = await this.evidence.equivocation(peerId, msg.seals);
         if (v) c.purge(v.guilty, v.reason);

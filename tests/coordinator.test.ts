@@ -817,6 +817,44 @@ describe('coordinator: evidence in seals', () => {
     expect(s.logs.filter((l) => / audits .*'s microbatch /.test(l))).toHaveLength(12);
   });
 
+  it('a frame shown with its sender’s seal purges the sender when it is plainly defective (NaN, wrong shape, all zero); a fine one proves nothing; a seal of other bytes purges the one showing it', async () => {
+    const run = makeRun();
+    const rows = run.model.batch * run.model.seq;
+    const good = (round: number, fill = 0.5) =>
+      encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: 1, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).fill(fill) });
+    const withNaN = (round: number) => {
+      const f = good(round);
+      new DataView(f.buffer).setUint16(40, 0x7e00, true);
+      return f;
+    };
+    const show = async (t: Awaited<ReturnType<typeof pair>>, frame: Uint8Array, sealedFrame = frame) => {
+      const { seal: sl } = await seal(sealedFrame, t.a.key!, t.a.peerId, t.b.peerId);
+      t.b.send({ type: 'evidence', seal: sl, frame: Buffer.from(frame).toString('base64') });
+    };
+    for (const [what, frame] of [
+      ['NaN', (r: number) => withNaN(r)],
+      ['wrong shape', (r: number) => encodeFrame({ kind: FrameKind.Activation, step: r, microbatch: 1, rows: 1, cols: 1, dtype: 'fp16', tensor: Float32Array.of(1) })],
+      ['all zero', (r: number) => good(r, 0)],
+    ] as const) {
+      const t = await pair();
+      await show(t, frame(t.round));
+      await until(() => purgedOf(t.s).length === 1, `a purged for a ${what} frame`);
+      expect(purgedOf(t.s)[0]).toMatchObject({
+        peerId: t.a.peerId,
+        reason: expect.stringMatching(new RegExp(`^purged: sent ${t.b.peerId} a defective frame \\(round \\d+, microbatch 1\\): `)),
+      });
+      expect(t.s.coord.control.peer(t.b.peerId)?.state).not.toBe('gone');
+    }
+    const fine = await pair();
+    await show(fine, good(fine.round));
+    await until(() => fine.s.logs.some((l) => l.includes('with nothing plainly wrong with it')), 'the unproven claim logged');
+    expect(purgedOf(fine.s)).toEqual([]);
+    const liar = await pair();
+    await show(liar, withNaN(liar.round), good(liar.round));
+    await until(() => purgedOf(liar.s).length === 1, 'the liar purged');
+    expect(purgedOf(liar.s)[0]).toMatchObject({ peerId: liar.b.peerId, reason: 'purged: the frame it showed is not the one the seal it cites vouches for' });
+  });
+
   it('purges a sender that sealed two different frames for one slot; a false claim of it purges the claimant', async () => {
     const { s, a, b, round } = await pair();
     const twoFrames = await Promise.all(

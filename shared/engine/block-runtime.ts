@@ -16,7 +16,7 @@ import { MatmulTuner } from '../../kernels/autotune.js';
 import { type MatmulArgs, matmul } from '../../kernels/matmul.js';
 import * as k from '../../kernels/ops.js';
 import type { TrainState } from './checkpoint.js';
-import { type BlockConfig, type Layout, constrained, initParams, layout, residualWriters } from './model.js';
+import { type BlockConfig, type Layout, boundaryWidth, constrained, initParams, layout, residualWriters } from './model.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
 import { frozenTable, orthonormalBasis } from './subspace.js';
 
@@ -43,7 +43,6 @@ export interface ForwardInput {
 }
 
 /** Values per token at this block's boundaries: k coefficients for subspace models, else d. */
-export const boundaryWidth = (c: BlockConfig) => c.subspace?.k ?? c.dModel;
 
 interface LayerActs {
   x: View; // layer input

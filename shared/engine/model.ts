@@ -199,3 +199,6 @@ export function activationFloatsPerLayer(c: BlockConfig): number {
   // plus 4 norm statistics.
   return n * (d + d + 3 * d + c.nHead * c.seq + d + d + d + 4 * d + 4 * d + 4);
 }
+
+/** Floats per token a block sends on: the subspace coefficients, or the whole residual stream. */
+export const boundaryWidth = (c: BlockConfig) => c.subspace?.k ?? c.dModel;

@@ -65,9 +65,14 @@ export class FrameLog {
     return out;
   }
 
-  /** The sealed bytes of a frame of `round` (for an audit), the first of its slot; `peer` sent it (in) or got it (out). */
+  /** The bytes of a frame of `round` (for an audit), the first of its slot; `peer` sent it (in) or got it (out). */
   frame(dir: 'in' | 'out', round: number, kind: number, microbatch: number, peer: string): Uint8Array | undefined {
-    return this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch))?.[0]?.bytes;
+    return this.sealed(dir, round, kind, microbatch, peer)?.bytes;
+  }
+
+  /** A frame of `round` with its seal (to show it as evidence), the first of its slot. */
+  sealed(dir: 'in' | 'out', round: number, kind: number, microbatch: number, peer: string): { seal: Seal; bytes: Uint8Array } | undefined {
+    return this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch))?.[0];
   }
 }
 

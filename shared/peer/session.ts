@@ -17,7 +17,8 @@ import { FrameKind } from '../wire/frame.js';
 import { seal, unseal } from '../wire/seal.js';
 import { Bundles, type Finding, decodeBundle, encodeBundle, isAuditBundle, judge } from './audit.js';
 import { FrameLog } from './frame-log.js';
-import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
+import type { HostileFrame } from './mailbox.js';
+import { type ClientMessage, MAX_EVIDENCE_CHARS, type PeerInfo, type RunConfig, type ServerMessageOf, type SwarmPhase } from '../swarm/protocol.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
 import { GenerationError, type Hop } from './generate.js';
@@ -380,7 +381,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       extraWarmup: this.o.extraWarmup ?? 0,
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
-      onHostile: (from, what) => this.say(`refused a frame from ${from} (${what.why}): ${what.reason}`),
+      onHostile: (from, what) => this.onHostileFrame(from, what),
       progress: (what) => this.setPhase('setting-up', what),
     });
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
@@ -619,6 +620,20 @@ export class PeerSession extends Emitter<SessionEvents> {
   // -------------------------------------------------------------------------------------------
   // Audits (audit.ts)
 
+  /**
+   * A neighbour's frame was refused as its fault. A plain defect (it does not decode, is not
+   * finite, has the wrong shape, is all zero) is shown to the coordinator with the sender's seal:
+   * proof enough to purge it. A statistical refusal (norm band, replay) only fails the round.
+   */
+  private onHostileFrame(from: string, what: HostileFrame): void {
+    this.say(`refused a frame from ${from} (${what.why}): ${what.reason}`);
+    if (what.why === 'window' || what.why === 'caps' || what.why === 'band' || what.why === 'replay') return;
+    if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
+    const shown = this.frames.sealed('in', what.round, what.kind, what.mb, from);
+    if (!shown || 4 * Math.ceil(shown.bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
+    this.send({ type: 'evidence', seal: shown.seal, frame: base64(shown.bytes) });
+  }
+
   /** Audited: send the witness this peer's weights and the sealed frames of the microbatch. */
   private async sendBundle(m: ServerMessageOf<'audit'>): Promise<void> {
     const seat = this.seat;
@@ -827,4 +842,10 @@ function expectedInputs(work: RoundWork): Array<{ kind: number; microbatch: numb
     ...(i.prev === undefined ? [] : [{ kind: FrameKind.Activation, microbatch: i.mb, from: i.prev }]),
     ...(i.next === undefined ? [] : [{ kind: FrameKind.Gradient, microbatch: i.mb, from: i.next }]),
   ]);
+}
+
+function base64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }

@@ -1,7 +1,7 @@
 // What a stage's neighbours may send it, exactly: for each kind of frame the one shape an honest
 // peer sends (stage-runner.ts, averaging.ts, generate.ts), and how much one sender may have held at
 // once. The mailbox decodes nothing else, so no frame can cost more than an honest one.
-import { boundaryWidth } from '../engine/block-runtime.js';
+import { boundaryWidth } from '../engine/model.js';
 import type { BlockConfig } from '../engine/model.js';
 import type { Dtype } from '../wire/codec.js';
 import { FrameKind, type FrameShape, type FrameShapes } from '../wire/frame.js';

@@ -179,6 +179,8 @@ export const SealSchema = z.strictObject({
   sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
 });
 export type Seal = z.infer<typeof SealSchema>;
+/** Longest frame a peer can show the coordinator as evidence, in base64 characters (36 KiB of frame). */
+export const MAX_EVIDENCE_CHARS = 48 * 1024;
 /** Most seals one report carries (two inputs per microbatch routed through the peer). */
 export const MAX_SEALS = 256;
 /** A raw Ed25519 public key (32 bytes) and a signature (64 bytes), as lowercase hex. */
@@ -231,6 +233,18 @@ export const ClientMessageSchemas = {
   }),
   /** Two different frames one sender sealed for the same slot (round, kind, microbatch, receiver): proof it cheated. */
   equivocation: z.strictObject({ type: z.literal('equivocation'), seals: z.tuple([SealSchema, SealSchema]) }),
+  /**
+   * A frame whose defect is plain to see (it does not decode, is not finite, has the wrong shape, is
+   * all zero), as its sender sealed it: base64 of the frame's bytes, and the seal.
+   */
+  evidence: z.strictObject({
+    type: z.literal('evidence'),
+    seal: SealSchema,
+    frame: z
+      .string()
+      .max(MAX_EVIDENCE_CHARS)
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+  }),
   /** A witness's finding on an audited microbatch (shared/peer/audit.ts): `ok` when the recomputation agrees. */
   verdict: z.strictObject({
     type: z.literal('verdict'),
@@ -278,6 +292,7 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
   ClientMessageSchemas['round-done'],
   ClientMessageSchemas.equivocation,
   ClientMessageSchemas.verdict,
+  ClientMessageSchemas.evidence,
   ClientMessageSchemas.evaluated,
   ClientMessageSchemas.checkpoint,
   ClientMessageSchemas.stalled,

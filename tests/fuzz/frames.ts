@@ -108,6 +108,7 @@ export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => Client
     inputs: [sealOf(rng, t)],
   }),
   equivocation: (rng, t) => ({ type: 'equivocation', seals: [sealOf(rng, t), sealOf(rng, t)] }),
+  evidence: (rng, t) => ({ type: 'evidence', seal: sealOf(rng, t), frame: Buffer.from(Array.from({ length: rng.int(0, 64) }, () => rng.int(0, 255))).toString('base64') }),
   verdict: (rng, t) => ({ type: 'verdict', round: rng.int(0, 9), microbatch: rng.int(0, 3), peer: rng.pick(t.known), ok: rng.chance(0.5), reason: 'fuzz' }),
   evaluated: (rng) => ({ type: 'evaluated', step: rng.int(0, 9), valLoss: 2.5 }),
   checkpoint: (rng) => ({ type: 'checkpoint', step: rng.int(0, 9), hash: hex(rng, 64) }),
