@@ -402,7 +402,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     const a = this.control.peer(from);
     const b = this.control.peer(msg.to);
     const target = this.conns.get(msg.to);
-    if (!a || !b || !target) return this.transport.reject(conn, `cannot relay signal: peer ${msg.to} is not connected`, 'signal');
+    // A neighbour that has just left races any peer's signals to it: say so, but it is no fault of the sender's.
+    if (!a || !b || !target) return this.transport.send(conn, { type: 'error', message: `cannot relay signal: peer ${msg.to} is not connected`, ref: 'signal' });
     if (Math.abs(a.stage - b.stage) > 1) {
       return this.transport.reject(
         conn,

@@ -12,20 +12,16 @@ import { decodeText, encodeText } from '../engine/data.js';
 import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { Emitter } from '../swarm/emitter.js';
-import { KeyRing, PeerKey } from '../swarm/identity.js';
-import { FrameKind } from '../wire/frame.js';
-import { seal, unseal } from '../wire/seal.js';
-import { Bundles, type Finding, decodeBundle, encodeBundle, isAuditBundle, judge } from './audit.js';
-import { FrameLog } from './frame-log.js';
-import type { HostileFrame } from './mailbox.js';
-import { type ClientMessage, MAX_EVIDENCE_CHARS, type PeerInfo, type RunConfig, type ServerMessageOf, type SwarmPhase } from '../swarm/protocol.js';
+import { PeerKey } from '../swarm/identity.js';
+import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
+import { FrameTrust } from './frame-trust.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
 import { GenerationError, type Hop } from './generate.js';
 import type { ChainInfo, PeerHost } from './host.js';
 import { NeighbourLinks } from './links.js';
 import { restAfter } from '../policy/duty.js';
-import type { RoundWork, RunnerOptions } from './stage-runner.js';
+import type { RunnerOptions } from './stage-runner.js';
 import { StallError, workOf } from './stage-runner.js';
 import { StageSeat } from './seat.js';
 import { StateExchange, type StageSnapshot, isStateMessage } from './state-sync.js';
@@ -128,16 +124,9 @@ const HANDOFF_WAIT_MS = 60_000;
 export class PeerSession extends Emitter<SessionEvents> {
   peerId?: string;
   private client?: CoordinatorClient;
-  /** This session's signing key (identity.ts), its neighbours' public keys, and its recent sealed frames. */
+  /** This session's signing key (identity.ts), and what it proves and checks of the frames it exchanges. */
   private key?: PeerKey;
-  private readonly keys = new KeyRing();
-  private readonly frames = new FrameLog();
-  /** Recent rounds' work (an audit asks for one of its microbatches), bundles sent to this peer as a witness, and the audit it waits on. */
-  private readonly works = new Map<number, RoundWork>();
-  private readonly bundles = new Bundles();
-  private witnessing?: { round: number; abort: AbortController };
-  /** Audits read or swap the stage's weights outside the message queue: one at a time. */
-  private gpuTurn: Promise<unknown> = Promise.resolve();
+  private readonly trust: FrameTrust;
   private gpu?: Gpu;
   private links?: NeighbourLinks;
   private seat?: StageSeat;
@@ -189,6 +178,17 @@ export class PeerSession extends Emitter<SessionEvents> {
       send: (to, b) => this.links?.send(to, b),
       offer: () => this.seat?.snapshot,
       log: (l) => this.say(l),
+    });
+    this.trust = new FrameTrust({
+      self: () => this.peerId!,
+      key: () => this.key!,
+      members: () => this.members,
+      seat: () => this.seat,
+      send: (to, b) => this.links?.send(to, b),
+      report: (m) => this.send(m),
+      timeoutMs: o.timeoutMs ?? 60_000,
+      log: (l) => this.say(l),
+      tamper: o.tamper,
     });
   }
 
@@ -315,7 +315,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       // A discarded round must stop now, not after the computation it discards; and if it has not
       // started yet (this peer was busy), it must not start at all.
       // The round is decided: an audit of it still waiting for its bundle is moot.
-      if (this.witnessing && this.witnessing.round <= m.round) this.witnessing.abort.abort(new Error(`round ${m.round} was decided`));
+      this.trust.decided(m.round);
       if (!m.apply) {
         this.discarded.add(m.round);
         if (this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
@@ -327,10 +327,10 @@ export class PeerSession extends Emitter<SessionEvents> {
       inOrder((m) => this.onGenerate(m)),
     );
     // Not queued: this peer may be witnessing the peer that witnesses it (each waits for the other's bundle).
-    c.on('audit', (m) => void this.sendBundle(m).catch((e: Error) => this.say(`could not send the bundle of round ${m.round}: ${e.message}`)));
+    c.on('audit', (m) => void this.trust.audited(m).catch((e: Error) => this.say(`could not send the bundle of round ${m.round}: ${e.message}`)));
     c.on(
       'verify',
-      inOrder((m) => this.witness(m)),
+      inOrder((m) => this.trust.witness(m)),
     );
     c.on('peers', (m) => this.onPeers(m.peers));
     c.on('signal', (m) => this.links?.signal(m.from, m.data));
@@ -374,14 +374,14 @@ export class PeerSession extends Emitter<SessionEvents> {
       stage: m.stage,
       corpus: await this.corpusOf(m.run),
       self: this.peerId!,
-      send: (to, b) => void this.sendSealed(to, b),
+      send: (to, b) => void this.trust.send(to, b),
       now: () => this.host.now(),
       log: (l) => this.say(l),
       timeoutMs: this.o.timeoutMs ?? 60_000,
       extraWarmup: this.o.extraWarmup ?? 0,
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
-      onHostile: (from, what) => this.onHostileFrame(from, what),
+      onHostile: (from, what) => this.trust.refused(from, what),
       progress: (what) => this.setPhase('setting-up', what),
     });
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
@@ -478,24 +478,7 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private onPeerMessage(from: string, bytes: Uint8Array): void {
     if (isStateMessage(bytes)) return void this.states.onMessage(from, bytes);
-    if (isAuditBundle(bytes)) return this.bundles.deliver(from, bytes);
-    void this.openSealed(from, bytes);
-  }
-
-  /** Every frame goes out sealed by this session's key (shared/wire/seal.ts), training frames logged for the round's report. */
-  private async sendSealed(to: string, bytes: Uint8Array): Promise<void> {
-    const frame = this.o.tamper?.(to, bytes) ?? bytes;
-    const sealed = await seal(frame, this.key!, this.peerId!, to);
-    this.frames.record('out', sealed.seal, frame);
-    this.links?.send(to, sealed.bytes);
-  }
-
-  /** A frame counts only if its sender sealed it for us; one that is not is the sender's doing, and dropped. */
-  private async openSealed(from: string, bytes: Uint8Array): Promise<void> {
-    const opened = await unseal(bytes, this.keys, this.members.find((p) => p.peerId === from)?.key, from, this.peerId!);
-    if (!opened.ok) return this.say(`dropped a frame from ${from}: ${opened.error}`);
-    this.frames.record('in', opened.seal, opened.frame);
-    this.seat?.mailbox.deliver(from, opened.frame);
+    void this.trust.receive(from, bytes);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -506,9 +489,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     if (!seat || this.leaving || this.discarded.delete(m.round)) return;
     const work = workOf(m.round, m.step, m.routes, this.peerId!);
     this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
-    this.frames.begin(m.round);
-    this.works.set(m.round, work);
-    for (const r of this.works.keys()) if (r < m.round - 1) this.works.delete(r);
+    this.trust.begin(work);
     const abort = new AbortController();
     this.roundAbort = abort;
     this.pending = { round: m.round, step: m.step, microbatches: work.items.length };
@@ -516,14 +497,12 @@ export class PeerSession extends Emitter<SessionEvents> {
       const r = await seat.runner.runRound(work, abort.signal);
       this.pending.lossSum = r.lossSum;
       this.busyMs += r.busyMs;
-      // Two different frames sealed by one sender for one slot: proof it equivocated (the coordinator purges it).
-      for (const seals of this.frames.equivocations(m.round)) this.send({ type: 'equivocation', seals });
       this.send({
         type: 'round-done',
         round: m.round,
         microbatches: r.microbatches,
         busyMs: r.busyMs,
-        inputs: this.frames.inputs(m.round, expectedInputs(work)),
+        inputs: this.trust.inputs(work),
         ...(r.lossSum !== undefined && { lossSum: r.lossSum }),
       });
       // A GPU-usage limit: rest before taking the next message, so this GPU works `duty` of the time.
@@ -618,65 +597,6 @@ export class PeerSession extends Emitter<SessionEvents> {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Audits (audit.ts)
-
-  /**
-   * A neighbour's frame was refused as its fault. A plain defect (it does not decode, is not
-   * finite, has the wrong shape, is all zero) is shown to the coordinator with the sender's seal:
-   * proof enough to purge it. A statistical refusal (norm band, replay) only fails the round.
-   */
-  private onHostileFrame(from: string, what: HostileFrame): void {
-    this.say(`refused a frame from ${from} (${what.why}): ${what.reason}`);
-    if (what.why === 'window' || what.why === 'caps' || what.why === 'band' || what.why === 'replay') return;
-    if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
-    const shown = this.frames.sealed('in', what.round, what.kind, what.mb, from);
-    if (!shown || 4 * Math.ceil(shown.bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
-    this.send({ type: 'evidence', seal: shown.seal, frame: base64(shown.bytes) });
-  }
-
-  /** Audited: send the witness this peer's weights and the sealed frames of the microbatch. */
-  private async sendBundle(m: ServerMessageOf<'audit'>): Promise<void> {
-    const seat = this.seat;
-    const item = this.works.get(m.round)?.items.find((i) => i.mb === m.microbatch);
-    if (!seat || !item) return this.say(`asked to show microbatch ${m.microbatch} of round ${m.round}, which this peer did not compute`);
-    const params = await this.withGpu(() => seat.runtime.readParams());
-    const f = (dir: 'in' | 'out', kind: number, peer: string | undefined) => (peer === undefined ? undefined : this.frames.frame(dir, m.round, kind, m.microbatch, peer));
-    const frames = {
-      xIn: f('in', FrameKind.Activation, item.prev),
-      yOut: f('out', FrameKind.Activation, item.next),
-      gIn: f('in', FrameKind.Gradient, item.next),
-      dxOut: f('out', FrameKind.Gradient, item.prev),
-    };
-    this.links?.send(m.witness, encodeBundle({ round: m.round, microbatch: m.microbatch, params, frames }));
-  }
-
-  /** Witness: recompute the audited peer's microbatch from its bundle, and say what was found. */
-  private async witness(v: ServerMessageOf<'verify'>): Promise<void> {
-    const seat = this.seat;
-    if (!seat) return;
-    const abort = new AbortController();
-    this.witnessing = { round: v.round, abort };
-    let found: Finding;
-    try {
-      const bytes = await this.bundles.take(v.peer, v.round, v.microbatch, this.o.timeoutMs ?? 60_000, abort.signal);
-      found = await this.withGpu(() => judge(seat.witness, v, decodeBundle(bytes, seat.runtime.layout.total)));
-    } catch (e) {
-      if (abort.signal.aborted) return;
-      found = { ok: false, reason: (e as Error).message };
-    } finally {
-      if (this.witnessing?.abort === abort) this.witnessing = undefined;
-    }
-    if (!found.ok) this.say(`audit of ${v.peer}'s microbatch ${v.microbatch} (round ${v.round}): ${found.reason}`);
-    this.send({ type: 'verdict', round: v.round, microbatch: v.microbatch, peer: v.peer, ok: found.ok, reason: found.reason.slice(0, 1000) });
-  }
-
-  private withGpu<T>(f: () => Promise<T>): Promise<T> {
-    const turn = this.gpuTurn.then(f, f);
-    this.gpuTurn = turn.catch(() => {});
-    return turn;
-  }
-
-  // -------------------------------------------------------------------------------------------
   // Serving
 
   private async onGenerate(m: ServerMessageOf<'generate'>): Promise<void> {
@@ -684,7 +604,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     const at = m.path.indexOf(this.peerId!);
     if (!seat || at < 0) return;
     this.setPhase('serving', `serving request ${m.requestId}`);
-    const hop = (id: string | undefined): Hop | undefined => (id === undefined ? undefined : { send: (b) => void this.sendSealed(id, b), inbox: seat.mailbox.from(id).gen });
+    const hop = (id: string | undefined): Hop | undefined => (id === undefined ? undefined : { send: (b) => void this.trust.send(id, b), inbox: seat.mailbox.from(id).gen });
     const t0 = this.host.now();
     const abort = new AbortController();
     this.generating = { path: m.path, abort };
@@ -834,18 +754,4 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.emit('done', { reason });
     this.finished(reason);
   }
-}
-
-/** The input frames a round's work needs: each microbatch's activation from its previous hop and gradient from its next. */
-function expectedInputs(work: RoundWork): Array<{ kind: number; microbatch: number; from: string }> {
-  return work.items.flatMap((i) => [
-    ...(i.prev === undefined ? [] : [{ kind: FrameKind.Activation, microbatch: i.mb, from: i.prev }]),
-    ...(i.next === undefined ? [] : [{ kind: FrameKind.Gradient, microbatch: i.mb, from: i.next }]),
-  ]);
-}
-
-function base64(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
 }

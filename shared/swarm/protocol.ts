@@ -157,7 +157,20 @@ const signalData = z.unknown().superRefine((v, ctx) => {
   const n = jsonBytes(v);
   if (v === undefined || n === undefined) ctx.addIssue({ code: 'custom', message: 'must be a JSON value' });
   else if (n > MAX_SIGNAL_DATA_BYTES) ctx.addIssue({ code: 'custom', message: `is ${n} bytes, above the ${MAX_SIGNAL_DATA_BYTES}-byte cap` });
+  // Thousands of levels parse, but re-encoding them for the relay overflows the stack.
+  else if (depth(v) > MAX_SIGNAL_DEPTH) ctx.addIssue({ code: 'custom', message: `nests deeper than ${MAX_SIGNAL_DEPTH} levels` });
 });
+
+/** SDP and ICE candidates are two or three levels deep. */
+const MAX_SIGNAL_DEPTH = 32;
+
+/** Nesting depth of a JSON value (stops counting past the cap). */
+function depth(v: unknown, level = 0): number {
+  if (level > MAX_SIGNAL_DEPTH || typeof v !== 'object' || v === null) return level;
+  let deepest = level + 1;
+  for (const x of Object.values(v)) deepest = Math.max(deepest, depth(x, level + 1));
+  return deepest;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Client → server
