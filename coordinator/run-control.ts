@@ -112,8 +112,8 @@ interface Round {
 interface StageState {
   /** The newest state of the stage the swarm knows of, and its parameter hash when known. */
   newest: { step: number; hash?: string };
-  /** Parameter hashes the stage's members reported after averaging, by step (recent ones). */
-  hashes: Map<number, string>;
+  /** Parameter hashes the stage's members reported after averaging, by step (recent ones), with who reported each. */
+  hashes: Map<number, Map<string, Set<string>>>;
   /** Name of the gone peer that holds `newest`, while no live peer does. */
   heldBy?: string;
 }
@@ -139,6 +139,8 @@ export class RunControl extends Emitter<RunControlEvents> {
   private lastLoss?: number;
   private lastValLoss?: number;
   private readonly log: (line: string) => void;
+  /** Who must report the validation loss after a step (the last hop of its evaluation path). */
+  private readonly evaluators = new Map<number, string>();
   /** Keys and accounts of purged peers: refused for the rest of the run. */
   private readonly barred = new Set<string>();
 
@@ -225,7 +227,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     for (const h of held) {
       const st = this.stages[h.stage];
       if (!st || this.run.layersPerStage[h.stage] > maxLayers || !this.orphaned(h.stage)) continue;
-      const known = st.hashes.get(h.step) ?? (st.newest.step === h.step ? st.newest.hash : undefined);
+      const known = agreedHash(st, h.step) ?? (st.newest.step === h.step ? st.newest.hash : undefined);
       if (h.step >= st.newest.step && (known === undefined || known === h.hash)) return h;
     }
     return undefined;
@@ -442,6 +444,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     for (const id of [...members.flat(), ...listeners.flat()]) this.o.send(id, msg);
     for (const id of listeners.flat()) this.activate(this.peers.get(id)!, 'caught up at averaging');
     if (evalPath && r.step === this.run.steps) this.finalEval = r.step;
+    if (evalPath) this.evaluators.set(r.step, evalPath.at(-1)!);
+    for (const old of this.evaluators.keys()) if (old < r.step - 4 * Math.max(1, this.run.evalEvery)) this.evaluators.delete(old);
     const work = [...r.work].map(([peerId, microbatches]) => {
       const p = this.peers.get(peerId)!;
       return { peerId, account: p.account, stage: p.stage, microbatches };
@@ -472,9 +476,11 @@ export class RunControl extends Emitter<RunControlEvents> {
     return this.path();
   }
 
+  /** The validation loss after `step`: taken only from the last peer of that step's evaluation path. */
   onEvaluated(peerId: string, step: number, valLoss: number): void {
     const p = this.peers.get(peerId);
-    if (!p || p.stage !== this.run.stages - 1) return;
+    if (!p || p.state === 'gone' || this.evaluators.get(step) !== peerId) return;
+    this.evaluators.delete(step);
     this.lastValLoss = valLoss;
     this.emit('evaluated', { step, valLoss });
     if (this.finalEval === step) this.finishEvaluation(true);
@@ -500,14 +506,24 @@ export class RunControl extends Emitter<RunControlEvents> {
     return this.finalEval !== undefined;
   }
 
+  /**
+   * A member's hash of its stage's parameters after averaging at `step`. Only active members of the
+   * stage vote, once per step, for a recent averaging step; replicas end averaging bit-identical,
+   * so the hash most of them report is the stage's (one member cannot plant a hash of its own).
+   */
   onCheckpoint(peerId: string, step: number, hash: string): void {
     const p = this.peers.get(peerId);
-    if (!p || p.state === 'gone') return;
+    if (p?.state !== 'active') return;
+    const averaged = step % this.run.averageEvery === 0 || step === this.run.steps;
+    if (!averaged || step > this.step_ || step < this.step_ - 4 * this.run.averageEvery) return;
     const st = this.stages[p.stage];
-    if (!st.hashes.has(step)) st.hashes.set(step, hash);
+    let votes = st.hashes.get(step);
+    if (!votes) st.hashes.set(step, (votes = new Map()));
+    if ([...votes.values()].some((who) => who.has(peerId))) return;
+    votes.set(hash, (votes.get(hash) ?? new Set()).add(peerId));
     // A stage's newest state is the newest one a peer has confirmed it keeps: a peer killed
     // before it saved its state must not leave the run waiting for a state nobody has.
-    if (step > st.newest.step && step <= this.step_) st.newest = { step, hash };
+    if (step >= st.newest.step) st.newest = { step, hash: agreedHash(st, step) };
     for (const old of [...st.hashes.keys()]) if (old < step - 4 * this.run.averageEvery) st.hashes.delete(old);
   }
 
@@ -532,7 +548,7 @@ export class RunControl extends Emitter<RunControlEvents> {
       // which any peer can rebuild: then nobody has to come back.
       const kept = leave?.kept;
       if (kept && kept.step >= st.newest.step && kept.step <= this.step_) st.newest = { ...kept };
-      else st.newest = { step: st.newest.step, hash: st.newest.hash ?? st.hashes.get(st.newest.step) };
+      else st.newest = { step: st.newest.step, hash: st.newest.hash ?? agreedHash(st, st.newest.step) };
       if (st.newest.step > 0) st.heldBy = p.name;
     }
     if (graceful && lastReplica) this.handOff(p);
@@ -708,6 +724,13 @@ const describeInput = (key: string) => {
   const [kind, mb, from] = key.split(':');
   return `the ${Number(kind) === FrameKind.Activation ? 'activation' : 'gradient'} of microbatch ${mb} from ${from}`;
 };
+
+/** The hash most of a stage's members reported for `step`, if any reported. */
+function agreedHash(st: StageState, step: number): string | undefined {
+  const votes = st.hashes.get(step);
+  if (!votes) return undefined;
+  return [...votes].reduce<[string, Set<string>] | undefined>((best, v) => (!best || v[1].size > best[1].size ? v : best), undefined)?.[0];
+}
 
 /** Whether a and b are consecutive hops of `path` (in either order). */
 function adjacent(path: string[], a: string, b: string): boolean {

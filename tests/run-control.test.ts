@@ -716,6 +716,40 @@ describe('RunControl: joining after the start', () => {
   });
 });
 
+describe('RunControl: stage hashes after averaging', () => {
+  it('counts one vote per active member for a recent averaging step; the hash most members report is the stage’s', () => {
+    const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
+    // Two steps committed, no checkpoint reported yet (sim.steps would report them).
+    sim.answer();
+    sim.answer();
+    expect(sim.rc.step).toBe(2);
+    const stage0 = sim.rc
+      .live()
+      .filter((p) => p.stage === 0)
+      .map((p) => p.peerId);
+    const [x, y, z] = stage0;
+    const good = 'a'.repeat(64);
+    const fake = 'f'.repeat(64);
+    sim.rc.onCheckpoint(x, 2, fake); // first, but alone
+    sim.rc.onCheckpoint(x, 2, fake); // once per member
+    sim.rc.onCheckpoint(y, 2, good);
+    sim.rc.onCheckpoint(z, 2, good);
+    sim.rc.onCheckpoint(y, 1, fake); // not an averaging step
+    sim.rc.onCheckpoint(y, 4, fake); // not committed yet
+    expect(sim.rc.register('j', { name: 'joiner', key: '9'.repeat(64), capability: cap() }).ok).toBe(true); // still ready-less: no vote
+    sim.rc.onCheckpoint('j', 2, fake);
+    // All of stage 0 is lost: only a peer holding the agreed state may bring it back.
+    for (const id of stage0) sim.rc.onGone(id, 'crashed');
+    const back = (id: string, hash: string) =>
+      sim.rc.register(id, { name: id, key: id.padEnd(64, '0'), capability: cap(), held: [{ runId: sim.run.runId, stage: 0, step: 2, hash }] });
+    const fakeBack = back('a1', fake);
+    expect(fakeBack.ok && sim.last('a1', 'assign')!.state).not.toEqual(expect.objectContaining({ from: 'own' }));
+    const b1 = back('b1', good);
+    expect(b1).toEqual({ ok: true, stage: 0 });
+    expect(sim.last('b1', 'assign')!.state).toEqual({ from: 'own', step: 2, hash: good });
+  });
+});
+
 describe('RunControl: the last replica of a stage lost', () => {
   /** Steps 1–5 committed (averaged at 2 and 4), the round of step 6 in flight: b, stage 1's only peer, is lost. */
   function orphaned() {
@@ -1035,6 +1069,20 @@ describe('RunControl: serving', () => {
 });
 
 describe('RunControl: evaluation', () => {
+  it('takes a validation loss only from the last peer of that step’s evaluation path, once', () => {
+    const sim = started(makeRun({ steps: 4, evalEvery: 2, evalBatches: 1, minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1]);
+    const evaluated: Array<{ step: number; valLoss: number }> = [];
+    sim.rc.on('evaluated', (e) => evaluated.push(e));
+    sim.steps(2);
+    const path = sim.msgs('commit', { to: 'a' }).find((m) => m.step === 2)!.eval!.path;
+    const other = path.at(-1) === 'b' ? 'd' : 'b';
+    sim.rc.onEvaluated(other, 2, 0.01); // another last-stage replica: not asked
+    sim.rc.onEvaluated(path.at(-1)!, 3, 0.01); // a step nobody evaluated
+    sim.rc.onEvaluated(path.at(-1)!, 2, 2.5);
+    sim.rc.onEvaluated(path.at(-1)!, 2, 0.01); // again
+    expect(evaluated).toEqual([{ step: 2, valLoss: 2.5 }]);
+  });
+
   it('evaluates every evalEvery steps and at the last; trained waits for the final evaluation', () => {
     const sim = started(makeRun({ steps: 5, evalEvery: 2, evalBatches: 3 }), ['a', 'b'], [0, 1]);
     const evaluated: Array<{ step: number; valLoss: number }> = [];
