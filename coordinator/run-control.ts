@@ -537,6 +537,11 @@ export class RunControl extends Emitter<RunControlEvents> {
     const wasActive = p.state === 'active';
     const graceful = !!leave;
     p.state = 'gone';
+    // A gone peer's record stays (its key checks late evidence; its account is in the ledger), but
+    // not what it said about itself: many peers coming and going must not pile up their links.
+    p.links = new Set();
+    p.held = [];
+    p.hb = undefined;
     p.goneReason = graceful ? `left: ${reason}` : reason;
     const st = this.stages[p.stage];
     this.log(`${peerId} "${p.name}" (stage ${p.stage}) ${graceful ? 'left' : 'lost'}: ${reason}`);

@@ -165,7 +165,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.control.on('commit', (c) => this.noteCommit(c));
     this.control.on('trained', (t) => this.settle.resolve(t));
     this.control.on('phase', ({ phase, reason }) => phase === 'stopped' && this.settle.reject(new Error(`run stopped: ${reason}`)));
-    this.control.on('peer-gone', ({ peerId }) => this.serving?.onPeerGone(peerId));
+    this.control.on('peer-gone', ({ peerId }) => {
+      this.lastSeen.delete(peerId);
+      this.serving?.onPeerGone(peerId);
+    });
     this.control.on('purged', ({ peerId, reason }) => this.cutOff(peerId, reason));
     if (o.inference) {
       this.serving = new InferenceService({
@@ -273,7 +276,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     if (msg.type === 'infer') return void this.onInfer(conn, msg);
     const peerId = conn.tag;
     if (!peerId) return this.transport.reject(conn, `send register before ${msg.type}`, msg.type);
-    this.lastSeen.set(peerId, Date.now());
+    if (this.control.peer(peerId)?.state !== 'gone') this.lastSeen.set(peerId, Date.now());
     // Evidence is checked asynchronously (signatures); a peer's later messages wait behind it, in order.
     const queue = this.inOrder.get(peerId);
     if (!queue && !CHECKED.has(msg.type)) return void this.handle(conn, peerId, msg);
