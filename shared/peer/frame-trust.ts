@@ -30,13 +30,7 @@ export interface FrameTrustOptions {
   log(line: string): void;
   /** See SessionOptions.tamper. */
   tamper?(to: string, frame: Uint8Array): Uint8Array;
-  /** Close the channel to a neighbour that keeps sending what no honest peer sends. */
-  cutOff(peer: string, why: string): void;
 }
-
-/** Refused frames one neighbour may send within STRIKE_WINDOW_MS before its channel is closed. */
-export const MAX_STRIKES = 20;
-const STRIKE_WINDOW_MS = 60_000;
 
 export class FrameTrust {
   private readonly frames = new FrameLog();
@@ -47,21 +41,8 @@ export class FrameTrust {
   private witnessing?: { round: number; abort: AbortController };
   /** Audits read or swap the stage's weights outside the session's message queue: one at a time. */
   private gpuTurn: Promise<unknown> = Promise.resolve();
-  /** When each neighbour's recent refused frames came. */
-  private readonly strikes = new Map<string, number[]>();
 
   constructor(private readonly o: FrameTrustOptions) {}
-
-  /** A frame from `from` was refused as its fault; one strike too many closes the channel to it. */
-  private strike(from: string, why: string): void {
-    const now = Date.now();
-    const recent = (this.strikes.get(from) ?? []).filter((t) => now - t < STRIKE_WINDOW_MS);
-    recent.push(now);
-    this.strikes.set(from, recent);
-    if (recent.length !== MAX_STRIKES) return;
-    this.o.log(`closing the channel to ${from}: ${MAX_STRIKES} refused frames within ${STRIKE_WINDOW_MS / 1000} s (last: ${why})`);
-    this.o.cutOff(from, why);
-  }
 
   /** Seal a frame for `to` and send it; training frames are logged for the round's report. */
   async send(to: string, bytes: Uint8Array): Promise<void> {
@@ -76,10 +57,7 @@ export class FrameTrust {
     if (isAuditBundle(bytes)) return this.bundles.deliver(from, bytes);
     const key = this.o.members().find((p) => p.peerId === from)?.key;
     const opened = await unseal(bytes, this.keys, key, from, this.o.self());
-    if (!opened.ok) {
-      this.o.log(`dropped a frame from ${from}: ${opened.error}`);
-      return this.strike(from, opened.error);
-    }
+    if (!opened.ok) return this.o.log(`dropped a frame from ${from}: ${opened.error}`);
     this.frames.record('in', opened.seal, opened.frame);
     this.o.seat()?.mailbox.deliver(from, opened.frame);
   }
@@ -109,7 +87,6 @@ export class FrameTrust {
    */
   refused(from: string, what: HostileFrame): void {
     this.o.log(`refused a frame from ${from} (${what.why}): ${what.reason}`);
-    this.strike(from, what.reason);
     if (what.why === 'window' || what.why === 'caps' || what.why === 'band' || what.why === 'replay') return;
     if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
     const shown = this.frames.sealed('in', what.round, what.kind, what.mb, from);

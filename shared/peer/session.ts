@@ -154,8 +154,6 @@ export class PeerSession extends Emitter<SessionEvents> {
   private placed?: number;
   /** Peers this one is loading its stage's state from: their channels stay open whatever the membership says. */
   private readonly stateSources = new Set<string>();
-  /** Neighbours whose channels were closed for what they sent: never opened again (the coordinator routes around the missing link). */
-  private readonly cutOff = new Set<string>();
   private leaving = false;
   private generating?: { path: string[]; abort: AbortController };
   private evaluating?: { path: string[]; abort: AbortController };
@@ -191,10 +189,6 @@ export class PeerSession extends Emitter<SessionEvents> {
       timeoutMs: o.timeoutMs ?? 60_000,
       log: (l) => this.say(l),
       tamper: o.tamper,
-      cutOff: (peer) => {
-        this.cutOff.add(peer);
-        this.connectNeighbours();
-      },
     });
   }
 
@@ -479,8 +473,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   private connectNeighbours(): void {
     if (this.placed === undefined || !this.links) return;
     const heir = this.handoffTo ? [this.handoffTo] : [];
-    const wanted = this.leaving ? heir : [...this.neighbourIds(this.placed), ...heir, ...this.stateSources];
-    this.links.set(wanted.filter((p) => !this.cutOff.has(p)));
+    this.links.set(this.leaving ? heir : [...this.neighbourIds(this.placed), ...heir, ...this.stateSources]);
   }
 
   private onPeerMessage(from: string, bytes: Uint8Array): void {
