@@ -1,0 +1,63 @@
+// A peer's frame trust (shared/peer/frame-trust.ts) with real keys and seals: what it lets through
+// from its neighbours, and what it reports.
+import { describe, expect, it } from 'vitest';
+import { FrameTrust } from '../shared/peer/frame-trust.js';
+import { PeerKey } from '../shared/swarm/identity.js';
+import type { ClientMessage, PeerInfo } from '../shared/swarm/protocol.js';
+import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { seal } from '../shared/wire/seal.js';
+
+const frame = (round: number, mb: number) =>
+  encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: Float32Array.of(1, 2, 3, mb) });
+
+async function setUp() {
+  const [me, good, bad] = await Promise.all([PeerKey.generate(), PeerKey.generate(), PeerKey.generate()]);
+  const members: PeerInfo[] = [
+    { peerId: 'good', stage: 0, name: 'good', key: good.publicHex },
+    { peerId: 'bad', stage: 0, name: 'bad', key: bad.publicHex },
+  ];
+  const reports: ClientMessage[] = [];
+  const sent: Array<{ to: string; bytes: Uint8Array }> = [];
+  const trust = new FrameTrust({
+    self: () => 'me',
+    key: () => me,
+    members: () => members,
+    seat: () => undefined,
+    send: (to, bytes) => sent.push({ to, bytes }),
+    report: (m) => reports.push(m),
+    timeoutMs: 1000,
+    log: () => {},
+  });
+  return { trust, good, bad, reports, sent };
+}
+
+describe('frame trust', () => {
+  it('takes a neighbour’s frame only when it sealed it for us, and reports exactly the routed inputs’ seals', async () => {
+    const { trust, good, bad } = await setUp();
+    const work = { round: 5, step: 3, items: [{ mb: 0, prev: 'good' }] };
+    trust.begin(work);
+    // Sealed by someone else, or for someone else: not taken.
+    await trust.receive('good', (await seal(frame(5, 0), bad, 'good', 'me')).bytes);
+    await trust.receive('good', (await seal(frame(5, 0), good, 'good', 'other')).bytes);
+    expect(trust.inputs(work)).toEqual([]);
+    const honest = await seal(frame(5, 0), good, 'good', 'me');
+    await trust.receive('good', honest.bytes);
+    await trust.receive('good', (await seal(frame(5, 1), good, 'good', 'me')).bytes); // not routed to us
+    expect(trust.inputs(work)).toEqual([honest.seal]);
+  });
+
+  it('sends every frame sealed, and reports a neighbour that sealed two frames for one slot', async () => {
+    const { trust, good, sent, reports } = await setUp();
+    await trust.send('good', frame(2, 0));
+    expect(sent[0].to).toBe('good');
+    expect(sent[0].bytes.length).toBe(frame(2, 0).length + 64);
+    const work = { round: 2, step: 1, items: [{ mb: 0, prev: 'good' }] };
+    trust.begin(work);
+    await trust.receive('good', (await seal(frame(2, 0), good, 'good', 'me')).bytes);
+    const other = frame(2, 0);
+    other[other.length - 1] ^= 1;
+    await trust.receive('good', (await seal(other, good, 'good', 'me')).bytes);
+    expect(trust.inputs(work)).toHaveLength(1);
+    expect(reports).toEqual([{ type: 'equivocation', seals: [expect.objectContaining({ from: 'good' }), expect.objectContaining({ from: 'good' })] }]);
+  });
+});
