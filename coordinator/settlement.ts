@@ -6,7 +6,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Address } from 'viem';
-import type { SwarmChain } from '../shared/chain/client.js';
+import { ChainRevert, type SwarmChain } from '../shared/chain/client.js';
 import { ContributionLedger, type EpochSnapshot, type EpochTree, type RiskWeighting, epochTree, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
@@ -183,7 +183,7 @@ export class Settlement {
         continue;
       }
       try {
-        if ((await chain.claimed(runId, account)) < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
+        if ((await chain.claimed(runId, account)) < u) await retryUnlessReverted(() => chain.claim(runId, epochIndex, account, u, tree.proof(account)));
         units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });
       } catch (e) {
         // One contributor's failure (it never joined on chain) must not withhold everyone else's.
@@ -196,5 +196,17 @@ export class Settlement {
     const pool = await chain.pool(runId);
     this.log(`trained on chain: ${units.length} contributors own ${last.total} units, the designer ${pool.ownershipTotal - last.total}`);
     return { epochs: this.posted, units, unclaimed, designerUnits: pool.ownershipTotal - last.total, ownershipTotal: pool.ownershipTotal };
+  }
+}
+
+/** A busy RPC is worth two more tries; a revert is the chain's answer and is not. */
+async function retryUnlessReverted<T>(send: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await send();
+    } catch (e) {
+      if (e instanceof ChainRevert || i >= tries) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * i));
+    }
   }
 }

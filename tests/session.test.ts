@@ -4,15 +4,19 @@
 //   task. The session must act on the newest membership even when a `peers` update is dispatched
 //   before the `assign` it follows has been handled (a run once hung on exactly that: the
 //   initiating peer never opened its channel).
+// - Joining the run on chain fails at first (a busy RPC): the peer trains anyway and keeps trying
+//   until it has joined, since only a joined account can claim what it earned.
 // - The last peer of a stage pauses (a graceful leave) while a newcomer is setting up for that
 //   stage: it hands its state over, and the run goes on from the step it left at.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import WebSocket from 'ws';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { Coordinator } from '../coordinator/server.js';
+import type { PeerWallet } from '../shared/peer/host.js';
 import { PeerSession } from '../shared/peer/session.js';
 import type { WebSocketConstructor, WebSocketLike } from '../shared/swarm/coordinator-client.js';
 import { nodeHost } from '../worker/node-host.js';
@@ -69,17 +73,19 @@ afterEach(async () => {
 const lines: string[] = [];
 const said = () => `the coordinator and the peers said:\n${lines.join('\n')}`;
 
-async function startCoordinator(steps: number): Promise<Coordinator> {
+const CHAIN = { chainId: 31337, registry: `0x${'1'.repeat(40)}`, tokens: `0x${'2'.repeat(40)}`, runId: '1' };
+
+async function startCoordinator(steps: number, chain?: typeof CHAIN): Promise<Coordinator> {
   lines.length = 0;
   const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery: 0 });
-  coord = new Coordinator({ run, log: (l) => lines.push(`coordinator: ${l}`) });
+  coord = new Coordinator({ run, chain, log: (l) => lines.push(`coordinator: ${l}`) });
   await coord.listen(0);
   return coord;
 }
 
-function startPeer(c: Coordinator, name: string, socket: WebSocketConstructor = WebSocket): PeerSession {
+function startPeer(c: Coordinator, name: string, socket: WebSocketConstructor = WebSocket, wallet?: PeerWallet): PeerSession {
   const host = nodeHost({ data: SWARM_DEFAULTS.data, stateDir: mkdtempSync(join(tmpdir(), 'session-test-')), benchmark: false, env: {}, log: (l) => lines.push(`${name}: ${l}`) });
-  const s = new PeerSession({ ...host, WebSocket: socket }, { coordinator: c.url!, name });
+  const s = new PeerSession({ ...host, WebSocket: socket, wallet }, { coordinator: c.url!, name });
   s.on('phase', (p) => lines.push(`${name}: [${p.phase}] ${p.why}`));
   ended.push(s.run());
   return s;
@@ -105,6 +111,30 @@ describe('peer session', () => {
     }
     await until('the run to train', () => trained);
     expect(c.stats.binaryBytesReceived).toBe(0);
+  }, 180_000);
+
+  it('a peer whose first joins on chain fail trains anyway and keeps trying until it has joined', async () => {
+    const c = await startCoordinator(150, CHAIN);
+    let trained = false;
+    c.trained.then(() => (trained = true));
+    const signer = privateKeyToAccount(generatePrivateKey());
+    const joins: string[] = [];
+    const flaky: PeerWallet = {
+      account: signer.address,
+      signMessage: (message) => signer.signMessage({ message }),
+      async joinRun(chain) {
+        joins.push(chain.runId);
+        if (joins.length < 3) throw new Error('HTTP request failed: the RPC timed out');
+      },
+    };
+    startPeer(c, 'a', WebSocket, flaky);
+    startPeer(c, 'b');
+    await until('the third join attempt', () => lines.includes(`a: joined run 1 on chain 31337 as ${signer.address}`));
+    expect(trained, 'the run waited for the join').toBe(false);
+    await until('the run to train', () => trained);
+    expect(joins).toEqual(['1', '1', '1']);
+    expect(lines.filter((l) => l.startsWith('a: could not join run 1 on chain'))).toHaveLength(2);
+    expect(lines.some((l) => l.includes('b: ') && l.includes('has no wallet'))).toBe(true);
   }, 180_000);
 
   it('the last peer of a stage that pauses hands its state to a newcomer setting up for it; the run goes on from there', async () => {

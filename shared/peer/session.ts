@@ -281,15 +281,28 @@ export class PeerSession extends Emitter<SessionEvents> {
     if (chain) await this.joinChain(chain);
   }
 
+  /**
+   * Joining on chain is what makes this peer's work claimable, and a run can only be joined while
+   * it trains. The first attempt is made before the peer says it is ready (so the run has a provider
+   * when it starts on chain); a failed one (a busy RPC) is retried in the background, with backoff,
+   * until it succeeds or the session ends.
+   */
   private async joinChain(chain: ChainInfo): Promise<void> {
     const w = this.host.wallet;
     if (!w) return this.say(`the run settles on chain ${chain.chainId}, but this peer has no wallet: its work will not earn ownership`);
-    try {
-      await w.joinRun(chain);
-      this.say(`joined run ${chain.runId} on chain ${chain.chainId} as ${w.account}`);
-    } catch (e) {
-      this.say(`could not join run ${chain.runId} on chain: ${(e as Error).message}; this peer's work may not be claimable`);
-    }
+    const attempt = async (n: number): Promise<void> => {
+      try {
+        await w.joinRun(chain);
+        this.say(`joined run ${chain.runId} on chain ${chain.chainId} as ${w.account}`);
+      } catch (e) {
+        const wait = Math.min(30, 2 ** (n - 1));
+        this.say(
+          `could not join run ${chain.runId} on chain (attempt ${n}): ${(e as Error).message}; trying again in ${wait} s (until it joins, this peer's work is not claimable)`,
+        );
+        setTimeout(() => !this.leaving && void attempt(n + 1), wait * 1000);
+      }
+    };
+    await attempt(1);
   }
 
   private listen(c: CoordinatorClient): void {
