@@ -183,7 +183,9 @@ export class Settlement {
         continue;
       }
       try {
-        if ((await chain.claimed(runId, account)) < u) await retryUnlessReverted(() => chain.claim(runId, epochIndex, account, u, tree.proof(account)));
+        await retryUnlessReverted(async () => {
+          if ((await chain.claimed(runId, account)) < u) await chain.claim(runId, epochIndex, account, u, tree.proof(account));
+        });
         units.push({ account, units: u, ownership: await chain.ownershipOf(runId, account) });
       } catch (e) {
         // One contributor's failure (it never joined on chain) must not withhold everyone else's.
