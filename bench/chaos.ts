@@ -1,0 +1,147 @@
+// `npm run bench:chaos`: every attack of bench/adversary.ts, each by one real worker process among
+// honest ones in a local swarm, against an honest run of the same swarm; writes
+// bench/results/chaos.json. A scenario passes when the attacker is purged, nobody honest is,
+// none of the attacker's work is credited, every step is committed and the final validation loss
+// is within 2 % of the honest run's. tests/adversaries.test.ts runs the same scenarios, shorter.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { LocalSwarm } from '../cli/local-swarm.js';
+import { ECONOMY_DEFAULTS } from '../cli/start.js';
+import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
+import { parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { runStageConfigs } from '../shared/swarm/run.js';
+import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { ATTACKS, type Attack } from './adversary.js';
+
+const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));
+/** How far the final validation loss may be from the honest run's. */
+export const LOSS_TOLERANCE = 0.02;
+
+export interface ChaosOptions {
+  steps: number;
+  honest: number;
+  /** The model the swarm trains, on 2 stages: small, so that the CPU adapter trains it in seconds. */
+  model: Pick<SwarmOptions, 'dModel' | 'heads' | 'seq' | 'batch' | 'layers'>;
+}
+
+export interface RunOutcome {
+  /** Committed steps, in order. */
+  steps: number[];
+  finalValLoss: number;
+  /** Risk-weighted units each peer's committed work earns (the settlement's rule). */
+  units: Map<string, bigint>;
+  gone: Array<{ peerId: string; reason: string; afterSteps: number }>;
+  adversary?: string;
+}
+
+export interface ScenarioResult {
+  name: string;
+  passed: boolean;
+  detected_after_steps: number | null;
+  final_val_loss: number;
+  honest_final_val_loss: number;
+  credited_to_bad_peer: number;
+  notes: string;
+}
+
+/** One swarm: `honest` honest workers and one more, that attacks with `attack` or is honest too. */
+export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<RunOutcome> {
+  const out = mkdtempSync(join(tmpdir(), `chaos-${attack ?? 'honest'}-`));
+  const run = await runConfig({
+    ...SWARM_DEFAULTS,
+    ...o.model,
+    stages: 2,
+    minPerStage: Math.ceil((o.honest + 1) / 2),
+    microbatches: 6,
+    steps: o.steps,
+    averageEvery: 4,
+    evalEvery: o.steps,
+    evalBatches: 4,
+    out,
+  });
+  const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator: { auditRate: 1 } });
+  const c = swarm.coordinator;
+  const risk = parseRisk(ECONOMY_DEFAULTS.risk);
+  const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
+  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, units: new Map(), gone: [] };
+  c.on('commit', (e) => {
+    result.steps.push(e.step);
+    const work = e.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches }));
+    for (const [peer, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.units.set(peer, (result.units.get(peer) ?? 0n) + u);
+  });
+  c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
+  c.on('register', (r) => attack && r.name === `worker-${o.honest}` && (result.adversary = r.peerId));
+  // Peers leave when the run is over: only who was lost while it trained counts.
+  let over = false;
+  void c.trained.then(() => (over = true));
+  c.on('peer-gone', (g) => !over && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
+  try {
+    await swarm.listen();
+    // The attacker registers first, so it holds stage 0 (the first stage nobody holds): an attack
+    // on the activations it sends up is then always made. The honest run has as many peers, in the
+    // same order: the same placement, the same witnesses per stage.
+    const first = new Promise<void>((resolve) => c.on('register', (r) => r.name === `worker-${o.honest}` && resolve()));
+    const w = attack ? swarm.spawn(o.honest, ['--attack', attack], ADVERSARY) : swarm.spawn(o.honest);
+    await Promise.race([first, w.exit.then((code) => Promise.reject(new Error(`worker-${o.honest} exited (${code}) before registering; see ${w.log}`)))]);
+    for (let i = 0; i < o.honest; i++) swarm.spawn(i);
+    await c.trained;
+    // The final evaluation comes in after the last commit.
+    for (let t = 0; Number.isNaN(result.finalValLoss) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await swarm.close();
+  }
+  return result;
+}
+
+/** What a scenario's run shows, judged against the honest run. */
+export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
+  const caught = r.gone.find((g) => g.peerId === r.adversary);
+  const blamed = r.gone.filter((g) => g.peerId !== r.adversary);
+  const credited = r.adversary ? Number(r.units.get(r.adversary) ?? 0n) : 0;
+  const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
+  const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
+  const notes = [
+    caught ? `caught: ${caught.reason}` : 'not caught',
+    ...blamed.map((g) => `honest peer ${g.peerId} lost: ${g.reason}`),
+    ...(allSteps ? [] : [`committed steps ${r.steps.join(',')}`]),
+    ...(lossOk ? [] : [`final validation loss ${r.finalValLoss.toFixed(4)} is not within ${LOSS_TOLERANCE * 100} % of the honest ${honest.finalValLoss.toFixed(4)}`]),
+  ].join('; ');
+  return {
+    name,
+    passed: !!caught && caught.reason.startsWith('purged:') && blamed.length === 0 && credited === 0 && allSteps && lossOk,
+    detected_after_steps: caught ? caught.afterSteps : null,
+    final_val_loss: r.finalValLoss,
+    honest_final_val_loss: honest.finalValLoss,
+    credited_to_bad_peer: credited,
+    notes,
+  };
+}
+
+export const CHAOS_DEFAULTS: ChaosOptions = { steps: 24, honest: 5, model: { dModel: 32, heads: 2, seq: 16, batch: 4, layers: 2 } };
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const attacks = only.length ? ATTACKS.filter((a) => only.includes(a)) : ATTACKS;
+  const o = CHAOS_DEFAULTS;
+  process.stdout.write(`chaos: an honest swarm of ${o.honest} workers, ${o.steps} steps, then ${attacks.length} scenario(s) with one attacker more\n`);
+  const honest = await runSwarmWith(o);
+  process.stdout.write(`  honest run: final validation loss ${honest.finalValLoss.toFixed(4)}, ${honest.gone.length} peer(s) lost\n`);
+  const scenarios: ScenarioResult[] = [];
+  for (const attack of attacks) {
+    const t0 = Date.now();
+    const s = judge(attack, honest, await runSwarmWith(o, attack), o.steps);
+    scenarios.push(s);
+    process.stdout.write(
+      `  ${s.passed ? 'pass' : 'FAIL'}  ${attack.padEnd(20)} detected after ${s.detected_after_steps ?? '-'} step(s), val loss ${s.final_val_loss.toFixed(4)}, credited ${s.credited_to_bad_peer} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n        ${s.notes}\n`,
+    );
+  }
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify({ config: o, honest_final_val_loss: honest.finalValLoss, scenarios }, null, 2)}\n`);
+  process.stdout.write(`wrote bench/results/chaos.json: ${scenarios.filter((s) => s.passed).length}/${scenarios.length} passed\n`);
+  process.exitCode = scenarios.every((s) => s.passed) ? 0 : 1;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
