@@ -141,6 +141,8 @@ export class RunControl extends Emitter<RunControlEvents> {
   private readonly log: (line: string) => void;
   /** Who must report the validation loss after a step (the last hop of its evaluation path). */
   private readonly evaluators = new Map<number, string>();
+  /** Microbatches each peer computed in committed steps since its stage last averaged. */
+  private readonly sinceAverage = new Map<string, number>();
   /** Keys and accounts of purged peers: refused for the rest of the run. */
   private readonly barred = new Set<string>();
 
@@ -428,8 +430,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (loss !== undefined) this.lastLoss = loss;
     const averaging = r.step % this.run.averageEvery === 0 || r.step === this.run.steps;
     const evaluating = this.run.evalEvery > 0 && this.run.evalBatches > 0 && (r.step % this.run.evalEvery === 0 || r.step === this.run.steps);
-    const members = this.run.layersPerStage.map((_, s) => this.active(s).map((p) => p.peerId));
-    const listeners = this.run.layersPerStage.map((_, s) => (averaging ? this.live().filter((p) => p.stage === s && p.state === 'ready') : []).map((p) => p.peerId));
+    for (const [peerId, n] of r.work) this.sinceAverage.set(peerId, (this.sinceAverage.get(peerId) ?? 0) + n);
+    const { members, listeners, joining } = this.averagingRoles(averaging);
     const evalPath = evaluating ? this.evalPath() : undefined;
     const msg: ServerMessage = {
       type: 'commit',
@@ -442,7 +444,7 @@ export class RunControl extends Emitter<RunControlEvents> {
       ...(evalPath && { eval: { path: evalPath, batches: this.run.evalBatches } }),
     };
     for (const id of [...members.flat(), ...listeners.flat()]) this.o.send(id, msg);
-    for (const id of listeners.flat()) this.activate(this.peers.get(id)!, 'caught up at averaging');
+    for (const id of joining) this.activate(this.peers.get(id)!, 'caught up at averaging');
     if (evalPath && r.step === this.run.steps) this.finalEval = r.step;
     if (evalPath) this.evaluators.set(r.step, evalPath.at(-1)!);
     for (const old of this.evaluators.keys()) if (old < r.step - 4 * Math.max(1, this.run.evalEvery)) this.evaluators.delete(old);
@@ -453,6 +455,26 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.emit('commit', { step: r.step, round: r.round, work, loss, ms: this.o.now() - r.startedAt });
     if (r.step >= this.run.steps) return this.endTraining();
     this.nextRound();
+  }
+
+  /**
+   * Who averages after a step. Members send their weights and take the mean. A replica that computed
+   * nothing since the stage last averaged still holds that average: as a member it would pull the
+   * stage back toward it, so it listens, like a ready peer joining, and ends with the same weights.
+   * Without averaging, members are every active replica (they all get the commit).
+   */
+  private averagingRoles(averaging: boolean): { members: string[][]; listeners: string[][]; joining: string[] } {
+    const ids = (ps: PeerRecord[]) => ps.map((p) => p.peerId);
+    const roles = this.run.layersPerStage.map((_, s) => {
+      const active = this.active(s);
+      if (!averaging) return { members: ids(active), idle: [], joining: [] };
+      const trained = active.filter((p) => (this.sinceAverage.get(p.peerId) ?? 0) > 0);
+      const members = trained.length ? trained : active;
+      const joining = this.live().filter((p) => p.stage === s && p.state === 'ready');
+      return { members: ids(members), idle: ids(active.filter((p) => !members.includes(p))), joining: ids(joining) };
+    });
+    if (averaging) this.sinceAverage.clear();
+    return { members: roles.map((r) => r.members), listeners: roles.map((r) => [...r.idle, ...r.joining]), joining: roles.flatMap((r) => r.joining) };
   }
 
   private abortRound(reason: string): void {

@@ -367,6 +367,29 @@ describe('RunControl: commit', () => {
     sim.checkCredit();
   });
 
+  it('a replica that computed nothing since its stage last averaged listens instead of pulling the stage back to its weights', () => {
+    const sim = started(makeRun({ averageEvery: 2, steps: 20 }), ['a', 'b', 'c'], [0, 1, 0]);
+    sim.steps(3);
+    sim.speed = { a: 100, b: 100, c: 1e6 }; // measured at step 4: c then gets no route
+    sim.steps(3);
+    const worked = (step: number) => sim.commits.find((x) => x.step === step)!.work.some((w) => w.peerId === 'c');
+    const averaged = (step: number) => sim.msgs('commit').find((m) => m.step === step && m.apply)!.average;
+    const roles = [2, 4, 6].map((step) => (worked(step - 1) || worked(step) ? 'member' : 'listener'));
+    for (const [i, step] of [2, 4, 6].entries()) {
+      expect(averaged(step)).toEqual(roles[i] === 'member' ? { members: [['a', 'c'], ['b']], listeners: [[], []] } : { members: [['a'], ['b']], listeners: [['c'], []] });
+    }
+    // Both cases happened: c trained before step 4 and was idle for steps 5 and 6.
+    expect(roles.slice(1)).toEqual(['member', 'listener']);
+    // Still active, and told every commit: it trains again when it is routed.
+    expect(sim.rc.peer('c')?.state).toBe('active');
+    expect(
+      sim
+        .msgs('commit', { to: 'c' })
+        .map((m) => m.step)
+        .slice(-3),
+    ).toEqual([4, 5, 6]);
+  });
+
   it('carries the swarm loss in the commit, but not a claim out of range, which every peer would refuse', () => {
     const sim = lanes();
     for (const id of ['a', 'b', 'c', 'd']) expect(sim.report(id)).toBeUndefined();
