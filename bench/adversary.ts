@@ -19,6 +19,19 @@ export const ATTACKS = [
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
+/** What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients only from the last stage down. */
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients'> = {
+  'scale-outputs': 'outputs',
+  'zero-outputs': 'outputs',
+  'nan-outputs': 'outputs',
+  'scale-activations': 'activations',
+  'garbage-activations': 'activations',
+  'zero-activations': 'activations',
+  'scale-gradients': 'gradients',
+  'nan-activations': 'activations',
+  'replay-activations': 'activations',
+};
+
 /** The session hooks of one attack. */
 export function attackHooks(attack: Attack): Partial<SessionOptions> {
   const onSent =

@@ -13,7 +13,7 @@ import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
 import { parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import { DEFAULT_DATA } from '../worker/node-corpus.js';
-import { ATTACKS, type Attack } from './adversary.js';
+import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
 
 const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));
 /** How far the final validation loss may be from the honest run's. */
@@ -79,13 +79,27 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   c.on('peer-gone', (g) => !over && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
   try {
     await swarm.listen();
-    // The attacker registers first, so it holds stage 0 (the first stage nobody holds): an attack
-    // on the activations it sends up is then always made. The honest run has as many peers, in the
-    // same order: the same placement, the same witnesses per stage.
-    const first = new Promise<void>((resolve) => c.on('register', (r) => r.name === `worker-${o.honest}` && resolve()));
-    const w = attack ? swarm.spawn(o.honest, ['--attack', attack], ADVERSARY) : swarm.spawn(o.honest);
-    await Promise.race([first, w.exit.then((code) => Promise.reject(new Error(`worker-${o.honest} exited (${code}) before registering; see ${w.log}`)))]);
-    for (let i = 0; i < o.honest; i++) swarm.spawn(i);
+    // Where the attack is made: activations are sent up by stage 0, gradients down by the last
+    // stage. Placement puts a peer on the first stage nobody holds, then on the one with fewer
+    // peers: registering first puts the attacker on stage 0, registering after the five honest
+    // peers on stage 1. The honest run has as many peers, in the same order.
+    let count = 0;
+    c.on('register', () => count++);
+    const registered = async (n: number) => {
+      while (count < n) await new Promise((r) => setTimeout(r, 50));
+    };
+    const spawnSixth = () => (attack ? swarm.spawn(o.honest, ['--attack', attack], ADVERSARY) : swarm.spawn(o.honest));
+    const honestFirst = attack !== undefined && ATTACK_TARGETS[attack] === 'gradients';
+    if (honestFirst) {
+      for (let i = 0; i < o.honest; i++) swarm.spawn(i);
+      await registered(o.honest);
+    }
+    const w = spawnSixth();
+    await Promise.race([
+      registered(honestFirst ? o.honest + 1 : 1),
+      w.exit.then((code) => Promise.reject(new Error(`worker-${o.honest} exited (${code}) before registering; see ${w.log}`))),
+    ]);
+    if (!honestFirst) for (let i = 0; i < o.honest; i++) swarm.spawn(i);
     await c.trained;
     // The final evaluation comes in after the last commit.
     for (let t = 0; Number.isNaN(result.finalValLoss) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
