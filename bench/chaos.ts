@@ -3,6 +3,7 @@
 // bench/results/chaos.json. A scenario passes when the attacker is purged, nobody honest is,
 // none of the attacker's work is credited, every step is committed and the final validation loss
 // is within 2 % of the honest run's. tests/adversaries.test.ts runs the same scenarios, shorter.
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LocalSwarm } from '../cli/local-swarm.js';
 import { ECONOMY_DEFAULTS } from '../cli/start.js';
 import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
-import { parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { ContributionLedger, parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import { DEFAULT_DATA } from '../worker/node-corpus.js';
 import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
@@ -22,6 +23,8 @@ export const LOSS_TOLERANCE = 0.02;
 export interface ChaosOptions {
   steps: number;
   honest: number;
+  /** Committed steps per settlement epoch (an epoch's units are posted, and no longer forfeit, when it closes). */
+  epochSteps: number;
   /** The model the swarm trains, on 2 stages: small, so that the CPU adapter trains it in seconds. */
   model: Pick<SwarmOptions, 'dModel' | 'heads' | 'seq' | 'batch' | 'layers'>;
 }
@@ -30,8 +33,13 @@ export interface RunOutcome {
   /** Committed steps, in order. */
   steps: number[];
   finalValLoss: number;
-  /** Risk-weighted units each peer's committed work earns (the settlement's rule). */
-  units: Map<string, bigint>;
+  /**
+   * The settlement's ledger of this run (coordinator/settlement.ts's rules, without a chain): each
+   * committed step credits risk-weighted units by the coordinator's routes, an epoch closes every
+   * `epochSteps` and a purged peer forfeits what its open epoch holds. Accounts stand for peer ids.
+   */
+  ledger: ContributionLedger;
+  accountOf(peerId: string): string;
   gone: Array<{ peerId: string; reason: string; afterSteps: number }>;
   adversary?: string;
 }
@@ -65,12 +73,15 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const c = swarm.coordinator;
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
   const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
-  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, units: new Map(), gone: [] };
+  const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
+  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [] };
   c.on('commit', (e) => {
     result.steps.push(e.step);
-    const work = e.work.map((w) => ({ account: w.peerId, stage: w.stage, microbatches: w.microbatches }));
-    for (const [peer, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.units.set(peer, (result.units.get(peer) ?? 0n) + u);
+    const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
+    for (const [account, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.ledger.credit(account, u);
+    if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch();
   });
+  c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
   c.on('register', (r) => attack && r.name === `worker-${o.honest}` && (result.adversary = r.peerId));
   // Peers leave when the run is over: only who was lost while it trained counts.
@@ -113,7 +124,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = r.gone.find((g) => g.peerId === r.adversary);
   const blamed = r.gone.filter((g) => g.peerId !== r.adversary);
-  const credited = r.adversary ? Number(r.units.get(r.adversary) ?? 0n) : 0;
+  const credited = r.adversary ? Number(r.ledger.units(r.accountOf(r.adversary))) : 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
   const notes = [
@@ -133,7 +144,7 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
   };
 }
 
-export const CHAOS_DEFAULTS: ChaosOptions = { steps: 24, honest: 5, model: { dModel: 32, heads: 2, seq: 16, batch: 4, layers: 2 } };
+export const CHAOS_DEFAULTS: ChaosOptions = { steps: 24, honest: 5, epochSteps: 4, model: { dModel: 32, heads: 2, seq: 16, batch: 4, layers: 2 } };
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
