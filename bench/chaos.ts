@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const attacks = only.length ? ATTACKS.filter((a) => only.includes(a)) : ATTACKS;
   const o = CHAOS_DEFAULTS;
-  process.stdout.write(`chaos: an honest swarm of ${o.honest} workers, ${o.steps} steps, then ${attacks.length} scenario(s) with one attacker more\n`);
+  process.stdout.write(`chaos: an honest swarm of ${o.honest + 1} workers, ${o.steps} steps, then ${attacks.length} scenario(s) in which one of them attacks\n`);
   const honest = await runSwarmWith(o);
   process.stdout.write(`  honest run: final validation loss ${honest.finalValLoss.toFixed(4)}, ${honest.gone.length} peer(s) lost\n`);
   const scenarios: ScenarioResult[] = [];
