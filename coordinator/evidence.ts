@@ -8,7 +8,7 @@ import { KeyRing, sha256Hex } from '../shared/swarm/identity.js';
 import type { RunConfig, Seal } from '../shared/swarm/protocol.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import { dtypeOf } from '../shared/wire/codec.js';
-import { type Frame, FrameKind, decodeFrame } from '../shared/wire/frame.js';
+import { type Frame, FrameKind, HEADER_BYTES, decodeFrame } from '../shared/wire/frame.js';
 import { verifySeal } from '../shared/wire/seal.js';
 
 export type Verdict = { guilty: string; reason: string } | undefined;
@@ -41,6 +41,37 @@ export class Evidence {
     const defect = plainDefect(frame, run);
     if (!defect) return 'unproven';
     return { guilty: seal.from, reason: `sent ${reporter} a defective frame (round ${seal.step}, microbatch ${seal.microbatch}): ${defect}` };
+  }
+
+  /**
+   * Who is to blame for a claimed replay: the sender if it sealed `earlier` (shown with its bytes)
+   * and, for other work, a frame whose bytes are `header` followed by the same payload; the reporter
+   * if the seals or bytes are not what it says. The same work sent again (a discarded step routed
+   * again in a new round repeats its frames bit for bit) proves nothing. `stepOf` gives a round's step.
+   */
+  async replayed(
+    reporter: string,
+    { later, earlier, bytes, header }: { later: Seal; earlier: Seal; bytes: Uint8Array; header: Uint8Array },
+    run: RunConfig,
+    stepOf: (round: number) => number | undefined,
+  ): Promise<Verdict | 'unproven'> {
+    const forged = await this.forged(reporter, [later, earlier]);
+    if (forged) return forged;
+    const replayed = new Uint8Array(bytes.length);
+    replayed.set(bytes);
+    replayed.set(header.subarray(0, HEADER_BYTES));
+    const matches = header.length === HEADER_BYTES && bytes.length > HEADER_BYTES && later.from === earlier.from;
+    if (!matches || (await sha256Hex(bytes)) !== earlier.hash || (await sha256Hex(replayed)) !== later.hash) {
+      return { guilty: reporter, reason: 'the frames it showed as a replay are not those the seals it cites vouch for' };
+    }
+    const training = (k: number) => k === FrameKind.Activation || k === FrameKind.Gradient;
+    const [s1, s2] = [stepOf(earlier.step), stepOf(later.step)];
+    const sameWork = earlier.kind === later.kind && earlier.microbatch === later.microbatch && (s1 === undefined || s2 === undefined || s1 === s2);
+    if (!training(earlier.kind) || !training(later.kind) || sameWork || plainDefect(bytes, run) !== undefined) return 'unproven';
+    return {
+      guilty: later.from,
+      reason: `sent ${reporter} the payload of its round ${earlier.step} microbatch ${earlier.microbatch} again as round ${later.step} microbatch ${later.microbatch} (a replay)`,
+    };
   }
 
   /** Who is to blame for a claimed equivocation: the sender if both seals are its, else the reporter. */

@@ -120,6 +120,8 @@ interface StageState {
 
 /** Estimated ms per microbatch of a peer never measured, from its claimed speed. */
 const FALLBACK_MS = 1000;
+/** Rounds whose training step is remembered (longer than any frame a peer keeps as evidence). */
+const RECENT_ROUNDS = 256;
 /** Weight of a new measurement in the moving average of a peer's speed. */
 const EMA = 0.3;
 
@@ -132,6 +134,8 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** The last committed step. */
   private step_ = 0;
   private roundSeq = 0;
+  /** The training step of each recent round (replay evidence names rounds). */
+  private readonly roundSteps = new Map<number, number>();
   private round?: Round;
   private started = false;
   private finalEval?: number;
@@ -163,6 +167,11 @@ export class RunControl extends Emitter<RunControlEvents> {
   get step(): number {
     return this.step_;
   }
+  /** The training step round `round` was for, if it is recent. */
+  stepOfRound(round: number): number | undefined {
+    return this.roundSteps.get(round);
+  }
+
   get currentRound(): Readonly<Round> | undefined {
     return this.round;
   }
@@ -400,6 +409,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
     this.setPhase('training', 'training');
     const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), startedAt: this.o.now() };
+    this.roundSteps.set(r.round, step);
+    if (this.roundSteps.size > RECENT_ROUNDS) this.roundSteps.delete(this.roundSteps.keys().next().value!);
     this.round = r;
     for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
   }

@@ -313,8 +313,19 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'verdict':
         return c.onVerdict(peerId, msg);
       case 'evidence': {
-        const v = await this.evidence.defective(peerId, msg.seal, Buffer.from(msg.frame, 'base64'), this.run);
-        if (v === 'unproven') return this.log(`${peerId} showed a frame of ${msg.seal.from} with nothing plainly wrong with it`);
+        const frame = Buffer.from(msg.frame, 'base64');
+        const v = msg.replay
+          ? await this.evidence.replayed(peerId, { later: msg.seal, earlier: msg.replay.of, bytes: frame, header: Buffer.from(msg.replay.header, 'base64') }, this.run, (r) =>
+              c.stepOfRound(r),
+            )
+          : await this.evidence.defective(peerId, msg.seal, frame, this.run);
+        if (v === 'unproven') {
+          return this.log(
+            msg.replay
+              ? `${peerId} showed frames of ${msg.seal.from} as a replay that prove none (the same work sent again)`
+              : `${peerId} showed a frame of ${msg.seal.from} with nothing plainly wrong with it`,
+          );
+        }
         if (v) c.purge(v.guilty, v.reason);
         return;
       }

@@ -882,6 +882,37 @@ describe('coordinator: evidence in seals', () => {
     await until(() => purgedOf(t.s).length === 1, 'the false claimant purged');
     expect(purgedOf(t.s)[0]).toMatchObject({ peerId: t.b.peerId, reason: 'purged: its equivocation claim names two seals of different slots, or one frame twice' });
   });
+
+  it('purges a sender shown to have sent one payload as two pieces of work (a replay); the same work twice proves nothing; frames the seals do not vouch for purge the one showing them', async () => {
+    const run = makeRun();
+    const rows = run.model.batch * run.model.seq;
+    const frame = (round: number, mb: number) =>
+      encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: mb, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).map((_, i) => Math.sin(i)) });
+    const showReplay = async (t: Awaited<ReturnType<typeof pair>>, earlier: Uint8Array, later: Uint8Array, shownHeader = later) => {
+      const e = await seal(earlier, t.a.key!, t.a.peerId, t.b.peerId);
+      const l = await seal(later, t.a.key!, t.a.peerId, t.b.peerId);
+      const b64 = (x: Uint8Array) => Buffer.from(x).toString('base64');
+      t.b.send({ type: 'evidence', seal: l.seal, frame: b64(earlier), replay: { of: e.seal, header: b64(shownHeader.subarray(0, 32)) } });
+    };
+    const t = await pair();
+    await showReplay(t, frame(t.round, 1), frame(t.round, 2));
+    await until(() => purgedOf(t.s).length === 1, 'the replayer purged');
+    expect(purgedOf(t.s)[0]).toMatchObject({
+      peerId: t.a.peerId,
+      reason: `purged: sent ${t.b.peerId} the payload of its round ${t.round} microbatch 1 again as round ${t.round} microbatch 2 (a replay)`,
+    });
+    expect(t.s.coord.control.peer(t.b.peerId)?.state).not.toBe('gone');
+
+    const same = await pair();
+    await showReplay(same, frame(same.round, 1), frame(same.round, 1));
+    await until(() => same.s.logs.some((l) => l.includes('as a replay that prove none')), 'the unproven claim logged');
+    expect(purgedOf(same.s)).toEqual([]);
+
+    const liar = await pair();
+    await showReplay(liar, frame(liar.round, 1), frame(liar.round, 2), frame(liar.round, 3));
+    await until(() => purgedOf(liar.s).length === 1, 'the liar purged');
+    expect(purgedOf(liar.s)[0]).toMatchObject({ peerId: liar.b.peerId, reason: 'purged: the frames it showed as a replay are not those the seals it cites vouch for' });
+  });
 });
 
 describe('coordinator: serving inference', () => {

@@ -2,9 +2,9 @@
 // from its neighbours, and what it reports.
 import { describe, expect, it } from 'vitest';
 import { FrameTrust } from '../shared/peer/frame-trust.js';
-import { PeerKey } from '../shared/swarm/identity.js';
-import type { ClientMessage, PeerInfo } from '../shared/swarm/protocol.js';
-import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { PeerKey, sha256Hex } from '../shared/swarm/identity.js';
+import type { ClientMessage, ClientMessageOf, PeerInfo } from '../shared/swarm/protocol.js';
+import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
 import { seal } from '../shared/wire/seal.js';
 
 const frame = (round: number, mb: number) =>
@@ -59,5 +59,34 @@ describe('frame trust', () => {
     await trust.receive('good', (await seal(other, good, 'good', 'me')).bytes);
     expect(trust.inputs(work)).toHaveLength(1);
     expect(reports).toEqual([{ type: 'equivocation', seals: [expect.objectContaining({ from: 'good' }), expect.objectContaining({ from: 'good' })] }]);
+  });
+
+  it('shows a replay to the coordinator: the later seal, the earlier frame with its seal, and the later header that makes the replayed frame', async () => {
+    const { trust, good, reports } = await setUp();
+    trust.begin({
+      round: 5,
+      step: 3,
+      items: [
+        { mb: 0, prev: 'good' },
+        { mb: 1, prev: 'good' },
+      ],
+    });
+    const earlier = await seal(frame(5, 0), good, 'good', 'me');
+    const replay = frame(5, 0);
+    replay.set(frame(5, 1).subarray(0, HEADER_BYTES)); // microbatch 0's payload under microbatch 1's header
+    const later = await seal(replay, good, 'good', 'me');
+    await trust.receive('good', earlier.bytes);
+    await trust.receive('good', later.bytes);
+    trust.refused('good', { kind: FrameKind.Activation, round: 5, mb: 1, why: 'replay', reason: 'repeats', earlier: { kind: FrameKind.Activation, mb: 0, step: 3, round: 5 } });
+    expect(reports).toHaveLength(1);
+    const r = reports[0] as ClientMessageOf<'evidence'>;
+    expect(r).toMatchObject({ type: 'evidence', seal: later.seal, replay: { of: earlier.seal } });
+    const shown = Buffer.from(r.frame, 'base64');
+    const rebuilt = Buffer.concat([Buffer.from(r.replay!.header, 'base64'), shown.subarray(HEADER_BYTES)]);
+    expect(await sha256Hex(shown)).toBe(earlier.seal.hash);
+    expect(await sha256Hex(rebuilt)).toBe(later.seal.hash);
+    // A replay whose earlier frame is no longer kept is not shown.
+    trust.refused('good', { kind: FrameKind.Activation, round: 5, mb: 1, why: 'replay', reason: 'repeats', earlier: { kind: FrameKind.Activation, mb: 0, step: 1, round: 2 } });
+    expect(reports).toHaveLength(1);
   });
 });

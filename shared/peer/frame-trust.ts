@@ -7,7 +7,7 @@
 import type { ClientMessage, PeerInfo, Seal, ServerMessageOf } from '../swarm/protocol.js';
 import { MAX_EVIDENCE_CHARS } from '../swarm/protocol.js';
 import { KeyRing, type PeerKey } from '../swarm/identity.js';
-import { FrameKind } from '../wire/frame.js';
+import { FrameKind, HEADER_BYTES } from '../wire/frame.js';
 import { seal, unseal } from '../wire/seal.js';
 import { Bundles, type Finding, decodeBundle, encodeBundle, isAuditBundle, judge } from './audit.js';
 import { FrameLog } from './frame-log.js';
@@ -83,15 +83,26 @@ export class FrameTrust {
   /**
    * A neighbour's frame was refused as its fault. A plain defect (it does not decode, is not
    * finite, has the wrong shape, is all zero) is shown to the coordinator with the sender's seal:
-   * proof enough to purge it. A statistical refusal (norm band, replay) only fails the round.
+   * proof enough to purge it. So is a replay whose earlier frame is still in the log: both seals,
+   * the earlier bytes and the later header prove the sender sent one payload as two pieces of work.
+   * A norm-band refusal only fails the round.
    */
   refused(from: string, what: HostileFrame): void {
     this.o.log(`refused a frame from ${from} (${what.why}): ${what.reason}`);
-    if (what.why === 'window' || what.why === 'caps' || what.why === 'band' || what.why === 'replay') return;
+    if (what.why === 'window' || what.why === 'caps' || what.why === 'band') return;
     if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
     const shown = this.frames.sealed('in', what.round, what.kind, what.mb, from);
-    if (!shown || 4 * Math.ceil(shown.bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
-    this.o.report({ type: 'evidence', seal: shown.seal, frame: base64(shown.bytes) });
+    if (!shown) return;
+    if (what.why !== 'replay') return this.showEvidence(shown.seal, shown.bytes);
+    const e = what.earlier;
+    const before = e?.round === undefined ? undefined : this.frames.sealed('in', e.round, e.kind, e.mb, from);
+    if (before) this.showEvidence(shown.seal, before.bytes, { of: before.seal, header: base64(shown.bytes.subarray(0, HEADER_BYTES)) });
+  }
+
+  /** `seal` vouches for the refused frame; `bytes` are that frame, or for a replay the earlier one `replay.of` vouches for. */
+  private showEvidence(seal: Seal, bytes: Uint8Array, replay?: { of: Seal; header: string }): void {
+    if (4 * Math.ceil(bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
+    this.o.report({ type: 'evidence', seal, frame: base64(bytes), ...(replay && { replay }) });
   }
 
   /** Audited: send the witness this peer's weights and the sealed frames of the microbatch. */

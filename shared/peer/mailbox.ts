@@ -33,6 +33,8 @@ export interface HostileFrame {
   mb?: number;
   why: HostileWhy;
   reason: string;
+  /** For a replay: what the same payload was sent as before. */
+  earlier?: PayloadUse;
 }
 
 /** Most a sender may have held here at once, over its inboxes; bytes count decoded tensors and token ids. */
@@ -74,6 +76,7 @@ class Refusal extends Error {
   constructor(
     readonly why: HostileWhy,
     message: string,
+    readonly earlier?: PayloadUse,
   ) {
     super(message);
   }
@@ -151,7 +154,7 @@ export class Mailbox {
       this.admit(s, inbox, f);
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
-      return this.refuse(from, inbox, { kind: f.kind, round: f.step, mb: f.microbatch, why: e.why, reason: e.message });
+      return this.refuse(from, inbox, { kind: f.kind, round: f.step, mb: f.microbatch, why: e.why, reason: e.message, ...(e.earlier && { earlier: e.earlier }) });
     }
   }
 
@@ -163,7 +166,11 @@ export class Mailbox {
     const h = use ? tensorHash(f.tensor) : 0;
     const before = use && s.recent.replayOf(h, use);
     if (before)
-      throw new Refusal('replay', `the payload repeats the one sent as kind ${before.kind} microbatch ${before.mb}${before.step === undefined ? '' : ` of step ${before.step}`}`);
+      throw new Refusal(
+        'replay',
+        `the payload repeats the one sent as kind ${before.kind} microbatch ${before.mb}${before.step === undefined ? '' : ` of step ${before.step}`}`,
+        before,
+      );
     inbox.pushFrame(f);
     if (use) s.recent.remember(h, use);
   }
@@ -210,7 +217,7 @@ export class Mailbox {
   /** What a training frame's payload is, for replay checks (undefined: not checked; see replay.ts). */
   private payloadUse(f: Frame): PayloadUse | undefined {
     if (f.kind === FrameKind.EvalActivation) return { kind: f.kind, mb: f.microbatch };
-    if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.step) };
+    if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.step), round: f.step };
     return undefined;
   }
 

@@ -11,11 +11,12 @@
 // same context window honestly produce the same rows, and a bad one only spoils its own request.
 import type { FrameKind } from '../wire/frame.js';
 
-/** What a payload was sent as. `step` is the training step of the frame's round, when known. */
+/** What a payload was sent as. `step` is the training step of the frame's round, when known; `round` the round its header named. */
 export interface PayloadUse {
   kind: FrameKind;
   mb: number;
   step?: number;
+  round?: number;
 }
 
 /**

@@ -192,6 +192,11 @@ export const SealSchema = z.strictObject({
   sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
 });
 export type Seal = z.infer<typeof SealSchema>;
+const base64 = (maxChars: number) =>
+  z
+    .string()
+    .max(maxChars)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 /** Longest frame a peer can show the coordinator as evidence, in base64 characters (36 KiB of frame). */
 export const MAX_EVIDENCE_CHARS = 48 * 1024;
 /** Most seals one report carries (two inputs per microbatch routed through the peer). */
@@ -253,10 +258,13 @@ export const ClientMessageSchemas = {
   evidence: z.strictObject({
     type: z.literal('evidence'),
     seal: SealSchema,
-    frame: z
-      .string()
-      .max(MAX_EVIDENCE_CHARS)
-      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+    frame: base64(MAX_EVIDENCE_CHARS),
+    /**
+     * A replay: `frame` is then the earlier frame, the one `replay.of` seals, and the frame `seal`
+     * vouches for is `replay.header` followed by the earlier frame's payload (the same payload sent
+     * again under another round or microbatch).
+     */
+    replay: z.strictObject({ of: SealSchema, header: base64(64) }).optional(),
   }),
   /** A witness's finding on an audited microbatch (shared/peer/audit.ts): `ok` when the recomputation agrees. */
   verdict: z.strictObject({
