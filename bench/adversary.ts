@@ -3,7 +3,11 @@
 // a hostile build of the client could do to the frames it sends its neighbours; everything else
 // (registration, reports, heartbeats) is the honest client's, so what catches it is the swarm's
 // checks, not a tell of the test.
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import WebSocket from 'ws';
 import type { SessionOptions } from '../shared/peer/session.js';
+import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
+import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
 
 export const ATTACKS = [
@@ -16,11 +20,18 @@ export const ATTACKS = [
   'scale-gradients',
   'nan-activations',
   'replay-activations',
+  'stolen-key',
+  'foreign-account',
+  'never-computes',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
-/** What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients only from the last stage down. */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients'> = {
+/**
+ * What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients
+ * only from the last stage down; the registration (another peer's key, an account whose key it
+ * does not hold); or the run itself (it takes a place and never computes).
+ */
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place'> = {
   'scale-outputs': 'outputs',
   'zero-outputs': 'outputs',
   'nan-outputs': 'outputs',
@@ -30,9 +41,12 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'scale-gradients': 'gradients',
   'nan-activations': 'activations',
   'replay-activations': 'activations',
+  'stolen-key': 'registration',
+  'foreign-account': 'registration',
+  'never-computes': 'place',
 };
 
-/** The session hooks of one attack. */
+/** The session hooks of one attack made by the worker itself. */
 export function attackHooks(attack: Attack): Partial<SessionOptions> {
   const onSent =
     (kind: FrameKind, f: (t: Float32Array) => void): SessionOptions['onBoundary'] =>
@@ -59,6 +73,10 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
     case 'nan-activations':
       return { tamper: (_to, f) => (f[5] === FrameKind.Activation ? withNaN(f) : f) };
     // Old content under a new round and microbatch number (re-sealed: the seal is its own).
+    case 'stolen-key':
+    case 'foreign-account':
+    case 'never-computes':
+      throw new Error(`${attack} is not made by the worker: see impostor()`);
     case 'replay-activations': {
       let first: Uint8Array | undefined;
       return {
@@ -86,12 +104,45 @@ function withNaN(f: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The attacks a client of its own makes (no GPU, no training): it registers with another peer's
+ * session key (`--victim-key`) or claiming an account whose key it does not hold
+ * (`--victim-account`) and says what the coordinator answered; or it registers as itself, takes a
+ * place on a stage and only heartbeats, never loading the stage. Exit code 3: refused.
+ */
+async function impostor(attack: Attack, flag: (name: string) => string): Promise<number> {
+  const own = await PeerKey.generate();
+  const key = attack === 'stolen-key' ? (Object.assign(Object.create(PeerKey.prototype), own, { publicHex: flag('--victim-key') }) as PeerKey) : own;
+  const signer = privateKeyToAccount(generatePrivateKey());
+  const account =
+    attack === 'foreign-account' ? { address: flag('--victim-account') as `0x${string}`, signMessage: (message: string) => signer.signMessage({ message }) } : undefined;
+  const client = new CoordinatorClient(flag('--coordinator'), WebSocket as unknown as WebSocketConstructor);
+  const capability = { adapter: 'impostor', kind: 'discrete' as const, gflops: 1000, memoryBytes: 8e9, maxLayers: 64 };
+  try {
+    await client.connect({ name: flag('--name'), capability }, { key, ...(account && { account }) });
+  } catch (e) {
+    process.stdout.write(`${(e as Error).message}\n`);
+    return 3;
+  }
+  process.stdout.write(`registered as ${client.peerId}; heartbeating, never ready\n`);
+  const beat = setInterval(() => client.send({ type: 'heartbeat', step: 0, bytesSent: 0, bytesReceived: 0 }), 1000);
+  const reason = await new Promise<string>((resolve) => client.on('close', (m) => resolve(m.reason)));
+  clearInterval(beat);
+  process.stdout.write(`the coordinator closed the connection: ${reason}\n`);
+  return 0;
+}
+
 async function cli(): Promise<void> {
-  const at = process.argv.indexOf('--attack');
-  const attack = process.argv[at + 1] as Attack;
-  if (at < 0 || !ATTACKS.includes(attack)) throw new Error(`--attack must be one of ${ATTACKS.join(', ')}`);
-  process.argv.splice(at, 2);
+  const flag = (name: string) => {
+    const at = process.argv.indexOf(name);
+    if (at < 0 || process.argv[at + 1] === undefined) throw new Error(`${name} is required`);
+    return process.argv[at + 1];
+  };
+  const attack = flag('--attack') as Attack;
+  if (!ATTACKS.includes(attack)) throw new Error(`--attack must be one of ${ATTACKS.join(', ')}`);
   const { main, exitWith } = await import('../worker/worker.js');
+  if (ATTACK_TARGETS[attack] === 'registration' || ATTACK_TARGETS[attack] === 'place') return exitWith(impostor(attack, flag));
+  process.argv.splice(process.argv.indexOf('--attack'), 2);
   exitWith(main(attackHooks(attack)));
 }
 

@@ -41,6 +41,8 @@ export interface RunOutcome {
   ledger: ContributionLedger;
   accountOf(peerId: string): string;
   gone: Array<{ peerId: string; reason: string; afterSteps: number }>;
+  /** Registrations the coordinator refused. */
+  refused: Array<{ name: string; reason: string; afterSteps: number }>;
   adversary?: string;
 }
 
@@ -54,7 +56,14 @@ export interface ScenarioResult {
   notes: string;
 }
 
-/** One swarm: `honest` honest workers and one more, that attacks with `attack` or is honest too. */
+/** How long the coordinator lets a placed peer set up in the never-computes scenario (15 min by default). */
+const LURKER_READY_MS = 12_000;
+
+/**
+ * One swarm of `honest` + 1 workers. With `attack`, one of them attacks from inside the worker
+ * (frames), or, for an impostor (registration, never computes), all are honest and the impostor
+ * comes as one more client once they have registered.
+ */
 export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<RunOutcome> {
   const out = mkdtempSync(join(tmpdir(), `chaos-${attack ?? 'honest'}-`));
   const run = await runConfig({
@@ -69,12 +78,16 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     evalBatches: 4,
     out,
   });
-  const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator: { auditRate: 1 } });
+  const target = attack && ATTACK_TARGETS[attack];
+  const impostor = target === 'registration' || target === 'place';
+  const coordinator = { auditRate: 1, ...(target === 'place' && { readyTimeoutMs: LURKER_READY_MS }) };
+  const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator });
   const c = swarm.coordinator;
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
   const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
-  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [] };
+  const attacker = `worker-${impostor ? o.honest + 1 : o.honest}`;
+  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [] };
   c.on('commit', (e) => {
     result.steps.push(e.step);
     const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
@@ -83,34 +96,52 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   });
   c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
-  c.on('register', (r) => attack && r.name === `worker-${o.honest}` && (result.adversary = r.peerId));
+  c.on('register', (r) => attack && r.name === attacker && (result.adversary = r.peerId));
+  c.on('refused', (r) => result.refused.push({ ...r, afterSteps: result.steps.length }));
   // Peers leave when the run is over: only who was lost while it trained counts.
   let over = false;
   void c.trained.then(() => (over = true));
   c.on('peer-gone', (g) => !over && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
   try {
     await swarm.listen();
-    // Where the attack is made: activations are sent up by stage 0, gradients down by the last
-    // stage. Placement puts a peer on the first stage nobody holds, then on the one with fewer
-    // peers: registering first puts the attacker on stage 0, registering after the five honest
-    // peers on stage 1. The honest run has as many peers, in the same order.
-    let count = 0;
-    c.on('register', () => count++);
-    const registered = async (n: number) => {
-      while (count < n) await new Promise((r) => setTimeout(r, 50));
+    let arrived = 0;
+    c.on('register', () => arrived++);
+    c.on('refused', () => arrived++);
+    const arrivals = async (n: number) => {
+      while (arrived < n) await new Promise((r) => setTimeout(r, 50));
     };
-    const spawnSixth = () => (attack ? swarm.spawn(o.honest, ['--attack', attack], ADVERSARY) : swarm.spawn(o.honest));
-    const honestFirst = attack !== undefined && ATTACK_TARGETS[attack] === 'gradients';
-    if (honestFirst) {
-      for (let i = 0; i < o.honest; i++) swarm.spawn(i);
-      await registered(o.honest);
+    const spawnHonest = (n: number) => {
+      const before = arrived;
+      for (let i = 0; i < n; i++) swarm.spawn(i);
+      return arrivals(before + n);
+    };
+    const spawnAttacker = async (i: number, args: string[], after: number) => {
+      const w = swarm.spawn(i, ['--attack', attack!, ...args], ADVERSARY);
+      const exited = w.exit.then((code) => (arrived > after ? undefined : Promise.reject(new Error(`${attacker} exited (${code}) before registering; see ${w.log}`))));
+      await Promise.race([arrivals(after + 1), exited]);
+    };
+    if (!attack) {
+      await spawnHonest(o.honest + 1);
+    } else if (target === 'place') {
+      // First, so that it takes a place before the honest peers come.
+      await spawnAttacker(o.honest + 1, [], 0);
+      await spawnHonest(o.honest + 1);
+    } else if (impostor) {
+      // The victim: an honest peer's session key, and an account whose key the impostor lacks.
+      await spawnHonest(o.honest + 1);
+      const victim = c.control.live()[0];
+      await spawnAttacker(o.honest + 1, ['--victim-key', victim.key, '--victim-account', accountOf(victim.peerId)], o.honest + 1);
+    } else if (target === 'gradients') {
+      // Gradients are sent down by the last stage. Placement puts a peer on the first stage nobody
+      // holds, then on the one with fewer peers: registering after the five honest peers puts the
+      // attacker on stage 1.
+      await spawnHonest(o.honest);
+      await spawnAttacker(o.honest, [], o.honest);
+    } else {
+      // Activations are sent up by stage 0: registering first puts the attacker there.
+      await spawnAttacker(o.honest, [], 0);
+      await spawnHonest(o.honest);
     }
-    const w = spawnSixth();
-    await Promise.race([
-      registered(honestFirst ? o.honest + 1 : 1),
-      w.exit.then((code) => Promise.reject(new Error(`worker-${o.honest} exited (${code}) before registering; see ${w.log}`))),
-    ]);
-    if (!honestFirst) for (let i = 0; i < o.honest; i++) swarm.spawn(i);
     await c.trained;
     // The final evaluation comes in after the last commit.
     for (let t = 0; Number.isNaN(result.finalValLoss) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
@@ -120,9 +151,20 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   return result;
 }
 
+/** How the attacker was caught, if it was, as its attack should be: purged, refused at registration, or dropped for never getting ready. */
+function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
+  const target = ATTACK_TARGETS[name as Attack];
+  if (target === 'registration') {
+    const refused = r.refused[0];
+    return refused && { ...refused, expected: r.adversary === undefined };
+  }
+  const gone = r.gone.find((g) => g.peerId === r.adversary);
+  return gone && { ...gone, expected: gone.reason.startsWith(target === 'place' ? 'not ready' : 'purged:') };
+}
+
 /** What a scenario's run shows, judged against the honest run. */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
-  const caught = r.gone.find((g) => g.peerId === r.adversary);
+  const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => g.peerId !== r.adversary);
   const credited = r.adversary ? Number(r.ledger.units(r.accountOf(r.adversary))) : 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
@@ -135,7 +177,7 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
   ].join('; ');
   return {
     name,
-    passed: !!caught && caught.reason.startsWith('purged:') && blamed.length === 0 && credited === 0 && allSteps && lossOk,
+    passed: !!caught?.expected && blamed.length === 0 && credited === 0 && allSteps && lossOk,
     detected_after_steps: caught ? caught.afterSteps : null,
     final_val_loss: r.finalValLoss,
     honest_final_val_loss: honest.finalValLoss,

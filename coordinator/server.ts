@@ -64,6 +64,8 @@ export interface CoordinatorOptions {
 export interface CoordinatorEvents extends RunControlEvents {
   register: { peerId: string; name: string; capability: Capability; account?: `0x${string}`; stage: number };
   heartbeat: { peerId: string; step: number };
+  /** A registration refused (its proofs, or a second live peer of one account), with the name it gave. */
+  refused: { name: string; reason: string };
   /** A buyer's query was sent down a path (again, on a retry). */
   generate: { requestId: number; path: string[] };
 }
@@ -359,7 +361,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.checking.add(conn);
     try {
       const refused = await this.identityProblem(conn, msg);
-      if (refused) return this.refuse(conn, refused);
+      if (refused) {
+        this.emit('refused', { name: msg.name, reason: refused });
+        return this.refuse(conn, refused);
+      }
       if (conn.ws.readyState !== conn.ws.OPEN) return;
       this.place(conn, msg);
     } finally {
