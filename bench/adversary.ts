@@ -140,9 +140,12 @@ async function cli(): Promise<void> {
   };
   const attack = flag('--attack') as Attack;
   if (!ATTACKS.includes(attack)) throw new Error(`--attack must be one of ${ATTACKS.join(', ')}`);
-  const { main, exitWith } = await import('../worker/worker.js');
-  if (ATTACK_TARGETS[attack] === 'registration' || ATTACK_TARGETS[attack] === 'place') return exitWith(impostor(attack, flag));
+  if (ATTACK_TARGETS[attack] === 'registration' || ATTACK_TARGETS[attack] === 'place') {
+    process.exit(await impostor(attack, flag));
+  }
+  // The worker parses its own flags when it is imported.
   process.argv.splice(process.argv.indexOf('--attack'), 2);
+  const { main, exitWith } = await import('../worker/worker.js');
   exitWith(main(attackHooks(attack)));
 }
 

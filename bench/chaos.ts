@@ -17,6 +17,8 @@ import { DEFAULT_DATA } from '../worker/node-corpus.js';
 import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
 
 const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));
+/** A scenario's swarm trains in ~20 s here; past this it is stuck. */
+const TRAIN_LIMIT_MS = 300_000;
 /** How far the final validation loss may be from the honest run's. */
 export const LOSS_TOLERANCE = 0.02;
 
@@ -56,8 +58,11 @@ export interface ScenarioResult {
   notes: string;
 }
 
-/** How long the coordinator lets a placed peer set up in the never-computes scenario (15 min by default). */
-const LURKER_READY_MS = 12_000;
+/**
+ * How long the coordinator lets a placed peer set up in the never-computes scenario (15 min by
+ * default). It holds for the honest peers too: a worker loads a stage here in 4–13 s when six start at once.
+ */
+const LURKER_READY_MS = 30_000;
 
 /**
  * One swarm of `honest` + 1 workers. With `attack`, one of them attacks from inside the worker
@@ -101,7 +106,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   // Peers leave when the run is over: only who was lost while it trained counts.
   let over = false;
   void c.trained.then(() => (over = true));
-  c.on('peer-gone', (g) => !over && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
+  c.on('peer-gone', (g) => (!over || g.peerId === result.adversary) && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
   try {
     await swarm.listen();
     let arrived = 0;
@@ -123,9 +128,11 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     if (!attack) {
       await spawnHonest(o.honest + 1);
     } else if (target === 'place') {
-      // First, so that it takes a place before the honest peers come.
-      await spawnAttacker(o.honest + 1, [], 0);
+      // Once the run trains (the short time to get ready then applies to the impostor alone).
+      const training = new Promise<void>((resolve) => c.on('phase', (p) => p.phase === 'training' && resolve()));
       await spawnHonest(o.honest + 1);
+      await training;
+      await spawnAttacker(o.honest + 1, [], o.honest + 1);
     } else if (impostor) {
       // The victim: an honest peer's session key, and an account whose key the impostor lacks.
       await spawnHonest(o.honest + 1);
@@ -142,7 +149,17 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
       await spawnAttacker(o.honest, [], 0);
       await spawnHonest(o.honest);
     }
-    await c.trained;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the swarm did not train within ${TRAIN_LIMIT_MS / 1000} s (${c.control.phase}: ${c.control.reason}); logs in ${out}`)),
+        TRAIN_LIMIT_MS,
+      );
+    });
+    await Promise.race([c.trained, stuck]).finally(() => clearTimeout(timer));
+    // A peer that never gets ready is dropped by time, not steps: a short run may end first.
+    const lurking = () => target === 'place' && !result.gone.some((g) => g.peerId === result.adversary);
+    for (let t = 0; lurking() && t < (LURKER_READY_MS + 10_000) / 100; t++) await new Promise((r) => setTimeout(r, 100));
     // The final evaluation comes in after the last commit.
     for (let t = 0; Number.isNaN(result.finalValLoss) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
   } finally {
@@ -152,7 +169,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
 }
 
 /** How the attacker was caught, if it was, as its attack should be: purged, refused at registration, or dropped for never getting ready. */
-function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
+export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
   const target = ATTACK_TARGETS[name as Attack];
   if (target === 'registration') {
     const refused = r.refused[0];
