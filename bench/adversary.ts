@@ -20,6 +20,7 @@ export const ATTACKS = [
   'scale-gradients',
   'nan-activations',
   'replay-activations',
+  'fuzz-frames',
   'stolen-key',
   'foreign-account',
   'never-computes',
@@ -41,6 +42,7 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'scale-gradients': 'gradients',
   'nan-activations': 'activations',
   'replay-activations': 'activations',
+  'fuzz-frames': 'activations',
   'stolen-key': 'registration',
   'foreign-account': 'registration',
   'never-computes': 'place',
@@ -77,6 +79,19 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
     case 'foreign-account':
     case 'never-computes':
       throw new Error(`${attack} is not made by the worker: see impostor()`);
+    // Its first activation frame followed by FUZZ_FRAMES mutants of it, each sealed: a flood of
+    // malformed frames down a real data channel, as an honest peer's own key vouches for them.
+    case 'fuzz-frames': {
+      let done = false;
+      return {
+        tamper: (_to, f) => {
+          if (done || f[5] !== FrameKind.Activation) return f;
+          done = true;
+          const random = seeded(0xf022);
+          return [f, ...Array.from({ length: FUZZ_FRAMES }, () => mutate(f, random))];
+        },
+      };
+    }
     case 'replay-activations': {
       let first: Uint8Array | undefined;
       return {
@@ -88,6 +103,47 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
           return old;
         },
       };
+    }
+  }
+}
+
+/** How many malformed frames the fuzz-frames attacker sends its neighbour. */
+export const FUZZ_FRAMES = 10_000;
+
+/** A small seeded generator (mulberry32): the same flood every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One malformed variant of `f`: bits flipped, cut short, a header byte set at random, random bytes, or grown. */
+function mutate(f: Uint8Array, random: () => number): Uint8Array {
+  const at = (n: number) => Math.floor(random() * n);
+  switch (at(5)) {
+    case 0: {
+      const out = f.slice();
+      for (let i = 1 + at(8); i > 0; i--) out[at(out.length)] ^= 1 << at(8);
+      return out;
+    }
+    case 1:
+      return f.slice(0, at(f.length));
+    case 2: {
+      const out = f.slice();
+      out[at(HEADER_BYTES)] = at(256);
+      return out;
+    }
+    case 3:
+      return Uint8Array.from({ length: 1 + at(2 * f.length) }, () => at(256));
+    default: {
+      const out = new Uint8Array(f.length + 1 + at(1024));
+      out.set(f);
+      return out;
     }
   }
 }

@@ -2,7 +2,7 @@
 // WebRTC over loopback), each against an honest run of the same swarm. One worker among five honest
 // ones attacks, placed where its attack is made: plausible tensors ×1.5 or gradients ×100 (only
 // recomputation tells), noise of the right scale, all-zero tensors, NaN, old payloads replayed as
-// new work. Each is caught for what it did (spot checks at rate 1 here; plain defects and replays
+// new work, a flood of malformed frames. Each is caught for what it did (spot checks at rate 1 here; plain defects and replays
 // shown to the coordinator with the sender's seals) and purged in its first round. Impostors come
 // as one more client: another peer's session key or an account whose key it lacks is refused at
 // registration; one that takes a place and never computes is dropped once its time to get ready is
@@ -30,6 +30,8 @@ const CAUGHT: Array<[Attack, RegExp]> = [
     'replay-activations',
     /^purged: (sent p\d+-[0-9a-f]{6} the payload of its round \d+ microbatch \d+ again as round \d+ microbatch \d+ \(a replay\)$|two witnesses found .* its output is not what its weights compute)/,
   ],
+  // Its first activation frame, then 10,000 mutants of it, sealed: purged on the first proof (a defect or a second frame for one slot).
+  ['fuzz-frames', /^purged: (sent p\d+-[0-9a-f]{6} a defective frame|sealed two different frames for round \d+ microbatch \d+)/],
   ['stolen-key', /^the key proof is not this connection's nonce signed by the key$/],
   ['foreign-account', /^the account proof is not 0x[0-9a-f]{40}'s signature of this key and session$/],
   ['never-computes', /^not ready \d+ ms after it was placed \(limit 30000 ms\)$/],

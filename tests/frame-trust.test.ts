@@ -89,4 +89,15 @@ describe('frame trust', () => {
     trust.refused('good', { kind: FrameKind.Activation, round: 5, mb: 1, why: 'replay', reason: 'repeats', earlier: { kind: FrameKind.Activation, mb: 0, step: 1, round: 2 } });
     expect(reports).toHaveLength(1);
   });
+
+  it('shows at most four pieces of evidence against one neighbour, however many bad frames it floods', async () => {
+    const { trust, good, bad, reports } = await setUp();
+    for (let mb = 0; mb < 10; mb++) {
+      await trust.receive('good', (await seal(frame(7, mb), good, 'good', 'me')).bytes);
+      trust.refused('good', { kind: FrameKind.Activation, round: 7, mb, why: 'nonfinite', reason: 'NaN' });
+    }
+    await trust.receive('bad', (await seal(frame(7, 0), bad, 'bad', 'me')).bytes);
+    trust.refused('bad', { kind: FrameKind.Activation, round: 7, mb: 0, why: 'nonfinite', reason: 'NaN' });
+    expect(reports.map((r) => (r as ClientMessageOf<'evidence'>).seal.from)).toEqual(['good', 'good', 'good', 'good', 'bad']);
+  });
 });

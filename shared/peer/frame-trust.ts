@@ -29,8 +29,11 @@ export interface FrameTrustOptions {
   timeoutMs: number;
   log(line: string): void;
   /** See SessionOptions.tamper. */
-  tamper?(to: string, frame: Uint8Array): Uint8Array;
+  tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
 }
+
+/** Evidence shown against one neighbour at most (the first that proves anything purges it). */
+const MAX_SHOWN = 4;
 
 export class FrameTrust {
   private readonly frames = new FrameLog();
@@ -38,6 +41,8 @@ export class FrameTrust {
   /** Recent rounds' work (an audit asks for one of its microbatches). */
   private readonly works = new Map<number, RoundWork>();
   private readonly bundles = new Bundles();
+  /** How much evidence this peer has shown the coordinator against each neighbour. */
+  private readonly shown = new Map<string, number>();
   private witnessing?: { round: number; abort: AbortController };
   /** Audits read or swap the stage's weights outside the session's message queue: one at a time. */
   private gpuTurn: Promise<unknown> = Promise.resolve();
@@ -46,10 +51,11 @@ export class FrameTrust {
 
   /** Seal a frame for `to` and send it; training frames are logged for the round's report. */
   async send(to: string, bytes: Uint8Array): Promise<void> {
-    const frame = this.o.tamper?.(to, bytes) ?? bytes;
-    const sealed = await seal(frame, this.o.key(), this.o.self(), to);
-    this.frames.record('out', sealed.seal, frame);
-    this.o.send(to, sealed.bytes);
+    for (const frame of [this.o.tamper?.(to, bytes) ?? bytes].flat()) {
+      const sealed = await seal(frame, this.o.key(), this.o.self(), to);
+      this.frames.record('out', sealed.seal, frame);
+      this.o.send(to, sealed.bytes);
+    }
   }
 
   /** Bytes from a neighbour that are not a state transfer: an audit bundle, or a frame it must have sealed for us. */
@@ -101,7 +107,10 @@ export class FrameTrust {
 
   /** `seal` vouches for the refused frame; `bytes` are that frame, or for a replay the earlier one `replay.of` vouches for. */
   private showEvidence(seal: Seal, bytes: Uint8Array, replay?: { of: Seal; header: string }): void {
-    if (4 * Math.ceil(bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
+    // One proof purges the sender: a neighbour flooding bad frames must not make us flood the coordinator.
+    const shown = this.shown.get(seal.from) ?? 0;
+    if (shown >= MAX_SHOWN || 4 * Math.ceil(bytes.length / 3) > MAX_EVIDENCE_CHARS) return;
+    this.shown.set(seal.from, shown + 1);
     this.o.report({ type: 'evidence', seal, frame: base64(bytes), ...(replay && { replay }) });
   }
 

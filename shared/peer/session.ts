@@ -111,10 +111,10 @@ export interface SessionOptions {
   autotune?: boolean;
   onBoundary?: RunnerOptions['onBoundary'];
   /**
-   * Rewrite a frame's bytes before they are sealed and sent. What a hostile build of this client
+   * Rewrite a frame's bytes (or send several) before they are sealed and sent. What a hostile build of this client
    * could do; only the adversarial test peers (bench/adversary.ts) set it.
    */
-  tamper?(to: string, frame: Uint8Array): Uint8Array;
+  tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
 }
 
 const HEARTBEAT_MS = 1000;
