@@ -122,7 +122,11 @@ function seeded(seed: number): () => number {
   };
 }
 
-/** One malformed variant of `f`: bits flipped, cut short, a header byte set at random, random bytes, or grown. */
+/**
+ * One malformed variant of `f`: bits flipped, cut short, a header byte set at random, random bytes,
+ * or grown. Never shorter than a header: anything shorter cannot be sealed (a receiver drops
+ * unsealed bytes before any other check).
+ */
 function mutate(f: Uint8Array, random: () => number): Uint8Array {
   const at = (n: number) => Math.floor(random() * n);
   switch (at(5)) {
@@ -132,14 +136,14 @@ function mutate(f: Uint8Array, random: () => number): Uint8Array {
       return out;
     }
     case 1:
-      return f.slice(0, at(f.length));
+      return f.slice(0, HEADER_BYTES + at(f.length - HEADER_BYTES));
     case 2: {
       const out = f.slice();
       out[at(HEADER_BYTES)] = at(256);
       return out;
     }
     case 3:
-      return Uint8Array.from({ length: 1 + at(2 * f.length) }, () => at(256));
+      return Uint8Array.from({ length: HEADER_BYTES + at(2 * f.length) }, () => at(256));
     default: {
       const out = new Uint8Array(f.length + 1 + at(1024));
       out.set(f);
