@@ -15,6 +15,7 @@ import { type Address, createPublicClient, createWalletClient, formatEther, http
 import WebSocket from 'ws';
 import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { chainInferenceDesk } from '../coordinator/inference-desk.js';
+import { RunStore } from '../coordinator/run-store.js';
 import { Settlement, type SettlementReport } from '../coordinator/settlement.js';
 import { type SwarmAddresses, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
@@ -106,13 +107,14 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
 
     const coordinator = as(COORDINATOR);
+    const store = RunStore.fresh(join(o.out, 'coordinator.db'), run);
     const settlement = new Settlement({
       run,
       chain: coordinator,
       runId,
       risk: parseRisk(e.risk),
       epochSteps: e.epochSteps,
-      dir: join(o.out, 'settlement'),
+      store,
       log: (l) => say(`\n${l}\n`),
     });
     let answer: EconomyResult['answer'] | undefined;
@@ -121,6 +123,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
 
     const swarm = await runSwarm(o, run, {
       coordinator: {
+        store,
         chain: { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
         inference: chainInferenceDesk(coordinator, runId),
       },

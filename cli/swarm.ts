@@ -54,7 +54,7 @@ export interface SwarmOptions {
 
 /** How a launcher plugs the chain into a swarm (see cli/start.ts); the swarm itself stays chain-agnostic. */
 export interface SwarmHooks {
-  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference'>;
+  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference' | 'store'>;
   /** Extra environment of worker i (its payout key and RPC endpoint). */
   workerEnv?(i: number): Record<string, string>;
   /** Called once the coordinator exists, before any worker starts (e.g. to attach settlement). */

@@ -5,7 +5,10 @@
 //     [--d-model 128 --heads 4 --seq 64 --batch 16] [--microbatches 4 --steps 300]
 //     [--lr 3e-3 --warmup 30 --average-every 5 --eval-every 50 --eval-batches 8 --seed 1]
 //     [--codec fp32|bf16|int8|subspace:k=K:fp32|fp16|int8|int4] [--heartbeat-timeout-ms 10000] [--run-id ID]
-//     [--epoch-steps 25 --risk exp:4 --ledger-dir runs/ID/settlement]
+//     [--epoch-steps 25 --risk exp:4] [--state runs/ID/coordinator.db]
+// The run's state, ledger and epochs are kept in --state (SQLite). Started again with the same flags
+// (the same --run-id) after a crash, even kill -9, the coordinator resumes the run from there, and
+// the workers, which keep trying to reconnect, come back with the states they hold.
 // The run's data (its name, SHA-256, length and vocabulary) is read from --data, the same file the
 // workers train on. With a chain configured in the environment (SWARM_RPC_URL, SWARM_CHAIN_ID,
 // SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified
@@ -23,6 +26,7 @@ import { splitLayers } from '../shared/swarm/run.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
 import { chainInferenceDesk } from './inference-desk.js';
+import { RunStore } from './run-store.js';
 import { Coordinator } from './server.js';
 import { Settlement } from './settlement.js';
 
@@ -51,7 +55,7 @@ const defaults = {
   'run-id': `run-${Date.now().toString(36)}`,
   'epoch-steps': '25',
   risk: 'exp:4',
-  'ledger-dir': '',
+  state: '',
 };
 type Flag = keyof typeof defaults;
 
@@ -85,6 +89,13 @@ async function main(): Promise<void> {
   if (!parsed.success) throw new Error(`invalid run: ${formatIssues('run', parsed.error)}`);
   const run: RunConfig = parsed.data;
   const log = (line: string) => console.log(`[coordinator] ${line}`);
+  const store = RunStore.open(str('state') || `runs/${run.runId}/coordinator.db`, run);
+  const resumed = store.control();
+  if (resumed) log(`resuming run ${run.runId} from ${store.path}: step ${resumed.step} of ${run.steps} committed (${resumed.phase})`);
+  if (resumed?.phase === 'finished' || resumed?.phase === 'stopped') {
+    log(`run ${run.runId} is ${resumed.phase} (${resumed.reason}); start a new run with another --run-id`);
+    return store.close();
+  }
   const chainCfg = chainConfigFromEnv(process.env);
   if (chainCfg && !chainCfg.key) throw new Error("SWARM_KEY (the coordinator role's key) is required to settle on chain");
   const chain = chainCfg && (await connectChain(chainCfg));
@@ -96,6 +107,7 @@ async function main(): Promise<void> {
     run,
     heartbeatTimeoutMs: num('heartbeat-timeout-ms'),
     log,
+    store,
     ...(chainCfg && {
       chain: { chainId: chainCfg.chainId, registry: chainCfg.registry, tokens: chainCfg.tokens, runId: chainCfg.runId.toString() },
       inference: chainInferenceDesk(chain!, chainCfg.runId),
@@ -109,7 +121,7 @@ async function main(): Promise<void> {
       runId: chainCfg.runId,
       risk: parseRisk(str('risk')),
       epochSteps: num('epoch-steps'),
-      dir: str('ledger-dir') || `runs/${run.runId}/settlement`,
+      store,
       log,
     });
   settlement?.attach(coord);
@@ -126,6 +138,7 @@ async function main(): Promise<void> {
   const end = async (code: number): Promise<void> => {
     clearInterval(timer);
     await coord.close();
+    store.close();
     process.exit(code);
   };
   process.on('SIGINT', () => void end(130));

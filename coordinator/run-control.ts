@@ -86,6 +86,25 @@ export interface RunControlEvents {
   evaluated: { step: number; valLoss: number };
   /** Training is over (every step committed and the final evaluation in, or given up on). */
   trained: { step: number; valLoss?: number };
+  /** A round was routed (its number must never be reused: peers' frames name it). */
+  round: { round: number; step: number };
+}
+
+/**
+ * What the coordinator must keep to resume the run after a crash (run-store.ts): the step and
+ * round reached, each stage's newest known state, the barred peers. Who was connected is not kept:
+ * peers reconnect and offer the states they hold.
+ */
+export interface ControlSnapshot {
+  step: number;
+  round: number;
+  started: boolean;
+  phase: SwarmPhase;
+  reason: string;
+  loss?: number;
+  valLoss?: number;
+  stages: Array<{ step: number; hash?: string }>;
+  barred: string[];
 }
 
 export interface RunControlOptions {
@@ -172,6 +191,43 @@ export class RunControl extends Emitter<RunControlEvents> {
     return this.roundSteps.get(round);
   }
 
+  snapshot(): ControlSnapshot {
+    return {
+      step: this.step_,
+      round: this.roundSeq,
+      started: this.started,
+      phase: this.phase_,
+      reason: this.reason_,
+      ...(this.lastLoss !== undefined && { loss: this.lastLoss }),
+      ...(this.lastValLoss !== undefined && { valLoss: this.lastValLoss }),
+      stages: this.stages.map((s) => ({ ...s.newest })),
+      barred: [...this.barred],
+    };
+  }
+
+  /**
+   * Take up a run where a crashed coordinator left it. Nobody is connected yet: every stage that
+   * trained past its seed waits for a returning peer holding its newest state (or a newer one, up to
+   * the last committed step), exactly as when a stage's last peer is lost.
+   */
+  resume(s: ControlSnapshot): void {
+    if (s.stages.length !== this.stages.length) throw new Error(`the saved run has ${s.stages.length} stages, this one ${this.stages.length}`);
+    this.step_ = s.step;
+    this.roundSeq = s.round;
+    this.lastLoss = s.loss;
+    this.lastValLoss = s.valLoss;
+    for (const id of s.barred) this.barred.add(id);
+    s.stages.forEach((saved, i) => {
+      this.stages[i].newest = { ...saved };
+      if (saved.step > 0) this.stages[i].heldBy = 'the peers that trained it before the coordinator restarted';
+    });
+    this.log(`resumed at step ${s.step} (round ${s.round}, ${s.phase}); stages' newest states at steps ${s.stages.map((x) => x.step).join(', ')}`);
+    if (s.phase === 'finished' || s.phase === 'stopped') return this.setPhase(s.phase, s.reason);
+    this.started = s.started;
+    if (this.started && this.step_ >= this.run.steps) return this.endTraining();
+    this.reconcile();
+  }
+
   get currentRound(): Readonly<Round> | undefined {
     return this.round;
   }
@@ -233,22 +289,25 @@ export class RunControl extends Emitter<RunControlEvents> {
     return { ok: true, stage };
   }
 
-  /** A held state that brings back an orphaned stage: its newest step, and the hash its members reported, if known. */
+  /** A held state that brings back a stage no live peer holds: its newest step or a later committed one, with the hash its members reported, if known. */
   private resumable(held: HeldState[], maxLayers: number): HeldState | undefined {
     for (const h of held) {
       const st = this.stages[h.stage];
-      if (!st || this.run.layersPerStage[h.stage] > maxLayers || !this.orphaned(h.stage)) continue;
+      if (!st || this.run.layersPerStage[h.stage] > maxLayers || !this.unheld(h.stage)) continue;
       const known = agreedHash(st, h.step) ?? (st.newest.step === h.step ? st.newest.hash : undefined);
-      if (h.step >= st.newest.step && (known === undefined || known === h.hash)) return h;
+      if (h.step >= st.newest.step && h.step <= this.step_ && (known === undefined || known === h.hash)) return h;
     }
     return undefined;
   }
 
+  /** Its newest state left with a gone peer, and no live one holds it: only that state brings the stage back. */
   private orphaned(stage: number): boolean {
-    return (
-      this.stages[stage].heldBy !== undefined &&
-      !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)))
-    );
+    return this.stages[stage].heldBy !== undefined && this.unheld(stage);
+  }
+
+  /** No live peer holds the stage's newest state (none active, none ready with it). */
+  private unheld(stage: number): boolean {
+    return !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)));
   }
 
   private stageViews(): StageView[] {
@@ -412,6 +471,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.roundSteps.set(r.round, step);
     if (this.roundSteps.size > RECENT_ROUNDS) this.roundSteps.delete(this.roundSteps.keys().next().value!);
     this.round = r;
+    this.emit('round', { round: r.round, step });
     for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
   }
 
@@ -441,6 +501,13 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (loss !== undefined) this.lastLoss = loss;
     const averaging = r.step % this.run.averageEvery === 0 || r.step === this.run.steps;
     const evaluating = this.run.evalEvery > 0 && this.run.evalBatches > 0 && (r.step % this.run.evalEvery === 0 || r.step === this.run.steps);
+    const work = [...r.work].map(([peerId, microbatches]) => {
+      const p = this.peers.get(peerId)!;
+      return { peerId, account: p.account, stage: p.stage, microbatches };
+    });
+    // Before any peer hears of it: a listener that records the commit durably (the coordinator's
+    // store) must have done so before a peer can apply it.
+    this.emit('commit', { step: r.step, round: r.round, work, loss, ms: this.o.now() - r.startedAt });
     for (const [peerId, n] of r.work) this.sinceAverage.set(peerId, (this.sinceAverage.get(peerId) ?? 0) + n);
     const { members, listeners, joining } = this.averagingRoles(averaging);
     const evalPath = evaluating ? this.evalPath() : undefined;
@@ -459,11 +526,6 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (evalPath && r.step === this.run.steps) this.finalEval = r.step;
     if (evalPath) this.evaluators.set(r.step, evalPath.at(-1)!);
     for (const old of this.evaluators.keys()) if (old < r.step - 4 * Math.max(1, this.run.evalEvery)) this.evaluators.delete(old);
-    const work = [...r.work].map(([peerId, microbatches]) => {
-      const p = this.peers.get(peerId)!;
-      return { peerId, account: p.account, stage: p.stage, microbatches };
-    });
-    this.emit('commit', { step: r.step, round: r.round, work, loss, ms: this.o.now() - r.startedAt });
     if (r.step >= this.run.steps) return this.endTraining();
     this.nextRound();
   }

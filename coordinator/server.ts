@@ -12,6 +12,7 @@ import { verifyMessage } from 'viem';
 import { KeyRing, accountMessage, fromHex, keyChallenge } from '../shared/swarm/identity.js';
 import { Evidence } from './evidence.js';
 import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
+import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/swarm/emitter.js';
@@ -53,6 +54,11 @@ export interface CoordinatorOptions {
   /** Bad frames one socket may send before it is closed. Default 20. */
   maxBadMessages?: number;
   log?: (line: string) => void;
+  /**
+   * Where the run's state is kept (run-store.ts). With it, the coordinator resumes the run the store
+   * holds, and records every round and commit before peers hear of it. The caller opens and closes it.
+   */
+  store?: RunStore;
   /** The chain the run settles on, announced to peers in `welcome` so they can join it there. */
   chain?: ServerMessageOf<'welcome'>['chain'];
   /** Serving inference after training (with `run.serve`): how a buyer's spend is checked and receipted. */
@@ -99,6 +105,8 @@ export interface Progress {
 }
 
 const FINAL_EVAL_TIMEOUT_MS = 120_000;
+/** Run-control events after which the run's state is saved (with what their listeners save). */
+const DURABLE = new Set<keyof RunControlEvents>(['round', 'commit', 'purged', 'phase']);
 /** Messages whose evidence is checked asynchronously (signatures, hashes). */
 const CHECKED = new Set(['round-done', 'equivocation', 'evidence']);
 /** Messages of one peer that may wait behind the check of its evidence. */
@@ -161,8 +169,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       // Peers must not guess which work is checked: the coordinator's own CSPRNG.
       audit: { rate: auditRate, random: () => randomBytes(4).readUInt32LE() / 2 ** 32 },
     });
-    for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'purged', 'evaluated', 'trained'] as const) {
-      this.control.on(event, (payload) => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`)));
+    for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'purged', 'evaluated', 'trained', 'round'] as const) {
+      this.control.on(event, (payload) => this.durably(event, () => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`))));
     }
     this.control.on('commit', (c) => this.noteCommit(c));
     this.control.on('trained', (t) => this.settle.resolve(t));
@@ -172,6 +180,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       this.serving?.onPeerGone(peerId);
     });
     this.control.on('purged', ({ peerId, reason }) => this.cutOff(peerId, reason));
+    const saved = o.store?.control();
+    if (saved) this.control.resume(saved);
     if (o.inference) {
       this.serving = new InferenceService({
         desk: o.inference,
@@ -271,6 +281,20 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * Events that change what must survive a crash are recorded, with whatever their listeners record
+   * (the settlement's ledger and epochs), in one transaction: a commit and its credit are durable
+   * together or not at all. The run control emits them before sending peers anything.
+   */
+  private durably(event: keyof RunControlEvents, emit: () => void): void {
+    const store = this.o.store;
+    if (!store || !DURABLE.has(event)) return emit();
+    store.atomically(() => {
+      store.saveControl(this.control.snapshot());
+      emit();
+    });
+  }
 
   private onMessage(conn: Conn, msg: ClientMessage): void {
     if (msg.type === 'register') return void this.onRegister(conn, msg);

@@ -1,16 +1,17 @@
 // Epoch settlement (ARCHITECTURE §7): turns the swarm's verified work into cumulative
 // risk-adjusted units per account, posts one Merkle root per epoch, ends training on chain once
 // the last root is past its challenge window, and delivers ownership to every contributor.
-// The ledger and every epoch's tree are written to disk before a root is posted, so a
-// contributor's proof survives a coordinator crash.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// The ledger and every epoch's tree are kept in the run's store (run-store.ts) in the same
+// transaction as the commit that changed them, and an epoch is recorded as posted with the index
+// the chain gave it: a restarted coordinator picks the ledger up where it was, posts the roots it
+// had closed but not posted, and never posts one twice.
 import type { Address } from 'viem';
 import { ChainRevert, type SwarmChain } from '../shared/chain/client.js';
-import { ContributionLedger, type EpochSnapshot, type EpochTree, type RiskWeighting, epochTree, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
+import { ContributionLedger, type EpochSnapshot, type EpochTree, type RiskWeighting, epochTree, loadEpochTree, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/swarm/run.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
 import type { CommitEvent } from './run-control.js';
+import type { RunStore } from './run-store.js';
 import type { Coordinator } from './server.js';
 
 export interface SettlementOptions {
@@ -21,8 +22,8 @@ export interface SettlementOptions {
   risk: RiskWeighting;
   /** Training steps per epoch (a root is posted at each boundary and at the end). */
   epochSteps: number;
-  /** Where the ledger and the epoch trees are kept. */
-  dir: string;
+  /** Where the ledger and the epoch trees are kept (the coordinator's store: they change with its commits). */
+  store: RunStore;
   log?: (line: string) => void;
 }
 
@@ -42,19 +43,12 @@ export interface SettlementReport {
   ownershipTotal: bigint;
 }
 
-function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path); // a crash mid-write keeps the previous file
-}
-
-const json = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x), 2);
-
 export class Settlement {
-  readonly ledger = new ContributionLedger();
+  readonly ledger: ContributionLedger;
   readonly posted: PostedEpoch[] = [];
   private readonly stageFlops: number[];
   private readonly accounts = new Map<string, Address>();
-  private readonly closed: Array<{ snap: EpochSnapshot; tree: EpochTree }> = [];
+  private readonly closed: Array<{ snap: EpochSnapshot; tree: EpochTree; step: number }> = [];
   private readonly unpaid = new Set<string>();
   private posting: Promise<void> = Promise.resolve();
   private postError?: Error;
@@ -67,12 +61,24 @@ export class Settlement {
     if (!Number.isInteger(o.epochSteps) || o.epochSteps < 1) throw new Error(`epochSteps must be a positive integer, got ${o.epochSteps}`);
     this.stageFlops = runStageConfigs(o.run).map((c) => stepWorkFlops(c, 1));
     this.log = o.log ?? (() => {});
-    mkdirSync(o.dir, { recursive: true });
+    const saved = o.store.ledger();
+    this.ledger = saved ? ContributionLedger.fromJSON(saved) : new ContributionLedger();
+    for (const e of o.store.epochs()) {
+      const tree = loadEpochTree(e.tree);
+      if (tree.root !== e.root) throw new Error(`${o.store.path}: epoch ${e.epoch}'s tree does not match its root`);
+      const cumulative = e.tree.values.map(({ value: [account, units] }) => ({ account: account as Address, units: BigInt(units) }));
+      this.closed.push({ snap: { epoch: e.epoch, cumulative, total: e.total }, tree, step: e.step });
+      this.completed = e.step;
+      if (e.posted !== undefined) this.posted.push({ epoch: e.posted, root: e.root, total: e.total, step: e.step });
+      else this.post(e.epoch);
+    }
+    if (saved) this.log(`settlement: resumed the ledger at epoch ${this.ledger.epoch} (${this.posted.length} root(s) posted)`);
   }
 
   /** Follow a coordinator: accounts at registration, credit at every committed step. */
   attach(c: Coordinator): void {
     this.coordinator = c;
+    this.completed = Math.max(this.completed, c.control.step);
     c.on('register', (r) => r.account && this.accounts.set(r.peerId, r.account));
     // Roots can only be posted once the run is training on chain.
     c.on('phase', ({ phase }) => phase === 'training' && this.startOnChain());
@@ -81,6 +87,7 @@ export class Settlement {
     c.on('purged', ({ account, reason }) => {
       if (!account) return;
       const lost = this.ledger.forfeit(account);
+      this.o.store.saveLedger(this.ledger.toJSON());
       this.log(`settlement: ${account} forfeits ${lost} unposted units (purged: ${reason})`);
     });
   }
@@ -112,23 +119,36 @@ export class Settlement {
     for (const [account, units] of stepUnits(work, this.stageFlops, e.step, this.o.run.steps, this.o.risk)) this.ledger.credit(account, units);
     this.completed = Math.max(this.completed, e.step);
     if (e.step >= (this.closed.length + 1) * this.o.epochSteps && e.step < this.o.run.steps) this.closeEpoch(e.step);
+    this.o.store.saveLedger(this.ledger.toJSON());
   }
 
   private closeEpoch(step: number): void {
     const snap = this.ledger.closeEpoch();
     if (snap.cumulative.length === 0) return;
     const tree = epochTree(snap);
-    this.closed.push({ snap, tree });
-    writeAtomic(join(this.o.dir, `epoch-${snap.epoch}.json`), json({ runId: this.o.runId, epoch: snap.epoch, step, root: tree.root, total: tree.total, tree: tree.dump() }));
-    writeAtomic(join(this.o.dir, 'ledger.json'), json(this.ledger.toJSON()));
+    this.closed.push({ snap, tree, step });
+    this.o.store.addEpoch({ epoch: snap.epoch, step, root: tree.root, total: tree.total, tree: tree.dump() });
+    this.post(snap.epoch);
+  }
+
+  /**
+   * Post closed epoch `epoch`'s root, once. The chain numbers every root it was sent (vetoed ones
+   * too), and claims name that index. A coordinator killed after sending a root but before
+   * recording it finds the root on chain when it restarts, and records it instead of posting again.
+   */
+  private post(epoch: number): void {
+    const { snap, tree, step } = this.closed.find((c) => c.snap.epoch === epoch)!;
     this.posting = this.posting.then(async () => {
       try {
-        // The chain numbers every root it was sent (vetoed ones too): claims name that index.
-        const { result } = await this.o.chain.postEpoch(this.o.runId, tree.root, tree.total);
-        const epoch = Number(result);
-        this.posted.push({ epoch, root: tree.root, total: tree.total, step });
-        this.deliverProofs(epoch, tree);
-        this.log(`epoch ${epoch} posted at step ${step}: ${tree.total} units over ${snap.cumulative.length} accounts, root ${tree.root.slice(0, 10)}…`);
+        const onChain = Number((await this.o.chain.run(this.o.runId)).epochs);
+        const last = onChain > this.posted.length ? await this.o.chain.epoch(this.o.runId, BigInt(onChain - 1)) : undefined;
+        const index = last?.root === tree.root ? onChain - 1 : Number((await this.o.chain.postEpoch(this.o.runId, tree.root, tree.total)).result);
+        this.o.store.markPosted(snap.epoch, index);
+        this.posted.push({ epoch: index, root: tree.root, total: tree.total, step });
+        this.deliverProofs(index, tree);
+        this.log(
+          `epoch ${index} ${last ? 'found on chain (posted before a restart)' : 'posted'} at step ${step}: ${tree.total} units over ${snap.cumulative.length} accounts, root ${tree.root.slice(0, 10)}…`,
+        );
       } catch (e) {
         this.postError ??= e as Error;
         this.log(`epoch ${snap.epoch} could not be posted: ${(e as Error).message}`);
@@ -159,9 +179,15 @@ export class Settlement {
    */
   /** `selfClaim`: accounts that claim their ownership themselves (a dashboard's user), left to them. */
   async finish(opts: { pollMs?: number; timeoutMs?: number; selfClaim?: readonly Address[] } = {}): Promise<SettlementReport> {
-    this.closeEpoch(this.completed);
+    // After a restart the final epoch may already be closed (and posted).
+    if (this.ledger.hasOpenCredit || this.closed.length === 0) {
+      this.o.store.atomically(() => {
+        this.closeEpoch(this.completed);
+        this.o.store.saveLedger(this.ledger.toJSON());
+      });
+    }
     await this.posting;
-    if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.dir}`);
+    if (this.postError) throw new Error(`settlement: a root could not be posted (${this.postError.message}); the ledger is in ${this.o.store.path}`);
     const last = this.posted.at(-1);
     if (!last) throw new Error('settlement: no verified work to settle');
     const chain = this.o.chain;

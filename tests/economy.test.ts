@@ -2,7 +2,7 @@
 // run, the coordinator and two worker processes training over WebRTC, per-epoch roots of verified
 // work, ownership delivered on chain, an owner's listing, a buyer's spend served by the swarm.
 // Ownership is checked against units computed here from the model spec, independently.
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicClient, http, keccak256, toHex } from 'viem';
@@ -13,6 +13,7 @@ import { chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
 import { blockFlops } from '../shared/engine/model.js';
 import { stageConfigs } from '../shared/swarm/run.js';
+import { RunStore } from '../coordinator/run-store.js';
 import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
 import { TINY_MODEL } from './tiny-swarm.js';
@@ -78,19 +79,22 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
   it('posted a root per epoch; the saved trees match the chain and prove every worker’s units', async () => {
     const info = await chain.run(result.runId);
     expect(info.epochs).toBeGreaterThanOrEqual(2n);
-    const files = readdirSync(join(out, 'settlement')).filter((f) => /^epoch-\d+\.json$/.test(f));
-    expect(files.length).toBe(Number(info.epochs));
+    // The coordinator's store (run-store.ts) holds every closed epoch, each with the index the chain gave its root.
+    const store = RunStore.open(join(out, 'coordinator.db'), result.swarm.run);
+    const saved = store.epochs();
+    store.close();
+    expect(saved.length).toBe(Number(info.epochs));
     let previous = 0n;
-    for (const f of files) {
-      const saved = JSON.parse(readFileSync(join(out, 'settlement', f), 'utf8'));
-      const onChain = await chain.epoch(result.runId, BigInt(saved.epoch));
-      const tree = loadEpochTree(saved.tree);
+    for (const e of saved) {
+      expect(e.posted).toBe(e.epoch);
+      const onChain = await chain.epoch(result.runId, BigInt(e.posted!));
+      const tree = loadEpochTree(e.tree);
       expect(onChain.root).toBe(tree.root);
       expect(onChain.total).toBe(tree.total);
       expect(onChain.total).toBeGreaterThanOrEqual(previous);
       previous = onChain.total;
     }
-    const last = loadEpochTree(JSON.parse(readFileSync(join(out, 'settlement', `epoch-${files.length - 1}.json`), 'utf8')).tree);
+    const last = loadEpochTree(saved.at(-1)!.tree);
     for (const w of result.workers) expect(last.units(w.account)).toBe(await chain.ownershipOf(result.runId, w.account));
     // Each worker kept every epoch's proof of its own units on its own disk.
     for (let i = 0; i < 2; i++) {

@@ -1160,3 +1160,74 @@ describe('RunControl: evaluation', () => {
     expect(sim.rc.phase).toBe('training');
   });
 });
+
+describe('RunControl: resuming after the coordinator crashed', () => {
+  it('takes up the saved step: returning peers bring their stages back, no committed step is routed again, the barred stay barred', () => {
+    const sim = started(makeRun({ averageEvery: 2 }), ['a', 'b'], [0, 1]);
+    sim.steps(3); // averaged at step 2; step 3 committed
+    sim.join('m');
+    sim.rc.purge('m', 'caught');
+    const saved = JSON.parse(JSON.stringify(sim.rc.snapshot()));
+    expect(saved).toMatchObject({
+      step: 3,
+      started: true,
+      stages: [
+        { step: 2, hash: stageHash(0, 2) },
+        { step: 2, hash: stageHash(1, 2) },
+      ],
+    });
+
+    // A new coordinator, nobody connected: every stage waits for a peer holding its state.
+    const next = new Sim(makeRun({ averageEvery: 2 }));
+    next.rc.resume(saved);
+    expect(next.rc.step).toBe(3);
+    expect(next.rc.phase).toBe('paused');
+    expect(next.rc.reason).toMatch(/^waiting for a peer for stage 0 \(its newest state, step 2, is with the peers that trained it before the coordinator restarted\)/);
+    // A peer holding nothing cannot take a stage that waits for its state; the purged one is refused.
+    expect(next.join('fresh')).toEqual({ ok: false, reason: expect.stringMatching(/waiting for the peer that holds their newest state/) });
+    expect(next.rc.register('m2', { name: 'm', key: hex('m').padEnd(64, '0').slice(0, 64), capability: cap() })).toEqual({
+      ok: false,
+      reason: 'this peer was purged from the run',
+    });
+    // A state beyond the last committed step is no state the run ever had.
+    const held = (stage: number, step: number, hash: string): HeldState[] => [{ runId: 'rc-test', stage, step, hash }];
+    expect(next.join('liar', { held: held(0, 4, hex('future')) })).toEqual({ ok: false, reason: expect.stringMatching(/waiting for the peer/) });
+    // a kept its live state at step 3; b only the averaged one at step 2.
+    expect(next.join('a2', { held: held(0, 3, hex('a at 3')) })).toEqual({ ok: true, stage: 0 });
+    expect(next.last('a2', 'assign')?.state).toEqual({ from: 'own', step: 3, hash: hex('a at 3') });
+    expect(next.join('b2', { held: held(1, 2, stageHash(1, 2)) })).toEqual({ ok: true, stage: 1 });
+    next.linkAll();
+    next.rc.onReady('a2', 3);
+    next.rc.onReady('b2', 2);
+    expect(next.rc.phase).toBe('training');
+    expect(next.rc.currentRound).toMatchObject({ step: 4, round: saved.round + 1 });
+    next.steps(7);
+    expect(next.commits.map((c) => c.step)).toEqual([4, 5, 6, 7, 8, 9, 10]);
+    expect(next.trained).toEqual([{ step: 10, valLoss: undefined }]);
+    next.checkCredit();
+  });
+
+  it('a serving run saved after its last step is trained at once (settlement goes on); a finished or stopped one stays so', () => {
+    const sim = started(makeRun({ steps: 2, serve: true }), ['a', 'b'], [0, 1]);
+    sim.steps(2);
+    expect(sim.rc.phase).toBe('serving');
+    const done = new Sim(makeRun({ steps: 2, serve: true }));
+    done.rc.resume(sim.rc.snapshot());
+    expect(done.trained).toEqual([{ step: 2, valLoss: undefined }]);
+    expect(done.rc.phase).toBe('serving');
+
+    const finished = started(makeRun({ steps: 2 }), ['a', 'b'], [0, 1]);
+    finished.steps(2);
+    const over = new Sim(makeRun({ steps: 2 }));
+    over.rc.resume(finished.rc.snapshot());
+    expect(over.rc.phase).toBe('finished');
+    expect(over.msgs('round')).toEqual([]);
+
+    const stopped = started(makeRun(), ['a', 'b'], [0, 1]);
+    stopped.rc.stop('operator stopped it');
+    const again = new Sim(makeRun());
+    again.rc.resume(stopped.rc.snapshot());
+    expect(again.rc.phase).toBe('stopped');
+    expect(again.join('c')).toEqual({ ok: false, reason: 'the run is stopped' });
+  });
+});

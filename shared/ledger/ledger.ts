@@ -53,6 +53,11 @@ export class ContributionLedger {
     return this.nextEpoch;
   }
 
+  /** Whether the open epoch credits anyone (closing it would change the cumulative totals). */
+  get hasOpenCredit(): boolean {
+    return this.open.size > 0;
+  }
+
   /** Cumulative units of `account` including the open epoch. */
   units(account: string): bigint {
     const a = normalizeAccount(account);

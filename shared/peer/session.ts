@@ -13,7 +13,7 @@ import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { Emitter } from '../swarm/emitter.js';
 import { PeerKey } from '../swarm/identity.js';
-import type { ClientMessage, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
+import type { ClientMessage, ClientMessageOf, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import { FrameTrust } from './frame-trust.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
@@ -115,9 +115,13 @@ export interface SessionOptions {
    * could do; only the adversarial test peers (bench/adversary.ts) set it.
    */
   tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
+  /** How long to keep trying to register again after the coordinator is lost. Default 10 min. */
+  reconnectForMs?: number;
 }
 
 const HEARTBEAT_MS = 1000;
+/** How long a peer that lost the coordinator keeps trying to register again. */
+const RECONNECT_FOR_MS = 10 * 60_000;
 /** How long a leaving peer waits for its heir to fetch its state. */
 const HANDOFF_WAIT_MS = 60_000;
 
@@ -165,6 +169,9 @@ export class PeerSession extends Emitter<SessionEvents> {
   private microbatches = 0;
   private kept?: PeerStats;
   private duty = 1;
+  private capability?: ClientMessageOf<'register'>['capability'];
+  private reconnecting = false;
+  private joinedChain = false;
 
   constructor(
     private readonly host: PeerHost,
@@ -245,22 +252,31 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.emit('gpu', { report, verdict });
     if (!verdict.ok) throw new Error(`this machine cannot train: ${verdict.text}`);
     for (const w of verdict.warnings) this.say(`warning: ${w}`);
-    this.setPhase('registering', `connecting to ${this.o.coordinator}`);
-    const client = new CoordinatorClient(this.o.coordinator, this.host.WebSocket);
-    this.client = client;
-    this.listen(client);
-    const capability = {
+    this.capability = {
       adapter: report.adapter?.description || 'unknown',
       kind: report.adapter?.kind ?? 'unknown',
       gflops: report.bench?.matmulGflops ?? 0,
       memoryBytes: report.budget?.bytes ?? 0,
       maxLayers: verdict.layers,
     };
+    this.setPhase('registering', `connecting to ${this.o.coordinator}`);
+    await this.register();
+  }
+
+  /**
+   * Register (again, after the coordinator was lost) with a fresh key, offering the stage states
+   * this peer keeps; then heartbeat and open data channels as the coordinator says.
+   */
+  private async register(): Promise<void> {
+    const client = new CoordinatorClient(this.o.coordinator, this.host.WebSocket);
+    this.client = client;
+    this.listen(client);
     const held = await heldStates(this.host.storage);
+    // Every registration makes its own key: the coordinator refuses a key it has seen.
     this.key = await PeerKey.generate();
     const w = this.host.wallet;
     const identity = { key: this.key, ...(w && { account: { address: w.account, signMessage: (m: string) => w.signMessage(m) } }) };
-    const { peerId, chain } = await client.connect({ name: this.o.name, capability, ...(held.length && { held }) }, identity);
+    const { peerId, chain } = await client.connect({ name: this.o.name, capability: this.capability!, ...(held.length && { held }) }, identity);
     this.peerId = peerId;
     this.chain = chain;
     // Heartbeats first: joining on chain waits for blocks, and silence would mark us lost.
@@ -278,7 +294,66 @@ export class PeerSession extends Emitter<SessionEvents> {
       log: (l) => this.say(l),
       maxMessageBytes: 1 << 30,
     });
-    if (chain) await this.joinChain(chain);
+    if (chain && !this.joinedChain) {
+      this.joinedChain = true;
+      await this.joinChain(chain);
+    }
+  }
+
+  /**
+   * The coordinator is gone (it crashed, restarted or the network dropped) without ending the run:
+   * keep this peer's state at its last committed step (uncommitted gradients are dropped, as the
+   * coordinator drops the round), give the stage up, and register again with backoff (1, 2, 4 … 30 s)
+   * for up to `reconnectForMs`. A coordinator that resumes the run places this peer back on its
+   * stage with the state it kept. A refusal ends the session.
+   */
+  private async reconnect(why: string): Promise<void> {
+    if (this.leaving || this.reconnecting) return;
+    this.reconnecting = true;
+    clearInterval(this.beat);
+    this.roundAbort?.abort(new Error(why));
+    for (const w of [this.generating, this.evaluating]) w?.abort.abort(new Error(why));
+    this.setPhase('registering', `${why}; keeping this peer's state`);
+    await this.queue;
+    this.links?.close();
+    this.links = undefined;
+    await this.keepLiveState();
+    this.stats();
+    this.seat?.destroy();
+    this.seat = undefined;
+    this.placed = undefined;
+    this.members = [];
+    const forMs = this.o.reconnectForMs ?? RECONNECT_FOR_MS;
+    const deadline = this.host.now() + forMs;
+    for (let n = 1; !this.leaving; n++) {
+      const wait = Math.min(30, 2 ** (n - 1)) * 1000;
+      if (this.host.now() + wait > deadline) return this.end('stopped', `${why}; no coordinator took this peer back within ${forMs / 1000} s`);
+      this.setPhase('registering', `${why}; reconnecting in ${wait / 1000} s (attempt ${n})`);
+      await new Promise((r) => setTimeout(r, wait));
+      if (this.leaving) return;
+      try {
+        await this.register();
+        this.reconnecting = false;
+        this.say(`reconnected to ${this.o.coordinator} as ${this.peerId}`);
+        return;
+      } catch (e) {
+        const message = (e as Error).message;
+        if (message.startsWith('coordinator refused registration')) return this.end('stopped', message);
+        this.say(`reconnecting (attempt ${n}): ${message}`);
+      }
+    }
+  }
+
+  /** Keep the stage's state at the last committed step on this machine, to offer when registering again. */
+  private async keepLiveState(): Promise<void> {
+    const seat = this.seat;
+    if (!seat) return;
+    if (this.pending) seat.runner.discard();
+    this.pending = undefined;
+    if (this.committed === 0) return;
+    seat.snapshot = await seat.capture();
+    await keepState(this.host.storage, seat.snapshot, seat.run.runId);
+    this.say(`kept stage ${seat.stage}'s state at step ${seat.snapshot.step} to offer the coordinator`);
   }
 
   /**
@@ -309,7 +384,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     const inOrder =
       <T>(f: (m: T) => Promise<void>) =>
       (m: T) => {
-        this.queue = this.queue.then(() => f(m)).catch((e: Error) => this.fail(e));
+        // Work cut short by the coordinator's loss is not this peer's failure.
+        this.queue = this.queue.then(() => f(m)).catch((e: Error) => (this.reconnecting ? this.say(`dropped with the coordinator: ${e.message}`) : this.fail(e)));
       };
     c.on('assign', (m) => {
       // Membership is taken as it arrives: a `peers` update that overtakes this assign in the queue
@@ -363,7 +439,9 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on('settled', (m) => void this.keepProof(m));
     c.on('error', (m) => this.say(`coordinator: ${m.message}${m.ref ? ` (${m.ref})` : ''}`));
     c.on('stop', (m) => this.end('stopped', m.reason));
-    c.on('close', (m) => !this.leaving && this.end('stopped', `the coordinator connection closed (code ${m.code}${m.reason ? `: ${m.reason}` : ''})`));
+    c.on('close', (m) => {
+      if (c === this.client && !this.leaving) void this.reconnect(`the coordinator connection closed (code ${m.code}${m.reason ? `: ${m.reason}` : ''})`);
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -730,6 +808,8 @@ export class PeerSession extends Emitter<SessionEvents> {
   }
 
   private send(msg: ClientMessage): void {
+    // While the coordinator is lost there is nobody to tell; a registration starts afresh.
+    if (!this.client?.connected) return;
     try {
       this.client?.send(msg);
     } catch (e) {
@@ -738,7 +818,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   }
 
   private setPhase(phase: SessionPhase, why: string): void {
-    if (this.phase_ === phase && phase !== 'setting-up') return;
+    if (this.phase_ === phase && phase !== 'setting-up' && phase !== 'registering') return;
     this.phase_ = phase;
     this.emit('phase', { phase, why });
   }
