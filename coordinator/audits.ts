@@ -33,10 +33,25 @@ export interface AuditedRound {
 /** Peers that could witness `peer`'s work: the other replicas of its stage it has a channel to. */
 export type Witnesses = (peer: string) => string[];
 
-export function chooseAudits(r: AuditedRound, work: ReadonlyMap<string, number>, witnesses: Witnesses, rate: number, random: () => number): Audit[] {
+/**
+ * The round's audits: every suspect microbatch a witness can check (a receiver found its frame out
+ * of band), then each other routed peer with probability `rate`.
+ */
+export function chooseAudits(
+  r: AuditedRound,
+  work: ReadonlyMap<string, number>,
+  witnesses: Witnesses,
+  rate: number,
+  random: () => number,
+  suspects: ReadonlyArray<{ peer: string; microbatch: number }> = [],
+): Audit[] {
   const audits: Audit[] = [];
+  for (const s of suspects) {
+    const ws = witnesses(s.peer);
+    if (ws.length && !audits.some((a) => a.peer === s.peer)) audits.push({ peer: s.peer, witness: pick(ws, random), microbatch: s.microbatch });
+  }
   for (const [peer, n] of work) {
-    if (n === 0 || random() >= rate) continue;
+    if (n === 0 || audits.some((a) => a.peer === peer) || random() >= rate) continue;
     const ws = witnesses(peer);
     if (ws.length === 0) continue;
     const mine = r.routes.flatMap((path, mb) => (path.includes(peer) ? [mb] : []));

@@ -123,6 +123,8 @@ interface Round {
   work: Map<string, number>;
   reported: Map<string, ClientMessageOf<'round-done'>>;
   startedAt: number;
+  /** Microbatches whose frames a receiver found out of band: audited before the round commits. */
+  suspects: Array<{ peer: string; microbatch: number }>;
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];
   auditsSince?: number;
@@ -392,7 +394,10 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** Every report is in: audit some of the work (audits.ts), or commit the round. */
   private checkOrCommit(r: Round): void {
     const a = this.o.audit;
-    const audits = a && a.rate > 0 ? chooseAudits(r, r.work, (p) => this.witnesses(p), a.rate, a.random) : [];
+    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.witnesses(p), a.rate, a.random, r.suspects) : [];
+    for (const s of r.suspects) {
+      if (!audits.some((x) => x.peer === s.peer)) this.log(`round ${r.round}: no replica can audit ${s.peer}'s out-of-band microbatch ${s.microbatch}; committing it unverified`);
+    }
     if (audits.length === 0) return this.commit(r);
     r.audits = audits;
     r.auditsSince = this.o.now();
@@ -447,6 +452,22 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.commit(r);
   }
 
+  /**
+   * `reporter` took a training frame of `peer` out of its norm band. Honest loss spikes can be as far
+   * out as a gradient scaled ×100, so the band does not decide: the microbatch is audited before the
+   * round commits. Returns an error for a report about a frame the round never routed to it.
+   */
+  onSuspect(reporter: string, msg: ClientMessageOf<'suspect'>): string | undefined {
+    const r = this.round;
+    if (!r || msg.round !== r.round) return undefined;
+    const path = r.routes[msg.microbatch];
+    if (!path || !adjacent(path, reporter, msg.peer)) return `round ${msg.round} routes no frame of microbatch ${msg.microbatch} from ${msg.peer} to ${reporter}`;
+    if (r.suspects.some((s) => s.peer === msg.peer)) return undefined;
+    r.suspects.push({ peer: msg.peer, microbatch: msg.microbatch });
+    this.log(`round ${r.round}: ${reporter} took ${msg.peer}'s frame of microbatch ${msg.microbatch} out of band (${msg.reason}); it is audited before the round commits`);
+    return undefined;
+  }
+
   onStalled(peerId: string, msg: ClientMessageOf<'stalled'>): void {
     const r = this.round;
     if (!r || msg.round !== r.round || !r.work.has(peerId)) return;
@@ -467,7 +488,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b));
     if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
     this.setPhase('training', 'training');
-    const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), startedAt: this.o.now() };
+    const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), suspects: [], startedAt: this.o.now() };
     this.roundSteps.set(r.round, step);
     if (this.roundSteps.size > RECENT_ROUNDS) this.roundSteps.delete(this.roundSteps.keys().next().value!);
     this.round = r;

@@ -366,6 +366,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         return c.onCheckpoint(peerId, msg.step, msg.hash);
       case 'stalled':
         return c.onStalled(peerId, msg);
+      case 'suspect':
+        return void refuse(c.onSuspect(peerId, msg));
       case 'leave':
         return c.onGone(peerId, msg.reason, { kept: msg.kept });
       case 'generated':

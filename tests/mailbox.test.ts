@@ -21,11 +21,13 @@ const PARAMS = layout(middle).total;
 /** A middle stage's mailbox, built as a seat builds it, recording what it reports. */
 function mailbox(cfg = middle, dtype: Dtype = 'int8') {
   const reports: (HostileFrame & { from: string })[] = [];
+  const suspects: Array<{ from: string; kind: FrameKind; round: number; mb: number; reason: string }> = [];
   const box = new Mailbox({
     ...stageFrames({ cfg, dtype, params: layout(cfg).total, microbatches: 3, evalBatches: 2 }),
     onHostile: (from, what) => reports.push({ from, ...what }),
+    onSuspect: (from, what) => suspects.push({ from, ...what }),
   });
-  return { box, reports, whys: () => reports.map((r) => r.why) };
+  return { box, reports, suspects, whys: () => reports.map((r) => r.why) };
 }
 
 const g = gaussian(rng(7));
@@ -308,22 +310,31 @@ describe('mailbox: statistics and replays', () => {
     }
   }
 
-  it('refuses ×100 gradients and garbage of the wrong scale once the band is armed, from any sender', async () => {
-    const { box, whys } = mailbox();
+  it('reports ×100 gradients and garbage of the wrong scale for audit once the band is armed, from any sender, and takes them', async () => {
+    const { box, whys, suspects } = mailbox();
     await armed(box, 'p');
     box.setRound(20, 20);
     const hostile: Spec[] = [{ tensor: values(N * W, 0.1) }, { tensor: values(N * W, 1e-6) }, { tensor: values(N * W, 30) }];
     hostile.forEach((s, mb) => box.deliver('q', frame({ ...s, kind: FrameKind.Gradient, round: 20, mb })));
-    expect(whys()).toEqual(['band', 'band', 'band']);
-    // Honest gradients of the same round still pass, and the band is per boundary: activations of RMS 1 are fine.
+    // An honest loss spike can be as far out as ×100: the band does not refuse, the coordinator's audit decides.
+    expect(whys()).toEqual([]);
+    expect(suspects.map((x) => [x.from, x.kind, x.round, x.mb])).toEqual([0, 1, 2].map((mb) => ['q', FrameKind.Gradient, 20, mb]));
+    expect(suspects[0].reason).toMatch(/^RMS 0\.\d+ is outside \[/);
+    // Honest gradients of the same round pass unreported, and the band is per boundary: activations of RMS 1 are fine.
     box.deliver('p', frame({ kind: FrameKind.Gradient, round: 20, mb: 5, tensor: values(N * W, 2e-3) }));
     box.deliver('p', frame({ kind: FrameKind.Activation, round: 20, mb: 5 }));
-    expect(whys()).toHaveLength(3);
-    expect(box.held().frames).toBe(2);
+    expect(suspects).toHaveLength(3);
+    expect(box.held().frames).toBe(5);
+    // Taking the outliers does not move the band: a gradient of the honest scale is still in it, a ×100 one still out.
+    for (let mb = 0; mb < 3; mb++) await take(box, 'q', FrameKind.Gradient, 20, mb);
+    box.setRound(21, 21);
+    box.deliver('p', frame({ kind: FrameKind.Gradient, round: 21, tensor: values(N * W, 1e-3) }));
+    box.deliver('q', frame({ kind: FrameKind.Gradient, round: 21, mb: 1, tensor: values(N * W, 0.1) }));
+    expect(suspects.map((x) => x.round)).toEqual([20, 20, 20, 21]);
   });
 
   it('learns only from frames taken: frames no route asked for cannot drag the band', async () => {
-    const { box, whys } = mailbox();
+    const { box, whys, suspects } = mailbox();
     box.setRound(1, 1);
     // Before the band is armed, a hostile sender gets frames of the wrong scale filed...
     for (let mb = 0; mb < 2 * BAND_MIN; mb++) box.deliver('q', frame({ kind: FrameKind.Gradient, round: 1, mb: 10 + mb, tensor: values(N * W, 0.1) }));
@@ -332,10 +343,11 @@ describe('mailbox: statistics and replays', () => {
     await armed(box, 'p');
     box.deliver('q', frame({ kind: FrameKind.Gradient, round: 8, mb: 3, tensor: values(N * W, 0.1) }));
     box.deliver('p', frame({ kind: FrameKind.Gradient, round: 8, mb: 4, tensor: values(N * W, 1e-3) }));
-    expect(whys()).toEqual(['band']);
+    expect(whys()).toEqual([]);
+    expect(suspects.map((x) => [x.from, x.mb])).toEqual([['q', 3]]);
   });
 
-  it('judges evaluation and generation rows by the band of the training activations of the same boundary', async () => {
+  it('refuses evaluation and generation rows out of the band of the training activations of the same boundary (no audit can check them)', async () => {
     const { box, whys } = mailbox();
     for (let mb = 0; mb < BAND_MIN; mb++) {
       box.deliver('p', frame({ mb }));

@@ -483,6 +483,36 @@ describe('RunControl: spot checks', () => {
     expect(sim.commits.map((c) => c.step)).toEqual([1]);
   });
 
+  it('a frame a receiver took out of band is audited before the round commits, even at audit rate 0; with no witness it commits unverified', () => {
+    const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 0, random: seeded(5) });
+    const r = sim.rc.currentRound!;
+    const mb = r.routes.findIndex((path) => path[0] === 'a');
+    const receiver = r.routes[mb][1];
+    const suspect = (from: string, o: { peer?: string; microbatch?: number; round?: number } = {}) =>
+      sim.rc.onSuspect(from, { type: 'suspect', round: o.round ?? r.round, peer: o.peer ?? 'a', microbatch: o.microbatch ?? mb, reason: 'RMS 0.06 is outside [2e-5, 0.02]' });
+    // Only a peer the frame came to may say so, and only of a frame the round routed to it.
+    const other = receiver === 'b' ? 'd' : 'b';
+    expect(suspect(other)).toMatch(new RegExp(`^round \\d+ routes no frame of microbatch ${mb} from a to ${other}$`));
+    expect(suspect(receiver, { peer: 'c', microbatch: mb })).toMatch(/routes no frame/);
+    expect(suspect(receiver, { microbatch: 99 })).toMatch(/routes no frame/);
+    expect(suspect(receiver, { round: r.round + 1 })).toBeUndefined();
+    expect(suspect(receiver)).toBeUndefined();
+    reportAll(sim);
+    expect(sim.commits).toEqual([]);
+    const audits = sim.msgs('audit');
+    expect(audits).toEqual([expect.objectContaining({ peer: 'a', microbatch: mb, witness: 'c', round: r.round })]);
+    verdict(sim, 'c', audits[0], true);
+    expect(sim.commits.map((c) => c.step)).toEqual([1]);
+
+    // One replica a stage: nobody can audit it, and the round is not held for it.
+    const alone = started(makeRun(), ['a', 'b'], [0, 1], { rate: 0, random: seeded(5) });
+    const r1 = alone.rc.currentRound!;
+    expect(alone.rc.onSuspect('b', { type: 'suspect', round: r1.round, peer: 'a', microbatch: 0, reason: 'out of band' })).toBeUndefined();
+    reportAll(alone);
+    expect(alone.msgs('audit')).toEqual([]);
+    expect(alone.commits.map((c) => c.step)).toEqual([1]);
+  });
+
   it('a finding of wrong work with no third replica to settle it discards the round and purges nobody', () => {
     const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(3) });
     const r = reportAll(sim);

@@ -91,7 +91,7 @@ export class FrameTrust {
    * finite, has the wrong shape, is all zero) is shown to the coordinator with the sender's seal:
    * proof enough to purge it. So is a replay whose earlier frame is still in the log: both seals,
    * the earlier bytes and the later header prove the sender sent one payload as two pieces of work.
-   * A norm-band refusal only fails the round.
+   * A norm-band refusal (an evaluation or generation frame) only fails what waited for it.
    */
   refused(from: string, what: HostileFrame): void {
     this.o.log(`refused a frame from ${from} (${what.why}): ${what.reason}`);
@@ -103,6 +103,12 @@ export class FrameTrust {
     const e = what.earlier;
     const before = e?.round === undefined ? undefined : this.frames.sealed('in', e.round, e.kind, e.mb, from);
     if (before) this.showEvidence(shown.seal, before.bytes, { of: before.seal, header: base64(shown.bytes.subarray(0, HEADER_BYTES)) });
+  }
+
+  /** A neighbour's training frame out of its norm band was taken: the coordinator audits the microbatch before the round commits. */
+  suspect(from: string, what: { round: number; mb: number; reason: string }): void {
+    this.o.log(`a frame from ${from} (round ${what.round}, microbatch ${what.mb}) is out of band, asking for an audit: ${what.reason}`);
+    this.o.report({ type: 'suspect', round: what.round, peer: from, microbatch: what.mb, reason: what.reason.slice(0, 1000) });
   }
 
   /** `seal` vouches for the refused frame; `bytes` are that frame, or for a replay the earlier one `replay.of` vouches for. */

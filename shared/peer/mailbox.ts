@@ -49,6 +49,11 @@ export interface MailboxOptions {
   perSender: SenderCaps;
   /** A frame `from` sent was refused as its fault (see HostileFrame). Must not throw. */
   onHostile?(from: string, what: HostileFrame): void;
+  /**
+   * A training frame out of its boundary's norm band: taken (an honest stage's loss spike can be
+   * as far out as a gradient scaled ×100), and reported so the coordinator audits it.
+   */
+  onSuspect?(from: string, what: { kind: FrameKind; round: number; mb: number; reason: string }): void;
 }
 
 /** Replica weights travel as rows of this many floats (the flat parameter buffer is a multiple of 64). */
@@ -65,6 +70,8 @@ export const AVG_STEPS_HELD = 2;
 const ROUND_STEPS = 64;
 
 const BOUNDARY_KINDS: ReadonlySet<number> = new Set([FrameKind.Activation, FrameKind.Gradient, FrameKind.EvalActivation, FrameKind.GenerateActivation]);
+/** Boundary tensors of training rounds: what an audit can check (the coordinator's witnesses recompute them). */
+const TRAINING_KINDS: ReadonlySet<number> = new Set([FrameKind.Activation, FrameKind.Gradient]);
 /**
  * The band a boundary tensor is judged by: its boundary's forward values (training, evaluation
  * and generation rows are the same stage's output: evaluation frames come too seldom, and generation
@@ -89,6 +96,8 @@ interface Sender extends Inboxes {
 export class Mailbox {
   private readonly senders = new Map<string, Sender>();
   private readonly bands = { forward: new NormBand(), backward: new NormBand() };
+  /** Frames taken while out of band: they must not move the band. */
+  private readonly outliers = new WeakSet<Frame>();
   private readonly roundSteps = new Map<number, number>();
   private round = 0;
   /** Frames refused as their sender's fault, by sender. */
@@ -109,7 +118,7 @@ export class Mailbox {
       // A band learns from the frames taken (used), not from all filed: a neighbour cannot drag it
       // with frames no route asked for.
       const taken = (f: Frame) => {
-        if (BOUNDARY_KINDS.has(f.kind)) this.bands[bandOf(f.kind)].add(rms(f.tensor));
+        if (BOUNDARY_KINDS.has(f.kind) && !this.outliers.has(f)) this.bands[bandOf(f.kind)].add(rms(f.tensor));
       };
       s = { train: new Inbox({}, taken), gen: new Inbox({}, taken), avg: new Inbox(), recent: new RecentPayloads() };
       this.senders.set(peerId, s);
@@ -151,7 +160,7 @@ export class Mailbox {
     const stale = inbox.whyStale(f);
     if (stale) return inbox.reject(stale);
     try {
-      this.admit(s, inbox, f);
+      this.admit(s, inbox, f, from);
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
       return this.refuse(from, inbox, { kind: f.kind, round: f.step, mb: f.microbatch, why: e.why, reason: e.message, ...(e.earlier && { earlier: e.earlier }) });
@@ -159,9 +168,9 @@ export class Mailbox {
   }
 
   /** File `f` if every check passes; throws a Refusal naming the first that fails. */
-  private admit(s: Sender, inbox: Inbox, f: Frame): void {
+  private admit(s: Sender, inbox: Inbox, f: Frame, from: string): void {
     this.checkHeld(s, inbox, f);
-    this.checkValues(f);
+    const outOfBand = this.checkValues(f);
     const use = this.payloadUse(f);
     const h = use ? tensorHash(f.tensor) : 0;
     const before = use && s.recent.replayOf(h, use);
@@ -173,16 +182,24 @@ export class Mailbox {
       );
     inbox.pushFrame(f);
     if (use) s.recent.remember(h, use);
+    if (outOfBand) {
+      this.outliers.add(f);
+      this.o.onSuspect?.(from, { kind: f.kind, round: f.step, mb: f.microbatch, reason: outOfBand });
+    }
   }
 
-  /** Refuses implausible values, and a boundary tensor out of its band. */
-  private checkValues(f: Frame): void {
+  /**
+   * Refuses implausible values, and an evaluation or generation tensor out of its band. A training
+   * tensor out of band is let through, to be audited: returns why it is out.
+   */
+  private checkValues(f: Frame): string | undefined {
     const boundary = BOUNDARY_KINDS.has(f.kind);
-    if (!boundary && f.kind !== FrameKind.ReplicaWeights) return;
+    if (!boundary && f.kind !== FrameKind.ReplicaWeights) return undefined;
     const bad = implausible(f.tensor);
     if (bad) throw new Refusal('implausible', bad);
-    const out = boundary && this.bands[bandOf(f.kind)].check(rms(f.tensor));
-    if (out) throw new Refusal('band', out);
+    const out = boundary ? this.bands[bandOf(f.kind)].check(rms(f.tensor)) : undefined;
+    if (out && !TRAINING_KINDS.has(f.kind)) throw new Refusal('band', out);
+    return out;
   }
 
   /** Refuses a frame that would hold more than this sender may, after evicting what may go. */

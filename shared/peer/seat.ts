@@ -37,6 +37,7 @@ export interface SeatOptions {
   onBoundary?: RunnerOptions['onBoundary'];
   /** A neighbour sent a frame refused as its fault (see Mailbox). */
   onHostile?: MailboxOptions['onHostile'];
+  onSuspect?: MailboxOptions['onSuspect'];
 }
 
 export class StageSeat {
@@ -57,7 +58,7 @@ export class StageSeat {
     this.cfg = runtime.cfg;
     const { run, stage } = o;
     const frames = stageFrames({ cfg: this.cfg, dtype: dtypeOf(run.codec), params: runtime.layout.total, microbatches: run.microbatches, evalBatches: run.evalBatches });
-    this.mailbox = new Mailbox({ ...frames, onHostile: o.onHostile });
+    this.mailbox = new Mailbox({ ...frames, onHostile: o.onHostile, onSuspect: o.onSuspect });
     this.witness = {
       runtime,
       shapes: auditShapes(frames.shapes),

@@ -473,6 +473,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
       onHostile: (from, what) => this.trust.refused(from, what),
+      onSuspect: (from, what) => this.trust.suspect(from, what),
       progress: (what) => this.setPhase('setting-up', what),
     });
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.

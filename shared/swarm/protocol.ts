@@ -279,6 +279,11 @@ export const ClientMessageSchemas = {
   evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),
   /** The stage's parameters after averaging at `step`, hashed: a returning peer's state is checked against it. */
   checkpoint: z.strictObject({ type: z.literal('checkpoint'), step: nonNegInt, hash }),
+  /**
+   * A training frame `peer` sent this peer for microbatch `microbatch` of `round` is out of its
+   * boundary's norm band (mailbox.ts): taken, but to be audited before the round commits.
+   */
+  suspect: z.strictObject({ type: z.literal('suspect'), round: nonNegInt, peer: id, microbatch: nonNegInt, reason: text }),
   /** A frame this peer needs has not come from `from` in time, or its link to `from` failed. */
   stalled: z.strictObject({ type: z.literal('stalled'), round: nonNegInt, from: id, reason: text }),
   /** Graceful leave (pause): the peer stops now; `kept` is the state it keeps for when it returns. */
@@ -317,6 +322,7 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
   ClientMessageSchemas.evaluated,
   ClientMessageSchemas.checkpoint,
   ClientMessageSchemas.stalled,
+  ClientMessageSchemas.suspect,
   ClientMessageSchemas.leave,
   ClientMessageSchemas.generated,
   ClientMessageSchemas.infer,

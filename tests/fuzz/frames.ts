@@ -113,6 +113,7 @@ export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => Client
   evaluated: (rng) => ({ type: 'evaluated', step: rng.int(0, 9), valLoss: 2.5 }),
   checkpoint: (rng) => ({ type: 'checkpoint', step: rng.int(0, 9), hash: hex(rng, 64) }),
   stalled: (rng, t) => ({ type: 'stalled', round: rng.int(0, 9), from: rng.pick(t.known), reason: 'no activation' }),
+  suspect: (rng, t) => ({ type: 'suspect', round: rng.int(0, 9), peer: rng.pick(t.known), microbatch: rng.int(0, 3), reason: 'RMS out of band' }),
   leave: (rng) => ({ type: 'leave', reason: 'pause', kept: { step: rng.int(0, 9), hash: hex(rng, 64) } }),
   generated: (rng) => ({ type: 'generated', requestId: rng.int(0, 9), text: 'hello', refused: false }),
   infer: (rng) => ({ type: 'infer', spendId: String(rng.int(0, 1e6)), prompt: 'To be', maxTokens: 8 }),
@@ -264,6 +265,8 @@ export function hostileFrame(rng: Rng, t: Targets, unknown: string, how: Hostili
   const quiet: Array<() => object> = [
     () => ({ type: 'signal', to: t.self ?? rng.pick(t.known), data: signalData(rng) }),
     () => ({ type: 'stalled', round: rng.int(0, 3), from: rng.pick([...t.known, unknown]), reason: rng.pick(HOSTILE_STRINGS) }),
+    // Of a round no coordinator is in: nothing to audit, nothing to answer.
+    () => ({ type: 'suspect', round: 2 ** 31 + rng.int(0, 1000), peer: rng.pick([...t.known, unknown]), microbatch: rng.int(0, 1 << 20), reason: rng.pick(HOSTILE_STRINGS) }),
     () => ({ type: 'links', connected: [...t.known, unknown, ...Array.from({ length: rng.int(0, 200) }, (_, i) => `p${i}`)] }),
     () => ({ type: 'checkpoint', step: Number.MAX_SAFE_INTEGER - rng.int(0, 1e6), hash: hex(rng, 64) }),
     () => ({ type: 'evaluated', step: rng.int(0, 3), valLoss: rng.pick([-1e308, 1e308, -0, 0]) }),
