@@ -37,6 +37,8 @@ export interface MemoryPeer {
   runner: StageRunner;
   averager: ReplicaAverager;
   generation: GenerationPeer;
+  /** Training frames it took out of their norm band (a session reports them for audit), as `from:round:microbatch`. */
+  suspects: string[];
   /** Bytes this peer put on its channels, chunk headers included. */
   sent(): number;
   hop(to: string): Hop;
@@ -82,7 +84,11 @@ export async function memorySwarm(
   for (const s of specs) {
     const runtime = await BlockRuntime.create(gpu, s.cfg, { init: s.init, optimizer: o.optimizer, slots: s.slots });
     // Built as a seat builds it (these tests route at most M microbatches per round and do not evaluate).
-    const mailbox = new Mailbox(stageFrames({ cfg: s.cfg, dtype: o.dtype, params: runtime.layout.total, microbatches: M, evalBatches: 0 }));
+    const suspects: string[] = [];
+    const mailbox = new Mailbox({
+      ...stageFrames({ cfg: s.cfg, dtype: o.dtype, params: runtime.layout.total, microbatches: M, evalBatches: 0 }),
+      onSuspect: (from, w) => suspects.push(`${from}:${w.round}:${w.mb}`),
+    });
     const send = (to: string, bytes: Uint8Array) => link(s.id, to).send(bytes);
     const timeoutMs = o.timeoutMs ?? 20_000;
     peers.set(s.id, {
@@ -105,6 +111,7 @@ export async function memorySwarm(
       }),
       averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {} }),
       generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
+      suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),
       hop: (to) => ({ send: (b) => send(to, b), inbox: mailbox.from(to).gen }),
     });
