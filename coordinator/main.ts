@@ -141,7 +141,12 @@ async function main(): Promise<void> {
     store.close();
     process.exit(code);
   };
-  process.on('SIGINT', () => void end(130));
+  process.on('SIGINT', () => {
+    if (coord.phase !== 'finished' && coord.phase !== 'stopped') {
+      log(`stopped at step ${coord.control.step}; the run is kept in ${store.path}: run this command again to resume it (workers keep trying to reconnect for 10 minutes)`);
+    }
+    void end(130);
+  });
   coord.trained.then(
     (t) => {
       log(`training complete at step ${t.step}${t.valLoss !== undefined ? `, validation loss ${t.valLoss.toFixed(4)}` : ''}`);

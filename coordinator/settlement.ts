@@ -198,7 +198,8 @@ export class Settlement {
       if (Date.now() > deadline) throw new Error(`settlement: epoch ${epochIndex} did not settle in time (vetoed, or the challenge window is longer than the wait)`);
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
     }
-    await chain.finishTraining(runId);
+    // A coordinator restarted after this went through finds the run trained already.
+    if ((await chain.run(runId)).state === 'training') await chain.finishTraining(runId);
     const { snap, tree } = this.closed.at(-1)!;
     const units: SettlementReport['units'] = [];
     const unclaimed: SettlementReport['unclaimed'] = [];

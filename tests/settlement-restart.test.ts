@@ -107,6 +107,19 @@ describe('settlement after a coordinator restart (real EVM)', () => {
     await posted(store, 3);
     expect((await f.as('admin').run(runId)).epochs).toBe(3n);
     expect(store.epochs().map((e) => e.posted)).toEqual([0, 1, 2]);
+
+    // The last steps, and the settlement finishes: the final root, training ended on chain, ownership claimed.
+    for (const s of [7, 8, 9, 10]) store.atomically(() => b.credit(commit(s)));
+    const report = await b.finish({ pollMs: 200, timeoutMs: 60_000 });
+    const owned = await f.as('admin').ownershipOf(runId, f.address('alice'));
+    expect(owned).toBe(b.ledger.units(f.address('alice')));
+    const roots = (await f.as('admin').run(runId)).epochs;
+    // Killed after that and started again (the run resumes trained and settles again): nothing is posted, minted or claimed twice.
+    const again = await settlement(store).finish({ pollMs: 200, timeoutMs: 60_000 });
+    expect((await f.as('admin').run(runId)).epochs).toBe(roots);
+    expect(await f.as('admin').ownershipOf(runId, f.address('alice'))).toBe(owned);
+    expect(again.units).toEqual(report.units);
+    expect(again.ownershipTotal).toBe(report.ownershipTotal);
     store.close();
   });
 
