@@ -13,11 +13,10 @@ import Database from 'better-sqlite3';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlSnapshot } from '../coordinator/run-control.js';
-import { blockFlops } from '../shared/engine/model.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
 import type { RunConfig } from '../shared/swarm/protocol.js';
-import { stageConfigs } from '../shared/swarm/run.js';
 import { type ChainFixture, chainFixture } from './chain-fixture.js';
+import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
 
 const STEPS = 16;
@@ -148,14 +147,8 @@ describe('a coordinator killed with SIGKILL mid-run (real processes, real chain)
 
   it('credits every step exactly once: ownership on chain equals units computed from the model spec', async () => {
     const { run } = saved();
-    const cfgs = stageConfigs({ ...run.model, subspace: { k: 8, seed: run.seed } }, run.layersPerStage);
-    // Σ_step floor(flops·4^(1−(step−1)/steps) / 1e6); one worker per stage computes every microbatch of it.
-    const expected = cfgs.map((c) => {
-      const flops = blockFlops(c).total * run.microbatches;
-      let u = 0n;
-      for (let s = 1; s <= run.steps; s++) u += BigInt(Math.floor((flops * 4 ** (1 - (s - 1) / run.steps)) / 1e6));
-      return u;
-    });
+    // One worker per stage computes every microbatch of every step.
+    const expected = specUnitsPerStage(run, 8);
     const owned = await Promise.all((['alice', 'bob'] as const).map((n) => f.as('admin').ownershipOf(runId, f.address(n))));
     expect(owned.slice().sort()).toEqual(expected.slice().sort());
   });

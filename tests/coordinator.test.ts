@@ -30,6 +30,7 @@ import {
   ServerMessageSchemas,
   parseServerMessage,
 } from '../shared/swarm/protocol.js';
+import { testRun } from './test-run.js';
 
 // Both WebSocket implementations must fit the client's constructor type (checked by tsc).
 const _nodeWs: WebSocketConstructor = WebSocket;
@@ -38,23 +39,15 @@ void _nodeWs;
 void _browserWs;
 
 function makeRun(over: Partial<RunConfig> = {}): RunConfig {
-  return {
+  return testRun({
     runId: 'test-run',
     model: { vocab: 65, dModel: 64, nHead: 4, nLayer: 4, seq: 32, batch: 8 },
-    stages: 2,
     layersPerStage: [1, 3],
-    microbatches: 4,
-    minPerStage: 1,
     steps: 3,
-    seed: 1,
-    data: { name: 'tinyshakespeare', sha256: '86c4e6aa'.padEnd(64, '0'), chars: 1115394 },
     codec: { kind: 'subspace', k: 16, coeff: 'fp16' },
     optimizer: { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, warmup: 2 },
-    averageEvery: 2,
-    evalEvery: 0,
-    evalBatches: 0,
     ...over,
-  };
+  });
 }
 
 const cap = (maxLayers = 8, gflops = 10): Capability => ({ adapter: 'test', kind: 'cpu', gflops, memoryBytes: 1e9, maxLayers });

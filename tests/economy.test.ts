@@ -11,11 +11,10 @@ import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
-import { blockFlops } from '../shared/engine/model.js';
-import { stageConfigs } from '../shared/swarm/run.js';
 import { RunStore } from '../coordinator/run-store.js';
 import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
+import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'economy-test-'));
@@ -53,15 +52,8 @@ afterAll(async () => evm?.stop());
 describe('local economy (chain + coordinator + 2 worker processes)', () => {
   it('credits each worker exactly its stage’s spec FLOPs, risk-weighted per step, as ownership on chain', async () => {
     const run = result.swarm.run;
-    const cfgs = stageConfigs({ ...run.model, subspace: { k: 8, seed: run.seed } }, run.layersPerStage);
-    // Independent reference: Σ_step floor(flops·4^(1−(step−1)/steps) / 1e6), flops from the spec
-    // (one peer per stage: each computes all of a step's microbatches).
-    const expected = cfgs.map((c) => {
-      const flops = blockFlops(c).total * run.microbatches;
-      let u = 0n;
-      for (let s = 1; s <= run.steps; s++) u += BigInt(Math.floor((flops * 4 ** (1 - (s - 1) / run.steps)) / 1e6));
-      return u;
-    });
+    // Independent reference (one peer per stage: each computes all of a step's microbatches).
+    const expected = specUnitsPerStage(run, 8);
     // Why a worker's ownership is missing, if it is (a worker that never joined the run on chain).
     expect(result.settlement.unclaimed).toEqual([]);
     const byStage = new Map(result.swarm.peers.map((p) => [p.stage, p]));

@@ -41,6 +41,7 @@ import { HonestPeer } from './fuzz/honest-peer.js';
 import { OP, RawClient, encodeFrame, handshake } from './fuzz/raw-ws.js';
 import { Rng } from './fuzz/rng.js';
 import { nodeRtc } from '../worker/node-rtc.js';
+import { testRun } from './test-run.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 /** The coordinator's default maxBadMessages (left at its default here). */
@@ -55,22 +56,15 @@ const DEEP_DROP = /^BUG: not sending an invalid signal: invalid signal message: 
 /** Text frames above this are left to the socket-level cases (ws itself closes a socket above its hard cap). */
 const LANE_MAX_BYTES = 3 * MAX_MESSAGE_BYTES;
 
-const run: RunConfig = {
+const run: RunConfig = testRun({
   runId: 'fuzz-run',
-  model: { vocab: 65, dModel: 32, nHead: 4, nLayer: 4, seq: 16, batch: 4 },
   stages: 3,
   layersPerStage: [1, 1, 2],
   microbatches: 3,
-  minPerStage: 1,
   steps: 12,
-  seed: 1,
   data: { name: 'tinyshakespeare', sha256: '0'.repeat(64), chars: 1115394 },
-  codec: { kind: 'fp32' },
-  optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1, warmup: 0 },
   averageEvery: 3,
-  evalEvery: 0,
-  evalBatches: 0,
-};
+});
 const capability = { adapter: 'fuzz', kind: 'cpu', gflops: 1, memoryBytes: 1e9, maxLayers: 8 } as const;
 
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {

@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { workOf } from '../coordinator/planner.js';
 import { type CommitEvent, RunControl } from '../coordinator/run-control.js';
+import { testRun as makeRun } from './test-run.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import {
   type Capability,
   type HeldState,
   type RunConfig,
-  RunConfigSchema,
   type Seal,
   type ServerMessage,
   type ServerMessageOf,
@@ -19,26 +19,6 @@ import {
   ServerMessageSchema,
   type ServerMessageType,
 } from '../shared/swarm/protocol.js';
-
-function makeRun(over: Partial<RunConfig> = {}): RunConfig {
-  return RunConfigSchema.parse({
-    runId: 'rc-test',
-    model: { vocab: 65, dModel: 32, nHead: 4, nLayer: 4, seq: 16, batch: 4 },
-    stages: 2,
-    layersPerStage: [2, 2],
-    microbatches: 4,
-    minPerStage: 1,
-    steps: 10,
-    seed: 1,
-    data: { name: 'tiny', sha256: 'ab'.repeat(32), chars: 1000 },
-    codec: { kind: 'fp32' },
-    optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1, warmup: 0 },
-    averageEvery: 2,
-    evalEvery: 0,
-    evalBatches: 0,
-    ...over,
-  });
-}
 
 /** Stage 0 holds 3 layers, stage 1 one: a one-layer GPU fits only stage 1. */
 const SMALL_LAST_STAGE: Partial<RunConfig> = { layersPerStage: [3, 1] };

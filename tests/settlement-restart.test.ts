@@ -11,25 +11,11 @@ import type { CommitEvent } from '../coordinator/run-control.js';
 import { RunStore } from '../coordinator/run-store.js';
 import { Settlement } from '../coordinator/settlement.js';
 import { parseRisk } from '../shared/ledger/risk.js';
-import { RunConfigSchema } from '../shared/swarm/protocol.js';
-import { type ChainFixture, chainFixture } from './chain-fixture.js';
 
-const run = RunConfigSchema.parse({
-  runId: 'settlement-restart',
-  model: { vocab: 65, dModel: 32, nHead: 2, nLayer: 2, seq: 16, batch: 4 },
-  stages: 2,
-  layersPerStage: [1, 1],
-  microbatches: 2,
-  minPerStage: 1,
-  steps: 10,
-  seed: 1,
-  data: { name: 'tiny', sha256: 'ab'.repeat(32), chars: 1000 },
-  codec: { kind: 'fp32' },
-  optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1, warmup: 0 },
-  averageEvery: 2,
-  evalEvery: 0,
-  evalBatches: 0,
-});
+import { type ChainFixture, chainFixture } from './chain-fixture.js';
+import { testRun } from './test-run.js';
+
+const run = testRun({ runId: 'settlement-restart' });
 
 let f: ChainFixture;
 let runId: bigint;
