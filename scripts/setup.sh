@@ -3,7 +3,9 @@
 #  - Mesa's lavapipe (Vulkan on the CPU) new enough for Dawn, from bookworm-backports
 #    (bookworm's own Mesa 22.3 lacks features Dawn requires);
 #  - the system Chromium, driven by Playwright for the browser tests (Playwright cannot
-#    download its own browser here).
+#    download its own browser here);
+#  - a C++ toolchain and Python for node-gyp: better-sqlite3 (the coordinator's store) builds from
+#    source when its prebuilt binary cannot be downloaded.
 # Idempotent and quiet when everything is already in place.
 set -euo pipefail
 
@@ -23,8 +25,10 @@ if [ -n "$major" ] && [ "$major" -ge 23 ] && ls /usr/share/vulkan/icd.d/lvp_icd*
 fi
 need_chromium=1
 if command -v chromium >/dev/null 2>&1; then need_chromium=0; fi
+need_build=1
+if command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then need_build=0; fi
 
-if [ "$need_mesa" -eq 0 ] && [ "$need_chromium" -eq 0 ]; then
+if [ "$need_mesa" -eq 0 ] && [ "$need_chromium" -eq 0 ] && [ "$need_build" -eq 0 ]; then
   exit 0
 fi
 
@@ -49,5 +53,9 @@ fi
 if [ "$need_chromium" -eq 1 ]; then
   log "installing Chromium"
   apt_quiet install -y chromium
+fi
+if [ "$need_build" -eq 1 ]; then
+  log "installing a C++ toolchain and Python (node-gyp builds better-sqlite3)"
+  apt_quiet install -y build-essential python3
 fi
 log "done: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), $(chromium --version 2>/dev/null || echo 'chromium missing')"
