@@ -24,15 +24,18 @@ export const ATTACKS = [
   'stolen-key',
   'foreign-account',
   'never-computes',
+  'free-rider',
+  'overstated-gpu',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
 /**
  * What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients
  * only from the last stage down; the registration (another peer's key, an account whose key it
- * does not hold); or the run itself (it takes a place and never computes).
+ * does not hold); the run itself (it takes a place and never computes); or a whole lane (two
+ * colluding peers, one a stage, made by two processes).
  */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place'> = {
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane'> = {
   'scale-outputs': 'outputs',
   'zero-outputs': 'outputs',
   'nan-outputs': 'outputs',
@@ -46,6 +49,8 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'stolen-key': 'registration',
   'foreign-account': 'registration',
   'never-computes': 'place',
+  'free-rider': 'gradients',
+  'overstated-gpu': 'lane',
 };
 
 /** The session hooks of one attack made by the worker itself. */
@@ -74,6 +79,20 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
     // The first float of the payload (a scale, or the first value) set to NaN: the encoder would refuse it, so the bytes are edited.
     case 'nan-activations':
       return { tamper: (_to, f) => (f[5] === FrameKind.Activation ? withNaN(f) : f) };
+    // Computes nothing: the activation it received goes back down as the gradient (the same shape),
+    // and the honest client reports the round done as ever.
+    case 'free-rider':
+      return { onBoundary: passThrough() };
+    // Two colluding peers, one on each stage, claim a GPU of 10^6 GFLOP/s and 1 ms a microbatch to
+    // draw every route of the run to their lane, and compute nothing: stage 0 sends noise of an
+    // activation's scale up, the last stage sends its input back down as the gradient.
+    case 'overstated-gpu': {
+      const back = passThrough();
+      return {
+        claims: { gflops: 1e6, msPerMicrobatch: 1 },
+        onBoundary: (side, kind, round, mb, t) => (side === 'sent' && kind === FrameKind.Activation ? noise(t) : back!(side, kind, round, mb, t)),
+      };
+    }
     // Old content under a new round and microbatch number (re-sealed: the seal is its own).
     case 'stolen-key':
     case 'foreign-account':
@@ -150,6 +169,18 @@ function mutate(f: Uint8Array, random: () => number): Uint8Array {
       return out;
     }
   }
+}
+
+/** A last stage that sends each activation it received back down as that microbatch's gradient. */
+function passThrough(): SessionOptions['onBoundary'] {
+  const received = new Map<string, Float32Array>();
+  return (side, kind, round, mb, t) => {
+    if (side === 'received' && kind === FrameKind.Activation) received.set(`${round}:${mb}`, t.slice());
+    if (side !== 'sent' || kind !== FrameKind.Gradient) return;
+    const x = received.get(`${round}:${mb}`);
+    if (x?.length === t.length) t.set(x);
+    if (received.size > 64) received.delete(received.keys().next().value!);
+  };
 }
 
 /** Gaussian noise of the tensor's own RMS (no norm check can tell it from a real activation). */

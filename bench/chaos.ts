@@ -45,7 +45,8 @@ export interface RunOutcome {
   gone: Array<{ peerId: string; reason: string; afterSteps: number }>;
   /** Registrations the coordinator refused. */
   refused: Array<{ name: string; reason: string; afterSteps: number }>;
-  adversary?: string;
+  /** The attackers' peer ids, once registered (two for a lane of colluders). */
+  adversaries: string[];
 }
 
 export interface ScenarioResult {
@@ -66,8 +67,8 @@ const LURKER_READY_MS = 30_000;
 
 /**
  * One swarm of `honest` + 1 workers. With `attack`, one of them attacks from inside the worker
- * (frames), or, for an impostor (registration, never computes), all are honest and the impostor
- * comes as one more client once they have registered.
+ * (frames), or two colluding ones (a lane), or, for an impostor (registration, never computes), all
+ * are honest and the impostor comes as one more client once they have registered.
  */
 export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<RunOutcome> {
   const out = mkdtempSync(join(tmpdir(), `chaos-${attack ?? 'honest'}-`));
@@ -91,8 +92,9 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
   const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
-  const attacker = `worker-${impostor ? o.honest + 1 : o.honest}`;
-  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [] };
+  const attackers = target === 'lane' ? [o.honest - 1, o.honest] : [impostor ? o.honest + 1 : o.honest];
+  const attackerNames = attackers.map((i) => `worker-${i}`);
+  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [] };
   c.on('commit', (e) => {
     result.steps.push(e.step);
     const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
@@ -101,12 +103,12 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   });
   c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
-  c.on('register', (r) => attack && r.name === attacker && (result.adversary = r.peerId));
+  c.on('register', (r) => attack && attackerNames.includes(r.name) && result.adversaries.push(r.peerId));
   c.on('refused', (r) => result.refused.push({ ...r, afterSteps: result.steps.length }));
   // Peers leave when the run is over: only who was lost while it trained counts.
   let over = false;
   void c.trained.then(() => (over = true));
-  c.on('peer-gone', (g) => (!over || g.peerId === result.adversary) && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
+  c.on('peer-gone', (g) => (!over || result.adversaries.includes(g.peerId)) && result.gone.push({ peerId: g.peerId, reason: g.reason, afterSteps: result.steps.length }));
   try {
     await swarm.listen();
     let arrived = 0;
@@ -122,7 +124,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     };
     const spawnAttacker = async (i: number, args: string[], after: number) => {
       const w = swarm.spawn(i, ['--attack', attack!, ...args], ADVERSARY);
-      const exited = w.exit.then((code) => (arrived > after ? undefined : Promise.reject(new Error(`${attacker} exited (${code}) before registering; see ${w.log}`))));
+      const exited = w.exit.then((code) => (arrived > after ? undefined : Promise.reject(new Error(`worker-${i} exited (${code}) before registering; see ${w.log}`))));
       await Promise.race([arrivals(after + 1), exited]);
     };
     if (!attack) {
@@ -138,6 +140,11 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
       await spawnHonest(o.honest + 1);
       const victim = c.control.live()[0];
       await spawnAttacker(o.honest + 1, ['--victim-key', victim.key, '--victim-account', accountOf(victim.peerId)], o.honest + 1);
+    } else if (target === 'lane') {
+      // Registering first, one after the other, puts the colluders on the two stages nobody holds.
+      await spawnAttacker(attackers[0], [], 0);
+      await spawnAttacker(attackers[1], [], 1);
+      await spawnHonest(o.honest - 1);
     } else if (target === 'gradients') {
       // Gradients are sent down by the last stage. Placement puts a peer on the first stage nobody
       // holds, then on the one with fewer peers: registering after the five honest peers puts the
@@ -158,7 +165,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     });
     await Promise.race([c.trained, stuck]).finally(() => clearTimeout(timer));
     // A peer that never gets ready is dropped by time, not steps: a short run may end first.
-    const lurking = () => target === 'place' && !result.gone.some((g) => g.peerId === result.adversary);
+    const lurking = () => target === 'place' && !result.gone.some((g) => result.adversaries.includes(g.peerId));
     for (let t = 0; lurking() && t < (LURKER_READY_MS + 10_000) / 100; t++) await new Promise((r) => setTimeout(r, 100));
     // The final evaluation comes in after the last commit.
     for (let t = 0; Number.isNaN(result.finalValLoss) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
@@ -168,22 +175,28 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   return result;
 }
 
-/** How the attacker was caught, if it was, as its attack should be: purged, refused at registration, or dropped for never getting ready. */
+/**
+ * How the attackers were caught, if they all were, as their attack should be: purged, refused at
+ * registration, or dropped for never getting ready. The reason is the first one's; the steps, the
+ * last one's.
+ */
 export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
   const target = ATTACK_TARGETS[name as Attack];
   if (target === 'registration') {
     const refused = r.refused[0];
-    return refused && { ...refused, expected: r.adversary === undefined };
+    return refused && { ...refused, expected: r.adversaries.length === 0 };
   }
-  const gone = r.gone.find((g) => g.peerId === r.adversary);
-  return gone && { ...gone, expected: gone.reason.startsWith(target === 'place' ? 'not ready' : 'purged:') };
+  const gone = r.adversaries.map((id) => r.gone.find((g) => g.peerId === id));
+  if (gone.length === 0 || gone.some((g) => !g)) return undefined;
+  const expected = gone.every((g) => g!.reason.startsWith(target === 'place' ? 'not ready' : 'purged:'));
+  return { reason: gone[0]!.reason, afterSteps: Math.max(...gone.map((g) => g!.afterSteps)), expected };
 }
 
 /** What a scenario's run shows, judged against the honest run. */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
-  const blamed = r.gone.filter((g) => g.peerId !== r.adversary);
-  const credited = r.adversary ? Number(r.ledger.units(r.accountOf(r.adversary))) : 0;
+  const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
+  const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
   const notes = [
@@ -209,7 +222,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const attacks = only.length ? ATTACKS.filter((a) => only.includes(a)) : ATTACKS;
   const o = CHAOS_DEFAULTS;
-  process.stdout.write(`chaos: an honest swarm of ${o.honest + 1} workers, ${o.steps} steps, then ${attacks.length} scenario(s) in which one of them attacks\n`);
+  process.stdout.write(`chaos: an honest swarm of ${o.honest + 1} workers, ${o.steps} steps, then ${attacks.length} scenario(s) in which one of them attacks (two for a lane)\n`);
   const honest = await runSwarmWith(o);
   process.stdout.write(`  honest run: final validation loss ${honest.finalValLoss.toFixed(4)}, ${honest.gone.length} peer(s) lost\n`);
   const scenarios: ScenarioResult[] = [];

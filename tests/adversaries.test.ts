@@ -6,7 +6,8 @@
 // shown to the coordinator with the sender's seals) and purged in its first round. Impostors come
 // as one more client: another peer's session key or an account whose key it lacks is refused at
 // registration; one that takes a place and never computes is dropped once its time to get ready is
-// up. None earns anything, nobody honest is blamed, every step is committed and the final
+// up. A free-rider sends its input back as its output; two colluders claim a GPU 10^6 GFLOP/s fast
+// to take a lane and compute nothing. None earns anything, nobody honest is blamed, every step is committed and the final
 // validation loss is within 2 % of the honest run's.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
@@ -35,6 +36,10 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   ['stolen-key', /^the key proof is not this connection's nonce signed by the key$/],
   ['foreign-account', /^the account proof is not 0x[0-9a-f]{40}'s signature of this key and session$/],
   ['never-computes', /^not ready \d+ ms after it was placed \(limit 30000 ms\)$/],
+  // Sends its input back as the gradient: no norm check tells, the witness's recomputation does.
+  ['free-rider', WITNESSED('input gradient')],
+  // Two colluders claiming 10^6 GFLOP/s and 1 ms a microbatch, computing nothing: both purged.
+  ['overstated-gpu', WITNESSED('(output|input gradient)')],
 ];
 
 let honest: RunOutcome;

@@ -115,6 +115,12 @@ export interface SessionOptions {
    * could do; only the adversarial test peers (bench/adversary.ts) set it.
    */
   tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
+  /**
+   * Claim this speed instead of what was measured: GFLOP/s at registration, and milliseconds per
+   * microbatch in every report of a round. What a hostile build could claim; only the adversarial
+   * test peers set it.
+   */
+  claims?: { gflops: number; msPerMicrobatch: number };
   /** How long to keep trying to register again after the coordinator is lost. Default 10 min. */
   reconnectForMs?: number;
 }
@@ -255,7 +261,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.capability = {
       adapter: report.adapter?.description || 'unknown',
       kind: report.adapter?.kind ?? 'unknown',
-      gflops: report.bench?.matmulGflops ?? 0,
+      gflops: this.o.claims?.gflops ?? report.bench?.matmulGflops ?? 0,
       memoryBytes: report.budget?.bytes ?? 0,
       maxLayers: verdict.layers,
     };
@@ -593,7 +599,7 @@ export class PeerSession extends Emitter<SessionEvents> {
         type: 'round-done',
         round: m.round,
         microbatches: r.microbatches,
-        busyMs: r.busyMs,
+        busyMs: this.o.claims ? this.o.claims.msPerMicrobatch * r.microbatches : r.busyMs,
         inputs: this.trust.inputs(work),
         ...(r.lossSum !== undefined && { lossSum: r.lossSum }),
       });
