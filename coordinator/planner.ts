@@ -14,10 +14,16 @@ export interface RoutablePeer {
 export type Plan = { ok: true; routes: string[][] } | { ok: false; error: string };
 
 /**
+ * How a hop is chosen among the peers that can take it: the lowest expected finish time, or each
+ * in turn (the naive policy, kept to measure what the first one is worth: bench/wan.ts).
+ */
+export type RoutingPolicy = 'finish-time' | 'round-robin';
+
+/**
  * Paths for `microbatches` microbatches through `stages` (the active peers of each stage, in a
  * stable order that breaks ties). `linked(a, b)` says whether a's and b's data channel is open.
  */
-export function planRoutes(stages: RoutablePeer[][], microbatches: number, linked: (a: string, b: string) => boolean): Plan {
+export function planRoutes(stages: RoutablePeer[][], microbatches: number, linked: (a: string, b: string) => boolean, policy: RoutingPolicy = 'finish-time'): Plan {
   const S = stages.length;
   if (S === 0) return { ok: false, error: 'the run has no stages' };
   const empty = stages.findIndex((s) => s.length === 0);
@@ -31,13 +37,15 @@ export function planRoutes(stages: RoutablePeer[][], microbatches: number, linke
   }
   const load = new Map<string, number>();
   const finish = (p: RoutablePeer) => (load.get(p.peerId) ?? 0) + p.msPerMicrobatch;
+  const turn = new Array<number>(S).fill(0);
   const routes: string[][] = [];
   for (let i = 0; i < microbatches; i++) {
     const path: string[] = [];
     for (let s = 0; s < S; s++) {
       const options = s === 0 ? reach[0] : reach[s].filter((p) => linked(path[s - 1], p.peerId));
       let best = options[0];
-      for (const p of options) if (finish(p) < finish(best)) best = p;
+      if (policy === 'round-robin') best = options[turn[s]++ % options.length];
+      else for (const p of options) if (finish(p) < finish(best)) best = p;
       load.set(best.peerId, finish(best));
       path.push(best.peerId);
     }

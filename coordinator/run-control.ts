@@ -19,8 +19,9 @@
 // active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
 // that stage's newest state back (no other stage rolls back: stages are separate parameters).
 import { type Audit, auditedFrames, chooseAudits, onFinding } from './audits.js';
-import { planRoutes, type RoutablePeer, workOf } from './planner.js';
+import { planRoutes, type RoutablePeer, type RoutingPolicy, workOf } from './planner.js';
 import { placePeer, type StageView } from './placement.js';
+import { PeerViews, type ViewChanges } from './views.js';
 import { Emitter } from '../shared/swarm/emitter.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import {
@@ -114,6 +115,14 @@ export interface RunControlOptions {
   log?(line: string): void;
   /** Spot checks (audits.ts): the probability each routed peer is audited in a round (default 0: none), and randomness peers cannot predict. */
   audit?: { rate: number; random(): number };
+  /** How training steps are routed (default: lowest expected finish time). */
+  routing?: RoutingPolicy;
+  /**
+   * A new reason in the same phase (the counts of peers while waiting) goes out at most this often,
+   * on `flushStatus()`; a new phase at once. Default 0: every change at once. A thousand peers
+   * joining would otherwise each cost a status message to every peer.
+   */
+  statusEveryMs?: number;
 }
 
 interface Round {
@@ -141,8 +150,14 @@ interface StageState {
 
 /** Estimated ms per microbatch of a peer never measured, from its claimed speed. */
 const FALLBACK_MS = 1000;
+/** Peers of each adjacent stage in a peer's view: enough routes onward, few enough channels to hold. */
+export const VIEW_PER_ADJACENT_STAGE = 8;
+/** Peers per membership message: 256 of them stay well inside MAX_MESSAGE_BYTES. */
+const VIEW_CHUNK = 256;
 /** Rounds whose training step is remembered (longer than any frame a peer keeps as evidence). */
 const RECENT_ROUNDS = 256;
+/** Evaluations and generations overlap little: the last few paths cover every one still running. */
+const RECENT_PATHS = 16;
 /** Weight of a new measurement in the moving average of a peer's speed. */
 const EMA = 0.3;
 
@@ -170,12 +185,21 @@ export class RunControl extends Emitter<RunControlEvents> {
   private readonly sinceAverage = new Map<string, number>();
   /** Keys and accounts of purged peers: refused for the rest of the run. */
   private readonly barred = new Set<string>();
+  /** Peers not gone, kept apart from `peers` (which keeps every record) so that per-event work follows the swarm, not its history. */
+  private readonly livePeers = new Map<string, PeerRecord>();
+  private readonly views = new PeerViews(VIEW_PER_ADJACENT_STAGE);
+  private readonly onStage: Set<PeerRecord>[];
+  /** Evaluation and generation paths handed out lately: a peer lost on one is news to all of its peers. */
+  private readonly recentPaths: string[][] = [];
+  private statusDue = false;
+  private statusSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: RunControlOptions) {
     super();
     this.run = o.run;
     this.log = o.log ?? (() => {});
     this.stages = o.run.layersPerStage.map(() => ({ newest: { step: 0 }, hashes: new Map() }));
+    this.onStage = o.run.layersPerStage.map(() => new Set());
     this.setPhase('waiting', this.waitingReason());
   }
 
@@ -246,10 +270,14 @@ export class RunControl extends Emitter<RunControlEvents> {
     return [...this.peers.values()];
   }
   live(): PeerRecord[] {
-    return [...this.peers.values()].filter((p) => p.state !== 'gone');
+    return [...this.livePeers.values()];
+  }
+  /** The live peers placed on `stage`. */
+  private placedOn(stage: number): PeerRecord[] {
+    return [...this.onStage[stage]];
   }
   private active(stage?: number): PeerRecord[] {
-    return [...this.peers.values()].filter((p) => p.state === 'active' && (stage === undefined || p.stage === stage));
+    return (stage === undefined ? this.live() : this.placedOn(stage)).filter((p) => p.state === 'active');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -285,9 +313,10 @@ export class RunControl extends Emitter<RunControlEvents> {
       assignedAt: this.o.now(),
     };
     this.peers.set(peerId, rec);
+    this.livePeers.set(peerId, rec);
+    this.onStage[stage].add(rec);
     this.log(`placed ${peerId} "${reg.name}" on stage ${stage} (state from ${state.from}${state.from === 'own' ? ` at step ${state.step}` : ''})`);
     this.assign(rec, stage, state);
-    this.announcePeers(peerId);
     return { ok: true, stage };
   }
 
@@ -309,13 +338,16 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   /** No live peer holds the stage's newest state (none active, none ready with it). */
   private unheld(stage: number): boolean {
-    return !this.live().some((p) => p.stage === stage && (p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step)));
+    return !this.placedOn(stage).some((p) => p.state === 'active' || (p.state === 'ready' && p.readyStep! >= this.stages[stage].newest.step));
   }
 
   private stageViews(): StageView[] {
+    const here = this.run.layersPerStage.map((): PeerRecord[] => []);
+    for (const p of this.livePeers.values()) here[p.stage].push(p);
     return this.run.layersPerStage.map((layers, stage) => {
-      const here = this.live().filter((p) => p.stage === stage);
-      return { stage, layers, peers: here.length, capacity: here.reduce((c, p) => c + 1000 / this.msPerMicrobatch(p), 0), orphaned: this.orphaned(stage) };
+      const typical = this.typicalMs(stage);
+      const capacity = here[stage].reduce((c, p) => c + 1000 / (p.msPerMicrobatch ?? typical), 0);
+      return { stage, layers, peers: here[stage].length, capacity, orphaned: this.orphaned(stage) };
     });
   }
 
@@ -328,14 +360,20 @@ export class RunControl extends Emitter<RunControlEvents> {
     return { from: 'seed' };
   }
 
-  membership(): PeerInfo[] {
-    return this.live().map((p) => ({ peerId: p.peerId, stage: p.stage, name: p.name, key: p.key }));
+  /** The peers `peerId` opens channels to (see PeerViews). */
+  view(peerId: string): PeerInfo[] {
+    return this.views.view(peerId).map((id) => info(this.peers.get(id)!));
   }
 
-  /** Tell every live peer (but `except`, who got it in its assign) who holds which stage now. */
-  private announcePeers(except?: string): void {
-    const peers = this.membership();
-    for (const p of this.live()) if (p.peerId !== except) this.o.send(p.peerId, { type: 'peers', peers });
+  /** Tell each peer whose view changed what came and went, in messages within the size limit. */
+  private tellViews(changes: ViewChanges): void {
+    for (const [to, d] of changes) {
+      if (this.livePeers.get(to)?.state === undefined) continue;
+      const added = [...d.added].map((id) => info(this.peers.get(id)!));
+      const removed = [...d.removed];
+      for (let i = 0; i === 0 || i < Math.max(added.length, removed.length); i += VIEW_CHUNK)
+        this.o.send(to, { type: 'peers', added: added.slice(i, i + VIEW_CHUNK), removed: removed.slice(i, i + VIEW_CHUNK) });
+    }
   }
 
   onLinks(peerId: string, connected: string[]): void {
@@ -485,7 +523,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private nextRound(): void {
     if (this.round || !this.started || ['serving', 'finished', 'stopped'].includes(this.phase_)) return;
     const step = this.step_ + 1;
-    const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b));
+    const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b), this.o.routing);
     if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
     this.setPhase('training', 'training');
     const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), suspects: [], startedAt: this.o.now() };
@@ -497,16 +535,17 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private routable(): RoutablePeer[][] {
-    return this.run.layersPerStage.map((_, s) =>
-      this.active(s)
+    return this.run.layersPerStage.map((_, s) => {
+      const typical = this.typicalMs(s);
+      return this.active(s)
         .sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
-        .map((p) => ({ peerId: p.peerId, msPerMicrobatch: this.msPerMicrobatch(p) })),
-    );
+        .map((p) => ({ peerId: p.peerId, msPerMicrobatch: p.msPerMicrobatch ?? typical }));
+    });
   }
 
-  private msPerMicrobatch(p: PeerRecord): number {
-    if (p.msPerMicrobatch !== undefined) return p.msPerMicrobatch;
-    const measured = this.active(p.stage).flatMap((q) => (q.msPerMicrobatch === undefined ? [] : [q.msPerMicrobatch]));
+  /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */
+  private typicalMs(stage: number): number {
+    const measured = this.active(stage).flatMap((q) => (q.msPerMicrobatch === undefined ? [] : [q.msPerMicrobatch]));
     return measured.length ? median(measured) : FALLBACK_MS;
   }
 
@@ -564,7 +603,7 @@ export class RunControl extends Emitter<RunControlEvents> {
       if (!averaging) return { members: ids(active), idle: [], joining: [] };
       const trained = active.filter((p) => (this.sinceAverage.get(p.peerId) ?? 0) > 0);
       const members = trained.length ? trained : active;
-      const joining = this.live().filter((p) => p.stage === s && p.state === 'ready');
+      const joining = this.placedOn(s).filter((p) => p.state === 'ready');
       return { members: ids(members), idle: ids(active.filter((p) => !members.includes(p))), joining: ids(joining) };
     });
     if (averaging) this.sinceAverage.clear();
@@ -585,7 +624,10 @@ export class RunControl extends Emitter<RunControlEvents> {
   path(exclude: ReadonlySet<string> = new Set()): string[] | undefined {
     const stages = this.routable().map((s) => s.filter((p) => !exclude.has(p.peerId)));
     const plan = planRoutes(stages, 1, (a, b) => this.linked(a, b));
-    return plan.ok ? plan.routes[0] : undefined;
+    if (!plan.ok) return undefined;
+    this.recentPaths.push(plan.routes[0]);
+    if (this.recentPaths.length > RECENT_PATHS) this.recentPaths.shift();
+    return plan.routes[0];
   }
 
   private evalPath(): string[] | undefined {
@@ -653,6 +695,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     const wasActive = p.state === 'active';
     const graceful = !!leave;
     p.state = 'gone';
+    this.livePeers.delete(peerId);
+    this.onStage[p.stage].delete(p);
     // A gone peer's record stays (its key checks late evidence; its account is in the ledger), but
     // not what it said about itself: many peers coming and going must not pile up their links.
     p.links = new Set();
@@ -673,15 +717,17 @@ export class RunControl extends Emitter<RunControlEvents> {
       if (st.newest.step > 0) st.heldBy = p.name;
     }
     if (graceful && lastReplica) this.handOff(p);
-    for (const q of this.live()) {
-      q.links.delete(peerId);
+    // Told: those with a channel to it, and those on a path through it that will not finish now.
+    const told = new Set([...this.views.view(peerId), ...this.recentPaths.filter((path) => path.includes(peerId)).flat()]);
+    for (const id of told) {
+      const q = this.livePeers.get(id);
+      q?.links.delete(peerId);
       // Not to its heir: for the heir the leaver is still there, serving it the stage's state.
-      if (q.heirOf !== peerId) this.o.send(q.peerId, { type: 'peer-lost', peerId, reason: p.goneReason.slice(0, 1024) });
+      if (q && q.heirOf !== peerId) this.o.send(id, { type: 'peer-lost', peerId, reason: p.goneReason.slice(0, 1024) });
     }
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
+    this.tellViews(this.views.remove(peerId));
     this.restrand();
-    // After any re-placement: the others must know where a moved peer is now, to open channels to it.
-    this.announcePeers();
     if (this.round?.work.has(peerId)) this.abortRound(`${peerId} ${graceful ? 'left' : 'was lost'} (${reason})`);
     else this.reconcile();
   }
@@ -703,7 +749,7 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   /** The last peer of a stage leaves gracefully: a peer setting up for that stage takes its state over directly. */
   private handOff(leaver: PeerRecord): void {
-    const heir = this.live().find((q) => q.stage === leaver.stage && q.state !== 'active');
+    const heir = this.placedOn(leaver.stage).find((q) => q.state !== 'active');
     if (!heir) return;
     this.o.send(leaver.peerId, { type: 'handoff', to: heir.peerId });
     heir.state = 'setup';
@@ -716,10 +762,9 @@ export class RunControl extends Emitter<RunControlEvents> {
   /**
    * Peers still setting up from replicas that are all gone now: loading from the stage's live
    * replicas instead, or from the seed; or, if their stage waits for a gone peer's state, placed on
-   * another stage. Returns whether anyone moved to another stage.
+   * another stage.
    */
-  private restrand(): boolean {
-    let moved = false;
+  private restrand(): void {
     for (const q of this.live()) {
       if (q.state !== 'setup' || q.heirOf || q.source?.from !== 'replica') continue;
       if (q.source.peers.some((id) => this.peers.get(id)?.state === 'active')) continue;
@@ -729,21 +774,26 @@ export class RunControl extends Emitter<RunControlEvents> {
           const placed = placePeer(q.capability.maxLayers, this.stageViews());
           if (!placed.ok) continue;
           stage = placed.stage;
-          moved ||= stage !== q.stage;
         } else if (this.stages[stage].newest.step > 0) continue; // a ready peer is taking the stage over: load from it once it is active
       }
       this.log(`${q.peerId} loads stage ${stage}'s state anew: the replicas it was loading from are gone`);
       this.assign(q, stage, this.stateSource(stage));
     }
-    return moved;
   }
 
   /** Place a peer on a stage (again) and tell it where its state comes from. */
   private assign(p: PeerRecord, stage: number, state: StateSource): void {
+    this.onStage[p.stage].delete(p);
     p.stage = stage;
+    this.onStage[stage].add(p);
     p.source = state;
     p.assignedAt = this.o.now();
-    this.o.send(p.peerId, { type: 'assign', stage, run: this.run, peers: this.membership(), state });
+    const changes = this.views.place(p.peerId, stage);
+    // A view larger than one message (hundreds of replicas on a stage) follows in `peers` messages.
+    const view = this.view(p.peerId);
+    this.o.send(p.peerId, { type: 'assign', stage, run: this.run, peers: view.slice(0, VIEW_CHUNK), state });
+    for (let i = VIEW_CHUNK; i < view.length; i += VIEW_CHUNK) this.o.send(p.peerId, { type: 'peers', added: view.slice(i, i + VIEW_CHUNK), removed: [] });
+    this.tellViews(changes);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -761,16 +811,20 @@ export class RunControl extends Emitter<RunControlEvents> {
   private reconcile(): void {
     if (this.phase_ === 'finished' || this.phase_ === 'stopped') return;
     if (!this.started) {
-      if (this.restrand()) this.announcePeers();
+      this.restrand();
       return this.maybeStart();
     }
+    const replicas = this.run.layersPerStage.map((_, s) => this.active(s).length);
     for (const p of this.live()) {
       if (p.state !== 'ready') continue;
       // Nobody else holds the stage and this state is its newest; or training is over and it is current.
-      const alone = this.active(p.stage).length === 0 && p.readyStep! >= this.stages[p.stage].newest.step;
-      if (alone || (this.phase_ === 'serving' && p.readyStep === this.step_)) this.activate(p, `brings stage ${p.stage}'s state at step ${p.readyStep}`);
+      const alone = replicas[p.stage] === 0 && p.readyStep! >= this.stages[p.stage].newest.step;
+      if (alone || (this.phase_ === 'serving' && p.readyStep === this.step_)) {
+        this.activate(p, `brings stage ${p.stage}'s state at step ${p.readyStep}`);
+        replicas[p.stage]++;
+      }
     }
-    if (this.restrand()) this.announcePeers();
+    this.restrand();
     const missing = this.run.layersPerStage.findIndex((_, s) => this.active(s).length === 0);
     if (this.phase_ === 'serving') return this.setPhase('serving', missing >= 0 ? `serving paused: ${this.missingReason(missing)}` : 'trained: serving inference');
     if (missing >= 0) return this.setPhase('paused', this.missingReason(missing));
@@ -778,7 +832,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private maybeStart(): void {
-    const short = this.run.layersPerStage.findIndex((_, s) => this.live().filter((p) => p.stage === s && p.state === 'ready').length < this.run.minPerStage);
+    const short = this.readyCounts().findIndex((n) => n < this.run.minPerStage);
     if (short >= 0) return this.setPhase('waiting', this.waitingReason());
     this.started = true;
     for (const p of this.live()) if (p.state === 'ready') this.activate(p, 'run start');
@@ -787,24 +841,38 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   private missingReason(stage: number): string {
     const st = this.stages[stage];
-    const setting = this.live().filter((p) => p.stage === stage);
+    const setting = this.placedOn(stage);
     if (setting.length) return `waiting for a peer for stage ${stage} (${setting.map((p) => p.peerId).join(', ')} setting up)`;
     return `waiting for a peer for stage ${stage}${st.heldBy ? ` (its newest state, step ${st.newest.step}, is with ${st.heldBy})` : ''}`;
   }
 
   private waitingReason(): string {
-    const counts = this.run.layersPerStage.map((_, s) => `stage ${s}: ${this.live().filter((p) => p.stage === s && p.state === 'ready').length}/${this.run.minPerStage}`);
+    const counts = this.readyCounts().map((n, s) => `stage ${s}: ${n}/${this.run.minPerStage}`);
     return `waiting for peers (ready ${counts.join(', ')})`;
+  }
+
+  private readyCounts(): number[] {
+    return this.run.layersPerStage.map((_, s) => this.placedOn(s).filter((p) => p.state === 'ready').length);
   }
 
   private setPhase(phase: SwarmPhase, reason: string): void {
     if (phase === this.phase_ && reason === this.reason_) return;
+    const newPhase = phase !== this.phase_;
     this.phase_ = phase;
     this.reason_ = reason;
     this.log(`${phase}: ${reason}`);
-    const status: ServerMessage = { type: 'status', phase, reason: reason.slice(0, 1024), step: this.step_, steps: this.run.steps };
-    for (const p of this.live()) this.o.send(p.peerId, status);
+    this.statusDue = true;
+    if (newPhase || this.o.now() - this.statusSentAt >= (this.o.statusEveryMs ?? 0)) this.flushStatus();
     this.emit('phase', { phase, reason });
+  }
+
+  /** Send the status held back by `statusEveryMs`, if any. */
+  flushStatus(): void {
+    if (!this.statusDue) return;
+    this.statusDue = false;
+    this.statusSentAt = this.o.now();
+    const status: ServerMessage = { type: 'status', phase: this.phase_, reason: this.reason_.slice(0, 1024), step: this.step_, steps: this.run.steps };
+    for (const p of this.live()) this.o.send(p.peerId, status);
   }
 
   /** End the run now (e.g. the operator stopped it, or serving ended). */
@@ -858,3 +926,5 @@ function adjacent(path: string[], a: string, b: string): boolean {
   const i = path.indexOf(a);
   return i >= 0 && (path[i - 1] === b || path[i + 1] === b);
 }
+
+const info = (p: PeerRecord): PeerInfo => ({ peerId: p.peerId, stage: p.stage, name: p.name, key: p.key });

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { verifyMessage } from 'viem';
 import { KeyRing, accountMessage, fromHex, keyChallenge } from '../shared/swarm/identity.js';
 import { Evidence } from './evidence.js';
+import type { RoutingPolicy } from './planner.js';
 import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
@@ -32,6 +33,8 @@ export type { InferenceDesk };
 
 export interface CoordinatorOptions {
   run: RunConfig;
+  /** How training steps are routed (planner.ts); the naive round-robin is for benchmarks. */
+  routing?: RoutingPolicy;
   /** An active peer silent for longer than this is lost. Default 10 s (peers heartbeat every second). */
   heartbeatTimeoutMs?: number;
   /** A peer still setting up (compiling kernels, loading state) silent for longer than this is lost. Default 180 s. */
@@ -104,6 +107,8 @@ export interface Progress {
   peers: PeerProgress[];
 }
 
+/** Peer counts while waiting change with every join: told to the swarm at most once a second. */
+const STATUS_EVERY_MS = 1000;
 const FINAL_EVAL_TIMEOUT_MS = 120_000;
 /** Run-control events after which the run's state is saved (with what their listeners save). */
 const DURABLE = new Set<keyof RunControlEvents>(['round', 'commit', 'purged', 'phase']);
@@ -128,6 +133,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private readonly auditTimeoutMs: number;
   private readonly roundTimeoutMs: number;
   private timer?: ReturnType<typeof setInterval>;
+  /** The phase the store last saved (see durably). */
+  private savedPhase?: SwarmPhase;
   private seq = 0;
   private closed = false;
   private settle!: { resolve: (r: { step: number; valLoss?: number }) => void; reject: (e: Error) => void };
@@ -168,9 +175,11 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       log: this.log,
       // Peers must not guess which work is checked: the coordinator's own CSPRNG.
       audit: { rate: auditRate, random: () => randomBytes(4).readUInt32LE() / 2 ** 32 },
+      statusEveryMs: STATUS_EVERY_MS,
+      routing: o.routing,
     });
     for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'purged', 'evaluated', 'trained', 'round'] as const) {
-      this.control.on(event, (payload) => this.durably(event, () => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`))));
+      this.control.on(event, (payload) => this.durably(event, payload, () => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`))));
     }
     this.control.on('commit', (c) => this.noteCommit(c));
     this.control.on('trained', (t) => this.settle.resolve(t));
@@ -287,9 +296,15 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
    * (the settlement's ledger and epochs), in one transaction: a commit and its credit are durable
    * together or not at all. The run control emits them before sending peers anything.
    */
-  private durably(event: keyof RunControlEvents, emit: () => void): void {
+  private durably(event: keyof RunControlEvents, payload: unknown, emit: () => void): void {
     const store = this.o.store;
     if (!store || !DURABLE.has(event)) return emit();
+    // A new reason in the same phase (peer counts while waiting: one per join) is not worth a synced write.
+    if (event === 'phase') {
+      const { phase } = payload as RunControlEvents['phase'];
+      if (phase === this.savedPhase) return emit();
+      this.savedPhase = phase;
+    }
     store.atomically(() => {
       store.saveControl(this.control.snapshot());
       emit();
@@ -480,6 +495,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   /** Liveness, the round watchdog and the final evaluation's deadline. */
   private watch(): void {
     const now = Date.now();
+    this.control.flushStatus();
     for (const p of this.control.live()) {
       const silent = now - (this.lastSeen.get(p.peerId) ?? now);
       const limit = p.state === 'active' ? this.heartbeatTimeoutMs : this.setupTimeoutMs;

@@ -17,6 +17,7 @@ import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
 import { seal } from '../shared/wire/seal.js';
 import {
+  applyViewChange,
   type Capability,
   type ClientMessage,
   type PeerInfo,
@@ -181,7 +182,7 @@ class ScriptedPeer {
     for (const t of SERVER_TYPES) this.client.on(t, (m) => this.inbox.push(m));
     this.client.on('close', (e) => (this.inbox.closed = e.code));
     this.client.on('assign', (m) => this.onAssign(m));
-    this.client.on('peers', (m) => this.setMembers(m.peers));
+    this.client.on('peers', (m) => this.setMembers(applyViewChange(this.members, m)));
     this.client.on('round', (m) => void this.onRound(m));
     this.client.on('commit', (m) => this.onCommit(m));
     this.client.on('generate', (m) => this.onGenerate(m));
@@ -501,7 +502,8 @@ describe('coordinator: registration', () => {
       type: 'assign',
       stage: 0,
       run: makeRun({ steps: 2 }),
-      peers: [{ peerId: a.peerId, stage: 0, name: 'alpha', key: expect.stringMatching(/^[0-9a-f]{64}$/) }],
+      // Its view: the peers it opens channels to, none yet (it is not in its own).
+      peers: [],
       state: { from: 'seed' },
     });
 
@@ -514,10 +516,10 @@ describe('coordinator: registration', () => {
     expect(b.members.map(({ key: _, ...m }) => m)).toEqual([
       { peerId: a.peerId, stage: 0, name: 'alpha' },
       { peerId: small.peerId, stage: 0, name: 'small' },
-      { peerId: b.peerId, stage: 1, name: 'bravo' },
     ]);
+    expect(b.members[0].key).toMatch(/^[0-9a-f]{64}$/);
     // Those already there hear of each newcomer.
-    await until(() => a.members.length === 3, 'alpha told of bravo');
+    await until(() => a.members.length === 2, 'alpha told of bravo');
 
     // A GPU that cannot hold any stage is told why, before any welcome, and closed.
     const none = new ScriptedPeer('tiny', s.url);
@@ -531,7 +533,7 @@ describe('coordinator: registration', () => {
       { name: 'small', stage: 0 },
       { name: 'bravo', stage: 1 },
     ]);
-    expect(a.members.map((p) => p.name)).toEqual(['alpha', 'small', 'bravo']);
+    expect(a.members.map((p) => p.name)).toEqual(['small', 'bravo']);
 
     await startTogether(s, [a, small, b]);
     await within(s.coord.trained, 'training over');

@@ -89,6 +89,19 @@ describe('planRoutes', () => {
     expect(w2.get('A')).toBeGreaterThan(w2.get('B')!);
   });
 
+  it('round-robin (the naive policy) gives each peer its turn whatever its speed, over linked pairs only', () => {
+    const stages = [
+      [P('A', 1000), P('B', 3000)],
+      [P('C'), P('D'), P('E')],
+    ];
+    const w = workOf(routesOf(planRoutes(stages, 8, everyone, 'round-robin')));
+    expect([w.get('A'), w.get('B')]).toEqual([4, 4]);
+    expect([w.get('C'), w.get('D'), w.get('E')]).toEqual([3, 3, 2]);
+    // B reaches only E: its microbatches all go there, whoever's turn it is.
+    const routes = routesOf(planRoutes(stages, 4, links('A-C', 'A-D', 'B-E'), 'round-robin'));
+    for (const [first, second] of routes) expect(first === 'B' ? second === 'E' : second !== 'E').toBe(true);
+  });
+
   it('lets the other replica serve both lanes when a stage-1 replica is lost', () => {
     const routes = routesOf(planRoutes([[P('A'), P('B')], [P('C')]], 4, everyone));
     for (const path of routes) expect(path[1]).toBe('C');

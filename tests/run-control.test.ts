@@ -5,17 +5,20 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { workOf } from '../coordinator/planner.js';
-import { type CommitEvent, RunControl } from '../coordinator/run-control.js';
+import { type CommitEvent, RunControl, VIEW_PER_ADJACENT_STAGE } from '../coordinator/run-control.js';
 import { testRun as makeRun } from './test-run.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import {
+  applyViewChange,
   type Capability,
   type HeldState,
+  type PeerInfo,
   type RunConfig,
   type Seal,
   type ServerMessage,
   type ServerMessageOf,
   ClientMessageSchema,
+  MAX_MESSAGE_BYTES,
   ServerMessageSchema,
   type ServerMessageType,
 } from '../shared/swarm/protocol.js';
@@ -92,6 +95,16 @@ class Sim {
   mark(): number {
     return this.sent.length;
   }
+  /** The view `id` holds from what it was told: its last assign, then the `peers` changes after it. */
+  told(id: string): PeerInfo[] {
+    let view: PeerInfo[] = [];
+    for (const { to, msg } of this.sent) {
+      if (to !== id) continue;
+      if (msg.type === 'assign') view = msg.peers;
+      if (msg.type === 'peers') view = applyViewChange(view, msg);
+    }
+    return view;
+  }
 
   join(id: string, o: { maxLayers?: number; held?: HeldState[]; name?: string } = {}) {
     return this.rc.register(id, {
@@ -103,13 +116,12 @@ class Sim {
     });
   }
 
-  /** Every live peer reports open channels to every live peer of its own and the adjacent stages. */
+  /** Every live peer reports open channels to every peer it was told of. */
   linkAll(): void {
-    const live = this.rc.live();
-    for (const p of live)
+    for (const p of this.rc.live())
       this.rc.onLinks(
         p.peerId,
-        live.filter((q) => q.peerId !== p.peerId && Math.abs(q.stage - p.stage) <= 1).map((q) => q.peerId),
+        this.told(p.peerId).map((q) => q.peerId),
       );
   }
 
@@ -261,7 +273,8 @@ describe('RunControl: start', () => {
     const mark = sim.mark();
     sim.rc.onGone('d', 'connection closed');
     expect(sim.msgs('assign', { since: mark })).toEqual([]);
-    expect(sim.last('b', 'peers')!.peers.map((p) => p.peerId)).toEqual(['a', 'b', 'c']);
+    expect(sim.last('b', 'peers')).toMatchObject({ added: [], removed: ['d'] });
+    expect(sim.told('b').map((p) => p.peerId)).toEqual(['a', 'c']);
     expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 0/2, stage 1: 0/2)');
     // A newcomer takes the free place on stage 1.
     expect(sim.join('e')).toEqual({ ok: true, stage: 1 });
@@ -704,7 +717,7 @@ describe('RunControl: joining after the start', () => {
     const j = sim.join('j');
     expect(j).toEqual({ ok: true, stage: 1 });
     expect(sim.last('j', 'assign')).toMatchObject({ stage: 1, state: { from: 'replica', peers: ['b'] } });
-    expect(sim.last('a', 'peers')?.peers).toContainEqual(expect.objectContaining({ peerId: 'j', stage: 1, name: 'peer j' }));
+    expect(sim.told('a')).toContainEqual(expect.objectContaining({ peerId: 'j', stage: 1, name: 'peer j' }));
     sim.linkAll();
     sim.rc.onReady('j', 0);
     expect(sim.rc.peer('j')!.state).toBe('ready');
@@ -916,7 +929,7 @@ describe('RunControl: the last replica of a stage lost', () => {
     expect(sim.rc.peer('j')!.stage).toBe(0);
     expect(sim.last('j', 'assign')).toMatchObject({ stage: 0, state: { from: 'replica', peers: ['a'] } });
     // a must learn that j is on stage 0 now (it connects to the peers of its stage and the next).
-    expect(sim.last('a', 'peers')!.peers).toContainEqual(expect.objectContaining({ peerId: 'j', stage: 0, name: 'peer j' }));
+    expect(sim.told('a')).toContainEqual(expect.objectContaining({ peerId: 'j', stage: 0, name: 'peer j' }));
     expect(sim.invalid).toEqual([]);
   });
 
@@ -1239,5 +1252,65 @@ describe('RunControl: resuming after the coordinator crashed', () => {
     again.rc.resume(stopped.rc.snapshot());
     expect(again.rc.phase).toBe('stopped');
     expect(again.join('c')).toEqual({ ok: false, reason: 'the run is stopped' });
+  });
+});
+
+describe('RunControl: at scale', () => {
+  const eightStages = () =>
+    makeRun({
+      stages: 8,
+      layersPerStage: [1, 1, 1, 1, 1, 1, 1, 1],
+      model: { vocab: 65, dModel: 32, nHead: 4, nLayer: 8, seq: 16, batch: 4 },
+      minPerStage: 1000,
+    });
+
+  it('2,000 peers: every message fits, views stay bounded, a join or leave costs messages to its neighbourhood only', () => {
+    const sim = new Sim(eightStages());
+    for (let i = 0; i < 2000; i++) sim.join(`p${i}`);
+    const tooBig = sim.sent.filter((s) => Buffer.byteLength(JSON.stringify(s.msg)) > MAX_MESSAGE_BYTES);
+    expect(tooBig.map((s) => `${s.msg.type} to ${s.to}`)).toEqual([]);
+    const perStage = 2000 / 8;
+    for (const id of ['p0', 'p777', 'p1999']) {
+      const view = sim.told(id);
+      expect(view.map((p) => p.peerId).sort()).toEqual(
+        sim.rc
+          .view(id)
+          .map((p) => p.peerId)
+          .sort(),
+      );
+      expect(view.length).toBeLessThanOrEqual(perStage - 1 + 2 * (VIEW_PER_ADJACENT_STAGE + 1));
+    }
+    let mark = sim.mark();
+    sim.join('late');
+    // Its assign, its stage's replicas and its links of adjacent stages; statuses are held back.
+    expect(new Set(sim.sent.slice(mark).map((s) => s.to)).size).toBeLessThan(perStage + 4 * VIEW_PER_ADJACENT_STAGE);
+    mark = sim.mark();
+    sim.rc.onGone('p5', 'connection closed');
+    expect(new Set(sim.sent.slice(mark).map((s) => s.to)).size).toBeLessThan(perStage + 4 * VIEW_PER_ADJACENT_STAGE);
+    expect(sim.invalid).toEqual([]);
+  });
+
+  it('holds back a new reason in the same phase for statusEveryMs, but not a new phase', () => {
+    const sent: Array<{ to: string; msg: ServerMessage }> = [];
+    let clock = 0;
+    const rc = new RunControl({ run: makeRun({ minPerStage: 2 }), now: () => clock, send: (to, msg) => sent.push({ to, msg }), statusEveryMs: 1000 });
+    const statuses = () => sent.filter((s) => s.msg.type === 'status').map((s) => `${s.to}: ${(s.msg as ServerMessageOf<'status'>).reason}`);
+    for (const id of ['a', 'b', 'c']) rc.register(id, { name: id, key: hex(id), capability: cap() });
+    rc.onReady('a', 0);
+    expect(statuses()).toEqual([]);
+    clock += 1000;
+    rc.onReady('b', 0);
+    expect(statuses()).toEqual(['a', 'b', 'c'].map((id) => `${id}: waiting for peers (ready stage 0: 1/2, stage 1: 1/2)`));
+    sent.length = 0;
+    rc.onReady('c', 0);
+    expect(statuses()).toEqual([]);
+    clock += 10;
+    rc.flushStatus();
+    expect(statuses()).toEqual(['a', 'b', 'c'].map((id) => `${id}: waiting for peers (ready stage 0: 2/2, stage 1: 1/2)`));
+    sent.length = 0;
+    rc.flushStatus();
+    expect(statuses()).toEqual([]);
+    rc.stop('operator');
+    expect(statuses()).toEqual(['a', 'b', 'c'].map((id) => `${id}: operator`));
   });
 });

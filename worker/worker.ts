@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     dump: { type: 'string' },
     /** Leave gracefully after this many seconds (for tests and benchmarks of churn). */
     'leave-after': { type: 'string' },
+    /** Compute this many times slower (an emulated slow GPU, for benchmarks of stragglers). */
+    slowdown: { type: 'string', default: '1' },
   },
   strict: true,
 });
@@ -61,12 +63,15 @@ export async function main(hooks: Partial<SessionOptions> = {}): Promise<number>
   if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
   const extraWarmup = Number(args['extra-warmup']);
   if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
+  const slowdown = Number(args.slowdown);
+  if (!(slowdown >= 1)) throw new Error('--slowdown must be a number ≥ 1');
   const stateDir = args['state-dir'] ?? join('runs', 'peers', args.name);
   const host = nodeHost({ data: args.data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });
   const s: PeerSession = new PeerSession(host, {
     coordinator: args.coordinator,
     name: args.name,
     extraWarmup,
+    slowdown,
     autotune: !args['quick-start'],
     onBoundary: args.dump ? dumpBoundary(args.dump, () => s.stage) : undefined,
     ...hooks,

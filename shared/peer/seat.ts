@@ -35,6 +35,7 @@ export interface SeatOptions {
   /** What setting up is doing now (compiling on a CPU adapter can take minutes: say so). */
   progress?(what: string): void;
   onBoundary?: RunnerOptions['onBoundary'];
+  slowdown?: RunnerOptions['slowdown'];
   /** A neighbour sent a frame refused as its fault (see Mailbox). */
   onHostile?: MailboxOptions['onHostile'];
   onSuspect?: MailboxOptions['onSuspect'];
@@ -78,6 +79,7 @@ export class StageSeat {
       now: o.now,
       timeoutMs: o.timeoutMs,
       onBoundary: o.onBoundary,
+      slowdown: o.slowdown,
     });
     this.averager = new ReplicaAverager({ runtime, self: o.self, mailbox: this.mailbox, send: o.send, timeoutMs: o.timeoutMs, log: o.log });
     this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now });

@@ -13,7 +13,7 @@ import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { Emitter } from '../swarm/emitter.js';
 import { PeerKey } from '../swarm/identity.js';
-import type { ClientMessage, ClientMessageOf, PeerInfo, RunConfig, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
+import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type RunConfig, type ServerMessageOf, type SwarmPhase } from '../swarm/protocol.js';
 import { FrameTrust } from './frame-trust.js';
 import { runCorpus } from '../swarm/run.js';
 import type { CharCorpus } from '../engine/data.js';
@@ -49,6 +49,8 @@ export interface PeerStats {
   microbatches: number;
   wallMs: number;
   busyMs: number;
+  /** Sum over rounds of RoundResult.spanMs: busyMs / roundSpanMs is the stage's steady-state busy fraction. */
+  roundSpanMs: number;
   fwdBytesSent: number;
   bwdBytesSent: number;
   fwdTokens: number;
@@ -110,6 +112,8 @@ export interface SessionOptions {
   extraWarmup?: number;
   autotune?: boolean;
   onBoundary?: RunnerOptions['onBoundary'];
+  /** Compute this many times slower than the GPU can: a straggler, for benchmarks (see RunnerOptions). */
+  slowdown?: number;
   /**
    * Rewrite a frame's bytes (or send several) before they are sealed and sent. What a hostile build of this client
    * could do; only the adversarial test peers (bench/adversary.ts) set it.
@@ -153,6 +157,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   private corpus?: { runId: string; corpus: CharCorpus };
   private readonly t0: number;
   private busyMs = 0;
+  private roundSpanMs = 0;
   private tokens = 0;
   private lastLoss?: number;
   private lastValLoss?: number;
@@ -229,6 +234,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       microbatches: this.microbatches,
       wallMs: this.host.now() - this.t0,
       busyMs: this.busyMs,
+      roundSpanMs: this.roundSpanMs,
       fwdBytesSent: w.fwdSent,
       bwdBytesSent: w.bwdSent,
       fwdTokens: w.fwdTokens,
@@ -427,7 +433,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       'verify',
       inOrder((m) => this.trust.witness(m)),
     );
-    c.on('peers', (m) => this.onPeers(m.peers));
+    c.on('peers', (m) => this.onPeers(applyViewChange(this.members, m)));
     c.on('signal', (m) => this.links?.signal(m.from, m.data));
     c.on('peer-lost', (m) => {
       this.gone.add(m.peerId);
@@ -478,6 +484,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       extraWarmup: this.o.extraWarmup ?? 0,
       autotune: this.o.autotune ?? false,
       onBoundary: this.o.onBoundary,
+      slowdown: this.o.slowdown,
       onHostile: (from, what) => this.trust.refused(from, what),
       onSuspect: (from, what) => this.trust.suspect(from, what),
       progress: (what) => this.setPhase('setting-up', what),
@@ -595,6 +602,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       const r = await seat.runner.runRound(work, abort.signal);
       this.pending.lossSum = r.lossSum;
       this.busyMs += r.busyMs;
+      this.roundSpanMs += r.spanMs;
       this.send({
         type: 'round-done',
         round: m.round,

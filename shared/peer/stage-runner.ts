@@ -36,6 +36,8 @@ export interface RunnerOptions {
   slots?: number;
   /** Sees every boundary tensor as sent (before encoding) and as received (after decoding). */
   onBoundary?(dir: 'sent' | 'received', kind: FrameKind, step: number, microbatch: number, tensor: Float32Array): void;
+  /** Make every computation take this many times as long: a slower GPU, emulated (benchmarks of stragglers). */
+  slowdown?: number;
 }
 
 /** This peer's part of a round: the microbatches routed through it, and their previous and next hops. */
@@ -48,6 +50,12 @@ export interface RoundWork {
 export interface RoundResult {
   microbatches: number;
   busyMs: number;
+  /**
+   * From the start of this peer's first computation in the round to the end of its last: the
+   * pipeline's steady part, for this stage (the wait for its first input while the pipeline fills
+   * is outside it; a stage's wait for its last gradients while the pipeline drains is inside).
+   */
+  spanMs: number;
   /** Sum of the microbatch losses (last stage only). */
   lossSum?: number;
 }
@@ -94,6 +102,8 @@ export class StageRunner {
   /** Boundary bytes this stage sent, by direction, headers included, and the tokens they carried. */
   readonly wire = { fwdSent: 0, bwdSent: 0, fwdTokens: 0, bwdTokens: 0 };
   busyMs = 0;
+  /** First start and last end of a computation in the round being run. */
+  private span?: { start: number; end: number };
 
   constructor(private readonly o: RunnerOptions) {
     if ((o.stage === 0) !== !!o.runtime.cfg.hasEmbedding) throw new Error(`stage ${o.stage}: the first stage and only it holds the embedding`);
@@ -110,6 +120,7 @@ export class StageRunner {
     const first = stage === 0;
     const last = stage === stages - 1;
     const busy0 = this.busyMs;
+    this.span = { start: Number.POSITIVE_INFINITY, end: Number.NEGATIVE_INFINITY };
     const free = [...Array(this.o.slots ?? this.o.runtime.slotCount).keys()];
     const items: Item[] = w.items.map((i) => ({ ...i }));
     const readyF: Item[] = first ? [...items] : [];
@@ -155,7 +166,9 @@ export class StageRunner {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-    return { microbatches: items.length, busyMs: this.busyMs - busy0, ...(last && { lossSum }) };
+    const spanMs = Math.max(0, this.span.end - this.span.start);
+    this.span = undefined;
+    return { microbatches: items.length, busyMs: this.busyMs - busy0, spanMs, ...(last && { lossSum }) };
   }
 
   private async forward(w: RoundWork, it: Item, slot: number): Promise<number | undefined> {
@@ -232,9 +245,17 @@ export class StageRunner {
   private async timed<T>(f: () => Promise<T>): Promise<T> {
     const t0 = this.o.now();
     try {
-      return await f();
+      const out = await f();
+      const extra = ((this.o.slowdown ?? 1) - 1) * (this.o.now() - t0);
+      if (extra > 0) await new Promise((r) => setTimeout(r, extra));
+      return out;
     } finally {
-      this.busyMs += this.o.now() - t0;
+      const t1 = this.o.now();
+      this.busyMs += t1 - t0;
+      if (this.span) {
+        this.span.start = Math.min(this.span.start, t0);
+        this.span.end = t1;
+      }
     }
   }
 }

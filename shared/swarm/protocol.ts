@@ -337,6 +337,12 @@ export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage
 export const PeerInfoSchema = z.strictObject({ peerId: id, stage: nonNegInt, name: z.string().min(1).max(64), key: publicKey });
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
 
+/** A view after a `peers` message: removals first, then additions (which replace a moved peer's entry). */
+export function applyViewChange(view: readonly PeerInfo[], change: { added: readonly PeerInfo[]; removed: readonly string[] }): PeerInfo[] {
+  const gone = new Set([...change.removed, ...change.added.map((p) => p.peerId)]);
+  return [...view.filter((p) => !gone.has(p.peerId)), ...change.added];
+}
+
 /** Where a peer placed on a stage gets that stage's state. */
 export const StateSourceSchema = z.discriminatedUnion('from', [
   /** The run has not trained this stage yet: the seeded init every peer derives alike. */
@@ -364,10 +370,13 @@ export const ServerMessageSchemas = {
     /** The chain the run settles on, if any (a peer joins the run there with its own key). */
     chain: z.strictObject({ chainId: posInt, registry: address, tokens: address, runId: uintString }).optional(),
   }),
-  /** This peer's stage, the run, everyone's placement, and where to get the stage's state. */
+  /**
+   * This peer's stage, the run, its view (the peers it opens channels to: its stage's replicas and
+   * some of each adjacent stage), and where to get the stage's state.
+   */
   assign: z.strictObject({ type: z.literal('assign'), stage: nonNegInt, run: RunConfigSchema, peers: z.array(PeerInfoSchema).max(1024), state: StateSourceSchema }),
-  /** Who holds which stage now (sent when it changes): connect to new neighbours, drop gone ones. */
-  peers: z.strictObject({ type: z.literal('peers'), peers: z.array(PeerInfoSchema).max(1024) }),
+  /** The view changed: connect to the peers added, drop the ones removed (applied removals first). */
+  peers: z.strictObject({ type: z.literal('peers'), added: z.array(PeerInfoSchema).max(1024), removed: z.array(id).max(1024) }),
   signal: z.strictObject({ type: z.literal('signal'), from: id, data: signalData }),
   /**
    * Compute global step `step` as round `round`: routes[i] is microbatch i's path, one peer per

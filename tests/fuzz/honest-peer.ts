@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import { NeighbourLinks } from '../../shared/peer/links.js';
 import { CoordinatorClient } from '../../shared/swarm/coordinator-client.js';
 import { PeerKey, toHex } from '../../shared/swarm/identity.js';
-import type { PeerInfo, Seal, ServerMessageOf } from '../../shared/swarm/protocol.js';
+import { applyViewChange, type PeerInfo, type Seal, type ServerMessageOf } from '../../shared/swarm/protocol.js';
 import { FrameKind } from '../../shared/wire/frame.js';
 import { sealMessage } from '../../shared/wire/seal.js';
 import { nodeRtc } from '../../worker/node-rtc.js';
@@ -36,7 +36,7 @@ export class HonestPeer {
   ) {
     this.client = new CoordinatorClient(url, WebSocket);
     this.client.on('assign', (m) => this.onAssign(m));
-    this.client.on('peers', (m) => this.want(m.peers));
+    this.client.on('peers', (m) => this.want(applyViewChange(this.members, m)));
     this.client.on('signal', (m) => this.onSignal(m));
     this.client.on('round', (m) => this.onRound(m));
     this.client.on('commit', (m) => this.onCommit(m));
