@@ -38,8 +38,13 @@ export interface ScaleRun {
   messages_per_s: number;
   cpu_fraction: number;
   rss_mib: number;
-  /** Relays sent in the window that never arrived. */
+  /** Relays that arrived in the window, and those sent in it that never did. */
+  relays: number;
   relays_lost: number;
+  /** Relays the coordinator refused, and the first reason. */
+  relays_refused: number;
+  /** Peers that left and joined again in the window. */
+  churned: number;
   /** Messages the coordinator could not send (e.g. a membership list above the message size cap). */
   send_failures: number;
   generator_loop_p99_ms: number;
@@ -57,8 +62,12 @@ interface Counters {
   messages: number;
   relays: number[];
   assigns: number[];
-  pending: Map<string, number>;
-  lost: number;
+  /** Pings in flight: when sent, and to whom. */
+  pending: Map<string, { at: number; to: string }>;
+  /** Peers that left: a ping to one cannot arrive, and is not the coordinator's loss. */
+  left: Set<string>;
+  /** Why the coordinator refused to relay a ping (a target that has just left races the news of it). */
+  refused: string[];
 }
 
 async function freePort(): Promise<number> {
@@ -107,9 +116,13 @@ async function simulatedPeer(url: string, name: string, c: Counters): Promise<Pe
     const sent = c.pending.get((m.data as { ping: string }).ping);
     if (sent === undefined) return;
     c.pending.delete((m.data as { ping: string }).ping);
-    c.relays.push(performance.now() - sent);
+    c.relays.push(performance.now() - sent.at);
   });
-  for (const t of ['status', 'peer-lost', 'error'] as const) client.on(t, () => c.messages++);
+  for (const t of ['status', 'peer-lost'] as const) client.on(t, () => c.messages++);
+  client.on('error', (m) => {
+    c.messages++;
+    if (m.ref === 'signal') c.refused.push(m.message);
+  });
   const capability = { adapter: 'simulated', kind: 'cpu' as const, gflops: 1, memoryBytes: 1e9, maxLayers: STAGES };
   await client.connect({ name, capability }, { key: await PeerKey.generate() }, { timeoutMs: 60_000 });
   let seq = 0;
@@ -121,11 +134,11 @@ async function simulatedPeer(url: string, name: string, c: Counters): Promise<Pe
     setInterval(
       () => {
         const self = client.peerId;
-        const near = peer.members.filter((p) => p.peerId !== self && peer.stage !== undefined && Math.abs(p.stage - peer.stage) <= 1);
+        const near = peer.members.filter((p) => p.peerId !== self && !c.left.has(p.peerId) && peer.stage !== undefined && Math.abs(p.stage - peer.stage) <= 1);
         if (near.length === 0 || !client.connected) return;
         const to = near[Math.floor(Math.random() * near.length)].peerId;
         const ping = `${self}:${seq++}`;
-        c.pending.set(ping, performance.now());
+        c.pending.set(ping, { at: performance.now(), to });
         c.messages++;
         client.send({ type: 'signal', to, data: { ping } });
       },
@@ -135,9 +148,13 @@ async function simulatedPeer(url: string, name: string, c: Counters): Promise<Pe
   return peer;
 }
 
-function leave(p: Peer): void {
+function leave(p: Peer, c: Counters): void {
   for (const t of p.timers) clearInterval(t);
+  const id = p.client.peerId;
   p.client.close();
+  if (!id) return;
+  c.left.add(id);
+  for (const [ping, { to }] of c.pending) if (to === id) c.pending.delete(ping);
 }
 
 /** CPU seconds (user + system) and RSS of a process, from /proc. */
@@ -161,7 +178,7 @@ export async function measure(n: number, windowS: number, joinsPerMin: number, p
   const port = await freePort();
   const coord = await startCoordinator(port, dir, profileDir);
   const url = `ws://127.0.0.1:${port}`;
-  const c: Counters = { messages: 0, relays: [], assigns: [], pending: new Map(), lost: 0 };
+  const c: Counters = { messages: 0, relays: [], assigns: [], pending: new Map(), left: new Set(), refused: [] };
   const peers: Peer[] = [];
   const failures: string[] = [];
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -179,13 +196,16 @@ export async function measure(n: number, windowS: number, joinsPerMin: number, p
     c.relays.length = 0;
     c.assigns.length = 0;
     c.pending.clear();
+    c.refused.length = 0;
     c.messages = 0;
     loop.enable();
     const before = usage(coord.child.pid!);
     const t0 = performance.now();
+    let churned = 0;
     const churn = setInterval(() => {
+      churned++;
       const i = Math.floor(Math.random() * peers.length);
-      leave(peers[i]);
+      leave(peers[i], c);
       simulatedPeer(url, `sim-${joined++}`, c).then(
         (p) => (peers[i] = p),
         (e: Error) => failures.push(e.message),
@@ -207,13 +227,16 @@ export async function measure(n: number, windowS: number, joinsPerMin: number, p
       messages_per_s: c.messages / secs,
       cpu_fraction: (after.cpuS - before.cpuS) / secs,
       rss_mib: after.rssMiB,
+      relays: c.relays.length,
       relays_lost: c.pending.size,
+      relays_refused: c.refused.length,
+      churned,
       send_failures: sendFailures,
       generator_loop_p99_ms: loop.percentile(99) / 1e6,
-      notes: failures.length ? `${failures.length} joins failed: ${failures[0]}` : '',
+      notes: [failures.length && `${failures.length} joins failed: ${failures[0]}`, c.refused.length && `relay refused: ${c.refused[0]}`].filter(Boolean).join('; '),
     };
   } finally {
-    for (const p of peers) leave(p);
+    for (const p of peers) leave(p, c);
     coord.child.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 3000));
     coord.child.kill('SIGKILL');

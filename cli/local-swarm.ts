@@ -26,6 +26,12 @@ export interface LocalSwarmOptions {
   /** Workers dump round 1's boundary tensors as sent and received into out/boundaries. */
   dump?: boolean;
   extraWarmup?: number;
+  /** Where the coordinator listens (default loopback); workers connect there. */
+  host?: string;
+  /** Worker i's command line from the plain one (e.g. run inside a network namespace: bench/net/wan.ts). */
+  launch?(i: number, argv: string[]): string[];
+  /** Extra flags of worker i. */
+  workerArgs?(i: number): string[];
 }
 
 export interface PeerMetrics {
@@ -62,7 +68,7 @@ export class LocalSwarm {
 
   /** Listen on an ephemeral loopback port; returns the coordinator's URL. */
   async listen(): Promise<string> {
-    await this.coordinator.listen(0);
+    await this.coordinator.listen(0, this.o.host);
     return this.coordinator.url!;
   }
 
@@ -91,9 +97,11 @@ export class LocalSwarm {
       String(o.extraWarmup ?? 0),
       ...(o.dump ? ['--dump', join(o.out, 'boundaries')] : []),
       ...(o.quickStart ? ['--quick-start'] : []),
+      ...(o.workerArgs?.(i) ?? []),
       ...extraArgs,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.workerEnv?.(i) } });
+    const [command, ...argv] = o.launch?.(i, [process.execPath, ...args]) ?? [process.execPath, ...args];
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.workerEnv?.(i) } });
     writeFileSync(log, `--- started ${new Date().toISOString()} ---\n`, { flag: 'a' });
     const append = (b: Buffer) => writeFileSync(log, b, { flag: 'a' });
     child.stdout!.on('data', append);

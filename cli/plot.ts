@@ -6,7 +6,16 @@ export interface Series {
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
 
-export function lossPlotSvg(opts: { title: string; series: Series[]; width?: number; height?: number; xLabel?: string; yLabel?: string }): string {
+export function lossPlotSvg(opts: {
+  title: string;
+  series: Series[];
+  width?: number;
+  height?: number;
+  xLabel?: string;
+  yLabel?: string;
+  /** Named ticks on the x axis (e.g. categories) instead of five evenly spaced numbers. */
+  xTicks?: Array<[number, string]>;
+}): string {
   const W = opts.width ?? 720;
   const H = opts.height ?? 420;
   const m = { l: 60, r: 150, t: 36, b: 44 };
@@ -24,7 +33,9 @@ export function lossPlotSvg(opts: { title: string; series: Series[]; width?: num
     `<text x="${m.l}" y="22" font-size="15">${esc(opts.title)}</text>`,
     `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="#333"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#333"/>`,
-    ...ticks(x0, x1).map((x) => `<text x="${sx(x)}" y="${H - m.b + 16}" text-anchor="middle">${+x.toFixed(0)}</text>`),
+    ...(opts.xTicks ?? ticks(x0, x1).map((x): [number, string] => [x, String(+x.toFixed(0))])).map(
+      ([x, label]) => `<text x="${sx(x)}" y="${H - m.b + 16}" text-anchor="middle">${esc(label)}</text>`,
+    ),
     ...ticks(y0, y1).map(
       (y) => `<text x="${m.l - 6}" y="${sy(y) + 4}" text-anchor="end">${y.toFixed(3)}</text><line x1="${m.l}" y1="${sy(y)}" x2="${W - m.r}" y2="${sy(y)}" stroke="#eee"/>`,
     ),

@@ -14,7 +14,7 @@ import { type RunConfig, RunConfigSchema, formatIssues } from '../shared/swarm/p
 import { splitLayers } from '../shared/swarm/run.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
-import { LocalSwarm, type PeerMetrics } from './local-swarm.js';
+import { LocalSwarm, type LocalSwarmOptions, type PeerMetrics } from './local-swarm.js';
 import { lossPlotSvg } from './plot.js';
 
 export type { PeerMetrics };
@@ -54,11 +54,13 @@ export interface SwarmOptions {
 
 /** How a launcher plugs the chain into a swarm (see cli/start.ts); the swarm itself stays chain-agnostic. */
 export interface SwarmHooks {
-  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference' | 'store'>;
+  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference' | 'store' | 'routing'>;
   /** Extra environment of worker i (its payout key and RPC endpoint). */
   workerEnv?(i: number): Record<string, string>;
   /** Called once the coordinator exists, before any worker starts (e.g. to attach settlement). */
   onCoordinator?(c: Coordinator): void;
+  /** How workers are started and where the coordinator listens (see LocalSwarmOptions). */
+  local?: Pick<LocalSwarmOptions, 'host' | 'launch' | 'workerArgs'>;
   /** Called once the coordinator listens, before any worker starts (e.g. to serve the dashboard). */
   onListening?(url: string): Promise<void>;
   /** With run.serve: runs after training while the swarm serves queries; the swarm stops when it resolves. */
@@ -136,6 +138,7 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
     quickStart: o.quickStart,
     dump: o.dump,
     extraWarmup: o.extraWarmup,
+    ...hooks.local,
   });
   const coord = swarm.coordinator;
   hooks.onCoordinator?.(coord);
