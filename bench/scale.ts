@@ -11,7 +11,6 @@
 // event-loop delay is reported too, as it adds to the latencies it measures.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -70,29 +69,22 @@ interface Counters {
   refused: string[];
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** A coordinator process whose run cannot start: placement, heartbeats and relays only. */
-async function startCoordinator(port: number, dir: string, profileDir?: string): Promise<{ child: ChildProcess; output: () => string }> {
+async function startCoordinator(dir: string, profileDir?: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const script = fileURLToPath(new URL('../coordinator/main.ts', import.meta.url));
-  const args = ['--port', String(port), '--stages', String(STAGES), '--layers', String(STAGES), '--min-per-stage', '100000'];
+  const args = ['--port', '0', '--stages', String(STAGES), '--layers', String(STAGES), '--min-per-stage', '100000'];
   const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args, '--run-id', `scale-${port}`, '--state', join(dir, 'coordinator.db')], {
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args, '--run-id', `scale-${Date.now()}`, '--state', join(dir, 'coordinator.db')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-200_000)));
   child.stderr!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-200_000)));
-  for (const deadline = Date.now() + 60_000; !out.includes('workers join with'); await sleep(100)) {
+  let listening: RegExpExecArray | null = null;
+  for (const deadline = Date.now() + 60_000; !(listening = /workers join with: .* --coordinator (ws:\/\/\S+)/.exec(out)); await sleep(100)) {
     if (Date.now() > deadline) throw new Error(`the coordinator did not listen within 60 s:\n${out}`);
   }
-  return { child, output: () => out };
+  return { child, url: listening[1], output: () => out };
 }
 
 /** One simulated peer: registers with its own key, says it is ready, heartbeats, and relays pings to neighbours. */
@@ -175,9 +167,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Reach `n` peers, then measure a window of `windowS` seconds with churn at `joinsPerMin`. */
 export async function measure(n: number, windowS: number, joinsPerMin: number, profileDir?: string): Promise<ScaleRun> {
   const dir = mkdtempSync(join(tmpdir(), 'scale-'));
-  const port = await freePort();
-  const coord = await startCoordinator(port, dir, profileDir);
-  const url = `ws://127.0.0.1:${port}`;
+  const coord = await startCoordinator(dir, profileDir);
+  const url = coord.url;
   const c: Counters = { messages: 0, relays: [], assigns: [], pending: new Map(), left: new Set(), refused: [] };
   const peers: Peer[] = [];
   const failures: string[] = [];

@@ -1,10 +1,12 @@
-// `npm run bench:swarm [-- --data FILE --steps N --workers W --stages S --codecs a,b,c --quick]`:
+// `npm run bench:swarm [-- --data FILE|code --steps N --workers W --stages S --d-model D --codecs a,b,c --name NAME --quick]`:
 // the centralized dense baseline and local swarms with each boundary codec, same model, init,
 // data order, steps and tokens. Writes bench/results/swarm.json, loss curves and the frontier of
 // final validation loss against wire bytes (SVG) beside it.
 // `--extend` runs the codecs for 2N steps with the learning-rate schedule of N (so the first N
 // steps are the N-step run) to find how many steps they need to reach the baseline's final loss;
 // `--merge` keeps the other runs and the baseline of an existing swarm.json with the same config.
+// `--data code` trains on this project's own source code (bench/code-corpus.ts), a corpus of another
+// kind; `--name NAME` writes swarm-NAME.json and its plots instead, beside the tinyshakespeare ones.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,7 @@ import { lossPlotSvg } from '../cli/plot.js';
 import { trainBaseline } from '../cli/baseline.js';
 import { loadText } from '../worker/node-corpus.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
+import { codeCorpus } from './code-corpus.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 const SWEEP = [
@@ -33,6 +36,8 @@ const SWEEP = [
 const { values } = parseArgs({
   options: {
     data: { type: 'string' },
+    name: { type: 'string' },
+    'd-model': { type: 'string' },
     steps: { type: 'string' },
     workers: { type: 'string' },
     stages: { type: 'string' },
@@ -50,7 +55,8 @@ const { values } = parseArgs({
 
 const opts: SwarmOptions = {
   ...SWARM_DEFAULTS,
-  data: values.data ?? SWARM_DEFAULTS.data,
+  data: values.data === 'code' ? codeCorpus() : (values.data ?? SWARM_DEFAULTS.data),
+  dModel: Number(values['d-model'] ?? SWARM_DEFAULTS.dModel),
   steps: Number(values.steps ?? (values.quick ? 30 : 360)),
   workers: Number(values.workers ?? 2),
   stages: Number(values.stages ?? 2),
@@ -149,7 +155,8 @@ interface SwarmJson {
   baseline: { final_val_loss: number; tokens_per_s: number; val_curve: [number, number][] };
   runs: RunSummary[];
 }
-const JSON_PATH = join(RESULTS, 'swarm.json');
+const PREFIX = values.name ? `swarm-${values.name}` : 'swarm';
+const JSON_PATH = join(RESULTS, `${PREFIX}.json`);
 
 function benchConfig() {
   const tokens = opts.steps * opts.microbatches * opts.batch * opts.seq;
@@ -182,7 +189,7 @@ function write(baseline: { val: [number, number][]; tokensPerSec: number }, base
 function plot(r: SwarmJson): void {
   const baselineVal = r.baseline.final_val_loss;
   writeFileSync(
-    join(RESULTS, 'swarm-loss.svg'),
+    join(RESULTS, `${PREFIX}-loss.svg`),
     lossPlotSvg({
       title: 'validation loss: centralized dense baseline and swarm codecs',
       series: [{ name: 'baseline (dense)', points: r.baseline.val_curve }, ...r.runs.map((x) => ({ name: x.codec, points: x.val_curve }))],
@@ -193,7 +200,7 @@ function plot(r: SwarmJson): void {
   const xs = r.runs.map((x) => x.compression_ratio);
   const span: [number, number] = [Math.min(...xs), Math.max(...xs)];
   writeFileSync(
-    join(RESULTS, 'swarm-frontier.svg'),
+    join(RESULTS, `${PREFIX}-frontier.svg`),
     lossPlotSvg({
       title: 'final validation loss against compression (vs dense bf16 boundary)',
       xLabel: 'compression ratio (×)',

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RoutingPolicy } from '../coordinator/planner.js';
+import type { CommitEvent } from '../coordinator/run-control.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { SWARM_DEFAULTS, type SwarmHooks, type SwarmOptions, type SwarmResult, runSwarm } from '../cli/swarm.js';
 import { codecName, parseCodec } from '../shared/wire/codec.js';
@@ -57,12 +58,12 @@ export interface Measured {
   overallBusy: number[];
   bytesPerToken: number;
   finalValLoss: number;
-  /** Each worker's stage and the microbatches it computed, by worker name. */
+  /** Each worker's stage and the microbatches of committed steps after the warm-up routed through it, by worker name. */
   byWorker: Record<string, { stage: number; microbatches: number }>;
 }
 
 /** Throughput after warm-up, busy fractions by stage and bytes per boundary token, from a run's commits and its workers' stats. */
-export function measured(r: SwarmResult, commitsAt: Map<number, number>, names: Map<string, string>): Measured {
+export function measured(r: SwarmResult, commits: CommitEvent[], commitsAt: Map<number, number>, names: Map<string, string>): Measured {
   const { model, microbatches, steps } = r.run;
   const from = Math.min(WARMUP_STEPS, steps - 1);
   const t0 = commitsAt.get(from);
@@ -93,7 +94,12 @@ export function measured(r: SwarmResult, commitsAt: Map<number, number>, names: 
     ),
     bytesPerToken: sent / Math.max(1, crossed),
     finalValLoss: r.val.at(-1)?.[1] ?? Number.NaN,
-    byWorker: Object.fromEntries(r.peers.map((p) => [names.get(p.peerId) ?? p.peerId, { stage: p.stage, microbatches: p.stats.microbatches }])),
+    byWorker: Object.fromEntries(
+      r.peers.map((p) => {
+        const microbatches = commits.filter((c) => c.step > from).reduce((n, c) => n + c.work.filter((w) => w.peerId === p.peerId).reduce((m, w) => m + w.microbatches, 0), 0);
+        return [names.get(p.peerId) ?? p.peerId, { stage: p.stage, microbatches }];
+      }),
+    ),
   };
 }
 
@@ -108,6 +114,7 @@ export interface WanOptions {
 export async function runOn(link: LinkProfile | undefined, o: WanOptions): Promise<Measured> {
   const wan = link && (await EmulatedWan.create(link, o.swarm.workers));
   const commitsAt = new Map<number, number>();
+  const commits: CommitEvent[] = [];
   const names = new Map<string, string>();
   const hooks: SwarmHooks = {
     coordinator: { routing: o.routing },
@@ -116,12 +123,15 @@ export async function runOn(link: LinkProfile | undefined, o: WanOptions): Promi
       ...(wan && { host: COORDINATOR_IP, launch: (i: number, argv: string[]) => wan.wrap(i, argv) }),
     },
     onCoordinator: (c) => {
-      c.on('commit', (e) => commitsAt.set(e.step, performance.now()));
+      c.on('commit', (e) => {
+        commitsAt.set(e.step, performance.now());
+        commits.push(e);
+      });
       c.on('register', (e) => names.set(e.peerId, e.name));
     },
   };
   try {
-    return measured(await runSwarm(o.swarm, undefined, hooks), commitsAt, names);
+    return measured(await runSwarm(o.swarm, undefined, hooks), commits, commitsAt, names);
   } finally {
     const last = await wan?.close();
     if (last) process.stdout.write(`  ${last}\n`);

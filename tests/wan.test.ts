@@ -107,10 +107,11 @@ describe.skipIf(!!why)('a swarm across the emulated WAN', () => {
   });
 
   it('gives a replica slowed on purpose less work by finish time, its turn by round-robin', async () => {
-    const straggler = { workers: 4, minPerStage: 2, steps: 6, microbatches: 8 };
+    const straggler = { workers: 4, minPerStage: 2, steps: 8, microbatches: 8 };
     const work = async (routing: 'finish-time' | 'round-robin') => {
       const r = await runOn(undefined, { swarm: { ...swarm(straggler), out: tmp(`wan-${routing}`) }, workerArgs: (i) => (i === 3 ? ['--slowdown', '4'] : []), routing });
-      // The straggler against the other replica of its stage (workers are placed as they register).
+      // The straggler against the other replica of its stage (workers are placed as they register), in
+      // the steps after the warm-up (while channels are still opening, routes go where they can).
       const slow = r.byWorker['worker-3'];
       const peer = Object.entries(r.byWorker).find(([name, w]) => name !== 'worker-3' && w.stage === slow.stage)![1];
       return { slow: slow.microbatches, peer: peer.microbatches };
