@@ -67,6 +67,7 @@ export interface SessionEvents {
   gpu: { report: GpuReport; verdict: Verdict };
   registered: { peerId: string; chain?: ChainInfo };
   assigned: { stage: number; run: RunConfig; state: ServerMessageOf<'assign'>['state'] };
+  /** Open channels, and the peers of this one's view with itself (`peers`). */
   neighbours: { connected: string[]; peers: PeerInfo[] };
   swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
   step: StepReport;
@@ -301,7 +302,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       onMessage: (from, bytes) => this.onPeerMessage(from, bytes),
       onChange: (connected) => {
         this.send({ type: 'links', connected });
-        this.emit('neighbours', { connected, peers: this.members });
+        this.emit('neighbours', { connected, peers: this.known() });
       },
       log: (l) => this.say(l),
       maxMessageBytes: 1 << 30,
@@ -567,7 +568,13 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.members = peers;
     if (this.placed === undefined || !this.links) return;
     this.connectNeighbours();
-    this.emit('neighbours', { connected: this.links.connected(), peers });
+    this.emit('neighbours', { connected: this.links.connected(), peers: this.known() });
+  }
+
+  /** The peers it was told of and itself: what a dashboard draws the stages from. */
+  private known(): PeerInfo[] {
+    const self = this.placed !== undefined && this.peerId && this.key ? [{ peerId: this.peerId, stage: this.placed, name: this.o.name, key: this.key.publicHex }] : [];
+    return [...self, ...this.members];
   }
 
   /**
