@@ -1,6 +1,6 @@
 // The short form of `npm run bench:wan`: the emulated wide-area network does what it says (the
 // shaper caps the rate, the bridge adds the one-way delay each way), a swarm trains across it to
-// exactly the weights it reaches on loopback (the network changes how fast, never what), and a
+// the loss it reaches on loopback (the network changes how fast, never what), and a
 // replica slowed on purpose is given less work by expected-finish-time routing than by round-robin.
 // Needs root for network namespaces: where they cannot be made, the tests say why and skip.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -97,10 +97,12 @@ describe.skipIf(!!why)('a swarm across the emulated WAN', () => {
     ...o,
   });
 
-  it('trains to exactly the loss it reaches on loopback, over a real shaper and the delay', async () => {
+  it('trains to the loss it reaches on loopback, over a real shaper and the delay', async () => {
     const local = await runOn(undefined, { swarm: { ...swarm(), out: tmp('wan-lb') } });
     const far = await runOn(LINK, { swarm: { ...swarm(), out: tmp('wan-far') } });
-    expect(far.finalValLoss).toBe(local.finalValLoss);
+    // The same steps of the same microbatches: equal but for the last float32 bits (a CI run differed
+    // by 1e-7 relative), where a lost or reordered microbatch would move it by far more.
+    expect(Math.abs(far.finalValLoss - local.finalValLoss) / local.finalValLoss).toBeLessThan(1e-5);
     expect(far.bytesPerToken).toBe(local.bytesPerToken);
     for (const b of [...far.steadyBusy, ...far.overallBusy]) expect(b).toBeGreaterThan(0);
     for (const b of [...far.steadyBusy, ...far.overallBusy]) expect(b).toBeLessThanOrEqual(1.0001);
