@@ -342,12 +342,11 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private stageViews(): StageView[] {
-    const here = this.run.layersPerStage.map((): PeerRecord[] => []);
-    for (const p of this.livePeers.values()) here[p.stage].push(p);
     return this.run.layersPerStage.map((layers, stage) => {
       const typical = this.typicalMs(stage);
-      const capacity = here[stage].reduce((c, p) => c + 1000 / (p.msPerMicrobatch ?? typical), 0);
-      return { stage, layers, peers: here[stage].length, capacity, orphaned: this.orphaned(stage) };
+      const here = this.placedOn(stage);
+      const capacity = here.reduce((c, p) => c + 1000 / (p.msPerMicrobatch ?? typical), 0);
+      return { stage, layers, peers: here.length, capacity, orphaned: this.orphaned(stage) };
     });
   }
 
@@ -368,7 +367,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   /** Tell each peer whose view changed what came and went, in messages within the size limit. */
   private tellViews(changes: ViewChanges): void {
     for (const [to, d] of changes) {
-      if (this.livePeers.get(to)?.state === undefined) continue;
+      if (!this.livePeers.has(to)) continue;
       const added = [...d.added].map((id) => info(this.peers.get(id)!));
       const removed = [...d.removed];
       for (let i = 0; i === 0 || i < Math.max(added.length, removed.length); i += VIEW_CHUNK)
