@@ -533,10 +533,17 @@ export class RunControl extends Emitter<RunControlEvents> {
     for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
   }
 
+  /**
+   * The peers each stage's work may go to. With spot checks on, only replicas a witness can check,
+   * wherever the stage has any: a peer whose replica channels have not opened would otherwise do
+   * work nobody can audit (and a peer claiming to be fast would draw all of it).
+   */
   private routable(): RoutablePeer[][] {
     return this.run.layersPerStage.map((_, s) => {
       const typical = this.typicalMs(s);
-      return this.active(s)
+      const active = this.active(s);
+      const checkable = this.o.audit?.rate ? active.filter((p) => this.witnesses(p.peerId).length > 0) : [];
+      return (checkable.length ? checkable : active)
         .sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
         .map((p) => ({ peerId: p.peerId, msPerMicrobatch: p.msPerMicrobatch ?? typical }));
     });
@@ -847,11 +854,20 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   private waitingReason(): string {
     const counts = this.readyCounts().map((n, s) => `stage ${s}: ${n}/${this.run.minPerStage}`);
-    return `waiting for peers (ready ${counts.join(', ')})`;
+    return `waiting for peers (ready${this.startNeedsWitnesses() ? ' and linked to a replica' : ''} ${counts.join(', ')})`;
+  }
+
+  /** With spot checks on and replicas required, the first round must be checkable: peers count toward the start once linked to a ready replica. */
+  private startNeedsWitnesses(): boolean {
+    return !!this.o.audit?.rate && this.run.minPerStage > 1;
   }
 
   private readyCounts(): number[] {
-    return this.run.layersPerStage.map((_, s) => this.placedOn(s).filter((p) => p.state === 'ready').length);
+    return this.run.layersPerStage.map((_, s) => {
+      const ready = this.placedOn(s).filter((p) => p.state === 'ready');
+      if (!this.startNeedsWitnesses()) return ready.length;
+      return ready.filter((p) => ready.some((q) => q !== p && this.linked(p.peerId, q.peerId))).length;
+    });
   }
 
   private setPhase(phase: SwarmPhase, reason: string): void {

@@ -569,6 +569,47 @@ describe('RunControl: spot checks', () => {
     expect(three.aborted).toEqual([{ round: r.round, step: 1, reason: `a disputed audit of round ${r.round} was not settled within 2000 ms` }]);
     expect(three.rc.live()).toHaveLength(6);
   });
+
+  /** a, c, e on stage 0 and b, d, f on stage 1, all linked but e, which has no channel to a replica of its stage. */
+  function eUnwitnessed(): Sim {
+    const sim = new Sim(makeRun({ minPerStage: 2 }), { rate: 1, random: seeded(4) });
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sim.join(id);
+    sim.linkAll();
+    sim.rc.onLinks('e', ['b', 'd', 'f']);
+    return sim;
+  }
+
+  it('with spot checks on, a stage starts once its ready peers are linked to a replica, and says so while it waits', () => {
+    const sim = eUnwitnessed();
+    sim.rc.onLinks('a', ['b', 'd', 'f']);
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sim.rc.onReady(id, 0);
+    expect(sim.rc.phase).toBe('waiting');
+    expect(sim.rc.reason).toBe('waiting for peers (ready and linked to a replica stage 0: 0/2, stage 1: 3/2)');
+    sim.rc.onLinks('a', ['b', 'c', 'd', 'f']);
+    expect(sim.rc.phase).toBe('training');
+  });
+
+  it('routes no work to a replica no witness can check until its channel to one opens, then audits it', () => {
+    const sim = eUnwitnessed();
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sim.rc.onReady(id, 0);
+    const clearRound = () => {
+      const mark = sim.mark();
+      reportAll(sim);
+      const audits = sim.msgs('audit', { since: mark });
+      for (const a of audits) verdict(sim, a.witness, a, true);
+      return audits.map((a) => a.peer);
+    };
+    expect(sim.rc.phase).toBe('training');
+    expect(sim.rc.currentRound!.routes.flat()).not.toContain('e');
+    clearRound();
+    // Round 2 was routed before e's channel opened; the round after it is not.
+    sim.rc.onLinks('e', ['a', 'b', 'c', 'd', 'f']);
+    expect(sim.rc.currentRound!.routes.flat()).not.toContain('e');
+    clearRound();
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2]);
+    expect(sim.rc.currentRound!.routes.flat()).toContain('e');
+    expect(clearRound()).toContain('e');
+  });
 });
 
 describe('RunControl: failure mid-round', () => {
