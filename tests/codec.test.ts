@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantize, tensorBytes } from '../shared/wire/codec.js';
+import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantStep, quantize, tensorBytes } from '../shared/wire/codec.js';
 import { encodeSymbols } from '../shared/wire/entropy.js';
 import { gaussian, rng } from '../shared/engine/model.js';
 import {
@@ -465,8 +465,10 @@ describe('wire frames', () => {
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(5, 255))), 'kind');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 0))), 'dtype');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(6, 99))), 'dtype');
-    code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x04))), 'reserved');
+    code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x08))), 'reserved');
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x80))), 'reserved');
+    // The dither flag on a float payload.
+    expect(code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x04))), 'dtype')).toMatch(/fp32 payload cannot be dithered/);
     // The entropy flag on a float payload.
     expect(code(() => decodeFrame(patched(base(), (v) => v.setUint8(7, 0x02))), 'entropy')).toMatch(/fp32 payload cannot be entropy-coded/);
     code(() => decodeFrame(patched(base(), (v) => v.setUint8(31, 1))), 'reserved');
@@ -504,6 +506,7 @@ describe('wire frames', () => {
       payloadBytes: 3 * (4 + 7),
       tokens: true,
       coded: false,
+      dithered: false,
     });
     // A truncated payload or an absurd shape is not the header's business: the key can still be read.
     const h = readHeader(patched(base(), (v) => v.setUint32(16, 0xffffffff, true)).subarray(0, HEADER_BYTES));
@@ -608,10 +611,11 @@ describe('wire frames', () => {
   });
 });
 
+const gaussianTensor = (rows: number, cols: number, g = normal) => Float32Array.from({ length: rows * cols }, () => g());
+const frame = (over: Partial<Frame> & Pick<Frame, 'rows' | 'cols' | 'dtype' | 'tensor'>): Frame => ({ kind: FrameKind.Activation, step: 9, microbatch: 2, ...over });
+
 describe('entropy-coded frames', () => {
   const INT_DTYPES = ['int8', 'int4', 'int8c', 'int4c'] as const;
-  const gaussianTensor = (rows: number, cols: number, g = normal) => Float32Array.from({ length: rows * cols }, () => g());
-  const frame = (over: Partial<Frame> & Pick<Frame, 'rows' | 'cols' | 'dtype' | 'tensor'>): Frame => ({ kind: FrameKind.Activation, step: 9, microbatch: 2, ...over });
   const FLAG_ENTROPY = 2;
   const flagsOf = (bytes: Uint8Array) => bytes[7];
   const payloadBytesOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset).getUint32(24, true);
@@ -838,6 +842,85 @@ describe('entropy-coded frames', () => {
   });
 });
 
+describe('entropy-coded coefficients (e<b>: a step of each column RMS)', () => {
+  const rows = 512;
+  const k = 32;
+
+  it('rounds every value to its column step (error ≤ step/2); the step is the RMS multiple, or absmax/127 where that would clip', () => {
+    const x = gaussianTensor(rows, k, gaussian(rng(7)));
+    // Column 3 has one outlier at 1000 RMS: its step is raised so nothing clips.
+    x[5 * k + 3] = 1000;
+    const step = quantStep(parseCodec('subspace:k=32:e3'))!;
+    expect(step).toBeCloseTo(Math.sqrt(2 * Math.PI * Math.E) / 8, 12);
+    const plain = dequantize(quantize(x, rows, k, 'int8c', { step }), rows, k, 'int8c');
+    // As sent: dithered, the dither derived from the header on both sides.
+    const sent = decodeFrame(encodeFrame(frame({ rows, cols: k, dtype: 'int8c', tensor: x }), undefined, { entropy: true, step })).tensor;
+    for (const back of [plain, sent])
+      for (let c = 0; c < k; c++) {
+        let ss = 0;
+        let max = 0;
+        for (let r = 0; r < rows; r++) {
+          ss += x[r * k + c] ** 2;
+          max = Math.max(max, Math.abs(x[r * k + c]));
+        }
+        const want = Math.max(step * Math.sqrt(ss / rows), max / 127);
+        for (let r = 0; r < rows; r++) expect(Math.abs(back[r * k + c] - x[r * k + c])).toBeLessThanOrEqual(want / 2 + 1e-6 * want);
+      }
+    expect(() => quantize(x, rows, k, 'bf16', { step })).toThrow(/scaled-integer dtype/);
+    expect(() => quantize(x, rows, k, 'int8c', { step: 0 })).toThrow(/positive and finite/);
+  });
+
+  it('dithered, a value far below the step decodes unbiased on average; rounded without dither it is lost', () => {
+    const step = quantStep(parseCodec('subspace:k=32:e2'))!;
+    // One column of ±1 (its RMS sets the step, 0.52) carrying a small signal of 0.05 in every other row.
+    const x = Float32Array.from({ length: rows }, (_, r) => (r % 2 ? 0.05 : r % 4 ? 1 : -1));
+    let sent = 0;
+    let plain = 0;
+    const frames = 200;
+    for (let mb = 0; mb < frames; mb++) {
+      const f = frame({ rows, cols: 1, dtype: 'int8c', tensor: x, microbatch: mb });
+      const d = decodeFrame(encodeFrame(f, undefined, { step })).tensor;
+      const p = dequantize(quantize(x, rows, 1, 'int8c', { step }), rows, 1, 'int8c');
+      for (let r = 1; r < rows; r += 2) {
+        sent += d[r];
+        plain += p[r];
+      }
+    }
+    const n = (frames * rows) / 2;
+    expect(plain / n).toBe(0);
+    // The dither's error is uniform in ±step/2: its mean over n values has sd step/√(12n) ≈ 0.0005.
+    expect(Math.abs(sent / n - 0.05)).toBeLessThan(0.003);
+  });
+
+  it('a receiver takes a dithered frame only where its shape has a step, and the other way round', () => {
+    const x = gaussianTensor(4, 8);
+    const shape = { minRows: 4, maxRows: 4, cols: 8, dtype: 'int8c' as const, tokens: false };
+    const dithered = encodeFrame(frame({ rows: 4, cols: 8, dtype: 'int8c', tensor: x }), undefined, { step: 0.5 });
+    const plain = encodeFrame(frame({ rows: 4, cols: 8, dtype: 'int8c', tensor: x }));
+    expect(decodeExpected(dithered, { [FrameKind.Activation]: { ...shape, step: 0.5 } }).tensor).toHaveLength(32);
+    expect(() => decodeExpected(plain, { [FrameKind.Activation]: { ...shape, step: 0.5 } })).toThrow(/expected 4×8 int8c, dithered/);
+    expect(() => decodeExpected(dithered, { [FrameKind.Activation]: shape })).toThrow(/is 4×8 int8c, dithered, expected 4×8 int8c$/);
+    expect(() => encodeFrame(frame({ rows: 4, cols: 8, dtype: 'bf16', tensor: x }), undefined, { step: 0.5 })).toThrow(/scaled-integer dtype, not bf16/);
+  });
+
+  it('codes Gaussian coefficients at about b bits a value (frames, header and scales included), with the error of a uniform quantizer', () => {
+    const x = gaussianTensor(rows, k, gaussian(rng(11)));
+    for (const bits of [2, 3, 4]) {
+      const step = quantStep(parseCodec(`subspace:k=${k}:e${bits}`))!;
+      const bytes = encodeFrame(frame({ rows, cols: k, dtype: 'int8c', tensor: x }), undefined, { entropy: true, step });
+      const perValue = (8 * bytes.length) / (rows * k);
+      // High-rate theory: b bits; below ~3 bits the zero bin makes it a little cheaper.
+      expect(perValue).toBeGreaterThan(bits - 0.4);
+      expect(perValue).toBeLessThan(bits + 0.25);
+      const back = decodeFrame(bytes).tensor;
+      let mse = 0;
+      for (let i = 0; i < x.length; i++) mse += (back[i] - x[i]) ** 2;
+      // A uniform quantizer's noise is step²/12 of a unit-RMS value (less at coarse steps, where most values round to 0).
+      expect(mse / x.length).toBeLessThan((1.1 * step * step) / 12);
+    }
+  });
+});
+
 describe('codec strings', () => {
   it('parses the listed forms and names them back', () => {
     const ok: [string, unknown, Dtype][] = [
@@ -849,6 +932,9 @@ describe('codec strings', () => {
       ['subspace:k=8:int4', { kind: 'subspace', k: 8, coeff: 'int4' }, 'int4c'],
       ['subspace:k=64:fp16', { kind: 'subspace', k: 64, coeff: 'fp16' }, 'fp16'],
       ['subspace:k=1:fp32', { kind: 'subspace', k: 1, coeff: 'fp32' }, 'fp32'],
+      // Entropy-coded at about b bits: int8 values with a finer or coarser step than absmax/127.
+      ['subspace:k=24:e3', { kind: 'subspace', k: 24, coeff: 'e3' }, 'int8c'],
+      ['subspace:k=32:e2.5', { kind: 'subspace', k: 32, coeff: 'e2.5' }, 'int8c'],
     ];
     for (const [text, spec, dtype] of ok) {
       const parsed = parseCodec(text);
@@ -875,7 +961,9 @@ describe('codec strings', () => {
       ['subspace:k=08:int8', /k=<integer/],
       ['subspace:k=100000:int8', /k=<integer/],
       ['subspace:32:int8', /k=<integer/],
-      ['subspace:k=8:bf16', /coefficient type 'bf16' must be one of fp32, fp16, int8, int4/],
+      ['subspace:k=8:bf16', /coefficient type 'bf16' must be one of fp32, fp16, int8, int4, e1.5, e2/],
+      ['subspace:k=8:e7', /coefficient type 'e7' must be one of/],
+      ['subspace:k=8:e', /coefficient type 'e' must be one of/],
     ];
     for (const [text, message] of bad) expect(() => parseCodec(text), text).toThrow(message);
   });

@@ -102,7 +102,7 @@ export function agreement(got: Float32Array, want: Float32Array): { cos: number;
 /** Whether a sent tensor is what the recomputation gives, once both went through the wire's codec. */
 export function sameWork(sent: Frame, recomputed: Float32Array, shapes: FrameShapes): { ok: boolean; cos: number; rel: number } {
   // The recomputation crosses the same quantizer the sender's output did, so only compute differs.
-  const wire = decodeExpected(encodeFrame({ ...sent, tensor: recomputed }), shapes).tensor;
+  const wire = decodeExpected(encodeFrame({ ...sent, tensor: recomputed }, undefined, { step: shapes[sent.kind]?.step }), shapes).tensor;
   const a = agreement(sent.tensor, wire);
   return { ...a, ok: a.cos >= AUDIT_TOLERANCE.cos && a.rel <= AUDIT_TOLERANCE.rel };
 }

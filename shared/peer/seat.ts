@@ -5,7 +5,7 @@ import type { Gpu } from '../../kernels/context.js';
 import { BlockRuntime } from '../engine/block-runtime.js';
 import type { CharCorpus } from '../engine/data.js';
 import type { BlockConfig } from '../engine/model.js';
-import { dtypeOf } from '../wire/codec.js';
+import { dtypeOf, quantStep } from '../wire/codec.js';
 import type { RunConfig } from '../swarm/protocol.js';
 import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../swarm/run.js';
 import { ReplicaAverager } from './averaging.js';
@@ -58,7 +58,8 @@ export class StageSeat {
   ) {
     this.cfg = runtime.cfg;
     const { run, stage } = o;
-    const frames = stageFrames({ cfg: this.cfg, dtype: dtypeOf(run.codec), params: runtime.layout.total, microbatches: run.microbatches, evalBatches: run.evalBatches });
+    const step = quantStep(run.codec);
+    const frames = stageFrames({ cfg: this.cfg, dtype: dtypeOf(run.codec), step, params: runtime.layout.total, microbatches: run.microbatches, evalBatches: run.evalBatches });
     this.mailbox = new Mailbox({ ...frames, onHostile: o.onHostile, onSuspect: o.onSuspect });
     this.witness = {
       runtime,
@@ -72,6 +73,7 @@ export class StageSeat {
       stage,
       stages: run.stages,
       dtype: dtypeOf(run.codec),
+      step,
       batch: (step, mb, split) => (split === 'train' ? trainBatch(run, o.corpus, step, mb) : valBatch(run, o.corpus, mb)),
       mailbox: this.mailbox,
       send: o.send,

@@ -11,8 +11,9 @@ import { AVG_STEPS_HELD, GEN_FRAMES_PER_REQUEST, GEN_OPEN_REQUESTS, type Mailbox
 export interface StageFrameSpec {
   /** The stage's block: its first stage holds the embedding, its last the head. */
   cfg: BlockConfig;
-  /** The run's boundary dtype (dtypeOf(run.codec)). */
+  /** The run's boundary dtype (dtypeOf(run.codec)), and its quantizer step if it has one (quantStep). */
   dtype: Dtype;
+  step?: number;
   /** Floats of the stage's parameters (layout.total, a multiple of REPLICA_COLS). */
   params: number;
   /** Microbatches per round, and validation batches per evaluation: what one sender sends per round. */
@@ -28,7 +29,7 @@ export function stageFrames(o: StageFrameSpec): Pick<MailboxOptions, 'shapes' | 
   if (o.params % REPLICA_COLS !== 0) throw new Error(`${o.params} parameters do not make rows of ${REPLICA_COLS}`);
   const N = cfg.batch * cfg.seq;
   const width = boundaryWidth(cfg);
-  const boundary = exactly(N, width, dtype);
+  const boundary = { ...exactly(N, width, dtype), ...(o.step !== undefined && { step: o.step }) };
   // Training frames carry no token ids: every stage derives the batch from the shared data order.
   const shapes: FrameShapes = { [FrameKind.ReplicaWeights]: exactly(o.params / REPLICA_COLS, REPLICA_COLS, 'fp32') };
   if (!cfg.hasEmbedding) {

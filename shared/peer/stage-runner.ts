@@ -23,6 +23,8 @@ export interface RunnerOptions {
   stage: number;
   stages: number;
   dtype: Dtype;
+  /** The boundary quantizer's step (quantStep of the run's codec), if it has one. */
+  step?: number;
   /** The shared data order: every stage derives the same tokens, so no ids travel. */
   batch(step: number, microbatch: number, split: 'train' | 'val'): Batch;
   mailbox: Mailbox;
@@ -237,7 +239,7 @@ export class StageRunner {
     const rows = this.o.runtime.N;
     this.o.onBoundary?.('sent', kind, round, mb, tensor);
     // Integer payloads are entropy-coded whenever that is smaller (encodeFrame falls back to raw).
-    const bytes = encodeFrame({ kind, step: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, { entropy: true });
+    const bytes = encodeFrame({ kind, step: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, { entropy: true, step: this.o.step });
     this.o.send(to, bytes);
     return bytes.length;
   }

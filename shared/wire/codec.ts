@@ -2,7 +2,7 @@
 // microbatch, cols = d_model or the subspace rank k) becomes bytes on the wire and back. Pure and
 // environment-agnostic: typed arrays and DataView only, little-endian bytes on any host.
 
-import type { CodecSpec } from '../swarm/protocol.js';
+import { type CodecSpec, SUBSPACE_COEFFS } from '../swarm/protocol.js';
 
 /** What a run sends across a stage boundary (chosen on the command line; schema in protocol.ts). */
 export type { CodecSpec };
@@ -32,10 +32,26 @@ const MAX_K = 1 << 16;
  */
 export function dtypeOf(spec: CodecSpec): Dtype {
   if (spec.kind !== 'subspace') return spec.kind;
-  return spec.coeff === 'int8' ? 'int8c' : spec.coeff === 'int4' ? 'int4c' : spec.coeff;
+  if (spec.coeff === 'fp32' || spec.coeff === 'fp16') return spec.coeff;
+  return spec.coeff === 'int4' ? 'int4c' : 'int8c';
 }
 
-const FORMS = "'fp32', 'bf16', 'int8' or 'subspace:k=<positive integer>:<fp32|fp16|int8|int4>'";
+/** √(2πe): a Gaussian of RMS σ quantized with step Δ carries about log2(√(2πe)·σ/Δ) bits a value. */
+const GAUSS_BITS_AT_UNIT_STEP = Math.log2(Math.sqrt(2 * Math.PI * Math.E));
+
+/**
+ * The quantizer step of an entropy-coded codec (e<b>), as a multiple of each column's RMS, or
+ * undefined for the others (their int8/int4 scale is the column's absmax). Chosen so that a
+ * Gaussian column costs about b bits a value after entropy coding: step = 2^(log2 √(2πe) − b).
+ * Unlike absmax, the step does not grow with the frame's largest value, and the rounding error
+ * (≤ step/2 a value) is the same at any bit rate the entropy coder then reaches.
+ */
+export function quantStep(spec: CodecSpec): number | undefined {
+  if (spec.kind !== 'subspace' || !spec.coeff.startsWith('e')) return undefined;
+  return 2 ** (GAUSS_BITS_AT_UNIT_STEP - Number(spec.coeff.slice(1)));
+}
+
+const FORMS = `'fp32', 'bf16', 'int8' or 'subspace:k=<positive integer>:<${SUBSPACE_COEFFS.join('|')}>'`;
 
 /** Parse a CLI codec string such as `bf16` or `subspace:k=32:int8`; throws naming the accepted forms. */
 export function parseCodec(text: string): CodecSpec {
@@ -48,10 +64,8 @@ export function parseCodec(text: string): CodecSpec {
   if (!k || Number(k[1]) > MAX_K) {
     throw new Error(`codec '${text}': '${parts[1]}' must be k=<integer in 1..${MAX_K}>, e.g. k=32`);
   }
-  const coeff = parts[2];
-  if (coeff !== 'fp32' && coeff !== 'fp16' && coeff !== 'int8' && coeff !== 'int4') {
-    throw new Error(`codec '${text}': coefficient type '${coeff}' must be one of fp32, fp16, int8, int4`);
-  }
+  const coeff = SUBSPACE_COEFFS.find((c) => c === parts[2]);
+  if (!coeff) throw new Error(`codec '${text}': coefficient type '${parts[2]}' must be one of ${SUBSPACE_COEFFS.join(', ')}`);
   return { kind: 'subspace', k: Number(k[1]), coeff };
 }
 
@@ -138,9 +152,18 @@ function checkShape(n: number, rows: number, cols: number, what: string): void {
  * their f32 scales first (int8/int4: one per row, 4·rows bytes; int8c/int4c: one per column,
  * 4·cols bytes), then the rows of signed values; an int4/int4c row packs two values per byte, low
  * nibble first, and starts on a fresh byte (see IntLayout). Always tensorBytes(rows, cols) long.
+ * Scaled-integer options: `step` makes each scale that multiple of its row's or column's RMS
+ * instead of absmax/L, raised to absmax/L where that would clip (see quantStep); `dither` (one
+ * value in [−½, ½) per element, see dither()) is added before rounding and taken off again by
+ * dequantize with the same dither, so the error is uniform and independent of the value: the
+ * decoded tensor is unbiased however coarse the step.
  */
-export function quantize(x: Float32Array, rows: number, cols: number, dtype: Dtype): Uint8Array {
+export function quantize(x: Float32Array, rows: number, cols: number, dtype: Dtype, o: ScaledOptions = {}): Uint8Array {
   checkShape(x.length, rows, cols, 'quantize');
+  const { step, dither } = o;
+  if ((step !== undefined || dither) && !intLayout(rows, cols, dtype)) throw new RangeError(`quantize: a step or dither needs a scaled-integer dtype, not ${dtype}`);
+  if (step !== undefined && !(step > 0 && Number.isFinite(step))) throw new RangeError(`quantize: the step ${step} must be positive and finite`);
+  if (dither && dither.length !== x.length) throw new RangeError(`quantize: ${dither.length} dither values for ${x.length} elements`);
   const out = new Uint8Array(tensorBytes(rows, cols, dtype));
   const view = new DataView(out.buffer);
   // A Float32Array's byteOffset is a multiple of 4, so its bits can be read in place.
@@ -160,15 +183,25 @@ export function quantize(x: Float32Array, rows: number, cols: number, dtype: Dty
     case 'int4':
     case 'int8c':
     case 'int4c':
-      quantizeScaled(x, rows, cols, intLayout(rows, cols, dtype)!, out, view);
+      quantizeScaled(x, rows, cols, intLayout(rows, cols, dtype)!, out, view, o);
       break;
   }
   return out;
 }
 
-/** Decode `bytes` (any byteOffset; exactly tensorBytes(rows, cols, dtype) long). Does not check finiteness. */
-export function dequantize(bytes: Uint8Array, rows: number, cols: number, dtype: Dtype): Float32Array {
+/** How quantize chose a scaled-integer payload's scales and rounding. */
+export interface ScaledOptions {
+  step?: number;
+  dither?: Float32Array;
+}
+
+/**
+ * Decode `bytes` (any byteOffset; exactly tensorBytes(rows, cols, dtype) long), with the dither it
+ * was quantized with, if any. Does not check finiteness.
+ */
+export function dequantize(bytes: Uint8Array, rows: number, cols: number, dtype: Dtype, dither?: Float32Array): Float32Array {
   checkShape(rows * cols, rows, cols, 'dequantize');
+  if (dither && !(intLayout(rows, cols, dtype) && dither.length === rows * cols)) throw new RangeError(`dequantize: no ${rows}×${cols} dither for ${dtype}`);
   const expected = tensorBytes(rows, cols, dtype);
   if (bytes.length !== expected) {
     throw new RangeError(`dequantize: ${bytes.length} bytes, expected ${expected} for ${rows}×${cols} ${dtype}`);
@@ -195,13 +228,9 @@ export function dequantize(bytes: Uint8Array, rows: number, cols: number, dtype:
     for (let r = 0; r < rows; r++) {
       const base = l.scaleBytes + r * l.rowBytes;
       const o = r * cols;
-      if (l.bits === 8) {
-        for (let c = 0; c < cols; c++) out[o + c] = ((bytes[base + c] << 24) >> 24) * (l.perColumn ? scales[c] : scales[r]);
-      } else {
-        for (let c = 0; c < cols; c++) {
-          const q = ((bytes[base + (c >> 1)] >> (4 * (c & 1))) << 28) >> 28;
-          out[o + c] = q * (l.perColumn ? scales[c] : scales[r]);
-        }
+      for (let c = 0; c < cols; c++) {
+        const q = l.bits === 8 ? (bytes[base + c] << 24) >> 24 : ((bytes[base + (c >> 1)] >> (4 * (c & 1))) << 28) >> 28;
+        out[o + c] = (dither ? q - dither[o + c] : q) * (l.perColumn ? scales[c] : scales[r]);
       }
     }
   }
@@ -218,25 +247,31 @@ function readScales(view: DataView, n: number): Float32Array {
 /**
  * Absmax quantization, per row (int8/int4) or per column (int8c/int4c): scale = max|x|/L over the
  * row or column, q = round(x/scale) ∈ [−L, L]; an all-zero row or column has scale 0 (all q = 0).
+ * With `step`: scale = max(step·RMS, max|x|/L) over the row or column; with `dither`, q = round(x/scale + u).
  */
-function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayout, out: Uint8Array, view: DataView): void {
+function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayout, out: Uint8Array, view: DataView, { step, dither }: ScaledOptions): void {
   const { levels: L, perColumn, scaleBytes, rowBytes } = l;
   const maxAbs = new Float64Array(perColumn ? cols : rows);
+  const sumSq = new Float64Array(perColumn ? cols : rows);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const j = perColumn ? c : r;
-      maxAbs[j] = Math.max(maxAbs[j], Math.abs(x[r * cols + c]));
+      const v = x[r * cols + c];
+      maxAbs[j] = Math.max(maxAbs[j], Math.abs(v));
+      sumSq[j] += v * v;
     }
   }
+  const count = perColumn ? rows : cols;
+  const scaleOf = (j: number) => (step === undefined ? maxAbs[j] / L : Math.max(step * Math.sqrt(sumSq[j] / count), maxAbs[j] / L));
   // Round each scale to f32 first: the receiver multiplies by this exact stored value.
-  const scales = Float32Array.from(maxAbs, (m) => m / L);
+  const scales = Float32Array.from(maxAbs, (_, j) => scaleOf(j));
   for (let j = 0; j < scales.length; j++) view.setFloat32(4 * j, scales[j], true);
   for (let r = 0; r < rows; r++) {
     const base = scaleBytes + r * rowBytes;
     const rowScale = perColumn ? 0 : scales[r];
     for (let c = 0; c < cols; c++) {
       const scale = perColumn ? scales[c] : rowScale;
-      const v = scale > 0 ? x[r * cols + c] / scale : 0;
+      const v = scale > 0 ? x[r * cols + c] / scale + (dither ? dither[r * cols + c] : 0) : 0;
       // Round half away from zero (symmetric, so no sign-dependent bias), clamp for float slop.
       const m = Math.min(L, Math.round(Math.abs(v)));
       const q = v < 0 ? -m : m;
@@ -244,6 +279,27 @@ function quantizeScaled(x: Float32Array, rows: number, cols: number, l: IntLayou
       else out[base + (c >> 1)] |= (q & 0xf) << (4 * (c & 1));
     }
   }
+}
+
+/** A 32-bit integer hash (lowbias32): every bit of the input moves about half the output's. */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/**
+ * `n` dither values in [−½, ½) from a seed: the same on every host (integer arithmetic only), so a
+ * receiver or a witness derives a frame's dither from its header instead of receiving it.
+ */
+export function dither(seed: readonly number[], n: number): Float32Array {
+  const s = seed.reduce((h, v) => mix32(h ^ mix32(v >>> 0)), 0x9e3779b9);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = mix32((s + Math.imul(i, 0x9e3779b9)) >>> 0) / 2 ** 32 - 0.5;
+  return out;
 }
 
 /**

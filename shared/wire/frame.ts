@@ -8,7 +8,8 @@
 //     4  1   version (1)
 //     5  1   kind (FrameKind)
 //     6  1   dtype (DTYPE_CODE)
-//     7  1   flags: bit0 = token ids present; bit1 = payload entropy-coded; other bits zero
+//     7  1   flags: bit0 = token ids present; bit1 = payload entropy-coded; bit2 = dithered;
+//                   other bits zero
 //     8  4   step
 //    12  4   microbatch
 //    16  4   rows
@@ -22,7 +23,11 @@
 // (entropy.ts; int8 values as bytes, alphabet 256; int4 values as nibbles, alphabet 16). The
 // sender sets bit1 only when this is strictly smaller than the raw payload, so a receiver rejects
 // a coded payload that is not; decoding it must yield exactly rows·cols symbols.
-import { type Dtype, type ErrorFeedback, type IntLayout, dequantize, intLayout, intPayload, intSymbols, quantize, tensorBytes } from './codec.js';
+//
+// Dithered payload (bit2; scaled-integer dtypes only): the values were rounded with a dither added
+// (codec.ts quantize) that the receiver takes off again: frameDither(kind, step, microbatch), so no
+// dither bytes travel. Sent by codecs with a quantizer step (quantStep), and only by them.
+import { type Dtype, type ErrorFeedback, type IntLayout, dequantize, dither, intLayout, intPayload, intSymbols, quantize, tensorBytes } from './codec.js';
 import { EntropyError, decodeSymbols, encodeSymbols } from './entropy.js';
 
 export const HEADER_BYTES = 32;
@@ -30,6 +35,7 @@ export const WIRE_VERSION = 1;
 const MAGIC = 0x5357524d;
 const FLAG_TOKENS = 1;
 const FLAG_ENTROPY = 2;
+const FLAG_DITHER = 4;
 
 export const FrameKind = {
   /** Forward activation; a gradient will come back for it. */
@@ -97,6 +103,13 @@ export interface EncodeOptions {
    * makes the frame smaller; otherwise, and for float dtypes, the payload is sent raw.
    */
   entropy?: boolean;
+  /** The quantizer step of a scaled-integer payload sent without error feedback (quantize, quantStep); such a payload is dithered. */
+  step?: number;
+}
+
+/** The dither of a frame's values: from its header, so the sender, the receiver and a witness agree. */
+export function frameDither(kind: FrameKind, step: number, microbatch: number, n: number): Float32Array {
+  return dither([kind, step, microbatch], n);
 }
 
 /**
@@ -150,8 +163,11 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback, opts: EncodeOptions = 
     }
   }
 
-  let payload = ef ? ef.apply(tensor, rows, cols, dtype) : quantize(tensor, rows, cols, dtype);
-  let flags = tokens ? FLAG_TOKENS : 0;
+  if (opts.step !== undefined && (ef || !intLayout(rows, cols, dtype)))
+    throw new WireError('dtype', `a quantizer step needs a scaled-integer ${ef ? 'payload without error feedback' : `dtype, not ${dtype}`}`);
+  const dithered = opts.step !== undefined ? frameDither(f.kind, f.step, f.microbatch, rows * cols) : undefined;
+  let payload = ef ? ef.apply(tensor, rows, cols, dtype) : quantize(tensor, rows, cols, dtype, { step: opts.step, dither: dithered });
+  let flags = (tokens ? FLAG_TOKENS : 0) | (dithered ? FLAG_DITHER : 0);
   if (opts.entropy) {
     const coded = entropyCode(payload, rows, cols, dtype);
     if (coded && coded.length < payload.length) {
@@ -204,6 +220,8 @@ export interface FrameShape {
   dtype: Dtype;
   /** Whether the frame carries token ids: required when true, refused when false. */
   tokens: boolean;
+  /** The quantizer step honest senders use (EncodeOptions.step): what a witness re-encodes with. */
+  step?: number;
 }
 
 /** The shape a receiver expects for each kind it accepts; a kind it does not list is refused. */
@@ -220,6 +238,7 @@ export interface FrameHeader {
   payloadBytes: number;
   tokens: boolean;
   coded: boolean;
+  dithered: boolean;
 }
 
 /**
@@ -241,7 +260,7 @@ export function readHeader(bytes: Uint8Array): FrameHeader {
   const dtype = DTYPE_OF_CODE.get(view.getUint8(6));
   if (dtype === undefined) throw new WireError('dtype', `unknown dtype code ${view.getUint8(6)}`);
   const flags = view.getUint8(7);
-  if (flags & ~(FLAG_TOKENS | FLAG_ENTROPY)) throw new WireError('reserved', `unknown flag bits 0x${flags.toString(16)}`);
+  if (flags & ~(FLAG_TOKENS | FLAG_ENTROPY | FLAG_DITHER)) throw new WireError('reserved', `unknown flag bits 0x${flags.toString(16)}`);
   if (view.getUint32(28, true) !== 0) throw new WireError('reserved', 'reserved header bytes are not zero');
   return {
     kind,
@@ -253,6 +272,7 @@ export function readHeader(bytes: Uint8Array): FrameHeader {
     payloadBytes: view.getUint32(24, true),
     tokens: (flags & FLAG_TOKENS) !== 0,
     coded: (flags & FLAG_ENTROPY) !== 0,
+    dithered: (flags & FLAG_DITHER) !== 0,
   };
 }
 
@@ -281,9 +301,11 @@ export function decodeExpected(bytes: Uint8Array, shapes: FrameShapes): Frame {
   const h = readHeader(bytes);
   const s = shapes[h.kind];
   if (!s) throw new WireError('kind', `a frame of kind ${h.kind} is not expected here`);
-  if (h.dtype !== s.dtype || h.cols !== s.cols || h.tokens !== s.tokens || h.rows < s.minRows || h.rows > s.maxRows) {
-    const want = `${s.minRows === s.maxRows ? s.maxRows : `${s.minRows}..${s.maxRows}`}×${s.cols} ${s.dtype}${s.tokens ? ' with token ids' : ''}`;
-    throw new WireError('shape', `kind ${h.kind} is ${h.rows}×${h.cols} ${h.dtype}${h.tokens ? ' with token ids' : ''}, expected ${want}`);
+  const dithered = s.step !== undefined;
+  if (h.dtype !== s.dtype || h.cols !== s.cols || h.tokens !== s.tokens || h.dithered !== dithered || h.rows < s.minRows || h.rows > s.maxRows) {
+    const what = (o: { tokens: boolean; dithered: boolean }) => `${o.tokens ? ' with token ids' : ''}${o.dithered ? ', dithered' : ''}`;
+    const want = `${s.minRows === s.maxRows ? s.maxRows : `${s.minRows}..${s.maxRows}`}×${s.cols} ${s.dtype}${what({ tokens: s.tokens, dithered })}`;
+    throw new WireError('shape', `kind ${h.kind} is ${h.rows}×${h.cols} ${h.dtype}${what(h)}, expected ${want}`);
   }
   return decodeBody(bytes, h, { maxRows: s.maxRows, maxCols: s.cols, maxCodedValues: s.maxRows * s.cols });
 }
@@ -297,6 +319,7 @@ function decodeBody(bytes: Uint8Array, h: FrameHeader, limits: Required<FrameLim
   }
   const rawPayload = tensorBytes(rows, cols, dtype);
   const layout = intLayout(rows, cols, dtype);
+  if (h.dithered && !layout) throw new WireError('dtype', `a ${dtype} payload cannot be dithered (only int8, int4, int8c, int4c)`);
   if (coded) {
     if (!layout) throw new WireError('entropy', `a ${dtype} payload cannot be entropy-coded (only int8, int4, int8c, int4c)`);
     if (rows * cols > maxCodedValues) throw new WireError('limits', `entropy-coded ${rows}×${cols} exceeds ${maxCodedValues} values`);
@@ -313,7 +336,7 @@ function decodeBody(bytes: Uint8Array, h: FrameHeader, limits: Required<FrameLim
 
   let payload = bytes.subarray(HEADER_BYTES, HEADER_BYTES + payloadBytes);
   if (coded) payload = entropyDecode(payload, rows, cols, layout!);
-  const tensor = dequantize(payload, rows, cols, dtype);
+  const tensor = dequantize(payload, rows, cols, dtype, h.dithered ? frameDither(kind, step, microbatch, rows * cols) : undefined);
   const bad = firstNonFinite(tensor);
   if (bad >= 0) throw new WireError('nonfinite', `${where(bad, cols)} decodes to ${tensor[bad]}`);
   const frame: Frame = { kind, step, microbatch, rows, cols, dtype, tensor };
