@@ -13,8 +13,8 @@ import { sha256Hex } from '../shared/swarm/identity.js';
 import type { RunConfig, ServerMessageOf } from '../shared/swarm/protocol.js';
 import { runCorpus, runLearningRate, runStageConfigs, trainBatch } from '../shared/swarm/run.js';
 import type { CharCorpus } from '../shared/engine/data.js';
-import { dtypeOf } from '../shared/wire/codec.js';
-import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
+import { dtypeOf, parseCodec, quantStep } from '../shared/wire/codec.js';
+import { FrameKind, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 import { DEFAULT_DATA } from '../worker/node-corpus.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { TINY_MODEL } from './tiny-swarm.js';
@@ -60,10 +60,12 @@ async function step(s0: BlockRuntime, s1: BlockRuntime, mbs: number[]) {
 }
 
 const dtype = () => dtypeOf(run.codec);
-const frame = (kind: FrameKind, tensor: Float32Array) => encodeFrame({ kind, step: 9, microbatch: 0, rows: rt.p0.N, cols: tensor.length / rt.p0.N, dtype: dtype(), tensor });
+const frame = (kind: FrameKind, tensor: Float32Array) =>
+  encodeFrame({ kind, step: 9, microbatch: 0, rows: rt.p0.N, cols: tensor.length / rt.p0.N, dtype: dtype(), tensor }, undefined, { entropy: true, step: quantStep(run.codec) });
 
 function deps(w: BlockRuntime, stage: number): WitnessDeps {
-  const shapes = auditShapes(stageFrames({ cfg: runStageConfigs(run)[stage], dtype: dtype(), params: w.layout.total, microbatches: run.microbatches, evalBatches: 0 }).shapes);
+  const spec = { cfg: runStageConfigs(run)[stage], dtype: dtype(), step: quantStep(run.codec), params: w.layout.total, microbatches: run.microbatches, evalBatches: 0 };
+  const shapes = auditShapes(stageFrames(spec).shapes);
   return { runtime: w, shapes, batch: (s, mb) => trainBatch(run, corpus, s, mb), anchor: () => undefined, lr: run.optimizer.lr };
 }
 
@@ -75,16 +77,20 @@ async function honest(stage: 0 | 1): Promise<{ v: ServerMessageOf<'verify'>; b: 
   let frames: AuditBundle['frames'];
   if (stage === 0) {
     const y = (await p.forward(d, 0)).x!;
-    const g = Float32Array.from(y, (_, i) => Math.sin(i) * 1e-3);
-    await p.backward(g, 0);
+    const gIn = frame(
+      FrameKind.Gradient,
+      Float32Array.from(y, (_, i) => Math.sin(i) * 1e-3),
+    );
+    // p works on what it received: the gradient as decoded.
+    await p.backward(decodeFrame(gIn).tensor, 0);
     p.discardGradients();
-    frames = { yOut: frame(FrameKind.Activation, y), gIn: frame(FrameKind.Gradient, g) };
+    frames = { yOut: frame(FrameKind.Activation, y), gIn };
   } else {
-    const x = (await rt.w0.recompute(await rt.w0.readParams(), d)).x!;
-    await p.forward({ ...d, x }, 0);
+    const xIn = frame(FrameKind.Activation, (await rt.w0.recompute(await rt.w0.readParams(), d)).x!);
+    await p.forward({ ...d, x: decodeFrame(xIn).tensor }, 0);
     const dx = (await p.backward(undefined, 0))!;
     p.discardGradients();
-    frames = { xIn: frame(FrameKind.Activation, x), dxOut: frame(FrameKind.Gradient, dx) };
+    frames = { xIn, dxOut: frame(FrameKind.Gradient, dx) };
   }
   const hashes = Object.fromEntries(await Promise.all(Object.entries(frames).map(async ([k, f]) => [k, await sha256Hex(f!)])));
   return { v: { type: 'verify', round: 9, step: 2, microbatch: 0, peer: 'p', frames: hashes }, b: { round: 9, microbatch: 0, params, frames } };
@@ -116,10 +122,18 @@ describe('spot checks by recomputation', () => {
     expect([...got.dx!]).toEqual([...dx]);
   });
 
-  it('honest work agrees at both stages, though the witness’s own weights differ by a local step', async () => {
-    for (const stage of [0, 1] as const) {
-      const { v, b } = await honest(stage);
-      expect(await judge(deps(stage === 0 ? rt.w0 : rt.w1, stage), v, b)).toEqual({ ok: true, reason: 'agrees' });
+  it('honest work agrees at both stages, though the witness’s own weights differ by a local step (int8, and a coarse dithered e3 codec)', async () => {
+    const int8 = run;
+    try {
+      for (const codec of ['subspace:k=8:int8', 'subspace:k=8:e3']) {
+        run = { ...int8, codec: parseCodec(codec) };
+        for (const stage of [0, 1] as const) {
+          const { v, b } = await honest(stage);
+          expect(await judge(deps(stage === 0 ? rt.w0 : rt.w1, stage), v, b), `${codec} stage ${stage}`).toEqual({ ok: true, reason: 'agrees' });
+        }
+      }
+    } finally {
+      run = int8;
     }
     expect(AUDIT_TOLERANCE).toEqual({ cos: 0.99, rel: 1e-2 });
   });
