@@ -196,7 +196,7 @@ function plot(r: SwarmJson): void {
     }),
   );
   // The entropy-coded e<b> codecs make one family: their step, not their container, sets the rate.
-  const family = (x: RunSummary) => (!('coeff_dtype' in x) ? 'dense' : x.coeff_dtype.startsWith('e') ? 'subspace e<b> (RMS step, dither)' : `subspace ${x.coeff_dtype}`);
+  const family = (x: RunSummary) => (!('coeff_dtype' in x) ? 'dense' : x.coeff_dtype?.startsWith('e') ? 'subspace e<b> (RMS step, dither)' : `subspace ${x.coeff_dtype}`);
   const families = [...new Set(r.runs.map(family))];
   const xs = r.runs.map((x) => x.compression_ratio);
   const span: [number, number] = [Math.min(...xs), Math.max(...xs)];
