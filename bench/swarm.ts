@@ -3,7 +3,8 @@
 // data order, steps and tokens. Writes bench/results/swarm.json, loss curves and the frontier of
 // final validation loss against wire bytes (SVG) beside it.
 // `--extend` runs the codecs for 2N steps with the learning-rate schedule of N (so the first N
-// steps are the N-step run) to find how many steps they need to reach the baseline's final loss;
+// steps are the N-step run) to find how many steps they need to reach the baseline's final loss
+// (`--extend-to M`: M steps, e.g. 1.25N to check a budget);
 // `--merge` keeps the other runs and the baseline of an existing swarm.json with the same config.
 // `--data code` trains on this project's own source code (bench/code-corpus.ts), a corpus of another
 // kind; `--name NAME` writes swarm-NAME.json and its plots instead, beside the tinyshakespeare ones.
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     codecs: { type: 'string' },
     quick: { type: 'boolean', default: false },
     extend: { type: 'boolean', default: false },
+    'extend-to': { type: 'string' },
     merge: { type: 'boolean', default: false },
     /** Re-draw the plots from bench/results/swarm.json without running anything. */
     'plot-only': { type: 'boolean', default: false },
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
   for (const [i, codec] of codecs.entries()) {
     const t1 = performance.now();
     process.stdout.write(`[${i + 1}/${codecs.length}] ${codec}…`);
-    const steps = values.extend ? 2 * opts.steps : opts.steps;
+    const steps = extendedSteps();
     const r = await runSwarm(
       { ...opts, steps, codec, out: join('runs', 'bench-swarm', codec.replace(/[:=]/g, '-')) },
       { ...run, steps, scheduleSteps: opts.steps, codec: parseCodec(codec), runId: `bench-${i}` },
@@ -147,6 +149,15 @@ async function main(): Promise<void> {
     );
     write(baseline, baselineVal, runs); // partial results survive an interrupted sweep
   }
+}
+
+/** How far each codec runs on the N-step schedule: N, 2N with --extend, or M with --extend-to M (> N). */
+function extendedSteps(): number {
+  const to = values['extend-to'];
+  if (to === undefined) return values.extend ? 2 * opts.steps : opts.steps;
+  const m = Number(to);
+  if (!(Number.isInteger(m) && m > opts.steps)) throw new Error(`--extend-to ${to}: expected an integer number of steps above the schedule's ${opts.steps}`);
+  return m;
 }
 
 type RunSummary = ReturnType<typeof summarize>;
