@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantStep, quantize, tensorBytes } from '../shared/wire/codec.js';
 import { encodeSymbols } from '../shared/wire/entropy.js';
+import { columnSteps, expectWithinHalfStep } from './step-reference.js';
 import { gaussian, rng } from '../shared/engine/model.js';
 import {
   type Frame,
@@ -848,24 +849,22 @@ describe('entropy-coded coefficients (e<b>: a step of each column RMS)', () => {
 
   it('rounds every value to its column step (error ≤ step/2); the step is the RMS multiple, or absmax/127 where that would clip', () => {
     const x = gaussianTensor(rows, k, gaussian(rng(7)));
-    // Column 3 has one outlier at 1000 RMS: its step is raised so nothing clips.
+    // Column 3 has one outlier of 1000: at a fine step its RMS multiple would clip it, so absmax/127 is taken.
     x[5 * k + 3] = 1000;
+    expect(quantStep(parseCodec('subspace:k=32:e3'))).toBeCloseTo(Math.sqrt(2 * Math.PI * Math.E) / 8, 12);
+    for (const coeff of ['e3', 'e6']) {
+      const step = quantStep(parseCodec(`subspace:k=32:${coeff}`))!;
+      const plain = dequantize(quantize(x, rows, k, 'int8c', { step }), rows, k, 'int8c');
+      // As sent: dithered, the dither derived from the header on both sides.
+      const sent = decodeFrame(encodeFrame(frame({ rows, cols: k, dtype: 'int8c', tensor: x }), undefined, { entropy: true, step })).tensor;
+      expectWithinHalfStep(x, plain, k, step, `${coeff} rounded`);
+      expectWithinHalfStep(x, sent, k, step, `${coeff} dithered`);
+      const steps = columnSteps(x, rows, k, step);
+      expect(steps[4]).toBeLessThan(1.1 * step);
+      if (coeff === 'e6') expect(steps[3]).toBeCloseTo(1000 / 127, 9);
+      else expect(steps[3]).toBeGreaterThan(1000 / 127);
+    }
     const step = quantStep(parseCodec('subspace:k=32:e3'))!;
-    expect(step).toBeCloseTo(Math.sqrt(2 * Math.PI * Math.E) / 8, 12);
-    const plain = dequantize(quantize(x, rows, k, 'int8c', { step }), rows, k, 'int8c');
-    // As sent: dithered, the dither derived from the header on both sides.
-    const sent = decodeFrame(encodeFrame(frame({ rows, cols: k, dtype: 'int8c', tensor: x }), undefined, { entropy: true, step })).tensor;
-    for (const back of [plain, sent])
-      for (let c = 0; c < k; c++) {
-        let ss = 0;
-        let max = 0;
-        for (let r = 0; r < rows; r++) {
-          ss += x[r * k + c] ** 2;
-          max = Math.max(max, Math.abs(x[r * k + c]));
-        }
-        const want = Math.max(step * Math.sqrt(ss / rows), max / 127);
-        for (let r = 0; r < rows; r++) expect(Math.abs(back[r * k + c] - x[r * k + c])).toBeLessThanOrEqual(want / 2 + 1e-6 * want);
-      }
     expect(() => quantize(x, rows, k, 'bf16', { step })).toThrow(/scaled-integer dtype/);
     expect(() => quantize(x, rows, k, 'int8c', { step: 0 })).toThrow(/positive and finite/);
   });

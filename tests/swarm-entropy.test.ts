@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SWARM_DEFAULTS, type SwarmResult, runSwarm } from '../cli/swarm.js';
 import { parseCodec, quantStep } from '../shared/wire/codec.js';
+import { expectWithinHalfStep } from './step-reference.js';
 import { TINY_MODEL } from './tiny-swarm.js';
 
 const CODEC = 'subspace:k=8:e3';
@@ -51,22 +52,7 @@ describe(`a swarm with the ${CODEC} codec (2 processes, WebRTC)`, () => {
     const sent = readdirSync(dir).filter((f) => f.endsWith('-sent.f32'));
     expect(sent.length).toBeGreaterThan(0);
     const step = quantStep(parseCodec(CODEC))!;
-    for (const f of sent) {
-      const a = f32(join(dir, f));
-      const b = f32(join(dir, f.replace('-sent', '-received')));
-      expect(b.length).toBe(a.length);
-      const rows = a.length / K;
-      for (let c = 0; c < K; c++) {
-        let ss = 0;
-        let max = 0;
-        for (let r = 0; r < rows; r++) {
-          ss += a[r * K + c] ** 2;
-          max = Math.max(max, Math.abs(a[r * K + c]));
-        }
-        const half = Math.max(step * Math.sqrt(ss / rows), max / 127) / 2;
-        for (let r = 0; r < rows; r++) expect(Math.abs(a[r * K + c] - b[r * K + c]), `${f} row ${r} col ${c}`).toBeLessThanOrEqual(half * 1.0001);
-      }
-    }
+    for (const f of sent) expectWithinHalfStep(f32(join(dir, f)), f32(join(dir, f.replace('-sent', '-received'))), K, step, f);
   });
 
   it('sends about 3 bits a coefficient: about half of raw int8, headers and scales included', () => {

@@ -239,7 +239,10 @@ export class StageRunner {
     const rows = this.o.runtime.N;
     this.o.onBoundary?.('sent', kind, round, mb, tensor);
     // Integer payloads are entropy-coded whenever that is smaller (encodeFrame falls back to raw).
-    const bytes = encodeFrame({ kind, step: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, { entropy: true, step: this.o.step });
+    const bytes = encodeFrame({ kind, step: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, {
+      entropy: true,
+      step: this.o.step,
+    });
     this.o.send(to, bytes);
     return bytes.length;
   }
