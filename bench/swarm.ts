@@ -138,8 +138,9 @@ async function main(): Promise<void> {
     process.stdout.write(`[${i + 1}/${codecs.length}] ${codec}…`);
     const steps = extendedSteps();
     const r = await runSwarm(
-      { ...opts, steps, codec, out: join('runs', 'bench-swarm', codec.replace(/[:=]/g, '-')) },
-      { ...run, steps, scheduleSteps: opts.steps, codec: parseCodec(codec), runId: `bench-${i}` },
+      // Each sweep (--name) has its own directories and run ids: sweeps may run side by side.
+      { ...opts, steps, codec, out: join('runs', 'bench-swarm', PREFIX, codec.replace(/[:=]/g, '-')) },
+      { ...run, steps, scheduleSteps: opts.steps, codec: parseCodec(codec), runId: `${PREFIX}-${i}` },
     );
     const s = summarize(codec, r, baselineVal);
     runs.push(s);
