@@ -866,7 +866,9 @@ export class RunControl extends Emitter<RunControlEvents> {
     return this.run.layersPerStage.map((_, s) => {
       const ready = this.placedOn(s).filter((p) => p.state === 'ready');
       if (!this.startNeedsWitnesses()) return ready.length;
-      return ready.filter((p) => ready.some((q) => q !== p && this.linked(p.peerId, q.peerId))).length;
+      // Through each peer's own links (bounded by its view), not all pairs: thousands may be waiting.
+      const isReady = (id: string) => this.peers.get(id)?.state === 'ready' && this.peers.get(id)?.stage === s;
+      return ready.filter((p) => [...p.links].some((q) => isReady(q) && this.linked(p.peerId, q))).length;
     });
   }
 
