@@ -9,6 +9,7 @@ import type { SessionOptions } from '../shared/peer/session.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
+import { rng } from '../shared/base/random.js';
 
 export const ATTACKS = [
   'scale-outputs',
@@ -106,7 +107,7 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
         tamper: (_to, f) => {
           if (done || f[5] !== FrameKind.Activation) return f;
           done = true;
-          const random = seeded(0xf022);
+          const random = rng(0xf022);
           return [f, ...Array.from({ length: FUZZ_FRAMES }, () => mutate(f, random))];
         },
       };
@@ -128,18 +129,6 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
 
 /** How many malformed frames the fuzz-frames attacker sends its neighbour. */
 export const FUZZ_FRAMES = 10_000;
-
-/** A small seeded generator (mulberry32): the same flood every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * One malformed variant of `f`: bits flipped, cut short, a header byte set at random, random bytes,

@@ -12,8 +12,8 @@ import { LocalSwarm } from '../cli/local-swarm.js';
 import { ECONOMY_DEFAULTS } from '../cli/start.js';
 import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
 import { ContributionLedger, parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
-import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { runStageConfigs } from '../shared/run/derive.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
 import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
 
 const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));

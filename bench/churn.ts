@@ -15,8 +15,8 @@ import { lossPlotSvg } from '../cli/plot.js';
 import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { parseRisk, stepWorkFlops, unitsByAccount } from '../shared/ledger/index.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
+import { runStageConfigs } from '../shared/run/derive.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 const { values } = parseArgs({

@@ -11,10 +11,11 @@ import { MatmulTuner } from '../kernels/autotune.js';
 import { matmul, variantKey } from '../kernels/matmul.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import { detectGpu } from '../shared/engine/gpu-detect.js';
-import { type BlockConfig, blockFlops, initParams, rng } from '../shared/engine/model.js';
+import { type BlockConfig, blockFlops, initParams } from '../shared/engine/model.js';
 import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { nodeGPU, openNodeGpu } from '../worker/node-gpu.js';
 import { createTfjsTrainer, initTfjs, tfjsMatmulMs } from './tfjs-peer.js';
+import { rng } from '../shared/base/random.js';
 
 const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false } }, strict: true });
 const REPS = Number(args.reps);

@@ -16,7 +16,7 @@ import { codecName, parseCodec } from '../shared/wire/codec.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { trainBaseline } from '../cli/baseline.js';
-import { loadText } from '../worker/node-corpus.js';
+import { loadText } from '../node/corpus.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 import { codeCorpus } from './code-corpus.js';
 

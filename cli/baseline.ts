@@ -3,9 +3,9 @@
 // accumulates all the step's microbatches, which is the data the swarm consumed.
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { CharCorpus } from '../shared/engine/data.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
-import { runLearningRate, trainBatch, valBatch } from '../shared/swarm/run.js';
+import { runLearningRate, trainBatch, valBatch } from '../shared/run/derive.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export interface Curves {
   train: [number, number][];

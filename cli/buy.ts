@@ -8,7 +8,7 @@ import { formatEther, parseEther } from 'viem';
 import WebSocket from 'ws';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import { ensureCredential, spendAndAsk } from '../shared/chain/market.js';
+import { ensureCredential, spendAndAsk } from '../shared/buyer/market.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../shared/swarm/protocol.js';
 

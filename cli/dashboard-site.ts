@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readProcessesAndGpus } from '../electron/sensors.js';
+import { readProcessesAndGpus } from '../node/sensors.js';
 import type { AppConfig } from '../shared/app/bridge.js';
 import { type StaticFile, serveStatic } from './static-site.js';
 

@@ -21,13 +21,13 @@ import { type SwarmAddresses, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
-import { requestAnswer } from '../shared/swarm/inference-client.js';
+import { requestAnswer } from '../shared/buyer/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
+import { runStageConfigs } from '../shared/run/derive.js';
 import type { AppConfig } from '../shared/app/bridge.js';
 import { openDashboard } from './open-dashboard.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export interface EconomyOptions {
   epochSteps: number;

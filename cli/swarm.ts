@@ -10,12 +10,13 @@ import { parseArgs } from 'node:util';
 import type { Coordinator, CoordinatorOptions } from '../coordinator/server.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
-import { type RunConfig, RunConfigSchema, formatIssues } from '../shared/swarm/protocol.js';
-import { splitLayers } from '../shared/swarm/run.js';
+import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
-import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
+import { DEFAULT_DATA, loadText } from '../node/corpus.js';
 import { LocalSwarm, type LocalSwarmOptions, type PeerMetrics } from './local-swarm.js';
 import { lossPlotSvg } from './plot.js';
+import { formatIssues } from '../shared/base/issues.js';
+import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
 export type { PeerMetrics };
 

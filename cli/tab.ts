@@ -4,7 +4,7 @@
 // Edge; Chromium on Linux needs --enable-unsafe-webgpu). Without a chain it trains unpaid.
 // Ctrl-C stops serving.
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
 import { serveDashboard } from './dashboard-site.js';
 
 async function main(): Promise<void> {

@@ -9,17 +9,18 @@ import { readFileSync } from 'node:fs';
 import { formatEther, parseEther } from 'viem';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
-import { type ProofFile, checkProofsFor, claimOwnership, claimStakeShare, holdings, parseProofFile } from '../shared/chain/owner.js';
+import { claimOwnership, claimStakeShare, holdings } from '../shared/chain/owner.js';
+import { type ProofFile, checkProofsFor, readProofFile } from '../shared/ledger/proof-file.js';
 
 function readProofs(file: string | undefined): ProofFile {
   if (!file) throw new Error('name the proofs file a worker kept (STATE_DIR/proofs/ACCOUNT-runID.json, by default runs/peers/NAME/proofs/…)');
-  let json: unknown;
+  let bytes: Uint8Array;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    bytes = readFileSync(file);
   } catch (e) {
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
-  return parseProofFile(json, file);
+  return readProofFile(bytes, file);
 }
 
 async function main(): Promise<void> {

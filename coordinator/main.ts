@@ -21,14 +21,15 @@ import { connectChain } from '../shared/chain/connect.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { parseRisk } from '../shared/ledger/risk.js';
-import { type RunConfig, RunConfigSchema, formatIssues } from '../shared/swarm/protocol.js';
-import { splitLayers } from '../shared/swarm/run.js';
+import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
-import { DEFAULT_DATA, loadText } from '../worker/node-corpus.js';
+import { DEFAULT_DATA, loadText } from '../node/corpus.js';
 import { chainInferenceDesk } from './inference-desk.js';
 import { RunStore } from './run-store.js';
 import { Coordinator } from './server.js';
 import { Settlement } from './settlement.js';
+import { formatIssues } from '../shared/base/issues.js';
+import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
 const defaults = {
   port: '8787',

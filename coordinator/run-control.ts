@@ -18,11 +18,11 @@
 // replica, then at the next averaging point receives the replicas' weights as a listener and is
 // active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
 // that stage's newest state back (no other stage rolls back: stages are separate parameters).
-import { type Audit, auditedFrames, chooseAudits, onFinding } from './audits.js';
+import { type Audit, auditedFrames, chooseAudits, onFinding } from '../shared/trust/audit-choice.js';
 import { planRoutes, type RoutablePeer, type RoutingPolicy, workOf } from './planner.js';
 import { placePeer, type StageView } from './placement.js';
 import { PeerViews, type ViewChanges } from './views.js';
-import { Emitter } from '../shared/swarm/emitter.js';
+import { Emitter } from '../shared/base/emitter.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import {
   type Capability,
@@ -30,12 +30,12 @@ import {
   type HeldState,
   MAX_REPORTED_LOSS,
   type PeerInfo,
-  type RunConfig,
   type Seal,
   type ServerMessage,
   type StateSource,
   type SwarmPhase,
 } from '../shared/swarm/protocol.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export type PeerState = 'setup' | 'ready' | 'active' | 'gone';
 type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;

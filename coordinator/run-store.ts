@@ -9,8 +9,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LedgerJson } from '../shared/ledger/index.js';
 import type { EpochTreeDump } from '../shared/ledger/merkle.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
 import type { ControlSnapshot } from './run-control.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export interface StoredEpoch {
   /** The ledger's epoch index. */

@@ -9,25 +9,18 @@
 // kernels can block a CPU peer's event loop for long) get `setupTimeoutMs`.
 import { randomBytes } from 'node:crypto';
 import { verifyMessage } from 'viem';
-import { KeyRing, accountMessage, fromHex, keyChallenge } from '../shared/swarm/identity.js';
-import { Evidence } from './evidence.js';
+import { KeyRing, accountMessage, keyChallenge } from '../shared/swarm/identity.js';
+import { Evidence } from '../shared/trust/evidence.js';
 import type { RoutingPolicy } from './planner.js';
 import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
-import { Emitter } from '../shared/swarm/emitter.js';
-import {
-  type Capability,
-  type ClientMessage,
-  type ClientMessageOf,
-  type RunConfig,
-  RunConfigSchema,
-  type ServerMessage,
-  type ServerMessageOf,
-  type SwarmPhase,
-  formatIssues,
-} from '../shared/swarm/protocol.js';
+import { Emitter } from '../shared/base/emitter.js';
+import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
+import { fromHex } from '../shared/base/hex.js';
+import { formatIssues } from '../shared/base/issues.js';
+import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
 export type { InferenceDesk };
 

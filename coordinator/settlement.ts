@@ -8,11 +8,11 @@
 import type { Address } from 'viem';
 import { ChainRevert, type SwarmChain } from '../shared/chain/client.js';
 import { ContributionLedger, type EpochSnapshot, type EpochTree, type RiskWeighting, epochTree, loadEpochTree, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
+import { runStageConfigs } from '../shared/run/derive.js';
 import type { CommitEvent } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import type { Coordinator } from './server.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export interface SettlementOptions {
   run: RunConfig;

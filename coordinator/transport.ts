@@ -5,7 +5,8 @@
 // answered with an error and counted, never processed. It knows nothing of runs or peers.
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage, encodeServerMessage, parseClientMessage } from '../shared/swarm/protocol.js';
+import { type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../shared/swarm/protocol.js';
+import { encodeServerMessage, parseClientMessage } from '../shared/swarm/parse.js';
 
 /** One client connection; `tag` is whatever the owner attaches (e.g. the peer id once registered). */
 export interface Conn {

@@ -14,7 +14,7 @@ import { LocalSwarm } from '../cli/local-swarm.js';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { FrameKind } from '../shared/wire/frame.js';
-import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
 import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
 import { LOOPBACK_ONLY_PERMISSIONS, launchChromium, loopbackOnly } from './chromium.js';
 import { TINY_MODEL } from '../tests/tiny-swarm.js';

@@ -12,7 +12,7 @@ import { openKeystore } from './keystore.js';
 import { type PolicyClock, PolicyLoop, type PolicySensors } from './policy-loop.js';
 import { registerAppScheme, serveApp } from './protocol.js';
 import { APP_ORIGIN, contentSecurityPolicy, hardenContents, hardenSession, isTrustedSender, secureWebPreferences } from './security.js';
-import { readProcessesAndGpus } from './sensors.js';
+import { readProcessesAndGpus } from '../node/sensors.js';
 import { createTray, type SwarmTray } from './tray.js';
 
 /** The parts of Electron the app uses: `import * as electron from 'electron'` satisfies it, and so do the tests' fakes. */

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../shared/engine/checkpoint.js';
-import { type BlockConfig, rng } from '../shared/engine/model.js';
+import type { BlockConfig } from '../shared/engine/model.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
+import { rng } from '../shared/base/random.js';
 
 const rand = rng(5);
 const arr = (n: number) => Float32Array.from({ length: n }, () => rand() - 0.5);

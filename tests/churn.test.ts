@@ -17,11 +17,11 @@ import type { CommitEvent } from '../coordinator/run-control.js';
 import type { InferenceDesk } from '../coordinator/serving.js';
 import { parseRisk, stepWorkFlops, unitsByAccount } from '../shared/ledger/index.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
-import { requestAnswer } from '../shared/swarm/inference-client.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
-import { DEFAULT_DATA } from '../worker/node-corpus.js';
+import { requestAnswer } from '../shared/buyer/inference-client.js';
+import { runStageConfigs } from '../shared/run/derive.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
 import { TINY_MODEL } from './tiny-swarm.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 const out = mkdtempSync(join(tmpdir(), 'churn-test-'));
 // Long enough for every event to happen while it trains (a joiner or a restarted worker takes seconds to start).

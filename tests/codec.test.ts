@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { DTYPES, type Dtype, ErrorFeedback, codecName, dequantize, dtypeOf, intLayout, intSymbols, parseCodec, quantStep, quantize, tensorBytes } from '../shared/wire/codec.js';
 import { encodeSymbols } from '../shared/wire/entropy.js';
 import { columnSteps, expectWithinHalfStep } from './step-reference.js';
-import { gaussian, rng } from '../shared/engine/model.js';
 import {
   type Frame,
   FrameKind,
@@ -16,6 +15,7 @@ import {
   frameBytes,
   readHeader,
 } from '../shared/wire/frame.js';
+import { gaussian, rng } from '../shared/base/random.js';
 
 // ---- Independent references: arithmetic on doubles, not bit manipulation like the code under test.
 

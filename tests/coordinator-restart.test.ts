@@ -14,10 +14,10 @@ import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlSnapshot } from '../coordinator/run-control.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
 import { type ChainFixture, chainFixture } from './chain-fixture.js';
 import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 const STEPS = 16;
 const out = mkdtempSync(join(tmpdir(), 'restart-test-'));

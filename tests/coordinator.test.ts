@@ -15,13 +15,12 @@ import type { CommitEvent } from '../coordinator/run-control.js';
 import { CoordinatorClient, type WebSocketConstructor, registerMessage } from '../shared/swarm/coordinator-client.js';
 import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
-import { seal } from '../shared/wire/seal.js';
+import { seal } from '../shared/trust/seal.js';
 import {
   applyViewChange,
   type Capability,
   type ClientMessage,
   type PeerInfo,
-  type RunConfig,
   type Seal,
   type ServerMessage,
   type ServerMessageOf,
@@ -29,9 +28,10 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_SIGNAL_DATA_BYTES,
   ServerMessageSchemas,
-  parseServerMessage,
 } from '../shared/swarm/protocol.js';
 import { testRun } from './test-run.js';
+import type { RunConfig } from '../shared/run/config.js';
+import { parseServerMessage } from '../shared/swarm/parse.js';
 
 // Both WebSocket implementations must fit the client's constructor type (checked by tsc).
 const _nodeWs: WebSocketConstructor = WebSocket;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { intSymbols, quantize } from '../shared/wire/codec.js';
 import { EntropyError, decodeSymbols, encodeSymbols } from '../shared/wire/entropy.js';
-import { gaussian, rng } from '../shared/engine/model.js';
+import { gaussian, rng } from '../shared/base/random.js';
 
 const rand = rng(31337);
 const normal = gaussian(rand);

@@ -1,7 +1,7 @@
 // The log of sealed frames a peer reports from (shared/peer/frame-log.ts): what a hostile neighbour
 // can and cannot make it report, and that it stays bounded.
 import { describe, expect, it } from 'vitest';
-import { FrameLog } from '../shared/peer/frame-log.js';
+import { FrameLog } from '../shared/trust/frame-log.js';
 import type { Seal } from '../shared/swarm/protocol.js';
 import { FrameKind } from '../shared/wire/frame.js';
 

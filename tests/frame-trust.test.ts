@@ -1,11 +1,12 @@
 // A peer's frame trust (shared/peer/frame-trust.ts) with real keys and seals: what it lets through
 // from its neighbours, and what it reports.
 import { describe, expect, it } from 'vitest';
-import { FrameTrust } from '../shared/peer/frame-trust.js';
-import { PeerKey, sha256Hex } from '../shared/swarm/identity.js';
+import { FrameTrust } from '../shared/trust/frame-trust.js';
+import { PeerKey } from '../shared/swarm/identity.js';
 import type { ClientMessage, ClientMessageOf, PeerInfo } from '../shared/swarm/protocol.js';
 import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
-import { seal } from '../shared/wire/seal.js';
+import { seal } from '../shared/trust/seal.js';
+import { sha256Hex } from '../shared/base/hex.js';
 
 const frame = (round: number, mb: number) =>
   encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: Float32Array.of(1, 2, 3, mb) });

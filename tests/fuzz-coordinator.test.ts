@@ -29,12 +29,9 @@ import {
   ClientMessageSchemas,
   MAX_MESSAGE_BYTES,
   MAX_SIGNAL_DATA_BYTES,
-  type RunConfig,
   type ServerMessage,
   type ServerMessageOf,
   type ServerMessageType,
-  parseClientMessage,
-  parseServerMessage,
 } from '../shared/swarm/protocol.js';
 import { CLIENT_TYPES, type Frame, SEEDS, type Targets, fuzzFrame, hostileFrame, randomValue, signalData } from './fuzz/frames.js';
 import { HonestPeer } from './fuzz/honest-peer.js';
@@ -42,6 +39,8 @@ import { OP, RawClient, encodeFrame, handshake } from './fuzz/raw-ws.js';
 import { Rng } from './fuzz/rng.js';
 import { nodeRtc } from '../worker/node-rtc.js';
 import { testRun } from './test-run.js';
+import type { RunConfig } from '../shared/run/config.js';
+import { parseClientMessage, parseServerMessage } from '../shared/swarm/parse.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 /** The coordinator's default maxBadMessages (left at its default here). */

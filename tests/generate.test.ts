@@ -6,15 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import type { Dtype } from '../shared/wire/codec.js';
 
-import { type BlockConfig, initParams, layout, rng } from '../shared/engine/model.js';
+import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
 import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
 import { workOf } from '../shared/peer/stage-runner.js';
-import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
+import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
-import { GEN_OPEN_REQUESTS } from '../shared/peer/mailbox.js';
+import { GEN_OPEN_REQUESTS } from '../shared/trust/mailbox.js';
 import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 import { M, type MemoryPeer, OPT, batch, corpus, memorySwarm, model } from './memory-peers.js';
+import { rng } from '../shared/base/random.js';
 
 const subspaceModel: ModelSpec = { ...model, subspace: { k: 8, seed: 2 } };
 const encode = (s: string) => Uint32Array.from(Array.from(s), (c) => corpus.vocab.indexOf(c));

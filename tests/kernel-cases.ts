@@ -6,11 +6,12 @@ import { DEFAULT_VARIANT, type MatmulShape, VARIANTS, matmul, variantFits, varia
 import * as k from '../kernels/ops.js';
 import * as r from '../kernels/reference.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
-import { type BlockConfig, initParams, rng } from '../shared/engine/model.js';
+import { type BlockConfig, initParams } from '../shared/engine/model.js';
 import type { AdamW } from '../shared/engine/optimizer.js';
 import { charCorpus, sampleBatch } from '../shared/engine/data.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { frozenTable, orthonormalBasis } from '../shared/engine/subspace.js';
+import { rng } from '../shared/base/random.js';
 
 /** The opening of tinyshakespeare (public domain), small enough to ship inside the browser bundle. */
 const SHAKESPEARE = `First Citizen:

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Inbox, InboxRefused, InboxTimeout } from '../shared/peer/inbox.js';
+import { Inbox, InboxRefused, InboxTimeout } from '../shared/trust/inbox.js';
 import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/wire/link.js';
 import { FrameKind, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 

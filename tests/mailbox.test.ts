@@ -4,14 +4,15 @@
 // reported and failing at once the take that waits for that frame. Also the band and the replay
 // memory on their own.
 import { describe, expect, it } from 'vitest';
-import { type BlockConfig, gaussian, layout, rng } from '../shared/engine/model.js';
-import { InboxRefused, InboxTimeout } from '../shared/peer/inbox.js';
-import { GEN_FRAMES_PER_REQUEST, GEN_OPEN_REQUESTS, type HostileFrame, Mailbox, TRAIN_ROUNDS_AHEAD } from '../shared/peer/mailbox.js';
-import { BAND_FACTOR, BAND_MIN, BAND_WINDOW, MAX_ABS, NormBand, implausible, rms } from '../shared/peer/norm-band.js';
-import { RecentPayloads, tensorHash } from '../shared/peer/replay.js';
+import { type BlockConfig, layout } from '../shared/engine/model.js';
+import { InboxRefused, InboxTimeout } from '../shared/trust/inbox.js';
+import { GEN_FRAMES_PER_REQUEST, GEN_OPEN_REQUESTS, type HostileFrame, Mailbox, TRAIN_ROUNDS_AHEAD } from '../shared/trust/mailbox.js';
+import { BAND_FACTOR, BAND_MIN, BAND_WINDOW, MAX_ABS, NormBand, implausible, rms } from '../shared/trust/norm-band.js';
+import { RecentPayloads, tensorHash } from '../shared/trust/replay.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
+import { gaussian, rng } from '../shared/base/random.js';
 
 const middle: BlockConfig = { vocab: 40, dModel: 16, nHead: 2, nLayer: 1, seq: 8, batch: 2, hasEmbedding: false, hasHead: false };
 const N = middle.batch * middle.seq;

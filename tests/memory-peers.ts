@@ -4,13 +4,13 @@
 // Large messages go through ChunkedLink with small chunks, so reassembly is exercised too.
 import type { Gpu } from '../kernels/context.js';
 import { charCorpus, sampleBatch } from '../shared/engine/data.js';
-import type { ModelSpec } from '../shared/swarm/run.js';
+import type { ModelSpec } from '../shared/run/derive.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { BlockConfig } from '../shared/engine/model.js';
 import type { AdamW } from '../shared/engine/optimizer.js';
 import { ReplicaAverager } from '../shared/peer/averaging.js';
 import { GenerationPeer, type Hop } from '../shared/peer/generate.js';
-import { Mailbox } from '../shared/peer/mailbox.js';
+import { Mailbox } from '../shared/trust/mailbox.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
 import { type Batch, StageRunner } from '../shared/peer/stage-runner.js';
 import type { Dtype } from '../shared/wire/codec.js';

@@ -5,10 +5,11 @@ import { parseEther } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { topUpFromLocalKey } from '../browser/desktop-account.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ensureCredential } from '../shared/chain/market.js';
-import { type ProofFile, checkProofsFor, claimOwnership, claimStakeShare, holdings, parseProofFile, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
+import { ensureCredential } from '../shared/buyer/market.js';
+import { claimOwnership, claimStakeShare, holdings, payoutWallet, verifyProofs } from '../shared/chain/owner.js';
 import type { EpochTree } from '../shared/ledger/merkle.js';
 import { type ChainFixture, NAMES, type Name, WINDOW, chainFixture, treeOf } from './chain-fixture.js';
+import { type ProofFile, checkProofsFor, parseProofFile } from '../shared/ledger/proof-file.js';
 
 let f: ChainFixture;
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import { BlockRuntime } from '../shared/engine/block-runtime.js';
 
 import { type BlockConfig, initParams } from '../shared/engine/model.js';
 import { HostileFrameError, workOf } from '../shared/peer/stage-runner.js';
-import { type ModelSpec, stageConfigs } from '../shared/swarm/run.js';
+import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { FrameKind, HEADER_BYTES, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 import { openNodeGpu } from '../worker/node-gpu.js';

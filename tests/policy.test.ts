@@ -22,9 +22,9 @@ import {
   inSchedule,
   nextScheduleChange,
   parseSettings,
-  restAfter,
   snoozeUntil,
 } from '../shared/policy/index.js';
+import { restAfter } from '../shared/peer/duty.js';
 
 /** Local time in January 2025: day 6 is a Monday. */
 function jan(day: number, hour: number, minute = 0): number {

@@ -17,9 +17,10 @@
 // gradient (even one scaled by 1.01) is off by ≥ 1e-2, far over it (see the meta-checks).
 import { describe, expect, it } from 'vitest';
 import * as r from '../kernels/reference.js';
-import { type BlockConfig, gaussian, initParams, layout, rng } from '../shared/engine/model.js';
+import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { frozenTable, orthonormalBasis } from '../shared/engine/subspace.js';
+import { gaussian, rng } from '../shared/base/random.js';
 
 type Vec = Float64Array;
 

@@ -13,7 +13,6 @@ import {
   type Capability,
   type HeldState,
   type PeerInfo,
-  type RunConfig,
   type Seal,
   type ServerMessage,
   type ServerMessageOf,
@@ -22,6 +21,7 @@ import {
   ServerMessageSchema,
   type ServerMessageType,
 } from '../shared/swarm/protocol.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 /** Stage 0 holds 3 layers, stage 1 one: a one-layer GPU fits only stage 1. */
 const SMALL_LAST_STAGE: Partial<RunConfig> = { layersPerStage: [3, 1] };

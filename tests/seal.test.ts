@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { KeyRing, PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
-import { SEAL_BYTES, seal, unseal, verifySeal } from '../shared/wire/seal.js';
+import { SEAL_BYTES, seal, unseal, verifySeal } from '../shared/trust/seal.js';
 
 const frame = (step = 7, mb = 2) =>
   encodeFrame({ kind: FrameKind.Activation, step, microbatch: mb, rows: 4, cols: 3, dtype: 'int8', tensor: Float32Array.from({ length: 12 }, (_, i) => i - 5) });

@@ -2,7 +2,7 @@
 // and nvidia-smi as those tools print them, and the adapter on this machine (Linux, no nvidia-smi).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseCsvLine, parseNvidiaSmi, parseProcessList, readProcessesAndGpus } from '../electron/sensors.js';
+import { parseCsvLine, parseNvidiaSmi, parseProcessList, readProcessesAndGpus } from '../node/sensors.js';
 
 const LINUX_PS = `systemd
 kthreadd

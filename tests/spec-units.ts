@@ -2,8 +2,8 @@
 // model spec alone (an independent reference for the settlement's ledger):
 // Σ_step floor(flops · 4^(1−(step−1)/steps) / 1e6), flops = the stage's block FLOPs × microbatches.
 import { blockFlops } from '../shared/engine/model.js';
-import type { RunConfig } from '../shared/swarm/protocol.js';
-import { stageConfigs } from '../shared/swarm/run.js';
+import { stageConfigs } from '../shared/run/derive.js';
+import type { RunConfig } from '../shared/run/config.js';
 
 export function specUnitsPerStage(run: RunConfig, subspaceK: number): bigint[] {
   const cfgs = stageConfigs({ ...run.model, subspace: { k: subspaceK, seed: run.seed } }, run.layersPerStage);

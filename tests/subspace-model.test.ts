@@ -2,9 +2,10 @@
 // lives in F[tok] + span(U), so its k coefficients carry the boundary losslessly.
 import { describe, expect, it } from 'vitest';
 import * as r from '../kernels/reference.js';
-import { type BlockConfig, initParams, rng } from '../shared/engine/model.js';
+import { type BlockConfig, initParams } from '../shared/engine/model.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { frozenTable, orthonormalBasis } from '../shared/engine/subspace.js';
+import { rng } from '../shared/base/random.js';
 
 const cfg: BlockConfig = { vocab: 11, dModel: 16, nHead: 2, nLayer: 2, seq: 6, batch: 2, hasEmbedding: true, hasHead: false, subspace: { k: 5, seed: 4 } };
 const N = cfg.batch * cfg.seq;

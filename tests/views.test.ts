@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PeerViews, type ViewChanges } from '../coordinator/views.js';
+import { rng } from '../shared/base/random.js';
 
 const D = 4;
 
@@ -54,15 +55,6 @@ class Swarm {
       }
     }
   }
-}
-
-/** A seeded generator, so a failing churn sequence is the same on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (x * 1664525 + 1013904223) >>> 0;
-    return x / 2 ** 32;
-  };
 }
 
 describe('PeerViews', () => {

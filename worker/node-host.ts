@@ -10,10 +10,10 @@ import { payoutWallet } from '../shared/chain/owner.js';
 import { DEFAULT_RUN, detectGpu, verdict } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerWallet } from '../shared/peer/host.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
-import { formatIssues } from '../shared/swarm/protocol.js';
 import { nodeGPU, openNodeGpu } from './node-gpu.js';
 import { nodeRtc } from './node-rtc.js';
 import { fileStorage } from './node-storage.js';
+import { formatIssues } from '../shared/base/issues.js';
 
 export interface NodeHostOptions {
   /** The training text (checked against the run's hash when a run is assigned). */

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { nodeHost } from './node-host.js';
-import { DEFAULT_DATA } from './node-corpus.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,16 +1,12 @@
 // The messages both sides of e2e/rtc-browser.test.ts send, generated from a seed so the receiver
 // can rebuild what it should get and compare byte for byte (imported by the tab and by Node).
+import { rng } from '../../shared/base/random.js';
 import { DEFAULT_CHUNK } from '../../shared/wire/link.js';
 
-/** mulberry32: a tiny seeded generator; the payloads only need to be reproducible, not random. */
+/** The project's seeded generator as u32s: the payloads only need to be reproducible, not random. */
 function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next = rng(seed);
+  return () => Math.floor(next() * 2 ** 32);
 }
 
 function bytes(next: () => number, length: number): Uint8Array {

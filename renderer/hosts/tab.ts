@@ -3,7 +3,7 @@
 // local server that served the page reports them at /machine), and settings live in localStorage.
 import { browserStorage, memoryStorage } from '../../browser/storage.js';
 import { Trainer } from '../../browser/trainer.js';
-import { Emitter } from '../../shared/swarm/emitter.js';
+import { Emitter } from '../../shared/base/emitter.js';
 import { DEFAULT_SETTINGS, INITIAL_MEMORY, decide, parseSettings, snoozeUntil } from '../../shared/policy/index.js';
 import type { GpuSensor, MachineSnapshot, PolicyMemory, PolicySettings } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';

@@ -4,7 +4,7 @@ import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { formatEther, formatUnits, parseEther } from 'viem';
 import { holdings } from '../../shared/chain/owner.js';
-import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/chain/market.js';
+import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/buyer/market.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
 import { Card, Empty, Stat } from '../components.js';
 import { short } from '../format.js';

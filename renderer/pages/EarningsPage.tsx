@@ -3,13 +3,13 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { type EpochCheck, type ProofFile, claimOwnership, holdings, parseProofFile, verifyProofs } from '../../shared/chain/owner.js';
-import { proofsKey } from '../../shared/peer/state-store.js';
+import { type EpochCheck, claimOwnership, holdings, verifyProofs } from '../../shared/chain/owner.js';
 import { Card, Empty, Stat } from '../components.js';
 import { units } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { WalletBar } from '../wallet/WalletBar.js';
 import { useWallet } from '../wallet/context.js';
+import { type ProofFile, proofsKey, readProofFile } from '../../shared/ledger/proof-file.js';
 
 const POLL_MS = 2000;
 
@@ -22,7 +22,7 @@ function useProofs(account: string | undefined, runId: bigint | undefined) {
     refetchInterval: POLL_MS,
     queryFn: async (): Promise<ProofFile | null> => {
       const raw = await storage!.get(proofsKey(account!, runId!.toString()));
-      return raw ? parseProofFile(JSON.parse(new TextDecoder().decode(raw)), 'the saved proofs') : null;
+      return raw ? readProofFile(raw, 'the saved proofs') : null;
     },
   });
 }

@@ -2,7 +2,7 @@
 // the same client runs against the local EVM, a testnet or mainnet.
 import { type Address, type Hex, defineChain, isAddress } from 'viem';
 import { z } from 'zod';
-import { formatIssues } from '../swarm/protocol.js';
+import { formatIssues } from '../base/issues.js';
 
 const address = z.string().refine((a) => isAddress(a, { strict: false }), 'must be a 0x-prefixed 20-byte hex address');
 

@@ -3,47 +3,21 @@
 // trusting the coordinator, and claim ownership (or a share of an abandoned run's stake) from them.
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import type { Address, Hex } from 'viem';
-import { z } from 'zod';
 import { LEAF_ENCODING } from '../ledger/merkle.js';
-import type { PeerWallet } from '../peer/host.js';
-import { ServerMessageSchemas, formatIssues } from '../swarm/protocol.js';
+import { type ChainCoordinates, type ProofFile, type SavedEpoch, savedEpoch } from '../ledger/proof-file.js';
 import { type SwarmChain, ownershipId } from './client.js';
 
-/** A peer paid at `chain`'s account: it joins the run on chain once, when the coordinator names it. */
-export function payoutWallet(chain: SwarmChain): PeerWallet {
+/** A peer paid at `chain`'s account (the peer session's PeerWallet): it joins the run on chain once, when the coordinator names it. */
+export function payoutWallet(chain: SwarmChain) {
   const account = chain.account!;
   return {
     account,
-    signMessage: (message) => chain.signMessage(message),
-    async joinRun(c) {
+    signMessage: (message: string) => chain.signMessage(message),
+    async joinRun(c: ChainCoordinates) {
       const runId = BigInt(c.runId);
       if (!(await chain.joined(runId, account))) await chain.join(runId);
     },
   };
-}
-
-/** What a peer keeps of every settled epoch (shared/peer/session.ts writes it under proofs/). */
-export const ProofFileSchema = z.object({
-  chainId: z.int(),
-  registry: z.string(),
-  tokens: z.string(),
-  runId: z.string(),
-  epochs: z.array(ServerMessageSchemas.settled.omit({ type: true })).min(1),
-});
-export type ProofFile = z.infer<typeof ProofFileSchema>;
-export type SavedEpoch = ProofFile['epochs'][number];
-
-export function parseProofFile(json: unknown, where: string): ProofFile {
-  const r = ProofFileSchema.safeParse(json);
-  if (!r.success) throw new Error(`${where} is not a proofs file: ${formatIssues('proofs', r.error)}`);
-  return r.data;
-}
-
-/** Proofs kept for another run or chain would claim nothing: say so before sending anything. */
-export function checkProofsFor(p: ProofFile, where: string, run: { chainId: number; registry: string; runId: bigint }): void {
-  if (p.chainId !== run.chainId || p.registry.toLowerCase() !== run.registry.toLowerCase() || BigInt(p.runId) !== run.runId) {
-    throw new Error(`${where} holds proofs for run ${p.runId} on chain ${p.chainId} (${p.registry}), not for run ${run.runId} on chain ${run.chainId}`);
-  }
 }
 
 export interface Holdings {
@@ -75,11 +49,6 @@ export async function holdings(chain: SwarmChain, runId: bigint, me: Address): P
   ]);
   const share = totalOwnership > 0n ? Number((ownership * 1_000_000n) / totalOwnership) / 10_000 : 0;
   return { ownership, totalOwnership, share, credentials, pending, accrued, proceeds, stake, claimed };
-}
-
-/** The saved proof for one root: the contract takes each claim against one root only. */
-export function savedEpoch(p: ProofFile, epoch: bigint): SavedEpoch | undefined {
-  return p.epochs.find((e) => BigInt(e.epoch) === epoch);
 }
 
 /** Ownership from the final root (cumulative units: it pays everything earlier roots did). */

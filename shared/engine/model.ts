@@ -1,6 +1,7 @@
 // The model spec: what a block of a GPT-style transformer holds, where each parameter lives in
 // the block's one flat parameter buffer, how it is initialised, and what a step costs in FLOPs.
 // Pure: no GPU, no I/O. The GPU runtime and the float64 reference both read this layout.
+import { gaussian, rng } from '../base/random.js';
 import { ALIGN_FLOATS, alignFloats } from '../../kernels/context.js';
 
 export interface BlockConfig {
@@ -125,27 +126,6 @@ export function param(l: Layout, name: string): ParamSpec {
   const p = l.params.find((x) => x.name === name);
   if (!p) throw new Error(`no parameter named ${name}`);
   return p;
-}
-
-/** mulberry32: a tiny seeded PRNG that gives the same stream in every JS host. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal samples from a seeded stream (Box–Muller). */
-export function gaussian(rand: () => number): () => number {
-  return () => {
-    const u = 1 - rand();
-    const v = rand();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  };
 }
 
 /** FNV-1a, to derive an independent seed for every named parameter. */

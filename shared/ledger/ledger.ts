@@ -4,7 +4,7 @@
 // replayed proof for an old epoch can never pay more than the account has earned.
 import { type Address, getAddress, isAddress } from 'viem';
 import { z } from 'zod';
-import { formatIssues } from '../swarm/protocol.js';
+import { formatIssues } from '../base/issues.js';
 
 export interface EpochSnapshot {
   epoch: number;

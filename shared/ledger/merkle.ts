@@ -4,8 +4,8 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { type Address, type Hex, encodeAbiParameters, keccak256 } from 'viem';
 import { z } from 'zod';
-import { formatIssues } from '../swarm/protocol.js';
 import { type EpochSnapshot, normalizeAccount } from './ledger.js';
+import { formatIssues } from '../base/issues.js';
 
 export const LEAF_ENCODING = ['address', 'uint256'] as const;
 const MAX_UINT256 = (1n << 256n) - 1n;

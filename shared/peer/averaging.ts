@@ -5,8 +5,8 @@
 // A member lost mid-exchange is not waited for: averaging goes on with the replicas that are left.
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import { FrameKind, encodeFrame } from '../wire/frame.js';
-import { InboxTimeout } from './inbox.js';
-import { type Mailbox, REPLICA_COLS } from './mailbox.js';
+import { InboxTimeout } from '../trust/inbox.js';
+import { type Mailbox, REPLICA_COLS } from '../trust/mailbox.js';
 
 export interface AveragerOptions {
   runtime: BlockRuntime;

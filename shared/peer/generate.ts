@@ -22,9 +22,9 @@
 // the reason rather than timing out.
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { Dtype } from '../wire/codec.js';
-import { rng } from '../engine/model.js';
 import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
-import type { Inbox } from './inbox.js';
+import type { Inbox } from '../trust/inbox.js';
+import { rng } from '../base/random.js';
 
 /** Most tokens one request may generate (each costs a full forward through every stage). */
 export const MAX_NEW_TOKENS = 1024;
@@ -81,9 +81,6 @@ export class GenerationError extends Error {
     this.name = 'GenerationError';
   }
 }
-
-const GENERATION_KINDS: ReadonlySet<number> = new Set([FrameKind.GenerateStart, FrameKind.GenerateActivation, FrameKind.GenerateToken]);
-export const isGenerationKind = (kind: number) => GENERATION_KINDS.has(kind);
 
 const isU32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 

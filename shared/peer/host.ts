@@ -4,8 +4,9 @@
 import type { Gpu } from '../../kernels/context.js';
 import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import type { WebSocketConstructor } from '../swarm/coordinator-client.js';
-import type { RunConfig, ServerMessageOf } from '../swarm/protocol.js';
+import type { ServerMessageOf } from '../swarm/protocol.js';
 import type { RtcFactory } from './rtc.js';
+import type { RunConfig } from '../run/config.js';
 
 /** Bytes by key ("states/…", "proofs/…"): files in Node, IndexedDB or memory in a browser. */
 export interface PeerStorage {

@@ -6,16 +6,16 @@ import { BlockRuntime } from '../engine/block-runtime.js';
 import type { CharCorpus } from '../engine/data.js';
 import type { BlockConfig } from '../engine/model.js';
 import { dtypeOf, quantStep } from '../wire/codec.js';
-import type { RunConfig } from '../swarm/protocol.js';
-import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../swarm/run.js';
+import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../run/derive.js';
 import { ReplicaAverager } from './averaging.js';
 import { decodeCheckpoint } from '../engine/checkpoint.js';
-import { type WitnessDeps, auditShapes } from './audit.js';
+import { type WitnessDeps, auditShapes } from '../trust/audit.js';
 import { GenerationPeer } from './generate.js';
-import { Mailbox, type MailboxOptions } from './mailbox.js';
+import { Mailbox, type MailboxOptions } from '../trust/mailbox.js';
 import { stageFrames } from './stage-frames.js';
 import { type RunnerOptions, StageRunner } from './stage-runner.js';
 import { type StageSnapshot, snapshotOf } from './state-sync.js';
+import type { RunConfig } from '../run/config.js';
 
 export interface SeatOptions {
   gpu: Gpu;

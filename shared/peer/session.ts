@@ -11,21 +11,23 @@ import type { Gpu } from '../../kernels/context.js';
 import { decodeText, encodeText } from '../engine/data.js';
 import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
-import { Emitter } from '../swarm/emitter.js';
+import { Emitter } from '../base/emitter.js';
 import { PeerKey } from '../swarm/identity.js';
-import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type RunConfig, type ServerMessageOf, type SwarmPhase } from '../swarm/protocol.js';
-import { FrameTrust } from './frame-trust.js';
-import { runCorpus } from '../swarm/run.js';
+import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type ServerMessageOf, type SwarmPhase } from '../swarm/protocol.js';
+import { FrameTrust } from '../trust/frame-trust.js';
+import { runCorpus } from '../run/derive.js';
 import type { CharCorpus } from '../engine/data.js';
 import { GenerationError, type Hop } from './generate.js';
 import type { ChainInfo, PeerHost } from './host.js';
 import { NeighbourLinks } from './links.js';
-import { restAfter } from '../policy/duty.js';
+import { restAfter } from './duty.js';
 import type { RunnerOptions } from './stage-runner.js';
 import { StallError, workOf } from './stage-runner.js';
 import { StageSeat } from './seat.js';
 import { StateExchange, type StageSnapshot, isStateMessage } from './state-sync.js';
-import { heldStates, keepState, loadHeld, proofsKey } from './state-store.js';
+import { heldStates, keepState, loadHeld } from './state-store.js';
+import type { RunConfig } from '../run/config.js';
+import { keepProof } from './proofs.js';
 
 export type SessionPhase = 'starting' | 'registering' | 'setting-up' | 'ready' | 'training' | 'idle' | 'serving' | 'leaving' | 'left' | 'stopped' | 'failed';
 
@@ -804,13 +806,8 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private async keepProof(m: ServerMessageOf<'settled'>): Promise<void> {
     if (!this.chain) return;
-    const key = proofsKey(m.account, this.chain.runId);
-    const old = await this.host.storage.get(key);
-    const epochs = old ? (JSON.parse(new TextDecoder().decode(old)).epochs as unknown[]) : [];
     const { type: _, ...epoch } = m;
-    epochs.push(epoch);
-    // The chain's coordinates travel with the proofs: `npm run wallet -- claim-ownership FILE` needs nothing else.
-    await this.host.storage.put(key, new TextEncoder().encode(JSON.stringify({ ...this.chain, epochs }, null, 2)));
+    const key = await keepProof(this.host.storage, this.chain, epoch, (l) => this.say(l));
     this.emit('settled', { epoch: m.epoch, account: m.account, cumulative: m.cumulative, key });
   }
 

@@ -10,8 +10,8 @@
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { Dtype } from '../wire/codec.js';
 import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
-import { type Inbox, InboxRefused, InboxTimeout } from './inbox.js';
-import type { Mailbox } from './mailbox.js';
+import { type Inbox, InboxRefused, InboxTimeout } from '../trust/inbox.js';
+import type { Mailbox } from '../trust/mailbox.js';
 
 export interface Batch {
   tokens: Uint32Array;

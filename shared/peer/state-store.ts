@@ -47,8 +47,3 @@ export async function loadHeld(storage: PeerStorage, meta: StateMeta, step: numb
     throw new Error(`the kept state of stage ${meta.stage} at step ${step} is corrupted (hash ${got.slice(0, 12)}…, expected ${hash.slice(0, 12)}…)`);
   return c;
 }
-
-/** Where a contributor's settlement proofs for an on-chain run are kept. */
-export function proofsKey(account: string, chainRunId: string): string {
-  return `proofs/${account}-run${chainRunId}.json`;
-}

@@ -15,7 +15,7 @@
 //    48  …   payload
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../engine/checkpoint.js';
 import type { TrainState } from '../engine/checkpoint.js';
-import { fromHex, sha256Hex, toHex } from '../swarm/identity.js';
+import { fromHex, sha256Hex, toHex } from '../base/hex.js';
 
 const MAGIC = 0x54535753;
 const VERSION = 1;

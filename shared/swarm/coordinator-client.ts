@@ -5,8 +5,10 @@
 // Every message is validated both ways: outgoing ones before they hit the wire (a bad one is our
 // bug and throws), incoming ones on arrival (a bad one is reported as an `invalid` event, never
 // thrown into the socket's event loop).
-import { type PeerKey, accountMessage, keyChallenge, toHex } from './identity.js';
-import { type ClientMessage, type ClientMessageOf, type ServerMessage, type ServerMessageOf, type ServerMessageType, encodeClientMessage, parseServerMessage } from './protocol.js';
+import { type PeerKey, accountMessage, keyChallenge } from './identity.js';
+import type { ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, ServerMessageType } from './protocol.js';
+import { toHex } from '../base/hex.js';
+import { encodeClientMessage, parseServerMessage } from './parse.js';
 
 /**
  * The part of the WebSocket API both the browser and `ws` implement. Handler parameters are typed

@@ -4,6 +4,7 @@
 // cannot be replayed on another connection) and, when it names an account to be paid at, the
 // account's EIP-191 signature binding the account to this key and this nonce (nobody can register
 // under an account they do not hold). The key then signs what the peer sends its neighbours.
+import { fromHex, toHex } from '../base/hex.js';
 
 const ED25519 = { name: 'Ed25519' } as const;
 
@@ -15,20 +16,6 @@ export function accountMessage(key: string, nonce: string): string {
 /** The bytes a peer's key signs to prove it holds the key on this connection. */
 export function keyChallenge(nonce: string): Uint8Array {
   return new TextEncoder().encode(`swarm peer key for session ${nonce}`);
-}
-
-export const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
-export function fromHex(hex: string): Uint8Array {
-  if (!/^([0-9a-f]{2})*$/.test(hex)) throw new Error('not lowercase hex');
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-/** Lowercase hex SHA-256 (WebCrypto: the same in Node, a browser tab and Electron). */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)));
 }
 
 /** This session's signing key. */

@@ -1,9 +1,11 @@
 // The coordinator's wire protocol (ARCHITECTURE §5): every control message in both directions,
 // as zod schemas with the TypeScript types inferred from them. Messages are JSON text frames with a
 // `type` field. The coordinator never carries weights or tensors, so messages are small and capped.
-// Parsing never throws: a bad message becomes `{ ok: false, error }` with a sentence a human can act
-// on, because a volunteer's client must get told what was wrong instead of being dropped.
+// Messages only: parse.ts reads and writes them, run/config.ts holds the run they carry.
 import { z } from 'zod';
+import { jsonBytes } from '../base/json.js';
+import { SettledEpochSchema } from '../ledger/proof-file.js';
+import { RunConfigSchema } from '../run/config.js';
 
 /** Largest accepted message, in UTF-8 bytes. Control messages are far smaller; SDP is a few KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -12,6 +14,11 @@ export const MAX_SIGNAL_DATA_BYTES = 48 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
+
+/** One schema of every message type, discriminated by `type`. */
+function unionOf<T extends Record<string, z.ZodObject<{ type: z.ZodLiteral<string> }>>>(schemas: T) {
+  return z.discriminatedUnion('type', Object.values(schemas) as [T[keyof T], ...T[keyof T][]]);
+}
 
 const posInt = z.int().positive();
 const nonNegInt = z.int().nonnegative();
@@ -24,127 +31,6 @@ const uintString = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'must be a decimal in
 /** Generation limits: a prompt and an answer stay small control messages. */
 export const MAX_PROMPT_CHARS = 512;
 export const MAX_GENERATED_TOKENS = 256;
-
-/** UTF-8 length of the JSON text of `v`, or undefined when `v` is not JSON (undefined, BigInt, cycles). */
-export function jsonBytes(v: unknown): number | undefined {
-  try {
-    const s = JSON.stringify(v);
-    return s === undefined ? undefined : utf8Length(s);
-  } catch {
-    return undefined;
-  }
-}
-
-/** UTF-8 byte count without TextEncoder allocations (the cap check runs on every message). */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
-}
-
-/**
- * How subspace coefficients are sent: a float type, int8/int4 with a column's absmax as its scale,
- * or e<b>: int8 with a step of a column's RMS chosen for about b bits a value once entropy-coded.
- */
-export const SUBSPACE_COEFFS = ['fp32', 'fp16', 'int8', 'int4', 'e1.5', 'e2', 'e2.5', 'e3', 'e3.5', 'e4', 'e5', 'e6'] as const;
-
-export const CodecSpecSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('fp32') }),
-  z.strictObject({ kind: z.literal('bf16') }),
-  z.strictObject({ kind: z.literal('int8') }),
-  z.strictObject({ kind: z.literal('subspace'), k: posInt, coeff: z.enum(SUBSPACE_COEFFS) }),
-]);
-export type CodecSpec = z.infer<typeof CodecSpecSchema>;
-
-export const ModelSpecSchema = z.strictObject({
-  vocab: posInt,
-  dModel: posInt,
-  nHead: posInt,
-  nLayer: posInt,
-  seq: posInt,
-  batch: posInt,
-});
-
-export const OptimizerSpecSchema = z.strictObject({
-  lr: z.number().positive(),
-  beta1: z.number().min(0).lt(1),
-  beta2: z.number().min(0).lt(1),
-  eps: z.number().positive(),
-  weightDecay: nonNeg,
-  /** Global-norm clip; 0 disables clipping. */
-  clip: nonNeg,
-  /** Linear warm-up steps. */
-  warmup: nonNegInt,
-});
-
-export const RunConfigSchema = z
-  .strictObject({
-    runId: id,
-    model: ModelSpecSchema,
-    stages: posInt,
-    /** Transformer layers per stage; stage 0 also holds the embedding, the last stage the head. */
-    layersPerStage: z.array(posInt).min(1),
-    /**
-     * Microbatches per global step, whoever computes them: the swarm spreads them over the peers it
-     * has, so membership changes how fast a step goes, never what it is.
-     */
-    microbatches: posInt,
-    /** Peers every stage needs before training starts (more may join at any time). */
-    minPerStage: posInt,
-    steps: posInt,
-    /**
-     * Horizon of the learning-rate schedule (default `steps`). A longer run keeps the final rate
-     * after it, so its first scheduleSteps steps are exactly a run of that length.
-     */
-    scheduleSteps: posInt.optional(),
-    seed: z.int(),
-    data: z.strictObject({
-      name: z.string().min(1).max(256),
-      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
-      chars: posInt,
-    }),
-    codec: CodecSpecSchema,
-    optimizer: OptimizerSpecSchema,
-    /** H: steps between replica averaging. */
-    averageEvery: posInt,
-    /** Steps between validation evaluations; 0 disables evaluation. */
-    evalEvery: nonNegInt,
-    evalBatches: nonNegInt,
-    /** After training, peers stay up and serve inference requests until stopped. */
-    serve: z.boolean().optional(),
-  })
-  .superRefine((r, ctx) => {
-    const m = r.model;
-    if (m.dModel % m.nHead !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'dModel'], message: `dModel ${m.dModel} is not divisible by nHead ${m.nHead}` });
-    }
-    if (r.layersPerStage.length !== r.stages) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['layersPerStage'],
-        message: `has ${r.layersPerStage.length} entries but stages is ${r.stages}`,
-      });
-    }
-    const sum = r.layersPerStage.reduce((a, b) => a + b, 0);
-    if (sum !== m.nLayer) {
-      ctx.addIssue({ code: 'custom', path: ['layersPerStage'], message: `sums to ${sum} but model.nLayer is ${m.nLayer}` });
-    }
-    if (r.codec.kind === 'subspace' && r.codec.k > m.dModel) {
-      ctx.addIssue({ code: 'custom', path: ['codec', 'k'], message: `subspace rank ${r.codec.k} exceeds dModel ${m.dModel}` });
-    }
-  });
-export type RunConfig = z.infer<typeof RunConfigSchema>;
 
 export const CapabilitySchema = z.strictObject({
   adapter: z.string().max(256),
@@ -315,24 +201,7 @@ export const ClientMessageSchemas = {
   }),
 } as const;
 
-export const ClientMessageSchema = z.discriminatedUnion('type', [
-  ClientMessageSchemas.register,
-  ClientMessageSchemas.signal,
-  ClientMessageSchemas.links,
-  ClientMessageSchemas.ready,
-  ClientMessageSchemas.heartbeat,
-  ClientMessageSchemas['round-done'],
-  ClientMessageSchemas.equivocation,
-  ClientMessageSchemas.verdict,
-  ClientMessageSchemas.evidence,
-  ClientMessageSchemas.evaluated,
-  ClientMessageSchemas.checkpoint,
-  ClientMessageSchemas.stalled,
-  ClientMessageSchemas.suspect,
-  ClientMessageSchemas.leave,
-  ClientMessageSchemas.generated,
-  ClientMessageSchemas.infer,
-]);
+export const ClientMessageSchema = unionOf(ClientMessageSchemas);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type ClientMessageType = ClientMessage['type'];
 export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage, { type: T }>;
@@ -440,110 +309,12 @@ export const ServerMessageSchemas = {
    * To a contributor, after its epoch's root was posted: its cumulative units and Merkle proof, so
    * it can claim (or claim its share of an abandoned run's stake) without the coordinator.
    */
-  settled: z.strictObject({
-    type: z.literal('settled'),
-    epoch: nonNegInt,
-    root: z.string().regex(/^0x[0-9a-f]{64}$/),
-    total: uintString,
-    account: address,
-    cumulative: uintString,
-    proof: z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).max(64),
-  }),
+  settled: z.strictObject({ type: z.literal('settled'), ...SettledEpochSchema.shape }),
   /** To a buyer: the answer to its spend, and the hash recorded on chain as the receipt. */
   answer: z.strictObject({ type: z.literal('answer'), spendId: uintString, text: z.string().max(4 * MAX_GENERATED_TOKENS), answerHash: z.string().regex(/^0x[0-9a-f]{64}$/) }),
 } as const;
 
-export const ServerMessageSchema = z.discriminatedUnion('type', [
-  ServerMessageSchemas.hello,
-  ServerMessageSchemas.welcome,
-  ServerMessageSchemas.assign,
-  ServerMessageSchemas.peers,
-  ServerMessageSchemas.signal,
-  ServerMessageSchemas.round,
-  ServerMessageSchemas.commit,
-  ServerMessageSchemas.audit,
-  ServerMessageSchemas.verify,
-  ServerMessageSchemas.handoff,
-  ServerMessageSchemas.status,
-  ServerMessageSchemas['peer-lost'],
-  ServerMessageSchemas.stop,
-  ServerMessageSchemas.error,
-  ServerMessageSchemas.generate,
-  ServerMessageSchemas.answer,
-  ServerMessageSchemas.settled,
-]);
+export const ServerMessageSchema = unionOf(ServerMessageSchemas);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 export type ServerMessageType = ServerMessage['type'];
 export type ServerMessageOf<T extends ServerMessageType> = Extract<ServerMessage, { type: T }>;
-
-// ---------------------------------------------------------------------------------------------
-// Parsing and encoding
-
-export type Parsed<T> = { ok: true; msg: T } | { ok: false; error: string };
-export type Encoded = { ok: true; text: string } | { ok: false; error: string };
-
-/** One line per problem, e.g. `heartbeat.step: Invalid input: expected number, received string`. */
-export function formatIssues(prefix: string, error: z.ZodError): string {
-  const lines = error.issues.slice(0, 5).map((i) => {
-    const path = [prefix, ...i.path.map(String)].join('.');
-    return `${path}: ${i.message}`;
-  });
-  if (error.issues.length > 5) lines.push(`(${error.issues.length - 5} more)`);
-  return lines.join('; ');
-}
-
-// Dispatching on `type` ourselves (instead of through the union) turns "no matching discriminator"
-// into a message listing the valid types, and field errors into ones that name the message type.
-function parseWith<T>(text: unknown, schemas: Record<string, z.ZodType>, side: string): Parsed<T> {
-  if (typeof text !== 'string') return { ok: false, error: 'message must be a JSON text frame' };
-  const size = utf8Length(text);
-  if (size > MAX_MESSAGE_BYTES) return { ok: false, error: `message is ${size} bytes, above the ${MAX_MESSAGE_BYTES}-byte limit` };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    return { ok: false, error: `message is not valid JSON (${(e as Error).message})` };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, error: 'message must be a JSON object with a "type" field' };
-  }
-  const type = (value as { type?: unknown }).type;
-  const known = Object.keys(schemas);
-  if (typeof type !== 'string') return { ok: false, error: `message has no string "type" field (expected one of ${known.join(', ')})` };
-  if (!Object.hasOwn(schemas, type)) {
-    return { ok: false, error: `unknown ${side} message type "${type.slice(0, 64)}" (expected one of ${known.join(', ')})` };
-  }
-  const r = schemas[type].safeParse(value);
-  if (!r.success) return { ok: false, error: `invalid ${type} message: ${formatIssues(type, r.error)}` };
-  return { ok: true, msg: r.data as T };
-}
-
-function encodeWith(msg: unknown, schema: z.ZodType, side: string): Encoded {
-  const r = schema.safeParse(msg);
-  const type = typeof (msg as { type?: unknown })?.type === 'string' ? (msg as { type: string }).type : side;
-  if (!r.success) return { ok: false, error: `invalid ${type} message: ${formatIssues(type, r.error)}` };
-  const textOut = JSON.stringify(r.data);
-  const size = utf8Length(textOut);
-  if (size > MAX_MESSAGE_BYTES) return { ok: false, error: `${type} message is ${size} bytes, above the ${MAX_MESSAGE_BYTES}-byte limit` };
-  return { ok: true, text: textOut };
-}
-
-/** Parse a text frame received by the coordinator. Never throws. */
-export function parseClientMessage(text: string): Parsed<ClientMessage> {
-  return parseWith<ClientMessage>(text, ClientMessageSchemas, 'client');
-}
-
-/** Parse a text frame received by a peer. Never throws. */
-export function parseServerMessage(text: string): Parsed<ServerMessage> {
-  return parseWith<ServerMessage>(text, ServerMessageSchemas, 'server');
-}
-
-/** Validate and serialise a message a peer is about to send. Never throws. */
-export function encodeClientMessage(msg: ClientMessage): Encoded {
-  return encodeWith(msg, ClientMessageSchema, 'client');
-}
-
-/** Validate and serialise a message the coordinator is about to send. Never throws. */
-export function encodeServerMessage(msg: ServerMessage): Encoded {
-  return encodeWith(msg, ServerMessageSchema, 'server');
-}

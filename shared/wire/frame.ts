@@ -46,7 +46,7 @@ export const FrameKind = {
   EvalActivation: 3,
   /** A replica's weights (or deltas) for averaging. */
   ReplicaWeights: 4,
-  // Generation (shared/pipeline/generate.ts): step = request id, microbatch = token index.
+  // Generation (shared/peer/generate.ts): step = request id, microbatch = token index.
   /** Opens a request, relayed from stage 0 to the last: fp32 [maxTokens, temperature, seed lo16, seed hi16, context length]. */
   GenerateStart: 5,
   /** Forward boundary rows of one generated position's context (sequence 0 only), token ids with them. */
@@ -55,6 +55,11 @@ export const FrameKind = {
   GenerateToken: 7,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+/** Boundary tensors of training rounds: what a round's report cites and an audit recomputes. */
+export const isTrainingKind = (kind: number): boolean => kind === FrameKind.Activation || kind === FrameKind.Gradient;
+/** Frames of an inference request (generate.ts), kept apart from training's. */
+export const isGenerationKind = (kind: number): boolean => kind === FrameKind.GenerateStart || kind === FrameKind.GenerateActivation || kind === FrameKind.GenerateToken;
 
 /** Dtype byte on the wire; 0 is deliberately unused so a zeroed header is rejected. */
 const DTYPE_CODE: Record<Dtype, number> = { fp32: 1, bf16: 2, fp16: 3, int8: 4, int4: 5, int8c: 6, int4c: 7 };

@@ -7,11 +7,12 @@
 import { WebSocket } from 'ws';
 import { NeighbourLinks } from '../../shared/peer/links.js';
 import { CoordinatorClient } from '../../shared/swarm/coordinator-client.js';
-import { PeerKey, toHex } from '../../shared/swarm/identity.js';
+import { PeerKey } from '../../shared/swarm/identity.js';
 import { applyViewChange, type PeerInfo, type Seal, type ServerMessageOf } from '../../shared/swarm/protocol.js';
 import { FrameKind } from '../../shared/wire/frame.js';
-import { sealMessage } from '../../shared/wire/seal.js';
+import { sealMessage } from '../../shared/trust/seal.js';
 import { nodeRtc } from '../../worker/node-rtc.js';
+import { toHex } from '../../shared/base/hex.js';
 
 export class HonestPeer {
   peerId = '';

@@ -1,20 +1,13 @@
-// A seeded PRNG (mulberry32) for the fuzzers: the same seed gives the same frames, so a failure
-// replays exactly. Not for anything secret.
+// The project's seeded generator (shared/base/random.ts) with the draws the fuzzers make: the same
+// seed gives the same frames, so a failure replays exactly. Not for anything secret.
+import { rng } from '../../shared/base/random.js';
 
 export class Rng {
-  private s: number;
+  /** Uniform in [0, 1). */
+  readonly next: () => number;
 
   constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    this.next = rng(seed);
   }
 
   /** An integer in [lo, hi). */

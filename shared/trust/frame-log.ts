@@ -7,7 +7,7 @@
 // socket), so any round is taken; what bounds memory is a cap per peer on the frames kept for it,
 // the oldest going first, so a neighbour flooding future rounds only ever evicts its own frames.
 import type { Seal } from '../swarm/protocol.js';
-import { FrameKind } from '../wire/frame.js';
+import { isTrainingKind } from '../wire/frame.js';
 
 /** Rounds kept behind the newest one begun (an audit follows the report of the round before it). */
 const ROUNDS_BEHIND = 1;
@@ -21,8 +21,6 @@ interface Record {
   seal: Seal;
   bytes: Uint8Array;
 }
-
-export const isTrainingKind = (kind: number) => kind === FrameKind.Activation || kind === FrameKind.Gradient;
 
 export class FrameLog {
   /** slot key → records, per neighbour. */

@@ -1,6 +1,6 @@
 // Training text from a file (Node): the bytes, described as the run config records them.
 import { readFile } from 'node:fs/promises';
-import { describeText } from '../shared/swarm/run.js';
+import { describeText } from '../shared/run/derive.js';
 
 export const DEFAULT_DATA = new URL('../data/tinyshakespeare.txt', import.meta.url).pathname;
 

@@ -4,8 +4,8 @@
 import type { BlockConfig } from '../engine/model.js';
 import { type CharCorpus, charCorpus, sampleBatch } from '../engine/data.js';
 import { learningRate } from '../engine/optimizer.js';
-import { sha256Hex } from './identity.js';
-import type { RunConfig } from './protocol.js';
+import { sha256Hex } from '../base/hex.js';
+import type { RunConfig } from './config.js';
 
 export interface ModelSpec {
   vocab: number;

@@ -6,9 +6,10 @@
 //
 //   sealed message = frame bytes ‖ 64-byte Ed25519 signature of
 //   "SWSL" ‖ kind u8 ‖ step u32le ‖ microbatch u32le ‖ sha256(frame) ‖ from ‖ 0x00 ‖ to   (ids UTF-8)
-import { HEADER_BYTES } from './frame.js';
-import { type KeyRing, type PeerKey, fromHex, sha256Hex, toHex } from '../swarm/identity.js';
+import { HEADER_BYTES } from '../wire/frame.js';
+import type { KeyRing, PeerKey } from '../swarm/identity.js';
 import type { Seal } from '../swarm/protocol.js';
+import { fromHex, sha256Hex, toHex } from '../base/hex.js';
 
 export const SEAL_BYTES = 64;
 

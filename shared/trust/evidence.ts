@@ -2,14 +2,16 @@
 // a tensor: a report citing a seal its sender never made is a lie of the reporter; two different
 // frames one sender sealed for the same slot are the sender's equivocation. Keys are those peers
 // registered with (kept after they are gone, so late evidence still checks).
-import { boundaryWidth } from '../shared/engine/model.js';
-import { implausible } from '../shared/peer/norm-band.js';
-import { KeyRing, sha256Hex } from '../shared/swarm/identity.js';
-import type { RunConfig, Seal } from '../shared/swarm/protocol.js';
-import { runStageConfigs } from '../shared/swarm/run.js';
-import { dtypeOf } from '../shared/wire/codec.js';
-import { type Frame, FrameKind, HEADER_BYTES, decodeFrame } from '../shared/wire/frame.js';
-import { verifySeal } from '../shared/wire/seal.js';
+import { boundaryWidth } from '../engine/model.js';
+import { implausible } from './norm-band.js';
+import { KeyRing } from '../swarm/identity.js';
+import type { Seal } from '../swarm/protocol.js';
+import { runStageConfigs } from '../run/derive.js';
+import { dtypeOf } from '../wire/codec.js';
+import { type Frame, FrameKind, HEADER_BYTES, decodeFrame } from '../wire/frame.js';
+import { verifySeal } from './seal.js';
+import { sha256Hex } from '../base/hex.js';
+import type { RunConfig } from '../run/config.js';
 
 export type Verdict = { guilty: string; reason: string } | undefined;
 

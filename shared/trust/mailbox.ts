@@ -10,8 +10,7 @@
 // A frame refused for any of these reasons is its sender's fault: it is reported through onHostile
 // and fails at once the take waiting for it. Late, stale or duplicate frames (a discarded round's)
 // are honest and only counted.
-import { type Frame, FrameKind, type FrameShapes, type WireError, type WireErrorCode, decodeExpected, readHeader } from '../wire/frame.js';
-import { isGenerationKind } from './generate.js';
+import { type Frame, FrameKind, type FrameShapes, type WireError, type WireErrorCode, decodeExpected, readHeader, isGenerationKind } from '../wire/frame.js';
 import { Inbox, frameBytesHeld } from './inbox.js';
 import { NormBand, implausible, rms } from './norm-band.js';
 import { type PayloadUse, RecentPayloads, tensorHash } from './replay.js';

@@ -12,8 +12,8 @@
 //            4 × frame length u32 (x in, y out, g in, dx out; 0 = none) ‖ params f32le ‖ frames
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
-import { sha256Hex } from '../swarm/identity.js';
 import { type Frame, FrameKind, type FrameShapes, decodeExpected, encodeFrame } from '../wire/frame.js';
+import { sha256Hex } from '../base/hex.js';
 
 const MAGIC = 0x55415753; // "SWAU" as bytes
 const VERSION = 1;

@@ -13,11 +13,3 @@ export function restAfter(busyMs: number, duty: number): number {
   if (d >= 1) return 0;
   return (busyMs * (1 - d)) / d;
 }
-
-export const SNOOZE_HOURS = [1, 3, 6, 12] as const;
-export type SnoozeHours = (typeof SNOOZE_HOURS)[number];
-
-/** When a snooze of `hours` started at `now` (epoch ms) ends. */
-export function snoozeUntil(now: number, hours: SnoozeHours): number {
-  return now + hours * 3_600_000;
-}

@@ -8,12 +8,12 @@ import type { ClientMessage, PeerInfo, Seal, ServerMessageOf } from '../swarm/pr
 import { MAX_EVIDENCE_CHARS } from '../swarm/protocol.js';
 import { KeyRing, type PeerKey } from '../swarm/identity.js';
 import { FrameKind, HEADER_BYTES } from '../wire/frame.js';
-import { seal, unseal } from '../wire/seal.js';
+import { seal, unseal } from './seal.js';
 import { Bundles, type Finding, decodeBundle, encodeBundle, isAuditBundle, judge } from './audit.js';
 import { FrameLog } from './frame-log.js';
 import type { HostileFrame } from './mailbox.js';
-import type { StageSeat } from './seat.js';
-import type { RoundWork } from './stage-runner.js';
+import type { StageSeat } from '../peer/seat.js';
+import type { RoundWork } from '../peer/stage-runner.js';
 
 export interface FrameTrustOptions {
   self(): string;

@@ -2,8 +2,8 @@
 // credential from the cheapest listing when it holds none, spend it on a prompt, and ask the swarm.
 import { type Address, formatEther } from 'viem';
 import type { WebSocketConstructor } from '../swarm/coordinator-client.js';
-import { type Answer, requestAnswer } from '../swarm/inference-client.js';
-import type { SwarmChain } from './client.js';
+import { type Answer, requestAnswer } from './inference-client.js';
+import type { SwarmChain } from '../chain/client.js';
 
 /** Buys one credential from the cheapest listing unless `me` holds one; returns its price (0n: none bought). */
 export async function ensureCredential(chain: SwarmChain, runId: bigint, me: Address, maxPrice: bigint): Promise<bigint> {

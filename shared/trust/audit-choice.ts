@@ -12,8 +12,8 @@
 // against another's: a second witness settles it (two of three). Both disagreeing convict the peer;
 // the second agreeing convicts the first witness. With no second witness the round is discarded
 // (the model is not touched by work nobody could vouch for) and nobody is purged.
-import type { ClientMessageOf, Seal, ServerMessageOf } from '../shared/swarm/protocol.js';
-import { FrameKind } from '../shared/wire/frame.js';
+import type { ClientMessageOf, Seal, ServerMessageOf } from '../swarm/protocol.js';
+import { FrameKind } from '../wire/frame.js';
 
 export interface Audit {
   peer: string;

@@ -2,8 +2,8 @@
 // swarm's coordinator and wait for the answer. Environment-agnostic (Node's ws or the browser's
 // WebSocket is handed in). The answer's hash is the receipt the coordinator recorded on chain.
 import { keccak256, toHex } from 'viem';
-import type { WebSocketConstructor } from './coordinator-client.js';
-import { encodeClientMessage, parseServerMessage } from './protocol.js';
+import type { WebSocketConstructor } from '../swarm/coordinator-client.js';
+import { encodeClientMessage, parseServerMessage } from '../swarm/parse.js';
 
 export interface Answer {
   spendId: string;
