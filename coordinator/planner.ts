@@ -55,7 +55,7 @@ export function planRoutes(stages: RoutablePeer[][], microbatches: number, linke
 }
 
 /** How many microbatches each peer computes under `routes` (at its own stage). */
-export function workOf(routes: string[][]): Map<string, number> {
+export function microbatchesPerPeer(routes: string[][]): Map<string, number> {
   const n = new Map<string, number>();
   for (const path of routes) for (const p of path) n.set(p, (n.get(p) ?? 0) + 1);
   return n;

@@ -19,7 +19,7 @@
 // active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
 // that stage's newest state back (no other stage rolls back: stages are separate parameters).
 import { type Audit, auditedFrames, chooseAudits, onFinding } from '../shared/trust/audit-choice.js';
-import { planRoutes, type RoutablePeer, type RoutingPolicy, workOf } from './planner.js';
+import { planRoutes, type RoutablePeer, type RoutingPolicy, microbatchesPerPeer } from './planner.js';
 import { placePeer, type StageView } from './placement.js';
 import { PeerViews, type ViewChanges } from './views.js';
 import { Emitter } from '../shared/base/emitter.js';
@@ -525,7 +525,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const plan = planRoutes(this.routable(), this.run.microbatches, (a, b) => this.linked(a, b), this.o.routing);
     if (!plan.ok) return this.setPhase('paused', `cannot route step ${step}: ${plan.error}`);
     this.setPhase('training', 'training');
-    const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: workOf(plan.routes), reported: new Map(), suspects: [], startedAt: this.o.now() };
+    const r: Round = { round: ++this.roundSeq, step, routes: plan.routes, work: microbatchesPerPeer(plan.routes), reported: new Map(), suspects: [], startedAt: this.o.now() };
     this.roundSteps.set(r.round, step);
     if (this.roundSteps.size > RECENT_ROUNDS) this.roundSteps.delete(this.roundSteps.keys().next().value!);
     this.round = r;
@@ -918,7 +918,7 @@ function missingInputs(r: Round, peerId: string, inputs: readonly Seal[]): strin
     if (s > 0) want.add(`${FrameKind.Activation}:${mb}:${path[s - 1]}`);
     if (s >= 0 && s < path.length - 1) want.add(`${FrameKind.Gradient}:${mb}:${path[s + 1]}`);
   });
-  const have = inputs.filter((i) => i.step === r.round && i.to === peerId).map((i) => `${i.kind}:${i.microbatch}:${i.from}`);
+  const have = inputs.filter((i) => i.tag === r.round && i.to === peerId).map((i) => `${i.kind}:${i.microbatch}:${i.from}`);
   const extra = have.find((k) => !want.delete(k));
   if (extra) return `a routed input: it reports ${describeInput(extra)}, which round ${r.round} never routed to it (or twice)`;
   if (inputs.length !== have.length) return 'seals of its own: a seal for another round or receiver';

@@ -62,7 +62,7 @@ async function step(s0: BlockRuntime, s1: BlockRuntime, mbs: number[]) {
 
 const dtype = () => dtypeOf(run.codec);
 const frame = (kind: FrameKind, tensor: Float32Array) =>
-  encodeFrame({ kind, step: 9, microbatch: 0, rows: rt.p0.N, cols: tensor.length / rt.p0.N, dtype: dtype(), tensor }, undefined, { entropy: true, step: quantStep(run.codec) });
+  encodeFrame({ kind, tag: 9, microbatch: 0, rows: rt.p0.N, cols: tensor.length / rt.p0.N, dtype: dtype(), tensor }, undefined, { entropy: true, step: quantStep(run.codec) });
 
 function deps(w: BlockRuntime, stage: number): WitnessDeps {
   const spec = { cfg: runStageConfigs(run)[stage], dtype: dtype(), step: quantStep(run.codec), params: w.layout.total, microbatches: run.microbatches, evalBatches: 0 };

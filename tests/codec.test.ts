@@ -366,7 +366,7 @@ describe('error feedback', () => {
     const ef = new ErrorFeedback(x.length);
     const sum = new Float64Array(x.length);
     for (let t = 0; t < 200; t++) {
-      const f = decodeFrame(encodeFrame({ kind: FrameKind.ReplicaWeights, step: t, microbatch: 0, rows: 1, cols: x.length, dtype: 'int4', tensor: x }, ef));
+      const f = decodeFrame(encodeFrame({ kind: FrameKind.ReplicaWeights, tag: t, microbatch: 0, rows: 1, cols: x.length, dtype: 'int4', tensor: x }, ef));
       f.tensor.forEach((v, i) => (sum[i] += v));
     }
     expect(meanError(sum, 200)).toBeLessThan(1e-3);
@@ -388,7 +388,7 @@ function code(fn: () => unknown, expected: WireErrorCode): string {
 
 describe('wire frames', () => {
   const tensor = Float32Array.from({ length: 3 * 7 }, () => normal());
-  const base = (over: Partial<Frame> = {}): Frame => ({ kind: FrameKind.Activation, step: 123456, microbatch: 7, rows: 3, cols: 7, dtype: 'fp32', tensor, ...over });
+  const base = (over: Partial<Frame> = {}): Frame => ({ kind: FrameKind.Activation, tag: 123456, microbatch: 7, rows: 3, cols: 7, dtype: 'fp32', tensor, ...over });
 
   /** A valid frame's bytes with a header field overwritten. */
   function patched(f: Frame, edit: (v: DataView) => void): Uint8Array {
@@ -511,7 +511,7 @@ describe('wire frames', () => {
     });
     // A truncated payload or an absurd shape is not the header's business: the key can still be read.
     const h = readHeader(patched(base(), (v) => v.setUint32(16, 0xffffffff, true)).subarray(0, HEADER_BYTES));
-    expect([h.step, h.microbatch, h.rows]).toEqual([123456, 7, 0xffffffff]);
+    expect([h.tag, h.microbatch, h.rows]).toEqual([123456, 7, 0xffffffff]);
     code(() => readHeader(new Uint8Array(HEADER_BYTES - 1)), 'truncated');
     code(() => readHeader(patched(base(), (v) => v.setUint8(4, 9))), 'version');
     code(() => readHeader(patched(base(), (v) => v.setUint8(7, 0x10))), 'reserved');
@@ -554,7 +554,7 @@ describe('wire frames', () => {
     code(() => encodeFrame(base({ kind: 9 as FrameKind })), 'kind');
     code(() => encodeFrame(base({ dtype: 'fp8' as Dtype })), 'dtype');
     code(() => encodeFrame(base({ dtype: 'toString' as Dtype })), 'dtype');
-    code(() => encodeFrame(base({ step: -1 })), 'limits');
+    code(() => encodeFrame(base({ tag: -1 })), 'limits');
   });
 
   it('fuzz: mutated frames decode to valid frames or throw WireError, nothing else', () => {
@@ -566,7 +566,7 @@ describe('wire frames', () => {
       const g = gaussian(r);
       return encodeFrame({
         kind: (1 + (i % 4)) as FrameKind,
-        step: int(1e6),
+        tag: int(1e6),
         microbatch: int(100),
         rows,
         cols,
@@ -613,7 +613,7 @@ describe('wire frames', () => {
 });
 
 const gaussianTensor = (rows: number, cols: number, g = normal) => Float32Array.from({ length: rows * cols }, () => g());
-const frame = (over: Partial<Frame> & Pick<Frame, 'rows' | 'cols' | 'dtype' | 'tensor'>): Frame => ({ kind: FrameKind.Activation, step: 9, microbatch: 2, ...over });
+const frame = (over: Partial<Frame> & Pick<Frame, 'rows' | 'cols' | 'dtype' | 'tensor'>): Frame => ({ kind: FrameKind.Activation, tag: 9, microbatch: 2, ...over });
 
 describe('entropy-coded frames', () => {
   const INT_DTYPES = ['int8', 'int4', 'int8c', 'int4c'] as const;

@@ -268,7 +268,7 @@ class ScriptedPeer {
       if (s > 0) await this.post(FrameKind.Gradient, m.round, mb, path[s - 1]);
       expected += Number(s > 0) + Number(s < path.length - 1);
     }
-    const inputs = () => (wire.get(this.peerId) ?? []).filter((x) => x.step === m.round);
+    const inputs = () => (wire.get(this.peerId) ?? []).filter((x) => x.tag === m.round);
     // Inputs that never come (a neighbour hangs) leave it waiting, as a real peer would stall: no report.
     const arrived = await until(() => inputs().length >= expected, `round ${m.round}'s inputs at ${this.name}`, 10_000).then(
       () => true,
@@ -281,7 +281,7 @@ class ScriptedPeer {
   }
 
   private async post(kind: FrameKind, round: number, mb: number, to: string): Promise<void> {
-    const frame = encodeFrame({ kind, step: round, microbatch: mb, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(1) });
+    const frame = encodeFrame({ kind, tag: round, microbatch: mb, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(1) });
     const { seal: s } = await seal(frame, this.key!, this.peerId, to);
     wire.set(to, [...(wire.get(to) ?? []), s]);
   }
@@ -817,7 +817,7 @@ describe('coordinator: evidence in seals', () => {
     const run = makeRun();
     const rows = run.model.batch * run.model.seq;
     const good = (round: number, fill = 0.5) =>
-      encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: 1, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).fill(fill) });
+      encodeFrame({ kind: FrameKind.Activation, tag: round, microbatch: 1, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).fill(fill) });
     const withNaN = (round: number) => {
       const f = good(round);
       new DataView(f.buffer).setUint16(40, 0x7e00, true);
@@ -829,7 +829,7 @@ describe('coordinator: evidence in seals', () => {
     };
     for (const [what, frame] of [
       ['NaN', (r: number) => withNaN(r)],
-      ['wrong shape', (r: number) => encodeFrame({ kind: FrameKind.Activation, step: r, microbatch: 1, rows: 1, cols: 1, dtype: 'fp16', tensor: Float32Array.of(1) })],
+      ['wrong shape', (r: number) => encodeFrame({ kind: FrameKind.Activation, tag: r, microbatch: 1, rows: 1, cols: 1, dtype: 'fp16', tensor: Float32Array.of(1) })],
       ['all zero', (r: number) => good(r, 0)],
     ] as const) {
       const t = await pair();
@@ -858,7 +858,7 @@ describe('coordinator: evidence in seals', () => {
         async (v) =>
           (
             await seal(
-              encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(v) }),
+              encodeFrame({ kind: FrameKind.Activation, tag: round, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(v) }),
               a.key!,
               a.peerId,
               b.peerId,
@@ -882,7 +882,7 @@ describe('coordinator: evidence in seals', () => {
     const run = makeRun();
     const rows = run.model.batch * run.model.seq;
     const frame = (round: number, mb: number) =>
-      encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: mb, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).map((_, i) => Math.sin(i)) });
+      encodeFrame({ kind: FrameKind.Activation, tag: round, microbatch: mb, rows, cols: 16, dtype: 'fp16', tensor: new Float32Array(rows * 16).map((_, i) => Math.sin(i)) });
     const showReplay = async (t: Awaited<ReturnType<typeof pair>>, earlier: Uint8Array, later: Uint8Array, shownHeader = later) => {
       const e = await seal(earlier, t.a.key!, t.a.peerId, t.b.peerId);
       const l = await seal(later, t.a.key!, t.a.peerId, t.b.peerId);

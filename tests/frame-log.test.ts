@@ -10,7 +10,7 @@ const G = FrameKind.Gradient;
 let n = 0;
 const sealOf = (from: string, step: number, microbatch: number, kind: number = A, hash = (++n).toString(16).padStart(64, '0')): Seal => ({
   kind,
-  step,
+  tag: step,
   microbatch,
   hash,
   from,

@@ -9,7 +9,7 @@ import { seal } from '../shared/trust/seal.js';
 import { sha256Hex } from '../shared/base/hex.js';
 
 const frame = (round: number, mb: number) =>
-  encodeFrame({ kind: FrameKind.Activation, step: round, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: Float32Array.of(1, 2, 3, mb) });
+  encodeFrame({ kind: FrameKind.Activation, tag: round, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: Float32Array.of(1, 2, 3, mb) });
 
 async function setUp() {
   const [me, good, bad] = await Promise.all([PeerKey.generate(), PeerKey.generate(), PeerKey.generate()]);

@@ -13,7 +13,7 @@ import type { Gpu } from '../kernels/context.js';
 import { type BlockConfig, layout } from '../shared/engine/model.js';
 import { Mailbox } from '../shared/trust/mailbox.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
-import { HostileFrameError, workOf } from '../shared/peer/stage-runner.js';
+import { HostileFrameError, myShareOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { DTYPES, type Dtype } from '../shared/wire/codec.js';
 import { type Frame, FrameKind, type FrameShape, HEADER_BYTES, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
@@ -74,7 +74,7 @@ class Fuzzer {
     const s = shapes[kind]!; // a middle stage takes every kind
     const rows = s.minRows + this.int(s.maxRows - s.minRows + 1);
     const bytes = encodeFrame(
-      { kind, step: round, microbatch: mb, rows, cols: s.cols, dtype: s.dtype, tensor: this.values(kind, rows * s.cols, scale), tokens: this.tokens(s, rows) },
+      { kind, tag: round, microbatch: mb, rows, cols: s.cols, dtype: s.dtype, tensor: this.values(kind, rows * s.cols, scale), tokens: this.tokens(s, rows) },
       undefined,
       {
         entropy: true,
@@ -151,7 +151,7 @@ class Fuzzer {
       const b = encodeFrame(
         {
           kind: FrameKind.Activation,
-          step: round,
+          tag: round,
           microbatch: mb,
           rows: n.maxRows,
           cols: n.cols,
@@ -172,7 +172,7 @@ class Fuzzer {
       const n = shapes[FrameKind.Activation]!;
       const f = {
         kind: FrameKind.Activation,
-        step: round,
+        tag: round,
         microbatch: mb,
         rows: n.maxRows,
         cols: n.cols,
@@ -198,7 +198,7 @@ class Fuzzer {
       const tokens = this.r() < 0.3 ? Uint16Array.from({ length: rows }, () => this.int(65536)) : undefined;
       const f: Frame = {
         kind: this.pick(KINDS),
-        step: round,
+        tag: round,
         microbatch: mb,
         rows,
         cols,
@@ -273,7 +273,7 @@ async function honestRound(box: Mailbox, fz: Fuzzer, round: number): Promise<voi
   const expectTaken = async (from: string, inbox: 'train' | 'gen' | 'avg', bytes: Uint8Array) => {
     const want = decodeFrame(bytes);
     box.deliver(from, bytes);
-    const got = await box.from(from)[inbox].take(want.kind, want.step, want.microbatch, 1000);
+    const got = await box.from(from)[inbox].take(want.kind, want.tag, want.microbatch, 1000);
     expect(Array.from(got.tensor)).toEqual(Array.from(want.tensor));
   };
   for (let mb = 0; mb < M; mb++) {
@@ -344,7 +344,7 @@ describe('fuzzing the awaited neighbour through stage runners', () => {
       for (const p of sw.peers.values()) p.mailbox.setRound(r, r);
       const runs = ids.map((id) =>
         sw.get(id).runner.runRound(
-          workOf(
+          myShareOf(
             r,
             r,
             Array.from({ length: M }, () => ids),

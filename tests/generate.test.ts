@@ -8,7 +8,7 @@ import type { Dtype } from '../shared/wire/codec.js';
 
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
 import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
-import { workOf } from '../shared/peer/stage-runner.js';
+import { myShareOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { GEN_OPEN_REQUESTS } from '../shared/trust/mailbox.js';
@@ -267,7 +267,7 @@ describe('generation through pipeline stages', () => {
     const before = sent();
     await expect(gen(1, PROMPT, 2, ok)).rejects.toThrow(/request id 1 was already used/);
     expect(sent()).toBe(before);
-    p.stages[1].hop('s0').send(encodeFrame({ kind: FrameKind.GenerateToken, step: 1, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(3) }));
+    p.stages[1].hop('s0').send(encodeFrame({ kind: FrameKind.GenerateToken, tag: 1, microbatch: 0, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(3) }));
     await new Promise((r) => setTimeout(r, 10));
     expect(p.stages[0].mailbox.rejected).toBe(1);
   });
@@ -326,7 +326,7 @@ describe('generation through pipeline stages', () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
     const hop = p.stages[0].hop('s1');
     for (let id = 100; id < 200; id++)
-      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, step: id, microbatch: 0, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5) }));
+      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, tag: id, microbatch: 0, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5) }));
     await new Promise((r) => setTimeout(r, 50));
     const box = p.stages[1].mailbox;
     expect(box.held().frames).toBe(GEN_OPEN_REQUESTS);
@@ -342,7 +342,7 @@ describe('generation through pipeline stages', () => {
     const steps = 3;
     const route = Array.from({ length: M }, () => ids(3));
     const train = async (p: Pipeline, step: number) => {
-      const r = await Promise.all(p.stages.map((st) => st.runner.runRound(workOf(step, step, route, st.id), new AbortController().signal)));
+      const r = await Promise.all(p.stages.map((st) => st.runner.runRound(myShareOf(step, step, route, st.id), new AbortController().signal)));
       for (const st of p.stages) await st.runner.apply(step);
       for (const st of p.stages) st.mailbox.forgetRoundsBefore(step + 1);
       return r.at(-1)!.lossSum! / M;

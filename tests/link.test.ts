@@ -47,7 +47,7 @@ describe('chunked links', () => {
 
 describe('inbox', () => {
   const frame = (step: number, mb: number, v = 1) =>
-    encodeFrame({ kind: FrameKind.Activation, step, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: new Float32Array([v, 2, 3, 4]) });
+    encodeFrame({ kind: FrameKind.Activation, tag: step, microbatch: mb, rows: 2, cols: 2, dtype: 'fp32', tensor: new Float32Array([v, 2, 3, 4]) });
 
   it('hands frames to whoever waits for them, in any arrival order', async () => {
     const inbox = new Inbox();
@@ -85,7 +85,7 @@ describe('inbox', () => {
     inbox.forgetBefore(2);
     inbox.refuse(FrameKind.Activation, 1, 3, 'too late'); // a step that is over: nothing to remember
     inbox.push(frame(2, 1));
-    expect((await inbox.take(FrameKind.Activation, 2, 1, 1000)).step).toBe(2);
+    expect((await inbox.take(FrameKind.Activation, 2, 1, 1000)).tag).toBe(2);
   });
 
   it('a tainted inbox fails every take until its step ends; it counts what it holds and reports what it hands out', async () => {
@@ -94,7 +94,7 @@ describe('inbox', () => {
     inbox.push(frame(1, 0));
     inbox.push(frame(1, 1));
     expect(inbox.held).toEqual({ frames: 2, bytes: 2 * 4 * 4 });
-    expect(inbox.heldSteps()).toEqual(new Map([[1, 2]]));
+    expect(inbox.heldTags()).toEqual(new Map([[1, 2]]));
     const waiting = inbox.take(FrameKind.Activation, 1, 5, 20_000);
     inbox.taint('it sent bytes that are not a frame');
     await expect(waiting).rejects.toThrow(/not a frame/);
@@ -105,7 +105,7 @@ describe('inbox', () => {
     expect(inbox.held).toEqual({ frames: 0, bytes: 0 });
     const next = inbox.take(FrameKind.Activation, 2, 0, 1000);
     inbox.pushFrame(decodeFrame(frame(2, 0)));
-    expect((await next).step).toBe(2);
+    expect((await next).tag).toBe(2);
     expect(taken).toEqual([1, 0]);
   });
 

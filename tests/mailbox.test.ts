@@ -50,7 +50,7 @@ function frame(s: Spec = {}): Uint8Array {
   const rows = s.rows ?? N;
   const cols = s.cols ?? W;
   const tensor = s.tensor ?? values(rows * cols);
-  const f = { kind: s.kind ?? FrameKind.Activation, step: s.round ?? 1, microbatch: s.mb ?? 0, rows, cols, dtype: s.dtype ?? 'int8', tensor, tokens: s.tokens };
+  const f = { kind: s.kind ?? FrameKind.Activation, tag: s.round ?? 1, microbatch: s.mb ?? 0, rows, cols, dtype: s.dtype ?? 'int8', tensor, tokens: s.tokens };
   return encodeFrame(f, undefined, { entropy: true });
 }
 
@@ -245,7 +245,7 @@ describe('mailbox: a bad frame fails its take at once', () => {
     // The round ends: the next one starts clean.
     box.forgetRoundsBefore(2);
     box.deliver('p', frame({ round: 2 }));
-    expect((await take(box, 'p', FrameKind.Activation, 2, 0)).step).toBe(2);
+    expect((await take(box, 'p', FrameKind.Activation, 2, 0)).tag).toBe(2);
   });
 });
 

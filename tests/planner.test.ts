@@ -2,7 +2,7 @@
 // (planner.ts) and where a joining peer goes (placement.ts). No swarm, no sockets.
 import { describe, expect, it } from 'vitest';
 import { placePeer, type StageView } from '../coordinator/placement.js';
-import { planRoutes, type RoutablePeer, workOf } from '../coordinator/planner.js';
+import { planRoutes, type RoutablePeer, microbatchesPerPeer } from '../coordinator/planner.js';
 
 const P = (peerId: string, msPerMicrobatch = 1000): RoutablePeer => ({ peerId, msPerMicrobatch });
 const everyone = () => true;
@@ -33,7 +33,7 @@ describe('planRoutes', () => {
       path.forEach((id, s) => expect(stages[s].map((p) => p.peerId)).toContain(id));
     }
     // Each stage computes every microbatch exactly once, whoever does it.
-    const w = workOf(routes);
+    const w = microbatchesPerPeer(routes);
     stages.forEach((peers) => expect(peers.reduce((n, p) => n + (w.get(p.peerId) ?? 0), 0)).toBe(7));
   });
 
@@ -50,7 +50,7 @@ describe('planRoutes', () => {
       ['B', 'D'],
     ]);
     expect(routesOf(planRoutes(stages, 4, everyone))).toEqual(routes);
-    expect([...workOf(routes)].sort()).toEqual([
+    expect([...microbatchesPerPeer(routes)].sort()).toEqual([
       ['A', 2],
       ['B', 2],
       ['C', 2],
@@ -70,11 +70,11 @@ describe('planRoutes', () => {
         everyone,
       ),
     );
-    const w = workOf(routes);
+    const w = microbatchesPerPeer(routes);
     expect(w.get('A')).toBe(6);
     expect(w.get('B')).toBe(2);
     // And the same holds for the order of the peers (B first): speed decides, not position.
-    const w2 = workOf(
+    const w2 = microbatchesPerPeer(
       routesOf(
         planRoutes(
           [
@@ -94,7 +94,7 @@ describe('planRoutes', () => {
       [P('A', 1000), P('B', 3000)],
       [P('C'), P('D'), P('E')],
     ];
-    const w = workOf(routesOf(planRoutes(stages, 8, everyone, 'round-robin')));
+    const w = microbatchesPerPeer(routesOf(planRoutes(stages, 8, everyone, 'round-robin')));
     expect([w.get('A'), w.get('B')]).toEqual([4, 4]);
     expect([w.get('C'), w.get('D'), w.get('E')]).toEqual([3, 3, 2]);
     // B reaches only E: its microbatches all go there, whoever's turn it is.
@@ -105,9 +105,9 @@ describe('planRoutes', () => {
   it('lets the other replica serve both lanes when a stage-1 replica is lost', () => {
     const routes = routesOf(planRoutes([[P('A'), P('B')], [P('C')]], 4, everyone));
     for (const path of routes) expect(path[1]).toBe('C');
-    expect(workOf(routes).get('C')).toBe(4);
-    expect(workOf(routes).get('A')).toBe(2);
-    expect(workOf(routes).get('B')).toBe(2);
+    expect(microbatchesPerPeer(routes).get('C')).toBe(4);
+    expect(microbatchesPerPeer(routes).get('A')).toBe(2);
+    expect(microbatchesPerPeer(routes).get('B')).toBe(2);
   });
 
   it('routes only over linked pairs and never through a peer with no onward link', () => {
@@ -150,14 +150,14 @@ describe('planRoutes', () => {
 
 describe('workOf', () => {
   it('counts the microbatches of each peer across routes', () => {
-    const w = workOf([
+    const w = microbatchesPerPeer([
       ['A', 'C'],
       ['A', 'D'],
       ['B', 'C'],
       ['A', 'C'],
     ]);
     expect(Object.fromEntries(w)).toEqual({ A: 3, B: 1, C: 3, D: 1 });
-    expect(workOf([]).size).toBe(0);
+    expect(microbatchesPerPeer([]).size).toBe(0);
   });
 });
 

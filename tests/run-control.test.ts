@@ -4,7 +4,7 @@
 // them). No sockets, no GPU. Every message the coordinator sends is checked against the wire schema.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { workOf } from '../coordinator/planner.js';
+import { microbatchesPerPeer } from '../coordinator/planner.js';
 import { type CommitEvent, RunControl, VIEW_PER_ADJACENT_STAGE } from '../coordinator/run-control.js';
 import { testRun as makeRun } from './test-run.js';
 import { FrameKind } from '../shared/wire/frame.js';
@@ -32,7 +32,7 @@ const hex = (s: string) => createHash('sha256').update(s).digest('hex');
 const stageHash = (stage: number, step: number) => hex(`stage ${stage} step ${step}`);
 /** The seals a peer's report cites: the input frames its routes gave it (signatures are the server's to check; the state machine checks what they cover). */
 function inputsOf(routes: string[][], round: number, id: string): Seal[] {
-  const seal = (kind: number, microbatch: number, from: string): Seal => ({ kind, step: round, microbatch, hash: '0'.repeat(64), from, to: id, sig: '0'.repeat(128) });
+  const seal = (kind: number, microbatch: number, from: string): Seal => ({ kind, tag: round, microbatch, hash: '0'.repeat(64), from, to: id, sig: '0'.repeat(128) });
   return routes.flatMap((path, mb) => {
     const s = path.indexOf(id);
     if (s < 0) return [];
@@ -142,7 +142,7 @@ class Sim {
     if (!r) throw new Error(`no round in flight (phase ${this.rc.phase}: ${this.rc.reason})`);
     const round = r.round;
     this.clock += 250;
-    for (const id of workOf(r.routes).keys()) {
+    for (const id of microbatchesPerPeer(r.routes).keys()) {
       // Each routed peer was told about this very round.
       expect(this.last(id, 'round')).toMatchObject({ round, step: r.step, routes: r.routes });
       if (!except.includes(id)) expect(this.report(id, round)).toBeUndefined();
@@ -184,7 +184,7 @@ class Sim {
       const r = this.rounds.get(c.round)!;
       expect(r.step).toBe(c.step);
       expect(r.routes).toHaveLength(this.run.microbatches);
-      const expected = [...workOf(r.routes)].map(([peerId, n]) => ({ peerId, microbatches: n, stage: this.rc.peer(peerId)!.stage, account: accountOf(peerId) }));
+      const expected = [...microbatchesPerPeer(r.routes)].map(([peerId, n]) => ({ peerId, microbatches: n, stage: this.rc.peer(peerId)!.stage, account: accountOf(peerId) }));
       expect(sortWork(c.work)).toEqual(sortWork(expected));
       r.routes.forEach((path, mb) => {
         expect(path).toHaveLength(this.run.stages);
@@ -260,7 +260,7 @@ describe('RunControl: start', () => {
     ).toEqual(['a', 'b', 'c', 'd', 'e']);
     for (const id of ['a', 'b', 'c', 'd', 'e']) expect(sim.rc.peer(id)!.state).toBe('active');
     const rounds = sim.msgs('round', { since: mark });
-    const routed = [...workOf(sim.rc.currentRound!.routes).keys()].sort();
+    const routed = [...microbatchesPerPeer(sim.rc.currentRound!.routes).keys()].sort();
     expect(routed).not.toContain('e');
     expect(rounds.map((m) => m.peer).sort()).toEqual(routed);
     expect(rounds.every((m) => m.round === rounds[0].round && m.step === 1)).toBe(true);
@@ -401,7 +401,7 @@ describe('RunControl: commit', () => {
     sim.speed = { a: 100, c: 200, b: 100, d: 100 };
     sim.steps(1);
     expect(sim.rc.peer('c')!.msPerMicrobatch).toBe(200);
-    const w = workOf(sim.rc.currentRound!.routes);
+    const w = microbatchesPerPeer(sim.rc.currentRound!.routes);
     expect(w.get('a')).toBe(3);
     expect(w.get('c')).toBe(1);
   });
@@ -417,7 +417,7 @@ describe('RunControl: reports are checked against the routes', () => {
       const inputs = {
         missing: honest.slice(1),
         foreign: [...honest.slice(1), forged({ from: 'c' })],
-        'other round': [...honest.slice(1), forged({ step: r1.round + 1 })],
+        'other round': [...honest.slice(1), forged({ tag: r1.round + 1 })],
         twice: [...honest, honest[0]],
       }[lie];
       expect(sim.report('a')).toBeUndefined();
@@ -773,7 +773,7 @@ describe('RunControl: joining after the start', () => {
     // From the next round on, j computes.
     const r3 = sim.rc.currentRound!;
     expect(r3.step).toBe(3);
-    expect(workOf(r3.routes).get('j')).toBeGreaterThan(0);
+    expect(microbatchesPerPeer(r3.routes).get('j')).toBeGreaterThan(0);
     expect(sim.roundsOf('j')).toEqual([r3.round]);
     expect(sim.commits.every((c) => c.work.every((w) => w.peerId !== 'j'))).toBe(true);
     sim.steps(2);
@@ -1058,7 +1058,7 @@ describe('RunControl: graceful leave of the last replica', () => {
     expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3, 4]);
     // h listened at step 4 and takes part from step 5 on.
     expect(sim.msgs('commit').filter((m) => m.step === 4 && m.apply)[0].average!.listeners).toEqual([[], ['h']]);
-    expect(workOf(sim.rc.currentRound!.routes).has('h')).toBe(true);
+    expect(microbatchesPerPeer(sim.rc.currentRound!.routes).has('h')).toBe(true);
     sim.checkCredit();
   });
 

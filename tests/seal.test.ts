@@ -6,7 +6,7 @@ import { FrameKind, encodeFrame } from '../shared/wire/frame.js';
 import { SEAL_BYTES, seal, unseal, verifySeal } from '../shared/trust/seal.js';
 
 const frame = (step = 7, mb = 2) =>
-  encodeFrame({ kind: FrameKind.Activation, step, microbatch: mb, rows: 4, cols: 3, dtype: 'int8', tensor: Float32Array.from({ length: 12 }, (_, i) => i - 5) });
+  encodeFrame({ kind: FrameKind.Activation, tag: step, microbatch: mb, rows: 4, cols: 3, dtype: 'int8', tensor: Float32Array.from({ length: 12 }, (_, i) => i - 5) });
 
 describe('sealed frames', () => {
   it('a sealed frame opens for its receiver with its sender key, and its seal is checkable by anyone holding that key', async () => {
@@ -53,7 +53,7 @@ describe('sealed frames', () => {
     const keys = new KeyRing();
     const old = await seal(frame(3, 0), alice, 'alice', 'bob');
     const opened = await unseal(old.bytes, keys, alice.publicHex, 'alice', 'bob');
-    expect(opened.ok && opened.seal.step).toBe(3);
+    expect(opened.ok && opened.seal.tag).toBe(3);
     // Re-stamping the header breaks the seal.
     const restamped = old.bytes.slice();
     new DataView(restamped.buffer).setUint32(8, 9, true);

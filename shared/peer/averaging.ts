@@ -40,7 +40,7 @@ export class ReplicaAverager {
     const member = members.includes(self);
     const mine = member ? await runtime.readParams() : undefined;
     if (mine) {
-      const frame = encodeFrame({ kind: FrameKind.ReplicaWeights, step, microbatch: 0, rows: mine.length / REPLICA_COLS, cols: REPLICA_COLS, dtype: 'fp32', tensor: mine });
+      const frame = encodeFrame({ kind: FrameKind.ReplicaWeights, tag: step, microbatch: 0, rows: mine.length / REPLICA_COLS, cols: REPLICA_COLS, dtype: 'fp32', tensor: mine });
       for (const p of [...members, ...listeners]) {
         if (p === self) continue;
         this.o.send(p, frame);

@@ -215,7 +215,7 @@ export class GenerationPeer {
   }
 
   private send(hop: Hop, kind: FrameKind, requestId: number, index: number, rows: number, dtype: Dtype, tensor: Float32Array, tokens?: Uint16Array): void {
-    const bytes = encodeFrame({ kind, step: requestId, microbatch: index, rows, cols: tensor.length / rows, dtype, tensor, tokens }, undefined, { entropy: true });
+    const bytes = encodeFrame({ kind, tag: requestId, microbatch: index, rows, cols: tensor.length / rows, dtype, tensor, tokens }, undefined, { entropy: true });
     hop.send(bytes);
     this.stats.bytesSent += bytes.length;
   }

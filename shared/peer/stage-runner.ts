@@ -91,7 +91,7 @@ interface Item {
 }
 
 /** The routes of a round as this peer's work: the microbatches whose path passes through it. */
-export function workOf(round: number, step: number, routes: string[][], self: string): RoundWork {
+export function myShareOf(round: number, step: number, routes: string[][], self: string): RoundWork {
   const items: RoundWork['items'] = [];
   routes.forEach((path, mb) => {
     const s = path.indexOf(self);
@@ -239,7 +239,7 @@ export class StageRunner {
     const rows = this.o.runtime.N;
     this.o.onBoundary?.('sent', kind, round, mb, tensor);
     // Integer payloads are entropy-coded whenever that is smaller (encodeFrame falls back to raw).
-    const bytes = encodeFrame({ kind, step: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, {
+    const bytes = encodeFrame({ kind, tag: round, microbatch: mb, rows, cols: tensor.length / rows, dtype: this.o.dtype, tensor }, undefined, {
       entropy: true,
       step: this.o.step,
     });

@@ -76,7 +76,8 @@ const sha = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'
 /** A frame's seal as its receiver reports it (shared/wire/seal.ts): provable by the sender's key. */
 export const SealSchema = z.strictObject({
   kind: z.int().min(1).max(255),
-  step: nonNegInt,
+  /** The frame header's tag: the round of a training frame. */
+  tag: nonNegInt,
   microbatch: nonNegInt,
   hash: sha,
   from: id,

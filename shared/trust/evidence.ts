@@ -25,7 +25,7 @@ export class Evidence {
     for (const s of seals) {
       const key = this.keyOf(s.from);
       if (s.to !== reporter || !key || !(await verifySeal(s, this.keys, key))) {
-        return { guilty: reporter, reason: `its report cites a seal ${s.from} never made (kind ${s.kind}, round ${s.step}, microbatch ${s.microbatch})` };
+        return { guilty: reporter, reason: `its report cites a seal ${s.from} never made (kind ${s.kind}, round ${s.tag}, microbatch ${s.microbatch})` };
       }
     }
     return undefined;
@@ -42,7 +42,7 @@ export class Evidence {
     if ((await sha256Hex(frame)) !== seal.hash) return { guilty: reporter, reason: 'the frame it showed is not the one the seal it cites vouches for' };
     const defect = plainDefect(frame, run);
     if (!defect) return 'unproven';
-    return { guilty: seal.from, reason: `sent ${reporter} a defective frame (round ${seal.step}, microbatch ${seal.microbatch}): ${defect}` };
+    return { guilty: seal.from, reason: `sent ${reporter} a defective frame (round ${seal.tag}, microbatch ${seal.microbatch}): ${defect}` };
   }
 
   /**
@@ -67,12 +67,12 @@ export class Evidence {
       return { guilty: reporter, reason: 'the frames it showed as a replay are not those the seals it cites vouch for' };
     }
     const training = (k: number) => k === FrameKind.Activation || k === FrameKind.Gradient;
-    const [s1, s2] = [stepOf(earlier.step), stepOf(later.step)];
+    const [s1, s2] = [stepOf(earlier.tag), stepOf(later.tag)];
     const sameWork = earlier.kind === later.kind && earlier.microbatch === later.microbatch && (s1 === undefined || s2 === undefined || s1 === s2);
     if (!training(earlier.kind) || !training(later.kind) || sameWork || plainDefect(bytes, run) !== undefined) return 'unproven';
     return {
       guilty: later.from,
-      reason: `sent ${reporter} the payload of its round ${earlier.step} microbatch ${earlier.microbatch} again as round ${later.step} microbatch ${later.microbatch} (a replay)`,
+      reason: `sent ${reporter} the payload of its round ${earlier.tag} microbatch ${earlier.microbatch} again as round ${later.tag} microbatch ${later.microbatch} (a replay)`,
     };
   }
 
@@ -80,9 +80,9 @@ export class Evidence {
   async equivocation(reporter: string, [a, b]: readonly [Seal, Seal]): Promise<Verdict> {
     const forged = await this.forged(reporter, [a, b]);
     if (forged) return forged;
-    const sameSlot = a.from === b.from && a.kind === b.kind && a.step === b.step && a.microbatch === b.microbatch;
+    const sameSlot = a.from === b.from && a.kind === b.kind && a.tag === b.tag && a.microbatch === b.microbatch;
     if (!sameSlot || a.hash === b.hash) return { guilty: reporter, reason: 'its equivocation claim names two seals of different slots, or one frame twice' };
-    return { guilty: a.from, reason: `sealed two different frames for round ${a.step} microbatch ${a.microbatch} (kind ${a.kind}) to ${reporter}` };
+    return { guilty: a.from, reason: `sealed two different frames for round ${a.tag} microbatch ${a.microbatch} (kind ${a.kind}) to ${reporter}` };
   }
 }
 

@@ -29,14 +29,14 @@ export class FrameLog {
 
   /** A sealed training frame received or sent; returns whether it is kept. */
   record(dir: 'in' | 'out', seal: Seal, bytes: Uint8Array): boolean {
-    if (!isTrainingKind(seal.kind) || seal.step < this.oldest) return false;
+    if (!isTrainingKind(seal.kind) || seal.tag < this.oldest) return false;
     const peer = dir === 'in' ? seal.from : seal.to;
     let slots = this.peers.get(peer);
     if (!slots) this.peers.set(peer, (slots = new Map()));
-    const key = slotKey(dir, seal.step, seal.kind, seal.microbatch);
+    const key = slotKey(dir, seal.tag, seal.kind, seal.microbatch);
     const list = slots.get(key) ?? [];
     if (list.length >= PER_SLOT || list.some((r) => r.seal.hash === seal.hash)) return false;
-    list.push({ round: seal.step, seal, bytes });
+    list.push({ round: seal.tag, seal, bytes });
     slots.set(key, list);
     evictOldest(slots, PER_PEER);
     return true;

@@ -153,7 +153,7 @@ export class Mailbox {
       f = decodeExpected(bytes, this.o.shapes);
     } catch (e) {
       const h = readHeader(bytes);
-      return this.refuse(from, this.inboxOf(s, h.kind), { kind: h.kind, round: h.step, mb: h.microbatch, why: (e as WireError).code, reason: (e as Error).message });
+      return this.refuse(from, this.inboxOf(s, h.kind), { kind: h.kind, round: h.tag, mb: h.microbatch, why: (e as WireError).code, reason: (e as Error).message });
     }
     const inbox = this.inboxOf(s, f.kind);
     const stale = inbox.whyStale(f);
@@ -162,7 +162,7 @@ export class Mailbox {
       this.admit(s, inbox, f, from);
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
-      return this.refuse(from, inbox, { kind: f.kind, round: f.step, mb: f.microbatch, why: e.why, reason: e.message, ...(e.earlier && { earlier: e.earlier }) });
+      return this.refuse(from, inbox, { kind: f.kind, round: f.tag, mb: f.microbatch, why: e.why, reason: e.message, ...(e.earlier && { earlier: e.earlier }) });
     }
   }
 
@@ -183,7 +183,7 @@ export class Mailbox {
     if (use) s.recent.remember(h, use);
     if (outOfBand) {
       this.outliers.add(f);
-      this.o.onSuspect?.(from, { kind: f.kind, round: f.step, mb: f.microbatch, reason: outOfBand });
+      this.o.onSuspect?.(from, { kind: f.kind, round: f.tag, mb: f.microbatch, reason: outOfBand });
     }
   }
 
@@ -205,11 +205,11 @@ export class Mailbox {
   private checkHeld(s: Sender, inbox: Inbox, f: Frame): void {
     // A peer that knows no round yet (a joiner whose first round message is still on its way: data
     // channels can beat the coordinator's socket) holds early frames within the sender's caps.
-    if (inbox === s.train && this.round > 0 && f.step > this.round + TRAIN_ROUNDS_AHEAD) {
-      throw new Refusal('window', `round ${f.step} is more than ${TRAIN_ROUNDS_AHEAD} ahead of round ${this.round}, the newest this peer knows`);
+    if (inbox === s.train && this.round > 0 && f.tag > this.round + TRAIN_ROUNDS_AHEAD) {
+      throw new Refusal('window', `round ${f.tag} is more than ${TRAIN_ROUNDS_AHEAD} ahead of round ${this.round}, the newest this peer knows`);
     }
-    if (inbox === s.gen) this.makeRoom(inbox, f.step, GEN_OPEN_REQUESTS, GEN_FRAMES_PER_REQUEST);
-    if (inbox === s.avg) this.makeRoom(inbox, f.step, AVG_STEPS_HELD, Number.POSITIVE_INFINITY);
+    if (inbox === s.gen) this.makeRoom(inbox, f.tag, GEN_OPEN_REQUESTS, GEN_FRAMES_PER_REQUEST);
+    if (inbox === s.avg) this.makeRoom(inbox, f.tag, AVG_STEPS_HELD, Number.POSITIVE_INFINITY);
     const frames = s.train.held.frames + s.gen.held.frames + s.avg.held.frames + 1;
     const bytes = s.train.held.bytes + s.gen.held.bytes + s.avg.held.bytes + frameBytesHeld(f);
     const cap = this.o.perSender;
@@ -219,7 +219,7 @@ export class Mailbox {
 
   /** Room for a frame of `step`: evict the oldest steps beyond `steps`; refuse beyond `perStep` frames of one step. */
   private makeRoom(inbox: Inbox, step: number, steps: number, perStep: number): void {
-    const held = inbox.heldSteps();
+    const held = inbox.heldTags();
     if ((held.get(step) ?? 0) >= perStep) throw new Refusal('caps', `${perStep} frames of step ${step} are already held`);
     if (held.has(step)) return;
     for (const [old, n] of held) {
@@ -233,7 +233,7 @@ export class Mailbox {
   /** What a training frame's payload is, for replay checks (undefined: not checked; see replay.ts). */
   private payloadUse(f: Frame): PayloadUse | undefined {
     if (f.kind === FrameKind.EvalActivation) return { kind: f.kind, mb: f.microbatch };
-    if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.step), round: f.step };
+    if (f.kind === FrameKind.Activation || f.kind === FrameKind.Gradient) return { kind: f.kind, mb: f.microbatch, step: this.roundSteps.get(f.tag), round: f.tag };
     return undefined;
   }
 

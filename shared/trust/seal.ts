@@ -1,11 +1,11 @@
 // Every frame a peer sends a neighbour is sealed: the sender's session key (shared/swarm/identity.ts)
-// signs what the frame is (kind, step, microbatch, from its header), who sent it to whom, and the
+// signs what the frame is (kind, tag, microbatch, from its header), who sent it to whom, and the
 // SHA-256 of its bytes. A receiver keeps the seals of what it used and reports them with its round,
 // so what a peer sent is provable to anyone holding its public key: a peer cannot deny a frame, and
 // a receiver cannot invent one. The coordinator checks reported seals without ever seeing a tensor.
 //
 //   sealed message = frame bytes ‖ 64-byte Ed25519 signature of
-//   "SWSL" ‖ kind u8 ‖ step u32le ‖ microbatch u32le ‖ sha256(frame) ‖ from ‖ 0x00 ‖ to   (ids UTF-8)
+//   "SWSL" ‖ kind u8 ‖ tag u32le ‖ microbatch u32le ‖ sha256(frame) ‖ from ‖ 0x00 ‖ to   (ids UTF-8)
 import { HEADER_BYTES } from '../wire/frame.js';
 import type { KeyRing, PeerKey } from '../swarm/identity.js';
 import type { Seal } from '../swarm/protocol.js';
@@ -23,18 +23,18 @@ export function sealMessage(f: SealFacts): Uint8Array {
   const view = new DataView(out.buffer);
   out.set([0x53, 0x57, 0x53, 0x4c]);
   view.setUint8(4, f.kind);
-  view.setUint32(5, f.step, true);
+  view.setUint32(5, f.tag, true);
   view.setUint32(9, f.microbatch, true);
   out.set(fromHex(f.hash), 13);
   out.set(ids, 45);
   return out;
 }
 
-/** Kind, step and microbatch from a frame's header (offsets of frame.ts), or undefined for bytes too short to be a frame. */
-export function frameFacts(frame: Uint8Array): { kind: number; step: number; microbatch: number } | undefined {
+/** Kind, tag and microbatch from a frame's header (offsets of frame.ts), or undefined for bytes too short to be a frame. */
+export function frameFacts(frame: Uint8Array): { kind: number; tag: number; microbatch: number } | undefined {
   if (frame.length < HEADER_BYTES) return undefined;
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  return { kind: view.getUint8(5), step: view.getUint32(8, true), microbatch: view.getUint32(12, true) };
+  return { kind: view.getUint8(5), tag: view.getUint32(8, true), microbatch: view.getUint32(12, true) };
 }
 
 /** Seal `frame` from `from` to `to`: the frame with its signature appended, and the seal. */

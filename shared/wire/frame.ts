@@ -10,7 +10,7 @@
 //     6  1   dtype (DTYPE_CODE)
 //     7  1   flags: bit0 = token ids present; bit1 = payload entropy-coded; bit2 = dithered;
 //                   other bits zero
-//     8  4   step
+//     8  4   tag: the exchange the frame belongs to (a training round, a request id, a step)
 //    12  4   microbatch
 //    16  4   rows
 //    20  4   cols
@@ -25,7 +25,7 @@
 // a coded payload that is not; decoding it must yield exactly rows·cols symbols.
 //
 // Dithered payload (bit2; scaled-integer dtypes only): the values were rounded with a dither added
-// (codec.ts quantize) that the receiver takes off again: frameDither(kind, step, microbatch), so no
+// (codec.ts quantize) that the receiver takes off again: frameDither(kind, tag, microbatch), so no
 // dither bytes travel. Sent by codecs with a quantizer step (quantStep), and only by them.
 import { type Dtype, type ErrorFeedback, type IntLayout, dequantize, dither, intLayout, intPayload, intSymbols, quantize, tensorBytes } from './codec.js';
 import { EntropyError, decodeSymbols, encodeSymbols } from './entropy.js';
@@ -46,7 +46,7 @@ export const FrameKind = {
   EvalActivation: 3,
   /** A replica's weights (or deltas) for averaging. */
   ReplicaWeights: 4,
-  // Generation (shared/peer/generate.ts): step = request id, microbatch = token index.
+  // Generation (shared/peer/generate.ts): tag = request id, microbatch = token index.
   /** Opens a request, relayed from stage 0 to the last: fp32 [maxTokens, temperature, seed lo16, seed hi16, context length]. */
   GenerateStart: 5,
   /** Forward boundary rows of one generated position's context (sequence 0 only), token ids with them. */
@@ -67,7 +67,8 @@ const DTYPE_OF_CODE = new Map<number, Dtype>(Object.entries(DTYPE_CODE).map(([d,
 
 export interface Frame {
   kind: FrameKind;
-  step: number;
+  /** Which exchange the frame belongs to: the round of a training or evaluation frame, the request id of a generation frame, the step of replica weights. */
+  tag: number;
   microbatch: number;
   rows: number;
   cols: number;
@@ -113,8 +114,8 @@ export interface EncodeOptions {
 }
 
 /** The dither of a frame's values: from its header, so the sender, the receiver and a witness agree. */
-export function frameDither(kind: FrameKind, step: number, microbatch: number, n: number): Float32Array {
-  return dither([kind, step, microbatch], n);
+export function frameDither(kind: FrameKind, tag: number, microbatch: number, n: number): Float32Array {
+  return dither([kind, tag, microbatch], n);
 }
 
 /**
@@ -151,7 +152,7 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback, opts: EncodeOptions = 
   const { rows, cols, dtype, tensor, tokens } = f;
   if (!isKind(f.kind)) throw new WireError('kind', `unknown frame kind ${f.kind}`);
   if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new WireError('dtype', `unknown dtype '${dtype}'`);
-  if (!isU32(f.step) || !isU32(f.microbatch)) throw new WireError('limits', `step ${f.step} and microbatch ${f.microbatch} must be u32 integers`);
+  if (!isU32(f.tag) || !isU32(f.microbatch)) throw new WireError('limits', `tag ${f.tag} and microbatch ${f.microbatch} must be u32 integers`);
   if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1)) {
     throw new WireError('limits', `rows=${rows}, cols=${cols} must be positive integers`);
   }
@@ -170,7 +171,7 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback, opts: EncodeOptions = 
 
   if (opts.step !== undefined && (ef || !intLayout(rows, cols, dtype)))
     throw new WireError('dtype', `a quantizer step needs a scaled-integer ${ef ? 'payload without error feedback' : `dtype, not ${dtype}`}`);
-  const dithered = opts.step !== undefined ? frameDither(f.kind, f.step, f.microbatch, rows * cols) : undefined;
+  const dithered = opts.step !== undefined ? frameDither(f.kind, f.tag, f.microbatch, rows * cols) : undefined;
   let payload = ef ? ef.apply(tensor, rows, cols, dtype) : quantize(tensor, rows, cols, dtype, { step: opts.step, dither: dithered });
   let flags = (tokens ? FLAG_TOKENS : 0) | (dithered ? FLAG_DITHER : 0);
   if (opts.entropy) {
@@ -188,7 +189,7 @@ export function encodeFrame(f: Frame, ef?: ErrorFeedback, opts: EncodeOptions = 
   view.setUint8(5, f.kind);
   view.setUint8(6, DTYPE_CODE[dtype]);
   view.setUint8(7, flags);
-  view.setUint32(8, f.step, true);
+  view.setUint32(8, f.tag, true);
   view.setUint32(12, f.microbatch, true);
   view.setUint32(16, rows, true);
   view.setUint32(20, cols, true);
@@ -236,7 +237,7 @@ export type FrameShapes = Partial<Record<FrameKind, FrameShape>>;
 export interface FrameHeader {
   kind: FrameKind;
   dtype: Dtype;
-  step: number;
+  tag: number;
   microbatch: number;
   rows: number;
   cols: number;
@@ -248,7 +249,7 @@ export interface FrameHeader {
 
 /**
  * The header of a frame from an untrusted peer: magic, version, kind, dtype, flags and reserved
- * bytes checked. Tells a receiver which (kind, step, microbatch) a frame claims to be even when
+ * bytes checked. Tells a receiver which (kind, tag, microbatch) a frame claims to be even when
  * the rest of it is refused. Throws only WireError.
  */
 export function readHeader(bytes: Uint8Array): FrameHeader {
@@ -270,7 +271,7 @@ export function readHeader(bytes: Uint8Array): FrameHeader {
   return {
     kind,
     dtype,
-    step: view.getUint32(8, true),
+    tag: view.getUint32(8, true),
     microbatch: view.getUint32(12, true),
     rows: view.getUint32(16, true),
     cols: view.getUint32(20, true),
@@ -317,7 +318,7 @@ export function decodeExpected(bytes: Uint8Array, shapes: FrameShapes): Frame {
 
 /** The rest of decodeFrame once the header is read: sizes against `limits`, lengths, payload. */
 function decodeBody(bytes: Uint8Array, h: FrameHeader, limits: Required<FrameLimits>): Frame {
-  const { kind, dtype, step, microbatch, rows, cols, payloadBytes, coded } = h;
+  const { kind, dtype, tag, microbatch, rows, cols, payloadBytes, coded } = h;
   const { maxRows, maxCols, maxCodedValues } = limits;
   if (rows < 1 || rows > maxRows || cols < 1 || cols > maxCols) {
     throw new WireError('limits', `shape ${rows}×${cols} is outside 1..${maxRows} rows × 1..${maxCols} cols`);
@@ -341,10 +342,10 @@ function decodeBody(bytes: Uint8Array, h: FrameHeader, limits: Required<FrameLim
 
   let payload = bytes.subarray(HEADER_BYTES, HEADER_BYTES + payloadBytes);
   if (coded) payload = entropyDecode(payload, rows, cols, layout!);
-  const tensor = dequantize(payload, rows, cols, dtype, h.dithered ? frameDither(kind, step, microbatch, rows * cols) : undefined);
+  const tensor = dequantize(payload, rows, cols, dtype, h.dithered ? frameDither(kind, tag, microbatch, rows * cols) : undefined);
   const bad = firstNonFinite(tensor);
   if (bad >= 0) throw new WireError('nonfinite', `${where(bad, cols)} decodes to ${tensor[bad]}`);
-  const frame: Frame = { kind, step, microbatch, rows, cols, dtype, tensor };
+  const frame: Frame = { kind, tag, microbatch, rows, cols, dtype, tensor };
   if (h.tokens) {
     const view = new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES + payloadBytes, 2 * rows);
     frame.tokens = Uint16Array.from({ length: rows }, (_, i) => view.getUint16(2 * i, true));

@@ -83,7 +83,7 @@ export function signalData(rng: Rng): unknown {
   return rng.chance(0.7) ? { n: rng.pick([0, 1, -1, 0.5, 2 ** 53, 1e300]), s } : s;
 }
 
-const sealOf = (rng: Rng, t: Targets) => ({ kind: 1, step: rng.int(0, 9), microbatch: 0, hash: hex(rng, 64), from: rng.pick(t.known), to: rng.pick(t.known), sig: hex(rng, 128) });
+const sealOf = (rng: Rng, t: Targets) => ({ kind: 1, tag: rng.int(0, 9), microbatch: 0, hash: hex(rng, 64), from: rng.pick(t.known), to: rng.pick(t.known), sig: hex(rng, 128) });
 
 /** A valid instance of every client message type: tsc checks each against protocol.ts. */
 export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => ClientMessageOf<K> } = {

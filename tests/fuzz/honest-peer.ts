@@ -115,7 +115,7 @@ export class HonestPeer {
     return m.routes.flatMap((path, microbatch) => {
       const at = path.indexOf(this.peerId);
       const from = [at > 0 && ([FrameKind.Activation, path[at - 1]] as const), at >= 0 && at < path.length - 1 && ([FrameKind.Gradient, path[at + 1]] as const)];
-      return from.filter((f) => f !== false).map(([kind, peer]) => ({ kind, step: m.round, microbatch, hash: '0'.repeat(64), from: peer, to: this.peerId }));
+      return from.filter((f) => f !== false).map(([kind, peer]) => ({ kind, tag: m.round, microbatch, hash: '0'.repeat(64), from: peer, to: this.peerId }));
     });
   }
 
