@@ -13,7 +13,7 @@ import type { Gpu } from '../kernels/context.js';
 import { type BlockConfig, layout } from '../shared/engine/model.js';
 import { Mailbox } from '../shared/trust/mailbox.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
-import { HostileFrameError, myShareOf } from '../shared/peer/stage-runner.js';
+import { HostileFrameError, roundWorkOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { DTYPES, type Dtype } from '../shared/wire/codec.js';
 import { type Frame, FrameKind, type FrameShape, HEADER_BYTES, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
@@ -344,7 +344,7 @@ describe('fuzzing the awaited neighbour through stage runners', () => {
       for (const p of sw.peers.values()) p.mailbox.setRound(r, r);
       const runs = ids.map((id) =>
         sw.get(id).runner.runRound(
-          myShareOf(
+          roundWorkOf(
             r,
             r,
             Array.from({ length: M }, () => ids),

@@ -8,7 +8,7 @@ import type { Dtype } from '../shared/wire/codec.js';
 
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
 import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
-import { myShareOf } from '../shared/peer/stage-runner.js';
+import { roundWorkOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
 import { GEN_OPEN_REQUESTS } from '../shared/trust/mailbox.js';
@@ -342,7 +342,7 @@ describe('generation through pipeline stages', () => {
     const steps = 3;
     const route = Array.from({ length: M }, () => ids(3));
     const train = async (p: Pipeline, step: number) => {
-      const r = await Promise.all(p.stages.map((st) => st.runner.runRound(myShareOf(step, step, route, st.id), new AbortController().signal)));
+      const r = await Promise.all(p.stages.map((st) => st.runner.runRound(roundWorkOf(step, step, route, st.id), new AbortController().signal)));
       for (const st of p.stages) await st.runner.apply(step);
       for (const st of p.stages) st.mailbox.forgetRoundsBefore(step + 1);
       return r.at(-1)!.lossSum! / M;

@@ -9,7 +9,7 @@ import type { Gpu } from '../kernels/context.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 
 import { type BlockConfig, initParams } from '../shared/engine/model.js';
-import { HostileFrameError, myShareOf } from '../shared/peer/stage-runner.js';
+import { HostileFrameError, roundWorkOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import type { Dtype } from '../shared/wire/codec.js';
 import { FrameKind, HEADER_BYTES, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
@@ -33,7 +33,7 @@ async function swarm(m: ModelSpec, layers: number[], dtype: Dtype, lanes = layer
 async function round(sw: MemorySwarm, r: number, step: number, routes: string[][], signal = new AbortController().signal) {
   // As the session does when the round message arrives.
   for (const p of sw.peers.values()) p.mailbox.setRound(r, step);
-  const results = await Promise.all([...sw.peers.values()].map(async (p) => ({ p, res: await p.runner.runRound(myShareOf(r, step, routes, p.id), signal) })));
+  const results = await Promise.all([...sw.peers.values()].map(async (p) => ({ p, res: await p.runner.runRound(roundWorkOf(r, step, routes, p.id), signal) })));
   for (const p of sw.peers.values()) p.mailbox.forgetRoundsBefore(r + 1);
   const loss = results.reduce((s, { res }) => s + (res.lossSum ?? 0), 0);
   return { loss: loss / routes.length, results };
@@ -93,7 +93,7 @@ describe('stage runners over in-memory channels', () => {
     // the coordinator discards the round. They drop everything.
     const broken = [routes[0], routes[1], ['s0a', 's1a', 's2x']];
     const abort = new AbortController();
-    const partial = ['s0a', 's1a', 's2a'].map((id) => hit.get(id).runner.runRound(myShareOf(2, 2, broken, id), abort.signal));
+    const partial = ['s0a', 's1a', 's2a'].map((id) => hit.get(id).runner.runRound(roundWorkOf(2, 2, broken, id), abort.signal));
     expect((await partial[2]).microbatches).toBe(2); // the last stage did its two, gradients included
     await new Promise((r) => setTimeout(r, 100));
     abort.abort(new Error('round 2 discarded'));
@@ -204,7 +204,7 @@ describe('a hostile neighbour', () => {
     const abort = new AbortController();
     for (const p of sw.peers.values()) p.mailbox.setRound(r, r);
     const t0 = performance.now();
-    const runs = path.map((id) => sw.get(id).runner.runRound(myShareOf(r, r, lane(path), id), abort.signal));
+    const runs = path.map((id) => sw.get(id).runner.runRound(roundWorkOf(r, r, lane(path), id), abort.signal));
     const error = await runs[path.indexOf(victim)].then(
       () => undefined,
       (e) => e,

@@ -22,7 +22,7 @@ import type { ChainInfo, PeerHost } from './host.js';
 import { NeighbourLinks } from './links.js';
 import { restAfter } from './duty.js';
 import type { RunnerOptions } from './stage-runner.js';
-import { StallError, myShareOf } from './stage-runner.js';
+import { StallError, roundWorkOf } from './stage-runner.js';
 import { StageSeat } from './seat.js';
 import { StateExchange, type StageSnapshot, isStateMessage } from './state-sync.js';
 import { heldStates, keepState, loadHeld } from './state-store.js';
@@ -601,7 +601,7 @@ export class PeerSession extends Emitter<SessionEvents> {
   private async onRound(m: ServerMessageOf<'round'>): Promise<void> {
     const seat = this.seat;
     if (!seat || this.leaving || this.discarded.delete(m.round)) return;
-    const work = myShareOf(m.round, m.step, m.routes, this.peerId!);
+    const work = roundWorkOf(m.round, m.step, m.routes, this.peerId!);
     this.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
     this.trust.begin(work);
     const abort = new AbortController();

@@ -91,7 +91,7 @@ interface Item {
 }
 
 /** The routes of a round as this peer's work: the microbatches whose path passes through it. */
-export function myShareOf(round: number, step: number, routes: string[][], self: string): RoundWork {
+export function roundWorkOf(round: number, step: number, routes: string[][], self: string): RoundWork {
   const items: RoundWork['items'] = [];
   routes.forEach((path, mb) => {
     const s = path.indexOf(self);
