@@ -8,17 +8,16 @@
 // peers heartbeat every second and get `heartbeatTimeoutMs`; peers still setting up (compiling
 // kernels can block a CPU peer's event loop for long) get `setupTimeoutMs`.
 import { randomBytes } from 'node:crypto';
-import { verifyMessage } from 'viem';
-import { KeyRing, accountMessage, keyChallenge } from '../shared/swarm/identity.js';
-import { Evidence } from '../shared/trust/evidence.js';
+import { type ClaimOutcome, Claims } from './claims.js';
 import type { RoutingPolicy } from './planner.js';
-import { type CommitEvent, RunControl, type RunControlEvents } from './run-control.js';
+import { type Progress, progressOf, Throughput } from './progress.js';
+import { Registrar } from './registration.js';
+import { RunControl, type RunControlEvents } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/base/emitter.js';
 import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
-import { fromHex } from '../shared/base/hex.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
@@ -72,43 +71,11 @@ export interface CoordinatorEvents extends RunControlEvents {
   generate: { requestId: number; path: string[] };
 }
 
-export interface PeerProgress {
-  peerId: string;
-  name: string;
-  stage: number;
-  state: string;
-  step: number;
-  loss?: number;
-  tokensPerSec?: number;
-  busyFraction?: number;
-  bytesSent: number;
-  bytesReceived: number;
-  msPerMicrobatch?: number;
-  silentMs: number;
-  goneReason?: string;
-}
-
-export interface Progress {
-  phase: SwarmPhase;
-  reason: string;
-  step: number;
-  steps: number;
-  loss?: number;
-  valLoss?: number;
-  /** Tokens per second over the last committed steps (the whole swarm). */
-  tokensPerSec?: number;
-  peers: PeerProgress[];
-}
-
 /** Peer counts while waiting change with every join: told to the swarm at most once a second. */
 const STATUS_EVERY_MS = 1000;
 const FINAL_EVAL_TIMEOUT_MS = 120_000;
 /** Run-control events after which the run's state is saved (with what their listeners save). */
 const DURABLE = new Set<keyof RunControlEvents>(['round', 'commit', 'purged', 'phase']);
-/** Messages whose evidence is checked asynchronously (signatures, hashes). */
-const CHECKED = new Set(['round-done', 'equivocation', 'evidence']);
-/** Messages of one peer that may wait behind the check of its evidence. */
-const MAX_QUEUED = 64;
 
 export class Coordinator extends Emitter<CoordinatorEvents> {
   readonly run: RunConfig;
@@ -131,15 +98,12 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private seq = 0;
   private closed = false;
   private settle!: { resolve: (r: { step: number; valLoss?: number }) => void; reject: (e: Error) => void };
-  private readonly commits: Array<{ at: number; step: number }> = [];
+  private readonly throughput: Throughput;
   private evalSince?: number;
-  /** Per peer, messages waiting behind evidence being checked. */
-  private readonly inOrder = new Map<string, { tail: Promise<void>; waiting: number }>();
-  private readonly evidence = new Evidence((peerId) => this.control.peer(peerId)?.key);
-  /** Each connection's `hello` nonce, and the connections whose registration is being checked. */
-  private readonly nonces = new WeakMap<Conn, string>();
+  private readonly claims: Claims;
+  private readonly registrar = new Registrar<Conn>();
+  /** The connections whose registration is being checked. */
   private readonly checking = new WeakSet<Conn>();
-  private readonly keys = new KeyRing();
   /** The peer being placed, and what the run sent it meanwhile (delivered after its welcome). */
   private registering?: { peerId: string; held: ServerMessage[] };
 
@@ -174,7 +138,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     for (const event of ['commit', 'round-aborted', 'phase', 'peer-gone', 'purged', 'evaluated', 'trained', 'round'] as const) {
       this.control.on(event, (payload) => this.durably(event, payload, () => this.emit(event, payload as never, (e) => this.log(`listener for ${event} threw: ${e.message}`))));
     }
-    this.control.on('commit', (c) => this.noteCommit(c));
+    this.throughput = new Throughput(this.run);
+    this.control.on('commit', (c) => this.throughput.committed(c.step, Date.now()));
+    this.claims = new Claims({ run: this.run, keyOf: (id) => this.control.peer(id)?.key, stepOfRound: (r) => this.control.stepOfRound(r), log: this.log });
     this.control.on('trained', (t) => this.settle.resolve(t));
     this.control.on('phase', ({ phase, reason }) => phase === 'stopped' && this.settle.reject(new Error(`run stopped: ${reason}`)));
     this.control.on('peer-gone', ({ peerId }) => {
@@ -241,33 +207,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   progress(): Progress {
     const now = Date.now();
-    const peers = this.control.allPeers().map(
-      (p): PeerProgress => ({
-        peerId: p.peerId,
-        name: p.name,
-        stage: p.stage,
-        state: p.state,
-        step: p.hb?.step ?? 0,
-        loss: p.hb?.loss,
-        tokensPerSec: p.hb?.tokensPerSec,
-        busyFraction: p.hb?.busyFraction,
-        bytesSent: p.hb?.bytesSent ?? 0,
-        bytesReceived: p.hb?.bytesReceived ?? 0,
-        msPerMicrobatch: p.msPerMicrobatch,
-        silentMs: now - (this.lastSeen.get(p.peerId) ?? now),
-        goneReason: p.goneReason,
-      }),
-    );
-    return {
-      phase: this.control.phase,
-      reason: this.control.reason,
-      step: this.control.step,
-      steps: this.run.steps,
-      loss: this.control.loss,
-      valLoss: this.control.valLoss,
-      tokensPerSec: this.tokensPerSec(),
-      peers,
-    };
+    return progressOf(this.control, this.throughput, (id) => now - (this.lastSeen.get(id) ?? now));
   }
 
   /** Send a message to one peer (e.g. its settlement proof); false if it is not connected. */
@@ -311,17 +251,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     const peerId = conn.tag;
     if (!peerId) return this.transport.reject(conn, `send register before ${msg.type}`, msg.type);
     if (this.control.peer(peerId)?.state !== 'gone') this.lastSeen.set(peerId, Date.now());
-    // Evidence is checked asynchronously (signatures); a peer's later messages wait behind it, in order.
-    const queue = this.inOrder.get(peerId);
-    if (!queue && !CHECKED.has(msg.type)) return void this.handle(conn, peerId, msg);
-    if (queue && queue.waiting >= MAX_QUEUED) return this.transport.reject(conn, `more than ${MAX_QUEUED} messages waiting behind evidence being checked`, msg.type);
-    const q = queue ?? { tail: Promise.resolve(), waiting: 0 };
-    q.waiting++;
-    q.tail = q.tail
-      .then(() => this.handle(conn, peerId, msg))
-      .catch((e: Error) => this.log(`BUG: handling ${msg.type} from ${peerId}: ${e.message}`))
-      .finally(() => --q.waiting === 0 && this.inOrder.delete(peerId));
-    this.inOrder.set(peerId, q);
+    // Claims are checked asynchronously (signatures); a peer's later messages wait behind them, in order.
+    const refused = this.claims.inOrder(peerId, msg, () => this.handle(conn, peerId, msg));
+    if (refused) this.transport.reject(conn, refused, msg.type);
   }
 
   private async handle(conn: Conn, peerId: string, msg: Exclude<ClientMessage, { type: 'register' | 'infer' }>): Promise<void> {
@@ -340,34 +272,16 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         return this.emit('heartbeat', { peerId, step: hb.step });
       }
       case 'round-done': {
-        const forged = await this.evidence.forged(peerId, msg.inputs);
-        if (forged) return void refuse(c.purge(forged.guilty, forged.reason));
+        const claim = await this.claims.report(peerId, msg);
+        if (claim.kind === 'guilty') return void refuse(c.purge(claim.verdict.guilty, claim.verdict.reason));
         return void refuse(c.onRoundDone(peerId, msg));
       }
       case 'verdict':
         return c.onVerdict(peerId, msg);
-      case 'evidence': {
-        const frame = Buffer.from(msg.frame, 'base64');
-        const v = msg.replay
-          ? await this.evidence.replayed(peerId, { later: msg.seal, earlier: msg.replay.of, bytes: frame, header: Buffer.from(msg.replay.header, 'base64') }, this.run, (r) =>
-              c.stepOfRound(r),
-            )
-          : await this.evidence.defective(peerId, msg.seal, frame, this.run);
-        if (v === 'unproven') {
-          return this.log(
-            msg.replay
-              ? `${peerId} showed frames of ${msg.seal.from} as a replay that prove none (the same work sent again)`
-              : `${peerId} showed a frame of ${msg.seal.from} with nothing plainly wrong with it`,
-          );
-        }
-        if (v) c.purge(v.guilty, v.reason);
-        return;
-      }
-      case 'equivocation': {
-        const v = await this.evidence.equivocation(peerId, msg.seals);
-        if (v) c.purge(v.guilty, v.reason);
-        return;
-      }
+      case 'evidence':
+        return this.act(await this.claims.shown(peerId, msg));
+      case 'equivocation':
+        return this.act(await this.claims.equivocation(peerId, msg));
       case 'evaluated':
         return c.onEvaluated(peerId, msg.step, msg.valLoss);
       case 'checkpoint':
@@ -383,10 +297,14 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     }
   }
 
+  /** A checked claim convicts its guilty party, or is logged as proving nothing. */
+  private act(claim: ClaimOutcome): void {
+    if (claim.kind === 'guilty') this.control.purge(claim.verdict.guilty, claim.verdict.reason);
+    if (claim.kind === 'unproven') this.log(claim.why);
+  }
+
   private greet(conn: Conn): void {
-    const nonce = randomBytes(16).toString('hex');
-    this.nonces.set(conn, nonce);
-    this.transport.send(conn, { type: 'hello', nonce });
+    this.transport.send(conn, { type: 'hello', nonce: this.registrar.nonceFor(conn) });
   }
 
   /** Check a registration's proofs (the key signed this connection's nonce; the account signed the key), then place the peer. */
@@ -394,7 +312,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     if (conn.tag || this.checking.has(conn)) return this.transport.reject(conn, `already registered${conn.tag ? ` as ${conn.tag}` : ''}`, 'register');
     this.checking.add(conn);
     try {
-      const refused = await this.identityProblem(conn, msg);
+      const refused = await this.registrar.problem(conn, msg, this.control.allPeers(), this.control.live());
       if (refused) {
         this.emit('refused', { name: msg.name, reason: refused });
         return this.refuse(conn, refused);
@@ -404,21 +322,6 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     } finally {
       this.checking.delete(conn);
     }
-  }
-
-  private async identityProblem(conn: Conn, msg: ClientMessageOf<'register'>): Promise<string | undefined> {
-    const nonce = this.nonces.get(conn)!;
-    if (!(await this.keys.verify(msg.key, fromHex(msg.keyProof), keyChallenge(nonce)))) return "the key proof is not this connection's nonce signed by the key";
-    if (this.control.allPeers().some((p) => p.key === msg.key)) return 'this key is already registered: every session makes its own key';
-    if (!msg.account) return undefined;
-    if (!msg.accountProof) return `account ${msg.account} given without its signature (accountProof)`;
-    const valid = await verifyMessage({ address: msg.account as `0x${string}`, message: accountMessage(msg.key, nonce), signature: msg.accountProof as `0x${string}` }).catch(
-      () => false,
-    );
-    if (!valid) return `the account proof is not ${msg.account}'s signature of this key and session`;
-    const other = this.control.live().find((p) => p.account?.toLowerCase() === msg.account!.toLowerCase());
-    if (other) return `account ${msg.account} is already taking part as ${other.peerId}: one live peer per account`;
-    return undefined;
   }
 
   private refuse(conn: Conn, why: string): void {
@@ -523,19 +426,6 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.conns.delete(peerId);
     if (conn) this.transport.terminate(conn);
     this.control.onGone(peerId, reason);
-  }
-
-  private noteCommit(c: CommitEvent): void {
-    this.commits.push({ at: Date.now(), step: c.step });
-    if (this.commits.length > 20) this.commits.shift();
-  }
-
-  private tokensPerSec(): number | undefined {
-    const c = this.commits;
-    if (c.length < 2) return undefined;
-    const secs = (c[c.length - 1].at - c[0].at) / 1000;
-    const tokens = (c.length - 1) * this.run.microbatches * this.run.model.batch * this.run.model.seq;
-    return secs > 0 ? tokens / secs : undefined;
   }
 }
 

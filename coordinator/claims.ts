@@ -1,0 +1,81 @@
+// What the coordinator checks of a peer's claims about others before it acts on them (ARCHITECTURE
+// §6): the seals a round report cites, a frame shown as defective or replayed, two seals shown as
+// equivocation. Only what signed bytes prove by themselves convicts anyone (shared/trust/evidence.ts);
+// a claim that proves nothing is logged, and a claim that is false convicts the one who made it.
+// Checks are asynchronous (signatures, hashes), so a peer's later messages wait behind them, in order.
+import type { RunConfig } from '../shared/run/config.js';
+import type { ClientMessage, ClientMessageOf } from '../shared/swarm/protocol.js';
+import { Evidence, type Verdict } from '../shared/trust/evidence.js';
+
+/** Messages whose claims are checked asynchronously. */
+export const CHECKED: ReadonlySet<ClientMessage['type']> = new Set(['round-done', 'equivocation', 'evidence']);
+/** Messages of one peer that may wait behind the check of its claims. */
+const MAX_QUEUED = 64;
+
+export type ClaimOutcome = { kind: 'guilty'; verdict: NonNullable<Verdict> } | { kind: 'unproven'; why: string } | { kind: 'clean' };
+
+export interface ClaimsOptions {
+  run: RunConfig;
+  /** The session key a peer registered with (kept after it is gone, so late evidence still checks). */
+  keyOf(peerId: string): string | undefined;
+  /** The training step of a recent round. */
+  stepOfRound(round: number): number | undefined;
+  log(line: string): void;
+}
+
+export class Claims {
+  private readonly evidence: Evidence;
+  /** Per peer, messages waiting behind a claim being checked. */
+  private readonly queues = new Map<string, { tail: Promise<void>; waiting: number }>();
+
+  constructor(private readonly o: ClaimsOptions) {
+    this.evidence = new Evidence(o.keyOf);
+  }
+
+  /**
+   * Handle `msg` from `peerId` in order: at once if nothing of its is being checked and it needs no
+   * check, else behind what is. Returns an error when too many of its messages already wait.
+   */
+  inOrder(peerId: string, msg: ClientMessage, handle: () => Promise<void>): string | undefined {
+    const queue = this.queues.get(peerId);
+    if (!queue && !CHECKED.has(msg.type)) return void handle();
+    if (queue && queue.waiting >= MAX_QUEUED) return `more than ${MAX_QUEUED} messages waiting behind evidence being checked`;
+    const q = queue ?? { tail: Promise.resolve(), waiting: 0 };
+    q.waiting++;
+    q.tail = q.tail
+      .then(handle)
+      .catch((e: Error) => this.o.log(`BUG: handling ${msg.type} from ${peerId}: ${e.message}`))
+      .finally(() => --q.waiting === 0 && this.queues.delete(peerId));
+    this.queues.set(peerId, q);
+    return undefined;
+  }
+
+  /** The seals a round report cites: a seal its sender never made convicts the reporter. */
+  async report(peerId: string, msg: ClientMessageOf<'round-done'>): Promise<ClaimOutcome> {
+    const forged = await this.evidence.forged(peerId, msg.inputs);
+    return forged ? { kind: 'guilty', verdict: forged } : { kind: 'clean' };
+  }
+
+  /** A frame shown as plainly defective, or as a replay of an earlier one. */
+  async shown(peerId: string, msg: ClientMessageOf<'evidence'>): Promise<ClaimOutcome> {
+    const frame = Buffer.from(msg.frame, 'base64');
+    const v = msg.replay
+      ? await this.evidence.replayed(peerId, { later: msg.seal, earlier: msg.replay.of, bytes: frame, header: Buffer.from(msg.replay.header, 'base64') }, this.o.run, (r) =>
+          this.o.stepOfRound(r),
+        )
+      : await this.evidence.defective(peerId, msg.seal, frame, this.o.run);
+    if (v === 'unproven') {
+      const why = msg.replay
+        ? `${peerId} showed frames of ${msg.seal.from} as a replay that prove none (the same work sent again)`
+        : `${peerId} showed a frame of ${msg.seal.from} with nothing plainly wrong with it`;
+      return { kind: 'unproven', why };
+    }
+    return v ? { kind: 'guilty', verdict: v } : { kind: 'clean' };
+  }
+
+  /** Two different frames one sender sealed for one slot. */
+  async equivocation(peerId: string, msg: ClientMessageOf<'equivocation'>): Promise<ClaimOutcome> {
+    const v = await this.evidence.equivocation(peerId, msg.seals);
+    return v ? { kind: 'guilty', verdict: v } : { kind: 'clean' };
+  }
+}

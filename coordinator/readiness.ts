@@ -1,0 +1,51 @@
+// When the run can start and what it waits for, in words every peer's dashboard shows. Training
+// starts when every stage has `run.minPerStage` ready peers; with spot checks on and replicas
+// required, the first round must be checkable, so a peer counts once linked to a ready replica.
+import type { RunConfig } from '../shared/run/config.js';
+import type { Roster } from './roster.js';
+import type { StageStates } from './stage-states.js';
+
+export interface ReadinessOptions {
+  run: RunConfig;
+  roster: Roster;
+  stages: StageStates;
+  /** Whether spot checks are on. */
+  audited: boolean;
+}
+
+export class Readiness {
+  constructor(private readonly o: ReadinessOptions) {}
+
+  /** Every stage has enough ready peers to start. */
+  canStart(): boolean {
+    return this.counts().every((n) => n >= this.o.run.minPerStage);
+  }
+
+  waitingReason(): string {
+    const counts = this.counts().map((n, s) => `stage ${s}: ${n}/${this.o.run.minPerStage}`);
+    return `waiting for peers (ready${this.needsWitnesses() ? ' and linked to a replica' : ''} ${counts.join(', ')})`;
+  }
+
+  /** Why a started run waits for `stage`, which has no active peer. */
+  missingReason(stage: number): string {
+    const setting = this.o.roster.placedOn(stage);
+    if (setting.length) return `waiting for a peer for stage ${stage} (${setting.map((p) => p.peerId).join(', ')} setting up)`;
+    const heldBy = this.o.stages.heldBy(stage);
+    return `waiting for a peer for stage ${stage}${heldBy ? ` (its newest state, step ${this.o.stages.newest(stage).step}, is with ${heldBy})` : ''}`;
+  }
+
+  private needsWitnesses(): boolean {
+    return this.o.audited && this.o.run.minPerStage > 1;
+  }
+
+  private counts(): number[] {
+    const { roster } = this.o;
+    return this.o.run.layersPerStage.map((_, s) => {
+      const ready = roster.placedOn(s).filter((p) => p.state === 'ready');
+      if (!this.needsWitnesses()) return ready.length;
+      // Through each peer's own links (bounded by its view), not all pairs: thousands may be waiting.
+      const isReady = (id: string) => roster.get(id)?.state === 'ready' && roster.get(id)?.stage === s;
+      return ready.filter((p) => [...p.links].some((q) => isReady(q) && roster.linked(p.peerId, q))).length;
+    });
+  }
+}

@@ -1,0 +1,144 @@
+// Who is in the swarm and where: every peer's record (kept after it is gone: its key checks late
+// evidence, its account is in the ledger), the live ones indexed by stage, and the membership views
+// (views.ts) that say who opens data channels to whom. Bookkeeping only: the run's rules live in
+// the modules that read it (membership.ts, routing.ts, round-audits.ts, run-control.ts).
+import type { Capability, ClientMessageOf, HeldState, PeerInfo, StateSource } from '../shared/swarm/protocol.js';
+import { PeerViews, type ViewChanges } from './views.js';
+
+export type PeerState = 'setup' | 'ready' | 'active' | 'gone';
+export type Heartbeat = Omit<ClientMessageOf<'heartbeat'>, 'type'>;
+
+export interface PeerRecord {
+  peerId: string;
+  name: string;
+  /** Its session's Ed25519 key (it signs the peer's frames). */
+  key: string;
+  capability: Capability;
+  account?: `0x${string}`;
+  held: HeldState[];
+  stage: number;
+  state: PeerState;
+  /** The step of the state it loaded (when ready). */
+  readyStep?: number;
+  /** Neighbours it reports an open data channel to. */
+  links: Set<string>;
+  /** Measured milliseconds per microbatch (moving average), once it computed a round. */
+  msPerMicrobatch?: number;
+  hb?: Heartbeat;
+  goneReason?: string;
+  /** Where it was told to load its stage's state (while it sets up). */
+  source?: StateSource;
+  /** When it was last placed on a stage (a peer that never gets ready holds its place only so long). */
+  assignedAt: number;
+  /** It takes over the state of this leaving peer (a handoff), which is gone from the swarm but still sending. */
+  heirOf?: string;
+}
+
+/** Estimated ms per microbatch of a peer never measured, when no replica of its stage was measured either. */
+const FALLBACK_MS = 1000;
+
+export class Roster {
+  private readonly records = new Map<string, PeerRecord>();
+  /** Peers not gone, kept apart from `records` so that per-event work follows the swarm, not its history. */
+  private readonly livePeers = new Map<string, PeerRecord>();
+  private readonly onStage: Set<PeerRecord>[];
+  private readonly views: PeerViews;
+
+  constructor(stages: number, viewPerAdjacentStage: number) {
+    this.onStage = Array.from({ length: stages }, () => new Set());
+    this.views = new PeerViews(viewPerAdjacentStage);
+  }
+
+  get(peerId: string): PeerRecord | undefined {
+    return this.records.get(peerId);
+  }
+  all(): PeerRecord[] {
+    return [...this.records.values()];
+  }
+  live(): PeerRecord[] {
+    return [...this.livePeers.values()];
+  }
+  isLive(peerId: string): boolean {
+    return this.livePeers.has(peerId);
+  }
+  /** The live peers placed on `stage`. */
+  placedOn(stage: number): PeerRecord[] {
+    return [...this.onStage[stage]];
+  }
+  /** The active peers of `stage`, or of the whole swarm. */
+  active(stage?: number): PeerRecord[] {
+    return (stage === undefined ? this.live() : this.placedOn(stage)).filter((p) => p.state === 'active');
+  }
+
+  /** A new peer, not yet on any stage's view (place() puts it there). */
+  add(rec: PeerRecord): void {
+    this.records.set(rec.peerId, rec);
+    this.livePeers.set(rec.peerId, rec);
+    this.onStage[rec.stage].add(rec);
+  }
+
+  /** Put `p` on `stage` (again); returns whose views changed. */
+  place(p: PeerRecord, stage: number): ViewChanges {
+    this.onStage[p.stage].delete(p);
+    p.stage = stage;
+    this.onStage[stage].add(p);
+    return this.views.place(p.peerId, stage);
+  }
+
+  /**
+   * `p` is gone. Its record stays, but not what it said about itself: many peers coming and going
+   * must not pile up their links. It stays in the views until forget().
+   */
+  retire(p: PeerRecord, goneReason: string): void {
+    p.state = 'gone';
+    p.goneReason = goneReason;
+    this.livePeers.delete(p.peerId);
+    this.onStage[p.stage].delete(p);
+    p.links = new Set();
+    p.held = [];
+    p.hb = undefined;
+  }
+
+  /** A retired peer leaves the views; returns whose views changed. */
+  forget(peerId: string): ViewChanges {
+    return this.views.remove(peerId);
+  }
+
+  /** The ids `peerId` opens channels to. */
+  viewIds(peerId: string): string[] {
+    return this.views.view(peerId);
+  }
+  /** The peers `peerId` opens channels to (see PeerViews), as peers are told of them. */
+  view(peerId: string): PeerInfo[] {
+    return this.viewIds(peerId).map((id) => info(this.records.get(id)!));
+  }
+  info(peerId: string): PeerInfo {
+    return info(this.records.get(peerId)!);
+  }
+
+  /** Whether both ends report the channel between a and b open. */
+  linked(a: string, b: string): boolean {
+    return !!this.records.get(a)?.links.has(b) && !!this.records.get(b)?.links.has(a);
+  }
+
+  /** The other active replicas of `peer`'s stage it has a channel to: who could check its work. */
+  witnesses(peer: string): string[] {
+    const stage = this.records.get(peer)?.stage;
+    return this.active(stage)
+      .filter((q) => q.peerId !== peer && this.linked(peer, q.peerId))
+      .map((q) => q.peerId);
+  }
+
+  /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */
+  typicalMs(stage: number): number {
+    const measured = this.active(stage).flatMap((q) => (q.msPerMicrobatch === undefined ? [] : [q.msPerMicrobatch]));
+    return measured.length ? median(measured) : FALLBACK_MS;
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+const info = (p: PeerRecord): PeerInfo => ({ peerId: p.peerId, stage: p.stage, name: p.name, key: p.key });

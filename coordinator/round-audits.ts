@@ -1,0 +1,88 @@
+// Spot checks of the round in flight (ARCHITECTURE §6): once every report is in, some routed peers
+// are audited by a witness replica (shared/trust/audit-choice.ts picks whom and settles findings);
+// a microbatch a receiver found out of band is audited whatever the rate. The round commits when
+// every audit agrees. This module sends the audits and says what the round must do next; the run's
+// state machine does it.
+import { auditedFrames, chooseAudits, onFinding, type Audit } from '../shared/trust/audit-choice.js';
+import type { ClientMessageOf, ServerMessage } from '../shared/swarm/protocol.js';
+import { adjacent, type Round } from './rounds.js';
+
+/** What the round must do after an audit event. */
+export type AuditStep = { kind: 'wait' } | { kind: 'commit' } | { kind: 'abort'; reason: string } | { kind: 'purge'; peer: string; reason: string; cleared?: Audit };
+
+export interface RoundAuditsOptions {
+  send(peerId: string, msg: ServerMessage): void;
+  log(line: string): void;
+  now(): number;
+  /** The probability each routed peer is audited in a round, and randomness peers cannot predict. */
+  audit?: { rate: number; random(): number };
+  /** The replicas that could witness `peer`'s work. */
+  witnesses(peer: string): string[];
+}
+
+export class RoundAudits {
+  constructor(private readonly o: RoundAuditsOptions) {}
+
+  /** Every report of `r` is in: start its audits; 'commit' when there are none. */
+  begin(r: Round): AuditStep {
+    const a = this.o.audit;
+    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.witnesses(p), a.rate, a.random, r.suspects) : [];
+    for (const s of r.suspects) {
+      if (!audits.some((x) => x.peer === s.peer)) this.o.log(`round ${r.round}: no replica can audit ${s.peer}'s out-of-band microbatch ${s.microbatch}; committing it unverified`);
+    }
+    if (audits.length === 0) return { kind: 'commit' };
+    r.audits = audits;
+    r.auditsSince = this.o.now();
+    for (const x of audits) this.send(r, x);
+    return { kind: 'wait' };
+  }
+
+  /** A witness's finding on an audited microbatch of `r`. */
+  onVerdict(r: Round, witness: string, v: ClientMessageOf<'verdict'>): AuditStep {
+    if (!r.audits || v.round !== r.round) return { kind: 'wait' };
+    const out = onFinding(r.audits, witness, v, (p) => this.o.witnesses(p), this.o.audit!.random);
+    if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
+    switch (out.kind) {
+      case 'second':
+        r.audits.push(out.audit);
+        this.send(r, out.audit);
+        return { kind: 'wait' };
+      case 'unresolved':
+        return { kind: 'abort', reason: out.reason };
+      case 'purge':
+        // A lying witness purged: the peer it accused is cleared, and the round goes on if it still can.
+        return { kind: 'purge', peer: out.peer, reason: out.reason, cleared: r.audits.find((x) => x.witness === out.peer && !x.finding?.ok) };
+      default:
+        return out;
+    }
+  }
+
+  /** Audits of `r` have waited longer than `limitMs`: work nobody found wrong commits; a finding left unsettled discards the round. */
+  timedOut(r: Round, limitMs: number): AuditStep {
+    if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
+    if (r.audits.some((x) => x.finding && !x.finding.ok)) return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms` };
+    this.o.log(`round ${r.round}: ${r.audits.filter((x) => !x.finding).length} audit(s) unanswered within ${limitMs} ms; committing unverified`);
+    return { kind: 'commit' };
+  }
+
+  /**
+   * `reporter` took a training frame of `msg.peer` out of its norm band. Honest loss spikes can be
+   * as far out as a gradient scaled ×100, so the band does not decide: the microbatch is audited
+   * before the round commits. Returns an error for a report about a frame the round never routed to it.
+   */
+  onSuspect(r: Round | undefined, reporter: string, msg: ClientMessageOf<'suspect'>): string | undefined {
+    if (!r || msg.round !== r.round) return undefined;
+    const path = r.routes[msg.microbatch];
+    if (!path || !adjacent(path, reporter, msg.peer)) return `round ${msg.round} routes no frame of microbatch ${msg.microbatch} from ${msg.peer} to ${reporter}`;
+    if (r.suspects.some((s) => s.peer === msg.peer)) return undefined;
+    r.suspects.push({ peer: msg.peer, microbatch: msg.microbatch });
+    this.o.log(`round ${r.round}: ${reporter} took ${msg.peer}'s frame of microbatch ${msg.microbatch} out of band (${msg.reason}); it is audited before the round commits`);
+    return undefined;
+  }
+
+  private send(r: Round, a: Audit): void {
+    this.o.log(`round ${r.round}: ${a.witness} audits ${a.peer}'s microbatch ${a.microbatch}${a.against ? ` (second opinion after ${a.against})` : ''}`);
+    this.o.send(a.peer, { type: 'audit', round: r.round, microbatch: a.microbatch, witness: a.witness });
+    this.o.send(a.witness, { type: 'verify', round: r.round, step: r.step, microbatch: a.microbatch, peer: a.peer, frames: auditedFrames(r, a) });
+  }
+}

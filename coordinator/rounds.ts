@@ -1,0 +1,117 @@
+// The round in flight (ARCHITECTURE §3): global step t computed as round r along the planner's
+// routes. Rounds are numbered once and never reused (peers' frames name them); each peer's report
+// must cover exactly the microbatches its routes give it and cite the seals of exactly the inputs
+// those routes sent it; the round is complete when every routed peer reported.
+import type { Audit } from '../shared/trust/audit-choice.js';
+import type { ClientMessageOf, Seal } from '../shared/swarm/protocol.js';
+import { FrameKind } from '../shared/wire/frame.js';
+import { microbatchesPerPeer } from './planner.js';
+import type { PeerRecord } from './roster.js';
+
+export interface Round {
+  round: number;
+  step: number;
+  routes: string[][];
+  work: Map<string, number>;
+  reported: Map<string, ClientMessageOf<'round-done'>>;
+  startedAt: number;
+  /** Microbatches whose frames a receiver found out of band: audited before the round commits. */
+  suspects: Array<{ peer: string; microbatch: number }>;
+  /** Spot checks of this round, once every report is in (it commits when they are cleared). */
+  audits?: Audit[];
+  auditsSince?: number;
+}
+
+/** What a report does to its round: nothing (late), an error for its sender, a purge, or it completes the round. */
+export type ReportOutcome = { kind: 'late' } | { kind: 'error'; error: string } | { kind: 'purge'; reason: string } | { kind: 'taken'; complete: boolean };
+
+/** Rounds whose training step is remembered (longer than any frame a peer keeps as evidence). */
+const RECENT_ROUNDS = 256;
+/** Weight of a new measurement in the moving average of a peer's speed. */
+const EMA = 0.3;
+
+export class Rounds {
+  current?: Round;
+  private seq = 0;
+  /** The training step of each recent round (replay evidence names rounds). */
+  private readonly steps = new Map<number, number>();
+
+  /** The last round number handed out (never reused, across restarts too). */
+  get last(): number {
+    return this.seq;
+  }
+  resume(lastRound: number): void {
+    this.seq = lastRound;
+  }
+
+  /** The training step round `round` was for, if it is recent. */
+  stepOf(round: number): number | undefined {
+    return this.steps.get(round);
+  }
+
+  /** Route step `step` as a new round. */
+  start(step: number, routes: string[][], now: number): Round {
+    const r: Round = { round: ++this.seq, step, routes, work: microbatchesPerPeer(routes), reported: new Map(), suspects: [], startedAt: now };
+    this.steps.set(r.round, step);
+    if (this.steps.size > RECENT_ROUNDS) this.steps.delete(this.steps.keys().next().value!);
+    this.current = r;
+    return r;
+  }
+
+  /** The round in flight ends (committed or discarded); returns it. */
+  end(): Round | undefined {
+    const r = this.current;
+    this.current = undefined;
+    return r;
+  }
+
+  /** A peer's share of the round in flight. */
+  report(p: PeerRecord, msg: ClientMessageOf<'round-done'>): ReportOutcome {
+    const r = this.current;
+    if (!r || msg.round !== r.round) return { kind: 'late' }; // a discarded round's late report: nothing to do
+    const planned = r.work.get(p.peerId);
+    if (planned === undefined) return { kind: 'error', error: `round ${msg.round} routes nothing through ${p.peerId}` };
+    if (msg.microbatches !== planned) return { kind: 'error', error: `round ${msg.round} routes ${planned} microbatches through ${p.peerId}, it reported ${msg.microbatches}` };
+    if (r.reported.has(p.peerId)) return { kind: 'error', error: `round ${msg.round} was already reported by ${p.peerId}` };
+    const missing = missingInputs(r, p.peerId, msg.inputs);
+    if (missing) return { kind: 'purge', reason: `reported round ${msg.round} done without ${missing}` };
+    r.reported.set(p.peerId, msg);
+    if (planned > 0) {
+      // A claimed time of zero would make a peer look infinitely fast and draw every route to it.
+      const ms = Math.max(1, msg.busyMs / planned);
+      p.msPerMicrobatch = p.msPerMicrobatch === undefined ? ms : (1 - EMA) * p.msPerMicrobatch + EMA * ms;
+    }
+    return { kind: 'taken', complete: r.reported.size === r.work.size };
+  }
+}
+
+/**
+ * What a peer's report of round `r` lacks: the seal of each input its routes say it computed from
+ * (the activation from the previous hop, the gradient from the next). A peer cannot have computed
+ * without them; seals for anything else are equally a false claim. Undefined when they match.
+ */
+function missingInputs(r: Round, peerId: string, inputs: readonly Seal[]): string | undefined {
+  const want = new Set<string>();
+  r.routes.forEach((path, mb) => {
+    const s = path.indexOf(peerId);
+    if (s > 0) want.add(`${FrameKind.Activation}:${mb}:${path[s - 1]}`);
+    if (s >= 0 && s < path.length - 1) want.add(`${FrameKind.Gradient}:${mb}:${path[s + 1]}`);
+  });
+  const have = inputs.filter((i) => i.tag === r.round && i.to === peerId).map((i) => `${i.kind}:${i.microbatch}:${i.from}`);
+  const extra = have.find((k) => !want.delete(k));
+  if (extra) return `a routed input: it reports ${describeInput(extra)}, which round ${r.round} never routed to it (or twice)`;
+  if (inputs.length !== have.length) return 'seals of its own: a seal for another round or receiver';
+  const lacking = [...want][0];
+  return lacking && describeInput(lacking);
+}
+
+const describeInput = (key: string) => {
+  const [kind, mb, from] = key.split(':');
+  return `the ${Number(kind) === FrameKind.Activation ? 'activation' : 'gradient'} of microbatch ${mb} from ${from}`;
+};
+
+/** Whether a and b are consecutive hops of `path` (in either order). */
+export function adjacent(path: string[], a: string, b: string): boolean {
+  const i = path.indexOf(a);
+  return i >= 0 && (path[i - 1] === b || path[i + 1] === b);
+}

@@ -1,0 +1,96 @@
+// What the swarm knows of each stage's training state, though it never holds one: the newest state
+// (its step, and the parameter hash its replicas agreed on after averaging), and, while no live peer
+// holds that state, the gone peer that does. A returning peer's kept state is taken only if it is
+// that newest state (or a later committed one) with the agreed hash.
+import type { HeldState } from '../shared/swarm/protocol.js';
+
+interface StageState {
+  /** The newest state of the stage the swarm knows of, and its parameter hash when known. */
+  newest: { step: number; hash?: string };
+  /** Parameter hashes the stage's members reported after averaging, by step (recent ones), with who reported each. */
+  hashes: Map<number, Map<string, Set<string>>>;
+  /** Name of the gone peer that holds `newest`, while no live peer does. */
+  heldBy?: string;
+}
+
+export class StageStates {
+  private readonly stages: StageState[];
+
+  constructor(count: number) {
+    this.stages = Array.from({ length: count }, () => ({ newest: { step: 0 }, hashes: new Map() }));
+  }
+
+  get count(): number {
+    return this.stages.length;
+  }
+  newest(stage: number): Readonly<{ step: number; hash?: string }> {
+    return this.stages[stage].newest;
+  }
+  heldBy(stage: number): string | undefined {
+    return this.stages[stage].heldBy;
+  }
+  /** A live peer holds the stage's newest state again. */
+  held(stage: number): void {
+    this.stages[stage].heldBy = undefined;
+  }
+
+  /** Each stage's newest state, for the coordinator's store. */
+  snapshot(): Array<{ step: number; hash?: string }> {
+    return this.stages.map((s) => ({ ...s.newest }));
+  }
+
+  /** Take up saved states: every stage that trained past its seed waits for a returning peer. */
+  resume(saved: ReadonlyArray<{ step: number; hash?: string }>): void {
+    if (saved.length !== this.stages.length) throw new Error(`the saved run has ${saved.length} stages, this one ${this.stages.length}`);
+    saved.forEach((s, i) => {
+      this.stages[i].newest = { ...s };
+      if (s.step > 0) this.stages[i].heldBy = 'the peers that trained it before the coordinator restarted';
+    });
+  }
+
+  /**
+   * A member's hash of its stage's parameters after averaging at `step` (the caller checks it may
+   * vote). Once per member and step; replicas end averaging bit-identical, so the hash most of them
+   * report is the stage's, and one member cannot plant a hash of its own. Votes older than `keepFrom` are dropped.
+   */
+  vote(stage: number, step: number, hash: string, peerId: string, keepFrom: number): void {
+    const st = this.stages[stage];
+    let votes = st.hashes.get(step);
+    if (!votes) st.hashes.set(step, (votes = new Map()));
+    if ([...votes.values()].some((who) => who.has(peerId))) return;
+    votes.set(hash, (votes.get(hash) ?? new Set()).add(peerId));
+    // A stage's newest state is the newest one a peer has confirmed it keeps: a peer killed
+    // before it saved its state must not leave the run waiting for a state nobody has.
+    if (step >= st.newest.step) st.newest = { step, hash: this.agreedHash(stage, step) };
+    for (const old of [...st.hashes.keys()]) if (old < keepFrom) st.hashes.delete(old);
+  }
+
+  /** The hash most of a stage's members reported for `step`, if any reported. */
+  agreedHash(stage: number, step: number): string | undefined {
+    const votes = this.stages[stage].hashes.get(step);
+    if (!votes) return undefined;
+    return [...votes].reduce<[string, Set<string>] | undefined>((best, v) => (!best || v[1].size > best[1].size ? v : best), undefined)?.[0];
+  }
+
+  /**
+   * The stage's last replica is gone: its newest state left with it, a state it kept at the step it
+   * stopped (never beyond `lastStep`, the run's last commit) or else its last averaged one. Before
+   * the first averaging that is the seeded init, which any peer can rebuild: then nobody has to come back.
+   */
+  lastReplicaGone(stage: number, name: string, lastStep: number, kept?: { step: number; hash: string }): void {
+    const st = this.stages[stage];
+    if (kept && kept.step >= st.newest.step && kept.step <= lastStep) st.newest = { ...kept };
+    else st.newest = { step: st.newest.step, hash: st.newest.hash ?? this.agreedHash(stage, st.newest.step) };
+    if (st.newest.step > 0) st.heldBy = name;
+  }
+
+  /**
+   * Whether `h` brings its stage back: its newest step or a later committed one (≤ `lastStep`), with
+   * the hash its members reported, if known.
+   */
+  restores(h: HeldState, lastStep: number): boolean {
+    const st = this.stages[h.stage];
+    const known = this.agreedHash(h.stage, h.step) ?? (st.newest.step === h.step ? st.newest.hash : undefined);
+    return h.step >= st.newest.step && h.step <= lastStep && (known === undefined || known === h.hash);
+  }
+}
