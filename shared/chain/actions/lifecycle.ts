@@ -16,8 +16,7 @@ export interface OpenRunParams {
 }
 
 export function openRun(ctx: ChainContext, p: OpenRunParams) {
-  const args = [p.computeTarget, p.designerBps, p.credentialSupply, p.challengeWindow, p.modelHash] as const;
-  return send(ctx, registry(ctx), { functionName: 'openRun', args, value: p.stake });
+  return send(ctx, registry(ctx), { functionName: 'openRun', args: [p.computeTarget, p.designerBps, p.credentialSupply, p.challengeWindow, p.modelHash], value: p.stake });
 }
 
 export const join = (ctx: ChainContext, runId: bigint) => send(ctx, registry(ctx), { functionName: 'join', args: [runId] });
