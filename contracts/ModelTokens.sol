@@ -7,6 +7,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {PullPayments} from "./PullPayments.sol";
 
 // Largest credential supply of a run: supply × 1e18 < 2^188, so the re-issue accumulator has room
 // for ~2^68 re-issues of the whole supply before it could overflow (RunRegistry checks it at
@@ -26,7 +27,7 @@ uint256 constant MAX_CREDENTIALS = type(uint128).max;
 /// The others only write this contract's storage. ERC-1155's own transfers (safeTransferFrom,
 /// safeBatchTransferFrom) are not guarded, so a receiver may act in its hook (spend what it just
 /// received); `_update` settles re-issue accrual of both sides before the hook runs.
-contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
+contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712, PullPayments {
     /// The run registry: mints ownership from settled epochs and activates trained runs.
     bytes32 public constant REGISTRY_ROLE = keccak256("REGISTRY_ROLE");
     /// The swarm's coordinator: records that a spend was served.
@@ -91,7 +92,6 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     error AlreadyActive(uint256 runId);
     error OwnershipCapExceeded(uint256 runId, uint256 minted, uint256 total);
     error ZeroAmount();
-    error NothingToClaim();
     error BadSignature();
     error Expired(uint256 deadline);
     error UnknownSpend(uint256 spendId);
@@ -102,7 +102,6 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     error NotSeller(uint256 listingId);
     error InsufficientListing(uint256 listingId, uint256 available, uint256 wanted);
     error WrongPayment(uint256 expected, uint256 paid);
-    error TransferFailed();
 
     constructor(address admin, string memory uri_) ERC1155(uri_) EIP712("SwarmModelTokens", "1") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -270,12 +269,9 @@ contract ModelTokens is ERC1155Supply, AccessControl, ReentrancyGuard, EIP712 {
     }
 
     function withdrawProceeds() external nonReentrant {
-        uint256 amount = proceeds[msg.sender];
-        if (amount == 0) revert NothingToClaim();
-        proceeds[msg.sender] = 0;
+        uint256 amount = _takeOwed(proceeds);
         emit ProceedsWithdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert TransferFailed();
+        _sendToCaller(amount);
     }
 
     // ---- internals -----------------------------------------------------------------------------

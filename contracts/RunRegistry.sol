@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {MAX_CREDENTIALS, ModelTokens} from "./ModelTokens.sol";
+import {PullPayments} from "./PullPayments.sol";
 
 /// @title Training runs and their epoch settlement.
 /// @notice A designer opens a run with a stake; providers join; the coordinator posts one Merkle
@@ -27,7 +28,7 @@ import {MAX_CREDENTIALS, ModelTokens} from "./ModelTokens.sol";
 /// minted, an ETH transfer) is `nonReentrant` and writes its state before the call. The others
 /// only write this contract's storage (finishTraining calls the tokens contract, which calls no
 /// one back during activation).
-contract RunRegistry is AccessControl, ReentrancyGuard {
+contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant VETO_ROLE = keccak256("VETO_ROLE");
     uint16 public constant BPS = 10_000;
@@ -121,10 +122,8 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     error TotalDecreased(uint256 previous, uint256 posted);
     error TargetNotReached(uint256 total, uint256 target);
     error InvalidProof();
-    error NothingToClaim();
     error StakeExceeded(uint256 runId);
     error StakeUndecided(uint256 runId, uint64 decidedAt);
-    error TransferFailed();
 
     constructor(address admin, ModelTokens tokens_, uint64 minChallengeWindow_) {
         if (minChallengeWindow_ < MIN_CHALLENGE_WINDOW_FLOOR || minChallengeWindow_ > MAX_CHALLENGE_WINDOW) {
@@ -289,12 +288,9 @@ contract RunRegistry is AccessControl, ReentrancyGuard {
     }
 
     function withdraw() external nonReentrant {
-        uint256 amount = withdrawable[msg.sender];
-        if (amount == 0) revert NothingToClaim();
-        withdrawable[msg.sender] = 0;
+        uint256 amount = _takeOwed(withdrawable);
         emit Withdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert TransferFailed();
+        _sendToCaller(amount);
     }
 
     // ---- views ---------------------------------------------------------------------------------

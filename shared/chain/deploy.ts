@@ -2,7 +2,7 @@
 // runs; the coordinator posts epochs and marks spends served; the veto account guards roots.
 // The registry's shortest challenge window is fixed at deployment, for the chain's block time.
 import { type Account, type Address, type Chain, type PublicClient, type Transport, type WalletClient, keccak256, toHex } from 'viem';
-import type { SwarmAddresses } from './client.js';
+import type { SwarmAddresses } from './actions/context.js';
 import { modelTokensAbi, modelTokensBytecode } from './generated/ModelTokens.js';
 import { runRegistryAbi, runRegistryBytecode } from './generated/RunRegistry.js';
 
