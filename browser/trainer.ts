@@ -2,9 +2,10 @@
 // window): detects the GPU once, starts a peer session when the policies say train, leaves
 // gracefully when they say pause, and forwards every session event to whoever shows them.
 import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
-import { PeerSession, SESSION_EVENT_NAMES } from '../shared/peer/session.js';
+import { PeerSession } from '../shared/peer/session.js';
 import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import { browserHost } from './host.js';
+import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 
 /** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */
 const DEFAULT_DATA_URL = 'tinyshakespeare.txt';

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
 import type { StepWork } from '../shared/ledger/units.js';
-import type { PeerStats } from '../shared/peer/session.js';
 import type { RunConfig } from '../shared/run/config.js';
+import type { PeerStats } from '../shared/peer/session-events.js';
 
 const WORKER = fileURLToPath(new URL('../worker/worker.ts', import.meta.url));
 

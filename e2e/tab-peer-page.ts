@@ -5,9 +5,10 @@
 // Query parameters: `coordinator` (ws://… URL, required), `data` (URL of the training text,
 // default /data.txt), `name`, `bench=0` (skip the start-up benchmark), `dump=1` (keep the boundary
 // tensors of round 1 as sent and received, to compare with the other side's).
-import { PeerSession, type SessionEvents } from '../shared/peer/session.js';
+import { PeerSession } from '../shared/peer/session.js';
 import { browserHost } from '../browser/host.js';
 import { browserStorage, memoryStorage } from '../browser/storage.js';
+import type { SessionEvents } from '../shared/peer/session-events.js';
 
 export interface TabRecord {
   phase: string;

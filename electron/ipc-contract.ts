@@ -4,9 +4,9 @@
 // acts, because a page (or a script injected into one) can send anything down a channel.
 import { z } from 'zod';
 import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand, TransactionRequestJson } from '../shared/app/bridge.js';
-import type { SessionEvents } from '../shared/peer/session.js';
 import { PolicySettingsSchema } from '../shared/policy/settings.js';
 import type { Decision } from '../shared/policy/types.js';
+import type { SessionEvents } from '../shared/peer/session-events.js';
 
 type Hex = `0x${string}`;
 

@@ -1,11 +1,15 @@
-// A peer's frame trust (shared/peer/frame-trust.ts) with real keys and seals: what it lets through
-// from its neighbours, and what it reports.
+// A peer's trust gate (shared/trust/gate.ts) and what it reports of its neighbours
+// (shared/trust/neighbour-reports.ts), with real keys and seals: what it lets through from its
+// neighbours, how it sorts their bytes, and what it reports.
 import { describe, expect, it } from 'vitest';
-import { FrameTrust } from '../shared/trust/frame-trust.js';
+import { FrameLog } from '../shared/trust/frame-log.js';
+import { Gate } from '../shared/trust/gate.js';
+import { NeighbourReports, type RoutedItem } from '../shared/trust/neighbour-reports.js';
+import { Envelope, wrap } from '../shared/wire/envelope.js';
 import { PeerKey } from '../shared/swarm/identity.js';
 import type { ClientMessage, ClientMessageOf, PeerInfo } from '../shared/swarm/protocol.js';
 import { FrameKind, HEADER_BYTES, encodeFrame } from '../shared/wire/frame.js';
-import { seal } from '../shared/trust/seal.js';
+import { SEAL_BYTES, seal } from '../shared/trust/seal.js';
 import { sha256Hex } from '../shared/base/hex.js';
 
 const frame = (round: number, mb: number) =>
@@ -19,20 +23,50 @@ async function setUp() {
   ];
   const reports: ClientMessage[] = [];
   const sent: Array<{ to: string; bytes: Uint8Array }> = [];
-  const trust = new FrameTrust({
+  const handed: Array<{ what: string; from: string; bytes: Uint8Array }> = [];
+  const frames = new FrameLog();
+  const gate = new Gate({
     self: () => 'me',
     key: () => me,
-    members: () => members,
-    seat: () => undefined,
+    keyOf: (id) => members.find((p) => p.peerId === id)?.key,
     send: (to, bytes) => sent.push({ to, bytes }),
-    report: (m) => reports.push(m),
-    timeoutMs: 1000,
+    frames,
     log: () => {},
+    handlers: {
+      frame: (from, bytes) => handed.push({ what: 'frame', from, bytes }),
+      state: (from, bytes) => handed.push({ what: 'state', from, bytes }),
+      bundle: (from, bytes) => handed.push({ what: 'bundle', from, bytes }),
+    },
   });
-  return { trust, good, bad, reports, sent };
+  const told = new NeighbourReports({ frames, report: (m) => reports.push(m), log: () => {} });
+  // The gate and the reports as the session uses them: a sealed frame arrives in its envelope.
+  const trust = {
+    begin: (w: { round: number; step: number; items: RoutedItem[] }) => frames.begin(w.round),
+    receive: (from: string, sealed: Uint8Array) => gate.receive(from, wrap(Envelope.Frame, sealed)),
+    inputs: (w: { round: number; items: RoutedItem[] }) => told.inputs(w.round, w.items),
+    send: (to: string, frame: Uint8Array) => gate.sendFrame(to, frame),
+    refused: told.refused.bind(told),
+  };
+  return { trust, gate, good, bad, reports, sent, handed };
 }
 
 describe('frame trust', () => {
+  it('sorts what a neighbour sends by its envelope: frames opened and handed on, state and bundles handed on as they are, anything else dropped', async () => {
+    const { gate, good, handed } = await setUp();
+    const f = frame(3, 0);
+    await gate.receive('good', wrap(Envelope.Frame, (await seal(f, good, 'good', 'me')).bytes));
+    await gate.receive('good', wrap(Envelope.State, Uint8Array.of(1, 2)));
+    await gate.receive('good', wrap(Envelope.AuditBundle, Uint8Array.of(3)));
+    await gate.receive('good', Uint8Array.of(9, 1, 2, 3));
+    await gate.receive('good', new Uint8Array(0));
+    await gate.receive('nobody', wrap(Envelope.Frame, (await seal(f, good, 'nobody', 'me')).bytes));
+    expect(handed.map((h) => [h.what, h.from, [...h.bytes]])).toEqual([
+      ['frame', 'good', [...f]],
+      ['state', 'good', [1, 2]],
+      ['bundle', 'good', [3]],
+    ]);
+  });
+
   it('takes a neighbour’s frame only when it sealed it for us, and reports exactly the routed inputs’ seals', async () => {
     const { trust, good, bad } = await setUp();
     const work = { round: 5, step: 3, items: [{ mb: 0, prev: 'good' }] };
@@ -51,7 +85,8 @@ describe('frame trust', () => {
     const { trust, good, sent, reports } = await setUp();
     await trust.send('good', frame(2, 0));
     expect(sent[0].to).toBe('good');
-    expect(sent[0].bytes.length).toBe(frame(2, 0).length + 64);
+    expect(sent[0].bytes.length).toBe(1 + frame(2, 0).length + SEAL_BYTES);
+    expect(sent[0].bytes[0]).toBe(Envelope.Frame);
     const work = { round: 2, step: 1, items: [{ mb: 0, prev: 'good' }] };
     trust.begin(work);
     await trust.receive('good', (await seal(frame(2, 0), good, 'good', 'me')).bytes);

@@ -15,7 +15,7 @@ describe('sealed frames', () => {
     const f = frame();
     const { bytes, seal: s } = await seal(f, alice, 'alice', 'bob');
     expect(bytes.length).toBe(f.length + SEAL_BYTES);
-    expect(s).toMatchObject({ kind: FrameKind.Activation, step: 7, microbatch: 2, from: 'alice', to: 'bob' });
+    expect(s).toMatchObject({ kind: FrameKind.Activation, tag: 7, microbatch: 2, from: 'alice', to: 'bob' });
     const opened = await unseal(bytes, keys, alice.publicHex, 'alice', 'bob');
     expect(opened.ok).toBe(true);
     if (opened.ok) {
@@ -40,15 +40,15 @@ describe('sealed frames', () => {
     expect((await unseal(bytes, keys, mallory.publicHex, 'mallory', 'bob')).ok).toBe(false);
     expect(await unseal(bytes, keys, undefined, 'alice', 'bob')).toEqual({ ok: false, error: 'no key known for alice' });
     expect((await unseal(bytes.subarray(0, 40), keys, alice.publicHex, 'alice', 'bob')).ok).toBe(false);
-    // A receiver reporting the seal under another step, microbatch, hash or sender proves nothing.
-    for (const edit of [{ step: 8 }, { microbatch: 3 }, { kind: FrameKind.Gradient }, { hash: 'ab'.repeat(32) }, { from: 'carol' }, { sig: '00'.repeat(64) }, { sig: 'zz' }]) {
+    // A receiver reporting the seal under another tag, microbatch, hash or sender proves nothing.
+    for (const edit of [{ tag: 8 }, { microbatch: 3 }, { kind: FrameKind.Gradient }, { hash: 'ab'.repeat(32) }, { from: 'carol' }, { sig: '00'.repeat(64) }, { sig: 'zz' }]) {
       expect(await verifySeal({ ...s, ...edit }, keys, alice.publicHex), JSON.stringify(edit)).toBe(false);
     }
     expect(await verifySeal(s, keys, mallory.publicHex)).toBe(false);
     expect(await verifySeal(s, keys, 'not a key')).toBe(false);
   });
 
-  it('old content under a new step number needs a new seal: the replayed bytes open only as the old frame', async () => {
+  it('old content under a new tag needs a new seal: the replayed bytes open only as the old frame', async () => {
     const alice = await PeerKey.generate();
     const keys = new KeyRing();
     const old = await seal(frame(3, 0), alice, 'alice', 'bob');

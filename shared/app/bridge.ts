@@ -2,8 +2,8 @@
 // dashboard window as `window.swarmDesktop`, electron/trainer-preload.ts on the hidden training
 // window as `window.swarmTrainer`). Types only: the channels and payload schemas that carry these
 // calls are electron/ipc-contract.ts, checked on both sides. One method per action; no raw IPC.
-import type { SessionEvents } from '../peer/session.js';
 import type { Decision, PolicySettings } from '../policy/types.js';
+import type { SessionEvents } from '../peer/session-events.js';
 
 type Hex = `0x${string}`;
 

@@ -37,10 +37,6 @@ export interface StageSnapshot {
   paramsHash: string;
 }
 
-export function isStateMessage(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === MAGIC;
-}
-
 export async function snapshotOf(state: TrainState, meta: StateMeta): Promise<StageSnapshot> {
   const bytes = encodeCheckpoint({ ...state, meta });
   return { stage: meta.stage, step: state.step, bytes, paramsHash: await paramsHash(state.params) };
@@ -80,7 +76,7 @@ interface Decoded {
 }
 
 async function decode(bytes: Uint8Array): Promise<Decoded> {
-  if (bytes.length < HEADER || !isStateMessage(bytes)) throw new Error('not a state message');
+  if (bytes.length < HEADER || new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) !== MAGIC) throw new Error('not a state message');
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint8(4) !== VERSION) throw new Error(`state message version ${v.getUint8(4)} is not supported`);
   const type = v.getUint8(5) as StateType;

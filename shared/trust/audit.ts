@@ -38,10 +38,6 @@ export interface AuditBundle {
 /** Agreement needed between a recomputed output and the one sent (no bitwise determinism across GPUs). */
 export const AUDIT_TOLERANCE = { cos: 0.99, rel: 1e-2 } as const;
 
-export function isAuditBundle(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === MAGIC;
-}
-
 export function encodeBundle(b: AuditBundle): Uint8Array {
   const frames = SLOTS.map((k) => b.frames[k] ?? new Uint8Array(0));
   const out = new Uint8Array(HEADER + b.params.byteLength + frames.reduce((n, f) => n + f.length, 0));

@@ -1,0 +1,135 @@
+// Who this peer talks to and over which channels: the view the coordinator gives it (its stage's
+// replicas and some peers of the stages next to it, with their keys), the data channels that
+// follow that view (links.ts), the peers it loads its stage's state from, and the heir of its state
+// when it leaves. Peers the coordinator declared gone are never waited for again (ids are never reused).
+import type { PeerInfo } from '../swarm/protocol.js';
+import { type PeerContext, sleep } from './context.js';
+import { NeighbourLinks } from './links.js';
+
+/** Largest message a neighbour may make this peer reassemble. */
+const MAX_MESSAGE_BYTES = 1 << 30;
+
+export class Neighbours {
+  /** The peers of this one's view. */
+  members: PeerInfo[] = [];
+  /** The stage the coordinator placed this peer on (set before its seat is built). */
+  placed?: number;
+  /** Peers this one is loading its stage's state from: their channels stay open whatever the view says. */
+  readonly stateSources = new Set<string>();
+  /** The peer taking this one's state over as it leaves. */
+  handoffTo?: string;
+  /** Peers the coordinator declared gone. */
+  readonly gone = new Set<string>();
+  private links?: NeighbourLinks;
+
+  constructor(
+    private readonly ctx: PeerContext,
+    /** This peer as its dashboard draws it (once placed and registered). */
+    private readonly self: () => Omit<PeerInfo, 'stage'> | undefined,
+    /** Where the bytes neighbours send go (the trust gate). */
+    private readonly onMessage: (from: string, bytes: Uint8Array) => void,
+  ) {}
+
+  /** Open for channels as peer `peerId`; signals go through the coordinator. */
+  open(peerId: string, sendSignal: (to: string, data: unknown) => void): void {
+    this.links = new NeighbourLinks({
+      self: peerId,
+      rtc: this.ctx.host.rtc,
+      sendSignal,
+      onMessage: this.onMessage,
+      onChange: (connected) => {
+        this.ctx.send({ type: 'links', connected });
+        this.ctx.emit('neighbours', { connected, peers: this.known() });
+      },
+      log: (l) => this.ctx.say(l),
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
+  }
+
+  /** Close every channel and forget the view (the coordinator is lost, or the session ends). */
+  close(): void {
+    this.links?.close();
+    this.links = undefined;
+  }
+
+  /** Forget the stage and the view: a new registration places this peer afresh. */
+  reset(): void {
+    this.close();
+    this.placed = undefined;
+    this.members = [];
+  }
+
+  signal(from: string, data: unknown): void {
+    this.links?.signal(from, data);
+  }
+
+  /** Bytes to a neighbour; false when there is no open channel to it. */
+  send(to: string, bytes: Uint8Array): boolean {
+    return this.links?.send(to, bytes) ?? false;
+  }
+
+  get bytes(): { sent: number; received: number } {
+    return this.links?.bytes ?? { sent: 0, received: 0 };
+  }
+
+  /** A neighbour's session key (its frames' seals are checked against it). */
+  keyOf(peerId: string): string | undefined {
+    return this.members.find((p) => p.peerId === peerId)?.key;
+  }
+
+  /** The view changed. */
+  setView(peers: PeerInfo[]): void {
+    this.members = peers;
+    if (this.placed === undefined || !this.links) return;
+    this.connect();
+    this.ctx.emit('neighbours', { connected: this.links.connected(), peers: this.known() });
+  }
+
+  /** The coordinator placed this peer on `stage`, loading its state from `sources` (if replicas). */
+  place(stage: number, sources: readonly string[]): void {
+    this.placed = stage;
+    this.stateSources.clear();
+    for (const p of sources) this.stateSources.add(p);
+    this.connect();
+  }
+
+  /** The coordinator names the peer taking this one's state over. */
+  handOffTo(peerId: string): void {
+    this.handoffTo = peerId;
+    this.connect();
+  }
+
+  /**
+   * Channels to the peers of our stage and the stages next to it, and to the replicas we load state
+   * from; once leaving, only to the heir of our state (the others have dropped us, and reconnecting
+   * to them would only start channels that the end of the session cuts).
+   */
+  connect(): void {
+    if (this.placed === undefined || !this.links) return;
+    const heir = this.handoffTo ? [this.handoffTo] : [];
+    this.links.set(this.ctx.leaving() ? heir : [...this.neighbourIds(this.placed), ...heir, ...this.stateSources]);
+  }
+
+  /** The first of `peers` with an open data channel (not one known to be gone), or undefined after the timeout. */
+  async firstChannel(peers: Set<string>, timeoutMs = this.ctx.timeoutMs): Promise<string | undefined> {
+    const deadline = this.ctx.host.now() + timeoutMs;
+    for (;;) {
+      for (const p of peers) if (this.gone.has(p)) peers.delete(p);
+      const open = this.links?.connected().find((p) => peers.has(p));
+      if (open || peers.size === 0 || this.ctx.host.now() > deadline) return open;
+      await sleep(50);
+    }
+  }
+
+  /** The peers it was told of and itself: what a dashboard draws the stages from. */
+  known(): PeerInfo[] {
+    const me = this.self();
+    return [...(this.placed !== undefined && me ? [{ ...me, stage: this.placed }] : []), ...this.members];
+  }
+
+  /** Peers of the same stage and of the stages next to it. */
+  private neighbourIds(stage: number): string[] {
+    const self = this.ctx.peerId();
+    return this.members.filter((p) => p.peerId !== self && Math.abs(p.stage - stage) <= 1).map((p) => p.peerId);
+  }
+}

@@ -1,0 +1,153 @@
+// The stage the coordinator places this peer on: its seat (seat.ts: the block on the GPU and what
+// runs it), built for the stage, and its training state, loaded from where the coordinator says (the
+// seed, the state this peer kept, or a live replica, whichever of those opens a channel first).
+// A newer placement supersedes one still loading.
+import type { Gpu } from '../../kernels/context.js';
+import type { CharCorpus } from '../engine/data.js';
+import type { RunConfig } from '../run/config.js';
+import { runCorpus } from '../run/derive.js';
+import type { ServerMessageOf } from '../swarm/protocol.js';
+import type { MailboxOptions } from '../trust/mailbox.js';
+import type { PeerContext } from './context.js';
+import type { Neighbours } from './neighbours.js';
+import { StageSeat } from './seat.js';
+import type { RunnerOptions } from './stage-runner.js';
+import type { StateExchange } from './state-sync.js';
+import { keepState, loadHeld } from './state-store.js';
+
+export interface StageOptions {
+  gpu(): Gpu;
+  neighbours: Neighbours;
+  states: StateExchange;
+  /** Boundary frames out, sealed (the trust gate). */
+  sendFrame(to: string, bytes: Uint8Array): void;
+  /** A neighbour's frame refused as its fault, or out of its band (the neighbour reports). */
+  onHostile: MailboxOptions['onHostile'];
+  onSuspect: MailboxOptions['onSuspect'];
+  extraWarmup: number;
+  autotune: boolean;
+  onBoundary?: RunnerOptions['onBoundary'];
+  slowdown?: number;
+  /** The stage is about to be given up (its counters are read one last time). */
+  beforeDrop(): void;
+}
+
+export class Stage {
+  seat?: StageSeat;
+  /** Assign messages received so far (a load that fails while a newer one waits is not fatal). */
+  private assigns = 0;
+  private corpus?: { runId: string; corpus: CharCorpus };
+
+  constructor(
+    private readonly ctx: PeerContext,
+    private readonly o: StageOptions,
+  ) {}
+
+  /** An assign arrived (counted on arrival: a newer one supersedes a load still under way). Returns its number. */
+  arrived(): number {
+    return ++this.assigns;
+  }
+
+  /** The training text of the current run, once loaded. */
+  get text(): CharCorpus | undefined {
+    return this.corpus?.corpus;
+  }
+
+  /**
+   * Take the stage the coordinator placed this peer on (the assign numbered `seq`) and load its state.
+   * Returns the step of the state loaded, or undefined when a newer assign superseded this one.
+   */
+  async take(m: ServerMessageOf<'assign'>, seq: number): Promise<number | undefined> {
+    this.ctx.emit('assigned', { stage: m.stage, run: m.run, state: m.state });
+    this.ctx.setPhase('setting-up', `placed on stage ${m.stage} of ${m.run.stages}; loading the stage`);
+    if (this.seat && (this.seat.stage !== m.stage || this.seat.run.runId !== m.run.runId)) this.drop();
+    this.o.neighbours.place(m.stage, m.state.from === 'replica' ? m.state.peers : []);
+    this.seat ??= await this.build(m);
+    // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
+    if (this.assigns !== seq) return undefined;
+    try {
+      const step = await this.load(m.state);
+      this.o.neighbours.stateSources.clear();
+      return step;
+    } catch (e) {
+      // Superseded while loading (its source left with a handoff): the newer assign decides.
+      if (this.assigns !== seq) return void this.ctx.say(`${(e as Error).message}; following the newer assignment`);
+      throw e;
+    }
+  }
+
+  /** Give the stage up: free its GPU memory. */
+  drop(): void {
+    if (!this.seat) return;
+    this.o.beforeDrop();
+    this.seat.destroy();
+    this.seat = undefined;
+  }
+
+  private async build(m: ServerMessageOf<'assign'>): Promise<StageSeat> {
+    return StageSeat.create({
+      gpu: this.o.gpu(),
+      run: m.run,
+      stage: m.stage,
+      corpus: await this.corpusOf(m.run),
+      self: this.ctx.peerId(),
+      send: this.o.sendFrame,
+      now: () => this.ctx.host.now(),
+      log: (l) => this.ctx.say(l),
+      timeoutMs: this.ctx.timeoutMs,
+      extraWarmup: this.o.extraWarmup,
+      autotune: this.o.autotune,
+      onBoundary: this.o.onBoundary,
+      slowdown: this.o.slowdown,
+      onHostile: this.o.onHostile,
+      onSuspect: this.o.onSuspect,
+      progress: (what) => this.ctx.setPhase('setting-up', what),
+    });
+  }
+
+  /** Load the stage's state from where the coordinator says; returns its step. */
+  private async load(source: ServerMessageOf<'assign'>['state']): Promise<number> {
+    const seat = this.seat!;
+    if (source.from === 'seed') {
+      seat.snapshot = await seat.capture();
+      return 0;
+    }
+    if (source.from === 'own') {
+      const c = await loadHeld(this.ctx.host.storage, { runId: seat.run.runId, stage: seat.stage }, source.step, source.hash);
+      seat.runtime.loadState(c);
+      seat.snapshot = await seat.capture();
+      return c.step;
+    }
+    return this.fetch(source.peers);
+  }
+
+  /** From whichever replica's channel opens first; a replica that fails or is gone is skipped. */
+  private async fetch(peers: readonly string[]): Promise<number> {
+    const seat = this.seat!;
+    const errors: string[] = [];
+    const left = new Set(peers);
+    while (left.size > 0) {
+      const from = await this.o.neighbours.firstChannel(left);
+      if (!from) break;
+      left.delete(from);
+      try {
+        this.ctx.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
+        const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
+        seat.runtime.loadState(c);
+        seat.snapshot = await seat.capture();
+        await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
+        this.ctx.say(`loaded stage ${seat.stage}'s state at step ${c.step} from ${from}`);
+        return c.step;
+      } catch (e) {
+        errors.push(`${from}: ${(e as Error).message}`);
+      }
+    }
+    const why = errors.join('; ') || `no data channel opened within ${this.ctx.timeoutMs} ms`;
+    throw new Error(`could not load stage ${seat.stage}'s state from ${peers.join(', ')}: ${why}`);
+  }
+
+  private async corpusOf(run: RunConfig): Promise<CharCorpus> {
+    if (this.corpus?.runId !== run.runId) this.corpus = { runId: run.runId, corpus: await runCorpus(run, await this.ctx.host.loadCorpus(run)) };
+    return this.corpus.corpus;
+  }
+}
