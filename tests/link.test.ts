@@ -118,7 +118,7 @@ describe('inbox', () => {
     expect(inbox.isClosed(9)).toBe(false);
     inbox.push(frame(5, 1)); // late frame of a closed request
     expect(inbox.rejectedCount).toBe(1);
-    expect(inbox.rejected[0]).toMatch(/stale frame 1:5:1 dropped \(step 5 is closed\)/);
+    expect(inbox.rejected[0]).toMatch(/stale frame 1:5:1 dropped \(tag 5 is closed\)/);
     await expect(inbox.take(FrameKind.Activation, 5, 0, 20)).rejects.toThrow(/timed out/); // dropped on close
     expect((await inbox.take(FrameKind.Activation, 9, 0, 1000)).tensor[0]).toBe(4); // a lower-numbered close left 9 alone
   });
