@@ -2,7 +2,7 @@
 // policies' decision. Chain data is fetched where it is shown (react-query), not kept here.
 import { create } from 'zustand';
 import type { AppHost } from './app-host.js';
-import type { PolicyView } from '../shared/app/bridge.js';
+import type { PolicyView } from '../shared/policy/types.js';
 import { INITIAL_TRAINING, type TrainingState, reduceTraining } from './training-state.js';
 
 export type Page = 'gpu' | 'training' | 'earnings' | 'credentials' | 'settings';
