@@ -231,6 +231,11 @@ describe("the browser tab's policy loop", () => {
     } finally {
       again.loop.stop();
     }
+    // How earlier versions saved a pause until resumed.
+    store.set('swarm.pausedUntil', String(Number.MAX_SAFE_INTEGER));
+    const older = started();
+    older.loop.stop();
+    expect(await older.loop.tick()).toMatchObject({ pausedUntil: Number.POSITIVE_INFINITY, decision: { reason: 'paused by you' } });
   });
 
   it('fills what older saved settings lack with defaults, keeping the user’s choices', async () => {

@@ -18,9 +18,16 @@ function loadSettings(): PolicySettings {
   }
 }
 
-/** Epoch ms, or Infinity (saved as "Infinity": paused until resumed); nothing saved or unreadable: not paused. */
+/** The latest time a Date can hold: a pause saved beyond it is one until resumed. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * Epoch ms, or Infinity (saved as "Infinity": paused until resumed); nothing saved or unreadable:
+ * not paused. Earlier versions saved "until resumed" as Number.MAX_SAFE_INTEGER, past any date.
+ */
 function loadPausedUntil(): number | undefined {
-  return Number(localStorage.getItem(PAUSED_KEY) ?? 0) || undefined;
+  const until = Number(localStorage.getItem(PAUSED_KEY) ?? 0) || undefined;
+  return until !== undefined && until > MAX_DATE_MS ? Number.POSITIVE_INFINITY : until;
 }
 
 function savePausedUntil(until: number | undefined): void {
