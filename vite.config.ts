@@ -1,6 +1,6 @@
-// The dashboard bundle (renderer/): one build for the browser tab and the desktop app. `base: './'`
-// so the same files load from the local server and from the app's own app:// scheme; trainer.html
-// is the desktop app's hidden training window.
+// The pages' bundle: the dashboard (renderer/), one build for the browser tab and the desktop app,
+// and trainer.html, the desktop app's hidden training window (its code is electron/pages/). `base:
+// './'` so the same files load from the local server and from the app's own app:// scheme.
 import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
 

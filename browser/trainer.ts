@@ -1,9 +1,10 @@
 // This machine's peer in a Chromium page (the browser tab, or the desktop app's hidden training
-// window): detects the GPU once, starts a peer session when the policies say train, leaves
-// gracefully when they say pause, and forwards every session event to whoever shows them.
+// window): detects the GPU once, follows the policy loop's commands (a session starts when it says
+// train, leaves gracefully when it says pause), and forwards every session event to whoever shows them.
+import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
 import { PeerSession } from '../shared/peer/session.js';
-import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
+import type { TrainerCommand } from '../shared/policy/types.js';
 import { browserHost } from './host.js';
 import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 
@@ -23,6 +24,7 @@ export class Trainer {
   private ended?: Promise<string>;
   private wallet?: PeerWallet;
   private duty = 1;
+  private following: Promise<unknown> = Promise.resolve();
   private readonly host: PeerHost;
 
   constructor(private readonly o: TrainerOptions) {
@@ -36,12 +38,17 @@ export class Trainer {
     this.o.emit({ type: 'gpu', data: { report, verdict } });
   }
 
-  get training(): boolean {
-    return this.session !== undefined;
+  /** One of the policy loop's commands, in order: a start after a leave waits until the stage is handed on. */
+  follow(command: TrainerCommand): Promise<void> {
+    return this.serially(async () => {
+      if (command.type === 'start') this.start();
+      else if (command.type === 'leave') await this.leave(command.reason);
+      else this.setDuty(command.duty);
+    });
   }
 
   /** Join the swarm unless already in it. */
-  start(): void {
+  private start(): void {
     if (this.session) return;
     const session = new PeerSession({ ...this.host, wallet: this.wallet }, { coordinator: this.o.config.coordinator, name: this.o.name });
     for (const name of SESSION_EVENT_NAMES) session.on(name, (data) => this.o.emit({ type: name, data } as TrainerEvent));
@@ -53,7 +60,7 @@ export class Trainer {
   }
 
   /** Graceful leave (a pause): the stage is handed on and the GPU released. */
-  async leave(reason: string): Promise<void> {
+  private async leave(reason: string): Promise<void> {
     const session = this.session;
     if (!session) return;
     this.session = undefined;
@@ -61,17 +68,26 @@ export class Trainer {
     await this.ended;
   }
 
-  setDuty(duty: number): void {
+  private setDuty(duty: number): void {
     this.duty = duty;
     this.session?.setDuty(duty);
   }
 
   /** A newly connected wallet is paid from the next session on: rejoin under it if training. */
-  async setWallet(wallet: PeerWallet | undefined): Promise<void> {
-    if (wallet?.account === this.wallet?.account) return;
-    this.wallet = wallet;
-    if (!this.session) return;
-    await this.leave(wallet ? `rejoining to be paid at ${wallet.account}` : 'the wallet disconnected');
-    this.start();
+  setWallet(wallet: PeerWallet | undefined): Promise<void> {
+    return this.serially(async () => {
+      if (wallet?.account === this.wallet?.account) return;
+      this.wallet = wallet;
+      if (!this.session) return;
+      await this.leave(wallet ? `rejoining to be paid at ${wallet.account}` : 'the wallet disconnected');
+      this.start();
+    });
+  }
+
+  // Commands and wallet changes one after the other: a start never races the leave before it.
+  private serially(f: () => Promise<void>): Promise<void> {
+    const run = this.following.then(f);
+    this.following = run.catch(() => undefined);
+    return run;
   }
 }

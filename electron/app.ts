@@ -5,14 +5,26 @@
 import { join } from 'node:path';
 import type { BrowserWindow as BrowserWindowType, BrowserWindowConstructorOptions, IpcMainEvent, IpcMainInvokeEvent, WebContents } from 'electron';
 import type { z } from 'zod';
-import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand } from '../shared/app/bridge.js';
-import type { PolicySettings } from '../shared/policy/types.js';
-import { ALLOWED, AppConfigSchema, CHANNELS, CONTRACT, describeIssues, EVENTS, type InvokeName, type InvokeReply, TrainerEventSchema, type WindowRole } from './ipc-contract.js';
+import { readProcessesAndGpus } from '../node/sensors.js';
+import type { AppConfig, DesktopWallet } from '../shared/app/bridge.js';
+import type { PolicyClock, PolicyLoop, PolicySettings, PolicyView, SnoozeHours, TrainerCommand } from '../shared/policy/index.js';
+import { openDesktopPolicy, type PolicySensors } from './desktop-policy.js';
+import {
+  ALLOWED,
+  AppConfigSchema,
+  CHANNELS,
+  CONTRACT,
+  describeIssues,
+  EVENTS,
+  type InvokeName,
+  type InvokeReply,
+  type TrainerEventEnvelope,
+  TrainerEventSchema,
+  type WindowRole,
+} from './ipc-contract.js';
 import { openKeystore } from './keystore.js';
-import { type PolicyClock, PolicyLoop, type PolicySensors } from './policy-loop.js';
 import { registerAppScheme, serveApp } from './protocol.js';
 import { APP_ORIGIN, contentSecurityPolicy, hardenContents, hardenSession, isTrustedSender, secureWebPreferences } from './security.js';
-import { readProcessesAndGpus } from '../node/sensors.js';
 import { createTray, type SwarmTray } from './tray.js';
 
 /** The parts of Electron the app uses: `import * as electron from 'electron'` satisfies it, and so do the tests' fakes. */
@@ -154,7 +166,7 @@ async function startPolicy(
     readProcessesAndGpus,
     ...options.sensors,
   };
-  const loop = await PolicyLoop.open({
+  const loop = await openDesktopPolicy({
     dir: app.getPath('userData'),
     sensors,
     clock: options.clock,
@@ -304,6 +316,11 @@ function registerIpc(electron: ElectronModules, ctx: IpcContext): void {
     if (!senderRole(event, ctx.windows, 'report')) return ctx.log(`${CHANNELS.report}: refused a report from a sender that is not the trainer window`);
     const parsed = TrainerEventSchema.safeParse(payload);
     if (!parsed.success) return ctx.log(`${CHANNELS.report}: dropped an invalid event: ${describeIssues(parsed.error)}`);
-    send(ctx.windows.dashboard, EVENTS.trainerEvent, parsed.data);
+    relayToDashboard(ctx.windows, parsed.data);
   });
+}
+
+/** Only an event whose envelope was checked reaches the dashboard (its payload is the trainer page's to fill). */
+function relayToDashboard(windows: Windows, event: TrainerEventEnvelope): void {
+  send(windows.dashboard, EVENTS.trainerEvent, event);
 }

@@ -1,12 +1,13 @@
 // The IPC contract between the desktop app's pages and its main process: one channel per bridge
-// method (renderer/desktop-bridge.ts) and a zod schema for what crosses it. The preloads use the
+// method (shared/app/bridge.ts) and a zod schema for what crosses it. The preloads use the
 // channel names and the types; the main process parses every payload with these schemas before it
 // acts, because a page (or a script injected into one) can send anything down a channel.
 import { z } from 'zod';
-import type { AppConfig, DesktopWallet, PolicyView, SnoozeHours, TrainerCommand, TransactionRequestJson } from '../shared/app/bridge.js';
-import { PolicySettingsSchema } from '../shared/policy/settings.js';
-import type { Decision } from '../shared/policy/types.js';
-import type { SessionEvents } from '../shared/peer/session-events.js';
+import type { AppConfig, DesktopWallet, TransactionRequestJson } from '../shared/app/bridge.js';
+import { jsonBytes } from '../shared/base/json.js';
+import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
+import { PolicySettingsSchema, SNOOZE_HOURS, type SnoozeHours } from '../shared/policy/index.js';
+import type { Decision, PolicyView, TrainerCommand } from '../shared/policy/types.js';
 
 type Hex = `0x${string}`;
 
@@ -79,7 +80,7 @@ export const AppConfigSchema = z.strictObject({
   walletConnectProjectId: z.string().min(1).max(200).optional(),
 }) satisfies z.ZodType<AppConfig>;
 
-export const SnoozeHoursSchema = z.literal([1, 3, 6, 12], 'must be 1, 3, 6 or 12 hours') satisfies z.ZodType<SnoozeHours>;
+export const SnoozeHoursSchema = z.literal(SNOOZE_HOURS, 'must be 1, 3, 6 or 12 hours') satisfies z.ZodType<SnoozeHours>;
 
 export const TransactionRequestJsonSchema = z.strictObject({
   chainId: z.int().positive(),
@@ -92,43 +93,17 @@ export const TransactionRequestJsonSchema = z.strictObject({
   maxPriorityFeePerGas: DecimalString,
 }) satisfies z.ZodType<TransactionRequestJson>;
 
-// Every session event name, exhaustive by construction (a new event in SessionEvents fails to compile here).
-const SESSION_EVENT_NAMES = {
-  phase: 'phase',
-  gpu: 'gpu',
-  registered: 'registered',
-  assigned: 'assigned',
-  neighbours: 'neighbours',
-  swarm: 'swarm',
-  step: 'step',
-  evaluated: 'evaluated',
-  committed: 'committed',
-  credited: 'credited',
-  settled: 'settled',
-  served: 'served',
-  released: 'released',
-  log: 'log',
-  done: 'done',
-} as const satisfies { [K in keyof SessionEvents]: K };
-
-function jsonBytes(value: unknown): number {
-  try {
-    return new TextEncoder().encode(JSON.stringify(value) ?? '').length;
-  } catch {
-    return Number.POSITIVE_INFINITY; // cyclic or bigint: not an event the dashboard could take either
-  }
-}
-
 /**
  * The envelope is checked (known event name, object payload, bounded size); the payload's fields are
  * the trainer page's own business and are relayed, not interpreted, by the main process.
  */
 export const TrainerEventSchema = z
   .strictObject({
-    type: z.enum(SESSION_EVENT_NAMES, `must be a session event (${Object.keys(SESSION_EVENT_NAMES).join(', ')})`),
+    type: z.enum(SESSION_EVENT_NAMES, `must be a session event (${SESSION_EVENT_NAMES.join(', ')})`),
     data: z.record(z.string(), z.unknown(), 'must be an object'),
   })
-  .refine((e) => jsonBytes(e) <= MAX_EVENT_BYTES, `must be at most ${MAX_EVENT_BYTES} bytes of JSON`);
+  // Not JSON (cyclic, bigint): not an event the dashboard could take either.
+  .refine((e) => (jsonBytes(e) ?? Number.POSITIVE_INFINITY) <= MAX_EVENT_BYTES, `must be at most ${MAX_EVENT_BYTES} bytes of JSON`);
 
 /** What the main process knows of a relayed event: a known name and an object (the page types it as TrainerEvent). */
 export type TrainerEventEnvelope = z.output<typeof TrainerEventSchema>;
@@ -213,8 +188,12 @@ export function invoker(ipc: RendererIpc) {
   return <N extends InvokeName>(name: N, ...payload: PayloadArgs<N>): Promise<InvokeReply<N>> => ipc.invoke(CHANNELS[name], ...payload) as Promise<InvokeReply<N>>;
 }
 
-/** Listen on a push channel; the page gets the value only, never the IpcRendererEvent (it exposes `sender`). */
-export function subscribe<T>(ipc: RendererIpc, channel: string, listener: (value: T) => void): () => void {
+/**
+ * Listen on a push channel; the page gets the value only, never the IpcRendererEvent (it exposes
+ * `sender`). `T` is what the main process pushes there from values it checked; unknown where the
+ * listener checks it itself.
+ */
+export function subscribe<T = unknown>(ipc: RendererIpc, channel: string, listener: (value: T) => void): () => void {
   const wrapped = (_event: unknown, value: unknown) => listener(value as T);
   ipc.on(channel, wrapped);
   return () => {

@@ -1,8 +1,9 @@
-// The dashboard window's preload: exposes `window.swarmDesktop` (renderer/desktop-bridge.ts), one
+// The dashboard window's preload: exposes `window.swarmDesktop` (shared/app/bridge.ts), one
 // method per action on a fixed channel. Sandboxed, so bundled to CommonJS with only 'electron'
 // left to require; ipcRenderer itself never reaches the page.
 import { contextBridge, ipcRenderer } from 'electron';
-import type { DesktopBridge, PolicyView, TrainerEvent } from '../shared/app/bridge.js';
+import type { DesktopBridge, TrainerEvent } from '../shared/app/bridge.js';
+import type { PolicyView } from '../shared/policy/types.js';
 import { EVENTS, invoker, type RendererIpc, subscribe, walletBridge } from './ipc-contract.js';
 
 export function desktopBridge(ipc: RendererIpc): DesktopBridge {

@@ -2,9 +2,7 @@
 // policies decided and why; the user can pause, resume or snooze, opt in to start at login, open
 // the dashboard or quit. The menu is a pure function of the PolicyView (tested without Electron).
 import type { Menu as MenuType, NativeImage, nativeImage as NativeImageModule, Tray as TrayType } from 'electron';
-import type { PolicyView, SnoozeHours } from '../shared/app/bridge.js';
-import { SNOOZE_HOURS } from '../shared/policy/index.js';
-import type { PolicyAction } from '../shared/policy/types.js';
+import { type PolicyAction, type PolicyView, SNOOZE_HOURS, type SnoozeHours } from '../shared/policy/index.js';
 
 export interface TrayActions {
   pause(): void;

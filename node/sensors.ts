@@ -1,7 +1,8 @@
 // What the policies need to know about the machine that only the OS's own tools tell: which
-// processes run, and each NVIDIA GPU's temperature, power draw and compute processes. Node-only
-// (the main process). Reading must never take the app down: a missing tool, a timeout or output
-// we do not understand leaves a field unknown, and the policies treat unknown as "do not pause".
+// processes run, and each NVIDIA GPU's temperature, power draw and compute processes. Node-only:
+// the desktop app's main process reads them, and so does the local server that serves a tab its
+// /machine. Reading must never take the app down: a missing tool, a timeout or output we do not
+// understand leaves a field unknown, and the policies treat unknown as "do not pause".
 import { execFile } from 'node:child_process';
 import type { GpuSensor } from '../shared/policy/types.js';
 

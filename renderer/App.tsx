@@ -1,13 +1,14 @@
 // The dashboard's frame: the host's wallet around five pages, a navigation bar, and the last error.
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
+import { useShallow } from 'zustand/shallow';
 import type { AppHost } from './app-host.js';
 import { CredentialsPage } from './pages/CredentialsPage.js';
 import { EarningsPage } from './pages/EarningsPage.js';
 import { GpuPage } from './pages/GpuPage.js';
 import { SettingsPage } from './pages/SettingsPage.js';
 import { TrainingPage } from './pages/TrainingPage.js';
-import { type Page, useDashboard } from './store.js';
+import { type DashboardState, type Page, useDashboard } from './store.js';
 import { DesktopWallet } from './wallet/desktop-wallet.js';
 import { TabWallet } from './wallet/tab-wallet.js';
 
@@ -31,16 +32,20 @@ function Wallet({ host, children }: { host: AppHost; children: ReactNode }) {
   return <TabWallet config={host.config}>{children}</TabWallet>;
 }
 
+/** The header's one word: the policies' pause first, else the peer's phase. */
+const headerStatus = (s: DashboardState): string => (s.policy?.decision.action === 'pause' ? 'paused' : s.training.phase);
+
 function Shell() {
-  const { page, setPage, error, setError, policy, training } = useDashboard();
+  // Only what the frame shows: a session event re-renders the frame (and so the page) only when the status word changes.
+  const { page, setPage, error, setError } = useDashboard(useShallow((s) => ({ page: s.page, setPage: s.setPage, error: s.error, setError: s.setError })));
+  const status = useDashboard(headerStatus);
   const current = PAGES.find((p) => p.id === page)!;
-  const paused = policy?.decision.action === 'pause';
   return (
     <div className="shell">
       <header>
         <h1>Swarm</h1>
-        <span className={`pill ${paused ? 'paused' : training.phase}`} data-testid="header-status">
-          {paused ? 'paused' : training.phase}
+        <span className={`pill ${status}`} data-testid="header-status">
+          {status}
         </span>
         <nav aria-label="pages">
           {PAGES.map((p) => (

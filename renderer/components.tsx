@@ -1,5 +1,6 @@
 // Small pieces every page uses.
 import type { ReactNode } from 'react';
+import { SNOOZE_HOURS, type SnoozeHours } from '../shared/policy/index.js';
 
 export function Stat({ label, value, hint, testId }: { label: string; value: ReactNode; hint?: string; testId?: string }) {
   return (
@@ -23,4 +24,28 @@ export function Card({ title, children, id }: { title: string; children: ReactNo
 
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
+}
+
+/** A table's header row; `srOnly` columns are read out but not shown (a column of buttons). */
+export function TableHead({ columns, srOnly = [] }: { columns: readonly string[]; srOnly?: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th scope="col" key={c}>
+            {srOnly.includes(c) ? <span className="sr-only">{c}</span> : c}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** One button per snooze the policies offer (the tray offers the same). */
+export function SnoozeButtons({ onSnooze }: { onSnooze(hours: SnoozeHours): void }) {
+  return SNOOZE_HOURS.map((h) => (
+    <button type="button" key={h} onClick={() => onSnooze(h)}>
+      Snooze {h} h
+    </button>
+  ));
 }

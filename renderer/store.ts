@@ -1,13 +1,15 @@
 // The dashboard's state (zustand): the host, this machine's peer as its events tell it, and the
-// policies' decision. Chain data is fetched where it is shown (react-query), not kept here.
+// policies' decision. Chain data is fetched where it is shown (react-query), not kept here. Every
+// reader takes a selector (useShallow for several fields): a session event arrives many times a
+// second, and only what shows a changed field should re-render.
 import { create } from 'zustand';
 import type { AppHost } from './app-host.js';
-import type { PolicyView } from '../shared/app/bridge.js';
+import type { PolicyView } from '../shared/policy/types.js';
 import { INITIAL_TRAINING, type TrainingState, reduceTraining } from './training-state.js';
 
 export type Page = 'gpu' | 'training' | 'earnings' | 'credentials' | 'settings';
 
-interface DashboardState {
+export interface DashboardState {
   host?: AppHost;
   page: Page;
   training: TrainingState;

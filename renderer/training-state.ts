@@ -103,7 +103,9 @@ export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState
 }
 
 /** The swarm's stage topology: who holds each stage, this peer and its live links marked. */
-export function topology(s: TrainingState): { stage: number; peers: { peerId: string; name: string; self: boolean; linked: boolean }[] }[] {
+export function topology(
+  s: Pick<TrainingState, 'stages' | 'peers' | 'peerId' | 'connected'>,
+): { stage: number; peers: { peerId: string; name: string; self: boolean; linked: boolean }[] }[] {
   const stages = s.stages ?? Math.max(0, ...s.peers.map((p) => p.stage + 1));
   return Array.from({ length: stages }, (_, stage) => ({
     stage,

@@ -4,7 +4,8 @@
 //   trainer-preload.cjs  the trainer's sandboxed preload
 // Sandboxed preloads may require nothing but 'electron' (and a few polyfilled builtins), so they are
 // bundled for the browser and the build fails if any other require is left in them.
-// Usage: npm run build:electron   (the pages are Vite's: npm run build:renderer)
+// The app's pages (the dashboard, and the trainer window whose code is electron/pages/) are Vite's.
+// Usage: npm run build:electron   (the pages: npm run build:renderer)
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -13,13 +13,13 @@ import forgeConfig, { ignoreOutsideApp } from '../forge.config.js';
 import { type AppHandle, type ElectronModules, type StartOptions, startApp } from '../electron/app.js';
 import { CHANNELS, EVENTS } from '../electron/ipc-contract.js';
 import { type KeystoreSafeStorage, openKeystore, parseTypedData, WALLET_FILE } from '../electron/keystore.js';
-import { loadSettings, type PolicyClock, PolicyLoop, type PolicySensors, trainerCommands } from '../electron/policy-loop.js';
+import { loadSettings, openDesktopPolicy, type PolicySensors } from '../electron/desktop-policy.js';
 import { appProtocolHandler, resolveAppPath } from '../electron/protocol.js';
 import { contentSecurityPolicy, isTrustedSender, originOf } from '../electron/security.js';
 import { type TrayActions, type TrayItem, trayIconBitmap, trayTemplate } from '../electron/tray.js';
-import type { DesktopBridge, PolicyView, TrainerBridge, TrainerCommand } from '../shared/app/bridge.js';
-import { DEFAULT_SETTINGS } from '../shared/policy/index.js';
-import type { Decision, PolicySettings } from '../shared/policy/types.js';
+import type { DesktopBridge, TrainerBridge } from '../shared/app/bridge.js';
+import { DEFAULT_SETTINGS, type PolicyClock, trainerCommands } from '../shared/policy/index.js';
+import type { Decision, PolicySettings, PolicyView, TrainerCommand } from '../shared/policy/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fake Electron: just enough behaviour, and a record of every call
@@ -960,7 +960,7 @@ describe('policy loop', () => {
     const views: PolicyView[] = [];
     const lines: string[] = [];
     let idle = 0;
-    const loop = await PolicyLoop.open({
+    const loop = await openDesktopPolicy({
       dir,
       clock,
       log: (l) => lines.push(l),
@@ -988,7 +988,7 @@ describe('policy loop', () => {
 
   it('refuses invalid settings without writing or changing anything', async () => {
     const dir = tmp();
-    const loop = await PolicyLoop.open({
+    const loop = await openDesktopPolicy({
       dir,
       clock: manualClock(),
       sensors: { idleSeconds: () => 0, onBattery: () => false, readProcessesAndGpus: async () => ({ processes: [], gpus: [] }) },

@@ -3,7 +3,7 @@
 // the roots on chain, ownership claimed from them, a credential bought from the cheapest listing.
 import { parseEther } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { topUpFromLocalKey } from '../browser/desktop-account.js';
+import { topUpFromLocalKey } from '../electron/pages/desktop-account.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ensureCredential } from '../shared/buyer/market.js';
 import { claimOwnership, claimStakeShare, holdings, payoutWallet, verifyProofs } from '../shared/chain/owner.js';

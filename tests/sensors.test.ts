@@ -1,4 +1,4 @@
-// The desktop app's sensors (electron/sensors.ts): the parsers on sample outputs of ps, tasklist
+// The machine sensors the policies read (node/sensors.ts): the parsers on sample outputs of ps, tasklist
 // and nvidia-smi as those tools print them, and the adapter on this machine (Linux, no nvidia-smi).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';

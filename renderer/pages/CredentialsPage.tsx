@@ -3,16 +3,14 @@
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { formatEther, formatUnits, parseEther } from 'viem';
-import { holdings } from '../../shared/chain/owner.js';
 import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/buyer/market.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
-import { Card, Empty, Stat } from '../components.js';
+import { POLL_MS, useHoldings } from '../chain-queries.js';
+import { Card, Empty, Stat, TableHead } from '../components.js';
 import { short } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { WalletBar } from '../wallet/WalletBar.js';
 import { useWallet } from '../wallet/context.js';
-
-const POLL_MS = 2000;
 
 function Market({ onChange }: { onChange(): void }) {
   const { reader, chain, account, runId } = useWallet();
@@ -44,17 +42,7 @@ function Market({ onChange }: { onChange(): void }) {
       </form>
       {listings.data?.length ? (
         <table data-testid="listings">
-          <thead>
-            <tr>
-              <th scope="col">Listing</th>
-              <th scope="col">Seller</th>
-              <th scope="col">Left</th>
-              <th scope="col">Price</th>
-              <th scope="col">
-                <span className="sr-only">Action</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Listing', 'Seller', 'Left', 'Price', 'Action']} srOnly={['Action']} />
           <tbody>
             {listings.data.map((l) => (
               <tr key={l.listingId.toString()}>
@@ -148,13 +136,8 @@ function Spend({ onChange }: { onChange(): void }) {
 }
 
 export function CredentialsPage() {
-  const { reader, chain, account, runId } = useWallet();
-  const h = useQuery({
-    queryKey: ['holdings', account, runId?.toString()],
-    enabled: !!reader && !!account,
-    refetchInterval: POLL_MS,
-    queryFn: () => holdings(reader!, runId!, account!),
-  });
+  const { chain, account, runId } = useWallet();
+  const h = useHoldings();
   const refresh = () => void h.refetch();
   if (!account || runId === undefined)
     return (

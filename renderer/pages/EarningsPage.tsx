@@ -3,15 +3,14 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { type EpochCheck, claimOwnership, holdings, verifyProofs } from '../../shared/chain/owner.js';
-import { Card, Empty, Stat } from '../components.js';
+import { type EpochCheck, claimOwnership, verifyProofs } from '../../shared/chain/owner.js';
+import { POLL_MS, useHoldings } from '../chain-queries.js';
+import { Card, Empty, Stat, TableHead } from '../components.js';
 import { units } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { WalletBar } from '../wallet/WalletBar.js';
 import { useWallet } from '../wallet/context.js';
 import { type ProofFile, proofsKey, readProofFile } from '../../shared/ledger/proof-file.js';
-
-const POLL_MS = 2000;
 
 /** The proofs this machine's peer saved for `account` (none until an epoch settles). */
 function useProofs(account: string | undefined, runId: bigint | undefined) {
@@ -57,14 +56,7 @@ function Verify({ proofs }: { proofs: ProofFile }) {
       </button>
       {checks && (
         <table data-testid="verify-table">
-          <thead>
-            <tr>
-              <th scope="col">Epoch</th>
-              <th scope="col">Units</th>
-              <th scope="col">Cumulative</th>
-              <th scope="col">Check</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Epoch', 'Units', 'Cumulative', 'Check']} />
           <tbody>
             {checks.map((c) => (
               <tr key={c.epoch} className={c.ok ? 'ok' : 'bad'}>
@@ -88,12 +80,7 @@ function Verify({ proofs }: { proofs: ProofFile }) {
 export function EarningsPage() {
   const { reader, chain, account, runId } = useWallet();
   const proofs = useProofs(account, runId);
-  const h = useQuery({
-    queryKey: ['holdings', account, runId?.toString()],
-    enabled: !!reader && !!account,
-    refetchInterval: POLL_MS,
-    queryFn: () => holdings(reader!, runId!, account!),
-  });
+  const h = useHoldings();
   const run = useQuery({ queryKey: ['run', runId?.toString()], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => reader!.run(runId!) });
   const p = proofs.data;
   const latest = p ? p.epochs.reduce((a, b) => (b.epoch > a.epoch ? b : a)) : undefined;

@@ -2,9 +2,9 @@
 // power limits, GPU usage, start at login, snooze. Saved settings are validated; a bad value is
 // reported and nothing changes.
 import { type FormEvent, useEffect, useState } from 'react';
-import { SNOOZE_HOURS } from '../../shared/policy/index.js';
 import type { PolicySettings, ScheduleWindow } from '../../shared/policy/types.js';
-import { Card, Empty } from '../components.js';
+import type { AppHost } from '../app-host.js';
+import { Card, Empty, SnoozeButtons } from '../components.js';
 import { act, useDashboard } from '../store.js';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -54,97 +54,115 @@ function Schedule({ windows, onChange }: { windows: ScheduleWindow[]; onChange(w
   );
 }
 
-export function SettingsPage() {
-  const { policy, host } = useDashboard();
+/** A limit and the level it lets go at (hysteresis): the two numbers of one setting, 0 … max. */
+function LimitPair<K extends string>({ value, labels, max, onChange }: { value: Record<K, number>; labels: Record<K, string>; max: number; onChange(v: Record<K, number>): void }) {
+  return (Object.keys(labels) as K[]).map((key) => (
+    <NumberField key={key} label={labels[key]} value={value[key]} min={0} max={max} onChange={(v) => onChange({ ...value, [key]: v })} />
+  ));
+}
+
+interface SectionProps {
+  s: PolicySettings;
+  up(change: Partial<PolicySettings>): void;
+}
+
+function WhenToTrain({ s, up }: SectionProps) {
+  const games = (text: string) =>
+    text
+      .split('\n')
+      .map((g) => g.trim())
+      .filter(Boolean);
+  return (
+    <Card title="When to train" id="when">
+      <NumberField label="Start after this many idle minutes" value={s.idleMinutes} min={0} max={1440} onChange={(idleMinutes) => up({ idleMinutes })} />
+      <label className="block">
+        Games that pause training (one per line)
+        <textarea rows={5} value={s.games.join('\n')} onChange={(e) => up({ games: games(e.target.value) })} />
+      </label>
+      <label>
+        <input type="checkbox" checked={s.pauseOnFullscreen} onChange={(e) => up({ pauseOnFullscreen: e.target.checked })} /> Pause while an app is fullscreen
+      </label>
+      <Schedule windows={s.schedule} onChange={(schedule) => up({ schedule })} />
+    </Card>
+  );
+}
+
+function Battery({ s, up }: SectionProps) {
+  return (
+    <Card title="Battery" id="battery">
+      <label>
+        <input type="checkbox" checked={s.battery.pauseOnBattery} onChange={(e) => up({ battery: { ...s.battery, pauseOnBattery: e.target.checked } })} /> Pause on battery power
+      </label>
+      <NumberField label="Pause below this charge (%)" value={s.battery.minPercent} min={0} max={100} onChange={(minPercent) => up({ battery: { ...s.battery, minPercent } })} />
+    </Card>
+  );
+}
+
+function Limits({ s, up, desktop }: SectionProps & { desktop: boolean }) {
+  return (
+    <Card title="Limits" id="limits">
+      <LimitPair
+        value={s.temperature}
+        max={120}
+        labels={{ pauseAtC: 'Pause at GPU temperature (°C, 0: off)', resumeBelowC: 'Resume below (°C)' }}
+        onChange={(temperature) => up({ temperature })}
+      />
+      <LimitPair
+        value={s.power}
+        max={2000}
+        labels={{ throttleAtW: 'Throttle above GPU power (W, 0: off)', resumeBelowW: 'Full speed again below (W)' }}
+        onChange={(power) => up({ power })}
+      />
+      <NumberField label="GPU usage limit (%)" value={Math.round(s.gpuUsage * 100)} min={10} max={100} onChange={(v) => up({ gpuUsage: v / 100 })} />
+      {desktop && (
+        <label>
+          <input type="checkbox" checked={s.startAtLogin} onChange={(e) => up({ startAtLogin: e.target.checked })} /> Start when I log in
+        </label>
+      )}
+    </Card>
+  );
+}
+
+/** The settings being edited: loaded once from the policies, saved through the host (checked there). */
+function useDraft(loaded: PolicySettings | undefined, host: AppHost | undefined) {
   const [s, setS] = useState<PolicySettings>();
   const [saved, setSaved] = useState(false);
   useEffect(() => {
-    if (policy && !s) setS(policy.settings);
-  }, [policy, s]);
-  if (!s || !host) return <Empty>Loading settings…</Empty>;
-  const up = (p: Partial<PolicySettings>) => {
-    setS({ ...s, ...p });
+    if (loaded && !s) setS(loaded);
+  }, [loaded, s]);
+  const up = (change: Partial<PolicySettings>) => {
+    setS((current) => current && { ...current, ...change });
     setSaved(false);
   };
   const save = (e: FormEvent) => {
     e.preventDefault();
+    if (!s || !host) return;
     void act('save settings', () => host.saveSettings(s)).then((v) => {
       if (!v) return;
       setS(v.settings);
       setSaved(true);
     });
   };
+  return { s, saved, up, save };
+}
+
+export function SettingsPage() {
+  const loaded = useDashboard((state) => state.policy?.settings);
+  const host = useDashboard((state) => state.host);
+  const { s, saved, up, save } = useDraft(loaded, host);
+  if (!s || !host) return <Empty>Loading settings…</Empty>;
   return (
     <form onSubmit={save} aria-label="training settings">
-      <Card title="When to train" id="when">
-        <NumberField label="Start after this many idle minutes" value={s.idleMinutes} min={0} max={1440} onChange={(idleMinutes) => up({ idleMinutes })} />
-        <label className="block">
-          Games that pause training (one per line)
-          <textarea
-            rows={5}
-            value={s.games.join('\n')}
-            onChange={(e) =>
-              up({
-                games: e.target.value
-                  .split('\n')
-                  .map((g) => g.trim())
-                  .filter(Boolean),
-              })
-            }
-          />
-        </label>
-        <label>
-          <input type="checkbox" checked={s.pauseOnFullscreen} onChange={(e) => up({ pauseOnFullscreen: e.target.checked })} /> Pause while an app is fullscreen
-        </label>
-        <Schedule windows={s.schedule} onChange={(schedule) => up({ schedule })} />
-      </Card>
-      <Card title="Battery" id="battery">
-        <label>
-          <input type="checkbox" checked={s.battery.pauseOnBattery} onChange={(e) => up({ battery: { ...s.battery, pauseOnBattery: e.target.checked } })} /> Pause on battery power
-        </label>
-        <NumberField label="Pause below this charge (%)" value={s.battery.minPercent} min={0} max={100} onChange={(minPercent) => up({ battery: { ...s.battery, minPercent } })} />
-      </Card>
-      <Card title="Limits" id="limits">
-        <NumberField
-          label="Pause at GPU temperature (°C, 0: off)"
-          value={s.temperature.pauseAtC}
-          min={0}
-          max={120}
-          onChange={(pauseAtC) => up({ temperature: { ...s.temperature, pauseAtC } })}
-        />
-        <NumberField
-          label="Resume below (°C)"
-          value={s.temperature.resumeBelowC}
-          min={0}
-          max={120}
-          onChange={(resumeBelowC) => up({ temperature: { ...s.temperature, resumeBelowC } })}
-        />
-        <NumberField
-          label="Throttle above GPU power (W, 0: off)"
-          value={s.power.throttleAtW}
-          min={0}
-          max={2000}
-          onChange={(throttleAtW) => up({ power: { ...s.power, throttleAtW } })}
-        />
-        <NumberField label="Full speed again below (W)" value={s.power.resumeBelowW} min={0} max={2000} onChange={(resumeBelowW) => up({ power: { ...s.power, resumeBelowW } })} />
-        <NumberField label="GPU usage limit (%)" value={Math.round(s.gpuUsage * 100)} min={10} max={100} onChange={(v) => up({ gpuUsage: v / 100 })} />
-        {host.kind === 'desktop' && (
-          <label>
-            <input type="checkbox" checked={s.startAtLogin} onChange={(e) => up({ startAtLogin: e.target.checked })} /> Start when I log in
-          </label>
-        )}
-      </Card>
+      <WhenToTrain s={s} up={up} />
+      <Battery s={s} up={up} />
+      <Limits s={s} up={up} desktop={host.kind === 'desktop'} />
       <div className="row">
         <button type="submit">Save settings</button>
         {saved && <span className="ok">Saved.</span>}
       </div>
       <Card title="Snooze" id="snooze">
         <div className="row">
-          {SNOOZE_HOURS.map((h) => (
-            <button type="button" key={h} onClick={() => act('snooze', () => host.snooze(h))}>
-              Snooze {h} h
-            </button>
-          ))}
+          <SnoozeButtons onSnooze={(h) => act('snooze', () => host.snooze(h))} />
         </div>
       </Card>
     </form>

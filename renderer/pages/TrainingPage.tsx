@@ -1,14 +1,17 @@
 // What this machine's peer is doing and why: state, run, stage, live loss, speed, bytes, neighbours
 // and the swarm's stage topology; pause, resume and snooze.
+// Every part reads only what it shows from the store: a session event re-renders the parts it changes.
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { SNOOZE_HOURS } from '../../shared/policy/index.js';
-import { Card, Empty, Stat } from '../components.js';
+import { useShallow } from 'zustand/shallow';
+import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
 import { bytes, percent, time } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { topology } from '../training-state.js';
 
 function Status() {
-  const { training: t, policy, host } = useDashboard();
+  const t = useDashboard(useShallow((s) => ({ phase: s.training.phase, why: s.training.why, done: s.training.done })));
+  const policy = useDashboard((s) => s.policy);
+  const host = useDashboard((s) => s.host);
   const d = policy?.decision;
   const paused = d?.action === 'pause';
   return (
@@ -35,11 +38,7 @@ function Status() {
             Pause
           </button>
         )}
-        {SNOOZE_HOURS.map((h) => (
-          <button type="button" key={h} onClick={() => act('snooze', () => host!.snooze(h))}>
-            Snooze {h} h
-          </button>
-        ))}
+        <SnoozeButtons onSnooze={(h) => act('snooze', () => host!.snooze(h))} />
       </div>
     </Card>
   );
@@ -67,8 +66,7 @@ function LossChart() {
 }
 
 function Topology() {
-  const t = useDashboard((s) => s.training);
-  const stages = topology(t);
+  const stages = topology(useDashboard(useShallow((s) => ({ stages: s.training.stages, peers: s.training.peers, peerId: s.training.peerId, connected: s.training.connected }))));
   if (!stages.length) return <Empty>Not placed in the swarm yet.</Empty>;
   return (
     <ol className="topology" aria-label="stages of the swarm">
@@ -89,36 +87,63 @@ function Topology() {
   );
 }
 
+function PeerStats() {
+  const t = useDashboard(
+    useShallow(({ training: t }) => ({
+      runId: t.runId,
+      stage: t.stage,
+      stages: t.stages,
+      swarm: t.swarm,
+      tokensPerSec: t.tokensPerSec,
+      busyFraction: t.busyFraction,
+      bytesSent: t.bytesSent,
+      bytesSaved: t.bytesSaved,
+      creditedMicrobatches: t.creditedMicrobatches,
+    })),
+  );
+  return (
+    <>
+      <div className="stats">
+        <Stat label="Run" value={t.runId ?? '–'} />
+        <Stat label="Stage" value={t.stage !== undefined ? `${t.stage} of ${t.stages}` : '–'} />
+        <Stat label="Swarm step" value={t.swarm ? `${t.swarm.step} / ${t.swarm.steps}` : '–'} />
+        <Stat label="Tokens/s" value={t.tokensPerSec.toFixed(0)} />
+        <Stat label="GPU busy" value={percent(t.busyFraction, 0)} />
+        <Stat label="Sent" value={bytes(t.bytesSent)} />
+        <Stat label="Saved by compression" value={bytes(t.bytesSaved)} />
+        <Stat label="Microbatches credited" value={t.creditedMicrobatches} testId="credited" />
+      </div>
+      {t.swarm && <p className="muted">Swarm: {t.swarm.reason}</p>}
+    </>
+  );
+}
+
+function PeerLog() {
+  const log = useDashboard((s) => s.training.log);
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (axe: scrollable-region-focusable)
+    <pre className="log" role="log" aria-label="peer log" tabIndex={0}>
+      {log.slice(-40).join('\n')}
+    </pre>
+  );
+}
+
+const CARDS = [
+  { id: 'peer', title: 'This peer', view: PeerStats },
+  { id: 'loss', title: 'Loss', view: LossChart },
+  { id: 'topology', title: 'Swarm topology', view: Topology },
+  { id: 'log', title: 'Log', view: PeerLog },
+];
+
 export function TrainingPage() {
-  const t = useDashboard((s) => s.training);
   return (
     <>
       <Status />
-      <Card title="This peer" id="peer">
-        <div className="stats">
-          <Stat label="Run" value={t.runId ?? '–'} />
-          <Stat label="Stage" value={t.stage !== undefined ? `${t.stage} of ${t.stages}` : '–'} />
-          <Stat label="Swarm step" value={t.swarm ? `${t.swarm.step} / ${t.swarm.steps}` : '–'} />
-          <Stat label="Tokens/s" value={t.tokensPerSec.toFixed(0)} />
-          <Stat label="GPU busy" value={percent(t.busyFraction, 0)} />
-          <Stat label="Sent" value={bytes(t.bytesSent)} />
-          <Stat label="Saved by compression" value={bytes(t.bytesSaved)} />
-          <Stat label="Microbatches credited" value={t.creditedMicrobatches} testId="credited" />
-        </div>
-        {t.swarm && <p className="muted">Swarm: {t.swarm.reason}</p>}
-      </Card>
-      <Card title="Loss" id="loss">
-        <LossChart />
-      </Card>
-      <Card title="Swarm topology" id="topology">
-        <Topology />
-      </Card>
-      <Card title="Log" id="log">
-        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (axe: scrollable-region-focusable) */}
-        <pre className="log" role="log" aria-label="peer log" tabIndex={0}>
-          {t.log.slice(-40).join('\n')}
-        </pre>
-      </Card>
+      {CARDS.map(({ id, title, view: View }) => (
+        <Card key={id} title={title} id={id}>
+          <View />
+        </Card>
+      ))}
     </>
   );
 }

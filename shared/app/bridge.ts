@@ -2,8 +2,9 @@
 // dashboard window as `window.swarmDesktop`, electron/trainer-preload.ts on the hidden training
 // window as `window.swarmTrainer`). Types only: the channels and payload schemas that carry these
 // calls are electron/ipc-contract.ts, checked on both sides. One method per action; no raw IPC.
-import type { Decision, PolicySettings } from '../policy/types.js';
 import type { SessionEvents } from '../peer/session-events.js';
+import type { SnoozeHours } from '../policy/snooze.js';
+import type { PolicySettings, PolicyView, TrainerCommand } from '../policy/types.js';
 
 type Hex = `0x${string}`;
 
@@ -31,16 +32,6 @@ export interface AppConfig {
   localKeys?: Hex[];
   /** WalletConnect's projectId: without one, no WalletConnect. */
   walletConnectProjectId?: string;
-}
-
-export type SnoozeHours = 1 | 3 | 6 | 12;
-
-/** What the dashboard shows of the policies: the decision and why, and what the user chose. */
-export interface PolicyView {
-  decision: Decision;
-  settings: PolicySettings;
-  /** The user's own pause or snooze (epoch ms; Infinity: until resumed). */
-  pausedUntil?: number;
 }
 
 /** A transaction for the desktop wallet to sign, numbers as decimal strings (IPC does not carry bigint). */
@@ -76,9 +67,7 @@ export interface DesktopBridge {
   wallet: DesktopWallet;
 }
 
-/** What the hidden training window may do: report its session's events and follow the main process's commands. */
-export type TrainerCommand = { type: 'start' } | { type: 'leave'; reason: string } | { type: 'duty'; duty: number };
-
+/** What the hidden training window may do: report its session's events and follow the main process's commands (checked by its preload). */
 export interface TrainerBridge {
   config(): Promise<AppConfig>;
   report(event: TrainerEvent): void;

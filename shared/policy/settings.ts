@@ -100,3 +100,11 @@ export function parseSettings(json: unknown): PolicySettings {
   if (!r.success) throw new Error(`invalid settings: ${formatSettingsIssues(r.error)}`);
   return r.data;
 }
+
+/**
+ * Settings a host saved earlier (a file, localStorage), checked. One saved by an older version lacks
+ * newer fields: those take their defaults, the user's choices stay. Invalid: an Error as parseSettings.
+ */
+export function parseSavedSettings(saved: unknown): PolicySettings {
+  return parseSettings(typeof saved === 'object' && saved !== null && !Array.isArray(saved) ? { ...DEFAULT_SETTINGS, ...saved } : saved);
+}

@@ -1,6 +1,7 @@
 // What the machine looks like right now, what the user allows, and what the client decides: the
-// data of the desktop app's training policies. Pure types: the sensors that fill a snapshot live
-// with their host (electron/sensors), the decision in decide.ts.
+// data of the training policies. Pure types: the sensors that fill a snapshot live with their host
+// (node/sensors.ts for the desktop app and the local server, the page's own APIs in a tab), the
+// decision in decide.ts, the loop that runs it in loop.ts.
 
 /** A window of the week in which training is allowed. Days: 0 = Sunday … 6 = Saturday, local time. */
 export interface ScheduleWindow {
@@ -81,3 +82,14 @@ export interface PolicyMemory {
   hot: boolean;
   powerCapped: boolean;
 }
+
+/** What the dashboard and the tray show of the policies: the decision and why, and what the user chose. */
+export interface PolicyView {
+  decision: Decision;
+  settings: PolicySettings;
+  /** The user's own pause or snooze (epoch ms; Infinity: until resumed). */
+  pausedUntil?: number;
+}
+
+/** What the policy loop tells this machine's trainer when its decision changes. */
+export type TrainerCommand = { type: 'start' } | { type: 'leave'; reason: string } | { type: 'duty'; duty: number };

@@ -1,11 +1,12 @@
-// The desktop app's key as a viem account: the key stays in the main process (electron/keystore.ts);
-// every signature is asked for over the preload bridge. Both the dashboard and the hidden training
-// window act through it, with the same typed client as the command line (shared/chain/client.ts).
+// The desktop app's key as a viem account, in its pages: the key stays in the main process
+// (electron/keystore.ts); every signature is asked for over the preload bridge. Both the dashboard
+// and the hidden training window act through it, with the same typed client as the command line
+// (shared/chain/client.ts).
 import { type Hex, createPublicClient, createWalletClient, http, parseEther } from 'viem';
 import { privateKeyToAccount, toAccount } from 'viem/accounts';
-import { type SwarmChain, swarmChain } from '../shared/chain/client.js';
-import { chainOf } from '../shared/chain/config.js';
-import type { AppConfig, DesktopWallet } from '../shared/app/bridge.js';
+import type { AppConfig, DesktopWallet } from '../../shared/app/bridge.js';
+import { type SwarmChain, swarmChain } from '../../shared/chain/client.js';
+import { chainOf } from '../../shared/chain/config.js';
 
 export interface DesktopChain {
   runId: bigint;
