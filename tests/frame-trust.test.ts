@@ -126,6 +126,19 @@ describe('frame trust', () => {
     expect(reports).toHaveLength(1);
   });
 
+  it('shows the refused frame itself, not another its sender sealed for the same slot, and nothing when it is not logged', async () => {
+    const { trust, good, reports } = await setUp();
+    const honest = frame(7, 0);
+    const broken = honest.slice(0, honest.length - 3); // the same header, cut short
+    await trust.receive('good', (await seal(honest, good, 'good', 'me')).bytes);
+    const sealed = await seal(broken, good, 'good', 'me');
+    await trust.receive('good', sealed.bytes);
+    trust.refused('good', { kind: FrameKind.Activation, round: 7, mb: 0, why: 'truncated', reason: 'cut short', bytes: broken });
+    expect(reports).toEqual([expect.objectContaining({ type: 'evidence', seal: sealed.seal, frame: Buffer.from(broken).toString('base64') })]);
+    trust.refused('good', { kind: FrameKind.Activation, round: 7, mb: 0, why: 'truncated', reason: 'cut short', bytes: broken.slice(1) });
+    expect(reports).toHaveLength(1);
+  });
+
   it('shows at most four pieces of evidence against one neighbour, however many bad frames it floods', async () => {
     const { trust, good, bad, reports } = await setUp();
     for (let mb = 0; mb < 10; mb++) {

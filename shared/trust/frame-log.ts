@@ -68,10 +68,15 @@ export class FrameLog {
     return this.sealed(dir, round, kind, microbatch, peer)?.bytes;
   }
 
-  /** A frame of `round` with its seal (to show it as evidence), the first of its slot. */
-  sealed(dir: 'in' | 'out', round: number, kind: number, microbatch: number, peer: string): { seal: Seal; bytes: Uint8Array } | undefined {
-    return this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch))?.[0];
+  /**
+   * A frame of `round` with its seal (to show it as evidence): the one whose bytes are `bytes`, or
+   * without them the first of its slot. A sender may have sealed two different frames for one slot.
+   */
+  sealed(dir: 'in' | 'out', round: number, kind: number, microbatch: number, peer: string, bytes?: Uint8Array): { seal: Seal; bytes: Uint8Array } | undefined {
+    const slot = this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch));
+    return bytes ? slot?.find((r) => sameBytes(r.bytes, bytes)) : slot?.[0];
   }
+
 }
 
 function slotKey(dir: 'in' | 'out', round: number, kind: number, microbatch: number): string {
@@ -89,4 +94,8 @@ function evictOldest(slots: Map<string, Record[]>, cap: number): void {
     slots.delete(k);
     n -= l.length;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

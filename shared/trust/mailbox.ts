@@ -34,6 +34,8 @@ export interface HostileFrame {
   reason: string;
   /** For a replay: what the same payload was sent as before. */
   earlier?: PayloadUse;
+  /** The refused frame as it was delivered (what its sender sealed), when it was one. */
+  bytes?: Uint8Array;
 }
 
 /** Most a sender may have held here at once, over its inboxes; bytes count decoded tensors and token ids. */
@@ -153,7 +155,7 @@ export class Mailbox {
       f = decodeExpected(bytes, this.o.shapes);
     } catch (e) {
       const h = readHeader(bytes);
-      return this.refuse(from, this.inboxOf(s, h.kind), { kind: h.kind, round: h.tag, mb: h.microbatch, why: (e as WireError).code, reason: (e as Error).message });
+      return this.refuse(from, this.inboxOf(s, h.kind), { kind: h.kind, round: h.tag, mb: h.microbatch, why: (e as WireError).code, reason: (e as Error).message, bytes });
     }
     const inbox = this.inboxOf(s, f.kind);
     const stale = inbox.whyStale(f);
@@ -162,7 +164,7 @@ export class Mailbox {
       this.admit(s, inbox, f, from);
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
-      return this.refuse(from, inbox, { kind: f.kind, round: f.tag, mb: f.microbatch, why: e.why, reason: e.message, ...(e.earlier && { earlier: e.earlier }) });
+      return this.refuse(from, inbox, { kind: f.kind, round: f.tag, mb: f.microbatch, why: e.why, reason: e.message, bytes, ...(e.earlier && { earlier: e.earlier }) });
     }
   }
 

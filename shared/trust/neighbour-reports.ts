@@ -49,7 +49,8 @@ export class NeighbourReports {
     this.o.log(`refused a frame from ${from} (${what.why}): ${what.reason}`);
     if (what.why === 'window' || what.why === 'caps' || what.why === 'band') return;
     if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
-    const shown = this.o.frames.sealed('in', what.round, what.kind, what.mb, from);
+    // The refused frame itself: another the sender sealed for the same slot proves nothing of it.
+    const shown = this.o.frames.sealed('in', what.round, what.kind, what.mb, from, what.bytes);
     if (!shown) return;
     if (what.why !== 'replay') return this.show(shown.seal, shown.bytes);
     const e = what.earlier;
