@@ -41,7 +41,7 @@ export interface CoordinatorOptions {
   roundTimeoutMs?: number;
   /**
    * Spot checks: the probability each routed peer's round is audited by a witness replica
-   * (coordinator/audits.ts). Default 0.25.
+   * (shared/trust/audit-choice.ts). Default 0.25.
    */
   auditRate?: number;
   /** How long an audit may take (the bundle's transfer and the recomputation) before the round goes on without it. Default 120 s. */

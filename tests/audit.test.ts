@@ -1,4 +1,4 @@
-// Spot checks by recomputation (shared/peer/audit.ts) on the real block runtime: a witness replica,
+// Spot checks by recomputation (shared/trust/audit.ts) on the real block runtime: a witness replica,
 // holding its own diverged weights and a round's gradients of its own, recomputes an audited
 // peer's microbatch from that peer's bundle. Honest work agrees; work that is not what the sent
 // weights compute, weights no replica could hold, and frames other than the proven ones do not.

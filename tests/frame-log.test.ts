@@ -1,4 +1,4 @@
-// The log of sealed frames a peer reports from (shared/peer/frame-log.ts): what a hostile neighbour
+// The log of sealed frames a peer reports from (shared/trust/frame-log.ts): what a hostile neighbour
 // can and cannot make it report, and that it stays bounded.
 import { describe, expect, it } from 'vitest';
 import { FrameLog } from '../shared/trust/frame-log.js';

@@ -1,4 +1,4 @@
-// Gradient checks of the float64 CPU reference (kernels/reference.ts, shared/reference-block.ts).
+// Gradient checks of the float64 CPU reference (kernels/reference.ts, shared/engine/reference-block.ts).
 // Every backward is compared with central finite differences of its own forward: for random
 // seeded inputs x and a random projection w, L(x) = Σ w ⊙ f(x); the backward fed w as the
 // upstream gradient must equal (L(x + h·eᵢ) − L(x − h·eᵢ)) / 2h.

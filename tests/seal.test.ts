@@ -1,4 +1,4 @@
-// Sealed frames (shared/wire/seal.ts) with real Ed25519 keys: what a seal proves, and everything a
+// Sealed frames (shared/trust/seal.ts) with real Ed25519 keys: what a seal proves, and everything a
 // forger or a replaying peer could try that it must not prove.
 import { describe, expect, it } from 'vitest';
 import { KeyRing, PeerKey } from '../shared/swarm/identity.js';

@@ -34,7 +34,7 @@ export const MAX_TEMPERATURE = 100;
 export interface Sampling {
   /** 0: greedy (argmax, ties → lowest id). > 0: sample softmax(logits / temperature). Sent as fp32. */
   temperature: number;
-  /** u32 seed of the sampler (shared/model.ts `rng`): same model, prompt and seed → same tokens. */
+  /** u32 seed of the sampler (shared/base/random.ts `rng`): same model, prompt and seed → same tokens. */
   seed: number;
 }
 

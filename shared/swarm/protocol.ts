@@ -73,7 +73,7 @@ export const HeldStateSchema = z.strictObject({ runId: id, stage: nonNegInt, ste
 export type HeldState = z.infer<typeof HeldStateSchema>;
 const peerIds = z.array(id).max(256);
 const sha = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
-/** A frame's seal as its receiver reports it (shared/wire/seal.ts): provable by the sender's key. */
+/** A frame's seal as its receiver reports it (shared/trust/seal.ts): provable by the sender's key. */
 export const SealSchema = z.strictObject({
   kind: z.int().min(1).max(255),
   /** The frame header's tag: the round of a training frame. */
@@ -159,7 +159,7 @@ export const ClientMessageSchemas = {
      */
     replay: z.strictObject({ of: SealSchema, header: base64(64) }).optional(),
   }),
-  /** A witness's finding on an audited microbatch (shared/peer/audit.ts): `ok` when the recomputation agrees. */
+  /** A witness's finding on an audited microbatch (shared/trust/audit.ts): `ok` when the recomputation agrees. */
   verdict: z.strictObject({
     type: z.literal('verdict'),
     round: nonNegInt,

@@ -1,4 +1,4 @@
-// What the coordinator can prove about a peer from seals alone (shared/wire/seal.ts), without seeing
+// What the coordinator can prove about a peer from seals alone (seal.ts), without seeing
 // a tensor: a report citing a seal its sender never made is a lie of the reporter; two different
 // frames one sender sealed for the same slot are the sender's equivocation. Keys are those peers
 // registered with (kept after they are gone, so late evidence still checks).

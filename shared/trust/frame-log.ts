@@ -1,4 +1,4 @@
-// What this peer received and sent in its recent rounds, sealed (shared/wire/seal.ts): the seals
+// What this peer received and sent in its recent rounds, sealed (seal.ts): the seals
 // of its inputs go with its round report (the coordinator checks it computed from what its routes
 // say), and the sealed bytes stay for an audit of the round. Two different frames sealed by one
 // sender for the same slot (round, kind, microbatch) are proof that the sender equivocated.
