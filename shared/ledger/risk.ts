@@ -22,28 +22,26 @@ function checkProgress(progress: number): void {
   }
 }
 
-/** w(p) = R^(1−p): work at p = 0 weighs R times work at p = 1. */
-export function exponentialRisk(R: number): RiskWeighting {
-  checkR('exponential', R);
+/** A weighting named `prefix:R`, checking R and every progress it is asked about. */
+function weighting(kind: string, prefix: string, R: number, w: (p: number) => number): RiskWeighting {
+  checkR(kind, R);
   return {
-    name: `exp:${R}`,
+    name: `${prefix}:${R}`,
     weight(p) {
       checkProgress(p);
-      return R ** (1 - p);
+      return w(p);
     },
   };
 }
 
+/** w(p) = R^(1−p): work at p = 0 weighs R times work at p = 1. */
+export function exponentialRisk(R: number): RiskWeighting {
+  return weighting('exponential', 'exp', R, (p) => R ** (1 - p));
+}
+
 /** w(p) = 1 + (R−1)(1−p): the same ends as the exponential, but a constant premium per unit of progress. */
 export function linearRisk(R: number): RiskWeighting {
-  checkR('linear', R);
-  return {
-    name: `linear:${R}`,
-    weight(p) {
-      checkProgress(p);
-      return 1 + (R - 1) * (1 - p);
-    },
-  };
+  return weighting('linear', 'linear', R, (p) => 1 + (R - 1) * (1 - p));
 }
 
 // A plain decimal only: Number() would also accept '', '0x10', ' 4 ' and 'Infinity'.

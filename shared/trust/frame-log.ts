@@ -76,7 +76,6 @@ export class FrameLog {
     const slot = this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch));
     return bytes ? slot?.find((r) => sameBytes(r.bytes, bytes)) : slot?.[0];
   }
-
 }
 
 function slotKey(dir: 'in' | 'out', round: number, kind: number, microbatch: number): string {

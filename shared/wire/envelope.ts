@@ -2,16 +2,12 @@
 // what it is, then its bytes. The receiver sorts by tag in one place (shared/trust/gate.ts) and
 // hands each kind straight to where it is used, instead of guessing from the bytes.
 //
-//   envelope = tag u8 ‖ body      (tag: 1 a sealed frame, 2 a state transfer, 3 an audit bundle)
+//   envelope = tag u8 ‖ body
+//   tag 1: a boundary-tensor frame (frame.ts), sealed by its sender (trust/seal.ts)
+//       2: a stage's training state, asked for or sent (peer/state-sync.ts)
+//       3: an audited peer's weights and frames for its witness (trust/audit.ts)
 
-export const Envelope = {
-  /** A boundary-tensor frame (frame.ts), sealed by its sender (trust/seal.ts). */
-  Frame: 1,
-  /** A stage's training state, asked for or sent (peer/state-sync.ts). */
-  State: 2,
-  /** An audited peer's weights and frames for its witness (trust/audit.ts). */
-  AuditBundle: 3,
-} as const;
+export const Envelope = { Frame: 1, State: 2, AuditBundle: 3 } as const;
 export type EnvelopeTag = (typeof Envelope)[keyof typeof Envelope];
 
 const TAGS: ReadonlySet<number> = new Set(Object.values(Envelope));
