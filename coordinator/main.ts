@@ -23,7 +23,6 @@ import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
-import { numberFlag, stringOptions } from '../cli/flags.js';
 import { RunStore } from './run-store.js';
 import { Coordinator } from './server.js';
 import { type OnChain, settleOnChain } from './settle-on-chain.js';
@@ -65,9 +64,14 @@ interface Flags {
 }
 
 function readFlags(): Flags {
-  const { values } = parseArgs({ options: stringOptions(Object.keys(defaults) as Flag[]), strict: true });
-  const str = (k: Flag): string => values[k] ?? defaults[k];
-  return { str, num: (k) => numberFlag(k, str(k)) };
+  const { values } = parseArgs({ options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])), strict: true });
+  const str = (k: Flag): string => (values[k] as string | undefined) ?? defaults[k];
+  const num = (k: Flag): number => {
+    const v = Number(str(k));
+    if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${str(k)}`);
+    return v;
+  };
+  return { str, num };
 }
 
 /** The run the flags describe; its data facts (name, SHA-256, length, vocabulary) from --data. */
