@@ -17,6 +17,7 @@ import { charCorpus } from '../shared/engine/data.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { trainBaseline } from '../cli/baseline.js';
 import { loadText } from '../node/corpus.js';
+import { stringOptions } from '../cli/flags.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 import { codeCorpus } from './code-corpus.js';
 
@@ -36,18 +37,9 @@ const SWEEP = [
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string' },
-    name: { type: 'string' },
-    'd-model': { type: 'string' },
-    steps: { type: 'string' },
-    workers: { type: 'string' },
-    stages: { type: 'string' },
-    microbatches: { type: 'string' },
-    batch: { type: 'string' },
-    codecs: { type: 'string' },
+    ...stringOptions(['data', 'name', 'd-model', 'steps', 'workers', 'stages', 'microbatches', 'batch', 'codecs', 'extend-to']),
     quick: { type: 'boolean', default: false },
     extend: { type: 'boolean', default: false },
-    'extend-to': { type: 'string' },
     merge: { type: 'boolean', default: false },
     /** Re-draw the plots from bench/results/swarm.json without running anything. */
     'plot-only': { type: 'boolean', default: false },

@@ -14,10 +14,10 @@ import { parseArgs } from 'node:util';
 import { type Address, createPublicClient, createWalletClient, formatEther, http, keccak256, parseEther, toHex } from 'viem';
 import WebSocket from 'ws';
 import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
-import { chainInferenceDesk } from '../coordinator/inference-desk.js';
 import { RunStore } from '../coordinator/run-store.js';
-import { Settlement, type SettlementReport } from '../coordinator/settlement.js';
-import { type SwarmAddresses, swarmChain } from '../shared/chain/client.js';
+import { settleOnChain } from '../coordinator/settle-on-chain.js';
+import type { SettlementReport } from '../coordinator/settlement.js';
+import { type SwarmAddresses, type SwarmChain, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
@@ -25,6 +25,7 @@ import { requestAnswer } from '../shared/buyer/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/run/derive.js';
 import type { AppConfig } from '../shared/app/bridge.js';
+import { intFlag, stringOptions } from './flags.js';
 import { openDashboard } from './open-dashboard.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 import type { RunConfig } from '../shared/run/config.js';
@@ -73,6 +74,67 @@ export interface EconomyResult {
   workers: Array<{ account: Address; units: string; ownership: string; credentials: string }>;
 }
 
+/** The contracts on a local chain, and a client of them signed by each dev account. */
+async function deployLocal(evm: LocalEvm): Promise<{ addresses: SwarmAddresses; as: (account: number) => SwarmChain }> {
+  const chain = chainOf(evm);
+  const transport = http(evm.rpcUrl);
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 });
+  const addresses = await deploySwarmContracts(publicClient, createWalletClient({ account: evm.accounts[ADMIN], chain, transport }), {
+    coordinator: evm.accounts[COORDINATOR].address,
+    veto: evm.accounts[VETO].address,
+  });
+  return { addresses, as: (i) => swarmChain(publicClient, addresses, createWalletClient({ account: evm.accounts[i], chain, transport })) };
+}
+
+/** The designer stakes 1 ETH on the run, committing to its exact configuration. */
+async function openRunOnChain(designer: SwarmChain, run: RunConfig, e: EconomyOptions): Promise<{ runId: bigint; target: bigint }> {
+  const target = expectedUnits(run, e.risk);
+  const { result: runId } = await designer.openRun({
+    stake: parseEther('1'),
+    computeTarget: target,
+    designerBps: 1000,
+    credentialSupply: 1000n,
+    challengeWindow: BigInt(e.challengeWindow),
+    modelHash: keccak256(toHex(JSON.stringify(run))),
+  });
+  return { runId, target };
+}
+
+/**
+ * The market after training: the largest owner pulls its credentials and lists ten; the buyer
+ * buys one and spends it on a prompt, which the swarm then answers.
+ */
+async function buyOneSpend(as: (account: number) => SwarmChain, workerAccounts: Address[], report: SettlementReport, runId: bigint, prompt: string) {
+  const top = report.units.reduce((a, b) => (b.ownership > a.ownership ? b : a));
+  const owner = as(FIRST_WORKER + workerAccounts.indexOf(top.account));
+  await owner.claimCredentials(runId);
+  await owner.list(runId, 10n, parseEther('0.001'));
+  const buyer = as(BUYER);
+  const [listing] = await buyer.openListings(runId);
+  await buyer.buy(listing, 1n);
+  const { result: spendId } = await buyer.spendCredentials(runId, 1n, prompt);
+  return { spendId, price: listing.price };
+}
+
+/** Each worker's units, ownership and credentials as the chain holds them. */
+async function ownership(reader: SwarmChain, runId: bigint, workerAccounts: Address[], report: SettlementReport): Promise<EconomyResult['workers']> {
+  return Promise.all(
+    workerAccounts.map(async (account) => ({
+      account,
+      units: (report.units.find((u) => u.account === account)?.units ?? 0n).toString(),
+      ownership: (await reader.ownershipOf(runId, account)).toString(),
+      credentials: ((await reader.credentialsOf(runId, account)) + (await reader.pendingCredentials(runId, account))).toString(),
+    })),
+  );
+}
+
+function ownershipTable(workers: EconomyResult['workers'], report: SettlementReport): string {
+  const share = (units: string | bigint) => ((Number(units) / Number(report.ownershipTotal)) * 100).toFixed(2).padStart(6);
+  const rows = workers.map((w) => `  ${w.account}  ${share(w.ownership)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`);
+  const designer = `  designer                                     ${share(report.designerUnits)} %  ${report.designerUnits.toString().padStart(12)} units\n`;
+  return ['\nownership of the trained model (on chain):\n', ...rows, designer].join('');
+}
+
 /** With `evm`, runs on that chain and leaves it running (a test inspects it afterwards). */
 export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm, dashboard?: DashboardHooks): Promise<EconomyResult> {
   const say = (line: string) => !o.quiet && process.stdout.write(line);
@@ -84,49 +146,19 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
   const you = dashboard && evm.accounts[FIRST_WORKER + o.workers].address;
   let opened: { close(): Promise<void> } | undefined;
   try {
-    const chain = chainOf(evm);
-    const transport = http(evm.rpcUrl);
-    const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 });
-    const as = (i: number) => swarmChain(publicClient, addresses, createWalletClient({ account: evm.accounts[i], chain, transport }));
-    const addresses = await deploySwarmContracts(publicClient, createWalletClient({ account: evm.accounts[ADMIN], chain, transport }), {
-      coordinator: evm.accounts[COORDINATOR].address,
-      veto: evm.accounts[VETO].address,
-    });
+    const { addresses, as } = await deployLocal(evm);
     say(`registry ${addresses.registry}, tokens ${addresses.tokens} on ${evm.rpcUrl}\n`);
-
     const run: RunConfig = { ...(await runConfig(o)), serve: true };
-    const target = expectedUnits(run, e.risk);
-    const { result: runId } = await as(DESIGNER).openRun({
-      stake: parseEther('1'),
-      computeTarget: target,
-      designerBps: 1000,
-      credentialSupply: 1000n,
-      challengeWindow: BigInt(e.challengeWindow),
-      modelHash: keccak256(toHex(JSON.stringify(run))),
-    });
+    const { runId, target } = await openRunOnChain(as(DESIGNER), run, e);
     say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
-
-    const coordinator = as(COORDINATOR);
+    const at = { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId };
     const store = RunStore.fresh(join(o.out, 'coordinator.db'), run);
-    const settlement = new Settlement({
-      run,
-      chain: coordinator,
-      runId,
-      risk: parseRisk(e.risk),
-      epochSteps: e.epochSteps,
-      store,
-      log: (l) => say(`\n${l}\n`),
-    });
+    const { options, settlement } = settleOnChain({ run, chain: as(COORDINATOR), at, store, risk: e.risk, epochSteps: e.epochSteps, log: (l) => say(`\n${l}\n`) });
+    const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
     let answer: EconomyResult['answer'] | undefined;
     let report: SettlementReport | undefined;
-    const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
-
     const swarm = await runSwarm(o, run, {
-      coordinator: {
-        store,
-        chain: { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
-        inference: chainInferenceDesk(coordinator, runId),
-      },
+      coordinator: options,
       workerEnv: (i) => ({ SWARM_RPC_URL: evm.rpcUrl, SWARM_KEY: evm.keys[FIRST_WORKER + i] }),
       onCoordinator: (c) => settlement.attach(c),
       async onListening(url) {
@@ -140,16 +172,8 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
       async afterTraining(c) {
         say('\ntraining done: settling the last epoch on chain…\n');
         report = await settlement.finish({ pollMs: 500, selfClaim: you ? [you] : [] });
-        // The largest owner pulls its credentials and lists ten; the buyer buys one in the app.
-        const top = report.units.reduce((a, b) => (b.ownership > a.ownership ? b : a));
-        const owner = as(FIRST_WORKER + workerAccounts.indexOf(top.account));
-        await owner.claimCredentials(runId);
-        await owner.list(runId, 10n, parseEther('0.001'));
-        const buyer = as(BUYER);
-        const [listing] = await buyer.openListings(runId);
-        await buyer.buy(listing, 1n);
-        const { result: spendId } = await buyer.spendCredentials(runId, 1n, e.prompt);
-        say(`buyer bought 1 credential for ${formatEther(listing.price)} ETH and spent it (spend ${spendId}); asking the swarm…\n`);
+        const { spendId, price } = await buyOneSpend(as, workerAccounts, report, runId, e.prompt);
+        say(`buyer bought 1 credential for ${formatEther(price)} ETH and spent it (spend ${spendId}); asking the swarm…\n`);
         const a = await requestAnswer(c.url!, WebSocket as unknown as WebSocketConstructor, { spendId, prompt: e.prompt, maxTokens: e.answerTokens });
         answer = { prompt: e.prompt, ...a };
         say(`\n--- answer to ${JSON.stringify(e.prompt)} (receipt ${a.answerHash.slice(0, 10)}… on chain) ---\n${e.prompt}${a.text}\n---\n`);
@@ -159,25 +183,8 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
         }
       },
     });
-
-    const reader = as(ADMIN);
-    const workers = await Promise.all(
-      workerAccounts.map(async (account) => ({
-        account,
-        units: (report!.units.find((u) => u.account === account)?.units ?? 0n).toString(),
-        ownership: (await reader.ownershipOf(runId, account)).toString(),
-        credentials: ((await reader.credentialsOf(runId, account)) + (await reader.pendingCredentials(runId, account))).toString(),
-      })),
-    );
-    const total = report!.ownershipTotal;
-    say('\nownership of the trained model (on chain):\n');
-    for (const w of workers)
-      say(
-        `  ${w.account}  ${((Number(w.ownership) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${w.ownership.padStart(12)} units  ${w.credentials.padStart(5)} credentials\n`,
-      );
-    say(
-      `  designer                                     ${((Number(report!.designerUnits) / Number(total)) * 100).toFixed(2).padStart(6)} %  ${report!.designerUnits.toString().padStart(12)} units\n`,
-    );
+    const workers = await ownership(as(ADMIN), runId, workerAccounts, report!);
+    say(ownershipTable(workers, report!));
     const result: EconomyResult = { addresses, runId, swarm, settlement: report!, answer: answer!, workers };
     mkdirSync(o.out, { recursive: true });
     writeFileSync(
@@ -193,23 +200,19 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
 
 export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions; port: number } {
   const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window', 'port'] as const;
-  const { values, tokens } = parseArgs({ args: argv, options: Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), strict: false, tokens: true });
+  // Not strict: the swarm's flags pass through to parseSwarmArgs, which is.
+  const { values, tokens } = parseArgs({ args: argv, options: stringOptions(flags), strict: false, tokens: true });
   const rest = tokens
     .filter((t) => t.kind !== 'option' || !(flags as readonly string[]).includes(t.name))
     .flatMap((t) => (t.kind === 'option' ? [t.rawName, ...(t.value !== undefined ? [t.value] : [])] : t.kind === 'positional' ? [t.value] : []));
   const e = { ...ECONOMY_DEFAULTS };
-  const int = (f: string, v: unknown) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${f} must be a non-negative integer, got ${String(v)}`);
-    return n;
-  };
-  if (values['epoch-steps'] !== undefined) e.epochSteps = Math.max(1, int('epoch-steps', values['epoch-steps']));
-  if (values['answer-tokens'] !== undefined) e.answerTokens = int('answer-tokens', values['answer-tokens']);
-  if (values['challenge-window'] !== undefined) e.challengeWindow = int('challenge-window', values['challenge-window']);
+  if (values['epoch-steps'] !== undefined) e.epochSteps = Math.max(1, intFlag('epoch-steps', values['epoch-steps']));
+  if (values['answer-tokens'] !== undefined) e.answerTokens = intFlag('answer-tokens', values['answer-tokens']);
+  if (values['challenge-window'] !== undefined) e.challengeWindow = intFlag('challenge-window', values['challenge-window']);
   if (typeof values.risk === 'string') e.risk = values.risk;
   if (typeof values.prompt === 'string') e.prompt = values.prompt;
   parseRisk(e.risk); // fail fast with its message
-  const port = values.port === undefined ? DEFAULT_DASHBOARD_PORT : int('port', values.port);
+  const port = values.port === undefined ? DEFAULT_DASHBOARD_PORT : intFlag('port', values.port);
   return { swarm: parseSwarmArgs(rest), economy: e, port };
 }
 

@@ -13,6 +13,7 @@ import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
+import { intFlag, numberFlag, stringOptions } from './flags.js';
 import { LocalSwarm, type LocalSwarmOptions, type PeerMetrics } from './local-swarm.js';
 import { lossPlotSvg } from './plot.js';
 import { formatIssues } from '../shared/base/issues.js';
@@ -206,62 +207,32 @@ async function allWorkersGone(swarm: LocalSwarm): Promise<never> {
   throw new Error(`every worker has exited${last ? `; the last one (worker ${last.i}) ended with: ${swarm.tail(last.i)}` : ''}`);
 }
 
+/** The flags that take a whole number ≥ 0, and the option each sets. */
+const INT_FLAGS = {
+  workers: 'workers',
+  stages: 'stages',
+  'min-per-stage': 'minPerStage',
+  'extra-warmup': 'extraWarmup',
+  steps: 'steps',
+  layers: 'layers',
+  'd-model': 'dModel',
+  heads: 'heads',
+  seq: 'seq',
+  batch: 'batch',
+  microbatches: 'microbatches',
+  'average-every': 'averageEvery',
+  'eval-every': 'evalEvery',
+  'eval-batches': 'evalBatches',
+  seed: 'seed',
+} as const satisfies Record<string, keyof SwarmOptions>;
+
 export function parseSwarmArgs(argv: string[]): SwarmOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      workers: { type: 'string' },
-      stages: { type: 'string' },
-      'min-per-stage': { type: 'string' },
-      'extra-warmup': { type: 'string' },
-      tune: { type: 'boolean' },
-      codec: { type: 'string' },
-      data: { type: 'string' },
-      steps: { type: 'string' },
-      layers: { type: 'string' },
-      'd-model': { type: 'string' },
-      heads: { type: 'string' },
-      seq: { type: 'string' },
-      batch: { type: 'string' },
-      microbatches: { type: 'string' },
-      lr: { type: 'string' },
-      'average-every': { type: 'string' },
-      'eval-every': { type: 'string' },
-      'eval-batches': { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-    },
-    strict: true,
-  });
+  const ints = Object.keys(INT_FLAGS) as (keyof typeof INT_FLAGS)[];
+  const options = { ...stringOptions([...ints, 'codec', 'data', 'lr', 'out']), tune: { type: 'boolean' as const } };
+  const { values } = parseArgs({ args: argv, options, strict: true });
   const o = { ...SWARM_DEFAULTS };
-  const num = (flag: string, v: string | undefined, int = true): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || (int && (!Number.isInteger(n) || n < 0))) throw new Error(`--${flag} must be a ${int ? 'non-negative integer' : 'number'}, got ${v}`);
-    return n;
-  };
-  const ints: [keyof SwarmOptions, string][] = [
-    ['workers', 'workers'],
-    ['stages', 'stages'],
-    ['minPerStage', 'min-per-stage'],
-    ['extraWarmup', 'extra-warmup'],
-    ['steps', 'steps'],
-    ['layers', 'layers'],
-    ['dModel', 'd-model'],
-    ['heads', 'heads'],
-    ['seq', 'seq'],
-    ['batch', 'batch'],
-    ['microbatches', 'microbatches'],
-    ['averageEvery', 'average-every'],
-    ['evalEvery', 'eval-every'],
-    ['evalBatches', 'eval-batches'],
-    ['seed', 'seed'],
-  ];
-  for (const [key, flag] of ints) {
-    const n = num(flag, values[flag as keyof typeof values] as string | undefined);
-    if (n !== undefined) (o as unknown as Record<string, number>)[key] = n;
-  }
-  o.lr = num('lr', values.lr, false) ?? o.lr;
+  for (const flag of ints) if (values[flag] !== undefined) o[INT_FLAGS[flag]] = intFlag(flag, values[flag]);
+  if (values.lr !== undefined) o.lr = numberFlag('lr', values.lr);
   o.codec = values.codec ?? o.codec;
   o.data = values.data ?? o.data;
   o.out = values.out ?? o.out;

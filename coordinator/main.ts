@@ -20,14 +20,12 @@ import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
 import { charCorpus } from '../shared/engine/data.js';
 import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
-import { parseRisk } from '../shared/ledger/risk.js';
 import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
-import { chainInferenceDesk } from './inference-desk.js';
 import { RunStore } from './run-store.js';
 import { Coordinator } from './server.js';
-import { Settlement } from './settlement.js';
+import { type OnChain, settleOnChain } from './settle-on-chain.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
@@ -60,7 +58,12 @@ const defaults = {
 };
 type Flag = keyof typeof defaults;
 
-async function main(): Promise<void> {
+interface Flags {
+  str(k: Flag): string;
+  num(k: Flag): number;
+}
+
+function readFlags(): Flags {
   const { values } = parseArgs({ options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])), strict: true });
   const str = (k: Flag): string => (values[k] as string | undefined) ?? defaults[k];
   const num = (k: Flag): number => {
@@ -68,6 +71,11 @@ async function main(): Promise<void> {
     if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${str(k)}`);
     return v;
   };
+  return { str, num };
+}
+
+/** The run the flags describe; its data facts (name, SHA-256, length, vocabulary) from --data. */
+async function runFromFlags({ str, num }: Flags): Promise<RunConfig> {
   const text = await loadText(str('data'));
   const stages = num('stages');
   const nLayer = num('layers');
@@ -88,54 +96,48 @@ async function main(): Promise<void> {
     evalBatches: num('eval-batches'),
   });
   if (!parsed.success) throw new Error(`invalid run: ${formatIssues('run', parsed.error)}`);
-  const run: RunConfig = parsed.data;
-  const log = (line: string) => console.log(`[coordinator] ${line}`);
-  const store = RunStore.open(str('state') || `runs/${run.runId}/coordinator.db`, run);
-  const resumed = store.control();
-  if (resumed) log(`resuming run ${run.runId} from ${store.path}: step ${resumed.step} of ${run.steps} committed (${resumed.phase})`);
-  if (resumed?.phase === 'finished' || resumed?.phase === 'stopped') {
-    log(`run ${run.runId} is ${resumed.phase} (${resumed.reason}); start a new run with another --run-id`);
-    return store.close();
-  }
-  const chainCfg = chainConfigFromEnv(process.env);
-  if (chainCfg && !chainCfg.key) throw new Error("SWARM_KEY (the coordinator role's key) is required to settle on chain");
-  const chain = chainCfg && (await connectChain(chainCfg));
-  if (chainCfg) {
-    run.serve = true;
-    log(`settling on chain ${chainCfg.chainId} (registry ${chainCfg.registry}, run ${chainCfg.runId}) as ${chain!.account}`);
-  }
-  const coord = new Coordinator({
-    run,
-    heartbeatTimeoutMs: num('heartbeat-timeout-ms'),
-    log,
-    store,
-    ...(chainCfg && {
-      chain: { chainId: chainCfg.chainId, registry: chainCfg.registry, tokens: chainCfg.tokens, runId: chainCfg.runId.toString() },
-      inference: chainInferenceDesk(chain!, chainCfg.runId),
-    }),
-  });
-  const settlement =
-    chainCfg &&
-    new Settlement({
-      run,
-      chain: chain!,
-      runId: chainCfg.runId,
-      risk: parseRisk(str('risk')),
-      epochSteps: num('epoch-steps'),
-      store,
-      log,
-    });
-  settlement?.attach(coord);
+  return parsed.data;
+}
 
+/** With a chain in the environment, settle there and serve spends after training (run.serve). */
+async function onChainFromEnv(run: RunConfig, store: RunStore, { str, num }: Flags, log: (line: string) => void): Promise<OnChain | undefined> {
+  const cfg = chainConfigFromEnv(process.env);
+  if (!cfg) return undefined;
+  if (!cfg.key) throw new Error("SWARM_KEY (the coordinator role's key) is required to settle on chain");
+  const chain = await connectChain(cfg);
+  run.serve = true;
+  log(`settling on chain ${cfg.chainId} (registry ${cfg.registry}, run ${cfg.runId}) as ${chain.account}`);
+  return settleOnChain({ run, chain, at: cfg, store, risk: str('risk'), epochSteps: num('epoch-steps'), log });
+}
+
+/** A progress line every 2 s, printed when it changed. */
+function printProgress(coord: Coordinator): ReturnType<typeof setInterval> {
   let last = '';
-  const timer = setInterval(() => {
+  return setInterval(() => {
     const p = coord.progress();
     const f = (x: number | undefined, d = 4): string => (x === undefined ? '–' : x.toFixed(d));
     const live = p.peers.filter((q) => q.state !== 'gone');
     const line = `[${p.phase}] step ${p.step}/${p.steps}  loss ${f(p.loss)}  val ${f(p.valLoss)}  tok/s ${f(p.tokensPerSec, 0)}  peers ${live.map((q) => `${q.peerId}:s${q.stage}:${q.state}`).join(' ')}`;
     if (line !== last) console.log((last = line));
   }, 2000);
+}
 
+async function main(): Promise<void> {
+  const flags = readFlags();
+  const run = await runFromFlags(flags);
+  const log = (line: string) => console.log(`[coordinator] ${line}`);
+  const store = RunStore.open(flags.str('state') || `runs/${run.runId}/coordinator.db`, run);
+  const resumed = store.control();
+  if (resumed) log(`resuming run ${run.runId} from ${store.path}: step ${resumed.step} of ${run.steps} committed (${resumed.phase})`);
+  if (resumed?.phase === 'finished' || resumed?.phase === 'stopped') {
+    log(`run ${run.runId} is ${resumed.phase} (${resumed.reason}); start a new run with another --run-id`);
+    return store.close();
+  }
+  // The store keeps the run as the flags describe it, before run.serve is set for a chain.
+  const onChain = await onChainFromEnv(run, store, flags, log);
+  const coord = new Coordinator({ run, heartbeatTimeoutMs: flags.num('heartbeat-timeout-ms'), log, store, ...onChain?.options });
+  onChain?.settlement.attach(coord);
+  const timer = printProgress(coord);
   const end = async (code: number): Promise<void> => {
     clearInterval(timer);
     await coord.close();
@@ -148,25 +150,17 @@ async function main(): Promise<void> {
     }
     void end(130);
   });
-  coord.trained.then(
-    (t) => {
-      log(`training complete at step ${t.step}${t.valLoss !== undefined ? `, validation loss ${t.valLoss.toFixed(4)}` : ''}`);
-      if (!settlement) return void end(0);
-      settlement.finish().then(
-        (s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`),
-        (e: Error) => {
-          console.error(`settlement failed: ${e.message}`);
-          void end(1);
-        },
-      );
-    },
-    (e: Error) => {
-      console.error(`run ended: ${e.message}`);
-      void end(1);
-    },
-  );
-  await coord.listen(num('port'), str('host'));
-  log(`workers join with: npm run worker -- --coordinator ${coord.url} --data ${str('data')}`);
+  const fail = (what: string) => (e: Error) => {
+    console.error(`${what}: ${e.message}`);
+    void end(1);
+  };
+  coord.trained.then((t) => {
+    log(`training complete at step ${t.step}${t.valLoss !== undefined ? `, validation loss ${t.valLoss.toFixed(4)}` : ''}`);
+    if (!onChain) return void end(0);
+    onChain.settlement.finish().then((s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`), fail('settlement failed'));
+  }, fail('run ended'));
+  await coord.listen(flags.num('port'), flags.str('host'));
+  log(`workers join with: npm run worker -- --coordinator ${coord.url} --data ${flags.str('data')}`);
 }
 
 main().catch((e: Error) => {

@@ -11,12 +11,16 @@
 // Inference (text generation through a pipeline) reuses the same forward dispatches without the
 // loss: forwardBoundary reads back only the boundary rows the next stage needs, forwardLogits only
 // the one row of next-token logits.
-import type { Dispatch, Gpu, View } from '../../kernels/context.js';
+//
+// This file is the block's API (inputs checked, phases run, state saved and restored); where its
+// tensors live is block-buffers.ts, and the dispatches each phase runs are block-dispatches.ts.
+import type { Dispatch, Gpu } from '../../kernels/context.js';
 import { MatmulTuner } from '../../kernels/autotune.js';
-import { type MatmulArgs, matmul } from '../../kernels/matmul.js';
-import * as k from '../../kernels/ops.js';
+import { adamwStride, adamwWords } from '../../kernels/ops.js';
+import { type BlockBuffers, BufferPool, type SharedBuffers, type SlotBuffers, allocBlock, allocSlot } from './block-buffers.js';
+import { DispatchRecorder, type SlotDispatches } from './block-dispatches.js';
 import type { TrainState } from './checkpoint.js';
-import { type BlockConfig, type Layout, boundaryWidth, constrained, initParams, layout, residualWriters } from './model.js';
+import { type BlockConfig, type Layout, boundaryWidth, initParams, layout } from './model.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
 import { frozenTable, orthonormalBasis } from './subspace.js';
 
@@ -42,38 +46,11 @@ export interface ForwardInput {
   targets?: ArrayLike<number>;
 }
 
-/** Values per token at this block's boundaries: k coefficients for subspace models, else d. */
-
-interface LayerActs {
-  x: View; // layer input
-  ln1: View;
-  mean1: View;
-  rstd1: View;
-  qkv: View;
-  probs: View;
-  att: View;
-  x1: View;
-  ln2: View;
-  mean2: View;
-  rstd2: View;
-  h: View;
-  g: View;
-}
-
-interface Slot {
-  tokens: View;
-  targets: View;
-  input: View; // layer 0 input
-  output: View; // last layer output
-  loss?: View;
-  /** Next-token logits [batch·seq, vocab] (a block with the head). */
-  logits?: View;
-  forward: Dispatch[];
-  /** Forward-only (inference): the forward without the loss, which would overwrite the logits. */
-  infer: Dispatch[];
-  backward: Dispatch[];
-  pending: boolean; // forwarded, not yet backwarded
-}
+/** A microbatch in flight: its buffers, its recorded dispatches, and whether it awaits its backward. */
+type Slot = SlotBuffers &
+  SlotDispatches & {
+    pending: boolean; // forwarded, not yet backwarded
+  };
 
 export class BlockRuntime {
   readonly layout: Layout;
@@ -82,17 +59,11 @@ export class BlockRuntime {
   private step_ = 0;
   private slots: Slot[] = [];
   private stepDispatches: Dispatch[] = [];
-  private readonly bufs: GPUBuffer[] = [];
-  private allocated = 0;
-  private params!: View;
-  private grads!: View;
-  private m!: View;
-  private v!: View;
-  private sumsq!: View;
+  private projectParams: Dispatch[] = [];
+  private readonly pool: BufferPool;
+  private b!: BlockBuffers;
   private hyper!: GPUBuffer;
-  private boundaryIn!: View; // received boundary tensor (activation or gradient), [N, width]
-  private boundaryOut!: View; // boundary tensor to send, [N, width]
-  private dX!: View; // gradient w.r.t. the current layer's output, updated in place down the layers
+  private subspaceWritten = false;
 
   private constructor(
     readonly gpu: Gpu,
@@ -105,6 +76,7 @@ export class BlockRuntime {
     this.N = cfg.batch * cfg.seq;
     this.width = boundaryWidth(cfg);
     if (!(Number.isInteger(slotCount) && slotCount >= 1)) throw new Error(`slots must be a positive integer, got ${slotCount}`);
+    this.pool = new BufferPool(gpu);
   }
 
   static async create(gpu: Gpu, cfg: BlockConfig, opts: BlockRuntimeOptions = {}): Promise<BlockRuntime> {
@@ -112,10 +84,9 @@ export class BlockRuntime {
     const init = opts.init ?? initParams(cfg, opts.seed ?? 1);
     if (init.length !== rt.layout.total) throw new Error(`init holds ${init.length} floats, the layout needs ${rt.layout.total}`);
     rt.build();
-    gpu.write(rt.params, init);
+    gpu.write(rt.shared.params, init);
     if (opts.autotune && rt.tuner.pending.size) {
       await rt.tuner.tunePending(gpu, opts.onTuneProgress);
-      rt.allocated = 0;
       rt.build();
     }
     // A subspace block starts inside its constraint.
@@ -123,217 +94,31 @@ export class BlockRuntime {
     return rt;
   }
 
-  /** Buffers are allocated in a fixed order, so a rebuild (after tuning) gets the same ones back. */
-  private alloc(n: number, label: string): View {
-    let b = this.bufs[this.allocated];
-    if (!b) {
-      b = this.gpu.buffer(n, label);
-      this.bufs.push(b);
-    }
-    this.allocated++;
-    return this.gpu.view(b, 0, n);
+  /** The buffers every slot shares. */
+  private get shared(): SharedBuffers {
+    return this.b.shared;
   }
 
-  private spec(name: string) {
-    const s = this.layout.params.find((x) => x.name === name);
-    if (!s) throw new Error(`no parameter ${name}`);
-    return s;
-  }
-
-  private p(name: string): View {
-    const s = this.spec(name);
-    return this.gpu.view(this.params.buffer, s.offset, s.size);
-  }
-
-  private gr(name: string): View {
-    const s = this.spec(name);
-    return this.gpu.view(this.grads.buffer, s.offset, s.size);
-  }
-
-  private mm(a: MatmulArgs): Dispatch {
-    return matmul(this.gpu, a, this.tuner.pick);
-  }
-
-  private projectGrads: Dispatch[] = [];
-  private projectParams: Dispatch[] = [];
-
-  /** Allocate (first call) or re-bind (later calls) the buffers and record every dispatch. */
+  /** Allocate (first call) or re-bind (later calls: the same buffers, after tuning) and record every dispatch. */
   private build(): void {
-    const { gpu, cfg, N } = this;
-    const d = cfg.dModel;
-    const { B, T, H, V } = { B: cfg.batch, T: cfg.seq, H: cfg.nHead, V: cfg.vocab };
-    const total = this.layout.total;
-    this.params = this.alloc(total, 'params');
-    this.grads = this.alloc(total, 'grads');
-    this.m = this.alloc(total, 'adam m');
-    this.v = this.alloc(total, 'adam v');
-    this.sumsq = this.alloc(1, 'grad sumsq');
-    this.hyper ??= gpu.uniform(new Uint32Array(12), 'adamw');
-    this.boundaryIn = this.alloc(N * this.width, 'boundary in');
-    this.boundaryOut = this.alloc(N * this.width, 'boundary out');
-    this.dX = this.alloc(N * d, 'dX');
-    // Scratch shared by all layers and slots: each phase is one submit, so they never overlap.
-    const proj = this.alloc(N * d, 'proj');
-    const d4a = this.alloc(N * 4 * d, 'dgelu');
-    const d4b = this.alloc(N * 4 * d, 'dh');
-    const dN = this.alloc(N * d, 'dnorm');
-    const dx1 = this.alloc(N * d, 'dx1');
-    const datt = this.alloc(N * d, 'datt');
-    const dS = this.alloc(B * H * T * T, 'dscores');
-    const dqkv = this.alloc(N * 3 * d, 'dqkv');
-    const sub = cfg.subspace && {
-      u: this.alloc(d * cfg.subspace.k, 'subspace U'),
-      f: this.alloc(V * d, 'frozen table F'),
-      tmp: this.alloc(Math.max(V, T, 4 * d) * cfg.subspace.k, 'projection tmp'),
-      k: cfg.subspace.k,
-    };
+    this.pool.rewind();
+    this.b = allocBlock(this.pool, this.cfg, this.layout.total, this.width);
+    this.hyper ??= this.gpu.uniform(new Uint32Array(12), 'adamw');
+    const sub = this.b.sub;
     if (sub && !this.subspaceWritten) {
-      gpu.write(sub.u, orthonormalBasis(d, sub.k, cfg.subspace!.seed));
-      gpu.write(sub.f, frozenTable(V, d, cfg.subspace!.seed));
+      this.gpu.write(sub.u, orthonormalBasis(this.cfg.dModel, sub.k, this.cfg.subspace!.seed));
+      this.gpu.write(sub.f, frozenTable(this.cfg.vocab, this.cfg.dModel, this.cfg.subspace!.seed));
       this.subspaceWritten = true;
     }
-    const first = cfg.firstLayer ?? 0;
-    const name = (l: number, s: string) => `h${first + l}.${s}`;
-
-    this.slots = [];
-    for (let s = 0; s < this.slotCount; s++) {
-      const tokens = this.alloc(N, 'tokens');
-      const targets = this.alloc(N, 'targets');
-      const acts: LayerActs[] = [];
-      let x = this.alloc(N * d, 'x0');
-      const input = x;
-      for (let l = 0; l < cfg.nLayer; l++) {
-        acts.push({
-          x,
-          ln1: this.alloc(N * d, 'ln1'),
-          mean1: this.alloc(N, 'mean1'),
-          rstd1: this.alloc(N, 'rstd1'),
-          qkv: this.alloc(N * 3 * d, 'qkv'),
-          probs: this.alloc(B * H * T * T, 'probs'),
-          att: this.alloc(N * d, 'att'),
-          x1: this.alloc(N * d, 'x1'),
-          ln2: this.alloc(N * d, 'ln2'),
-          mean2: this.alloc(N, 'mean2'),
-          rstd2: this.alloc(N, 'rstd2'),
-          h: this.alloc(N * 4 * d, 'h'),
-          g: this.alloc(N * 4 * d, 'gelu'),
-        });
-        x = this.alloc(N * d, `x${l + 1}`);
-      }
-      const output = x;
-      const fwd: Dispatch[] = [];
-      const bwd: Dispatch[] = [];
-      const table = sub ? { table: sub.f, tokens } : {};
-
-      // Dense boundaries are written straight into `input` and read straight from `output`.
-      if (cfg.hasEmbedding) {
-        fwd.push(k.embeddingForward(gpu, { wte: this.p('wte'), wpe: this.p('wpe'), tokens, x: input, N, T, d, frozen: sub?.f }));
-      } else if (sub) {
-        fwd.push(k.subspaceDecode(gpu, { c: this.boundaryIn, u: sub.u, x: input, N, d, k: sub.k, ...table }));
-      }
-      acts.forEach((a, l) => {
-        const n = (s: string) => name(l, s);
-        const out = l + 1 < acts.length ? acts[l + 1].x : output;
-        fwd.push(
-          k.layerNormForward(gpu, { x: a.x, g: this.p(n('ln1.g')), b: this.p(n('ln1.b')), y: a.ln1, mean: a.mean1, rstd: a.rstd1, N, d }),
-          this.mm({ M: N, N: 3 * d, K: d, a: a.ln1, b: this.p(n('attn.wqkv')), bias: this.p(n('attn.bqkv')), c: a.qkv }),
-          ...k.attentionForward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, out: a.att }, this.tuner.pick),
-          this.mm({ M: N, N: d, K: d, a: a.att, b: this.p(n('attn.wo')), bias: this.p(n('attn.bo')), c: proj }),
-          k.add(gpu, { a: a.x, b: proj, out: a.x1, n: N * d }),
-          k.layerNormForward(gpu, { x: a.x1, g: this.p(n('ln2.g')), b: this.p(n('ln2.b')), y: a.ln2, mean: a.mean2, rstd: a.rstd2, N, d }),
-          this.mm({ M: N, N: 4 * d, K: d, a: a.ln2, b: this.p(n('mlp.w1')), bias: this.p(n('mlp.b1')), c: a.h }),
-          k.gelu(gpu, { x: a.h, y: a.g, n: N * 4 * d }),
-          this.mm({ M: N, N: d, K: 4 * d, a: a.g, b: this.p(n('mlp.w2')), bias: this.p(n('mlp.b2')), c: proj }),
-          k.add(gpu, { a: a.x1, b: proj, out, n: N * d }),
-        );
-      });
-
-      let loss: View | undefined;
-      let logitsView: View | undefined;
-      let infer = fwd;
-      if (cfg.hasHead) {
-        const xf = this.alloc(N * d, 'lnf');
-        const meanf = this.alloc(N, 'meanf');
-        const rstdf = this.alloc(N, 'rstdf');
-        const logits = this.alloc(N * V, 'logits');
-        const losses = this.alloc(N, 'losses');
-        loss = this.alloc(1, 'loss');
-        logitsView = logits;
-        fwd.push(
-          k.layerNormForward(gpu, { x: output, g: this.p('lnf.g'), b: this.p('lnf.b'), y: xf, mean: meanf, rstd: rstdf, N, d }),
-          this.mm({ M: N, N: V, K: d, a: xf, b: this.p('head.w'), c: logits }),
-        );
-        infer = fwd.slice();
-        fwd.push(k.crossEntropy(gpu, { logits, targets, losses, N, V }), k.reduceSum(gpu, { x: losses, out: loss, n: N, scale: 1 / N }));
-        // logits now hold dloss/dlogits.
-        bwd.push(
-          this.mm({ M: d, N: V, K: N, a: xf, b: logits, c: this.gr('head.w'), transA: true, accumulate: true }),
-          this.mm({ M: N, N: d, K: V, a: logits, b: this.p('head.w'), c: dN, transB: true }),
-          k.layerNormBackward(gpu, { dy: dN, x: output, g: this.p('lnf.g'), mean: meanf, rstd: rstdf, dx: this.dX, N, d }),
-          k.layerNormParamGrads(gpu, { dy: dN, x: output, mean: meanf, rstd: rstdf, dg: this.gr('lnf.g'), db: this.gr('lnf.b'), N, d }),
-        );
-      } else if (sub) {
-        fwd.push(k.subspaceEncode(gpu, { x: output, u: sub.u, c: this.boundaryOut, N, d, k: sub.k, ...table }));
-        bwd.push(k.subspaceDecode(gpu, { c: this.boundaryIn, u: sub.u, x: this.dX, N, d, k: sub.k }));
-      }
-
-      for (let l = acts.length - 1; l >= 0; l--) {
-        const a = acts[l];
-        const n = (s: string) => name(l, s);
-        const dy = this.dX;
-        bwd.push(
-          // MLP: x2 = x1 + gelu(ln2·W1 + b1)·W2 + b2
-          this.mm({ M: 4 * d, N: d, K: N, a: a.g, b: dy, c: this.gr(n('mlp.w2')), transA: true, accumulate: true }),
-          k.colsum(gpu, { dy, db: this.gr(n('mlp.b2')), N, C: d }),
-          this.mm({ M: N, N: 4 * d, K: d, a: dy, b: this.p(n('mlp.w2')), c: d4a, transB: true }),
-          k.geluBackward(gpu, { dy: d4a, x: a.h, dx: d4b, n: N * 4 * d }),
-          this.mm({ M: d, N: 4 * d, K: N, a: a.ln2, b: d4b, c: this.gr(n('mlp.w1')), transA: true, accumulate: true }),
-          k.colsum(gpu, { dy: d4b, db: this.gr(n('mlp.b1')), N, C: 4 * d }),
-          this.mm({ M: N, N: d, K: 4 * d, a: d4b, b: this.p(n('mlp.w1')), c: dN, transB: true }),
-          k.layerNormBackward(gpu, { dy: dN, x: a.x1, g: this.p(n('ln2.g')), mean: a.mean2, rstd: a.rstd2, residual: dy, dx: dx1, N, d }),
-          k.layerNormParamGrads(gpu, { dy: dN, x: a.x1, mean: a.mean2, rstd: a.rstd2, dg: this.gr(n('ln2.g')), db: this.gr(n('ln2.b')), N, d }),
-          // Attention: x1 = x + attn(ln1)·Wo + bo
-          this.mm({ M: d, N: d, K: N, a: a.att, b: dx1, c: this.gr(n('attn.wo')), transA: true, accumulate: true }),
-          k.colsum(gpu, { dy: dx1, db: this.gr(n('attn.bo')), N, C: d }),
-          this.mm({ M: N, N: d, K: d, a: dx1, b: this.p(n('attn.wo')), c: datt, transB: true }),
-          ...k.attentionBackward(gpu, { B, T, H, d, qkv: a.qkv, probs: a.probs, dout: datt, dscores: dS, dqkv }, this.tuner.pick),
-          this.mm({ M: d, N: 3 * d, K: N, a: a.ln1, b: dqkv, c: this.gr(n('attn.wqkv')), transA: true, accumulate: true }),
-          k.colsum(gpu, { dy: dqkv, db: this.gr(n('attn.bqkv')), N, C: 3 * d }),
-          this.mm({ M: N, N: d, K: 3 * d, a: dqkv, b: this.p(n('attn.wqkv')), c: dN, transB: true }),
-          k.layerNormBackward(gpu, { dy: dN, x: a.x, g: this.p(n('ln1.g')), mean: a.mean1, rstd: a.rstd1, residual: dx1, dx: this.dX, N, d }),
-          k.layerNormParamGrads(gpu, { dy: dN, x: a.x, mean: a.mean1, rstd: a.rstd1, dg: this.gr(n('ln1.g')), db: this.gr(n('ln1.b')), N, d }),
-        );
-      }
-      if (cfg.hasEmbedding) {
-        bwd.push(k.embeddingBackward(gpu, { dx: this.dX, tokens, dwte: this.gr('wte'), dwpe: this.gr('wpe'), N, T, d, V }));
-      } else if (sub) {
-        bwd.push(k.subspaceEncode(gpu, { x: this.dX, u: sub.u, c: this.boundaryOut, N, d, k: sub.k }));
-      }
-      this.slots.push({ tokens, targets, input, output, loss, logits: logitsView, forward: fwd, infer, backward: bwd, pending: false });
-    }
-
-    // A constrained block keeps its residual writers (and their gradients) in span(U): projecting
-    // the gradient first makes the update independent of the gradient's off-subspace part, which
-    // is exactly the part a compressed boundary does not carry.
-    const project = (buf: View) =>
-      sub && constrained(cfg)
-        ? residualWriters(cfg).flatMap((pname) => {
-            const s = this.spec(pname);
-            const w = this.gpu.view(buf.buffer, s.offset, s.size);
-            return k.subspaceProject(gpu, { w, u: sub.u, tmp: sub.tmp, R: s.size / d, d, k: sub.k });
-          })
-        : [];
-    this.projectGrads = project(this.grads);
-    this.projectParams = project(this.params);
-    this.stepDispatches = [
-      ...this.projectGrads,
-      k.reduceSum(gpu, { x: this.grads, out: this.sumsq, n: total, squares: true }),
-      k.adamw(gpu, { p: this.params, g: this.grads, m: this.m, v: this.v, sumsq: this.sumsq, hyper: this.hyper, n: total }),
-      ...this.projectParams,
-    ];
+    const rec = new DispatchRecorder(this.gpu, this.cfg, this.layout, this.b, this.tuner);
+    this.slots = Array.from({ length: this.slotCount }, () => {
+      const buffers = allocSlot(this.pool, this.cfg);
+      return { ...buffers, ...rec.slot(buffers), pending: false };
+    });
+    const projectGrads = rec.project(this.shared.grads);
+    this.projectParams = rec.project(this.shared.params);
+    this.stepDispatches = rec.step(this.hyper, projectGrads, this.projectParams);
   }
-
-  private subspaceWritten = false;
 
   private checkTokens(name: string, t: ArrayLike<number> | undefined): Uint32Array {
     if (!t) throw new Error(`${name} are required by this block`);
@@ -371,8 +156,8 @@ export class BlockRuntime {
     this.load(s, input, true);
     this.gpu.run(s.forward);
     s.pending = true;
-    if (s.loss) return { loss: (await this.gpu.read(s.loss))[0] };
-    return { x: await this.gpu.read(this.cfg.subspace ? this.boundaryOut : s.output) };
+    if (s.head) return { loss: (await this.gpu.read(s.head.loss))[0] };
+    return { x: await this.gpu.read(this.cfg.subspace ? this.shared.boundaryOut : s.output) };
   }
 
   /** Validate every input first, then write them into the slot's (and the shared) buffers. */
@@ -382,7 +167,7 @@ export class BlockRuntime {
     const x = this.cfg.hasEmbedding ? undefined : this.checkBoundary('x', input.x);
     const targets = withTargets && this.cfg.hasHead ? this.checkTokens('targets', input.targets) : undefined;
     if (tokens) this.gpu.write(s.tokens, tokens);
-    if (x) this.gpu.write(this.cfg.subspace ? this.boundaryIn : s.input, x);
+    if (x) this.gpu.write(this.cfg.subspace ? this.shared.boundaryIn : s.input, x);
     if (targets) this.gpu.write(s.targets, targets);
   }
 
@@ -405,7 +190,7 @@ export class BlockRuntime {
     this.load(s, input, false);
     this.gpu.run(s.infer);
     s.pending = false;
-    return this.gpu.read(this.cfg.subspace ? this.boundaryOut : s.output, rows * this.width);
+    return this.gpu.read(this.cfg.subspace ? this.shared.boundaryOut : s.output, rows * this.width);
   }
 
   /**
@@ -423,7 +208,7 @@ export class BlockRuntime {
     this.gpu.run(s.infer);
     s.pending = false;
     // A view for the copy only: copies need 4-byte alignment, not the binding alignment of View.
-    const logits = s.logits!;
+    const logits = s.head!.logits;
     return this.gpu.read({ buffer: logits.buffer, offset: logits.offset + (row * seq + pos) * vocab, length: vocab });
   }
 
@@ -435,11 +220,11 @@ export class BlockRuntime {
   async backward(gradOut?: Float32Array, slot = 0): Promise<Float32Array | undefined> {
     const s = this.slot(slot);
     if (!s.pending) throw new Error(`backward needs a forward first (slot ${slot})`);
-    if (!this.cfg.hasHead) this.gpu.write(this.cfg.subspace ? this.boundaryIn : this.dX, this.checkBoundary('gradient', gradOut));
+    if (!this.cfg.hasHead) this.gpu.write(this.cfg.subspace ? this.shared.boundaryIn : this.shared.dX, this.checkBoundary('gradient', gradOut));
     this.gpu.run(s.backward);
     s.pending = false;
     if (this.cfg.hasEmbedding) return undefined;
-    return this.gpu.read(this.cfg.subspace ? this.boundaryOut : this.dX);
+    return this.gpu.read(this.cfg.subspace ? this.shared.boundaryOut : this.shared.dX);
   }
 
   /**
@@ -451,7 +236,7 @@ export class BlockRuntime {
     const s = this.slot(0);
     const encoder = this.gpu.device.createCommandEncoder();
     this.gpu.encode(encoder, [...s.forward, ...s.backward]);
-    encoder.clearBuffer(this.grads.buffer);
+    encoder.clearBuffer(this.shared.grads.buffer);
     this.gpu.device.queue.submit([encoder.finish()]);
     await this.gpu.finish();
   }
@@ -459,11 +244,11 @@ export class BlockRuntime {
   /** AdamW on the accumulated gradients (clipped to the global norm), then zero them. */
   step(lr = this.optimizer.lr): void {
     this.step_++;
-    const words = k.adamwWords({ ...this.optimizer, lr, t: this.step_ }, this.layout.total, this.layout.decayEnd, k.adamwStride(this.layout.total));
+    const words = adamwWords({ ...this.optimizer, lr, t: this.step_ }, this.layout.total, this.layout.decayEnd, adamwStride(this.layout.total));
     this.gpu.device.queue.writeBuffer(this.hyper, 0, words);
     const encoder = this.gpu.device.createCommandEncoder();
     this.gpu.encode(encoder, this.stepDispatches);
-    encoder.clearBuffer(this.grads.buffer);
+    encoder.clearBuffer(this.shared.grads.buffer);
     this.gpu.device.queue.submit([encoder.finish()]);
   }
 
@@ -477,7 +262,7 @@ export class BlockRuntime {
    */
   discardGradients(): void {
     const encoder = this.gpu.device.createCommandEncoder();
-    encoder.clearBuffer(this.grads.buffer);
+    encoder.clearBuffer(this.shared.grads.buffer);
     this.gpu.device.queue.submit([encoder.finish()]);
     for (const s of this.slots) s.pending = false;
   }
@@ -490,7 +275,7 @@ export class BlockRuntime {
 
   /** Everything needed to resume training: the step count, parameters and Adam moments. */
   async saveState(): Promise<TrainState> {
-    const [params, m, v] = await Promise.all([this.readParams(), this.gpu.read(this.m), this.gpu.read(this.v)]);
+    const [params, m, v] = await Promise.all([this.readParams(), this.gpu.read(this.shared.m), this.gpu.read(this.shared.v)]);
     return { step: this.step_, params, m, v };
   }
 
@@ -504,9 +289,9 @@ export class BlockRuntime {
       if (a.length !== n) throw new Error(`state ${name} holds ${a.length} floats, this block needs ${n}`);
     }
     if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`state step ${s.step} is not a step count`);
-    this.gpu.write(this.params, s.params);
-    this.gpu.write(this.m, s.m);
-    this.gpu.write(this.v, s.v);
+    this.gpu.write(this.shared.params, s.params);
+    this.gpu.write(this.shared.m, s.m);
+    this.gpu.write(this.shared.v, s.v);
     this.step_ = s.step;
   }
 
@@ -514,15 +299,15 @@ export class BlockRuntime {
   writeParams(p: Float32Array): void {
     if (p.length !== this.layout.total) throw new Error(`params hold ${p.length} floats, this block needs ${this.layout.total}`);
     for (let i = 0; i < p.length; i++) if (!Number.isFinite(p[i])) throw new Error(`params[${i}] is ${p[i]}: parameters must be finite`);
-    this.gpu.write(this.params, p);
+    this.gpu.write(this.shared.params, p);
   }
 
   readParams(): Promise<Float32Array> {
-    return this.gpu.read(this.params);
+    return this.gpu.read(this.shared.params);
   }
 
   readGrads(): Promise<Float32Array> {
-    return this.gpu.read(this.grads);
+    return this.gpu.read(this.shared.grads);
   }
 
   /**
@@ -539,20 +324,19 @@ export class BlockRuntime {
       const dx = this.cfg.hasHead || gradOut ? await this.backward(gradOut, 0) : undefined;
       return { ...out, ...(dx && { dx }) };
     } finally {
-      this.gpu.write(this.params, own);
-      this.gpu.write(this.grads, grads);
+      this.gpu.write(this.shared.params, own);
+      this.gpu.write(this.shared.grads, grads);
       this.slot(0).pending = false;
     }
   }
 
   /** Bytes of GPU memory this block holds. */
   get gpuBytes(): number {
-    return this.bufs.reduce((s, b) => s + b.size, 0);
+    return this.pool.bytes;
   }
 
   destroy(): void {
     this.hyper.destroy();
-    for (const b of this.bufs) b.destroy();
-    this.bufs.length = 0;
+    this.pool.destroy();
   }
 }
