@@ -2,9 +2,10 @@
 // RTCPeerConnection (through simple-peer's browser build), fetch for the training text and
 // IndexedDB for the states and proofs it keeps. The wallet is the dashboard's to add (browser/trainer.ts).
 import { Gpu } from '../kernels/context.js';
-import { DEFAULT_RUN, detectGpu, requestDevice, verdict } from '../shared/engine/gpu-detect.js';
+import { detectGpu, requestDevice } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerStorage } from '../shared/peer/host.js';
 import { browserRtc } from './rtc.js';
+import { DEFAULT_RUN, verdict } from '../shared/engine/gpu-verdict.js';
 
 export interface BrowserHostOptions {
   /** Where the run's training text is fetched from (the page's origin serves it). */

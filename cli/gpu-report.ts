@@ -1,7 +1,9 @@
 // `npx tsx cli/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
 import os from 'node:os';
-import { DEFAULT_RUN, detectGpu, formatReport, formatVerdict, verdict } from '../shared/engine/gpu-detect.js';
+import { detectGpu } from '../shared/engine/gpu-detect.js';
 import { nodeGPU } from '../worker/node-gpu.js';
+import { formatReport, formatVerdict } from '../shared/engine/gpu-format.js';
+import { DEFAULT_RUN, verdict } from '../shared/engine/gpu-verdict.js';
 
 async function main(args: string[]): Promise<void> {
   const unknown = args.filter((a) => a !== '--json' && a !== '--no-bench');

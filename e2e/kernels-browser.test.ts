@@ -8,11 +8,11 @@
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { formatReport } from '../shared/engine/gpu-detect.js';
 import { kernelCases } from '../tests/kernel-cases.js';
 import type { BrowserResults } from './browser/kernels-entry.js';
 import { bundle, pageHtml, serveStatic } from '../cli/static-site.js';
 import { launchChromium } from './chromium.js';
+import { formatReport } from '../shared/engine/gpu-format.js';
 
 const GREP = process.env.KERNELS_GREP ?? '';
 const RUN_TIMEOUT_MS = Number(process.env.KERNELS_BROWSER_TIMEOUT_MS) || 15 * 60_000;

@@ -1,9 +1,10 @@
 // What the dashboard knows of this machine's peer, folded from its session's events. Pure: the
 // store (store.ts) applies it, tests check it without a DOM.
-import type { GpuReport, Verdict } from '../shared/engine/gpu-detect.js';
+import type { GpuReport } from '../shared/engine/gpu-detect.js';
 import type { PeerInfo, SwarmPhase } from '../shared/swarm/protocol.js';
 import type { TrainerEvent } from '../shared/app/bridge.js';
 import type { SessionPhase } from '../shared/peer/session-events.js';
+import type { Verdict } from '../shared/engine/gpu-verdict.js';
 
 /** Points kept for the loss chart and lines for the log: a long run must not grow the page without bound. */
 export const MAX_POINTS = 2000;

@@ -7,13 +7,14 @@ import WebSocket from 'ws';
 import { ChainEnvSchema } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
 import { payoutWallet } from '../shared/chain/owner.js';
-import { DEFAULT_RUN, detectGpu, verdict } from '../shared/engine/gpu-detect.js';
+import { detectGpu } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerWallet } from '../shared/peer/host.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { nodeGPU, openNodeGpu } from './node-gpu.js';
 import { nodeRtc } from './node-rtc.js';
 import { fileStorage } from './node-storage.js';
 import { formatIssues } from '../shared/base/issues.js';
+import { DEFAULT_RUN, verdict } from '../shared/engine/gpu-verdict.js';
 
 export interface NodeHostOptions {
   /** The training text (checked against the run's hash when a run is assigned). */

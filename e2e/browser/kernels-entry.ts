@@ -5,8 +5,9 @@
 // Query parameters: `grep` keeps the cases whose name contains it (case-insensitive);
 // `caseTimeout` bounds one case in milliseconds (default 10 minutes).
 import { Gpu } from '../../kernels/context.js';
-import { type GpuReport, detectGpu, formatReport, requestDevice } from '../../shared/engine/gpu-detect.js';
+import { type GpuReport, detectGpu, requestDevice } from '../../shared/engine/gpu-detect.js';
 import { kernelCases } from '../../tests/kernel-cases.js';
+import { formatReport } from '../../shared/engine/gpu-format.js';
 
 export interface CaseResult {
   name: string;

@@ -7,10 +7,6 @@
 import { BENCH_ATTEMPTS, type BenchReport, benchmark } from './gpu-bench.js';
 import { estimateBudget } from './gpu-verdict.js';
 
-export { BENCH_ATTEMPTS, type BenchReport, bestOf, MIN_GFLOPS, type Retry } from './gpu-bench.js';
-export { formatReport, formatVerdict } from './gpu-format.js';
-export { DEFAULT_RUN, estimateBudget, type RunSpec, speedWarning, type Verdict, verdict } from './gpu-verdict.js';
-
 export interface HostFacts {
   /** Physical RAM, when the host can tell (os.totalmem(); browsers mostly cannot). */
   totalMemoryBytes?: number;

@@ -2,11 +2,12 @@
 // (browser/host.ts) and the desktop app each implement this, and nothing else of the session
 // depends on where it runs. No Node or DOM module is imported here.
 import type { Gpu } from '../../kernels/context.js';
-import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
+import type { GpuReport } from '../engine/gpu-detect.js';
 import type { WebSocketConstructor } from '../swarm/coordinator-client.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
 import type { RtcFactory } from './rtc.js';
 import type { RunConfig } from '../run/config.js';
+import type { Verdict } from '../engine/gpu-verdict.js';
 
 /** Bytes by key ("states/…", "proofs/…"): files in Node, IndexedDB or memory in a browser. */
 export interface PeerStorage {

@@ -1,10 +1,11 @@
 // What a peer session reports, as typed events a host renders (the worker's terminal, the
 // dashboard, the desktop app's tray): its phase and why, its GPU, its stage and neighbours, the
 // swarm's status, every step it worked on, what it earned and what it served.
-import type { GpuReport, Verdict } from '../engine/gpu-detect.js';
+import type { GpuReport } from '../engine/gpu-detect.js';
 import type { RunConfig } from '../run/config.js';
 import type { PeerInfo, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import type { ChainInfo } from './host.js';
+import type { Verdict } from '../engine/gpu-verdict.js';
 
 export type SessionPhase = 'starting' | 'registering' | 'setting-up' | 'ready' | 'training' | 'idle' | 'serving' | 'leaving' | 'left' | 'stopped' | 'failed';
 
