@@ -17,7 +17,7 @@ import { charCorpus } from '../shared/engine/data.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { trainBaseline } from '../cli/baseline.js';
 import { loadText } from '../node/corpus.js';
-import { stringOptions } from '../cli/flags.js';
+import { stringOptions } from '../node/flags.js';
 import { SWARM_DEFAULTS, type SwarmOptions, type SwarmResult, runConfig, runSwarm } from '../cli/swarm.js';
 import { codeCorpus } from './code-corpus.js';
 

@@ -25,7 +25,7 @@ import { requestAnswer } from '../shared/buyer/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/run/derive.js';
 import type { AppConfig } from '../shared/app/bridge.js';
-import { intFlag, stringOptions } from './flags.js';
+import { intFlag, stringOptions } from '../node/flags.js';
 import { openDashboard } from './open-dashboard.js';
 import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 import type { RunConfig } from '../shared/run/config.js';

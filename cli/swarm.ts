@@ -13,7 +13,7 @@ import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
-import { intFlag, numberFlag, stringOptions } from './flags.js';
+import { intFlag, numberFlag, stringOptions } from '../node/flags.js';
 import { LocalSwarm, type LocalSwarmOptions, type PeerMetrics } from './local-swarm.js';
 import { lossPlotSvg } from './plot.js';
 import { formatIssues } from '../shared/base/issues.js';

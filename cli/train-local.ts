@@ -12,7 +12,7 @@ import { type CharCorpus, charCorpus, sampleBatch } from '../shared/engine/data.
 import { type BlockConfig, blockFlops } from '../shared/engine/model.js';
 import { DEFAULT_ADAMW, learningRate } from '../shared/engine/optimizer.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
-import { intFlag, numberFlag, stringOptions } from './flags.js';
+import { intFlag, numberFlag, stringOptions } from '../node/flags.js';
 import { lossPlotSvg } from './plot.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 

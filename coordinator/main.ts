@@ -28,6 +28,7 @@ import { Coordinator } from './server.js';
 import { type OnChain, settleOnChain } from './settle-on-chain.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
+import { numberFlag, stringOptions } from '../node/flags.js';
 
 const defaults = {
   port: '8787',
@@ -64,14 +65,9 @@ interface Flags {
 }
 
 function readFlags(): Flags {
-  const { values } = parseArgs({ options: Object.fromEntries(Object.keys(defaults).map((k) => [k, { type: 'string' as const }])), strict: true });
-  const str = (k: Flag): string => (values[k] as string | undefined) ?? defaults[k];
-  const num = (k: Flag): number => {
-    const v = Number(str(k));
-    if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${str(k)}`);
-    return v;
-  };
-  return { str, num };
+  const { values } = parseArgs({ options: stringOptions(Object.keys(defaults) as Flag[]), strict: true });
+  const str = (k: Flag): string => values[k] ?? defaults[k];
+  return { str, num: (k) => numberFlag(k, str(k)) };
 }
 
 /** The run the flags describe; its data facts (name, SHA-256, length, vocabulary) from --data. */

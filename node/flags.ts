@@ -1,6 +1,6 @@
-// Command-line flags, read the same way by the terminal's launchers (`npm run swarm`, `npm start`,
-// `npm run train:local`, the swarm benchmark): node:util's parseArgs with string options, and
-// numbers checked with an error that names the flag.
+// Command-line flags, read the same way by every Node command (`npm run swarm`, `npm start`,
+// `npm run train:local`, `npm run coordinator`, the swarm benchmark): node:util's parseArgs with
+// string options, and numbers checked with an error that names the flag.
 
 /** parseArgs options for flags that each take a value. */
 export function stringOptions<const K extends string>(names: readonly K[]): Record<K, { type: 'string' }> {
