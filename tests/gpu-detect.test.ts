@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type GpuReport, classify, detectGpu, requestDevice } from '../shared/engine/gpu-detect.js';
+import { type GpuReport, classify, detectGpu, requestDevice, estimateBudget } from '../shared/engine/gpu-detect.js';
 import { layout } from '../shared/engine/model.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 import { BENCH_ATTEMPTS, MIN_GFLOPS, bestOf } from '../shared/engine/gpu-bench.js';
 import { formatReport, formatVerdict } from '../shared/engine/gpu-format.js';
-import { type RunSpec, estimateBudget, verdict } from '../shared/engine/gpu-verdict.js';
+import { type RunSpec, verdict } from '../shared/engine/gpu-verdict.js';
 
 const host = { name: 'test host', totalMemoryBytes: 16 * 2 ** 30 };
 const GiB = 2 ** 30;

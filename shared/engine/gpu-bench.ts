@@ -3,7 +3,7 @@
 // busy machine makes it look slower than the hardware is.
 import { Gpu, groups } from '../../kernels/context.js';
 import { DEFAULT_VARIANT, VARIANTS, matmul, variantFits, variantKey } from '../../kernels/matmul.js';
-import { MiB } from './gpu-format.js';
+import { MiB } from '../base/sizes.js';
 
 export interface BenchReport {
   matmulSize: number;

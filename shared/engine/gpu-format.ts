@@ -1,11 +1,9 @@
 // GPU detection's reports for a terminal (`npm run gpu`, a worker's start-up) and the byte and
 // number formatting its reasons share.
+import { bytes, num } from '../base/sizes.js';
 import { MIN_GFLOPS } from './gpu-bench.js';
 import type { GpuReport } from './gpu-detect.js';
 import type { Verdict } from './gpu-verdict.js';
-
-export const GiB = 2 ** 30;
-export const MiB = 2 ** 20;
 
 export function formatReport(r: GpuReport): string {
   if (!r.available) return `WebGPU on ${r.host}: not available\n  ${r.message}`;
@@ -42,13 +40,3 @@ export function formatVerdict(v: Verdict): string {
   const lines = v.reasons.map((r) => (v.warnings.includes(r) ? `  ! WARNING: ${r}` : `  - ${r}`));
   return [head, ...lines].join('\n');
 }
-
-export function bytes(n: number | undefined): string {
-  if (n === undefined || !Number.isFinite(n)) return '?';
-  if (n >= GiB) return `${num(n / GiB)} GiB`;
-  if (n >= MiB) return `${num(n / MiB)} MiB`;
-  if (n >= 1024) return `${num(n / 1024)} KiB`;
-  return `${n} B`;
-}
-
-export const num = (x: number) => String(Number(x.toPrecision(3)));

@@ -1,41 +1,10 @@
 // Can a measured adapter take part in a run, and with how many layers? Only facts reject it (no
 // adapter, a tensor above the binding limit, no room for one layer); a slow measurement only warns.
 // WebGPU never tells how much VRAM there is, so the memory budget is bounded from what is known.
-import type { AdapterKind, GpuReport } from './gpu-detect.js';
+import { DEFAULT_BINDING_SIZE, type GpuReport } from './gpu-detect.js';
 import { type BenchReport, MIN_GFLOPS } from './gpu-bench.js';
-import { GiB, MiB, bytes, num } from './gpu-format.js';
+import { bytes, num } from '../base/sizes.js';
 import { type BlockConfig, activationFloatsPerLayer, layout } from './model.js';
-
-/** Params, grads, Adam m, Adam v and activations each live in their own buffer(s). */
-const BUFFER_KINDS = 5;
-/** The spec's guaranteed minimum, used when a report carries no limits. */
-const DEFAULT_BINDING_SIZE = 128 * MiB;
-
-export function estimateBudget(kind: AdapterKind, limits: Record<string, number>, hostBytes?: number): GpuReport['budget'] {
-  const bounds: { bytes: number; why: string }[] = [];
-  if (limits.maxBufferSize) {
-    bounds.push({
-      bytes: BUFFER_KINDS * limits.maxBufferSize,
-      why: `${BUFFER_KINDS} buffer kinds (params, grads, Adam m, Adam v, activations) × maxBufferSize ${bytes(limits.maxBufferSize)}`,
-    });
-  }
-  if (kind === 'cpu' || kind === 'integrated') {
-    // These adapters share system RAM with the OS, the browser and whatever game is running.
-    const share = kind === 'cpu' ? 0.5 : 0.25;
-    bounds.push(
-      hostBytes
-        ? { bytes: share * hostBytes, why: `${share * 100}% of host RAM ${bytes(hostBytes)} for a ${kind} adapter sharing system memory` }
-        : { bytes: 1 * GiB, why: `a 1 GiB default for a ${kind} adapter, host RAM unknown` },
-    );
-  } else {
-    bounds.push({ bytes: 2 * GiB, why: `a conservative 2 GiB default for a ${kind} adapter (WebGPU does not expose VRAM)` });
-    if (kind === 'unknown' && hostBytes) bounds.push({ bytes: 0.25 * hostBytes, why: `25% of host RAM ${bytes(hostBytes)} in case it shares system memory` });
-  }
-  bounds.sort((a, b) => a.bytes - b.bytes);
-  const [best, ...rest] = bounds;
-  const also = rest.length ? `; looser bounds: ${rest.map((b) => `${bytes(b.bytes)} from ${b.why}`).join('; ')}` : '';
-  return { bytes: Math.floor(best.bytes), basis: `${bytes(best.bytes)} from ${best.why}${also}` };
-}
 
 export interface RunSpec {
   name: string;
