@@ -500,7 +500,7 @@ describe('wire frames', () => {
     expect(readHeader(oddView(encodeFrame(base({ dtype: 'int8', tokens }), undefined, { entropy: true })))).toEqual({
       kind: FrameKind.Activation,
       dtype: 'int8',
-      step: 123456,
+      tag: 123456,
       microbatch: 7,
       rows: 3,
       cols: 7,
