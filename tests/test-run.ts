@@ -1,6 +1,6 @@
-import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 // A small run configuration for tests that need one without training it (the run's state machine,
 // the settlement): two stages of two layers, ten steps, averaging every two.
+import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 
 export function testRun(over: Partial<RunConfig> = {}): RunConfig {
   return RunConfigSchema.parse({

@@ -1,6 +1,6 @@
-import { rng } from '../base/random.js';
 // Character-level corpus: vocabulary, train/validation split and a deterministic batch order.
 // Pure: the text comes in as a string, so Node, a browser and tests use the same code.
+import { rng } from '../base/random.js';
 
 export interface CharCorpus {
   vocab: string[];

@@ -1,7 +1,7 @@
-import { gaussian, rng } from '../base/random.js';
 // Shared-seed objects of subspace compression (ARCHITECTURE §4): every peer derives the same
 // orthonormal basis U (d×k) and the same frozen token table F (V×d) from a seed, so nothing is
 // sent to agree on them.
+import { gaussian, rng } from '../base/random.js';
 
 /** U[d,k] row-major with orthonormal columns: modified Gram–Schmidt (QR) of a seeded Gaussian, in float64. */
 export function orthonormalBasis(d: number, k: number, seed: number): Float32Array {

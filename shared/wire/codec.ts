@@ -1,7 +1,7 @@
-import { type CodecSpec, SUBSPACE_COEFFS } from './codec-spec.js';
 // Boundary-tensor codecs (ARCHITECTURE §3–4): how a [rows × cols] Float32Array (rows = tokens of a
 // microbatch, cols = d_model or the subspace rank k) becomes bytes on the wire and back. Pure and
 // environment-agnostic: typed arrays and DataView only, little-endian bytes on any host.
+import { type CodecSpec, SUBSPACE_COEFFS } from './codec-spec.js';
 
 /** What a run sends across a stage boundary (chosen on the command line; schema in protocol.ts). */
 export type { CodecSpec };
