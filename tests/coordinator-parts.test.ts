@@ -1,0 +1,255 @@
+// The run's state machine's parts, each on its own (coordinator/roster.ts, stage-states.ts,
+// membership.ts, departures.ts, routing.ts, rounds.ts, round-audits.ts, averaging-roles.ts,
+// evaluation.ts, readiness.ts, run-phase.ts): the rules each one keeps, with no RunControl around
+// them. tests/run-control.test.ts checks them composed.
+import { describe, expect, it } from 'vitest';
+import { AveragingRoles } from '../coordinator/averaging-roles.js';
+import { Departures } from '../coordinator/departures.js';
+import { Evaluations } from '../coordinator/evaluation.js';
+import { Membership } from '../coordinator/membership.js';
+import { Readiness } from '../coordinator/readiness.js';
+import { RoundAudits } from '../coordinator/round-audits.js';
+import { Rounds } from '../coordinator/rounds.js';
+import { Routing } from '../coordinator/routing.js';
+import { type PeerRecord, Roster } from '../coordinator/roster.js';
+import { RunPhase } from '../coordinator/run-phase.js';
+import { StageStates } from '../coordinator/stage-states.js';
+import type { RunConfig } from '../shared/run/config.js';
+import type { Seal, ServerMessage } from '../shared/swarm/protocol.js';
+import { FrameKind } from '../shared/wire/frame.js';
+import { testRun } from './test-run.js';
+
+const hash = (c: string) => c.repeat(64);
+
+function record(peerId: string, stage: number, state: PeerRecord['state'] = 'active'): PeerRecord {
+  return {
+    peerId,
+    name: peerId,
+    key: peerId.padEnd(64, '0'),
+    capability: { adapter: 't', kind: 'cpu', gflops: 1, memoryBytes: 1e9, maxLayers: 8 },
+    held: [],
+    stage,
+    state,
+    links: new Set(),
+    assignedAt: 0,
+  };
+}
+
+/** A roster of `peers` ([id, stage, state]) placed in their views, every pair of neighbours linked both ways. */
+function rosterOf(run: RunConfig, peers: Array<[string, number, PeerRecord['state']?]>): Roster {
+  const roster = new Roster(run.layersPerStage.length, 8);
+  for (const [id, stage, state] of peers) {
+    const p = record(id, stage, state);
+    roster.add(p);
+    roster.place(p, stage);
+  }
+  for (const p of roster.live()) p.links = new Set(roster.viewIds(p.peerId));
+  return roster;
+}
+
+const seal = (kind: number, tag: number, microbatch: number, from: string, to: string): Seal => ({ kind, tag, microbatch, hash: hash('0'), from, to, sig: '0'.repeat(128) });
+
+describe('coordinator parts', () => {
+  it('roster: a witness is a replica of the same stage linked both ways; an unmeasured peer counts as the stage median', () => {
+    const run = testRun();
+    const roster = rosterOf(run, [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['x', 1],
+    ]);
+    roster.get('c')!.links.delete('a'); // one end only: no channel
+    expect(roster.witnesses('a')).toEqual(['b']);
+    expect(roster.typicalMs(0)).toBe(1000);
+    roster.get('a')!.msPerMicrobatch = 10;
+    roster.get('b')!.msPerMicrobatch = 30;
+    roster.get('c')!.msPerMicrobatch = 20;
+    expect(roster.typicalMs(0)).toBe(20);
+    roster.retire(roster.get('b')!, 'lost');
+    expect(roster.active(0).map((p) => p.peerId)).toEqual(['a', 'c']);
+    expect(roster.get('b')!.links.size).toBe(0);
+    expect(roster.viewIds('a')).toContain('b'); // until forgotten
+    roster.forget('b');
+    expect(roster.viewIds('a')).not.toContain('b');
+  });
+
+  it('stage states: the hash most members report is the stage’s, one vote per member, old votes dropped', () => {
+    const st = new StageStates(2);
+    st.vote(1, 4, hash('a'), 'p', 0);
+    st.vote(1, 4, hash('b'), 'q', 0);
+    st.vote(1, 4, hash('b'), 'r', 0);
+    st.vote(1, 4, hash('c'), 'r', 0); // a second vote of r changes nothing
+    expect(st.agreedHash(1, 4)).toBe(hash('b'));
+    expect(st.newest(1)).toEqual({ step: 4, hash: hash('b') });
+    st.vote(1, 12, hash('d'), 'p', 8);
+    expect(st.agreedHash(1, 4)).toBeUndefined();
+    // A returning peer's state restores the stage only at its newest step or a later committed one, with the agreed hash.
+    expect(st.restores({ runId: 'r', stage: 1, step: 12, hash: hash('d') }, 12)).toBe(true);
+    expect(st.restores({ runId: 'r', stage: 1, step: 12, hash: hash('e') }, 12)).toBe(false);
+    expect(st.restores({ runId: 'r', stage: 1, step: 14, hash: hash('f') }, 12)).toBe(false);
+    expect(st.restores({ runId: 'r', stage: 1, step: 8, hash: hash('f') }, 12)).toBe(false);
+  });
+
+  it('stage states: a stage’s last replica gone takes the newest state with it, a kept one only within the run’s steps', () => {
+    const st = new StageStates(2);
+    st.vote(0, 4, hash('a'), 'p', 0);
+    st.lastReplicaGone(0, 'worker-1', 6, { step: 9, hash: hash('b') });
+    expect(st.newest(0)).toEqual({ step: 4, hash: hash('a') });
+    expect(st.heldBy(0)).toBe('worker-1');
+    st.lastReplicaGone(0, 'worker-2', 6, { step: 6, hash: hash('c') });
+    expect(st.newest(0)).toEqual({ step: 6, hash: hash('c') });
+    st.lastReplicaGone(1, 'worker-3', 6); // never averaged: the seed, which anyone rebuilds
+    expect(st.heldBy(1)).toBeUndefined();
+    expect(() => st.resume([{ step: 1 }])).toThrow(/saved run has 1 stages, this one 2/);
+  });
+
+  it('rounds: numbers are never reused, and a report must cover exactly its routes and cite exactly its inputs', () => {
+    const rounds = new Rounds();
+    rounds.resume(41);
+    const routes = [
+      ['a', 'x'],
+      ['b', 'x'],
+    ];
+    const r = rounds.start(3, routes, 0);
+    expect([r.round, rounds.stepOf(42), Object.fromEntries(r.work)]).toEqual([42, 3, { a: 1, x: 2, b: 1 }]);
+    const x = record('x', 1);
+    const inputs = [seal(FrameKind.Activation, 42, 0, 'a', 'x'), seal(FrameKind.Activation, 42, 1, 'b', 'x')];
+    const done = (o: object) => ({ type: 'round-done' as const, round: 42, microbatches: 2, busyMs: 0, inputs, ...o });
+    expect(rounds.report(x, done({ round: 41 }))).toEqual({ kind: 'late' });
+    expect(rounds.report(record('z', 1), done({}))).toEqual({ kind: 'error', error: 'round 42 routes nothing through z' });
+    expect(rounds.report(x, done({ microbatches: 1 }))).toMatchObject({ kind: 'error' });
+    expect(rounds.report(x, done({ inputs: inputs.slice(0, 1) }))).toEqual({ kind: 'purge', reason: 'reported round 42 done without the activation of microbatch 1 from b' });
+    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Gradient, 42, 0, 'a', 'x')] }))).toMatchObject({
+      kind: 'purge',
+      reason: expect.stringMatching(/never routed to it/),
+    });
+    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Activation, 41, 0, 'a', 'x')] }))).toMatchObject({ reason: expect.stringMatching(/seals of its own/) });
+    expect(rounds.report(x, done({}))).toEqual({ kind: 'taken', complete: false });
+    expect(x.msPerMicrobatch).toBe(1); // a claimed zero counts as 1 ms, never as infinitely fast
+    expect(rounds.report(x, done({}))).toEqual({ kind: 'error', error: 'round 42 was already reported by x' });
+    expect(rounds.end()).toBe(r);
+    expect(rounds.start(3, routes, 0).round).toBe(43);
+  });
+
+  it('round audits: nothing to audit commits at once; a suspect must name a frame the round routed to its reporter', () => {
+    const sent: ServerMessage[] = [];
+    const audits = new RoundAudits({ send: (_, m) => sent.push(m), log: () => {}, now: () => 0, audit: { rate: 0, random: () => 0 }, witnesses: () => ['w'] });
+    const r = new Rounds().start(1, [['a', 'x']], 0);
+    expect(audits.onSuspect(r, 'x', { type: 'suspect', round: 1, peer: 'b', microbatch: 0, reason: 'far out' })).toMatch(/routes no frame of microbatch 0 from b to x/);
+    expect(audits.onSuspect(r, 'x', { type: 'suspect', round: 1, peer: 'a', microbatch: 0, reason: 'far out' })).toBeUndefined();
+    expect(audits.begin(r)).toEqual({ kind: 'wait' }); // the suspect is audited whatever the rate
+    expect(sent.map((m) => [m.type, 'witness' in m ? m.witness : undefined])).toEqual([
+      ['audit', 'w'],
+      ['verify', undefined],
+    ]);
+    expect(audits.begin(new Rounds().start(1, [['a', 'x']], 0))).toEqual({ kind: 'commit' });
+  });
+
+  it('averaging roles: replicas that computed since the last averaging are members, an idle one and joiners listen', () => {
+    const roles = new AveragingRoles();
+    const [a, b, c, j] = [record('a', 0), record('b', 0), record('c', 0), record('j', 0, 'ready')];
+    roles.credit(new Map([['a', 2]]));
+    roles.credit(new Map([['b', 1]]));
+    expect(roles.roles(false, [{ active: [a, b, c], ready: [j] }])).toEqual({ members: [['a', 'b', 'c']], listeners: [[]], joining: [] });
+    expect(roles.roles(true, [{ active: [a, b, c], ready: [j] }])).toEqual({ members: [['a', 'b']], listeners: [['c', 'j']], joining: ['j'] });
+    // Counted afresh after averaging: nobody computed since, so every replica is a member.
+    expect(roles.roles(true, [{ active: [a, b, c], ready: [] }]).members).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('evaluations: a validation loss is taken once, only from the last peer of its path; the final one ends training', () => {
+    const ev = new Evaluations();
+    ev.planned(4, ['a', 'x'], false, 2);
+    ev.planned(10, ['b', 'y'], true, 2);
+    expect(ev.take('a', 4)).toBe(false);
+    expect(ev.take('x', 4)).toBe(true);
+    expect(ev.take('x', 4)).toBe(false);
+    expect([ev.awaitingFinal, ev.isFinal(10)]).toEqual([true, true]);
+    ev.endFinal();
+    expect(ev.awaitingFinal).toBe(false);
+  });
+
+  it('run phase: a new phase goes out at once, a new reason in the same phase at most every everyMs', () => {
+    let now = 0;
+    const sent: ServerMessage[] = [];
+    const changed: string[] = [];
+    const phase = new RunPhase({
+      now: () => now,
+      log: () => {},
+      everyMs: 1000,
+      broadcast: (m) => sent.push(m),
+      progress: () => ({ step: 3, steps: 10 }),
+      changed: (p, r) => changed.push(`${p}: ${r}`),
+    });
+    phase.set('waiting', 'one');
+    phase.set('waiting', 'two');
+    expect(sent).toHaveLength(1);
+    phase.flush();
+    expect(sent.at(-1)).toEqual({ type: 'status', phase: 'waiting', reason: 'two', step: 3, steps: 10 });
+    now = 2000;
+    phase.set('waiting', 'three');
+    phase.set('training', 'training');
+    expect(sent.map((m) => m.type === 'status' && m.reason)).toEqual(['one', 'two', 'three', 'training']);
+    expect(changed).toEqual(['waiting: one', 'waiting: two', 'waiting: three', 'training: training']);
+    expect(phase.over).toBe(false);
+  });
+
+  it('readiness: with spot checks and replicas required, a ready peer counts once linked to a ready replica', () => {
+    const run = testRun({ minPerStage: 2 });
+    const roster = rosterOf(run, [
+      ['a', 0, 'ready'],
+      ['b', 0, 'ready'],
+      ['x', 1, 'ready'],
+      ['y', 1, 'ready'],
+    ]);
+    roster.get('y')!.links.delete('x');
+    const readiness = new Readiness({ run, roster, stages: new StageStates(2), audited: true });
+    expect(readiness.canStart()).toBe(false);
+    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to a replica stage 0: 2/2, stage 1: 0/2)');
+    expect(new Readiness({ run, roster, stages: new StageStates(2), audited: false }).canStart()).toBe(true);
+    expect(readiness.missingReason(1)).toBe('waiting for a peer for stage 1 (x, y setting up)');
+  });
+
+  it('routing: with spot checks on, work goes only to replicas a witness can check, where a stage has any', () => {
+    const run = testRun();
+    const roster = rosterOf(run, [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['x', 1],
+    ]);
+    for (const id of ['b', 'c']) roster.get('a')!.links.delete(id);
+    const plan = new Routing({ run, roster, audited: true }).planStep();
+    expect(plan.ok && [...new Set(plan.routes.map((p) => p[0]))].sort()).toEqual(['b', 'c']);
+    const naive = new Routing({ run, roster, audited: false }).planStep();
+    expect(naive.ok && new Set(naive.routes.map((p) => p[0])).has('a')).toBe(true);
+    const routing = new Routing({ run, roster, audited: false });
+    const path = routing.path(new Set(['a', 'b']));
+    expect(path).toEqual(['c', 'x']);
+    expect(routing.onPathsThrough('x')).toEqual(['c', 'x']);
+  });
+
+  it('membership and departures: a purged account is refused; a leaving last replica hands its state to a peer setting up', () => {
+    const run = testRun();
+    const roster = new Roster(2, 8);
+    const stages = new StageStates(2);
+    const sent: Array<{ to: string; m: ServerMessage }> = [];
+    const o = { run, roster, stages, send: (to: string, m: ServerMessage) => sent.push({ to, m }), now: () => 0, log: () => {}, step: () => 4 };
+    const membership = new Membership(o);
+    const reg = (name: string, maxLayers = 8) => ({ name, key: name.padEnd(64, '0'), capability: { adapter: 't', kind: 'cpu' as const, gflops: 1, memoryBytes: 1e9, maxLayers } });
+    expect(membership.register('a', reg('a'))).toEqual({ ok: true, stage: 0 });
+    expect(membership.register('x', reg('x'))).toEqual({ ok: true, stage: 1 });
+    expect(membership.register('tiny', reg('tiny', 1))).toEqual({ ok: false, reason: 'this GPU can hold 1 layer(s); the smallest stage of this run has 2' });
+    membership.bar(roster.get('x')!);
+    expect(membership.register('x2', { ...reg('x2'), key: roster.get('x')!.key })).toEqual({ ok: false, reason: 'this peer was purged from the run' });
+    roster.get('a')!.state = 'active';
+    stages.vote(0, 4, hash('a'), 'a', 0);
+    expect(membership.register('h', reg('h'))).toEqual({ ok: true, stage: 0 });
+    const departures = new Departures({ ...o, membership, started: () => true, onPathsThrough: () => [] });
+    const gone = departures.depart('a', 'paused', { kept: { step: 4, hash: hash('a') } });
+    expect([gone?.graceful, stages.heldBy(0), roster.get('h')?.heirOf]).toEqual([true, 'a', 'a']);
+    expect(sent.filter((s) => s.m.type === 'handoff')).toEqual([{ to: 'a', m: { type: 'handoff', to: 'h' } }]);
+    const assigned = sent.filter((s) => s.to === 'h' && s.m.type === 'assign').at(-1)?.m;
+    expect(assigned?.type === 'assign' && assigned.state).toEqual({ from: 'replica', peers: ['a'] });
+    expect(departures.depart('a', 'again')).toBeUndefined();
+  });
+});
