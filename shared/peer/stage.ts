@@ -36,6 +36,11 @@ export class Stage {
   seat?: StageSeat;
   /** Assign messages received so far (a load that fails while a newer one waits is not fatal). */
   private assigns = 0;
+  /**
+   * The replica this seat's state was fetched from, its step, and how many assigns had arrived when
+   * the request went out: an assign that had arrived by then names no newer state of that replica.
+   */
+  private fetched?: { from: string; step: number; assignsSeen: number };
   private corpus?: { runId: string; corpus: CharCorpus };
 
   constructor(
@@ -65,6 +70,14 @@ export class Stage {
     this.seat ??= await this.build(m);
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
     if (this.assigns !== seq) return undefined;
+    // A handoff naming the leaver this peer asked for its state after the handoff was sent: the leaver
+    // kept that state before it said it leaves, so this peer has it, and a second fetch would only
+    // race the leaver's exit.
+    const f = this.fetched;
+    if (m.state.from === 'replica' && f && f.assignsSeen >= seq && m.state.peers.includes(f.from)) {
+      this.o.neighbours.stateSources.clear();
+      return f.step;
+    }
     try {
       const step = await this.load(m.state);
       this.o.neighbours.stateSources.clear();
@@ -72,12 +85,20 @@ export class Stage {
     } catch (e) {
       // Superseded while loading (its source left with a handoff): the newer assign decides.
       if (this.assigns !== seq) return void this.ctx.say(`${(e as Error).message}; following the newer assignment`);
+      // Its source left before it could be asked again: offer what it gave before (the coordinator
+      // takes it only if it is the stage's newest state).
+      if (f && m.state.from === 'replica' && m.state.peers.includes(f.from)) {
+        this.ctx.say(`${(e as Error).message}; offering the state ${f.from} gave before (step ${f.step})`);
+        this.fetched = f;
+        return f.step;
+      }
       throw e;
     }
   }
 
   /** Give the stage up: free its GPU memory. */
   drop(): void {
+    this.fetched = undefined;
     if (!this.seat) return;
     this.o.beforeDrop();
     this.seat.destroy();
@@ -108,6 +129,7 @@ export class Stage {
   /** Load the stage's state from where the coordinator says; returns its step. */
   private async load(source: ServerMessageOf<'assign'>['state']): Promise<number> {
     const seat = this.seat!;
+    this.fetched = undefined;
     if (source.from === 'seed') {
       seat.snapshot = await seat.capture();
       return 0;
@@ -132,11 +154,13 @@ export class Stage {
       left.delete(from);
       try {
         this.ctx.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
+        const assignsSeen = this.assigns;
         const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
         seat.runtime.loadState(c);
         seat.snapshot = await seat.capture();
         await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
         this.ctx.say(`loaded stage ${seat.stage}'s state at step ${c.step} from ${from}`);
+        this.fetched = { from, step: c.step, assignsSeen };
         return c.step;
       } catch (e) {
         errors.push(`${from}: ${(e as Error).message}`);
