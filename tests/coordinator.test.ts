@@ -845,6 +845,21 @@ describe('coordinator: evidence in seals', () => {
     await show(fine, good(fine.round));
     await until(() => fine.s.logs.some((l) => l.includes('with nothing plainly wrong with it')), 'the unproven claim logged');
     expect(purgedOf(fine.s)).toEqual([]);
+    // An honest sender's evaluation frame shown as evidence: receivers never show one, so it frames nobody but the one showing it.
+    const framer = await pair();
+    const evalFrame = encodeFrame({
+      kind: FrameKind.EvalActivation,
+      tag: framer.round,
+      microbatch: 0,
+      rows,
+      cols: 16,
+      dtype: 'fp16',
+      tensor: new Float32Array(rows * 16).fill(0.5),
+    });
+    await show(framer, evalFrame);
+    await until(() => purgedOf(framer.s).length === 1, 'the framer purged');
+    expect(purgedOf(framer.s)[0]).toMatchObject({ peerId: framer.b.peerId, reason: 'purged: it showed a frame of kind 3 as evidence: only training frames are ever shown' });
+    expect(framer.s.coord.control.peer(framer.a.peerId)?.state).not.toBe('gone');
     const liar = await pair();
     await show(liar, withNaN(liar.round), good(liar.round));
     await until(() => purgedOf(liar.s).length === 1, 'the liar purged');

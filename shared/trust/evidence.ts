@@ -8,7 +8,7 @@ import { KeyRing } from '../swarm/identity.js';
 import type { Seal } from '../swarm/protocol.js';
 import { runStageConfigs } from '../run/derive.js';
 import { dtypeOf } from '../wire/codec.js';
-import { type Frame, FrameKind, HEADER_BYTES, decodeFrame } from '../wire/frame.js';
+import { type Frame, HEADER_BYTES, decodeFrame, isTrainingKind } from '../wire/frame.js';
 import { verifySeal } from './seal.js';
 import { sha256Hex } from '../base/hex.js';
 import type { RunConfig } from '../run/config.js';
@@ -33,13 +33,16 @@ export class Evidence {
 
   /**
    * Who is to blame for a frame shown as plainly defective: its sender if it sealed exactly these
-   * bytes and they are; the reporter if the seal or the bytes are not what it says; nobody (the
-   * claim is unproven) if the frame is fine as far as its bytes go.
+   * bytes and they are; the reporter if the seal or the bytes are not what it says, or if it is no
+   * training frame; nobody (the claim is unproven) if the frame is fine as far as its bytes go.
    */
   async defective(reporter: string, seal: Seal, frame: Uint8Array, run: RunConfig): Promise<Verdict | 'unproven'> {
     const forged = await this.forged(reporter, [seal]);
     if (forged) return forged;
     if ((await sha256Hex(frame)) !== seal.hash) return { guilty: reporter, reason: 'the frame it showed is not the one the seal it cites vouches for' };
+    // Receivers log, and so can show, training frames only (frame-log.ts): any other frame shown
+    // is an honest sender's evaluation or generation frame turned into an accusation.
+    if (!isTrainingKind(seal.kind)) return { guilty: reporter, reason: `it showed a frame of kind ${seal.kind} as evidence: only training frames are ever shown` };
     const defect = plainDefect(frame, run);
     if (!defect) return 'unproven';
     return { guilty: seal.from, reason: `sent ${reporter} a defective frame (round ${seal.tag}, microbatch ${seal.microbatch}): ${defect}` };
@@ -66,10 +69,9 @@ export class Evidence {
     if (!matches || (await sha256Hex(bytes)) !== earlier.hash || (await sha256Hex(replayed)) !== later.hash) {
       return { guilty: reporter, reason: 'the frames it showed as a replay are not those the seals it cites vouch for' };
     }
-    const training = (k: number) => k === FrameKind.Activation || k === FrameKind.Gradient;
     const [s1, s2] = [stepOf(earlier.tag), stepOf(later.tag)];
     const sameWork = earlier.kind === later.kind && earlier.microbatch === later.microbatch && (s1 === undefined || s2 === undefined || s1 === s2);
-    if (!training(earlier.kind) || !training(later.kind) || sameWork || plainDefect(bytes, run) !== undefined) return 'unproven';
+    if (!isTrainingKind(earlier.kind) || !isTrainingKind(later.kind) || sameWork || plainDefect(bytes, run) !== undefined) return 'unproven';
     return {
       guilty: later.from,
       reason: `sent ${reporter} the payload of its round ${earlier.tag} microbatch ${earlier.microbatch} again as round ${later.tag} microbatch ${later.microbatch} (a replay)`,
@@ -100,7 +102,6 @@ export function plainDefect(frame: Uint8Array, run: RunConfig): string | undefin
   }
   const rows = run.model.batch * run.model.seq;
   const cols = boundaryWidth(runStageConfigs(run)[0]);
-  if (f.kind !== FrameKind.Activation && f.kind !== FrameKind.Gradient) return `a frame of kind ${f.kind} is not a training boundary`;
   if (f.rows !== rows || f.cols !== cols || f.dtype !== dtypeOf(run.codec))
     return `a ${f.rows}×${f.cols} ${f.dtype} frame where the run sends ${rows}×${cols} ${dtypeOf(run.codec)}`;
   return implausible(f.tensor);
