@@ -1,25 +1,16 @@
 // The run's state machine (ARCHITECTURE §3 and §5): who holds which stage, when training starts,
 // pauses and resumes, and what each global step is made of. It holds no sockets and no timers of
-// its own: the server feeds it peers' messages and losses and sends what it says to send, so every
-// rule here is tested without a network. It is a composition of one module per job: the roster
-// (who is where), stage states, membership (joining), departures, routing, rounds, their audits,
-// averaging roles, evaluations and the phase; this file decides what happens next after each event.
+// its own: the server feeds it peers' messages and sends what it says to send, so every rule here is
+// tested without a network. It is a composition of one module per job: the roster (who is where),
+// stage states, membership (joining), departures, routing, rounds, their audits, averaging roles,
+// evaluations, readiness and the phase; this file decides what happens next after each event.
 //
-// Step semantics. Global step t is `run.microbatches` fixed microbatches (the data order does not
-// depend on who is in the swarm). The coordinator computes it as a *round*: it routes every
-// microbatch through one peer per stage (planner.ts) and sends each peer the routes. Peers compute
-// and keep their gradients; when every peer of the round reported, the round is *committed* (each
-// peer applies its optimizer step) and its work is credited. If a peer of the round is lost, leaves
-// or stalls first, the round is *discarded* (every peer drops its gradients) and step t is routed
-// again without it. So a step's gradients come from exactly its microbatches, each once: nothing is
-// lost and nothing is applied twice, whatever fails mid-step.
-//
-// Membership. A peer is `setup` (placed on a stage, connecting and loading state), `ready` (state
-// loaded at some step), `active` (in rounds) or `gone`. Training starts when every stage has
-// `run.minPerStage` ready peers. A joiner loads the newest averaged state of its stage from a live
-// replica, then at the next averaging point receives the replicas' weights as a listener and is
-// active from the next round on. A stage whose last peer is gone pauses the run until a peer brings
-// that stage's newest state back (no other stage rolls back: stages are separate parameters).
+// Step semantics (docs/architecture.md, "Step semantics"): global step t is a fixed set of
+// microbatches, computed as a *round* routed through one peer per stage; it is *committed* once
+// every routed peer reported (and its audits agree), or *discarded* and routed again without a peer
+// lost, left or stalled first. So a step's gradients come from exactly its microbatches, each once.
+// Peers are `setup` → `ready` → `active` → `gone`; a stage whose last peer is gone pauses the run
+// until a peer brings that stage's newest state back.
 import { Emitter } from '../shared/base/emitter.js';
 import type { RunConfig } from '../shared/run/config.js';
 import { type ClientMessageOf, MAX_REPORTED_LOSS, type PeerInfo, type ServerMessage, type SwarmPhase } from '../shared/swarm/protocol.js';
@@ -326,13 +317,18 @@ export class RunControl extends Emitter<RunControlEvents> {
     return this.audits.onSuspect(this.rounds.current, reporter, msg);
   }
 
-  onStalled(peerId: string, msg: ClientMessageOf<'stalled'>): void {
+  /** `peerId` waited in vain for `msg.from`; returns an error for a report naming a peer its routes do not give it. */
+  onStalled(peerId: string, msg: ClientMessageOf<'stalled'>): string | undefined {
     const r = this.rounds.current;
-    if (!r || msg.round !== r.round || !r.work.has(peerId)) return;
+    if (!r || msg.round !== r.round || !r.work.has(peerId)) return undefined;
+    // Only a neighbour on the reporter's own path can have kept it waiting: anything else would let
+    // one peer discard every round by naming anyone (or no one).
+    if (!r.routes.some((path) => adjacent(path, peerId, msg.from))) return `round ${r.round} routes nothing between ${peerId} and ${msg.from}`;
     // The channel between them is no use to this round: route around it until both report it open again.
     this.roster.get(peerId)?.links.delete(msg.from);
     this.roster.get(msg.from)?.links.delete(peerId);
     this.abortRound(`${peerId} waited in vain for ${msg.from}: ${msg.reason}`);
+    return undefined;
   }
 
   /** The current round has taken too long (the server's watchdog). */

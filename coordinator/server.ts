@@ -287,7 +287,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'checkpoint':
         return c.onCheckpoint(peerId, msg.step, msg.hash);
       case 'stalled':
-        return c.onStalled(peerId, msg);
+        return void refuse(c.onStalled(peerId, msg));
       case 'suspect':
         return void refuse(c.onSuspect(peerId, msg));
       case 'leave':

@@ -677,6 +677,10 @@ describe('RunControl: failure mid-round', () => {
     sim.rc.onStalled('b', { type: 'stalled', round: r.round - 1, from: 'a', reason: 'old' });
     sim.rc.onStalled('e', { type: 'stalled', round: r.round, from: 'a', reason: 'not in it' });
     expect(sim.rc.currentRound).toBe(r);
+    // A stall is blamed only on a neighbour of the reporter's own path: naming anyone else is refused and changes nothing.
+    expect(sim.rc.onStalled('b', { type: 'stalled', round: r.round, from: 'nobody', reason: 'made up' })).toBe(`round ${r.round} routes nothing between b and nobody`);
+    expect(sim.rc.onStalled('b', { type: 'stalled', round: r.round, from: 'c', reason: 'another lane' })).toBe(`round ${r.round} routes nothing between b and c`);
+    expect(sim.rc.currentRound).toBe(r);
     sim.rc.onStalled('b', { type: 'stalled', round: r.round, from: 'a', reason: 'no activation in time' });
     expect(sim.aborted).toEqual([{ round: r.round, step: 2, reason: expect.stringContaining('b waited in vain for a') }]);
     expect(
