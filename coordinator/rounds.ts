@@ -65,6 +65,11 @@ export class Rounds {
     return r;
   }
 
+  /** Whether the round in flight routes a frame between a and b (consecutive hops of a path). */
+  routesBetween(a: string, b: string): boolean {
+    return !!this.current?.routes.some((path) => adjacent(path, a, b));
+  }
+
   /** A peer's share of the round in flight. */
   report(p: PeerRecord, msg: ClientMessageOf<'round-done'>): ReportOutcome {
     const r = this.current;

@@ -20,7 +20,7 @@ import { Evaluations } from './evaluation.js';
 import { Membership, type Placed, type Registration } from './membership.js';
 import type { RoutingPolicy } from './planner.js';
 import { RoundAudits, type AuditStep } from './round-audits.js';
-import { adjacent, type Round, Rounds } from './rounds.js';
+import { type Round, Rounds } from './rounds.js';
 import { Routing } from './routing.js';
 import { type Heartbeat, type PeerRecord, Roster } from './roster.js';
 import { Readiness } from './readiness.js';
@@ -224,11 +224,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     const before = p.links;
     p.links = new Set(connected);
     // A channel the current round routes over went down: the round cannot finish.
-    const r = this.rounds.current;
-    if (r?.work.has(peerId)) {
-      const broken = [...before].find((q) => !p.links.has(q) && r.routes.some((path) => adjacent(path, peerId, q)));
-      if (broken) return this.abortRound(`the channel between ${peerId} and ${broken} closed`);
-    }
+    const broken = [...before].find((q) => !p.links.has(q) && this.rounds.routesBetween(peerId, q));
+    if (broken) return this.abortRound(`the channel between ${peerId} and ${broken} closed`);
     this.reconcile();
   }
 
@@ -253,11 +250,7 @@ export class RunControl extends Emitter<RunControlEvents> {
    */
   onCheckpoint(peerId: string, step: number, hash: string): void {
     const p = this.roster.get(peerId);
-    if (p?.state !== 'active') return;
-    const averaged = step % this.run.averageEvery === 0 || step === this.run.steps;
-    const oldest = this.step_ - 4 * this.run.averageEvery;
-    if (!averaged || step > this.step_ || step < oldest) return;
-    this.stages.vote(p.stage, step, hash, peerId, step - 4 * this.run.averageEvery);
+    if (p?.state === 'active') this.stages.memberVote(this.run, p.stage, step, hash, peerId, this.step_);
   }
 
   /** A peer is gone: its connection closed, it fell silent, or it left (`kept`: the state it keeps). */
@@ -323,7 +316,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (!r || msg.round !== r.round || !r.work.has(peerId)) return undefined;
     // Only a neighbour on the reporter's own path can have kept it waiting: anything else would let
     // one peer discard every round by naming anyone (or no one).
-    if (!r.routes.some((path) => adjacent(path, peerId, msg.from))) return `round ${r.round} routes nothing between ${peerId} and ${msg.from}`;
+    if (!this.rounds.routesBetween(peerId, msg.from)) return `round ${r.round} routes nothing between ${peerId} and ${msg.from}`;
     // The channel between them is no use to this round: route around it until both report it open again.
     this.roster.get(peerId)?.links.delete(msg.from);
     this.roster.get(msg.from)?.links.delete(peerId);

@@ -2,6 +2,7 @@
 // (its step, and the parameter hash its replicas agreed on after averaging), and, while no live peer
 // holds that state, the gone peer that does. A returning peer's kept state is taken only if it is
 // that newest state (or a later committed one) with the agreed hash.
+import type { RunConfig } from '../shared/run/config.js';
 import type { HeldState } from '../shared/swarm/protocol.js';
 
 interface StageState {
@@ -63,6 +64,16 @@ export class StageStates {
     // before it saved its state must not leave the run waiting for a state nobody has.
     if (step >= st.newest.step) st.newest = { step, hash: this.agreedHash(stage, step) };
     for (const old of [...st.hashes.keys()]) if (old < keepFrom) st.hashes.delete(old);
+  }
+
+  /**
+   * An active member's vote after the averaging at `step`: counted only for a recent averaging step
+   * of the run (at most `lastStep`, the last committed one).
+   */
+  memberVote(run: RunConfig, stage: number, step: number, hash: string, peerId: string, lastStep: number): void {
+    const averaged = step % run.averageEvery === 0 || step === run.steps;
+    const window = 4 * run.averageEvery;
+    if (averaged && step <= lastStep && step >= lastStep - window) this.vote(stage, step, hash, peerId, step - window);
   }
 
   /** The hash most of a stage's members reported for `step`, if any reported. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Inbox, InboxRefused, InboxTimeout } from '../shared/trust/inbox.js';
-import { ChunkedLink, type RawChannel, memoryLinkPair } from '../shared/wire/link.js';
+import { ChunkedLink, type RawChannel, memoryChannelPair, memoryLinkPair } from '../shared/wire/link.js';
 import { FrameKind, decodeFrame, encodeFrame } from '../shared/wire/frame.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -42,6 +42,23 @@ describe('chunked links', () => {
     deliver(chunk(5, 0, 1, [9])); // cuts message 4 off, then completes
     expect(errors).toHaveLength(5);
     expect(got.map((m) => Array.from(m))).toEqual([[9]]);
+  });
+
+  it('reassembles nothing larger than its limit, which can be lowered once the peer knows what a neighbour may send', async () => {
+    const [x, y] = memoryChannelPair();
+    const errors: string[] = [];
+    const a = new ChunkedLink(x, 100);
+    const b = new ChunkedLink(y, 100, (e) => errors.push(e.message));
+    const got: number[] = [];
+    b.onMessage((m) => got.push(m.length));
+    a.send(new Uint8Array(1000));
+    await tick();
+    b.maxMessage = 500;
+    a.send(new Uint8Array(1000));
+    a.send(new Uint8Array(400));
+    await tick();
+    expect(got).toEqual([1000, 400]);
+    expect(errors[0]).toBe('message 1 claims 12 chunks');
   });
 });
 

@@ -55,7 +55,7 @@ describe('peer parts', () => {
   it('neighbours: channels to its own and the adjacent stages and to its state sources; once leaving, only to its heir', async () => {
     const { n, attempts, leave } = setUp();
     n.members = [info('a', 0), info('b', 1), info('c', 2), info('d', 3)];
-    n.place(1, ['z']);
+    n.place(1, ['z'], 1 << 20);
     await new Promise((r) => setTimeout(r, 0));
     expect(attempts.sort()).toEqual(['a', 'b', 'c', 'z']);
     expect(n.keyOf('c')).toBe(info('c', 2).key);

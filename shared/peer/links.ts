@@ -103,6 +103,12 @@ export class NeighbourLinks {
     return { sent, received };
   }
 
+  /** The largest message a neighbour may make us reassemble, from now on (the stage's largest honest message). */
+  limitMessages(bytes: number): void {
+    this.o.maxMessageBytes = bytes;
+    for (const n of this.peers.values()) n.link.maxMessage = bytes;
+  }
+
   close(): void {
     this.closedAll = true;
     this.wanted.clear();

@@ -6,8 +6,8 @@ import type { PeerInfo } from '../swarm/protocol.js';
 import { type PeerContext, sleep } from './context.js';
 import { NeighbourLinks } from './links.js';
 
-/** Largest message a neighbour may make this peer reassemble. */
-const MAX_MESSAGE_BYTES = 1 << 30;
+/** Largest message a neighbour may make this peer reassemble before it holds a stage (then the stage says: place()). */
+const UNPLACED_MAX_MESSAGE_BYTES = 1 << 20;
 
 export class Neighbours {
   /** The peers of this one's view. */
@@ -42,7 +42,7 @@ export class Neighbours {
         this.ctx.emit('neighbours', { connected, peers: this.known() });
       },
       log: (l) => this.ctx.say(l),
-      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxMessageBytes: UNPLACED_MAX_MESSAGE_BYTES,
     });
   }
 
@@ -85,8 +85,12 @@ export class Neighbours {
     this.ctx.emit('neighbours', { connected: this.links.connected(), peers: this.known() });
   }
 
-  /** The coordinator placed this peer on `stage`, loading its state from `sources` (if replicas). */
-  place(stage: number, sources: readonly string[]): void {
+  /**
+   * The coordinator placed this peer on `stage`, loading its state from `sources` (if replicas); no
+   * neighbour may make it reassemble more than `maxMessageBytes` (the stage's largest honest message).
+   */
+  place(stage: number, sources: readonly string[], maxMessageBytes: number): void {
+    this.links?.limitMessages(maxMessageBytes);
     this.placed = stage;
     this.stateSources.clear();
     for (const p of sources) this.stateSources.add(p);

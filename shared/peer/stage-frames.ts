@@ -55,3 +55,14 @@ export function stageFrames(o: StageFrameSpec): Pick<MailboxOptions, 'shapes' | 
     },
   };
 }
+
+/**
+ * The largest message an honest neighbour sends a peer of this stage, envelope and seal included:
+ * a state transfer (parameters, Adam m and v) or an audit bundle (parameters and four boundary
+ * frames), with room for their headers. A link reassembles nothing larger.
+ */
+export function largestMessageBytes(cfg: BlockConfig, params: number): number {
+  const N = cfg.batch * cfg.seq;
+  const frame = 32 + N * (4 * boundaryWidth(cfg) + 2);
+  return 12 * params + 4 * frame + 64 * 1024;
+}

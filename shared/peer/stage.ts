@@ -5,12 +5,16 @@
 import type { Gpu } from '../../kernels/context.js';
 import type { CharCorpus } from '../engine/data.js';
 import type { RunConfig } from '../run/config.js';
-import { runCorpus } from '../run/derive.js';
+import { runCorpus, runStageConfigs } from '../run/derive.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
+import type { TrainState } from '../engine/checkpoint.js';
+import { layout } from '../engine/model.js';
 import type { MailboxOptions } from '../trust/mailbox.js';
+import { stateProblem } from '../trust/state-check.js';
 import type { PeerContext } from './context.js';
 import type { Neighbours } from './neighbours.js';
 import { StageSeat } from './seat.js';
+import { largestMessageBytes } from './stage-frames.js';
 import type { RunnerOptions } from './stage-runner.js';
 import type { StateExchange } from './state-sync.js';
 import { keepState, loadHeld } from './state-store.js';
@@ -66,7 +70,8 @@ export class Stage {
     this.ctx.emit('assigned', { stage: m.stage, run: m.run, state: m.state });
     this.ctx.setPhase('setting-up', `placed on stage ${m.stage} of ${m.run.stages}; loading the stage`);
     if (this.seat && (this.seat.stage !== m.stage || this.seat.run.runId !== m.run.runId)) this.drop();
-    this.o.neighbours.place(m.stage, m.state.from === 'replica' ? m.state.peers : []);
+    const cfg = runStageConfigs(m.run)[m.stage];
+    this.o.neighbours.place(m.stage, m.state.from === 'replica' ? m.state.peers : [], largestMessageBytes(cfg, layout(cfg).total));
     this.seat ??= await this.build(m);
     // A newer assign is queued (a handoff naming where the stage's newest state is): it loads instead.
     if (this.assigns !== seq) return undefined;
@@ -136,6 +141,7 @@ export class Stage {
     }
     if (source.from === 'own') {
       const c = await loadHeld(this.ctx.host.storage, { runId: seat.run.runId, stage: seat.stage }, source.step, source.hash);
+      this.check(c, 'the state this peer kept');
       seat.runtime.loadState(c);
       seat.snapshot = await seat.capture();
       return c.step;
@@ -156,6 +162,7 @@ export class Stage {
         this.ctx.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
         const assignsSeen = this.assigns;
         const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
+        this.check(c, `${from}'s state`);
         seat.runtime.loadState(c);
         seat.snapshot = await seat.capture();
         await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
@@ -168,6 +175,13 @@ export class Stage {
     }
     const why = errors.join('; ') || `no data channel opened within ${this.ctx.timeoutMs} ms`;
     throw new Error(`could not load stage ${seat.stage}'s state from ${peers.join(', ')}: ${why}`);
+  }
+
+  /** Refuse a state no honest replica of this stage could hold (trust/state-check.ts). */
+  private check(c: TrainState, what: string): void {
+    const seat = this.seat!;
+    const problem = stateProblem(c, { floats: seat.runtime.layout.total, lastStep: seat.run.steps });
+    if (problem) throw new Error(`${what} is refused: ${problem}`);
   }
 
   private async corpusOf(run: RunConfig): Promise<CharCorpus> {

@@ -33,8 +33,8 @@ export class ChunkedLink implements Link {
     private readonly chunk = DEFAULT_CHUNK,
     /** Malformed chunk streams are reported here and dropped, never thrown into the transport. */
     private readonly onError: (e: Error) => void = () => {},
-    /** Largest message the other side may make us reassemble. */
-    private readonly maxMessage = MAX_MESSAGE,
+    /** Largest message the other side may make us reassemble (lowered once it is known what the peer may send). */
+    public maxMessage = MAX_MESSAGE,
   ) {
     raw.onMessage((b) => this.receive(b));
   }
