@@ -1,7 +1,8 @@
 // The dashboard as a web page on 127.0.0.1 (a secure origin, as WebGPU requires): the built bundle
 // (dist/renderer, `npm run build:renderer`), the swarm's coordinates at /config.json, the training
 // text at /data.txt, and at /machine what a page cannot see for itself: the machine's processes
-// and GPU sensors, so the tab's policies pause for a game as the desktop app's do.
+// and GPU sensors, so the tab's policies pause for a game as the desktop app's do. The last two
+// (local dev keys and the RPC URL; the processes) are handed only to the dashboard's own pages.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,15 +35,20 @@ function builtDashboard(dir = DASHBOARD_DIR): Record<string, StaticFile> {
   return out;
 }
 
-export async function serveDashboard(config: AppConfig, o: { dataFile: string; port?: number }) {
+/** What only the dashboard's own pages may read. */
+export const SAME_ORIGIN_ONLY = ['/config.json', '/machine'];
+
+/** `dir`: the built dashboard (DASHBOARD_DIR unless a test serves its own). */
+export async function serveDashboard(config: AppConfig, o: { dataFile: string; port?: number; dir?: string }) {
   const json = (v: unknown): StaticFile => ({ type: 'application/json', body: JSON.stringify(v) });
   return serveStatic(
     {
-      ...builtDashboard(),
+      ...builtDashboard(o.dir),
       '/config.json': json({ dataUrl: '/data.txt', ...config }),
       '/data.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(o.dataFile) },
       '/machine': async () => json(await readProcessesAndGpus()),
     },
     o.port ?? 0,
+    { sameOriginOnly: SAME_ORIGIN_ONLY },
   );
 }

@@ -228,9 +228,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   );
   const say = (line: string) => process.stdout.write(line);
   runLocalEconomy(swarm, economy, undefined, { until, open: (config) => openDashboard(config, { dataFile: swarm.data, port, say }) }).then(
-    () => process.exit(0),
+    () => process.exit(interrupted ? 130 : 0),
     (err: unknown) => {
-      if (interrupted) process.exit(0);
+      if (interrupted) process.exit(130);
       console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`);
       process.exit(1);
     },

@@ -242,9 +242,15 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // Ctrl-C stops the swarm (runSwarm closes it); the process then ends with the shell's code for an interrupt.
+  let interrupted = false;
+  process.once('SIGINT', () => {
+    interrupted = true;
+  });
   runSwarm(parseSwarmArgs(process.argv.slice(2))).then(
-    () => process.exit(0),
+    () => process.exit(interrupted ? 130 : 0),
     (e: unknown) => {
+      if (interrupted) process.exit(130);
       console.error(`\nswarm error: ${e instanceof Error ? e.message : String(e)}`);
       process.exit(1);
     },

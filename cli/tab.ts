@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   if (!values.coordinator) throw new Error('--coordinator ws://HOST:PORT is required (the address `npm run coordinator` or `npm run swarm` prints)');
   const site = await serveDashboard({ coordinator: values.coordinator }, { dataFile: values.data, port: Number(values.port) });
   console.log(`open ${site.url} in a browser with WebGPU: the tab joins the swarm at ${values.coordinator} as a peer`);
-  process.on('SIGINT', () => void site.close().then(() => process.exit(0)));
+  process.on('SIGINT', () => void site.close().then(() => process.exit(130)));
 }
 
 main().catch((e: Error) => {

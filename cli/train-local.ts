@@ -101,7 +101,8 @@ class RunFiles {
   }
 }
 
-async function main(): Promise<void> {
+/** Trains to the last step or until Ctrl-C; resolves true when interrupted. */
+async function main(): Promise<boolean> {
   const r = parseRun(process.argv.slice(2));
   const { cfg, corpus, steps, lr } = r;
   const gpu = await openNodeGpu();
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
   if (stopping) console.log(`stopped at step ${rt.stepCount}; run the same command again to resume`);
   else console.log(`final validation loss ${val.at(-1)![1].toFixed(4)}; loss curve in ${join(r.out, 'loss.svg')}`);
   rt.destroy();
+  return stopping;
 }
 
 /** Step, losses, throughput and time left, after `done` steps in `secs` seconds. */
@@ -158,7 +160,7 @@ function progressLine(cfg: BlockConfig, step: number, steps: number, done: numbe
 }
 
 main().then(
-  () => process.exit(0),
+  (interrupted) => process.exit(interrupted ? 130 : 0),
   (e: unknown) => {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);

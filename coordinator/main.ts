@@ -134,7 +134,11 @@ async function main(): Promise<void> {
   const coord = new Coordinator({ run, heartbeatTimeoutMs: flags.num('heartbeat-timeout-ms'), log, store, ...onChain?.options });
   onChain?.settlement.attach(coord);
   const timer = printProgress(coord);
+  // The first reason to end decides the exit code: Ctrl-C's close also rejects `trained`, which must not turn 130 into 1.
+  let ending = false;
   const end = async (code: number): Promise<void> => {
+    if (ending) return;
+    ending = true;
     clearInterval(timer);
     await coord.close();
     store.close();
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
     void end(130);
   });
   const fail = (what: string) => (e: Error) => {
+    if (ending) return;
     console.error(`${what}: ${e.message}`);
     void end(1);
   };

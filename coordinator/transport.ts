@@ -3,7 +3,11 @@
 // them) and validates every message out. It carries control messages only, JSON text frames under
 // MAX_MESSAGE_BYTES: weights and tensors travel peer-to-peer, so a binary frame is a client bug,
 // answered with an error and counted, never processed. It knows nothing of runs or peers.
-import type { AddressInfo } from 'node:net';
+// It owns its HTTP server and every socket on it, upgraded or not, so closing never waits on a
+// client: a half-sent handshake or a peer that never reads would otherwise keep a finished
+// coordinator's process alive for minutes.
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../shared/swarm/protocol.js';
 import { encodeServerMessage, parseClientMessage } from '../shared/swarm/parse.js';
@@ -48,14 +52,33 @@ const MAX_BUFFERED_BYTES = 128 * MAX_MESSAGE_BYTES;
  * forgiven instead of adding up over a run of hours.
  */
 const BAD_WINDOW_MS = 60_000;
-/** A socket closed for misbehaving that does not answer the close handshake is dropped after this. */
+/**
+ * A socket closed for misbehaving, or on shutdown, that does not answer the close handshake is
+ * dropped after this; after as long again close() stops waiting for anything.
+ */
 const CLOSE_GRACE_MS = 1000;
+
+/** Resolves when `p` does or after `ms`, whichever comes first. */
+function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void p.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 export class Transport {
   readonly counters: TransportCounters = { messagesIn: 0, messagesOut: 0, badMessages: 0, binaryFrames: 0, binaryBytesReceived: 0 };
   readonly conns = new Set<Conn>();
   url?: string;
   private wss?: WebSocketServer;
+  private server?: http.Server;
+  /** Every TCP connection of the server, and those of them that asked for a WebSocket. */
+  private readonly sockets = new Set<Socket>();
+  private readonly upgraded = new WeakSet<Socket>();
+  private closing?: Promise<void>;
   private seq = 0;
 
   constructor(
@@ -68,37 +91,57 @@ export class Transport {
 
   /** Start listening; resolves with the bound port (0 picks a free one). */
   async listen(port: number, host: string): Promise<number> {
-    if (this.wss) throw new Error('the coordinator is already listening');
-    const wss = new WebSocketServer({ port, host, maxPayload: HARD_PAYLOAD_BYTES });
+    if (this.server) throw new Error('the coordinator is already listening');
+    // A plain HTTP request is told to upgrade, as ws's own server would.
+    const server = http.createServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end(http.STATUS_CODES[426]));
+    this.server = server;
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    // Registered before ws's own listener, so a handshake that completes while closing is cut, not answered.
+    server.on('upgrade', (_req, socket: Socket) => (this.closing ? socket.destroy() : this.upgraded.add(socket)));
+    const wss = new WebSocketServer({ server, maxPayload: HARD_PAYLOAD_BYTES });
     this.wss = wss;
+    // ws passes the server's errors on to wss (which throws without a listener).
     await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
       wss.once('error', reject);
+      server.listen(port, host, () => {
+        wss.off('error', reject);
+        resolve();
+      });
     });
     wss.on('error', (e) => this.log(`server error: ${e.message}`));
     wss.on('connection', (ws) => this.onConnection(ws));
-    const actual = (wss.address() as AddressInfo).port;
+    const actual = (server.address() as AddressInfo).port;
     this.url = `ws://${host}:${actual}`;
     return actual;
   }
 
-  /** Close every connection (a peer that ignores the close handshake is cut after 1 s) and the server. */
-  async close(): Promise<void> {
-    const closing = [...this.conns].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
-          c.ws.once('close', () => resolve());
-          c.ws.close(1001, 'coordinator shutting down');
-          setTimeout(() => {
-            c.ws.terminate();
-            resolve();
-          }, 1000).unref();
-        }),
-    );
-    await Promise.all(closing);
-    const wss = this.wss;
-    if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
+  /**
+   * Stop listening and close every connection. A socket that never finished its handshake is cut at
+   * once; a peer that ignores the close handshake is cut after CLOSE_GRACE_MS; whatever a client
+   * does, this resolves within about twice that.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Closing wss takes its error forwarding off the server: a late error is logged here instead.
+    this.wss?.close();
+    server.on('error', (e) => this.log(`server error while closing: ${e.message}`));
+    for (const socket of this.sockets) if (!this.upgraded.has(socket)) socket.destroy();
+    const conns = [...this.conns];
+    const closed = Promise.all(conns.map((c) => (c.ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => c.ws.once('close', () => resolve())))));
+    for (const c of conns) c.ws.close(1001, 'coordinator shutting down');
+    await atMost(closed, CLOSE_GRACE_MS);
+    for (const socket of this.sockets) socket.destroy();
+    await atMost(Promise.all([closed, stopped]), CLOSE_GRACE_MS);
   }
 
   send(conn: Conn, msg: ServerMessage): void {

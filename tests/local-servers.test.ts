@@ -1,0 +1,87 @@
+// The dashboard's local server (cli/dashboard-site.ts) over real HTTP, as a DNS-rebinding page and
+// the dashboard's own page would ask it: its keys, its RPC URL and the machine's processes go to
+// its own pages on loopback names only (issue 19, attack 12). The guard's every header form is in
+// tests/loopback-guard.test.ts; this checks the server applies it to every path. Ctrl-C ends the
+// coordinator with 130, the shell's code for an interrupt.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveDashboard } from '../cli/dashboard-site.js';
+
+const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
+
+function get(url: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, headers, setHost: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('the dashboard’s local server', () => {
+  let site: Awaited<ReturnType<typeof serveDashboard>>;
+  let host: string;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dash-'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>dashboard</title>');
+    writeFileSync(join(dir, 'data.txt'), 'to be or not to be');
+    const config = { coordinator: 'ws://127.0.0.1:1', chain: { rpcUrl: 'http://127.0.0.1:2', chainId: 31337, registry: '0x01', tokens: '0x02', runId: 'r' }, localKeys: [KEY] };
+    site = await serveDashboard(config as never, { dataFile: join(dir, 'data.txt'), dir });
+    host = new URL(site.url).host;
+  });
+  afterAll(() => site.close());
+
+  it('serves its own page everything, keys included', async () => {
+    const own = await get(site.url, '/config.json', { host, 'sec-fetch-site': 'same-origin' });
+    expect(own.status).toBe(200);
+    expect(own.body).toContain(KEY);
+    expect((await get(site.url, '/', { host: `localhost:${new URL(site.url).port}` })).body).toContain('dashboard');
+  });
+
+  it.each(['/', '/config.json', '/machine', '/data.txt'])('answers %s to a rebinding name with 421 and nothing of it', async (path) => {
+    const r = await get(site.url, path, { host: `evil.example:${new URL(site.url).port}` });
+    expect(r.status).toBe(421);
+    expect(r.body).not.toContain(KEY);
+    expect(r.body).toMatch(
+      /^This server answers only at http:\/\/127\.0\.0\.1:\d+ \(or localhost:\d+\); the request names "evil\.example:\d+", as a page using DNS rebinding would\.\n$/,
+    );
+  });
+
+  it.each(['/config.json', '/machine'])('refuses %s to another site’s page on a loopback name with 403', async (path) => {
+    const r = await get(site.url, path, { host, origin: 'http://evil.example' });
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(KEY);
+    expect((await get(site.url, path, { host, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('stops `npm run coordinator` with exit code 130', async () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'coord-')), 'c.db');
+    const child = spawn('node_modules/.bin/tsx', ['coordinator/main.ts', '--port', '0', '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (!/workers join with/.test(out)) return;
+        clearInterval(t);
+        resolve();
+      }, 100);
+      child.once('exit', () => reject(new Error(`the coordinator exited before listening: ${out}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // What a terminal's Ctrl-C sends: SIGINT to tsx and to the coordinator under it.
+    spawn('pkill', ['-INT', '-f', state]);
+    expect(await exited).toBe(130);
+  }, 60_000);
+});
