@@ -34,7 +34,8 @@ export class Membership {
   constructor(private readonly o: MembershipOptions) {}
 
   /** Place a registering peer; returns why it cannot take part, or its stage. */
-  register(peerId: string, reg: Registration): Placed {
+  /** Place a newcomer registered from `address` (none on loopback). */
+  register(peerId: string, reg: Registration, address?: string): Placed {
     if (this.barred.has(reg.key) || (reg.account && this.barred.has(reg.account.toLowerCase()))) return { ok: false, reason: 'this peer was purged from the run' };
     const held = (reg.held ?? []).filter((h) => h.runId === this.o.run.runId);
     const resume = this.resumable(held, reg.capability.maxLayers);
@@ -55,6 +56,7 @@ export class Membership {
       key: reg.key,
       capability: reg.capability,
       account: reg.account as `0x${string}` | undefined,
+      address,
       held,
       stage,
       state: 'setup',

@@ -1,17 +1,38 @@
 // Who may register (ARCHITECTURE §6: identities are cheap, so they must at least be real): every
 // connection gets a fresh nonce; a peer proves it holds its session key by signing that nonce, and,
 // when it names an account to be paid at, that the account signed its key for this session. A key
-// registers once; an account takes part as one live peer at a time.
+// registers once; an account takes part as one live peer at a time. An address (a household, a
+// server) holds at most MAX_PEERS_PER_ADDRESS live peers and registers at most
+// MAX_REGISTRATIONS_PER_MINUTE times a minute: one machine cannot fill a stage with squatters that
+// crowd honest peers out of each other's views. Loopback peers (a local swarm) are one machine by
+// design and carry no address.
 import { randomBytes } from 'node:crypto';
 import { verifyMessage } from 'viem';
 import { fromHex } from '../shared/base/hex.js';
 import { KeyRing, accountMessage, keyChallenge } from '../shared/swarm/identity.js';
+import { weakKeyProblem } from '../shared/swarm/weak-keys.js';
 import type { ClientMessageOf } from '../shared/swarm/protocol.js';
 import type { PeerRecord } from './roster.js';
+
+/** Live peers one address may hold in a run. */
+export const MAX_PEERS_PER_ADDRESS = 4;
+/** Registrations one address may make in a minute. */
+export const MAX_REGISTRATIONS_PER_MINUTE = 12;
+
+/** The address a peer is known by: the remote IP, IPv4 written plainly; none for loopback. */
+export function peerAddress(remote: string | undefined): string | undefined {
+  const ip = remote?.replace(/^::ffff:/, '');
+  if (!ip || ip === '::1' || ip.startsWith('127.')) return undefined;
+  return ip;
+}
 
 export class Registrar<Conn extends object> {
   private readonly nonces = new WeakMap<Conn, string>();
   private readonly keys = new KeyRing();
+  /** When each address last registered (within the last minute). */
+  private readonly recent = new Map<string, number[]>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** The nonce `conn`'s registration must sign (sent in its `hello`). */
   nonceFor(conn: Conn): string {
@@ -20,10 +41,23 @@ export class Registrar<Conn extends object> {
     return nonce;
   }
 
-  /** Why `msg` may not register on `conn`, or undefined. `peers`: every record, `live`: the peers not gone. */
-  async problem(conn: Conn, msg: ClientMessageOf<'register'>, peers: readonly Readonly<PeerRecord>[], live: readonly Readonly<PeerRecord>[]): Promise<string | undefined> {
+  /**
+   * Why `msg` may not register on `conn` from `address` (peerAddress), or undefined. `peers`: every
+   * record, `live`: the peers not gone.
+   */
+  async problem(
+    conn: Conn,
+    msg: ClientMessageOf<'register'>,
+    peers: readonly Readonly<PeerRecord>[],
+    live: readonly Readonly<PeerRecord>[],
+    address?: string,
+  ): Promise<string | undefined> {
     const nonce = this.nonces.get(conn);
     if (!nonce) return 'this connection was given no nonce to sign';
+    const crowded = address && this.crowded(address, live);
+    if (crowded) return crowded;
+    const weak = /^[0-9a-f]{64}$/i.test(msg.key) ? weakKeyProblem(fromHex(msg.key)) : 'it is not 64 hex digits';
+    if (weak) return `the key proves nothing: ${weak}`;
     if (!(await this.keys.verify(msg.key, fromHex(msg.keyProof), keyChallenge(nonce)))) return "the key proof is not this connection's nonce signed by the key";
     if (peers.some((p) => p.key === msg.key)) return 'this key is already registered: every session makes its own key';
     if (!msg.account) return undefined;
@@ -34,6 +68,19 @@ export class Registrar<Conn extends object> {
     if (!valid) return `the account proof is not ${msg.account}'s signature of this key and session`;
     const other = live.find((p) => p.account?.toLowerCase() === msg.account!.toLowerCase());
     if (other) return `account ${msg.account} is already taking part as ${other.peerId}: one live peer per account`;
+    return undefined;
+  }
+
+  /** Why `address` may not register now (too many live peers, or registrations this minute), counting this attempt. */
+  private crowded(address: string, live: readonly Readonly<PeerRecord>[]): string | undefined {
+    const t = this.now();
+    const times = (this.recent.get(address) ?? []).filter((at) => t - at < 60_000);
+    times.push(t);
+    this.recent.set(address, times);
+    for (const [a, ts] of this.recent) if (ts.every((at) => t - at >= 60_000)) this.recent.delete(a);
+    if (times.length > MAX_REGISTRATIONS_PER_MINUTE) return `${address} registered ${times.length} times in the last minute; at most ${MAX_REGISTRATIONS_PER_MINUTE} a minute`;
+    const here = live.filter((p) => p.address === address).length;
+    if (here >= MAX_PEERS_PER_ADDRESS) return `${address} already takes part with ${here} peers; at most ${MAX_PEERS_PER_ADDRESS} per address`;
     return undefined;
   }
 }

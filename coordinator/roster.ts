@@ -15,6 +15,8 @@ export interface PeerRecord {
   key: string;
   capability: Capability;
   account?: `0x${string}`;
+  /** The address it registered from (none on loopback: coordinator/registration.ts). */
+  address?: string;
   held: HeldState[];
   stage: number;
   state: PeerState;
@@ -121,12 +123,26 @@ export class Roster {
     return !!this.records.get(a)?.links.has(b) && !!this.records.get(b)?.links.has(a);
   }
 
-  /** The other active replicas of `peer`'s stage it has a channel to: who could check its work. */
+  /** The other active replicas of `peer`'s stage it has a channel to and is independent of: who could check its work. */
   witnesses(peer: string): string[] {
     const stage = this.records.get(peer)?.stage;
     return this.active(stage)
-      .filter((q) => q.peerId !== peer && this.linked(peer, q.peerId))
+      .filter((q) => q.peerId !== peer && this.linked(peer, q.peerId) && this.independent(peer, q.peerId))
       .map((q) => q.peerId);
+  }
+
+  /** Whether a and b share neither an account nor an address (so one may judge the other's work). */
+  independent(a: string, b: string): boolean {
+    const p = this.records.get(a);
+    const q = this.records.get(b);
+    if (!p || !q) return false;
+    const same = <T>(x: T | undefined, y: T | undefined) => x !== undefined && x === y;
+    return !same(p.account?.toLowerCase(), q.account?.toLowerCase()) && !same(p.address, q.address);
+  }
+
+  /** How many colluders among `peer`'s stage's replicas a dispute's panel must outvote: a third, at least 1. */
+  tolerated(peer: string): number {
+    return Math.max(1, Math.floor(this.active(this.records.get(peer)?.stage).length / 3));
   }
 
   /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */

@@ -1,14 +1,21 @@
 // Spot checks of the round in flight (ARCHITECTURE §6): once every report is in, some routed peers
-// are audited by a witness replica (shared/trust/audit-choice.ts picks whom and settles findings);
+// are audited by a witness replica (shared/trust/audit-choice.ts picks whom; trust/dispute.ts says
+// what findings decide, drawing a panel when a witness accuses);
 // a microbatch a receiver found out of band is audited whatever the rate. The round commits when
 // every audit agrees. This module sends the audits and says what the round must do next; the run's
 // state machine does it.
-import { auditedFrames, chooseAudits, onFinding, type Audit } from '../shared/trust/audit-choice.js';
+import { auditedFrames, chooseAudits } from '../shared/trust/audit-choice.js';
+import { type Audit, type DisputeRules, onFinding } from '../shared/trust/dispute.js';
 import type { ClientMessageOf, ServerMessage } from '../shared/swarm/protocol.js';
 import { adjacent, type Round } from './rounds.js';
 
 /** What the round must do after an audit event. */
-export type AuditStep = { kind: 'wait' } | { kind: 'commit' } | { kind: 'abort'; reason: string } | { kind: 'purge'; peer: string; reason: string; cleared?: Audit };
+export type AuditStep =
+  | { kind: 'wait' }
+  | { kind: 'commit' }
+  | { kind: 'abort'; reason: string }
+  /** Purge these; `cleared`: the accused's audit, settled in its favour. */
+  | { kind: 'purge'; guilty: { peer: string; reason: string }[]; cleared?: Audit };
 
 export interface RoundAuditsOptions {
   send(peerId: string, msg: ServerMessage): void;
@@ -16,8 +23,8 @@ export interface RoundAuditsOptions {
   now(): number;
   /** The probability each routed peer is audited in a round, and randomness peers cannot predict. */
   audit?: { rate: number; random(): number };
-  /** The replicas that could witness `peer`'s work. */
-  witnesses(peer: string): string[];
+  /** The replicas that could witness `peer`'s work, and what else a dispute needs (trust/dispute.ts). */
+  disputes: Omit<DisputeRules, 'random'>;
 }
 
 export class RoundAudits {
@@ -26,7 +33,7 @@ export class RoundAudits {
   /** Every report of `r` is in: start its audits; 'commit' when there are none. */
   begin(r: Round): AuditStep {
     const a = this.o.audit;
-    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.witnesses(p), a.rate, a.random, r.suspects) : [];
+    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.disputes.witnesses(p), a.rate, a.random, r.suspects) : [];
     for (const s of r.suspects) {
       if (!audits.some((x) => x.peer === s.peer)) this.o.log(`round ${r.round}: no replica can audit ${s.peer}'s out-of-band microbatch ${s.microbatch}; committing it unverified`);
     }
@@ -40,18 +47,17 @@ export class RoundAudits {
   /** A witness's finding on an audited microbatch of `r`. */
   onVerdict(r: Round, witness: string, v: ClientMessageOf<'verdict'>): AuditStep {
     if (!r.audits || v.round !== r.round) return { kind: 'wait' };
-    const out = onFinding(r.audits, witness, v, (p) => this.o.witnesses(p), this.o.audit!.random);
+    const out = onFinding(r.audits, witness, v, { ...this.o.disputes, random: this.o.audit!.random });
     if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
     switch (out.kind) {
-      case 'second':
-        r.audits.push(out.audit);
-        this.send(r, out.audit);
+      case 'panel':
+        r.audits.push(...out.audits);
+        for (const a of out.audits) this.send(r, a);
         return { kind: 'wait' };
       case 'unresolved':
         return { kind: 'abort', reason: out.reason };
-      case 'purge':
-        // A lying witness purged: the peer it accused is cleared, and the round goes on if it still can.
-        return { kind: 'purge', peer: out.peer, reason: out.reason, cleared: r.audits.find((x) => x.witness === out.peer && !x.finding?.ok) };
+      case 'convict':
+        return { kind: 'purge', guilty: out.guilty, cleared: out.cleared };
       default:
         return out;
     }
@@ -81,7 +87,7 @@ export class RoundAudits {
   }
 
   private send(r: Round, a: Audit): void {
-    this.o.log(`round ${r.round}: ${a.witness} audits ${a.peer}'s microbatch ${a.microbatch}${a.against ? ` (second opinion after ${a.against})` : ''}`);
+    this.o.log(`round ${r.round}: ${a.witness} audits ${a.peer}'s microbatch ${a.microbatch}${a.against ? ` (on the panel of ${a.against}'s accusation)` : ''}`);
     this.o.send(a.peer, { type: 'audit', round: r.round, microbatch: a.microbatch, witness: a.witness });
     this.o.send(a.witness, { type: 'verify', round: r.round, step: r.step, microbatch: a.microbatch, peer: a.peer, frames: auditedFrames(r, a) });
   }

@@ -2,7 +2,7 @@
 // routes. Rounds are numbered once and never reused (peers' frames name them); each peer's report
 // must cover exactly the microbatches its routes give it and cite the seals of exactly the inputs
 // those routes sent it; the round is complete when every routed peer reported.
-import type { Audit } from '../shared/trust/audit-choice.js';
+import type { Audit } from '../shared/trust/dispute.js';
 import type { ClientMessageOf, Seal } from '../shared/swarm/protocol.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { microbatchesPerPeer } from './planner.js';

@@ -121,7 +121,17 @@ export class RunControl extends Emitter<RunControlEvents> {
     const onPathsThrough = (id: string) => this.routing.onPathsThrough(id);
     this.departures = new Departures({ roster: this.roster, stages: this.stages, membership: this.membership, send, log, step, started: () => this.started, onPathsThrough });
     this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, audited: !!o.audit?.rate });
-    this.audits = new RoundAudits({ send, log, now, audit: o.audit, witnesses: (p) => this.roster.witnesses(p) });
+    this.audits = new RoundAudits({
+      send,
+      log,
+      now,
+      audit: o.audit,
+      disputes: {
+        witnesses: (p) => this.roster.witnesses(p),
+        independent: (a, b) => this.roster.independent(a, b),
+        tolerated: (p) => this.roster.tolerated(p),
+      },
+    });
     this.phase_ = new RunPhase({
       now,
       log,
@@ -212,10 +222,10 @@ export class RunControl extends Emitter<RunControlEvents> {
   // -------------------------------------------------------------------------------------------
   // Peers joining and leaving
 
-  /** Place a registering peer; returns why it cannot take part, or its stage. */
-  register(peerId: string, reg: Registration): Placed {
+  /** Place a peer registering from `address` (coordinator/registration.ts); returns why it cannot take part, or its stage. */
+  register(peerId: string, reg: Registration, address?: string): Placed {
     if (this.phase_.over) return { ok: false, reason: `the run is ${this.phase}` };
-    return this.membership.register(peerId, reg);
+    return this.membership.register(peerId, reg, address);
   }
 
   onLinks(peerId: string, connected: string[]): void {
@@ -334,10 +344,10 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (next.kind === 'commit') return this.commit(r);
     if (next.kind === 'abort') return this.abortRound(next.reason);
     if (next.kind !== 'purge') return;
-    this.purge(next.peer, next.reason);
-    // A lying witness purged: the peer it accused is cleared, and the round goes on if it still can.
+    for (const g of next.guilty) this.purge(g.peer, g.reason);
+    // A lying accuser purged: the peer it accused is cleared, and the round goes on if it still can.
     if (this.rounds.current !== r) return;
-    if (next.cleared) next.cleared.finding = { ok: true, reason: 'contradicted by a second witness' };
+    if (next.cleared) next.cleared.finding = { ok: true, reason: 'cleared by an independent panel' };
     if (r.audits?.every((x) => x.finding?.ok)) this.commit(r);
   }
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { type ClaimOutcome, Claims } from './claims.js';
 import type { RoutingPolicy } from './planner.js';
 import { type Progress, progressOf, Throughput } from './progress.js';
-import { Registrar } from './registration.js';
+import { peerAddress, Registrar } from './registration.js';
 import { RunControl, type RunControlEvents } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
@@ -312,7 +312,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     if (conn.tag || this.checking.has(conn)) return this.transport.reject(conn, `already registered${conn.tag ? ` as ${conn.tag}` : ''}`, 'register');
     this.checking.add(conn);
     try {
-      const refused = await this.registrar.problem(conn, msg, this.control.allPeers(), this.control.live());
+      const refused = await this.registrar.problem(conn, msg, this.control.allPeers(), this.control.live(), peerAddress(conn.address));
       if (refused) {
         this.emit('refused', { name: msg.name, reason: refused });
         return this.refuse(conn, refused);
@@ -338,7 +338,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.registering = { peerId, held };
     let placed: ReturnType<RunControl['register']>;
     try {
-      placed = this.control.register(peerId, reg);
+      placed = this.control.register(peerId, reg, peerAddress(conn.address));
     } finally {
       this.registering = undefined;
     }

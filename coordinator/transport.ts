@@ -19,6 +19,8 @@ export interface Conn {
   /** When its bad frames of the last BAD_WINDOW_MS came (at most maxBad of them). */
   readonly bad: number[];
   readonly ws: WebSocket;
+  /** The remote IP address, as the socket reports it. */
+  readonly address?: string;
 }
 
 export interface TransportCounters {
@@ -112,7 +114,7 @@ export class Transport {
       });
     });
     wss.on('error', (e) => this.log(`server error: ${e.message}`));
-    wss.on('connection', (ws) => this.onConnection(ws));
+    wss.on('connection', (ws, req) => this.onConnection(ws, req.socket.remoteAddress));
     const actual = (server.address() as AddressInfo).port;
     this.url = `ws://${host}:${actual}`;
     return actual;
@@ -185,8 +187,8 @@ export class Transport {
     return conn.tag ?? `socket ${conn.id}`;
   }
 
-  private onConnection(ws: WebSocket): void {
-    const conn: Conn = { id: ++this.seq, ws, bad: [] };
+  private onConnection(ws: WebSocket, address: string | undefined): void {
+    const conn: Conn = { id: ++this.seq, ws, bad: [], address };
     this.conns.add(conn);
     ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
     // ws reports protocol violations (e.g. a frame above maxPayload) here, then closes the socket.

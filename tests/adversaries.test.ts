@@ -14,7 +14,8 @@ import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, runSwarmWith } from '../bench/chaos.js';
 
 const SHORT: ChaosOptions = { ...CHAOS_DEFAULTS, steps: 12 };
-const WITNESSED = (what: string) => new RegExp(`^purged: two witnesses found its microbatch \\d+ of round \\d+ wrong: its ${what} is not what its weights compute`);
+const WITNESSED = (what: string) =>
+  new RegExp(`^purged: its accuser and \\d+ of \\d+ independent replicas found its microbatch \\d+ of round \\d+ wrong: its ${what} is not what its weights compute`);
 const DEFECTIVE = (what: string) => new RegExp(`^purged: sent p\\d+-[0-9a-f]{6} a defective frame \\(round \\d+, microbatch \\d+\\): .*${what}`);
 
 const CAUGHT: Array<[Attack, RegExp]> = [
@@ -29,7 +30,7 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   // Shown as a replay by the neighbour that got the original, or found by the witness of the one that did not.
   [
     'replay-activations',
-    /^purged: (sent p\d+-[0-9a-f]{6} the payload of its round \d+ microbatch \d+ again as round \d+ microbatch \d+ \(a replay\)$|two witnesses found .* its output is not what its weights compute)/,
+    /^purged: (sent p\d+-[0-9a-f]{6} the payload of its round \d+ microbatch \d+ again as round \d+ microbatch \d+ \(a replay\)$|its accuser and \d+ of \d+ independent replicas found .* its output is not what its weights compute)/,
   ],
   // Its first activation frame, then 10,000 mutants of it, sealed: purged on the first proof (a defect or a second frame for one slot).
   ['fuzz-frames', /^purged: (sent p\d+-[0-9a-f]{6} a defective frame|sealed two different frames for round \d+ microbatch \d+)/],

@@ -8,6 +8,7 @@ import { Departures } from '../coordinator/departures.js';
 import { Evaluations } from '../coordinator/evaluation.js';
 import { Membership } from '../coordinator/membership.js';
 import { Readiness } from '../coordinator/readiness.js';
+import { peerAddress, Registrar } from '../coordinator/registration.js';
 import { RoundAudits } from '../coordinator/round-audits.js';
 import { Rounds } from '../coordinator/rounds.js';
 import { Routing } from '../coordinator/routing.js';
@@ -15,6 +16,7 @@ import { type PeerRecord, Roster } from '../coordinator/roster.js';
 import { RunPhase } from '../coordinator/run-phase.js';
 import { StageStates } from '../coordinator/stage-states.js';
 import type { RunConfig } from '../shared/run/config.js';
+import { PeerKey } from '../shared/swarm/identity.js';
 import type { Seal, ServerMessage } from '../shared/swarm/protocol.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { testRun } from './test-run.js';
@@ -50,6 +52,63 @@ function rosterOf(run: RunConfig, peers: Array<[string, number, PeerRecord['stat
 const seal = (kind: number, tag: number, microbatch: number, from: string, to: string): Seal => ({ kind, tag, microbatch, hash: hash('0'), from, to, sig: '0'.repeat(128) });
 
 describe('coordinator parts', () => {
+  it('roster: no witness shares an account or an address with the peer it judges; a panel outvotes a third of the stage', () => {
+    const roster = rosterOf(testRun(), [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 0],
+      ['x', 1],
+    ]);
+    roster.get('a')!.account = '0x00000000000000000000000000000000000000aa';
+    roster.get('b')!.account = '0x00000000000000000000000000000000000000AA';
+    roster.get('a')!.address = '203.0.113.5';
+    roster.get('c')!.address = '203.0.113.5';
+    expect(roster.witnesses('a')).toEqual(['d']);
+    expect([roster.independent('b', 'c'), roster.independent('a', 'b'), roster.independent('a', 'c'), roster.independent('a', 'gone')]).toEqual([true, false, false, false]);
+    expect([roster.tolerated('a'), roster.tolerated('x')]).toEqual([1, 1]);
+    for (const id of ['e', 'f']) {
+      roster.add(record(id, 0));
+      roster.place(roster.get(id)!, 0);
+    }
+    expect(roster.tolerated('a')).toBe(2);
+  });
+
+  it('registrar: an address holds at most 4 live peers and registers at most 12 times a minute; loopback carries no address', async () => {
+    let now = 0;
+    const registrar = new Registrar<object>(() => now);
+    // A real key with a proof of zeros: refused at the proof unless crowding refuses it first.
+    const key = (await PeerKey.generate()).publicHex;
+    const msg = { type: 'register', name: 'n', key, keyProof: '00'.repeat(64), capability: record('z', 0).capability } as const;
+    const attempt = (live: PeerRecord[], address: string) => {
+      const conn = {};
+      registrar.nonceFor(conn);
+      return registrar.problem(conn, msg, [], live, address);
+    };
+    const four = ['a', 'b', 'c', 'd'].map((id) => ({ ...record(id, 0), address: '203.0.113.5' }));
+    expect(await attempt(four, '203.0.113.5')).toBe('203.0.113.5 already takes part with 4 peers; at most 4 per address');
+    // Three live: the key proof is what refuses it next (this test signs nothing).
+    expect(await attempt(four.slice(1), '203.0.113.5')).toBe("the key proof is not this connection's nonce signed by the key");
+    for (let i = 0; i < 11; i++) await attempt([], '198.51.100.7');
+    expect(await attempt([], '198.51.100.7')).toMatch(/^the key proof/);
+    expect(await attempt([], '198.51.100.7')).toBe('198.51.100.7 registered 13 times in the last minute; at most 12 a minute');
+    expect(await attempt([], '198.51.100.8')).toMatch(/^the key proof/);
+    // A small-order key, under which an all-zero proof verifies for about half of all nonces.
+    const conn = {};
+    registrar.nonceFor(conn);
+    expect(await registrar.problem(conn, { ...msg, key: '00'.repeat(32) }, [], [])).toBe('the key proves nothing: it is a point of small order, under which trivial signatures verify');
+    now += 60_001;
+    expect(await attempt([], '198.51.100.7')).toMatch(/^the key proof/);
+    expect([
+      peerAddress('::ffff:127.0.0.1'),
+      peerAddress('::1'),
+      peerAddress('127.0.0.1'),
+      peerAddress('::ffff:203.0.113.5'),
+      peerAddress('2001:db8::1'),
+      peerAddress(undefined),
+    ]).toEqual([undefined, undefined, undefined, '203.0.113.5', '2001:db8::1', undefined]);
+  });
+
   it('roster: a witness is a replica of the same stage linked both ways; an unmeasured peer counts as the stage median', () => {
     const run = testRun();
     const roster = rosterOf(run, [
@@ -133,7 +192,13 @@ describe('coordinator parts', () => {
 
   it('round audits: nothing to audit commits at once; a suspect must name a frame the round routed to its reporter', () => {
     const sent: ServerMessage[] = [];
-    const audits = new RoundAudits({ send: (_, m) => sent.push(m), log: () => {}, now: () => 0, audit: { rate: 0, random: () => 0 }, witnesses: () => ['w'] });
+    const audits = new RoundAudits({
+      send: (_, m) => sent.push(m),
+      log: () => {},
+      now: () => 0,
+      audit: { rate: 0, random: () => 0 },
+      disputes: { witnesses: () => ['w'], independent: () => true, tolerated: () => 1 },
+    });
     const r = new Rounds().start(1, [['a', 'x']], 0);
     expect(audits.onSuspect(r, 'x', { type: 'suspect', round: 1, peer: 'b', microbatch: 0, reason: 'far out' })).toMatch(/routes no frame of microbatch 0 from b to x/);
     expect(audits.onSuspect(r, 'x', { type: 'suspect', round: 1, peer: 'a', microbatch: 0, reason: 'far out' })).toBeUndefined();

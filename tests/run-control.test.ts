@@ -511,7 +511,9 @@ describe('RunControl: spot checks', () => {
     const r = reportAll(sim);
     const a = sim.msgs('audit').find((x) => x.peer === 'a')!;
     verdict(sim, a.witness, a, false);
-    expect(sim.aborted).toEqual([{ round: r.round, step: 1, reason: expect.stringMatching(/^c found a's microbatch \d wrong \(cos 0.1\), and no other replica can settle it$/) }]);
+    expect(sim.aborted).toEqual([
+      { round: r.round, step: 1, reason: expect.stringMatching(/^c found a's microbatch \d wrong \(cos 0.1\), and no independent replica can settle it$/) },
+    ]);
     expect(
       sim.rc
         .live()
@@ -521,7 +523,7 @@ describe('RunControl: spot checks', () => {
     expect(sim.rc.currentRound!.step).toBe(1);
   });
 
-  it('with three replicas two findings convict: two witnesses against a peer purge it, a second witness contradicting the first purges the first', () => {
+  it('with three replicas the third settles a dispute: agreeing with the accuser it purges the accused, contradicting it the accuser', () => {
     for (const secondAgrees of [false, true]) {
       const sim = started(makeRun({ minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], undefined, { rate: 1, random: seeded(11) });
       const r = reportAll(sim);
@@ -541,13 +543,43 @@ describe('RunControl: spot checks', () => {
       verdict(sim, second.witness, second, secondAgrees, secondAgrees ? 'agrees' : 'rel 0.4');
       const purged = secondAgrees ? audit.witness : audit.peer;
       expect(sim.rc.peer(purged)?.goneReason).toMatch(
-        secondAgrees ? /^purged: its audit of .* was contradicted by / : /^purged: two witnesses found its microbatch \d+ of round \d+ wrong: cos 0.1; rel 0.4$/,
+        secondAgrees
+          ? /^purged: it found \w+'s microbatch \d+ of round \d+ wrong, and 1 of 1 independent replicas recomputing it found it right$/
+          : /^purged: its accuser and 1 of 1 independent replicas found its microbatch \d+ of round \d+ wrong: cos 0.1; rel 0.4$/,
       );
       expect(sim.rc.live().map((p) => p.peerId)).not.toContain(purged);
       expect(sim.rc.live()).toHaveLength(5);
       // The round was discarded (its purged peer was in it), or commits once the rest is cleared.
       if (r.work.has(purged)) expect(sim.aborted.map((x) => x.round)).toContain(r.round);
     }
+  });
+
+  it('with six replicas two colluders cannot purge an honest one: a split panel widens to every independent replica, and its majority purges the accuser and its voucher', () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+    const sim = started(makeRun({ minPerStage: 6 }), ids, undefined, { rate: 1, random: seeded(23) });
+    reportAll(sim);
+    const audit = sim.msgs('audit')[0];
+    const accused = audit.peer;
+    const accuser = audit.witness;
+    let mark = sim.mark();
+    verdict(sim, accuser, audit, false);
+    const panel = sim.msgs('audit', { since: mark });
+    // A third of six: a panel of two, neither of them a party.
+    expect(panel.map((a) => a.peer)).toEqual([accused, accused]);
+    expect(panel.map((a) => a.witness)).not.toContain(accuser);
+    const [voucher, honest] = panel.map((a) => a.witness);
+    mark = sim.mark();
+    verdict(sim, voucher, audit, false, 'cos 0.2');
+    verdict(sim, honest, audit, true);
+    // Split: the two other replicas of the stage are asked too.
+    const widened = sim.msgs('audit', { since: mark }).map((a) => a.witness);
+    expect(widened).toHaveLength(2);
+    expect([accused, accuser, voucher, honest].some((p) => widened.includes(p))).toBe(false);
+    for (const w of widened) verdict(sim, w, audit, true);
+    expect(sim.rc.peer(accuser)?.goneReason).toMatch(/^purged: it found \w+'s microbatch \d+ of round \d+ wrong, and 3 of 4 independent replicas recomputing it found it right$/);
+    expect(sim.rc.peer(voucher)?.goneReason).toMatch(/^purged: it found .* wrong, and 3 of 4 independent/);
+    expect(sim.rc.live().map((p) => p.peerId)).toContain(accused);
+    expect(sim.rc.live()).toHaveLength(10);
   });
 
   it('audits nobody answers let the round commit after the limit; a second opinion that never comes discards the round', () => {

@@ -3,8 +3,10 @@
 // registers with its public key, the nonce signed by that key (it holds the key, and the proof
 // cannot be replayed on another connection) and, when it names an account to be paid at, the
 // account's EIP-191 signature binding the account to this key and this nonce (nobody can register
-// under an account they do not hold). The key then signs what the peer sends its neighbours.
+// under an account they do not hold). The key then signs what the peer sends its neighbours. Keys
+// under which trivial signatures verify prove nothing and verify nothing (weak-keys.ts).
 import { fromHex, toHex } from '../base/hex.js';
+import { weakKeyProblem } from './weak-keys.js';
 
 const ED25519 = { name: 'Ed25519' } as const;
 
@@ -69,7 +71,7 @@ export class KeyRing {
 async function importKey(publicHex: string): Promise<CryptoKey | undefined> {
   try {
     const raw = fromHex(publicHex);
-    if (raw.length !== 32) return undefined;
+    if (weakKeyProblem(raw)) return undefined;
     return await crypto.subtle.importKey('raw', raw as Uint8Array<ArrayBuffer>, ED25519, false, ['verify']);
   } catch {
     return undefined;

@@ -8,21 +8,10 @@
 // within n rounds with 1 − (1 − rate·f)^n: at rate 0.25, f = 0.1 over 100 rounds, 92 %; f = 1
 // (a free-rider), 1 − 0.75^n: 94 % within 10 rounds.
 //
-// Findings. A witness agreeing clears the microbatch. A witness disagreeing is one replica's word
-// against another's: a second witness settles it (two of three). Both disagreeing convict the peer;
-// the second agreeing convicts the first witness. With no second witness the round is discarded
-// (the model is not touched by work nobody could vouch for) and nobody is purged.
-import type { ClientMessageOf, Seal, ServerMessageOf } from '../swarm/protocol.js';
+// What a witness's finding decides is trust/dispute.ts's job.
+import type { Seal, ServerMessageOf } from '../swarm/protocol.js';
 import { FrameKind } from '../wire/frame.js';
-
-export interface Audit {
-  peer: string;
-  witness: string;
-  microbatch: number;
-  /** The witness that disagreed first, when this audit is the second opinion. */
-  against?: string;
-  finding?: { ok: boolean; reason: string };
-}
+import { type Audit, sample } from './dispute.js';
 
 export interface AuditedRound {
   round: number;
@@ -77,35 +66,6 @@ export function auditedFrames(r: AuditedRound, a: Audit): ServerMessageOf<'verif
   return Object.fromEntries(Object.entries(frames).filter(([, h]) => h !== undefined));
 }
 
-export type Outcome =
-  | { kind: 'wait' }
-  | { kind: 'commit' }
-  /** Ask another witness (the audit to add). */
-  | { kind: 'second'; audit: Audit }
-  | { kind: 'purge'; peer: string; reason: string }
-  /** Discard the round: a finding nobody can settle. */
-  | { kind: 'unresolved'; reason: string };
-
-/** Record a witness's finding; what the round must do now. Findings from anyone else, or twice, change nothing. */
-export function onFinding(audits: Audit[], witness: string, v: ClientMessageOf<'verdict'>, witnesses: Witnesses, random: () => number): Outcome {
-  const a = audits.find((x) => x.witness === witness && x.peer === v.peer && x.microbatch === v.microbatch && !x.finding);
-  if (!a) return { kind: 'wait' };
-  a.finding = { ok: v.ok, reason: v.reason };
-  if (a.against !== undefined) {
-    const first = audits.find((x) => x.witness === a.against && x.peer === a.peer)!;
-    return v.ok
-      ? { kind: 'purge', peer: a.against, reason: `its audit of ${a.peer} (${first.finding!.reason}) was contradicted by ${witness}` }
-      : { kind: 'purge', peer: a.peer, reason: `two witnesses found its microbatch ${a.microbatch} of round ${v.round} wrong: ${first.finding!.reason}; ${v.reason}` };
-  }
-  if (!v.ok) {
-    const others = witnesses(a.peer).filter((w) => w !== witness);
-    if (others.length === 0)
-      return { kind: 'unresolved', reason: `${witness} found ${a.peer}'s microbatch ${a.microbatch} wrong (${v.reason}), and no other replica can settle it` };
-    return { kind: 'second', audit: { peer: a.peer, witness: pick(others, random), microbatch: a.microbatch, against: witness } };
-  }
-  return audits.every((x) => x.finding?.ok) ? { kind: 'commit' } : { kind: 'wait' };
-}
-
 function pick<T>(xs: readonly T[], random: () => number): T {
-  return xs[Math.min(xs.length - 1, Math.floor(random() * xs.length))];
+  return sample(xs, 1, random)[0];
 }

@@ -1,0 +1,116 @@
+// What a dispute over an audited microbatch decides (shared/trust/dispute.ts), played out to its end
+// for every stage size from 2 to 12 replicas, with colluders up to a third of them taking every
+// role (false accuser, cheater, voucher on the panel, false accuser on the panel) and lying in
+// every way a finding can: no honest replica is ever purged, and a colluder whose word is tested
+// against the truth is purged unless nobody independent can settle it.
+import { describe, expect, it } from 'vitest';
+import { type Audit, type DisputeRules, type Outcome, onFinding } from '../shared/trust/dispute.js';
+import { Rng } from './fuzz/rng.js';
+
+interface Scene {
+  replicas: string[];
+  colluders: Set<string>;
+  /** Whether the accused's microbatch really is wrong (it cheated). */
+  cheated: boolean;
+}
+
+/** How a replica finds the microbatch: honest ones tell the truth, colluders say what helps their side. */
+function finding(s: Scene, witness: string, accused: string): boolean {
+  if (!s.colluders.has(witness)) return !s.cheated;
+  return s.colluders.has(accused); // cover a fellow colluder, accuse anyone else
+}
+
+/** Run the dispute a first witness opens to its end; returns the peers purged and whether it was unresolved. */
+function play(s: Scene, accused: string, accuser: string, rng: Rng): { purged: string[]; unresolved: boolean } {
+  const rules: DisputeRules = {
+    witnesses: (p) => s.replicas.filter((q) => q !== p),
+    independent: () => true,
+    tolerated: () => Math.max(1, Math.floor(s.replicas.length / 3)),
+    random: () => rng.next(),
+  };
+  const audits: Audit[] = [{ peer: accused, witness: accuser, microbatch: 0 }];
+  const pending: Audit[] = [audits[0]];
+  let out: Outcome = { kind: 'wait' };
+  while (pending.length) {
+    const a = pending.splice(rng.int(0, pending.length), 1)[0];
+    const ok = a.against === undefined ? finding(s, accuser, accused) : finding(s, a.witness, accused);
+    out = onFinding(audits, a.witness, { type: 'verdict', round: 1, microbatch: 0, peer: accused, ok, reason: ok ? 'agrees' : 'cos 0.1' }, rules);
+    if (out.kind === 'panel') {
+      audits.push(...out.audits);
+      pending.push(...out.audits);
+    }
+    if (out.kind === 'convict' || out.kind === 'unresolved' || out.kind === 'commit') break;
+  }
+  return { purged: out.kind === 'convict' ? out.guilty.map((g) => g.peer) : [], unresolved: out.kind === 'unresolved' };
+}
+
+describe('disputes', () => {
+  it('never purge an honest replica, with up to a third of a stage colluding in every role', () => {
+    const rng = new Rng(19);
+    let decided = 0;
+    let colludersPurged = 0;
+    for (let n = 2; n <= 12; n++) {
+      const replicas = Array.from({ length: n }, (_, i) => `r${i}`);
+      for (let c = 1; c <= Math.max(1, Math.floor(n / 3)); c++) {
+        for (let trial = 0; trial < 60; trial++) {
+          const shuffled = [...replicas].sort(() => rng.next() - 0.5);
+          const colluders = new Set(shuffled.slice(0, c));
+          const accused = rng.pick(replicas);
+          const accuser = rng.pick(replicas.filter((r) => r !== accused));
+          const scene: Scene = { replicas, colluders, cheated: colluders.has(accused) && rng.chance(0.5) };
+          // Only a wrong finding opens a dispute.
+          if (finding(scene, accuser, accused)) continue;
+          const { purged, unresolved } = play(scene, accused, accuser, rng);
+          expect(
+            purged.filter((p) => !colluders.has(p)),
+            `n ${n}, colluders ${[...colluders]}, ${accuser} accuses ${accused}`,
+          ).toEqual([]);
+          if (!unresolved) decided++;
+          colludersPurged += purged.length;
+          // Beyond two replicas someone independent can always settle it, and a liar or cheater is in it.
+          if (n >= 3) {
+            expect(unresolved).toBe(false);
+            expect(purged.length).toBeGreaterThan(0);
+          }
+        }
+      }
+    }
+    expect(decided).toBeGreaterThan(300);
+    expect(colludersPurged).toBeGreaterThan(decided);
+  });
+
+  it('a panel that agrees with the accuser convicts the accused; one that agrees with the accused convicts the accuser', () => {
+    const rules: DisputeRules = { witnesses: () => ['a', 'b', 'c'], independent: () => true, tolerated: () => 1, random: () => 0 };
+    const v = (peer: string, ok: boolean, reason = ok ? 'agrees' : 'cos 0.2') => ({ type: 'verdict' as const, round: 7, microbatch: 2, peer, ok, reason });
+    const audits: Audit[] = [{ peer: 'p', witness: 'a', microbatch: 2 }];
+    const opened = onFinding(audits, 'a', v('p', false), rules);
+    expect(opened).toEqual({ kind: 'panel', audits: [{ peer: 'p', witness: 'b', microbatch: 2, against: 'a' }] });
+    audits.push(...(opened as { audits: Audit[] }).audits);
+    expect(onFinding(audits, 'b', v('p', false, 'cos 0.3'), rules)).toEqual({
+      kind: 'convict',
+      guilty: [{ peer: 'p', reason: 'its accuser and 1 of 1 independent replicas found its microbatch 2 of round 7 wrong: cos 0.2; cos 0.3' }],
+    });
+    // A finding from someone not asked, or asked twice, changes nothing.
+    expect(onFinding(audits, 'c', v('p', true), rules)).toEqual({ kind: 'wait' });
+    expect(onFinding(audits, 'b', v('p', true), rules)).toEqual({ kind: 'wait' });
+
+    const again: Audit[] = [{ peer: 'p', witness: 'a', microbatch: 2 }];
+    again.push(...(onFinding(again, 'a', v('p', false), rules) as { audits: Audit[] }).audits);
+    expect(onFinding(again, 'b', v('p', true), rules)).toMatchObject({
+      kind: 'convict',
+      guilty: [{ peer: 'a', reason: "it found p's microbatch 2 of round 7 wrong, and 1 of 1 independent replicas recomputing it found it right" }],
+      cleared: again[0],
+    });
+  });
+
+  it('leaves a dispute nobody independent can settle unresolved, and a witness sharing the accuser’s account off the panel', () => {
+    const v = { type: 'verdict' as const, round: 1, microbatch: 0, peer: 'p', ok: false, reason: 'cos 0.1' };
+    const twoReplicas: DisputeRules = { witnesses: () => ['a'], independent: () => true, tolerated: () => 1, random: () => 0 };
+    expect(onFinding([{ peer: 'p', witness: 'a', microbatch: 0 }], 'a', v, twoReplicas)).toEqual({
+      kind: 'unresolved',
+      reason: "a found p's microbatch 0 wrong (cos 0.1), and no independent replica can settle it",
+    });
+    const sybil: DisputeRules = { witnesses: () => ['a', 'a2'], independent: (x, y) => !['a', 'a2'].includes(x) || !['a', 'a2'].includes(y), tolerated: () => 1, random: () => 0 };
+    expect(onFinding([{ peer: 'p', witness: 'a', microbatch: 0 }], 'a', v, sybil)).toMatchObject({ kind: 'unresolved' });
+  });
+});
