@@ -146,9 +146,8 @@ export class Membership {
   private stageViews(): StageView[] {
     const { roster } = this.o;
     return this.o.run.layersPerStage.map((layers, stage) => {
-      const typical = roster.typicalMs(stage);
       const here = roster.placedOn(stage);
-      const capacity = here.reduce((c, p) => c + 1000 / (p.msPerMicrobatch ?? typical), 0);
+      const capacity = here.reduce((c, p) => c + 1000 / roster.plannedMs(p), 0);
       return { stage, layers, peers: here.length, capacity, orphaned: this.orphaned(stage) };
     });
   }

@@ -145,6 +145,17 @@ export class Roster {
     return Math.max(1, Math.floor(this.active(this.records.get(peer)?.stage).length / 3));
   }
 
+  /**
+   * The time a microbatch on `p` is planned to take: what it reports (busyMs), but never less than
+   * the stage's (lower) median. A report is a claim: one claiming to be fast would draw a stage's
+   * work and its pay, so claims may only lower a peer's share below an equal one (an honest peer
+   * faster than the median is planned at the median). Fewer than half the replicas cannot lower it.
+   */
+  plannedMs(p: Readonly<PeerRecord>): number {
+    const typical = this.typicalMs(p.stage);
+    return Math.max(p.msPerMicrobatch ?? typical, typical);
+  }
+
   /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */
   typicalMs(stage: number): number {
     const measured = this.active(stage).flatMap((q) => (q.msPerMicrobatch === undefined ? [] : [q.msPerMicrobatch]));
@@ -152,9 +163,10 @@ export class Roster {
   }
 }
 
+/** The lower median: a minority of values below it cannot pull it down (with two, the faster one). */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor((s.length - 1) / 2)];
 }
 
 const info = (p: PeerRecord): PeerInfo => ({ peerId: p.peerId, stage: p.stage, name: p.name, key: p.key });

@@ -23,8 +23,10 @@ export interface RoundAuditsOptions {
   now(): number;
   /** The probability each routed peer is audited in a round, and randomness peers cannot predict. */
   audit?: { rate: number; random(): number };
-  /** The replicas that could witness `peer`'s work, and what else a dispute needs (trust/dispute.ts). */
-  disputes: Omit<DisputeRules, 'random'>;
+  /** The witnesses assigned to `peer` it is linked to (witness-sets.ts): its audits' first witness is one of them. */
+  assigned(peer: string): string[];
+  /** Who may sit on a dispute's panel, and what else a dispute needs (trust/dispute.ts): the roster. */
+  panel: Omit<DisputeRules, 'random'>;
 }
 
 export class RoundAudits {
@@ -33,7 +35,7 @@ export class RoundAudits {
   /** Every report of `r` is in: start its audits; 'commit' when there are none. */
   begin(r: Round): AuditStep {
     const a = this.o.audit;
-    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.disputes.witnesses(p), a.rate, a.random, r.suspects) : [];
+    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.assigned(p), a.rate, a.random, r.suspects) : [];
     for (const s of r.suspects) {
       if (!audits.some((x) => x.peer === s.peer)) this.o.log(`round ${r.round}: no replica can audit ${s.peer}'s out-of-band microbatch ${s.microbatch}; committing it unverified`);
     }
@@ -47,7 +49,14 @@ export class RoundAudits {
   /** A witness's finding on an audited microbatch of `r`. */
   onVerdict(r: Round, witness: string, v: ClientMessageOf<'verdict'>): AuditStep {
     if (!r.audits || v.round !== r.round) return { kind: 'wait' };
-    const out = onFinding(r.audits, witness, v, { ...this.o.disputes, random: this.o.audit!.random });
+    const { panel } = this.o;
+    const rules: DisputeRules = {
+      witnesses: (p) => panel.witnesses(p),
+      independent: (a, b) => panel.independent(a, b),
+      tolerated: (p) => panel.tolerated(p),
+      random: this.o.audit!.random,
+    };
+    const out = onFinding(r.audits, witness, v, rules);
     if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
     switch (out.kind) {
       case 'panel':

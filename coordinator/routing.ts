@@ -1,7 +1,7 @@
 // Which peers work may go to, and the paths through the stages (planner.ts chooses among them).
-// With spot checks on, only replicas a witness can check take training work wherever their stage
-// has any: a peer whose replica channels have not opened would otherwise do work nobody can audit
-// (and a peer claiming to be fast would draw all of it). Evaluation and generation paths handed out
+// With spot checks on, only replicas linked to every witness the coordinator assigned them
+// (witness-sets.ts) take training work wherever their stage has any: a peer would otherwise do work
+// nobody can audit, or pick its own auditor by the channels it opens. Evaluation and generation paths handed out
 // lately are remembered: a peer lost on one is news to every peer of it.
 import type { RunConfig } from '../shared/run/config.js';
 import { type Plan, planRoutes, type RoutablePeer, type RoutingPolicy } from './planner.js';
@@ -13,8 +13,8 @@ const RECENT_PATHS = 16;
 export interface RoutingOptions {
   run: RunConfig;
   roster: Roster;
-  /** Whether spot checks are on (then only checkable replicas are routed, where a stage has any). */
-  audited: boolean;
+  /** With spot checks on: whether a peer is linked to its assigned witnesses (then only those are routed, where a stage has any). */
+  checkable?: (peerId: string) => boolean;
   policy?: RoutingPolicy;
 }
 
@@ -47,12 +47,9 @@ export class Routing {
   private routable(): RoutablePeer[][] {
     const { roster } = this.o;
     return this.o.run.layersPerStage.map((_, s) => {
-      const typical = roster.typicalMs(s);
       const active = roster.active(s);
-      const checkable = this.o.audited ? active.filter((p) => roster.witnesses(p.peerId).length > 0) : [];
-      return (checkable.length ? checkable : active)
-        .sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
-        .map((p) => ({ peerId: p.peerId, msPerMicrobatch: p.msPerMicrobatch ?? typical }));
+      const checkable = this.o.checkable ? active.filter((p) => this.o.checkable!(p.peerId)) : [];
+      return (checkable.length ? checkable : active).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)).map((p) => ({ peerId: p.peerId, msPerMicrobatch: roster.plannedMs(p) }));
     });
   }
 }

@@ -1,16 +1,14 @@
 // The run's state machine (ARCHITECTURE §3 and §5): who holds which stage, when training starts,
 // pauses and resumes, and what each global step is made of. It holds no sockets and no timers of
 // its own: the server feeds it peers' messages and sends what it says to send, so every rule here is
-// tested without a network. It is a composition of one module per job: the roster (who is where),
-// stage states, membership (joining), departures, routing, rounds, their audits, averaging roles,
-// evaluations, readiness and the phase; this file decides what happens next after each event.
+// tested without a network. It composes one module per job (roster, stage states, membership,
+// departures, witness sets, routing, rounds, audits, averaging roles, evaluations, readiness, phase)
+// and decides what happens next after each event.
 //
-// Step semantics (docs/architecture.md, "Step semantics"): global step t is a fixed set of
-// microbatches, computed as a *round* routed through one peer per stage; it is *committed* once
-// every routed peer reported (and its audits agree), or *discarded* and routed again without a peer
-// lost, left or stalled first. So a step's gradients come from exactly its microbatches, each once.
-// Peers are `setup` → `ready` → `active` → `gone`; a stage whose last peer is gone pauses the run
-// until a peer brings that stage's newest state back.
+// Step semantics (docs/architecture.md): global step t is a fixed set of microbatches, computed as
+// a *round* routed through one peer per stage; *committed* once every routed peer reported and its
+// audits agree, or *discarded* and routed again. Peers are `setup` → `ready` → `active` → `gone`;
+// a stage whose last peer is gone pauses the run until a peer brings its newest state back.
 import { Emitter } from '../shared/base/emitter.js';
 import type { RunConfig } from '../shared/run/config.js';
 import { type ClientMessageOf, MAX_REPORTED_LOSS, type PeerInfo, type ServerMessage, type SwarmPhase } from '../shared/swarm/protocol.js';
@@ -22,6 +20,7 @@ import type { RoutingPolicy } from './planner.js';
 import { RoundAudits, type AuditStep } from './round-audits.js';
 import { type Round, Rounds } from './rounds.js';
 import { Routing } from './routing.js';
+import { WitnessSets } from './witness-sets.js';
 import { type Heartbeat, type PeerRecord, Roster } from './roster.js';
 import { Readiness } from './readiness.js';
 import { RunPhase } from './run-phase.js';
@@ -94,6 +93,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private readonly membership: Membership;
   private readonly departures: Departures;
   private readonly routing: Routing;
+  private readonly witnessSets: WitnessSets;
   private readonly rounds = new Rounds();
   private readonly audits: RoundAudits;
   private readonly averaging = new AveragingRoles();
@@ -117,7 +117,9 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.stages = new StageStates(run.layersPerStage.length);
     const step = () => this.step_;
     this.membership = new Membership({ run, roster: this.roster, stages: this.stages, send, now, log, step });
-    this.routing = new Routing({ run, roster: this.roster, audited: !!o.audit?.rate, policy: o.routing });
+    this.witnessSets = new WitnessSets({ roster: this.roster, now, random: o.audit?.random ?? Math.random });
+    const checkable = o.audit?.rate ? (p: string) => this.witnessSets.checkable(p) : undefined;
+    this.routing = new Routing({ run, roster: this.roster, checkable, policy: o.routing });
     const onPathsThrough = (id: string) => this.routing.onPathsThrough(id);
     this.departures = new Departures({ roster: this.roster, stages: this.stages, membership: this.membership, send, log, step, started: () => this.started, onPathsThrough });
     this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, audited: !!o.audit?.rate });
@@ -126,11 +128,8 @@ export class RunControl extends Emitter<RunControlEvents> {
       log,
       now,
       audit: o.audit,
-      disputes: {
-        witnesses: (p) => this.roster.witnesses(p),
-        independent: (a, b) => this.roster.independent(a, b),
-        tolerated: (p) => this.roster.tolerated(p),
-      },
+      assigned: (p) => this.witnessSets.witnesses(p),
+      panel: this.roster,
     });
     this.phase_ = new RunPhase({
       now,
@@ -270,6 +269,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const { peer: p, graceful } = gone;
     this.emit('peer-gone', { peerId, name: p.name, stage: p.stage, reason, graceful });
     this.membership.tellViews(this.roster.forget(peerId));
+    this.witnessSets.forget(peerId);
     this.membership.restrand();
     if (this.rounds.current?.work.has(peerId)) this.abortRound(`${peerId} ${graceful ? 'left' : 'was lost'} (${reason})`);
     else this.reconcile();

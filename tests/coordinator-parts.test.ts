@@ -12,6 +12,7 @@ import { peerAddress, Registrar } from '../coordinator/registration.js';
 import { RoundAudits } from '../coordinator/round-audits.js';
 import { Rounds } from '../coordinator/rounds.js';
 import { Routing } from '../coordinator/routing.js';
+import { GRACE_MS, MAX_REDRAWS, SET_SIZE, WitnessSets } from '../coordinator/witness-sets.js';
 import { type PeerRecord, Roster } from '../coordinator/roster.js';
 import { RunPhase } from '../coordinator/run-phase.js';
 import { StageStates } from '../coordinator/stage-states.js';
@@ -96,7 +97,9 @@ describe('coordinator parts', () => {
     // A small-order key, under which an all-zero proof verifies for about half of all nonces.
     const conn = {};
     registrar.nonceFor(conn);
-    expect(await registrar.problem(conn, { ...msg, key: '00'.repeat(32) }, [], [])).toBe('the key proves nothing: it is a point of small order, under which trivial signatures verify');
+    expect(await registrar.problem(conn, { ...msg, key: '00'.repeat(32) }, [], [])).toBe(
+      'the key proves nothing: it is a point of small order, under which trivial signatures verify',
+    );
     now += 60_001;
     expect(await attempt([], '198.51.100.7')).toMatch(/^the key proof/);
     expect([
@@ -195,9 +198,10 @@ describe('coordinator parts', () => {
     const audits = new RoundAudits({
       send: (_, m) => sent.push(m),
       log: () => {},
+      assigned: () => ['w'],
       now: () => 0,
       audit: { rate: 0, random: () => 0 },
-      disputes: { witnesses: () => ['w'], independent: () => true, tolerated: () => 1 },
+      panel: { witnesses: () => ['w'], independent: () => true, tolerated: () => 1 },
     });
     const r = new Rounds().start(1, [['a', 'x']], 0);
     expect(audits.onSuspect(r, 'x', { type: 'suspect', round: 1, peer: 'b', microbatch: 0, reason: 'far out' })).toMatch(/routes no frame of microbatch 0 from b to x/);
@@ -274,7 +278,7 @@ describe('coordinator parts', () => {
     expect(readiness.missingReason(1)).toBe('waiting for a peer for stage 1 (x, y setting up)');
   });
 
-  it('routing: with spot checks on, work goes only to replicas a witness can check, where a stage has any', () => {
+  it('routing: with spot checks on, work goes only to replicas linked to their assigned witnesses, where a stage has any', () => {
     const run = testRun();
     const roster = rosterOf(run, [
       ['a', 0],
@@ -283,14 +287,55 @@ describe('coordinator parts', () => {
       ['x', 1],
     ]);
     for (const id of ['b', 'c']) roster.get('a')!.links.delete(id);
-    const plan = new Routing({ run, roster, audited: true }).planStep();
+    const sets = new WitnessSets({ roster, now: () => 0, random: () => 0.99 });
+    expect(['a', 'b', 'c'].map((p) => sets.members(p))).toEqual([['c'], ['c'], ['b']]);
+    const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep();
     expect(plan.ok && [...new Set(plan.routes.map((p) => p[0]))].sort()).toEqual(['b', 'c']);
-    const naive = new Routing({ run, roster, audited: false }).planStep();
+    const naive = new Routing({ run, roster }).planStep();
     expect(naive.ok && new Set(naive.routes.map((p) => p[0])).has('a')).toBe(true);
-    const routing = new Routing({ run, roster, audited: false });
+    const routing = new Routing({ run, roster });
     const path = routing.path(new Set(['a', 'b']));
     expect(path).toEqual(['c', 'x']);
     expect(routing.onPathsThrough('x')).toEqual(['c', 'x']);
+  });
+
+  it('witness sets: drawn by the coordinator, not by a peer’s channels; a member that never links is replaced after the grace, at most MAX_REDRAWS times', () => {
+    const roster = rosterOf(testRun(), [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 0],
+      ['e', 0],
+      ['f', 0],
+      ['x', 1],
+    ]);
+    let now = 0;
+    let draws = 0;
+    const sets = new WitnessSets({ roster, now: () => now, random: () => [0.1, 0.7, 0.4, 0.9, 0.2][draws++ % 5] });
+    const first = [...sets.members('a')];
+    expect(first).toHaveLength(SET_SIZE);
+    expect(first).not.toContain('a');
+    // a opens channels only to the replicas outside its set: it gets no work, and no say.
+    const outside = ['b', 'c', 'd', 'e', 'f'].filter((p) => !first.includes(p));
+    roster.get('a')!.links = new Set([...outside, 'x']);
+    expect(sets.checkable('a')).toBe(false);
+    expect(sets.witnesses('a')).toEqual([]);
+    now += GRACE_MS - 1;
+    expect(sets.members('a')).toEqual(first);
+    let replaced = 0;
+    let before = first;
+    for (let i = 0; i < 20; i++) {
+      now += GRACE_MS;
+      const after = [...sets.members('a')];
+      replaced += before.filter((w) => !after.includes(w)).length;
+      before = after;
+    }
+    expect(replaced).toBeGreaterThan(0);
+    expect(replaced).toBeLessThanOrEqual(MAX_REDRAWS);
+    // A member gone is replaced at once.
+    roster.retire(roster.get(sets.members('b')[0])!, 'lost');
+    expect(sets.members('b')).toHaveLength(SET_SIZE);
+    expect(sets.members('b').every((w) => roster.get(w)!.state === 'active')).toBe(true);
   });
 
   it('membership and departures: a purged account is refused; a leaving last replica hands its state to a peer setting up', () => {

@@ -405,6 +405,15 @@ describe('RunControl: commit', () => {
     expect(w.get('a')).toBe(3);
     expect(w.get('c')).toBe(1);
   });
+
+  it('a peer claiming to be faster than its stage’s median gets no more than an equal share (a claim can only lower it)', () => {
+    const sim = started(makeRun({ minPerStage: 3, microbatches: 6 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
+    sim.speed = { a: 1, c: 100, e: 100 };
+    sim.steps(3);
+    expect(sim.rc.peer('a')!.msPerMicrobatch).toBeLessThan(2);
+    const w = microbatchesPerPeer(sim.rc.currentRound!.routes);
+    expect([w.get('a'), w.get('c'), w.get('e')]).toEqual([2, 2, 2]);
+  });
 });
 
 describe('RunControl: reports are checked against the routes', () => {

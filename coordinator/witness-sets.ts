@@ -1,0 +1,97 @@
+// Who may audit each peer: the coordinator's choice, never the peer's (ARCHITECTURE §6). Each
+// active peer is assigned SET_SIZE witnesses at random among the independent replicas of its stage
+// (another account, another address), always leaving one replica out so a member that never links
+// can be replaced. A peer is routed training work only with a channel open to every member of its
+// set, and its audits' first witness is drawn from the set: by the channels it opens a peer can
+// refuse work, never pick its auditor. With colluders a fraction c of the stage, both members are
+// colluders with probability about c², whatever the peer does.
+//
+// A member whose channel to the peer stays closed for GRACE_MS is replaced by another random draw:
+// a colluder that refuses to link cannot starve an honest peer of work. A peer that refuses its
+// members gains at most MAX_REDRAWS random redraws, never a choice; after them its set stays.
+import type { Roster } from './roster.js';
+
+/** How long a member may stay unlinked before it is replaced. */
+export const GRACE_MS = 30_000;
+/** Replacements one peer's missing channels may cause in a run. */
+export const MAX_REDRAWS = 4;
+/** Witnesses per peer (fewer in a stage of three or fewer replicas). */
+export const SET_SIZE = 2;
+
+interface WitnessSet {
+  members: string[];
+  /** When each member was first seen unlinked (cleared when linked). */
+  unlinkedSince: Map<string, number>;
+  redraws: number;
+}
+
+export interface WitnessSetsOptions {
+  roster: Roster;
+  now(): number;
+  random(): number;
+}
+
+export class WitnessSets {
+  private readonly sets = new Map<string, WitnessSet>();
+
+  constructor(private readonly o: WitnessSetsOptions) {}
+
+  /** Whether `peer` has a channel open to every member of its set (and has a set). */
+  checkable(peer: string): boolean {
+    const set = this.refresh(peer);
+    return set.members.length > 0 && set.members.every((w) => this.o.roster.linked(peer, w));
+  }
+
+  /** The members of `peer`'s set it is linked to: who may be drawn to audit it. */
+  witnesses(peer: string): string[] {
+    return this.refresh(peer).members.filter((w) => this.o.roster.linked(peer, w));
+  }
+
+  /** The members of `peer`'s set (for display and tests). */
+  members(peer: string): readonly string[] {
+    return this.refresh(peer).members;
+  }
+
+  /** A peer gone from the run: its set, and its place in others' sets, are dropped (refreshed on next use). */
+  forget(peer: string): void {
+    this.sets.delete(peer);
+  }
+
+  /** `peer`'s set made current: gone or dependent members dropped, long-unlinked ones replaced, topped up by random draws. */
+  private refresh(peer: string): WitnessSet {
+    const { roster } = this.o;
+    let set = this.sets.get(peer);
+    if (!set) {
+      set = { members: [], unlinkedSince: new Map(), redraws: 0 };
+      this.sets.set(peer, set);
+    }
+    const stage = roster.get(peer)?.stage;
+    const candidates = roster.active(stage).flatMap((q) => (q.peerId !== peer && roster.independent(peer, q.peerId) ? [q.peerId] : []));
+    set.members = set.members.filter((w) => candidates.includes(w));
+    this.replaceUnlinked(peer, set, candidates);
+    const size = Math.min(candidates.length, Math.max(1, Math.min(SET_SIZE, candidates.length - 1)));
+    while (set.members.length < size) set.members.push(this.draw(candidates.filter((w) => !set.members.includes(w))));
+    return set;
+  }
+
+  private replaceUnlinked(peer: string, set: WitnessSet, candidates: string[]): void {
+    const now = this.o.now();
+    for (const w of [...set.members]) {
+      if (this.o.roster.linked(peer, w)) {
+        set.unlinkedSince.delete(w);
+        continue;
+      }
+      const since = set.unlinkedSince.get(w) ?? now;
+      set.unlinkedSince.set(w, since);
+      const others = candidates.filter((c) => !set.members.includes(c));
+      if (now - since < GRACE_MS || set.redraws >= MAX_REDRAWS || others.length === 0) continue;
+      set.members[set.members.indexOf(w)] = this.draw(others);
+      set.unlinkedSince.delete(w);
+      set.redraws++;
+    }
+  }
+
+  private draw(xs: readonly string[]): string {
+    return xs[Math.min(xs.length - 1, Math.floor(this.o.random() * xs.length))];
+  }
+}
