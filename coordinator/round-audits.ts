@@ -4,7 +4,7 @@
 // a microbatch a receiver found out of band is audited whatever the rate. The round commits when
 // every audit agrees. This module sends the audits and says what the round must do next; the run's
 // state machine does it.
-import { auditedFrames, chooseAudits } from '../shared/trust/audit-choice.js';
+import { auditedFrames, chooseAudits, PROBATION_AUDITS } from '../shared/trust/audit-choice.js';
 import { type Audit, type DisputeRules, onFinding } from '../shared/trust/dispute.js';
 import type { ClientMessageOf, ServerMessage } from '../shared/swarm/protocol.js';
 import { adjacent, type Round } from './rounds.js';
@@ -30,12 +30,31 @@ export interface RoundAuditsOptions {
 }
 
 export class RoundAudits {
+  /** Clean audits each peer's work has passed (probation ends at PROBATION_AUDITS). */
+  private readonly clean = new Map<string, number>();
+
   constructor(private readonly o: RoundAuditsOptions) {}
+
+  /** The probability `peer`'s work is audited in a round: always while on probation (when spot checks are on at all). */
+  rateOf(peer: string): number {
+    const rate = this.o.audit?.rate ?? 0;
+    return rate > 0 && (this.clean.get(peer) ?? 0) < PROBATION_AUDITS ? 1 : rate;
+  }
 
   /** Every report of `r` is in: start its audits; 'commit' when there are none. */
   begin(r: Round): AuditStep {
     const a = this.o.audit;
-    const audits = a && (a.rate > 0 || r.suspects.length) ? chooseAudits(r, r.work, (p) => this.o.assigned(p), a.rate, a.random, r.suspects) : [];
+    const audits =
+      a && (a.rate > 0 || r.suspects.length)
+        ? chooseAudits(
+            r,
+            r.work,
+            (p) => this.o.assigned(p),
+            (p) => this.rateOf(p),
+            a.random,
+            r.suspects,
+          )
+        : [];
     for (const s of r.suspects) {
       if (!audits.some((x) => x.peer === s.peer)) this.o.log(`round ${r.round}: no replica can audit ${s.peer}'s out-of-band microbatch ${s.microbatch}; committing it unverified`);
     }
@@ -57,6 +76,7 @@ export class RoundAudits {
       random: this.o.audit!.random,
     };
     const out = onFinding(r.audits, witness, v, rules);
+    if (out.kind === 'commit') for (const x of r.audits) if (!x.against) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
     if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
     switch (out.kind) {
       case 'panel':

@@ -461,6 +461,20 @@ describe('RunControl: spot checks', () => {
     return r;
   };
 
+  it('puts a new peer on probation: its work is audited every round until it passed 3 audits, then at the run’s rate', () => {
+    const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1e-9, random: seeded(3) });
+    const audited: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const mark = sim.mark();
+      const r = reportAll(sim);
+      const audits = sim.msgs('audit', { since: mark });
+      audited.push(audits.length);
+      for (const a of audits) verdict(sim, a.witness, a, true);
+      expect(sim.commits.at(-1)?.round).toBe(r.round);
+    }
+    expect(audited).toEqual([4, 4, 4, 0, 0]);
+  });
+
   it('holds the commit until every audit is cleared; each audited peer is told its witness, each witness the frames its neighbours proved', () => {
     const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(7) });
     const r = reportAll(sim);
