@@ -123,11 +123,14 @@ export class Roster {
     return !!this.records.get(a)?.links.has(b) && !!this.records.get(b)?.links.has(a);
   }
 
-  /** The other active replicas of `peer`'s stage it has a channel to and is independent of: who could check its work. */
-  witnesses(peer: string): string[] {
+  /**
+   * The other active replicas of `peer`'s stage it is independent of (and, unless `linked` is false,
+   * has a channel to): who could check its work.
+   */
+  witnesses(peer: string, o: { linked: boolean } = { linked: true }): string[] {
     const stage = this.records.get(peer)?.stage;
     return this.active(stage)
-      .filter((q) => q.peerId !== peer && this.linked(peer, q.peerId) && this.independent(peer, q.peerId))
+      .filter((q) => q.peerId !== peer && (!o.linked || this.linked(peer, q.peerId)) && this.independent(peer, q.peerId))
       .map((q) => q.peerId);
   }
 

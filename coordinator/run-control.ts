@@ -20,6 +20,7 @@ import type { RoutingPolicy } from './planner.js';
 import { RoundAudits, type AuditStep } from './round-audits.js';
 import { type Round, Rounds } from './rounds.js';
 import { Routing } from './routing.js';
+import { OutlierVotes } from './outlier-votes.js';
 import { WitnessSets } from './witness-sets.js';
 import { type Heartbeat, type PeerRecord, Roster } from './roster.js';
 import { Readiness } from './readiness.js';
@@ -27,48 +28,8 @@ import { RunPhase } from './run-phase.js';
 import { StageStates } from './stage-states.js';
 
 export type { PeerRecord, PeerState } from './roster.js';
-
-export interface CommitEvent {
-  step: number;
-  round: number;
-  /** Who computed what: each peer's microbatches at its stage (credit goes to exactly these). */
-  work: Array<{ peerId: string; account?: `0x${string}`; stage: number; microbatches: number }>;
-  /** Mean training loss over the step's microbatches. */
-  loss?: number;
-  /** Wall time of the round that committed, ms. */
-  ms: number;
-}
-
-export interface RunControlEvents {
-  commit: CommitEvent;
-  'round-aborted': { round: number; step: number; reason: string };
-  phase: { phase: SwarmPhase; reason: string };
-  'peer-gone': { peerId: string; name: string; stage: number; reason: string; graceful: boolean };
-  /** A peer caught cheating: it is gone, barred from the run, and its unsettled work earns nothing. */
-  purged: { peerId: string; name: string; account?: `0x${string}`; reason: string };
-  evaluated: { step: number; valLoss: number };
-  /** Training is over (every step committed and the final evaluation in, or given up on). */
-  trained: { step: number; valLoss?: number };
-  /** A round was routed (its number must never be reused: peers' frames name it). */
-  round: { round: number; step: number };
-}
-
-/**
- * What the coordinator must keep to resume the run after a crash (run-store.ts): the step and
- * round reached, each stage's newest known state, the barred peers. Who was connected is not kept:
- * peers reconnect and offer the states they hold.
- */
-export interface ControlSnapshot {
-  step: number;
-  round: number;
-  started: boolean;
-  phase: SwarmPhase;
-  reason: string;
-  loss?: number;
-  valLoss?: number;
-  stages: Array<{ step: number; hash?: string }>;
-  barred: string[];
-}
+export type { CommitEvent, ControlSnapshot, RunControlEvents } from './run-events.js';
+import type { ControlSnapshot, RunControlEvents } from './run-events.js';
 
 export interface RunControlOptions {
   run: RunConfig;
@@ -94,6 +55,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private readonly departures: Departures;
   private readonly routing: Routing;
   private readonly witnessSets: WitnessSets;
+  private readonly outliers: OutlierVotes;
   private readonly rounds = new Rounds();
   private readonly audits: RoundAudits;
   private readonly averaging = new AveragingRoles();
@@ -122,6 +84,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.routing = new Routing({ run, roster: this.roster, checkable, policy: o.routing });
     const onPathsThrough = (id: string) => this.routing.onPathsThrough(id);
     this.departures = new Departures({ roster: this.roster, stages: this.stages, membership: this.membership, send, log, step, started: () => this.started, onPathsThrough });
+    const electorate = (named: string) => this.roster.witnesses(named, { linked: false });
+    this.outliers = new OutlierVotes({ electorate, log });
     this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, audited: !!o.audit?.rate });
     this.audits = new RoundAudits({
       send,
@@ -254,12 +218,14 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   /**
-   * A member's hash of its stage's parameters after averaging at `step`. Only active members of the
-   * stage vote, for a recent averaging step (stage-states.ts).
+   * A member's hash of its stage's parameters after averaging at `step` (only active members vote,
+   * for a recent averaging step: stage-states.ts), and the members it left out (outlier-votes.ts).
    */
-  onCheckpoint(peerId: string, step: number, hash: string): void {
+  onCheckpoint(peerId: string, { step, hash, outliers = [] }: ClientMessageOf<'checkpoint'>): void {
     const p = this.roster.get(peerId);
-    if (p?.state === 'active') this.stages.memberVote(this.run, p.stage, step, hash, peerId, this.step_);
+    if (p?.state !== 'active' || step > this.step_) return;
+    this.stages.memberVote(this.run, p.stage, step, hash, peerId, this.step_);
+    for (const g of this.outliers.report(step, peerId, outliers, this.run.averageEvery)) this.purge(g.peer, g.reason);
   }
 
   /** A peer is gone: its connection closed, it fell silent, or it left (`kept`: the state it keeps). */

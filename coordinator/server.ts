@@ -285,7 +285,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'evaluated':
         return c.onEvaluated(peerId, msg.step, msg.valLoss);
       case 'checkpoint':
-        return c.onCheckpoint(peerId, msg.step, msg.hash);
+        return c.onCheckpoint(peerId, msg);
       case 'stalled':
         return void refuse(c.onStalled(peerId, msg));
       case 'suspect':

@@ -7,6 +7,7 @@ import { AveragingRoles } from '../coordinator/averaging-roles.js';
 import { Departures } from '../coordinator/departures.js';
 import { Evaluations } from '../coordinator/evaluation.js';
 import { Membership } from '../coordinator/membership.js';
+import { OutlierVotes } from '../coordinator/outlier-votes.js';
 import { Readiness } from '../coordinator/readiness.js';
 import { peerAddress, Registrar } from '../coordinator/registration.js';
 import { RoundAudits } from '../coordinator/round-audits.js';
@@ -73,6 +74,25 @@ describe('coordinator parts', () => {
       roster.place(roster.get(id)!, 0);
     }
     expect(roster.tolerated('a')).toBe(2);
+  });
+
+  it('outlier votes: a member left out of the average is purged once most of its stage’s other independent replicas name it; a lone name or a stranger’s convicts nobody', () => {
+    const electorate = (named: string) => ['a', 'b', 'c', 'd', 'e'].filter((p) => p !== named);
+    const log: string[] = [];
+    const votes = new OutlierVotes({ electorate, log: (l) => log.push(l) });
+    expect(votes.report(4, 'b', ['a'], 2)).toEqual([]);
+    expect(votes.report(4, 'x', ['a'], 2)).toEqual([]); // not of its stage
+    expect(votes.report(4, 'b', ['a'], 2)).toEqual([]); // once per reporter
+    expect(votes.report(4, 'c', ['a'], 2)).toEqual([]);
+    expect(votes.report(4, 'd', ['a', 'a'], 2)).toEqual([
+      { peer: 'a', reason: "its weights at the averaging after step 4 moved beyond any replica's training, as 3 of 4 of its stage's replicas found" },
+    ]);
+    // Two colluders of five naming an honest replica: no majority.
+    expect([votes.report(6, 'd', ['b'], 2), votes.report(6, 'e', ['b'], 2)]).toEqual([[], []]);
+    // Votes of old averagings are dropped.
+    expect(votes.report(20, 'a', ['c'], 2)).toEqual([]);
+    expect(votes.report(6, 'a', ['b'], 2)).toEqual([]);
+    expect(log[0]).toBe("b left a's weights out of the average at step 4 as no replica's (1 of 4 replicas so far)");
   });
 
   it('registrar: an address holds at most 4 live peers and registers at most 12 times a minute; loopback carries no address', async () => {

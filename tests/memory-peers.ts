@@ -91,6 +91,8 @@ export async function memorySwarm(
     });
     const send = (to: string, bytes: Uint8Array) => link(s.id, to).send(bytes);
     const timeoutMs = o.timeoutMs ?? 20_000;
+    // Every replica starts from the same weights: the anchor robust averaging judges moves from.
+    const start = { params: await runtime.readParams(), step: 0 };
     peers.set(s.id, {
       id: s.id,
       stage: s.stage,
@@ -109,7 +111,7 @@ export async function memorySwarm(
         timeoutMs,
         slots: s.trainingSlots,
       }),
-      averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {} }),
+      averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {}, anchor: () => start, lr: o.optimizer.lr }),
       generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
       suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),

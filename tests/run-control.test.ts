@@ -163,7 +163,7 @@ class Sim {
 
   /** The active peers report their stage's hash after averaging at `step`. */
   checkpoints(step: number): void {
-    for (const p of this.rc.live()) if (p.state === 'active') this.rc.onCheckpoint(p.peerId, step, stageHash(p.stage, step));
+    for (const p of this.rc.live()) if (p.state === 'active') this.rc.onCheckpoint(p.peerId, { type: 'checkpoint', step, hash: stageHash(p.stage, step) });
   }
 
   /** Rounds sent to `id` (their numbers). */
@@ -863,6 +863,24 @@ describe('RunControl: joining after the start', () => {
 });
 
 describe('RunControl: stage hashes after averaging', () => {
+  it('purges a member most of its stage’s other replicas left out of the average as no replica’s, and not on one replica’s word', () => {
+    const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
+    sim.answer();
+    sim.answer();
+    const [x, y, z] = sim.rc
+      .live()
+      .filter((p) => p.stage === 0)
+      .map((p) => p.peerId);
+    const other = sim.rc.live().find((p) => p.stage === 1)!.peerId;
+    const hash = 'a'.repeat(64);
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 2, hash, outliers: [x] });
+    sim.rc.onCheckpoint(other, { type: 'checkpoint', step: 2, hash, outliers: [x] }); // another stage's replica has no say
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 4, hash, outliers: [x] }); // a step not committed yet
+    expect(sim.rc.peer(x)?.state).toBe('active');
+    sim.rc.onCheckpoint(z, { type: 'checkpoint', step: 2, hash, outliers: [x] });
+    expect(sim.rc.peer(x)?.goneReason).toBe(`purged: its weights at the averaging after step 2 moved beyond any replica's training, as 2 of 2 of its stage's replicas found`);
+  });
+
   it('counts one vote per active member for a recent averaging step; the hash most members report is the stage’s', () => {
     const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
     // Two steps committed, no checkpoint reported yet (sim.steps would report them).
@@ -876,14 +894,14 @@ describe('RunControl: stage hashes after averaging', () => {
     const [x, y, z] = stage0;
     const good = 'a'.repeat(64);
     const fake = 'f'.repeat(64);
-    sim.rc.onCheckpoint(x, 2, fake); // first, but alone
-    sim.rc.onCheckpoint(x, 2, fake); // once per member
-    sim.rc.onCheckpoint(y, 2, good);
-    sim.rc.onCheckpoint(z, 2, good);
-    sim.rc.onCheckpoint(y, 1, fake); // not an averaging step
-    sim.rc.onCheckpoint(y, 4, fake); // not committed yet
+    sim.rc.onCheckpoint(x, { type: 'checkpoint', step: 2, hash: fake }); // first, but alone
+    sim.rc.onCheckpoint(x, { type: 'checkpoint', step: 2, hash: fake }); // once per member
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 2, hash: good });
+    sim.rc.onCheckpoint(z, { type: 'checkpoint', step: 2, hash: good });
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 1, hash: fake }); // not an averaging step
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 4, hash: fake }); // not committed yet
     expect(sim.rc.register('j', { name: 'joiner', key: '9'.repeat(64), capability: cap() }).ok).toBe(true); // still ready-less: no vote
-    sim.rc.onCheckpoint('j', 2, fake);
+    sim.rc.onCheckpoint('j', { type: 'checkpoint', step: 2, hash: fake });
     // All of stage 0 is lost: only a peer holding the agreed state may bring it back.
     for (const id of stage0) sim.rc.onGone(id, 'crashed');
     const back = (id: string, hash: string) =>

@@ -1,12 +1,14 @@
 // Replicas of a stage train on different microbatches and average their weights every H steps,
-// like DiLoCo's outer step with plain averaging. Members (the stage's active replicas) send their
-// weights to each other and to listeners (joiners catching up, who only receive); everyone sums
-// what it has in peer-id order, so everyone who received the same weights ends bit-identical.
+// like DiLoCo's outer step. Members (the stage's active replicas) send their weights to each other
+// and to listeners (joiners catching up, who only receive); everyone takes the robust mean
+// (trust/robust-mean.ts: moves from the last averaged weights, outliers left out, the rest clipped)
+// in peer-id order, so everyone who received the same weights ends bit-identical.
 // A member lost mid-exchange is not waited for: averaging goes on with the replicas that are left.
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import { FrameKind, encodeFrame } from '../wire/frame.js';
 import { InboxTimeout } from '../trust/inbox.js';
 import { type Mailbox, REPLICA_COLS } from '../trust/mailbox.js';
+import { type Anchor, robustMean } from '../trust/robust-mean.js';
 
 export interface AveragerOptions {
   runtime: BlockRuntime;
@@ -15,6 +17,15 @@ export interface AveragerOptions {
   send(to: string, bytes: Uint8Array): void;
   timeoutMs: number;
   log(line: string): void;
+  /** The stage's weights at its last averaging (every replica's starting point since), and the run's peak learning rate. */
+  anchor(): Anchor | undefined;
+  lr: number;
+}
+
+/** What an averaging did: how many replicas' weights went into the mean, and whose were left out as no replica's. */
+export interface Averaged {
+  n: number;
+  outliers: string[];
 }
 
 export class ReplicaAverager {
@@ -33,9 +44,9 @@ export class ReplicaAverager {
 
   /**
    * The exchange after step `step`. Returns how many replicas' weights went into the mean (0 for a
-   * listener that got none: it keeps its own state).
+   * listener that got none: it keeps its own state), and the outliers left out.
    */
-  async average(step: number, members: string[], listeners: string[]): Promise<number> {
+  async average(step: number, members: string[], listeners: string[]): Promise<Averaged> {
     const { runtime, self } = this.o;
     const member = members.includes(self);
     const mine = member ? await runtime.readParams() : undefined;
@@ -56,17 +67,16 @@ export class ReplicaAverager {
           if (w) got.set(p, w);
         }),
     );
-    if (got.size === 0) return 0;
-    const mean = new Float32Array(runtime.layout.total);
-    for (const p of [...got.keys()].sort()) {
-      const w = got.get(p)!;
-      for (let i = 0; i < mean.length; i++) mean[i] += w[i];
-    }
-    for (let i = 0; i < mean.length; i++) mean[i] /= got.size;
+    if (got.size === 0) return { n: 0, outliers: [] };
+    const contributions = [...got.keys()].sort().map((peer) => ({ peer, params: got.get(peer)! }));
+    const { mean, outliers, clipped } = robustMean(contributions, this.o.anchor(), step, this.o.lr);
+    for (const x of outliers)
+      this.o.log(`averaging at step ${step} leaves out ${x.peer}: its weights moved ${x.moved.toFixed(3)} from the stage's last average (limit ${x.limit.toFixed(3)})`);
+    if (clipped.length) this.o.log(`averaging at step ${step} clipped the move of ${clipped.join(', ')} to twice the median move`);
     runtime.writeParams(mean);
     if (!member) runtime.setStepCount(step);
     for (const p of members) this.o.mailbox.from(p).avg.forgetBefore(step + 1);
-    return got.size;
+    return { n: got.size - outliers.length, outliers: outliers.map((x) => x.peer) };
   }
 
   private async receive(peer: string, step: number): Promise<Float32Array | undefined> {

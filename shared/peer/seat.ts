@@ -83,7 +83,16 @@ export class StageSeat {
       onBoundary: o.onBoundary,
       slowdown: o.slowdown,
     });
-    this.averager = new ReplicaAverager({ runtime, self: o.self, mailbox: this.mailbox, send: o.send, timeoutMs: o.timeoutMs, log: o.log });
+    this.averager = new ReplicaAverager({
+      runtime,
+      self: o.self,
+      mailbox: this.mailbox,
+      send: o.send,
+      timeoutMs: o.timeoutMs,
+      log: o.log,
+      anchor: this.witness.anchor,
+      lr: run.optimizer.lr,
+    });
     this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now });
   }
 

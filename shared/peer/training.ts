@@ -219,14 +219,14 @@ export class Training {
     const members = a.members[seat.stage] ?? [];
     const listeners = a.listeners[seat.stage] ?? [];
     if (!members.includes(self) && !listeners.includes(self)) return;
-    const n = await seat.averager.average(step, members, listeners);
+    const { n, outliers } = await seat.averager.average(step, members, listeners);
     if (n === 0) return this.ctx.say(`averaging at step ${step}: no replica's weights arrived; keeping this peer's own state`);
     if (!members.includes(self)) this.committed = step;
     // Every peer keeps its stage's state at each averaging point: the run can resume from it if
     // this stage's last peer is lost.
     seat.snapshot = await seat.capture();
     await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
-    this.ctx.send({ type: 'checkpoint', step, hash: seat.snapshot.paramsHash });
+    this.ctx.send({ type: 'checkpoint', step, hash: seat.snapshot.paramsHash, ...(outliers.length && { outliers }) });
   }
 
   private async evaluate(seat: StageSeat, round: number, step: number, e: NonNullable<ServerMessageOf<'commit'>['eval']>): Promise<void> {

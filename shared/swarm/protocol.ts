@@ -171,7 +171,13 @@ export const ClientMessageSchemas = {
   /** The validation loss after `step` (the last stage of the evaluation path). */
   evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),
   /** The stage's parameters after averaging at `step`, hashed: a returning peer's state is checked against it. */
-  checkpoint: z.strictObject({ type: z.literal('checkpoint'), step: nonNegInt, hash }),
+  checkpoint: z.strictObject({
+    type: z.literal('checkpoint'),
+    step: nonNegInt,
+    hash,
+    /** Members whose weights this replica left out of the mean as no replica's (trust/robust-mean.ts). */
+    outliers: peerIds.optional(),
+  }),
   /**
    * A training frame `peer` sent this peer for microbatch `microbatch` of `round` is out of its
    * boundary's norm band (mailbox.ts): taken, but to be audited before the round commits.

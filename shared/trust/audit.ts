@@ -114,6 +114,11 @@ export function sameWork(sent: Frame, recomputed: Float32Array, shapes: FrameSha
 export const DRIFT_PER_LR = 10;
 export const DRIFT_FLOOR = 0.02;
 
+/** How far (relative to the anchor's norm) a replica's weights may have moved from weights averaged at `anchorStep` by `step`. */
+export function driftLimit(anchorStep: number, step: number, lr: number): number {
+  return DRIFT_FLOOR + DRIFT_PER_LR * lr * Math.max(0, step - anchorStep);
+}
+
 /**
  * The shapes a witness decodes an audited peer's frames at: what the stage takes, and what it sends
  * (an activation it sends has the shape of the gradient it takes back, and the other way round).
@@ -177,8 +182,7 @@ export async function judge(d: WitnessDeps, v: ServerMessageOf<'verify'>, b: Aud
  * averaged weights when known, else from this replica's own (then both may have moved since the start).
  */
 export function replicaDrift(theirs: Float32Array, mine: Float32Array, anchor: { params: Float32Array; step: number } | undefined, step: number, lr: number): string | undefined {
-  const since = anchor ? step - anchor.step : 2 * step;
-  const limit = DRIFT_FLOOR + DRIFT_PER_LR * lr * Math.max(0, since);
+  const limit = anchor ? driftLimit(anchor.step, step, lr) : driftLimit(-step, step, lr);
   const d = agreement(theirs, anchor?.params ?? mine).rel;
   if (d <= limit) return undefined;
   return `its weights moved ${d.toFixed(3)} from the stage's ${anchor ? `weights averaged at step ${anchor.step}` : 'weights here'} (limit ${limit.toFixed(3)} at step ${step})`;
