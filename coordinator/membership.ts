@@ -153,9 +153,10 @@ export class Membership {
   }
 
   /** Where a peer newly placed on `stage` gets its state. */
-  private stateSource(stage: number): StateSource {
+  stateSource(stage: number): StateSource {
     const replicas = this.o.roster.active(stage).map((p) => p.peerId);
-    if (replicas.length && this.o.step() > 0) return { from: 'replica', peers: replicas };
+    const vouched = this.o.stages.vouched(stage, replicas.length);
+    if (replicas.length && this.o.step() > 0) return { from: 'replica', peers: replicas, ...(vouched && { vouched }) };
     // Nobody holds it, and it is not waiting for a gone peer's state (placement offers no orphaned stage):
     // the run has not trained it yet, or lost it before its first averaging.
     return { from: 'seed' };

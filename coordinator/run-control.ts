@@ -202,9 +202,17 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.reconcile();
   }
 
-  onReady(peerId: string, step: number): void {
+  /** A peer loaded its stage's state at `step` (hashing to `hash`): one its replicas did not agree on is loaded again. */
+  onReady(peerId: string, step: number, hash?: string): void {
     const p = this.roster.get(peerId);
     if (p?.state !== 'setup') return;
+    const v = this.stages.vouched(p.stage, this.roster.active(p.stage).length);
+    if (hash && v?.step === step && v.hash !== hash) {
+      this.log(
+        `${peerId} loaded a state of stage ${p.stage} at step ${step} that hashes to ${hash.slice(0, 12)}…, not the ${v.hash.slice(0, 12)}… its replicas agreed on: loading again`,
+      );
+      return this.membership.assign(p, p.stage, this.membership.stateSource(p.stage));
+    }
     p.state = 'ready';
     p.heirOf = undefined;
     p.readyStep = step;

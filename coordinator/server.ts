@@ -265,7 +265,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'links':
         return c.onLinks(peerId, msg.connected);
       case 'ready':
-        return c.onReady(peerId, msg.step);
+        return c.onReady(peerId, msg.step, msg.hash);
       case 'heartbeat': {
         const { type: _, ...hb } = msg;
         c.onHeartbeat(peerId, hb);

@@ -76,6 +76,14 @@ export class StageStates {
     if (averaged && step <= lastStep && step >= lastStep - window) this.vote(stage, step, hash, peerId, step - window);
   }
 
+  /** The stage's newest state with the hash more than half of `replicas` reported for it, if they did. */
+  vouched(stage: number, replicas: number): { step: number; hash: string } | undefined {
+    const { step } = this.stages[stage].newest;
+    const votes = this.stages[stage].hashes.get(step);
+    const best = votes && [...votes].find(([, who]) => 2 * who.size > replicas);
+    return best && { step, hash: best[0] };
+  }
+
   /** The hash most of a stage's members reported for `step`, if any reported. */
   agreedHash(stage: number, step: number): string | undefined {
     const votes = this.stages[stage].hashes.get(step);

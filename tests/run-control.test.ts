@@ -881,6 +881,30 @@ describe('RunControl: stage hashes after averaging', () => {
     expect(sim.rc.peer(x)?.goneReason).toBe(`purged: its weights at the averaging after step 2 moved beyond any replica's training, as 2 of 2 of its stage's replicas found`);
   });
 
+  it('a joiner is told the hash most replicas vouched for, and one that loads another state at that step loads again', () => {
+    const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
+    sim.answer();
+    sim.answer();
+    const stage0 = sim.rc.live().filter((p) => p.stage === 0);
+    const good = 'a'.repeat(64);
+    sim.rc.onCheckpoint(stage0[0].peerId, { type: 'checkpoint', step: 2, hash: good });
+    // One vote of three is no majority: nothing is vouched for yet.
+    expect(sim.rc.register('j0', { name: 'j0', key: '8'.repeat(64), capability: cap() }).ok).toBe(true);
+    const j0 = sim.last('j0', 'assign')!;
+    expect(j0.state).toEqual({ from: 'replica', peers: expect.any(Array) });
+    const hashOf = (stage: number) => (stage === 0 ? good : 'c'.repeat(64));
+    for (const p of sim.rc.live()) if (p.state === 'active' && p !== stage0[0]) sim.rc.onCheckpoint(p.peerId, { type: 'checkpoint', step: 2, hash: hashOf(p.stage) });
+    const placed = sim.rc.register('j', { name: 'joiner', key: '9'.repeat(64), capability: cap() });
+    if (!placed.ok) throw new Error(placed.reason);
+    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: expect.any(Array), vouched: { step: 2, hash: hashOf(placed.stage) } });
+    const mark = sim.mark();
+    sim.rc.onReady('j', 2, 'b'.repeat(64));
+    expect(sim.rc.peer('j')!.state).toBe('setup');
+    expect(sim.msgs('assign', { since: mark, to: 'j' })).toHaveLength(1);
+    sim.rc.onReady('j', 2, hashOf(placed.stage));
+    expect(sim.rc.peer('j')!.state).toBe('ready');
+  });
+
   it('counts one vote per active member for a recent averaging step; the hash most members report is the stage’s', () => {
     const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
     // Two steps committed, no checkpoint reported yet (sim.steps would report them).
@@ -953,7 +977,7 @@ describe('RunControl: the last replica of a stage lost', () => {
     const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
     sim.steps(5);
     expect(sim.join('j', { maxLayers: 1 })).toEqual({ ok: true, stage: 1 });
-    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    expect(sim.last('j', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['b'] });
     sim.rc.onGone('b', 'connection closed');
     expect(sim.rc.phase).toBe('paused');
     // b comes back with its kept state at the newest averaging point (4): j is told to load from it.
@@ -961,13 +985,13 @@ describe('RunControl: the last replica of a stage lost', () => {
     sim.linkAll();
     sim.rc.onReady('b2', 4);
     expect(sim.rc.phase).toBe('training');
-    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b2'] });
+    expect(sim.last('j', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['b2'] });
   });
 
   it('places a fresh peer on another stage and refuses one that only fits the orphaned stage', () => {
     const { sim } = orphaned();
     expect(sim.join('f')).toEqual({ ok: true, stage: 0 });
-    expect(sim.last('f', 'assign')!.state).toEqual({ from: 'replica', peers: ['a'] });
+    expect(sim.last('f', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['a'] });
     const g = sim.join('g', { maxLayers: 1 });
     expect(g.ok).toBe(false);
     if (!g.ok) expect(g.reason).toMatch(/waiting for the peer that holds their newest state/);
@@ -1041,7 +1065,7 @@ describe('RunControl: the last replica of a stage lost', () => {
     sim.speed = { a: 100, b: 300 };
     sim.steps(2);
     expect(sim.join('j')).toEqual({ ok: true, stage: 1 });
-    expect(sim.last('j', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    expect(sim.last('j', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['b'] });
     sim.rc.onGone('b', 'lost');
     // j cannot get stage 1's state any more: placed again, on stage 0, from a.
     expect(sim.rc.peer('j')!.stage).toBe(0);
@@ -1080,7 +1104,7 @@ describe('RunControl: graceful leave of the last replica', () => {
     const sim = started(makeRun(SMALL_LAST_STAGE), ['a', 'b'], [0, 1]);
     sim.steps(2);
     expect(sim.join('h', { maxLayers: 1 })).toEqual({ ok: true, stage: 1 });
-    expect(sim.last('h', 'assign')!.state).toEqual({ from: 'replica', peers: ['b'] });
+    expect(sim.last('h', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['b'] });
     sim.linkAll();
     sim.steps(1);
     expect(sim.rc.currentRound!.step).toBe(4);
@@ -1194,7 +1218,7 @@ describe('RunControl: serving', () => {
     expect(sim.rc.path(new Set(['a', 'c']))).toBeUndefined();
     // A fresh joiner loads the final state from a replica and serves as soon as it is ready.
     expect(sim.join('e')).toEqual({ ok: true, stage: 0 });
-    expect(sim.last('e', 'assign')!.state).toEqual({ from: 'replica', peers: ['a', 'c'] });
+    expect(sim.last('e', 'assign')!.state).toMatchObject({ from: 'replica', peers: ['a', 'c'] });
     sim.linkAll();
     sim.rc.onReady('e', 3);
     expect(sim.rc.peer('e')!.state).toBe('active');

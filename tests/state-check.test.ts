@@ -5,7 +5,7 @@ import { encodeCheckpoint } from '../shared/engine/checkpoint.js';
 import { layout } from '../shared/engine/model.js';
 import { runStageConfigs } from '../shared/run/derive.js';
 import { largestMessageBytes } from '../shared/peer/stage-frames.js';
-import { stateProblem } from '../shared/trust/state-check.js';
+import { stateProblem, vouchedProblem } from '../shared/trust/state-check.js';
 import { testRun } from './test-run.js';
 
 const n = 64;
@@ -27,6 +27,14 @@ describe('state checks', () => {
     expect(stateProblem({ ...honest(), v: Float32Array.from({ length: n }, (_, i) => (i === 5 ? -1e-9 : 0)) }, o)).toMatch(/^its Adam v 5 is -9\.99\d*e-10, outside/);
     expect(stateProblem({ ...honest(), m: Float32Array.from({ length: n }, (_, i) => (i === 3 ? 1e7 : 0)) }, o)).toMatch(/^its Adam m 3 is 10000000/);
     expect(stateProblem({ ...honest(), m: new Float32Array(n - 1) }, o)).toBe('its Adam m hold 63 floats, the stage has 64');
+  });
+
+  it('takes only the state the stage’s replicas vouched for, or a newer one', () => {
+    const vouched = { step: 8, hash: 'a'.repeat(64) };
+    expect(vouchedProblem({ step: 8, hash: 'a'.repeat(64) }, vouched)).toBeUndefined();
+    expect(vouchedProblem({ step: 10, hash: 'b'.repeat(64) }, vouched)).toBeUndefined();
+    expect(vouchedProblem({ step: 6, hash: 'a'.repeat(64) }, vouched)).toBe("it is at step 6, older than the stage's newest at step 8");
+    expect(vouchedProblem({ step: 8, hash: 'b'.repeat(64) }, vouched)).toBe("at step 8 it hashes to bbbbbbbbbbbb…, not the aaaaaaaaaaaa… the stage's replicas agreed on");
   });
 
   it('a stage’s largest honest message bounds what a neighbour can make it reassemble: its state fits, 600 MiB does not', () => {

@@ -314,7 +314,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     if (step === undefined) return;
     this.training.committed = step;
     this.setPhase('ready', `stage ${m.stage} loaded at step ${step}; waiting to be routed work`);
-    this.send({ type: 'ready', step });
+    const hash = this.held.seat?.snapshot?.paramsHash;
+    this.send({ type: 'ready', step, ...(hash && { hash }) });
   }
 
   private onPeerLost(peerId: string): void {

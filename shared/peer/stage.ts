@@ -10,7 +10,7 @@ import type { ServerMessageOf } from '../swarm/protocol.js';
 import type { TrainState } from '../engine/checkpoint.js';
 import { layout } from '../engine/model.js';
 import type { MailboxOptions } from '../trust/mailbox.js';
-import { stateProblem } from '../trust/state-check.js';
+import { stateProblem, type Vouched, vouchedProblem } from '../trust/state-check.js';
 import type { PeerContext } from './context.js';
 import type { Neighbours } from './neighbours.js';
 import { StageSeat } from './seat.js';
@@ -18,6 +18,7 @@ import { largestMessageBytes } from './stage-frames.js';
 import type { RunnerOptions } from './stage-runner.js';
 import type { StateExchange } from './state-sync.js';
 import { keepState, loadHeld } from './state-store.js';
+import { paramsHash } from './state-sync.js';
 
 export interface StageOptions {
   gpu(): Gpu;
@@ -146,11 +147,11 @@ export class Stage {
       seat.snapshot = await seat.capture();
       return c.step;
     }
-    return this.fetch(source.peers);
+    return this.fetch(source.peers, source.vouched);
   }
 
   /** From whichever replica's channel opens first; a replica that fails or is gone is skipped. */
-  private async fetch(peers: readonly string[]): Promise<number> {
+  private async fetch(peers: readonly string[], vouched?: Vouched): Promise<number> {
     const seat = this.seat!;
     const errors: string[] = [];
     const left = new Set(peers);
@@ -163,6 +164,7 @@ export class Stage {
         const assignsSeen = this.assigns;
         const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
         this.check(c, `${from}'s state`);
+        await this.checkVouched(c, vouched, from);
         seat.runtime.loadState(c);
         seat.snapshot = await seat.capture();
         await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
@@ -175,6 +177,16 @@ export class Stage {
     }
     const why = errors.join('; ') || `no data channel opened within ${this.ctx.timeoutMs} ms`;
     throw new Error(`could not load stage ${seat.stage}'s state from ${peers.join(', ')}: ${why}`);
+  }
+
+  /**
+   * Refuse a state older than the one the stage's replicas vouched for, or of that step with other
+   * parameters. A newer one (an averaging since the assign) is taken: the coordinator checks its
+   * hash when this peer reports ready.
+   */
+  private async checkVouched(c: TrainState, vouched: Vouched | undefined, from: string): Promise<void> {
+    const problem = vouched && vouchedProblem({ step: c.step, hash: await paramsHash(c.params) }, vouched);
+    if (problem) throw new Error(`${from}'s state is refused: ${problem}`);
   }
 
   /** Refuse a state no honest replica of this stage could hold (trust/state-check.ts). */

@@ -120,7 +120,8 @@ export const ClientMessageSchemas = {
   /** The neighbours whose data channels are open now (sent whenever the set changes). */
   links: z.strictObject({ type: z.literal('links'), connected: peerIds }),
   /** Kernels compiled and the stage's state loaded, at `step` (0: the seeded init). */
-  ready: z.strictObject({ type: z.literal('ready'), step: nonNegInt }),
+  /** The stage's state is loaded, at `step`, its parameters hashing to `hash`. */
+  ready: z.strictObject({ type: z.literal('ready'), step: nonNegInt, hash: hash.optional() }),
   heartbeat: z.strictObject({
     type: z.literal('heartbeat'),
     /** The last step this peer applied. */
@@ -229,8 +230,12 @@ export function applyViewChange(view: readonly PeerInfo[], change: { added: read
 export const StateSourceSchema = z.discriminatedUnion('from', [
   /** The run has not trained this stage yet: the seeded init every peer derives alike. */
   z.strictObject({ from: z.literal('seed') }),
-  /** Ask one of these live replicas of the stage for its newest averaged state. */
-  z.strictObject({ from: z.literal('replica'), peers: peerIds.min(1) }),
+  /**
+   * Ask one of these live replicas of the stage for its newest averaged state; `vouched`: the
+   * stage's newest state as most of its replicas reported it (a state older, or of that step with
+   * another hash, is refused).
+   */
+  z.strictObject({ from: z.literal('replica'), peers: peerIds.min(1), vouched: z.strictObject({ step: nonNegInt, hash }).optional() }),
   /** Load the state you offered at registration. */
   z.strictObject({ from: z.literal('own'), step: nonNegInt, hash }),
 ]);
