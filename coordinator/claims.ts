@@ -1,10 +1,12 @@
 // What the coordinator checks of a peer's claims about others before it acts on them (ARCHITECTURE
 // §6): the seals a round report cites, a frame shown as defective or replayed, two seals shown as
-// equivocation. Only what signed bytes prove by themselves convicts anyone (shared/trust/evidence.ts);
+// equivocation, and the weights seals replicas report after averaging (two replicas holding
+// different weights one member sealed for the same averaging prove it equivocated). Only what signed bytes prove by themselves convicts anyone (shared/trust/evidence.ts);
 // a claim that proves nothing is logged, and a claim that is false convicts the one who made it.
 // Checks are asynchronous (signatures, hashes), so a peer's later messages wait behind them, in order.
 import type { RunConfig } from '../shared/run/config.js';
-import type { ClientMessage, ClientMessageOf } from '../shared/swarm/protocol.js';
+import type { ClientMessage, ClientMessageOf, Seal } from '../shared/swarm/protocol.js';
+import { FrameKind } from '../shared/wire/frame.js';
 import { Evidence, type Verdict } from '../shared/trust/evidence.js';
 
 /** Messages whose claims are checked asynchronously. */
@@ -23,8 +25,13 @@ export interface ClaimsOptions {
   log(line: string): void;
 }
 
+/** Averagings back whose weights seals are kept for comparison. */
+const KEEP_AVERAGINGS = 4;
+
 export class Claims {
   private readonly evidence: Evidence;
+  /** `${member}:${step}` → the first report of the weights that member sealed for that averaging. */
+  private readonly weightSeals = new Map<string, { reporter: string; seal: Seal }>();
   /** Per peer, messages waiting behind a claim being checked. */
   private readonly queues = new Map<string, { tail: Promise<void>; waiting: number }>();
 
@@ -71,6 +78,26 @@ export class Claims {
       return { kind: 'unproven', why };
     }
     return v ? { kind: 'guilty', verdict: v } : { kind: 'clean' };
+  }
+
+  /** The weights seals a replica reports after averaging, against the ones other replicas reported. */
+  async weights(peerId: string, msg: ClientMessageOf<'checkpoint'>): Promise<ClaimOutcome> {
+    const keepFrom = msg.step - KEEP_AVERAGINGS * this.o.run.averageEvery;
+    for (const [k, w] of this.weightSeals) if (w.seal.tag < keepFrom) this.weightSeals.delete(k);
+    for (const seal of msg.weights ?? []) {
+      if (seal.kind !== FrameKind.ReplicaWeights || seal.tag !== msg.step || seal.to !== peerId) {
+        return { kind: 'guilty', verdict: { guilty: peerId, reason: `its report of the averaging after step ${msg.step} cites a seal of something else` } };
+      }
+      const key = `${seal.from}:${seal.tag}`;
+      const first = this.weightSeals.get(key);
+      if (!first) this.weightSeals.set(key, { reporter: peerId, seal });
+      if (!first || first.seal.hash === seal.hash) continue;
+      const v = await this.evidence.splitWeights(first, { reporter: peerId, seal });
+      // A first report that was forged is replaced by this one, which stands.
+      if (v?.guilty === first.reporter) this.weightSeals.set(key, { reporter: peerId, seal });
+      if (v) return { kind: 'guilty', verdict: v };
+    }
+    return { kind: 'clean' };
   }
 
   /** Two different frames one sender sealed for one slot. */

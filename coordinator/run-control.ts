@@ -234,6 +234,22 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (p?.state !== 'active' || step > this.step_) return;
     this.stages.memberVote(this.run, p.stage, step, hash, peerId, this.step_);
     for (const g of this.outliers.report(step, peerId, outliers, this.run.averageEvery)) this.purge(g.peer, g.reason);
+    const v = this.stages.vouched(p.stage, this.roster.active(p.stage).length);
+    if (v?.step === step)
+      for (const q of this.stages.dissenters(p.stage, step, v.hash))
+        this.reload(q, `its weights after the averaging at step ${step} are not the ones most of its stage's replicas hold`);
+  }
+
+  /** An active replica whose state parted from its stage's (it averaged other weights) loads the stage's state again. */
+  private reload(peerId: string, why: string): void {
+    const p = this.roster.get(peerId);
+    if (p?.state !== 'active') return;
+    this.log(`${peerId} loads stage ${p.stage}'s state again: ${why}`);
+    p.state = 'setup';
+    p.readyStep = undefined;
+    this.membership.assign(p, p.stage, this.membership.stateSource(p.stage));
+    if (this.rounds.current?.work.has(peerId)) this.abortRound(`${peerId} loads its stage's state again`);
+    else this.reconcile();
   }
 
   /** A peer is gone: its connection closed, it fell silent, or it left (`kept`: the state it keeps). */

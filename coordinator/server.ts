@@ -285,7 +285,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'evaluated':
         return c.onEvaluated(peerId, msg.step, msg.valLoss);
       case 'checkpoint':
-        return c.onCheckpoint(peerId, msg);
+        c.onCheckpoint(peerId, msg);
+        return this.act(await this.claims.weights(peerId, msg));
       case 'stalled':
         return void refuse(c.onStalled(peerId, msg));
       case 'suspect':

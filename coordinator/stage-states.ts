@@ -84,6 +84,11 @@ export class StageStates {
     return best && { step, hash: best[0] };
   }
 
+  /** The members that reported another hash than `hash` for `step`. */
+  dissenters(stage: number, step: number, hash: string): string[] {
+    return [...(this.stages[stage].hashes.get(step) ?? [])].flatMap(([h, who]) => (h === hash ? [] : [...who]));
+  }
+
   /** The hash most of a stage's members reported for `step`, if any reported. */
   agreedHash(stage: number, step: number): string | undefined {
     const votes = this.stages[stage].hashes.get(step);

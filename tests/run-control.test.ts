@@ -905,6 +905,26 @@ describe('RunControl: stage hashes after averaging', () => {
     expect(sim.rc.peer('j')!.state).toBe('ready');
   });
 
+  it('has a replica whose weights after averaging are not the ones most of its stage hold load the stage’s state again', () => {
+    const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
+    sim.answer();
+    sim.answer();
+    const [x, y, z] = sim.rc
+      .live()
+      .filter((p) => p.stage === 0)
+      .map((p) => p.peerId);
+    const good = 'a'.repeat(64);
+    sim.rc.onCheckpoint(x, { type: 'checkpoint', step: 2, hash: 'f'.repeat(64) });
+    sim.rc.onCheckpoint(y, { type: 'checkpoint', step: 2, hash: good });
+    expect(sim.rc.peer(x)!.state).toBe('active'); // one against one: no majority of three
+    const mark = sim.mark();
+    sim.rc.onCheckpoint(z, { type: 'checkpoint', step: 2, hash: good });
+    expect(sim.rc.peer(x)!.state).toBe('setup');
+    expect(sim.msgs('assign', { since: mark, to: x })).toEqual([
+      expect.objectContaining({ stage: 0, state: { from: 'replica', peers: [y, z].sort(), vouched: { step: 2, hash: good } } }),
+    ]);
+  });
+
   it('counts one vote per active member for a recent averaging step; the hash most members report is the stage’s', () => {
     const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
     // Two steps committed, no checkpoint reported yet (sim.steps would report them).

@@ -2,7 +2,7 @@
 // them), each commit or discard, the replica averaging and evaluations that follow a commit, and
 // what it tells the coordinator and its host about them. A discarded round stops at once, not after
 // the computation it discards; a GPU-usage limit rests between rounds (duty.ts).
-import type { ServerMessageOf } from '../swarm/protocol.js';
+import { MAX_WEIGHT_SEALS, type ServerMessageOf } from '../swarm/protocol.js';
 import type { FrameLog } from '../trust/frame-log.js';
 import type { NeighbourReports } from '../trust/neighbour-reports.js';
 import { type PeerContext, sleep } from './context.js';
@@ -220,13 +220,14 @@ export class Training {
     const listeners = a.listeners[seat.stage] ?? [];
     if (!members.includes(self) && !listeners.includes(self)) return;
     const { n, outliers } = await seat.averager.average(step, members, listeners);
+    const weights = this.o.frames.weightSeals(step, members).slice(0, MAX_WEIGHT_SEALS);
     if (n === 0) return this.ctx.say(`averaging at step ${step}: no replica's weights arrived; keeping this peer's own state`);
     if (!members.includes(self)) this.committed = step;
     // Every peer keeps its stage's state at each averaging point: the run can resume from it if
     // this stage's last peer is lost.
     seat.snapshot = await seat.capture();
     await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
-    this.ctx.send({ type: 'checkpoint', step, hash: seat.snapshot.paramsHash, ...(outliers.length && { outliers }) });
+    this.ctx.send({ type: 'checkpoint', step, hash: seat.snapshot.paramsHash, ...(outliers.length && { outliers }), ...(weights.length && { weights }) });
   }
 
   private async evaluate(seat: StageSeat, round: number, step: number, e: NonNullable<ServerMessageOf<'commit'>['eval']>): Promise<void> {

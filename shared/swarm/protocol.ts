@@ -9,6 +9,8 @@ import { RunConfigSchema } from '../run/config.js';
 
 /** Largest accepted message, in UTF-8 bytes. Control messages are far smaller; SDP is a few KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Weight seals one checkpoint report carries: what fits a message with room to spare. */
+export const MAX_WEIGHT_SEALS = 64;
 /** Largest `signal.data` payload (JSON, UTF-8 bytes); leaves room for the envelope under the cap. */
 export const MAX_SIGNAL_DATA_BYTES = 48 * 1024;
 
@@ -178,6 +180,8 @@ export const ClientMessageSchemas = {
     hash,
     /** Members whose weights this replica left out of the mean as no replica's (trust/robust-mean.ts). */
     outliers: peerIds.optional(),
+    /** The seals of (at most MAX_WEIGHT_SEALS of) the members' weights frames this replica received for that averaging. */
+    weights: z.array(SealSchema).max(MAX_WEIGHT_SEALS).optional(),
   }),
   /**
    * A training frame `peer` sent this peer for microbatch `microbatch` of `round` is out of its

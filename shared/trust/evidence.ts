@@ -86,6 +86,17 @@ export class Evidence {
     if (!sameSlot || a.hash === b.hash) return { guilty: reporter, reason: 'its equivocation claim names two seals of different slots, or one frame twice' };
     return { guilty: a.from, reason: `sealed two different frames for round ${a.tag} microbatch ${a.microbatch} (kind ${a.kind}) to ${reporter}` };
   }
+
+  /**
+   * Two replicas' reports of the weights one member sealed for them at the same averaging, with
+   * different hashes: the member is to blame if it made both seals (it sent different weights to
+   * different replicas), else the reporter whose seal it never made.
+   */
+  async splitWeights(a: { reporter: string; seal: Seal }, b: { reporter: string; seal: Seal }): Promise<Verdict> {
+    const forged = (await this.forged(a.reporter, [a.seal])) ?? (await this.forged(b.reporter, [b.seal]));
+    if (forged) return forged;
+    return { guilty: a.seal.from, reason: `sealed different weights for the averaging after step ${a.seal.tag} to ${a.reporter} and to ${b.reporter}` };
+  }
 }
 
 /**

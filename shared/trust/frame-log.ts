@@ -1,13 +1,16 @@
 // What this peer received and sent in its recent rounds, sealed (seal.ts): the seals
 // of its inputs go with its round report (the coordinator checks it computed from what its routes
 // say), and the sealed bytes stay for an audit of the round. Two different frames sealed by one
-// sender for the same slot (round, kind, microbatch) are proof that the sender equivocated.
+// sender for the same slot (round, kind, microbatch) are proof that the sender equivocated. The
+// seals of replicas' weights (averaging) are kept apart, without their bytes: each replica reports
+// them after averaging, and two receivers holding different weights one member sealed for the
+// same averaging prove it equivocated (coordinator/claims.ts).
 //
 // Frames can come before this peer hears of their round (a data channel beats the coordinator's
 // socket), so any round is taken; what bounds memory is a cap per peer on the frames kept for it,
 // the oldest going first, so a neighbour flooding future rounds only ever evicts its own frames.
 import type { Seal } from '../swarm/protocol.js';
-import { isTrainingKind } from '../wire/frame.js';
+import { FrameKind, isTrainingKind } from '../wire/frame.js';
 
 /** Rounds kept behind the newest one begun (an audit follows the report of the round before it). */
 const ROUNDS_BEHIND = 1;
@@ -15,6 +18,8 @@ const ROUNDS_BEHIND = 1;
 const PER_PEER = 1024;
 /** Different frames kept per slot: the first, and one more as proof of equivocation. */
 const PER_SLOT = 2;
+/** Weight seals kept (members × recent averagings; the oldest go first). */
+const WEIGHT_SEALS = 1024;
 
 interface Record {
   round: number;
@@ -26,9 +31,12 @@ export class FrameLog {
   /** slot key → records, per neighbour. */
   private readonly peers = new Map<string, Map<string, Record[]>>();
   private oldest = 0;
+  /** `${from}:${step}` → the seal of the first weights frame that member sent this peer for that averaging. */
+  private readonly weights = new Map<string, Seal>();
 
   /** A sealed training frame received or sent; returns whether it is kept. */
   record(dir: 'in' | 'out', seal: Seal, bytes: Uint8Array): boolean {
+    if (dir === 'in' && seal.kind === FrameKind.ReplicaWeights) return this.recordWeights(seal);
     if (!isTrainingKind(seal.kind) || seal.tag < this.oldest) return false;
     const peer = dir === 'in' ? seal.from : seal.to;
     let slots = this.peers.get(peer);
@@ -39,6 +47,19 @@ export class FrameLog {
     list.push({ round: seal.tag, seal, bytes });
     slots.set(key, list);
     evictOldest(slots, PER_PEER);
+    return true;
+  }
+
+  /** The seals of the weights frames `peers` sent this peer for the averaging after `step`. */
+  weightSeals(step: number, peers: readonly string[]): Seal[] {
+    return peers.flatMap((p) => this.weights.get(`${p}:${step}`) ?? []);
+  }
+
+  private recordWeights(seal: Seal): boolean {
+    const key = `${seal.from}:${seal.tag}`;
+    if (this.weights.has(key)) return false;
+    this.weights.set(key, seal);
+    if (this.weights.size > WEIGHT_SEALS) this.weights.delete(this.weights.keys().next().value!);
     return true;
   }
 
