@@ -9,6 +9,9 @@ import { type Audit, type DisputeRules, onFinding } from '../shared/trust/disput
 import type { ClientMessageOf, ServerMessage } from '../shared/swarm/protocol.js';
 import { adjacent, type Round } from './rounds.js';
 
+/** Unwarranted suspect reports after which a peer's reports are no longer acted on. */
+export const MAX_UNCONFIRMED_SUSPECTS = 3;
+
 /** What the round must do after an audit event. */
 export type AuditStep =
   | { kind: 'wait' }
@@ -32,6 +35,8 @@ export interface RoundAuditsOptions {
 export class RoundAudits {
   /** Clean audits each peer's work has passed (probation ends at PROBATION_AUDITS). */
   private readonly clean = new Map<string, number>();
+  /** Suspect reports of each peer that the audit found unwarranted. */
+  private readonly unconfirmed = new Map<string, number>();
 
   constructor(private readonly o: RoundAuditsOptions) {}
 
@@ -76,7 +81,7 @@ export class RoundAudits {
       random: this.o.audit!.random,
     };
     const out = onFinding(r.audits, witness, v, rules);
-    if (out.kind === 'commit') for (const x of r.audits) if (!x.against) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
+    if (out.kind === 'commit') this.cleared(r);
     if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
     switch (out.kind) {
       case 'panel':
@@ -110,9 +115,27 @@ export class RoundAudits {
     const path = r.routes[msg.microbatch];
     if (!path || !adjacent(path, reporter, msg.peer)) return `round ${msg.round} routes no frame of microbatch ${msg.microbatch} from ${msg.peer} to ${reporter}`;
     if (r.suspects.some((s) => s.peer === msg.peer)) return undefined;
-    r.suspects.push({ peer: msg.peer, microbatch: msg.microbatch });
+    if ((this.unconfirmed.get(reporter) ?? 0) >= MAX_UNCONFIRMED_SUSPECTS) {
+      this.o.log(`round ${r.round}: ${reporter}'s report of ${msg.peer} is not acted on: ${MAX_UNCONFIRMED_SUSPECTS} of its reports were found unwarranted`);
+      return undefined;
+    }
+    r.suspects.push({ peer: msg.peer, microbatch: msg.microbatch, reporter });
     this.o.log(`round ${r.round}: ${reporter} took ${msg.peer}'s frame of microbatch ${msg.microbatch} out of band (${msg.reason}); it is audited before the round commits`);
     return undefined;
+  }
+
+  /**
+   * Every audit of `r` agreed: each audited peer passed one more; a suspect report the audit found
+   * unwarranted costs its reporter (back on probation, and after MAX_UNCONFIRMED_SUSPECTS such
+   * reports its reports are no longer acted on: audits cost the witnesses' time).
+   */
+  private cleared(r: Round): void {
+    for (const x of r.audits ?? []) if (!x.against) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
+    for (const s of r.suspects) {
+      if (!r.audits?.some((x) => x.peer === s.peer)) continue;
+      this.unconfirmed.set(s.reporter, (this.unconfirmed.get(s.reporter) ?? 0) + 1);
+      this.clean.set(s.reporter, 0);
+    }
   }
 
   private send(r: Round, a: Audit): void {

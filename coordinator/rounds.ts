@@ -16,7 +16,7 @@ export interface Round {
   reported: Map<string, ClientMessageOf<'round-done'>>;
   startedAt: number;
   /** Microbatches whose frames a receiver found out of band: audited before the round commits. */
-  suspects: Array<{ peer: string; microbatch: number }>;
+  suspects: Array<{ peer: string; microbatch: number; reporter: string }>;
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];
   auditsSince?: number;

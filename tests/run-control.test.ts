@@ -529,6 +529,25 @@ describe('RunControl: spot checks', () => {
     expect(alone.commits.map((c) => c.step)).toEqual([1]);
   });
 
+  it('a receiver whose suspect reports audits found unwarranted 3 times is no longer acted on', () => {
+    // a and c on stage 0, b alone on stage 1: b receives every frame of a's. c joins at the first
+    // averaging (after step 2): until then nobody can audit a, and b's reports cost it nothing.
+    const sim = started(makeRun({ steps: 20 }), ['a', 'b', 'c'], [0, 1, 0], { rate: 0, random: seeded(5) });
+    const audited: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const r = sim.rc.currentRound!;
+      const mb = r.routes.findIndex((path) => path[0] === 'a');
+      expect(sim.rc.onSuspect('b', { type: 'suspect', round: r.round, peer: 'a', microbatch: mb, reason: 'RMS far out' })).toBeUndefined();
+      const mark = sim.mark();
+      reportAll(sim);
+      const audits = sim.msgs('audit', { since: mark });
+      audited.push(audits.length);
+      for (const a of audits) verdict(sim, a.witness, a, true);
+    }
+    expect(audited).toEqual([0, 0, 1, 1, 1, 0, 0]);
+    expect(sim.commits).toHaveLength(7);
+  });
+
   it('a finding of wrong work with no third replica to settle it discards the round and purges nobody', () => {
     const sim = started(makeRun({ minPerStage: 2 }), ['a', 'b', 'c', 'd'], [0, 1, 0, 1], { rate: 1, random: seeded(3) });
     const r = reportAll(sim);
