@@ -27,16 +27,20 @@ export const ATTACKS = [
   'never-computes',
   'free-rider',
   'overstated-gpu',
+  'weak-key',
+  'poison-average',
+  'equivocate-weights',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
 /**
  * What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients
  * only from the last stage down; the registration (another peer's key, an account whose key it
- * does not hold); the run itself (it takes a place and never computes); or a whole lane (two
- * colluding peers, one a stage, made by two processes).
+ * does not hold, a key of small order); the run itself (it takes a place and never computes); a
+ * whole lane (two colluding peers, one a stage, made by two processes); or the weights it sends
+ * its replicas at averaging.
  */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane'> = {
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane' | 'weights'> = {
   'scale-outputs': 'outputs',
   'zero-outputs': 'outputs',
   'nan-outputs': 'outputs',
@@ -52,6 +56,9 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'never-computes': 'place',
   'free-rider': 'gradients',
   'overstated-gpu': 'lane',
+  'weak-key': 'registration',
+  'poison-average': 'weights',
+  'equivocate-weights': 'weights',
 };
 
 /** The session hooks of one attack made by the worker itself. */
@@ -95,8 +102,31 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
       };
     }
     // Old content under a new round and microbatch number (re-sealed: the seal is its own).
+    // Noise of amplitude 3 added to the weights it sends at averaging (the same to every replica).
+    case 'poison-average':
+      return { tamper: (_to, f) => (f[5] === FrameKind.ReplicaWeights ? poisoned(f) : f) };
+    // Its real weights to the first replica it sends them to at each averaging, and to the others
+    // the same weights with one float's lowest bit flipped: too small to move anything, enough to
+    // part the replicas' averages.
+    case 'equivocate-weights': {
+      const sent = new Set<string>();
+      return {
+        tamper: (_to, f) => {
+          if (f[5] !== FrameKind.ReplicaWeights) return f;
+          const tag = `${new DataView(f.buffer, f.byteOffset).getUint32(8, true)}`;
+          if (!sent.has(tag)) {
+            sent.add(tag);
+            return f;
+          }
+          const out = f.slice();
+          out[HEADER_BYTES] ^= 1;
+          return out;
+        },
+      };
+    }
     case 'stolen-key':
     case 'foreign-account':
+    case 'weak-key':
     case 'never-computes':
       throw new Error(`${attack} is not made by the worker: see impostor()`);
     // Its first activation frame followed by FUZZ_FRAMES mutants of it, each sealed: a flood of
@@ -178,6 +208,15 @@ function noise(t: Float32Array): void {
   for (let i = 0; i < t.length; i++) t[i] = rms * Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
 }
 
+/** `f` (fp32 weights) with uniform noise of amplitude 3 added, the same noise for the same averaging. */
+function poisoned(f: Uint8Array): Uint8Array {
+  const out = f.slice();
+  const view = new DataView(out.buffer);
+  const random = rng(view.getUint32(8, true));
+  for (let at = HEADER_BYTES; at + 4 <= out.length; at += 4) view.setFloat32(at, view.getFloat32(at, true) + 3 * (2 * random() - 1), true);
+  return out;
+}
+
 function withNaN(f: Uint8Array): Uint8Array {
   const out = f.slice();
   new DataView(out.buffer).setFloat32(HEADER_BYTES, Number.NaN, true);
@@ -192,7 +231,9 @@ function withNaN(f: Uint8Array): Uint8Array {
  */
 async function impostor(attack: Attack, flag: (name: string) => string): Promise<number> {
   const own = await PeerKey.generate();
-  const key = attack === 'stolen-key' ? (Object.assign(Object.create(PeerKey.prototype), own, { publicHex: flag('--victim-key') }) as PeerKey) : own;
+  // A key of small order: the all-zero point, with an all-zero signature (which verifies under it for about half of all nonces).
+  const weak = Object.assign(Object.create(PeerKey.prototype), { publicHex: '00'.repeat(32), sign: async () => new Uint8Array(64) }) as PeerKey;
+  const key = attack === 'stolen-key' ? (Object.assign(Object.create(PeerKey.prototype), own, { publicHex: flag('--victim-key') }) as PeerKey) : attack === 'weak-key' ? weak : own;
   const signer = privateKeyToAccount(generatePrivateKey());
   const account =
     attack === 'foreign-account' ? { address: flag('--victim-account') as `0x${string}`, signMessage: (message: string) => signer.signMessage({ message }) } : undefined;

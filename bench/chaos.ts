@@ -47,6 +47,8 @@ export interface RunOutcome {
   refused: Array<{ name: string; reason: string; afterSteps: number }>;
   /** The attackers' peer ids, once registered (two for a lane of colluders). */
   adversaries: string[];
+  /** Each peer's stage, as commits credited it. */
+  stageOf: Map<string, number>;
 }
 
 export interface ScenarioResult {
@@ -94,9 +96,10 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
   const attackers = target === 'lane' ? [o.honest - 1, o.honest] : [impostor ? o.honest + 1 : o.honest];
   const attackerNames = attackers.map((i) => `worker-${i}`);
-  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [] };
+  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [], stageOf: new Map() };
   c.on('commit', (e) => {
     result.steps.push(e.step);
+    for (const w of e.work) result.stageOf.set(w.peerId, w.stage);
     const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
     for (const [account, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.ledger.credit(account, u);
     if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch();
@@ -192,11 +195,26 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   return { reason: gone[0]!.reason, afterSteps: Math.max(...gone.map((g) => g!.afterSteps)), expected };
 }
 
-/** What a scenario's run shows, judged against the honest run. */
+/** The units of the median honest replica of `peerId`'s stage in `r`. */
+function medianHonestUnits(r: RunOutcome, peerId: string): number {
+  const stage = r.stageOf.get(peerId);
+  const units = [...r.stageOf]
+    .filter(([id, s]) => s === stage && !r.adversaries.includes(id))
+    .map(([id]) => Number(r.ledger.units(r.accountOf(id))))
+    .sort((a, b) => a - b);
+  return units[Math.floor(units.length / 2)] ?? 0;
+}
+
+/**
+ * What a scenario's run shows, judged against the honest run. An attacker on its weights computed
+ * honestly until the first averaging, whose epoch closed as it was caught: it may keep those units,
+ * less than any honest replica of its stage earns; every other attacker must earn nothing.
+ */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
   const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
+  const earnedOk = ATTACK_TARGETS[name as Attack] === 'weights' ? r.adversaries.every((id) => Number(r.ledger.units(r.accountOf(id))) < medianHonestUnits(r, id)) : credited === 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
   const notes = [
@@ -207,7 +225,7 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
   ].join('; ');
   return {
     name,
-    passed: !!caught?.expected && blamed.length === 0 && credited === 0 && allSteps && lossOk,
+    passed: !!caught?.expected && blamed.length === 0 && earnedOk && allSteps && lossOk,
     detected_after_steps: caught ? caught.afterSteps : null,
     final_val_loss: r.finalValLoss,
     honest_final_val_loss: honest.finalValLoss,
