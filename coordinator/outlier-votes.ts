@@ -2,8 +2,9 @@
 // moved beyond the drift limit from the stage's last average). Every honest replica judges the
 // same bytes against the same anchor, so honest replicas name the same members; a name is still an
 // accusation, so it convicts only when a strict majority of the stage's other replicas independent
-// of the named one make it: a third of a stage colluding cannot, and a lone false name costs
-// nothing but is logged. Votes of old averagings are dropped.
+// of the named one make it, and at least two do: a third of a stage colluding cannot, one replica
+// alone never can (in a stage of two its name only leaves the other out of its own mean), and a
+// lone false name costs nothing but is logged. Votes of old averagings are dropped.
 
 export interface OutlierVotesOptions {
   /** The replicas entitled to judge `named`'s contribution: its stage's other active replicas, independent of it. */
@@ -32,7 +33,8 @@ export class OutlierVotes {
       const by = byNamed.get(peer) ?? new Set<string>();
       byNamed.set(peer, by.add(reporter));
       this.o.log(`${reporter} left ${peer}'s weights out of the average at step ${step} as no replica's (${by.size} of ${electorate.length} replicas so far)`);
-      if (2 * [...by].filter((r) => electorate.includes(r)).length > electorate.length) {
+      const votes = [...by].filter((r) => electorate.includes(r)).length;
+      if (votes >= 2 && 2 * votes > electorate.length) {
         byNamed.delete(peer);
         convicted.push({
           peer,

@@ -93,6 +93,9 @@ describe('coordinator parts', () => {
     expect(votes.report(20, 'a', ['c'], 2)).toEqual([]);
     expect(votes.report(6, 'a', ['b'], 2)).toEqual([]);
     expect(log[0]).toBe("b left a's weights out of the average at step 4 as no replica's (1 of 4 replicas so far)");
+    // In a stage of two, one replica's name never convicts the other.
+    const pair = new OutlierVotes({ electorate: (named) => ['p', 'q'].filter((x) => x !== named), log: () => {} });
+    expect(pair.report(4, 'q', ['p'], 2)).toEqual([]);
   });
 
   it('registrar: an address holds at most 4 live peers and registers at most 12 times a minute; loopback carries no address', async () => {
