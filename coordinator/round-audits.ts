@@ -5,7 +5,7 @@
 // every audit agrees. This module sends the audits and says what the round must do next; the run's
 // state machine does it.
 import { auditedFrames, chooseAudits, PROBATION_AUDITS } from '../shared/trust/audit-choice.js';
-import { type Audit, type DisputeRules, onFinding } from '../shared/trust/dispute.js';
+import { type Audit, type DisputeRules, type Outcome, onFinding, settleLate } from '../shared/trust/dispute.js';
 import type { ClientMessageOf, ServerMessage } from '../shared/swarm/protocol.js';
 import { adjacent, type Round } from './rounds.js';
 
@@ -73,19 +73,27 @@ export class RoundAudits {
   /** A witness's finding on an audited microbatch of `r`. */
   onVerdict(r: Round, witness: string, v: ClientMessageOf<'verdict'>): AuditStep {
     if (!r.audits || v.round !== r.round) return { kind: 'wait' };
+    const out = onFinding(r.audits, witness, v, this.rules());
+    if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
+    return this.step(r, out);
+  }
+
+  private rules(): DisputeRules {
     const { panel } = this.o;
-    const rules: DisputeRules = {
+    return {
       witnesses: (p) => panel.witnesses(p),
       independent: (a, b) => panel.independent(a, b),
       tolerated: (p) => panel.tolerated(p),
       random: this.o.audit!.random,
     };
-    const out = onFinding(r.audits, witness, v, rules);
+  }
+
+  /** What the round must do after a dispute's outcome. */
+  private step(r: Round, out: Outcome): AuditStep {
     if (out.kind === 'commit') this.cleared(r);
-    if (!v.ok) this.o.log(`round ${r.round}: ${witness} finds ${v.peer}'s microbatch ${v.microbatch} wrong: ${v.reason}`);
     switch (out.kind) {
       case 'panel':
-        r.audits.push(...out.audits);
+        r.audits!.push(...out.audits);
         for (const a of out.audits) this.send(r, a);
         return { kind: 'wait' };
       case 'unresolved':
@@ -97,12 +105,16 @@ export class RoundAudits {
     }
   }
 
-  /** Audits of `r` have waited longer than `limitMs`: work nobody found wrong commits; a finding left unsettled discards the round. */
+  /**
+   * Audits of `r` have waited longer than `limitMs`: work nobody found wrong commits; a dispute is
+   * decided by the panel members that answered (trust/dispute.ts settleLate), or discards the round.
+   */
   timedOut(r: Round, limitMs: number): AuditStep {
     if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
-    if (r.audits.some((x) => x.finding && !x.finding.ok)) return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms` };
-    this.o.log(`round ${r.round}: ${r.audits.filter((x) => !x.finding).length} audit(s) unanswered within ${limitMs} ms; committing unverified`);
-    return { kind: 'commit' };
+    this.o.log(`round ${r.round}: ${r.audits.filter((x) => !x.finding).length} audit(s) unanswered within ${limitMs} ms`);
+    const out = settleLate(r.audits, r.round, this.rules());
+    if (out.kind === 'unresolved') return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms: ${out.reason}` };
+    return this.step(r, out);
   }
 
   /**
@@ -130,9 +142,9 @@ export class RoundAudits {
    * reports its reports are no longer acted on: audits cost the witnesses' time).
    */
   private cleared(r: Round): void {
-    for (const x of r.audits ?? []) if (!x.against) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
+    for (const x of r.audits ?? []) if (!x.against && x.finding?.ok) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
     for (const s of r.suspects) {
-      if (!r.audits?.some((x) => x.peer === s.peer)) continue;
+      if (!r.audits?.some((x) => x.peer === s.peer && x.finding?.ok)) continue;
       this.unconfirmed.set(s.reporter, (this.unconfirmed.get(s.reporter) ?? 0) + 1);
       this.clean.set(s.reporter, 0);
     }

@@ -4,7 +4,7 @@
 // every way a finding can: no honest replica is ever purged, and a colluder whose word is tested
 // against the truth is purged unless nobody independent can settle it.
 import { describe, expect, it } from 'vitest';
-import { type Audit, type DisputeRules, type Outcome, onFinding } from '../shared/trust/dispute.js';
+import { type Audit, type DisputeRules, type Outcome, onFinding, settleLate } from '../shared/trust/dispute.js';
 import { Rng } from './fuzz/rng.js';
 
 interface Scene {
@@ -101,6 +101,29 @@ describe('disputes', () => {
       guilty: [{ peer: 'a', reason: "it found p's microbatch 2 of round 7 wrong, and 1 of 1 independent replicas recomputing it found it right" }],
       cleared: again[0],
     });
+  });
+
+  it('when time is up, decides by the panel members that answered: a silent one cannot hold the round, nor outvote anyone', () => {
+    const rules = (tolerated: number): DisputeRules => ({ witnesses: () => ['a', 'b', 'c', 'd'], independent: () => true, tolerated: () => tolerated, random: () => 0 });
+    const audits = (): Audit[] => [
+      { peer: 'p', witness: 'a', microbatch: 1, finding: { ok: false, reason: 'cos 0.2' } },
+      { peer: 'p', witness: 'b', microbatch: 1, against: 'a', finding: { ok: true, reason: 'agrees' } },
+      { peer: 'p', witness: 'c', microbatch: 1, against: 'a' },
+    ];
+    expect(settleLate(audits(), 3, rules(1))).toMatchObject({ kind: 'convict', guilty: [{ peer: 'a' }] });
+    // A third of the stage is two: one answer is too few to decide.
+    expect(settleLate(audits(), 3, rules(2))).toMatchObject({ kind: 'unresolved' });
+    // Nobody on the panel answered; no dispute at all commits.
+    expect(
+      settleLate(
+        audits()
+          .slice(0, 1)
+          .concat([{ peer: 'p', witness: 'c', microbatch: 1, against: 'a' }]),
+        3,
+        rules(1),
+      ),
+    ).toMatchObject({ kind: 'unresolved' });
+    expect(settleLate([{ peer: 'p', witness: 'a', microbatch: 1, finding: { ok: true, reason: 'agrees' } }], 3, rules(1))).toEqual({ kind: 'commit' });
   });
 
   it('leaves a dispute nobody independent can settle unresolved, and a witness sharing the accuser’s account off the panel', () => {

@@ -640,7 +640,13 @@ describe('RunControl: spot checks', () => {
     verdict(three, audit.witness, audit, false);
     three.clock += 2500;
     three.rc.auditsTimedOut(2000);
-    expect(three.aborted).toEqual([{ round: r.round, step: 1, reason: `a disputed audit of round ${r.round} was not settled within 2000 ms` }]);
+    expect(three.aborted).toEqual([
+      {
+        round: r.round,
+        step: 1,
+        reason: `a disputed audit of round ${r.round} was not settled within 2000 ms: no panel member answered on ${audit.witness}'s finding against ${audit.peer}`,
+      },
+    ]);
     expect(three.rc.live()).toHaveLength(6);
   });
 

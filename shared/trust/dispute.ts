@@ -71,12 +71,33 @@ function openDispute(accusation: Audit, rules: DisputeRules): Outcome {
   return { kind: 'panel', audits: sample(candidates, size, rules.random).map((w) => ({ peer, witness: w, microbatch, against: witness })) };
 }
 
-function onPanelFinding(audits: Audit[], accusation: Audit, round: number, rules: DisputeRules): Outcome {
-  const panel = audits.filter((x) => x.peer === accusation.peer && x.against === accusation.witness);
+/**
+ * The audits' time is up: each open dispute is decided by the panel members that answered (a silent
+ * one cannot hold the round, and silence only takes a colluder's vote away), by the same rules; a
+ * dispute with no panel, or one still undecided, discards the round.
+ */
+export function settleLate(audits: Audit[], round: number, rules: DisputeRules): Outcome {
+  const accusations = audits.filter((x) => x.against === undefined && x.finding && !x.finding.ok);
+  if (accusations.length === 0) return { kind: 'commit' };
+  const guilty: Array<{ peer: string; reason: string }> = [];
+  let cleared: Audit | undefined;
+  for (const a of accusations) {
+    const out = onPanelFinding(audits, a, round, rules, true);
+    if (out.kind !== 'convict') return out.kind === 'unresolved' ? out : { kind: 'unresolved', reason: `nobody settled ${a.witness}'s finding against ${a.peer}` };
+    guilty.push(...out.guilty);
+    cleared ??= out.cleared;
+  }
+  return { kind: 'convict', guilty, cleared };
+}
+
+function onPanelFinding(audits: Audit[], accusation: Audit, round: number, rules: DisputeRules, late = false): Outcome {
+  const all = audits.filter((x) => x.peer === accusation.peer && x.against === accusation.witness);
+  const panel = late ? all.filter((x) => x.finding) : all;
+  if (panel.length === 0) return { kind: 'unresolved', reason: `no panel member answered on ${accusation.witness}'s finding against ${accusation.peer}` };
   const answered = panel.filter((x) => x.finding);
   const right = answered.filter((x) => x.finding!.ok);
   const wrong = answered.filter((x) => !x.finding!.ok);
-  if (right.length && wrong.length) {
+  if (right.length && wrong.length && !late) {
     const more = pool(accusation, rules).filter((w) => !panel.some((x) => x.witness === w));
     if (more.length) return { kind: 'panel', audits: more.map((w) => ({ peer: accusation.peer, witness: w, microbatch: accusation.microbatch, against: accusation.witness })) };
   }
