@@ -57,6 +57,7 @@ export class Membership {
       capability: reg.capability,
       account: reg.account as `0x${string}` | undefined,
       address,
+      arrivedAt: this.o.now(),
       held,
       stage,
       state: 'setup',

@@ -17,6 +17,8 @@ export interface PeerRecord {
   account?: `0x${string}`;
   /** The address it registered from (none on loopback: coordinator/registration.ts). */
   address?: string;
+  /** When it registered (ms, the run's clock). */
+  arrivedAt?: number;
   held: HeldState[];
   stage: number;
   state: PeerState;
@@ -35,6 +37,9 @@ export interface PeerRecord {
   /** It takes over the state of this leaving peer (a handoff), which is gone from the swarm but still sending. */
   heirOf?: string;
 }
+
+/** Peers arriving from the network this close together are one burst: neither judges the other. */
+export const BURST_MS = 2000;
 
 /** Estimated ms per microbatch of a peer never measured, when no replica of its stage was measured either. */
 const FALLBACK_MS = 1000;
@@ -134,13 +139,18 @@ export class Roster {
       .map((q) => q.peerId);
   }
 
-  /** Whether a and b share neither an account nor an address (so one may judge the other's work). */
+  /**
+   * Whether a and b share neither an account, nor an address, nor an arrival burst (both came from
+   * the network within BURST_MS of each other: sybils are made in batches), so one may judge the
+   * other's work. Loopback peers (a local swarm, one machine by design) have no address and no burst.
+   */
   independent(a: string, b: string): boolean {
     const p = this.records.get(a);
     const q = this.records.get(b);
     if (!p || !q) return false;
     const same = <T>(x: T | undefined, y: T | undefined) => x !== undefined && x === y;
-    return !same(p.account?.toLowerCase(), q.account?.toLowerCase()) && !same(p.address, q.address);
+    const burst = p.address !== undefined && q.address !== undefined && Math.abs((p.arrivedAt ?? 0) - (q.arrivedAt ?? 0)) < BURST_MS;
+    return !same(p.account?.toLowerCase(), q.account?.toLowerCase()) && !same(p.address, q.address) && !burst;
   }
 
   /** How many colluders among `peer`'s stage's replicas a dispute's panel must outvote: a third, at least 1. */

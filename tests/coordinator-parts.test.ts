@@ -69,6 +69,12 @@ describe('coordinator parts', () => {
     expect(roster.witnesses('a')).toEqual(['d']);
     expect([roster.independent('b', 'c'), roster.independent('a', 'b'), roster.independent('a', 'c'), roster.independent('a', 'gone')]).toEqual([true, false, false, false]);
     expect([roster.tolerated('a'), roster.tolerated('x')]).toEqual([1, 1]);
+    // From the network within 2 s of each other: one burst, neither judges the other.
+    Object.assign(roster.get('b')!, { address: '198.51.100.1', arrivedAt: 10_000 });
+    Object.assign(roster.get('d')!, { address: '198.51.100.2', arrivedAt: 11_999 });
+    expect(roster.independent('b', 'd')).toBe(false);
+    roster.get('d')!.arrivedAt = 12_000;
+    expect(roster.independent('b', 'd')).toBe(true);
     for (const id of ['e', 'f']) {
       roster.add(record(id, 0));
       roster.place(roster.get(id)!, 0);
