@@ -320,6 +320,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     // The channel between them is no use to this round: route around it until both report it open again.
     this.roster.get(peerId)?.links.delete(msg.from);
     this.roster.get(msg.from)?.links.delete(peerId);
+    this.routing.stalled(peerId, r.round);
     this.abortRound(`${peerId} waited in vain for ${msg.from}: ${msg.reason}`);
     return undefined;
   }
@@ -344,7 +345,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   private nextRound(): void {
     if (this.rounds.current || !this.started || ['serving', 'finished', 'stopped'].includes(this.phase)) return;
     const step = this.step_ + 1;
-    const plan = this.routing.planStep();
+    const plan = this.routing.planStep(this.rounds.last + 1);
     if (!plan.ok) return this.phase_.set('paused', `cannot route step ${step}: ${plan.error}`);
     this.phase_.set('training', 'training');
     const r = this.rounds.start(step, plan.routes, this.o.now());

@@ -318,9 +318,9 @@ describe('coordinator parts', () => {
     for (const id of ['b', 'c']) roster.get('a')!.links.delete(id);
     const sets = new WitnessSets({ roster, now: () => 0, random: () => 0.99 });
     expect(['a', 'b', 'c'].map((p) => sets.members(p))).toEqual([['c'], ['c'], ['b']]);
-    const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep();
+    const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep(1);
     expect(plan.ok && [...new Set(plan.routes.map((p) => p[0]))].sort()).toEqual(['b', 'c']);
-    const naive = new Routing({ run, roster }).planStep();
+    const naive = new Routing({ run, roster }).planStep(1);
     expect(naive.ok && new Set(naive.routes.map((p) => p[0])).has('a')).toBe(true);
     const routing = new Routing({ run, roster });
     const path = routing.path(new Set(['a', 'b']));

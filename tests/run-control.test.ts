@@ -779,6 +779,33 @@ describe('RunControl: failure mid-round', () => {
     sim.checkCredit();
   });
 
+  it('a peer that reported 3 stalls within 50 rounds is routed nothing until they age out: its reports cost only itself', () => {
+    const sim = started(makeRun({ minPerStage: 3, steps: 200 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
+    const stallsBy = (id: string) => {
+      const r = sim.rc.currentRound!;
+      const path = r.routes.find((p) => p.includes(id));
+      if (!path) return false;
+      const i = path.indexOf(id);
+      sim.rc.onStalled(id, { type: 'stalled', round: r.round, from: path[i === 0 ? 1 : i - 1], reason: 'nothing came' });
+      return true;
+    };
+    let reported = 0;
+    for (let i = 0; i < 20 && reported < 3; i++) reported += stallsBy('b') ? 1 : (sim.answer(), 0);
+    expect(reported).toBe(3);
+    // Benched: the next rounds route nothing through b, and they commit.
+    for (let i = 0; i < 5; i++) {
+      expect(sim.rc.currentRound!.routes.flat()).not.toContain('b');
+      sim.answer();
+    }
+    expect(sim.commits.length).toBeGreaterThanOrEqual(5);
+    // Its channels report open again (not enough to be routed), and 50 rounds on it is routed again.
+    sim.linkAll();
+    sim.answer();
+    expect(sim.rc.currentRound!.routes.flat()).not.toContain('b');
+    for (let i = 0; i < 50; i++) sim.answer();
+    expect(sim.rc.currentRound!.routes.flat()).toContain('b');
+  });
+
   it('a channel of the round going down discards and re-routes; other channels do not', () => {
     const sim = lanes();
     const r = sim.rc.currentRound!;
