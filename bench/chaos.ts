@@ -4,7 +4,7 @@
 // none of the attacker's work is credited, every step is committed and the final validation loss
 // is within 2 % of the honest run's. tests/adversaries.test.ts runs the same scenarios, shorter.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,6 +29,9 @@ export interface ChaosOptions {
   epochSteps: number;
   /** The model the swarm trains, on 2 stages: small, so that the CPU adapter trains it in seconds. */
   model: Pick<SwarmOptions, 'dModel' | 'heads' | 'seq' | 'batch' | 'layers'>;
+  /** The coordinator's audit rate (1 here: every routed peer audited every round) and the run's seed. */
+  auditRate?: number;
+  seed?: number;
 }
 
 export interface RunOutcome {
@@ -49,6 +52,11 @@ export interface RunOutcome {
   adversaries: string[];
   /** Each peer's stage, as commits credited it. */
   stageOf: Map<string, number>;
+  /** When each step committed (ms since the swarm listened). */
+  commitMs: number[];
+  /** Microbatches computed in committed steps (each stage's share counted), and audits the coordinator asked for. */
+  computed: number;
+  audits: number;
 }
 
 export interface ScenarioResult {
@@ -79,6 +87,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     ...o.model,
     stages: 2,
     minPerStage: Math.ceil((o.honest + 1) / 2),
+    seed: o.seed ?? SWARM_DEFAULTS.seed,
     microbatches: 6,
     steps: o.steps,
     averageEvery: 4,
@@ -88,7 +97,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   });
   const target = attack && ATTACK_TARGETS[attack];
   const impostor = target === 'registration' || target === 'place';
-  const coordinator = { auditRate: 1, ...(target === 'place' && { readyTimeoutMs: LURKER_READY_MS }) };
+  const coordinator = { auditRate: o.auditRate ?? 1, ...(target === 'place' && { readyTimeoutMs: LURKER_READY_MS }) };
   const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator });
   const c = swarm.coordinator;
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
@@ -96,10 +105,16 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
   const attackers = target === 'lane' ? [o.honest - 1, o.honest] : [impostor ? o.honest + 1 : o.honest];
   const attackerNames = attackers.map((i) => `worker-${i}`);
-  const result: RunOutcome = { steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [], stageOf: new Map() };
+  const result: RunOutcome = {
+    ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [] },
+    ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0 },
+  };
+  const t0 = Date.now();
   c.on('commit', (e) => {
     result.steps.push(e.step);
+    result.commitMs.push(Date.now() - t0);
     for (const w of e.work) result.stageOf.set(w.peerId, w.stage);
+    result.computed += e.work.reduce((n, w) => n + w.microbatches, 0);
     const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
     for (const [account, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.ledger.credit(account, u);
     if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch();
@@ -175,6 +190,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   } finally {
     await swarm.close();
   }
+  result.audits = (readFileSync(join(out, 'coordinator.log'), 'utf8').match(/: p\S+ audits p\S+'s microbatch/g) ?? []).length;
   return result;
 }
 
@@ -196,7 +212,7 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
 }
 
 /** The units of the median honest replica of `peerId`'s stage in `r`. */
-function medianHonestUnits(r: RunOutcome, peerId: string): number {
+export function medianHonestUnits(r: RunOutcome, peerId: string): number {
   const stage = r.stageOf.get(peerId);
   const units = [...r.stageOf]
     .filter(([id, s]) => s === stage && !r.adversaries.includes(id))

@@ -790,7 +790,10 @@ describe('RunControl: failure mid-round', () => {
       return true;
     };
     let reported = 0;
-    for (let i = 0; i < 20 && reported < 3; i++) reported += stallsBy('b') ? 1 : (sim.answer(), 0);
+    for (let i = 0; i < 20 && reported < 3; i++) {
+      if (stallsBy('b')) reported++;
+      else sim.answer();
+    }
     expect(reported).toBe(3);
     // Benched: the next rounds route nothing through b, and they commit.
     for (let i = 0; i < 5; i++) {
