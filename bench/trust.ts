@@ -6,7 +6,7 @@
 //   each audit recomputes one microbatch of one stage), and per attack: runs, caught_runs,
 //   median_detect_steps, honest_purged, attacker_units_vs_honest (the attacker's units over the
 //   median honest replica's of its stage, the worst run), final_val_loss_gap (against the honest
-//   runs' mean, the worst run) and longest_stall_s (the longest wait between two commits).
+//   run of the same seed, the worst run) and longest_stall_s (the longest wait between two commits).
 // Targets (issue 19): no honest peer purged in any run; per attack units < 1 (0 when caught, but
 // for the honest steps of an attacker on weights before the first averaging), a stall ≤ 30 s,
 // the final validation loss within 2 % of the honest runs'.
@@ -33,8 +33,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 const purgedHonest = (r: RunOutcome) => r.gone.filter((g) => !r.adversaries.includes(g.peerId) && g.reason.startsWith('purged')).length;
 const longestStallS = (r: RunOutcome) => Math.max(0, ...r.commitMs.slice(1).map((t, i) => t - r.commitMs[i])) / 1000;
 
-/** One attack's runs, judged against the honest runs' mean final validation loss. */
-export function summarize(name: Attack, runs: RunOutcome[], honestLoss: number): AttackResult {
+/** One attack's runs (seeds 1, 2, …), judged against the honest runs of the same seeds. */
+export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]): AttackResult {
   const caught = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
   const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
   return {
@@ -45,7 +45,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honestLoss: number):
     median_detect_steps: caught.length ? median(caught.map((c) => c!.afterSteps)) : null,
     honest_purged: runs.reduce((n, r) => n + purgedHonest(r), 0),
     attacker_units_vs_honest: Math.max(...unitsVsHonest),
-    final_val_loss_gap: Math.max(...runs.map((r) => Math.abs(r.finalValLoss - honestLoss) / honestLoss)),
+    final_val_loss_gap: Math.max(...runs.map((r, i) => Math.abs(r.finalValLoss - honest[i].finalValLoss) / honest[i].finalValLoss)),
     longest_stall_s: Math.max(...runs.map(longestStallS)),
   };
 }
@@ -53,7 +53,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honestLoss: number):
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, 'honest-runs': { type: 'string', default: '10' } }, allowPositionals: true });
   const seeds = Number(values.seeds);
-  const honestRuns = Number(values['honest-runs']);
+  const honestRuns = Math.max(seeds, Number(values['honest-runs']));
   const attacks = positionals.length ? ATTACKS.filter((a) => positionals.includes(a)) : ATTACKS;
   const o: ChaosOptions = { ...CHAOS_DEFAULTS, auditRate: 0.25 };
   const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   for (const attack of attacks) {
     const runs: RunOutcome[] = [];
     for (let seed = 1; seed <= seeds; seed++) runs.push(await runSwarmWith({ ...o, seed }, attack));
-    const s = summarize(attack, runs, honestLoss);
+    const s = summarize(attack, runs, honest);
     results.push(s);
     say(
       `  ${attack.padEnd(20)} caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)}, loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
