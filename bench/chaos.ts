@@ -207,6 +207,14 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   }
   const gone = r.adversaries.map((id) => r.gone.find((g) => g.peerId === id));
   if (gone.length === 0 || gone.some((g) => !g)) return undefined;
+  // A colluder routed nothing all run (its channels to the witnesses the coordinator assigned it
+  // never opened) did no harm and earned nothing, though nothing could catch it either.
+  const idle = (g: (typeof gone)[number]) => !g!.reason.startsWith('purged:') && !r.stageOf.has(g!.peerId);
+  if (target === 'lane' && gone.every((g) => g!.reason.startsWith('purged:') || idle(g))) {
+    const purged = gone.filter((g) => !idle(g));
+    const reason = purged[0]?.reason ?? 'never routed: it never linked to its assigned witnesses';
+    return { reason, afterSteps: Math.max(0, ...purged.map((g) => g!.afterSteps)), expected: true };
+  }
   const expected = gone.every((g) => g!.reason.startsWith(target === 'place' ? 'not ready' : 'purged:'));
   return { reason: gone[0]!.reason, afterSteps: Math.max(...gone.map((g) => g!.afterSteps)), expected };
 }

@@ -44,7 +44,11 @@ export interface CoordinatorOptions {
    * (shared/trust/audit-choice.ts). Default 0.25.
    */
   auditRate?: number;
-  /** How long an audit may take (the bundle's transfer and the recomputation) before the round goes on without it. Default 120 s. */
+  /**
+   * How long an audit may take (the bundle's transfer and the recomputation) before the round goes
+   * on without it: what a silent witness can hold a round for. Default 20 s (audits of the default
+   * model take under 1 s here).
+   */
   auditTimeoutMs?: number;
   /** Bad frames one socket may send before it is closed. Default 20. */
   maxBadMessages?: number;
@@ -117,7 +121,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.heartbeatTimeoutMs = positive('heartbeatTimeoutMs', o.heartbeatTimeoutMs ?? 10_000);
     this.setupTimeoutMs = positive('setupTimeoutMs', o.setupTimeoutMs ?? 180_000);
     this.readyTimeoutMs = positive('readyTimeoutMs', o.readyTimeoutMs ?? 15 * 60_000);
-    this.auditTimeoutMs = positive('auditTimeoutMs', o.auditTimeoutMs ?? 120_000);
+    this.auditTimeoutMs = positive('auditTimeoutMs', o.auditTimeoutMs ?? 20_000);
     const auditRate = o.auditRate ?? 0.25;
     if (!(auditRate >= 0 && auditRate <= 1)) throw new Error(`auditRate must be in [0, 1], got ${auditRate}`);
     this.roundTimeoutMs = positive('roundTimeoutMs', o.roundTimeoutMs ?? 600_000);

@@ -41,8 +41,9 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   ['never-computes', /^not ready \d+ ms after it was placed \(limit 30000 ms\)$/],
   // Sends its input back as the gradient: no norm check tells, the witness's recomputation does.
   ['free-rider', WITNESSED('input gradient')],
-  // Two colluders claiming 10^6 GFLOP/s and 1 ms a microbatch, computing nothing: both purged.
-  ['overstated-gpu', WITNESSED('(output|input gradient)')],
+  // Two colluders claiming 10^6 GFLOP/s and 1 ms a microbatch, computing nothing: both purged, or
+  // (when a colluder's channels to its assigned witnesses never opened) never routed at all.
+  ['overstated-gpu', new RegExp(`${WITNESSED('(output|input gradient)').source}|^never routed: it never linked to its assigned witnesses$`)],
   // Attacks of issue 19's own: a key of small order; noise in the weights it averages; different weights to different replicas.
   ['weak-key', /^the key proves nothing: it is a point of small order, under which trivial signatures verify$/],
   ['poison-average', /^purged: its weights at the averaging after step 4 moved beyond any replica's training, as 2 of 2 of its stage's replicas found$/],
