@@ -14,6 +14,7 @@ import { SWARM_DEFAULTS, type SwarmOptions, runConfig } from '../cli/swarm.js';
 import { ContributionLedger, parseRisk, stepUnits, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/run/derive.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
+import { HELD_EPOCHS } from '../coordinator/settlement.js';
 import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
 
 const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));
@@ -41,7 +42,7 @@ export interface RunOutcome {
   /**
    * The settlement's ledger of this run (coordinator/settlement.ts's rules, without a chain): each
    * committed step credits risk-weighted units by the coordinator's routes, an epoch closes every
-   * `epochSteps` and a purged peer forfeits what its open epoch holds. Accounts stand for peer ids.
+   * `epochSteps`, held HELD_EPOCHS closes, and a purged peer forfeits what is not settled. Accounts stand for peer ids.
    */
   ledger: ContributionLedger;
   accountOf(peerId: string): string;
@@ -106,7 +107,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const attackers = target === 'lane' ? [o.honest - 1, o.honest] : [impostor ? o.honest + 1 : o.honest];
   const attackerNames = attackers.map((i) => `worker-${i}`);
   const result: RunOutcome = {
-    ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(), accountOf, gone: [], refused: [], adversaries: [] },
+    ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(HELD_EPOCHS), accountOf, gone: [], refused: [], adversaries: [] },
     ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0 },
   };
   const t0 = Date.now();
@@ -117,7 +118,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     result.computed += e.work.reduce((n, w) => n + w.microbatches, 0);
     const work = e.work.map((w) => ({ account: accountOf(w.peerId), stage: w.stage, microbatches: w.microbatches }));
     for (const [account, u] of stepUnits(work, flops, e.step, run.steps, risk)) result.ledger.credit(account, u);
-    if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch();
+    if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch({ final: e.step === run.steps });
   });
   c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));

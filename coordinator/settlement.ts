@@ -14,6 +14,13 @@ import type { RunStore } from './run-store.js';
 import type { Coordinator } from './server.js';
 import type { RunConfig } from '../shared/run/config.js';
 
+/**
+ * Closes an epoch's credits are held, forfeitable, before they settle into a root: a cheat caught
+ * within two epochs of its work (audits, disputes and the weights check at averaging all settle
+ * well within that) loses all of it.
+ */
+export const HELD_EPOCHS = 2;
+
 export interface SettlementOptions {
   run: RunConfig;
   /** Signed by the coordinator role. */
@@ -22,6 +29,8 @@ export interface SettlementOptions {
   risk: RiskWeighting;
   /** Training steps per epoch (a root is posted at each boundary and at the end). */
   epochSteps: number;
+  /** Closes an epoch's credits wait, forfeitable, before they settle into a root. Default HELD_EPOCHS. */
+  heldEpochs?: number;
   /** Where the ledger and the epoch trees are kept (the coordinator's store: they change with its commits). */
   store: RunStore;
   log?: (line: string) => void;
@@ -62,7 +71,8 @@ export class Settlement {
     this.stageFlops = runStageConfigs(o.run).map((c) => stepWorkFlops(c, 1));
     this.log = o.log ?? (() => {});
     const saved = o.store.ledger();
-    this.ledger = saved ? ContributionLedger.fromJSON(saved) : new ContributionLedger();
+    const held = o.heldEpochs ?? HELD_EPOCHS;
+    this.ledger = saved ? ContributionLedger.fromJSON(saved, held) : new ContributionLedger(held);
     for (const e of o.store.epochs()) {
       const tree = loadEpochTree(e.tree);
       if (tree.root !== e.root) throw new Error(`${o.store.path}: epoch ${e.epoch}'s tree does not match its root`);
@@ -83,12 +93,12 @@ export class Settlement {
     // Roots can only be posted once the run is training on chain.
     c.on('phase', ({ phase }) => phase === 'training' && this.startOnChain());
     c.on('commit', (e) => this.credit(e));
-    // A cheat's work not yet posted earns nothing (what was posted is on chain: the root stands).
+    // A cheat's work not yet settled earns nothing (what was posted is on chain: the root stands).
     c.on('purged', ({ account, reason }) => {
       if (!account) return;
       const lost = this.ledger.forfeit(account);
       this.o.store.saveLedger(this.ledger.toJSON());
-      this.log(`settlement: ${account} forfeits ${lost} unposted units (purged: ${reason})`);
+      this.log(`settlement: ${account} forfeits ${lost} unsettled units (purged: ${reason})`);
     });
   }
 
@@ -118,13 +128,16 @@ export class Settlement {
     });
     for (const [account, units] of stepUnits(work, this.stageFlops, e.step, this.o.run.steps, this.o.risk)) this.ledger.credit(account, units);
     this.completed = Math.max(this.completed, e.step);
-    if (e.step >= (this.closed.length + 1) * this.o.epochSteps && e.step < this.o.run.steps) this.closeEpoch(e.step);
+    if (e.step >= (this.ledger.epoch + 1) * this.o.epochSteps && e.step < this.o.run.steps) this.closeEpoch(e.step);
     this.o.store.saveLedger(this.ledger.toJSON());
   }
 
-  private closeEpoch(step: number): void {
-    const snap = this.ledger.closeEpoch();
-    if (snap.cumulative.length === 0) return;
+  /** Close the ledger's epoch and post its root, unless nothing has settled yet. */
+  private closeEpoch(step: number, final = false): void {
+    const closed = this.ledger.closeEpoch({ final });
+    if (closed.cumulative.length === 0) return;
+    // Roots are numbered as the chain numbers them; the first closes, all held, post none.
+    const snap = { ...closed, epoch: this.closed.length };
     const tree = epochTree(snap);
     this.closed.push({ snap, tree, step });
     this.o.store.addEpoch({ epoch: snap.epoch, step, root: tree.root, total: tree.total, tree: tree.dump() });
@@ -180,9 +193,9 @@ export class Settlement {
   /** `selfClaim`: accounts that claim their ownership themselves (a dashboard's user), left to them. */
   async finish(opts: { pollMs?: number; timeoutMs?: number; selfClaim?: readonly Address[] } = {}): Promise<SettlementReport> {
     // After a restart the final epoch may already be closed (and posted).
-    if (this.ledger.hasOpenCredit || this.closed.length === 0) {
+    if (this.ledger.hasUnsettledCredit || this.closed.length === 0) {
       this.o.store.atomically(() => {
-        this.closeEpoch(this.completed);
+        this.closeEpoch(this.completed, true);
         this.o.store.saveLedger(this.ledger.toJSON());
       });
     }

@@ -292,6 +292,30 @@ describe('contribution ledger', () => {
     expect(l.closeEpoch().cumulative.map((e) => e.units)).toEqual([100n, 150n]);
   });
 
+  it('holds closed epochs for heldEpochs closes: a purge forfeits them too, a final close settles everything, and a restart keeps them', () => {
+    const [cheat, honest] = ['0x' + '1'.repeat(40), '0x' + '2'.repeat(40)];
+    let l = new ContributionLedger(2);
+    for (let epoch = 0; epoch < 3; epoch++) {
+      l.credit(cheat, 10n);
+      l.credit(honest, 10n);
+      const snap = l.closeEpoch();
+      // Epoch k settles at the close of epoch k + 2: nothing is in a root before the third close.
+      expect(snap.total).toBe(epoch < 2 ? 0n : 20n);
+    }
+    l.credit(cheat, 5n);
+    l = ContributionLedger.fromJSON(JSON.parse(JSON.stringify(l.toJSON())), 2);
+    expect(l.units(cheat)).toBe(35n);
+    expect(l.hasUnsettledCredit).toBe(true);
+    // Epoch 0 settled; epochs 1 and 2 held, and the open one: 25 units.
+    expect(l.forfeit(cheat)).toBe(25n);
+    expect(l.units(cheat)).toBe(10n);
+    l.credit(honest, 1n);
+    const last = l.closeEpoch({ final: true });
+    expect(last.cumulative.map((e) => e.units)).toEqual([10n, 31n]);
+    expect(l.hasUnsettledCredit).toBe(false);
+    expect(() => new ContributionLedger(-1)).toThrow(/heldEpochs must be an integer ≥ 0/);
+  });
+
   it('rejects negative and non-bigint credits', () => {
     const l = new ContributionLedger();
     expect(() => l.credit(A, -1n)).toThrow(/units must be a bigint ≥ 0, got -1/);
@@ -320,6 +344,7 @@ describe('contribution ledger', () => {
       version: 1,
       epoch: 1,
       settled: { [A_CHECKSUM]: (2n ** 200n + 3n).toString(), [getAddress(B)]: '5' },
+      held: [],
       open: { [A_CHECKSUM]: '1', [getAddress(C)]: '9' },
     });
     const r = ContributionLedger.fromJSON(json);

@@ -32,7 +32,8 @@ const commit = (step: number): CommitEvent => ({
   ],
 });
 
-const settlement = (store: RunStore) => new Settlement({ run, chain: f.as('coordinator'), runId, risk: parseRisk('exp:4'), epochSteps: 2, store, log: () => {} });
+// Roots at every epoch's close (no hold: the hold is the ledger's, tested in ledger.test.ts), to number them simply.
+const settlement = (store: RunStore) => new Settlement({ run, chain: f.as('coordinator'), runId, risk: parseRisk('exp:4'), epochSteps: 2, heldEpochs: 0, store, log: () => {} });
 
 async function posted(store: RunStore, n: number): Promise<void> {
   for (const deadline = Date.now() + 30_000; store.epochs().filter((e) => e.posted !== undefined).length < n; await new Promise((r) => setTimeout(r, 50))) {

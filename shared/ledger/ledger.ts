@@ -2,6 +2,11 @@
 // cumulative (not per-epoch) because the chain stores one Merkle root of cumulative totals per
 // epoch and contributors claim `cumulative − claimed`: a missed claim is never lost, and a
 // replayed proof for an old epoch can never pay more than the account has earned.
+//
+// Units are held before they settle: a closed epoch's credits stay forfeitable for `heldEpochs`
+// more closes, so a cheat caught late (at the next averaging, by a dispute that took a while)
+// loses all the work it did meanwhile, not only the open epoch's. That is what makes cheating cost
+// more than it can earn (shared/trust/audit-choice.ts).
 import { type Address, getAddress, isAddress } from 'viem';
 import { z } from 'zod';
 import { formatIssues } from '../base/issues.js';
@@ -37,31 +42,39 @@ const LedgerJsonSchema = z.strictObject({
   /** Index of the open epoch = number of epochs already closed. */
   epoch: z.int().nonnegative(),
   settled: balances,
+  /** Closed epochs' credits not yet settled, oldest first. */
+  held: z.array(balances).max(64).optional(),
   open: balances,
 });
 export type LedgerJson = z.infer<typeof LedgerJsonSchema>;
 
 export class ContributionLedger {
-  // Units as of the last closed epoch, and credits since then. Kept apart so a restart from
-  // storage resumes the open epoch exactly where it was.
+  // Settled units, closed epochs' credits still held, and credits since the last close. Kept apart
+  // so a restart from storage resumes exactly where it was.
   private readonly settled = new Map<Address, bigint>();
+  private held: Array<Map<Address, bigint>> = [];
   private readonly open = new Map<Address, bigint>();
   private nextEpoch = 0;
+
+  /** `heldEpochs`: closes an epoch's credits wait, forfeitable, before they settle (0: they settle at once). */
+  constructor(readonly heldEpochs = 0) {
+    if (!Number.isInteger(heldEpochs) || heldEpochs < 0) throw new RangeError(`heldEpochs must be an integer ≥ 0, got ${heldEpochs}`);
+  }
 
   /** The epoch credits currently go to. */
   get epoch(): number {
     return this.nextEpoch;
   }
 
-  /** Whether the open epoch credits anyone (closing it would change the cumulative totals). */
-  get hasOpenCredit(): boolean {
-    return this.open.size > 0;
+  /** Whether any credit is not settled yet (a final close would change the cumulative totals). */
+  get hasUnsettledCredit(): boolean {
+    return this.open.size > 0 || this.held.some((m) => m.size > 0);
   }
 
-  /** Cumulative units of `account` including the open epoch. */
+  /** Cumulative units of `account`, held and open credits included. */
   units(account: string): bigint {
     const a = normalizeAccount(account);
-    return (this.settled.get(a) ?? 0n) + (this.open.get(a) ?? 0n);
+    return [this.settled, ...this.held, this.open].reduce((sum, m) => sum + (m.get(a) ?? 0n), 0n);
   }
 
   credit(account: string, units: bigint): void {
@@ -74,33 +87,41 @@ export class ContributionLedger {
     this.open.set(a, (this.open.get(a) ?? 0n) + units);
   }
 
-  /** A purged peer's account: its credits of the open epoch (not yet posted) are dropped. Returns how many. */
+  /** A purged peer's account: every credit not settled (held or open) is dropped. Returns how many. */
   forfeit(account: string): bigint {
     const a = normalizeAccount(account);
-    const lost = this.open.get(a) ?? 0n;
-    this.open.delete(a);
+    let lost = 0n;
+    for (const m of [...this.held, this.open]) {
+      lost += m.get(a) ?? 0n;
+      m.delete(a);
+    }
     return lost;
   }
 
-  closeEpoch(): EpochSnapshot {
-    for (const [a, u] of this.open) this.settled.set(a, (this.settled.get(a) ?? 0n) + u);
+  /** Close the open epoch: the epoch held longest settles. `final` (the run's end) settles everything. */
+  closeEpoch({ final = false } = {}): EpochSnapshot {
+    this.held.push(new Map(this.open));
     this.open.clear();
+    while (this.held.length > (final ? 0 : this.heldEpochs)) {
+      for (const [a, u] of this.held.shift()!) this.settled.set(a, (this.settled.get(a) ?? 0n) + u);
+    }
     const cumulative = [...this.settled].map(([account, units]) => ({ account, units })).sort((x, y) => compareAccounts(x.account, y.account));
     const total = cumulative.reduce((s, e) => s + e.units, 0n);
     return { epoch: this.nextEpoch++, cumulative, total };
   }
 
   toJSON(): LedgerJson {
-    return { version: 1, epoch: this.nextEpoch, settled: toRecord(this.settled), open: toRecord(this.open) };
+    return { version: 1, epoch: this.nextEpoch, settled: toRecord(this.settled), held: this.held.map(toRecord), open: toRecord(this.open) };
   }
 
   /** Accepts the parsed JSON value; throws one readable error naming every problem found. */
-  static fromJSON(json: unknown): ContributionLedger {
+  static fromJSON(json: unknown, heldEpochs = 0): ContributionLedger {
     const r = LedgerJsonSchema.safeParse(json);
     if (!r.success) throw new Error(`corrupt ledger: ${formatIssues('ledger', r.error)}`);
-    const ledger = new ContributionLedger();
+    const ledger = new ContributionLedger(heldEpochs);
     ledger.nextEpoch = r.data.epoch;
     fromRecord(r.data.settled, ledger.settled, 'settled');
+    ledger.held = (r.data.held ?? []).map((rec, i) => fromRecord(rec, new Map(), `held[${i}]`));
     fromRecord(r.data.open, ledger.open, 'open');
     return ledger;
   }
@@ -111,7 +132,7 @@ function toRecord(m: Map<Address, bigint>): Record<string, string> {
   return Object.fromEntries(keys.map((k) => [k, m.get(k)!.toString()]));
 }
 
-function fromRecord(rec: Record<string, string>, into: Map<Address, bigint>, field: string): void {
+function fromRecord(rec: Record<string, string>, into: Map<Address, bigint>, field: string): Map<Address, bigint> {
   for (const [key, value] of Object.entries(rec)) {
     let a: Address;
     try {
@@ -123,4 +144,5 @@ function fromRecord(rec: Record<string, string>, into: Map<Address, bigint>, fie
     if (into.has(a)) throw new Error(`corrupt ledger: ledger.${field}: account ${a} appears twice`);
     into.set(a, BigInt(value));
   }
+  return into;
 }

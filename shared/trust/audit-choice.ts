@@ -11,9 +11,10 @@
 //
 // Why cheating does not pay: units are credited per committed microbatch, and a peer's share of a
 // round is at most its stage's equal share whatever it claims (coordinator/roster.ts plannedMs),
-// so a cheater earns no more per round than an honest replica; caught, it is purged, forfeits its
-// open epoch and earns nothing after. Over N rounds it expects u·Σ_{t<N} (1 − rate·f)^t − (its open
-// epoch when caught) < N·u, the honest replica's, for every f > 0.
+// so a cheater earns no more per round than an honest replica; caught, it is purged, forfeits every
+// unit not yet settled (the open epoch and the HELD_EPOCHS closed before it: ledger.ts) and earns
+// nothing after. Over N rounds it expects at most u·Σ_{t<N} (1 − rate·f)^t < N·u, the honest
+// replica's, for every f > 0; a cheat caught within the hold keeps nothing at all.
 //
 // What a witness's finding decides is trust/dispute.ts's job.
 import type { Seal, ServerMessageOf } from '../swarm/protocol.js';
