@@ -12,6 +12,13 @@ import { adjacent, type Round } from './rounds.js';
 /** Unwarranted suspect reports after which a peer's reports are no longer acted on. */
 export const MAX_UNCONFIRMED_SUSPECTS = 3;
 
+/**
+ * Audits a witness may leave unanswered past the time limit before it is no longer drawn as a
+ * witness: each one held a round for the whole limit, so a silent witness costs the run at most
+ * this many waits, never one per round.
+ */
+export const MAX_SILENT_AUDITS = 2;
+
 /** What the round must do after an audit event. */
 export type AuditStep =
   | { kind: 'wait' }
@@ -37,6 +44,8 @@ export class RoundAudits {
   private readonly clean = new Map<string, number>();
   /** Suspect reports of each peer that the audit found unwarranted. */
   private readonly unconfirmed = new Map<string, number>();
+  /** Audits each witness left unanswered past the time limit. */
+  private readonly silent = new Map<string, number>();
 
   constructor(private readonly o: RoundAuditsOptions) {}
 
@@ -44,6 +53,11 @@ export class RoundAudits {
   rateOf(peer: string): number {
     const rate = this.o.audit?.rate ?? 0;
     return rate > 0 && (this.clean.get(peer) ?? 0) < PROBATION_AUDITS ? 1 : rate;
+  }
+
+  /** Whether `witness` left MAX_SILENT_AUDITS audits unanswered: it is drawn as a witness no more. */
+  muted(witness: string): boolean {
+    return (this.silent.get(witness) ?? 0) >= MAX_SILENT_AUDITS;
   }
 
   /** Every report of `r` is in: start its audits; 'commit' when there are none. */
@@ -81,7 +95,7 @@ export class RoundAudits {
   private rules(): DisputeRules {
     const { panel } = this.o;
     return {
-      witnesses: (p) => panel.witnesses(p),
+      witnesses: (p) => panel.witnesses(p).filter((w) => !this.muted(w)),
       independent: (a, b) => panel.independent(a, b),
       tolerated: (p) => panel.tolerated(p),
       random: this.o.audit!.random,
@@ -111,7 +125,12 @@ export class RoundAudits {
    */
   timedOut(r: Round, limitMs: number): AuditStep {
     if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
-    this.o.log(`round ${r.round}: ${r.audits.filter((x) => !x.finding).length} audit(s) unanswered within ${limitMs} ms`);
+    const unanswered = r.audits.filter((x) => !x.finding);
+    this.o.log(`round ${r.round}: ${unanswered.length} audit(s) unanswered within ${limitMs} ms, by ${unanswered.map((x) => x.witness).join(', ')}`);
+    for (const { witness } of unanswered) {
+      this.silent.set(witness, (this.silent.get(witness) ?? 0) + 1);
+      if (this.muted(witness)) this.o.log(`${witness} left ${MAX_SILENT_AUDITS} audits unanswered: it is no longer drawn as a witness`);
+    }
     const out = settleLate(r.audits, r.round, this.rules());
     if (out.kind === 'unresolved') return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms: ${out.reason}` };
     return this.step(r, out);

@@ -79,7 +79,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.stages = new StageStates(run.layersPerStage.length);
     const step = () => this.step_;
     this.membership = new Membership({ run, roster: this.roster, stages: this.stages, send, now, log, step });
-    this.witnessSets = new WitnessSets({ roster: this.roster, now, random: o.audit?.random ?? Math.random });
+    const muted = (p: string) => this.audits.muted(p);
+    this.witnessSets = new WitnessSets({ roster: this.roster, muted, now, random: o.audit?.random ?? Math.random });
     const checkable = o.audit?.rate ? (p: string) => this.witnessSets.checkable(p) : undefined;
     this.routing = new Routing({ run, roster: this.roster, checkable, policy: o.routing });
     const onPathsThrough = (id: string) => this.routing.onPathsThrough(id);

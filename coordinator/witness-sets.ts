@@ -6,8 +6,9 @@
 // refuse work, never pick its auditor. With colluders a fraction c of the stage, both members are
 // colluders with probability about c², whatever the peer does.
 //
-// A member whose channel to the peer stays closed for GRACE_MS is replaced by another random draw:
-// a colluder that refuses to link cannot starve an honest peer of work. A peer that refuses its
+// A member that left audits unanswered is replaced at once, and one whose channel to the peer stays
+// closed for GRACE_MS by another random draw: a colluder that refuses to link or to answer cannot
+// starve an honest peer of work. A peer that refuses its
 // members gains at most MAX_REDRAWS random redraws, never a choice; after them its set stays.
 import type { Roster } from './roster.js';
 
@@ -27,6 +28,8 @@ interface WitnessSet {
 
 export interface WitnessSetsOptions {
   roster: Roster;
+  /** Peers no longer drawn as witnesses (they left audits unanswered: round-audits.ts). */
+  muted(peer: string): boolean;
   now(): number;
   random(): number;
 }
@@ -66,7 +69,7 @@ export class WitnessSets {
       this.sets.set(peer, set);
     }
     const stage = roster.get(peer)?.stage;
-    const candidates = roster.active(stage).flatMap((q) => (q.peerId !== peer && roster.independent(peer, q.peerId) ? [q.peerId] : []));
+    const candidates = roster.active(stage).flatMap((q) => (q.peerId !== peer && !this.o.muted(q.peerId) && roster.independent(peer, q.peerId) ? [q.peerId] : []));
     set.members = set.members.filter((w) => candidates.includes(w));
     this.replaceUnlinked(peer, set, candidates);
     const size = Math.min(candidates.length, Math.max(1, Math.min(SET_SIZE, candidates.length - 1)));

@@ -316,7 +316,7 @@ describe('coordinator parts', () => {
       ['x', 1],
     ]);
     for (const id of ['b', 'c']) roster.get('a')!.links.delete(id);
-    const sets = new WitnessSets({ roster, now: () => 0, random: () => 0.99 });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0.99 });
     expect(['a', 'b', 'c'].map((p) => sets.members(p))).toEqual([['c'], ['c'], ['b']]);
     const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep(1);
     expect(plan.ok && [...new Set(plan.routes.map((p) => p[0]))].sort()).toEqual(['b', 'c']);
@@ -340,7 +340,7 @@ describe('coordinator parts', () => {
     ]);
     let now = 0;
     let draws = 0;
-    const sets = new WitnessSets({ roster, now: () => now, random: () => [0.1, 0.7, 0.4, 0.9, 0.2][draws++ % 5] });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => now, random: () => [0.1, 0.7, 0.4, 0.9, 0.2][draws++ % 5] });
     const first = [...sets.members('a')];
     expect(first).toHaveLength(SET_SIZE);
     expect(first).not.toContain('a');

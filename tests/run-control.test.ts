@@ -650,6 +650,31 @@ describe('RunControl: spot checks', () => {
     expect(three.rc.live()).toHaveLength(6);
   });
 
+  it('a witness that leaves 2 audits unanswered holds 2 rounds for the limit, then is drawn as a witness no more', () => {
+    const sim = started(makeRun({ minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], undefined, { rate: 1, random: seeded(11) });
+    let silent: string | undefined;
+    const waits: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const mark = sim.mark();
+      const r = reportAll(sim);
+      const audits = sim.msgs('audit', { since: mark });
+      silent ??= audits[0].witness;
+      if (i >= 2) expect(audits.map((a) => a.witness)).not.toContain(silent);
+      for (const a of audits) if (a.witness !== silent) verdict(sim, a.witness, a, true);
+      const held = sim.commits.at(-1)?.round !== r.round;
+      waits.push(Number(held));
+      if (held) {
+        sim.clock += 2500;
+        sim.rc.auditsTimedOut(2000);
+      }
+      expect(sim.commits.at(-1)?.round).toBe(r.round);
+    }
+    expect(waits.slice(0, 2)).toEqual([1, 1]);
+    expect(waits.slice(2)).toEqual([0, 0, 0, 0, 0, 0]);
+    // It still trains: silence costs it the witness's seat, not its place.
+    expect(sim.rc.live().map((p) => p.peerId)).toContain(silent);
+  });
+
   /** a, c, e on stage 0 and b, d, f on stage 1, all linked but e, which has no channel to a replica of its stage. */
   function eUnwitnessed(): Sim {
     const sim = new Sim(makeRun({ minPerStage: 2 }), { rate: 1, random: seeded(4) });
