@@ -10,6 +10,7 @@ import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/co
 import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
 import { rng } from '../shared/base/random.js';
+import { Colluders, MISREPORTS } from './misreports.js';
 
 export const ATTACKS = [
   'scale-outputs',
@@ -30,6 +31,15 @@ export const ATTACKS = [
   'weak-key',
   'poison-average',
   'equivocate-weights',
+  'eval-evidence',
+  'false-verdicts',
+  'vouch-for-cheat',
+  'false-stalls',
+  'false-suspects',
+  'silent-witness',
+  'one-witness-link',
+  'cheat-10pct',
+  'claim-speed',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -37,10 +47,11 @@ export type Attack = (typeof ATTACKS)[number];
  * What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients
  * only from the last stage down; the registration (another peer's key, an account whose key it
  * does not hold, a key of small order); the run itself (it takes a place and never computes); a
- * whole lane (two colluding peers, one a stage, made by two processes); or the weights it sends
- * its replicas at averaging.
+ * whole lane (two colluding peers, one a stage, made by two processes); the weights it sends
+ * its replicas at averaging; its reports to the coordinator (from the last stage, which receives
+ * every kind of frame); or the witnesses of a stage (two colluding replicas of one stage of six).
  */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane' | 'weights'> = {
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane' | 'weights' | 'reports' | 'witnesses'> = {
   'scale-outputs': 'outputs',
   'zero-outputs': 'outputs',
   'nan-outputs': 'outputs',
@@ -59,10 +70,29 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'weak-key': 'registration',
   'poison-average': 'weights',
   'equivocate-weights': 'weights',
+  'eval-evidence': 'reports',
+  'false-verdicts': 'witnesses',
+  'vouch-for-cheat': 'witnesses',
+  'false-stalls': 'reports',
+  'false-suspects': 'reports',
+  'silent-witness': 'reports',
+  'one-witness-link': 'reports',
+  'cheat-10pct': 'activations',
+  'claim-speed': 'reports',
 };
 
-/** The session hooks of one attack made by the worker itself. */
-export function attackHooks(attack: Attack): Partial<SessionOptions> {
+/**
+ * Attacks that need not be purged to be beaten: they cost the run no step and no long stall, no
+ * honest peer is purged, and the attacker earns no more than an honest replica of its stage (for a
+ * peer cheating on a tenth of its work, in expectation: caught, it forfeits what it held).
+ */
+export const CONTAINED: ReadonlySet<Attack> = new Set(['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed']);
+
+/**
+ * The session hooks of one attack made by the worker itself. `colluders`: the group it belongs to;
+ * `lead`: the colluder of a pair that also cheats on its outputs (vouch-for-cheat).
+ */
+export function attackHooks(attack: Attack, colluders = new Colluders(), lead = false): Partial<SessionOptions> {
   const onSent =
     (kind: FrameKind, f: (t: Float32Array) => void): SessionOptions['onBoundary'] =>
     (side, k, _round, _mb, t) =>
@@ -124,6 +154,23 @@ export function attackHooks(attack: Attack): Partial<SessionOptions> {
         },
       };
     }
+    // Lies to the coordinator (bench/misreports.ts); two of them also cheat on their outputs.
+    case 'eval-evidence':
+    case 'false-verdicts':
+    case 'vouch-for-cheat':
+    case 'false-stalls':
+    case 'false-suspects':
+    case 'silent-witness':
+    case 'one-witness-link': {
+      const cheats = attack === 'one-witness-link' || (attack === 'vouch-for-cheat' && lead);
+      return { misreport: MISREPORTS[attack](colluders), ...(cheats && attackHooks('scale-outputs')) };
+    }
+    // Noise of an activation's scale instead of one activation in ten: a peer that saves a tenth of its compute.
+    case 'cheat-10pct':
+      return { onBoundary: onSent(FrameKind.Activation, (t) => Math.random() < 0.1 && noise(t)) };
+    // It computes honestly, and claims a GPU of 10^6 GFLOP/s and 1 ms a microbatch to draw more work.
+    case 'claim-speed':
+      return { claims: { gflops: 1e6, msPerMicrobatch: 1 } };
     case 'stolen-key':
     case 'foreign-account':
     case 'weak-key':
@@ -265,9 +312,15 @@ async function cli(): Promise<void> {
     process.exit(await impostor(attack, flag));
   }
   // The worker parses its own flags when it is imported.
-  process.argv.splice(process.argv.indexOf('--attack'), 2);
+  const own = (name: string, takesValue: boolean) => {
+    const at = process.argv.indexOf(name);
+    return at < 0 ? undefined : process.argv.splice(at, takesValue ? 2 : 1)[takesValue ? 1 : 0];
+  };
+  own('--attack', true);
+  const colluders = new Colluders(own('--colluders', true));
+  const lead = own('--lead', false) !== undefined;
   const { main, exitWith } = await import('../worker/worker.js');
-  exitWith(main(attackHooks(attack)));
+  exitWith(main(attackHooks(attack, colluders, lead)));
 }
 
 if (process.argv[1]?.endsWith('adversary.ts')) void cli();

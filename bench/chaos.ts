@@ -15,7 +15,7 @@ import { ContributionLedger, parseRisk, stepUnits, stepWorkFlops } from '../shar
 import { runStageConfigs } from '../shared/run/derive.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
 import { HELD_EPOCHS } from '../coordinator/settlement.js';
-import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
+import { ATTACKS, ATTACK_TARGETS, type Attack, CONTAINED } from './adversary.js';
 
 const ADVERSARY = fileURLToPath(new URL('./adversary.ts', import.meta.url));
 /** A scenario's swarm trains in ~20 s here; past this it is stuck. */
@@ -77,17 +77,21 @@ export interface ScenarioResult {
 const LURKER_READY_MS = 30_000;
 
 /**
- * One swarm of `honest` + 1 workers. With `attack`, one of them attacks from inside the worker
- * (frames), or two colluding ones (a lane), or, for an impostor (registration, never computes), all
+ * One swarm of `honest` + 1 workers (12 for colluding witnesses). With `attack`, one of them
+ * attacks from inside the worker (frames, reports), or two colluding ones (a lane, a stage's
+ * witnesses), or, for an impostor (registration, never computes), all
  * are honest and the impostor comes as one more client once they have registered.
  */
 export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<RunOutcome> {
   const out = mkdtempSync(join(tmpdir(), `chaos-${attack ?? 'honest'}-`));
+  const target = attack && ATTACK_TARGETS[attack];
+  // Two colluding witnesses are a third of a stage of six: that swarm has 12 workers.
+  const total = target === 'witnesses' ? 12 : o.honest + 1;
   const run = await runConfig({
     ...SWARM_DEFAULTS,
     ...o.model,
     stages: 2,
-    minPerStage: Math.ceil((o.honest + 1) / 2),
+    minPerStage: Math.ceil(total / 2),
     seed: o.seed ?? SWARM_DEFAULTS.seed,
     microbatches: 6,
     steps: o.steps,
@@ -96,7 +100,6 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     evalBatches: 4,
     out,
   });
-  const target = attack && ATTACK_TARGETS[attack];
   const impostor = target === 'registration' || target === 'place';
   const coordinator = { auditRate: o.auditRate ?? 1, ...(target === 'place' && { readyTimeoutMs: LURKER_READY_MS }) };
   const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator });
@@ -104,7 +107,8 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
   const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
-  const attackers = target === 'lane' ? [o.honest - 1, o.honest] : [impostor ? o.honest + 1 : o.honest];
+  const honestCount = total - (target === 'lane' || target === 'witnesses' ? 2 : 1);
+  const attackers = target === 'lane' || target === 'witnesses' ? [total - 2, total - 1] : [impostor ? total : total - 1];
   const attackerNames = attackers.map((i) => `worker-${i}`);
   const result: RunOutcome = {
     ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(HELD_EPOCHS), accountOf, gone: [], refused: [], adversaries: [] },
@@ -136,18 +140,27 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     const arrivals = async (n: number) => {
       while (arrived < n) await new Promise((r) => setTimeout(r, 50));
     };
-    const spawnHonest = (n: number) => {
+    const spawnHonestFrom = (first: number, n: number) => {
       const before = arrived;
-      for (let i = 0; i < n; i++) swarm.spawn(i);
+      for (let i = first; i < first + n; i++) swarm.spawn(i);
       return arrivals(before + n);
     };
+    const spawnHonest = (n: number) => spawnHonestFrom(0, n);
     const spawnAttacker = async (i: number, args: string[], after: number) => {
       const w = swarm.spawn(i, ['--attack', attack!, ...args], ADVERSARY);
       const exited = w.exit.then((code) => (arrived > after ? undefined : Promise.reject(new Error(`worker-${i} exited (${code}) before registering; see ${w.log}`))));
       await Promise.race([arrivals(after + 1), exited]);
     };
+    const colluders = join(out, 'colluders');
+    writeFileSync(colluders, '');
     if (!attack) {
       await spawnHonest(o.honest + 1);
+    } else if (target === 'witnesses') {
+      // Placement fills the stage with fewer peers, the first on a tie: colluder, honest, colluder puts both on stage 0.
+      await spawnAttacker(attackers[0], ['--colluders', colluders, '--lead'], 0);
+      await spawnHonest(1);
+      await spawnAttacker(attackers[1], ['--colluders', colluders], 2);
+      await spawnHonestFrom(1, honestCount - 1);
     } else if (target === 'place') {
       // Once the run trains (the short time to get ready then applies to the impostor alone).
       const training = new Promise<void>((resolve) => c.on('phase', (p) => p.phase === 'training' && resolve()));
@@ -164,8 +177,8 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
       await spawnAttacker(attackers[0], [], 0);
       await spawnAttacker(attackers[1], [], 1);
       await spawnHonest(o.honest - 1);
-    } else if (target === 'gradients') {
-      // Gradients are sent down by the last stage. Placement puts a peer on the first stage nobody
+    } else if (target === 'gradients' || target === 'reports') {
+      // Gradients are sent down by the last stage (which also receives every kind of frame). Placement puts a peer on the first stage nobody
       // holds, then on the one with fewer peers: registering after the five honest peers puts the
       // attacker on stage 1.
       await spawnHonest(o.honest);
@@ -196,9 +209,10 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
 }
 
 /**
- * How the attackers were caught, if they all were, as their attack should be: purged, refused at
- * registration, or dropped for never getting ready. The reason is the first one's; the steps, the
- * last one's.
+ * How the attackers were caught, if they were as their attack should be: purged, refused at
+ * registration, or dropped for never getting ready. Of two colluders, one purged is enough if the
+ * other earned no more than an honest replica (a lane colluder never routed, a voucher never asked).
+ * The reason is the first one's; the steps, the last one's.
  */
 export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
   const target = ATTACK_TARGETS[name as Attack];
@@ -206,18 +220,16 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
     const refused = r.refused[0];
     return refused && { ...refused, expected: r.adversaries.length === 0 };
   }
-  const gone = r.adversaries.map((id) => r.gone.find((g) => g.peerId === id));
-  if (gone.length === 0 || gone.some((g) => !g)) return undefined;
-  // A colluder routed nothing all run (its channels to the witnesses the coordinator assigned it
-  // never opened) did no harm and earned nothing, though nothing could catch it either.
-  const idle = (g: (typeof gone)[number]) => !g!.reason.startsWith('purged:') && !r.stageOf.has(g!.peerId);
-  if (target === 'lane' && gone.every((g) => g!.reason.startsWith('purged:') || idle(g))) {
-    const purged = gone.filter((g) => !idle(g));
-    const reason = purged[0]?.reason ?? 'never routed: it never linked to its assigned witnesses';
-    return { reason, afterSteps: Math.max(0, ...purged.map((g) => g!.afterSteps)), expected: true };
+  const gone = r.adversaries.map((id) => ({ id, g: r.gone.find((g) => g.peerId === id) }));
+  const purged = gone.flatMap(({ g }) => (g?.reason.startsWith('purged:') ? [g] : []));
+  if (target === 'lane' || target === 'witnesses') {
+    if (purged.length === 0) return undefined;
+    const harmless = gone.every(({ id, g }) => g?.reason.startsWith('purged:') || Number(r.ledger.units(r.accountOf(id))) <= medianHonestUnits(r, id));
+    return { reason: purged[0].reason, afterSteps: Math.max(...purged.map((g) => g.afterSteps)), expected: harmless };
   }
-  const expected = gone.every((g) => g!.reason.startsWith(target === 'place' ? 'not ready' : 'purged:'));
-  return { reason: gone[0]!.reason, afterSteps: Math.max(...gone.map((g) => g!.afterSteps)), expected };
+  if (gone.length === 0 || gone.some(({ g }) => !g)) return undefined;
+  const expected = gone.every(({ g }) => g!.reason.startsWith(target === 'place' ? 'not ready' : 'purged:'));
+  return { reason: gone[0].g!.reason, afterSteps: Math.max(...gone.map(({ g }) => g!.afterSteps)), expected };
 }
 
 /** The units of the median honest replica of `peerId`'s stage in `r`. */
@@ -230,27 +242,35 @@ export function medianHonestUnits(r: RunOutcome, peerId: string): number {
   return units[Math.floor(units.length / 2)] ?? 0;
 }
 
+/** How much more than the median honest replica of its stage a contained attacker may earn: routing noise on an equal share. */
+export const CONTAINED_SHARE = 1.1;
+
 /**
- * What a scenario's run shows, judged against the honest run. An attacker on its weights computed
- * honestly until the first averaging, whose epoch closed as it was caught: it may keep those units,
- * less than any honest replica of its stage earns; every other attacker must earn nothing.
+ * What a scenario's run shows, judged against the honest run. A caught attacker must earn nothing
+ * (what it did is forfeit while held); a contained one (CONTAINED), caught or not, no more than an
+ * honest replica of its stage, within routing noise.
  */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
   const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
-  const earnedOk = ATTACK_TARGETS[name as Attack] === 'weights' ? r.adversaries.every((id) => Number(r.ledger.units(r.accountOf(id))) < medianHonestUnits(r, id)) : credited === 0;
+  const contained = CONTAINED.has(name as Attack);
+  const earnedOk = contained
+    ? r.adversaries.every((id) => Number(r.ledger.units(r.accountOf(id))) <= CONTAINED_SHARE * medianHonestUnits(r, id))
+    : ATTACK_TARGETS[name as Attack] === 'witnesses'
+      ? !!caught?.expected
+      : credited === 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
   const notes = [
-    caught ? `caught: ${caught.reason}` : 'not caught',
+    caught ? `caught: ${caught.reason}` : contained ? 'not purged (contained)' : 'not caught',
     ...blamed.map((g) => `honest peer ${g.peerId} lost: ${g.reason}`),
     ...(allSteps ? [] : [`committed steps ${r.steps.join(',')}`]),
     ...(lossOk ? [] : [`final validation loss ${r.finalValLoss.toFixed(4)} is not within ${LOSS_TOLERANCE * 100} % of the honest ${honest.finalValLoss.toFixed(4)}`]),
   ].join('; ');
   return {
     name,
-    passed: !!caught?.expected && blamed.length === 0 && earnedOk && allSteps && lossOk,
+    passed: (contained || !!caught?.expected) && blamed.length === 0 && earnedOk && allSteps && lossOk,
     detected_after_steps: caught ? caught.afterSteps : null,
     final_val_loss: r.finalValLoss,
     honest_final_val_loss: honest.finalValLoss,

@@ -14,17 +14,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ATTACKS, ATTACK_TARGETS, type Attack } from './adversary.js';
+import { ATTACKS, ATTACK_TARGETS, type Attack, CONTAINED } from './adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, medianHonestUnits, runSwarmWith } from './chaos.js';
 
 export interface AttackResult {
   name: string;
+  /** What beats it: the attacker purged (or refused, or dropped for never getting ready), or contained (chaos.ts CONTAINED). */
+  expected: 'caught' | 'contained';
   colluders: number;
   runs: number;
   caught_runs: number;
   median_detect_steps: number | null;
   honest_purged: number;
   attacker_units_vs_honest: number;
+  /** The same ratio averaged over the runs: what the attack earns in expectation. */
+  mean_units_vs_honest: number;
   final_val_loss_gap: number;
   longest_stall_s: number;
 }
@@ -39,12 +43,14 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
   const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
   return {
     name,
-    colluders: ATTACK_TARGETS[name] === 'lane' ? 2 : 1,
+    expected: CONTAINED.has(name) ? 'contained' : 'caught',
+    colluders: ATTACK_TARGETS[name] === 'lane' || ATTACK_TARGETS[name] === 'witnesses' ? 2 : 1,
     runs: runs.length,
     caught_runs: caught.length,
     median_detect_steps: caught.length ? median(caught.map((c) => c!.afterSteps)) : null,
     honest_purged: runs.reduce((n, r) => n + purgedHonest(r), 0),
     attacker_units_vs_honest: Math.max(...unitsVsHonest),
+    mean_units_vs_honest: unitsVsHonest.reduce((a, b) => a + b, 0) / unitsVsHonest.length,
     final_val_loss_gap: Math.max(...runs.map((r, i) => Math.abs(r.finalValLoss - honest[i].finalValLoss) / honest[i].finalValLoss)),
     longest_stall_s: Math.max(...runs.map(longestStallS)),
   };
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
     const s = summarize(attack, runs, honest);
     results.push(s);
     say(
-      `  ${attack.padEnd(20)} caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)}, loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
+      `  ${attack.padEnd(20)} caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
     );
   }
   const computed = honest.reduce((n, r) => n + r.computed, 0);

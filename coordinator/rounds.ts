@@ -20,6 +20,8 @@ export interface Round {
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];
   auditsSince?: number;
+  /** When the last report came in. */
+  lastReportAt?: number;
 }
 
 /** What a report does to its round: nothing (late), an error for its sender, a purge, or it completes the round. */
@@ -27,6 +29,13 @@ export type ReportOutcome = { kind: 'late' } | { kind: 'error'; error: string } 
 
 /** Rounds whose training step is remembered (longer than any frame a peer keeps as evidence). */
 const RECENT_ROUNDS = 256;
+/**
+ * A routed peer that has not reported LATE_FACTOR times as long after the others' last report as
+ * the round took until then (and at least LATE_MIN_MS) holds the round no longer: a peer that
+ * withholds its report must not hold everyone else's work for the round's whole time limit.
+ */
+export const LATE_FACTOR = 2;
+export const LATE_MIN_MS = 10_000;
 /** Weight of a new measurement in the moving average of a peer's speed. */
 const EMA = 0.3;
 
@@ -70,8 +79,16 @@ export class Rounds {
     return !!this.current?.routes.some((path) => adjacent(path, a, b));
   }
 
-  /** A peer's share of the round in flight. */
-  report(p: PeerRecord, msg: ClientMessageOf<'round-done'>): ReportOutcome {
+  /** The routed peers late with their report of the round in flight (LATE_FACTOR), if any. */
+  late(now: number): string[] {
+    const r = this.current;
+    if (!r?.lastReportAt || r.reported.size === r.work.size) return [];
+    if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return [];
+    return [...r.work.keys()].filter((p) => !r.reported.has(p));
+  }
+
+  /** A peer's share of the round in flight, reported at `now`. */
+  report(p: PeerRecord, msg: ClientMessageOf<'round-done'>, now: number): ReportOutcome {
     const r = this.current;
     if (!r || msg.round !== r.round) return { kind: 'late' }; // a discarded round's late report: nothing to do
     const planned = r.work.get(p.peerId);
@@ -81,6 +98,7 @@ export class Rounds {
     const missing = missingInputs(r, p.peerId, msg.inputs);
     if (missing) return { kind: 'purge', reason: `reported round ${msg.round} done without ${missing}` };
     r.reported.set(p.peerId, msg);
+    r.lastReportAt = now;
     if (planned > 0) {
       // A claimed time of zero would make a peer look infinitely fast and draw every route to it.
       const ms = Math.max(1, msg.busyMs / planned);

@@ -287,7 +287,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   onRoundDone(peerId: string, msg: ClientMessageOf<'round-done'>): string | undefined {
     const p = this.roster.get(peerId);
     if (!p) return undefined;
-    const out = this.rounds.report(p, msg);
+    const out = this.rounds.report(p, msg, this.o.now());
     if (out.kind === 'error') return out.error;
     if (out.kind === 'purge') return this.purge(peerId, out.reason);
     if (out.kind === 'taken' && out.complete) this.afterAudit(this.rounds.current!, this.audits.begin(this.rounds.current!));
@@ -326,10 +326,16 @@ export class RunControl extends Emitter<RunControlEvents> {
     return undefined;
   }
 
-  /** The current round has taken too long (the server's watchdog). */
-  roundTimedOut(limitMs: number): void {
+  /**
+   * The server's watchdog: a round held by peers long late with their reports (rounds.ts LATE_FACTOR)
+   * is routed again without them, each late peer counted as a stall of its own; one past `limitMs` is discarded.
+   */
+  watchRound(limitMs: number): void {
     const r = this.rounds.current;
-    if (r) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
+    const late = this.rounds.late(this.o.now());
+    for (const p of late) this.routing.stalled(p, r!.round);
+    if (late.length) this.abortRound(`${late.join(', ')} had not reported round ${r!.round} long after the others had`);
+    else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
   }
 
   private afterAudit(r: Round, next: AuditStep): void {

@@ -404,8 +404,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       else if (p.state === 'setup' && now - p.assignedAt > this.readyTimeoutMs)
         this.drop(p.peerId, `not ready ${now - p.assignedAt} ms after it was placed (limit ${this.readyTimeoutMs} ms)`);
     }
-    const r = this.control.currentRound;
-    if (r && now - r.startedAt > this.roundTimeoutMs) this.control.roundTimedOut(this.roundTimeoutMs);
+    this.control.watchRound(this.roundTimeoutMs);
     this.control.auditsTimedOut(this.auditTimeoutMs);
     if (this.control.awaitingFinalEval) {
       this.evalSince ??= now;

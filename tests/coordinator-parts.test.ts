@@ -206,18 +206,18 @@ describe('coordinator parts', () => {
     const x = record('x', 1);
     const inputs = [seal(FrameKind.Activation, 42, 0, 'a', 'x'), seal(FrameKind.Activation, 42, 1, 'b', 'x')];
     const done = (o: object) => ({ type: 'round-done' as const, round: 42, microbatches: 2, busyMs: 0, inputs, ...o });
-    expect(rounds.report(x, done({ round: 41 }))).toEqual({ kind: 'late' });
-    expect(rounds.report(record('z', 1), done({}))).toEqual({ kind: 'error', error: 'round 42 routes nothing through z' });
-    expect(rounds.report(x, done({ microbatches: 1 }))).toMatchObject({ kind: 'error' });
-    expect(rounds.report(x, done({ inputs: inputs.slice(0, 1) }))).toEqual({ kind: 'purge', reason: 'reported round 42 done without the activation of microbatch 1 from b' });
-    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Gradient, 42, 0, 'a', 'x')] }))).toMatchObject({
+    expect(rounds.report(x, done({ round: 41 }), 0)).toEqual({ kind: 'late' });
+    expect(rounds.report(record('z', 1), done({}), 0)).toEqual({ kind: 'error', error: 'round 42 routes nothing through z' });
+    expect(rounds.report(x, done({ microbatches: 1 }), 0)).toMatchObject({ kind: 'error' });
+    expect(rounds.report(x, done({ inputs: inputs.slice(0, 1) }), 0)).toEqual({ kind: 'purge', reason: 'reported round 42 done without the activation of microbatch 1 from b' });
+    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Gradient, 42, 0, 'a', 'x')] }), 0)).toMatchObject({
       kind: 'purge',
       reason: expect.stringMatching(/never routed to it/),
     });
-    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Activation, 41, 0, 'a', 'x')] }))).toMatchObject({ reason: expect.stringMatching(/seals of its own/) });
-    expect(rounds.report(x, done({}))).toEqual({ kind: 'taken', complete: false });
+    expect(rounds.report(x, done({ inputs: [...inputs, seal(FrameKind.Activation, 41, 0, 'a', 'x')] }), 0)).toMatchObject({ reason: expect.stringMatching(/seals of its own/) });
+    expect(rounds.report(x, done({}), 0)).toEqual({ kind: 'taken', complete: false });
     expect(x.msPerMicrobatch).toBe(1); // a claimed zero counts as 1 ms, never as infinitely fast
-    expect(rounds.report(x, done({}))).toEqual({ kind: 'error', error: 'round 42 was already reported by x' });
+    expect(rounds.report(x, done({}), 0)).toEqual({ kind: 'error', error: 'round 42 was already reported by x' });
     expect(rounds.end()).toBe(r);
     expect(rounds.start(3, routes, 0).round).toBe(43);
   });

@@ -858,8 +858,8 @@ describe('RunControl: failure mid-round', () => {
     const sim = lanes();
     sim.steps(2);
     const r = sim.rc.currentRound!;
-    sim.answer(['d']);
-    sim.rc.roundTimedOut(60_000);
+    sim.clock += 60_001;
+    sim.rc.watchRound(60_000);
     expect(sim.aborted).toEqual([{ round: r.round, step: 3, reason: expect.stringContaining('more than 60000 ms') }]);
     expect(sim.rc.currentRound).toMatchObject({ step: 3 });
     expect(sim.rc.currentRound!.round).toBeGreaterThan(r.round);
@@ -871,13 +871,38 @@ describe('RunControl: failure mid-round', () => {
     sim.checkCredit();
   });
 
+  it('a peer that withholds its report holds the round only until it is long late; after 3 such rounds it is routed nothing', () => {
+    const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
+    sim.steps(1);
+    const withheld: number[] = [];
+    for (let i = 0; i < 6 && sim.rc.currentRound!.work.has('f'); i++) {
+      const r = sim.rc.currentRound!;
+      sim.clock += 1000;
+      sim.answer(['f']);
+      // The others took 1.25 s: f has max(10 s, 2 × 1.25 s) more before the round goes on without it.
+      sim.clock += 9_999;
+      sim.rc.watchRound(600_000);
+      expect(sim.rc.currentRound).toBe(r);
+      sim.clock += 2;
+      sim.rc.watchRound(600_000);
+      expect(sim.aborted.at(-1)).toEqual({ round: r.round, step: 2, reason: `f had not reported round ${r.round} long after the others had` });
+      withheld.push(r.round);
+    }
+    expect(withheld).toHaveLength(3);
+    expect(sim.rc.currentRound!.work.has('f')).toBe(false);
+    sim.steps(2);
+    expect(sim.commits.map((c) => c.step)).toEqual([1, 2, 3]);
+    expect(sim.rc.live().map((p) => p.peerId)).toContain('f');
+  });
+
   it('never commits a step twice through several failures in a row', () => {
     const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
     sim.steps(1);
     sim.answer(['b']);
     sim.rc.onGone('a', 'lost');
     sim.answer(['d']);
-    sim.rc.roundTimedOut(1);
+    sim.clock += 2;
+    sim.rc.watchRound(1);
     sim.answer(['c', 'e']);
     sim.rc.onGone('f', 'lost');
     sim.steps(4);

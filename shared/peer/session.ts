@@ -14,7 +14,7 @@ import type { Gpu } from '../../kernels/context.js';
 import { Emitter } from '../base/emitter.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { PeerKey } from '../swarm/identity.js';
-import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type ServerMessageOf } from '../swarm/protocol.js';
+import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type Seal, type ServerMessageOf } from '../swarm/protocol.js';
 import { FrameLog } from '../trust/frame-log.js';
 import { Gate } from '../trust/gate.js';
 import { NeighbourReports } from '../trust/neighbour-reports.js';
@@ -54,8 +54,24 @@ export interface SessionOptions {
    * test peers set it.
    */
   claims?: { gflops: number; msPerMicrobatch: number };
+  /**
+   * What a hostile build could tell the coordinator: each report rewritten into any number (none:
+   * withheld), and reports of its own made from the sealed frames it receives. Only the
+   * adversarial test peers set it.
+   */
+  misreport?: {
+    report?(m: ClientMessage, me: MisreportContext): readonly ClientMessage[];
+    received?(from: string, seal: Seal, frame: Uint8Array, me: MisreportContext): readonly ClientMessage[];
+  };
   /** How long to keep trying to register again after the coordinator is lost. Default 10 min. */
   reconnectForMs?: number;
+}
+
+/** What a misreporting peer knows: its id, its stage and the stages of the peers it knows. */
+export interface MisreportContext {
+  self: string;
+  stage?: number;
+  known: readonly PeerInfo[];
 }
 
 const HEARTBEAT_MS = 1000;
@@ -110,6 +126,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       frames,
       log,
       tamper: o.tamper,
+      opened: o.misreport?.received && ((from, seal, f) => o.misreport!.received!(from, seal, f, this.misreportContext()).forEach((m) => this.send(m))),
       handlers: {
         frame: (from, f) => this.held.seat?.mailbox.deliver(from, f),
         state: (from, b) => void this.states.onMessage(from, b),
@@ -396,10 +413,14 @@ export class PeerSession extends Emitter<SessionEvents> {
     // While the coordinator is lost there is nobody to tell; a registration starts afresh.
     if (!this.client?.connected) return;
     try {
-      this.client?.send(msg);
+      for (const m of this.o.misreport?.report?.(msg, this.misreportContext()) ?? [msg]) this.client?.send(m);
     } catch (e) {
       this.say(`BUG: ${(e as Error).message}`);
     }
+  }
+
+  private misreportContext(): MisreportContext {
+    return { self: this.peerId ?? '', stage: this.held.seat?.stage, known: this.neighbours.known() };
   }
 
   private setPhase(phase: SessionPhase, why: string): void {

@@ -6,6 +6,7 @@
 import type { PeerKey } from '../swarm/identity.js';
 import { KeyRing } from '../swarm/identity.js';
 import { Envelope, type EnvelopeTag, unwrap, wrap } from '../wire/envelope.js';
+import type { Seal } from '../swarm/protocol.js';
 import type { FrameLog } from './frame-log.js';
 import { seal, unseal } from './seal.js';
 
@@ -33,6 +34,8 @@ export interface GateOptions {
    * of this client could do; only the adversarial test peers (bench/adversary.ts) set it.
    */
   tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
+  /** Shown each frame a neighbour sealed for this peer, as it arrived. Only the adversarial test peers set it. */
+  opened?(from: string, seal: Seal, frame: Uint8Array): void;
 }
 
 export class Gate {
@@ -73,6 +76,7 @@ export class Gate {
     const opened = await unseal(bytes, this.keys, this.o.keyOf(from), from, this.o.self());
     if (!opened.ok) return this.o.log(`dropped a frame from ${from}: ${opened.error}`);
     this.o.frames.record('in', opened.seal, opened.frame);
+    this.o.opened?.(from, opened.seal, opened.frame);
     this.o.handlers.frame(from, opened.frame);
   }
 }
