@@ -53,7 +53,7 @@ export interface RunOutcome {
   adversaries: string[];
   /** Each peer's stage, as commits credited it. */
   stageOf: Map<string, number>;
-  /** When each step committed (ms since the swarm listened). */
+  /** When training started, then when each step committed (ms since the swarm listened). */
   commitMs: number[];
   /** Microbatches computed in committed steps (each stage's share counted), and audits the coordinator asked for. */
   computed: number;
@@ -96,7 +96,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     microbatches: 6,
     steps: o.steps,
     averageEvery: 4,
-    evalEvery: o.steps,
+    evalEvery: 4,
     evalBatches: 4,
     out,
   });
@@ -125,6 +125,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     if (e.step % o.epochSteps === 0 || e.step === run.steps) result.ledger.closeEpoch({ final: e.step === run.steps });
   });
   c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
+  c.on('phase', (p) => p.phase === 'training' && result.commitMs.length === 0 && result.commitMs.push(Date.now() - t0));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
   c.on('register', (r) => attack && attackerNames.includes(r.name) && result.adversaries.push(r.peerId));
   c.on('refused', (r) => result.refused.push({ ...r, afterSteps: result.steps.length }));

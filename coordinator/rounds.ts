@@ -35,7 +35,7 @@ const RECENT_ROUNDS = 256;
  * withholds its report must not hold everyone else's work for the round's whole time limit.
  */
 export const LATE_FACTOR = 2;
-export const LATE_MIN_MS = 10_000;
+export const LATE_MIN_MS = 5_000;
 /** Weight of a new measurement in the moving average of a peer's speed. */
 const EMA = 0.3;
 

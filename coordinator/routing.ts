@@ -38,14 +38,25 @@ export class Routing {
     return planRoutes(this.routable(), this.o.run.microbatches, (a, b) => this.o.roster.linked(a, b), this.o.policy);
   }
 
-  /** One path through the stages for evaluation or generation, avoiding `exclude`. */
+  /**
+   * One path through the stages for evaluation or generation, avoiding `exclude`: a random walk
+   * along open channels, so the load spreads and no peer can make itself every evaluation's
+   * receiver (the planner's choice where the walk dead-ends).
+   */
   path(exclude: ReadonlySet<string> = new Set()): string[] | undefined {
     const stages = this.routable().map((s) => s.filter((p) => !exclude.has(p.peerId)));
-    const plan = planRoutes(stages, 1, (a, b) => this.o.roster.linked(a, b));
-    if (!plan.ok) return undefined;
-    this.recentPaths.push(plan.routes[0]);
+    const walk: string[] = [];
+    for (const s of stages) {
+      const next = s.filter((p) => walk.length === 0 || this.o.roster.linked(walk.at(-1)!, p.peerId));
+      if (next.length === 0) break;
+      walk.push(next[Math.floor(Math.random() * next.length)].peerId);
+    }
+    const plan = walk.length === stages.length ? undefined : planRoutes(stages, 1, (a, b) => this.o.roster.linked(a, b));
+    if (plan && !plan.ok) return undefined;
+    const path = plan ? plan.routes[0] : walk;
+    this.recentPaths.push(path);
     if (this.recentPaths.length > RECENT_PATHS) this.recentPaths.shift();
-    return plan.routes[0];
+    return path;
   }
 
   /** `peerId` reported a stall in round `round`. */

@@ -879,8 +879,8 @@ describe('RunControl: failure mid-round', () => {
       const r = sim.rc.currentRound!;
       sim.clock += 1000;
       sim.answer(['f']);
-      // The others took 1.25 s: f has max(10 s, 2 × 1.25 s) more before the round goes on without it.
-      sim.clock += 9_999;
+      // The others took 1.25 s: f has max(5 s, 2 × 1.25 s) more before the round goes on without it.
+      sim.clock += 4_999;
       sim.rc.watchRound(600_000);
       expect(sim.rc.currentRound).toBe(r);
       sim.clock += 2;
@@ -1337,8 +1337,9 @@ describe('RunControl: serving', () => {
     expect(sim.msgs('stop')).toEqual([]);
     expect(sim.msgs('commit').filter((m) => m.step === 3)[0].average).toBeDefined(); // the last step is averaged
 
-    expect(sim.rc.path()).toEqual(['a', 'b']);
-    expect(sim.rc.path(new Set(['a']))).toEqual(['c', 'b']);
+    // Paths are drawn at random among the linked ones: over many draws, every replica is on some.
+    const drawn = new Set(Array.from({ length: 64 }, () => sim.rc.path()!.join('-')));
+    expect([...drawn].sort()).toEqual(['a-b', 'a-d', 'c-b', 'c-d']);
     expect(sim.rc.path(new Set(['a', 'b']))).toEqual(['c', 'd']);
     expect(sim.rc.path(new Set(['a', 'c']))).toBeUndefined();
     // A fresh joiner loads the final state from a replica and serves as soon as it is ready.
@@ -1347,10 +1348,10 @@ describe('RunControl: serving', () => {
     sim.linkAll();
     sim.rc.onReady('e', 3);
     expect(sim.rc.peer('e')!.state).toBe('active');
-    expect(sim.rc.path(new Set(['a', 'c']))).toEqual(['e', 'b']);
+    expect(sim.rc.path(new Set(['a', 'c']))?.[0]).toBe('e');
     sim.rc.onGone('e', 'lost');
     sim.rc.onGone('b', 'lost');
-    expect(sim.rc.path()).toEqual(['a', 'd']);
+    expect(sim.rc.path()?.[1]).toBe('d');
     sim.rc.onGone('d', 'lost');
     expect(sim.rc.path()).toBeUndefined();
     expect(sim.rc.phase).toBe('serving');
