@@ -77,7 +77,7 @@ export interface ScenarioResult {
 const LURKER_READY_MS = 30_000;
 
 /**
- * One swarm of `honest` + 1 workers (12 for colluding witnesses). With `attack`, one of them
+ * One swarm of `honest` + 1 workers (12 for colluding witnesses: pass `honest` 11 for the honest run to compare them with). With `attack`, one of them
  * attacks from inside the worker (frames, reports), or two colluding ones (a lane, a stage's
  * witnesses), or, for an impostor (registration, never computes), all
  * are honest and the impostor comes as one more client once they have registered.
@@ -96,7 +96,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     microbatches: 6,
     steps: o.steps,
     averageEvery: 4,
-    evalEvery: 4,
+    evalEvery: 1,
     evalBatches: 4,
     out,
   });
@@ -225,7 +225,7 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   const purged = gone.flatMap(({ g }) => (g?.reason.startsWith('purged:') ? [g] : []));
   if (target === 'lane' || target === 'witnesses') {
     if (purged.length === 0) return undefined;
-    const harmless = gone.every(({ id, g }) => g?.reason.startsWith('purged:') || Number(r.ledger.units(r.accountOf(id))) <= medianHonestUnits(r, id));
+    const harmless = gone.every(({ id, g }) => g?.reason.startsWith('purged:') || outEarnsNoHonest(r, id));
     return { reason: purged[0].reason, afterSteps: Math.max(...purged.map((g) => g.afterSteps)), expected: harmless };
   }
   if (gone.length === 0 || gone.some(({ g }) => !g)) return undefined;
@@ -233,34 +233,37 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   return { reason: gone[0].g!.reason, afterSteps: Math.max(...gone.map(({ g }) => g!.afterSteps)), expected };
 }
 
-/** The units of the median honest replica of `peerId`'s stage in `r`. */
-export function medianHonestUnits(r: RunOutcome, peerId: string): number {
+/** The units of the honest replicas of `peerId`'s stage in `r`, fewest first. */
+function honestUnits(r: RunOutcome, peerId: string): number[] {
   const stage = r.stageOf.get(peerId);
-  const units = [...r.stageOf]
+  return [...r.stageOf]
     .filter(([id, s]) => s === stage && !r.adversaries.includes(id))
     .map(([id]) => Number(r.ledger.units(r.accountOf(id))))
     .sort((a, b) => a - b);
+}
+
+/** The units of the median honest replica of `peerId`'s stage in `r`. */
+export function medianHonestUnits(r: RunOutcome, peerId: string): number {
+  const units = honestUnits(r, peerId);
   return units[Math.floor(units.length / 2)] ?? 0;
 }
 
-/** How much more than the median honest replica of its stage a contained attacker may earn: routing noise on an equal share. */
-export const CONTAINED_SHARE = 1.1;
+/** Whether `peerId` earned no more than the best-paid honest replica of its stage (an attacker never routed earned nothing). */
+export function outEarnsNoHonest(r: RunOutcome, peerId: string): boolean {
+  return Number(r.ledger.units(r.accountOf(peerId))) <= (honestUnits(r, peerId).at(-1) ?? 0);
+}
 
 /**
- * What a scenario's run shows, judged against the honest run. A caught attacker must earn nothing
- * (what it did is forfeit while held); a contained one (CONTAINED), caught or not, no more than an
- * honest replica of its stage, within routing noise.
+ * What a scenario's run shows, judged against the honest run (of the same size). A caught attacker
+ * must earn nothing (what it did is forfeit while held); a contained one (CONTAINED), caught or
+ * not, no more than the best-paid honest replica of its stage.
  */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
   const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
   const contained = CONTAINED.has(name as Attack);
-  const earnedOk = contained
-    ? r.adversaries.every((id) => Number(r.ledger.units(r.accountOf(id))) <= CONTAINED_SHARE * medianHonestUnits(r, id))
-    : ATTACK_TARGETS[name as Attack] === 'witnesses'
-      ? !!caught?.expected
-      : credited === 0;
+  const earnedOk = contained ? r.adversaries.every((id) => outEarnsNoHonest(r, id)) : ATTACK_TARGETS[name as Attack] === 'witnesses' ? !!caught?.expected : credited === 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
   const notes = [

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ATTACKS, ATTACK_TARGETS, type Attack, CONTAINED } from './adversary.js';
-import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, medianHonestUnits, runSwarmWith } from './chaos.js';
+import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, medianHonestUnits, runSwarmWith } from './chaos.js';
 
 export interface AttackResult {
   name: string;
@@ -23,6 +23,8 @@ export interface AttackResult {
   expected: 'caught' | 'contained';
   colluders: number;
   runs: number;
+  /** Runs the chaos judge passed (chaos.ts judge: beaten as expected, nobody honest blamed, no step lost, the loss within 2 %). */
+  passed_runs: number;
   caught_runs: number;
   median_detect_steps: number | null;
   honest_purged: number;
@@ -38,7 +40,7 @@ const purgedHonest = (r: RunOutcome) => r.gone.filter((g) => !r.adversaries.incl
 const longestStallS = (r: RunOutcome) => Math.max(0, ...r.commitMs.slice(1).map((t, i) => t - r.commitMs[i])) / 1000;
 
 /** One attack's runs (seeds 1, 2, …), judged against the honest runs of the same seeds. */
-export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]): AttackResult {
+export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[], steps: number): AttackResult {
   const caught = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
   const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
   return {
@@ -46,6 +48,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
     expected: CONTAINED.has(name) ? 'contained' : 'caught',
     colluders: ATTACK_TARGETS[name] === 'lane' || ATTACK_TARGETS[name] === 'witnesses' ? 2 : 1,
     runs: runs.length,
+    passed_runs: runs.filter((r, i) => judge(name, honest[i], r, steps).passed).length,
     caught_runs: caught.length,
     median_detect_steps: caught.length ? median(caught.map((c) => c!.afterSteps)) : null,
     honest_purged: runs.reduce((n, r) => n + purgedHonest(r), 0),
@@ -72,15 +75,24 @@ async function main(): Promise<void> {
     honest.push(r);
     say(`  honest run ${seed}/${honestRuns}: final validation loss ${r.finalValLoss.toFixed(4)}, ${purgedHonest(r)} purged, longest stall ${longestStallS(r).toFixed(1)} s`);
   }
+  // Colluding witnesses attack a swarm of 12 (two stages of six): their runs are compared with honest ones of that size.
+  const honestOfSix: RunOutcome[] = [];
+  for (let seed = 1; seed <= seeds && attacks.some((a) => ATTACK_TARGETS[a] === 'witnesses'); seed++) {
+    const r = await runSwarmWith({ ...o, honest: 11, seed });
+    honestOfSix.push(r);
+    say(
+      `  honest run of 12 workers ${seed}/${seeds}: final validation loss ${r.finalValLoss.toFixed(4)}, ${purgedHonest(r)} purged, longest stall ${longestStallS(r).toFixed(1)} s`,
+    );
+  }
   const honestLoss = honest.reduce((s, r) => s + r.finalValLoss, 0) / honest.length;
   const results: AttackResult[] = [];
   for (const attack of attacks) {
     const runs: RunOutcome[] = [];
     for (let seed = 1; seed <= seeds; seed++) runs.push(await runSwarmWith({ ...o, seed }, attack));
-    const s = summarize(attack, runs, honest);
+    const s = summarize(attack, runs, ATTACK_TARGETS[attack] === 'witnesses' ? honestOfSix : honest, o.steps);
     results.push(s);
     say(
-      `  ${attack.padEnd(20)} caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
+      `  ${attack.padEnd(20)} passed ${s.passed_runs}/${s.runs}, caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
     );
   }
   const computed = honest.reduce((n, r) => n + r.computed, 0);
@@ -88,7 +100,7 @@ async function main(): Promise<void> {
     config: { ...o, seeds },
     honest_runs: honest.length,
     honest_final_val_loss: honestLoss,
-    honest_peers_purged: honest.reduce((n, r) => n + purgedHonest(r), 0) + results.reduce((n, r) => n + r.honest_purged, 0),
+    honest_peers_purged: [...honest, ...honestOfSix].reduce((n, r) => n + purgedHonest(r), 0) + results.reduce((n, r) => n + r.honest_purged, 0),
     audit_overhead_fraction: honest.reduce((n, r) => n + r.audits, 0) / Math.max(1, computed),
     attacks: results,
   };

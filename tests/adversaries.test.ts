@@ -9,8 +9,12 @@
 // up; so is a key of small order. A free-rider sends its input back as its output; two colluders
 // claim a GPU 10^6 GFLOP/s fast to take a lane and compute nothing. A replica adds noise to the
 // weights it averages, or sends different weights to different replicas: caught at the first
-// averaging. None earns anything (but the honest steps of an attacker on weights before it), nobody
-// honest is blamed, every step is committed and the final validation loss is within 2 % of the honest run's.
+// averaging. A receiver shows the evaluation frames it got as evidence. None earns anything (but
+// the honest steps of an attacker on weights before it), nobody honest is blamed, every step is
+// committed and the final validation loss is within 2 % of the honest run's. Two colluders of a
+// stage of six (false audit failures; a cheater's voucher) get only themselves purged. Lies that
+// need no purge (false stalls and suspects, a silent witness, one reported witness link, a 10 %
+// cheater, a claimed speed) cost the run no step and earn no more than an honest replica.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, runSwarmWith } from '../bench/chaos.js';
@@ -49,12 +53,25 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   ['poison-average', /^purged: its weights at the averaging after step 4 moved beyond any replica's training, as 2 of 2 of its stage's replicas found$/],
   // Caught at an averaging (the first, step 4, in most runs; a later one in some: issue 19 tracks why).
   ['equivocate-weights', /^purged: sealed different weights for the averaging after step (4|8|12) to p\d+-[0-9a-f]{6} and to p\d+-[0-9a-f]{6}$/],
+  // Issue 19 #1: the evaluation frames it received, shown as evidence: that convicts the one showing them (at the first evaluation it is on the path of).
+  ['eval-evidence', /^purged: it showed a frame of kind 3 as evidence: only training frames are ever shown$/],
 ];
 
+/** Two colluders on a stage of six (a swarm of 12): false audit failures; a cheater and its voucher. */
+const COLLUDING: Array<[Attack, RegExp]> = [
+  ['false-verdicts', /^purged: it found p\d+-[0-9a-f]{6}'s microbatch \d+ of round \d+ wrong, and \d+ of \d+ independent replicas recomputing it found it right$/],
+  ['vouch-for-cheat', WITNESSED('(output|input gradient)')],
+];
+
+/** Attacks that need not be caught: the run loses no step, nobody honest is blamed, and the attacker out-earns no honest replica. */
+const CONTAINED_ATTACKS: Attack[] = ['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed'];
+
 let honest: RunOutcome;
+let honestOfTwelve: RunOutcome;
 beforeAll(async () => {
   honest = await runSwarmWith(SHORT);
-}, 600_000);
+  honestOfTwelve = await runSwarmWith({ ...SHORT, honest: 11 });
+}, 900_000);
 
 describe.each(CAUGHT)('a peer that attacks with %s (real processes)', (attack, caught) => {
   it('is caught for what it did; it out-earns no honest replica, nobody honest is blamed, and the run trains as well as the honest one', async () => {
@@ -62,8 +79,26 @@ describe.each(CAUGHT)('a peer that attacks with %s (real processes)', (attack, c
     const s = judge(attack, honest, r, SHORT.steps);
     expect(caughtAs(attack, r)?.reason, s.notes).toMatch(caught);
     // Caught at the first round it cheats in; an attack on weights at an averaging (every 4 steps).
-    if (ATTACK_TARGETS[attack] !== 'place') expect(s.detected_after_steps, s.notes).toBeLessThanOrEqual(ATTACK_TARGETS[attack] === 'weights' ? SHORT.steps : 1);
+    const late = ATTACK_TARGETS[attack] === 'weights' || attack === 'eval-evidence';
+    if (ATTACK_TARGETS[attack] !== 'place') expect(s.detected_after_steps, s.notes).toBeLessThanOrEqual(late ? SHORT.steps : 1);
     if (ATTACK_TARGETS[attack] !== 'weights') expect(s.credited_to_bad_peer).toBe(0);
+    expect(s, s.notes).toMatchObject({ passed: true });
+  }, 600_000);
+});
+
+describe.each(COLLUDING)('two colluders of a stage of six that attack with %s (real processes)', (attack, caught) => {
+  it('the liar is purged; no colluder out-earns an honest replica, nobody honest is blamed, and the run trains as well as an honest one of 12', async () => {
+    const r = await runSwarmWith(SHORT, attack);
+    const s = judge(attack, honestOfTwelve, r, SHORT.steps);
+    expect(caughtAs(attack, r)?.reason, s.notes).toMatch(caught);
+    expect(s, s.notes).toMatchObject({ passed: true });
+  }, 600_000);
+});
+
+describe.each(CONTAINED_ATTACKS)('a peer that attacks with %s (real processes)', (attack) => {
+  it('costs the run no step, gets nobody honest blamed, and out-earns no honest replica', async () => {
+    const r = await runSwarmWith(SHORT, attack);
+    const s = judge(attack, honest, r, SHORT.steps);
     expect(s, s.notes).toMatchObject({ passed: true });
   }, 600_000);
 });
