@@ -248,15 +248,21 @@ export function medianHonestUnits(r: RunOutcome, peerId: string): number {
   return units[Math.floor(units.length / 2)] ?? 0;
 }
 
-/** Whether `peerId` earned no more than the best-paid honest replica of its stage (an attacker never routed earned nothing). */
+/**
+ * How far above the best-paid honest replica of its stage an attacker not purged may earn: routing
+ * noise on an equal share (honest replicas of one stage earn 250 to 490 units in a run of 12).
+ */
+export const SHARE_NOISE = 1.1;
+
+/** Whether `peerId` earned no more than the best-paid honest replica of its stage, within SHARE_NOISE (one never routed earned nothing). */
 export function outEarnsNoHonest(r: RunOutcome, peerId: string): boolean {
-  return Number(r.ledger.units(r.accountOf(peerId))) <= (honestUnits(r, peerId).at(-1) ?? 0);
+  return Number(r.ledger.units(r.accountOf(peerId))) <= SHARE_NOISE * (honestUnits(r, peerId).at(-1) ?? 0);
 }
 
 /**
  * What a scenario's run shows, judged against the honest run (of the same size). A caught attacker
  * must earn nothing (what it did is forfeit while held); a contained one (CONTAINED), caught or
- * not, no more than the best-paid honest replica of its stage.
+ * not, no more than the best-paid honest replica of its stage (within SHARE_NOISE).
  */
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
