@@ -32,7 +32,9 @@ const RECENT_ROUNDS = 256;
 /**
  * A routed peer that has not reported LATE_FACTOR times as long after the others' last report as
  * the round took until then (and at least LATE_MIN_MS) holds the round no longer: a peer that
- * withholds its report must not hold everyone else's work for the round's whole time limit.
+ * withholds its report must not hold everyone else's work for the round's whole time limit. One
+ * late alone counts a stall of its own; two late neighbours lose their channel for routing, as for
+ * a stall report (a peer that withholds its frames makes its honest neighbour late too).
  */
 export const LATE_FACTOR = 2;
 export const LATE_MIN_MS = 5_000;
@@ -79,12 +81,18 @@ export class Rounds {
     return !!this.current?.routes.some((path) => adjacent(path, a, b));
   }
 
-  /** The routed peers late with their report of the round in flight (LATE_FACTOR), if any. */
-  late(now: number): string[] {
+  /**
+   * The routed peers late with their report of the round in flight (LATE_FACTOR), if any: `alone`,
+   * late with every neighbour of its paths reported (it alone held the round); `pairs`, two late
+   * neighbours of a path (either may have kept the other waiting: nobody can tell which).
+   */
+  late(now: number): { peers: string[]; alone: string[]; pairs: Array<[string, string]> } | undefined {
     const r = this.current;
-    if (!r?.lastReportAt || r.reported.size === r.work.size) return [];
-    if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return [];
-    return [...r.work.keys()].filter((p) => !r.reported.has(p));
+    if (!r?.lastReportAt || r.reported.size === r.work.size) return undefined;
+    if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return undefined;
+    const late = [...r.work.keys()].filter((p) => !r.reported.has(p));
+    const pairs = late.flatMap((a, i) => late.slice(i + 1).flatMap((b): Array<[string, string]> => (this.routesBetween(a, b) ? [[a, b]] : [])));
+    return { peers: late, alone: late.filter((p) => !pairs.some((pair) => pair.includes(p))), pairs };
   }
 
   /** A peer's share of the round in flight, reported at `now`. */

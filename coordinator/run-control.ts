@@ -318,9 +318,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     // Only a neighbour on the reporter's own path can have kept it waiting: anything else would let
     // one peer discard every round by naming anyone (or no one).
     if (!this.rounds.routesBetween(peerId, msg.from)) return `round ${r.round} routes nothing between ${peerId} and ${msg.from}`;
-    // The channel between them is no use to this round: route around it until both report it open again.
-    this.roster.get(peerId)?.links.delete(msg.from);
-    this.roster.get(msg.from)?.links.delete(peerId);
+    this.roster.unlink(peerId, msg.from);
     this.routing.stalled(peerId, r.round);
     this.abortRound(`${peerId} waited in vain for ${msg.from}: ${msg.reason}`);
     return undefined;
@@ -333,8 +331,9 @@ export class RunControl extends Emitter<RunControlEvents> {
   watchRound(limitMs: number): void {
     const r = this.rounds.current;
     const late = this.rounds.late(this.o.now());
-    for (const p of late) this.routing.stalled(p, r!.round);
-    if (late.length) this.abortRound(`${late.join(', ')} had not reported round ${r!.round} long after the others had`);
+    for (const p of late?.alone ?? []) this.routing.stalled(p, r!.round);
+    for (const [a, b] of late?.pairs ?? []) this.roster.unlink(a, b);
+    if (late) this.abortRound(`${late.peers.join(', ')} had not reported round ${r!.round} long after the others had`);
     else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
   }
 

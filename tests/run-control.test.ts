@@ -895,6 +895,21 @@ describe('RunControl: failure mid-round', () => {
     expect(sim.rc.live().map((p) => p.peerId)).toContain('f');
   });
 
+  it('two late neighbours of a path lose their channel for routing, and neither is counted a stall: either may have kept the other waiting', () => {
+    const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
+    sim.steps(1);
+    const r = sim.rc.currentRound!;
+    const [x, y] = r.routes[0];
+    sim.answer([x, y]);
+    sim.clock += 5_001;
+    sim.rc.watchRound(600_000);
+    expect(sim.aborted.at(-1)?.reason).toBe(`${[x, y].sort().join(', ')} had not reported round ${r.round} long after the others had`);
+    expect(sim.rc.currentRound!.routes.some((path) => path.join() === [x, y].join())).toBe(false);
+    // Both still take work on other channels, and are not benched.
+    expect(sim.rc.currentRound!.work.has(x) && sim.rc.currentRound!.work.has(y)).toBe(true);
+    sim.steps(2);
+  });
+
   it('never commits a step twice through several failures in a row', () => {
     const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
     sim.steps(1);
