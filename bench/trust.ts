@@ -1,16 +1,17 @@
-// `npm run bench:trust [ATTACK ...] [--seeds N] [--honest-runs N]`: every attack of
+// `npm run bench:trust [ATTACK ...] [--seeds N] [--honest-runs N] [--update]`: every attack of
 // bench/adversary.ts, each by real attacker processes among honest workers (bench/chaos.ts runs
 // one swarm), over several seeds, at the default audit rate (0.25), against honest runs of the same
 // swarm; writes bench/results/trust.json:
 //   honest_runs, honest_peers_purged, audit_overhead_fraction (audits over microbatches computed:
-//   each audit recomputes one microbatch of one stage), and per attack: runs, caught_runs,
+//   each audit recomputes one microbatch of one stage), and per attack: runs, passed_runs, caught_runs,
 //   median_detect_steps, honest_purged, attacker_units_vs_honest (the attacker's units over the
-//   median honest replica's of its stage, the worst run), final_val_loss_gap (against the honest
-//   run of the same seed, the worst run) and longest_stall_s (the longest wait between two commits).
-// Targets (issue 19): no honest peer purged in any run; per attack units < 1 (0 when caught, but
-// for the honest steps of an attacker on weights before the first averaging), a stall ≤ 30 s,
-// the final validation loss within 2 % of the honest runs'.
-import { mkdirSync, writeFileSync } from 'node:fs';
+//   median honest replica's of its stage, the worst run, and the mean over runs), final_val_loss_gap
+//   (against the honest run of the same seed and size, the worst run) and longest_stall_s (the
+//   longest wait for a commit after training started). `--update` re-measures the attacks named and
+//   replaces their rows of the file (see updated()).
+// Targets (issue 19): no honest peer purged in any run; per attack units < 1 (0 when caught), a
+// stall ≤ 30 s, the final validation loss within 2 % of the honest runs'.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -59,10 +60,30 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
   };
 }
 
+type TrustJson = { honest_runs: number; honest_final_val_loss: number; honest_peers_purged: number; audit_overhead_fraction: number; attacks: AttackResult[] };
+
+/**
+ * `--update`: the attacks measured now replace their rows of the file's, in place; the file's
+ * honest runs stand, and honest peers purged now (in honest runs or attacks) are added to its count
+ * after taking out the count of the rows replaced.
+ */
+function updated(before: TrustJson, now: TrustJson): TrustJson {
+  const replaced = before.attacks.filter((a) => now.attacks.some((n) => n.name === a.name));
+  const purgedNow = now.honest_peers_purged;
+  return {
+    ...before,
+    honest_peers_purged: before.honest_peers_purged - replaced.reduce((n, a) => n + a.honest_purged, 0) + purgedNow,
+    attacks: [...before.attacks.map((a) => now.attacks.find((n) => n.name === a.name) ?? a), ...now.attacks.filter((n) => !before.attacks.some((a) => a.name === n.name))],
+  };
+}
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, 'honest-runs': { type: 'string', default: '10' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { seeds: { type: 'string', default: '3' }, 'honest-runs': { type: 'string', default: '10' }, update: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
   const seeds = Number(values.seeds);
-  const honestRuns = Math.max(seeds, Number(values['honest-runs']));
+  const honestRuns = values.update ? seeds : Math.max(seeds, Number(values['honest-runs']));
   const attacks = positionals.length ? ATTACKS.filter((a) => positionals.includes(a)) : ATTACKS;
   const o: ChaosOptions = { ...CHAOS_DEFAULTS, auditRate: 0.25 };
   const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -106,7 +127,9 @@ async function main(): Promise<void> {
   };
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'trust.json'), `${JSON.stringify(out, null, 2)}\n`);
+  const file = join(dir, 'trust.json');
+  if (values.update) Object.assign(out, updated(JSON.parse(readFileSync(file, 'utf8')), out));
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   say(`wrote bench/results/trust.json: ${out.honest_peers_purged} honest peer(s) purged; audits cost ${(100 * out.audit_overhead_fraction).toFixed(1)} % of the compute`);
 }
 
