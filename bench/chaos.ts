@@ -211,8 +211,9 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
 
 /**
  * How the attackers were caught, if they were as their attack should be: purged, refused at
- * registration, or dropped for never getting ready. Of two colluders, one purged is enough if the
- * other earned no more than an honest replica (a lane colluder never routed, a voucher never asked).
+ * registration, or dropped for never getting ready; or never routed at all. Of two colluders, one
+ * purged is enough if the other earned no more than an honest replica (a lane colluder never
+ * routed, a voucher never asked).
  * The reason is the first one's; the steps, the last one's.
  */
 export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
@@ -223,6 +224,11 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   }
   const gone = r.adversaries.map((id) => ({ id, g: r.gone.find((g) => g.peerId === id) }));
   const purged = gone.flatMap(({ g }) => (g?.reason.startsWith('purged:') ? [g] : []));
+  // An attacker routed nothing all run (its channels to its assigned witnesses never opened) did no
+  // harm and earned nothing, though nothing could catch it either.
+  if (target !== 'place' && purged.length === 0 && gone.length > 0 && gone.every(({ id }) => !r.stageOf.has(id))) {
+    return { reason: 'never routed: it never linked to its assigned witnesses', afterSteps: 0, expected: true };
+  }
   if (target === 'lane' || target === 'witnesses') {
     if (purged.length === 0) return undefined;
     const harmless = gone.every(({ id, g }) => g?.reason.startsWith('purged:') || outEarnsNoHonest(r, id));

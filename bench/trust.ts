@@ -27,6 +27,8 @@ export interface AttackResult {
   /** Runs the chaos judge passed (chaos.ts judge: beaten as expected, nobody honest blamed, no step lost, the loss within 2 %). */
   passed_runs: number;
   caught_runs: number;
+  /** Of the runs caught, those in which the attacker was never routed (its channels to its assigned witnesses never opened): no harm, nothing earned. */
+  never_routed_runs: number;
   median_detect_steps: number | null;
   honest_purged: number;
   attacker_units_vs_honest: number;
@@ -51,6 +53,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
     runs: runs.length,
     passed_runs: runs.filter((r, i) => judge(name, honest[i], r, steps).passed).length,
     caught_runs: caught.length,
+    never_routed_runs: caught.filter((c) => c!.reason.startsWith('never routed')).length,
     median_detect_steps: caught.length ? median(caught.map((c) => c!.afterSteps)) : null,
     honest_purged: runs.reduce((n, r) => n + purgedHonest(r), 0),
     attacker_units_vs_honest: Math.max(...unitsVsHonest),
