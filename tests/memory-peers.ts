@@ -111,7 +111,7 @@ export async function memorySwarm(
         timeoutMs,
         slots: s.trainingSlots,
       }),
-      averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, timeoutMs, log: () => {}, anchor: () => start, lr: o.optimizer.lr }),
+      averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, linked: () => true, timeoutMs, log: () => {}, anchor: () => start, lr: o.optimizer.lr }),
       generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
       suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),

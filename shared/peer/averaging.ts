@@ -3,7 +3,8 @@
 // and to listeners (joiners catching up, who only receive); everyone takes the robust mean
 // (trust/robust-mean.ts: moves from the last averaged weights, outliers left out, the rest clipped)
 // in peer-id order, so everyone who received the same weights ends bit-identical.
-// A member lost mid-exchange is not waited for: averaging goes on with the replicas that are left.
+// A member lost mid-exchange, or with no channel open to this replica, is not waited for: averaging
+// goes on with the replicas that are left (the stage's hash check has a replica that ends apart load again).
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import { FrameKind, encodeFrame } from '../wire/frame.js';
 import { InboxTimeout } from '../trust/inbox.js';
@@ -15,6 +16,8 @@ export interface AveragerOptions {
   self: string;
   mailbox: Mailbox;
   send(to: string, bytes: Uint8Array): void;
+  /** Whether a data channel to a peer is open now: weights cannot come from a member without one. */
+  linked(peerId: string): boolean;
   timeoutMs: number;
   log(line: string): void;
   /** The stage's weights at its last averaging (every replica's starting point since), and the run's peak learning rate. */
@@ -80,8 +83,8 @@ export class ReplicaAverager {
   }
 
   private async receive(peer: string, step: number): Promise<Float32Array | undefined> {
-    if (this.gone.has(peer)) {
-      this.o.log(`averaging at step ${step} goes on without ${peer}: it is gone`);
+    if (this.gone.has(peer) || !this.o.linked(peer)) {
+      this.o.log(`averaging at step ${step} goes on without ${peer}: ${this.gone.has(peer) ? 'it is gone' : 'no channel to it is open'}`);
       return undefined;
     }
     const ctl = new AbortController();

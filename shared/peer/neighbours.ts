@@ -73,6 +73,11 @@ export class Neighbours {
   }
 
   /** A neighbour's session key (its frames' seals are checked against it). */
+  /** Whether a data channel to `peerId` is open now. */
+  linked(peerId: string): boolean {
+    return !!this.links?.connected().includes(peerId);
+  }
+
   keyOf(peerId: string): string | undefined {
     return this.members.find((p) => p.peerId === peerId)?.key;
   }

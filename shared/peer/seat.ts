@@ -24,6 +24,8 @@ export interface SeatOptions {
   corpus: CharCorpus;
   self: string;
   send(to: string, bytes: Uint8Array): void;
+  /** Whether a data channel to a peer is open now. */
+  linked(peerId: string): boolean;
   now(): number;
   log(line: string): void;
   /** How long to wait for a neighbour's frame. */
@@ -88,6 +90,7 @@ export class StageSeat {
       self: o.self,
       mailbox: this.mailbox,
       send: o.send,
+      linked: o.linked,
       timeoutMs: o.timeoutMs,
       log: o.log,
       anchor: this.witness.anchor,

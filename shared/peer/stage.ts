@@ -119,6 +119,7 @@ export class Stage {
       corpus: await this.corpusOf(m.run),
       self: this.ctx.peerId(),
       send: this.o.sendFrame,
+      linked: (p) => this.o.neighbours.linked(p),
       now: () => this.ctx.host.now(),
       log: (l) => this.ctx.say(l),
       timeoutMs: this.ctx.timeoutMs,
