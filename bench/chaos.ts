@@ -304,10 +304,12 @@ async function main(): Promise<void> {
   process.stdout.write(`chaos: an honest swarm of ${o.honest + 1} workers, ${o.steps} steps, then ${attacks.length} scenario(s) in which one of them attacks (two for a lane)\n`);
   const honest = await runSwarmWith(o);
   process.stdout.write(`  honest run: final validation loss ${honest.finalValLoss.toFixed(4)}, ${honest.gone.length} peer(s) lost\n`);
+  // Colluding witnesses attack a swarm of 12: they are judged against an honest run of that size.
+  const ofTwelve = attacks.some((a) => ATTACK_TARGETS[a] === 'witnesses') ? await runSwarmWith({ ...o, honest: 11 }) : honest;
   const scenarios: ScenarioResult[] = [];
   for (const attack of attacks) {
     const t0 = Date.now();
-    const s = judge(attack, honest, await runSwarmWith(o, attack), o.steps);
+    const s = judge(attack, ATTACK_TARGETS[attack] === 'witnesses' ? ofTwelve : honest, await runSwarmWith(o, attack), o.steps);
     scenarios.push(s);
     process.stdout.write(
       `  ${s.passed ? 'pass' : 'FAIL'}  ${attack.padEnd(20)} detected after ${s.detected_after_steps ?? '-'} step(s), val loss ${s.final_val_loss.toFixed(4)}, credited ${s.credited_to_bad_peer} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n        ${s.notes}\n`,
