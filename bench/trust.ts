@@ -93,47 +93,69 @@ async function main(): Promise<void> {
   say(
     `trust: swarms of ${o.honest + 1} workers on 2 stages, ${o.steps} steps, audit rate ${o.auditRate}: ${honestRuns} honest runs, then ${attacks.length} attack(s) × ${seeds} seed(s)`,
   );
+  let restarts = 0;
+  // A swarm that cannot train at all (a worker process died while setting up, as Dawn on lavapipe
+  // sometimes does on a loaded machine) is run again once, and counted.
+  const run = async (opts: ChaosOptions, attack?: Attack): Promise<RunOutcome> => {
+    try {
+      return await runSwarmWith(opts, attack);
+    } catch (e) {
+      restarts++;
+      say(`  ${attack ?? 'honest'} run, seed ${opts.seed}: ${(e as Error).message}; running it again`);
+      return runSwarmWith(opts, attack);
+    }
+  };
   const honest: RunOutcome[] = [];
   for (let seed = 1; seed <= honestRuns; seed++) {
-    const r = await runSwarmWith({ ...o, seed });
+    const r = await run({ ...o, seed });
     honest.push(r);
     say(`  honest run ${seed}/${honestRuns}: final validation loss ${r.finalValLoss.toFixed(4)}, ${purgedHonest(r)} purged, longest stall ${longestStallS(r).toFixed(1)} s`);
   }
   // Colluding witnesses attack a swarm of 12 (two stages of six): their runs are compared with honest ones of that size.
   const honestOfSix: RunOutcome[] = [];
   for (let seed = 1; seed <= seeds && attacks.some((a) => ATTACK_TARGETS[a] === 'witnesses'); seed++) {
-    const r = await runSwarmWith({ ...o, honest: 11, seed });
+    const r = await run({ ...o, honest: 11, seed });
     honestOfSix.push(r);
     say(
       `  honest run of 12 workers ${seed}/${seeds}: final validation loss ${r.finalValLoss.toFixed(4)}, ${purgedHonest(r)} purged, longest stall ${longestStallS(r).toFixed(1)} s`,
     );
   }
-  const honestLoss = honest.reduce((s, r) => s + r.finalValLoss, 0) / honest.length;
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'trust.json');
+  const before: TrustJson | undefined = values.update ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
   const results: AttackResult[] = [];
+  // Written after every attack: a bench that dies late keeps what it measured.
+  const write = () => {
+    const computed = honest.reduce((n, r) => n + r.computed, 0);
+    const out: TrustJson & Record<string, unknown> = {
+      config: { ...o, seeds },
+      honest_runs: honest.length,
+      honest_final_val_loss: honest.reduce((s, r) => s + r.finalValLoss, 0) / honest.length,
+      honest_peers_purged: [...honest, ...honestOfSix].reduce((n, r) => n + purgedHonest(r), 0) + results.reduce((n, r) => n + r.honest_purged, 0),
+      audit_overhead_fraction: honest.reduce((n, r) => n + r.audits, 0) / Math.max(1, computed),
+      restarted_runs: restarts,
+      complete: results.length === attacks.length,
+      attacks: results,
+    };
+    if (before) Object.assign(out, updated(before, out));
+    writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+    return out;
+  };
   for (const attack of attacks) {
     const runs: RunOutcome[] = [];
-    for (let seed = 1; seed <= seeds; seed++) runs.push(await runSwarmWith({ ...o, seed }, attack));
+    for (let seed = 1; seed <= seeds; seed++) runs.push(await run({ ...o, seed }, attack));
     const s = summarize(attack, runs, ATTACK_TARGETS[attack] === 'witnesses' ? honestOfSix : honest, o.steps);
     results.push(s);
     say(
       `  ${attack.padEnd(20)} passed ${s.passed_runs}/${s.runs}, caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
     );
+    write();
   }
-  const computed = honest.reduce((n, r) => n + r.computed, 0);
-  const out = {
-    config: { ...o, seeds },
-    honest_runs: honest.length,
-    honest_final_val_loss: honestLoss,
-    honest_peers_purged: [...honest, ...honestOfSix].reduce((n, r) => n + purgedHonest(r), 0) + results.reduce((n, r) => n + r.honest_purged, 0),
-    audit_overhead_fraction: honest.reduce((n, r) => n + r.audits, 0) / Math.max(1, computed),
-    attacks: results,
-  };
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'trust.json');
-  if (values.update) Object.assign(out, updated(JSON.parse(readFileSync(file, 'utf8')), out));
-  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-  say(`wrote bench/results/trust.json: ${out.honest_peers_purged} honest peer(s) purged; audits cost ${(100 * out.audit_overhead_fraction).toFixed(1)} % of the compute`);
+  const out = write();
+  say(
+    `wrote bench/results/trust.json: ${out.honest_peers_purged} honest peer(s) purged; audits cost ${(100 * out.audit_overhead_fraction).toFixed(1)} % of the compute; ${restarts} run(s) started again`,
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
