@@ -67,7 +67,8 @@ const coordinatorArgs = () => [
   ...['--stages', '2', '--layers', '2', '--d-model', String(TINY_MODEL.dModel), '--heads', String(TINY_MODEL.heads)],
   ...['--seq', String(TINY_MODEL.seq), '--batch', String(TINY_MODEL.batch), '--microbatches', '2', '--steps', String(STEPS)],
   ...['--lr', '1e-2', '--warmup', '0', '--average-every', '2', '--eval-every', '8', '--eval-batches', '2', '--codec', 'subspace:k=8:int8'],
-  ...['--epoch-steps', '4', '--heartbeat-timeout-ms', '30000'],
+  // Epochs of 2 steps, held 2 closes: the first root is posted at step 6.
+  ...['--epoch-steps', '2', '--heartbeat-timeout-ms', '30000'],
 ];
 
 const chainEnv = () => ({
