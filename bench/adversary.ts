@@ -40,6 +40,7 @@ export const ATTACKS = [
   'one-witness-link',
   'cheat-10pct',
   'claim-speed',
+  'withhold-gradients',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -79,6 +80,7 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'one-witness-link': 'reports',
   'cheat-10pct': 'activations',
   'claim-speed': 'reports',
+  'withhold-gradients': 'gradients',
 };
 
 /**
@@ -86,7 +88,7 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
  * honest peer is purged, and the attacker earns no more than an honest replica of its stage (for a
  * peer cheating on a tenth of its work, in expectation: caught, it forfeits what it held).
  */
-export const CONTAINED: ReadonlySet<Attack> = new Set(['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed']);
+export const CONTAINED: ReadonlySet<Attack> = new Set(['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed', 'withhold-gradients']);
 
 /**
  * The session hooks of one attack made by the worker itself. `colluders`: the group it belongs to;
@@ -171,6 +173,10 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // It computes honestly, and claims a GPU of 10^6 GFLOP/s and 1 ms a microbatch to draw more work.
     case 'claim-speed':
       return { claims: { gflops: 1e6, msPerMicrobatch: 1 } };
+    // Computes, reports its rounds done, and never sends a gradient down: its upstream neighbour is
+    // left waiting, late with its own report (each such round costs the withholder a channel).
+    case 'withhold-gradients':
+      return { tamper: (_to, f) => (f[5] === FrameKind.Gradient ? [] : f) };
     case 'stolen-key':
     case 'foreign-account':
     case 'weak-key':

@@ -58,6 +58,10 @@ export interface RunOutcome {
   /** Microbatches computed in committed steps (each stage's share counted), and audits the coordinator asked for. */
   computed: number;
   audits: number;
+  /** The last lines of the log of each attacker whose connection closed on its own (why it left). */
+  leftLogs: string[];
+  /** Peers whose weights a replica left out of an average (outlier-votes.ts). */
+  leftOut: Set<string>;
 }
 
 export interface ScenarioResult {
@@ -112,7 +116,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const attackerNames = attackers.map((i) => `worker-${i}`);
   const result: RunOutcome = {
     ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(HELD_EPOCHS), accountOf, gone: [], refused: [], adversaries: [] },
-    ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0 },
+    ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0, leftLogs: [], leftOut: new Set() },
   };
   const t0 = Date.now();
   c.on('commit', (e) => {
@@ -127,7 +131,12 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   c.on('purged', (p) => result.ledger.forfeit(accountOf(p.peerId)));
   c.on('phase', (p) => p.phase === 'training' && result.commitMs.length === 0 && result.commitMs.push(Date.now() - t0));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
-  c.on('register', (r) => attack && attackerNames.includes(r.name) && result.adversaries.push(r.peerId));
+  const workerOf = new Map<string, number>();
+  c.on('register', (r) => {
+    if (!attack || !attackerNames.includes(r.name)) return;
+    result.adversaries.push(r.peerId);
+    workerOf.set(r.peerId, attackers[attackerNames.indexOf(r.name)]);
+  });
   c.on('refused', (r) => result.refused.push({ ...r, afterSteps: result.steps.length }));
   // Peers leave when the run is over: only who was lost while it trained counts.
   let over = false;
@@ -205,7 +214,12 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   } finally {
     await swarm.close();
   }
-  result.audits = (readFileSync(join(out, 'coordinator.log'), 'utf8').match(/: p\S+ audits p\S+'s microbatch/g) ?? []).length;
+  for (const [id, i] of workerOf) {
+    if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed')) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
+  }
+  const log = readFileSync(join(out, 'coordinator.log'), 'utf8');
+  result.audits = (log.match(/: p\S+ audits p\S+'s microbatch/g) ?? []).length;
+  for (const m of log.matchAll(/: p\S+ left (p\S+)'s weights out of the average/g)) result.leftOut.add(m[1]);
   return result;
 }
 
@@ -216,7 +230,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
  * routed, a voucher never asked).
  * The reason is the first one's; the steps, the last one's.
  */
-export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean } | undefined {
+export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSteps: number; expected: boolean; contained?: boolean } | undefined {
   const target = ATTACK_TARGETS[name as Attack];
   if (target === 'registration') {
     const refused = r.refused[0];
@@ -224,10 +238,16 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   }
   const gone = r.adversaries.map((id) => ({ id, g: r.gone.find((g) => g.peerId === id) }));
   const purged = gone.flatMap(({ g }) => (g?.reason.startsWith('purged:') ? [g] : []));
-  // An attacker routed nothing all run (its channels to its assigned witnesses never opened) did no
-  // harm and earned nothing, though nothing could catch it either.
+  // An attacker in no committed round all run (its channels to its assigned witnesses never opened,
+  // or every channel it had was cut) did no harm and earned nothing, though nothing could catch it either.
   if (target !== 'place' && purged.length === 0 && gone.length > 0 && gone.every(({ id }) => !r.stageOf.has(id))) {
-    return { reason: 'never routed: it never linked to its assigned witnesses', afterSteps: 0, expected: true };
+    return { reason: 'never routed: no round through it committed', afterSteps: 0, expected: true };
+  }
+  // An attacker on weights whose channel to all but one replica never opened: one replica's finding
+  // convicts nobody (it could lie), but its weights were left out and its state loaded again.
+  if (target === 'weights' && purged.length === 0 && r.adversaries.every((id) => r.leftOut.has(id))) {
+    const harmless = r.adversaries.every((id) => outEarnsNoHonest(r, id));
+    return { reason: 'left out: its weights reached one replica, which left them out of the average', afterSteps: 0, expected: harmless, contained: true };
   }
   if (target === 'lane' || target === 'witnesses') {
     if (purged.length === 0) return undefined;
@@ -274,7 +294,7 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
   const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
   const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
-  const contained = CONTAINED.has(name as Attack);
+  const contained = CONTAINED.has(name as Attack) || !!caught?.contained;
   const earnedOk = contained ? r.adversaries.every((id) => outEarnsNoHonest(r, id)) : ATTACK_TARGETS[name as Attack] === 'witnesses' ? !!caught?.expected : credited === 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);
   const lossOk = Math.abs(r.finalValLoss - honest.finalValLoss) <= LOSS_TOLERANCE * honest.finalValLoss;
@@ -282,6 +302,7 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
     caught ? `caught: ${caught.reason}` : contained ? 'not purged (contained)' : 'not caught',
     ...blamed.map((g) => `honest peer ${g.peerId} lost: ${g.reason}`),
     ...(allSteps ? [] : [`committed steps ${r.steps.join(',')}`]),
+    ...r.leftLogs.map((l) => `an attacker left on its own; its log ends: ${l}`),
     ...(lossOk ? [] : [`final validation loss ${r.finalValLoss.toFixed(4)} is not within ${LOSS_TOLERANCE * 100} % of the honest ${honest.finalValLoss.toFixed(4)}`]),
   ].join('; ');
   return {

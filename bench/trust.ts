@@ -29,6 +29,8 @@ export interface AttackResult {
   caught_runs: number;
   /** Of the runs caught, those in which the attacker was never routed (its channels to its assigned witnesses never opened): no harm, nothing earned. */
   never_routed_runs: number;
+  /** Runs in which an attacker on weights reached one replica only, which left its weights out: not provable, so not purged; no harm done. */
+  left_out_runs: number;
   median_detect_steps: number | null;
   honest_purged: number;
   attacker_units_vs_honest: number;
@@ -44,7 +46,8 @@ const longestStallS = (r: RunOutcome) => Math.max(0, ...r.commitMs.slice(1).map(
 
 /** One attack's runs (seeds 1, 2, …), judged against the honest runs of the same seeds. */
 export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[], steps: number): AttackResult {
-  const caught = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
+  const beaten = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
+  const caught = beaten.filter((c) => !c!.contained);
   const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
   return {
     name,
@@ -54,6 +57,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
     passed_runs: runs.filter((r, i) => judge(name, honest[i], r, steps).passed).length,
     caught_runs: caught.length,
     never_routed_runs: caught.filter((c) => c!.reason.startsWith('never routed')).length,
+    left_out_runs: beaten.length - caught.length,
     median_detect_steps: caught.length ? median(caught.map((c) => c!.afterSteps)) : null,
     honest_purged: runs.reduce((n, r) => n + purgedHonest(r), 0),
     attacker_units_vs_honest: Math.max(...unitsVsHonest),

@@ -128,12 +128,6 @@ export class Roster {
     return !!this.records.get(a)?.links.has(b) && !!this.records.get(b)?.links.has(a);
   }
 
-  /** The channel between `a` and `b` is no use to rounds (a stall on it): routed around until both report it open again. */
-  unlink(a: string, b: string): void {
-    this.records.get(a)?.links.delete(b);
-    this.records.get(b)?.links.delete(a);
-  }
-
   /**
    * The other active replicas of `peer`'s stage it is independent of (and, unless `linked` is false,
    * has a channel to): who could check its work.

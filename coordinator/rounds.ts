@@ -20,8 +20,9 @@ export interface Round {
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];
   auditsSince?: number;
-  /** When the last report came in. */
+  /** When the last report came in, and when the peers late with theirs were asked what they wait for. */
   lastReportAt?: number;
+  askedLateAt?: number;
 }
 
 /** What a report does to its round: nothing (late), an error for its sender, a purge, or it completes the round. */
@@ -32,12 +33,15 @@ const RECENT_ROUNDS = 256;
 /**
  * A routed peer that has not reported LATE_FACTOR times as long after the others' last report as
  * the round took until then (and at least LATE_MIN_MS) holds the round no longer: a peer that
- * withholds its report must not hold everyone else's work for the round's whole time limit. One
- * late alone counts a stall of its own; two late neighbours lose their channel for routing, as for
- * a stall report (a peer that withholds its frames makes its honest neighbour late too).
+ * withholds its report must not hold everyone else's work for the round's whole time limit. It is
+ * asked what it waits for: an honest peer names the neighbour that withheld its frame (a stall,
+ * which cuts that one channel). One still late LATE_ANSWER_MS later loses, for routing, its channel
+ * to every neighbour of its paths in the round. Nobody is blamed more than that: a peer that
+ * withholds its frames makes its honest neighbour late too, and nobody can tell which of them lies.
  */
 export const LATE_FACTOR = 2;
 export const LATE_MIN_MS = 5_000;
+export const LATE_ANSWER_MS = 5_000;
 /** Weight of a new measurement in the moving average of a peer's speed. */
 const EMA = 0.3;
 
@@ -82,17 +86,28 @@ export class Rounds {
   }
 
   /**
-   * The routed peers late with their report of the round in flight (LATE_FACTOR), if any: `alone`,
-   * late with every neighbour of its paths reported (it alone held the round); `pairs`, two late
-   * neighbours of a path (either may have kept the other waiting: nobody can tell which).
+   * The routed peers long late with their report of the round in flight (LATE_FACTOR), if any: to
+   * `ask` what they wait for when first found late; LATE_ANSWER_MS later, the channels to `cut`
+   * (each still late peer's to every neighbour of its paths).
    */
-  late(now: number): { peers: string[]; alone: string[]; pairs: Array<[string, string]> } | undefined {
+  late(now: number): { ask: string[] } | { peers: string[]; cuts: Array<[string, string]> } | undefined {
     const r = this.current;
     if (!r?.lastReportAt || r.reported.size === r.work.size) return undefined;
     if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return undefined;
-    const late = [...r.work.keys()].filter((p) => !r.reported.has(p));
-    const pairs = late.flatMap((a, i) => late.slice(i + 1).flatMap((b): Array<[string, string]> => (this.routesBetween(a, b) ? [[a, b]] : [])));
-    return { peers: late, alone: late.filter((p) => !pairs.some((pair) => pair.includes(p))), pairs };
+    const peers = [...r.work.keys()].filter((p) => !r.reported.has(p));
+    if (r.askedLateAt === undefined) {
+      r.askedLateAt = now;
+      return { ask: peers };
+    }
+    if (now - r.askedLateAt < LATE_ANSWER_MS) return undefined;
+    const cuts = new Map<string, [string, string]>();
+    for (const path of r.routes) {
+      for (let i = 0; i + 1 < path.length; i++) {
+        const pair = [path[i], path[i + 1]].sort() as [string, string];
+        if (pair.some((p) => peers.includes(p))) cuts.set(pair.join(), pair);
+      }
+    }
+    return { peers, cuts: [...cuts.values()] };
   }
 
   /** A peer's share of the round in flight, reported at `now`. */

@@ -1,20 +1,19 @@
 // Which peers work may go to, and the paths through the stages (planner.ts chooses among them).
 // With spot checks on, only replicas linked to every witness the coordinator assigned them
 // (witness-sets.ts) take training work wherever their stage has any: a peer would otherwise do work
-// nobody can audit, or pick its own auditor by the channels it opens. A peer that reported
-// MAX_STALLS stalls within STALL_WINDOW rounds is benched (routed nothing) until they age out: a
-// stall discards a round and the coordinator cannot tell which end of a channel failed, so a peer
-// blaming its neighbours round after round stops costing anyone but itself. Evaluation and generation paths handed out
-// lately are remembered: a peer lost on one is news to every peer of it.
+// nobody can audit, or pick its own auditor by the channels it opens. A channel a stall was blamed
+// on is cut for CUT_ROUNDS rounds: the coordinator cannot tell which end failed (or lies), so
+// neither end is blamed beyond that channel, and a peer can discard at most one round per channel
+// it has in that time; where cuts leave no path at all, the run goes on over them. Evaluation and
+// generation paths handed out lately are remembered: a peer lost on one is news to every peer of it.
 import type { RunConfig } from '../shared/run/config.js';
 import { type Plan, planRoutes, type RoutablePeer, type RoutingPolicy } from './planner.js';
 import type { Roster } from './roster.js';
 
 /** Evaluations and generations overlap little: the last few paths cover every one still running. */
 const RECENT_PATHS = 16;
-/** Stall reports within STALL_WINDOW rounds after which the reporter is benched. */
-export const MAX_STALLS = 3;
-export const STALL_WINDOW = 50;
+/** Rounds a channel a stall was blamed on is routed around. */
+export const CUT_ROUNDS = 50;
 
 export interface RoutingOptions {
   run: RunConfig;
@@ -26,8 +25,8 @@ export interface RoutingOptions {
 
 export class Routing {
   private readonly recentPaths: string[][] = [];
-  /** The rounds in which each peer reported a stall (the last STALL_WINDOW rounds). */
-  private readonly stalls = new Map<string, number[]>();
+  /** The round each cut channel ("a,b", sorted) was cut in (the last CUT_ROUNDS rounds). */
+  private readonly cuts = new Map<string, number>();
   private round = 0;
 
   constructor(private readonly o: RoutingOptions) {}
@@ -35,7 +34,10 @@ export class Routing {
   /** Routes for round `round`'s microbatches. */
   planStep(round: number): Plan {
     this.round = round;
-    return planRoutes(this.routable(), this.o.run.microbatches, (a, b) => this.o.roster.linked(a, b), this.o.policy);
+    for (const [pair, at] of this.cuts) if (round - at >= CUT_ROUNDS) this.cuts.delete(pair);
+    const stages = this.routable();
+    const plan = planRoutes(stages, this.o.run.microbatches, this.usable, this.o.policy);
+    return plan.ok ? plan : planRoutes(stages, this.o.run.microbatches, this.linked, this.o.policy);
   }
 
   /**
@@ -47,11 +49,11 @@ export class Routing {
     const stages = this.routable().map((s) => s.filter((p) => !exclude.has(p.peerId)));
     const walk: string[] = [];
     for (const s of stages) {
-      const next = s.filter((p) => walk.length === 0 || this.o.roster.linked(walk.at(-1)!, p.peerId));
+      const next = s.filter((p) => walk.length === 0 || this.usable(walk.at(-1)!, p.peerId));
       if (next.length === 0) break;
       walk.push(next[Math.floor(Math.random() * next.length)].peerId);
     }
-    const plan = walk.length === stages.length ? undefined : planRoutes(stages, 1, (a, b) => this.o.roster.linked(a, b));
+    const plan = walk.length === stages.length ? undefined : planRoutes(stages, 1, this.linked);
     if (plan && !plan.ok) return undefined;
     const path = plan ? plan.routes[0] : walk;
     this.recentPaths.push(path);
@@ -59,16 +61,13 @@ export class Routing {
     return path;
   }
 
-  /** `peerId` reported a stall in round `round`. */
-  stalled(peerId: string, round: number): void {
-    this.stalls.set(peerId, [...(this.stalls.get(peerId) ?? []), round].slice(-MAX_STALLS));
+  /** A stall was blamed on the channel between a and b: route around it for CUT_ROUNDS rounds. */
+  cut(a: string, b: string): void {
+    this.cuts.set([a, b].sort().join(), this.round);
   }
 
-  /** Whether `peerId` is benched for the stalls it reported (as of the last round planned). */
-  benched(peerId: string): boolean {
-    const s = this.stalls.get(peerId);
-    return !!s && s.length >= MAX_STALLS && this.round - s[0] < STALL_WINDOW;
-  }
+  private readonly linked = (a: string, b: string): boolean => this.o.roster.linked(a, b);
+  private readonly usable = (a: string, b: string): boolean => this.linked(a, b) && !this.cuts.has([a, b].sort().join());
 
   /** Every peer of a recent path through `peerId`. */
   onPathsThrough(peerId: string): string[] {
@@ -79,8 +78,7 @@ export class Routing {
   private routable(): RoutablePeer[][] {
     const { roster } = this.o;
     return this.o.run.layersPerStage.map((_, s) => {
-      const unbenched = roster.active(s).filter((p) => !this.benched(p.peerId));
-      const active = unbenched.length ? unbenched : roster.active(s);
+      const active = roster.active(s);
       const checkable = this.o.checkable ? active.filter((p) => this.o.checkable!(p.peerId)) : [];
       return (checkable.length ? checkable : active).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)).map((p) => ({ peerId: p.peerId, msPerMicrobatch: roster.plannedMs(p) }));
     });

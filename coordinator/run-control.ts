@@ -318,23 +318,24 @@ export class RunControl extends Emitter<RunControlEvents> {
     // Only a neighbour on the reporter's own path can have kept it waiting: anything else would let
     // one peer discard every round by naming anyone (or no one).
     if (!this.rounds.routesBetween(peerId, msg.from)) return `round ${r.round} routes nothing between ${peerId} and ${msg.from}`;
-    this.roster.unlink(peerId, msg.from);
-    this.routing.stalled(peerId, r.round);
+    this.routing.cut(peerId, msg.from);
     this.abortRound(`${peerId} waited in vain for ${msg.from}: ${msg.reason}`);
     return undefined;
   }
 
   /**
-   * The server's watchdog: a round held by peers long late with their reports (rounds.ts LATE_FACTOR)
-   * is routed again without them, each late peer counted as a stall of its own; one past `limitMs` is discarded.
+   * The server's watchdog: peers long late with their reports (rounds.ts LATE_FACTOR) are asked what
+   * they wait for, then cut from their path neighbours and the round routed again without them; a
+   * round past `limitMs` is discarded.
    */
   watchRound(limitMs: number): void {
     const r = this.rounds.current;
     const late = this.rounds.late(this.o.now());
-    for (const p of late?.alone ?? []) this.routing.stalled(p, r!.round);
-    for (const [a, b] of late?.pairs ?? []) this.roster.unlink(a, b);
-    if (late) this.abortRound(`${late.peers.join(', ')} had not reported round ${r!.round} long after the others had`);
-    else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
+    if (late && 'ask' in late) for (const p of late.ask) this.o.send(p, { type: 'late', round: r!.round });
+    else if (late) {
+      for (const [a, b] of late.cuts) this.routing.cut(a, b);
+      this.abortRound(`${late.peers.join(', ')} had not reported round ${r!.round} long after the others had`);
+    } else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
   }
 
   private afterAudit(r: Round, next: AuditStep): void {

@@ -14,7 +14,7 @@
 // committed and the final validation loss is within 2 % of the honest run's. Two colluders of a
 // stage of six (false audit failures; a cheater's voucher) get only themselves purged. Lies that
 // need no purge (false stalls and suspects, a silent witness, one reported witness link, a 10 %
-// cheater, a claimed speed) cost the run no step and earn no more than an honest replica.
+// cheater, a claimed speed, gradients withheld) cost the run no step and earn no more than an honest replica.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, runSwarmWith } from '../bench/chaos.js';
@@ -64,13 +64,15 @@ const COLLUDING: Array<[Attack, RegExp]> = [
 ];
 
 /** Attacks that need not be caught: the run loses no step, nobody honest is blamed, and the attacker out-earns no honest replica. */
-const CONTAINED_ATTACKS: Attack[] = ['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed'];
+const CONTAINED_ATTACKS: Attack[] = ['false-stalls', 'false-suspects', 'silent-witness', 'one-witness-link', 'cheat-10pct', 'claim-speed', 'withhold-gradients'];
 
 /**
  * On a loaded machine a WebRTC channel sometimes never opens: an attacker that never linked to its
  * assigned witnesses is routed nothing all run, which does no harm and earns nothing.
  */
-const orNeverRouted = (caught: RegExp) => new RegExp(`${caught.source}|^never routed: it never linked to its assigned witnesses$`);
+const orNeverRouted = (caught: RegExp) => new RegExp(`${caught.source}|^never routed: no round through it committed$`);
+/** An attacker on weights whose channels to all replicas but one never opened: one replica's finding proves nothing, but it left the weights out. */
+const orLeftOut = (caught: RegExp) => new RegExp(`${orNeverRouted(caught).source}|^left out: its weights reached one replica, which left them out of the average$`);
 
 let honest: RunOutcome;
 let honestOfTwelve: RunOutcome;
@@ -83,7 +85,7 @@ describe.each(CAUGHT)('a peer that attacks with %s (real processes)', (attack, c
   it('is caught for what it did; it out-earns no honest replica, nobody honest is blamed, and the run trains as well as the honest one', async () => {
     const r = await runSwarmWith(SHORT, attack);
     const s = judge(attack, honest, r, SHORT.steps);
-    expect(caughtAs(attack, r)?.reason, s.notes).toMatch(orNeverRouted(caught));
+    expect(caughtAs(attack, r)?.reason, s.notes).toMatch(ATTACK_TARGETS[attack] === 'weights' ? orLeftOut(caught) : orNeverRouted(caught));
     // Caught at the first round it cheats in; an attack on weights at an averaging (every 4 steps).
     const late = ATTACK_TARGETS[attack] === 'weights' || attack === 'eval-evidence';
     if (ATTACK_TARGETS[attack] !== 'place') expect(s.detected_after_steps, s.notes).toBeLessThanOrEqual(late ? SHORT.steps : 1);

@@ -299,6 +299,8 @@ export class PeerSession extends Emitter<SessionEvents> {
       this.training.arrived(m);
       onRound(m);
     });
+    // Not queued: the round it asks about is what the queue is busy with.
+    c.on('late', (m) => this.training.late(m));
     c.on('commit', (m) => {
       this.training.decided(m);
       inOrder((x: typeof m) => this.training.onCommit(x))(m);

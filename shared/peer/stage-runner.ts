@@ -106,6 +106,8 @@ export class StageRunner {
   busyMs = 0;
   /** First start and last end of a computation in the round being run. */
   private span?: { start: number; end: number };
+  /** The frames being waited for, oldest first. */
+  private readonly awaited = new Set<{ round: number; what: string; from: string }>();
 
   constructor(private readonly o: RunnerOptions) {
     if ((o.stage === 0) !== !!o.runtime.cfg.hasEmbedding) throw new Error(`stage ${o.stage}: the first stage and only it holds the embedding`);
@@ -223,7 +225,14 @@ export class StageRunner {
     return hops.next === undefined ? sum / batches : undefined;
   }
 
+  /** The oldest frame of round `round` still waited for: from whom, and a phrase saying which. */
+  awaiting(round: number): { from: string; what: string } | undefined {
+    return [...this.awaited].find((a) => a.round === round);
+  }
+
   private async take(inbox: Inbox, kind: FrameKind, round: number, mb: number, from: string, signal: AbortSignal): Promise<Frame> {
+    const awaited = { round, from, what: `${from}'s ${kindName(kind)} frame for round ${round} microbatch ${mb}` };
+    this.awaited.add(awaited);
     try {
       const f = await inbox.take(kind, round, mb, this.o.timeoutMs, signal);
       this.o.onBoundary?.('received', kind, round, mb, f.tensor);
@@ -232,6 +241,8 @@ export class StageRunner {
       if (e instanceof InboxTimeout) throw new StallError(from, `${from} sent no ${kindName(kind)} frame for round ${round} microbatch ${mb} within ${this.o.timeoutMs} ms`);
       if (e instanceof InboxRefused) throw new HostileFrameError(from, `${from}'s ${kindName(kind)} frame for round ${round} microbatch ${mb}: ${e.message}`);
       throw e;
+    } finally {
+      this.awaited.delete(awaited);
     }
   }
 

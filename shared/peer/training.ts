@@ -72,6 +72,12 @@ export class Training {
     if (this.pending?.round === m.round) this.roundAbort?.abort(new Error(`round ${m.round} discarded`));
   }
 
+  /** The coordinator found this peer long late with round `m.round`: name the neighbour it still waits for, if any (that channel is then cut). */
+  late(m: ServerMessageOf<'late'>): void {
+    const awaited = this.pending?.round === m.round ? this.o.seat()?.runner.awaiting(m.round) : undefined;
+    if (awaited) this.ctx.send({ type: 'stalled', round: m.round, from: awaited.from, reason: `still waiting for ${awaited.what}` });
+  }
+
   /** Stop the round and the evaluation under way (the peer leaves, or lost the coordinator). */
   abort(reason: Error): void {
     this.roundAbort?.abort(reason);

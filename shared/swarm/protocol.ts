@@ -290,6 +290,8 @@ export const ServerMessageSchemas = {
     average: z.strictObject({ members: z.array(peerIds), listeners: z.array(peerIds) }).optional(),
     eval: z.strictObject({ path: peerIds.min(1), batches: posInt }).optional(),
   }),
+  /** Round `round` waits for this peer's report, long after the others': answer with a `stalled` naming the neighbour it waits for, if it waits for one. */
+  late: z.strictObject({ type: z.literal('late'), round: nonNegInt }),
   /** To an audited peer, after its report: send `witness` the bundle of microbatch `microbatch` of round `round` (its weights and that microbatch's frames). */
   audit: z.strictObject({ type: z.literal('audit'), round: nonNegInt, microbatch: nonNegInt, witness: id }),
   /**
