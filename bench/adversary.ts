@@ -41,18 +41,20 @@ export const ATTACKS = [
   'cheat-10pct',
   'claim-speed',
   'withhold-gradients',
+  'registration-flood',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
 /**
  * What each attack tampers with: outputs on any stage, activations only from stage 0 up, gradients
  * only from the last stage down; the registration (another peer's key, an account whose key it
- * does not hold, a key of small order); the run itself (it takes a place and never computes); a
+ * does not hold, a key of small order); the run itself (it takes a place and never computes, or
+ * floods the run with such squatters from one address); a
  * whole lane (two colluding peers, one a stage, made by two processes); the weights it sends
  * its replicas at averaging; its reports to the coordinator (from the last stage, which receives
  * every kind of frame); or the witnesses of a stage (two colluding replicas of one stage of six).
  */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'lane' | 'weights' | 'reports' | 'witnesses'> = {
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'flood' | 'lane' | 'weights' | 'reports' | 'witnesses'> = {
   'scale-outputs': 'outputs',
   'zero-outputs': 'outputs',
   'nan-outputs': 'outputs',
@@ -81,6 +83,7 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
   'cheat-10pct': 'activations',
   'claim-speed': 'reports',
   'withhold-gradients': 'gradients',
+  'registration-flood': 'flood',
 };
 
 /**
@@ -141,15 +144,15 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // the same weights with one float's lowest bit flipped: too small to move anything, enough to
     // part the replicas' averages.
     case 'equivocate-weights': {
-      const sent = new Set<string>();
+      const sent = new Map<string, number>();
       return {
-        tamper: (_to, f) => {
+        tamper: (to, f) => {
           if (f[5] !== FrameKind.ReplicaWeights) return f;
           const tag = `${new DataView(f.buffer, f.byteOffset).getUint32(8, true)}`;
-          if (!sent.has(tag)) {
-            sent.add(tag);
-            return f;
-          }
+          const n = (sent.get(tag) ?? 0) + 1;
+          sent.set(tag, n);
+          if (n === 1) return f;
+          if (n === 2) process.stdout.write(`${ATTACK_MADE} different weights for the averaging of tag ${tag} to ${to}\n`);
           const out = f.slice();
           out[HEADER_BYTES] ^= 1;
           return out;
@@ -181,6 +184,7 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     case 'foreign-account':
     case 'weak-key':
     case 'never-computes':
+    case 'registration-flood':
       throw new Error(`${attack} is not made by the worker: see impostor()`);
     // Its first activation frame followed by FUZZ_FRAMES mutants of it, each sealed: a flood of
     // malformed frames down a real data channel, as an honest peer's own key vouches for them.
@@ -209,6 +213,9 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     }
   }
 }
+
+/** What an attacker writes to its log when it made its attack (one that needs a second replica linked may never get to). */
+export const ATTACK_MADE = 'attack made:';
 
 /** How many malformed frames the fuzz-frames attacker sends its neighbour. */
 export const FUZZ_FRAMES = 10_000;
@@ -306,6 +313,48 @@ async function impostor(attack: Attack, flag: (name: string) => string): Promise
   return 0;
 }
 
+/** How many identities the registration flood tries to keep in the run at once. */
+export const FLOOD_IDENTITIES = 100;
+
+/** A WebSocket whose connections come from 127.0.0.2: one address, not the local swarm's 127.0.0.1. */
+class FromOtherAddress extends WebSocket {
+  constructor(url: string) {
+    super(url, { localAddress: '127.0.0.2' });
+  }
+}
+
+/**
+ * Issue 19 #8, eclipse by registration: FLOOD_IDENTITIES fresh keys registered from one address as
+ * fast as the coordinator answers, each a squatter that heartbeats and never loads its stage; every
+ * one refused or dropped is replaced with a new key, all run long. Never returns (killed at the end).
+ */
+async function flood(flag: (name: string) => string): Promise<never> {
+  const capability = { adapter: 'impostor', kind: 'discrete' as const, gflops: 1000, memoryBytes: 8e9, maxLayers: 64 };
+  let held = 0; // connecting or in the run
+  let live = 0;
+  let refused = 0;
+  const squat = async (): Promise<void> => {
+    const client = new CoordinatorClient(flag('--coordinator'), FromOtherAddress as unknown as WebSocketConstructor);
+    try {
+      await client.connect({ name: flag('--name'), capability }, { key: await PeerKey.generate() });
+    } catch (e) {
+      if (refused++ % 100 === 0) process.stdout.write(`refused (${refused} so far): ${(e as Error).message}\n`);
+      return;
+    }
+    live++;
+    const beat = setInterval(() => client.send({ type: 'heartbeat', step: 0, bytesSent: 0, bytesReceived: 0 }), 1000);
+    const reason = await new Promise<string>((resolve) => client.on('close', (m) => resolve(m.reason)));
+    clearInterval(beat);
+    live--;
+    process.stdout.write(`${client.peerId} dropped: ${reason}\n`);
+  };
+  for (let second = 0; ; second++) {
+    for (; held < FLOOD_IDENTITIES; held++) void squat().finally(() => held--);
+    if (second % 10 === 0) process.stdout.write(`${live} squatters in the run, ${refused} registrations refused\n`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 async function cli(): Promise<void> {
   const flag = (name: string) => {
     const at = process.argv.indexOf(name);
@@ -314,6 +363,7 @@ async function cli(): Promise<void> {
   };
   const attack = flag('--attack') as Attack;
   if (!ATTACKS.includes(attack)) throw new Error(`--attack must be one of ${ATTACKS.join(', ')}`);
+  if (attack === 'registration-flood') await flood(flag);
   if (ATTACK_TARGETS[attack] === 'registration' || ATTACK_TARGETS[attack] === 'place') {
     process.exit(await impostor(attack, flag));
   }

@@ -29,7 +29,7 @@ export interface AttackResult {
   caught_runs: number;
   /** Of the runs caught, those in which the attacker was never routed (its channels to its assigned witnesses never opened): no harm, nothing earned. */
   never_routed_runs: number;
-  /** Runs in which an attacker on weights reached one replica only, which left its weights out: not provable, so not purged; no harm done. */
+  /** Runs in which an attacker on weights reached one replica only (which left its weights out, or no second one to equivocate to): nothing provable, no harm done. */
   left_out_runs: number;
   median_detect_steps: number | null;
   honest_purged: number;

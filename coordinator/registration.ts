@@ -4,8 +4,8 @@
 // registers once; an account takes part as one live peer at a time. An address (a household, a
 // server) holds at most MAX_PEERS_PER_ADDRESS live peers and registers at most
 // MAX_REGISTRATIONS_PER_MINUTE times a minute: one machine cannot fill a stage with squatters that
-// crowd honest peers out of each other's views. Loopback peers (a local swarm) are one machine by
-// design and carry no address.
+// crowd honest peers out of each other's views. Peers on 127.0.0.1 (a local swarm) are one machine
+// by design and carry no address; any other loopback address (127.0.0.2, …) is an address like any.
 import { randomBytes } from 'node:crypto';
 import { verifyMessage } from 'viem';
 import { fromHex } from '../shared/base/hex.js';
@@ -19,10 +19,10 @@ export const MAX_PEERS_PER_ADDRESS = 4;
 /** Registrations one address may make in a minute. */
 export const MAX_REGISTRATIONS_PER_MINUTE = 12;
 
-/** The address a peer is known by: the remote IP, IPv4 written plainly; none for loopback. */
+/** The address a peer is known by: the remote IP, IPv4 written plainly; none for the local swarm's 127.0.0.1 and ::1. */
 export function peerAddress(remote: string | undefined): string | undefined {
   const ip = remote?.replace(/^::ffff:/, '');
-  if (!ip || ip === '::1' || ip.startsWith('127.')) return undefined;
+  if (!ip || ip === '::1' || ip === '127.0.0.1') return undefined;
   return ip;
 }
 
@@ -43,7 +43,7 @@ export class Registrar<Conn extends object> {
 
   /**
    * Why `msg` may not register on `conn` from `address` (peerAddress), or undefined. `peers`: every
-   * record, `live`: the peers not gone.
+   * record, `live`: the peers not gone. Then, right before placing it, ask `full`.
    */
   async problem(
     conn: Conn,
@@ -54,8 +54,8 @@ export class Registrar<Conn extends object> {
   ): Promise<string | undefined> {
     const nonce = this.nonces.get(conn);
     if (!nonce) return 'this connection was given no nonce to sign';
-    const crowded = address && this.crowded(address, live);
-    if (crowded) return crowded;
+    const hurried = address && this.hurried(address);
+    if (hurried) return hurried;
     const weak = /^[0-9a-f]{64}$/i.test(msg.key) ? weakKeyProblem(fromHex(msg.key)) : 'it is not 64 hex digits';
     if (weak) return `the key proves nothing: ${weak}`;
     if (!(await this.keys.verify(msg.key, fromHex(msg.keyProof), keyChallenge(nonce)))) return "the key proof is not this connection's nonce signed by the key";
@@ -71,16 +71,21 @@ export class Registrar<Conn extends object> {
     return undefined;
   }
 
-  /** Why `address` may not register now (too many live peers, or registrations this minute), counting this attempt. */
-  private crowded(address: string, live: readonly Readonly<PeerRecord>[]): string | undefined {
+  /**
+   * Why `address` may not take part with one more peer (`live`: the peers not gone), if it may not.
+   * Asked again right before placing: registrations checked side by side must not all fit one place.
+   */
+  full(address: string | undefined, live: readonly Readonly<PeerRecord>[]): string | undefined {
+    const here = address === undefined ? 0 : live.filter((p) => p.address === address).length;
+    return here >= MAX_PEERS_PER_ADDRESS ? `${address} already takes part with ${here} peers; at most ${MAX_PEERS_PER_ADDRESS} per address` : undefined;
+  }
+
+  /** Why `address` may not register again this minute, counting this attempt (the last few kept: a flood must not grow the list). */
+  private hurried(address: string): string | undefined {
     const t = this.now();
-    const times = (this.recent.get(address) ?? []).filter((at) => t - at < 60_000);
-    times.push(t);
+    const times = [...(this.recent.get(address) ?? []).filter((at) => t - at < 60_000), t].slice(-(MAX_REGISTRATIONS_PER_MINUTE + 1));
     this.recent.set(address, times);
     for (const [a, ts] of this.recent) if (ts.every((at) => t - at >= 60_000)) this.recent.delete(a);
-    if (times.length > MAX_REGISTRATIONS_PER_MINUTE) return `${address} registered ${times.length} times in the last minute; at most ${MAX_REGISTRATIONS_PER_MINUTE} a minute`;
-    const here = live.filter((p) => p.address === address).length;
-    if (here >= MAX_PEERS_PER_ADDRESS) return `${address} already takes part with ${here} peers; at most ${MAX_PEERS_PER_ADDRESS} per address`;
-    return undefined;
+    return times.length > MAX_REGISTRATIONS_PER_MINUTE ? `${address} registered more than ${MAX_REGISTRATIONS_PER_MINUTE} times in the last minute` : undefined;
   }
 }

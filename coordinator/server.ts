@@ -317,7 +317,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     if (conn.tag || this.checking.has(conn)) return this.transport.reject(conn, `already registered${conn.tag ? ` as ${conn.tag}` : ''}`, 'register');
     this.checking.add(conn);
     try {
-      const refused = await this.registrar.problem(conn, msg, this.control.allPeers(), this.control.live(), peerAddress(conn.address));
+      const address = peerAddress(conn.address);
+      // `full` after the proofs' await, with nothing between it and placing: concurrent registrations see each other.
+      const refused = (await this.registrar.problem(conn, msg, this.control.allPeers(), this.control.live(), address)) ?? this.registrar.full(address, this.control.live());
       if (refused) {
         this.emit('refused', { name: msg.name, reason: refused });
         return this.refuse(conn, refused);

@@ -71,8 +71,14 @@ const CONTAINED_ATTACKS: Attack[] = ['false-stalls', 'false-suspects', 'silent-w
  * assigned witnesses is routed nothing all run, which does no harm and earns nothing.
  */
 const orNeverRouted = (caught: RegExp) => new RegExp(`${caught.source}|^never routed: no round through it committed$`);
-/** An attacker on weights whose channels to all replicas but one never opened: one replica's finding proves nothing, but it left the weights out. */
-const orLeftOut = (caught: RegExp) => new RegExp(`${orNeverRouted(caught).source}|^left out: its weights reached one replica, which left them out of the average$`);
+/**
+ * An attacker on weights whose channels to all replicas but one never opened: one replica's finding
+ * proves nothing, but it left the weights out; different weights need two replicas to go to.
+ */
+const orLeftOut = (caught: RegExp) =>
+  new RegExp(
+    `${orNeverRouted(caught).source}|^left out: its weights reached one replica, which left them out of the average$|^never made: it never had two replicas to send different weights to$`,
+  );
 
 let honest: RunOutcome;
 let honestOfTwelve: RunOutcome;

@@ -323,8 +323,8 @@ async function startTogether(s: Served, peers: ScriptedPeer[]): Promise<void> {
 }
 
 /** A raw socket for frames CoordinatorClient would refuse to send (or a buyer, who does not register). */
-async function rawSocket(url: string): Promise<{ ws: WebSocket; inbox: Inbox; nonce: string; send(m: unknown): void }> {
-  const ws = new WebSocket(url);
+async function rawSocket(url: string, localAddress?: string): Promise<{ ws: WebSocket; inbox: Inbox; nonce: string; send(m: unknown): void }> {
+  const ws = new WebSocket(url, { localAddress });
   const inbox = new Inbox();
   ws.on('message', (data) => {
     const p = parseServerMessage(String(data));
@@ -441,6 +441,21 @@ describe('coordinator transport: bad input never crashes it', () => {
 });
 
 describe('coordinator: registration', () => {
+  it('takes at most 4 peers from one address, however many register at once; 127.0.0.1 (the local swarm) is no address', async () => {
+    const s = await serve({ run: makeRun({ steps: 2 }) });
+    // Every registration signed first, then all sent in one tick: their proofs are checked side by side.
+    const registerAtOnce = async (n: number, localAddress: string) => {
+      const socks = await Promise.all(Array.from({ length: n }, () => rawSocket(s.url, localAddress)));
+      const msgs = await Promise.all(socks.map(async (x, i) => registerMessage({ name: `p${i}`, capability: cap() }, { key: await PeerKey.generate() }, x.nonce)));
+      socks.forEach((x, i) => x.send(msgs[i]));
+      return Promise.all(socks.map((x) => Promise.race([x.inbox.take('welcome').then(() => 'welcome'), x.inbox.take('error').then((e) => e.message)])));
+    };
+    const flood = await registerAtOnce(10, '127.0.0.2');
+    expect(flood.filter((a) => a === 'welcome')).toHaveLength(4);
+    for (const a of flood.filter((a) => a !== 'welcome')) expect(a).toBe('cannot take part: 127.0.0.2 already takes part with 4 peers; at most 4 per address');
+    expect(await registerAtOnce(6, '127.0.0.1')).toEqual(Array(6).fill('welcome'));
+  });
+
   it('takes a peer only with proofs made for its own connection: its key signed the nonce, its account signed the key; one live peer per account and per key', async () => {
     const s = await serve({ run: makeRun({ steps: 2 }) });
     const alice = privateKeyToAccount(generatePrivateKey());
