@@ -6,6 +6,8 @@
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import WebSocket from 'ws';
 import type { SessionOptions } from '../shared/peer/session.js';
+import type { StageSnapshot } from '../shared/peer/state-sync.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../shared/engine/checkpoint.js';
 import { CoordinatorClient, type WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { PeerKey } from '../shared/swarm/identity.js';
 import { FrameKind, HEADER_BYTES } from '../shared/wire/frame.js';
@@ -42,6 +44,7 @@ export const ATTACKS = [
   'claim-speed',
   'withhold-gradients',
   'registration-flood',
+  'poison-state',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -51,40 +54,42 @@ export type Attack = (typeof ATTACKS)[number];
  * does not hold, a key of small order); the run itself (it takes a place and never computes, or
  * floods the run with such squatters from one address); a
  * whole lane (two colluding peers, one a stage, made by two processes); the weights it sends
- * its replicas at averaging; its reports to the coordinator (from the last stage, which receives
+ * its replicas at averaging; the state it gives a joiner; its reports to the coordinator (from the last stage, which receives
  * every kind of frame); or the witnesses of a stage (two colluding replicas of one stage of six).
  */
-export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'flood' | 'lane' | 'weights' | 'reports' | 'witnesses'> = {
-  'scale-outputs': 'outputs',
-  'zero-outputs': 'outputs',
-  'nan-outputs': 'outputs',
-  'scale-activations': 'activations',
-  'garbage-activations': 'activations',
-  'zero-activations': 'activations',
-  'scale-gradients': 'gradients',
-  'nan-activations': 'activations',
-  'replay-activations': 'activations',
-  'fuzz-frames': 'activations',
-  'stolen-key': 'registration',
-  'foreign-account': 'registration',
-  'never-computes': 'place',
-  'free-rider': 'gradients',
-  'overstated-gpu': 'lane',
-  'weak-key': 'registration',
-  'poison-average': 'weights',
-  'equivocate-weights': 'weights',
-  'eval-evidence': 'reports',
-  'false-verdicts': 'witnesses',
-  'vouch-for-cheat': 'witnesses',
-  'false-stalls': 'reports',
-  'false-suspects': 'reports',
-  'silent-witness': 'reports',
-  'one-witness-link': 'reports',
-  'cheat-10pct': 'activations',
-  'claim-speed': 'reports',
-  'withhold-gradients': 'gradients',
-  'registration-flood': 'flood',
-};
+export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradients' | 'registration' | 'place' | 'flood' | 'lane' | 'weights' | 'state' | 'reports' | 'witnesses'> =
+  {
+    'scale-outputs': 'outputs',
+    'zero-outputs': 'outputs',
+    'nan-outputs': 'outputs',
+    'scale-activations': 'activations',
+    'garbage-activations': 'activations',
+    'zero-activations': 'activations',
+    'scale-gradients': 'gradients',
+    'nan-activations': 'activations',
+    'replay-activations': 'activations',
+    'fuzz-frames': 'activations',
+    'stolen-key': 'registration',
+    'foreign-account': 'registration',
+    'never-computes': 'place',
+    'free-rider': 'gradients',
+    'overstated-gpu': 'lane',
+    'weak-key': 'registration',
+    'poison-average': 'weights',
+    'equivocate-weights': 'weights',
+    'eval-evidence': 'reports',
+    'false-verdicts': 'witnesses',
+    'vouch-for-cheat': 'witnesses',
+    'false-stalls': 'reports',
+    'false-suspects': 'reports',
+    'silent-witness': 'reports',
+    'one-witness-link': 'reports',
+    'cheat-10pct': 'activations',
+    'claim-speed': 'reports',
+    'withhold-gradients': 'gradients',
+    'registration-flood': 'flood',
+    'poison-state': 'state',
+  };
 
 /**
  * Attacks that need not be purged to be beaten: they cost the run no step and no long stall, no
@@ -176,6 +181,11 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // It computes honestly, and claims a GPU of 10^6 GFLOP/s and 1 ms a microbatch to draw more work.
     case 'claim-speed':
       return { claims: { gflops: 1e6, msPerMicrobatch: 1 } };
+    // A plausible state for a joiner (one poisoner on each stage): the right step and shape, every
+    // parameter moved by up to ±0.1 (no range check tells). Only the hash its replicas vouched for
+    // (or, at step 0, the seeded init the joiner builds itself) refuses it.
+    case 'poison-state':
+      return { tamperState: poisonedState };
     // Computes, reports its rounds done, and never sends a gradient down: its upstream neighbour is
     // left waiting, late with its own report (each such round costs the withholder a channel).
     case 'withhold-gradients':
@@ -275,6 +285,14 @@ function poisoned(f: Uint8Array): Uint8Array {
   const random = rng(view.getUint32(8, true));
   for (let at = HEADER_BYTES; at + 4 <= out.length; at += 4) view.setFloat32(at, view.getFloat32(at, true) + 3 * (2 * random() - 1), true);
   return out;
+}
+
+function poisonedState(s: StageSnapshot): StageSnapshot {
+  const c = decodeCheckpoint(s.bytes);
+  const random = rng(s.step + 1);
+  const params = c.params.map((v) => v + 0.1 * (2 * random() - 1));
+  process.stdout.write(`${ATTACK_MADE} a poisoned state of step ${s.step}\n`);
+  return { ...s, bytes: encodeCheckpoint({ ...c, params }) };
 }
 
 function withNaN(f: Uint8Array): Uint8Array {

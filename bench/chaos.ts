@@ -64,6 +64,8 @@ export interface RunOutcome {
   leftOut: Set<string>;
   /** Whether an attacker's log says it made its attack (adversary.ts ATTACK_MADE; only attacks that may not get to write it). */
   attackMade: boolean;
+  /** The honest peer that joined mid-run (a poisoned-state scenario): its log, and whether it then trained. */
+  joiner?: { log: string; trained: boolean };
 }
 
 export interface ScenarioResult {
@@ -114,8 +116,9 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const risk = parseRisk(ECONOMY_DEFAULTS.risk);
   const flops = runStageConfigs(run).map((cfg) => stepWorkFlops(cfg, 1));
   const accountOf = (peerId: string) => `0x${createHash('sha256').update(peerId).digest('hex').slice(0, 40)}`;
-  const honestCount = total - (target === 'lane' || target === 'witnesses' ? 2 : 1);
-  const attackers = target === 'lane' || target === 'witnesses' ? [total - 2, total - 1] : [impostor ? total : total - 1];
+  const pair = target === 'lane' || target === 'witnesses' || target === 'state';
+  const honestCount = total - (pair ? 2 : 1);
+  const attackers = pair ? [total - 2, total - 1] : [impostor ? total : total - 1];
   const attackerNames = attackers.map((i) => `worker-${i}`);
   const result: RunOutcome = {
     ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(HELD_EPOCHS), accountOf, gone: [], refused: [], adversaries: [] },
@@ -135,7 +138,9 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   c.on('phase', (p) => p.phase === 'training' && result.commitMs.length === 0 && result.commitMs.push(Date.now() - t0));
   c.on('evaluated', (e) => e.step === run.steps && (result.finalValLoss = e.valLoss));
   const workerOf = new Map<string, number>();
+  const joiner = { i: o.honest + 1, peerId: '' };
   c.on('register', (r) => {
+    if (target === 'state' && r.name === `worker-${joiner.i}`) joiner.peerId = r.peerId;
     if (!attack || !attackerNames.includes(r.name)) return;
     result.adversaries.push(r.peerId);
     workerOf.set(r.peerId, attackers[attackerNames.indexOf(r.name)]);
@@ -190,6 +195,16 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
       await spawnAttacker(attackers[0], [], 0);
       await spawnAttacker(attackers[1], [], 1);
       await spawnHonest(o.honest - 1);
+    } else if (target === 'state') {
+      // A poisoner on each stage (registering first, one after the other), the first its stage's
+      // joiner asks; a joiner once the run trains (the state it gets is a replica's: the seed until
+      // the first averaging, an averaged one after).
+      const training = new Promise<void>((resolve) => c.on('commit', () => resolve()));
+      await spawnAttacker(attackers[0], [], 0);
+      await spawnAttacker(attackers[1], [], 1);
+      await spawnHonest(honestCount);
+      await training;
+      await spawnHonestFrom(joiner.i, 1);
     } else if (target === 'gradients' || target === 'reports') {
       // Gradients are sent down by the last stage (which also receives every kind of frame). Placement puts a peer on the first stage nobody
       // holds, then on the one with fewer peers: registering after the five honest peers puts the
@@ -218,6 +233,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     await swarm.close();
   }
   result.attackMade = attackers.some((i) => existsSync(join(out, `worker-${i}.log`)) && readFileSync(join(out, `worker-${i}.log`), 'utf8').includes(ATTACK_MADE));
+  if (joiner.peerId) result.joiner = { log: readFileSync(join(out, `worker-${joiner.i}.log`), 'utf8'), trained: result.stageOf.has(joiner.peerId) };
   for (const [id, i] of workerOf) {
     if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed')) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
   }
@@ -257,6 +273,14 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   if (target === 'weights' && purged.length === 0 && r.adversaries.every((id) => r.leftOut.has(id))) {
     const harmless = r.adversaries.every((id) => outEarnsNoHonest(r, id));
     return { reason: 'left out: its weights reached one replica, which left them out of the average', afterSteps: 0, expected: harmless, contained: true };
+  }
+  // A poisoned state is refused by the joiner it is given (it cannot prove it to anyone: nobody is
+  // purged); the joiner loads an honest replica's and trains.
+  if (target === 'state') {
+    if (!r.joiner?.trained) return undefined;
+    const refused = /'s state is refused: (.*?); trying another replica/.exec(r.joiner.log);
+    const reason = refused ? `refused by the joiner: ${refused[1]}` : r.attackMade ? 'not refused' : 'never made: the joiner loaded its state from an honest replica first';
+    return { reason, afterSteps: 0, expected: !!refused || !r.attackMade, contained: true };
   }
   // Different weights to different replicas needs two linked: one whose channel to all but one never opened never made it.
   if (name === 'equivocate-weights' && purged.length === 0 && !r.attackMade) {

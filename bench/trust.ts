@@ -52,7 +52,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
   return {
     name,
     expected: CONTAINED.has(name) ? 'contained' : 'caught',
-    colluders: ATTACK_TARGETS[name] === 'lane' || ATTACK_TARGETS[name] === 'witnesses' ? 2 : 1,
+    colluders: ['lane', 'witnesses', 'state'].includes(ATTACK_TARGETS[name]) ? 2 : 1,
     runs: runs.length,
     passed_runs: runs.filter((r, i) => judge(name, honest[i], r, steps).passed).length,
     caught_runs: caught.length,

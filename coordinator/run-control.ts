@@ -207,11 +207,9 @@ export class RunControl extends Emitter<RunControlEvents> {
   onReady(peerId: string, step: number, hash?: string): void {
     const p = this.roster.get(peerId);
     if (p?.state !== 'setup') return;
-    const v = this.stages.vouched(p.stage, this.roster.active(p.stage).length);
-    if (hash && v?.step === step && v.hash !== hash) {
-      this.log(
-        `${peerId} loaded a state of stage ${p.stage} at step ${step} that hashes to ${hash.slice(0, 12)}…, not the ${v.hash.slice(0, 12)}… its replicas agreed on: loading again`,
-      );
+    const doubt = hash && this.stages.unvouched(p.stage, step, hash, this.roster.active(p.stage).length, this.step_);
+    if (doubt) {
+      this.log(`${peerId} loaded a state of stage ${p.stage} at step ${step} its replicas do not vouch for (${doubt}): loading again`);
       return this.membership.assign(p, p.stage, this.membership.stateSource(p.stage));
     }
     p.state = 'ready';

@@ -84,6 +84,21 @@ export class StageStates {
     return best && { step, hash: best[0] };
   }
 
+  /**
+   * Why a state of `step` hashing to `hash`, loaded by a joiner of a stage with `replicas` active
+   * members, is not one they vouch for, if it is not: past `lastStep` (the last commit), or not the
+   * hash more than half of them (else most of them) reported for that step. Step 0 is the seeded
+   * init, which the joiner checks itself; a stage with no replica has nobody to vouch.
+   */
+  unvouched(stage: number, step: number, hash: string, replicas: number, lastStep: number): string | undefined {
+    if (replicas === 0 || step === 0) return undefined;
+    if (step > lastStep) return `step ${step} is past the run's last commit, step ${lastStep}`;
+    const votes = [...(this.stages[stage].hashes.get(step) ?? [])];
+    const expected = votes.find(([, who]) => 2 * who.size > replicas)?.[0] ?? this.agreedHash(stage, step);
+    if (!expected) return `no replica of stage ${stage} reported a state at step ${step}`;
+    return expected === hash ? undefined : `it hashes to ${hash.slice(0, 12)}…, not the ${expected.slice(0, 12)}… its replicas reported`;
+  }
+
   /** The members that reported another hash than `hash` for `step`. */
   dissenters(stage: number, step: number, hash: string): string[] {
     return [...(this.stages[stage].hashes.get(step) ?? [])].flatMap(([h, who]) => (h === hash ? [] : [...who]));

@@ -55,6 +55,8 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   ['equivocate-weights', /^purged: sealed different weights for the averaging after step (4|8|12) to p\d+-[0-9a-f]{6} and to p\d+-[0-9a-f]{6}$/],
   // Issue 19 #1: the evaluation frames it received, shown as evidence: that convicts the one showing them (at the first evaluation it is on the path of).
   ['eval-evidence', /^purged: it showed a frame of kind 3 as evidence: only training frames are ever shown$/],
+  // Issue 19 #8: 100 squatters from one address (127.0.0.2), replaced as they are refused or dropped.
+  ['registration-flood', /^127\.0\.0\.2 (registered more than 12 times in the last minute|already takes part with 4 peers; at most 4 per address)$/],
 ];
 
 /** Two colluders on a stage of six (a swarm of 12): false audit failures; a cheater and its voucher. */
@@ -94,7 +96,7 @@ describe.each(CAUGHT)('a peer that attacks with %s (real processes)', (attack, c
     expect(caughtAs(attack, r)?.reason, s.notes).toMatch(ATTACK_TARGETS[attack] === 'weights' ? orLeftOut(caught) : orNeverRouted(caught));
     // Caught at the first round it cheats in; an attack on weights at an averaging (every 4 steps).
     const late = ATTACK_TARGETS[attack] === 'weights' || attack === 'eval-evidence';
-    if (ATTACK_TARGETS[attack] !== 'place') expect(s.detected_after_steps, s.notes).toBeLessThanOrEqual(late ? SHORT.steps : 1);
+    if (!['place', 'flood'].includes(ATTACK_TARGETS[attack])) expect(s.detected_after_steps, s.notes).toBeLessThanOrEqual(late ? SHORT.steps : 1);
     if (ATTACK_TARGETS[attack] !== 'weights') expect(s.credited_to_bad_peer).toBe(0);
     expect(s, s.notes).toMatchObject({ passed: true });
   }, 600_000);
@@ -107,6 +109,20 @@ describe.each(COLLUDING)('two colluders of a stage of six that attack with %s (r
     expect(caughtAs(attack, r)?.reason, s.notes).toMatch(orNeverRouted(caught));
     expect(s, s.notes).toMatchObject({ passed: true });
   }, 600_000);
+});
+
+describe('a peer on each stage that gives a joiner a poisoned state (real processes)', () => {
+  it('the joiner refuses it for the hash its replicas vouched for, loads an honest replica’s and trains; nobody honest is blamed', async () => {
+    // A joiner needs the run to go on while it sets up: 24 steps, against an honest run of 24.
+    const long = { ...SHORT, steps: 24 };
+    const honestLong = await runSwarmWith(long);
+    const r = await runSwarmWith(long, 'poison-state');
+    const s = judge('poison-state', honestLong, r, long.steps);
+    expect(caughtAs('poison-state', r)?.reason, s.notes).toMatch(
+      /^refused by the joiner: at step \d+ it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… the stage's replicas agreed on$|^never made: the joiner loaded its state from an honest replica first$/,
+    );
+    expect(s, s.notes).toMatchObject({ passed: true });
+  }, 900_000);
 });
 
 describe.each(CONTAINED_ATTACKS)('a peer that attacks with %s (real processes)', (attack) => {

@@ -52,6 +52,7 @@ class Sim {
   readonly commits: CommitEvent[] = [];
   readonly aborted: Array<{ round: number; step: number; reason: string }> = [];
   readonly trained: Array<{ step: number; valLoss?: number }> = [];
+  readonly logs: string[] = [];
   /** Every round ever sent, by round number. */
   readonly rounds = new Map<number, { step: number; routes: string[][] }>();
   readonly rc: RunControl;
@@ -66,6 +67,7 @@ class Sim {
       run,
       audit,
       now: () => this.clock,
+      log: (l) => this.logs.push(l),
       send: (to, msg) => {
         const ok = ServerMessageSchema.safeParse(msg);
         if (!ok.success) this.invalid.push(`${msg.type} to ${to}: ${ok.error.message}`);
@@ -1021,7 +1023,7 @@ describe('RunControl: stage hashes after averaging', () => {
     expect(sim.rc.peer(x)?.goneReason).toBe(`purged: its weights at the averaging after step 2 moved beyond any replica's training, as 2 of 2 of its stage's replicas found`);
   });
 
-  it('a joiner is told the hash most replicas vouched for, and one that loads another state at that step loads again', () => {
+  it('a joiner is told the hash most replicas vouched for, and one that loads a state they do not vouch for (another hash, a step nobody reported or past the last commit) loads again', () => {
     const sim = started(makeRun({ minPerStage: 3, averageEvery: 2, steps: 20 }), ['a', 'b', 'c', 'd', 'e', 'f']);
     sim.answer();
     sim.answer();
@@ -1041,6 +1043,14 @@ describe('RunControl: stage hashes after averaging', () => {
     sim.rc.onReady('j', 2, 'b'.repeat(64));
     expect(sim.rc.peer('j')!.state).toBe('setup');
     expect(sim.msgs('assign', { since: mark, to: 'j' })).toHaveLength(1);
+    // A newer state than the one vouched for (a poisoner's claim of an averaging since): nobody reported it, or it is past the last commit.
+    sim.rc.onReady('j', 1, hashOf(placed.stage));
+    sim.rc.onReady('j', 3, hashOf(placed.stage));
+    expect(sim.msgs('assign', { since: mark, to: 'j' })).toHaveLength(3);
+    expect(sim.logs.filter((l) => l.startsWith('j loaded')).slice(-2)).toEqual([
+      `j loaded a state of stage ${placed.stage} at step 1 its replicas do not vouch for (no replica of stage ${placed.stage} reported a state at step 1): loading again`,
+      `j loaded a state of stage ${placed.stage} at step 3 its replicas do not vouch for (step 3 is past the run's last commit, step 2): loading again`,
+    ]);
     sim.rc.onReady('j', 2, hashOf(placed.stage));
     expect(sim.rc.peer('j')!.state).toBe('ready');
   });

@@ -77,7 +77,9 @@ export class ReplicaAverager {
       this.o.log(`averaging at step ${step} leaves out ${x.peer}: its weights moved ${x.moved.toFixed(3)} from the stage's last average (limit ${x.limit.toFixed(3)})`);
     if (clipped.length) this.o.log(`averaging at step ${step} clipped the move of ${clipped.join(', ')} to twice the median move`);
     runtime.writeParams(mean);
-    if (!member) runtime.setStepCount(step);
+    // Every replica now holds the stage's state at the swarm's step, though a member routed nothing in
+    // some rounds applied fewer steps: its step count (and the snapshot a joiner is given) must say so.
+    runtime.setStepCount(step);
     for (const p of members) this.o.mailbox.from(p).avg.forgetBefore(step + 1);
     return { n: got.size - outliers.length, outliers: outliers.map((x) => x.peer) };
   }

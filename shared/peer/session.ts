@@ -48,6 +48,8 @@ export interface SessionOptions {
    * could do; only the adversarial test peers (bench/adversary.ts) set it.
    */
   tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
+  /** Rewrite the stage state this peer gives a joiner or heir. What a hostile build could do; only the adversarial test peers set it. */
+  tamperState?(state: StageSnapshot): StageSnapshot;
   /**
    * Claim this speed instead of what was measured: GFLOP/s at registration, and milliseconds per
    * microbatch in every report of a round. What a hostile build could claim; only the adversarial
@@ -138,7 +140,10 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.states = new StateExchange({
       meta: () => this.held.seat && { runId: this.held.seat.run.runId, stage: this.held.seat.stage },
       send: (to, b) => this.gate.sendState(to, b),
-      offer: () => this.held.seat?.snapshot,
+      offer: () => {
+        const s = this.held.seat?.snapshot;
+        return s && o.tamperState ? o.tamperState(s) : s;
+      },
       log,
     });
     this.held = new Stage(ctx, {

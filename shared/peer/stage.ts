@@ -148,11 +148,13 @@ export class Stage {
       seat.snapshot = await seat.capture();
       return c.step;
     }
-    return this.fetch(source.peers, source.vouched);
+    // A replica's state of step 0 is the seeded init this peer just built: it must be that one.
+    const seed = { step: 0, hash: (await seat.capture()).paramsHash };
+    return this.fetch(source.peers, source.vouched, seed);
   }
 
   /** From whichever replica's channel opens first; a replica that fails or is gone is skipped. */
-  private async fetch(peers: readonly string[], vouched?: Vouched): Promise<number> {
+  private async fetch(peers: readonly string[], vouched: Vouched | undefined, seed: Vouched): Promise<number> {
     const seat = this.seat!;
     const errors: string[] = [];
     const left = new Set(peers);
@@ -166,6 +168,7 @@ export class Stage {
         const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
         this.check(c, `${from}'s state`);
         await this.checkVouched(c, vouched, from);
+        if (c.step === 0) await this.checkVouched(c, seed, from);
         seat.runtime.loadState(c);
         seat.snapshot = await seat.capture();
         await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
@@ -174,6 +177,7 @@ export class Stage {
         return c.step;
       } catch (e) {
         errors.push(`${from}: ${(e as Error).message}`);
+        if (left.size > 0) this.ctx.say(`could not load stage ${seat.stage}'s state from ${from}: ${(e as Error).message}; trying another replica`);
       }
     }
     const why = errors.join('; ') || `no data channel opened within ${this.ctx.timeoutMs} ms`;
