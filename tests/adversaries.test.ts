@@ -14,7 +14,9 @@
 // committed and the final validation loss is within 2 % of the honest run's. Two colluders of a
 // stage of six (false audit failures; a cheater's voucher) get only themselves purged. Lies that
 // need no purge (false stalls and suspects, a silent witness, one reported witness link, a 10 %
-// cheater, a claimed speed, gradients withheld) cost the run no step and earn no more than an honest replica.
+// cheater, a claimed speed, gradients withheld) cost the run no step and earn no more than an honest
+// replica. A flood of squatters from one address is refused past its limits; a joiner refuses a
+// poisoned state for the hash its stage's replicas vouched for.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, runSwarmWith } from '../bench/chaos.js';
