@@ -7,8 +7,10 @@
 //   median_detect_steps, honest_purged, attacker_units_vs_honest (the attacker's units over the
 //   median honest replica's of its stage, the worst run, and the mean over runs), final_val_loss_gap
 //   (against the honest run of the same seed and size, the worst run) and longest_stall_s (the
-//   longest wait for a commit after training started). `--update` re-measures the attacks named and
-//   replaces their rows of the file (see updated()).
+//   longest wait for a commit after training started); local_attacks: the attacks on the
+//   volunteer's own machine (bench/local-attacks.ts: dns-rebinding, hold-open-coordinator), tried
+//   as many times as there are seeds. `--update` re-measures the attacks named and replaces their
+//   rows of the file (see updated()).
 // Targets (issue 19): no honest peer purged in any run; per attack units < 1 (0 when caught), a
 // stall ≤ 30 s, the final validation loss within 2 % of the honest runs'.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ATTACKS, ATTACK_TARGETS, type Attack, CONTAINED } from './adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, medianHonestUnits, runSwarmWith } from './chaos.js';
+import { holdOpenRun, type Probe, rebindingRun } from './local-attacks.js';
 
 export interface AttackResult {
   name: string;
@@ -67,7 +70,52 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
   };
 }
 
-type TrustJson = { honest_runs: number; honest_final_val_loss: number; honest_peers_purged: number; audit_overhead_fraction: number; attacks: AttackResult[] };
+/** An attack on the volunteer's own machine (bench/local-attacks.ts), not on the swarm: beaten when every try of it failed. */
+export interface LocalAttackResult {
+  name: string;
+  /** Its number in issue 19's list. */
+  issue_attack: number;
+  runs: number;
+  caught_runs: number;
+  detail: string;
+}
+
+/** #12 and #13, `runs` times each. */
+async function localAttacks(runs: number): Promise<LocalAttackResult[]> {
+  const probes = [];
+  const closeMs = [];
+  for (let i = 0; i < runs; i++) {
+    probes.push(await rebindingRun());
+    closeMs.push(await holdOpenRun());
+  }
+  const refused = (ps: Probe[]) => ps.every((p) => (p.status === 421 || p.status === 403) && !p.leaked);
+  const statuses = [...new Set(probes.flat().map((p) => p.status))].sort().join(' or ');
+  return [
+    {
+      name: 'dns-rebinding',
+      issue_attack: 12,
+      runs,
+      caught_runs: probes.filter(refused).length,
+      detail: `${probes.flat().filter((p) => !p.leaked).length} of ${probes.flat().length} requests for /config.json (the local keys) and /machine (the processes), under a rebinding name, from another site's page and as a cross-site fetch, answered ${statuses} with nothing of either`,
+    },
+    {
+      name: 'hold-open-coordinator',
+      issue_attack: 13,
+      runs,
+      caught_runs: closeMs.filter((ms) => ms <= 5000).length,
+      detail: `the coordinator closed in at most ${Math.max(...closeMs)} ms with a half-sent handshake, a silent socket and a client deaf to the close handshake connected (limit 5000 ms)`,
+    },
+  ];
+}
+
+type TrustJson = {
+  honest_runs: number;
+  honest_final_val_loss: number;
+  honest_peers_purged: number;
+  audit_overhead_fraction: number;
+  attacks: AttackResult[];
+  local_attacks: LocalAttackResult[];
+};
 
 /**
  * `--update`: the attacks measured now replace their rows of the file's, in place; the file's
@@ -81,6 +129,7 @@ function updated(before: TrustJson, now: TrustJson): TrustJson {
     ...before,
     honest_peers_purged: before.honest_peers_purged - replaced.reduce((n, a) => n + a.honest_purged, 0) + purgedNow,
     attacks: [...before.attacks.map((a) => now.attacks.find((n) => n.name === a.name) ?? a), ...now.attacks.filter((n) => !before.attacks.some((a) => a.name === n.name))],
+    local_attacks: now.local_attacks.length ? now.local_attacks : (before.local_attacks ?? []),
   };
 }
 
@@ -109,8 +158,10 @@ async function main(): Promise<void> {
       return runSwarmWith(opts, attack);
     }
   };
+  const local = positionals.length === 0 || positionals.some((p) => ['dns-rebinding', 'hold-open-coordinator'].includes(p)) ? await localAttacks(seeds) : [];
+  for (const l of local) say(`  ${l.name.padEnd(20)} refused ${l.caught_runs}/${l.runs}: ${l.detail}`);
   const honest: RunOutcome[] = [];
-  for (let seed = 1; seed <= honestRuns; seed++) {
+  for (let seed = 1; seed <= (attacks.length ? honestRuns : 0); seed++) {
     const r = await run({ ...o, seed });
     honest.push(r);
     say(`  honest run ${seed}/${honestRuns}: final validation loss ${r.finalValLoss.toFixed(4)}, ${purgedHonest(r)} purged, longest stall ${longestStallS(r).toFixed(1)} s`);
@@ -141,6 +192,7 @@ async function main(): Promise<void> {
       restarted_runs: restarts,
       complete: results.length === attacks.length,
       attacks: results,
+      local_attacks: local,
     };
     if (before) Object.assign(out, updated(before, out));
     writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);

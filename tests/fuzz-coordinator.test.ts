@@ -12,7 +12,6 @@
 //
 // `npm test` runs the short form. A long one: FUZZ_FRAMES=200000 FUZZ_SEED=7 npx vitest run tests/fuzz-coordinator.test.ts
 // (the memory bound then fails for as long as the coordinator keeps every gone peer's record).
-import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +39,7 @@ import { OP, RawClient, encodeFrame, handshake } from './fuzz/raw-ws.js';
 import { Rng } from './fuzz/rng.js';
 import { nodeRtc } from '../worker/node-rtc.js';
 import { testRun } from './test-run.js';
+import { holdOpen } from '../bench/local-attacks.js';
 import type { RunConfig } from '../shared/run/config.js';
 import { parseClientMessage, parseServerMessage } from '../shared/swarm/parse.js';
 
@@ -694,19 +694,8 @@ describe('closing the transport', () => {
   it('takes under 2.5 s whatever its clients do: a half-sent handshake, a silent TCP socket, a peer that ignores the close handshake', async () => {
     const t = new Transport({ message: () => {}, close: () => {} }, () => {});
     const port = await t.listen(0, '127.0.0.1');
-    const raw = (text: string) =>
-      new Promise<net.Socket>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => resolve(s));
-        s.on('error', () => {});
-        s.resume(); // read (and drop) what the server sends, so its end is seen
-        s.write(text);
-      });
-    const halfOpen = await raw(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`);
-    const silent = await raw('');
-    // A client that completes the handshake and then never answers a close frame.
-    const deaf = await raw(
-      `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
+    // A half-sent handshake, a silent socket, and a client that never answers a close frame (issue 19 #13's attacker).
+    const [halfOpen, silent, deaf] = await holdOpen(port);
     await until(() => t.conns.size === 1, 'the deaf client connected');
     const t0 = Date.now();
     await within(t.close(), 'closing', 5000);

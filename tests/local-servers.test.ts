@@ -4,27 +4,14 @@
 // tests/loopback-guard.test.ts; this checks the server applies it to every path. Ctrl-C ends the
 // coordinator with 130, the shell's code for an interrupt.
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDashboard } from '../cli/dashboard-site.js';
+import { httpGet as get, rebindingProbes } from '../bench/local-attacks.js';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
-
-function get(url: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path, headers, setHost: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('the dashboard’s local server', () => {
   let site: Awaited<ReturnType<typeof serveDashboard>>;
@@ -54,6 +41,13 @@ describe('the dashboard’s local server', () => {
     expect(r.body).toMatch(
       /^This server answers only at http:\/\/127\.0\.0\.1:\d+ \(or localhost:\d+\); the request names "evil\.example:\d+", as a page using DNS rebinding would\.\n$/,
     );
+  });
+
+  it('refuses every request of the bench’s hostile page (bench/local-attacks.ts), which tells a leak on its own page', async () => {
+    const probes = await rebindingProbes(site.url, KEY);
+    expect(probes).toHaveLength(6);
+    for (const p of probes) expect(p).toMatchObject({ status: p.as === 'a rebinding name' ? 421 : 403, leaked: false });
+    await expect(rebindingProbes(site.url, 'a secret it does not hold')).rejects.toThrow(/own page got no secret from \/config\.json/);
   });
 
   it.each(['/config.json', '/machine'])('refuses %s to another site’s page on a loopback name with 403', async (path) => {
