@@ -287,7 +287,7 @@ function poisoned(f: Uint8Array): Uint8Array {
   return out;
 }
 
-function poisonedState(s: StageSnapshot): StageSnapshot {
+export function poisonedState(s: StageSnapshot): StageSnapshot {
   const c = decodeCheckpoint(s.bytes);
   const random = rng(s.step + 1);
   const params = c.params.map((v) => v + 0.1 * (2 * random() - 1));

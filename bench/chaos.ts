@@ -239,7 +239,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   }
   const log = readFileSync(join(out, 'coordinator.log'), 'utf8');
   result.audits = (log.match(/: p\S+ audits p\S+'s microbatch/g) ?? []).length;
-  for (const m of log.matchAll(/: p\S+ left (p\S+)'s weights out of the average/g)) result.leftOut.add(m[1]);
+  for (const m of log.matchAll(/\sp\S+ left (p\S+)'s weights out of the average/g)) result.leftOut.add(m[1]);
   return result;
 }
 

@@ -74,13 +74,19 @@ export class Routing {
     return this.recentPaths.filter((path) => path.includes(peerId)).flat();
   }
 
-  /** The peers each stage's work may go to, in a stable order that breaks ties. */
+  /**
+   * The peers each stage's work may go to, in the order that breaks the planner's ties: by id,
+   * turned by one each round. Peers planned at the same time (the stage's lower median, as most
+   * are) tie, and a fixed order would hand the same peer every spare microbatch, round after round.
+   */
   private routable(): RoutablePeer[][] {
     const { roster } = this.o;
     return this.o.run.layersPerStage.map((_, s) => {
       const active = roster.active(s);
       const checkable = this.o.checkable ? active.filter((p) => this.o.checkable!(p.peerId)) : [];
-      return (checkable.length ? checkable : active).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)).map((p) => ({ peerId: p.peerId, msPerMicrobatch: roster.plannedMs(p) }));
+      const sorted = (checkable.length ? checkable : active).sort((a, b) => (a.peerId < b.peerId ? -1 : 1));
+      const turn = sorted.length ? this.round % sorted.length : 0;
+      return [...sorted.slice(turn), ...sorted.slice(0, turn)].map((p) => ({ peerId: p.peerId, msPerMicrobatch: roster.plannedMs(p) }));
     });
   }
 }

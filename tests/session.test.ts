@@ -8,6 +8,8 @@
 //   until it has joined, since only a joined account can claim what it earned.
 // - The last peer of a stage pauses (a graceful leave) while a newcomer is setting up for that
 //   stage: it hands its state over, and the run goes on from the step it left at.
+// - Before a stage's first averaging its replicas give joiners the seeded init: a joiner refuses
+//   one that is not the init it builds itself, however plausible (issue 19 #7).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +19,8 @@ import WebSocket from 'ws';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { Coordinator } from '../coordinator/server.js';
 import type { PeerWallet } from '../shared/peer/host.js';
-import { PeerSession } from '../shared/peer/session.js';
+import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
+import { poisonedState } from '../bench/adversary.js';
 import type { WebSocketConstructor, WebSocketLike } from '../shared/swarm/coordinator-client.js';
 import { nodeHost } from '../worker/node-host.js';
 import { TINY_MODEL } from './tiny-swarm.js';
@@ -75,17 +78,17 @@ const said = () => `the coordinator and the peers said:\n${lines.join('\n')}`;
 
 const CHAIN = { chainId: 31337, registry: `0x${'1'.repeat(40)}`, tokens: `0x${'2'.repeat(40)}`, runId: '1' };
 
-async function startCoordinator(steps: number, chain?: typeof CHAIN): Promise<Coordinator> {
+async function startCoordinator(steps: number, chain?: typeof CHAIN, averageEvery = SWARM_DEFAULTS.averageEvery): Promise<Coordinator> {
   lines.length = 0;
-  const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery: 0 });
+  const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery: 0, averageEvery });
   coord = new Coordinator({ run, chain, log: (l) => lines.push(`coordinator: ${l}`) });
   await coord.listen(0);
   return coord;
 }
 
-function startPeer(c: Coordinator, name: string, socket: WebSocketConstructor = WebSocket, wallet?: PeerWallet): PeerSession {
+function startPeer(c: Coordinator, name: string, socket: WebSocketConstructor = WebSocket, wallet?: PeerWallet, hostile: Partial<SessionOptions> = {}): PeerSession {
   const host = nodeHost({ data: SWARM_DEFAULTS.data, stateDir: mkdtempSync(join(tmpdir(), 'session-test-')), benchmark: false, env: {}, log: (l) => lines.push(`${name}: ${l}`) });
-  const s = new PeerSession({ ...host, WebSocket: socket, wallet }, { coordinator: c.url!, name });
+  const s = new PeerSession({ ...host, WebSocket: socket, wallet }, { coordinator: c.url!, name, ...hostile });
   s.on('phase', (p) => lines.push(`${name}: [${p.phase}] ${p.why}`));
   ended.push(s.run());
   return s;
@@ -160,5 +163,24 @@ describe('peer session', () => {
     expect(commits).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     expect(heir.phase, said()).not.toBe('failed');
     expect(heir.stats()?.microbatches, said()).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('a joiner refuses a replica’s step-0 state that is not the seeded init it builds itself, however plausible', async () => {
+    // No averaging in this run: the replicas' state to give stays the init, at step 0.
+    const c = await startCoordinator(400, undefined, 400);
+    const commits: number[] = [];
+    c.on('commit', (e) => commits.push(e.step));
+    // Both replicas poison what they give (the joiner may be placed on either stage).
+    for (const name of ['a', 'b']) startPeer(c, name, WebSocket, undefined, { tamperState: poisonedState });
+    await until('step 2', () => commits.length >= 2);
+    startPeer(c, 'c');
+    await until('the joiner to refuse', () => lines.some((l) => l.startsWith('c: ') && l.includes("'s state is refused")));
+    const refusal = lines.find((l) => l.startsWith('c: ') && l.includes("'s state is refused"))!;
+    expect(refusal, said()).toMatch(/state is refused: at step 0 it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… the stage's replicas agreed on/);
+    expect(
+      lines.some((l) => /^c: loaded stage \d's state/.test(l)),
+      said(),
+    ).toBe(false);
+    c.stopRun('test over');
   }, 240_000);
 });
