@@ -35,9 +35,9 @@ const RECENT_ROUNDS = 256;
  * the round took until then (and at least LATE_MIN_MS) holds the round no longer: a peer that
  * withholds its report must not hold everyone else's work for the round's whole time limit. It is
  * asked what it waits for: an honest peer names the neighbour that withheld its frame (a stall,
- * which cuts that one channel). One still late LATE_ANSWER_MS later loses, for routing, its channel
- * to every neighbour of its paths in the round. Nobody is blamed more than that: a peer that
- * withholds its frames makes its honest neighbour late too, and nobody can tell which of them lies.
+ * which cuts that one channel). One still late LATE_ANSWER_MS later, silent to the coordinator's own
+ * question, loses every channel it has for routing: a peer that withholds its frames makes its
+ * honest neighbour late too, but that neighbour names it when asked.
  */
 export const LATE_FACTOR = 2;
 export const LATE_MIN_MS = 5_000;
@@ -87,10 +87,9 @@ export class Rounds {
 
   /**
    * The routed peers long late with their report of the round in flight (LATE_FACTOR), if any: to
-   * `ask` what they wait for when first found late; LATE_ANSWER_MS later, the channels to `cut`
-   * (each still late peer's to every neighbour of its paths).
+   * `ask` what they wait for when first found late; LATE_ANSWER_MS later, those still `silent`.
    */
-  late(now: number): { ask: string[] } | { peers: string[]; cuts: Array<[string, string]> } | undefined {
+  late(now: number): { ask: string[] } | { silent: string[] } | undefined {
     const r = this.current;
     if (!r?.lastReportAt || r.reported.size === r.work.size) return undefined;
     if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return undefined;
@@ -99,15 +98,7 @@ export class Rounds {
       r.askedLateAt = now;
       return { ask: peers };
     }
-    if (now - r.askedLateAt < LATE_ANSWER_MS) return undefined;
-    const cuts = new Map<string, [string, string]>();
-    for (const path of r.routes) {
-      for (let i = 0; i + 1 < path.length; i++) {
-        const pair = [path[i], path[i + 1]].sort() as [string, string];
-        if (pair.some((p) => peers.includes(p))) cuts.set(pair.join(), pair);
-      }
-    }
-    return { peers, cuts: [...cuts.values()] };
+    return now - r.askedLateAt < LATE_ANSWER_MS ? undefined : { silent: peers };
   }
 
   /** A peer's share of the round in flight, reported at `now`. */

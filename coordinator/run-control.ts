@@ -323,16 +323,16 @@ export class RunControl extends Emitter<RunControlEvents> {
 
   /**
    * The server's watchdog: peers long late with their reports (rounds.ts LATE_FACTOR) are asked what
-   * they wait for, then cut from their path neighbours and the round routed again without them; a
-   * round past `limitMs` is discarded.
+   * they wait for; still silent, they lose every channel for routing and the round is routed again
+   * without them. A round past `limitMs` is discarded.
    */
   watchRound(limitMs: number): void {
     const r = this.rounds.current;
     const late = this.rounds.late(this.o.now());
     if (late && 'ask' in late) for (const p of late.ask) this.o.send(p, { type: 'late', round: r!.round });
     else if (late) {
-      for (const [a, b] of late.cuts) this.routing.cut(a, b);
-      this.abortRound(`${late.peers.join(', ')} had not reported round ${r!.round} long after the others had`);
+      for (const p of late.silent) for (const q of this.roster.get(p)?.links ?? []) this.routing.cut(p, q);
+      this.abortRound(`${late.silent.join(', ')} had not reported round ${r!.round} long after the others had, nor said what it waited for`);
     } else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
   }
 
