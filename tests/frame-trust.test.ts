@@ -97,7 +97,7 @@ describe('frame trust', () => {
     expect(reports).toEqual([{ type: 'equivocation', seals: [expect.objectContaining({ from: 'good' }), expect.objectContaining({ from: 'good' })] }]);
   });
 
-  it('shows a replay to the coordinator: the later seal, the earlier frame with its seal, and the later header that makes the replayed frame', async () => {
+  it('shows a replay to the coordinator: the later seal, the earlier frame (the one it repeats, of several sealed for that slot) with its seal, and the later header', async () => {
     const { trust, good, reports } = await setUp();
     trust.begin({
       round: 5,
@@ -111,6 +111,10 @@ describe('frame trust', () => {
     const replay = frame(5, 0);
     replay.set(frame(5, 1).subarray(0, HEADER_BYTES)); // microbatch 0's payload under microbatch 1's header
     const later = await seal(replay, good, 'good', 'me');
+    // A frame of another payload sealed for microbatch 0 first (a flood of mutants does this): not the one to show.
+    const decoy = frame(5, 0);
+    decoy[decoy.length - 1] ^= 1;
+    await trust.receive('good', (await seal(decoy, good, 'good', 'me')).bytes);
     await trust.receive('good', earlier.bytes);
     await trust.receive('good', later.bytes);
     trust.refused('good', { kind: FrameKind.Activation, round: 5, mb: 1, why: 'replay', reason: 'repeats', earlier: { kind: FrameKind.Activation, mb: 0, step: 3, round: 5 } });

@@ -10,7 +10,7 @@
 // socket), so any round is taken; what bounds memory is a cap per peer on the frames kept for it,
 // the oldest going first, so a neighbour flooding future rounds only ever evicts its own frames.
 import type { Seal } from '../swarm/protocol.js';
-import { FrameKind, isTrainingKind } from '../wire/frame.js';
+import { FrameKind, HEADER_BYTES, isTrainingKind } from '../wire/frame.js';
 
 /** Rounds kept behind the newest one begun (an audit follows the report of the round before it). */
 const ROUNDS_BEHIND = 1;
@@ -91,11 +91,22 @@ export class FrameLog {
 
   /**
    * A frame of `round` with its seal (to show it as evidence): the one whose bytes are `bytes`, or
-   * without them the first of its slot. A sender may have sealed two different frames for one slot.
+   * whose payload (all but the header) is `payloadOf`'s, or else the first of its slot. A sender
+   * may have sealed several different frames for one slot.
    */
-  sealed(dir: 'in' | 'out', round: number, kind: number, microbatch: number, peer: string, bytes?: Uint8Array): { seal: Seal; bytes: Uint8Array } | undefined {
+  sealed(
+    dir: 'in' | 'out',
+    round: number,
+    kind: number,
+    microbatch: number,
+    peer: string,
+    match: { bytes?: Uint8Array; payloadOf?: Uint8Array } = {},
+  ): { seal: Seal; bytes: Uint8Array } | undefined {
     const slot = this.peers.get(peer)?.get(slotKey(dir, round, kind, microbatch));
-    return bytes ? slot?.find((r) => sameBytes(r.bytes, bytes)) : slot?.[0];
+    const { bytes, payloadOf } = match;
+    if (bytes) return slot?.find((r) => sameBytes(r.bytes, bytes));
+    if (payloadOf) return slot?.find((r) => r.bytes.length === payloadOf.length && sameBytes(r.bytes.subarray(HEADER_BYTES), payloadOf.subarray(HEADER_BYTES)));
+    return slot?.[0];
   }
 }
 

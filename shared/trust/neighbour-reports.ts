@@ -50,11 +50,13 @@ export class NeighbourReports {
     if (what.why === 'window' || what.why === 'caps' || what.why === 'band') return;
     if (what.kind === undefined || what.round === undefined || what.mb === undefined) return;
     // The refused frame itself: another the sender sealed for the same slot proves nothing of it.
-    const shown = this.o.frames.sealed('in', what.round, what.kind, what.mb, from, what.bytes);
+    const shown = this.o.frames.sealed('in', what.round, what.kind, what.mb, from, { bytes: what.bytes });
     if (!shown) return;
     if (what.why !== 'replay') return this.show(shown.seal, shown.bytes);
     const e = what.earlier;
-    const before = e?.round === undefined ? undefined : this.o.frames.sealed('in', e.round, e.kind, e.mb, from);
+    // The earlier frame with the same payload: a sender that sealed several for that slot (a flood of
+    // mutants) must not make us show one the later frame does not repeat.
+    const before = e?.round === undefined ? undefined : this.o.frames.sealed('in', e.round, e.kind, e.mb, from, { payloadOf: shown.bytes });
     if (before) this.show(shown.seal, before.bytes, { of: before.seal, header: base64(shown.bytes.subarray(0, HEADER_BYTES)) });
   }
 
