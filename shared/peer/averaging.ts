@@ -56,7 +56,8 @@ export class ReplicaAverager {
     if (mine) {
       const frame = encodeFrame({ kind: FrameKind.ReplicaWeights, tag: step, microbatch: 0, rows: mine.length / REPLICA_COLS, cols: REPLICA_COLS, dtype: 'fp32', tensor: mine });
       for (const p of [...members, ...listeners]) {
-        if (p === self) continue;
+        // Nothing to a peer with no open channel: it would be dropped, and that peer goes on without ours.
+        if (p === self || !this.o.linked(p)) continue;
         this.o.send(p, frame);
         this.bytesSent += frame.length;
       }
