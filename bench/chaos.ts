@@ -64,8 +64,11 @@ export interface RunOutcome {
   leftOut: Set<string>;
   /** Whether an attacker's log says it made its attack (adversary.ts ATTACK_MADE; only attacks that may not get to write it). */
   attackMade: boolean;
-  /** The honest peer that joined mid-run (a poisoned-state scenario): its log, and whether it then trained. */
-  joiner?: { log: string; trained: boolean };
+  /**
+   * The honest peer that joined mid-run (a poisoned-state scenario): its log, whether it got ready
+   * with a state the coordinator took, and why the coordinator had it load again, if it did.
+   */
+  joiner?: { log: string; ready: boolean; reloaded?: string };
 }
 
 export interface ScenarioResult {
@@ -233,11 +236,14 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     await swarm.close();
   }
   result.attackMade = attackers.some((i) => existsSync(join(out, `worker-${i}.log`)) && readFileSync(join(out, `worker-${i}.log`), 'utf8').includes(ATTACK_MADE));
-  if (joiner.peerId) result.joiner = { log: readFileSync(join(out, `worker-${joiner.i}.log`), 'utf8'), trained: result.stageOf.has(joiner.peerId) };
   for (const [id, i] of workerOf) {
     if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed')) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
   }
   const log = readFileSync(join(out, 'coordinator.log'), 'utf8');
+  if (joiner.peerId) {
+    const reloaded = new RegExp(`${joiner.peerId} loaded a state of stage \\d+ at step \\d+ its replicas do not vouch for \\((.*)\\): loading again`).exec(log)?.[1];
+    result.joiner = { log: readFileSync(join(out, `worker-${joiner.i}.log`), 'utf8'), ready: log.includes(`${joiner.peerId} ready on stage`), reloaded };
+  }
   result.audits = (log.match(/: p\S+ audits p\S+'s microbatch/g) ?? []).length;
   for (const m of log.matchAll(/\sp\S+ left (p\S+)'s weights out of the average/g)) result.leftOut.add(m[1]);
   return result;
@@ -275,12 +281,19 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
     return { reason: 'left out: its weights reached one replica, which left them out of the average', afterSteps: 0, expected: harmless, contained: true };
   }
   // A poisoned state is refused by the joiner it is given (it cannot prove it to anyone: nobody is
-  // purged); the joiner loads an honest replica's and trains.
+  // purged); the joiner loads an honest replica's, which the coordinator takes.
   if (target === 'state') {
-    if (!r.joiner?.trained) return undefined;
-    const refused = /'s state is refused: (.*?); trying another replica/.exec(r.joiner.log);
-    const reason = refused ? `refused by the joiner: ${refused[1]}` : r.attackMade ? 'not refused' : 'never made: the joiner loaded its state from an honest replica first';
-    return { reason, afterSteps: 0, expected: !!refused || !r.attackMade, contained: true };
+    if (!r.joiner?.ready) return undefined;
+    const refused = /'s state is refused: (.*?); trying another replica/.exec(r.joiner.log)?.[1];
+    const { reloaded } = r.joiner;
+    const reason = refused
+      ? `refused by the joiner: ${refused}`
+      : reloaded
+        ? `loaded again at the coordinator's word: ${reloaded}`
+        : r.attackMade
+          ? 'not refused'
+          : 'never made: the joiner loaded its state from an honest replica first';
+    return { reason, afterSteps: 0, expected: !!refused || !!reloaded || !r.attackMade, contained: true };
   }
   // Different weights to different replicas needs two linked: one whose channel to all but one never opened never made it.
   if (name === 'equivocate-weights' && purged.length === 0 && !r.attackMade) {
