@@ -131,13 +131,13 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // and the honest client reports the round done as ever.
     case 'free-rider':
       return { onBoundary: passThrough() };
-    // Two colluding peers, one on each stage, claim a GPU of 10^6 GFLOP/s and 1 ms a microbatch to
-    // draw every route of the run to their lane, and compute nothing: stage 0 sends noise of an
-    // activation's scale up, the last stage sends its input back down as the gradient.
+    // Two colluding peers, one on each stage, claim a GPU of 10^6 GFLOP/s to draw routes to their
+    // lane, and compute nothing (which makes them fast): stage 0 sends noise of an activation's
+    // scale up, the last stage sends its input back down as the gradient.
     case 'overstated-gpu': {
       const back = passThrough();
       return {
-        claims: { gflops: 1e6, msPerMicrobatch: 1 },
+        claims: { gflops: 1e6 },
         onBoundary: (side, kind, round, mb, t) => (side === 'sent' && kind === FrameKind.Activation ? noise(t) : back!(side, kind, round, mb, t)),
       };
     }
@@ -178,9 +178,10 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // Noise of an activation's scale instead of one activation in ten: a peer that saves a tenth of its compute.
     case 'cheat-10pct':
       return { onBoundary: onSent(FrameKind.Activation, (t) => Math.random() < 0.1 && noise(t)) };
-    // It computes honestly, and claims a GPU of 10^6 GFLOP/s and 1 ms a microbatch to draw more work.
+    // It computes honestly and claims a GPU of 10^6 GFLOP/s to draw more work (a round's time is
+    // the coordinator's own measure: its reports carry none).
     case 'claim-speed':
-      return { claims: { gflops: 1e6, msPerMicrobatch: 1 } };
+      return { claims: { gflops: 1e6 } };
     // A plausible state for a joiner (one poisoner on each stage): the right step and shape, every
     // parameter moved by up to ±0.1 (no range check tells). Only the hash its replicas vouched for
     // (or, at step 0, the seeded init the joiner builds itself) refuses it.

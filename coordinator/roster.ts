@@ -43,6 +43,8 @@ export const BURST_MS = 2000;
 
 /** Estimated ms per microbatch of a peer never measured, when no replica of its stage was measured either. */
 const FALLBACK_MS = 1000;
+/** How much slower than its stage's median a replica must be measured to be given less work. */
+export const SLOW_FACTOR = 1.5;
 
 export class Roster {
   private readonly records = new Map<string, PeerRecord>();
@@ -159,14 +161,15 @@ export class Roster {
   }
 
   /**
-   * The time a microbatch on `p` is planned to take: what it reports (busyMs), but never less than
-   * the stage's (lower) median. A report is a claim: one claiming to be fast would draw a stage's
-   * work and its pay, so claims may only lower a peer's share below an equal one (an honest peer
-   * faster than the median is planned at the median). Fewer than half the replicas cannot lower it.
+   * The time a microbatch on `p` is planned to take: the stage's (lower) median, unless the
+   * coordinator measured `p` at least SLOW_FACTOR times slower (rounds.ts measures). Replicas within
+   * that band take equal turns: timing noise, or a peer reporting early, never earns a larger share;
+   * a straggler gets less. Fewer than half the replicas cannot lower the median.
    */
   plannedMs(p: Readonly<PeerRecord>): number {
     const typical = this.typicalMs(p.stage);
-    return Math.max(p.msPerMicrobatch ?? typical, typical);
+    const ms = p.msPerMicrobatch ?? typical;
+    return ms >= SLOW_FACTOR * typical ? ms : typical;
   }
 
   /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */

@@ -127,7 +127,8 @@ export class RoundAudits {
     if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
     const unanswered = r.audits.filter((x) => !x.finding);
     this.o.log(`round ${r.round}: ${unanswered.length} audit(s) unanswered within ${limitMs} ms, by ${unanswered.map((x) => x.witness).join(', ')}`);
-    for (const { witness } of unanswered) {
+    for (const { witness, peer } of unanswered) {
+      r.unpaid.set(witness, `it left its audit of ${peer} unanswered, holding the round`);
       this.silent.set(witness, (this.silent.get(witness) ?? 0) + 1);
       if (this.muted(witness)) this.o.log(`${witness} left ${MAX_SILENT_AUDITS} audits unanswered: it is no longer drawn as a witness`);
     }
@@ -148,6 +149,7 @@ export class RoundAudits {
     if (r.suspects.some((s) => s.peer === msg.peer)) return undefined;
     if ((this.unconfirmed.get(reporter) ?? 0) >= MAX_UNCONFIRMED_SUSPECTS) {
       this.o.log(`round ${r.round}: ${reporter}'s report of ${msg.peer} is not acted on: ${MAX_UNCONFIRMED_SUSPECTS} of its reports were found unwarranted`);
+      r.unpaid.set(reporter, `it reported ${msg.peer} again after ${MAX_UNCONFIRMED_SUSPECTS} unwarranted reports`);
       return undefined;
     }
     r.suspects.push({ peer: msg.peer, microbatch: msg.microbatch, reporter });
@@ -157,14 +159,16 @@ export class RoundAudits {
 
   /**
    * Every audit of `r` agreed: each audited peer passed one more; a suspect report the audit found
-   * unwarranted costs its reporter (back on probation, and after MAX_UNCONFIRMED_SUSPECTS such
-   * reports its reports are no longer acted on: audits cost the witnesses' time).
+   * unwarranted costs its reporter its share of the round (the audit cost a witness as much), puts
+   * it back on probation, and after MAX_UNCONFIRMED_SUSPECTS such reports its reports are no longer
+   * acted on.
    */
   private cleared(r: Round): void {
     for (const x of r.audits ?? []) if (!x.against && x.finding?.ok) this.clean.set(x.peer, (this.clean.get(x.peer) ?? 0) + 1);
     for (const s of r.suspects) {
       if (!r.audits?.some((x) => x.peer === s.peer && x.finding?.ok)) continue;
       this.unconfirmed.set(s.reporter, (this.unconfirmed.get(s.reporter) ?? 0) + 1);
+      r.unpaid.set(s.reporter, `its report of ${s.peer}'s microbatch ${s.microbatch} was found unwarranted`);
       this.clean.set(s.reporter, 0);
     }
   }

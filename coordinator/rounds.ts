@@ -17,6 +17,8 @@ export interface Round {
   startedAt: number;
   /** Microbatches whose frames a receiver found out of band: audited before the round commits. */
   suspects: Array<{ peer: string; microbatch: number; reporter: string }>;
+  /** Routed peers whose share is not paid when the round commits, and why (a report that cost the round and was unconfirmed). */
+  unpaid: Map<string, string>;
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];
   auditsSince?: number;
@@ -66,7 +68,7 @@ export class Rounds {
 
   /** Route step `step` as a new round. */
   start(step: number, routes: string[][], now: number): Round {
-    const r: Round = { round: ++this.seq, step, routes, work: microbatchesPerPeer(routes), reported: new Map(), suspects: [], startedAt: now };
+    const r: Round = { round: ++this.seq, step, routes, work: microbatchesPerPeer(routes), reported: new Map(), suspects: [], unpaid: new Map(), startedAt: now };
     this.steps.set(r.round, step);
     if (this.steps.size > RECENT_ROUNDS) this.steps.delete(this.steps.keys().next().value!);
     this.current = r;
@@ -114,8 +116,10 @@ export class Rounds {
     r.reported.set(p.peerId, msg);
     r.lastReportAt = now;
     if (planned > 0) {
-      // A claimed time of zero would make a peer look infinitely fast and draw every route to it.
-      const ms = Math.max(1, msg.busyMs / planned);
+      // Measured here, never claimed: how long after the round's start the report came, per
+      // microbatch. A peer cannot report before its inputs came (it must cite their seals), and
+      // reporting later only slows its own measure. At least 1 ms: never infinitely fast.
+      const ms = Math.max(1, (now - r.startedAt) / planned);
       p.msPerMicrobatch = p.msPerMicrobatch === undefined ? ms : (1 - EMA) * p.msPerMicrobatch + EMA * ms;
     }
     return { kind: 'taken', complete: r.reported.size === r.work.size };

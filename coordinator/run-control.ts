@@ -364,9 +364,10 @@ export class RunControl extends Emitter<RunControlEvents> {
     const losses = [...r.reported.values()].filter((m) => m.lossSum !== undefined);
     const loss = losses.length ? losses.reduce((s, m) => s + m.lossSum!, 0) / this.run.microbatches : undefined;
     if (loss !== undefined) this.lastLoss = loss;
+    for (const [peerId, why] of r.unpaid) this.log(`round ${r.round}: ${peerId} is not paid for its share: ${why}`);
     const work = [...r.work].map(([peerId, microbatches]) => {
       const p = this.roster.get(peerId)!;
-      return { peerId, account: p.account, stage: p.stage, microbatches };
+      return { peerId, account: p.account, stage: p.stage, microbatches: r.unpaid.has(peerId) ? 0 : microbatches };
     });
     // Before any peer hears of it: a listener that records the commit durably (the coordinator's
     // store) must have done so before a peer can apply it.

@@ -208,7 +208,7 @@ describe('coordinator parts', () => {
     expect([r.round, rounds.stepOf(42), Object.fromEntries(r.work)]).toEqual([42, 3, { a: 1, x: 2, b: 1 }]);
     const x = record('x', 1);
     const inputs = [seal(FrameKind.Activation, 42, 0, 'a', 'x'), seal(FrameKind.Activation, 42, 1, 'b', 'x')];
-    const done = (o: object) => ({ type: 'round-done' as const, round: 42, microbatches: 2, busyMs: 0, inputs, ...o });
+    const done = (o: object) => ({ type: 'round-done' as const, round: 42, microbatches: 2, inputs, ...o });
     expect(rounds.report(x, done({ round: 41 }), 0)).toEqual({ kind: 'late' });
     expect(rounds.report(record('z', 1), done({}), 0)).toEqual({ kind: 'error', error: 'round 42 routes nothing through z' });
     expect(rounds.report(x, done({ microbatches: 1 }), 0)).toMatchObject({ kind: 'error' });

@@ -449,7 +449,7 @@ function finaleFrame(rng: Rng, finale: Finale, me: string, honest: HonestPeer[],
   const seal = { ...SEEDS.equivocation(rng, targets).seals[0], from: victim.peerId, to: me };
   if (finale === 'false evidence') return frameOf(finale, JSON.stringify({ type: 'equivocation', seals: [seal, { ...seal, hash: rng.hex(64) }] }));
   const round = victim.rounds.at(-1)?.round ?? 1;
-  return frameOf(finale, JSON.stringify({ type: 'round-done', round, microbatches: 1, busyMs: 1, inputs: [{ ...seal, tag: round }] }));
+  return frameOf(finale, JSON.stringify({ type: 'round-done', round, microbatches: 1, inputs: [{ ...seal, tag: round }] }));
 }
 
 /** Protocol violations ws must close a socket for, with the close code it must use. */

@@ -56,7 +56,7 @@ class Sim {
   /** Every round ever sent, by round number. */
   readonly rounds = new Map<number, { step: number; routes: string[][] }>();
   readonly rc: RunControl;
-  /** Per-peer ms per microbatch reported in `busyMs` (default 100). */
+  /** Per-peer ms per microbatch (default 100): a peer's report of the round in flight comes that long per microbatch after it started. */
   speed: Record<string, number> = {};
 
   constructor(
@@ -135,7 +135,13 @@ class Sim {
     const microbatches = over.microbatches ?? mine;
     const last = this.rc.peer(id)?.stage === this.run.stages - 1;
     const inputs = over.inputs ?? inputsOf(r.routes, round, id);
-    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, busyMs: (this.speed[id] ?? 100) * mine, inputs, ...(last && { lossSum: over.lossSum ?? 2 * mine }) });
+    const current = this.rc.currentRound;
+    if (current?.round === round) this.clock = Math.max(this.clock, current.startedAt + this.doneAfter(id, mine));
+    return this.rc.onRoundDone(id, { type: 'round-done', round, microbatches, inputs, ...(last && { lossSum: over.lossSum ?? 2 * mine }) });
+  }
+
+  private doneAfter(id: string, microbatches: number): number {
+    return (this.speed[id] ?? 100) * microbatches;
   }
 
   /** Every routed peer of the current round (but `except`) reports its share. */
@@ -143,8 +149,8 @@ class Sim {
     const r = this.rc.currentRound;
     if (!r) throw new Error(`no round in flight (phase ${this.rc.phase}: ${this.rc.reason})`);
     const round = r.round;
-    this.clock += 250;
-    for (const id of microbatchesPerPeer(r.routes).keys()) {
+    const work = microbatchesPerPeer(r.routes);
+    for (const id of [...work.keys()].sort((a, b) => this.doneAfter(a, work.get(a)!) - this.doneAfter(b, work.get(b)!))) {
       // Each routed peer was told about this very round.
       expect(this.last(id, 'round')).toMatchObject({ round, step: r.step, routes: r.routes });
       if (!except.includes(id)) expect(this.report(id, round)).toBeUndefined();
@@ -316,7 +322,7 @@ describe('RunControl: commit', () => {
     expect(sim.report('b', r1.round, { microbatches: 3 })).toMatch(/routes 2 microbatches through b, it reported 3/);
     expect(sim.report('a')).toMatch(/already reported by a/);
     expect(sim.join('e').ok).toBe(true);
-    expect(sim.rc.onRoundDone('e', { type: 'round-done', round: r1.round, microbatches: 0, busyMs: 0, inputs: [] })).toMatch(/routes nothing through e/);
+    expect(sim.rc.onRoundDone('e', { type: 'round-done', round: r1.round, microbatches: 0, inputs: [] })).toMatch(/routes nothing through e/);
     expect(sim.report('b')).toBeUndefined();
     expect(sim.report('c')).toBeUndefined();
     expect(sim.commits).toEqual([]);
@@ -392,7 +398,7 @@ describe('RunControl: commit', () => {
     expect(commit).not.toHaveProperty('loss');
     expect(sim.invalid).toEqual([]);
     // A negative loss is no loss at all: the transport refuses the message, blaming its sender.
-    expect(ClientMessageSchema.safeParse({ type: 'round-done', round: 3, microbatches: 2, busyMs: 1, lossSum: -1 }).success).toBe(false);
+    expect(ClientMessageSchema.safeParse({ type: 'round-done', round: 3, microbatches: 2, lossSum: -1 }).success).toBe(false);
   });
 
   it('a peer a committed round found slower gets fewer microbatches next', () => {
@@ -405,11 +411,13 @@ describe('RunControl: commit', () => {
     expect(w.get('c')).toBe(1);
   });
 
-  it('a peer claiming to be faster than its stage’s median gets no more than an equal share (a claim can only lower it)', () => {
+  it('a peer reporting sooner than its stage’s median gets no more than an equal share, nor does one a little slower get less', () => {
     const sim = started(makeRun({ minPerStage: 3, microbatches: 6 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
-    sim.speed = { a: 1, c: 100, e: 100 };
+    // a reports at once (before it could have computed); e is 40 % slower than c: timing noise, not a straggler.
+    sim.speed = { a: 1, c: 100, e: 140 };
     sim.steps(3);
     expect(sim.rc.peer('a')!.msPerMicrobatch).toBeLessThan(2);
+    expect(sim.rc.peer('e')!.msPerMicrobatch).toBeCloseTo(140, 0);
     const w = microbatchesPerPeer(sim.rc.currentRound!.routes);
     expect([w.get('a'), w.get('c'), w.get('e')]).toEqual([2, 2, 2]);
   });
@@ -545,6 +553,13 @@ describe('RunControl: spot checks', () => {
     }
     expect(audited).toEqual([0, 0, 1, 1, 1, 0, 0]);
     expect(sim.commits).toHaveLength(7);
+    // Each unconfirmed report cost b its share of the round; a report nobody could audit, nothing.
+    const paid = sim.commits.map((c) => c.work.find((w) => w.peerId === 'b')!.microbatches);
+    expect(paid.map((n) => n > 0)).toEqual([true, true, false, false, false, false, false]);
+    expect(sim.commits.every((c) => c.work.every((w) => w.peerId === 'b' || w.microbatches > 0))).toBe(true);
+    expect(sim.logs).toContain(
+      `round ${sim.commits[2].round}: b is not paid for its share: its report of a's microbatch ${sim.rounds.get(sim.commits[2].round)!.routes.findIndex((p) => p[0] === 'a')} was found unwarranted`,
+    );
   });
 
   it('a finding of wrong work with no third replica to settle it discards the round and purges nobody', () => {
@@ -670,6 +685,10 @@ describe('RunControl: spot checks', () => {
     }
     expect(waits.slice(0, 2)).toEqual([1, 1]);
     expect(waits.slice(2)).toEqual([0, 0, 0, 0, 0, 0]);
+    // Each round it held cost it its own share of that round.
+    const paid = sim.commits.map((c) => c.work.find((w) => w.peerId === silent)?.microbatches);
+    expect(paid.slice(0, 2)).toEqual([0, 0]);
+    expect(paid.slice(2).every((n) => n === undefined || n > 0)).toBe(true);
     // It still trains: silence costs it the witness's seat, not its place.
     expect(sim.rc.live().map((p) => p.peerId)).toContain(silent);
   });
@@ -749,7 +768,7 @@ describe('RunControl: failure mid-round', () => {
 
     // A late report for the discarded round changes nothing.
     expect(sim.report('c', r2.round)).toBeUndefined();
-    expect(sim.rc.onRoundDone('d', { type: 'round-done', round: r2.round, microbatches: 2, busyMs: 1, lossSum: 1, inputs: [] })).toBeUndefined();
+    expect(sim.rc.onRoundDone('d', { type: 'round-done', round: r2.round, microbatches: 2, lossSum: 1, inputs: [] })).toBeUndefined();
     expect(sim.commits).toHaveLength(1);
     expect(sim.rc.currentRound).toBe(r3);
 

@@ -51,11 +51,11 @@ export interface SessionOptions {
   /** Rewrite the stage state this peer gives a joiner or heir. What a hostile build could do; only the adversarial test peers set it. */
   tamperState?(state: StageSnapshot): StageSnapshot;
   /**
-   * Claim this speed instead of what was measured: GFLOP/s at registration, and milliseconds per
-   * microbatch in every report of a round. What a hostile build could claim; only the adversarial
-   * test peers set it.
+   * Claim this GPU speed (GFLOP/s) at registration instead of what was measured. What a hostile
+   * build could claim (a round's time it cannot: the coordinator times reports); only the
+   * adversarial test peers set it.
    */
-  claims?: { gflops: number; msPerMicrobatch: number };
+  claims?: { gflops: number };
   /**
    * What a hostile build could tell the coordinator: each report rewritten into any number (none:
    * withheld), and reports of its own made from the sealed frames it receives. Only the
@@ -166,7 +166,6 @@ export class PeerSession extends Emitter<SessionEvents> {
       witnessing: this.witnessing,
       wireBytes: () => this.neighbours.bytes,
       stateBytesServed: () => this.states.served.bytes,
-      claimedMsPerMicrobatch: o.claims?.msPerMicrobatch,
     });
     this.serving = new Serving(ctx, { seat: () => this.held.seat, text: () => this.held.text, sendFrame });
   }

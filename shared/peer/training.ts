@@ -21,8 +21,6 @@ export interface TrainingOptions {
   /** Bytes over this peer's data channels, and bytes it served in state transfers. */
   wireBytes(): { sent: number; received: number };
   stateBytesServed(): number;
-  /** Claim this speed in every round report instead of what was measured (a hostile build's; see SessionOptions.claims). */
-  claimedMsPerMicrobatch?: number;
 }
 
 export class Training {
@@ -110,9 +108,8 @@ export class Training {
       this.pending.lossSum = r.lossSum;
       this.busyMs += r.busyMs;
       this.roundSpanMs += r.spanMs;
-      const busyMs = this.o.claimedMsPerMicrobatch === undefined ? r.busyMs : this.o.claimedMsPerMicrobatch * r.microbatches;
       const inputs = this.o.reports.inputs(work.round, work.items);
-      this.ctx.send({ type: 'round-done', round: m.round, microbatches: r.microbatches, busyMs, inputs, ...(r.lossSum !== undefined && { lossSum: r.lossSum }) });
+      this.ctx.send({ type: 'round-done', round: m.round, microbatches: r.microbatches, inputs, ...(r.lossSum !== undefined && { lossSum: r.lossSum }) });
       // A GPU-usage limit: rest before taking the next message, so this GPU works `duty` of the time.
       const rest = restAfter(r.busyMs, this.duty);
       if (rest > 0) await sleep(rest);

@@ -135,12 +135,11 @@ export const ClientMessageSchemas = {
     bytesReceived: nonNeg,
     busyFraction: z.number().min(0).max(1).optional(),
   }),
-  /** This peer's share of a round is computed (not yet applied): its loss sum (last stage) and GPU time. */
+  /** This peer's share of a round is computed (not yet applied): its loss sum (last stage). The coordinator times it itself. */
   'round-done': z.strictObject({
     type: z.literal('round-done'),
     round: nonNegInt,
     microbatches: nonNegInt,
-    busyMs: nonNeg,
     lossSum: z.number().nonnegative().optional(),
     /** The seals of the inputs it computed from: each routed microbatch's activation (from its previous hop) and gradient (from its next). */
     inputs: z.array(SealSchema).max(MAX_SEALS),

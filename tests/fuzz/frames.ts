@@ -103,7 +103,6 @@ export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => Client
     type: 'round-done',
     round: rng.int(0, 9),
     microbatches: rng.int(0, 4),
-    busyMs: 12,
     lossSum: 3,
     inputs: [sealOf(rng, t)],
   }),

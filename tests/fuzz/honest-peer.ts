@@ -107,7 +107,7 @@ export class HonestPeer {
     const mine = m.routes.filter((path) => path.includes(this.peerId));
     const last = this.stage === m.routes[0].length - 1;
     const inputs = await Promise.all(this.inputsOf(m).map((i) => this.sealFrom(i)));
-    this.client.send({ type: 'round-done', round: m.round, microbatches: mine.length, busyMs: 5 * mine.length, inputs, ...(last && { lossSum: 2 * mine.length }) });
+    this.client.send({ type: 'round-done', round: m.round, microbatches: mine.length, inputs, ...(last && { lossSum: 2 * mine.length }) });
   }
 
   /** The activation from the previous hop and the gradient from the next, for each microbatch routed through it. */
