@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import CrashedFilesReporter from './tests/crashed-files-reporter.js';
 
 export default defineConfig({
   test: {
@@ -7,5 +8,6 @@ export default defineConfig({
     hookTimeout: 900000,
     // Two cores, and GPU tests must not run concurrently.
     fileParallelism: false,
+    reporters: ['default', new CrashedFilesReporter()],
   },
 });

@@ -31,7 +31,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function rpcReady(url: string): Promise<boolean> {
+/** Whether an EVM answers JSON-RPC at `url`. */
+export async function rpcReady(url: string): Promise<boolean> {
   try {
     const r = await fetch(url, {
       method: 'POST',
@@ -51,10 +52,21 @@ export async function startLocalEvm(opts: { port?: number; chainId?: number; acc
   const count = opts.accounts ?? 20;
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(root, 'node_modules/hardhat/internal/cli/cli.js'), '--config', join(root, 'contracts/hardhat.config.cjs'), 'node', '--hostname', '127.0.0.1', '--port', String(port)],
+    [
+      '--require',
+      join(root, 'contracts/evm-guard.cjs'),
+      join(root, 'node_modules/hardhat/internal/cli/cli.js'),
+      '--config',
+      join(root, 'contracts/hardhat.config.cjs'),
+      'node',
+      '--hostname',
+      '127.0.0.1',
+      '--port',
+      String(port),
+    ],
     {
       cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true', SWARM_CHAIN_ID: String(chainId), SWARM_CHAIN_ACCOUNTS: String(count) },
     },
   );

@@ -79,24 +79,32 @@ export class StageStates {
   /** The stage's newest state with the hash more than half of `replicas` reported for it, if they did. */
   vouched(stage: number, replicas: number): { step: number; hash: string } | undefined {
     const { step } = this.stages[stage].newest;
-    const votes = this.stages[stage].hashes.get(step);
-    const best = votes && [...votes].find(([, who]) => 2 * who.size > replicas);
-    return best && { step, hash: best[0] };
+    const hash = this.majority(stage, step, replicas);
+    return hash === undefined ? undefined : { step, hash };
   }
 
   /**
    * Why a state of `step` hashing to `hash`, loaded by a joiner of a stage with `replicas` active
    * members, is not one they vouch for, if it is not: past `lastStep` (the last commit), or not the
-   * hash more than half of them (else most of them) reported for that step. Step 0 is the seeded
-   * init, which the joiner checks itself; a stage with no replica has nobody to vouch.
+   * hash more than half of them (else more than half of those that reported) reported for that
+   * step. A tie vouches for nothing. Step 0 is the seeded init, which the joiner checks itself; a
+   * stage with no replica has nobody to vouch.
    */
   unvouched(stage: number, step: number, hash: string, replicas: number, lastStep: number): string | undefined {
     if (replicas === 0 || step === 0) return undefined;
     if (step > lastStep) return `step ${step} is past the run's last commit, step ${lastStep}`;
-    const votes = [...(this.stages[stage].hashes.get(step) ?? [])];
-    const expected = votes.find(([, who]) => 2 * who.size > replicas)?.[0] ?? this.agreedHash(stage, step);
-    if (!expected) return `no replica of stage ${stage} reported a state at step ${step}`;
+    const votes = this.stages[stage].hashes.get(step);
+    if (!votes?.size) return `no replica of stage ${stage} reported a state at step ${step}`;
+    const reporters = [...votes.values()].reduce((n, who) => n + who.size, 0);
+    const expected = this.majority(stage, step, replicas) ?? this.majority(stage, step, reporters);
+    if (!expected) return `its replicas reported ${votes.size} different states at step ${step}, none by most of them`;
     return expected === hash ? undefined : `it hashes to ${hash.slice(0, 12)}…, not the ${expected.slice(0, 12)}… its replicas reported`;
+  }
+
+  /** The hash more than half of `of` members reported for `step`, if one was. */
+  private majority(stage: number, step: number, of: number): string | undefined {
+    const votes = this.stages[stage].hashes.get(step);
+    return votes && [...votes].find(([, who]) => 2 * who.size > of)?.[0];
   }
 
   /** The members that reported another hash than `hash` for `step`. */

@@ -184,6 +184,26 @@ describe('coordinator parts', () => {
     expect(st.restores({ runId: 'r', stage: 1, step: 8, hash: hash('f') }, 12)).toBe(false);
   });
 
+  it('stage states: a joiner’s state is vouched for by more than half of the replicas (or of those that reported), never by a tie', () => {
+    const st = new StageStates(1);
+    st.vote(0, 4, hash('a'), 'p', 0);
+    st.vote(0, 4, hash('b'), 'q', 0);
+    // Two replicas, one hash each: neither the first reported nor the other vouches.
+    expect(st.unvouched(0, 4, hash('a'), 2, 4)).toBe('its replicas reported 2 different states at step 4, none by most of them');
+    expect(st.unvouched(0, 4, hash('b'), 2, 4)).toBe('its replicas reported 2 different states at step 4, none by most of them');
+    expect(st.vouched(0, 2)).toBeUndefined();
+    st.vote(0, 4, hash('b'), 'r', 0);
+    expect(st.unvouched(0, 4, hash('b'), 3, 4)).toBeUndefined();
+    expect(st.unvouched(0, 4, hash('a'), 3, 4)).toMatch(/^it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… its replicas reported$/);
+    // Of 5 replicas only 3 reported: 2 of them agreeing is most of those that did.
+    expect(st.unvouched(0, 4, hash('b'), 5, 4)).toBeUndefined();
+    expect(st.vouched(0, 3)).toEqual({ step: 4, hash: hash('b') });
+    expect(st.vouched(0, 5)).toBeUndefined();
+    expect(st.unvouched(0, 8, hash('b'), 3, 4)).toBe("step 8 is past the run's last commit, step 4");
+    expect(st.unvouched(0, 2, hash('b'), 3, 4)).toBe('no replica of stage 0 reported a state at step 2');
+    expect(st.unvouched(0, 0, hash('z'), 3, 4)).toBeUndefined(); // the seed: the joiner checks it itself
+  });
+
   it('stage states: a stage’s last replica gone takes the newest state with it, a kept one only within the run’s steps', () => {
     const st = new StageStates(2);
     st.vote(0, 4, hash('a'), 'p', 0);

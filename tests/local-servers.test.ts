@@ -2,14 +2,16 @@
 // the dashboard's own page would ask it: its keys, its RPC URL and the machine's processes go to
 // its own pages on loopback names only (issue 19, attack 12). The guard's every header form is in
 // tests/loopback-guard.test.ts; this checks the server applies it to every path. Ctrl-C ends the
-// coordinator with 130, the shell's code for an interrupt.
+// coordinator with 130, the shell's code for an interrupt, and leaves the local EVM to its parent.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDashboard } from '../cli/dashboard-site.js';
 import { httpGet as get, rebindingProbes } from '../bench/local-attacks.js';
+import { rpcReady, startLocalEvm } from '../contracts/local-evm.js';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 
@@ -78,4 +80,26 @@ describe('Ctrl-C', () => {
     spawn('pkill', ['-INT', '-f', state]);
     expect(await exited).toBe(130);
   }, 60_000);
+
+  it('leaves the local EVM to its parent (`npm start` reads ownership from it last), which stops it, or its death does', async () => {
+    const evm = await startLocalEvm({ accounts: 1 });
+    const port = new URL(evm.rpcUrl).port;
+    await new Promise((resolve) => spawn('pkill', ['-INT', '-f', `hardhat.*--port ${port}`]).once('exit', resolve));
+    await sleep(1000);
+    expect(await rpcReady(evm.rpcUrl)).toBe(true);
+    await evm.stop();
+    expect(await rpcReady(evm.rpcUrl)).toBe(false);
+    // A parent killed outright: the EVM it started exits on its own.
+    const parent = spawn(
+      process.execPath,
+      ['--import', 'tsx', '-e', "import('./contracts/local-evm.ts').then(async (m) => console.log((await m.startLocalEvm({ accounts: 1 })).rpcUrl))"],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const url = await new Promise<string>((resolve) => parent.stdout.on('data', (b: Buffer) => resolve(b.toString().trim())));
+    expect(await rpcReady(url)).toBe(true);
+    parent.kill('SIGKILL');
+    const t0 = Date.now();
+    while ((await rpcReady(url)) && Date.now() - t0 < 10_000) await sleep(200);
+    expect(await rpcReady(url)).toBe(false);
+  }, 120_000);
 });
