@@ -18,7 +18,7 @@ export interface LinksOptions {
   log(line: string): void;
   /** Largest message a neighbour may make us reassemble. */
   maxMessageBytes: number;
-  /** How long a channel may take to open before the initiator tries again. Default 10 s. */
+  /** How long a first attempt may take to open before the initiator tries again (OPEN_TIMEOUT_MS; doubling each attempt). */
   openTimeoutMs?: number;
 }
 
@@ -40,6 +40,13 @@ interface Envelope {
 const isEnvelope = (d: unknown): d is Envelope => typeof d === 'object' && d !== null && Number.isInteger((d as Envelope).n) && (d as Envelope).n >= 0 && 's' in d;
 /** A closed channel to a wanted neighbour is tried again after this pause. */
 const RETRY_PAUSE_MS = 1000;
+/**
+ * An attempt that has not opened by then is made again, each attempt waiting twice as long (to
+ * MAX_OPEN_TIMEOUT_MS): ICE, relays included, takes a second or two where it works at all, and a
+ * lost signal must not cost a run's whole first minute.
+ */
+const OPEN_TIMEOUT_MS = 3_000;
+const MAX_OPEN_TIMEOUT_MS = 30_000;
 
 export class NeighbourLinks {
   private readonly peers = new Map<string, Neighbour>();
@@ -127,7 +134,7 @@ export class NeighbourLinks {
     this.peers.set(id, n);
     link.onMessage((bytes) => this.o.onMessage(id, bytes));
     if (this.initiates(id)) {
-      const timeout = this.o.openTimeoutMs ?? 10_000;
+      const timeout = Math.min(MAX_OPEN_TIMEOUT_MS, (this.o.openTimeoutMs ?? OPEN_TIMEOUT_MS) * 2 ** attempt);
       n.timer = setTimeout(() => {
         if (n.open || n.closed || this.peers.get(id) !== n) return;
         this.o.log(`channel to ${id} did not open within ${timeout} ms: trying again (attempt ${attempt + 1})`);
