@@ -415,6 +415,8 @@ describe('RunControl: commit', () => {
     const sim = started(makeRun({ minPerStage: 3, microbatches: 6 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
     // a reports at once (before it could have computed); e is 40 % slower than c: timing noise, not a straggler.
     sim.speed = { a: 1, c: 100, e: 140 };
+    // A report carries no time to claim: one that does is refused.
+    expect(ClientMessageSchema.safeParse({ type: 'round-done', round: 1, microbatches: 2, inputs: [], busyMs: 1 }).success).toBe(false);
     sim.steps(3);
     expect(sim.rc.peer('a')!.msPerMicrobatch).toBeLessThan(2);
     expect(sim.rc.peer('e')!.msPerMicrobatch).toBeCloseTo(140, 0);
