@@ -284,7 +284,8 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   // A poisoned state is refused by the joiner it is given (it cannot prove it to anyone: nobody is
   // purged); the joiner loads an honest replica's, which the coordinator takes.
   if (target === 'state') {
-    if (!r.joiner?.ready) return undefined;
+    // A joiner the coordinator told to load again was never ready with what it was given.
+    if (!r.joiner?.ready && !r.joiner?.reloaded) return undefined;
     const refused = /'s state is refused: (.*?); trying another replica/.exec(r.joiner.log)?.[1];
     const { reloaded } = r.joiner;
     const reason = refused

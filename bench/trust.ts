@@ -29,6 +29,8 @@ export interface AttackResult {
   runs: number;
   /** Runs the chaos judge passed (chaos.ts judge: beaten as expected, nobody honest blamed, no step lost, the loss within 2 %). */
   passed_runs: number;
+  /** What the judge said of each run it did not pass. */
+  failed_notes: string[];
   caught_runs: number;
   /** Of the runs caught, those in which the attacker was never routed (its channels to its assigned witnesses never opened): no harm, nothing earned. */
   never_routed_runs: number;
@@ -49,6 +51,7 @@ const longestStallS = (r: RunOutcome) => Math.max(0, ...r.commitMs.slice(1).map(
 
 /** One attack's runs (seeds 1, 2, …), judged against the honest runs of the same seeds. */
 export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[], steps: number): AttackResult {
+  const judged = runs.map((r, i) => judge(name, honest[i], r, steps));
   const beaten = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
   const caught = beaten.filter((c) => !c!.contained);
   const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
@@ -57,7 +60,8 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
     expected: CONTAINED.has(name) ? 'contained' : 'caught',
     colluders: ['lane', 'witnesses', 'state'].includes(ATTACK_TARGETS[name]) ? 2 : 1,
     runs: runs.length,
-    passed_runs: runs.filter((r, i) => judge(name, honest[i], r, steps).passed).length,
+    passed_runs: judged.filter((j) => j.passed).length,
+    failed_notes: judged.flatMap((j, i) => (j.passed ? [] : [`run ${i + 1}: ${j.notes}`])),
     caught_runs: caught.length,
     never_routed_runs: caught.filter((c) => c!.reason.startsWith('never routed')).length,
     left_out_runs: beaten.length - caught.length,
@@ -122,13 +126,22 @@ type TrustJson = {
  * honest runs stand, and honest peers purged now (in honest runs or attacks) are added to its count
  * after taking out the count of the rows replaced.
  */
+/** A row measured before the bench kept the judge's notes of the runs it did not pass. */
+const withNotes = (a: AttackResult): AttackResult => ({
+  ...a,
+  failed_notes: a.failed_notes ?? (a.passed_runs === a.runs ? [] : ['not recorded: measured before the bench kept the judge’s notes']),
+});
+
 function updated(before: TrustJson, now: TrustJson): TrustJson {
   const replaced = before.attacks.filter((a) => now.attacks.some((n) => n.name === a.name));
   const purgedNow = now.honest_peers_purged;
   return {
     ...before,
     honest_peers_purged: before.honest_peers_purged - replaced.reduce((n, a) => n + a.honest_purged, 0) + purgedNow,
-    attacks: [...before.attacks.map((a) => now.attacks.find((n) => n.name === a.name) ?? a), ...now.attacks.filter((n) => !before.attacks.some((a) => a.name === n.name))],
+    attacks: [
+      ...before.attacks.map((a) => now.attacks.find((n) => n.name === a.name) ?? withNotes(a)),
+      ...now.attacks.filter((n) => !before.attacks.some((a) => a.name === n.name)),
+    ],
     local_attacks: now.local_attacks.length ? now.local_attacks : (before.local_attacks ?? []),
   };
 }
@@ -204,7 +217,7 @@ async function main(): Promise<void> {
     const s = summarize(attack, runs, ATTACK_TARGETS[attack] === 'witnesses' ? honestOfSix : honest, o.steps);
     results.push(s);
     say(
-      `  ${attack.padEnd(20)} passed ${s.passed_runs}/${s.runs}, caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s`,
+      `  ${attack.padEnd(20)} passed ${s.passed_runs}/${s.runs}, caught ${s.caught_runs}/${s.runs} (median step ${s.median_detect_steps ?? '-'}), honest purged ${s.honest_purged}, units vs honest ${s.attacker_units_vs_honest.toFixed(2)} (mean ${s.mean_units_vs_honest.toFixed(2)}), loss gap ${(100 * s.final_val_loss_gap).toFixed(2)} %, longest stall ${s.longest_stall_s.toFixed(1)} s${s.failed_notes.map((n) => `\n      ${n}`).join('')}`,
     );
     write();
   }
