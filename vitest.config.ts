@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import CrashedFilesReporter from './tests/crashed-files-reporter.js';
+import CrashedFilesReporter from './scripts/crashed-files-reporter.js';
 
 export default defineConfig({
   test: {

@@ -3,7 +3,7 @@
 // native crash is retried once and named, an assertion never is. Exits with the last run's code.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { CRASH_REPORT, type CrashReport } from '../tests/crashed-files-reporter.js';
+import { CRASH_REPORT, type CrashReport } from './crashed-files-reporter.js';
 
 function vitest(args: string[]): { code: number; report?: CrashReport } {
   rmSync(CRASH_REPORT, { force: true });

@@ -42,10 +42,10 @@ const isEnvelope = (d: unknown): d is Envelope => typeof d === 'object' && d !==
 const RETRY_PAUSE_MS = 1000;
 /**
  * An attempt that has not opened by then is made again, each attempt waiting twice as long (to
- * MAX_OPEN_TIMEOUT_MS): ICE, relays included, takes a second or two where it works at all, and a
- * lost signal must not cost a run's whole first minute.
+ * MAX_OPEN_TIMEOUT_MS). Not sooner: a peer compiling its kernels at start keeps a small machine's
+ * cores busy, and an attempt started again loses what its ICE checks had done.
  */
-const OPEN_TIMEOUT_MS = 3_000;
+const OPEN_TIMEOUT_MS = 10_000;
 const MAX_OPEN_TIMEOUT_MS = 30_000;
 
 export class NeighbourLinks {
