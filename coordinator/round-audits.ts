@@ -127,8 +127,8 @@ export class RoundAudits {
     if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
     const unanswered = r.audits.filter((x) => !x.finding);
     this.o.log(`round ${r.round}: ${unanswered.length} audit(s) unanswered within ${limitMs} ms, by ${unanswered.map((x) => x.witness).join(', ')}`);
-    for (const { witness, peer } of unanswered) {
-      r.unpaid.set(witness, `it left its audit of ${peer} unanswered, holding the round`);
+    // Not a cost in pay: an audited peer that withholds its bundle keeps an honest witness silent.
+    for (const { witness } of unanswered) {
       this.silent.set(witness, (this.silent.get(witness) ?? 0) + 1);
       if (this.muted(witness)) this.o.log(`${witness} left ${MAX_SILENT_AUDITS} audits unanswered: it is no longer drawn as a witness`);
     }

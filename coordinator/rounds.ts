@@ -17,7 +17,7 @@ export interface Round {
   startedAt: number;
   /** Microbatches whose frames a receiver found out of band: audited before the round commits. */
   suspects: Array<{ peer: string; microbatch: number; reporter: string }>;
-  /** Routed peers whose share is not paid when the round commits, and why (a report that cost the round and was unconfirmed). */
+  /** Routed peers whose share is not paid when the round commits, and why (a suspect report that cost the round and was unconfirmed). */
   unpaid: Map<string, string>;
   /** Spot checks of this round, once every report is in (it commits when they are cleared). */
   audits?: Audit[];

@@ -687,10 +687,6 @@ describe('RunControl: spot checks', () => {
     }
     expect(waits.slice(0, 2)).toEqual([1, 1]);
     expect(waits.slice(2)).toEqual([0, 0, 0, 0, 0, 0]);
-    // Each round it held cost it its own share of that round.
-    const paid = sim.commits.map((c) => c.work.find((w) => w.peerId === silent)?.microbatches);
-    expect(paid.slice(0, 2)).toEqual([0, 0]);
-    expect(paid.slice(2).every((n) => n === undefined || n > 0)).toBe(true);
     // It still trains: silence costs it the witness's seat, not its place.
     expect(sim.rc.live().map((p) => p.peerId)).toContain(silent);
   });
