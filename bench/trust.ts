@@ -121,17 +121,17 @@ type TrustJson = {
   local_attacks: LocalAttackResult[];
 };
 
-/**
- * `--update`: the attacks measured now replace their rows of the file's, in place; the file's
- * honest runs stand, and honest peers purged now (in honest runs or attacks) are added to its count
- * after taking out the count of the rows replaced.
- */
 /** A row measured before the bench kept the judge's notes of the runs it did not pass. */
 const withNotes = (a: AttackResult): AttackResult => ({
   ...a,
   failed_notes: a.failed_notes ?? (a.passed_runs === a.runs ? [] : ['not recorded: measured before the bench kept the judge’s notes']),
 });
 
+/**
+ * `--update`: the attacks measured now replace their rows of the file's, in place; the file's
+ * honest runs stand, and honest peers purged now (in honest runs or attacks) are added to its count
+ * after taking out the count of the rows replaced.
+ */
 function updated(before: TrustJson, now: TrustJson): TrustJson {
   const replaced = before.attacks.filter((a) => now.attacks.some((n) => n.name === a.name));
   const purgedNow = now.honest_peers_purged;
