@@ -45,6 +45,7 @@ export const ATTACKS = [
   'withhold-gradients',
   'registration-flood',
   'poison-state',
+  'withhold-bundle',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -89,6 +90,7 @@ export const ATTACK_TARGETS: Record<Attack, 'outputs' | 'activations' | 'gradien
     'withhold-gradients': 'gradients',
     'registration-flood': 'flood',
     'poison-state': 'state',
+    'withhold-bundle': 'outputs',
   };
 
 /**
@@ -191,6 +193,17 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
     // left waiting, late with its own report (each such round costs the withholder a channel).
     case 'withhold-gradients':
       return { tamper: (_to, f) => (f[5] === FrameKind.Gradient ? [] : f) };
+    // Cheats on every output (×1.5) and, audited, shows its bundle to no witness: a witness cannot
+    // prove it got none, so a withheld bundle must not let the round commit unchecked.
+    case 'withhold-bundle': {
+      let told = false;
+      const tamperBundle = (to: string) => {
+        if (!told) process.stdout.write(`${ATTACK_MADE} withheld its audit bundle from ${to}\n`);
+        told = true;
+        return undefined;
+      };
+      return { ...attackHooks('scale-outputs'), tamperBundle };
+    }
     case 'stolen-key':
     case 'foreign-account':
     case 'weak-key':

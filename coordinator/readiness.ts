@@ -1,6 +1,7 @@
 // When the run can start and what it waits for, in words every peer's dashboard shows. Training
 // starts when every stage has `run.minPerStage` ready peers; with spot checks on and replicas
-// required, the first round must be checkable, so a peer counts once linked to a ready replica.
+// required, the first round must be checkable, so a peer counts once linked to its witnesses (a
+// peer that could be routed alone would take a whole step, and early steps weigh most).
 import type { RunConfig } from '../shared/run/config.js';
 import type { Roster } from './roster.js';
 import type { StageStates } from './stage-states.js';
@@ -9,8 +10,8 @@ export interface ReadinessOptions {
   run: RunConfig;
   roster: Roster;
   stages: StageStates;
-  /** Whether spot checks are on. */
-  audited: boolean;
+  /** With spot checks on: whether a peer is linked to every witness of its set (witness-sets.ts). */
+  checkable?(peerId: string): boolean;
 }
 
 export class Readiness {
@@ -23,7 +24,7 @@ export class Readiness {
 
   waitingReason(): string {
     const counts = this.counts().map((n, s) => `stage ${s}: ${n}/${this.o.run.minPerStage}`);
-    return `waiting for peers (ready${this.needsWitnesses() ? ' and linked to a replica' : ''} ${counts.join(', ')})`;
+    return `waiting for peers (ready${this.needsWitnesses() ? ' and linked to their witnesses' : ''} ${counts.join(', ')})`;
   }
 
   /** Why a started run waits for `stage`, which has no active peer. */
@@ -35,17 +36,14 @@ export class Readiness {
   }
 
   private needsWitnesses(): boolean {
-    return this.o.audited && this.o.run.minPerStage > 1;
+    return !!this.o.checkable && this.o.run.minPerStage > 1;
   }
 
   private counts(): number[] {
     const { roster } = this.o;
     return this.o.run.layersPerStage.map((_, s) => {
       const ready = roster.placedOn(s).filter((p) => p.state === 'ready');
-      if (!this.needsWitnesses()) return ready.length;
-      // Through each peer's own links (bounded by its view), not all pairs: thousands may be waiting.
-      const isReady = (id: string) => roster.get(id)?.state === 'ready' && roster.get(id)?.stage === s;
-      return ready.filter((p) => [...p.links].some((q) => isReady(q) && roster.linked(p.peerId, q))).length;
+      return this.needsWitnesses() ? ready.filter((p) => this.o.checkable!(p.peerId)).length : ready.length;
     });
   }
 }

@@ -24,8 +24,8 @@ export type AuditStep =
   | { kind: 'wait' }
   | { kind: 'commit' }
   | { kind: 'abort'; reason: string }
-  /** Purge these; `cleared`: the accused's audit, settled in its favour. */
-  | { kind: 'purge'; guilty: { peer: string; reason: string }[]; cleared?: Audit };
+  /** Purge these (the round commits after, if it still can and its audits are settled). */
+  | { kind: 'purge'; guilty: { peer: string; reason: string }[] };
 
 export interface RoundAuditsOptions {
   send(peerId: string, msg: ServerMessage): void;
@@ -113,7 +113,8 @@ export class RoundAudits {
       case 'unresolved':
         return { kind: 'abort', reason: out.reason };
       case 'convict':
-        return { kind: 'purge', guilty: out.guilty, cleared: out.cleared };
+        if (out.cleared) this.settle(r, out.cleared);
+        return { kind: 'purge', guilty: out.guilty };
       default:
         return out;
     }
@@ -128,13 +129,29 @@ export class RoundAudits {
     const unanswered = r.audits.filter((x) => !x.finding);
     this.o.log(`round ${r.round}: ${unanswered.length} audit(s) unanswered within ${limitMs} ms, by ${unanswered.map((x) => x.witness).join(', ')}`);
     // Not a cost in pay: an audited peer that withholds its bundle keeps an honest witness silent.
-    for (const { witness } of unanswered) {
-      this.silent.set(witness, (this.silent.get(witness) ?? 0) + 1);
-      if (this.muted(witness)) this.o.log(`${witness} left ${MAX_SILENT_AUDITS} audits unanswered: it is no longer drawn as a witness`);
-    }
+    for (const { witness } of unanswered) this.unanswered(witness);
     const out = settleLate(r.audits, r.round, this.rules());
     if (out.kind === 'unresolved') return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms: ${out.reason}` };
     return this.step(r, out);
+  }
+
+  /** `witness` left an audit unanswered, or said no bundle came from a peer that showed its bundle to others. */
+  private unanswered(witness: string): void {
+    this.silent.set(witness, (this.silent.get(witness) ?? 0) + 1);
+    if (this.muted(witness)) this.o.log(`${witness} left ${MAX_SILENT_AUDITS} audits unanswered: it is no longer drawn as a witness`);
+  }
+
+  /**
+   * A panel found the accused right: its audit and the panel's are settled. A witness that said no
+   * bundle came is not proven wrong (the accused chose whom to show it to), but it counts as an
+   * unanswered audit, so one that says so falsely is soon drawn no more.
+   */
+  private settle(r: Round, accusation: Audit): void {
+    for (const x of r.audits ?? []) {
+      if (x !== accusation && !(x.peer === accusation.peer && x.against === accusation.witness)) continue;
+      if (x.finding?.missing) this.unanswered(x.witness);
+      x.finding = { ok: true, reason: 'cleared by an independent panel' };
+    }
   }
 
   /**

@@ -25,6 +25,8 @@ export interface Round {
   /** When the last report came in, and when the peers late with theirs were asked what they wait for. */
   lastReportAt?: number;
   askedLateAt?: number;
+  /** Whether every routed peer was asked what it waits for, nobody having reported. */
+  askedAll?: boolean;
 }
 
 /** What a report does to its round: nothing (late), an error for its sender, a purge, or it completes the round. */
@@ -50,6 +52,8 @@ const EMA = 0.3;
 export class Rounds {
   current?: Round;
   private seq = 0;
+  /** How long the last committed round took, start to commit (the reference for a round nobody reports). */
+  private lastCommitMs?: number;
   /** The training step of each recent round (replay evidence names rounds). */
   private readonly steps = new Map<number, number>();
 
@@ -75,10 +79,11 @@ export class Rounds {
     return r;
   }
 
-  /** The round in flight ends (committed or discarded); returns it. */
-  end(): Round | undefined {
+  /** The round in flight ends (committed, at `committedAt`, or discarded); returns it. */
+  end(committedAt?: number): Round | undefined {
     const r = this.current;
     this.current = undefined;
+    if (r && committedAt !== undefined) this.lastCommitMs = committedAt - r.startedAt;
     return r;
   }
 
@@ -93,7 +98,8 @@ export class Rounds {
    */
   late(now: number): { ask: string[] } | { silent: string[] } | undefined {
     const r = this.current;
-    if (!r?.lastReportAt || r.reported.size === r.work.size) return undefined;
+    if (!r || r.reported.size === r.work.size) return undefined;
+    if (!r.lastReportAt) return this.noneReported(r, now);
     if (now - r.lastReportAt < Math.max(LATE_MIN_MS, LATE_FACTOR * (r.lastReportAt - r.startedAt))) return undefined;
     const peers = [...r.work.keys()].filter((p) => !r.reported.has(p));
     if (r.askedLateAt === undefined) {
@@ -101,6 +107,19 @@ export class Rounds {
       return { ask: peers };
     }
     return now - r.askedLateAt < LATE_ANSWER_MS ? undefined : { silent: peers };
+  }
+
+  /**
+   * A round nobody reported, LATE_FACTOR times as long as the last committed round took (and at
+   * least LATE_MIN_MS): every routed peer is asked once what it waits for, so one stuck peer that
+   * holds up its whole path is named by its neighbours. Nobody is benched for silence here: peers
+   * still averaging or computing honestly have nothing to name either.
+   */
+  private noneReported(r: Round, now: number): { ask: string[] } | undefined {
+    if (this.lastCommitMs === undefined || r.askedAll) return undefined;
+    if (now - r.startedAt < Math.max(LATE_MIN_MS, LATE_FACTOR * this.lastCommitMs)) return undefined;
+    r.askedAll = true;
+    return { ask: [...r.work.keys()] };
   }
 
   /** A peer's share of the round in flight, reported at `now`. */

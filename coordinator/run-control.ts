@@ -87,7 +87,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.departures = new Departures({ roster: this.roster, stages: this.stages, membership: this.membership, send, log, step, started: () => this.started, onPathsThrough });
     const electorate = (named: string) => this.roster.witnesses(named, { linked: false });
     this.outliers = new OutlierVotes({ electorate, log });
-    this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, audited: !!o.audit?.rate });
+    this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, checkable });
     this.audits = new RoundAudits({
       send,
       log,
@@ -329,11 +329,12 @@ export class RunControl extends Emitter<RunControlEvents> {
   watchRound(limitMs: number): void {
     const r = this.rounds.current;
     const late = this.rounds.late(this.o.now());
-    if (late && 'ask' in late) for (const p of late.ask) this.o.send(p, { type: 'late', round: r!.round });
-    else if (late) {
+    if (late && 'silent' in late) {
       for (const p of late.silent) for (const q of this.roster.get(p)?.links ?? []) this.routing.cut(p, q);
-      this.abortRound(`${late.silent.join(', ')} had not reported round ${r!.round} long after the others had, nor said what it waited for`);
-    } else if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
+      return this.abortRound(`${late.silent.join(', ')} had not reported round ${r!.round} long after the others had, nor said what it waited for`);
+    }
+    if (late) for (const p of late.ask) this.o.send(p, { type: 'late', round: r!.round });
+    if (r && this.o.now() - r.startedAt > limitMs) this.abortRound(`round ${r.round} took more than ${limitMs} ms`);
   }
 
   private afterAudit(r: Round, next: AuditStep): void {
@@ -341,9 +342,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (next.kind === 'abort') return this.abortRound(next.reason);
     if (next.kind !== 'purge') return;
     for (const g of next.guilty) this.purge(g.peer, g.reason);
-    // A lying accuser purged: the peer it accused is cleared, and the round goes on if it still can.
+    // A lying accuser purged (or one that got no bundle excused): the accused is cleared, and the round goes on if it still can.
     if (this.rounds.current !== r) return;
-    if (next.cleared) next.cleared.finding = { ok: true, reason: 'cleared by an independent panel' };
     if (r.audits?.every((x) => x.finding?.ok)) this.commit(r);
   }
 
@@ -359,7 +359,7 @@ export class RunControl extends Emitter<RunControlEvents> {
   }
 
   private commit(r: Round): void {
-    this.rounds.end();
+    this.rounds.end(this.o.now());
     this.step_ = r.step;
     const losses = [...r.reported.values()].filter((m) => m.lossSum !== undefined);
     const loss = losses.length ? losses.reduce((s, m) => s + m.lossSum!, 0) / this.run.microbatches : undefined;

@@ -17,6 +17,7 @@ import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
 import { type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/base/emitter.js';
+import { BUNDLE_WAIT_MS } from '../shared/trust/audit.js';
 import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
@@ -47,7 +48,8 @@ export interface CoordinatorOptions {
   /**
    * How long an audit may take (the bundle's transfer and the recomputation) before the round goes
    * on without it: what a silent witness can hold a round for. Default 20 s (audits of the default
-   * model take under 1 s here).
+   * model take under 1 s here). At least twice a witness's wait for a bundle (BUNDLE_WAIT_MS): an
+   * accuser's "no bundle came" and its panel's answers must both fit.
    */
   auditTimeoutMs?: number;
   /** Bad frames one socket may send before it is closed. Default 20. */
@@ -122,6 +124,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     this.setupTimeoutMs = positive('setupTimeoutMs', o.setupTimeoutMs ?? 180_000);
     this.readyTimeoutMs = positive('readyTimeoutMs', o.readyTimeoutMs ?? 15 * 60_000);
     this.auditTimeoutMs = positive('auditTimeoutMs', o.auditTimeoutMs ?? 20_000);
+    if (this.auditTimeoutMs < 2 * BUNDLE_WAIT_MS)
+      throw new Error(`auditTimeoutMs must be at least ${2 * BUNDLE_WAIT_MS} ms (twice a witness's wait for a bundle), got ${this.auditTimeoutMs}`);
     const auditRate = o.auditRate ?? 0.25;
     if (!(auditRate >= 0 && auditRate <= 1)) throw new Error(`auditRate must be in [0, 1], got ${auditRate}`);
     this.roundTimeoutMs = positive('roundTimeoutMs', o.roundTimeoutMs ?? 600_000);

@@ -69,7 +69,10 @@ export class WitnessSets {
       this.sets.set(peer, set);
     }
     const stage = roster.get(peer)?.stage;
-    const candidates = roster.active(stage).flatMap((q) => (q.peerId !== peer && !this.o.muted(q.peerId) && roster.independent(peer, q.peerId) ? [q.peerId] : []));
+    // Before the run starts nobody is active: sets are drawn among the ready, so the first round can be checked everywhere.
+    const active = roster.active(stage);
+    const pool = active.length ? active : roster.placedOn(stage ?? -1).filter((q) => q.state === 'ready');
+    const candidates = pool.flatMap((q) => (q.peerId !== peer && !this.o.muted(q.peerId) && roster.independent(peer, q.peerId) ? [q.peerId] : []));
     set.members = set.members.filter((w) => candidates.includes(w));
     this.replaceUnlinked(peer, set, candidates);
     const size = Math.min(candidates.length, Math.max(1, Math.min(SET_SIZE, candidates.length - 1)));

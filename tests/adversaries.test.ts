@@ -9,7 +9,7 @@
 // up; so is a key of small order. A free-rider sends its input back as its output; two colluders
 // claim a GPU 10^6 GFLOP/s fast to take a lane and compute nothing. A replica adds noise to the
 // weights it averages, or sends different weights to different replicas: caught at the first
-// averaging. A receiver shows the evaluation frames it got as evidence. None earns anything (but
+// averaging. A cheater that withholds its audit bundle is convicted on it by the witness and a panel. A receiver shows the evaluation frames it got as evidence. None earns anything (but
 // the honest steps of an attacker on weights before it), nobody honest is blamed, every step is
 // committed and the final validation loss is within 2 % of the honest run's. Two colluders of a
 // stage of six (false audit failures; a cheater's voucher) get only themselves purged. Lies that
@@ -57,6 +57,8 @@ const CAUGHT: Array<[Attack, RegExp]> = [
   ['equivocate-weights', /^purged: sealed different weights for the averaging after step (4|8|12) to p\d+-[0-9a-f]{6} and to p\d+-[0-9a-f]{6}$/],
   // Issue 19 #1: the evaluation frames it received, shown as evidence: that convicts the one showing them (at the first evaluation it is on the path of).
   ['eval-evidence', /^purged: it showed a frame of kind 3 as evidence: only training frames are ever shown$/],
+  // Cheats on every output and shows its audit bundle to no witness: the witness's "no bundle came" and its panel's convict it.
+  ['withhold-bundle', /^purged: it showed its microbatch \d+ of round \d+ neither to its accuser nor to \d+ of \d+ independent replicas that asked: no bundle from/],
   // Issue 19 #8: 100 squatters from one address (127.0.0.2), replaced as they are refused or dropped.
   ['registration-flood', /^127\.0\.0\.2 (registered more than 12 times in the last minute|already takes part with 4 peers; at most 4 per address)$/],
 ];

@@ -314,19 +314,32 @@ describe('coordinator parts', () => {
     expect(phase.over).toBe(false);
   });
 
-  it('readiness: with spot checks and replicas required, a ready peer counts once linked to a ready replica', () => {
+  it('readiness: with spot checks and replicas required, a ready peer counts once linked to the witnesses drawn for it among the ready', () => {
     const run = testRun({ minPerStage: 2 });
     const roster = rosterOf(run, [
       ['a', 0, 'ready'],
       ['b', 0, 'ready'],
+      ['c', 0, 'ready'],
       ['x', 1, 'ready'],
       ['y', 1, 'ready'],
     ]);
     roster.get('y')!.links.delete('x');
-    const readiness = new Readiness({ run, roster, stages: new StageStates(2), audited: true });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0 });
+    const checkable = (p: string) => sets.checkable(p);
+    const readiness = new Readiness({ run, roster, stages: new StageStates(2), checkable });
     expect(readiness.canStart()).toBe(false);
-    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to a replica stage 0: 2/2, stage 1: 0/2)');
-    expect(new Readiness({ run, roster, stages: new StageStates(2), audited: false }).canStart()).toBe(true);
+    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to their witnesses stage 0: 3/2, stage 1: 0/2)');
+    // A link to some other replica is not enough: a's one witness (of b and c) is drawn, and a must
+    // reach it (b's witness, a, is then out of b's reach too).
+    const witness = sets.members('a')[0];
+    expect(witness).toBe('b');
+    expect(sets.members('b')).toEqual(['a']);
+    roster.get('a')!.links.delete(witness);
+    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to their witnesses stage 0: 1/2, stage 1: 0/2)');
+    roster.get('a')!.links.add(witness);
+    roster.get('y')!.links.add('x');
+    expect(readiness.canStart()).toBe(true);
+    expect(new Readiness({ run, roster, stages: new StageStates(2) }).canStart()).toBe(true);
     expect(readiness.missingReason(1)).toBe('waiting for a peer for stage 1 (x, y setting up)');
   });
 

@@ -20,8 +20,16 @@ function finding(s: Scene, witness: string, accused: string): boolean {
   return s.colluders.has(accused); // cover a fellow colluder, accuse anyone else
 }
 
+type Said = { ok: boolean; missing?: true };
+
 /** Run the dispute a first witness opens to its end; returns the peers purged and whether it was unresolved. */
-function play(s: Scene, accused: string, accuser: string, rng: Rng): { purged: string[]; unresolved: boolean } {
+function play(
+  s: Scene,
+  accused: string,
+  accuser: string,
+  rng: Rng,
+  says: (witness: string) => Said = (w) => ({ ok: finding(s, w, accused) }),
+): { purged: string[]; unresolved: boolean } {
   const rules: DisputeRules = {
     witnesses: (p) => s.replicas.filter((q) => q !== p),
     independent: () => true,
@@ -33,8 +41,9 @@ function play(s: Scene, accused: string, accuser: string, rng: Rng): { purged: s
   let out: Outcome = { kind: 'wait' };
   while (pending.length) {
     const a = pending.splice(rng.int(0, pending.length), 1)[0];
-    const ok = a.against === undefined ? finding(s, accuser, accused) : finding(s, a.witness, accused);
-    out = onFinding(audits, a.witness, { type: 'verdict', round: 1, microbatch: 0, peer: accused, ok, reason: ok ? 'agrees' : 'cos 0.1' }, rules);
+    const { ok, missing } = says(a.witness);
+    const reason = ok ? 'agrees' : missing ? `no bundle from ${accused}` : 'cos 0.1';
+    out = onFinding(audits, a.witness, { type: 'verdict', round: 1, microbatch: 0, peer: accused, ok, reason, ...(missing && { missing }) }, rules);
     if (out.kind === 'panel') {
       audits.push(...out.audits);
       pending.push(...out.audits);
@@ -77,6 +86,58 @@ describe('disputes', () => {
     }
     expect(decided).toBeGreaterThan(300);
     expect(colludersPurged).toBeGreaterThan(decided);
+  });
+
+  it('an accused that shows its bundle to whom it likes purges no honest replica, and one that shows it to no honest one is convicted', () => {
+    const rng = new Rng(23);
+    let withheldConvicted = 0;
+    for (let n = 3; n <= 12; n++) {
+      const replicas = Array.from({ length: n }, (_, i) => `r${i}`);
+      for (let trial = 0; trial < 80; trial++) {
+        const c = rng.int(1, Math.max(1, Math.floor(n / 3)) + 1);
+        const colluders = new Set([...replicas].sort(() => rng.next() - 0.5).slice(0, c));
+        const accused = rng.pick(replicas);
+        const accuser = rng.pick(replicas.filter((r) => r !== accused));
+        const scene: Scene = { replicas, colluders, cheated: colluders.has(accused) && rng.chance(0.5) };
+        // A colluding accused shows its bundle to a random few (or nobody); an honest one to every witness.
+        const shown = new Set(colluders.has(accused) ? replicas.filter(() => rng.chance(0.4)) : replicas);
+        const says = (w: string): Said => {
+          // Colluders cover a fellow colluder and, against anyone else, say no bundle came: a claim nobody can check.
+          if (colluders.has(w)) return colluders.has(accused) ? { ok: true } : { ok: false, missing: true };
+          return shown.has(w) ? { ok: !scene.cheated } : { ok: false, missing: true };
+        };
+        if (says(accuser).ok) continue;
+        const { purged, unresolved } = play(scene, accused, accuser, rng, says);
+        expect(
+          purged.filter((p) => !colluders.has(p)),
+          `n ${n}, colluders ${[...colluders]}, shown ${[...shown]}, ${accuser} accuses ${accused}`,
+        ).toEqual([]);
+        const honestShown = replicas.some((r) => r !== accused && !colluders.has(r) && shown.has(r));
+        if (colluders.has(accused) && !honestShown && !unresolved && purged.includes(accused)) withheldConvicted++;
+      }
+    }
+    expect(withheldConvicted).toBeGreaterThan(20);
+  });
+
+  it('no bundle is no proof against the witness: a panel that recomputes the microbatch right clears the accused and purges nobody', () => {
+    const rules: DisputeRules = { witnesses: () => ['a', 'b', 'c'], independent: () => true, tolerated: () => 1, random: () => 0 };
+    const v = (ok: boolean, reason: string, missing?: true) => ({ type: 'verdict' as const, round: 7, microbatch: 2, peer: 'p', ok, reason, ...(missing && { missing }) });
+    const shown: Audit[] = [{ peer: 'p', witness: 'a', microbatch: 2 }];
+    shown.push(...(onFinding(shown, 'a', v(false, 'no bundle from p within 8000 ms', true), rules) as { audits: Audit[] }).audits);
+    expect(onFinding(shown, 'b', v(true, 'agrees'), rules)).toEqual({ kind: 'convict', guilty: [], cleared: shown[0] });
+    // Shown to nobody: the accused is convicted, on its withholding.
+    const hidden: Audit[] = [{ peer: 'p', witness: 'a', microbatch: 2 }];
+    hidden.push(...(onFinding(hidden, 'a', v(false, 'no bundle from p within 8000 ms', true), rules) as { audits: Audit[] }).audits);
+    expect(onFinding(hidden, 'b', v(false, 'no bundle from p within 8000 ms', true), rules)).toEqual({
+      kind: 'convict',
+      guilty: [
+        {
+          peer: 'p',
+          reason:
+            'it showed its microbatch 2 of round 7 neither to its accuser nor to 1 of 1 independent replicas that asked: no bundle from p within 8000 ms; no bundle from p within 8000 ms',
+        },
+      ],
+    });
   });
 
   it('a panel that agrees with the accuser convicts the accused; one that agrees with the accused convicts the accuser', () => {

@@ -9,6 +9,8 @@ import type { PeerHost } from '../shared/peer/host.js';
 import { Neighbours } from '../shared/peer/neighbours.js';
 import { keepProof } from '../shared/peer/proofs.js';
 import type { RtcFactory } from '../shared/peer/rtc.js';
+import type { StageSeat } from '../shared/peer/seat.js';
+import { Training, type TrainingOptions } from '../shared/peer/training.js';
 import type { PeerInfo } from '../shared/swarm/protocol.js';
 
 const info = (peerId: string, stage: number): PeerInfo => ({ peerId, stage, name: peerId, key: peerId.padEnd(64, '0') });
@@ -83,6 +85,36 @@ describe('peer parts', () => {
     expect(await n.firstChannel(new Set(['b']), 150)).toBeUndefined();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
     n.close();
+  });
+
+  it('training: an evaluation whose path runs through a peer already lost is skipped, not waited for', async () => {
+    const said: string[] = [];
+    const evaluated: string[][] = [];
+    const ctx = {
+      host: { now: () => Date.now() },
+      timeoutMs: 60_000,
+      peerId: () => 'p6',
+      send: () => {},
+      say: (l: string) => said.push(l),
+      emit: () => {},
+    } as unknown as PeerContext;
+    // The runner's evaluation waits, as a real one does for frames that never come.
+    const runner = {
+      evaluate: (_r: number, _b: number, hops: { prev?: string }) => {
+        evaluated.push([hops.prev ?? '']);
+        return new Promise(() => {});
+      },
+    };
+    const seat = { stage: 1, runner, mailbox: { forgetRoundsBefore: () => {} } } as unknown as StageSeat;
+    const gone = new Set(['p1']);
+    const training = new Training(ctx, { seat: () => seat, gone: (id: string) => gone.has(id) } as unknown as TrainingOptions);
+    await training.onCommit({ type: 'commit', round: 5, step: 4, apply: true, eval: { path: ['p1', 'p6'], batches: 2 } });
+    expect(evaluated).toEqual([]);
+    expect(said).toEqual(['evaluation after step 4 skipped: p1 on its path is gone']);
+    // Through live peers it is run.
+    void training.onCommit({ type: 'commit', round: 9, step: 8, apply: true, eval: { path: ['p3', 'p6'], batches: 2 } });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(evaluated).toEqual([['p3']]);
   });
 
   it('proofs: each settled epoch is appended to the account’s file, which carries the chain’s coordinates', async () => {

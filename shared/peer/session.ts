@@ -15,6 +15,7 @@ import { Emitter } from '../base/emitter.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
 import { PeerKey } from '../swarm/identity.js';
 import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type Seal, type ServerMessageOf } from '../swarm/protocol.js';
+import { BUNDLE_WAIT_MS } from '../trust/audit.js';
 import { FrameLog } from '../trust/frame-log.js';
 import { Gate } from '../trust/gate.js';
 import { NeighbourReports } from '../trust/neighbour-reports.js';
@@ -50,6 +51,8 @@ export interface SessionOptions {
   tamper?(to: string, frame: Uint8Array): Uint8Array | readonly Uint8Array[];
   /** Rewrite the stage state this peer gives a joiner or heir. What a hostile build could do; only the adversarial test peers set it. */
   tamperState?(state: StageSnapshot): StageSnapshot;
+  /** Rewrite the audit bundle this peer shows a witness, or withhold it (undefined). What a hostile build could do; only the adversarial test peers set it. */
+  tamperBundle?(to: string, bundle: Uint8Array): Uint8Array | undefined;
   /**
    * Claim this GPU speed (GFLOP/s) at registration instead of what was measured. What a hostile
    * build could claim (a round's time it cannot: the coordinator times reports); only the
@@ -136,7 +139,14 @@ export class PeerSession extends Emitter<SessionEvents> {
       },
     });
     const reports = new NeighbourReports({ frames, report, log });
-    this.witnessing = new Witnessing({ frames, seat: () => this.held.seat, sendBundle: (to, b) => this.gate.sendBundle(to, b), report, timeoutMs: ctx.timeoutMs, log });
+    this.witnessing = new Witnessing({
+      frames,
+      seat: () => this.held.seat,
+      sendBundle: (to, b) => this.sendBundle(to, b),
+      report,
+      timeoutMs: Math.min(ctx.timeoutMs, BUNDLE_WAIT_MS),
+      log,
+    });
     this.states = new StateExchange({
       meta: () => this.held.seat && { runId: this.held.seat.run.runId, stage: this.held.seat.stage },
       send: (to, b) => this.gate.sendState(to, b),
@@ -166,8 +176,14 @@ export class PeerSession extends Emitter<SessionEvents> {
       witnessing: this.witnessing,
       wireBytes: () => this.neighbours.bytes,
       stateBytesServed: () => this.states.served.bytes,
+      gone: (id) => this.neighbours.gone.has(id),
     });
     this.serving = new Serving(ctx, { seat: () => this.held.seat, text: () => this.held.text, sendFrame });
+  }
+
+  private sendBundle(to: string, bundle: Uint8Array): void {
+    const b = this.o.tamperBundle ? this.o.tamperBundle(to, bundle) : bundle;
+    if (b) this.gate.sendBundle(to, b);
   }
 
   /** Train this fraction of the time (the app's GPU-usage limit or a power throttle); 1: flat out. */

@@ -21,6 +21,8 @@ export interface TrainingOptions {
   /** Bytes over this peer's data channels, and bytes it served in state transfers. */
   wireBytes(): { sent: number; received: number };
   stateBytesServed(): number;
+  /** Whether the coordinator declared this peer gone (its frames will never come). */
+  gone(peerId: string): boolean;
 }
 
 export class Training {
@@ -236,6 +238,9 @@ export class Training {
   private async evaluate(seat: StageSeat, round: number, step: number, e: NonNullable<ServerMessageOf<'commit'>['eval']>): Promise<void> {
     const at = e.path.indexOf(this.ctx.peerId());
     if (at < 0) return;
+    // A peer lost while this one was still averaging: waiting for its frames would hold every round behind this one.
+    const lost = e.path.find((p) => this.o.gone(p));
+    if (lost) return this.ctx.say(`evaluation after step ${step} skipped: ${lost} on its path is gone`);
     const abort = new AbortController();
     this.evaluating = { path: e.path, abort };
     try {

@@ -4,7 +4,7 @@
 // coordinator what it found. Both read the stage's weights outside the session's message queue
 // (a peer may witness the peer that witnesses it), so they take turns on the GPU.
 import type { ClientMessage, ServerMessageOf } from '../swarm/protocol.js';
-import { Bundles, type Finding, decodeBundle, encodeBundle, judge } from '../trust/audit.js';
+import { BundleMissing, Bundles, type Finding, decodeBundle, encodeBundle, judge } from '../trust/audit.js';
 import type { FrameLog } from '../trust/frame-log.js';
 import { FrameKind } from '../wire/frame.js';
 import type { StageSeat } from './seat.js';
@@ -75,12 +75,20 @@ export class Witnessing {
       found = await this.withGpu(() => judge(seat.witness, v, decodeBundle(bytes, seat.runtime.layout.total)));
     } catch (e) {
       if (abort.signal.aborted) return;
-      found = { ok: false, reason: (e as Error).message };
+      found = { ok: false, reason: (e as Error).message, ...(e instanceof BundleMissing && { missing: true as const }) };
     } finally {
       if (this.witnessing?.abort === abort) this.witnessing = undefined;
     }
     if (!found.ok) this.o.log(`audit of ${v.peer}'s microbatch ${v.microbatch} (round ${v.round}): ${found.reason}`);
-    this.o.report({ type: 'verdict', round: v.round, microbatch: v.microbatch, peer: v.peer, ok: found.ok, reason: found.reason.slice(0, 1000) });
+    this.o.report({
+      type: 'verdict',
+      round: v.round,
+      microbatch: v.microbatch,
+      peer: v.peer,
+      ok: found.ok,
+      reason: found.reason.slice(0, 1000),
+      ...(found.missing && { missing: true }),
+    });
   }
 
   private withGpu<T>(f: () => Promise<T>): Promise<T> {

@@ -169,6 +169,8 @@ export const ClientMessageSchemas = {
     peer: id,
     ok: z.boolean(),
     reason: text,
+    /** No bundle came from the audited peer within the witness's wait (shared/trust/audit.ts BUNDLE_WAIT_MS). */
+    missing: z.literal(true).optional(),
   }),
   /** The validation loss after `step` (the last stage of the evaluation path). */
   evaluated: z.strictObject({ type: z.literal('evaluated'), step: nonNegInt, valLoss: z.number() }),

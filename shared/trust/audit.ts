@@ -141,7 +141,8 @@ export interface WitnessDeps {
   batch(step: number, mb: number): { tokens: Uint32Array; targets: Uint32Array };
 }
 
-export type Finding = { ok: boolean; reason: string };
+/** `missing`: no bundle came, a claim nobody can check (the audited peer decides whom it sends to). */
+export type Finding = { ok: boolean; reason: string; missing?: true };
 
 /** A witness's finding on a bundle: its frames are the proven ones, its weights a replica's, its outputs what they compute. */
 export async function judge(d: WitnessDeps, v: ServerMessageOf<'verify'>, b: AuditBundle): Promise<Finding> {
@@ -218,7 +219,7 @@ export class Bundles {
         f();
       };
       const onAbort = () => done(() => reject(signal.reason));
-      const timer = setTimeout(() => done(() => reject(new Error(`no bundle from ${peer} within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(() => done(() => reject(new BundleMissing(`no bundle from ${peer} within ${timeoutMs} ms`))), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.waiting.set(key, (b) => done(() => resolve(b)));
     });
@@ -226,3 +227,12 @@ export class Bundles {
 }
 
 const MAX_HELD = 4;
+
+/**
+ * How long a witness waits for an audited peer's bundle before it says none came. Well inside the
+ * coordinator's audit limit (server.ts): the accuser's wait and its panel's must both fit in it.
+ */
+export const BUNDLE_WAIT_MS = 8_000;
+
+/** The audited peer's bundle did not come in time. */
+export class BundleMissing extends Error {}

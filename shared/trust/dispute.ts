@@ -23,7 +23,8 @@ export interface Audit {
   microbatch: number;
   /** The accuser, when this audit is a panel member's recomputation in a dispute. */
   against?: string;
-  finding?: { ok: boolean; reason: string };
+  /** `missing`: no bundle came. The audited peer chose that, so it is no proof against the witness. */
+  finding?: { ok: boolean; reason: string; missing?: true };
 }
 
 export interface DisputeRules {
@@ -50,7 +51,7 @@ export type Outcome =
 export function onFinding(audits: Audit[], witness: string, v: ClientMessageOf<'verdict'>, rules: DisputeRules): Outcome {
   const a = audits.find((x) => x.witness === witness && x.peer === v.peer && x.microbatch === v.microbatch && !x.finding);
   if (!a) return { kind: 'wait' };
-  a.finding = { ok: v.ok, reason: v.reason };
+  a.finding = { ok: v.ok, reason: v.reason, ...(!v.ok && v.missing && { missing: true as const }) };
   if (a.against !== undefined) return onPanelFinding(audits, audits.find((x) => x.witness === a.against && x.peer === a.peer && x.against === undefined)!, v.round, rules);
   if (!v.ok) return openDispute(a, rules);
   return audits.every((x) => x.finding?.ok) ? { kind: 'commit' } : { kind: 'wait' };
@@ -105,11 +106,13 @@ function onPanelFinding(audits: Audit[], accusation: Audit, round: number, rules
   const { peer, witness, microbatch } = accusation;
   const what = `${peer}'s microbatch ${microbatch} of round ${round}`;
   const decisive = (side: Audit[]) => (side.length === panel.length ? panel.length >= Math.max(1, rules.tolerated(peer)) : 2 * side.length > panel.length);
+  // A witness that got no bundle is proven wrong by nothing: the audited peer chose whom to send it to.
+  const recomputed = (xs: Audit[]) => xs.filter((x) => !x.finding!.missing);
   if (decisive(right)) {
     return {
       kind: 'convict',
-      guilty: [witness, ...wrong.map((x) => x.witness)].map((w) => ({
-        peer: w,
+      guilty: recomputed([accusation, ...wrong]).map((x) => ({
+        peer: x.witness,
         reason: `it found ${what} wrong, and ${right.length} of ${panel.length} independent replicas recomputing it found it right`,
       })),
       cleared: accusation,
@@ -117,14 +120,21 @@ function onPanelFinding(audits: Audit[], accusation: Audit, round: number, rules
   }
   if (decisive(wrong)) {
     const findings = [accusation, ...wrong].map((x) => x.finding!.reason);
+    const proven = recomputed([accusation, ...wrong]).length > 0;
     return {
       kind: 'convict',
       guilty: [
         {
           peer,
-          reason: `its accuser and ${wrong.length} of ${panel.length} independent replicas found its microbatch ${microbatch} of round ${round} wrong: ${findings.join('; ')}`,
+          reason: proven
+            ? `its accuser and ${wrong.length} of ${panel.length} independent replicas found its microbatch ${microbatch} of round ${round} wrong: ${findings.join('; ')}`
+            : `it showed its microbatch ${microbatch} of round ${round} neither to its accuser nor to ${wrong.length} of ${panel.length} independent replicas that asked: ${findings.join('; ')}`,
         },
-        ...right.map((x) => ({ peer: x.witness, reason: `it found ${what} right, and ${wrong.length} of ${panel.length} independent replicas recomputing it found it wrong` })),
+        // Found right against a bundle only some were sent: no proof of a false finding without a recomputation against it.
+        ...(proven ? right : []).map((x) => ({
+          peer: x.witness,
+          reason: `it found ${what} right, and ${wrong.length} of ${panel.length} independent replicas recomputing it found it wrong`,
+        })),
       ],
     };
   }
