@@ -48,6 +48,13 @@ export interface AttackResult {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const purgedHonest = (r: RunOutcome) => r.gone.filter((g) => !r.adversaries.includes(g.peerId) && g.reason.startsWith('purged')).length;
 const longestStallS = (r: RunOutcome) => Math.max(0, ...r.commitMs.slice(1).map((t, i) => t - r.commitMs[i])) / 1000;
+/** Past the target: where in the run, so its logs can be read at that step. */
+const STALL_TARGET_S = 30;
+const stallNote = (r: RunOutcome): string[] => {
+  const gaps = r.commitMs.slice(1).map((t, i) => t - r.commitMs[i]);
+  const at = gaps.indexOf(Math.max(0, ...gaps));
+  return longestStallS(r) > STALL_TARGET_S ? [`stalled ${longestStallS(r).toFixed(1)} s after step ${r.steps[at - 1] ?? 0} was committed`] : [];
+};
 
 /** One attack's runs (seeds 1, 2, …), judged against the honest runs of the same seeds. */
 export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[], steps: number): AttackResult {
@@ -61,7 +68,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
     colluders: ['lane', 'witnesses', 'state'].includes(ATTACK_TARGETS[name]) ? 2 : 1,
     runs: runs.length,
     passed_runs: judged.filter((j) => j.passed).length,
-    failed_notes: judged.flatMap((j, i) => (j.passed ? [] : [`run ${i + 1}: ${j.notes}`])),
+    failed_notes: judged.flatMap((j, i) => [...(j.passed ? [] : [j.notes]), ...stallNote(runs[i])].map((n) => `run ${i + 1}: ${n}`)),
     caught_runs: caught.length,
     never_routed_runs: caught.filter((c) => c!.reason.startsWith('never routed')).length,
     left_out_runs: beaten.length - caught.length,

@@ -27,6 +27,8 @@ export interface Round {
   askedLateAt?: number;
   /** Whether every routed peer was asked what it waits for, nobody having reported. */
   askedAll?: boolean;
+  /** How long the round should take by the routed peers' measured speeds (unknown while one of them is unmeasured). */
+  expectedMs?: number;
 }
 
 /** What a report does to its round: nothing (late), an error for its sender, a purge, or it completes the round. */
@@ -52,8 +54,6 @@ const EMA = 0.3;
 export class Rounds {
   current?: Round;
   private seq = 0;
-  /** How long the last committed round took, start to commit (the reference for a round nobody reports). */
-  private lastCommitMs?: number;
   /** The training step of each recent round (replay evidence names rounds). */
   private readonly steps = new Map<number, number>();
 
@@ -70,20 +70,22 @@ export class Rounds {
     return this.steps.get(round);
   }
 
-  /** Route step `step` as a new round. */
-  start(step: number, routes: string[][], now: number): Round {
+  /** Route step `step` as a new round; `measured`: a peer's measured time per microbatch, if it has one. */
+  start(step: number, routes: string[][], now: number, measured: (peerId: string) => number | undefined = () => undefined): Round {
     const r: Round = { round: ++this.seq, step, routes, work: microbatchesPerPeer(routes), reported: new Map(), suspects: [], unpaid: new Map(), startedAt: now };
+    // A peer's measure is the time to its report over its microbatches: the slowest such product is the round's.
+    const times = [...r.work].map(([p, n]) => (measured(p) ?? Number.NaN) * n);
+    if (times.every(Number.isFinite)) r.expectedMs = Math.max(...times);
     this.steps.set(r.round, step);
     if (this.steps.size > RECENT_ROUNDS) this.steps.delete(this.steps.keys().next().value!);
     this.current = r;
     return r;
   }
 
-  /** The round in flight ends (committed, at `committedAt`, or discarded); returns it. */
-  end(committedAt?: number): Round | undefined {
+  /** The round in flight ends (committed or discarded); returns it. */
+  end(): Round | undefined {
     const r = this.current;
     this.current = undefined;
-    if (r && committedAt !== undefined) this.lastCommitMs = committedAt - r.startedAt;
     return r;
   }
 
@@ -110,14 +112,15 @@ export class Rounds {
   }
 
   /**
-   * A round nobody reported, LATE_FACTOR times as long as the last committed round took (and at
-   * least LATE_MIN_MS): every routed peer is asked once what it waits for, so one stuck peer that
-   * holds up its whole path is named by its neighbours. Nobody is benched for silence here: peers
-   * still averaging or computing honestly have nothing to name either.
+   * A round nobody reported, LATE_FACTOR times as long as its routed peers' measured speeds say (and
+   * at least LATE_MIN_MS): every routed peer is asked once what it waits for, so one stuck peer that
+   * holds up its whole path is named by its neighbours. Not while a routed peer is unmeasured (a
+   * newcomer may be slow, honestly), and nobody is benched for silence here: peers still averaging
+   * or computing honestly have nothing to name either.
    */
   private noneReported(r: Round, now: number): { ask: string[] } | undefined {
-    if (this.lastCommitMs === undefined || r.askedAll) return undefined;
-    if (now - r.startedAt < Math.max(LATE_MIN_MS, LATE_FACTOR * this.lastCommitMs)) return undefined;
+    if (r.expectedMs === undefined || r.askedAll) return undefined;
+    if (now - r.startedAt < Math.max(LATE_MIN_MS, LATE_FACTOR * r.expectedMs)) return undefined;
     r.askedAll = true;
     return { ask: [...r.work.keys()] };
   }

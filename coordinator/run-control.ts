@@ -353,13 +353,13 @@ export class RunControl extends Emitter<RunControlEvents> {
     const plan = this.routing.planStep(this.rounds.last + 1);
     if (!plan.ok) return this.phase_.set('paused', `cannot route step ${step}: ${plan.error}`);
     this.phase_.set('training', 'training');
-    const r = this.rounds.start(step, plan.routes, this.o.now());
+    const r = this.rounds.start(step, plan.routes, this.o.now(), (id) => this.roster.get(id)?.msPerMicrobatch);
     this.emit('round', { round: r.round, step });
     for (const peerId of r.work.keys()) this.o.send(peerId, { type: 'round', round: r.round, step, routes: r.routes });
   }
 
   private commit(r: Round): void {
-    this.rounds.end(this.o.now());
+    this.rounds.end();
     this.step_ = r.step;
     const losses = [...r.reported.values()].filter((m) => m.lossSum !== undefined);
     const loss = losses.length ? losses.reduce((s, m) => s + m.lossSum!, 0) / this.run.microbatches : undefined;

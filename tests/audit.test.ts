@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
-import { AUDIT_TOLERANCE, type AuditBundle, type WitnessDeps, auditShapes, decodeBundle, encodeBundle, judge } from '../shared/trust/audit.js';
+import { AUDIT_TOLERANCE, type AuditBundle, BundleMissing, Bundles, type WitnessDeps, auditShapes, decodeBundle, encodeBundle, judge } from '../shared/trust/audit.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
 import type { ServerMessageOf } from '../shared/swarm/protocol.js';
 import { runCorpus, runLearningRate, runStageConfigs, trainBatch } from '../shared/run/derive.js';
@@ -105,6 +105,18 @@ describe('spot checks by recomputation', () => {
     expect(() => decodeBundle(encodeBundle(b), 4)).toThrow(/holds 3 parameters, this stage has 4/);
     expect(() => decodeBundle(encodeBundle(b).subarray(0, 40), 3)).toThrow(/header says/);
     expect(() => decodeBundle(Uint8Array.of(1, 2, 3), 3)).toThrow(/shorter than/);
+  });
+
+  it('a witness takes the bundle it waits for from that peer, and past its wait says none came (BundleMissing)', async () => {
+    const bundles = new Bundles();
+    const bytes = encodeBundle({ round: 3, microbatch: 1, params: new Float32Array(4), frames: {} });
+    const signal = new AbortController().signal;
+    // Delivered before it is asked for, by the audited peer; one from another peer does not count.
+    bundles.deliver('p', bytes);
+    bundles.deliver('q', encodeBundle({ round: 3, microbatch: 2, params: new Float32Array(4), frames: {} }));
+    expect(await bundles.take('p', 3, 1, 50, signal)).toBe(bytes);
+    await expect(bundles.take('q', 3, 1, 50, signal)).rejects.toThrow(BundleMissing);
+    await expect(bundles.take('p', 3, 1, 50, signal)).rejects.toThrow('no bundle from p within 50 ms');
   });
 
   it('recomputing with another replica’s weights leaves the witness’s own weights and pending gradients untouched', async () => {

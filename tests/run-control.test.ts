@@ -977,16 +977,16 @@ describe('RunControl: failure mid-round', () => {
     expect(sim.rc.live().map((p) => p.peerId)).toContain('f');
   });
 
-  it('a round nobody reports asks every routed peer once what it waits for, so a stuck peer is named; the silent are not benched', () => {
+  it("a round nobody reports, long past its peers' measured speeds, asks every routed peer once what it waits for, so a stuck peer is named; the silent are not benched", () => {
     const sim = started(makeRun({ microbatches: 6, minPerStage: 3 }), ['a', 'b', 'c', 'd', 'e', 'f'], [0, 1, 0, 1, 0, 1]);
-    // The first round has no committed round to measure against: it waits for the limit alone.
+    // Nobody is measured in the first round (nor is a newcomer later): it waits for the limit alone.
     sim.clock += 30_000;
     sim.rc.watchRound(600_000);
     expect(sim.msgs('late')).toEqual([]);
     sim.steps(1);
     const r = sim.rc.currentRound!;
     const mark = sim.mark();
-    // The last round took 30 s: asked after max(5 s, 2 × 30 s) with no report at all.
+    // Each peer reported the last round 30 s after its start: asked after max(5 s, 2 × 30 s) with no report at all.
     sim.clock += 59_999;
     sim.rc.watchRound(600_000);
     expect(sim.msgs('late', { since: mark })).toEqual([]);
