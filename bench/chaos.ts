@@ -161,9 +161,9 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
     const arrivals = async (n: number) => {
       while (arrived < n) await new Promise((r) => setTimeout(r, 50));
     };
-    const spawnHonestFrom = (first: number, n: number) => {
+    const spawnHonestFrom = (first: number, n: number, args: string[] = []) => {
       const before = arrived;
-      for (let i = first; i < first + n; i++) swarm.spawn(i);
+      for (let i = first; i < first + n; i++) swarm.spawn(i, args);
       return arrivals(before + n);
     };
     const spawnHonest = (n: number) => spawnHonestFrom(0, n);
@@ -202,10 +202,13 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
       // A poisoner on each stage (registering first, one after the other), the first its stage's
       // joiner asks; a joiner once the run trains (the state it gets is a replica's: the seed until
       // the first averaging, an averaged one after).
+      // Computing as slowly as a real model's stage (STATE_SLOWDOWN): the tiny model's 24 steps are
+      // over within the seconds a joiner takes to compile its kernels, before it asks for a state.
+      const slow = ['--slowdown', String(STATE_SLOWDOWN)];
       const training = new Promise<void>((resolve) => c.on('commit', () => resolve()));
-      await spawnAttacker(attackers[0], [], 0);
-      await spawnAttacker(attackers[1], [], 1);
-      await spawnHonest(honestCount);
+      await spawnAttacker(attackers[0], slow, 0);
+      await spawnAttacker(attackers[1], slow, 1);
+      await spawnHonestFrom(0, honestCount, slow);
       await training;
       await spawnHonestFrom(joiner.i, 1);
     } else if (target === 'gradients' || target === 'reports') {
@@ -368,6 +371,9 @@ export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: nu
     notes,
   };
 }
+
+/** How many times slower the first peers of a state scenario compute, so its joiner joins while the run trains. */
+const STATE_SLOWDOWN = 8;
 
 export const CHAOS_DEFAULTS: ChaosOptions = { steps: 24, honest: 5, epochSteps: 4, model: { dModel: 32, heads: 2, seq: 16, batch: 4, layers: 2 } };
 
