@@ -80,7 +80,7 @@ export class RunControl extends Emitter<RunControlEvents> {
     const step = () => this.step_;
     this.membership = new Membership({ run, roster: this.roster, stages: this.stages, send, now, log, step });
     const muted = (p: string) => this.audits.muted(p);
-    this.witnessSets = new WitnessSets({ roster: this.roster, muted, now, random: o.audit?.random ?? Math.random });
+    this.witnessSets = new WitnessSets({ roster: this.roster, muted, now, random: o.audit?.random ?? Math.random, quorum: run.minPerStage });
     const checkable = o.audit?.rate ? (p: string) => this.witnessSets.checkable(p) : undefined;
     this.routing = new Routing({ run, roster: this.roster, checkable, policy: o.routing });
     const onPathsThrough = (id: string) => this.routing.onPathsThrough(id);

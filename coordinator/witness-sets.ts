@@ -32,6 +32,8 @@ export interface WitnessSetsOptions {
   muted(peer: string): boolean;
   now(): number;
   random(): number;
+  /** Ready peers a stage needs to start (run.minPerStage): before the start, sets are drawn only once it has them all. */
+  quorum: number;
 }
 
 export class WitnessSets {
@@ -69,9 +71,12 @@ export class WitnessSets {
       this.sets.set(peer, set);
     }
     const stage = roster.get(peer)?.stage;
-    // Before the run starts nobody is active: sets are drawn among the ready, so the first round can be checked everywhere.
+    // Before the run starts nobody is active: sets are drawn among the ready, so the first round can
+    // be checked everywhere; but only once the stage has a quorum of them, or the first peers ready
+    // (two colluders arriving first) would be each other's only candidate.
     const active = roster.active(stage);
-    const pool = active.length ? active : roster.placedOn(stage ?? -1).filter((q) => q.state === 'ready');
+    const ready = roster.placedOn(stage ?? -1).filter((q) => q.state === 'ready');
+    const pool = active.length ? active : ready.length >= this.o.quorum ? ready : [];
     const candidates = pool.flatMap((q) => (q.peerId !== peer && !this.o.muted(q.peerId) && roster.independent(peer, q.peerId) ? [q.peerId] : []));
     set.members = set.members.filter((w) => candidates.includes(w));
     this.replaceUnlinked(peer, set, candidates);

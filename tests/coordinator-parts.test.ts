@@ -324,7 +324,7 @@ describe('coordinator parts', () => {
       ['y', 1, 'ready'],
     ]);
     roster.get('y')!.links.delete('x');
-    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0 });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0, quorum: 2 });
     const checkable = (p: string) => sets.checkable(p);
     const readiness = new Readiness({ run, roster, stages: new StageStates(2), checkable });
     expect(readiness.canStart()).toBe(false);
@@ -343,6 +343,22 @@ describe('coordinator parts', () => {
     expect(readiness.missingReason(1)).toBe('waiting for a peer for stage 1 (x, y setting up)');
   });
 
+  it('witness sets: before the start, none is drawn until the stage has a quorum of ready peers (the first two ready are not made each other’s only witness)', () => {
+    const roster = rosterOf(testRun({ minPerStage: 3 }), [
+      ['a', 0, 'ready'],
+      ['b', 0, 'ready'],
+      ['c', 0, 'setup'],
+      ['x', 1, 'ready'],
+    ]);
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0, quorum: 3 });
+    expect(sets.members('a')).toEqual([]);
+    expect(sets.checkable('a')).toBe(false);
+    roster.get('c')!.state = 'ready';
+    // Now drawn among all three: a's one witness is b or c at random (the first, for a draw of 0).
+    expect(sets.members('a')).toEqual(['b']);
+    expect(sets.members('c')).toEqual(['a']);
+  });
+
   it('routing: with spot checks on, work goes only to replicas linked to their assigned witnesses, where a stage has any', () => {
     const run = testRun();
     const roster = rosterOf(run, [
@@ -352,7 +368,7 @@ describe('coordinator parts', () => {
       ['x', 1],
     ]);
     for (const id of ['b', 'c']) roster.get('a')!.links.delete(id);
-    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0.99 });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0.99, quorum: 2 });
     expect(['a', 'b', 'c'].map((p) => sets.members(p))).toEqual([['c'], ['c'], ['b']]);
     const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep(1);
     expect(plan.ok && [...new Set(plan.routes.map((p) => p[0]))].sort()).toEqual(['b', 'c']);
@@ -376,7 +392,7 @@ describe('coordinator parts', () => {
     ]);
     let now = 0;
     let draws = 0;
-    const sets = new WitnessSets({ roster, muted: () => false, now: () => now, random: () => [0.1, 0.7, 0.4, 0.9, 0.2][draws++ % 5] });
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => now, random: () => [0.1, 0.7, 0.4, 0.9, 0.2][draws++ % 5], quorum: 2 });
     const first = [...sets.members('a')];
     expect(first).toHaveLength(SET_SIZE);
     expect(first).not.toContain('a');
