@@ -128,8 +128,12 @@ export class RoundAudits {
     if (!r.audits || this.o.now() - r.auditsSince! <= limitMs) return { kind: 'wait' };
     const unanswered = r.audits.filter((x) => !x.finding);
     this.o.log(`round ${r.round}: ${unanswered.length} audit(s) unanswered within ${limitMs} ms, by ${unanswered.map((x) => x.witness).join(', ')}`);
-    // Not a cost in pay: an audited peer that withholds its bundle keeps an honest witness silent.
-    for (const { witness } of unanswered) this.unanswered(witness);
+    // A witness whose audited peer withholds its bundle answers "missing" within BUNDLE_WAIT_MS,
+    // well inside the limit: silence past it is the witness's own, and it costs its round's share.
+    for (const { witness } of unanswered) {
+      this.unanswered(witness);
+      if (r.work.has(witness)) r.unpaid.set(witness, `it left its audit of round ${r.round} unanswered for ${limitMs} ms`);
+    }
     const out = settleLate(r.audits, r.round, this.rules());
     if (out.kind === 'unresolved') return { kind: 'abort', reason: `a disputed audit of round ${r.round} was not settled within ${limitMs} ms: ${out.reason}` };
     return this.step(r, out);

@@ -702,11 +702,12 @@ describe('RunControl: spot checks', () => {
     expect(three.rc.live()).toHaveLength(6);
   });
 
-  it('a witness that leaves 2 audits unanswered holds at most 2 rounds for the limit, then is drawn as a witness no more', () => {
+  it('a witness that leaves 2 audits unanswered holds at most 2 rounds for the limit, is not paid for them, then is drawn as a witness no more', () => {
     const sim = started(makeRun({ minPerStage: 3, steps: 30 }), ['a', 'b', 'c', 'd', 'e', 'f'], undefined, { rate: 1, random: seeded(11) });
     let silent: string | undefined;
     let held = 0;
     let unanswered = 0;
+    let fined = 0;
     for (let i = 0; i < 30; i++) {
       const mark = sim.mark();
       const r = reportAll(sim);
@@ -724,8 +725,13 @@ describe('RunControl: spot checks', () => {
         sim.rc.auditsTimedOut(2000);
       }
       expect(sim.commits.at(-1)?.round).toBe(r.round);
+      // Silence past the limit costs its share of the round (honest witnesses answer "missing" well before).
+      const pay = sim.commits.at(-1)!.work.find((w) => w.peerId === silent)!.microbatches;
+      expect(pay === 0).toBe(drawn && r.work.has(silent));
+      if (pay === 0) fined++;
     }
     expect(unanswered).toBe(2);
+    expect(fined).toBe(held);
     expect(held).toBeLessThanOrEqual(2);
     // It still trains: silence costs it the witness's seat, not its place.
     expect(sim.rc.live().map((p) => p.peerId)).toContain(silent);
