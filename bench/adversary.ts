@@ -186,7 +186,8 @@ export function attackHooks(attack: Attack, colluders = new Colluders(), lead = 
       return { claims: { gflops: 1e6 } };
     // A plausible state for a joiner (one poisoner on each stage): the right step and shape, every
     // parameter moved by up to ±0.1 (no range check tells). Only the hash its replicas vouched for
-    // (or, at step 0, the seeded init the joiner builds itself) refuses it.
+    // (or, at step 0, the seeded init the joiner builds itself) refuses it; the poisoner's seal of
+    // it, against the hash it reported itself for that step, gets it purged.
     case 'poison-state':
       return { tamperState: poisonedState };
     // Computes, reports its rounds done, and never sends a gradient down: its upstream neighbour is

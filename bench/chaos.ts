@@ -62,8 +62,8 @@ export interface RunOutcome {
   leftLogs: string[];
   /** Peers whose weights a replica left out of an average (outlier-votes.ts). */
   leftOut: Set<string>;
-  /** Whether an attacker's log says it made its attack (adversary.ts ATTACK_MADE; only attacks that may not get to write it). */
-  attackMade: boolean;
+  /** The attackers whose log says they made their attack (adversary.ts ATTACK_MADE; only attacks that may not get to write it). */
+  madeBy: string[];
   /**
    * The honest peer that joined mid-run (a poisoned-state scenario): its log, whether it got ready
    * with a state the coordinator took, and why the coordinator had it load again, if it did.
@@ -125,7 +125,7 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   const attackerNames = attackers.map((i) => `worker-${i}`);
   const result: RunOutcome = {
     ...{ steps: [], finalValLoss: Number.NaN, ledger: new ContributionLedger(HELD_EPOCHS), accountOf, gone: [], refused: [], adversaries: [] },
-    ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0, leftLogs: [], leftOut: new Set(), attackMade: false },
+    ...{ stageOf: new Map(), commitMs: [], computed: 0, audits: 0, leftLogs: [], leftOut: new Set(), madeBy: [] },
   };
   const t0 = Date.now();
   c.on('commit', (e) => {
@@ -238,8 +238,8 @@ export async function runSwarmWith(o: ChaosOptions, attack?: Attack): Promise<Ru
   } finally {
     await swarm.close();
   }
-  result.attackMade = attackers.some((i) => existsSync(join(out, `worker-${i}.log`)) && readFileSync(join(out, `worker-${i}.log`), 'utf8').includes(ATTACK_MADE));
   for (const [id, i] of workerOf) {
+    if (existsSync(join(out, `worker-${i}.log`)) && readFileSync(join(out, `worker-${i}.log`), 'utf8').includes(ATTACK_MADE)) result.madeBy.push(id);
     // Before the run ended: every peer's connection closes once it is over.
     if (result.gone.some((g) => g.peerId === id && g.reason === 'connection closed' && g.afterSteps < o.steps)) result.leftLogs.push(`worker-${i}: ${swarm.tail(i, 8)}`);
   }
@@ -284,24 +284,18 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
     const harmless = r.adversaries.every((id) => outEarnsNoHonest(r, id));
     return { reason: 'left out: its weights reached one replica, which left them out of the average', afterSteps: 0, expected: harmless, contained: true };
   }
-  // A poisoned state is refused by the joiner it is given (it cannot prove it to anyone: nobody is
-  // purged); the joiner loads an honest replica's, which the coordinator takes.
+  // A poisoned state is refused by the joiner it is given (or loaded again at the coordinator's
+  // word), which shows the coordinator its sender's seal: having reported another hash for that
+  // step, the sender is purged. The joiner then gets ready with an honest replica's state.
   if (target === 'state') {
-    // A joiner the coordinator told to load again was never ready with what it was given.
-    if (!r.joiner?.ready && !r.joiner?.reloaded) return undefined;
-    const refused = /'s state is refused: (.*?); trying another replica/.exec(r.joiner.log)?.[1];
-    const { reloaded } = r.joiner;
-    const reason = refused
-      ? `refused by the joiner: ${refused}`
-      : reloaded
-        ? `loaded again at the coordinator's word: ${reloaded}`
-        : r.attackMade
-          ? 'not refused'
-          : 'never made: the joiner loaded its state from an honest replica first';
-    return { reason, afterSteps: 0, expected: !!refused || !!reloaded || !r.attackMade, contained: true };
+    if (!r.joiner?.ready) return undefined;
+    if (r.madeBy.length === 0) return { reason: 'never made: the joiner loaded its state from an honest replica first', afterSteps: 0, expected: true, contained: true };
+    const poisoners = purged.filter((g) => r.madeBy.includes(g.peerId));
+    if (poisoners.length < r.madeBy.length) return { reason: 'a poisoner that gave its state was not purged', afterSteps: 0, expected: false };
+    return { reason: poisoners[0].reason, afterSteps: Math.max(...poisoners.map((g) => g.afterSteps)), expected: true };
   }
   // Different weights to different replicas needs two linked: one whose channel to all but one never opened never made it.
-  if (name === 'equivocate-weights' && purged.length === 0 && !r.attackMade) {
+  if (name === 'equivocate-weights' && purged.length === 0 && r.madeBy.length === 0) {
     const harmless = r.adversaries.every((id) => outEarnsNoHonest(r, id));
     return { reason: 'never made: it never had two replicas to send different weights to', afterSteps: 0, expected: harmless, contained: true };
   }
@@ -313,6 +307,14 @@ export function caughtAs(name: string, r: RunOutcome): { reason: string; afterSt
   if (gone.length === 0 || gone.some(({ g }) => !g)) return undefined;
   const expected = gone.every(({ g }) => g!.reason.startsWith(target === 'place' ? 'not ready' : 'purged:'));
   return { reason: gone[0].g!.reason, afterSteps: Math.max(...gone.map(({ g }) => g!.afterSteps)), expected };
+}
+
+/**
+ * The attackers whose earnings an attack is judged by: for a poisoned state, the poisoners that gave
+ * one (the other is there only so a joiner on either stage meets one, and never attacks); else all.
+ */
+export function actors(name: string, r: RunOutcome): string[] {
+  return ATTACK_TARGETS[name as Attack] === 'state' && r.madeBy.length ? r.madeBy : r.adversaries;
 }
 
 /** The units of the honest replicas of `peerId`'s stage in `r`, fewest first. */
@@ -349,7 +351,7 @@ export function outEarnsNoHonest(r: RunOutcome, peerId: string): boolean {
 export function judge(name: string, honest: RunOutcome, r: RunOutcome, steps: number): ScenarioResult {
   const caught = caughtAs(name, r);
   const blamed = r.gone.filter((g) => !r.adversaries.includes(g.peerId));
-  const credited = r.adversaries.reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
+  const credited = actors(name, r).reduce((sum, id) => sum + Number(r.ledger.units(r.accountOf(id))), 0);
   const contained = CONTAINED.has(name as Attack) || !!caught?.contained;
   const earnedOk = contained ? r.adversaries.every((id) => outEarnsNoHonest(r, id)) : ATTACK_TARGETS[name as Attack] === 'witnesses' ? !!caught?.expected : credited === 0;
   const allSteps = r.steps.length === steps && r.steps.every((s, i) => s === i + 1);

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ATTACKS, ATTACK_TARGETS, type Attack, CONTAINED } from './adversary.js';
-import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, medianHonestUnits, runSwarmWith } from './chaos.js';
+import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, actors, caughtAs, judge, medianHonestUnits, runSwarmWith } from './chaos.js';
 import { holdOpenRun, type Probe, rebindingRun } from './local-attacks.js';
 
 export interface AttackResult {
@@ -61,7 +61,7 @@ export function summarize(name: Attack, runs: RunOutcome[], honest: RunOutcome[]
   const judged = runs.map((r, i) => judge(name, honest[i], r, steps));
   const beaten = runs.map((r) => caughtAs(name, r)).filter((c) => c?.expected);
   const caught = beaten.filter((c) => !c!.contained);
-  const unitsVsHonest = runs.map((r) => Math.max(0, ...r.adversaries.map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
+  const unitsVsHonest = runs.map((r) => Math.max(0, ...actors(name, r).map((id) => Number(r.ledger.units(r.accountOf(id))) / Math.max(1, medianHonestUnits(r, id)))));
   return {
     name,
     expected: CONTAINED.has(name) ? 'contained' : 'caught',

@@ -1,16 +1,20 @@
 // What the coordinator checks of a peer's claims about others before it acts on them (ARCHITECTURE
 // §6): the seals a round report cites, a frame shown as defective or replayed, two seals shown as
 // equivocation, and the weights seals replicas report after averaging (two replicas holding
-// different weights one member sealed for the same averaging prove it equivocated). Only what signed bytes prove by themselves convicts anyone (shared/trust/evidence.ts);
+// different weights one member sealed for the same averaging prove it equivocated), and the seals
+// of stage states replicas gave (one that is not what its signer reported for that step proves it
+// lied). Only what signed bytes prove by themselves convicts anyone (shared/trust/evidence.ts);
 // a claim that proves nothing is logged, and a claim that is false convicts the one who made it.
 // Checks are asynchronous (signatures, hashes), so a peer's later messages wait behind them, in order.
 import type { RunConfig } from '../shared/run/config.js';
-import type { ClientMessage, ClientMessageOf, Seal } from '../shared/swarm/protocol.js';
+import { KeyRing } from '../shared/swarm/identity.js';
+import type { ClientMessage, ClientMessageOf, Seal, StateSeal } from '../shared/swarm/protocol.js';
+import { verifyStateSeal } from '../shared/trust/state-seal.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { Evidence, type Verdict } from '../shared/trust/evidence.js';
 
 /** Messages whose claims are checked asynchronously. */
-export const CHECKED: ReadonlySet<ClientMessage['type']> = new Set(['round-done', 'equivocation', 'evidence']);
+export const CHECKED: ReadonlySet<ClientMessage['type']> = new Set(['round-done', 'equivocation', 'evidence', 'ready', 'bad-state']);
 /** Messages of one peer that may wait behind the check of its claims. */
 const MAX_QUEUED = 64;
 
@@ -22,6 +26,8 @@ export interface ClaimsOptions {
   keyOf(peerId: string): string | undefined;
   /** The training step of a recent round. */
   stepOfRound(round: number): number | undefined;
+  /** Why a state its signer gave proves it lied, if it does (stage-states.ts contradiction). */
+  stateLie(s: StateSeal): string | undefined;
   log(line: string): void;
 }
 
@@ -30,6 +36,7 @@ const KEEP_AVERAGINGS = 4;
 
 export class Claims {
   private readonly evidence: Evidence;
+  private readonly keys = new KeyRing();
   /** `${member}:${step}` → the first report of the weights that member sealed for that averaging. */
   private readonly weightSeals = new Map<string, { reporter: string; seal: Seal }>();
   /** Per peer, messages waiting behind a claim being checked. */
@@ -98,6 +105,24 @@ export class Claims {
       if (v) return { kind: 'guilty', verdict: v };
     }
     return { kind: 'clean' };
+  }
+
+  /**
+   * A replica's seal of a state it gave, shown by the peer that got it (`refused`: as a state it
+   * would not load): a seal its signer never made convicts the one who shows it; a state its signer
+   * contradicted convicts the signer.
+   */
+  async state(peerId: string, seal: StateSeal, refused: boolean): Promise<ClaimOutcome> {
+    if (!(await verifyStateSeal(seal, this.o.run.runId, this.keys, this.o.keyOf(seal.from)))) {
+      return { kind: 'guilty', verdict: { guilty: peerId, reason: `it showed a seal of a state ${seal.from} never signed (stage ${seal.stage}, step ${seal.step})` } };
+    }
+    const lie = this.o.stateLie(seal);
+    if (lie) return { kind: 'guilty', verdict: { guilty: seal.from, reason: lie } };
+    if (!refused) return { kind: 'clean' };
+    return {
+      kind: 'unproven',
+      why: `${peerId} refused ${seal.from}'s state of stage ${seal.stage} at step ${seal.step}, which proves nothing: ${seal.from} reported no other for that step`,
+    };
   }
 
   /** Two different frames one sender sealed for one slot. */

@@ -11,7 +11,7 @@
 // a stage whose last peer is gone pauses the run until a peer brings its newest state back.
 import { Emitter } from '../shared/base/emitter.js';
 import type { RunConfig } from '../shared/run/config.js';
-import { type ClientMessageOf, MAX_REPORTED_LOSS, type PeerInfo, type ServerMessage, type SwarmPhase } from '../shared/swarm/protocol.js';
+import { type ClientMessageOf, MAX_REPORTED_LOSS, type PeerInfo, type ServerMessage, type StateSeal, type SwarmPhase } from '../shared/swarm/protocol.js';
 import { AveragingRoles } from './averaging-roles.js';
 import { Departures } from './departures.js';
 import { Evaluations } from './evaluation.js';
@@ -132,6 +132,10 @@ export class RunControl extends Emitter<RunControlEvents> {
   stepOfRound(round: number): number | undefined {
     return this.rounds.stepOf(round);
   }
+  /** Why a state seal proves its signer lied, if it does (stage-states.ts). */
+  stateLie(s: StateSeal): string | undefined {
+    return this.stages.contradiction(s.stage, s.step, s.hash, s.from, this.step_);
+  }
   peer(peerId: string): Readonly<PeerRecord> | undefined {
     return this.roster.get(peerId);
   }
@@ -212,9 +216,9 @@ export class RunControl extends Emitter<RunControlEvents> {
       this.log(`${peerId} loaded a state of stage ${p.stage} at step ${step} its replicas do not vouch for (${doubt}): loading again`);
       return this.membership.assign(p, p.stage, this.membership.stateSource(p.stage));
     }
-    p.state = 'ready';
-    p.heirOf = undefined;
-    p.readyStep = step;
+    // A ready peer's hash at step 0 is its report of the seeded init, as a checkpoint's is of an averaging.
+    if (hash && step === 0) this.stages.vote(p.stage, 0, hash, peerId, 0);
+    Object.assign(p, { state: 'ready', heirOf: undefined, readyStep: step } satisfies Partial<PeerRecord>);
     this.log(`${peerId} ready on stage ${p.stage} with its state at step ${step}`);
     this.reconcile();
   }

@@ -148,7 +148,13 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     }
     this.throughput = new Throughput(this.run);
     this.control.on('commit', (c) => this.throughput.committed(c.step, Date.now()));
-    this.claims = new Claims({ run: this.run, keyOf: (id) => this.control.peer(id)?.key, stepOfRound: (r) => this.control.stepOfRound(r), log: this.log });
+    this.claims = new Claims({
+      run: this.run,
+      keyOf: (id) => this.control.peer(id)?.key,
+      stepOfRound: (r) => this.control.stepOfRound(r),
+      stateLie: (s) => this.control.stateLie(s),
+      log: this.log,
+    });
     this.control.on('trained', (t) => this.settle.resolve(t));
     this.control.on('phase', ({ phase, reason }) => phase === 'stopped' && this.settle.reject(new Error(`run stopped: ${reason}`)));
     this.control.on('peer-gone', ({ peerId }) => {
@@ -273,7 +279,10 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       case 'links':
         return c.onLinks(peerId, msg.connected);
       case 'ready':
+        if (msg.seal) this.act(await this.claims.state(peerId, msg.seal, false));
         return c.onReady(peerId, msg.step, msg.hash);
+      case 'bad-state':
+        return this.act(await this.claims.state(peerId, msg.seal, true));
       case 'heartbeat': {
         const { type: _, ...hb } = msg;
         c.onHeartbeat(peerId, hb);

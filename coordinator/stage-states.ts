@@ -101,6 +101,22 @@ export class StageStates {
     return expected === hash ? undefined : `it hashes to ${hash.slice(0, 12)}…, not the ${expected.slice(0, 12)}… its replicas reported`;
   }
 
+  /**
+   * Why a state of `stage` at `step` hashing to `hash`, which `peerId` signed as one it gave, proves
+   * it lied, if it does: no replica can hold a step past `lastStep` (the last commit); and an honest
+   * one holds at a step the hash it reported itself or, loaded again, one another member reported.
+   * A signer that reported nothing for that step is not proven anything.
+   */
+  contradiction(stage: number, step: number, hash: string, peerId: string, lastStep: number): string | undefined {
+    const st = this.stages[stage];
+    if (!st) return undefined;
+    if (step > lastStep) return `it gave a state of stage ${stage} at step ${step}, past the run's last commit (step ${lastStep})`;
+    const votes = st.hashes.get(step);
+    const own = [...(votes ?? [])].find(([, who]) => who.has(peerId))?.[0];
+    if (own === undefined || own === hash || [...(votes?.get(hash) ?? [])].some((q) => q !== peerId)) return undefined;
+    return `it gave a state of stage ${stage} at step ${step} hashing to ${hash.slice(0, 12)}…, having reported ${own.slice(0, 12)}… for that step`;
+  }
+
   /** The hash more than half of `of` members reported for `step`, if one was. */
   private majority(stage: number, step: number, of: number): string | undefined {
     const votes = this.stages[stage].hashes.get(step);

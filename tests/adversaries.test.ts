@@ -16,7 +16,8 @@
 // need no purge (false stalls and suspects, a silent witness, one reported witness link, a 10 %
 // cheater, a claimed speed, gradients withheld) cost the run no step and earn no more than an honest
 // replica. A flood of squatters from one address is refused past its limits; a joiner refuses a
-// poisoned state for the hash its stage's replicas vouched for.
+// poisoned state for the hash its stage's replicas vouched for, and its sender's seal of it gets the
+// sender purged.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ATTACK_TARGETS, type Attack } from '../bench/adversary.js';
 import { CHAOS_DEFAULTS, type ChaosOptions, type RunOutcome, caughtAs, judge, runSwarmWith } from '../bench/chaos.js';
@@ -116,18 +117,16 @@ describe.each(COLLUDING)('two colluders of a stage of six that attack with %s (r
 });
 
 describe('a peer on each stage that gives a joiner a poisoned state (real processes)', () => {
-  it('the joiner refuses it for the hash its replicas vouched for (or the coordinator has it load again), and gets ready with an honest replica’s; nobody honest is blamed', async () => {
+  it('the joiner refuses it and shows the coordinator its sender’s seal, which gets the poisoner purged; the joiner gets ready with an honest replica’s; nobody honest is blamed', async () => {
     // A joiner needs the run to go on while it sets up: 24 steps, against an honest run of 24.
     const long = { ...SHORT, steps: 24 };
     const honestLong = await runSwarmWith(long);
     const r = await runSwarmWith(long, 'poison-state');
     const s = judge('poison-state', honestLong, r, long.steps);
-    // The poisoners compute honestly: what they earn is an honest replica's, give or take routing's
-    // noise (bench:trust reports it); what this asks is that the joiner was not poisoned.
-    expect(s.notes).not.toMatch(/honest peer|committed steps|final validation loss/);
     expect(caughtAs('poison-state', r)?.reason, s.notes).toMatch(
-      /^refused by the joiner: at step \d+ it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… the stage's replicas agreed on$|^loaded again at the coordinator's word: it hashes to [0-9a-f]{12}…, not the [0-9a-f]{12}… its replicas reported$|^never made: the joiner loaded its state from an honest replica first$/,
+      /^purged: it gave a state of stage \d at step \d+ hashing to [0-9a-f]{12}…, having reported [0-9a-f]{12}… for that step$|^never made: the joiner loaded its state from an honest replica first$/,
     );
+    expect(s, s.notes).toMatchObject({ passed: true });
   }, 900_000);
 });
 

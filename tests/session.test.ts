@@ -165,7 +165,7 @@ describe('peer session', () => {
     expect(heir.stats()?.microbatches, said()).toBeGreaterThan(0);
   }, 240_000);
 
-  it('a joiner refuses a replica’s step-0 state that is not the seeded init it builds itself, however plausible', async () => {
+  it('a joiner refuses a replica’s step-0 state that is not the seeded init it builds itself, however plausible, and its seal gets the replica purged', async () => {
     // No averaging in this run: the replicas' state to give stays the init, at step 0.
     const c = await startCoordinator(400, undefined, 400);
     const commits: number[] = [];
@@ -181,6 +181,13 @@ describe('peer session', () => {
       lines.some((l) => /^c: loaded stage \d's state/.test(l)),
       said(),
     ).toBe(false);
+    // The replica reported the seeded init's hash when it got ready at step 0: its seal contradicts it.
+    const poisoner = /^c: could not load stage \d's state from (p\d+-[0-9a-f]{6})|^c: .*?(p\d+-[0-9a-f]{6})'s state is refused/.exec(refusal)!;
+    const sender = poisoner[1] ?? poisoner[2];
+    await until('the poisoner purged', () => lines.some((l) => l.startsWith(`coordinator: purging ${sender} `)));
+    expect(lines.find((l) => l.startsWith(`coordinator: purging ${sender} `))).toMatch(
+      /: it gave a state of stage \d at step 0 hashing to [0-9a-f]{12}…, having reported [0-9a-f]{12}… for that step$/,
+    );
     c.stopRun('test over');
   }, 240_000);
 });

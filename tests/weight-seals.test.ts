@@ -17,7 +17,7 @@ const weights = (step: number, value: number) =>
 describe('weights seals', () => {
   it('convict a member that sealed different weights for two replicas at one averaging, and only it', async () => {
     const keys = { m: await PeerKey.generate(), a: await PeerKey.generate(), b: await PeerKey.generate(), c: await PeerKey.generate() };
-    const claims = new Claims({ run: testRun(), keyOf: (id) => keys[id as keyof typeof keys]?.publicHex, stepOfRound: () => undefined, log: () => {} });
+    const claims = new Claims({ run: testRun(), keyOf: (id) => keys[id as keyof typeof keys]?.publicHex, stepOfRound: () => undefined, stateLie: () => undefined, log: () => {} });
     const report = (step: number, seals: Seal[]): ClientMessageOf<'checkpoint'> => ({ type: 'checkpoint', step, hash: 'a'.repeat(64), weights: seals });
     const sealed = async (from: 'm' | 'a', to: string, step: number, value: number) => (await seal(weights(step, value), keys[from], from, to)).seal;
 

@@ -8,10 +8,13 @@ import { NeighbourLinks } from './links.js';
 
 /** Largest message a neighbour may make this peer reassemble before it holds a stage (then the stage says: place()). */
 const UNPLACED_MAX_MESSAGE_BYTES = 1 << 20;
+/** Keys of past views kept for checking seals of what their peers sent before they left. */
+const MAX_KEYS_KEPT = 1024;
 
 export class Neighbours {
-  /** The peers of this one's view. */
-  members: PeerInfo[] = [];
+  private view: PeerInfo[] = [];
+  /** Session keys of peers seen in a view, the newest MAX_KEYS_KEPT (views are bounded; this keeps a few past ones). */
+  private readonly seenKeys = new Map<string, string>();
   /** The stage the coordinator placed this peer on (set before its seat is built). */
   placed?: number;
   /** Peers this one is loading its stage's state from: their channels stay open whatever the view says. */
@@ -80,6 +83,28 @@ export class Neighbours {
 
   keyOf(peerId: string): string | undefined {
     return this.members.find((p) => p.peerId === peerId)?.key;
+  }
+
+  /** The session key of a peer in this view or a recent one: a leaver's state reaches its heir after the leaver left the view. */
+  keySeen(peerId: string): string | undefined {
+    return this.keyOf(peerId) ?? this.seenKeys.get(peerId);
+  }
+
+  /** The peers of this one's view. */
+  get members(): PeerInfo[] {
+    return this.view;
+  }
+  set members(peers: PeerInfo[]) {
+    this.view = peers;
+    for (const p of peers) {
+      // Taken out and put back, so the oldest seen come first and go first.
+      this.seenKeys.delete(p.peerId);
+      this.seenKeys.set(p.peerId, p.key);
+    }
+    for (const id of this.seenKeys.keys()) {
+      if (this.seenKeys.size <= MAX_KEYS_KEPT) break;
+      this.seenKeys.delete(id);
+    }
   }
 
   /** The view changed. */

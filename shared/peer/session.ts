@@ -13,12 +13,13 @@
 import type { Gpu } from '../../kernels/context.js';
 import { Emitter } from '../base/emitter.js';
 import { CoordinatorClient } from '../swarm/coordinator-client.js';
-import { PeerKey } from '../swarm/identity.js';
+import { KeyRing, PeerKey } from '../swarm/identity.js';
 import { applyViewChange, type ClientMessage, type ClientMessageOf, type PeerInfo, type Seal, type ServerMessageOf } from '../swarm/protocol.js';
 import { BUNDLE_WAIT_MS } from '../trust/audit.js';
 import { FrameLog } from '../trust/frame-log.js';
 import { Gate } from '../trust/gate.js';
 import { NeighbourReports } from '../trust/neighbour-reports.js';
+import { signState, verifyStateSeal } from '../trust/state-seal.js';
 import { joinChain } from './chain-join.js';
 import { type PeerContext, sleep } from './context.js';
 import type { ChainInfo, PeerHost } from './host.js';
@@ -147,6 +148,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       timeoutMs: Math.min(ctx.timeoutMs, BUNDLE_WAIT_MS),
       log,
     });
+    const keys = new KeyRing();
     this.states = new StateExchange({
       meta: () => this.held.seat && { runId: this.held.seat.run.runId, stage: this.held.seat.stage },
       send: (to, b) => this.gate.sendState(to, b),
@@ -154,6 +156,8 @@ export class PeerSession extends Emitter<SessionEvents> {
         const s = this.held.seat?.snapshot;
         return s && o.tamperState ? o.tamperState(s) : s;
       },
+      seal: (runId, f) => signState(this.key!, runId, { ...f, from: this.peerId! }),
+      verify: (runId, s) => verifyStateSeal(s, runId, keys, this.neighbours.keySeen(s.from)),
       log,
     });
     this.held = new Stage(ctx, {
@@ -354,7 +358,8 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.training.committed = step;
     this.setPhase('ready', `stage ${m.stage} loaded at step ${step}; waiting to be routed work`);
     const hash = this.held.seat?.snapshot?.paramsHash;
-    this.send({ type: 'ready', step, ...(hash && { hash }) });
+    const seal = this.held.sealOfLoaded();
+    this.send({ type: 'ready', step, ...(hash && { hash }), ...(seal && { seal }) });
   }
 
   private onPeerLost(peerId: string): void {

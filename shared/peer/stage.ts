@@ -6,7 +6,7 @@ import type { Gpu } from '../../kernels/context.js';
 import type { CharCorpus } from '../engine/data.js';
 import type { RunConfig } from '../run/config.js';
 import { runCorpus, runStageConfigs } from '../run/derive.js';
-import type { ServerMessageOf } from '../swarm/protocol.js';
+import type { ServerMessageOf, StateSeal } from '../swarm/protocol.js';
 import type { TrainState } from '../engine/checkpoint.js';
 import { layout } from '../engine/model.js';
 import type { MailboxOptions } from '../trust/mailbox.js';
@@ -45,7 +45,7 @@ export class Stage {
    * The replica this seat's state was fetched from, its step, and how many assigns had arrived when
    * the request went out: an assign that had arrived by then names no newer state of that replica.
    */
-  private fetched?: { from: string; step: number; assignsSeen: number };
+  private fetched?: { from: string; step: number; assignsSeen: number; seal: StateSeal };
   private corpus?: { runId: string; corpus: CharCorpus };
 
   constructor(
@@ -165,15 +165,13 @@ export class Stage {
       try {
         this.ctx.setPhase('setting-up', `downloading stage ${seat.stage}'s state from ${from}`);
         const assignsSeen = this.assigns;
-        const c = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
-        this.check(c, `${from}'s state`);
-        await this.checkVouched(c, vouched, from);
-        if (c.step === 0) await this.checkVouched(c, seed, from);
+        const { state: c, seal } = await this.o.states.fetch(from, seat.stage, this.ctx.timeoutMs);
+        await this.checkGiven(c, from, seal, [vouched, c.step === 0 ? seed : undefined]);
         seat.runtime.loadState(c);
         seat.snapshot = await seat.capture();
         await keepState(this.ctx.host.storage, seat.snapshot, seat.run.runId);
         this.ctx.say(`loaded stage ${seat.stage}'s state at step ${c.step} from ${from}`);
-        this.fetched = { from, step: c.step, assignsSeen };
+        this.fetched = { from, step: c.step, assignsSeen, seal };
         return c.step;
       } catch (e) {
         errors.push(`${from}: ${(e as Error).message}`);
@@ -182,6 +180,22 @@ export class Stage {
     }
     const why = errors.join('; ') || `no data channel opened within ${this.ctx.timeoutMs} ms`;
     throw new Error(`could not load stage ${seat.stage}'s state from ${peers.join(', ')}: ${why}`);
+  }
+
+  /** The seal of the replica whose state this seat holds, when it holds one it fetched. */
+  sealOfLoaded(): StateSeal | undefined {
+    return this.fetched?.seal;
+  }
+
+  /** Refuse a replica's state (below); the replica's seal of a refused one goes to the coordinator, which holds what it reported for that step. */
+  private async checkGiven(c: TrainState, from: string, seal: StateSeal, vouched: Array<Vouched | undefined>): Promise<void> {
+    try {
+      this.check(c, `${from}'s state`);
+      for (const v of vouched) await this.checkVouched(c, v, from);
+    } catch (e) {
+      this.ctx.send({ type: 'bad-state', seal });
+      throw e;
+    }
   }
 
   /**

@@ -2,7 +2,8 @@
 // live replica for its newest averaged state, a leaving peer hands its state to its heir. The state
 // is a checkpoint (engine/checkpoint.ts: step, parameters, Adam moments) in a message of its own
 // kind on the data channel, with the SHA-256 of its bytes so a corrupted or truncated transfer is
-// refused, and the run and stage inside it so a state for another stage cannot be loaded.
+// refused, and the run and stage inside it so a state for another stage cannot be loaded. The
+// sender signs what it gives (trust/state-seal.ts), so a state no replica vouches for is provable.
 //
 //   off size field
 //     0  4   magic 0x54535753 ("SWST" as a u32)
@@ -12,14 +13,17 @@
 //     8  4   stage
 //    12  4   step (of the state; 0 in a request)
 //    16 32   SHA-256 of the payload (zero unless type 2)
-//    48  …   payload
+//    48 64   the sender's state seal signature (zero unless type 2)
+//   112  …   payload
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint } from '../engine/checkpoint.js';
 import type { TrainState } from '../engine/checkpoint.js';
 import { fromHex, sha256Hex, toHex } from '../base/hex.js';
+import type { StateSeal } from '../swarm/protocol.js';
+import type { StateFacts } from '../trust/state-seal.js';
 
 const MAGIC = 0x54535753;
-const VERSION = 1;
-const HEADER = 48;
+const VERSION = 2;
+const HEADER = 112;
 export const StateType = { Request: 1, State: 2, None: 3 } as const;
 type StateType = (typeof StateType)[keyof typeof StateType];
 
@@ -55,7 +59,7 @@ export function readSnapshot(bytes: Uint8Array, expect: StateMeta): Checkpoint<S
   return c;
 }
 
-async function encode(type: StateType, stage: number, step: number, payload: Uint8Array): Promise<Uint8Array> {
+async function encode(type: StateType, stage: number, step: number, payload: Uint8Array, sig?: string): Promise<Uint8Array> {
   const out = new Uint8Array(HEADER + payload.length);
   const v = new DataView(out.buffer);
   v.setUint32(0, MAGIC, true);
@@ -64,6 +68,7 @@ async function encode(type: StateType, stage: number, step: number, payload: Uin
   v.setUint32(8, stage, true);
   v.setUint32(12, step, true);
   if (type === StateType.State) out.set(fromHex(await sha256Hex(payload)), 16);
+  if (sig) out.set(fromHex(sig), 48);
   out.set(payload, HEADER);
   return out;
 }
@@ -72,6 +77,7 @@ interface Decoded {
   type: StateType;
   stage: number;
   step: number;
+  sig: string;
   payload: Uint8Array;
 }
 
@@ -87,7 +93,7 @@ async function decode(bytes: Uint8Array): Promise<Decoded> {
     const got = await sha256Hex(payload);
     if (got !== want) throw new Error(`state transfer corrupted: SHA-256 ${got.slice(0, 12)}… of ${payload.length} bytes, the sender's was ${want.slice(0, 12)}…`);
   }
-  return { type, stage: v.getUint32(8, true), step: v.getUint32(12, true), payload };
+  return { type, stage: v.getUint32(8, true), step: v.getUint32(12, true), sig: toHex(bytes.subarray(48, HEADER)), payload };
 }
 
 export interface StateExchangeOptions {
@@ -95,7 +101,17 @@ export interface StateExchangeOptions {
   send(to: string, bytes: Uint8Array): void;
   /** The newest state this peer can give (its last averaged one, or what it keeps on leaving). */
   offer(): StageSnapshot | undefined;
+  /** This peer's seal of a state of run `runId` it gives (trust/state-seal.ts). */
+  seal(runId: string, f: Omit<StateFacts, 'from'>): Promise<StateSeal>;
+  /** Whether a seal is its sender's signature of a state of run `runId`. */
+  verify(runId: string, s: StateSeal): Promise<boolean>;
   log(line: string): void;
+}
+
+/** A state fetched from a replica, and the replica's seal of it. */
+export interface Fetched {
+  state: Checkpoint<StateMeta>;
+  seal: StateSeal;
 }
 
 /** Both sides of state transfers on one peer: it serves requests and fetches from others. */
@@ -128,15 +144,19 @@ export class StateExchange {
       this.o.send(to, await encode(StateType.None, stage, 0, new TextEncoder().encode(s ? `this peer holds stage ${s.stage}` : 'this peer holds no state yet')));
       return;
     }
-    const msg = await encode(StateType.State, stage, s.step, s.bytes);
+    // Signed from the bytes that go out, never from a hash kept beside them.
+    // Its run from the state itself: a leaving peer gives the state it kept after its seat is gone.
+    const c = decodeCheckpoint<StateMeta>(s.bytes);
+    const seal = await this.o.seal(c.meta?.runId ?? '', { stage, step: s.step, hash: await paramsHash(c.params) });
+    const msg = await encode(StateType.State, stage, s.step, s.bytes, seal.sig);
     this.o.send(to, msg);
     this.served.count++;
     this.served.bytes += msg.length;
     this.o.log(`sent stage ${stage}'s state at step ${s.step} (${(msg.length / 1e6).toFixed(1)} MB) to ${to}`);
   }
 
-  /** Ask `from` for its newest state of `stage`; the checkpoint, verified, or an error saying why not. */
-  async fetch(from: string, stage: number, timeoutMs: number): Promise<Checkpoint<StateMeta>> {
+  /** Ask `from` for its newest state of `stage`; the checkpoint, verified, and its seal, or an error saying why not. */
+  async fetch(from: string, stage: number, timeoutMs: number): Promise<Fetched> {
     if (this.pending.has(from)) throw new Error(`a state request to ${from} is already open`);
     const answer = new Promise<Decoded>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${from} sent no state within ${timeoutMs} ms`)), timeoutMs);
@@ -154,7 +174,9 @@ export class StateExchange {
     if (!meta) throw new Error('no run to load a state for');
     const c = readSnapshot(d.payload, meta);
     if (c.step !== d.step) throw new Error(`${from}'s state says step ${c.step}, its message step ${d.step}`);
-    return c;
+    const seal: StateSeal = { from, stage, step: c.step, hash: await paramsHash(c.params), sig: d.sig };
+    if (!(await this.o.verify(meta.runId, seal))) throw new Error(`${from}'s state is not signed by ${from}`);
+    return { state: c, seal };
   }
 
   /** A neighbour is gone: a request open to it fails now rather than at its timeout. */

@@ -87,6 +87,15 @@ export const SealSchema = z.strictObject({
   sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
 });
 export type Seal = z.infer<typeof SealSchema>;
+/** A replica's signature of a stage state it gave (trust/state-seal.ts): `hash` is the SHA-256 of its parameters. */
+export const StateSealSchema = z.strictObject({
+  from: id,
+  stage: nonNegInt,
+  step: nonNegInt,
+  hash: sha,
+  sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
+});
+export type StateSeal = z.infer<typeof StateSealSchema>;
 const base64 = (maxChars: number) =>
   z
     .string()
@@ -123,7 +132,10 @@ export const ClientMessageSchemas = {
   links: z.strictObject({ type: z.literal('links'), connected: peerIds }),
   /** Kernels compiled and the stage's state loaded, at `step` (0: the seeded init). */
   /** The stage's state is loaded, at `step`, its parameters hashing to `hash`. */
-  ready: z.strictObject({ type: z.literal('ready'), step: nonNegInt, hash: hash.optional() }),
+  /** Its stage state is loaded; `seal`: the signature of the replica it came from, if it came from one. */
+  ready: z.strictObject({ type: z.literal('ready'), step: nonNegInt, hash: hash.optional(), seal: StateSealSchema.optional() }),
+  /** A state a replica gave that this joiner refused (not the stage's agreed one, or one no replica could hold), as the replica signed it. */
+  'bad-state': z.strictObject({ type: z.literal('bad-state'), seal: StateSealSchema }),
   heartbeat: z.strictObject({
     type: z.literal('heartbeat'),
     /** The last step this peer applied. */

@@ -85,6 +85,8 @@ export function signalData(rng: Rng): unknown {
 
 const sealOf = (rng: Rng, t: Targets) => ({ kind: 1, tag: rng.int(0, 9), microbatch: 0, hash: hex(rng, 64), from: rng.pick(t.known), to: rng.pick(t.known), sig: hex(rng, 128) });
 
+const stateSealOf = (rng: Rng, t: Targets) => ({ from: rng.pick(t.known), stage: rng.int(0, 2), step: rng.int(0, 9), hash: hex(rng, 64), sig: hex(rng, 128) });
+
 /** A valid instance of every client message type: tsc checks each against protocol.ts. */
 export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => ClientMessageOf<K> } = {
   register: (rng) => ({
@@ -97,7 +99,8 @@ export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => Client
   }),
   signal: (rng, t) => ({ type: 'signal', to: rng.pick(t.known), data: signalData(rng) }),
   links: (rng, t) => ({ type: 'links', connected: t.known.slice(0, rng.int(0, t.known.length + 1)) }),
-  ready: (rng) => ({ type: 'ready', step: rng.int(0, 5) }),
+  ready: (rng, t) => ({ type: 'ready', step: rng.int(0, 5), ...(rng.chance(0.5) && { hash: hex(rng, 64), seal: stateSealOf(rng, t) }) }),
+  'bad-state': (rng, t) => ({ type: 'bad-state', seal: stateSealOf(rng, t) }),
   heartbeat: (rng) => ({ type: 'heartbeat', step: rng.int(0, 9), loss: 2.5, valLoss: 2.6, tokensPerSec: 100, bytesSent: 10, bytesReceived: 20, busyFraction: 0.5 }),
   'round-done': (rng, t) => ({
     type: 'round-done',
