@@ -39,11 +39,14 @@ export class Readiness {
     return !!this.o.checkable && this.o.run.minPerStage > 1;
   }
 
+  /** Ready peers of each stage, counted up to `run.minPerStage`: enough to start, so the rest need no look at their witnesses. */
   private counts(): number[] {
-    const { roster } = this.o;
-    return this.o.run.layersPerStage.map((_, s) => {
-      const ready = roster.placedOn(s).filter((p) => p.state === 'ready');
-      return this.needsWitnesses() ? ready.filter((p) => this.o.checkable!(p.peerId)).length : ready.length;
+    const { roster, run } = this.o;
+    const counts = (p: { peerId: string; state: string }) => p.state === 'ready' && (!this.needsWitnesses() || this.o.checkable!(p.peerId));
+    return run.layersPerStage.map((_, s) => {
+      let n = 0;
+      for (const p of roster.placedOn(s)) if (n < run.minPerStage && counts(p)) n++;
+      return n;
     });
   }
 }

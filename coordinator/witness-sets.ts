@@ -71,11 +71,15 @@ export class WitnessSets {
       this.sets.set(peer, set);
     }
     const stage = roster.get(peer)?.stage;
+    if (stage === undefined) {
+      set.members = [];
+      return set;
+    }
     // Before the run starts nobody is active: sets are drawn among the ready, so the first round can
     // be checked everywhere; but only once the stage has a quorum of them, or the first peers ready
     // (two colluders arriving first) would be each other's only candidate.
     const active = roster.active(stage);
-    const ready = roster.placedOn(stage ?? -1).filter((q) => q.state === 'ready');
+    const ready = roster.placedOn(stage).filter((q) => q.state === 'ready');
     const pool = active.length ? active : ready.length >= this.o.quorum ? ready : [];
     const candidates = pool.flatMap((q) => (q.peerId !== peer && !this.o.muted(q.peerId) && roster.independent(peer, q.peerId) ? [q.peerId] : []));
     set.members = set.members.filter((w) => candidates.includes(w));

@@ -328,7 +328,7 @@ describe('coordinator parts', () => {
     const checkable = (p: string) => sets.checkable(p);
     const readiness = new Readiness({ run, roster, stages: new StageStates(2), checkable });
     expect(readiness.canStart()).toBe(false);
-    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to their witnesses stage 0: 3/2, stage 1: 0/2)');
+    expect(readiness.waitingReason()).toBe('waiting for peers (ready and linked to their witnesses stage 0: 2/2, stage 1: 0/2)');
     // A link to some other replica is not enough: a's one witness (of b and c) is drawn, and a must
     // reach it (b's witness, a, is then out of b's reach too).
     const witness = sets.members('a')[0];
@@ -341,6 +341,19 @@ describe('coordinator parts', () => {
     expect(readiness.canStart()).toBe(true);
     expect(new Readiness({ run, roster, stages: new StageStates(2) }).canStart()).toBe(true);
     expect(readiness.missingReason(1)).toBe('waiting for a peer for stage 1 (x, y setting up)');
+  });
+
+  it('witness sets: a peer the roster no longer knows has none, never one drawn among every stage’s peers', () => {
+    const roster = rosterOf(testRun({ minPerStage: 2 }), [
+      ['a', 0, 'active'],
+      ['b', 0, 'active'],
+      ['x', 1, 'active'],
+      ['y', 1, 'active'],
+    ]);
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0, quorum: 2 });
+    expect(sets.members('a')).toEqual(['b']);
+    expect(sets.members('gone')).toEqual([]);
+    expect(sets.witnesses('gone')).toEqual([]);
   });
 
   it('witness sets: before the start, none is drawn until the stage has a quorum of ready peers (the first two ready are not made each other’s only witness)', () => {

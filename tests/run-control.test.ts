@@ -251,9 +251,9 @@ describe('RunControl: start', () => {
       );
     for (const id of ['a', 'b', 'c', 'e']) sim.rc.onReady(id, 0);
     expect(sim.rc.phase).toBe('waiting');
-    expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 3/2, stage 1: 1/2)');
+    expect(sim.rc.reason).toBe('waiting for peers (ready stage 0: 2/2, stage 1: 1/2)');
     expect(sim.msgs('round')).toEqual([]);
-    expect(sim.last('a', 'status')).toMatchObject({ phase: 'waiting', reason: 'waiting for peers (ready stage 0: 3/2, stage 1: 1/2)', step: 0, steps: 10 });
+    expect(sim.last('a', 'status')).toMatchObject({ phase: 'waiting', reason: 'waiting for peers (ready stage 0: 2/2, stage 1: 1/2)', step: 0, steps: 10 });
     expect(sim.last('d', 'status')?.reason).toMatch(/^waiting for peers \(/);
 
     const mark = sim.mark();
@@ -751,7 +751,7 @@ describe('RunControl: spot checks', () => {
     sim.rc.onLinks('a', ['b', 'd', 'f']);
     for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sim.rc.onReady(id, 0);
     expect(sim.rc.phase).toBe('waiting');
-    expect(sim.rc.reason).toBe('waiting for peers (ready and linked to their witnesses stage 0: 0/2, stage 1: 3/2)');
+    expect(sim.rc.reason).toBe('waiting for peers (ready and linked to their witnesses stage 0: 0/2, stage 1: 2/2)');
     sim.rc.onLinks('a', ['b', 'c', 'd', 'f']);
     expect(sim.rc.phase).toBe('training');
   });

@@ -76,6 +76,7 @@ export type HeldState = z.infer<typeof HeldStateSchema>;
 const peerIds = z.array(id).max(256);
 const sha = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 /** A frame's seal as its receiver reports it (shared/trust/seal.ts): provable by the sender's key. */
+const keySignature = z.string().regex(/^[0-9a-f]{128}$/, 'must be a 64-byte Ed25519 signature as 128 lowercase hex digits');
 export const SealSchema = z.strictObject({
   kind: z.int().min(1).max(255),
   /** The frame header's tag: the round of a training frame. */
@@ -84,7 +85,7 @@ export const SealSchema = z.strictObject({
   hash: sha,
   from: id,
   to: id,
-  sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
+  sig: keySignature,
 });
 export type Seal = z.infer<typeof SealSchema>;
 /** A replica's signature of a stage state it gave (trust/state-seal.ts): `hash` is the SHA-256 of its parameters. */
@@ -93,7 +94,7 @@ export const StateSealSchema = z.strictObject({
   stage: nonNegInt,
   step: nonNegInt,
   hash: sha,
-  sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits'),
+  sig: keySignature,
 });
 export type StateSeal = z.infer<typeof StateSealSchema>;
 const base64 = (maxChars: number) =>
@@ -107,7 +108,6 @@ export const MAX_EVIDENCE_CHARS = 48 * 1024;
 export const MAX_SEALS = 256;
 /** A raw Ed25519 public key (32 bytes) and a signature (64 bytes), as lowercase hex. */
 const publicKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key as 64 lowercase hex digits');
-const keySignature = z.string().regex(/^[0-9a-f]{128}$/, 'must be a 64-byte Ed25519 signature as 128 lowercase hex digits');
 /** An EIP-191 signature (r, s, v) as 0x-hex. */
 const accountSignature = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'must be a 65-byte signature as 0x-prefixed hex');
 
