@@ -165,6 +165,26 @@ describe('peer session', () => {
     expect(heir.stats()?.microbatches, said()).toBeGreaterThan(0);
   }, 240_000);
 
+  it('a peer told to leave while it still detects its GPU stays gone: it never registers once detection ends', async () => {
+    // The tab's wallet connecting mid-detection leaves the session to rejoin under it: a session that
+    // registered after its leave was a second peer of the same tab, unseen by its dashboard.
+    const c = await startCoordinator(4);
+    const host = nodeHost({ data: SWARM_DEFAULTS.data, stateDir: mkdtempSync(join(tmpdir(), 'session-test-')), benchmark: false, env: {}, log: (l) => lines.push(`a: ${l}`) });
+    let detected: () => void = () => undefined;
+    const detecting = new Promise<void>((r) => (detected = r));
+    const s = new PeerSession({ ...host, gpu: () => detecting.then(() => host.gpu()) }, { coordinator: c.url!, name: 'a' });
+    const registered: string[] = [];
+    s.on('registered', (r) => registered.push(r.peerId));
+    const run = s.run();
+    ended.push(run);
+    await s.leave('rejoining to be paid at a wallet');
+    detected();
+    expect(await run).toBe('rejoining to be paid at a wallet');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(registered, said()).toEqual([]);
+    expect(s.phase).toBe('left');
+  }, 60_000);
+
   it('a joiner refuses a replica’s step-0 state that is not the seeded init it builds itself, however plausible, and its seal gets the replica purged', async () => {
     // No averaging in this run: the replicas' state to give stays the init, at step 0.
     const c = await startCoordinator(400, undefined, 400);

@@ -70,6 +70,18 @@ test.beforeAll(async () => {
   });
 });
 
+// CI keeps a failed run's output, not its artifacts: the tab's peer log and the swarm's, there.
+// biome-ignore lint/correctness/noEmptyPattern: Playwright reads the fixtures a hook uses from this pattern; this one uses none
+test.afterEach(async ({}, info) => {
+  if (info.status === info.expectedStatus) return;
+  const peerLog = await contributor
+    ?.getByRole('log', { name: 'peer log' })
+    .textContent({ timeout: 5000 })
+    .catch((e: Error) => `(not readable: ${e.message})`);
+  console.log(`the tab's peer log (its last 40 lines):\n${peerLog}`);
+  console.log(`npm start printed (its last 6000 characters):\n${swarm?.tail(6000)}`);
+});
+
 test.afterAll(async () => {
   await browser?.close();
   if (swarm) writeFileSync(`${ARTIFACTS}/npm-start.log`, swarm.tail(1_000_000));

@@ -225,6 +225,8 @@ export class PeerSession extends Emitter<SessionEvents> {
 
   private async start(): Promise<void> {
     const { gpu, report, verdict } = await this.host.gpu();
+    // Told to leave while detecting: this session is over, and a peer it registered now would be a ghost.
+    if (this.leaving) return;
     this.gpu = gpu;
     this.emit('gpu', { report, verdict });
     if (!verdict.ok) throw new Error(`this machine cannot train: ${verdict.text}`);
@@ -254,6 +256,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     const w = this.host.wallet;
     const identity = { key: this.key, ...(w && { account: { address: w.account, signMessage: (m: string) => w.signMessage(m) } }) };
     const { peerId, chain } = await client.connect({ name: this.o.name, capability: this.capability!, ...(held.length && { held }) }, identity);
+    if (this.leaving) return client.close();
     this.peerId = peerId;
     this.chain = chain;
     // Heartbeats first: joining on chain waits for blocks, and silence would mark us lost.
