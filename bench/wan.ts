@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RoutingPolicy } from '../coordinator/planner.js';
+import { makeTestCa } from './net/test-ca.js';
 import type { CommitEvent } from '../coordinator/run-control.js';
 import { lossPlotSvg } from '../cli/plot.js';
 import { SWARM_DEFAULTS, type SwarmHooks, type SwarmOptions, type SwarmResult, runSwarm } from '../cli/swarm.js';
@@ -113,11 +114,14 @@ export interface WanOptions {
 /** One swarm run, on loopback (no link) or with every worker behind `link`. */
 export async function runOn(link: LinkProfile | undefined, o: WanOptions): Promise<Measured> {
   const wan = link && (await EmulatedWan.create(link, o.swarm.workers));
+  // Across the emulated internet the coordinator serves wss://, as it must beyond loopback.
+  const ca = wan && makeTestCa([COORDINATOR_IP]);
   const commitsAt = new Map<number, number>();
   const commits: CommitEvent[] = [];
   const names = new Map<string, string>();
   const hooks: SwarmHooks = {
-    coordinator: { routing: o.routing },
+    coordinator: { routing: o.routing, ...(ca && { access: { tls: { cert: ca.cert, key: ca.key } } }) },
+    ...(ca && { workerEnv: () => ({ NODE_EXTRA_CA_CERTS: ca.caFile }) }),
     local: {
       workerArgs: o.workerArgs,
       ...(wan && { host: COORDINATOR_IP, launch: (i: number, argv: string[]) => wan.wrap(i, argv) }),

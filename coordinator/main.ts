@@ -6,6 +6,13 @@
 //     [--lr 3e-3 --warmup 30 --average-every 5 --eval-every 50 --eval-batches 8 --seed 1]
 //     [--codec fp32|bf16|int8|subspace:k=K:fp32|fp16|int8|int4] [--heartbeat-timeout-ms 10000] [--run-id ID]
 //     [--epoch-steps 25 --risk exp:4] [--state runs/ID/coordinator.db]
+//     [--cert cert.pem --key key.pem] [--allow-origin https://a.example,https://b.example]
+//     [--stun stun:stun.example:3478] [--turn turn:turn.example:3478?transport=udp] (with SWARM_TURN_SECRET)
+// With --cert and --key it serves wss:// (peers refuse plain ws:// to another machine). Browser pages
+// may connect from this machine, the desktop app, and the origins --allow-origin names ('*': any).
+// Peers behind home NATs connect through --stun and, where no direct path exists, the --turn relay
+// (scripts/turn.sh), which shares SWARM_TURN_SECRET with the coordinator: each peer gets a credential
+// of its own that expires in a day.
 // The run's state, ledger and epochs are kept in --state (SQLite). Started again with the same flags
 // (the same --run-id) after a crash, even kill -9, the coordinator resumes the run from there, and
 // the workers, which keep trying to reconnect, come back with the states they hold.
@@ -14,6 +21,7 @@
 // SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY, the coordinator role's key), verified
 // work is settled on chain per epoch, and after training the swarm serves buyers' credential spends
 // until Ctrl-C.
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
@@ -25,9 +33,12 @@ import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
 import { RunStore } from './run-store.js';
 import { Coordinator } from './server.js';
+import type { Access } from './transport.js';
+import type { IceConfig } from './turn-credentials.js';
 import { type OnChain, settleOnChain } from './settle-on-chain.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
+import { IceServerSchema } from '../shared/swarm/protocol.js';
 import { numberFlag, stringOptions } from '../node/flags.js';
 
 const defaults = {
@@ -56,6 +67,11 @@ const defaults = {
   'epoch-steps': '25',
   risk: 'exp:4',
   state: '',
+  cert: '',
+  key: '',
+  'allow-origin': '',
+  stun: '',
+  turn: '',
 };
 type Flag = keyof typeof defaults;
 
@@ -106,6 +122,34 @@ async function onChainFromEnv(run: RunConfig, store: RunStore, { str, num }: Fla
   return settleOnChain({ run, chain, at: cfg, store, risk: str('risk'), epochSteps: num('epoch-steps'), log });
 }
 
+/** TLS from --cert and --key (PEM files, both or neither) and the pages --allow-origin lets in. */
+function accessFromFlags({ str }: Flags): Access {
+  const origins = str('allow-origin').split(',').filter(Boolean);
+  if (!str('cert') && !str('key')) return { origins };
+  if (!str('cert') || !str('key')) throw new Error('--cert and --key go together: the certificate and its private key, PEM files');
+  const read = (flag: 'cert' | 'key'): string => {
+    try {
+      return readFileSync(str(flag), 'utf8');
+    } catch (e) {
+      throw new Error(`could not read --${flag} ${str(flag)}: ${(e as Error).message}`);
+    }
+  };
+  return { tls: { cert: read('cert'), key: read('key') }, origins };
+}
+
+/** STUN and TURN servers from --stun and --turn; TURN's shared secret from the environment, never a flag (ps shows flags). */
+function iceFromFlags({ str }: Flags): IceConfig {
+  const list = (flag: 'stun' | 'turn') => {
+    const urls = str(flag).split(',').filter(Boolean);
+    const checked = IceServerSchema.safeParse({ urls });
+    if (urls.length && !checked.success) throw new Error(formatIssues(`--${flag}`, checked.error));
+    return urls;
+  };
+  const secret = process.env.SWARM_TURN_SECRET;
+  if (list('turn').length && !secret) throw new Error('--turn needs SWARM_TURN_SECRET, the secret the TURN server was started with (scripts/turn.sh)');
+  return { stun: list('stun'), ...(secret && list('turn').length && { turn: { urls: list('turn'), secret } }) };
+}
+
 /** A progress line every 2 s, printed when it changed. */
 function printProgress(coord: Coordinator): ReturnType<typeof setInterval> {
   let last = '';
@@ -131,7 +175,15 @@ async function main(): Promise<void> {
   }
   // The store keeps the run as the flags describe it, before run.serve is set for a chain.
   const onChain = await onChainFromEnv(run, store, flags, log);
-  const coord = new Coordinator({ run, heartbeatTimeoutMs: flags.num('heartbeat-timeout-ms'), log, store, ...onChain?.options });
+  const coord = new Coordinator({
+    run,
+    heartbeatTimeoutMs: flags.num('heartbeat-timeout-ms'),
+    log,
+    store,
+    access: accessFromFlags(flags),
+    ice: iceFromFlags(flags),
+    ...onChain?.options,
+  });
   onChain?.settlement.attach(coord);
   const timer = printProgress(coord);
   // The first reason to end decides the exit code: Ctrl-C's close also rejects `trained`, which must not turn 130 into 1.

@@ -15,7 +15,8 @@ import { peerAddress, Registrar } from './registration.js';
 import { RunControl, type RunControlEvents } from './run-control.js';
 import type { RunStore } from './run-store.js';
 import { type InferenceDesk, InferenceService } from './serving.js';
-import { type Conn, Transport, type TransportCounters } from './transport.js';
+import { type IceConfig, iceServersFor } from './turn-credentials.js';
+import { type Access, type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/base/emitter.js';
 import { BUNDLE_WAIT_MS } from '../shared/trust/audit.js';
 import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
@@ -52,6 +53,10 @@ export interface CoordinatorOptions {
    * accuser's "no bundle came" and its panel's answers must both fit.
    */
   auditTimeoutMs?: number;
+  /** TLS (wss://) and the web pages allowed besides this machine's (transport.ts). */
+  access?: Access;
+  /** The STUN and TURN servers peers connect through, beyond one machine (turn-credentials.ts). */
+  ice?: IceConfig;
   /** Bad frames one socket may send before it is closed. Default 20. */
   maxBadMessages?: number;
   log?: (line: string) => void;
@@ -190,7 +195,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   /** Start serving; resolves with the bound port (pass 0 for an ephemeral one). */
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
-    const actual = await this.transport.listen(port, host);
+    const actual = await this.transport.listen(port, host, this.o.access);
     this.timer = setInterval(() => this.watch(), Math.max(50, Math.min(1000, this.heartbeatTimeoutMs / 4)));
     this.log(`listening on ${this.transport.url}: run ${this.run.runId}, ${this.run.stages} stages, at least ${this.run.minPerStage} peer(s) per stage to start`);
     return actual;
@@ -366,7 +371,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     conn.tag = peerId;
     this.conns.set(peerId, conn);
     this.lastSeen.set(peerId, Date.now());
-    this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }) });
+    const iceServers = iceServersFor(this.o.ice, peerId, Date.now() / 1000);
+    this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }), ...(iceServers.length && { iceServers }) });
     for (const m of held) this.transport.send(conn, m);
     const c = msg.capability;
     this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops.toFixed(2)} GFLOP/s, ≤${c.maxLayers} layers) on stage ${placed.stage}`);

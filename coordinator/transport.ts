@@ -7,10 +7,12 @@
 // client: a half-sent handshake or a peer that never reads would otherwise keep a finished
 // coordinator's process alive for minutes.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../shared/swarm/protocol.js';
 import { encodeServerMessage, parseClientMessage } from '../shared/swarm/parse.js';
+import { originProblem } from './origins.js';
 
 /** One client connection; `tag` is whatever the owner attaches (e.g. the peer id once registered). */
 export interface Conn {
@@ -37,6 +39,12 @@ export interface TransportHandlers {
   open?(conn: Conn): void;
   message(conn: Conn, msg: ClientMessage): void;
   close(conn: Conn): void;
+}
+
+/** Who may connect, and how: TLS (wss://) with a certificate and its key, PEM; pages from other origins allowed (origins.ts). */
+export interface Access {
+  tls?: { cert: string; key: string };
+  origins?: readonly string[];
 }
 
 /** ws closes a connection outright above this; between MAX_MESSAGE_BYTES and here we answer with an error instead. */
@@ -92,10 +100,11 @@ export class Transport {
   ) {}
 
   /** Start listening; resolves with the bound port (0 picks a free one). */
-  async listen(port: number, host: string): Promise<number> {
+  async listen(port: number, host: string, access: Access = {}): Promise<number> {
     if (this.server) throw new Error('the coordinator is already listening');
     // A plain HTTP request is told to upgrade, as ws's own server would.
-    const server = http.createServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end(http.STATUS_CODES[426]));
+    const upgradeRequired: http.RequestListener = (_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end(http.STATUS_CODES[426]);
+    const server = access.tls ? https.createServer({ cert: access.tls.cert, key: access.tls.key }, upgradeRequired) : http.createServer(upgradeRequired);
     this.server = server;
     server.on('connection', (socket) => {
       this.sockets.add(socket);
@@ -103,7 +112,12 @@ export class Transport {
     });
     // Registered before ws's own listener, so a handshake that completes while closing is cut, not answered.
     server.on('upgrade', (_req, socket: Socket) => (this.closing ? socket.destroy() : this.upgraded.add(socket)));
-    const wss = new WebSocketServer({ server, maxPayload: HARD_PAYLOAD_BYTES });
+    const verifyClient = ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void): void => {
+      const why = originProblem(origin || undefined, access.origins ?? []);
+      if (why) this.log(`refused a handshake: ${why}`);
+      done(!why, 403, 'Origin Not Allowed');
+    };
+    const wss = new WebSocketServer({ server, maxPayload: HARD_PAYLOAD_BYTES, verifyClient });
     this.wss = wss;
     // ws passes the server's errors on to wss (which throws without a listener).
     await new Promise<void>((resolve, reject) => {
@@ -116,7 +130,7 @@ export class Transport {
     wss.on('error', (e) => this.log(`server error: ${e.message}`));
     wss.on('connection', (ws, req) => this.onConnection(ws, req.socket.remoteAddress));
     const actual = (server.address() as AddressInfo).port;
-    this.url = `ws://${host}:${actual}`;
+    this.url = `${access.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     return actual;
   }
 

@@ -4,6 +4,7 @@ import type { GpuReport } from '../shared/engine/gpu-detect.js';
 import type { PeerInfo, SwarmPhase } from '../shared/swarm/protocol.js';
 import type { TrainerEvent } from '../shared/app/bridge.js';
 import type { SessionPhase } from '../shared/peer/session-events.js';
+import { type LinkPath, isRelayed } from '../shared/peer/link-path.js';
 import type { Verdict } from '../shared/engine/gpu-verdict.js';
 
 /** Points kept for the loss chart and lines for the log: a long run must not grow the page without bound. */
@@ -31,6 +32,8 @@ export interface TrainingState {
   /** Microbatches of committed steps this peer computed (what the coordinator credits). */
   creditedMicrobatches: number;
   connected: string[];
+  /** How each open channel's bytes travel, once its stack said. */
+  paths: Record<string, LinkPath>;
   peers: PeerInfo[];
   settledEpochs: number;
   log: string[];
@@ -48,6 +51,7 @@ export const INITIAL_TRAINING: TrainingState = {
   base: { sent: 0, saved: 0 },
   creditedMicrobatches: 0,
   connected: [],
+  paths: {},
   peers: [],
   settledEpochs: 0,
   log: [],
@@ -68,13 +72,13 @@ export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState
     case 'gpu':
       return { ...s, gpu: e.data };
     case 'phase':
-      return { ...s, phase: e.data.phase, why: e.data.why, ...(e.data.phase === 'left' && { connected: [] }) };
+      return { ...s, phase: e.data.phase, why: e.data.why, ...(e.data.phase === 'left' && { connected: [], paths: {} }) };
     case 'registered':
       return { ...s, peerId: e.data.peerId, done: undefined, base: { sent: s.bytesSent, saved: s.bytesSaved } };
     case 'assigned':
       return { ...s, stage: e.data.stage, stages: e.data.run.stages, runId: e.data.run.runId };
     case 'neighbours':
-      return { ...s, connected: e.data.connected, peers: e.data.peers };
+      return { ...s, connected: e.data.connected, paths: e.data.paths, peers: e.data.peers };
     case 'swarm':
       return { ...s, swarm: e.data };
     case 'step':
@@ -104,12 +108,21 @@ export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState
 }
 
 /** The swarm's stage topology: who holds each stage, this peer and its live links marked. */
-export function topology(
-  s: Pick<TrainingState, 'stages' | 'peers' | 'peerId' | 'connected'>,
-): { stage: number; peers: { peerId: string; name: string; self: boolean; linked: boolean }[] }[] {
+export interface TopologyPeer {
+  peerId: string;
+  name: string;
+  self: boolean;
+  linked: boolean;
+  /** A linked neighbour's channel: straight between the two machines, or through a TURN relay. */
+  path?: 'direct' | 'relayed';
+}
+
+export function topology(s: Pick<TrainingState, 'stages' | 'peers' | 'peerId' | 'connected' | 'paths'>): { stage: number; peers: TopologyPeer[] }[] {
   const stages = s.stages ?? Math.max(0, ...s.peers.map((p) => p.stage + 1));
-  return Array.from({ length: stages }, (_, stage) => ({
-    stage,
-    peers: s.peers.filter((p) => p.stage === stage).map((p) => ({ peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked: s.connected.includes(p.peerId) })),
-  }));
+  const peer = (p: PeerInfo): TopologyPeer => {
+    const linked = s.connected.includes(p.peerId);
+    const path = linked ? s.paths[p.peerId] : undefined;
+    return { peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked, ...(path && { path: isRelayed(path) ? 'relayed' : 'direct' }) };
+  };
+  return Array.from({ length: stages }, (_, stage) => ({ stage, peers: s.peers.filter((p) => p.stage === stage).map(peer) }));
 }

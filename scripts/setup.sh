@@ -5,7 +5,9 @@
 #  - the system Chromium, driven by Playwright for the browser tests (Playwright cannot
 #    download its own browser here);
 #  - a C++ toolchain and Python for node-gyp: better-sqlite3 (the coordinator's store) builds from
-#    source when its prebuilt binary cannot be downloaded.
+#    source when its prebuilt binary cannot be downloaded;
+#  - the networks of the internet tests: coturn (the TURN relay, scripts/turn.sh), openssl (the
+#    certificates of a test CA), nftables (NAT routers in network namespaces).
 # Idempotent and quiet when everything is already in place.
 set -euo pipefail
 
@@ -28,7 +30,10 @@ if command -v chromium >/dev/null 2>&1; then need_chromium=0; fi
 need_build=1
 if command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then need_build=0; fi
 
-if [ "$need_mesa" -eq 0 ] && [ "$need_chromium" -eq 0 ] && [ "$need_build" -eq 0 ]; then
+need_net=1
+if command -v turnserver >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && command -v nft >/dev/null 2>&1; then need_net=0; fi
+
+if [ "$need_mesa" -eq 0 ] && [ "$need_chromium" -eq 0 ] && [ "$need_build" -eq 0 ] && [ "$need_net" -eq 0 ]; then
   exit 0
 fi
 
@@ -57,5 +62,9 @@ fi
 if [ "$need_build" -eq 1 ]; then
   log "installing a C++ toolchain and Python (node-gyp builds better-sqlite3)"
   apt_quiet install -y build-essential python3
+fi
+if [ "$need_net" -eq 1 ]; then
+  log "installing coturn, openssl and nftables (the internet tests' relay, certificates and NAT)"
+  apt_quiet install -y coturn openssl nftables
 fi
 log "done: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), $(chromium --version 2>/dev/null || echo 'chromium missing')"

@@ -48,28 +48,33 @@ describe('training state', () => {
 
   it('shows the phase and why, and forgets neighbours once the peer has left', () => {
     const s = fold([
-      { type: 'neighbours', data: { connected: ['b'], peers: [] } },
+      { type: 'neighbours', data: { connected: ['b'], paths: { b: { local: 'host', remote: 'host', bytes: 1 } }, peers: [] } },
       { type: 'phase', data: { phase: 'left', why: 'paused: game running (eldenring.exe)' } },
     ]);
-    expect([s.phase, s.why, s.connected]).toEqual(['left', 'paused: game running (eldenring.exe)', []]);
+    expect([s.phase, s.why, s.connected, s.paths]).toEqual(['left', 'paused: game running (eldenring.exe)', [], {}]);
   });
 
-  it('draws the topology: who holds each stage, this peer and its links marked, empty stages kept', () => {
+  it('draws the topology: who holds each stage, this peer and its links marked (direct or relayed, once known), empty stages kept', () => {
     const s = fold([
       { type: 'registered', data: { peerId: 'me' } },
       {
         type: 'neighbours',
         data: {
-          connected: ['b'],
+          connected: ['b', 'c', 'd'],
+          // A relay candidate on either side is a relayed link; a path of a peer no longer linked is not shown.
+          paths: { b: { local: 'srflx', remote: 'relay', bytes: 10 }, c: { local: 'host', remote: 'srflx', bytes: 5 }, a: { local: 'relay', remote: 'host', bytes: 1 } },
           peers: [
             { peerId: 'me', stage: 0, name: 'tab', key: '1'.repeat(64) },
             { peerId: 'a', stage: 0, name: 'w-a', key: '2'.repeat(64) },
             { peerId: 'b', stage: 2, name: 'w-b', key: '3'.repeat(64) },
+            { peerId: 'c', stage: 1, name: 'w-c', key: '4'.repeat(64) },
+            { peerId: 'd', stage: 1, name: 'w-d', key: '5'.repeat(64) },
           ],
         },
       },
     ]);
-    const t = topology({ ...s, stages: 3 });
-    expect(t.map((x) => x.peers.map((p) => `${p.name}${p.self ? '*' : ''}${p.linked ? '~' : ''}`))).toEqual([['tab*', 'w-a'], [], ['w-b~']]);
+    const t = topology({ ...s, stages: 4 });
+    const drawn = t.map((x) => x.peers.map((p) => `${p.name}${p.self ? '*' : ''}${p.linked ? '~' : ''}${p.path ? ` ${p.path}` : ''}`));
+    expect(drawn).toEqual([['tab*', 'w-a'], ['w-c~ direct', 'w-d~'], ['w-b~ relayed'], []]);
   });
 });

@@ -21,7 +21,7 @@ function setUp() {
   const attempts: string[] = [];
   const rtc: RtcFactory = ({ sendSignal }) => {
     queueMicrotask(() => sendSignal('offer'));
-    return { signal: () => {}, send: () => {}, onData: () => {}, connected: new Promise(() => {}), onClose: () => {}, destroy: () => {} };
+    return { signal: () => {}, send: () => {}, onData: () => {}, connected: new Promise(() => {}), onClose: () => {}, path: async () => undefined, destroy: () => {} };
   };
   const host = { rtc, now: () => Date.now() } as unknown as PeerHost;
   const ctx: PeerContext = {

@@ -66,7 +66,9 @@ function LossChart() {
 }
 
 function Topology() {
-  const stages = topology(useDashboard(useShallow((s) => ({ stages: s.training.stages, peers: s.training.peers, peerId: s.training.peerId, connected: s.training.connected }))));
+  const stages = topology(
+    useDashboard(useShallow((s) => ({ stages: s.training.stages, peers: s.training.peers, peerId: s.training.peerId, connected: s.training.connected, paths: s.training.paths }))),
+  );
   if (!stages.length) return <Empty>Not placed in the swarm yet.</Empty>;
   return (
     <ol className="topology" aria-label="stages of the swarm">
@@ -77,7 +79,7 @@ function Topology() {
           <ul>
             {s.peers.map((p) => (
               <li key={p.peerId} className={p.self ? 'self' : p.linked ? 'linked' : ''}>
-                {p.name} <span className="muted">{p.self ? '(this machine)' : p.linked ? '(linked)' : ''}</span>
+                {p.name} <span className="muted">{p.self ? '(this machine)' : p.linked ? `(linked${p.path ? `, ${p.path}` : ''})` : ''}</span>
               </li>
             ))}
           </ul>

@@ -6,6 +6,7 @@
 // confuses a new one. Large messages are chunked (ChunkedLink); every message received is handed
 // on with its sender.
 import { ChunkedLink } from '../wire/link.js';
+import type { LinkPath } from './link-path.js';
 import type { RtcFactory, RtcPeer } from './rtc.js';
 
 export interface LinksOptions {
@@ -91,6 +92,12 @@ export class NeighbourLinks {
       this.o.log(`send to ${to} failed: ${(e as Error).message}`);
       return false;
     }
+  }
+
+  /** How the channel to `peerId` carries its bytes, once open. */
+  path(peerId: string): Promise<LinkPath | undefined> {
+    const n = this.peers.get(peerId);
+    return n?.open ? n.rtc.path() : Promise.resolve(undefined);
   }
 
   connected(): string[] {

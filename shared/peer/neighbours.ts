@@ -2,8 +2,9 @@
 // replicas and some peers of the stages next to it, with their keys), the data channels that
 // follow that view (links.ts), the peers it loads its stage's state from, and the heir of its state
 // when it leaves. Peers the coordinator declared gone are never waited for again (ids are never reused).
-import type { PeerInfo } from '../swarm/protocol.js';
+import type { IceServer, PeerInfo } from '../swarm/protocol.js';
 import { type PeerContext, sleep } from './context.js';
+import type { LinkPath } from './link-path.js';
 import { NeighbourLinks } from './links.js';
 
 /** Largest message a neighbour may make this peer reassemble before it holds a stage (then the stage says: place()). */
@@ -33,19 +34,37 @@ export class Neighbours {
     private readonly onMessage: (from: string, bytes: Uint8Array) => void,
   ) {}
 
-  /** Open for channels as peer `peerId`; signals go through the coordinator. */
-  open(peerId: string, sendSignal: (to: string, data: unknown) => void): void {
+  /** Open for channels as peer `peerId`; signals go through the coordinator, candidates through `iceServers` (its welcome's). */
+  open(peerId: string, sendSignal: (to: string, data: unknown) => void, iceServers: readonly IceServer[] = []): void {
     this.links = new NeighbourLinks({
       self: peerId,
-      rtc: this.ctx.host.rtc,
+      rtc: (o) => this.ctx.host.rtc({ ...o, iceServers }),
       sendSignal,
       onMessage: this.onMessage,
       onChange: (connected) => {
         this.ctx.send({ type: 'links', connected });
-        this.ctx.emit('neighbours', { connected, peers: this.known() });
+        this.tellNeighbours(connected);
       },
       log: (l) => this.ctx.say(l),
       maxMessageBytes: UNPLACED_MAX_MESSAGE_BYTES,
+    });
+  }
+
+  /** How each channel's bytes travel: direct or relayed (link-path.ts), for the dashboard's topology and the peer's stats. */
+  readonly paths = new Map<string, LinkPath>();
+
+  /** The open channels as the dashboard shows them; again once the paths of new ones are read. */
+  private tellNeighbours(connected: string[]): void {
+    for (const id of this.paths.keys()) if (!connected.includes(id)) this.paths.delete(id);
+    const emit = () => this.ctx.emit('neighbours', { connected, paths: Object.fromEntries(this.paths), peers: this.known() });
+    emit();
+    const links = this.links;
+    const fresh = connected.filter((id) => !this.paths.has(id));
+    if (!links || !fresh.length) return;
+    void Promise.all(fresh.map(async (id) => [id, await links.path(id)] as const)).then((found) => {
+      let any = false;
+      for (const [id, path] of found) if (path && links === this.links && links.connected().includes(id)) any = !!this.paths.set(id, path);
+      if (any) emit();
     });
   }
 
@@ -112,7 +131,7 @@ export class Neighbours {
     this.members = peers;
     if (this.placed === undefined || !this.links) return;
     this.connect();
-    this.ctx.emit('neighbours', { connected: this.links.connected(), peers: this.known() });
+    this.tellNeighbours(this.links.connected());
   }
 
   /**

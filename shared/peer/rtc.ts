@@ -1,6 +1,8 @@
 // The WebRTC data channel a host hands the peer session: one per neighbour. Node implements it
 // with simple-peer over @roamhq/wrtc (worker/node-rtc.ts), a browser tab with simple-peer over the
 // browser's own RTCPeerConnection (browser/rtc.ts). The session only ever sees this interface.
+import type { IceServer } from '../swarm/protocol.js';
+import type { LinkPath } from './link-path.js';
 
 /** One side of a peer-to-peer connection: a reliable, ordered, message-oriented data channel. */
 export interface RtcPeer {
@@ -14,6 +16,8 @@ export interface RtcPeer {
   readonly connected: Promise<void>;
   /** Called once when the connection closes or fails, with why. */
   onClose(handler: (why: string) => void): void;
+  /** How its bytes travel (direct or through a relay), once open; undefined before, or if the stack cannot tell. */
+  path(): Promise<LinkPath | undefined>;
   /** Close the connection and free its resources; idempotent. */
   destroy(): void;
 }
@@ -23,6 +27,8 @@ export interface RtcPeerOptions {
   initiator: boolean;
   /** Forward our offers, answers and candidates to the other side, through the coordinator. */
   sendSignal(data: unknown): void;
+  /** STUN and TURN servers to gather candidates through (none: host candidates only, one machine or a LAN). */
+  iceServers?: readonly IceServer[];
 }
 
 export type RtcFactory = (o: RtcPeerOptions) => RtcPeer;

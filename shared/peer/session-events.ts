@@ -5,6 +5,7 @@ import type { GpuReport } from '../engine/gpu-detect.js';
 import type { RunConfig } from '../run/config.js';
 import type { PeerInfo, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import type { ChainInfo } from './host.js';
+import type { LinkPath } from './link-path.js';
 import type { Verdict } from '../engine/gpu-verdict.js';
 
 export type SessionPhase = 'starting' | 'registering' | 'setting-up' | 'ready' | 'training' | 'idle' | 'serving' | 'leaving' | 'left' | 'stopped' | 'failed';
@@ -47,8 +48,8 @@ export interface SessionEvents {
   gpu: { report: GpuReport; verdict: Verdict };
   registered: { peerId: string; chain?: ChainInfo };
   assigned: { stage: number; run: RunConfig; state: ServerMessageOf<'assign'>['state'] };
-  /** Open channels, and the peers of this one's view with itself (`peers`). */
-  neighbours: { connected: string[]; peers: PeerInfo[] };
+  /** Open channels and how each one's bytes travel (once known), and the peers of this one's view with itself (`peers`). */
+  neighbours: { connected: string[]; paths: Record<string, LinkPath>; peers: PeerInfo[] };
   swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
   step: StepReport;
   evaluated: { step: number; valLoss: number };

@@ -255,14 +255,14 @@ export class PeerSession extends Emitter<SessionEvents> {
     this.key = await PeerKey.generate();
     const w = this.host.wallet;
     const identity = { key: this.key, ...(w && { account: { address: w.account, signMessage: (m: string) => w.signMessage(m) } }) };
-    const { peerId, chain } = await client.connect({ name: this.o.name, capability: this.capability!, ...(held.length && { held }) }, identity);
+    const { peerId, chain, iceServers } = await client.connect({ name: this.o.name, capability: this.capability!, ...(held.length && { held }) }, identity);
     if (this.leaving) return client.close();
     this.peerId = peerId;
     this.chain = chain;
     // Heartbeats first: joining on chain waits for blocks, and silence would mark us lost.
     this.beat = setInterval(() => this.training.heartbeat(), HEARTBEAT_MS);
     this.emit('registered', { peerId, chain });
-    this.neighbours.open(peerId, (to, data) => client.send({ type: 'signal', to, data }));
+    this.neighbours.open(peerId, (to, data) => client.send({ type: 'signal', to, data }), iceServers);
     if (chain && !this.joinedChain) {
       this.joinedChain = true;
       await joinChain(this.context(), chain);

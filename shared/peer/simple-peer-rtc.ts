@@ -3,6 +3,7 @@
 // own RTCPeerConnection), so each host passes its constructor in and shares everything else.
 // Nothing of simple-peer is imported here, not even its types (they describe Node streams and would
 // pull Node's types into the core): the part of it this adapter uses is spelled out below.
+import { type LinkPath, selectedPath } from './link-path.js';
 import type { RtcFactory, RtcPeer } from './rtc.js';
 
 /** The part of a simple-peer instance the adapter uses. */
@@ -17,6 +18,8 @@ export interface SimplePeerLike {
   destroy(): void;
   /** Bytes waiting in the data channel's send queue (its bufferedAmount). */
   readonly bufferSize: number;
+  /** The connection's stats reports, flattened (simple-peer has it; its published types omit it). */
+  getStats?(cb: (err: Error | null, reports: Record<string, unknown>[]) => void): void;
 }
 
 export interface SimplePeerOptions {
@@ -28,9 +31,6 @@ export interface SimplePeerOptions {
 }
 
 export type SimplePeerConstructor = new (opts: SimplePeerOptions) => SimplePeerLike;
-
-/** No STUN or TURN servers: peers reach each other directly (same host or LAN) for now. */
-const RTC_CONFIG: RTCConfiguration = { iceServers: [] };
 
 /**
  * Most bytes we let wait in the data channel's own send queue (its bufferedAmount). That queue is
@@ -47,8 +47,8 @@ const HIGH_WATER = 8 * 2 ** 20;
 const POLL_MS = 5;
 
 /**
- * Most remote ICE candidates one connection takes. Without STUN or TURN a peer gathers a handful
- * (one per local address and protocol); a neighbour sending more is sending garbage.
+ * Most remote ICE candidates one connection takes. A peer gathers a handful per local address and
+ * protocol, and one more per STUN and TURN server; a neighbour sending more is sending garbage.
  */
 const MAX_REMOTE_CANDIDATES = 64;
 
@@ -65,10 +65,15 @@ function ownSignal(d: unknown): OwnSignal | undefined {
   return { type, candidate: { candidate, sdpMLineIndex: typeof sdpMLineIndex === 'number' ? sdpMLineIndex : null, sdpMid: typeof sdpMid === 'string' ? sdpMid : null } };
 }
 
-/** An RtcFactory building its peers with `Peer`; `extra` adds host options (Node's `wrtc`). */
-export function simplePeerRtc(Peer: SimplePeerConstructor, extra: Pick<SimplePeerOptions, 'wrtc'> = {}): RtcFactory {
+/**
+ * An RtcFactory building its peers with `Peer`; `extra` adds host options (Node's `wrtc`), and
+ * `relayOnly` offers relay candidates only: through TURN, so neighbours never learn this machine's address.
+ */
+export function simplePeerRtc(Peer: SimplePeerConstructor, extra: Pick<SimplePeerOptions, 'wrtc'> & { relayOnly?: boolean } = {}): RtcFactory {
+  const { relayOnly, ...host } = extra;
   return (o) => {
-    const peer = new Peer({ ...extra, initiator: o.initiator, trickle: true, config: RTC_CONFIG });
+    const config: RTCConfiguration = { iceServers: (o.iceServers ?? []).map((s) => ({ ...s })), ...(relayOnly && { iceTransportPolicy: 'relay' as const }) };
+    const peer = new Peer({ ...host, initiator: o.initiator, trickle: true, config });
     peer.on('signal', (data) => o.sendSignal(data));
     return new SimplePeerRtc(peer);
   };
@@ -138,6 +143,12 @@ class SimplePeerRtc implements RtcPeer {
   onClose(handler: (why: string) => void): void {
     this.closeHandler = handler;
     if (this.closedWhy !== undefined) queueMicrotask(() => this.notifyClose());
+  }
+
+  path(): Promise<LinkPath | undefined> {
+    const peer = this.peer;
+    if (!this.open || !peer.getStats) return Promise.resolve(undefined);
+    return new Promise((resolve) => peer.getStats?.((err, reports) => resolve(err ? undefined : selectedPath(reports))));
   }
 
   destroy(): void {

@@ -9,6 +9,7 @@ import { type PeerKey, accountMessage, keyChallenge } from './identity.js';
 import type { ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, ServerMessageType } from './protocol.js';
 import { toHex } from '../base/hex.js';
 import { encodeClientMessage, parseServerMessage } from './parse.js';
+import { coordinatorUrlProblem } from './coordinator-url.js';
 
 /**
  * The part of the WebSocket API both the browser and `ws` implement. Handler parameters are typed
@@ -42,6 +43,14 @@ export interface PeerIdentity {
 }
 
 const OPEN = 1;
+
+/** Why a socket to `url` never opened, as a sentence (`detail`: what Node's ws said; a browser says nothing). */
+function notReached(url: string, detail: string | undefined): string {
+  if (detail && /certificate|self[- ]signed|CERT_|altnames|SSL|TLS/i.test(detail)) return `the coordinator at ${url} has no valid certificate: ${detail}`;
+  if (detail?.includes('Unexpected server response: 403')) return `the coordinator at ${url} refused the connection: pages from this origin may not join its run`;
+  if (detail) return `the coordinator at ${url} is unreachable: ${detail}`;
+  return `the coordinator at ${url} could not be reached: it is down or unreachable from here${url.startsWith('wss:') ? ', or its certificate is not valid' : ''}`;
+}
 /** Messages kept for types nobody listens to yet (see `on`). */
 const MAX_PENDING = 256;
 
@@ -68,8 +77,10 @@ export class CoordinatorClient {
    * for `assign`) before calling this or right after it resolves; messages that arrive with no
    * handler for their type are kept and delivered when one is added.
    */
-  connect(register: RegisterInfo, identity: PeerIdentity, opts: { timeoutMs?: number } = {}): Promise<Pick<ServerMessageOf<'welcome'>, 'peerId' | 'chain'>> {
+  connect(register: RegisterInfo, identity: PeerIdentity, opts: { timeoutMs?: number } = {}): Promise<Pick<ServerMessageOf<'welcome'>, 'peerId' | 'chain' | 'iceServers'>> {
     if (this.ws) return Promise.reject(new Error('CoordinatorClient.connect called twice'));
+    const refused = coordinatorUrlProblem(this.url);
+    if (refused) return Promise.reject(new Error(refused));
     const timeoutMs = opts.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       const ws = new this.WebSocketImpl(this.url);
@@ -105,19 +116,26 @@ export class CoordinatorClient {
             welcomed = true;
             clearTimeout(timer);
             this.peerId = msg.peerId;
-            resolve({ peerId: msg.peerId, chain: msg.chain });
+            resolve({ peerId: msg.peerId, chain: msg.chain, iceServers: msg.iceServers });
           } else if (msg.type === 'error') {
             fail(new Error(`coordinator refused registration: ${msg.message}`));
           }
         }
         this.dispatch(msg);
       };
-      // The browser gives no detail on errors; the close event that follows carries the code.
-      ws.onerror = () => {};
+      // Node's ws says why a socket failed; the browser says nothing, and the close event that follows carries the code.
+      let why: string | undefined;
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+      };
+      ws.onerror = (ev: { message?: unknown }) => {
+        if (typeof ev.message === 'string' && ev.message) why = ev.message;
+      };
       ws.onclose = (ev: { code?: number; reason?: string }) => {
         const code = ev.code ?? 1006;
         const reason = ev.reason ?? '';
-        fail(new Error(`connection to ${this.url} closed before welcome (code ${code}${reason ? `: ${reason}` : ''})`));
+        fail(new Error(opened ? `connection to ${this.url} closed before welcome (code ${code}${reason ? `: ${reason}` : ''})` : notReached(this.url, why)));
         this.emit('close', { code, reason });
       };
     });

@@ -265,6 +265,21 @@ export type SwarmPhase = z.infer<typeof SwarmPhaseSchema>;
 /** The largest training loss a commit carries: a peer's claim beyond it is not shown to anyone (cross-entropy of a sane model is far below). */
 export const MAX_REPORTED_LOSS = 1e6;
 
+/**
+ * A STUN or TURN server a peer gathers ICE candidates through, with the time-limited credentials the
+ * coordinator made for it (TURN REST: coordinator/turn-credentials.ts). At most a few: each one is
+ * asked for candidates on every connection.
+ */
+export const IceServerSchema = z.strictObject({
+  urls: z
+    .array(z.string().regex(/^(stun|turns?):[^\s]{1,250}$/, 'must be a stun:, turn: or turns: URL'))
+    .min(1)
+    .max(4),
+  username: z.string().max(256).optional(),
+  credential: z.string().max(256).optional(),
+});
+export type IceServer = z.infer<typeof IceServerSchema>;
+
 export const ServerMessageSchemas = {
   /** First message on every connection: the nonce a registering peer signs (a proof made for one connection is no use on another). */
   hello: z.strictObject({ type: z.literal('hello'), nonce: z.string().regex(/^[0-9a-f]{32}$/) }),
@@ -273,6 +288,8 @@ export const ServerMessageSchemas = {
     peerId: id,
     /** The chain the run settles on, if any (a peer joins the run there with its own key). */
     chain: z.strictObject({ chainId: posInt, registry: address, tokens: address, runId: uintString }).optional(),
+    /** Where this peer gathers its ICE candidates: none on one machine (host candidates reach). */
+    iceServers: z.array(IceServerSchema).max(4).optional(),
   }),
   /**
    * This peer's stage, the run, its view (the peers it opens channels to: its stage's replicas and
