@@ -32,6 +32,9 @@ async function main(): Promise<void> {
       'openRun',
       designer.openRun({ stake: parseEther('1'), computeTarget: 1n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: WINDOW, modelHash: zeroHash }),
     );
+    await note('listCorpus (a 46-byte URL)', designer.listCorpus(runId, 'https://data.example/swarm/tinyshakespeare.txt', `0x${'cd'.repeat(32)}`));
+    await note('announce (a 34-byte wss:// URL)', coordinator.announceCoordinator(runId, 'wss://coordinator.example.org:8787'));
+    await note('announce again (the coordinator moved)', coordinator.announceCoordinator(runId, 'wss://moved.example.org:8787/swarm'));
     await note('join', alice.join(runId));
     await bob.join(runId);
     await note('startTraining', coordinator.startTraining(runId));

@@ -45,6 +45,8 @@ contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
     /// Largest compute target or root total (units): the designer share and every stake share are
     /// computed as products of it, which must not overflow, or the run could never finish.
     uint256 public constant MAX_UNITS = type(uint128).max;
+    /// Longest coordinator or corpus URL a run lists: a volunteer's app reads every open run's.
+    uint256 public constant MAX_URL_BYTES = 256;
     /// The shortest challenge window a run may open with on this deployment (set for its chain's
     /// block time; at least MIN_CHALLENGE_WINDOW_FLOOR).
     uint64 public immutable minChallengeWindow;
@@ -80,6 +82,14 @@ contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
         uint256 stakePaid; // of the stake, credited for withdrawal so far (designer or contributors)
     }
 
+    /// Where a volunteer finds a run: its coordinator (a wss:// URL the coordinator announces, again
+    /// after it moves) and its training text (a URL and the SHA-256 a peer checks it against).
+    struct Listing {
+        string coordinator;
+        string corpusUrl;
+        bytes32 corpusHash;
+    }
+
     struct Epoch {
         bytes32 root;
         uint256 total; // sum of the cumulative units in the tree
@@ -95,9 +105,12 @@ contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
     mapping(uint256 runId => mapping(address account => uint256)) public claimed;
     mapping(uint256 runId => mapping(address account => bool)) public stakeClaimed;
     mapping(address account => uint256) public withdrawable;
+    mapping(uint256 runId => Listing) public listings;
 
     event RunOpened(uint256 indexed runId, address indexed designer, uint256 stake, uint256 computeTarget, uint16 designerBps, uint256 credentialSupply, uint64 challengeWindow, bytes32 modelHash);
     event Joined(uint256 indexed runId, address indexed provider);
+    event CorpusListed(uint256 indexed runId, string corpusUrl, bytes32 corpusHash);
+    event CoordinatorAnnounced(uint256 indexed runId, string url);
     event TrainingStarted(uint256 indexed runId);
     event EpochPosted(uint256 indexed runId, uint256 indexed epoch, bytes32 root, uint256 total, uint64 claimableAt);
     event EpochVetoed(uint256 indexed runId, uint256 indexed epoch);
@@ -158,6 +171,31 @@ contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
         r.credentialSupply = credentialSupply;
         r.modelHash = modelHash;
         emit RunOpened(runId, msg.sender, msg.value, computeTarget, designerBps, credentialSupply, challengeWindow, modelHash);
+    }
+
+    /// The designer names the run's training text, once, while the run is open: peers fetch it and
+    /// refuse text whose SHA-256 is not `corpusHash`.
+    function listCorpus(uint256 runId, string calldata corpusUrl, bytes32 corpusHash) external {
+        Run storage r = _inState(runId, State.Open);
+        if (msg.sender != r.designer) revert NotDesigner(runId);
+        Listing storage l = listings[runId];
+        if (l.corpusHash != bytes32(0)) revert BadParameter("corpus already listed");
+        if (corpusHash == bytes32(0)) revert BadParameter("corpusHash");
+        if (bytes(corpusUrl).length == 0 || bytes(corpusUrl).length > MAX_URL_BYTES) revert BadParameter("corpusUrl");
+        l.corpusUrl = corpusUrl;
+        l.corpusHash = corpusHash;
+        emit CorpusListed(runId, corpusUrl, corpusHash);
+    }
+
+    /// Where the run's coordinator listens (wss:// only: peers refuse plain ws:// beyond loopback);
+    /// announced again when it moves, until the run is abandoned. A trained run still serves buyers.
+    function announce(uint256 runId, string calldata url) external onlyRole(COORDINATOR_ROLE) {
+        Run storage r = _run(runId);
+        if (r.state == State.Abandoned) revert WrongState(runId, r.state);
+        bytes memory b = bytes(url);
+        if (b.length <= 6 || b.length > MAX_URL_BYTES || bytes6(b) != "wss://") revert BadParameter("url");
+        listings[runId].coordinator = url;
+        emit CoordinatorAnnounced(runId, url);
     }
 
     function join(uint256 runId) external {

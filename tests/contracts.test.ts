@@ -172,6 +172,45 @@ describe('run lifecycle', () => {
   });
 });
 
+describe('run listing', () => {
+  const CORPUS = `0x${'cd'.repeat(32)}` as const;
+
+  it('the designer names the corpus once while the run is open; the coordinator announces where it is, again when it moves, in wss:// only', async () => {
+    const { result: runId } = await f
+      .as('designer')
+      .openRun({ stake: ACC, computeTarget: 1000n, designerBps: 1000, credentialSupply: 100n, challengeWindow: BigInt(WINDOW), modelHash: `0x${'ab'.repeat(32)}` });
+    expect(await f.as('alice').runListing(runId)).toEqual({ coordinator: '', corpusUrl: '', corpusHash: `0x${'0'.repeat(64)}` });
+    await reverts(f.as('mallory').listCorpus(runId, 'https://evil.example/x.txt', CORPUS), 'NotDesigner', [runId]);
+    await reverts(f.as('designer').listCorpus(runId, 'https://data.example/corpus.txt', `0x${'0'.repeat(64)}`), 'BadParameter', ['corpusHash']);
+    await reverts(f.as('designer').listCorpus(runId, '', CORPUS), 'BadParameter', ['corpusUrl']);
+    await reverts(f.as('designer').listCorpus(runId, `https://data.example/${'x'.repeat(250)}`, CORPUS), 'BadParameter', ['corpusUrl']);
+    await f.as('designer').listCorpus(runId, 'https://data.example/corpus.txt', CORPUS);
+    await reverts(f.as('designer').listCorpus(runId, 'https://data.example/other.txt', `0x${'ef'.repeat(32)}`), 'BadParameter', ['corpus already listed']);
+
+    await reverts(f.as('mallory').announceCoordinator(runId, 'wss://evil.example:8787'), 'AccessControlUnauthorizedAccount');
+    for (const bad of ['ws://coordinator.example:8787', 'wss://', 'https://coordinator.example', `wss://${'c'.repeat(251)}`]) {
+      await reverts(f.as('coordinator').announceCoordinator(runId, bad), 'BadParameter', ['url']);
+    }
+    await f.as('coordinator').announceCoordinator(runId, 'wss://coordinator.example:8787');
+    await f.as('alice').join(runId);
+    await f.as('coordinator').startTraining(runId);
+    // The corpus is fixed once training starts; the coordinator may still move.
+    await f.as('coordinator').announceCoordinator(runId, 'wss://moved.example:443');
+    expect(await f.as('alice').runListing(runId)).toEqual({ coordinator: 'wss://moved.example:443', corpusUrl: 'https://data.example/corpus.txt', corpusHash: CORPUS });
+    const announced = await f.publicClient.getContractEvents({ address: f.addresses.registry, abi: runRegistryAbi, eventName: 'CoordinatorAnnounced', fromBlock: 0n });
+    expect(announced.map((e) => e.args.url)).toEqual(['wss://coordinator.example:8787', 'wss://moved.example:443']);
+  });
+
+  it('a run that is not open takes no corpus; an abandoned one no announcement; an unknown one neither', async () => {
+    const runId = await trainingRun(f, ['alice']);
+    await reverts(f.as('designer').listCorpus(runId, 'https://data.example/corpus.txt', CORPUS), 'WrongState');
+    await f.as('designer').abandon(runId);
+    await reverts(f.as('coordinator').announceCoordinator(runId, 'wss://coordinator.example'), 'WrongState');
+    await reverts(f.as('coordinator').announceCoordinator(99n, 'wss://coordinator.example'), 'UnknownRun', [99n]);
+    await reverts(f.as('designer').listCorpus(99n, 'https://data.example/corpus.txt', CORPUS), 'UnknownRun', [99n]);
+  });
+});
+
 describe('client', () => {
   it('watch delivers the events of both contracts as they are mined', async () => {
     const seen: string[] = [];

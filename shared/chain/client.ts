@@ -10,10 +10,10 @@ import { type ChainContext, type ReadClient, type SigningWallet, type SwarmAddre
 import { claimed, joined, withdrawable } from './actions/contributor.js';
 import { epoch, settled } from './actions/epochs.js';
 import { events, watch } from './actions/events.js';
-import { abandon, finishTraining, join, openRun, postEpoch, startTraining, veto } from './actions/lifecycle.js';
+import { abandon, announceCoordinator, finishTraining, join, listCorpus, openRun, postEpoch, startTraining, veto } from './actions/lifecycle.js';
 import { listing, openListingCount, openListings } from './actions/listings.js';
 import { buy, cancelListing, list, withdrawProceeds } from './actions/market.js';
-import { minChallengeWindow, run, runCount } from './actions/runs.js';
+import { minChallengeWindow, run, runCount, runListing } from './actions/runs.js';
 import { invalidateNonce, markServed, relaySpend, signSpend, spendCredentials } from './actions/spending.js';
 import { nonce, spend } from './actions/spends.js';
 import { stakeOutcome } from './actions/stake.js';
@@ -22,7 +22,7 @@ export { ownershipId, credentialId } from './actions/balances.js';
 export type { SwarmAddresses } from './actions/context.js';
 export type { EpochInfo } from './actions/epochs.js';
 export { type ListingInfo, OPEN_LISTINGS_LIMIT } from './actions/listings.js';
-export { type RunInfo, type RunState, RUN_STATES } from './actions/runs.js';
+export { type RunInfo, type RunListing, type RunState, RUN_STATES } from './actions/runs.js';
 export { ChainRevert, type Sent } from './actions/send.js';
 export { SPEND_TYPES, promptHash } from './actions/spending.js';
 export type { SpendInfo } from './actions/spends.js';
@@ -44,6 +44,7 @@ export function swarmChain(publicClient: ReadClient, addresses: SwarmAddresses, 
 
     // ---- reads ----
     run: bound(run),
+    runListing: bound(runListing),
     runCount: bound(runCount),
     minChallengeWindow: bound(minChallengeWindow),
     epoch: bound(epoch),
@@ -67,6 +68,8 @@ export function swarmChain(publicClient: ReadClient, addresses: SwarmAddresses, 
 
     // ---- run lifecycle ----
     openRun: bound(openRun),
+    listCorpus: bound(listCorpus),
+    announceCoordinator: bound(announceCoordinator),
     join: bound(join),
     startTraining: bound(startTraining),
     postEpoch: bound(postEpoch),

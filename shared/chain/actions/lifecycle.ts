@@ -19,6 +19,11 @@ export function openRun(ctx: ChainContext, p: OpenRunParams) {
   return send(ctx, registry(ctx), { functionName: 'openRun', args: [p.computeTarget, p.designerBps, p.credentialSupply, p.challengeWindow, p.modelHash], value: p.stake });
 }
 
+/** The designer names the run's training text (once, while open): its URL and SHA-256. */
+export const listCorpus = (ctx: ChainContext, runId: bigint, corpusUrl: string, corpusHash: Hex) =>
+  send(ctx, registry(ctx), { functionName: 'listCorpus', args: [runId, corpusUrl, corpusHash] });
+/** The coordinator says where it listens (a wss:// URL), again whenever it moves. */
+export const announceCoordinator = (ctx: ChainContext, runId: bigint, url: string) => send(ctx, registry(ctx), { functionName: 'announce', args: [runId, url] });
 export const join = (ctx: ChainContext, runId: bigint) => send(ctx, registry(ctx), { functionName: 'join', args: [runId] });
 export const startTraining = (ctx: ChainContext, runId: bigint) => send(ctx, registry(ctx), { functionName: 'startTraining', args: [runId] });
 export const postEpoch = (ctx: ChainContext, runId: bigint, root: Hex, total: bigint) => send(ctx, registry(ctx), { functionName: 'postEpoch', args: [runId, root, total] });

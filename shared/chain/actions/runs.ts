@@ -29,6 +29,18 @@ export async function run(ctx: ChainContext, runId: bigint): Promise<RunInfo> {
   return { runId, designer, state: RUN_STATES[state], ...fields };
 }
 
+/** Where a volunteer finds a run: its coordinator's URL and its training text ('' and a zero hash until set). */
+export interface RunListing {
+  coordinator: string;
+  corpusUrl: string;
+  corpusHash: Hex;
+}
+
+export async function runListing(ctx: ChainContext, runId: bigint): Promise<RunListing> {
+  const [coordinator, corpusUrl, corpusHash] = await ctx.publicClient.readContract({ ...registry(ctx), functionName: 'listings', args: [runId] });
+  return { coordinator, corpusUrl, corpusHash };
+}
+
 export function runCount(ctx: ChainContext): Promise<bigint> {
   return ctx.publicClient.readContract({ ...registry(ctx), functionName: 'runCount' });
 }
