@@ -8,6 +8,7 @@
 //     [--epoch-steps 25 --risk exp:4] [--state runs/ID/coordinator.db]
 //     [--cert cert.pem --key key.pem] [--allow-origin https://a.example,https://b.example]
 //     [--stun stun:stun.example:3478] [--turn turn:turn.example:3478?transport=udp] (with SWARM_TURN_SECRET)
+//     [--public-url wss://coordinator.example:8787] (announced on chain, where volunteers find the run)
 // With --cert and --key it serves wss:// (peers refuse plain ws:// to another machine). Browser pages
 // may connect from this machine, the desktop app, and the origins --allow-origin names ('*': any).
 // Peers behind home NATs connect through --stun and, where no direct path exists, the --turn relay
@@ -72,6 +73,7 @@ const defaults = {
   'allow-origin': '',
   stun: '',
   turn: '',
+  'public-url': '',
 };
 type Flag = keyof typeof defaults;
 
@@ -213,7 +215,12 @@ async function main(): Promise<void> {
     onChain.settlement.finish().then((s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`), fail('settlement failed'));
   }, fail('run ended'));
   await coord.listen(flags.num('port'), flags.str('host'));
-  log(`workers join with: npm run worker -- --coordinator ${coord.url} --data ${flags.str('data')}`);
+  // Where volunteers reach it (a name its certificate is for, not the address it binds), on chain.
+  const publicUrl = flags.str('public-url');
+  if (publicUrl && !publicUrl.startsWith('wss://')) throw new Error(`--public-url ${publicUrl}: volunteers reach a coordinator over wss:// only`);
+  if (publicUrl && !onChain) throw new Error('--public-url is announced on chain: configure the chain (SWARM_RPC_URL and the rest, below)');
+  if (publicUrl && onChain) await onChain.announce(publicUrl);
+  log(`workers join with: npm run worker -- --coordinator ${publicUrl || coord.url} --data ${flags.str('data')}`);
 }
 
 main().catch((e: Error) => {

@@ -37,6 +37,8 @@ export interface RoundAuditsOptions {
   assigned(peer: string): string[];
   /** Who may sit on a dispute's panel, and what else a dispute needs (trust/dispute.ts): the roster. */
   panel: Omit<DisputeRules, 'random'>;
+  /** A finding against `accused` nobody could settle: it had no independent replica but `accuser` linked (witness-sets.ts). */
+  noPanel?(accused: string, accuser: string): void;
 }
 
 export class RoundAudits {
@@ -111,6 +113,7 @@ export class RoundAudits {
         for (const a of out.audits) this.send(r, a);
         return { kind: 'wait' };
       case 'unresolved':
+        if (out.noPanel) this.o.noPanel?.(out.noPanel.accused, out.noPanel.accuser);
         return { kind: 'abort', reason: out.reason };
       case 'convict':
         if (out.cleared) this.settle(r, out.cleared);

@@ -88,14 +88,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     const electorate = (named: string) => this.roster.witnesses(named, { linked: false });
     this.outliers = new OutlierVotes({ electorate, log });
     this.readiness = new Readiness({ run, roster: this.roster, stages: this.stages, checkable });
-    this.audits = new RoundAudits({
-      send,
-      log,
-      now,
-      audit: o.audit,
-      assigned: (p) => this.witnessSets.witnesses(p),
-      panel: this.roster,
-    });
+    const sets = this.witnessSets;
+    this.audits = new RoundAudits({ send, log, now, audit: o.audit, assigned: (p) => sets.witnesses(p), panel: this.roster, noPanel: (p, by) => sets.noPanel(p, by) });
     this.phase_ = new RunPhase({
       now,
       log,

@@ -31,6 +31,8 @@ export interface OnChain {
   options: Pick<CoordinatorOptions, 'store' | 'chain' | 'inference'>;
   /** Attach it to the Coordinator before any peer joins; `finish()` it once training is done. */
   settlement: Settlement;
+  /** Say on chain where the coordinator listens (a wss:// URL), so volunteers find the run. */
+  announce(url: string): Promise<void>;
 }
 
 export function settleOnChain(o: OnChainOptions): OnChain {
@@ -38,5 +40,9 @@ export function settleOnChain(o: OnChainOptions): OnChain {
   return {
     options: { store: o.store, chain: { chainId, registry, tokens, runId: runId.toString() }, inference: chainInferenceDesk(o.chain, runId) },
     settlement: new Settlement({ run: o.run, chain: o.chain, runId, risk: parseRisk(o.risk), epochSteps: o.epochSteps, store: o.store, log: o.log }),
+    announce: async (url) => {
+      await o.chain.announceCoordinator(runId, url);
+      o.log(`announced on chain: run ${runId}'s coordinator is at ${url}`);
+    },
   };
 }

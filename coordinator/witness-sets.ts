@@ -10,6 +10,11 @@
 // closed for GRACE_MS by another random draw: a colluder that refuses to link or to answer cannot
 // starve an honest peer of work. A peer that refuses its
 // members gains at most MAX_REDRAWS random redraws, never a choice; after them its set stays.
+//
+// A finding against a peer that no panel could settle (it had no independent replica linked but its
+// accuser) keeps it from work until it links to another one: otherwise a cheater that links to its
+// witness alone gets every audited round discarded, for good. An honest peer links to every replica
+// it is told of, so an accuser alone cannot bench it while one honest replica besides it exists.
 import type { Roster } from './roster.js';
 
 /** How long a member may stay unlinked before it is replaced. */
@@ -38,13 +43,32 @@ export interface WitnessSetsOptions {
 
 export class WitnessSets {
   private readonly sets = new Map<string, WitnessSet>();
+  /** Peers a finding nobody could settle was made against, with who made it. */
+  private readonly unsettled = new Map<string, string>();
 
   constructor(private readonly o: WitnessSetsOptions) {}
 
-  /** Whether `peer` has a channel open to every member of its set (and has a set). */
+  /** Whether `peer` has a channel open to every member of its set (and has a set), and a panel could settle a finding against it. */
   checkable(peer: string): boolean {
     const set = this.refresh(peer);
-    return set.members.length > 0 && set.members.every((w) => this.o.roster.linked(peer, w));
+    return set.members.length > 0 && set.members.every((w) => this.o.roster.linked(peer, w)) && this.panelPossible(peer);
+  }
+
+  /** A finding `accuser` made against `peer` could not be settled: no other independent replica was linked to `peer`. */
+  noPanel(peer: string, accuser: string): void {
+    this.unsettled.set(peer, accuser);
+  }
+
+  /** Whether a finding by its last unsettled accuser could now go to a panel: another independent replica linked to `peer`. */
+  private panelPossible(peer: string): boolean {
+    const accuser = this.unsettled.get(peer);
+    if (accuser === undefined) return true;
+    const { roster } = this.o;
+    // An accuser gone from the run accuses nobody any more.
+    if (!roster.get(accuser) || roster.get(accuser)!.state === 'gone') return this.unsettled.delete(peer);
+    const panel = roster.witnesses(peer).filter((w) => w !== accuser && !this.o.muted(w) && roster.independent(w, accuser));
+    if (panel.length) this.unsettled.delete(peer);
+    return panel.length > 0;
   }
 
   /** The members of `peer`'s set it is linked to: who may be drawn to audit it. */
@@ -60,6 +84,7 @@ export class WitnessSets {
   /** A peer gone from the run: its set, and its place in others' sets, are dropped (refreshed on next use). */
   forget(peer: string): void {
     this.sets.delete(peer);
+    this.unsettled.delete(peer);
   }
 
   /** `peer`'s set made current: gone or dependent members dropped, long-unlinked ones replaced, topped up by random draws. */

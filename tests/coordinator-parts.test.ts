@@ -393,6 +393,42 @@ describe('coordinator parts', () => {
     expect(routing.onPathsThrough('x')).toEqual(['c', 'x']);
   });
 
+  it('witness sets: a finding no panel could settle benches the accused until it links to another independent replica; an honest one, linked to all, is never benched', () => {
+    const run = testRun();
+    const roster = rosterOf(run, [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['x', 1],
+    ]);
+    // a reports a channel to b alone (one-witness-link): its set of one is b, so it is checkable.
+    roster.get('a')!.links.delete('c');
+    const sets = new WitnessSets({ roster, muted: () => false, now: () => 0, random: () => 0, quorum: 2 });
+    expect([sets.members('a'), sets.checkable('a')]).toEqual([['b'], true]);
+    // b finds a wrong, and nobody but b could sit on the panel: a gets no work until it links to c.
+    sets.noPanel('a', 'b');
+    expect(sets.checkable('a')).toBe(false);
+    const routed = () => {
+      const plan = new Routing({ run, roster, checkable: (p) => sets.checkable(p) }).planStep(1);
+      return plan.ok ? [...new Set(plan.routes.map((p) => p[0]))].sort() : [];
+    };
+    expect(routed()).not.toContain('a');
+    roster.get('a')!.links.add('c');
+    expect(sets.checkable('a')).toBe(true);
+    expect(routed()).toContain('a');
+    // An honest peer, linked to every replica, keeps its work whatever one accuser says.
+    sets.noPanel('b', 'a');
+    expect(sets.checkable('b')).toBe(true);
+    // A replica of the accuser's account sits on no panel; once the accuser is gone, it accuses nobody any more.
+    const twin = '0x000000000000000000000000000000000000000b' as const;
+    roster.get('b')!.account = twin;
+    roster.get('c')!.account = twin;
+    sets.noPanel('a', 'b');
+    expect(sets.checkable('a')).toBe(false);
+    roster.get('b')!.state = 'gone';
+    expect(sets.checkable('a')).toBe(true);
+  });
+
   it('witness sets: drawn by the coordinator, not by a peer’s channels; a member that never links is replaced after the grace, at most MAX_REDRAWS times', () => {
     const roster = rosterOf(testRun(), [
       ['a', 0],

@@ -193,6 +193,7 @@ describe('disputes', () => {
     expect(onFinding([{ peer: 'p', witness: 'a', microbatch: 0 }], 'a', v, twoReplicas)).toEqual({
       kind: 'unresolved',
       reason: "a found p's microbatch 0 wrong (cos 0.1), and no independent replica can settle it",
+      noPanel: { accused: 'p', accuser: 'a' },
     });
     const sybil: DisputeRules = { witnesses: () => ['a', 'a2'], independent: (x, y) => !['a', 'a2'].includes(x) || !['a', 'a2'].includes(y), tolerated: () => 1, random: () => 0 };
     expect(onFinding([{ peer: 'p', witness: 'a', microbatch: 0 }], 'a', v, sybil)).toMatchObject({ kind: 'unresolved' });

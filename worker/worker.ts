@@ -1,5 +1,5 @@
-// `npm run worker -- --coordinator ws://HOST:PORT [--data FILE] [--name NAME] [--state-dir DIR]`:
-// a headless peer. It runs the peer session (shared/peer/session.ts) on the Node host and prints
+// `npm run worker -- --coordinator wss://HOST:PORT [--data FILE] [--name NAME] [--state-dir DIR]`,
+// or `--network NAME|FILE --run ID` instead of --coordinator to find the run on chain: a headless peer. It runs the peer session (shared/peer/session.ts) on the Node host and prints
 // what the session reports. Ctrl-C (SIGINT) or SIGTERM is a graceful leave: the peer stops at
 // once, keeps its stage's state in --state-dir, hands it over if the swarm needs it, and exits.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -11,10 +11,15 @@ import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { nodeHost } from './node-host.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
+import { checkListedCorpus, loadNetwork } from '../node/network-file.js';
+import { findRun } from '../shared/chain/find-run.js';
 
 const { values: args } = parseArgs({
   options: {
     coordinator: { type: 'string' },
+    /** A network (shared/chain/networks.ts by name, or a network file) and a run of it, found on chain. */
+    network: { type: 'string' },
+    run: { type: 'string' },
     data: { type: 'string', default: DEFAULT_DATA },
     name: { type: 'string', default: `${os.hostname()}-${process.pid}` },
     /** Where this peer keeps its stage states (to resume after a restart) and settlement proofs. */
@@ -58,9 +63,21 @@ function dumpBoundary(dir: string, stage: () => number | undefined): SessionOpti
   };
 }
 
+/** The coordinator to join: --coordinator, or the one the run --network and --run name announced on chain (its corpus checked). */
+async function whereToJoin(): Promise<string> {
+  if (args.coordinator) return args.coordinator;
+  if (!args.network || !args.run) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
+  if (!/^[1-9]\d{0,30}$/.test(args.run)) throw new Error(`--run ${args.run}: a run id is a positive integer`);
+  const network = loadNetwork(args.network);
+  const { listing } = await findRun(network, BigInt(args.run));
+  if (listing.corpusUrl) await checkListedCorpus(args.data, listing);
+  say(`found run ${args.run} on ${network.name}: its coordinator is at ${listing.coordinator}\n`);
+  return listing.coordinator;
+}
+
 /** Run the worker; `hooks` are extra session options (the adversarial test peers use them: bench/adversary.ts). */
 export async function main(hooks: Partial<SessionOptions> = {}): Promise<number> {
-  if (!args.coordinator) throw new Error('--coordinator ws://HOST:PORT is required');
+  const coordinator = await whereToJoin();
   const extraWarmup = Number(args['extra-warmup']);
   if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
   const slowdown = Number(args.slowdown);
@@ -68,7 +85,7 @@ export async function main(hooks: Partial<SessionOptions> = {}): Promise<number>
   const stateDir = args['state-dir'] ?? join('runs', 'peers', args.name);
   const host = nodeHost({ data: args.data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });
   const s: PeerSession = new PeerSession(host, {
-    coordinator: args.coordinator,
+    coordinator,
     name: args.name,
     extraWarmup,
     slowdown,

@@ -44,8 +44,8 @@ export type Outcome =
   | { kind: 'panel'; audits: Audit[] }
   /** Purge these peers; `cleared` when the accused was found right (its audit is settled). */
   | { kind: 'convict'; guilty: { peer: string; reason: string }[]; cleared?: Audit }
-  /** Discard the round: a dispute nobody can settle. */
-  | { kind: 'unresolved'; reason: string };
+  /** Discard the round: a dispute nobody can settle; `noPanel` when the accused has no other independent replica linked. */
+  | { kind: 'unresolved'; reason: string; noPanel?: { accused: string; accuser: string } };
 
 /** Record a witness's finding; what the round must do now. Findings from anyone else, or twice, change nothing. */
 export function onFinding(audits: Audit[], witness: string, v: ClientMessageOf<'verdict'>, rules: DisputeRules): Outcome {
@@ -66,7 +66,11 @@ function openDispute(accusation: Audit, rules: DisputeRules): Outcome {
   const candidates = pool(accusation, rules);
   const { peer, witness, microbatch } = accusation;
   if (candidates.length === 0) {
-    return { kind: 'unresolved', reason: `${witness} found ${peer}'s microbatch ${microbatch} wrong (${accusation.finding!.reason}), and no independent replica can settle it` };
+    return {
+      kind: 'unresolved',
+      reason: `${witness} found ${peer}'s microbatch ${microbatch} wrong (${accusation.finding!.reason}), and no independent replica can settle it`,
+      noPanel: { accused: peer, accuser: witness },
+    };
   }
   const size = Math.min(candidates.length, Math.max(1, rules.tolerated(peer)));
   return { kind: 'panel', audits: sample(candidates, size, rules.random).map((w) => ({ peer, witness: w, microbatch, against: witness })) };

@@ -1,0 +1,93 @@
+// Finding a run on a network (issue 20): a network file checked on load, a run found on a real EVM by
+// its listing (where its coordinator is, where its text is), and each way of not finding one said as
+// a sentence: wrong chain id, unreachable RPC, no such run, finished, abandoned, no coordinator yet,
+// and training text that is not the run's.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_DATA, loadText } from '../node/corpus.js';
+import { checkListedCorpus, loadNetwork } from '../node/network-file.js';
+import { findRun } from '../shared/chain/find-run.js';
+import { type Network, parseNetwork } from '../shared/chain/network.js';
+import { LOCAL_NETWORK } from '../shared/chain/networks.js';
+import { type ChainFixture, WINDOW, chainFixture, settleAndFinish, trainingRun, treeOf } from './chain-fixture.js';
+
+let f: ChainFixture;
+let network: Network;
+beforeAll(async () => {
+  f = await chainFixture();
+  network = { ...LOCAL_NETWORK, name: 'test', rpcUrls: [f.evm.rpcUrl], ...f.addresses };
+  await f.saveState();
+});
+afterAll(async () => f?.stop());
+beforeEach(async () => f.restoreState());
+
+const MODEL = `0x${'ab'.repeat(32)}` as const;
+
+async function openRun(): Promise<bigint> {
+  const { result } = await f
+    .as('designer')
+    .openRun({ stake: 10n ** 18n, computeTarget: 1000n, designerBps: 1000, credentialSupply: 100n, challengeWindow: BigInt(WINDOW), modelHash: MODEL });
+  return result;
+}
+
+describe('finding a run on chain', () => {
+  it('finds an open run by its listing: where its coordinator is and its text', async () => {
+    const runId = await openRun();
+    await expect(findRun(network, runId)).rejects.toThrow(`run ${runId} on test has not announced its coordinator yet`);
+    const text = await loadText(DEFAULT_DATA);
+    await f.as('designer').listCorpus(runId, 'https://data.example/tinyshakespeare.txt', `0x${text.sha256}`);
+    await f.as('coordinator').announceCoordinator(runId, 'wss://coordinator.example:8787');
+    const found = await findRun(network, runId);
+    expect(found.listing).toEqual({ coordinator: 'wss://coordinator.example:8787', corpusUrl: 'https://data.example/tinyshakespeare.txt', corpusHash: `0x${text.sha256}` });
+    expect(found.run).toMatchObject({ state: 'open', modelHash: MODEL, stake: 10n ** 18n, designerBps: 1000 });
+    await checkListedCorpus(DEFAULT_DATA, found.listing);
+    const other = join(mkdtempSync(join(tmpdir(), 'corpus-')), 'other.txt');
+    writeFileSync(other, 'not the run’s text');
+    await expect(checkListedCorpus(other, found.listing)).rejects.toThrow(
+      /^corpus hash mismatch: .*other\.txt hashes to [0-9a-f]{12}…, the run lists [0-9a-f]{12}… \(https:\/\/data\.example\/tinyshakespeare\.txt\)/,
+    );
+  });
+
+  it('says why a run cannot be joined: none, finished, abandoned', async () => {
+    await expect(findRun(network, 42n)).rejects.toThrow('run 42 does not exist on test');
+    const trained = await trainingRun(f, ['alice']);
+    await f.as('coordinator').announceCoordinator(trained, 'wss://c.example');
+    await settleAndFinish(f, trained, treeOf(f, 0, { alice: 2000n }));
+    await expect(findRun(network, trained)).rejects.toThrow(`run ${trained} on test has finished training: it takes no more volunteers`);
+    const abandoned = await openRun();
+    await f.as('designer').abandon(abandoned);
+    await expect(findRun(network, abandoned)).rejects.toThrow(`run ${abandoned} on test was abandoned by its designer`);
+  });
+
+  it('refuses a network whose RPC serves another chain, and says when no RPC answers', async () => {
+    await expect(findRun({ ...network, chainId: 5 }, 1n)).rejects.toThrow(`the RPC at ${f.evm.rpcUrl} serves chain 31337, not test's chain 5: the network file is wrong`);
+    await expect(findRun({ ...network, rpcUrls: ['http://127.0.0.1:1'] }, 1n)).rejects.toThrow(/^cannot reach test's chain: http:\/\/127\.0\.0\.1:1: /);
+  });
+});
+
+describe('network files', () => {
+  it('the shipped local network is the chain `npm run chain` serves: its first deployment’s addresses', () => {
+    const lower = (a: { registry: string; tokens: string }) => [a.registry.toLowerCase(), a.tokens.toLowerCase()];
+    expect(lower(f.addresses)).toEqual(lower(LOCAL_NETWORK));
+    expect(loadNetwork('local')).toEqual(LOCAL_NETWORK);
+  });
+
+  it('reads a network file, and refuses a bad one with the reason and changes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'network-'));
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify({ ...LOCAL_NETWORK, name: 'mine', stun: ['stun:stun.example:3478'] }));
+    expect(loadNetwork(good)).toMatchObject({ name: 'mine', chainId: 31337, stun: ['stun:stun.example:3478'] });
+    expect(() => parseNetwork('{', 'n.json')).toThrow(/^n\.json is not JSON: /);
+    const bad = (patch: object) => () => parseNetwork(JSON.stringify({ ...LOCAL_NETWORK, ...patch }), 'n.json');
+    expect(bad({ chainId: 0 })).toThrow(/^n\.json is not a network: network\.chainId/);
+    expect(bad({ registry: '0x1234' })).toThrow(/network\.registry: must be a 0x-prefixed 20-byte hex address/);
+    expect(bad({ rpcUrls: ['ftp://x'] })).toThrow(/network\.rpcUrls\.0/);
+    expect(bad({ rpcUrls: [] })).toThrow(/network\.rpcUrls/);
+    expect(bad({ stun: ['turn:x'] })).toThrow(/must be a stun: URL/);
+    expect(bad({ name: 'Bad Name' })).toThrow(/network\.name/);
+    expect(bad({ extra: 1 })).toThrow(/network/);
+    expect(() => loadNetwork(join(dir, 'missing.json'))).toThrow(/^--network .*missing\.json: not a network this app ships \(local\) and not a readable file/);
+  });
+});
