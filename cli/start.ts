@@ -8,7 +8,7 @@
 // Flags: those of `npm run swarm` plus --epoch-steps N --risk exp:4 --prompt TEXT --answer-tokens N
 // --challenge-window SECONDS --port 8080 (the dashboard's).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Address, createPublicClient, createWalletClient, formatEther, http, keccak256, parseEther, toHex } from 'viem';
@@ -150,6 +150,8 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     say(`registry ${addresses.registry}, tokens ${addresses.tokens} on ${evm.rpcUrl}\n`);
     const run: RunConfig = { ...(await runConfig(o)), serve: true };
     const { runId, target } = await openRunOnChain(as(DESIGNER), run, e);
+    // Where a volunteer finds the run's text: this machine's file (a public run lists a public URL).
+    await as(DESIGNER).listCorpus(runId, pathToFileURL(resolve(o.data)).href, `0x${run.data.sha256}`);
     say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
     const at = { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId };
     const store = RunStore.fresh(join(o.out, 'coordinator.db'), run);
@@ -162,6 +164,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
       workerEnv: (i) => ({ SWARM_RPC_URL: evm.rpcUrl, SWARM_KEY: evm.keys[FIRST_WORKER + i] }),
       onCoordinator: (c) => settlement.attach(c),
       async onListening(url) {
+        await as(COORDINATOR).announceCoordinator(runId, url);
         if (!dashboard) return;
         opened = await dashboard.open({
           coordinator: url,

@@ -187,13 +187,16 @@ contract RunRegistry is AccessControl, ReentrancyGuard, PullPayments {
         emit CorpusListed(runId, corpusUrl, corpusHash);
     }
 
-    /// Where the run's coordinator listens (wss:// only: peers refuse plain ws:// beyond loopback);
-    /// announced again when it moves, until the run is abandoned. A trained run still serves buyers.
+    /// Where the run's coordinator listens: wss://, or plain ws:// on this machine's loopback (a local
+    /// swarm), as peers accept it; announced again when it moves, until the run is abandoned. A
+    /// trained run still serves buyers.
     function announce(uint256 runId, string calldata url) external onlyRole(COORDINATOR_ROLE) {
         Run storage r = _run(runId);
         if (r.state == State.Abandoned) revert WrongState(runId, r.state);
         bytes memory b = bytes(url);
-        if (b.length <= 6 || b.length > MAX_URL_BYTES || bytes6(b) != "wss://") revert BadParameter("url");
+        bool tls = b.length > 6 && bytes6(b) == "wss://";
+        bool loopback = b.length > 15 && bytes15(b) == "ws://127.0.0.1:";
+        if (b.length > MAX_URL_BYTES || !(tls || loopback)) revert BadParameter("url");
         listings[runId].coordinator = url;
         emit CoordinatorAnnounced(runId, url);
     }

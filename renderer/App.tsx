@@ -1,4 +1,4 @@
-// The dashboard's frame: the host's wallet around five pages, a navigation bar, and the last error.
+// The dashboard's frame: the host's wallet around six pages, a navigation bar, and the last error.
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { useShallow } from 'zustand/shallow';
@@ -6,6 +6,7 @@ import type { AppHost } from './app-host.js';
 import { CredentialsPage } from './pages/CredentialsPage.js';
 import { EarningsPage } from './pages/EarningsPage.js';
 import { GpuPage } from './pages/GpuPage.js';
+import { RunsPage } from './pages/RunsPage.js';
 import { SettingsPage } from './pages/SettingsPage.js';
 import { TrainingPage } from './pages/TrainingPage.js';
 import { type DashboardState, type Page, useDashboard } from './store.js';
@@ -15,6 +16,7 @@ import { TabWallet } from './wallet/tab-wallet.js';
 const PAGES: { id: Page; title: string; view: () => ReactNode }[] = [
   { id: 'training', title: 'Training', view: TrainingPage },
   { id: 'gpu', title: 'GPU', view: GpuPage },
+  { id: 'runs', title: 'Runs', view: RunsPage },
   { id: 'earnings', title: 'Earnings', view: EarningsPage },
   { id: 'credentials', title: 'Credentials', view: CredentialsPage },
   { id: 'settings', title: 'Settings', view: SettingsPage },

@@ -7,7 +7,7 @@ import type { AppHost } from './app-host.js';
 import type { PolicyView } from '../shared/policy/types.js';
 import { INITIAL_TRAINING, type TrainingState, reduceTraining } from './training-state.js';
 
-export type Page = 'gpu' | 'training' | 'earnings' | 'credentials' | 'settings';
+export type Page = 'gpu' | 'training' | 'runs' | 'earnings' | 'credentials' | 'settings';
 
 export interface DashboardState {
   host?: AppHost;

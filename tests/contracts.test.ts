@@ -188,9 +188,10 @@ describe('run listing', () => {
     await reverts(f.as('designer').listCorpus(runId, 'https://data.example/other.txt', `0x${'ef'.repeat(32)}`), 'BadParameter', ['corpus already listed']);
 
     await reverts(f.as('mallory').announceCoordinator(runId, 'wss://evil.example:8787'), 'AccessControlUnauthorizedAccount');
-    for (const bad of ['ws://coordinator.example:8787', 'wss://', 'https://coordinator.example', `wss://${'c'.repeat(251)}`]) {
+    for (const bad of ['ws://coordinator.example:8787', 'ws://127.0.0.1.example:1', 'ws://127.0.0.1:', 'wss://', 'https://coordinator.example', `wss://${'c'.repeat(251)}`]) {
       await reverts(f.as('coordinator').announceCoordinator(runId, bad), 'BadParameter', ['url']);
     }
+    await f.as('coordinator').announceCoordinator(runId, 'ws://127.0.0.1:8787');
     await f.as('coordinator').announceCoordinator(runId, 'wss://coordinator.example:8787');
     await f.as('alice').join(runId);
     await f.as('coordinator').startTraining(runId);
@@ -198,7 +199,7 @@ describe('run listing', () => {
     await f.as('coordinator').announceCoordinator(runId, 'wss://moved.example:443');
     expect(await f.as('alice').runListing(runId)).toEqual({ coordinator: 'wss://moved.example:443', corpusUrl: 'https://data.example/corpus.txt', corpusHash: CORPUS });
     const announced = await f.publicClient.getContractEvents({ address: f.addresses.registry, abi: runRegistryAbi, eventName: 'CoordinatorAnnounced', fromBlock: 0n });
-    expect(announced.map((e) => e.args.url)).toEqual(['wss://coordinator.example:8787', 'wss://moved.example:443']);
+    expect(announced.map((e) => e.args.url)).toEqual(['ws://127.0.0.1:8787', 'wss://coordinator.example:8787', 'wss://moved.example:443']);
   });
 
   it('a run that is not open takes no corpus; an abandoned one no announcement; an unknown one neither', async () => {

@@ -1,6 +1,6 @@
 // The app against a real local swarm: chain, contracts, coordinator and two headless workers as
 // `npm start` runs them, and the dashboard in the system Chromium, whose tab joins as a third
-// worker. In order: the GPU and its verdict; the tab trains its stage and the loss falls; a game
+// worker. In order: the GPU and its verdict, and the run as the chain lists it (Runs); the tab trains its stage and the loss falls; a game
 // starting pauses it with the reason shown while the swarm trains on; after the run the
 // contributor's ownership is verified against the chain and claimed; a buyer buys and spends a
 // credential and reads the answer; the owner's re-issued credentials appear. Screenshots of every
@@ -42,7 +42,7 @@ async function openDashboard(setup?: (c: BrowserContext) => Promise<void>): Prom
   return page;
 }
 
-async function show(page: Page, name: 'Training' | 'GPU' | 'Earnings' | 'Credentials' | 'Settings'): Promise<void> {
+async function show(page: Page, name: 'Training' | 'GPU' | 'Runs' | 'Earnings' | 'Credentials' | 'Settings'): Promise<void> {
   await page.getByRole('navigation', { name: 'pages' }).getByRole('button', { name, exact: true }).click();
   await expect(page.getByRole('main', { name })).toBeVisible();
 }
@@ -112,6 +112,14 @@ test('the dashboard shows the detected GPU and its verdict', async () => {
   await expect(contributor.getByTestId('adapter')).not.toBeEmpty();
   await expect(contributor.getByRole('cell', { name: /^\d[\d,]*$/ }).first()).toBeVisible();
   await shoot(contributor, 'gpu.png');
+  await accessible(contributor);
+  // The run is found on chain: its coordinator announced where it listens, its designer the text.
+  await show(contributor, 'Runs');
+  const run = contributor.getByTestId('run-1');
+  await expect(run).toContainText(/ws:\/\/127\.0\.0\.1:\d+/);
+  await expect(run).toContainText('tinyshakespeare.txt (sha256');
+  await expect(run).toContainText("(this machine's)");
+  await shoot(contributor, 'runs.png');
   await accessible(contributor);
 });
 

@@ -1,7 +1,7 @@
 // Finding a run on a network: its state, where its coordinator listens and where its training text
 // is, read from the run registry. Every way it can fail is a sentence a volunteer can act on.
 import { createPublicClient, http } from 'viem';
-import { type RunInfo, type RunListing, swarmChain } from './client.js';
+import { type RunInfo, type RunListing, type SwarmChain, swarmChain } from './client.js';
 import { chainOf } from './config.js';
 import type { Network } from './network.js';
 
@@ -36,6 +36,13 @@ export async function networkChain(network: Network) {
     return swarmChain(publicClient, { registry: network.registry, tokens: network.tokens });
   }
   throw new Error(`cannot reach ${network.name}'s chain: ${errors.join('; ')}`);
+}
+
+/** The newest `max` runs of a chain with their listings, newest first (what a Runs page shows). */
+export async function listRuns(chain: SwarmChain, max = 20): Promise<FoundRun[]> {
+  const count = await chain.runCount();
+  const ids = Array.from({ length: Number(count < BigInt(max) ? count : BigInt(max)) }, (_, i) => count - BigInt(i));
+  return Promise.all(ids.map(async (runId) => ({ run: await chain.run(runId), listing: await chain.runListing(runId) })));
 }
 
 /** Run `runId` of `network` and its listing, or why it cannot be joined. */
