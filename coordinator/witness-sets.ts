@@ -12,9 +12,10 @@
 // members gains at most MAX_REDRAWS random redraws, never a choice; after them its set stays.
 //
 // A finding against a peer that no panel could settle (it had no independent replica linked but its
-// accuser) keeps it from work until it links to another one: otherwise a cheater that links to its
-// witness alone gets every audited round discarded, for good. An honest peer links to every replica
-// it is told of, so an accuser alone cannot bench it while one honest replica besides it exists.
+// accuser) keeps it from work until it links to another one, where one exists: otherwise a cheater
+// that links to its witness alone gets every audited round discarded, for good. An honest peer links
+// to every replica it is told of, so an accuser alone cannot bench it while one honest replica
+// besides it exists; with none (a stage of two) nobody is benched and the round is discarded.
 import type { Roster } from './roster.js';
 
 /** How long a member may stay unlinked before it is replaced. */
@@ -59,16 +60,19 @@ export class WitnessSets {
     this.unsettled.set(peer, accuser);
   }
 
-  /** Whether a finding by its last unsettled accuser could now go to a panel: another independent replica linked to `peer`. */
+  /**
+   * Whether a finding by its last unsettled accuser could now go to a panel: another independent
+   * replica is linked to `peer`, or none exists to link to (a stage of two: `peer` could do nothing).
+   */
   private panelPossible(peer: string): boolean {
     const accuser = this.unsettled.get(peer);
     if (accuser === undefined) return true;
     const { roster } = this.o;
     // An accuser gone from the run accuses nobody any more.
     if (!roster.get(accuser) || roster.get(accuser)!.state === 'gone') return this.unsettled.delete(peer);
-    const panel = roster.witnesses(peer).filter((w) => w !== accuser && !this.o.muted(w) && roster.independent(w, accuser));
-    if (panel.length) this.unsettled.delete(peer);
-    return panel.length > 0;
+    const panelists = (o: { linked: boolean }) => roster.witnesses(peer, o).filter((w) => w !== accuser && !this.o.muted(w) && roster.independent(w, accuser));
+    if (panelists({ linked: true }).length) return this.unsettled.delete(peer);
+    return panelists({ linked: false }).length === 0;
   }
 
   /** The members of `peer`'s set it is linked to: who may be drawn to audit it. */

@@ -419,14 +419,33 @@ describe('coordinator parts', () => {
     // An honest peer, linked to every replica, keeps its work whatever one accuser says.
     sets.noPanel('b', 'a');
     expect(sets.checkable('b')).toBe(true);
-    // A replica of the accuser's account sits on no panel; once the accuser is gone, it accuses nobody any more.
+    // With no third replica to link to, an accused could do nothing: it keeps its work (the round is discarded, as before).
+    const pair = rosterOf(run, [
+      ['p', 0],
+      ['q', 0],
+      ['y', 1],
+    ]);
+    const pairSets = new WitnessSets({ roster: pair, muted: () => false, now: () => 0, random: () => 0, quorum: 2 });
+    pairSets.noPanel('p', 'q');
+    expect(pairSets.checkable('p')).toBe(true);
+    // A replica of the accuser's account sits on no panel, an unlinked independent one could; once the accuser is gone, it accuses nobody any more.
+    const four = rosterOf(run, [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 0],
+      ['x', 1],
+    ]);
     const twin = '0x000000000000000000000000000000000000000b' as const;
-    roster.get('b')!.account = twin;
-    roster.get('c')!.account = twin;
-    sets.noPanel('a', 'b');
-    expect(sets.checkable('a')).toBe(false);
-    roster.get('b')!.state = 'gone';
-    expect(sets.checkable('a')).toBe(true);
+    four.get('b')!.account = twin;
+    four.get('c')!.account = twin;
+    four.get('a')!.links.delete('d');
+    const fourSets = new WitnessSets({ roster: four, muted: () => false, now: () => 0, random: () => 0, quorum: 2 });
+    expect([fourSets.members('a'), fourSets.checkable('a')]).toEqual([['b', 'c'], true]);
+    fourSets.noPanel('a', 'b');
+    expect(fourSets.checkable('a')).toBe(false);
+    four.get('b')!.state = 'gone';
+    expect(fourSets.checkable('a')).toBe(true);
   });
 
   it('witness sets: drawn by the coordinator, not by a peer’s channels; a member that never links is replaced after the grace, at most MAX_REDRAWS times', () => {
