@@ -444,6 +444,11 @@ export class RunControl extends Emitter<RunControlEvents> {
     this.phase_.flush();
   }
 
+  /** Before the start, a timer's look at readiness: an unlinked witness is replaced after its grace (witness-sets.ts), when no message may come. */
+  recheckStart(): void {
+    if (!this.started && !this.phase_.over) this.maybeStart();
+  }
+
   /** End the run now (e.g. the operator stopped it, or serving ended). */
   stop(reason: string, phase: 'finished' | 'stopped' = 'stopped'): void {
     if (this.phase_.over) return;

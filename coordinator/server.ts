@@ -418,6 +418,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private watch(): void {
     const now = Date.now();
     this.control.flushStatus();
+    this.control.recheckStart();
     for (const p of this.control.live()) {
       const silent = now - (this.lastSeen.get(p.peerId) ?? now);
       const limit = p.state === 'active' ? this.heartbeatTimeoutMs : this.setupTimeoutMs;

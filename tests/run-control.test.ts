@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { microbatchesPerPeer } from '../coordinator/planner.js';
 import { type CommitEvent, RunControl, VIEW_PER_ADJACENT_STAGE } from '../coordinator/run-control.js';
 import { testRun as makeRun } from './test-run.js';
+import { GRACE_MS } from '../coordinator/witness-sets.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import {
   applyViewChange,
@@ -754,6 +755,36 @@ describe('RunControl: spot checks', () => {
     expect(sim.rc.reason).toBe('waiting for peers (ready and linked to their witnesses stage 0: 0/2, stage 1: 2/2)');
     sim.rc.onLinks('a', ['b', 'c', 'd', 'f']);
     expect(sim.rc.phase).toBe('training');
+  });
+
+  it('before the start, a witness that never links is replaced after its grace by the timer alone: no message need come', () => {
+    // A stage of three where one replica links to none of its stage: a set drawn with it in stays unchecked until redrawn.
+    let waited = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const sim = new Sim(makeRun({ minPerStage: 2 }), { rate: 1, random: seeded(seed) });
+      for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sim.join(id);
+      sim.linkAll();
+      const stage0 = sim.rc
+        .live()
+        .filter((p) => p.stage === 0)
+        .map((p) => p.peerId);
+      const loner = stage0[2];
+      sim.rc.onLinks(
+        loner,
+        sim.told(loner).flatMap((q) => (q.stage === 0 ? [] : [q.peerId])),
+      );
+      // Ready first, it is the only candidate of the next one ready: sets are drawn once a stage has its quorum.
+      for (const id of [loner, ...['a', 'b', 'c', 'd', 'e', 'f'].filter((x) => x !== loner)]) sim.rc.onReady(id, 0);
+      if (sim.rc.phase !== 'waiting') continue;
+      waited++;
+      sim.clock += GRACE_MS - 1;
+      sim.rc.recheckStart();
+      expect(sim.rc.phase).toBe('waiting');
+      sim.clock += 2;
+      sim.rc.recheckStart();
+      expect(sim.rc.phase, sim.rc.reason).toBe('training');
+    }
+    expect(waited, 'some seed drew the unlinked replica into a set').toBeGreaterThan(0);
   });
 
   it('routes no work to a replica no witness can check until its channel to one opens, then audits it', () => {
