@@ -2,12 +2,15 @@
 // its listing (where its coordinator is, where its text is), and each way of not finding one said as
 // a sentence: wrong chain id, unreachable RPC, no such run, finished, abandoned, no coordinator yet,
 // and training text that is not the run's.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
-import { checkListedCorpus, loadNetwork } from '../node/network-file.js';
+import { checkListedCorpus, fetchListedCorpus, loadNetwork } from '../node/network-file.js';
 import { findRun } from '../shared/chain/find-run.js';
 import { type Network, parseNetwork } from '../shared/chain/network.js';
 import { LOCAL_NETWORK } from '../shared/chain/networks.js';
@@ -64,6 +67,38 @@ describe('finding a run on chain', () => {
   it('refuses a network whose RPC serves another chain, and says when no RPC answers', async () => {
     await expect(findRun({ ...network, chainId: 5 }, 1n)).rejects.toThrow(`the RPC at ${f.evm.rpcUrl} serves chain 31337, not test's chain 5: the network file is wrong`);
     await expect(findRun({ ...network, rpcUrls: ['http://127.0.0.1:1'] }, 1n)).rejects.toThrow(/^cannot reach test's chain: http:\/\/127\.0\.0\.1:1: /);
+  });
+});
+
+describe('the listed training text', () => {
+  it('is downloaded once, kept by its hash, and refused when it is not the text the run lists or too large', async () => {
+    const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\n'.repeat(40);
+    const sha = createHash('sha256').update(text).digest('hex');
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      requests++;
+      res.end(req.url === '/other.txt' ? 'another text' : text);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'corpora-'));
+      const listed = { corpusUrl: `${base}/corpus.txt`, corpusHash: `0x${sha}` };
+      const path = await fetchListedCorpus(listed, dir);
+      expect(readFileSync(path, 'utf8')).toBe(text);
+      expect(await fetchListedCorpus(listed, dir)).toBe(path);
+      expect(requests).toBe(1);
+      await expect(fetchListedCorpus({ ...listed, corpusUrl: `${base}/other.txt` }, mkdtempSync(join(tmpdir(), 'corpora-')))).rejects.toThrow(
+        /^corpus hash mismatch: http:\/\/127\.0\.0\.1:\d+\/other\.txt hashes to [0-9a-f]{12}…, the run lists [0-9a-f]{12}…$/,
+      );
+      await expect(fetchListedCorpus(listed, mkdtempSync(join(tmpdir(), 'corpora-')), 1000)).rejects.toThrow(/is over 1000 bytes: refused$/);
+      const local = join(dir, 'local.txt');
+      writeFileSync(local, text);
+      expect(await fetchListedCorpus({ ...listed, corpusUrl: pathToFileURL(local).href }, dir)).toBe(local);
+      await expect(fetchListedCorpus({ ...listed, corpusUrl: 'ftp://x/y' }, dir)).rejects.toThrow('not an http(s) or file URL');
+    } finally {
+      server.close();
+    }
   });
 });
 

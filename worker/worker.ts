@@ -11,7 +11,7 @@ import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { nodeHost } from './node-host.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
-import { checkListedCorpus, loadNetwork } from '../node/network-file.js';
+import { checkListedCorpus, fetchListedCorpus, loadNetwork } from '../node/network-file.js';
 import { findRun } from '../shared/chain/find-run.js';
 
 const { values: args } = parseArgs({
@@ -20,7 +20,8 @@ const { values: args } = parseArgs({
     /** A network (shared/chain/networks.ts by name, or a network file) and a run of it, found on chain. */
     network: { type: 'string' },
     run: { type: 'string' },
-    data: { type: 'string', default: DEFAULT_DATA },
+    /** The training text (default: the one the run lists on chain, with --network; else tinyshakespeare). */
+    data: { type: 'string' },
     name: { type: 'string', default: `${os.hostname()}-${process.pid}` },
     /** Where this peer keeps its stage states (to resume after a restart) and settlement proofs. */
     'state-dir': { type: 'string' },
@@ -63,27 +64,31 @@ function dumpBoundary(dir: string, stage: () => number | undefined): SessionOpti
   };
 }
 
-/** The coordinator to join: --coordinator, or the one the run --network and --run name announced on chain (its corpus checked). */
-async function whereToJoin(): Promise<string> {
-  if (args.coordinator) return args.coordinator;
+/**
+ * The coordinator to join and the text to train on: --coordinator and --data, or the run --network
+ * and --run name, as it is listed on chain (--data, if given, must be its text; else it is fetched).
+ */
+async function whereToJoin(stateDir: string): Promise<{ coordinator: string; data: string }> {
+  if (args.coordinator) return { coordinator: args.coordinator, data: args.data ?? DEFAULT_DATA };
   if (!args.network || !args.run) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
   if (!/^[1-9]\d{0,30}$/.test(args.run)) throw new Error(`--run ${args.run}: a run id is a positive integer`);
   const network = loadNetwork(args.network);
   const { listing } = await findRun(network, BigInt(args.run));
-  if (listing.corpusUrl) await checkListedCorpus(args.data, listing);
   say(`found run ${args.run} on ${network.name}: its coordinator is at ${listing.coordinator}\n`);
-  return listing.coordinator;
+  if (!listing.corpusUrl) return { coordinator: listing.coordinator, data: args.data ?? DEFAULT_DATA };
+  if (args.data) await checkListedCorpus(args.data, listing);
+  return { coordinator: listing.coordinator, data: args.data ?? (await fetchListedCorpus(listing, join(stateDir, 'corpora'))) };
 }
 
 /** Run the worker; `hooks` are extra session options (the adversarial test peers use them: bench/adversary.ts). */
 export async function main(hooks: Partial<SessionOptions> = {}): Promise<number> {
-  const coordinator = await whereToJoin();
   const extraWarmup = Number(args['extra-warmup']);
   if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
   const slowdown = Number(args.slowdown);
   if (!(slowdown >= 1)) throw new Error('--slowdown must be a number ≥ 1');
   const stateDir = args['state-dir'] ?? join('runs', 'peers', args.name);
-  const host = nodeHost({ data: args.data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });
+  const { coordinator, data } = await whereToJoin(stateDir);
+  const host = nodeHost({ data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });
   const s: PeerSession = new PeerSession(host, {
     coordinator,
     name: args.name,

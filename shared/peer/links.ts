@@ -21,7 +21,11 @@ export interface LinksOptions {
   maxMessageBytes: number;
   /** How long a first attempt may take to open before the initiator tries again (OPEN_TIMEOUT_MS; doubling each attempt). */
   openTimeoutMs?: number;
+  /** Whether a TURN relay was offered: without one, a channel that cannot open says the network may be why. */
+  relayed?: boolean;
 }
+
+const NO_RELAY = 'if this keeps happening, your network blocks direct connections and no relay is available (this run’s coordinator names no TURN server)';
 
 interface Neighbour {
   attempt: number;
@@ -144,7 +148,7 @@ export class NeighbourLinks {
       const timeout = Math.min(MAX_OPEN_TIMEOUT_MS, (this.o.openTimeoutMs ?? OPEN_TIMEOUT_MS) * 2 ** attempt);
       n.timer = setTimeout(() => {
         if (n.open || n.closed || this.peers.get(id) !== n) return;
-        this.o.log(`channel to ${id} did not open within ${timeout} ms: trying again (attempt ${attempt + 1})`);
+        this.o.log(`channel to ${id} did not open within ${timeout} ms: trying again (attempt ${attempt + 1})${this.o.relayed ? '' : `; ${NO_RELAY}`}`);
         this.open(id, attempt + 1);
       }, timeout);
     }

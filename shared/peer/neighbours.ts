@@ -47,6 +47,7 @@ export class Neighbours {
       },
       log: (l) => this.ctx.say(l),
       maxMessageBytes: UNPLACED_MAX_MESSAGE_BYTES,
+      relayed: iceServers.some((s) => s.urls.some((u) => u.startsWith('turn'))),
     });
   }
 
