@@ -13,7 +13,12 @@ import { CHROMIUM, LOOPBACK_ONLY_PERMISSIONS, loopbackOnly } from '../chromium.j
 import { StartProcess } from './local-swarm-process.js';
 
 const ARTIFACTS = 'e2e/artifacts';
-const STEPS = 30;
+/**
+ * Long enough that the tab trains even when its first round is slow: a neighbour kept waiting names
+ * its channel, which is then cut for CUT_ROUNDS (50) rounds (coordinator/routing.ts). A 30-step run
+ * once ended inside that cut, the tab credited nothing.
+ */
+const STEPS = 80;
 const GAME = 'eldenring.exe';
 /** The longest the tab's dashboard may freeze while its peer trains on the same thread. */
 const MAX_FREEZE_MS = 5000;
