@@ -1,13 +1,14 @@
 // The dashboard as a web page on 127.0.0.1 (a secure origin, as WebGPU requires): the built bundle
-// (dist/renderer, `npm run build:renderer`), the swarm's coordinates at /config.json, the training
-// text at /data.txt, and at /machine what a page cannot see for itself: the machine's processes
-// and GPU sensors, so the tab's policies pause for a game as the desktop app's do. The last two
-// (local dev keys and the RPC URL; the processes) are handed only to the dashboard's own pages.
+// (dist/renderer, `npm run build:renderer`), at /config.json the swarm's coordinates or the network
+// the page finds its run on (shared/app/join-run.ts), the training text at /data.txt, and at
+// /machine what a page cannot see for itself: the machine's processes and GPU sensors, so the
+// tab's policies pause for a game as the desktop app's do. The last two (local dev keys and the
+// RPC URL; the processes) are handed only to the dashboard's own pages.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readProcessesAndGpus } from '../node/sensors.js';
-import type { AppConfig } from '../shared/app/bridge.js';
+import type { SiteConfig } from '../shared/app/bridge.js';
 import { type StaticFile, serveStatic } from './static-site.js';
 
 export const DASHBOARD_DIR = fileURLToPath(new URL('../dist/renderer', import.meta.url));
@@ -39,7 +40,7 @@ function builtDashboard(dir = DASHBOARD_DIR): Record<string, StaticFile> {
 export const SAME_ORIGIN_ONLY = ['/config.json', '/machine'];
 
 /** `dir`: the built dashboard (DASHBOARD_DIR unless a test serves its own). */
-export async function serveDashboard(config: AppConfig, o: { dataFile: string; port?: number; dir?: string }) {
+export async function serveDashboard(config: SiteConfig, o: { dataFile: string; port?: number; dir?: string }) {
   const json = (v: unknown): StaticFile => ({ type: 'application/json', body: JSON.stringify(v) });
   return serveStatic(
     {

@@ -24,7 +24,9 @@ function launchDesktop(binary: string, config: AppConfig): ChildProcess {
   const built = spawnSync('npx', ['tsx', 'scripts/build-electron.ts'], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('building the desktop app failed (npm run build:electron)');
   // The desktop app is paid at its own key; of the local test keys it gets one, to pay its gas from.
-  const desktop: AppConfig = { ...config, localKeys: config.localKeys?.slice(0, 1) };
+  // It joins the run of its configuration and switches to none, so it is not handed the network.
+  const { network: _, ...joined } = config;
+  const desktop: AppConfig = { ...joined, localKeys: config.localKeys?.slice(0, 1) };
   return spawn(binary, ['dist/electron/main.cjs'], { stdio: 'inherit', env: { ...process.env, SWARM_APP_CONFIG: JSON.stringify(desktop) } });
 }
 

@@ -169,6 +169,8 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
         opened = await dashboard.open({
           coordinator: url,
           chain: { rpcUrl: evm.rpcUrl, chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
+          // The Runs page lists this chain's runs and a tab may switch to another of them.
+          network: { name: 'local', chainId: evm.chainId, rpcUrls: [evm.rpcUrl], registry: addresses.registry, tokens: addresses.tokens, stun: [] },
           localKeys: [evm.keys[FIRST_WORKER + o.workers], evm.keys[BUYER]],
         });
       },

@@ -1,20 +1,53 @@
-// `npm run tab -- --coordinator ws://HOST:PORT [--port 8080] [--data FILE]`: serves the dashboard
-// (built by the npm script) on 127.0.0.1 for a swarm that runs elsewhere, and prints its address;
-// a tab that opens it joins the swarm as a peer on the browser's own WebGPU and WebRTC (Chrome or
-// Edge; Chromium on Linux needs --enable-unsafe-webgpu). Without a chain it trains unpaid.
+// `npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID]  [--port 8080] [--data FILE]`:
+// serves the dashboard (built by the npm script) on 127.0.0.1 for a swarm that runs elsewhere, and
+// prints its address; a tab that opens it joins the swarm as a peer on the browser's own WebGPU and
+// WebRTC (Chrome or Edge; Chromium on Linux needs --enable-unsafe-webgpu). With --network the page
+// finds the run on that network's chain itself (--run, else the best run taking volunteers when it
+// loads), trains on the text the run lists at an http(s) URL or else on --data, and is paid on that
+// chain; its Runs page can switch to another run. With --coordinator alone it trains unpaid.
 // Ctrl-C stops serving.
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA } from '../node/corpus.js';
+import { loadNetwork } from '../node/network-file.js';
+import type { SiteConfig } from '../shared/app/bridge.js';
+import { resolveAppConfig } from '../shared/app/join-run.js';
 import { serveDashboard } from './dashboard-site.js';
+
+const USAGE = 'give --coordinator ws://HOST:PORT (the address `npm run coordinator` or `npm run swarm` prints), or --network NAME|FILE [--run ID] to find the run on chain';
+
+/** What the page is handed: a coordinator, or a network (and a run) to find one on. */
+function siteConfig(v: { coordinator?: string; network?: string; run?: string }): SiteConfig {
+  if (v.coordinator && v.network) throw new Error(`--coordinator and --network both given: ${USAGE}`);
+  if (v.run !== undefined && !v.network) throw new Error('--run needs --network NAME|FILE: the network whose chain lists the run');
+  if (v.coordinator) return { coordinator: v.coordinator };
+  if (!v.network) throw new Error(USAGE);
+  if (v.run !== undefined && !/^[1-9]\d{0,30}$/.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
+  return { network: loadNetwork(v.network), ...(v.run !== undefined && { runId: v.run }) };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { coordinator: { type: 'string' }, port: { type: 'string', default: '8080' }, data: { type: 'string', default: DEFAULT_DATA } },
+    options: {
+      coordinator: { type: 'string' },
+      network: { type: 'string' },
+      run: { type: 'string' },
+      port: { type: 'string', default: '8080' },
+      data: { type: 'string', default: DEFAULT_DATA },
+    },
     strict: true,
   });
-  if (!values.coordinator) throw new Error('--coordinator ws://HOST:PORT is required (the address `npm run coordinator` or `npm run swarm` prints)');
-  const site = await serveDashboard({ coordinator: values.coordinator }, { dataFile: values.data, port: Number(values.port) });
-  console.log(`open ${site.url} in a browser with WebGPU: the tab joins the swarm at ${values.coordinator} as a peer`);
+  const config = siteConfig(values);
+  const site = await serveDashboard(config, { dataFile: values.data, port: Number(values.port) });
+  if (config.coordinator) {
+    console.log(`open ${site.url} in a browser with WebGPU: the tab joins the swarm at ${config.coordinator} as a peer`);
+  } else {
+    // The page chooses when it loads; what it would find now only tells the user what to expect.
+    const now = await resolveAppConfig(config).then(
+      (c) => `now that is run ${c.chain?.runId}, coordinated at ${c.coordinator}`,
+      (e: Error) => `for now: ${e.message}`,
+    );
+    console.log(`open ${site.url} in a browser with WebGPU: the tab finds its run on ${config.network?.name} and joins it as a peer (${now})`);
+  }
   process.on('SIGINT', () => void site.close().then(() => process.exit(130)));
 }
 

@@ -16,4 +16,9 @@ export interface AppHost extends Controls {
   readonly desktopWallet?: DesktopWallet;
   /** The tab's peer is paid at the wallet the user connects (the desktop app's at its own key). */
   setPayout(wallet: PeerWallet | undefined): void;
+  /**
+   * Leave this run gracefully and join run `runId` of the host's network instead (the tab only:
+   * the desktop app joins the run of its configuration). Resolves once the leave is done.
+   */
+  switchRun?(runId: string): Promise<void>;
 }

@@ -1,10 +1,12 @@
 // Entry of the dashboard bundle: in the desktop app its preload has put `swarmDesktop` on window;
-// in a browser tab the page's own server hands out the swarm's coordinates at /config.json.
+// in a browser tab the page's own server hands out at /config.json a coordinator, or a network whose
+// chain lists the run to join (?run=ID asks for one; ?coordinator=URL overrides the server's).
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.js';
 import type { AppHost } from './app-host.js';
-import type { AppConfig, DesktopBridge } from '../shared/app/bridge.js';
+import type { AppConfig, DesktopBridge, SiteConfig } from '../shared/app/bridge.js';
+import { resolveAppConfig } from '../shared/app/join-run.js';
 import { desktopHost } from './hosts/desktop.js';
 import { tabHost } from './hosts/tab.js';
 import { useDashboard } from './store.js';
@@ -19,10 +21,9 @@ declare global {
 async function tabConfig(): Promise<AppConfig> {
   const q = new URLSearchParams(location.search);
   const r = await fetch('/config.json', { cache: 'no-store' }).catch(() => undefined);
-  const served = r?.ok ? ((await r.json()) as AppConfig) : undefined;
-  const coordinator = q.get('coordinator') ?? served?.coordinator;
-  if (!coordinator) throw new Error('this page needs a swarm: open it from `npm start`, or add ?coordinator=ws://HOST:PORT to the address');
-  return { ...served, coordinator };
+  const served: SiteConfig = r?.ok ? await r.json() : {};
+  const coordinator = q.get('coordinator') ?? served.coordinator;
+  return resolveAppConfig({ ...served, ...(coordinator ? { coordinator } : {}) }, q.get('run') ?? undefined);
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,8 @@
 // Finding a run on a network (issue 20): a network file checked on load, a run found on a real EVM by
 // its listing (where its coordinator is, where its text is), and each way of not finding one said as
 // a sentence: wrong chain id, unreachable RPC, no such run, finished, abandoned, no coordinator yet,
-// and training text that is not the run's.
+// and training text that is not the run's. And the run a dashboard joins from its network: the one
+// asked for, else the best one taking volunteers (shared/app/join-run.ts).
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +12,9 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
 import { checkListedCorpus, fetchListedCorpus, loadNetwork } from '../node/network-file.js';
-import { findRun } from '../shared/chain/find-run.js';
+import { runSearch } from '../renderer/hosts/tab.js';
+import { resolveAppConfig } from '../shared/app/join-run.js';
+import { bestRun, findRun, listRuns, networkChain } from '../shared/chain/find-run.js';
 import { type Network, parseNetwork } from '../shared/chain/network.js';
 import { LOCAL_NETWORK } from '../shared/chain/networks.js';
 import { type ChainFixture, WINDOW, chainFixture, settleAndFinish, trainingRun, treeOf } from './chain-fixture.js';
@@ -67,6 +70,76 @@ describe('finding a run on chain', () => {
   it('refuses a network whose RPC serves another chain, and says when no RPC answers', async () => {
     await expect(findRun({ ...network, chainId: 5 }, 1n)).rejects.toThrow(`the RPC at ${f.evm.rpcUrl} serves chain 31337, not test's chain 5: the network file is wrong`);
     await expect(findRun({ ...network, rpcUrls: ['http://127.0.0.1:1'] }, 1n)).rejects.toThrow(/^cannot reach test's chain: http:\/\/127\.0\.0\.1:1: /);
+  });
+});
+
+/** Run `runId` announced at a coordinator named after it, so a test can tell which run was chosen. */
+async function announce(runId: bigint): Promise<bigint> {
+  await f.as('coordinator').announceCoordinator(runId, `wss://run-${runId}.example`);
+  return runId;
+}
+
+describe('the run a dashboard joins', () => {
+  it('bestRun prefers training over open, then more contributors, then the newest; never a finished or unannounced run', async () => {
+    const open = await announce(await openRun());
+    for (const n of ['alice', 'bob', 'carol'] as const) await f.as(n).join(open);
+    const training = await announce(await trainingRun(f, ['alice']));
+    const busier = await announce(await trainingRun(f, ['alice', 'bob']));
+    await trainingRun(f, ['alice', 'bob', 'carol', 'dave']); // the most contributors, but no coordinator announced
+    const finished = await announce(await trainingRun(f, ['alice', 'bob', 'carol', 'dave']));
+    await settleAndFinish(f, finished, treeOf(f, 0, { alice: 2000n }));
+    const runs = await listRuns(await networkChain(network));
+    expect(bestRun(runs)?.run.runId).toBe(busier);
+    expect(bestRun(runs.filter((r) => r.run.runId !== busier))?.run.runId).toBe(training);
+    expect(bestRun(runs.filter((r) => r.run.state !== 'training'))?.run.runId).toBe(open);
+    const newer = await announce(await trainingRun(f, ['alice', 'bob']));
+    expect(bestRun(await listRuns(await networkChain(network)))?.run.runId).toBe(newer);
+    expect(bestRun([])).toBeUndefined();
+  });
+
+  it('resolves a requested run: its coordinator, its text if the page can fetch it, the chain through the RPC that answered', async () => {
+    const runId = await announce(await openRun());
+    await f.as('designer').listCorpus(runId, 'https://data.example/t.txt', `0x${'11'.repeat(32)}`);
+    const other = await announce(await openRun());
+    await f.as('designer').listCorpus(other, 'file:///home/designer/t.txt', `0x${'11'.repeat(32)}`); // a text is listed while the run is open
+    await f.as('alice').join(other);
+    await f.as('coordinator').startTraining(other);
+    const site = { network: { ...network, rpcUrls: ['http://127.0.0.1:1', f.evm.rpcUrl] }, dataUrl: '/data.txt', localKeys: [MODEL] };
+    const config = await resolveAppConfig(site, runId.toString());
+    expect(config).toEqual({
+      ...site,
+      coordinator: `wss://run-${runId}.example`,
+      dataUrl: 'https://data.example/t.txt',
+      chain: { rpcUrl: f.evm.rpcUrl, chainId: 31337, registry: network.registry, tokens: network.tokens, runId: runId.toString() },
+    });
+    // Named by the server, or by nobody (the training run is best): a file:// text stays the server's.
+    expect(await resolveAppConfig({ ...site, runId: runId.toString() })).toMatchObject({ coordinator: `wss://run-${runId}.example` });
+    expect(await resolveAppConfig(site)).toMatchObject({ coordinator: `wss://run-${other}.example`, dataUrl: '/data.txt', chain: { runId: other.toString() } });
+    // A request overrides the coordinator the server named.
+    expect(await resolveAppConfig({ ...site, coordinator: 'ws://127.0.0.1:9' }, other.toString())).toMatchObject({ coordinator: `wss://run-${other}.example` });
+  });
+
+  it('says when no run takes volunteers, when a run id is bad or a run cannot be joined, and when there is no network', async () => {
+    await expect(resolveAppConfig({ network })).rejects.toThrow('no run on test takes volunteers now');
+    await openRun(); // no coordinator announced: not joinable
+    await expect(resolveAppConfig({ network })).rejects.toThrow('no run on test takes volunteers now');
+    for (const bad of ['0', '-1', '0x1', 'abc', '1'.repeat(32)]) {
+      await expect(resolveAppConfig({ network }, bad)).rejects.toThrow(`run ${JSON.stringify(bad)}: a run id is a positive integer`);
+    }
+    await expect(resolveAppConfig({ network }, '1')).rejects.toThrow('run 1 on test has not announced its coordinator yet');
+    await expect(resolveAppConfig({}, '1')).rejects.toThrow(/^there is no network to find run 1 on: open this page from `npm start` or `npm run tab -- --network NAME\|FILE`/);
+    await expect(resolveAppConfig({})).rejects.toThrow(/^there is no network to find a run on: /);
+  });
+
+  it('takes a coordinator the server names as it is, without asking the chain', async () => {
+    const site = { coordinator: 'ws://127.0.0.1:8787', runId: '7', network: { ...network, rpcUrls: ['http://127.0.0.1:1'] }, localKeys: [MODEL] };
+    const { runId: _, ...config } = site;
+    expect(await resolveAppConfig(site)).toEqual(config);
+  });
+
+  it('a tab switching runs reloads asking for the run, keeping its peer’s name and no coordinator', () => {
+    expect(runSearch('?name=gamer&coordinator=ws://127.0.0.1:9&run=2', '5')).toBe('?run=5&name=gamer');
+    expect(runSearch('', '12')).toBe('?run=12');
   });
 });
 

@@ -124,6 +124,7 @@ test('the dashboard shows the detected GPU and its verdict', async () => {
   await expect(run).toContainText(/ws:\/\/127\.0\.0\.1:\d+/);
   await expect(run).toContainText('tinyshakespeare.txt (sha256');
   await expect(run).toContainText("(this machine's)");
+  await expect(contributor.getByTestId('join-1')).toHaveCount(0); // no Join for the run it is in
   await shoot(contributor, 'runs.png');
   await accessible(contributor);
 });

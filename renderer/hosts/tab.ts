@@ -1,5 +1,6 @@
 // The dashboard in a browser tab: the peer trains in this tab (browser/trainer.ts), following the
 // shared policy loop, which runs here on what a page can know of the machine (hosts/tab-policy.ts).
+// Switching runs is a graceful leave and a reload of the page asking for the other run (main.tsx).
 import { browserStorage, memoryStorage } from '../../browser/storage.js';
 import { Trainer } from '../../browser/trainer.js';
 import type { AppConfig, TrainerEvent } from '../../shared/app/bridge.js';
@@ -26,5 +27,17 @@ export async function tabHost(config: AppConfig, name: string): Promise<AppHost>
     onPolicy: (l) => events.on('policy', l),
     onTrainerEvent: (l) => events.on('trainer', l),
     setPayout: (w) => void trainer.setWallet(w),
+    switchRun: async (runId) => {
+      await trainer.follow({ type: 'leave', reason: `switching to run ${runId}` });
+      location.search = runSearch(location.search, runId);
+    },
   };
+}
+
+/** The page's query for run `runId`: the run asked for, the peer's name kept, no other swarm named. */
+export function runSearch(search: string, runId: string): string {
+  const name = new URLSearchParams(search).get('name');
+  const q = new URLSearchParams({ run: runId });
+  if (name !== null) q.set('name', name);
+  return `?${q}`;
 }

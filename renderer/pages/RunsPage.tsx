@@ -1,11 +1,14 @@
 // The runs of this dashboard's network, as its run registry lists them: what each trains, how far it
 // is, who contributes, where its coordinator is and its training text. Read from the chain, never
-// from a coordinator; a list the chain stopped answering for says since when.
+// from a coordinator; a list the chain stopped answering for says since when. A tab may join another
+// run that takes volunteers (its host leaves this one gracefully first); the desktop app may not.
 import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
 import { formatEther } from 'viem';
-import { type FoundRun, listRuns } from '../../shared/chain/find-run.js';
+import { type FoundRun, listRuns, unjoinable } from '../../shared/chain/find-run.js';
 import { POLL_MS } from '../chain-queries.js';
 import { Card, Empty, TableHead } from '../components.js';
+import { act, useDashboard } from '../store.js';
 import { useWallet } from '../wallet/context.js';
 
 const STATE_WORDS: Record<FoundRun['run']['state'], string> = {
@@ -20,7 +23,33 @@ const STATE_WORDS: Record<FoundRun['run']['state'], string> = {
 const corpus = (l: FoundRun['listing']): string =>
   l.corpusUrl ? `${decodeURIComponent(l.corpusUrl.split('/').pop() ?? '')} (sha256 ${l.corpusHash.slice(2, 10)}…)` : 'not listed';
 
-function RunRow({ r, mine }: { r: FoundRun; mine: boolean }) {
+/** How a row may be joined: the host's switch (absent: it cannot switch), and the run being left for another, if one is. */
+interface Joining {
+  network: string;
+  current?: bigint;
+  leaving?: bigint;
+  join?(runId: bigint): void;
+}
+
+const sentence = (s: string): string => `${s[0].toUpperCase()}${s.slice(1)}.`;
+
+/** A Join button, or why the run cannot be joined; nothing for this machine's own run or a host that cannot switch. */
+function JoinCell({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
+  const id = r.run.runId;
+  const why = mine ? undefined : unjoinable(id, r, j.network);
+  if (why) return <td className="muted">{sentence(why)}</td>;
+  if (mine || !j.join) return <td />;
+  const join = j.join;
+  return (
+    <td>
+      <button type="button" data-testid={`join-${id}`} disabled={j.leaving !== undefined} onClick={() => join(id)}>
+        {j.leaving === id ? `Leaving ${j.current === undefined ? 'this run' : `run ${j.current}`}…` : 'Join'}
+      </button>
+    </td>
+  );
+}
+
+function RunRow({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
   const { run, listing } = r;
   return (
     <tr data-testid={`run-${run.runId}`}>
@@ -40,13 +69,33 @@ function RunRow({ r, mine }: { r: FoundRun; mine: boolean }) {
       <td>
         <code title={run.modelHash}>{run.modelHash.slice(0, 10)}…</code>
       </td>
+      <JoinCell r={r} mine={mine} j={j} />
     </tr>
   );
+}
+
+/** The host's switch to another run, and which run it is leaving for while it leaves. */
+function useJoining(current: bigint | undefined): Joining {
+  const host = useDashboard((s) => s.host);
+  const [leaving, setLeaving] = useState<bigint>();
+  const switchRun = host?.switchRun;
+  const join =
+    switchRun &&
+    ((runId: bigint) => {
+      setLeaving(runId);
+      // On success the page is already loading the other run: the buttons stay disabled until it has.
+      void act(`join run ${runId}`, () => switchRun(runId.toString()).then(() => true)).then((done) => {
+        if (!done) setLeaving(undefined);
+      });
+    });
+  return { network: host?.config.network?.name ?? 'this network', current, leaving, join };
 }
 
 export function RunsPage() {
   const { reader, runId } = useWallet();
   const runs = useQuery({ queryKey: ['runs'], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => listRuns(reader!) });
+  const j = useJoining(runId);
+  const desktop = useDashboard((s) => s.host?.kind === 'desktop');
   const asOf = runs.dataUpdatedAt ? new Date(runs.dataUpdatedAt).toLocaleTimeString() : undefined;
   return (
     <Card title="Runs on this network" id="runs">
@@ -59,14 +108,15 @@ export function RunsPage() {
       {runs.data?.length === 0 && <Empty>No run has been opened on this network yet.</Empty>}
       {!!runs.data?.length && (
         <table data-testid="runs-table" className={runs.isError ? 'stale' : undefined}>
-          <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model']} />
+          <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model', 'Join']} />
           <tbody>
             {runs.data.map((r) => (
-              <RunRow key={r.run.runId.toString()} r={r} mine={r.run.runId === runId} />
+              <RunRow key={r.run.runId.toString()} r={r} mine={r.run.runId === runId} j={j} />
             ))}
           </tbody>
         </table>
       )}
+      {desktop && <p className="muted">The desktop app joins the run of its configuration, so it switches to no other run from here.</p>}
     </Card>
   );
 }

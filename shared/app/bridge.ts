@@ -2,6 +2,7 @@
 // dashboard window as `window.swarmDesktop`, electron/trainer-preload.ts on the hidden training
 // window as `window.swarmTrainer`). Types only: the channels and payload schemas that carry these
 // calls are electron/ipc-contract.ts, checked on both sides. One method per action; no raw IPC.
+import type { Network } from '../chain/network.js';
 import type { SessionEvents } from '../peer/session-events.js';
 import type { SnoozeHours } from '../policy/snooze.js';
 import type { PolicySettings, PolicyView, TrainerCommand } from '../policy/types.js';
@@ -32,7 +33,15 @@ export interface AppConfig {
   localKeys?: Hex[];
   /** WalletConnect's projectId: without one, no WalletConnect. */
   walletConnectProjectId?: string;
+  /** The network whose runs the dashboard lists and may switch to (absent: it follows its coordinator's run only). */
+  network?: Network;
 }
+
+/**
+ * What a dashboard's local server hands its page (/config.json): a coordinator to join, or a
+ * network to find the run on (`runId`, else the best one taking volunteers: shared/app/join-run.ts).
+ */
+export type SiteConfig = Omit<AppConfig, 'coordinator'> & { coordinator?: string; runId?: string };
 
 /** A transaction for the desktop wallet to sign, numbers as decimal strings (IPC does not carry bigint). */
 export interface TransactionRequestJson {

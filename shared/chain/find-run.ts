@@ -20,8 +20,11 @@ export function unjoinable(runId: bigint, f: FoundRun, network: string): string 
   return undefined;
 }
 
-/** The chain of `network` through its first RPC that answers, after checking it is the chain the network names. */
-export async function networkChain(network: Network) {
+/**
+ * The chain of `network` through its first RPC that answers, and that RPC's URL (a page joining the
+ * run reads the chain there too), after checking it is the chain the network names.
+ */
+export async function connectNetwork(network: Network): Promise<{ chain: SwarmChain; rpcUrl: string }> {
   const errors: string[] = [];
   for (const rpcUrl of network.rpcUrls) {
     const publicClient = createPublicClient({ chain: chainOf({ rpcUrl, chainId: network.chainId }), transport: http(rpcUrl, { retryCount: 0, timeout: 10_000 }) });
@@ -33,10 +36,13 @@ export async function networkChain(network: Network) {
       continue;
     }
     if (actual !== network.chainId) throw new Error(`the RPC at ${rpcUrl} serves chain ${actual}, not ${network.name}'s chain ${network.chainId}: the network file is wrong`);
-    return swarmChain(publicClient, { registry: network.registry, tokens: network.tokens });
+    return { chain: swarmChain(publicClient, { registry: network.registry, tokens: network.tokens }), rpcUrl };
   }
   throw new Error(`cannot reach ${network.name}'s chain: ${errors.join('; ')}`);
 }
+
+/** The chain of `network` through its first RPC that answers (connectNetwork without the URL). */
+export const networkChain = async (network: Network): Promise<SwarmChain> => (await connectNetwork(network)).chain;
 
 /** The newest `max` runs of a chain with their listings, newest first (what a Runs page shows). */
 export async function listRuns(chain: SwarmChain, max = 20): Promise<FoundRun[]> {
@@ -47,10 +53,33 @@ export async function listRuns(chain: SwarmChain, max = 20): Promise<FoundRun[]>
 
 /** Run `runId` of `network` and its listing, or why it cannot be joined. */
 export async function findRun(network: Network, runId: bigint): Promise<FoundRun> {
-  const chain = await networkChain(network);
+  return findRunOn(await networkChain(network), network.name, runId);
+}
+
+/** Run `runId` on a chain already connected (`network`: its name, for the errors), or why it cannot be joined. */
+export async function findRunOn(chain: SwarmChain, network: string, runId: bigint): Promise<FoundRun> {
   const [run, listing] = await Promise.all([chain.run(runId), chain.runListing(runId)]);
   const found = { run, listing };
-  const why = unjoinable(runId, found, network.name);
+  const why = unjoinable(runId, found, network);
   if (why) throw new Error(why);
   return found;
+}
+
+/** Training runs rank above open ones: a volunteer there earns from its first round. */
+const STATE_RANK: Partial<Record<FoundRun['run']['state'], number>> = { training: 2, open: 1 };
+
+/**
+ * The run a volunteer who named none joins: among those it can join, training before open, then
+ * the one most contributors chose, then the newest.
+ */
+export function bestRun(found: readonly FoundRun[]): FoundRun | undefined {
+  const better = ({ run: a }: FoundRun, { run: b }: FoundRun): boolean => {
+    const [ra, rb] = [STATE_RANK[a.state] ?? 0, STATE_RANK[b.state] ?? 0];
+    if (ra !== rb) return ra > rb;
+    if (a.providers !== b.providers) return a.providers > b.providers;
+    return a.runId > b.runId;
+  };
+  let best: FoundRun | undefined;
+  for (const f of found) if (unjoinable(f.run.runId, f, '') === undefined && (!best || better(f, best))) best = f;
+  return best;
 }
