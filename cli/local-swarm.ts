@@ -11,6 +11,7 @@ import { Coordinator, type CoordinatorOptions } from '../coordinator/server.js';
 import type { StepWork } from '../shared/ledger/units.js';
 import type { RunConfig } from '../shared/run/config.js';
 import type { PeerStats } from '../shared/peer/session-events.js';
+import type { LinkRecord } from '../shared/peer/link-ledger.js';
 
 const WORKER = fileURLToPath(new URL('../worker/worker.ts', import.meta.url));
 
@@ -32,6 +33,8 @@ export interface LocalSwarmOptions {
   launch?(i: number, argv: string[]): string[];
   /** Extra flags of worker i. */
   workerArgs?(i: number): string[];
+  /** How worker i finds the run, instead of `--coordinator URL --data FILE` (e.g. `--network FILE --run ID`: bench/internet.ts). */
+  joinArgs?(i: number): string[];
 }
 
 export interface PeerMetrics {
@@ -40,6 +43,7 @@ export interface PeerMetrics {
   train: [number, number][];
   val: [number, number][];
   stats: PeerStats;
+  links: LinkRecord[];
   phase: string;
   reason: string;
 }
@@ -83,10 +87,7 @@ export class LocalSwarm {
       '--import',
       'tsx',
       script,
-      '--coordinator',
-      this.coordinator.url!,
-      '--data',
-      o.data,
+      ...(o.joinArgs?.(i) ?? ['--coordinator', this.coordinator.url!, '--data', o.data]),
       '--name',
       `worker-${i}`,
       '--state-dir',

@@ -56,13 +56,13 @@ export interface SwarmOptions {
 
 /** How a launcher plugs the chain into a swarm (see cli/start.ts); the swarm itself stays chain-agnostic. */
 export interface SwarmHooks {
-  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference' | 'store' | 'routing'>;
+  coordinator?: Pick<CoordinatorOptions, 'chain' | 'inference' | 'store' | 'routing' | 'access' | 'ice'>;
   /** Extra environment of worker i (its payout key and RPC endpoint). */
   workerEnv?(i: number): Record<string, string>;
   /** Called once the coordinator exists, before any worker starts (e.g. to attach settlement). */
   onCoordinator?(c: Coordinator): void;
   /** How workers are started and where the coordinator listens (see LocalSwarmOptions). */
-  local?: Pick<LocalSwarmOptions, 'host' | 'launch' | 'workerArgs'>;
+  local?: Pick<LocalSwarmOptions, 'host' | 'launch' | 'workerArgs' | 'joinArgs'>;
   /** Called once the coordinator listens, before any worker starts (e.g. to serve the dashboard). */
   onListening?(url: string): Promise<void>;
   /** With run.serve: runs after training while the swarm serves queries; the swarm stops when it resolves. */

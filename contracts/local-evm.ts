@@ -45,7 +45,9 @@ export async function rpcReady(url: string): Promise<boolean> {
   }
 }
 
-export async function startLocalEvm(opts: { port?: number; chainId?: number; accounts?: number; timeoutMs?: number } = {}): Promise<LocalEvm> {
+/** `host`: the address it listens on (default loopback; an emulated internet's address in bench/internet.ts). */
+export async function startLocalEvm(opts: { port?: number; host?: string; chainId?: number; accounts?: number; timeoutMs?: number } = {}): Promise<LocalEvm> {
+  const host = opts.host ?? '127.0.0.1';
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const port = opts.port ?? (await freePort());
   const chainId = opts.chainId ?? 31337;
@@ -60,7 +62,7 @@ export async function startLocalEvm(opts: { port?: number; chainId?: number; acc
       join(root, 'contracts/hardhat.config.cjs'),
       'node',
       '--hostname',
-      '127.0.0.1',
+      host,
       '--port',
       String(port),
     ],
@@ -74,7 +76,7 @@ export async function startLocalEvm(opts: { port?: number; chainId?: number; acc
   child.stdout!.on('data', (b) => (log = (log + b).slice(-4000)));
   child.stderr!.on('data', (b) => (log = (log + b).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const rpcUrl = `http://127.0.0.1:${port}`;
+  const rpcUrl = `http://${host}:${port}`;
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`local EVM exited with code ${child.exitCode}:\n${log}`);

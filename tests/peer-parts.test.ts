@@ -6,6 +6,7 @@ import { memoryStorage } from '../browser/storage.js';
 import { type SavedEpoch, proofsKey, readProofFile } from '../shared/ledger/proof-file.js';
 import type { PeerContext } from '../shared/peer/context.js';
 import type { PeerHost } from '../shared/peer/host.js';
+import { LinkLedger } from '../shared/peer/link-ledger.js';
 import { Neighbours } from '../shared/peer/neighbours.js';
 import { keepProof } from '../shared/peer/proofs.js';
 import type { RtcFactory } from '../shared/peer/rtc.js';
@@ -139,5 +140,35 @@ describe('peer parts', () => {
     expect(await storage.get(aside)).toEqual(garbage);
     expect(readProofFile((await storage.get(key))!, key).epochs).toEqual([settled(2, '120')]);
     expect(log).toEqual([expect.stringMatching(/is not JSON: .*kept it as .*unreadable-\d+ and started the file anew/)]);
+  });
+});
+
+describe('link ledger', () => {
+  const direct = (bytes: number) => ({ local: 'srflx', remote: 'host', bytes }) as const;
+  const relayed = (bytes: number) => ({ local: 'relay', remote: 'srflx', bytes }) as const;
+
+  it('counts every connection to a neighbour, the relayed bytes apart, and keeps a closed link’s last reading', () => {
+    const l = new LinkLedger();
+    l.read('a', direct(100), 40.4);
+    l.read('a', direct(250), 40.4); // the same connection, read again: its count grew
+    l.read('b', relayed(70), 2100);
+    expect(l.paths()).toEqual({ a: direct(250), b: relayed(70) });
+    l.openNow(['b']);
+    expect(l.paths()).toEqual({ b: relayed(70) });
+    // a's channel reopened through the relay: its new connection counts from 0
+    l.read('a', relayed(30), 900);
+    expect(l.records()).toEqual([
+      { peerId: 'b', local: 'relay', remote: 'srflx', connectMs: 2100, bytes: 70, relayedBytes: 70 },
+      { peerId: 'a', local: 'relay', remote: 'srflx', connectMs: 900, bytes: 280, relayedBytes: 30 },
+    ]);
+  });
+
+  it('forgets the oldest neighbours beyond its bound', () => {
+    const l = new LinkLedger();
+    for (let i = 0; i < 300; i++) l.read(`p${i}`, direct(i));
+    const ids = l.records().map((r) => r.peerId);
+    expect(ids).toHaveLength(256);
+    expect(ids[0]).toBe('p44');
+    expect(ids.at(-1)).toBe('p299');
   });
 });

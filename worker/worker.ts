@@ -112,7 +112,7 @@ export async function main(hooks: Partial<SessionOptions> = {}): Promise<number>
   if (args['leave-after']) setTimeout(() => leave(`asked to leave after ${args['leave-after']} s`), Number(args['leave-after']) * 1000);
   const reason = await s.run();
   const stats = s.stats();
-  if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId: s.peerId, stage: stats?.stage, ...s.curves, stats, phase: s.phase, reason }));
+  if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId: s.peerId, stage: stats?.stage, ...s.curves, stats, links: s.links(), phase: s.phase, reason }));
   say(`\n${s.phase}: ${reason}\n`);
   return s.phase === 'failed' || (s.phase === 'stopped' && reason !== 'run complete') ? 1 : 0;
 }

@@ -34,6 +34,10 @@ interface Neighbour {
   open: boolean;
   closed: boolean;
   timer?: ReturnType<typeof setTimeout>;
+  /** When the first attempt of this connection started (retries keep it): what connecting took is measured from it. */
+  since: number;
+  /** Milliseconds from the first attempt until the channel opened. */
+  connectMs?: number;
 }
 
 /** What travels in a signal: the attempt it belongs to, and simple-peer's own signal. */
@@ -98,6 +102,11 @@ export class NeighbourLinks {
     }
   }
 
+  /** How long the open channel to `peerId` took to connect, retries included. */
+  connectMs(peerId: string): number | undefined {
+    return this.peers.get(peerId)?.connectMs;
+  }
+
   /** How the channel to `peerId` carries its bytes, once open. */
   path(peerId: string): Promise<LinkPath | undefined> {
     const n = this.peers.get(peerId);
@@ -138,10 +147,13 @@ export class NeighbourLinks {
   }
 
   private open(id: string, attempt: number): Neighbour {
-    if (this.peers.has(id)) this.drop(id);
+    const prev = this.peers.get(id);
+    // A retry of a connection that never opened keeps its start; a reconnection starts afresh.
+    const since = prev && prev.connectMs === undefined ? prev.since : performance.now();
+    if (prev) this.drop(id);
     const rtc = this.o.rtc({ initiator: this.initiates(id), sendSignal: (s) => this.o.sendSignal(id, { n: attempt, s } satisfies Envelope) });
     const link = new ChunkedLink({ send: (b) => rtc.send(b), onMessage: (h) => rtc.onData(h) }, undefined, (e) => this.o.log(`from ${id}: ${e.message}`), this.o.maxMessageBytes);
-    const n: Neighbour = { attempt, rtc, link, open: false, closed: false };
+    const n: Neighbour = { attempt, rtc, link, open: false, closed: false, since };
     this.peers.set(id, n);
     link.onMessage((bytes) => this.o.onMessage(id, bytes));
     if (this.initiates(id)) {
@@ -168,6 +180,7 @@ export class NeighbourLinks {
         if (n.closed) return;
         clearTimeout(n.timer);
         n.open = true;
+        n.connectMs = performance.now() - n.since;
         this.o.onChange(this.connected());
       },
       (e: Error) => this.o.log(`channel to ${id} failed to open: ${e.message}`),

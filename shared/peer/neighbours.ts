@@ -4,13 +4,15 @@
 // when it leaves. Peers the coordinator declared gone are never waited for again (ids are never reused).
 import type { IceServer, PeerInfo } from '../swarm/protocol.js';
 import { type PeerContext, sleep } from './context.js';
-import type { LinkPath } from './link-path.js';
+import { LinkLedger } from './link-ledger.js';
 import { NeighbourLinks } from './links.js';
 
 /** Largest message a neighbour may make this peer reassemble before it holds a stage (then the stage says: place()). */
 const UNPLACED_MAX_MESSAGE_BYTES = 1 << 20;
 /** Keys of past views kept for checking seals of what their peers sent before they left. */
 const MAX_KEYS_KEPT = 1024;
+/** How often open channels' paths and byte counts are read (getStats costs little, but not nothing). */
+const PATH_READ_MS = 5000;
 
 export class Neighbours {
   private view: PeerInfo[] = [];
@@ -51,28 +53,41 @@ export class Neighbours {
     });
   }
 
-  /** How each channel's bytes travel: direct or relayed (link-path.ts), for the dashboard's topology and the peer's stats. */
-  readonly paths = new Map<string, LinkPath>();
+  /** How each channel's bytes travel, direct or relayed, and how many (link-ledger.ts). */
+  readonly ledger = new LinkLedger();
+  private refresher?: ReturnType<typeof setInterval>;
 
   /** The open channels as the dashboard shows them; again once the paths of new ones are read. */
   private tellNeighbours(connected: string[]): void {
-    for (const id of this.paths.keys()) if (!connected.includes(id)) this.paths.delete(id);
-    const emit = () => this.ctx.emit('neighbours', { connected, paths: Object.fromEntries(this.paths), peers: this.known() });
-    emit();
+    this.ledger.openNow(connected);
+    this.ctx.emit('neighbours', { connected, paths: this.ledger.paths(), peers: this.known() });
+    const fresh = connected.filter((id) => !this.ledger.has(id));
+    if (fresh.length) void this.readPaths(fresh).then((any) => any && this.ctx.emit('neighbours', { connected, paths: this.ledger.paths(), peers: this.known() }));
+    // Bytes keep flowing after a channel opens: read them now and then, to count what was relayed.
+    this.refresher ??= setInterval(() => void this.readPaths(this.links?.connected() ?? []), PATH_READ_MS);
+  }
+
+  /** Read the paths of these open channels into the ledger; whether any was read. */
+  private async readPaths(ids: string[]): Promise<boolean> {
     const links = this.links;
-    const fresh = connected.filter((id) => !this.paths.has(id));
-    if (!links || !fresh.length) return;
-    void Promise.all(fresh.map(async (id) => [id, await links.path(id)] as const)).then((found) => {
-      let any = false;
-      for (const [id, path] of found) if (path && links === this.links && links.connected().includes(id)) any = !!this.paths.set(id, path);
-      if (any) emit();
-    });
+    if (!links) return false;
+    const found = await Promise.all(ids.map(async (id) => [id, await links.path(id)] as const));
+    let any = false;
+    for (const [id, path] of found)
+      if (path && links === this.links && links.connected().includes(id)) {
+        this.ledger.read(id, path, links.connectMs(id));
+        any = true;
+      }
+    return any;
   }
 
   /** Close every channel and forget the view (the coordinator is lost, or the session ends). */
   close(): void {
     this.links?.close();
     this.links = undefined;
+    // After the links: closing them reports the change, which would start the reader again.
+    clearInterval(this.refresher);
+    this.refresher = undefined;
   }
 
   /** Forget the stage and the view: a new registration places this peer afresh. */

@@ -24,6 +24,7 @@ import { joinChain } from './chain-join.js';
 import { type PeerContext, sleep } from './context.js';
 import type { ChainInfo, PeerHost } from './host.js';
 import { waitForHeir } from './leaving.js';
+import type { LinkRecord } from './link-ledger.js';
 import { Neighbours } from './neighbours.js';
 import { keepProof } from './proofs.js';
 import type { PeerStats, SessionEvents, SessionPhase } from './session-events.js';
@@ -211,6 +212,11 @@ export class PeerSession extends Emitter<SessionEvents> {
   /** What this peer did so far (kept from its last stage once the stage is given up). */
   stats(): PeerStats | undefined {
     return this.training.stats();
+  }
+
+  /** Each neighbour's link: its path, what connecting took and the bytes it carried, relayed or direct. */
+  links(): LinkRecord[] {
+    return this.neighbours.ledger.records();
   }
 
   /** Join the swarm and take part until the run ends, the peer leaves, or it fails. Resolves with why it ended. */

@@ -1,0 +1,224 @@
+// One swarm of bench/internet.ts, found on chain by every peer: a chain, contracts and a run opened
+// with its training text listed at a URL; a coordinator that announces itself on chain; workers
+// given only a network file and the run id; a Chromium tab that serves its dashboard on its own
+// 127.0.0.1 (cli/tab.ts --network) and finds the run the same way. With `homes`, each peer runs in
+// its home's namespace and the coordinator offers STUN and a TURN relay (coturn); without, all
+// of it is on loopback.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { createPublicClient, createWalletClient, http as viemHttp, keccak256, parseEther, toHex } from 'viem';
+import { startLocalEvm } from '../../contracts/local-evm.js';
+import type { CommitEvent } from '../../coordinator/run-control.js';
+import { type SwarmOptions, runConfig, runSwarm } from '../../cli/swarm.js';
+import { swarmChain } from '../../shared/chain/client.js';
+import { chainOf } from '../../shared/chain/config.js';
+import { deploySwarmContracts } from '../../shared/chain/deploy.js';
+import type { Network } from '../../shared/chain/network.js';
+import type { LinkRecord } from '../../shared/peer/link-ledger.js';
+import { measured } from '../wan.js';
+import { EmulatedInternet, type Home } from './internet.js';
+import { makeTestCa } from './test-ca.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const TURN_PORT = 3478;
+const TAB_PORT = 8090;
+const TAB_NAME = 'tab';
+
+export interface Where {
+  /** Where the chain, the coordinator, the relay and the training text listen. */
+  host: string;
+  /** Peers' homes (workers in order, then the tab's); absent: everything on loopback. */
+  homes?: Home[];
+  /** Serve wss:// with a certificate from a CA made for the run. */
+  tls: boolean;
+}
+
+export interface PeerReport {
+  name: string;
+  home: string;
+  kind: Home['kind'] | 'loopback';
+  peerId?: string;
+  /** Microbatches of committed steps it computed. */
+  microbatches: number;
+  links: Array<LinkRecord & { to: string }>;
+}
+
+export interface SwarmRun {
+  tokensPerS: number;
+  finalValLoss: number;
+  /** Tensor bytes the coordinator received (frames of binary data): all of them travel peer to peer. */
+  coordinatorTensorBytes: number;
+  peers: PeerReport[];
+}
+
+/** The run's training text at a URL, as a public run lists it (any page may fetch it). */
+async function serveCorpus(host: string, file: string): Promise<{ url: string; close(): void }> {
+  const body = readFileSync(file);
+  const s = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'access-control-allow-origin': '*' }).end(body));
+  await new Promise<void>((r) => s.listen(0, host, r));
+  return { url: `http://${host}:${(s.address() as AddressInfo).port}/corpus.txt`, close: () => s.close() };
+}
+
+/** coturn in this namespace, sharing `secret` with the coordinator. */
+async function startRelay(host: string, secret: string, logFile: string): Promise<ChildProcess> {
+  const relay = spawn('bash', [join(ROOT, 'scripts/turn.sh'), '--listen', host, '--port', String(TURN_PORT)], { env: { ...process.env, TURN_SECRET: secret } });
+  let log = '';
+  const take = (b: Buffer) => {
+    log = (log + b).slice(-4000);
+    appendFileSync(logFile, b);
+  };
+  relay.stdout!.on('data', take);
+  relay.stderr!.on('data', take);
+  for (const t = Date.now(); !log.includes('Relay ports initialization done'); await new Promise((r) => setTimeout(r, 50)))
+    if (Date.now() - t > 15_000 || relay.exitCode !== null) throw new Error(`coturn did not start:\n${log}`);
+  return relay;
+}
+
+/** A chain with the contracts, and run `run` opened on it with its text listed at `corpusUrl`. */
+async function chainWithRun(host: string, runJson: string, corpusUrl: string, corpusSha: string) {
+  const evm = await startLocalEvm({ host, accounts: 6 });
+  const chain = chainOf(evm);
+  const transport = viemHttp(evm.rpcUrl);
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 });
+  const as = (i: number) => swarmChain(publicClient, addresses, createWalletClient({ account: evm.accounts[i], chain, transport }));
+  const addresses = await deploySwarmContracts(publicClient, createWalletClient({ account: evm.accounts[0], chain, transport }), {
+    coordinator: evm.accounts[1].address,
+    veto: evm.accounts[2].address,
+  });
+  const designer = as(3);
+  const { result: runId } = await designer.openRun({
+    stake: parseEther('1'),
+    computeTarget: 1000n,
+    designerBps: 1000,
+    credentialSupply: 1000n,
+    challengeWindow: 3n,
+    modelHash: keccak256(toHex(runJson)),
+  });
+  await designer.listCorpus(runId, corpusUrl, `0x${corpusSha}`);
+  const network: Network = { name: 'bench', chainId: evm.chainId, rpcUrls: [evm.rpcUrl], ...addresses, stun: [] };
+  return { evm, runId, network, coordinator: as(1) };
+}
+
+/** The base64 SHA-256 of a certificate's public key: what Chromium is told to trust. */
+const spkiHash = (pem: string) =>
+  createHash('sha256')
+    .update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+
+/** The tab: its dashboard served on its home's 127.0.0.1, opened in Chromium running in that home. */
+async function startTab(home: Home | undefined, networkFile: string, runId: bigint, certPem?: string) {
+  const inHome = (argv: string[]) => (home ? EmulatedInternet.wrap(home.netns, argv) : argv);
+  const [cmd, ...args] = inHome([process.execPath, '--import', 'tsx', join(ROOT, 'cli/tab.ts'), '--network', networkFile, '--run', runId.toString(), '--port', String(TAB_PORT)]);
+  const site = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    site.stdout!.on('data', (b: Buffer) => b.toString().includes('open http') && resolve());
+    site.once('exit', (code) => reject(new Error(`the tab's dashboard site exited (${code})`)));
+  });
+  const wrapper = join(mkdtempSync(join(tmpdir(), 'chromium-in-home-')), 'chromium');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${inHome([CHROMIUM]).join(' ')} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const browser = await chromium.launch({
+    executablePath: wrapper,
+    headless: true,
+    args: [
+      '--enable-unsafe-webgpu',
+      '--disable-gpu-sandbox',
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      ...(certPem ? [`--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`] : []),
+    ],
+  });
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${TAB_PORT}/?name=${TAB_NAME}`);
+  return {
+    page,
+    async close() {
+      await browser.close().catch(() => {});
+      site.kill('SIGINT');
+    },
+  };
+}
+
+/** Where worker i lives: the homes in order, the tab's left out. */
+const workerHomes = (homes: Home[] | undefined, tabHome: string | undefined) => homes?.filter((h) => h.name !== tabHome) ?? [];
+
+export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, tabHome = 'tab-home'): Promise<SwarmRun> {
+  const run = await runConfig(o);
+  const corpus = await serveCorpus(where.host, o.data);
+  const { evm, runId, network, coordinator } = await chainWithRun(where.host, JSON.stringify(run), corpus.url, run.data.sha256);
+  const networkFile = join(o.out, 'network.json');
+  writeFileSync(networkFile, JSON.stringify(network));
+  const secret = randomBytes(16).toString('hex');
+  const relay = where.homes && (await startRelay(where.host, secret, join(o.out, 'turn.log')));
+  const ca = where.tls ? makeTestCa([where.host]) : undefined;
+  const homes = workerHomes(where.homes, tab ? tabHome : undefined);
+  const commits: CommitEvent[] = [];
+  const commitsAt = new Map<number, number>();
+  const names = new Map<string, string>();
+  let opened: Awaited<ReturnType<typeof startTab>> | undefined;
+  try {
+    const r = await runSwarm(o, run, {
+      coordinator: {
+        ...(ca && { access: { tls: { cert: ca.cert, key: ca.key } } }),
+        ...(relay && { ice: { stun: [`stun:${where.host}:${TURN_PORT}`], turn: { urls: [`turn:${where.host}:${TURN_PORT}?transport=udp`], secret } } }),
+      },
+      workerEnv: (): Record<string, string> => (ca ? { NODE_EXTRA_CA_CERTS: ca.caFile } : {}),
+      local: {
+        host: where.host,
+        joinArgs: () => ['--network', networkFile, '--run', runId.toString()],
+        ...(homes.length && { launch: (i: number, argv: string[]) => EmulatedInternet.wrap(homes[i].netns, argv) }),
+      },
+      onCoordinator: (c) => {
+        c.on('commit', (e) => {
+          commitsAt.set(e.step, performance.now());
+          commits.push(e);
+        });
+        c.on('register', (e) => names.set(e.peerId, e.name));
+      },
+      async onListening(url) {
+        await coordinator.announceCoordinator(runId, url);
+        if (tab)
+          opened = await startTab(
+            where.homes?.find((h) => h.name === tabHome),
+            networkFile,
+            runId,
+            ca?.cert,
+          );
+      },
+    });
+    const m = measured(r, commits, commitsAt, names);
+    const done = (peerId: string) => commits.reduce((n, c) => n + c.work.filter((w) => w.peerId === peerId).reduce((k, w) => k + w.microbatches, 0), 0);
+    const homeOf = (peerId: string) => homes[Number(/^worker-(\d+)$/.exec(names.get(peerId) ?? '')?.[1] ?? -1)];
+    const peers: PeerReport[] = r.peers.map((p) => ({
+      name: names.get(p.peerId) ?? p.peerId,
+      home: homeOf(p.peerId)?.name ?? 'loopback',
+      kind: homeOf(p.peerId)?.kind ?? 'loopback',
+      peerId: p.peerId,
+      microbatches: done(p.peerId),
+      links: p.links.map((l) => ({ ...l, to: names.get(l.peerId) ?? l.peerId })),
+    }));
+    if (tab) {
+      const tabId = [...names].find(([, n]) => n === TAB_NAME)?.[0];
+      const h = where.homes?.find((x) => x.name === tabHome);
+      // The page keeps its link stats to itself: its links are read from its neighbours' ends.
+      const links = peers.flatMap((p) => p.links.filter((l) => l.peerId === tabId).map((l) => ({ ...l, peerId: p.peerId!, to: p.name, local: l.remote, remote: l.local })));
+      peers.push({ name: TAB_NAME, home: h?.name ?? 'loopback', kind: h?.kind ?? 'loopback', peerId: tabId, microbatches: tabId ? done(tabId) : 0, links });
+    }
+    return { tokensPerS: m.tokensPerS, finalValLoss: m.finalValLoss, coordinatorTensorBytes: r.coordinator.binaryBytesReceived, peers };
+  } finally {
+    await opened?.close();
+    relay?.kill('SIGTERM');
+    corpus.close();
+    await evm.stop();
+  }
+}

@@ -1,0 +1,70 @@
+// Each neighbour's link as this peer last read it, and the bytes it carried, relayed or direct,
+// over every connection to that neighbour (a connection's stats count from 0, so a closed one's
+// last reading is kept). For the dashboard's topology ("direct" / "relayed") and the peer's stats.
+import { type CandidateType, type LinkPath, isRelayed } from './link-path.js';
+
+export interface LinkRecord {
+  peerId: string;
+  /** The candidate types of the pair in use (or last used). */
+  local: CandidateType;
+  remote: CandidateType;
+  /** From the first attempt to an open channel, for the last connection. */
+  connectMs?: number;
+  /** Bytes sent plus received over every connection to this neighbour. */
+  bytes: number;
+  /** Of those, the bytes that went through a TURN relay. */
+  relayedBytes: number;
+}
+
+interface Entry {
+  path: LinkPath;
+  connectMs?: number;
+  /** Bytes of this neighbour's closed connections. */
+  pastBytes: number;
+  pastRelayed: number;
+  open: boolean;
+}
+
+/** At most this many neighbours are remembered (a view is bounded; so is what is kept of past ones). */
+const MAX_KEPT = 256;
+
+export class LinkLedger {
+  private readonly entries = new Map<string, Entry>();
+
+  /** A reading of the open channel to `peerId`. */
+  read(peerId: string, path: LinkPath, connectMs?: number): void {
+    const e = this.entries.get(peerId);
+    if (e && !e.open) {
+      e.pastBytes += e.path.bytes;
+      e.pastRelayed += isRelayed(e.path) ? e.path.bytes : 0;
+    }
+    this.entries.delete(peerId); // re-inserted last: the oldest is the first forgotten
+    this.entries.set(peerId, { path, connectMs, pastBytes: e?.pastBytes ?? 0, pastRelayed: e?.pastRelayed ?? 0, open: true });
+    for (const id of this.entries.keys()) if (this.entries.size > MAX_KEPT) this.entries.delete(id);
+  }
+
+  /** The channels open now: the rest are closed (their last reading is kept, and folded in when they reopen). */
+  openNow(connected: readonly string[]): void {
+    for (const [id, e] of this.entries) e.open = connected.includes(id);
+  }
+
+  /** The open channels' paths, as the dashboard draws them. */
+  paths(): Record<string, LinkPath> {
+    return Object.fromEntries([...this.entries].filter(([, e]) => e.open).map(([id, e]) => [id, e.path]));
+  }
+
+  has(peerId: string): boolean {
+    return this.entries.get(peerId)?.open ?? false;
+  }
+
+  records(): LinkRecord[] {
+    return [...this.entries].map(([peerId, e]) => ({
+      peerId,
+      local: e.path.local,
+      remote: e.path.remote,
+      ...(e.connectMs !== undefined && { connectMs: Math.round(e.connectMs) }),
+      bytes: e.pastBytes + e.path.bytes,
+      relayedBytes: e.pastRelayed + (isRelayed(e.path) ? e.path.bytes : 0),
+    }));
+  }
+}
