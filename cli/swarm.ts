@@ -65,6 +65,12 @@ export interface SwarmHooks {
   local?: Pick<LocalSwarmOptions, 'host' | 'launch' | 'workerArgs' | 'joinArgs'>;
   /** Called once the coordinator listens, before any worker starts (e.g. to serve the dashboard). */
   onListening?(url: string): Promise<void>;
+  /**
+   * Workers start this far apart. Peers from the network that arrive together are taken for one
+   * operator's sybils and never judge each other (coordinator/roster.ts, BURST_MS): a swarm standing
+   * in for volunteers across the internet must arrive as they would, one by one.
+   */
+  spawnGapMs?: number;
   /** With run.serve: runs after training while the swarm serves queries; the swarm stops when it resolves. */
   afterTraining?(c: Coordinator): Promise<void>;
 }
@@ -152,7 +158,10 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
   coord.on('commit', (c) => c.loss !== undefined && loss.push([c.step, c.loss]));
   coord.on('evaluated', (e) => val.push([e.step, e.valLoss]));
   const t0 = performance.now();
-  for (let i = 0; i < o.workers; i++) swarm.spawn(i);
+  for (let i = 0; i < o.workers; i++) {
+    if (i && hooks.spawnGapMs) await new Promise((r) => setTimeout(r, hooks.spawnGapMs));
+    swarm.spawn(i);
+  }
   const ticker = setInterval(() => log(`\r${progressLine(coord)}   `), 1000);
   const onSigint = () => void swarm.close();
   process.once('SIGINT', onSigint);

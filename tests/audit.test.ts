@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
-import { AUDIT_TOLERANCE, type AuditBundle, BundleMissing, Bundles, type WitnessDeps, auditShapes, decodeBundle, encodeBundle, judge } from '../shared/trust/audit.js';
+import { AUDIT_TOLERANCE, type AuditBundle, BundleMissing, Bundles, type WitnessDeps, auditShapes, decodeBundle, driftLimit, encodeBundle, judge } from '../shared/trust/audit.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
 import type { ServerMessageOf } from '../shared/swarm/protocol.js';
 import { runCorpus, runLearningRate, runStageConfigs, trainBatch } from '../shared/run/derive.js';
@@ -169,7 +169,8 @@ describe('spot checks by recomputation', () => {
     expect(scaled.reason).toMatch(/^its input gradient is not what its weights compute \(cosine [\d.]+, relative error [\d.e+-]+\)$/);
     // Weights far from any replica's (the writers zeroed, say) are refused before recomputing.
     const zeroed = b.params.map((p, i) => (i % 2 ? 0 : p));
-    expect((await judge(w, v, { ...b, params: zeroed })).reason).toMatch(/^its weights moved [\d.]+ from the stage's weights here \(limit 0.140 at step 2\)$/);
+    const limit = driftLimit(-2, 2, run.optimizer.lr).toFixed(3);
+    expect((await judge(w, v, { ...b, params: zeroed })).reason).toMatch(new RegExp(`^its weights moved [\\d.]+ from the stage's weights here \\(limit ${limit} at step 2\\)$`));
     expect((await judge(w, v, { ...b, params: b.params.map((p, i) => (i === 7 ? Number.NaN : p)) })).reason).toBe('its weight 7 is NaN');
     // A frame other than the one the neighbours' seals prove, or none.
     expect((await judge(w, { ...v, frames: { ...v.frames, xIn: '0'.repeat(64) } }, b)).reason).toBe("its xIn frame is not the one its neighbours' seals prove");

@@ -149,23 +149,26 @@ describe('link ledger', () => {
 
   it('counts every connection to a neighbour, the relayed bytes apart, and keeps a closed link’s last reading', () => {
     const l = new LinkLedger();
-    l.read('a', direct(100), 40.4);
-    l.read('a', direct(250), 40.4); // the same connection, read again: its count grew
-    l.read('b', relayed(70), 2100);
+    l.read('a', 1, direct(100), 40.4);
+    l.read('a', 1, direct(250), 40.4); // the same connection, read again: its count grew
+    l.read('b', 2, relayed(70), 2100);
     expect(l.paths()).toEqual({ a: direct(250), b: relayed(70) });
     l.openNow(['b']);
     expect(l.paths()).toEqual({ b: relayed(70) });
+    l.read('a', 1, direct(260)); // a last reading asked before it closed: still closed, not counted twice
+    expect(l.paths()).toEqual({ b: relayed(70) });
     // a's channel reopened through the relay: its new connection counts from 0
-    l.read('a', relayed(30), 900);
+    l.read('a', 3, relayed(30), 900);
+    expect(l.paths()).toEqual({ a: relayed(30), b: relayed(70) });
     expect(l.records()).toEqual([
       { peerId: 'b', local: 'relay', remote: 'srflx', connectMs: 2100, bytes: 70, relayedBytes: 70 },
-      { peerId: 'a', local: 'relay', remote: 'srflx', connectMs: 900, bytes: 280, relayedBytes: 30 },
+      { peerId: 'a', local: 'relay', remote: 'srflx', connectMs: 900, bytes: 290, relayedBytes: 30 },
     ]);
   });
 
   it('forgets the oldest neighbours beyond its bound', () => {
     const l = new LinkLedger();
-    for (let i = 0; i < 300; i++) l.read(`p${i}`, direct(i));
+    for (let i = 0; i < 300; i++) l.read(`p${i}`, i, direct(i));
     const ids = l.records().map((r) => r.peerId);
     expect(ids).toHaveLength(256);
     expect(ids[0]).toBe('p44');

@@ -12,9 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { type Page, chromium } from 'playwright-core';
 import { createPublicClient, createWalletClient, http as viemHttp, keccak256, parseEther, toHex } from 'viem';
 import { startLocalEvm } from '../../contracts/local-evm.js';
+import { BURST_MS } from '../../coordinator/roster.js';
 import type { CommitEvent } from '../../coordinator/run-control.js';
 import { type SwarmOptions, runConfig, runSwarm } from '../../cli/swarm.js';
 import { swarmChain } from '../../shared/chain/client.js';
@@ -51,7 +52,18 @@ export interface PeerReport {
   links: Array<LinkRecord & { to: string }>;
 }
 
+/** What the tab's own dashboard showed at the end: its loss chart, and its Runs page (a screenshot). */
+export interface TabEvidence {
+  lossPoints: number;
+  firstLoss: number;
+  lastLoss: number;
+  /** The Runs page's row of the run, as text. */
+  runsRow: string;
+  screenshot: string;
+}
+
 export interface SwarmRun {
+  tab?: TabEvidence;
   tokensPerS: number;
   finalValLoss: number;
   /** Tensor bytes the coordinator received (frames of binary data): all of them travel peer to peer. */
@@ -114,9 +126,10 @@ const spkiHash = (pem: string) =>
     .digest('base64');
 
 /** The tab: its dashboard served on its home's 127.0.0.1, opened in Chromium running in that home. */
-async function startTab(home: Home | undefined, networkFile: string, runId: bigint, certPem?: string) {
+async function startTab(home: Home | undefined, networkFile: string, certPem?: string) {
   const inHome = (argv: string[]) => (home ? EmulatedInternet.wrap(home.netns, argv) : argv);
-  const [cmd, ...args] = inHome([process.execPath, '--import', 'tsx', join(ROOT, 'cli/tab.ts'), '--network', networkFile, '--run', runId.toString(), '--port', String(TAB_PORT)]);
+  // No run id: the page picks the best run the network's chain lists, as the app does by itself.
+  const [cmd, ...args] = inHome([process.execPath, '--import', 'tsx', join(ROOT, 'cli/tab.ts'), '--network', networkFile, '--port', String(TAB_PORT)]);
   const site = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     site.stdout!.on('data', (b: Buffer) => b.toString().includes('open http') && resolve());
@@ -149,6 +162,20 @@ async function startTab(home: Home | undefined, networkFile: string, runId: bigi
   };
 }
 
+/** The tab's Training page's loss chart, and its Runs page listing the run (screenshot `shot`). */
+async function tabEvidence(page: Page, runId: bigint, shot: string): Promise<TabEvidence> {
+  const show = (name: string) => page.getByRole('navigation', { name: 'pages' }).getByRole('button', { name, exact: true }).click();
+  await show('Training');
+  const chart = page.getByTestId('loss-chart');
+  const attr = async (a: string) => Number(await chart.getAttribute(a, { timeout: 10_000 }).catch(() => Number.NaN));
+  const [lossPoints, firstLoss, lastLoss] = [await attr('data-points'), await attr('data-first-loss'), await attr('data-last-loss')];
+  await show('Runs');
+  const row = page.getByTestId(`run-${runId}`);
+  await row.waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: shot, fullPage: true });
+  return { lossPoints, firstLoss, lastLoss, runsRow: (await row.innerText()).replace(/\s+/g, ' '), screenshot: shot };
+}
+
 /** Where worker i lives: the homes in order, the tab's left out. */
 const workerHomes = (homes: Home[] | undefined, tabHome: string | undefined) => homes?.filter((h) => h.name !== tabHome) ?? [];
 
@@ -172,6 +199,8 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
         ...(ca && { access: { tls: { cert: ca.cert, key: ca.key } } }),
         ...(relay && { ice: { stun: [`stun:${where.host}:${TURN_PORT}`], turn: { urls: [`turn:${where.host}:${TURN_PORT}?transport=udp`], secret } } }),
       },
+      // Apart by more than a sybil burst: volunteers across the internet do not arrive together.
+      ...(where.homes && { spawnGapMs: BURST_MS + 2000 }),
       workerEnv: (): Record<string, string> => (ca ? { NODE_EXTRA_CA_CERTS: ca.caFile } : {}),
       local: {
         host: where.host,
@@ -191,12 +220,12 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
           opened = await startTab(
             where.homes?.find((h) => h.name === tabHome),
             networkFile,
-            runId,
             ca?.cert,
           );
       },
     });
     const m = measured(r, commits, commitsAt, names);
+    const tabSeen = opened && (await tabEvidence(opened.page, runId, join(o.out, 'tab-runs.png')));
     const done = (peerId: string) => commits.reduce((n, c) => n + c.work.filter((w) => w.peerId === peerId).reduce((k, w) => k + w.microbatches, 0), 0);
     const homeOf = (peerId: string) => homes[Number(/^worker-(\d+)$/.exec(names.get(peerId) ?? '')?.[1] ?? -1)];
     const peers: PeerReport[] = r.peers.map((p) => ({
@@ -214,7 +243,7 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
       const links = peers.flatMap((p) => p.links.filter((l) => l.peerId === tabId).map((l) => ({ ...l, peerId: p.peerId!, to: p.name, local: l.remote, remote: l.local })));
       peers.push({ name: TAB_NAME, home: h?.name ?? 'loopback', kind: h?.kind ?? 'loopback', peerId: tabId, microbatches: tabId ? done(tabId) : 0, links });
     }
-    return { tokensPerS: m.tokensPerS, finalValLoss: m.finalValLoss, coordinatorTensorBytes: r.coordinator.binaryBytesReceived, peers };
+    return { ...(tabSeen && { tab: tabSeen }), tokensPerS: m.tokensPerS, finalValLoss: m.finalValLoss, coordinatorTensorBytes: r.coordinator.binaryBytesReceived, peers };
   } finally {
     await opened?.close();
     relay?.kill('SIGTERM');

@@ -18,6 +18,8 @@ export interface LinkRecord {
 
 interface Entry {
   path: LinkPath;
+  /** Which connection the reading is of (a new one counts its bytes from 0). */
+  connection: number;
   connectMs?: number;
   /** Bytes of this neighbour's closed connections. */
   pastBytes: number;
@@ -31,19 +33,19 @@ const MAX_KEPT = 256;
 export class LinkLedger {
   private readonly entries = new Map<string, Entry>();
 
-  /** A reading of the open channel to `peerId`. */
-  read(peerId: string, path: LinkPath, connectMs?: number): void {
+  /** A reading of connection `connection` to `peerId` (each connection has its own number). */
+  read(peerId: string, connection: number, path: LinkPath, connectMs?: number): void {
     const e = this.entries.get(peerId);
-    if (e && !e.open) {
+    if (e && e.connection !== connection) {
       e.pastBytes += e.path.bytes;
       e.pastRelayed += isRelayed(e.path) ? e.path.bytes : 0;
     }
     this.entries.delete(peerId); // re-inserted last: the oldest is the first forgotten
-    this.entries.set(peerId, { path, connectMs, pastBytes: e?.pastBytes ?? 0, pastRelayed: e?.pastRelayed ?? 0, open: true });
+    this.entries.set(peerId, { path, connection, connectMs, pastBytes: e?.pastBytes ?? 0, pastRelayed: e?.pastRelayed ?? 0, open: e?.connection !== connection || e.open });
     for (const id of this.entries.keys()) if (this.entries.size > MAX_KEPT) this.entries.delete(id);
   }
 
-  /** The channels open now: the rest are closed (their last reading is kept, and folded in when they reopen). */
+  /** The channels open now: the rest are closed (their last reading is kept, and folded in when another connection opens). */
   openNow(connected: readonly string[]): void {
     for (const [id, e] of this.entries) e.open = connected.includes(id);
   }

@@ -38,6 +38,15 @@ interface Neighbour {
   since: number;
   /** Milliseconds from the first attempt until the channel opened. */
   connectMs?: number;
+  /** This connection's number among all this peer made (its stats count from 0). */
+  serial: number;
+}
+
+/** The open channel to a neighbour as its stats read: its path, what connecting took, which connection. */
+export interface LinkReading {
+  path: LinkPath;
+  connectMs?: number;
+  connection: number;
 }
 
 /** What travels in a signal: the attempt it belongs to, and simple-peer's own signal. */
@@ -63,6 +72,7 @@ export class NeighbourLinks {
   /** Bytes over channels that have since closed (so totals never go down). */
   private past = { sent: 0, received: 0 };
   private closedAll = false;
+  private serials = 0;
 
   constructor(private readonly o: LinksOptions) {}
 
@@ -102,15 +112,11 @@ export class NeighbourLinks {
     }
   }
 
-  /** How long the open channel to `peerId` took to connect, retries included. */
-  connectMs(peerId: string): number | undefined {
-    return this.peers.get(peerId)?.connectMs;
-  }
-
-  /** How the channel to `peerId` carries its bytes, once open. */
-  path(peerId: string): Promise<LinkPath | undefined> {
+  /** How the open channel to `peerId` carries its bytes (asked now: a reading asked before a close still comes). */
+  async read(peerId: string): Promise<LinkReading | undefined> {
     const n = this.peers.get(peerId);
-    return n?.open ? n.rtc.path() : Promise.resolve(undefined);
+    const path = n?.open ? await n.rtc.path().catch(() => undefined) : undefined;
+    return path && n && { path, connectMs: n.connectMs, connection: n.serial };
   }
 
   connected(): string[] {
@@ -153,7 +159,7 @@ export class NeighbourLinks {
     if (prev) this.drop(id);
     const rtc = this.o.rtc({ initiator: this.initiates(id), sendSignal: (s) => this.o.sendSignal(id, { n: attempt, s } satisfies Envelope) });
     const link = new ChunkedLink({ send: (b) => rtc.send(b), onMessage: (h) => rtc.onData(h) }, undefined, (e) => this.o.log(`from ${id}: ${e.message}`), this.o.maxMessageBytes);
-    const n: Neighbour = { attempt, rtc, link, open: false, closed: false, since };
+    const n: Neighbour = { attempt, rtc, link, open: false, closed: false, since, serial: ++this.serials };
     this.peers.set(id, n);
     link.onMessage((bytes) => this.o.onMessage(id, bytes));
     if (this.initiates(id)) {

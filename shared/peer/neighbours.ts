@@ -68,21 +68,17 @@ export class Neighbours {
   }
 
   /** Read the paths of these open channels into the ledger; whether any was read. */
-  private async readPaths(ids: string[]): Promise<boolean> {
-    const links = this.links;
+  private async readPaths(ids: string[], links = this.links): Promise<boolean> {
     if (!links) return false;
-    const found = await Promise.all(ids.map(async (id) => [id, await links.path(id)] as const));
-    let any = false;
-    for (const [id, path] of found)
-      if (path && links === this.links && links.connected().includes(id)) {
-        this.ledger.read(id, path, links.connectMs(id));
-        any = true;
-      }
-    return any;
+    const found = await Promise.all(ids.map((id) => links.read(id)));
+    found.forEach((r, i) => r && this.ledger.read(ids[i], r.connection, r.path, r.connectMs));
+    return found.some((r) => r);
   }
 
   /** Close every channel and forget the view (the coordinator is lost, or the session ends). */
   close(): void {
+    // A last reading of every channel, asked before they close: the bytes since the last one count too.
+    if (this.links) void this.readPaths(this.links.connected(), this.links);
     this.links?.close();
     this.links = undefined;
     // After the links: closing them reports the change, which would start the reader again.
