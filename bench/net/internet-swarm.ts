@@ -173,7 +173,7 @@ async function tabEvidence(page: Page, runId: bigint, shot: string): Promise<Tab
   const row = page.getByTestId(`run-${runId}`);
   await row.waitFor({ timeout: 30_000 });
   await page.screenshot({ path: shot, fullPage: true });
-  return { lossPoints, firstLoss, lastLoss, runsRow: (await row.innerText()).replace(/\s+/g, ' '), screenshot: shot };
+  return { lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' '), screenshot: shot };
 }
 
 /** Where worker i lives: the homes in order, the tab's left out. */
