@@ -45,6 +45,8 @@ export const BURST_MS = 2000;
 const FALLBACK_MS = 1000;
 /** How much slower than its stage's median a replica must be measured to be given less work. */
 export const SLOW_FACTOR = 1.5;
+/** How far a replica routed nothing in a round moves back toward its stage's median measure (relaxIdle). */
+const IDLE_EMA = 0.3;
 
 export class Roster {
   private readonly records = new Map<string, PeerRecord>();
@@ -170,6 +172,20 @@ export class Roster {
     const typical = this.typicalMs(p.stage);
     const ms = p.msPerMicrobatch ?? typical;
     return ms >= SLOW_FACTOR * typical ? ms : typical;
+  }
+
+  /**
+   * A replica measured slow and then routed nothing is never measured again, so one bad sample (its
+   * first round after joining, say, with cold caches) would starve it for good: each round it sits
+   * idle, its measure moves IDLE_EMA of the way back to its stage's median, until it is routed and
+   * measured anew. A true straggler is measured slow again and gets a microbatch now and then.
+   */
+  relaxIdle(routed: ReadonlySet<string>): void {
+    for (const p of this.active()) {
+      if (routed.has(p.peerId) || p.msPerMicrobatch === undefined) continue;
+      const typical = this.typicalMs(p.stage);
+      if (p.msPerMicrobatch > typical) p.msPerMicrobatch += IDLE_EMA * (typical - p.msPerMicrobatch);
+    }
   }
 
   /** A peer not measured yet is taken to be as fast as the stage's measured replicas. */

@@ -36,8 +36,10 @@ export class Routing {
     this.round = round;
     for (const [pair, at] of this.cuts) if (round - at >= CUT_ROUNDS) this.cuts.delete(pair);
     const stages = this.routable();
-    const plan = planRoutes(stages, this.o.run.microbatches, this.usable, this.o.policy);
-    return plan.ok ? plan : planRoutes(stages, this.o.run.microbatches, this.linked, this.o.policy);
+    const first = planRoutes(stages, this.o.run.microbatches, this.usable, this.o.policy);
+    const plan = first.ok ? first : planRoutes(stages, this.o.run.microbatches, this.linked, this.o.policy);
+    if (plan.ok) this.o.roster.relaxIdle(new Set(plan.routes.flat()));
+    return plan;
   }
 
   /**

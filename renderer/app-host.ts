@@ -21,4 +21,9 @@ export interface AppHost extends Controls {
    * the desktop app joins the run of its configuration). Resolves once the leave is done.
    */
   switchRun?(runId: string): Promise<void>;
+  /**
+   * Tab only: join runs of the network in `json` (a network file), or of the page's own network
+   * again (undefined). A file that is not a network is refused with its reason, and nothing changes.
+   */
+  useNetwork?(json: string | undefined): Promise<void>;
 }

@@ -6,7 +6,8 @@ import { createRoot } from 'react-dom/client';
 import { App } from './App.js';
 import type { AppHost } from './app-host.js';
 import type { AppConfig, DesktopBridge, SiteConfig } from '../shared/app/bridge.js';
-import { resolveAppConfig } from '../shared/app/join-run.js';
+import { resolveAppConfig, withChosenNetwork } from '../shared/app/join-run.js';
+import { chosenNetwork } from './network-choice.js';
 import { desktopHost } from './hosts/desktop.js';
 import { tabHost } from './hosts/tab.js';
 import { useDashboard } from './store.js';
@@ -21,7 +22,7 @@ declare global {
 async function tabConfig(): Promise<AppConfig> {
   const q = new URLSearchParams(location.search);
   const r = await fetch('/config.json', { cache: 'no-store' }).catch(() => undefined);
-  const served: SiteConfig = r?.ok ? await r.json() : {};
+  const served = withChosenNetwork(r?.ok ? ((await r.json()) as SiteConfig) : {}, chosenNetwork());
   const coordinator = q.get('coordinator') ?? served.coordinator;
   return resolveAppConfig({ ...served, ...(coordinator ? { coordinator } : {}) }, q.get('run') ?? undefined);
 }

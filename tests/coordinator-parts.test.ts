@@ -372,6 +372,32 @@ describe('coordinator parts', () => {
     expect(sets.members('c')).toEqual(['a']);
   });
 
+  it('routing: a replica measured slow once is not starved for good: idle rounds bring its measure back until it is routed and measured again', () => {
+    const run = testRun();
+    const roster = rosterOf(run, [
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['x', 1],
+    ]);
+    roster.get('a')!.msPerMicrobatch = 100;
+    roster.get('b')!.msPerMicrobatch = 100;
+    roster.get('c')!.msPerMicrobatch = 900; // its first round, say, with cold caches
+    const routing = new Routing({ run, roster });
+    const firsts = (round: number) => {
+      const plan = routing.planStep(round);
+      return plan.ok ? plan.routes.map((p) => p[0]) : [];
+    };
+    expect(firsts(1)).not.toContain('c');
+    let round = 2;
+    while (!firsts(round).includes('c')) {
+      round++;
+      expect(round, 'c is routed again within a few rounds').toBeLessThan(12);
+    }
+    expect(roster.get('c')!.msPerMicrobatch).toBeGreaterThan(100); // relaxed toward the median, never below it
+    expect(roster.get('a')!.msPerMicrobatch).toBe(100); // routed replicas keep their own measure
+  });
+
   it('routing: with spot checks on, work goes only to replicas linked to their assigned witnesses, where a stage has any', () => {
     const run = testRun();
     const roster = rosterOf(run, [

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
 import { checkListedCorpus, fetchListedCorpus, loadNetwork } from '../node/network-file.js';
 import { runSearch } from '../renderer/hosts/tab.js';
-import { resolveAppConfig } from '../shared/app/join-run.js';
+import { resolveAppConfig, withChosenNetwork } from '../shared/app/join-run.js';
 import { bestRun, findRun, listRuns, networkChain } from '../shared/chain/find-run.js';
 import { type Network, parseNetwork } from '../shared/chain/network.js';
 import { LOCAL_NETWORK } from '../shared/chain/networks.js';
@@ -140,6 +140,21 @@ describe('the run a dashboard joins', () => {
   it('a tab switching runs reloads asking for the run, keeping its peer’s name and no coordinator', () => {
     expect(runSearch('?name=gamer&coordinator=ws://127.0.0.1:9&run=2', '5')).toBe('?run=5&name=gamer');
     expect(runSearch('', '12')).toBe('?run=12');
+    expect(runSearch('?name=gamer&run=2')).toBe('?name=gamer'); // another network: its best run
+  });
+
+  it('a network chosen in Settings replaces the page’s, and with it the coordinator, run and chain of the page’s network', () => {
+    const site = {
+      network,
+      coordinator: 'wss://c.example',
+      runId: '2',
+      chain: { rpcUrl: 'http://x', chainId: 1, registry: network.registry, tokens: network.tokens, runId: '2' },
+      dataUrl: '/data.txt',
+    };
+    const other: Network = { ...network, name: 'other', rpcUrls: ['https://rpc.other.example'] };
+    expect(withChosenNetwork(site, undefined)).toBe(site);
+    expect(withChosenNetwork(site, { ...network })).toBe(site); // the same network: nothing changes
+    expect(withChosenNetwork(site, other)).toEqual({ network: other, dataUrl: '/data.txt' });
   });
 });
 

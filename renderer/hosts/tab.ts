@@ -7,6 +7,7 @@ import type { AppConfig, TrainerEvent } from '../../shared/app/bridge.js';
 import { Emitter } from '../../shared/base/emitter.js';
 import type { PolicyView } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
+import { chooseNetwork } from '../network-choice.js';
 import { startTabPolicy } from './tab-policy.js';
 
 export async function tabHost(config: AppConfig, name: string): Promise<AppHost> {
@@ -31,13 +32,18 @@ export async function tabHost(config: AppConfig, name: string): Promise<AppHost>
       await trainer.follow({ type: 'leave', reason: `switching to run ${runId}` });
       location.search = runSearch(location.search, runId);
     },
+    useNetwork: async (json) => {
+      chooseNetwork(json); // a file that is not a network throws its sentence here, and nothing changes
+      await trainer.follow({ type: 'leave', reason: json ? 'switching networks' : "back to this page's network" });
+      location.search = runSearch(location.search);
+    },
   };
 }
 
-/** The page's query for run `runId`: the run asked for, the peer's name kept, no other swarm named. */
-export function runSearch(search: string, runId: string): string {
+/** The page's query for run `runId` (none: the best run of its network): the peer's name kept, no other swarm named. */
+export function runSearch(search: string, runId?: string): string {
   const name = new URLSearchParams(search).get('name');
-  const q = new URLSearchParams({ run: runId });
+  const q = new URLSearchParams(runId ? { run: runId } : {});
   if (name !== null) q.set('name', name);
   return `?${q}`;
 }

@@ -107,14 +107,18 @@ export function RunsPage() {
       )}
       {runs.data?.length === 0 && <Empty>No run has been opened on this network yet.</Empty>}
       {!!runs.data?.length && (
-        <table data-testid="runs-table" className={runs.isError ? 'stale' : undefined}>
-          <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model', 'Join']} />
-          <tbody>
-            {runs.data.map((r) => (
-              <RunRow key={r.run.runId.toString()} r={r} mine={r.run.runId === runId} j={j} />
-            ))}
-          </tbody>
-        </table>
+        // A wide table scrolls on its own on a narrow screen; the page does not.
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: a region that scrolls must be reachable by keyboard
+        <section className="table-scroll" aria-label="runs, scrolling sideways" tabIndex={0}>
+          <table data-testid="runs-table" className={runs.isError ? 'stale' : undefined}>
+            <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model', 'Join']} />
+            <tbody>
+              {runs.data.map((r) => (
+                <RunRow key={r.run.runId.toString()} r={r} mine={r.run.runId === runId} j={j} />
+              ))}
+            </tbody>
+          </table>
+        </section>
       )}
       {desktop && <p className="muted">The desktop app joins the run of its configuration, so it switches to no other run from here.</p>}
     </Card>

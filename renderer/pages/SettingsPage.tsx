@@ -146,6 +146,49 @@ function useDraft(loaded: PolicySettings | undefined, host: AppHost | undefined)
   return { s, saved, up, save };
 }
 
+/** Which network this dashboard finds runs on; in a tab, another can be pasted in (a network file). */
+function NetworkCard({ host }: { host: AppHost }) {
+  const [json, setJson] = useState('');
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const current = host.config.network?.name;
+  const use = (value: string | undefined) => {
+    setError(undefined);
+    setBusy(true);
+    host.useNetwork!(value).catch((e: Error) => {
+      setError(e.message);
+      setBusy(false);
+    });
+  };
+  return (
+    <Card title="Network" id="network">
+      <p>{current ? `Runs are found on the ${current} network's chain.` : 'This dashboard was given a coordinator, not a network: it lists no runs.'}</p>
+      {!host.useNetwork && <p className="muted">The desktop app finds runs on the network of its configuration.</p>}
+      {host.useNetwork && (
+        <>
+          <label>
+            A network file (JSON: name, chainId, rpcUrls, registry, tokens, stun)
+            <textarea rows={4} value={json} onChange={(e) => setJson(e.target.value)} spellCheck={false} />
+          </label>
+          <div className="row">
+            <button type="button" disabled={busy || !json.trim()} onClick={() => use(json)}>
+              Use this network
+            </button>
+            <button type="button" disabled={busy} onClick={() => use(undefined)}>
+              Use this page's network
+            </button>
+          </div>
+          {error && (
+            <p className="bad" role="status">
+              {error}
+            </p>
+          )}
+        </>
+      )}
+    </Card>
+  );
+}
+
 export function SettingsPage() {
   const loaded = useDashboard((state) => state.policy?.settings);
   const host = useDashboard((state) => state.host);
@@ -160,6 +203,7 @@ export function SettingsPage() {
         <button type="submit">Save settings</button>
         {saved && <span className="ok">Saved.</span>}
       </div>
+      <NetworkCard host={host} />
       <Card title="Snooze" id="snooze">
         <div className="row">
           <SnoozeButtons onSnooze={(h) => act('snooze', () => host.snooze(h))} />

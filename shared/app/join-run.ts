@@ -3,6 +3,7 @@
 // volunteers now), with its coordinator, its training text and the chain read through the RPC that
 // answered. Every way of not finding one is a sentence.
 import { bestRun, connectNetwork, findRunOn, listRuns } from '../chain/find-run.js';
+import type { Network } from '../chain/network.js';
 import type { AppConfig, SiteConfig } from './bridge.js';
 
 /** A run id as the registry counts them (as worker.ts checks --run). */
@@ -33,4 +34,15 @@ export async function resolveAppConfig(site: SiteConfig, requestedRunId?: string
     chain: { rpcUrl, chainId: network.chainId, registry: network.registry, tokens: network.tokens, runId: runId.toString() },
     ...(dataUrl !== undefined && { dataUrl }),
   };
+}
+
+/**
+ * The page's config with the network its user chose in Settings: that network replaces the one the
+ * server names, and when it is another one, so do the server's coordinator, run and chain (they are
+ * of the server's network): the page then finds a run on the chosen one.
+ */
+export function withChosenNetwork(site: SiteConfig, chosen: Network | undefined): SiteConfig {
+  if (!chosen || JSON.stringify(chosen) === JSON.stringify(site.network)) return site;
+  const { coordinator: _c, runId: _r, chain: _chain, ...rest } = site;
+  return { ...rest, network: chosen };
 }
