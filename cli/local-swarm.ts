@@ -144,7 +144,9 @@ export class LocalSwarm {
   metrics(): PeerMetrics[] {
     const last = new Map<number, WorkerProcess>();
     for (const w of this.history) last.set(w.i, w);
-    return [...last.values()].flatMap((w) => (existsSync(w.metrics) ? [JSON.parse(readFileSync(w.metrics, 'utf8')) as PeerMetrics] : []));
+    // A worker that never trained (it came after the run ended, say) writes no stats: it has no metrics.
+    const read = (w: WorkerProcess) => JSON.parse(readFileSync(w.metrics, 'utf8')) as Partial<PeerMetrics>;
+    return [...last.values()].flatMap((w) => (existsSync(w.metrics) ? [read(w)] : [])).filter((m): m is PeerMetrics => m.stats !== undefined);
   }
 
   /**
