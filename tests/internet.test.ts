@@ -5,8 +5,9 @@
 // its dashboard served on that home's 127.0.0.1. Every peer is given only the network file and the
 // run id (the tab not even the id: its page picks the best run). Needs root: where namespaces cannot
 // be made, the test says why and skips.
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { HOMES, acrossNats, benchSwarm, needsRelay } from '../bench/internet.js';
 import { cannotMakeInternet } from '../bench/net/internet.js';
 import type { SwarmRun } from '../bench/net/internet-swarm.js';
@@ -19,6 +20,9 @@ if (why) console.warn(`tests/internet.test.ts skipped: ${why}`);
 const kindOf = (r: SwarmRun, name: string) => r.peers.find((p) => p.name === name)?.kind;
 
 describe.skipIf(!!why)('volunteers behind home NATs', () => {
+  // The tab's page is the built dashboard (as `npm run bench:internet` builds it): build this tree's.
+  beforeAll(() => void execFileSync('npx', ['vite', 'build', '--logLevel', 'error'], { stdio: 'inherit' }), 120_000);
+
   it(
     'every peer, a tab behind a NAT included, finds the run on chain and trains it; only links that need the relay take it, within 10 s; the coordinator carries no tensor',
     async () => {
