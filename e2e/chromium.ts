@@ -28,6 +28,8 @@ const ARGS = [
 export const loopbackOnly = !Object.values(networkInterfaces()).some((list) => list?.some((i) => !i.internal));
 export const LOOPBACK_ONLY_PERMISSIONS = ['camera', 'microphone'];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...ARGS, ...(loopbackOnly ? ['--allow-loopback-in-peer-connection'] : [])] });
+/** `executablePath`: another launcher of CHROMIUM (a wrapper that runs it in a network namespace: bench/net/internet-swarm.ts); `args`: more flags. */
+export function launchChromium(o: { executablePath?: string; args?: string[] } = {}): Promise<Browser> {
+  const args = [...ARGS, ...(loopbackOnly ? ['--allow-loopback-in-peer-connection'] : []), ...(o.args ?? [])];
+  return chromium.launch({ executablePath: o.executablePath ?? CHROMIUM, headless: true, args });
 }

@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Page, chromium } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../../e2e/chromium.js';
 import { createPublicClient, createWalletClient, http as viemHttp, keccak256, parseEther, toHex } from 'viem';
 import { startLocalEvm } from '../../contracts/local-evm.js';
 import { BURST_MS } from '../../coordinator/roster.js';
@@ -28,7 +29,6 @@ import { EmulatedInternet, type Home } from './internet.js';
 import { makeTestCa } from './test-ca.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const TURN_PORT = 3478;
 const TAB_PORT = 8090;
 const TAB_NAME = 'tab';
@@ -142,18 +142,9 @@ async function startTab(home: Home | undefined, networkFile: string, certPem?: s
   const wrapper = join(mkdtempSync(join(tmpdir(), 'chromium-in-home-')), 'chromium');
   writeFileSync(wrapper, `#!/bin/sh\nexec ${inHome([CHROMIUM]).join(' ')} "$@"\n`);
   chmodSync(wrapper, 0o755);
-  const browser = await chromium.launch({
+  const browser = await launchChromium({
     executablePath: wrapper,
-    headless: true,
-    args: [
-      '--enable-unsafe-webgpu',
-      '--disable-gpu-sandbox',
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      ...(certPem ? [`--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`] : []),
-    ],
+    args: certPem ? [`--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`] : [],
   });
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${TAB_PORT}/?name=${TAB_NAME}`);
