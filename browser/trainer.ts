@@ -47,10 +47,12 @@ export class Trainer {
     });
   }
 
-  /** Join the swarm unless already in it. */
+  /** Join the swarm unless already in it (or there is no run to join: then say why). */
   private start(): void {
     if (this.session) return;
-    const session = new PeerSession({ ...this.host, wallet: this.wallet }, { coordinator: this.o.config.coordinator, name: this.o.name });
+    const { coordinator, problem } = this.o.config;
+    if (!coordinator) return this.o.emit({ type: 'phase', data: { phase: 'failed', why: problem ?? 'there is no run to join' } });
+    const session = new PeerSession({ ...this.host, wallet: this.wallet }, { coordinator, name: this.o.name });
     for (const name of SESSION_EVENT_NAMES) session.on(name, (data) => this.o.emit({ type: name, data } as TrainerEvent));
     session.setDuty(this.duty);
     this.session = session;

@@ -22,9 +22,12 @@ import {
   TrainerEventSchema,
   type WindowRole,
 } from './ipc-contract.js';
+import { type ConfigExtras, JoinedRun } from './joined-run.js';
 import { openKeystore } from './keystore.js';
 import { registerAppScheme, serveApp } from './protocol.js';
 import { APP_ORIGIN, contentSecurityPolicy, hardenContents, hardenSession, isTrustedSender, secureWebPreferences } from './security.js';
+import { DEFAULT_NETWORK, initialChoice } from './run-choice.js';
+import { type TrainerLeaver, trainerLeaver } from './trainer-leave.js';
 import { createTray, type SwarmTray } from './tray.js';
 
 /** The parts of Electron the app uses: `import * as electron from 'electron'` satisfies it, and so do the tests' fakes. */
@@ -43,6 +46,8 @@ export interface StartOptions {
   /** Where preload.cjs and trainer-preload.cjs are (dist/electron). */
   preloadDir: string;
   env?: Record<string, string | undefined>;
+  /** The app's command line after the executable (`--network NAME|FILE`, `--run ID`; the rest is Electron's). */
+  argv?: readonly string[];
   /** electron-updater's autoUpdater, loaded only in a packaged app. */
   loadUpdater?: () => Promise<Updater>;
   sensors?: Partial<PolicySensors>;
@@ -50,14 +55,13 @@ export interface StartOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_CONFIG: AppConfig = { coordinator: 'ws://127.0.0.1:8787' };
 export const DASHBOARD_URL = `${APP_ORIGIN}/index.html`;
 export const TRAINER_URL = `${APP_ORIGIN}/trainer.html`;
 
-/** SWARM_APP_CONFIG (JSON) checked, or the local default; a bad one stops the app with the reason. */
-export function readConfig(env: Record<string, string | undefined>): AppConfig {
+/** SWARM_APP_CONFIG (JSON) checked, if set (a developer's whole config); a bad one stops the app with the reason. */
+export function readConfig(env: Record<string, string | undefined>): AppConfig | undefined {
   const raw = env.SWARM_APP_CONFIG;
-  if (!raw) return DEFAULT_CONFIG;
+  if (!raw) return undefined;
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -66,13 +70,23 @@ export function readConfig(env: Record<string, string | undefined>): AppConfig {
   }
   const r = AppConfigSchema.safeParse(json);
   if (!r.success) throw new Error(`SWARM_APP_CONFIG is invalid: ${describeIssues(r.error)}`);
+  if (!r.data.coordinator) throw new Error('SWARM_APP_CONFIG is invalid: coordinator: required (the ws:// or wss:// URL to join)');
   return r.data;
 }
 
-/** The origins the pages may connect to besides the loopback: the coordinator (ws and its http twin), RPC, data. */
+/** Test keys of a local dev chain (SWARM_DEV_KEYS, comma-separated): the app pays its gas there from the first. */
+export function devKeys(env: Record<string, string | undefined>): ConfigExtras {
+  const keys = env.SWARM_DEV_KEYS?.split(',').filter(Boolean);
+  if (!keys?.length) return {};
+  const r = AppConfigSchema.shape.localKeys.safeParse(keys);
+  if (!r.success) throw new Error(`SWARM_DEV_KEYS is invalid: ${describeIssues(r.error)}`);
+  return { localKeys: r.data };
+}
+
+/** The origins the pages may connect to besides the loopback and TLS: the coordinator (ws and its http twin), RPCs, data. */
 export function connectOrigins(config: AppConfig): string[] {
-  const twin = config.coordinator.replace(/^ws(s?):/, 'http$1:');
-  return [config.coordinator, twin, config.chain?.rpcUrl, config.dataUrl].filter((o): o is string => o !== undefined);
+  const twin = config.coordinator?.replace(/^ws(s?):/, 'http$1:');
+  return [config.coordinator, twin, config.chain?.rpcUrl, ...(config.network?.rpcUrls ?? []), config.dataUrl].filter((o): o is string => o !== undefined);
 }
 
 export interface AppHandle {
@@ -80,7 +94,8 @@ export interface AppHandle {
   trainer: BrowserWindowType;
   policy: PolicyLoop;
   tray: SwarmTray;
-  config: AppConfig;
+  /** The run the pages join now (it changes when the user switches). */
+  joined: JoinedRun;
 }
 
 /** Starts the app; undefined when another instance already runs (this one quits and that one comes to front). */
@@ -91,7 +106,8 @@ export async function startApp(electron: ElectronModules, options: StartOptions)
     app.quit();
     return undefined;
   }
-  const config = readConfig(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const fixed = readConfig(env);
   // Before 'ready', as Electron requires for both.
   app.enableSandbox();
   registerAppScheme(electron.protocol);
@@ -101,15 +117,17 @@ export async function startApp(electron: ElectronModules, options: StartOptions)
   });
   await app.whenReady();
 
-  const csp = contentSecurityPolicy(connectOrigins(config));
-  serveApp(electron.protocol, options.rendererDir, csp);
-  hardenSession(electron.session.defaultSession, connectOrigins(config));
   const windows = createWindows(electron, options, hardened);
+  const trainer = trainerLeaver((reason) => send(windows.trainer, EVENTS.trainerCommand, { type: 'leave', reason } satisfies TrainerCommand), log);
+  const joined = await openJoinedRun({ fixed, argv: options.argv ?? [], env, dir: app.getPath('userData'), windows, trainer, log });
+  const csp = () => contentSecurityPolicy(connectOrigins(joined.config));
+  serveApp(electron.protocol, options.rendererDir, csp);
+  hardenSession(electron.session.defaultSession, csp);
   const state = { quitting: false };
   let tray: SwarmTray | undefined;
   const policy = await startPolicy(electron, options, windows, log, (view) => tray?.update(view));
   tray = createTray(electron, trayActions(electron, windows, policy, state, log), policy.view());
-  registerIpc(electron, { config, policy, windows, log, wallet: walletOpener(electron, app.getPath('userData'), log) });
+  registerIpc(electron, { joined, trainer, policy, windows, log, wallet: walletOpener(electron, app.getPath('userData'), log) });
   keepInTray(electron, windows, state);
   reviveTrainer(windows, state, log);
   // Only now that every IPC handler is in place (a page's first call must not find none). The
@@ -123,7 +141,30 @@ export async function startApp(electron: ElectronModules, options: StartOptions)
       .then((updater) => updater.checkForUpdatesAndNotify())
       .catch((error: Error) => log(`update check failed: ${error.message}`));
   }
-  return { dashboard: windows.dashboard, trainer: windows.trainer, policy, tray, config };
+  return { dashboard: windows.dashboard, trainer: windows.trainer, policy, tray, joined };
+}
+
+/** The run of SWARM_APP_CONFIG if set, else of the command line, the user's last choice or the default network. */
+async function openJoinedRun(o: {
+  fixed: AppConfig | undefined;
+  argv: readonly string[];
+  env: Record<string, string | undefined>;
+  dir: string;
+  windows: Windows;
+  trainer: TrainerLeaver;
+  log: (line: string) => void;
+}): Promise<JoinedRun> {
+  const extras = devKeys(o.env);
+  const reload = () => {
+    for (const [win, url] of [
+      [o.windows.trainer, TRAINER_URL],
+      [o.windows.dashboard, DASHBOARD_URL],
+    ] as const)
+      if (!win.isDestroyed()) load(win, url, o.log);
+  };
+  const launch = o.fixed ? { network: DEFAULT_NETWORK } : await initialChoice(o.argv, o.dir, o.log);
+  const options = { dir: o.dir, launch, extras, leave: (reason: string) => o.trainer.leave(reason), reload, log: o.log };
+  return o.fixed ? JoinedRun.fixed(o.fixed, options) : JoinedRun.open(options);
 }
 
 interface Windows {
@@ -264,7 +305,8 @@ function walletOpener(electron: ElectronModules, dir: string, log: (line: string
 }
 
 interface IpcContext {
-  config: AppConfig;
+  joined: JoinedRun;
+  trainer: TrainerLeaver;
   policy: PolicyLoop;
   windows: Windows;
   wallet: () => Promise<DesktopWallet>;
@@ -273,9 +315,11 @@ interface IpcContext {
 
 type Handlers = { [N in InvokeName]: (payload: z.output<(typeof CONTRACT)[N]['request']>) => Promise<InvokeReply<N>> | InvokeReply<N> };
 
-function handlers(electron: ElectronModules, { config, policy, wallet, log }: IpcContext): Handlers {
+function handlers(electron: ElectronModules, { joined, policy, wallet, log }: IpcContext): Handlers {
   return {
-    config: () => config,
+    config: () => joined.config,
+    switchRun: (runId) => joined.switchRun(runId),
+    switchNetwork: (json) => joined.switchNetwork(json ?? undefined),
     policy: () => policy.view(),
     saveSettings: (settings) => saveSettings(electron, policy, settings, log),
     snooze: (hours) => policy.snooze(hours),
@@ -316,6 +360,7 @@ function registerIpc(electron: ElectronModules, ctx: IpcContext): void {
     if (!senderRole(event, ctx.windows, 'report')) return ctx.log(`${CHANNELS.report}: refused a report from a sender that is not the trainer window`);
     const parsed = TrainerEventSchema.safeParse(payload);
     if (!parsed.success) return ctx.log(`${CHANNELS.report}: dropped an invalid event: ${describeIssues(parsed.error)}`);
+    ctx.trainer.observe(parsed.data);
     relayToDashboard(ctx.windows, parsed.data);
   });
 }

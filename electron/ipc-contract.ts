@@ -4,7 +4,9 @@
 // acts, because a page (or a script injected into one) can send anything down a channel.
 import { z } from 'zod';
 import type { AppConfig, DesktopWallet, TransactionRequestJson } from '../shared/app/bridge.js';
+import { RUN_ID } from '../shared/app/join-run.js';
 import { jsonBytes } from '../shared/base/json.js';
+import { NetworkSchema } from '../shared/chain/network.js';
 import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 import { PolicySettingsSchema, SNOOZE_HOURS, type SnoozeHours } from '../shared/policy/index.js';
 import type { Decision, PolicyView, TrainerCommand } from '../shared/policy/types.js';
@@ -19,6 +21,8 @@ export const CHANNELS = {
   snooze: 'swarm:snooze',
   pause: 'swarm:pause',
   resume: 'swarm:resume',
+  switchRun: 'swarm:switch-run',
+  switchNetwork: 'swarm:switch-network',
   walletAddress: 'swarm:wallet:address',
   signTransaction: 'swarm:wallet:sign-transaction',
   signMessage: 'swarm:wallet:sign-message',
@@ -64,8 +68,12 @@ function urlWith(protocols: string[]) {
   return z.string().refine((s) => URL.canParse(s) && protocols.includes(new URL(s).protocol), message);
 }
 
+/** A network file's JSON is small; this bounds what the main process parses for a page. */
+export const MAX_NETWORK_CHARS = 16_384;
+
 export const AppConfigSchema = z.strictObject({
-  coordinator: urlWith(['ws:', 'wss:']),
+  coordinator: urlWith(['ws:', 'wss:']).optional(),
+  problem: z.string().max(4000).optional(),
   dataUrl: z.string().min(1).max(2048).optional(),
   chain: z
     .strictObject({
@@ -78,6 +86,7 @@ export const AppConfigSchema = z.strictObject({
     .optional(),
   localKeys: z.array(hex('a 32-byte private key (0x + 64 hex digits)', KEY)).max(32).optional(),
   walletConnectProjectId: z.string().min(1).max(200).optional(),
+  network: NetworkSchema.optional(),
 }) satisfies z.ZodType<AppConfig>;
 
 export const SnoozeHoursSchema = z.literal(SNOOZE_HOURS, 'must be 1, 3, 6 or 12 hours') satisfies z.ZodType<SnoozeHours>;
@@ -139,6 +148,9 @@ export const CONTRACT = {
   snooze: { request: SnoozeHoursSchema, reply: PolicyViewSchema },
   pause: { request: NoPayload, reply: PolicyViewSchema },
   resume: { request: NoPayload, reply: PolicyViewSchema },
+  switchRun: { request: z.string().regex(RUN_ID, 'must be a run id (a positive integer)'), reply: z.void() },
+  // null: back to the app's own network (IPC has no way to send an explicit undefined argument).
+  switchNetwork: { request: z.string().max(MAX_NETWORK_CHARS, `must be at most ${MAX_NETWORK_CHARS} characters`).nullable(), reply: z.void() },
   walletAddress: { request: NoPayload, reply: hex('an address', ADDRESS) },
   signTransaction: { request: TransactionRequestJsonSchema, reply: Signature },
   signMessage: { request: z.string().max(MAX_MESSAGE_CHARS, `must be at most ${MAX_MESSAGE_CHARS} characters`), reply: Signature },
@@ -157,6 +169,8 @@ export const ALLOWED: Record<InvokeName | 'report', readonly WindowRole[]> = {
   snooze: ['dashboard'],
   pause: ['dashboard'],
   resume: ['dashboard'],
+  switchRun: ['dashboard'],
+  switchNetwork: ['dashboard'],
   walletAddress: ['dashboard', 'trainer'],
   signTransaction: ['dashboard', 'trainer'],
   signMessage: ['dashboard', 'trainer'],

@@ -15,6 +15,8 @@ export function desktopBridge(ipc: RendererIpc): DesktopBridge {
     snooze: (hours) => invoke('snooze', hours),
     pause: () => invoke('pause'),
     resume: () => invoke('resume'),
+    switchRun: (runId) => invoke('switchRun', runId),
+    switchNetwork: (json) => invoke('switchNetwork', json ?? null),
     onPolicy: (listener) => subscribe<PolicyView>(ipc, EVENTS.policy, listener),
     onTrainerEvent: (listener) => subscribe<TrainerEvent>(ipc, EVENTS.trainerEvent, listener),
     wallet: walletBridge(ipc),

@@ -54,7 +54,7 @@ function text(status: number, body: string): Response {
 }
 
 /** The handler for protocol.handle: the file's bytes with its type and the CSP, 404 or 403 otherwise. */
-export function appProtocolHandler(root: string, csp = CSP): (request: Request) => Promise<Response> {
+export function appProtocolHandler(root: string, csp: () => string = () => CSP): (request: Request) => Promise<Response> {
   return async (request) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'method not allowed');
     const file = resolveAppPath(root, request.url);
@@ -65,7 +65,7 @@ export function appProtocolHandler(root: string, csp = CSP): (request: Request) 
       const headers = {
         'Content-Type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream',
         // Also set here: a custom protocol's responses may not pass through session.webRequest.
-        'Content-Security-Policy': csp,
+        'Content-Security-Policy': csp(),
         'X-Content-Type-Options': 'nosniff',
       };
       return new Response(body, { status: 200, headers });
@@ -76,6 +76,6 @@ export function appProtocolHandler(root: string, csp = CSP): (request: Request) 
 }
 
 /** After 'ready': serve `root` (dist/renderer) on app://swarm/. */
-export function serveApp(protocol: Pick<Protocol, 'handle'>, root: string, csp = CSP): void {
+export function serveApp(protocol: Pick<Protocol, 'handle'>, root: string, csp: () => string): void {
   protocol.handle(APP_SCHEME, appProtocolHandler(root, csp));
 }

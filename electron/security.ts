@@ -38,6 +38,13 @@ export function originOf(url: string | undefined): string | undefined {
 }
 
 const LOOPBACK = ['ws://127.0.0.1:*', 'http://127.0.0.1:*', 'ws://localhost:*', 'http://localhost:*'];
+/**
+ * Any TLS origin: the Runs page reads each listed run's model spec from its coordinator, and a user
+ * may add a network whose RPC is anywhere; those origins come from the chain and the user, not from
+ * a list known at start. Scripts still load from the app only; plain http and ws stay limited to the
+ * loopback and the configured origins.
+ */
+const TLS = ['https:', 'wss:'];
 
 /** The Content-Security-Policy of the app's pages; `origins` are the coordinator's, RPC's and data's. */
 export function contentSecurityPolicy(origins: readonly string[] = []): string {
@@ -47,7 +54,7 @@ export function contentSecurityPolicy(origins: readonly string[] = []): string {
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
-    `connect-src 'self' ${[...LOOPBACK, ...extra].join(' ')}`,
+    `connect-src 'self' ${[...LOOPBACK, ...TLS, ...extra].join(' ')}`,
     "img-src 'self' data:",
     "object-src 'none'",
     "base-uri 'none'",
@@ -63,13 +70,12 @@ type HardenableSession = Pick<Session, 'setPermissionRequestHandler' | 'setPermi
   webRequest: Pick<Session['webRequest'], 'onHeadersReceived'>;
 };
 
-/** CSP on every response, and no permission of any kind (WebGPU needs none). */
-export function hardenSession(session: HardenableSession, origins: readonly string[] = []): void {
-  const csp = contentSecurityPolicy(origins);
+/** CSP on every response (`csp`: the policy now; it follows the run joined), and no permission of any kind (WebGPU needs none). */
+export function hardenSession(session: HardenableSession, csp: () => string = () => CSP): void {
   session.webRequest.onHeadersReceived((details, callback) => {
     // Drop any server-sent CSP (in any letter case) so exactly ours applies.
     const headers = Object.fromEntries(Object.entries(details.responseHeaders ?? {}).filter(([k]) => k.toLowerCase() !== 'content-security-policy'));
-    callback({ responseHeaders: { ...headers, 'Content-Security-Policy': [csp] } });
+    callback({ responseHeaders: { ...headers, 'Content-Security-Policy': [csp()] } });
   });
   session.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
   session.setPermissionCheckHandler(() => false);

@@ -17,13 +17,14 @@ export interface AppHost extends Controls {
   /** The tab's peer is paid at the wallet the user connects (the desktop app's at its own key). */
   setPayout(wallet: PeerWallet | undefined): void;
   /**
-   * Leave this run gracefully and join run `runId` of the host's network instead (the tab only:
-   * the desktop app joins the run of its configuration). Resolves once the leave is done.
+   * Leave this run gracefully and join run `runId` of the host's network instead; resolves once the
+   * leave is done (the page then reloads onto the new run). A run that cannot be joined is refused.
    */
-  switchRun?(runId: string): Promise<void>;
+  switchRun(runId: string): Promise<void>;
   /**
-   * Tab only: join runs of the network in `json` (a network file), or of the page's own network
-   * again (undefined). A file that is not a network is refused with its reason, and nothing changes.
+   * Join runs of the network in `json` (a network file), or of the host's own network again
+   * (undefined: the page's server's, or the desktop app's launch network). A file that is not a
+   * network is refused with its reason, and nothing changes.
    */
-  useNetwork?(json: string | undefined): Promise<void>;
+  switchNetwork(json: string | undefined): Promise<void>;
 }

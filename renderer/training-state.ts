@@ -3,7 +3,7 @@
 import type { GpuReport } from '../shared/engine/gpu-detect.js';
 import type { PeerInfo, SwarmPhase } from '../shared/swarm/protocol.js';
 import type { TrainerEvent } from '../shared/app/bridge.js';
-import type { SessionPhase } from '../shared/peer/session-events.js';
+import type { SessionEvents, SessionPhase } from '../shared/peer/session-events.js';
 import { type LinkPath, isRelayed } from '../shared/peer/link-path.js';
 import type { Verdict } from '../shared/engine/gpu-verdict.js';
 
@@ -34,6 +34,11 @@ export interface TrainingState {
   connected: string[];
   /** How each open channel's bytes travel, once its stack said. */
   paths: Record<string, LinkPath>;
+  /**
+   * The session's last reading of its links' bytes (closed ones included). Kept after the peer
+   * leaves: the page shows it as of its time until the next session reads its own.
+   */
+  linkReadings?: SessionEvents['links'];
   peers: PeerInfo[];
   settledEpochs: number;
   log: string[];
@@ -79,6 +84,8 @@ export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState
       return { ...s, stage: e.data.stage, stages: e.data.run.stages, runId: e.data.run.runId };
     case 'neighbours':
       return { ...s, connected: e.data.connected, paths: e.data.paths, peers: e.data.peers };
+    case 'links':
+      return { ...s, linkReadings: e.data };
     case 'swarm':
       return { ...s, swarm: e.data };
     case 'step':
@@ -115,14 +122,26 @@ export interface TopologyPeer {
   linked: boolean;
   /** A linked neighbour's channel: straight between the two machines, or through a TURN relay. */
   path?: 'direct' | 'relayed';
+  /** A linked neighbour's bytes over every connection to it, and those through a relay (once read). */
+  bytes?: number;
+  relayedBytes?: number;
 }
 
-export function topology(s: Pick<TrainingState, 'stages' | 'peers' | 'peerId' | 'connected' | 'paths'>): { stage: number; peers: TopologyPeer[] }[] {
+export type LinkView = Pick<TrainingState, 'connected' | 'paths' | 'linkReadings'>;
+
+/** How the channel to `peerId` carries its bytes: its last byte reading says, else the open channel's path (read when it opened). */
+export function linkPath(s: LinkView, peerId: string): TopologyPeer['path'] {
+  const path = s.paths[peerId];
+  return s.linkReadings?.links[peerId]?.path ?? (path && (isRelayed(path) ? 'relayed' : 'direct'));
+}
+
+export function topology(s: Pick<TrainingState, 'stages' | 'peers' | 'peerId'> & LinkView): { stage: number; peers: TopologyPeer[] }[] {
   const stages = s.stages ?? Math.max(0, ...s.peers.map((p) => p.stage + 1));
   const peer = (p: PeerInfo): TopologyPeer => {
     const linked = s.connected.includes(p.peerId);
-    const path = linked ? s.paths[p.peerId] : undefined;
-    return { peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked, ...(path && { path: isRelayed(path) ? 'relayed' : 'direct' }) };
+    const path = linked ? linkPath(s, p.peerId) : undefined;
+    const read = linked ? s.linkReadings?.links[p.peerId] : undefined;
+    return { peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked, ...(path && { path }), ...(read && { bytes: read.bytes, relayedBytes: read.relayedBytes }) };
   };
   return Array.from({ length: stages }, (_, stage) => ({ stage, peers: s.peers.filter((p) => p.stage === stage).map(peer) }));
 }

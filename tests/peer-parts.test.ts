@@ -164,6 +164,10 @@ describe('link ledger', () => {
       { peerId: 'b', local: 'relay', remote: 'srflx', connectMs: 2100, bytes: 70, relayedBytes: 70 },
       { peerId: 'a', local: 'relay', remote: 'srflx', connectMs: 900, bytes: 290, relayedBytes: 30 },
     ]);
+    // As the session's `links` event carries them to a dashboard: by peer, the path in one word.
+    expect(l.byPeer()).toEqual({ b: { path: 'relayed', bytes: 70, relayedBytes: 70 }, a: { path: 'relayed', bytes: 290, relayedBytes: 30 } });
+    l.read('c', 4, direct(5));
+    expect(l.byPeer().c).toEqual({ path: 'direct', bytes: 5, relayedBytes: 0 });
   });
 
   it('forgets the oldest neighbours beyond its bound', () => {

@@ -20,6 +20,7 @@ import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import { Coordinator } from '../coordinator/server.js';
 import type { PeerWallet } from '../shared/peer/host.js';
 import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
+import type { SessionEvents } from '../shared/peer/session-events.js';
 import { poisonedState } from '../bench/adversary.js';
 import type { WebSocketConstructor, WebSocketLike } from '../shared/swarm/coordinator-client.js';
 import { nodeHost } from '../worker/node-host.js';
@@ -107,13 +108,27 @@ describe('peer session', () => {
     const c = await startCoordinator(4);
     let trained = false;
     c.trained.then(() => (trained = true));
+    const sessions: PeerSession[] = [];
+    const lastReading = new Map<PeerSession, SessionEvents['links']>();
     for (const name of ['a', 'b']) {
-      startPeer(c, name, BurstySocket);
+      const s = startPeer(c, name, BurstySocket);
+      s.on('links', (r) => lastReading.set(s, r));
+      sessions.push(s);
       // The second peer registers while the first one's assign is still held: both reach it in one burst.
       await new Promise((r) => setTimeout(r, 20));
     }
     await until('the run to train', () => trained);
     expect(c.stats.binaryBytesReceived).toBe(0);
+    // Each peer read its channel to the other as it opened (and every 5 s): on loopback it is direct, and it carried bytes.
+    for (const [s, other] of [sessions, [...sessions].reverse()]) {
+      const r = lastReading.get(s);
+      expect(r, `${s.peerId}'s link readings`).toBeDefined();
+      expect(Object.keys(r!.links)).toEqual([other.peerId]);
+      expect(r!.links[other.peerId!]).toMatchObject({ path: 'direct', relayedBytes: 0 });
+      expect(r!.links[other.peerId!].bytes).toBeGreaterThan(0);
+      expect(Math.abs(Date.now() - r!.at), 'a wall-clock time').toBeLessThan(120_000);
+      expect(JSON.parse(JSON.stringify(r)), 'plain JSON').toEqual(r);
+    }
   }, 180_000);
 
   it('a peer whose first joins on chain fail trains anyway and keeps trying until it has joined', async () => {

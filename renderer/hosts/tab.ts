@@ -32,7 +32,7 @@ export async function tabHost(config: AppConfig, name: string): Promise<AppHost>
       await trainer.follow({ type: 'leave', reason: `switching to run ${runId}` });
       location.search = runSearch(location.search, runId);
     },
-    useNetwork: async (json) => {
+    switchNetwork: async (json) => {
       chooseNetwork(json); // a file that is not a network throws its sentence here, and nothing changes
       await trainer.follow({ type: 'leave', reason: json ? 'switching networks' : "back to this page's network" });
       location.search = runSearch(location.search);

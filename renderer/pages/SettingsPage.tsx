@@ -5,6 +5,7 @@ import { type FormEvent, useEffect, useState } from 'react';
 import type { PolicySettings, ScheduleWindow } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
 import { Card, Empty, SnoozeButtons } from '../components.js';
+import { sentence } from '../format.js';
 import { act, useDashboard } from '../store.js';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -146,44 +147,46 @@ function useDraft(loaded: PolicySettings | undefined, host: AppHost | undefined)
   return { s, saved, up, save };
 }
 
-/** Which network this dashboard finds runs on; in a tab, another can be pasted in (a network file). */
+/** Which network this dashboard finds runs on, why it found none to join, and another network pasted in (a network file). */
 function NetworkCard({ host }: { host: AppHost }) {
   const [json, setJson] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
-  const current = host.config.network?.name;
+  const { network, problem } = host.config;
   const use = (value: string | undefined) => {
     setError(undefined);
     setBusy(true);
-    host.useNetwork!(value).catch((e: Error) => {
-      setError(e.message);
+    // On success the page reloads onto the new network's run; a refusal changes nothing.
+    host.switchNetwork(value).catch((e: Error) => {
+      setError(sentence(e.message));
       setBusy(false);
     });
   };
+  const own = host.kind === 'desktop' ? "Use the app's own network" : "Use this page's network";
   return (
     <Card title="Network" id="network">
-      <p>{current ? `Runs are found on the ${current} network's chain.` : 'This dashboard was given a coordinator, not a network: it lists no runs.'}</p>
-      {!host.useNetwork && <p className="muted">The desktop app finds runs on the network of its configuration.</p>}
-      {host.useNetwork && (
-        <>
-          <label>
-            A network file (JSON: name, chainId, rpcUrls, registry, tokens, stun)
-            <textarea rows={4} value={json} onChange={(e) => setJson(e.target.value)} spellCheck={false} />
-          </label>
-          <div className="row">
-            <button type="button" disabled={busy || !json.trim()} onClick={() => use(json)}>
-              Use this network
-            </button>
-            <button type="button" disabled={busy} onClick={() => use(undefined)}>
-              Use this page's network
-            </button>
-          </div>
-          {error && (
-            <p className="bad" role="status">
-              {error}
-            </p>
-          )}
-        </>
+      <p>{network ? `Runs are found on the ${network.name} network's chain.` : 'This dashboard was given a coordinator, not a network: it lists no runs.'}</p>
+      {problem && (
+        <p className="bad" role="status">
+          There is no run to join: {problem}. Try again, or use another network.
+        </p>
+      )}
+      <label>
+        A network file (JSON: name, chainId, rpcUrls, registry, tokens, stun)
+        <textarea rows={4} value={json} onChange={(e) => setJson(e.target.value)} spellCheck={false} />
+      </label>
+      <div className="row">
+        <button type="button" disabled={busy || !json.trim()} onClick={() => use(json)}>
+          Use this network
+        </button>
+        <button type="button" disabled={busy} onClick={() => use(undefined)}>
+          {problem ? 'Try again' : own}
+        </button>
+      </div>
+      {error && (
+        <p className="bad" role="status">
+          {error}
+        </p>
       )}
     </Card>
   );

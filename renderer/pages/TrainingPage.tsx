@@ -1,10 +1,13 @@
 // What this machine's peer is doing and why: state, run, stage, live loss, speed, bytes, neighbours
-// and the swarm's stage topology; pause, resume and snooze.
+// and the swarm's stage topology (each link direct or relayed, and how much went through a relay);
+// pause, resume and snooze.
 // Every part reads only what it shows from the store: a session event re-renders the parts it changes.
+import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useShallow } from 'zustand/shallow';
 import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
-import { bytes, percent, time } from '../format.js';
+import { bytes, clock, percent, time } from '../format.js';
+import { linkSentence, linkSummary, linksStale, peerNote } from '../link-summary.js';
 import { act, useDashboard } from '../store.js';
 import { topology } from '../training-state.js';
 
@@ -65,27 +68,55 @@ function LossChart() {
   );
 }
 
+/** Whether a reading taken at `at` is too old to stand for now, checked every second (no event comes when readings stop). */
+function useStale(at: number | undefined): boolean {
+  const [stale, setStale] = useState(false);
+  useEffect(() => {
+    // Set only when it flips (React skips an unchanged state): the topology is not drawn again every second.
+    const check = () => setStale(at !== undefined && linksStale(at, Date.now()));
+    check();
+    const timer = setInterval(check, 1000);
+    return () => clearInterval(timer);
+  }, [at]);
+  return stale;
+}
+
 function Topology() {
-  const stages = topology(
-    useDashboard(useShallow((s) => ({ stages: s.training.stages, peers: s.training.peers, peerId: s.training.peerId, connected: s.training.connected, paths: s.training.paths }))),
+  const t = useDashboard(
+    useShallow(({ training: t }) => ({ stages: t.stages, peers: t.peers, peerId: t.peerId, connected: t.connected, paths: t.paths, linkReadings: t.linkReadings })),
   );
+  const stale = useStale(t.linkReadings?.at);
+  const stages = topology(t);
   if (!stages.length) return <Empty>Not placed in the swarm yet.</Empty>;
+  const summary = linkSummary(t);
+  const asOf = stale && t.linkReadings ? `as of ${clock(t.linkReadings.at)}` : undefined;
   return (
-    <ol className="topology" aria-label="stages of the swarm">
-      {stages.map((s) => (
-        <li key={s.stage}>
-          <h3>Stage {s.stage}</h3>
-          {s.peers.length === 0 && <p className="bad">no peer</p>}
-          <ul>
-            {s.peers.map((p) => (
-              <li key={p.peerId} className={p.self ? 'self' : p.linked ? 'linked' : ''}>
-                {p.name} <span className="muted">{p.self ? '(this machine)' : p.linked ? `(linked${p.path ? `, ${p.path}` : ''})` : ''}</span>
-              </li>
-            ))}
-          </ul>
-        </li>
-      ))}
-    </ol>
+    <>
+      <ol className="topology" aria-label="stages of the swarm">
+        {stages.map((s) => (
+          <li key={s.stage}>
+            <h3>Stage {s.stage}</h3>
+            {s.peers.length === 0 && <p className="bad">no peer</p>}
+            <ul>
+              {s.peers.map((p) => (
+                <li key={p.peerId} className={p.self ? 'self' : p.linked ? 'linked' : ''}>
+                  {p.name}{' '}
+                  <span className={`muted${asOf && p.bytes !== undefined ? ' stale' : ''}`} title={p.bytes !== undefined ? asOf : undefined}>
+                    {peerNote(p)}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          </li>
+        ))}
+      </ol>
+      {summary && (
+        <p className={`links-summary${asOf ? ' stale' : ''}`} data-testid="link-summary">
+          {linkSentence(summary)}
+          {asOf && ` (${asOf})`}
+        </p>
+      )}
+    </>
   );
 }
 

@@ -14,8 +14,10 @@ export type TrainerEvent = { [K in keyof SessionEvents]: { type: K; data: Sessio
 
 /** Where this machine's peer and wallet connect. */
 export interface AppConfig {
-  /** The coordinator's WebSocket URL. */
-  coordinator: string;
+  /** The coordinator's WebSocket URL; absent when there is no run to join now (`problem` says why). */
+  coordinator?: string;
+  /** Why there is no run to join (the desktop app found none on its network): a sentence for the user. */
+  problem?: string;
   /** Where the training text is fetched from (default: the default run's text shipped with the pages). */
   dataUrl?: string;
   /** The chain the run settles on; absent: training is unpaid. */
@@ -73,6 +75,10 @@ export interface DesktopBridge {
   resume(): Promise<PolicyView>;
   onPolicy(listener: (view: PolicyView) => void): () => void;
   onTrainerEvent(listener: (event: TrainerEvent) => void): () => void;
+  /** Leave this run gracefully and join run `runId` of the app's network; refused, changing nothing, if that run cannot be joined. */
+  switchRun(runId: string): Promise<void>;
+  /** Join runs of the network in `json` (a network file), or of the app's default network (undefined); refused, changing nothing, if it has no run to join. */
+  switchNetwork(json: string | undefined): Promise<void>;
   wallet: DesktopWallet;
 }
 

@@ -7,7 +7,7 @@ import type { Network } from '../chain/network.js';
 import type { AppConfig, SiteConfig } from './bridge.js';
 
 /** A run id as the registry counts them (as worker.ts checks --run). */
-const RUN_ID = /^[1-9]\d{0,30}$/;
+export const RUN_ID = /^[1-9]\d{0,30}$/;
 
 /** Where the page may fetch the text itself: a file:// URL is the run designer's disk, not the page's. */
 const fetchable = (url: string): boolean => URL.canParse(url) && ['http:', 'https:'].includes(new URL(url).protocol);

@@ -16,6 +16,13 @@ export interface LinkRecord {
   relayedBytes: number;
 }
 
+/** A neighbour's link as a dashboard shows it: how its bytes travel, and what it carried (plain JSON: it crosses IPC). */
+export interface LinkBytes {
+  path: 'direct' | 'relayed';
+  bytes: number;
+  relayedBytes: number;
+}
+
 interface Entry {
   path: LinkPath;
   /** Which connection the reading is of (a new one counts its bytes from 0). */
@@ -68,5 +75,12 @@ export class LinkLedger {
       bytes: e.pastBytes + e.path.bytes,
       relayedBytes: e.pastRelayed + (isRelayed(e.path) ? e.path.bytes : 0),
     }));
+  }
+
+  /** Every kept neighbour's link by peer id, as the session's `links` event carries it. */
+  byPeer(): Record<string, LinkBytes> {
+    return Object.fromEntries(
+      this.records().map((r): [string, LinkBytes] => [r.peerId, { path: isRelayed(r) ? 'relayed' : 'direct', bytes: r.bytes, relayedBytes: r.relayedBytes }]),
+    );
   }
 }

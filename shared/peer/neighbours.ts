@@ -67,12 +67,15 @@ export class Neighbours {
     this.refresher ??= setInterval(() => void this.readPaths(this.links?.connected() ?? []), PATH_READ_MS);
   }
 
-  /** Read the paths of these open channels into the ledger; whether any was read. */
+  /** Read the paths of these open channels into the ledger, and tell the host the links' bytes; whether any was read. */
   private async readPaths(ids: string[], links = this.links): Promise<boolean> {
     if (!links) return false;
     const found = await Promise.all(ids.map((id) => links.read(id)));
     found.forEach((r, i) => r && this.ledger.read(ids[i], r.connection, r.path, r.connectMs));
-    return found.some((r) => r);
+    const any = found.some((r) => r);
+    // Wall-clock time, not the host's now() (monotonic, per process): the dashboard reading it runs in another window.
+    if (any) this.ctx.emit('links', { at: Date.now(), links: this.ledger.byPeer() });
+    return any;
   }
 
   /** Close every channel and forget the view (the coordinator is lost, or the session ends). */

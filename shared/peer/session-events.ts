@@ -5,6 +5,7 @@ import type { GpuReport } from '../engine/gpu-detect.js';
 import type { RunConfig } from '../run/config.js';
 import type { PeerInfo, ServerMessageOf, SwarmPhase } from '../swarm/protocol.js';
 import type { ChainInfo } from './host.js';
+import type { LinkBytes } from './link-ledger.js';
 import type { LinkPath } from './link-path.js';
 import type { Verdict } from '../engine/gpu-verdict.js';
 
@@ -50,6 +51,12 @@ export interface SessionEvents {
   assigned: { stage: number; run: RunConfig; state: ServerMessageOf<'assign'>['state'] };
   /** Open channels and how each one's bytes travel (once known), and the peers of this one's view with itself (`peers`). */
   neighbours: { connected: string[]; paths: Record<string, LinkPath>; peers: PeerInfo[] };
+  /**
+   * Each neighbour's link as last read (every few seconds while channels are open, and once more as
+   * they close), closed ones included, at most 256. `at` is wall-clock ms (Date.now()): a dashboard
+   * in another window tells an old reading by it.
+   */
+  links: { at: number; links: Record<string, LinkBytes> };
   swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
   step: StepReport;
   evaluated: { step: number; valLoss: number };
@@ -71,6 +78,7 @@ export const SESSION_EVENT_NAMES = [
   'registered',
   'assigned',
   'neighbours',
+  'links',
   'swarm',
   'step',
   'committed',
