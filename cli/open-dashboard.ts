@@ -1,8 +1,9 @@
 // How `npm start` shows the dashboard: in the desktop app where Electron's binary is installed;
 // otherwise served on 127.0.0.1 for a browser tab, which joins the swarm as a worker.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AppConfig } from '../shared/app/bridge.js';
 import { serveDashboard } from './dashboard-site.js';
@@ -23,11 +24,16 @@ export function electronBinary(): { path: string } | { missing: string } {
 function launchDesktop(binary: string, config: AppConfig): ChildProcess {
   const built = spawnSync('npx', ['tsx', 'scripts/build-electron.ts'], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('building the desktop app failed (npm run build:electron)');
-  // The desktop app is paid at its own key; of the local test keys it gets one, to pay its gas from.
-  // It joins the run of its configuration and switches to none, so it is not handed the network.
-  const { network: _, ...joined } = config;
-  const desktop: AppConfig = { ...joined, localKeys: config.localKeys?.slice(0, 1) };
-  return spawn(binary, ['dist/electron/main.cjs'], { stdio: 'inherit', env: { ...process.env, SWARM_APP_CONFIG: JSON.stringify(desktop) } });
+  // The app finds the run on the local network's chain, as it would on any network; of the local
+  // test keys it gets one, to pay its gas from (it is paid at its own key).
+  const args = ['dist/electron/main.cjs'];
+  if (config.network && config.chain) {
+    const file = join(mkdtempSync(join(tmpdir(), 'swarm-network-')), `${config.network.name}.json`);
+    writeFileSync(file, JSON.stringify(config.network));
+    args.push('--network', file, '--run', config.chain.runId);
+  }
+  const env = { ...process.env, SWARM_DEV_KEYS: config.localKeys?.[0] ?? '' };
+  return spawn(binary, args, { stdio: 'inherit', env });
 }
 
 export async function openDashboard(config: AppConfig, o: { dataFile: string; port?: number; say(line: string): void }): Promise<{ url: string; close(): Promise<void> }> {
