@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Address, createPublicClient, createWalletClient, formatEther, http, keccak256, parseEther, toHex } from 'viem';
+import { type Address, createPublicClient, createWalletClient, formatEther, http, parseEther } from 'viem';
 import WebSocket from 'ws';
 import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { RunStore } from '../coordinator/run-store.js';
@@ -24,6 +24,7 @@ import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js
 import { requestAnswer } from '../shared/buyer/inference-client.js';
 import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.js';
 import { runStageConfigs } from '../shared/run/derive.js';
+import { runSpecHash } from '../shared/run/spec.js';
 import type { AppConfig } from '../shared/app/bridge.js';
 import { intFlag, stringOptions } from '../node/flags.js';
 import { openDashboard } from './open-dashboard.js';
@@ -95,7 +96,8 @@ async function openRunOnChain(designer: SwarmChain, run: RunConfig, e: EconomyOp
     designerBps: 1000,
     credentialSupply: 1000n,
     challengeWindow: BigInt(e.challengeWindow),
-    modelHash: keccak256(toHex(JSON.stringify(run))),
+    // The hash of the very text its coordinator serves at /run.json, so a dashboard can check it.
+    modelHash: runSpecHash(run),
   });
   return { runId, target };
 }

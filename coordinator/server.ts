@@ -1,7 +1,8 @@
 // The coordinator (ARCHITECTURE §5): a WebSocket server that wires the transport (transport.ts),
 // the run's state machine (run-control.ts) and inference serving (serving.ts) together, relays
 // WebRTC signaling between neighbours and watches liveness. It carries control messages only and
-// never holds weights or tensors.
+// never holds weights or tensors. Beside its socket it publishes the run's spec at /run.json
+// (shared/run/spec.ts), the text the run's modelHash on chain commits to.
 //
 // Liveness: a connection that closes (a killed process's socket closes at once) is a lost peer; so
 // is a peer silent for longer than its timeout (the network dropped, the machine slept). Active
@@ -22,6 +23,7 @@ import { BUNDLE_WAIT_MS } from '../shared/trust/audit.js';
 import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
+import { RUN_SPEC_PATH, runSpecJson } from '../shared/run/spec.js';
 
 export type { InferenceDesk };
 
@@ -195,7 +197,9 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   /** Start serving; resolves with the bound port (pass 0 for an ephemeral one). */
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
-    const actual = await this.transport.listen(port, host, this.o.access);
+    // The run's spec, public beside the socket: what a page checks against the run's modelHash on chain.
+    const spec = { contentType: 'application/json', body: runSpecJson(this.run) };
+    const actual = await this.transport.listen(port, host, this.o.access, { [RUN_SPEC_PATH]: spec });
     this.timer = setInterval(() => this.watch(), Math.max(50, Math.min(1000, this.heartbeatTimeoutMs / 4)));
     this.log(`listening on ${this.transport.url}: run ${this.run.runId}, ${this.run.stages} stages, at least ${this.run.minPerStage} peer(s) per stage to start`);
     return actual;

@@ -2,7 +2,9 @@
 // validated client message, answers bad frames with an error (closing a socket that keeps sending
 // them) and validates every message out. It carries control messages only, JSON text frames under
 // MAX_MESSAGE_BYTES: weights and tensors travel peer-to-peer, so a binary frame is a client bug,
-// answered with an error and counted, never processed. It knows nothing of runs or peers.
+// answered with an error and counted, never processed. It knows nothing of runs or peers: a plain
+// HTTP GET is answered with one of the public documents its owner hands it (the run's spec), any
+// other plain request is told to upgrade.
 // It owns its HTTP server and every socket on it, upgraded or not, so closing never waits on a
 // client: a half-sent handshake or a peer that never reads would otherwise keep a finished
 // coordinator's process alive for minutes.
@@ -45,6 +47,27 @@ export interface TransportHandlers {
 export interface Access {
   tls?: { cert: string; key: string };
   origins?: readonly string[];
+}
+
+/** A public document served at a path to plain HTTP GETs, to any page (its owner publishes it to anyone). */
+export interface PublicDocument {
+  contentType: string;
+  body: string;
+}
+
+/** The public documents by path (e.g. `/run.json`), or that a plain request is told to upgrade. */
+function plainHttp(documents: Readonly<Record<string, PublicDocument>>): http.RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const doc = (req.method === 'GET' || req.method === 'HEAD') && Object.hasOwn(documents, path) ? documents[path] : undefined;
+    if (doc) {
+      const length = Buffer.byteLength(doc.body);
+      res.writeHead(200, { 'content-type': doc.contentType, 'content-length': length, 'access-control-allow-origin': '*', 'cache-control': 'no-store' }).end(doc.body);
+      return;
+    }
+    // Anything else is told to upgrade, as ws's own server would.
+    res.writeHead(426, { 'content-type': 'text/plain' }).end(http.STATUS_CODES[426]);
+  };
 }
 
 /** ws closes a connection outright above this; between MAX_MESSAGE_BYTES and here we answer with an error instead. */
@@ -99,12 +122,11 @@ export class Transport {
     private readonly badWindowMs = BAD_WINDOW_MS,
   ) {}
 
-  /** Start listening; resolves with the bound port (0 picks a free one). */
-  async listen(port: number, host: string, access: Access = {}): Promise<number> {
+  /** Start listening, serving `documents` to plain GETs; resolves with the bound port (0 picks a free one). */
+  async listen(port: number, host: string, access: Access = {}, documents: Readonly<Record<string, PublicDocument>> = {}): Promise<number> {
     if (this.server) throw new Error('the coordinator is already listening');
-    // A plain HTTP request is told to upgrade, as ws's own server would.
-    const upgradeRequired: http.RequestListener = (_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end(http.STATUS_CODES[426]);
-    const server = access.tls ? https.createServer({ cert: access.tls.cert, key: access.tls.key }, upgradeRequired) : http.createServer(upgradeRequired);
+    const plain = plainHttp(documents);
+    const server = access.tls ? https.createServer({ cert: access.tls.cert, key: access.tls.key }, plain) : http.createServer(plain);
     this.server = server;
     server.on('connection', (socket) => {
       this.sockets.add(socket);

@@ -7,6 +7,7 @@ import type { BrowserWindow as BrowserWindowType, BrowserWindowConstructorOption
 import type { z } from 'zod';
 import { readProcessesAndGpus } from '../node/sensors.js';
 import type { AppConfig, DesktopWallet } from '../shared/app/bridge.js';
+import { coordinatorHttpUrl } from '../shared/swarm/coordinator-url.js';
 import type { PolicyClock, PolicyLoop, PolicySettings, PolicyView, SnoozeHours, TrainerCommand } from '../shared/policy/index.js';
 import { openDesktopPolicy, type PolicySensors } from './desktop-policy.js';
 import {
@@ -85,7 +86,7 @@ export function devKeys(env: Record<string, string | undefined>): ConfigExtras {
 
 /** The origins the pages may connect to besides the loopback and TLS: the coordinator (ws and its http twin), RPCs, data. */
 export function connectOrigins(config: AppConfig): string[] {
-  const twin = config.coordinator?.replace(/^ws(s?):/, 'http$1:');
+  const twin = config.coordinator && coordinatorHttpUrl(config.coordinator);
   return [config.coordinator, twin, config.chain?.rpcUrl, ...(config.network?.rpcUrls ?? []), config.dataUrl].filter((o): o is string => o !== undefined);
 }
 

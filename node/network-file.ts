@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Network, parseNetwork } from '../shared/chain/network.js';
 import { SHIPPED_NETWORKS, shippedNetwork } from '../shared/chain/networks.js';
+import { readAtMost } from '../shared/base/bounded-read.js';
 import { loadText } from './corpus.js';
 
 export function loadNetwork(nameOrFile: string): Network {
@@ -51,7 +52,8 @@ export async function fetchListedCorpus(listed: { corpusUrl: string; corpusHash:
     throw new Error(`cannot download the run's text from ${listed.corpusUrl}: ${e.message}`);
   });
   if (!res.ok || !res.body) throw new Error(`cannot download the run's text from ${listed.corpusUrl}: HTTP ${res.status}`);
-  const bytes = await readBounded(res.body, listed.corpusUrl, maxBytes);
+  const bytes = await readAtMost(res.body, maxBytes);
+  if (!bytes) throw new Error(`the run's text at ${listed.corpusUrl} is over ${maxBytes} bytes: refused`);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (`0x${sha256}` !== listed.corpusHash.toLowerCase()) {
     throw new Error(`corpus hash mismatch: ${listed.corpusUrl} hashes to ${sha256.slice(0, 12)}…, the run lists ${listed.corpusHash.slice(2, 14)}…`);
@@ -60,19 +62,4 @@ export async function fetchListedCorpus(listed: { corpusUrl: string; corpusHash:
   writeFileSync(`${path}.part`, bytes);
   renameSync(`${path}.part`, path);
   return path;
-}
-
-async function readBounded(body: ReadableStream<Uint8Array>, url: string, maxBytes: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const reader = body.getReader();
-  for (let n = 0; ; ) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks);
-    n += value.length;
-    if (n > maxBytes) {
-      await reader.cancel();
-      throw new Error(`the run's text at ${url} is over ${maxBytes} bytes: refused`);
-    }
-    chunks.push(value);
-  }
 }

@@ -11,6 +11,7 @@ import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
 import { chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
+import { runSpecHash } from '../shared/run/spec.js';
 import { RunStore } from '../coordinator/run-store.js';
 import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
@@ -64,6 +65,8 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
     const designer = (contributors * 1000n) / 9000n;
     const info = await chain.run(result.runId);
     expect(info.state).toBe('trained');
+    // The designer staked on the very text the coordinator serves at /run.json.
+    expect(info.modelHash).toBe(runSpecHash(run));
     expect(await chain.ownershipOf(result.runId, info.designer)).toBe(designer);
     expect(await chain.supply(ownershipId(result.runId))).toBe(contributors + designer);
   });

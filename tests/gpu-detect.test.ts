@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type GpuReport, classify, detectGpu, requestDevice, estimateBudget } from '../shared/engine/gpu-detect.js';
+import { classify, detectGpu, requestDevice, estimateBudget } from '../shared/engine/gpu-detect.js';
 import { layout } from '../shared/engine/model.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 import { BENCH_ATTEMPTS, MIN_GFLOPS, bestOf } from '../shared/engine/gpu-bench.js';
 import { formatReport, formatVerdict } from '../shared/engine/gpu-format.js';
 import { type RunSpec, verdict } from '../shared/engine/gpu-verdict.js';
+import { syntheticGpuReport as synthetic } from './gpu-report.js';
 
 const host = { name: 'test host', totalMemoryBytes: 16 * 2 ** 30 };
 const GiB = 2 ** 30;
@@ -22,20 +23,6 @@ const perLayer = (() => {
   const acts = n * (16 * d + c.nHead * c.seq + 4); // x, ln1, qkv, probs, attn, x1, ln2, h, gelu, stats
   return params * 16 + acts * 4;
 })();
-
-function synthetic(over: Partial<GpuReport> = {}): GpuReport {
-  return {
-    available: true,
-    message: 'WebGPU adapter: synthetic',
-    host: 'test host',
-    adapter: { vendor: 'nvidia', architecture: 'ampere', device: '', description: '', isFallbackAdapter: false, kind: 'discrete' },
-    features: { shaderF16: true, timestampQuery: true, subgroups: true, all: ['shader-f16', 'subgroups', 'timestamp-query'] },
-    limits: { maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 4 * GiB },
-    budget: { bytes: 2 * GiB, basis: 'synthetic' },
-    bench: { matmulSize: 256, matmulGflops: 100, matmulVariant: 'x', matmulAttempts: [100], variants: { x: 100 }, copyGBs: 100, kernelGBs: 90, bandwidthGBs: 100, ms: 1 },
-    ...over,
-  };
-}
 
 describe('detectGpu without WebGPU', () => {
   it('reports a missing GPU object instead of throwing', async () => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { CHROMIUM, launchChromium } from '../../e2e/chromium.js';
-import { createPublicClient, createWalletClient, http as viemHttp, keccak256, parseEther, toHex } from 'viem';
+import { createPublicClient, createWalletClient, http as viemHttp, parseEther } from 'viem';
 import { startLocalEvm } from '../../contracts/local-evm.js';
 import { BURST_MS } from '../../coordinator/roster.js';
 import type { CommitEvent } from '../../coordinator/run-control.js';
@@ -23,6 +23,8 @@ import { swarmChain } from '../../shared/chain/client.js';
 import { chainOf } from '../../shared/chain/config.js';
 import { deploySwarmContracts } from '../../shared/chain/deploy.js';
 import type { Network } from '../../shared/chain/network.js';
+import type { RunConfig } from '../../shared/run/config.js';
+import { runSpecHash } from '../../shared/run/spec.js';
 import type { LinkRecord } from '../../shared/peer/link-ledger.js';
 import { measured } from '../wan.js';
 import { EmulatedInternet, type Home } from './internet.js';
@@ -52,8 +54,10 @@ export interface PeerReport {
   links: Array<LinkRecord & { to: string }>;
 }
 
-/** What the tab's own dashboard showed at the end: its loss chart, and its Runs page (a screenshot). */
+/** What the tab's own dashboard showed: why the run it picked first failed, its loss chart, and its Runs page (a screenshot). */
 export interface TabEvidence {
+  /** The Training page's status once the gone run's coordinator could not be reached. */
+  firstStatus: string;
   lossPoints: number;
   firstLoss: number;
   lastLoss: number;
@@ -99,7 +103,7 @@ async function startRelay(host: string, secret: string, logFile: string): Promis
 }
 
 /** A chain with the contracts, and run `run` opened on it with its text listed at `corpusUrl`. */
-async function chainWithRun(host: string, runJson: string, corpusUrl: string, corpusSha: string) {
+async function chainWithRun(host: string, run: RunConfig, corpusUrl: string, corpusSha: string) {
   const evm = await startLocalEvm({ host, accounts: 6 });
   const chain = chainOf(evm);
   const transport = viemHttp(evm.rpcUrl);
@@ -110,17 +114,15 @@ async function chainWithRun(host: string, runJson: string, corpusUrl: string, co
     veto: evm.accounts[2].address,
   });
   const designer = as(3);
-  const { result: runId } = await designer.openRun({
-    stake: parseEther('1'),
-    computeTarget: 1000n,
-    designerBps: 1000,
-    credentialSupply: 1000n,
-    challengeWindow: 3n,
-    modelHash: keccak256(toHex(runJson)),
-  });
+  const params = { stake: parseEther('1'), computeTarget: 1000n, designerBps: 1000, credentialSupply: 1000n, challengeWindow: 3n };
+  const { result: runId } = await designer.openRun({ ...params, modelHash: runSpecHash(run) });
   await designer.listCorpus(runId, corpusUrl, `0x${corpusSha}`);
+  // A newer run whose coordinator is gone (nothing listens where it announced itself): the tab's page,
+  // given no run, picks it as the newest, cannot reach it, and its user joins the live run instead.
+  const { result: goneRunId } = await designer.openRun({ ...params, modelHash: runSpecHash(run) });
+  await as(1).announceCoordinator(goneRunId, `wss://${host}:9`);
   const network: Network = { name: 'bench', chainId: evm.chainId, rpcUrls: [evm.rpcUrl], ...addresses, stun: [] };
-  return { evm, runId, network, coordinator: as(1) };
+  return { evm, runId, goneRunId, network, coordinator: as(1) };
 }
 
 /** The base64 SHA-256 of a certificate's public key: what Chromium is told to trust. */
@@ -157,18 +159,35 @@ async function startTab(home: Home | undefined, networkFile: string, certPem?: s
   };
 }
 
+const show = (page: Page, name: string) => page.getByRole('navigation', { name: 'pages' }).getByRole('button', { name, exact: true }).click();
+
+/**
+ * The page picked the newest run, whose coordinator is gone: once it says so, its user joins the live
+ * run from the Runs page (a graceful leave, then the page reloads onto `runId`). Returns the status it showed.
+ */
+async function joinFromRunsPage(page: Page, goneRunId: bigint, runId: bigint): Promise<string> {
+  await show(page, 'Runs');
+  await page.getByTestId(`run-${goneRunId}`).getByText("(this machine's)").waitFor({ timeout: 30_000 });
+  await show(page, 'Training');
+  const status = page.getByTestId('status');
+  await status.getByText('failed').waitFor({ timeout: 30_000 });
+  const firstStatus = ((await status.textContent()) ?? '').replace(/\s+/g, ' ');
+  await show(page, 'Runs');
+  await Promise.all([page.waitForURL(`**/?run=${runId}&name=${TAB_NAME}`, { timeout: 30_000 }), page.getByTestId(`join-${runId}`).click()]);
+  return firstStatus;
+}
+
 /** The tab's Training page's loss chart, and its Runs page listing the run (screenshot `shot`). */
-async function tabEvidence(page: Page, runId: bigint, shot: string): Promise<TabEvidence> {
-  const show = (name: string) => page.getByRole('navigation', { name: 'pages' }).getByRole('button', { name, exact: true }).click();
-  await show('Training');
+async function tabEvidence(page: Page, runId: bigint, firstStatus: string, shot: string): Promise<TabEvidence> {
+  await show(page, 'Training');
   const chart = page.getByTestId('loss-chart');
   const attr = async (a: string) => Number(await chart.getAttribute(a, { timeout: 10_000 }).catch(() => Number.NaN));
   const [lossPoints, firstLoss, lastLoss] = [await attr('data-points'), await attr('data-first-loss'), await attr('data-last-loss')];
-  await show('Runs');
+  await show(page, 'Runs');
   const row = page.getByTestId(`run-${runId}`);
   await row.waitFor({ timeout: 30_000 });
   await page.screenshot({ path: shot, fullPage: true });
-  return { lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' '), screenshot: shot };
+  return { firstStatus, lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' '), screenshot: shot };
 }
 
 /** Where worker i lives: the homes in order, the tab's left out. */
@@ -177,7 +196,7 @@ const workerHomes = (homes: Home[] | undefined, tabHome: string | undefined) => 
 export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, tabHome = 'tab-home'): Promise<SwarmRun> {
   const run = await runConfig(o);
   const corpus = await serveCorpus(where.host, o.data);
-  const { evm, runId, network, coordinator } = await chainWithRun(where.host, JSON.stringify(run), corpus.url, run.data.sha256);
+  const { evm, runId, goneRunId, network, coordinator } = await chainWithRun(where.host, run, corpus.url, run.data.sha256);
   const networkFile = join(o.out, 'network.json');
   writeFileSync(networkFile, JSON.stringify(network));
   const secret = randomBytes(16).toString('hex');
@@ -188,6 +207,7 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
   const commitsAt = new Map<number, number>();
   const names = new Map<string, string>();
   let opened: Awaited<ReturnType<typeof startTab>> | undefined;
+  let joined: Promise<string> | undefined;
   try {
     const r = await runSwarm(o, run, {
       coordinator: {
@@ -218,10 +238,13 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
             networkFile,
             ca?.cert,
           );
+        // Not awaited: the workers keep arriving while the tab's user finds the live run.
+        joined = opened && joinFromRunsPage(opened.page, goneRunId, runId);
+        joined?.catch(() => {}); // awaited below, where a failure fails the run
       },
     });
     const m = measured(r, commits, commitsAt, names);
-    const tabSeen = opened && (await tabEvidence(opened.page, runId, join(o.out, 'tab-runs.png')));
+    const tabSeen = opened && joined && (await tabEvidence(opened.page, runId, await joined, join(o.out, 'tab-runs.png')));
     const done = (peerId: string) => commits.reduce((n, c) => n + c.work.filter((w) => w.peerId === peerId).reduce((k, w) => k + w.microbatches, 0), 0);
     const homeOf = (peerId: string) => homes[Number(/^worker-(\d+)$/.exec(names.get(peerId) ?? '')?.[1] ?? -1)];
     const peers: PeerReport[] = r.peers.map((p) => ({

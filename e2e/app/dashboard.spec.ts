@@ -124,6 +124,8 @@ test('the dashboard shows the detected GPU and its verdict', async () => {
   await expect(run).toContainText(/ws:\/\/127\.0\.0\.1:\d+/);
   await expect(run).toContainText('tinyshakespeare.txt (sha256');
   await expect(run).toContainText("(this machine's)");
+  // Its coordinator served a spec that hashes to the run's modelHash: the GPU column answers, never errs.
+  await expect(contributor.getByTestId('fit-1')).toHaveText(/^(Yes|No): /);
   await expect(contributor.getByTestId('join-1')).toHaveCount(0); // no Join for the run it is in
   await shoot(contributor, 'runs.png');
   await accessible(contributor);

@@ -1,13 +1,19 @@
 // The runs of this dashboard's network, as its run registry lists them: what each trains, how far it
-// is, who contributes, where its coordinator is and its training text. Read from the chain, never
-// from a coordinator; a list the chain stopped answering for says since when. A tab may join another
-// run that takes volunteers (its host leaves this one gracefully first); the desktop app may not.
+// is, who contributes, where its coordinator is and its training text. Read from the chain; a list
+// the chain stopped answering for says since when. The one thing asked of a coordinator is its
+// run's model spec (/run.json), kept only if it hashes to the run's modelHash on chain, to say
+// whether this machine's GPU can hold a stage of it. Another run that takes volunteers can be
+// joined: the host leaves this one gracefully first (a tab then reloads with ?run=ID, the desktop
+// app's main process reloads its pages onto the run and keeps the choice).
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { formatEther } from 'viem';
 import { type FoundRun, listRuns, unjoinable } from '../../shared/chain/find-run.js';
+import { stageFit } from '../../shared/run/stage-fit.js';
+import { fetchRunSpec } from '../../shared/swarm/run-spec-client.js';
 import { POLL_MS } from '../chain-queries.js';
 import { Card, Empty, TableHead } from '../components.js';
+import { sentence } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { useWallet } from '../wallet/context.js';
 
@@ -31,8 +37,6 @@ interface Joining {
   join?(runId: bigint): void;
 }
 
-const sentence = (s: string): string => `${s[0].toUpperCase()}${s.slice(1)}.`;
-
 /** A Join button, or why the run cannot be joined; nothing for this machine's own run or a host that cannot switch. */
 function JoinCell({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
   const id = r.run.runId;
@@ -47,6 +51,33 @@ function JoinCell({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
       </button>
     </td>
   );
+}
+
+/** Whether this machine's GPU can hold a stage of the run, from the spec its coordinator serves; never blank. */
+function FitCell({ r }: { r: FoundRun }) {
+  const report = useDashboard((s) => s.training.gpu?.report);
+  const coordinator = r.listing.coordinator;
+  const modelHash = r.run.modelHash;
+  // A spec that hashes to the run's modelHash cannot change: fetched once, never refreshed.
+  const spec = useQuery({
+    queryKey: ['run-spec', coordinator, modelHash],
+    enabled: !!coordinator,
+    retry: 1,
+    staleTime: Number.POSITIVE_INFINITY,
+    queryFn: () => fetchRunSpec(coordinator, modelHash),
+  });
+  const cell = (className: string, text: string) => (
+    <td className={className} data-testid={`fit-${r.run.runId}`}>
+      {text}
+    </td>
+  );
+  if (!coordinator) return cell('muted', 'No coordinator to ask yet');
+  // Muted: a finished run's coordinator is gone as a rule, and what went wrong is in the words.
+  if (spec.isError) return cell('muted', sentence(spec.error.message.split('\n')[0]));
+  if (!report) return cell('muted', 'GPU not measured yet');
+  if (!spec.data) return cell('muted', 'checking…');
+  const fit = stageFit(report, spec.data);
+  return cell(fit.ok ? 'ok' : 'bad', fit.text);
 }
 
 function RunRow({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
@@ -69,6 +100,7 @@ function RunRow({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
       <td>
         <code title={run.modelHash}>{run.modelHash.slice(0, 10)}…</code>
       </td>
+      <FitCell r={r} />
       <JoinCell r={r} mine={mine} j={j} />
     </tr>
   );
@@ -95,7 +127,6 @@ export function RunsPage() {
   const { reader, runId } = useWallet();
   const runs = useQuery({ queryKey: ['runs'], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => listRuns(reader!) });
   const j = useJoining(runId);
-  const desktop = useDashboard((s) => s.host?.kind === 'desktop');
   const asOf = runs.dataUpdatedAt ? new Date(runs.dataUpdatedAt).toLocaleTimeString() : undefined;
   return (
     <Card title="Runs on this network" id="runs">
@@ -111,7 +142,7 @@ export function RunsPage() {
         // biome-ignore lint/a11y/noNoninteractiveTabindex: a region that scrolls must be reachable by keyboard
         <section className="table-scroll" aria-label="runs, scrolling sideways" tabIndex={0}>
           <table data-testid="runs-table" className={runs.isError ? 'stale' : undefined}>
-            <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model', 'Join']} />
+            <TableHead columns={['Run', 'State', 'Epochs', 'Contributors', 'Stake', 'Designer share', 'Coordinator', 'Training text', 'Model', 'This GPU', 'Join']} />
             <tbody>
               {runs.data.map((r) => (
                 <RunRow key={r.run.runId.toString()} r={r} mine={r.run.runId === runId} j={j} />
@@ -120,7 +151,6 @@ export function RunsPage() {
           </table>
         </section>
       )}
-      {desktop && <p className="muted">The desktop app joins the run of its configuration, so it switches to no other run from here.</p>}
     </Card>
   );
 }

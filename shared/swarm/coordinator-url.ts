@@ -22,3 +22,11 @@ export function coordinatorUrlProblem(url: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The http(s) twin of a ws(s) coordinator address: the same server, reached for the plain HTTP
+ * documents it serves beside its WebSocket (its run's spec); TLS stays TLS.
+ */
+export function coordinatorHttpUrl(url: string): string {
+  return url.replace(/^ws(s?):/i, 'http$1:');
+}
