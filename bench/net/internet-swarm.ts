@@ -58,11 +58,14 @@ export interface PeerReport {
 export interface TabEvidence {
   /** The Training page's status once the gone run's coordinator could not be reached. */
   firstStatus: string;
+  /** The Runs page's "This GPU" cell of the run joined. */
+  fit: string;
   lossPoints: number;
   firstLoss: number;
   lastLoss: number;
-  /** The Runs page's row of the run, as text. */
+  /** The Runs page's row of the run, as text, at the end. */
   runsRow: string;
+  /** The Runs page once the tab had joined the run. */
   screenshot: string;
 }
 
@@ -177,8 +180,18 @@ async function joinFromRunsPage(page: Page, goneRunId: bigint, runId: bigint): P
   return firstStatus;
 }
 
+/** The Runs page once the page has joined `runId` and asked its coordinator whether this GPU can hold a stage (screenshot `shot`). */
+async function runsPageJoined(page: Page, runId: bigint, shot: string): Promise<{ fit: string; screenshot: string }> {
+  await show(page, 'Runs');
+  await page.getByTestId(`run-${runId}`).getByText("(this machine's)").waitFor({ timeout: 30_000 });
+  const fit = page.getByTestId(`fit-${runId}`);
+  await fit.getByText(/^(Yes|No):/).waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: shot, fullPage: true });
+  return { fit: (await fit.textContent()) ?? '', screenshot: shot };
+}
+
 /** The tab's Training page's loss chart, and its Runs page listing the run (screenshot `shot`). */
-async function tabEvidence(page: Page, runId: bigint, firstStatus: string, shot: string): Promise<TabEvidence> {
+async function tabEvidence(page: Page, runId: bigint, joined: Pick<TabEvidence, 'firstStatus' | 'fit' | 'screenshot'>): Promise<TabEvidence> {
   await show(page, 'Training');
   const chart = page.getByTestId('loss-chart');
   const attr = async (a: string) => Number(await chart.getAttribute(a, { timeout: 10_000 }).catch(() => Number.NaN));
@@ -186,8 +199,7 @@ async function tabEvidence(page: Page, runId: bigint, firstStatus: string, shot:
   await show(page, 'Runs');
   const row = page.getByTestId(`run-${runId}`);
   await row.waitFor({ timeout: 30_000 });
-  await page.screenshot({ path: shot, fullPage: true });
-  return { firstStatus, lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' '), screenshot: shot };
+  return { ...joined, lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' ') };
 }
 
 /** Where worker i lives: the homes in order, the tab's left out. */
@@ -207,7 +219,7 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
   const commitsAt = new Map<number, number>();
   const names = new Map<string, string>();
   let opened: Awaited<ReturnType<typeof startTab>> | undefined;
-  let joined: Promise<string> | undefined;
+  let joined: Promise<Pick<TabEvidence, 'firstStatus' | 'fit' | 'screenshot'>> | undefined;
   try {
     const r = await runSwarm(o, run, {
       coordinator: {
@@ -239,12 +251,14 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
             ca?.cert,
           );
         // Not awaited: the workers keep arriving while the tab's user finds the live run.
-        joined = opened && joinFromRunsPage(opened.page, goneRunId, runId);
+        const page = opened?.page;
+        joined =
+          page && joinFromRunsPage(page, goneRunId, runId).then(async (firstStatus) => ({ firstStatus, ...(await runsPageJoined(page, runId, join(o.out, 'tab-runs.png'))) }));
         joined?.catch(() => {}); // awaited below, where a failure fails the run
       },
     });
     const m = measured(r, commits, commitsAt, names);
-    const tabSeen = opened && joined && (await tabEvidence(opened.page, runId, await joined, join(o.out, 'tab-runs.png')));
+    const tabSeen = opened && joined && (await tabEvidence(opened.page, runId, await joined));
     const done = (peerId: string) => commits.reduce((n, c) => n + c.work.filter((w) => w.peerId === peerId).reduce((k, w) => k + w.microbatches, 0), 0);
     const homeOf = (peerId: string) => homes[Number(/^worker-(\d+)$/.exec(names.get(peerId) ?? '')?.[1] ?? -1)];
     const peers: PeerReport[] = r.peers.map((p) => ({
