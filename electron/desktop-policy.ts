@@ -1,11 +1,10 @@
 // The desktop app's side of the shared policy loop (shared/policy/loop.ts): the main process's
 // sensors (Electron's powerMonitor and node/sensors.ts, the OS's own tools) and settings.json in
 // the app's userData. The loop tells the trainer window, the dashboard and the tray (electron/app.ts).
-import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_SETTINGS, type MachineReading, type PolicyClock, PolicyLoop, type PolicyOutputs, parseSavedSettings } from '../shared/policy/index.js';
 import type { GpuSensor, PolicySettings } from '../shared/policy/types.js';
-import { writeFileAtomic } from './keystore.js';
+import { keepAside, readIfExists, writeFileAtomic } from './user-files.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -32,18 +31,12 @@ export interface DesktopPolicyOptions {
 /** settings.json, checked; missing: defaults; corrupt: kept aside as settings.json.bad and defaults used. */
 export async function loadSettings(dir: string, log: (line: string) => void = console.warn): Promise<PolicySettings> {
   const file = join(dir, SETTINGS_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(DEFAULT_SETTINGS);
-    throw error;
-  }
+  const text = await readIfExists(file);
+  if (text === undefined) return structuredClone(DEFAULT_SETTINGS);
   try {
     return parseSavedSettings(JSON.parse(text));
   } catch (error) {
-    // Kept for the user (or a bug report) to look at; the next save writes a fresh file.
-    await rename(file, `${file}.bad`).catch((e: Error) => log(`settings: could not keep ${file} aside: ${e.message}`));
+    await keepAside(file, 'settings', log);
     log(`settings: ${file} is unusable (${(error as Error).message}); kept as ${SETTINGS_FILE}.bad, using the defaults`);
     return structuredClone(DEFAULT_SETTINGS);
   }

@@ -1,14 +1,14 @@
 // The desktop app's wallet key: created on first run, kept on disk only encrypted by the OS
 // keychain (Electron's safeStorage), and used only here in the main process: pages ask for a
 // signature over IPC and get one back; the key never leaves this module.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SafeStorage } from 'electron';
 import type { Hex, PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { z } from 'zod';
 import type { DesktopWallet, TransactionRequestJson } from '../shared/app/bridge.js';
+import { readIfExists, writeFileAtomic } from './user-files.js';
 
 // The async API: Electron 45 deprecates the synchronous encryptString/decryptString/isEncryptionAvailable.
 export type KeystoreSafeStorage = Pick<SafeStorage, 'isAsyncEncryptionAvailable' | 'encryptStringAsync' | 'decryptStringAsync' | 'getSelectedStorageBackend'>;
@@ -29,25 +29,6 @@ const KeyFileSchema = z.strictObject({
   /** safeStorage's ciphertext of the 0x-hex private key, base64. */
   encryptedKey: z.string().min(1),
 });
-
-/** Write `data` to `path` so that a crash leaves the old file or the new one, never half of one. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.chmod(mode); // open's mode passes through the umask
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
-}
 
 async function requireEncryption({ safeStorage, platform = process.platform, log = console.warn }: KeystoreOptions): Promise<void> {
   if (!(await safeStorage.isAsyncEncryptionAvailable())) {
@@ -78,13 +59,8 @@ function unreadable(file: string, why: string): Error {
 }
 
 async function load(o: KeystoreOptions, file: string): Promise<Hex | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readIfExists(file);
+  if (text === undefined) return undefined;
   let parsed: z.output<typeof KeyFileSchema>;
   try {
     parsed = KeyFileSchema.parse(JSON.parse(text));

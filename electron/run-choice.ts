@@ -2,7 +2,6 @@
 // `--network NAME|FILE [--run ID]` for this launch, else what the user last chose in the dashboard
 // (userData/run-choice.json), else the network the app ships as its default. No environment variable
 // is needed; SWARM_APP_CONFIG (a whole config, for developers) still overrides all of them.
-import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -11,7 +10,7 @@ import { RUN_ID } from '../shared/app/join-run.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type Network, NetworkSchema } from '../shared/chain/network.js';
 import { LOCAL_NETWORK } from '../shared/chain/networks.js';
-import { writeFileAtomic } from './keystore.js';
+import { keepAside, readIfExists, writeFileAtomic } from './user-files.js';
 
 export const RUN_CHOICE_FILE = 'run-choice.json';
 
@@ -39,13 +38,8 @@ export function launchChoice(argv: readonly string[]): RunChoice | undefined {
 /** The user's last choice; a file that is not one is kept aside as run-choice.json.bad (and the default used). */
 export async function storedChoice(dir: string, log: (line: string) => void): Promise<RunChoice | undefined> {
   const file = join(dir, RUN_CHOICE_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readIfExists(file);
+  if (text === undefined) return undefined;
   let why: string;
   try {
     const r = RunChoiceSchema.safeParse(JSON.parse(text));
@@ -54,7 +48,7 @@ export async function storedChoice(dir: string, log: (line: string) => void): Pr
   } catch (error) {
     why = (error as Error).message;
   }
-  await rename(file, `${file}.bad`).catch((e: Error) => log(`run choice: could not keep ${file} aside: ${e.message}`));
+  await keepAside(file, 'run choice', log);
   log(`run choice: ${file} is unusable (${why}); kept as ${RUN_CHOICE_FILE}.bad, joining the ${DEFAULT_NETWORK.name} network's best run`);
   return undefined;
 }
