@@ -5,6 +5,7 @@
 export * from './adamw.js';
 export * from './attention.js';
 export * from './cross-entropy.js';
+export * from './decode.js';
 export * from './embedding.js';
 export * from './layernorm.js';
 export * from './pointwise.js';

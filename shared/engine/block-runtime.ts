@@ -19,6 +19,7 @@ import { MatmulTuner } from '../../kernels/autotune.js';
 import { adamwStride, adamwWords } from '../../kernels/ops.js';
 import { type BlockBuffers, BufferPool, type SharedBuffers, type SlotBuffers, allocBlock, allocSlot } from './block-buffers.js';
 import { DispatchRecorder, type SlotDispatches } from './block-dispatches.js';
+import { KvDecoder, type KvDecoderOptions } from './kv-decoder.js';
 import type { TrainState } from './checkpoint.js';
 import { type BlockConfig, type Layout, boundaryWidth, initParams, layout } from './model.js';
 import { type AdamW, DEFAULT_ADAMW } from './optimizer.js';
@@ -328,6 +329,11 @@ export class BlockRuntime {
       this.gpu.write(this.shared.grads, grads);
       this.slot(0).pending = false;
     }
+  }
+
+  /** A KV-cache decoder of this block (kv-decoder.ts), whose prefills are the forwards run on `slot`. */
+  kvDecoder(o: KvDecoderOptions, slot: number): KvDecoder {
+    return new KvDecoder({ gpu: this.gpu, cfg: this.cfg, layout: this.layout, params: this.shared.params, sub: this.b.sub, slot: this.slot(slot), tuner: this.tuner }, o);
   }
 
   /** Bytes of GPU memory this block holds. */
