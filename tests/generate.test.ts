@@ -7,7 +7,7 @@ import type { Gpu } from '../kernels/context.js';
 import type { Dtype } from '../shared/wire/codec.js';
 
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
-import { AbortReason, GenerationError, MAX_NEW_TOKENS, argmax, contextWindow, sampleToken } from '../shared/peer/generate.js';
+import { AbortReason, advanceWindow, argmax, contextWindow, GenerationError, MAX_NEW_TOKENS, START_COLS, sampleToken, windowAfter } from '../shared/peer/generate-frames.js';
 import { roundWorkOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
@@ -114,6 +114,17 @@ function referenceLogits(p: Pipeline): (context: number[]) => Float64Array {
   };
 }
 
+/** Rows a cached request's stage sends per token: the window's when it is forwarded whole (token 0, each slide), else one. */
+function cachedRows(prompt: number, n: number, seq: number): number[] {
+  const rows: number[] = [];
+  let f = { length: Math.min(prompt, seq), slid: true };
+  for (let i = 0; i < n; i++) {
+    rows.push(f.slid ? f.length : 1);
+    f = advanceWindow(f.length, seq);
+  }
+  return rows;
+}
+
 const top2Margin = (l: ArrayLike<number>) => {
   const s = Array.from(l).sort((a, b) => b - a);
   return s[0] - s[1];
@@ -128,7 +139,8 @@ const top2Margin = (l: ArrayLike<number>) => {
 async function checkAgainstReference(p: Pipeline, tol: number) {
   const { tokens, logits } = await generate(p, 7, PROMPT, NEW);
   const ref = referenceLogits(p);
-  const context = Array.from(PROMPT);
+  const seq = p.cfgs[0].seq;
+  let context = Array.from(PROMPT).slice(-seq);
   let clear = 0;
   let maxErr = 0;
   let firstUnclear = NEW;
@@ -143,14 +155,18 @@ async function checkAgainstReference(p: Pipeline, tol: number) {
     } else {
       firstUnclear = Math.min(firstUnclear, i);
     }
-    context.push(tokens[i]);
+    context = windowAfter(context, tokens[i], seq);
   }
   expect(maxErr).toBeLessThan(tol);
   // The comparison is not vacuous: most positions are decided by a clear margin.
   expect(clear).toBeGreaterThanOrEqual(NEW - 2);
-  const free = Array.from(PROMPT);
-  for (let i = 0; i < NEW; i++) free.push(argmax(ref(free)));
-  expect(free.slice(PROMPT.length, PROMPT.length + firstUnclear)).toEqual(Array.from(tokens.subarray(0, firstUnclear)));
+  let free = Array.from(PROMPT).slice(-seq);
+  const freeTokens: number[] = [];
+  for (let i = 0; i < NEW; i++) {
+    freeTokens.push(argmax(ref(free)));
+    free = windowAfter(free, freeTokens[i], seq);
+  }
+  expect(freeTokens.slice(0, firstUnclear)).toEqual(Array.from(tokens.subarray(0, firstUnclear)));
   expect(rejected(p).every((n) => n === 0)).toBe(true);
   return { tokens, maxErr, clear };
 }
@@ -188,6 +204,21 @@ describe('sampling helpers', () => {
     expect(contextWindow([5, 6, 7], 2, 4)).toEqual({ tokens: Uint32Array.from([5, 6, 7, 0, 0, 0, 0, 0]), length: 3 });
     expect(contextWindow([1, 2, 3, 4, 5, 6], 2, 4)).toEqual({ tokens: Uint32Array.from([3, 4, 5, 6, 0, 0, 0, 0]), length: 4 });
   });
+
+  it('a full window slides to its newest half: every stage re-forwards it then, and one position otherwise', () => {
+    expect(advanceWindow(3, 4)).toEqual({ length: 4, slid: false });
+    expect(advanceWindow(4, 4)).toEqual({ length: 2, slid: true });
+    expect(advanceWindow(1, 1)).toEqual({ length: 1, slid: true });
+    let w = [1, 2, 3];
+    const seen: number[][] = [];
+    for (const t of [4, 5, 6, 7]) seen.push((w = windowAfter(w, t, 4)));
+    expect(seen).toEqual([
+      [1, 2, 3, 4],
+      [4, 5],
+      [4, 5, 6],
+      [4, 5, 6, 7],
+    ]);
+  });
 });
 
 describe('generation through pipeline stages', () => {
@@ -199,10 +230,10 @@ describe('generation through pipeline stages', () => {
     const one = await pipeline(model, [3], 'fp32');
     const alone = await start(one, 1, PROMPT, NEW, { temperature: 0, seed: 1 });
     expect(Array.from(alone)).toEqual(Array.from(tokens));
-    // Wire cost: per token, stage 0 sends only the real positions of sequence 0 (fp32 rows of d).
+    // Wire cost: per token, stage 0 sends the window's rows when it prefills (token 0, a slide) and
+    // one row otherwise (fp32 rows of d).
     const sent = p.stages[0].generation.stats.bytesSent;
-    const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
-    expect(sent).toBe(32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * 16 * 4, 0));
+    expect(sent).toBe(32 + START_COLS * 4 + cachedRows(PROMPT.length, NEW, 8).reduce((s, r) => s + 32 + r * 16 * 4, 0));
   });
 
   it('3 subspace stages (k=8 of 16, int8 coefficients + token ids) generate what the float64 reference generates', async () => {
@@ -213,10 +244,31 @@ describe('generation through pipeline stages', () => {
     const { maxErr } = await checkAgainstReference(p, 0.1);
     expect(maxErr).toBeGreaterThan(1e-3); // the codec really was in the loop (fp32 alone: ~1e-6)
     // Per token: int8 rows of k values + a scale, and a u16 id per row.
-    const rows = Array.from({ length: NEW }, (_, i) => Math.min(8, PROMPT.length + i));
+    const rows = cachedRows(PROMPT.length, NEW, 8);
     expect(p.stages[1].generation.stats.bytesSent).toBe(
-      32 + 5 * 4 + rows.reduce((s, r) => s + 32 + r * (4 + 8) + 2 * r, 0) + NEW * (32 + 4), // start, activations, relayed tokens
+      32 + START_COLS * 4 + rows.reduce((s, r) => s + 32 + r * (4 + 8) + 2 * r, 0) + NEW * (32 + 4), // start, activations, relayed tokens
     );
+  });
+
+  it('cached requests decode what recomputing the window decodes; requests at once batch into shared steps and decode what each does alone', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32');
+    const greedy = { temperature: 0, seed: 1 };
+    const run = async (id: number, prompt: Uint32Array, n: number, recompute = false) => {
+      const [tokens] = await Promise.all([p.stages[0].generation.generate(id, prompt, n, greedy, nextHop(p, 0), { recompute }), serve(p, 1, id), serve(p, 2, id)]);
+      return Array.from(tokens);
+    };
+    // 20 tokens after 5: the window (seq 8) slides four times.
+    expect(await run(1, PROMPT, 20)).toEqual(await run(2, PROMPT, 20, true));
+    const prompts = ['To be', 'or not to', 'T', 'the question:\nWhether'].map(encode);
+    const alone: number[][] = [];
+    for (const [i, q] of prompts.entries()) alone.push(await run(10 + i, q, 12));
+    const before = { ...p.stages[1].generation.decodeStats! };
+    const together = await Promise.all(prompts.map((q, i) => run(20 + i, q, 12)));
+    expect(together).toEqual(alone);
+    const after = p.stages[1].generation.decodeStats!;
+    // Fewer steps than rows: positions of different requests went through the stage together.
+    expect(after.rows - before.rows).toBeGreaterThan(after.steps - before.steps);
+    expect(rejected(p).every((n) => n === 0)).toBe(true);
   });
 
   it('seeded temperature sampling is reproducible', async () => {
@@ -326,7 +378,7 @@ describe('generation through pipeline stages', () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
     const hop = p.stages[0].hop('s1');
     for (let id = 100; id < 200; id++)
-      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, tag: id, microbatch: 0, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5) }));
+      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, tag: id, microbatch: 0, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5, 1) }));
     await new Promise((r) => setTimeout(r, 50));
     const box = p.stages[1].mailbox;
     expect(box.held().frames).toBe(GEN_OPEN_REQUESTS);

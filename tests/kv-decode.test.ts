@@ -9,7 +9,7 @@ import { attentionForward } from '../kernels/reference.js';
 import { rng } from '../shared/base/random.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
-import { argmax, contextWindow } from '../shared/peer/generate.js';
+import { argmax, contextWindow } from '../shared/peer/generate-frames.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 

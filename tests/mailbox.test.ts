@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { type BlockConfig, layout } from '../shared/engine/model.js';
 import { InboxRefused, InboxTimeout } from '../shared/trust/inbox.js';
+import { START_COLS } from '../shared/peer/generate-frames.js';
 import { GEN_FRAMES_PER_REQUEST, GEN_OPEN_REQUESTS, type HostileFrame, Mailbox, TRAIN_ROUNDS_AHEAD } from '../shared/trust/mailbox.js';
 import { BAND_FACTOR, BAND_MIN, BAND_WINDOW, MAX_ABS, NormBand, implausible, rms } from '../shared/trust/norm-band.js';
 import { RecentPayloads, tensorHash } from '../shared/trust/replay.js';
@@ -151,15 +152,15 @@ describe('mailbox: exact shapes', () => {
     const { box, whys } = mailbox(sub, 'int8c');
     const gen = box.from('p').gen;
     const ids = (n: number) => Uint16Array.from({ length: n }, (_, i) => i);
-    // GenerateStart: 1×5 fp32; GenerateActivation: 1..seq rows of k coefficients with their ids; GenerateToken: 1×1 fp32.
-    box.deliver('p', frame({ kind: FrameKind.GenerateStart, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3) }));
+    // GenerateStart: 1×START_COLS fp32; GenerateActivation: 1..seq rows of k coefficients with their ids; GenerateToken: 1×1 fp32.
+    box.deliver('p', frame({ kind: FrameKind.GenerateStart, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1) }));
     box.deliver('p', frame({ kind: FrameKind.GenerateActivation, rows: 3, cols: 4, dtype: 'int8c', tokens: ids(3) }));
     box.deliver('p', frame({ kind: FrameKind.GenerateToken, mb: 1, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(7) }));
     expect(whys()).toEqual([]);
     expect((await gen.take(FrameKind.GenerateActivation, 1, 0, 1000)).tokens).toEqual(ids(3));
     const wrong: Spec[] = [
-      { kind: FrameKind.GenerateStart, rows: 1, cols: 6, dtype: 'fp32' },
-      { kind: FrameKind.GenerateStart, rows: 1, cols: 5, dtype: 'bf16' },
+      { kind: FrameKind.GenerateStart, rows: 1, cols: START_COLS + 1, dtype: 'fp32' },
+      { kind: FrameKind.GenerateStart, rows: 1, cols: START_COLS, dtype: 'bf16' },
       { kind: FrameKind.GenerateActivation, rows: 9, cols: 4, dtype: 'int8c', tokens: ids(9) }, // more rows than seq
       { kind: FrameKind.GenerateActivation, rows: 3, cols: 4, dtype: 'int8c' }, // no ids
       { kind: FrameKind.GenerateActivation, rows: 3, cols: 16, dtype: 'int8c', tokens: ids(3) }, // dModel, not k
@@ -274,7 +275,7 @@ describe('mailbox: bounded holdings', () => {
   it(`holds generation frames for ${GEN_OPEN_REQUESTS} requests a sender (a new one evicts the oldest) and ${GEN_FRAMES_PER_REQUEST} frames a request`, async () => {
     const { box, whys } = mailbox();
     const token = (request: number, i: number) =>
-      frame({ kind: FrameKind.GenerateStart, round: request, mb: i, rows: 1, cols: 5, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3) });
+      frame({ kind: FrameKind.GenerateStart, round: request, mb: i, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1) });
     for (let r = 1; r <= GEN_OPEN_REQUESTS; r++) box.deliver('p', token(r, 0));
     box.deliver('p', token(GEN_OPEN_REQUESTS + 1, 0)); // evicts request 1
     expect(box.evicted).toBe(1);

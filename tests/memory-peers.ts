@@ -9,6 +9,7 @@ import { BlockRuntime } from '../shared/engine/block-runtime.js';
 import type { BlockConfig } from '../shared/engine/model.js';
 import type { AdamW } from '../shared/engine/optimizer.js';
 import { ReplicaAverager } from '../shared/peer/averaging.js';
+import { DecodeBatcher } from '../shared/peer/decode-batcher.js';
 import { GenerationPeer, type Hop } from '../shared/peer/generate.js';
 import { Mailbox } from '../shared/trust/mailbox.js';
 import { stageFrames } from '../shared/peer/stage-frames.js';
@@ -112,7 +113,16 @@ export async function memorySwarm(
         slots: s.trainingSlots,
       }),
       averager: new ReplicaAverager({ runtime, self: s.id, mailbox, send, linked: () => true, timeoutMs, log: () => {}, anchor: () => start, lr: o.optimizer.lr }),
-      generation: new GenerationPeer({ runtime, stage: s.stage, stages: o.stages, dtype: o.dtype, slot: s.generationSlot ?? 0, timeoutMs, now: () => performance.now() }),
+      generation: new GenerationPeer({
+        runtime,
+        stage: s.stage,
+        stages: o.stages,
+        dtype: o.dtype,
+        slot: s.generationSlot ?? 0,
+        timeoutMs,
+        now: () => performance.now(),
+        batcher: DecodeBatcher.of(runtime, s.generationSlot ?? 0),
+      }),
       suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),
       hop: (to) => ({ send: (b) => send(to, b), inbox: mailbox.from(to).gen }),

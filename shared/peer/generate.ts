@@ -3,186 +3,49 @@
 // pipeline: the runtime, the links (via the stage's inboxes) and the clock are handed in.
 //
 // Per request (id R, a u32 unique per stage, e.g. assigned by the coordinator):
-//   stage 0   → GenerateStart(R, 0) [maxTokens, temperature, seed, context length], relayed on to
-//               the last stage (which samples, so it needs the sampling parameters);
+//   stage 0   → GenerateStart(R, 0) [maxTokens, temperature, seed, context length, cached], relayed
+//               on to the last stage (which samples, so it needs the sampling parameters);
 //   per generated token i = 0, 1, …:
-//   stage 0   builds the context window (the ≤ seq most recent tokens, left-aligned in sequence 0,
-//             the rest padding: causal attention keeps padding after the last real position from
-//             affecting it), forwards it and sends GenerateActivation(R, i): the boundary rows of
-//             the real positions only, with their token ids when boundaries are subspace
-//             coefficients (x = U·c + F[tok] needs them; in training they come from the shared data
-//             order, here they travel in the frame's u16 id field);
-//   stage s   forwards the rows it received (padded back to [batch, seq]) and sends its own rows on;
-//   last      forwards, reads back the one row of logits at the last real position, samples, and
-//             sends GenerateToken(R, i) back along the `prev` links, each middle stage relaying it:
-//             the coordinator is not in the loop per token.
+//   stage 0   forwards either the request's whole window (token 0, every slide of the window, and
+//             every token of a request that is not cached) or, cached, only its newest position,
+//             and sends GenerateActivation(R, i): the boundary rows it forwarded (the window's, or
+//             one), with their token ids when boundaries are subspace coefficients (x = U·c + F[tok]
+//             needs them; in training they come from the shared data order);
+//   stage s   forwards the rows it received the same way (a window prefills its KV cache entry)
+//             and sends its own rows on;
+//   last      reads back the logits of the newest position, samples, and sends GenerateToken(R, i)
+//             back along the `prev` links, each middle stage relaying it: the coordinator is not in
+//             the loop per token.
+// Every stage knows from the header and i alone whether frame i is a window or one position
+// (generate-frames.ts advanceWindow), and refuses a frame of the wrong shape. The new positions of
+// all cached requests on a stage are forwarded in one batched step (decode-batcher.ts).
 // Generation frames are tagged (step = R, microbatch = i) and live in their own inboxes, so they
-// never mix with training frames; a finished request's late frames are refused.
-// A stage that fails sends GenerateToken(R, i) = −reason back instead, so stage 0 fails fast with
-// the reason rather than timing out.
+// never mix with training frames; a finished request's late frames are refused. A stage that fails
+// sends GenerateToken(R, i) = −reason back instead, so stage 0 fails fast with the reason.
+import { rng } from '../base/random.js';
 import type { BlockRuntime } from '../engine/block-runtime.js';
+import type { Inbox } from '../trust/inbox.js';
 import type { Dtype } from '../wire/codec.js';
 import { type Frame, FrameKind, encodeFrame } from '../wire/frame.js';
-import type { Inbox } from '../trust/inbox.js';
-import { rng } from '../base/random.js';
-
-/** Most tokens one request may generate (each costs a full forward through every stage). */
-export const MAX_NEW_TOKENS = 1024;
-/** Highest sampling temperature accepted (beyond a few the output is noise anyway). */
-export const MAX_TEMPERATURE = 100;
-
-export interface Sampling {
-  /** 0: greedy (argmax, ties → lowest id). > 0: sample softmax(logits / temperature). Sent as fp32. */
-  temperature: number;
-  /** u32 seed of the sampler (shared/base/random.ts `rng`): same model, prompt and seed → same tokens. */
-  seed: number;
-}
-
-export interface GenerateOptions {
-  /** Per frame awaited; defaults to the stage's timeout. */
-  timeoutMs?: number;
-  /** Aborts the request at the next frame it waits for (e.g. a peer on its path is gone). */
-  signal?: AbortSignal;
-  /** Sees each token as it is decided (streaming); the last stage also passes the logits it sampled from. */
-  onToken?(index: number, token: number, logits?: Float32Array): void;
-}
-
-export interface ServeOptions extends GenerateOptions {
-  /** Refuse a request for more tokens than this (e.g. what the coordinator authorised). */
-  maxTokens?: number;
-}
-
-/** Why a stage aborted a request; travels back to stage 0 as the token value −reason. */
-export const AbortReason = {
-  /** The logits were NaN or infinite (the model has diverged). */
-  NonFiniteLogits: 1,
-  /** The request or one of its frames was invalid, or over this stage's limit. */
-  Refused: 2,
-  /** Anything else: a timeout, a GPU error. */
-  Failed: 3,
-} as const;
-export type AbortReason = (typeof AbortReason)[keyof typeof AbortReason];
-
-const REASON_TEXT: Record<AbortReason, string> = {
-  1: 'the logits are not finite (the model has diverged)',
-  2: 'it refused the request or one of its frames',
-  3: 'it failed (timed out or errored)',
-};
-
-/** A request ended by an abort; `reason` says why (and is what gets relayed to stage 0). */
-export class GenerationError extends Error {
-  constructor(
-    readonly reason: AbortReason,
-    message: string,
-    /** The abort came from a later stage (and has been relayed), not from this one. */
-    readonly remote = false,
-  ) {
-    super(message);
-    this.name = 'GenerationError';
-  }
-}
-
-const isU32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
-
-/** Index of the largest logit, the lowest id among ties. Throws on a non-finite logit. */
-export function argmax(logits: ArrayLike<number>): number {
-  let best = 0;
-  for (let v = 0; v < logits.length; v++) {
-    const l = logits[v];
-    if (!Number.isFinite(l)) throw new GenerationError(AbortReason.NonFiniteLogits, `logits[${v}] is ${l}: logits must be finite (the model has diverged)`);
-    if (l > logits[best]) best = v;
-  }
-  return best;
-}
-
-/**
- * The next token from one row of logits: argmax at temperature 0, else a draw from
- * softmax(logits / temperature) in float64 using one value of `rand`. Throws a GenerationError
- * (NonFiniteLogits) on a NaN or infinite logit.
- */
-export function sampleToken(logits: ArrayLike<number>, temperature: number, rand: () => number): number {
-  const best = argmax(logits);
-  if (temperature === 0) return best;
-  const max = logits[best];
-  const p = new Float64Array(logits.length);
-  let sum = 0;
-  for (let v = 0; v < p.length; v++) sum += p[v] = Math.exp((logits[v] - max) / temperature);
-  const u = rand() * sum;
-  let acc = 0;
-  for (let v = 0; v < p.length; v++) {
-    acc += p[v];
-    if (u < acc && p[v] > 0) return v;
-  }
-  return best; // u within rounding of the total
-}
-
-/**
- * The runtime's [batch, seq] token input for a context: its ≤ seq most recent tokens left-aligned
- * in sequence 0, every other position padding (id 0). `length` is the number of real positions;
- * the logits at position length − 1 predict the next token.
- */
-export function contextWindow(context: ArrayLike<number>, batch: number, seq: number): { tokens: Uint32Array; length: number } {
-  const length = Math.min(context.length, seq);
-  const tokens = new Uint32Array(batch * seq);
-  for (let t = 0; t < length; t++) tokens[t] = context[context.length - length + t];
-  return { tokens, length };
-}
-
-/** What GenerateStart carries. */
-interface RequestHeader {
-  maxTokens: number;
-  /** As sent: rounded to fp32. */
-  temperature: number;
-  seed: number;
-  /** Real positions of the first context window, min(prompt length, seq). */
-  contextLength: number;
-}
-
-/** Values a GenerateStart frame carries (fp32, one row). */
-export const START_COLS = 5;
-
-function startTensor(h: RequestHeader): Float32Array {
-  // fp32 holds integers up to 2^24 exactly: the u32 seed travels as two 16-bit halves.
-  return Float32Array.from([h.maxTokens, h.temperature, h.seed & 0xffff, h.seed >>> 16, h.contextLength]);
-}
-
-function checkMaxTokens(n: number, cap = MAX_NEW_TOKENS): void {
-  if (!(Number.isInteger(n) && n >= 1 && n <= cap)) throw new GenerationError(AbortReason.Refused, `maxTokens must be an integer in [1, ${cap}], got ${n}`);
-}
-
-function checkSampling(s: Sampling): void {
-  const t = s?.temperature;
-  if (!(typeof t === 'number' && t >= 0 && t <= MAX_TEMPERATURE))
-    throw new GenerationError(AbortReason.Refused, `temperature must be a number in [0, ${MAX_TEMPERATURE}] (0 = greedy), got ${t}`);
-  if (!isU32(s.seed)) throw new GenerationError(AbortReason.Refused, `seed must be a u32 integer, got ${s.seed}`);
-}
-
-function parseStart(f: Frame, seq: number): RequestHeader {
-  if (f.dtype !== 'fp32' || f.rows !== 1 || f.cols !== START_COLS)
-    throw new GenerationError(AbortReason.Refused, `GenerateStart must be 1×${START_COLS} fp32, got ${f.rows}×${f.cols} ${f.dtype}`);
-  const [maxTokens, temperature, lo, hi, contextLength] = f.tensor;
-  checkMaxTokens(maxTokens);
-  const half = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
-  if (!half(lo) || !half(hi)) throw new GenerationError(AbortReason.Refused, `GenerateStart seed halves ${lo}, ${hi} are not u16`);
-  const seed = (hi * 0x10000 + lo) >>> 0;
-  checkSampling({ temperature, seed });
-  if (!(Number.isInteger(contextLength) && contextLength >= 1 && contextLength <= seq)) {
-    throw new GenerationError(AbortReason.Refused, `GenerateStart context length ${contextLength} is outside [1, seq=${seq}]`);
-  }
-  return { maxTokens, temperature, seed, contextLength };
-}
-
-/** The token a GenerateToken frame carries; throws GenerationError (remote) if it is an abort. */
-function parseToken(f: Frame, vocab: number, requestId: number, index: number): number {
-  if (f.dtype !== 'fp32' || f.rows !== 1 || f.cols !== 1) throw new GenerationError(AbortReason.Failed, `GenerateToken must be 1×1 fp32, got ${f.rows}×${f.cols} ${f.dtype}`);
-  const v = f.tensor[0];
-  if (Number.isInteger(v) && v >= 0 && v < vocab) return v;
-  const reason = -v as AbortReason;
-  if (Object.hasOwn(REASON_TEXT, reason)) {
-    throw new GenerationError(reason, `request ${requestId}: a later stage aborted at token ${index}: ${REASON_TEXT[reason]}`, true);
-  }
-  throw new GenerationError(AbortReason.Failed, `request ${requestId}: token ${index} came back as ${v}, not a token id in [0, ${vocab}) nor an abort`);
-}
+import type { DecodeBatcher } from './decode-batcher.js';
+import {
+  AbortReason,
+  advanceWindow,
+  checkMaxTokens,
+  checkSampling,
+  contextWindow,
+  type GenerateOptions,
+  GenerationError,
+  isU32,
+  parseStart,
+  parseToken,
+  type RequestHeader,
+  type Sampling,
+  type ServeOptions,
+  sampleToken,
+  startTensor,
+  windowAfter,
+} from './generate-frames.js';
 
 export interface GenerationPeerOptions {
   runtime: BlockRuntime;
@@ -190,16 +53,24 @@ export interface GenerationPeerOptions {
   stages: number;
   /** Boundary codec (the training one). */
   dtype: Dtype;
-  /** Activation slot the forwards use. */
+  /** Activation slot the window forwards use. */
   slot: number;
   timeoutMs: number;
   now(): number;
+  /** The stage's KV cache and its batched steps; without one, every token re-forwards the window. */
+  batcher?: DecodeBatcher;
 }
 
 /** A neighbour on a request's path: how to send to it, and the inbox of its generation frames. */
 export interface Hop {
   send(bytes: Uint8Array): void;
   inbox: Inbox;
+}
+
+/** What one stage forwards for token i of a request: the window (its first `length` positions), or its newest position. */
+interface Forward {
+  window: boolean;
+  length: number;
 }
 
 /** One stage's side of generation: stage 0 generates, the later stages serve; each request names its path's neighbours. */
@@ -212,6 +83,16 @@ export class GenerationPeer {
 
   private get isLast(): boolean {
     return this.o.stage === this.o.stages - 1;
+  }
+
+  /** Batched decode steps run and rows they forwarded, when this stage keeps a KV cache. */
+  get decodeStats(): { steps: number; rows: number } | undefined {
+    return this.o.batcher?.stats;
+  }
+
+  /** Whether this stage keeps a KV cache (stage 0 asks for cached requests only if it does). */
+  get caches(): boolean {
+    return !!this.o.batcher;
   }
 
   private send(hop: Hop, kind: FrameKind, requestId: number, index: number, rows: number, dtype: Dtype, tensor: Float32Array, tokens?: Uint16Array): void {
@@ -233,7 +114,7 @@ export class GenerationPeer {
     }
   }
 
-  /** Checks shared by both sides; then the request is active until `end`. */
+  /** Checks shared by both sides; then the request is active (holding a cache entry if cached) until `end`. */
   private begin(requestId: number, hops: (Hop | undefined)[]): void {
     if (!isU32(requestId)) throw new GenerationError(AbortReason.Refused, `request id must be a u32 integer, got ${requestId}`);
     const cfg = this.o.runtime.cfg;
@@ -249,18 +130,39 @@ export class GenerationPeer {
 
   private end(requestId: number, hops: (Hop | undefined)[]): void {
     this.active.delete(requestId);
+    this.o.batcher?.release(requestId);
     for (const h of hops) h?.inbox.close(requestId);
     this.stats.requests++;
   }
 
+  /** The cache entry of a cached request (refused when the stage has no cache or none free). */
+  private entry(requestId: number, cached: boolean): number | undefined {
+    if (!cached) return undefined;
+    if (!this.o.batcher) throw new GenerationError(AbortReason.Refused, `request ${requestId} asks for a KV cache and this stage keeps none`);
+    return this.o.batcher.acquire(requestId);
+  }
+
+  /**
+   * This stage's forward of token i's input: the window (`input` padded to [batch, seq]; a cached
+   * request's prefill), or one position through the batched cache step. Returns the boundary rows
+   * (window: length rows; position: one) or, on the last stage, the newest position's logits.
+   */
+  private forward(f: Forward, entry: number | undefined, input: { tokens?: Uint32Array; x?: Float32Array }, newest: { token?: number; x?: Float32Array }): Promise<Float32Array> {
+    const { runtime: rt, slot } = this.o;
+    if (!f.window) return this.gpu(() => this.o.batcher!.step({ entry: entry!, pos: f.length - 1, ...newest }));
+    const run = () => (this.isLast ? rt.forwardLogits(input, slot, 0, f.length - 1) : rt.forwardBoundary(input, slot, f.length));
+    return this.gpu(() => (entry === undefined ? run() : this.o.batcher!.decoder.prefill(entry, f.length, run)));
+  }
+
   /**
    * Stage 0: generate up to `maxTokens` tokens after `prompt` (its last `seq` tokens are the first
-   * context) and return them (the prompt not included). Inputs are validated before anything is
-   * sent; the later stages must be serving the same request id. `next` is the path's stage 1
-   * (none when this one stage holds the whole model).
+   * window) and return them (the prompt not included). Cached when this stage keeps a KV cache
+   * (every stage of the path must then keep one), unless `opts.recompute`. Inputs are validated
+   * before anything is sent; the later stages must be serving the same request id. `next` is the
+   * path's stage 1 (none when this one stage holds the whole model).
    */
   async generate(requestId: number, prompt: ArrayLike<number>, maxTokens: number, sampling: Sampling, next: Hop | undefined, opts: GenerateOptions = {}): Promise<Uint32Array> {
-    const { runtime: rt, stage, slot } = this.o;
+    const { runtime: rt, stage } = this.o;
     const { vocab, seq, batch } = rt.cfg;
     if (stage !== 0) throw new Error(`generate runs on stage 0, this is stage ${stage}: later stages call serve`);
     if (!this.isLast && !next) throw new Error('generate needs the next stage of the path');
@@ -275,31 +177,37 @@ export class GenerationPeer {
     const timeout = opts.timeoutMs ?? this.o.timeoutMs;
     let index = 0;
     try {
-      const out = new Uint32Array(maxTokens);
-      const context = Array.from(prompt).slice(-seq);
-      const header = { maxTokens, temperature: Math.fround(sampling.temperature), seed: sampling.seed, contextLength: context.length };
+      let window = Array.from(prompt).slice(-seq);
+      const header: RequestHeader = {
+        maxTokens,
+        temperature: Math.fround(sampling.temperature),
+        seed: sampling.seed,
+        contextLength: window.length,
+        cached: this.caches && !opts.recompute,
+      };
+      const entry = this.entry(requestId, header.cached);
       const rand = this.isLast ? rng(sampling.seed) : undefined;
       if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(header));
+      const out = new Uint32Array(maxTokens);
+      let f: Forward = { window: true, length: window.length };
       for (; index < maxTokens; index++) {
         const i = index;
-        const { tokens, length } = contextWindow(context, batch, seq);
+        const y = await this.forward(f, entry, { tokens: contextWindow(window, batch, seq).tokens }, { token: window.at(-1) });
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {
-          // A one-stage pipeline: the whole model is here.
-          logits = await this.gpu(() => rt.forwardLogits({ tokens }, slot, 0, length - 1));
+          logits = y;
           token = sampleToken(logits, header.temperature, rand!);
         } else {
-          const x = await this.gpu(() => rt.forwardBoundary({ tokens }, slot, length));
-          const ids = rt.cfg.subspace ? Uint16Array.from(tokens.subarray(0, length)) : undefined;
-          this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, x, ids);
+          const ids = rt.cfg.subspace ? Uint16Array.from(f.window ? window : [window.at(-1)!]) : undefined;
+          this.send(next!, FrameKind.GenerateActivation, requestId, i, f.window ? f.length : 1, this.o.dtype, y, ids);
           token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout, opts.signal), vocab, requestId, i);
         }
         out[i] = token;
         this.stats.tokens++;
         opts.onToken?.(i, token, logits);
-        context.push(token);
-        if (context.length > seq) context.shift();
+        f = this.nextForward(f, header.cached);
+        window = windowAfter(window, token, seq);
       }
       return out;
     } catch (e) {
@@ -309,6 +217,12 @@ export class GenerationPeer {
     }
   }
 
+  /** What comes after a forward: the window grown by one token (or slid), forwarded whole unless cached. */
+  private nextForward(f: Forward, cached: boolean): Forward {
+    const next = advanceWindow(f.length, this.o.runtime.cfg.seq);
+    return { window: !cached || next.slid, length: next.length };
+  }
+
   /**
    * Stages after 0: serve request `requestId` — forward its activations, and on the last stage
    * sample each token and send it back; a middle stage relays the tokens. Resolves with the
@@ -316,7 +230,7 @@ export class GenerationPeer {
    * (unless the abort came from a later stage, which it relays) and rejects.
    */
   async serve(requestId: number, prev: Hop, next: Hop | undefined, opts: ServeOptions = {}): Promise<Uint32Array> {
-    const { runtime: rt, stage, slot } = this.o;
+    const { runtime: rt, stage } = this.o;
     const { vocab, seq } = rt.cfg;
     if (stage === 0) throw new Error('serve runs on the stages after 0; stage 0 calls generate');
     if (!this.isLast && !next) throw new Error(`stage ${stage} needs the next stage of the path`);
@@ -329,30 +243,29 @@ export class GenerationPeer {
       if (opts.maxTokens !== undefined && h.maxTokens > opts.maxTokens) {
         throw new GenerationError(AbortReason.Refused, `request ${requestId} asks for ${h.maxTokens} tokens, this stage serves at most ${opts.maxTokens}`);
       }
+      const entry = this.entry(requestId, h.cached);
       if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(h));
       const rand = this.isLast ? rng(h.seed) : undefined;
-      const width = rt.width;
       const out = new Uint32Array(h.maxTokens);
+      let f: Forward = { window: true, length: h.contextLength };
       for (; index < h.maxTokens; index++) {
         const i = index;
-        const f = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout, opts.signal);
-        const length = Math.min(seq, h.contextLength + i);
-        const input = this.activationInput(f, length, width);
+        const frame = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout, opts.signal);
+        const y = await this.forward(f, entry, this.windowInput(frame, f), this.newestInput(frame, f));
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {
-          logits = await this.gpu(() => rt.forwardLogits(input, slot, 0, length - 1));
+          logits = y;
           token = sampleToken(logits, h.temperature, rand!);
-          this.sendToken(prev, requestId, i, token);
         } else {
-          const y = await this.gpu(() => rt.forwardBoundary(input, slot, length));
-          this.send(next!, FrameKind.GenerateActivation, requestId, i, length, this.o.dtype, y, f.tokens);
+          this.send(next!, FrameKind.GenerateActivation, requestId, i, f.window ? f.length : 1, this.o.dtype, y, frame.tokens);
           token = parseToken(await next!.inbox.take(FrameKind.GenerateToken, requestId, i, timeout, opts.signal), vocab, requestId, i);
-          this.sendToken(prev, requestId, i, token);
         }
+        this.sendToken(prev, requestId, i, token);
         out[i] = token;
         this.stats.tokens++;
         opts.onToken?.(i, token, logits);
+        f = this.nextForward(f, h.cached);
       }
       return out;
     } catch (e) {
@@ -376,22 +289,36 @@ export class GenerationPeer {
     return new GenerationError(reason, `request ${requestId} failed at token ${index} on stage ${this.o.stage}: ${(e as Error).message}`);
   }
 
-  /** The runtime input for a received GenerateActivation: its rows padded back to [batch, seq]. */
-  private activationInput(f: Frame, length: number, width: number): { tokens?: Uint32Array; x: Float32Array } {
-    const { batch, seq, vocab, subspace } = this.o.runtime.cfg;
+  /** A received GenerateActivation checked against what frame i must be: the window's rows, or one. */
+  private checkActivation(f: Frame, fw: Forward): void {
+    const { subspace } = this.o.runtime.cfg;
+    const rows = fw.window ? fw.length : 1;
     const what = 'GenerateActivation';
-    if (f.rows !== length || f.cols !== width) throw new GenerationError(AbortReason.Refused, `${what} is ${f.rows}×${f.cols}, expected ${length}×${width}`);
+    if (f.rows !== rows || f.cols !== this.o.runtime.width)
+      throw new GenerationError(AbortReason.Refused, `${what} is ${f.rows}×${f.cols}, expected ${rows}×${this.o.runtime.width}`);
     if (!!f.tokens !== !!subspace)
       throw new GenerationError(AbortReason.Refused, `${what} ${subspace ? 'lacks the token ids subspace boundaries need' : 'carries token ids, dense boundaries take none'}`);
-    const x = new Float32Array(batch * seq * width);
+    const vocab = this.o.runtime.cfg.vocab;
+    f.tokens?.forEach((id, t) => {
+      if (id >= vocab) throw new GenerationError(AbortReason.Refused, `${what} token id ${t} is ${id}, vocab is ${vocab}`);
+    });
+  }
+
+  /** The runtime input of a window frame: its rows padded back to [batch, seq] (empty for a one-position frame). */
+  private windowInput(f: Frame, fw: Forward): { tokens?: Uint32Array; x?: Float32Array } {
+    this.checkActivation(f, fw);
+    if (!fw.window) return {};
+    const { batch, seq } = this.o.runtime.cfg;
+    const x = new Float32Array(batch * seq * this.o.runtime.width);
     x.set(f.tensor);
     if (!f.tokens) return { x };
     const tokens = new Uint32Array(batch * seq);
-    for (let t = 0; t < length; t++) {
-      const id = f.tokens[t];
-      if (id >= vocab) throw new GenerationError(AbortReason.Refused, `${what} token id ${t} is ${id}, vocab is ${vocab}`);
-      tokens[t] = id;
-    }
+    tokens.set(f.tokens);
     return { tokens, x };
+  }
+
+  /** The newest position of a one-position frame: its boundary row and token id. */
+  private newestInput(f: Frame, fw: Forward): { token?: number; x?: Float32Array } {
+    return fw.window ? {} : { x: f.tensor, ...(f.tokens && { token: f.tokens[0] }) };
   }
 }

@@ -10,6 +10,7 @@ import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../run/d
 import { ReplicaAverager } from './averaging.js';
 import { decodeCheckpoint } from '../engine/checkpoint.js';
 import { type WitnessDeps, auditShapes } from '../trust/audit.js';
+import { DecodeBatcher } from './decode-batcher.js';
 import { GenerationPeer } from './generate.js';
 import { Mailbox, type MailboxOptions } from '../trust/mailbox.js';
 import { stageFrames } from './stage-frames.js';
@@ -96,7 +97,8 @@ export class StageSeat {
       anchor: this.witness.anchor,
       lr: run.optimizer.lr,
     });
-    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now });
+    const batcher = DecodeBatcher.of(runtime, 0);
+    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher });
   }
 
   static async create(o: SeatOptions): Promise<StageSeat> {

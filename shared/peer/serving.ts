@@ -5,7 +5,8 @@ import type { CharCorpus } from '../engine/data.js';
 import { decodeText, encodeText } from '../engine/data.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
 import type { PeerContext } from './context.js';
-import { AbortReason, GenerationError, type Hop } from './generate.js';
+import type { Hop } from './generate.js';
+import { AbortReason, GenerationError } from './generate-frames.js';
 import type { StageSeat } from './seat.js';
 
 export interface ServingOptions {

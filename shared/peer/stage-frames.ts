@@ -5,7 +5,7 @@ import { boundaryWidth } from '../engine/model.js';
 import type { BlockConfig } from '../engine/model.js';
 import type { Dtype } from '../wire/codec.js';
 import { FrameKind, type FrameShape, type FrameShapes } from '../wire/frame.js';
-import { START_COLS } from './generate.js';
+import { START_COLS } from './generate-frames.js';
 import { AVG_STEPS_HELD, GEN_FRAMES_PER_REQUEST, GEN_OPEN_REQUESTS, type MailboxOptions, REPLICA_COLS } from '../trust/mailbox.js';
 
 export interface StageFrameSpec {

@@ -61,8 +61,8 @@ export interface MailboxOptions {
 export const REPLICA_COLS = 64;
 /** Training frames are held for rounds at most this far ahead of the newest round this peer knows. */
 export const TRAIN_ROUNDS_AHEAD = 4;
-/** Generation requests one sender may have frames held for; a new one evicts the oldest. */
-export const GEN_OPEN_REQUESTS = 4;
+/** Generation requests one sender may have frames held for (a stage's requests in flight at once); a new one evicts the oldest. */
+export const GEN_OPEN_REQUESTS = 16;
 /** Generation frames held per request (an honest stage has at most two outstanding: the start and one activation). */
 export const GEN_FRAMES_PER_REQUEST = 4;
 /** Averaging steps one sender may have weights held for; a new one evicts the oldest. */
