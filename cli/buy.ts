@@ -2,7 +2,7 @@
 // an inference buyer from the command line. Uses the chain in the environment (SWARM_RPC_URL,
 // SWARM_CHAIN_ID, SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID, SWARM_KEY = the buyer's key): buys a
 // credential from the cheapest listing if it holds none, spends it on the prompt, and prints the
-// swarm's answer once it arrives.
+// swarm's answer as it is generated, then the receipt and the time to the first token.
 import { parseArgs } from 'node:util';
 import { formatEther, parseEther } from 'viem';
 import WebSocket from 'ws';
@@ -29,8 +29,19 @@ async function main(): Promise<void> {
   const paid = await ensureCredential(chain, cfg.runId, chain.account!, maxPrice);
   if (paid > 0n) console.log(`bought 1 credential for ${formatEther(paid)} ETH`);
   console.log("spending 1 credential and waiting for the swarm's answer…");
-  const a = await spendAndAsk(chain, cfg.runId, values.coordinator, WebSocket as unknown as WebSocketConstructor, { prompt, maxTokens: tokens });
-  console.log(`${prompt}${a.text}\n(spend ${a.spendId}, receipt ${a.answerHash} recorded on chain)`);
+  const t0 = performance.now();
+  let firstMs: number | undefined;
+  let shown = 0;
+  process.stdout.write(prompt);
+  const onText = (text: string) => {
+    firstMs ??= performance.now() - t0;
+    process.stdout.write(text.slice(shown));
+    shown = Math.max(shown, text.length);
+  };
+  const a = await spendAndAsk(chain, cfg.runId, values.coordinator, WebSocket as unknown as WebSocketConstructor, { prompt, maxTokens: tokens }, { onText });
+  process.stdout.write(`${a.text.slice(shown)}\n`);
+  const first = firstMs === undefined ? '' : `, first token after ${(firstMs / 1000).toFixed(2)} s`;
+  console.log(`(spend ${a.spendId}, receipt ${a.answerHash} recorded on chain; ${a.text.length} characters in ${((performance.now() - t0) / 1000).toFixed(1)} s${first})`);
 }
 
 main().catch((e: Error) => {

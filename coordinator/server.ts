@@ -20,6 +20,7 @@ import { type IceConfig, iceServersFor } from './turn-credentials.js';
 import { type Access, type Conn, Transport, type TransportCounters } from './transport.js';
 import { Emitter } from '../shared/base/emitter.js';
 import { BUNDLE_WAIT_MS } from '../shared/trust/audit.js';
+import { GEN_OPEN_REQUESTS } from '../shared/trust/mailbox.js';
 import type { Capability, ClientMessage, ClientMessageOf, ServerMessage, ServerMessageOf, SwarmPhase } from '../shared/swarm/protocol.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
@@ -73,6 +74,10 @@ export interface CoordinatorOptions {
   inference?: InferenceDesk;
   /** Longest one generation attempt may take before it is retried on another path. Default 120 s. */
   generateTimeoutMs?: number;
+  /** Spends served at once (default: the requests a stage batches, GEN_OPEN_REQUESTS); more are told the swarm is busy. */
+  serveConcurrency?: number;
+  /** Serve by re-forwarding the whole window for every token, not the stages' KV caches (what bench:serve compares with). */
+  serveRecompute?: boolean;
 }
 
 export interface CoordinatorEvents extends RunControlEvents {
@@ -182,6 +187,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         },
         attemptTimeoutMs: o.generateTimeoutMs ?? 120_000,
         maxAttempts: 4,
+        maxConcurrent: o.serveConcurrency ?? GEN_OPEN_REQUESTS,
+        recompute: o.serveRecompute,
         log: this.log,
       });
     }
@@ -321,6 +328,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         return c.onGone(peerId, msg.reason, { kept: msg.kept });
       case 'generated':
         return void refuse(this.serving ? this.serving.onGenerated(peerId, msg) : 'this swarm does not serve inference');
+      case 'generating':
+        return void refuse(this.serving ? this.serving.onGenerating(peerId, msg) : 'this swarm does not serve inference');
     }
   }
 
@@ -403,7 +412,12 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
   private async onInfer(conn: Conn, msg: ClientMessageOf<'infer'>): Promise<void> {
     const fail = (m: string) => this.transport.reject(conn, m, `spend ${msg.spendId}`);
     if (!this.serving || !this.run.serve) return fail('this swarm does not serve inference');
-    await this.serving.request(msg, { answer: (a) => this.transport.send(conn, { type: 'answer', ...a }), fail }, () => {
+    const buyer = {
+      part: (p: Omit<ServerMessageOf<'answer-part'>, 'type'>) => this.transport.send(conn, { type: 'answer-part', ...p }),
+      answer: (a: Omit<ServerMessageOf<'answer'>, 'type'>) => this.transport.send(conn, { type: 'answer', ...a }),
+      fail,
+    };
+    await this.serving.request(msg, buyer, () => {
       const phase = this.control.phase;
       if (phase === 'serving') return undefined;
       if (phase === 'finished' || phase === 'stopped') return `the run is ${phase}: this swarm no longer serves inference`;

@@ -1,9 +1,11 @@
 // Serving a trained model: a buyer's spend, checked on chain by the desk, answered by generating
-// through one path of the swarm (one peer per stage). Queries run one at a time in arrival order
-// (a path holds one generation at once). A path that loses a peer, errs or times out is abandoned
-// and the query retried on a path avoiding the peers that failed, so a spend is answered while any
-// complete path is alive, and a query never waits out a dead peer's timeout: a lost peer ends the
-// attempt at once (its path's peers abort their side too) and only that peer is avoided after.
+// through one path of the swarm (one peer per stage). Up to `maxConcurrent` spends are served at
+// once (the stages batch their tokens: decode-batcher.ts); beyond that a buyer is told the swarm is
+// busy and when to retry. Stage 0's text reaches the buyer as it is generated. A path that loses a
+// peer, errs or times out is abandoned and the query retried on a path avoiding the peers that
+// failed, so a spend is answered while any complete path is alive, and a query never waits out a
+// dead peer's timeout: a lost peer ends the attempt at once (its path's peers abort their side too)
+// and only that peer is avoided after.
 import { keccak256, toHex } from 'viem';
 import type { ClientMessageOf } from '../shared/swarm/protocol.js';
 
@@ -23,15 +25,21 @@ export interface ServingOptions {
   path(exclude: ReadonlySet<string>): string[] | undefined;
   /** Why no path exists now, for the buyer. */
   why(): string;
-  sendGenerate(path: string[], msg: { requestId: number; prompt: string; maxTokens: number; temperature: number; seed: number }): void;
+  sendGenerate(path: string[], msg: { requestId: number; prompt: string; maxTokens: number; temperature: number; seed: number; recompute?: boolean }): void;
   /** Longest one attempt may take. */
   attemptTimeoutMs: number;
   /** Paths tried per query before the buyer gets an error. */
   maxAttempts: number;
+  /** Spends served at once; a buyer beyond them is told the swarm is busy. */
+  maxConcurrent: number;
+  /** Have every token re-forward the whole window instead of the stages' KV caches (a benchmark's reference path). */
+  recompute?: boolean;
   log(line: string): void;
 }
 
 export interface Buyer {
+  /** The text of tokens `from`… as stage 0 generated it (a retry may send the same part again). */
+  part(msg: { spendId: string; from: number; text: string }): void;
   answer(msg: { spendId: string; text: string; answerHash: `0x${string}` }): void;
   fail(message: string): void;
 }
@@ -43,39 +51,50 @@ interface Attempt {
   requestId: number;
   path: string[];
   settle(o: Outcome): void;
+  part(from: number, text: string): void;
 }
 
+/** Answers remembered for the "retry in" estimate, and its guess before there is any. */
+const RECENT_ANSWERS = 16;
+const FIRST_GUESS_MS = 30_000;
+
 export class InferenceService {
-  private queue: Promise<void> = Promise.resolve();
-  private readonly queued = new Set<string>();
+  private readonly inFlight = new Set<string>();
   private requestSeq = 0;
-  private attempt?: Attempt;
+  private readonly attempts = new Map<number, Attempt>();
   private stopped = false;
   /** Stage 0 of recent attempts, by request id: a late answer to an abandoned attempt is no offence. */
   private readonly past = new Map<number, string>();
+  private readonly recentMs: number[] = [];
 
   constructor(private readonly o: ServingOptions) {}
 
-  /** Check a buyer's spend, then queue it. */
+  /** Check a buyer's spend, then serve it (resolves once it is checked; the answer comes later). */
   async request(msg: ClientMessageOf<'infer'>, buyer: Buyer, serving: () => string | undefined): Promise<void> {
     const notNow = serving();
     if (notNow) return buyer.fail(notNow);
-    if (this.queued.has(msg.spendId)) return buyer.fail(`spend ${msg.spendId} is already being served`);
-    this.queued.add(msg.spendId);
-    // The query takes its place in the queue now (checks may finish in any order); a bad spend is told at once.
-    const checked = this.check(msg).then((why) => {
-      if (why) {
-        this.queued.delete(msg.spendId);
-        buyer.fail(why);
-      }
-      return why;
-    });
-    this.queue = this.queue
-      .then(async () => {
-        if (!(await checked)) await this.serve(msg, buyer).finally(() => this.queued.delete(msg.spendId));
-      })
-      .catch((e: Error) => this.o.log(`BUG: serving spend ${msg.spendId} threw: ${e.message}`));
-    await checked;
+    if (this.inFlight.has(msg.spendId)) return buyer.fail(`spend ${msg.spendId} is already being served`);
+    if (this.inFlight.size >= this.o.maxConcurrent) return buyer.fail(this.busy());
+    this.inFlight.add(msg.spendId);
+    const why = await this.check(msg);
+    if (why) {
+      this.inFlight.delete(msg.spendId);
+      return buyer.fail(why);
+    }
+    void this.serve(msg, buyer)
+      .catch((e: Error) => this.o.log(`BUG: serving spend ${msg.spendId} threw: ${e.message}`))
+      .finally(() => this.inFlight.delete(msg.spendId));
+  }
+
+  /** Spends in flight now. */
+  get serving(): number {
+    return this.inFlight.size;
+  }
+
+  private busy(): string {
+    const sorted = [...this.recentMs].sort((a, b) => a - b);
+    const typical = sorted.length ? sorted[Math.floor(sorted.length / 2)] : FIRST_GUESS_MS;
+    return `busy: the swarm is answering ${this.inFlight.size} spends, the most it serves at once; retry in about ${Math.ceil(typical / 1000)} s`;
   }
 
   private async check(msg: ClientMessageOf<'infer'>): Promise<string | undefined> {
@@ -86,27 +105,39 @@ export class InferenceService {
     }
   }
 
+  /** The attempt `requestId` if `peerId` is its stage 0; a late message of an abandoned attempt is ignored; anything else is an offence (its sentence). */
+  private attemptOf(peerId: string, requestId: number, what: string): Attempt | string | undefined {
+    const a = this.attempts.get(requestId);
+    if (a && a.path[0] === peerId) return a;
+    if (this.past.get(requestId) === peerId) return undefined;
+    return `unexpected ${what} for request ${requestId}: only stage 0 of the request's path answers, and only what was asked`;
+  }
+
   /** Stage 0 of the attempt's path answered. */
   onGenerated(peerId: string, msg: ClientMessageOf<'generated'>): string | undefined {
-    const a = this.attempt;
-    if (!a || a.requestId !== msg.requestId || a.path[0] !== peerId) {
-      if (this.past.get(msg.requestId) === peerId) return undefined;
-      return `unexpected generated for request ${msg.requestId}: only stage 0 of the request's path answers, and only what was asked`;
-    }
+    const a = this.attemptOf(peerId, msg.requestId, 'generated');
+    if (typeof a !== 'object') return a;
     if (msg.error !== undefined || msg.text === undefined) a.settle({ ok: false, error: msg.error ?? 'no text', refused: msg.refused });
     else a.settle({ ok: true, text: msg.text });
     return undefined;
   }
 
-  /** A peer is gone: an attempt routed through it will never finish. */
+  /** Stage 0 of the attempt's path sent text as it generates it: on to the buyer. */
+  onGenerating(peerId: string, msg: ClientMessageOf<'generating'>): string | undefined {
+    const a = this.attemptOf(peerId, msg.requestId, 'generating');
+    if (typeof a !== 'object') return a;
+    a.part(msg.from, msg.text);
+    return undefined;
+  }
+
+  /** A peer is gone: the attempts routed through it will never finish. */
   onPeerGone(peerId: string): void {
-    const a = this.attempt;
-    if (a?.path.includes(peerId)) a.settle({ ok: false, error: `peer ${peerId} on the path is gone`, blame: peerId });
+    for (const a of [...this.attempts.values()]) if (a.path.includes(peerId)) a.settle({ ok: false, error: `peer ${peerId} on the path is gone`, blame: peerId });
   }
 
   stop(): void {
     this.stopped = true;
-    this.attempt?.settle({ ok: false, error: 'the swarm stopped serving', refused: true });
+    for (const a of [...this.attempts.values()]) a.settle({ ok: false, error: 'the swarm stopped serving', refused: true });
   }
 
   private async serve(msg: ClientMessageOf<'infer'>, buyer: Buyer): Promise<void> {
@@ -119,7 +150,7 @@ export class InferenceService {
         errors.push(`no complete path${failedPeers.size ? ` avoiding ${[...failedPeers].join(', ')}` : ''} (${this.o.why()})`);
         break;
       }
-      const r = await this.generate(msg, path);
+      const r = await this.generate(msg, path, (from, text) => buyer.part({ spendId: msg.spendId, from, text }));
       if (r.ok) return this.deliver(msg, r.text, buyer, t0, i + 1);
       errors.push(`path ${path.join('→')}: ${r.error}`);
       this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed: ${r.error}`);
@@ -132,20 +163,27 @@ export class InferenceService {
     buyer.fail(`generation failed: ${errors.join('; ')}`.slice(0, 1024));
   }
 
-  private generate(msg: ClientMessageOf<'infer'>, path: string[]): Promise<Outcome> {
+  private generate(msg: ClientMessageOf<'infer'>, path: string[], part: Attempt['part']): Promise<Outcome> {
     const requestId = ++this.requestSeq;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => settle({ ok: false, error: `no answer within ${this.o.attemptTimeoutMs} ms` }), this.o.attemptTimeoutMs);
       const settle = (o: Outcome) => {
         clearTimeout(timer);
-        if (this.attempt?.requestId === requestId) this.attempt = undefined;
+        this.attempts.delete(requestId);
         resolve(o);
       };
-      this.attempt = { requestId, path, settle };
+      this.attempts.set(requestId, { requestId, path, settle, part });
       this.past.set(requestId, path[0]);
-      if (this.past.size > 64) this.past.delete(this.past.keys().next().value!);
+      if (this.past.size > 256) this.past.delete(this.past.keys().next().value!);
       const seed = Number(BigInt(msg.spendId) % 2_147_483_647n);
-      this.o.sendGenerate(path, { requestId, prompt: msg.prompt, maxTokens: msg.maxTokens, temperature: this.o.desk.temperature, seed });
+      this.o.sendGenerate(path, {
+        requestId,
+        prompt: msg.prompt,
+        maxTokens: msg.maxTokens,
+        temperature: this.o.desk.temperature,
+        seed,
+        ...(this.o.recompute && { recompute: true }),
+      });
     });
   }
 
@@ -157,6 +195,8 @@ export class InferenceService {
       return buyer.fail(`the answer could not be receipted on chain: ${(e as Error).message}`);
     }
     buyer.answer({ spendId: msg.spendId, text, answerHash });
+    this.recentMs.push(Date.now() - t0);
+    if (this.recentMs.length > RECENT_ANSWERS) this.recentMs.shift();
     this.o.log(`served spend ${msg.spendId}: ${text.length} chars in ${Date.now() - t0} ms (${attempts} attempt${attempts > 1 ? 's' : ''})`);
   }
 }

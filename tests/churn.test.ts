@@ -143,7 +143,7 @@ beforeAll(async () => {
   const paths: string[][] = [];
   c.on('generate', ({ path }) => paths.push(path));
   const asked = Date.now();
-  const pending = requestAnswer(c.url!, WebSocket as unknown as WebSocketConstructor, { spendId: 7n, prompt: 'ROMEO:', maxTokens: 200 }, 120_000);
+  const pending = requestAnswer(c.url!, WebSocket as unknown as WebSocketConstructor, { spendId: 7n, prompt: 'ROMEO:', maxTokens: 200 }, { timeoutMs: 120_000 });
   await until('the first attempt', () => paths.length > 0);
   const stageWithTwo = [0, 1].find((s) => activeOn(s).length > 1)!;
   const victim = paths[0][stageWithTwo];

@@ -1110,7 +1110,7 @@ describe('coordinator: serving inference', () => {
     expect(receipts.map(([id]) => id)).toEqual(['22']);
   });
 
-  it('when the run is stopped, ends the query under way and the queued ones with the reason, and refuses new ones', async () => {
+  it('when the run is stopped, ends every query under way with the reason, and refuses new ones', async () => {
     const { desk, receipts, checked } = memoryDesk({ '41': 'a', '42': 'b' });
     const { s, peers, buyer, ask, nextGenerate } = await servingSwarm(desk);
     for (const p of peers) p.replyToGenerate = () => 'hang';
@@ -1119,9 +1119,7 @@ describe('coordinator: serving inference', () => {
     ask('42', 'b');
     await until(() => checked.length === 2, 'spend 42 checked');
     s.coord.stopRun('the operator ended serving');
-    const [under, queued] = [await buyer.inbox.take('error'), await buyer.inbox.take('error')];
-    expect(under.message).toMatch(/^generation failed: path .*: the swarm stopped serving$/);
-    expect(queued.message).toBe('generation failed: the swarm stopped serving');
+    for (let i = 0; i < 2; i++) expect((await buyer.inbox.take('error')).message).toMatch(/^generation failed: path .*: the swarm stopped serving$/);
     for (const p of peers) expect((await p.inbox.take('stop')).reason).toBe('the operator ended serving');
     expect(s.coord.phase).toBe('finished');
     ask('43', 'c');
@@ -1129,35 +1127,41 @@ describe('coordinator: serving inference', () => {
     expect(receipts).toEqual([]);
   });
 
-  it('serves queries one at a time in arrival order', async () => {
-    // The first spend's check is the slowest: it is still served first.
-    const { desk, receipts, checked } = memoryDesk({ '31': 'one', '32': 'two', '33': 'three' }, { '31': 80, '32': 40 });
-    const { peers, buyer, ask, nextGenerate } = await servingSwarm(desk);
+  it('serves spends at once up to its cap, streams stage 0’s text to each buyer, and tells a buyer beyond the cap when to retry', async () => {
+    const { desk, receipts } = memoryDesk({ '31': 'one', '32': 'two', '33': 'three' });
+    const { peers, buyer, ask } = await servingSwarm(desk, { serveConcurrency: 2 });
     for (const p of peers) p.replyToGenerate = () => 'hang';
+    /** The generates sent so far, one per request (every peer of a path gets the same). */
+    const generates = async (n: number) => {
+      const sent = () => new Map(peers.flatMap((p) => p.inbox.msgs.filter((m) => m.type === 'generate') as ServerMessageOf<'generate'>[]).map((g) => [g.prompt, g]));
+      await until(() => sent().size >= n, `${n} generates`);
+      return sent();
+    };
+    const stage0 = (g: ServerMessageOf<'generate'>) => peers.find((p) => p.peerId === g.path[0])!;
     const other = await rawSocket(buyer.ws.url);
-    // Two buyers' sockets: each query is sent once the coordinator has the previous one (so the arrival order is defined).
     ask('31', 'one');
-    await until(() => checked.length === 1, 'spend 31 arrived');
     other.send({ type: 'infer', spendId: '32', prompt: 'two', maxTokens: 4 });
-    await until(() => checked.length === 2, 'spend 32 arrived');
+    // Both are generating before either is answered.
+    const g = await generates(2);
     ask('33', 'three');
-    const order: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const g = await nextGenerate();
-      order.push(g.prompt);
-      // Only one at a time: nothing else is sent until this one is answered.
-      await sleep(30);
-      expect(peers.every((p) => p.inbox.count('generate') === 0)).toBe(true);
-      peers.find((p) => p.peerId === g.path[0])!.send({ type: 'generated', requestId: g.requestId, text: `re ${g.prompt}` });
-    }
-    expect(order).toEqual(['one', 'two', 'three']);
-    expect((await buyer.inbox.take('answer')).text).toBe('re one');
+    expect((await buyer.inbox.take('error')).message).toBe('busy: the swarm is answering 2 spends, the most it serves at once; retry in about 30 s');
+    // Stage 0's text reaches its buyer as it comes; a part from a peer that is not stage 0 is refused.
+    stage0(g.get('one')!).send({ type: 'generating', requestId: g.get('one')!.requestId, from: 0, text: 're' });
+    expect(await buyer.inbox.take('answer-part')).toEqual({ type: 'answer-part', spendId: '31', from: 0, text: 're' });
+    const notStage0 = peers.find((p) => p.peerId === g.get('two')!.path[1])!;
+    notStage0.send({ type: 'generating', requestId: g.get('two')!.requestId, from: 0, text: 'x' });
+    expect((await notStage0.inbox.take('error')).message).toMatch(/^unexpected generating for request \d+: only stage 0/);
+    stage0(g.get('two')!).send({ type: 'generated', requestId: g.get('two')!.requestId, text: 're two' });
     expect((await other.inbox.take('answer')).text).toBe('re two');
-    expect((await buyer.inbox.take('answer')).text).toBe('re three');
-    expect(receipts.map(([id]) => id)).toEqual(['31', '32', '33']);
+    stage0(g.get('one')!).send({ type: 'generated', requestId: g.get('one')!.requestId, text: 're one' });
+    expect((await buyer.inbox.take('answer')).text).toBe('re one');
+    expect(receipts.map(([id]) => id).sort()).toEqual(['31', '32']);
+    expect(other.inbox.count('answer-part')).toBe(0);
 
-    // The same spend twice at once: the second is refused while the first is being served.
+    // A place is free again; the same spend twice at once: the second is refused while the first is served.
     ask('33', 'three');
-    expect((await buyer.inbox.take('error')).message).toBe('spend 33 was already served');
+    expect((await generates(3)).get('three')).toBeDefined();
+    ask('33', 'three');
+    expect((await buyer.inbox.take('error')).message).toBe('spend 33 is already being served');
   });
 });

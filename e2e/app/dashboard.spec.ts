@@ -210,6 +210,8 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   const answer = buyer.getByTestId('answer');
   await expect(answer).toContainText('recorded on chain', { timeout: 5 * 60_000 });
   await expect(answer.locator('pre')).not.toHaveText('ROMEO:\n');
+  // Parts came before the answer: the time to the first token is known only from them.
+  await expect(buyer.getByTestId('answer-timing')).toContainText('First token after');
   await shoot(buyer, 'credentials-buyer.png');
   await accessible(buyer);
 

@@ -81,22 +81,56 @@ function Market({ onChange }: { onChange(): void }) {
   );
 }
 
+/** The answer as it arrives: the text so far, when the first token came, and the whole answer with its receipt at the end. */
+interface Asked {
+  prompt: string;
+  text: string;
+  startedAt: number;
+  firstMs?: number;
+  doneMs?: number;
+  answer?: SpentAnswer;
+}
+
+function AnswerView({ a }: { a: Asked }) {
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return (
+    <div className="answer" data-testid="answer" aria-live="polite">
+      <pre>
+        <span className="muted">{a.prompt}</span>
+        {a.answer?.text ?? a.text}
+      </pre>
+      <p className="muted" data-testid="answer-timing">
+        {a.firstMs === undefined ? 'Waiting for the first token…' : `First token after ${seconds(a.firstMs)}`}
+        {a.doneMs !== undefined && a.answer && `; ${a.answer.text.length} characters in ${seconds(a.doneMs)}`}
+        {a.answer ? '.' : a.firstMs !== undefined ? '; generating…' : ''}
+      </p>
+      {a.answer && (
+        <p className="muted">
+          Spend {a.answer.spendId}; receipt {a.answer.answerHash} recorded on chain.
+        </p>
+      )}
+    </div>
+  );
+}
+
 function Spend({ onChange }: { onChange(): void }) {
   const { chain, account, runId } = useWallet();
   const coordinator = useDashboard((s) => s.host?.config.coordinator);
   const [prompt, setPrompt] = useState('ROMEO:\n');
   const [tokens, setTokens] = useState(80);
-  const [answer, setAnswer] = useState<SpentAnswer>();
+  const [asked, setAsked] = useState<Asked>();
   const [busy, setBusy] = useState(false);
   const ask = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
-    setAnswer(
-      await act('spend', async () => {
-        await ensureCredential(chain!, runId!, account!, parseEther('0.01'));
-        return spendAndAsk(chain!, runId!, coordinator!, WebSocket, { prompt, maxTokens: tokens });
-      }),
-    );
+    const startedAt = performance.now();
+    setAsked({ prompt, text: '', startedAt });
+    const onText = (text: string) => setAsked((a) => a && { ...a, text, firstMs: a.firstMs ?? performance.now() - a.startedAt });
+    const answer = await act('spend', async () => {
+      await ensureCredential(chain!, runId!, account!, parseEther('0.01'));
+      return spendAndAsk(chain!, runId!, coordinator!, WebSocket, { prompt, maxTokens: tokens }, { onText });
+    });
+    setAsked((a) => (answer && a ? { ...a, answer, doneMs: performance.now() - a.startedAt } : undefined));
     setBusy(false);
     onChange();
   };
@@ -117,20 +151,10 @@ function Spend({ onChange }: { onChange(): void }) {
         />
       </label>
       <button type="submit" disabled={!chain || busy || !prompt}>
-        {busy ? 'Waiting for the swarm…' : 'Spend 1 credential and ask'}
+        {busy ? 'The swarm is answering…' : 'Spend 1 credential and ask'}
       </button>
       <p className="muted">Buys one from the cheapest listing (up to 0.01 ETH) if you hold none.</p>
-      {answer && (
-        <div className="answer" data-testid="answer">
-          <pre>
-            <span className="muted">{answer.prompt}</span>
-            {answer.text}
-          </pre>
-          <p className="muted">
-            Spend {answer.spendId}; receipt {answer.answerHash} recorded on chain.
-          </p>
-        </div>
-      )}
+      {asked && <AnswerView a={asked} />}
     </form>
   );
 }

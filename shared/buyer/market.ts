@@ -2,7 +2,7 @@
 // credential from the cheapest listing when it holds none, spend it on a prompt, and ask the swarm.
 import { type Address, formatEther } from 'viem';
 import type { WebSocketConstructor } from '../swarm/coordinator-client.js';
-import { type Answer, requestAnswer } from './inference-client.js';
+import { type Answer, type AnswerOptions, requestAnswer } from './inference-client.js';
 import type { SwarmChain } from '../chain/client.js';
 
 /** Buys one credential from the cheapest listing unless `me` holds one; returns its price (0n: none bought). */
@@ -20,14 +20,15 @@ export interface SpentAnswer extends Answer {
   prompt: string;
 }
 
-/** Spends one credential on `prompt` (the chain records the prompt's hash) and waits for the swarm's answer. */
+/** Spends one credential on `prompt` (the chain records the prompt's hash) and waits for the swarm's answer, seeing it as it comes. */
 export async function spendAndAsk(
   chain: SwarmChain,
   runId: bigint,
   coordinator: string,
   WebSocketImpl: WebSocketConstructor,
   q: { prompt: string; maxTokens: number },
+  o: AnswerOptions = {},
 ): Promise<SpentAnswer> {
   const { result: spendId } = await chain.spendCredentials(runId, 1n, q.prompt);
-  return { prompt: q.prompt, ...(await requestAnswer(coordinator, WebSocketImpl, { spendId, prompt: q.prompt, maxTokens: q.maxTokens })) };
+  return { prompt: q.prompt, ...(await requestAnswer(coordinator, WebSocketImpl, { spendId, prompt: q.prompt, maxTokens: q.maxTokens }, o)) };
 }

@@ -1,6 +1,7 @@
-// This peer's part in serving a buyer's request (generate.ts): stage 0 tokenizes the prompt and
-// generates, every other stage of the path forwards; stage 0 answers the coordinator with the text
-// or why it failed (a request this model cannot take is refused: no other path would take it either).
+// This peer's part in serving buyers' requests (generate.ts), several at once: stage 0 tokenizes
+// the prompt and generates, every other stage of the path forwards; stage 0 streams the text to the
+// coordinator as it is decided and answers with the whole text or why it failed (a request this
+// model cannot take is refused: no other path would take it either).
 import type { CharCorpus } from '../engine/data.js';
 import { decodeText, encodeText } from '../engine/data.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
@@ -17,22 +18,25 @@ export interface ServingOptions {
   sendFrame(to: string, bytes: Uint8Array): void;
 }
 
+/** Stage 0 sends the text decided so far at most this often (and at the end): a stream, not a message per token. */
+export const STREAM_EVERY_MS = 100;
+
 export class Serving {
-  private generating?: { path: string[]; abort: AbortController };
+  private readonly generating = new Map<number, { path: string[]; abort: AbortController }>();
 
   constructor(
     private readonly ctx: PeerContext,
     private readonly o: ServingOptions,
   ) {}
 
-  /** Stop the request under way (the peer leaves, or lost the coordinator). */
+  /** Stop the requests under way (the peer leaves, or lost the coordinator). */
   abort(reason: Error): void {
-    this.generating?.abort.abort(reason);
+    for (const g of this.generating.values()) g.abort.abort(reason);
   }
 
-  /** A peer is gone: a request through it will never finish; end it now, so what comes next is not queued behind it. */
+  /** A peer is gone: the requests through it will never finish; end them now. */
   lost(peerId: string): void {
-    if (this.generating?.path.includes(peerId)) this.generating.abort.abort(new Error(`${peerId} on the path is gone`));
+    for (const g of this.generating.values()) if (g.path.includes(peerId)) g.abort.abort(new Error(`${peerId} on the path is gone`));
   }
 
   async onGenerate(m: ServerMessageOf<'generate'>): Promise<void> {
@@ -42,7 +46,7 @@ export class Serving {
     this.ctx.setPhase('serving', `serving request ${m.requestId}`);
     const t0 = this.ctx.host.now();
     const abort = new AbortController();
-    this.generating = { path: m.path, abort };
+    this.generating.set(m.requestId, { path: m.path, abort });
     try {
       const tokens = at === 0 ? await this.generate(seat, m, abort.signal) : await this.forward(seat, m, at, abort.signal);
       if (tokens) this.ctx.emit('served', { requestId: m.requestId, tokens: tokens.length, ms: this.ctx.host.now() - t0 });
@@ -52,7 +56,7 @@ export class Serving {
       const refused = e instanceof GenerationError && e.reason === AbortReason.Refused;
       if (at === 0) this.ctx.send({ type: 'generated', requestId: m.requestId, error: message, ...(refused && { refused }) });
     } finally {
-      if (this.generating?.abort === abort) this.generating = undefined;
+      if (this.generating.get(m.requestId)?.abort === abort) this.generating.delete(m.requestId);
     }
   }
 
@@ -66,9 +70,26 @@ export class Serving {
       this.ctx.send({ type: 'generated', requestId: m.requestId, error: (e as Error).message.slice(0, 1000), refused: true });
       return undefined;
     }
-    const tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, { temperature: m.temperature, seed: m.seed >>> 0 }, this.hop(seat, m.path[1]), { signal });
+    const stream = this.stream(m.requestId, text);
+    const sampling = { temperature: m.temperature, seed: m.seed >>> 0 };
+    const tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, sampling, this.hop(seat, m.path[1]), { signal, onToken: stream, recompute: m.recompute });
     this.ctx.send({ type: 'generated', requestId: m.requestId, text: decodeText(text, tokens) });
     return tokens;
+  }
+
+  /** Send the tokens decided since the last send, at most every STREAM_EVERY_MS (the first at once: the buyer's first token). */
+  private stream(requestId: number, text: CharCorpus): (index: number, token: number) => void {
+    const pending: number[] = [];
+    let from = 0;
+    let last = Number.NEGATIVE_INFINITY;
+    return (index, token) => {
+      pending.push(token);
+      const now = this.ctx.host.now();
+      if (now - last < STREAM_EVERY_MS) return;
+      this.ctx.send({ type: 'generating', requestId, from, text: decodeText(text, Uint32Array.from(pending)) });
+      [from, last] = [index + 1, now];
+      pending.length = 0;
+    };
   }
 
   private forward(seat: StageSeat, m: ServerMessageOf<'generate'>, at: number, signal: AbortSignal): Promise<Uint32Array> {

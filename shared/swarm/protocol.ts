@@ -217,6 +217,16 @@ export const ClientMessageSchemas = {
     /** The request itself is bad (e.g. a character the model has no token for): another path would refuse it too. */
     refused: z.boolean().optional(),
   }),
+  /** Stage 0's text so far (streaming): the characters of tokens `from`…, sent as they are decided. */
+  generating: z.strictObject({
+    type: z.literal('generating'),
+    requestId: nonNegInt,
+    from: z.int().min(0).max(MAX_GENERATED_TOKENS),
+    text: z
+      .string()
+      .min(1)
+      .max(4 * MAX_GENERATED_TOKENS),
+  }),
   /** An inference buyer (no registration): serve the credential spend `spendId` with this prompt. */
   infer: z.strictObject({
     type: z.literal('infer'),
@@ -352,6 +362,8 @@ export const ServerMessageSchemas = {
     maxTokens: z.int().min(1).max(MAX_GENERATED_TOKENS),
     temperature: z.number().min(0).max(10),
     seed: z.int(),
+    /** Re-forward the whole window for every token instead of using the stages' KV caches (a benchmark's reference path). */
+    recompute: z.boolean().optional(),
   }),
   /**
    * To a contributor, after its epoch's root was posted: its cumulative units and Merkle proof, so
@@ -359,6 +371,16 @@ export const ServerMessageSchemas = {
    */
   settled: z.strictObject({ type: z.literal('settled'), ...SettledEpochSchema.shape }),
   /** To a buyer: the answer to its spend, and the hash recorded on chain as the receipt. */
+  /** Part of the answer to spend `spendId` as it is generated: the text of tokens `from`… (a retry on another path may send the same part again). */
+  'answer-part': z.strictObject({
+    type: z.literal('answer-part'),
+    spendId: uintString,
+    from: z.int().min(0).max(MAX_GENERATED_TOKENS),
+    text: z
+      .string()
+      .min(1)
+      .max(4 * MAX_GENERATED_TOKENS),
+  }),
   answer: z.strictObject({ type: z.literal('answer'), spendId: uintString, text: z.string().max(4 * MAX_GENERATED_TOKENS), answerHash: z.string().regex(/^0x[0-9a-f]{64}$/) }),
 } as const;
 

@@ -118,6 +118,7 @@ export const SEEDS: { [K in ClientMessageType]: (rng: Rng, t: Targets) => Client
   suspect: (rng, t) => ({ type: 'suspect', round: rng.int(0, 9), peer: rng.pick(t.known), microbatch: rng.int(0, 3), reason: 'RMS out of band' }),
   leave: (rng) => ({ type: 'leave', reason: 'pause', kept: { step: rng.int(0, 9), hash: hex(rng, 64) } }),
   generated: (rng) => ({ type: 'generated', requestId: rng.int(0, 9), text: 'hello', refused: false }),
+  generating: (rng) => ({ type: 'generating', requestId: rng.int(0, 9), from: rng.int(0, 8), text: 'hel' }),
   infer: (rng) => ({ type: 'infer', spendId: String(rng.int(0, 1e6)), prompt: 'To be', maxTokens: 8 }),
 };
 export const CLIENT_TYPES = Object.keys(SEEDS) as ClientMessageType[];
