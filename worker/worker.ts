@@ -11,7 +11,8 @@ import { PeerSession, type SessionOptions } from '../shared/peer/session.js';
 import { FrameKind } from '../shared/wire/frame.js';
 import { nodeHost } from './node-host.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
-import { checkListedCorpus, fetchListedCorpus, loadNetwork } from '../node/network-file.js';
+import { checkListedCorpus, fetchListedCorpus } from '../node/corpus.js';
+import { loadNetwork } from '../node/network-file.js';
 import { findRun } from '../shared/chain/find-run.js';
 
 const { values: args } = parseArgs({
