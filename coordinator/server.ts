@@ -76,8 +76,6 @@ export interface CoordinatorOptions {
   generateTimeoutMs?: number;
   /** Spends served at once (default: the requests a stage batches, GEN_OPEN_REQUESTS); more are told the swarm is busy. */
   serveConcurrency?: number;
-  /** Serve by re-forwarding the whole window for every token, not the stages' KV caches (what bench:serve compares with). */
-  serveRecompute?: boolean;
 }
 
 export interface CoordinatorEvents extends RunControlEvents {
@@ -188,7 +186,6 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
         attemptTimeoutMs: o.generateTimeoutMs ?? 120_000,
         maxAttempts: 4,
         maxConcurrent: o.serveConcurrency ?? GEN_OPEN_REQUESTS,
-        recompute: o.serveRecompute,
         log: this.log,
       });
     }
@@ -200,6 +197,11 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
 
   get phase(): SwarmPhase {
     return this.control.phase;
+  }
+
+  /** Serve the next spends by re-forwarding the whole window for every token (true), or with the stages' KV caches (what bench:serve compares). */
+  serveRecompute(on: boolean): void {
+    if (this.serving) this.serving.recompute = on;
   }
 
   /** Start serving; resolves with the bound port (pass 0 for an ephemeral one). */

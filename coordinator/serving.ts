@@ -32,8 +32,6 @@ export interface ServingOptions {
   maxAttempts: number;
   /** Spends served at once; a buyer beyond them is told the swarm is busy. */
   maxConcurrent: number;
-  /** Have every token re-forward the whole window instead of the stages' KV caches (a benchmark's reference path). */
-  recompute?: boolean;
   log(line: string): void;
 }
 
@@ -66,6 +64,8 @@ export class InferenceService {
   /** Stage 0 of recent attempts, by request id: a late answer to an abandoned attempt is no offence. */
   private readonly past = new Map<number, string>();
   private readonly recentMs: number[] = [];
+  /** Have every token re-forward the whole window instead of the stages' KV caches (the reference path bench:serve compares with). */
+  recompute = false;
 
   constructor(private readonly o: ServingOptions) {}
 
@@ -182,7 +182,7 @@ export class InferenceService {
         maxTokens: msg.maxTokens,
         temperature: this.o.desk.temperature,
         seed,
-        ...(this.o.recompute && { recompute: true }),
+        ...(this.recompute && { recompute: true }),
       });
     });
   }

@@ -338,9 +338,11 @@ export class PeerSession extends Emitter<SessionEvents> {
       this.training.decided(m);
       inOrder((x: typeof m) => this.training.onCommit(x))(m);
     });
+    // Started in order (after the assign that seated this peer), but not awaited: requests are served
+    // at once, so one waiting on a dead peer holds up no other.
     c.on(
       'generate',
-      inOrder((m) => this.serving.onGenerate(m)),
+      inOrder(async (m) => void this.serving.onGenerate(m).catch((e: Error) => this.say(`request ${m.requestId}: ${e.message}`))),
     );
     // Not queued: this peer may be witnessing the peer that witnesses it (each waits for the other's bundle).
     c.on('audit', (m) => void this.witnessing.audited(m).catch((e: Error) => this.say(`could not send the bundle of round ${m.round}: ${e.message}`)));

@@ -1,0 +1,137 @@
+// `npm run bench:serve [-- --quick]`: buyers served by a local swarm of the default model (2 stages,
+// one worker process each), after it trained a few steps. First the reference path: one buyer at a
+// time, every token re-forwarding the whole window through both stages. Then the KV-cached path
+// with 1, 4 and 16 buyers at once, their positions batched into one step per stage. Per run: time
+// to the first token (p50, p99, from the moment the buyer sends its spend), tokens/s each buyer
+// sees, and tokens/s of all of them together. Spends are checked by an in-memory desk (the chain's
+// receipts are tested in the economy tests): this measures serving, not the chain.
+// Writes bench/results/serve.json.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { LocalSwarm } from '../cli/local-swarm.js';
+import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
+import type { InferenceDesk } from '../coordinator/serving.js';
+import { DEFAULT_DATA } from '../node/corpus.js';
+import { requestAnswer } from '../shared/buyer/inference-client.js';
+import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } }, strict: true });
+const PROMPT_TOKENS = 16;
+const NEW_TOKENS = values.quick ? 40 : 120;
+const CONCURRENCY = [1, 4, 16];
+
+interface ServeRun {
+  concurrency: number;
+  training: boolean;
+  cached: boolean;
+  prompt_tokens: number;
+  new_tokens: number;
+  ttft_ms_p50: number;
+  ttft_ms_p99: number;
+  tokens_per_s_per_request: number;
+  tokens_per_s_total: number;
+  recompute_tokens_per_s: number;
+}
+
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+
+/** Prompts of PROMPT_TOKENS characters (the model's tokens) from the training text, a different one per buyer. */
+function prompts(n: number): string[] {
+  const text = readFileSync(DEFAULT_DATA, 'utf8');
+  return Array.from({ length: n }, (_, i) => text.slice(1000 + i * 997, 1000 + i * 997 + PROMPT_TOKENS));
+}
+
+let spendSeq = 0;
+
+/** `n` buyers at once; each one's time to its first token, its own tokens/s, and all of theirs together. */
+async function buyers(url: string, n: number): Promise<Omit<ServeRun, 'training' | 'cached' | 'recompute_tokens_per_s'>> {
+  const t0 = performance.now();
+  const each = await Promise.all(
+    prompts(n).map(async (prompt) => {
+      const sent = performance.now();
+      let first: number | undefined;
+      const q = { spendId: BigInt(++spendSeq), prompt, maxTokens: NEW_TOKENS };
+      const a = await requestAnswer(url, WebSocket as unknown as WebSocketConstructor, q, { timeoutMs: 30 * 60_000, onText: () => (first ??= performance.now()) });
+      if (a.text.length !== NEW_TOKENS) throw new Error(`a buyer got ${a.text.length} characters, asked for ${NEW_TOKENS}`);
+      const done = performance.now();
+      return { ttft: (first ?? done) - sent, rate: NEW_TOKENS / ((done - sent) / 1000) };
+    }),
+  );
+  const wall = (performance.now() - t0) / 1000;
+  const ttft = each.map((e) => e.ttft);
+  return {
+    concurrency: n,
+    prompt_tokens: PROMPT_TOKENS,
+    new_tokens: NEW_TOKENS,
+    ttft_ms_p50: Math.round(quantile(ttft, 0.5)),
+    ttft_ms_p99: Math.round(quantile(ttft, 0.99)),
+    tokens_per_s_per_request: Number(
+      quantile(
+        each.map((e) => e.rate),
+        0.5,
+      ).toFixed(2),
+    ),
+    tokens_per_s_total: Number(((n * NEW_TOKENS) / wall).toFixed(2)),
+  };
+}
+
+async function main(): Promise<void> {
+  const out = mkdtempSync(join(tmpdir(), 'bench-serve-'));
+  const run = { ...(await runConfig({ ...SWARM_DEFAULTS, workers: 2, minPerStage: 1, steps: 6, evalEvery: 0, evalBatches: 0, quiet: true, out })), serve: true };
+  const desk: InferenceDesk = { temperature: 0, check: async () => undefined, served: async () => {} };
+  const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator: { inference: desk, generateTimeoutMs: 30 * 60_000 } });
+  try {
+    const url = await swarm.listen();
+    swarm.spawn(0);
+    swarm.spawn(1);
+    console.log(`training ${run.steps} steps of the default model (${run.model.nLayer} layers, d ${run.model.dModel}, seq ${run.model.seq}) on 2 stages, then serving…`);
+    await swarm.coordinator.trained;
+    swarm.coordinator.serveRecompute(true);
+    const reference = await buyers(url, 1);
+    console.log(`recompute, 1 buyer: ${reference.tokens_per_s_per_request} tok/s, first token after ${reference.ttft_ms_p50} ms`);
+    swarm.coordinator.serveRecompute(false);
+    const runs: ServeRun[] = [{ ...reference, training: false, cached: false, recompute_tokens_per_s: reference.tokens_per_s_per_request }];
+    for (const n of CONCURRENCY) {
+      const r = await buyers(url, n);
+      console.log(
+        `cached, ${n} buyer(s): ${r.tokens_per_s_per_request} tok/s each, ${r.tokens_per_s_total} tok/s together, first token p50 ${r.ttft_ms_p50} ms, p99 ${r.ttft_ms_p99} ms`,
+      );
+      runs.push({ ...r, training: false, cached: true, recompute_tokens_per_s: reference.tokens_per_s_per_request });
+    }
+    report(runs);
+  } finally {
+    await swarm.close();
+  }
+}
+
+function report(runs: ServeRun[]): void {
+  const at = (n: number) => runs.find((r) => r.cached && r.concurrency === n)!;
+  const reference = runs.find((r) => !r.cached)!;
+  const result = {
+    runs,
+    training_tokens_per_s_alone: null,
+    training_tokens_per_s_while_serving: null,
+    serving_while_training: 'not measured: the swarm serves spends only once training has finished',
+    targets: {
+      cached_per_request_vs_recompute: Number((at(1).tokens_per_s_per_request / reference.tokens_per_s_per_request).toFixed(2)),
+      cached_per_request_at_least_10x: at(1).tokens_per_s_per_request >= 10 * reference.tokens_per_s_per_request,
+      total_at_16_vs_1: Number((at(16).tokens_per_s_total / at(1).tokens_per_s_total).toFixed(2)),
+      total_at_16_at_least_4x: at(16).tokens_per_s_total >= 4 * at(1).tokens_per_s_total,
+      ttft_p50_under_1s_idle: at(1).ttft_ms_p50 < 1000,
+    },
+  };
+  console.log(JSON.stringify(result.targets, null, 2));
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'serve.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log('wrote bench/results/serve.json');
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:serve failed: ${e.message}`);
+  process.exit(1);
+});
