@@ -1,7 +1,8 @@
 // Cached decoding (issue 21): the decode kernels against the float64 reference, and a block's KV
-// cache decoding exactly what recomputing the whole context window gives (greedy tokens equal,
-// logits within float error), for one block holding the model, for a two-stage split with subspace
-// boundaries, and for several requests of different lengths batched into one step.
+// cache decoding exactly what recomputing the whole context window with the training forward gives
+// (greedy tokens equal, logits within float error), for one block holding the model and for a
+// two-stage split with subspace boundaries: prompts of different lengths prefilled together in one
+// step, then their new tokens batched one step each.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../kernels/context.js';
 import * as k from '../kernels/ops.js';
@@ -71,16 +72,15 @@ async function blocks(m: ModelSpec, layers: number[]) {
   const whole: BlockConfig = { ...m, hasEmbedding: true, hasHead: true };
   const cfgs = stageConfigs(m, layers);
   const rts = await Promise.all(cfgs.map((cfg) => BlockRuntime.create(gpu, cfg, { init: params(cfg, whole) })));
-  const decoders = rts.map((rt) => rt.kvDecoder({ entries: 4, maxRows: 4 }, 0));
-  /** Next-token logits after `context` (its last ≤ seq tokens), recomputed from scratch; with `entry`, also that entry's prefill (requests prefill concurrently). */
-  async function recompute(context: number[], entry?: number): Promise<Float32Array> {
+  const decoders = rts.map((rt) => rt.kvDecoder({ entries: 4, maxRows: m.seq }));
+  /** Next-token logits after `context` (its last ≤ seq tokens), recomputed from scratch by the blocks' training forward. */
+  async function recompute(context: number[]): Promise<Float32Array> {
     const { tokens, length } = contextWindow(context, m.batch, m.seq);
     let x: Float32Array | undefined;
-    for (const [s, rt] of rts.entries()) {
+    for (const rt of rts) {
       const input = { tokens, ...(x && { x: padded(x, rt) }) };
-      const forward = (): Promise<Float32Array> => (rt.cfg.hasHead ? rt.forwardLogits(input, 0, 0, length - 1) : rt.forwardBoundary(input, 0, length));
-      x = await (entry === undefined ? forward() : decoders[s].prefill(entry, length, forward));
-      if (rt.cfg.hasHead) return x;
+      if (rt.cfg.hasHead) return rt.forwardLogits(input, 0, 0, length - 1);
+      x = await rt.forwardBoundary(input, 0, length);
     }
     throw new Error('no head');
   }
@@ -89,21 +89,23 @@ async function blocks(m: ModelSpec, layers: number[]) {
     x.set(rows);
     return x;
   };
-  /** One cached step: each request's newest token at its position; logits per request, in order. */
-  async function step(reqs: { entry: number; pos: number; token: number }[]): Promise<Float32Array[]> {
+  /** One cached step: rows of requests (a prefill: every position of its window); the logits of each request's last row, in order. */
+  async function step(reqs: { entry: number; first: number; tokens: number[] }[]): Promise<Float32Array[]> {
+    const rows = reqs.flatMap((q) => q.tokens.map((token, i) => ({ entry: q.entry, pos: q.first + i, token })));
     let x: Float32Array | undefined;
-    for (const dec of decoders) {
-      const rows = reqs.map((q, i) => ({ ...q, ...(x && { x: x.subarray(i * dec.width, (i + 1) * dec.width) }) }));
-      x = await dec.step(rows);
-    }
-    return reqs.map((_, i) => x!.subarray(i * m.vocab, (i + 1) * m.vocab));
+    for (const dec of decoders) x = await dec.step(rows.map((r, i) => ({ ...r, ...(x && { x: x.subarray(i * dec.width, (i + 1) * dec.width) }) })));
+    const ends = reqs.map((_, i) => reqs.slice(0, i + 1).reduce((n, q) => n + q.tokens.length, 0) - 1);
+    return ends.map((r) => x!.subarray(r * m.vocab, (r + 1) * m.vocab));
   }
   return { recompute, step, destroy: () => rts.forEach((rt) => rt.destroy()) };
 }
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((mx, v, i) => Math.max(mx, Math.abs(v - b[i])), 0);
 
-/** Greedy generation of `n` tokens for each prompt, all requests in one step each: recomputed, and cached. */
+/**
+ * Greedy generation of `n` tokens for each prompt, recomputed, and cached: the prompts prefilled
+ * together in one step, then every request's new token in one step each.
+ */
 async function bothWays(p: Awaited<ReturnType<typeof blocks>>, prompts: number[][], n: number) {
   const recomputed: number[][] = [];
   for (const prompt of prompts) {
@@ -113,10 +115,10 @@ async function bothWays(p: Awaited<ReturnType<typeof blocks>>, prompts: number[]
   }
   const ctxs = prompts.map((q) => [...q]);
   let worst = 0;
-  let logits = await Promise.all(ctxs.map((c, e) => p.recompute(c, e)));
+  let logits = await p.step(ctxs.map((c, e) => ({ entry: e, first: 0, tokens: c })));
   for (let i = 0; i < n; i++) {
     ctxs.forEach((c, e) => c.push(argmax(logits[e])));
-    const cached = await p.step(ctxs.map((c, e) => ({ entry: e, pos: c.length - 1, token: c.at(-1)! })));
+    const cached = await p.step(ctxs.map((c, e) => ({ entry: e, first: c.length - 1, tokens: [c.at(-1)!] })));
     if (i + 1 < n) for (const [e, c] of ctxs.entries()) worst = Math.max(worst, maxDiff(cached[e], await p.recompute(c)));
     logits = cached;
   }
@@ -142,9 +144,9 @@ describe('a block’s KV cache', () => {
     p.destroy();
   });
 
-  it('refuses a bad step and changes nothing', async () => {
+  it('refuses a bad step', async () => {
     const rt = await BlockRuntime.create(gpu, { ...MODEL, hasEmbedding: true, hasHead: true });
-    const dec = rt.kvDecoder({ entries: 2, maxRows: 2 }, 0);
+    const dec = rt.kvDecoder({ entries: 2, maxRows: 2 });
     await expect(dec.step([])).rejects.toThrow('a decode step takes 1 to 2 rows, got 0');
     await expect(dec.step([{ entry: 2, pos: 0, token: 1 }])).rejects.toThrow('entry must be an integer in [0, 2), got 2');
     await expect(
@@ -152,11 +154,16 @@ describe('a block’s KV cache', () => {
         { entry: 0, pos: 0, token: 1 },
         { entry: 0, pos: 1, token: 1 },
       ]),
-    ).rejects.toThrow('entry 0 appears twice in one step');
+    ).resolves.toHaveLength(2 * MODEL.vocab); // a request's consecutive positions share a step
+    await expect(
+      dec.step([
+        { entry: 1, pos: 3, token: 1 },
+        { entry: 1, pos: 3, token: 2 },
+      ]),
+    ).rejects.toThrow('entry 1 position 3 appears twice in one step');
     await expect(dec.step([{ entry: 0, pos: MODEL.seq, token: 1 }])).rejects.toThrow(`pos must be an integer in [0, seq=${MODEL.seq})`);
     await expect(dec.step([{ entry: 0, pos: 0, token: MODEL.vocab }])).rejects.toThrow(`token ${MODEL.vocab} is not a token id`);
-    expect(() => dec.prefill(0, 0, async () => 0)).toThrow('prefill: length must be an integer in [1, seq=24], got 0');
-    expect(() => rt.kvDecoder({ entries: 2, maxRows: 3 }, 0)).toThrow('maxRows must be an integer in [1, entries=2], got 3');
+    expect(() => rt.kvDecoder({ entries: 2, maxRows: 0 })).toThrow('maxRows must be a positive integer, got 0');
     rt.destroy();
   });
 });

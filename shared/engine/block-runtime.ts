@@ -331,9 +331,9 @@ export class BlockRuntime {
     }
   }
 
-  /** A KV-cache decoder of this block (kv-decoder.ts), whose prefills are the forwards run on `slot`. */
-  kvDecoder(o: KvDecoderOptions, slot: number): KvDecoder {
-    return new KvDecoder({ gpu: this.gpu, cfg: this.cfg, layout: this.layout, params: this.shared.params, sub: this.b.sub, slot: this.slot(slot), tuner: this.tuner }, o);
+  /** A KV-cache decoder of this block (kv-decoder.ts), on its parameters. */
+  kvDecoder(o: KvDecoderOptions): KvDecoder {
+    return new KvDecoder({ gpu: this.gpu, cfg: this.cfg, layout: this.layout, params: this.shared.params, sub: this.b.sub, tuner: this.tuner }, o);
   }
 
   /** Bytes of GPU memory this block holds. */

@@ -1,8 +1,9 @@
-// Cached decoding for one block: a KV cache of `entries` requests, and a step that forwards one new
-// position for each of up to `maxRows` requests at once, reading every earlier position's keys and
-// values from the cache instead of recomputing them. A request's context enters the cache from the
-// block's own forward on a slot (`prefill`: forwardBoundary or forwardLogits, then a copy), so the
-// cached and the recomputed paths share every weight and kernel but attention's.
+// Cached decoding for one block: a KV cache of `entries` requests, and a step that forwards up to
+// `maxRows` positions at once, each reading its request's earlier positions' keys and values from
+// the cache instead of recomputing them. A row is one position of one request: a request's new
+// token is one row, its prefill (a whole window) is one row per position, all in the same step
+// (each row's keys and values are appended before any row attends, so a later position of the same
+// request sees the earlier ones). Prefills and decodes of different requests share steps.
 //
 // Steps are recorded once per row bucket (1, 2, 4, … maxRows) and encoded as they are; a step of n
 // rows runs the smallest bucket ≥ n, its spare rows writing into a scratch entry nobody reads.
@@ -10,17 +11,17 @@ import type { MatmulTuner } from '../../kernels/autotune.js';
 import type { Dispatch, Gpu, View } from '../../kernels/context.js';
 import { matmul } from '../../kernels/matmul.js';
 import * as k from '../../kernels/ops.js';
-import type { SlotBuffers, SubspaceBuffers } from './block-buffers.js';
+import type { SubspaceBuffers } from './block-buffers.js';
 import { type BlockConfig, type Layout, boundaryWidth } from './model.js';
 
 export interface KvDecoderOptions {
   /** Requests whose keys and values are kept at once. */
   entries: number;
-  /** Most requests one step forwards. */
+  /** Most positions one step forwards (a whole window fits when it is ≥ seq). */
   maxRows: number;
 }
 
-/** One request's new position in a step: its cache entry, its position, and its input. */
+/** One position of a request in a step: its cache entry, its position, and its input. */
 export interface DecodeRow {
   entry: number;
   pos: number;
@@ -30,14 +31,13 @@ export interface DecodeRow {
   x?: Float32Array;
 }
 
-/** What the decoder needs of its block: where its weights and its generation slot's activations are. */
+/** What the decoder needs of its block: where its weights are. */
 export interface DecoderBlock {
   gpu: Gpu;
   cfg: BlockConfig;
   layout: Layout;
   params: View;
   sub?: SubspaceBuffers;
-  slot: SlotBuffers;
   tuner: MatmulTuner;
 }
 
@@ -48,8 +48,6 @@ export class KvDecoder {
   private readonly caches: { k: View; v: View }[];
   private readonly rows: ReturnType<KvDecoder['allocRows']>;
   private readonly steps = new Map<number, Dispatch[]>();
-  private readonly adoptPlaces: { entry: View; pos: View };
-  private readonly adoptDispatches: Dispatch[];
   private readonly buffers: GPUBuffer[] = [];
 
   constructor(
@@ -58,18 +56,12 @@ export class KvDecoder {
   ) {
     const { cfg } = b;
     if (!(Number.isInteger(o.entries) && o.entries >= 1)) throw new Error(`KV cache entries must be a positive integer, got ${o.entries}`);
-    if (!(Number.isInteger(o.maxRows) && o.maxRows >= 1 && o.maxRows <= o.entries)) throw new Error(`maxRows must be an integer in [1, entries=${o.entries}], got ${o.maxRows}`);
+    if (!(Number.isInteger(o.maxRows) && o.maxRows >= 1)) throw new Error(`maxRows must be a positive integer, got ${o.maxRows}`);
     this.width = boundaryWidth(cfg);
     const cacheLen = (o.entries + 1) * cfg.seq * cfg.dModel;
     this.caches = Array.from({ length: cfg.nLayer }, () => ({ k: this.alloc(cacheLen, 'kv cache K'), v: this.alloc(cacheLen, 'kv cache V') }));
     this.rows = this.allocRows(o.maxRows);
     for (const R of buckets(o.maxRows)) this.steps.set(R, this.record(R));
-    this.adoptPlaces = { entry: this.alloc(cfg.seq, 'adopt entry'), pos: this.alloc(cfg.seq, 'adopt pos') };
-    b.gpu.write(
-      this.adoptPlaces.pos,
-      Uint32Array.from({ length: cfg.seq }, (_, i) => i),
-    );
-    this.adoptDispatches = b.slot.layers.map((a, l) => k.kvAppend(b.gpu, { qkv: a.qkv, ...this.caches[l], ...this.adoptPlaces, R: cfg.seq, d: cfg.dModel, seq: cfg.seq }));
   }
 
   private alloc(n: number, label: string): View {
@@ -155,29 +147,9 @@ export class KvDecoder {
   }
 
   /**
-   * A request's prefill: `forward` runs its context through the block's generation slot (the
-   * runtime's forwardBoundary or forwardLogits, which submit before they yield), and the first
-   * `length` positions' keys and values it left there become entry `entry`'s cache, copied in the
-   * same queue order, so no other forward on the slot can come between. Resolves with `forward`'s result.
-   */
-  prefill<T>(entry: number, length: number, forward: () => Promise<T>): Promise<T> {
-    const { seq } = this.b.cfg;
-    this.checkEntry(entry);
-    if (!(Number.isInteger(length) && length >= 1 && length <= seq)) throw new Error(`prefill: length must be an integer in [1, seq=${seq}], got ${length}`);
-    const out = forward();
-    // Rows past the context go to the scratch entry, so the recorded copy never changes shape.
-    this.b.gpu.write(
-      this.adoptPlaces.entry,
-      Uint32Array.from({ length: seq }, (_, i) => (i < length ? entry : this.o.entries)),
-    );
-    this.b.gpu.run(this.adoptDispatches);
-    return out;
-  }
-
-  /**
-   * Forward one new position for each row (at most maxRows, each its own entry) and return, per
-   * row in order, the next-token logits (a block with the head: vocab floats) or the boundary row
-   * for the next stage (width floats). Every input is checked before anything is written.
+   * Forward each row's position (at most maxRows; a request's rows at distinct positions) and return,
+   * per row in order, the next-token logits (a block with the head: vocab floats) or the boundary
+   * row for the next stage (width floats). Every input is checked before anything is written.
    */
   async step(rows: readonly DecodeRow[]): Promise<Float32Array> {
     const n = rows.length;
@@ -210,9 +182,10 @@ export class KvDecoder {
     const seen = new Set<number>();
     rows.forEach((row, i) => {
       this.checkEntry(row.entry);
-      if (seen.has(row.entry)) throw new Error(`entry ${row.entry} appears twice in one step: a request forwards one position per step`);
-      seen.add(row.entry);
       if (!(Number.isInteger(row.pos) && row.pos >= 0 && row.pos < cfg.seq)) throw new Error(`row ${i}: pos must be an integer in [0, seq=${cfg.seq}), got ${row.pos}`);
+      const at = row.entry * cfg.seq + row.pos;
+      if (seen.has(at)) throw new Error(`entry ${row.entry} position ${row.pos} appears twice in one step`);
+      seen.add(at);
       [entry[i], pos[i]] = [row.entry, row.pos];
       if (needToken) {
         const t = row.token;

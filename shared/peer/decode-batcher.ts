@@ -1,14 +1,16 @@
 // A stage's requests in flight sharing its KV cache: each request holds one cache entry from its
-// prefill to its end, and the new positions of every request are forwarded together, one step of
-// the decoder for all of them (continuous batching: a request joins at the next step after its
-// prefill and leaves when it ends; nobody waits for a batch to fill).
+// prefill to its end, and the positions every request has ready are forwarded together, one step
+// of the decoder for all of them: a prefill's whole window and other requests' new tokens alike
+// (continuous batching: a request joins the next step and leaves when it ends; nobody waits for a
+// batch to fill).
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { DecodeRow, KvDecoder } from '../engine/kv-decoder.js';
 import { GEN_OPEN_REQUESTS } from '../trust/mailbox.js';
 import { AbortReason, GenerationError } from './generate-frames.js';
 
+/** One request's rows for a step (a window, or its newest position), and who waits for their outputs. */
 interface Waiting {
-  row: DecodeRow;
+  rows: DecodeRow[];
   resolve(out: Float32Array): void;
   reject(e: Error): void;
 }
@@ -30,11 +32,11 @@ export class DecodeBatcher {
   }
 
   /**
-   * A batcher over a new KV cache of `runtime`'s block, its prefills run on `slot`: room for as many
-   * requests as a neighbour may have open at once (the mailbox holds no more), all in one step.
+   * A batcher over a new KV cache of `runtime`'s block: room for as many requests as a neighbour may
+   * have open at once (the mailbox holds no more), and steps wide enough for a whole window.
    */
-  static of(runtime: BlockRuntime, slot: number, requests = GEN_OPEN_REQUESTS): DecodeBatcher {
-    const decoder = runtime.kvDecoder({ entries: requests, maxRows: requests }, slot);
+  static of(runtime: BlockRuntime, requests = GEN_OPEN_REQUESTS): DecodeBatcher {
+    const decoder = runtime.kvDecoder({ entries: requests, maxRows: Math.max(requests, runtime.cfg.seq) });
     return new DecodeBatcher(decoder, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width);
   }
 
@@ -60,12 +62,25 @@ export class DecodeBatcher {
     return this.held.size;
   }
 
-  /** Forward one new position of a request with the others waiting now; resolves with its output row. */
-  step(row: DecodeRow): Promise<Float32Array> {
+  /** Forward a request's rows (at most maxRows) with the others waiting now; resolves with their output rows. */
+  step(rows: DecodeRow[]): Promise<Float32Array> {
+    if (rows.length < 1 || rows.length > this.decoder.o.maxRows)
+      return Promise.reject(new Error(`a request forwards 1 to ${this.decoder.o.maxRows} positions a step, not ${rows.length}`));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ row, resolve, reject });
+      this.waiting.push({ rows, resolve, reject });
       void this.pump();
     });
+  }
+
+  /** The waiting requests, oldest first, whose rows fit in one step together. */
+  private take(): Waiting[] {
+    let room = this.decoder.o.maxRows;
+    const batch: Waiting[] = [];
+    while (this.waiting.length && this.waiting[0].rows.length <= room) {
+      room -= this.waiting[0].rows.length;
+      batch.push(this.waiting.shift()!);
+    }
+    return batch;
   }
 
   private async pump(): Promise<void> {
@@ -73,12 +88,16 @@ export class DecodeBatcher {
     this.running = true;
     // Requests whose previous token arrives in this same turn join this step.
     await Promise.resolve();
-    const batch = this.waiting.splice(0, this.decoder.o.maxRows);
+    const batch = this.take();
     try {
-      const out = await this.decoder.step(batch.map((w) => w.row));
+      const out = await this.decoder.step(batch.flatMap((w) => w.rows));
       this.stats.steps++;
-      this.stats.rows += batch.length;
-      batch.forEach((w, i) => w.resolve(out.slice(i * this.rowFloats, (i + 1) * this.rowFloats)));
+      let at = 0;
+      for (const w of batch) {
+        w.resolve(out.slice(at * this.rowFloats, (at + w.rows.length) * this.rowFloats));
+        at += w.rows.length;
+      }
+      this.stats.rows += at;
     } catch (e) {
       // One bad row must not fail the others: each is retried alone, so only its own request fails.
       if (batch.length === 1) batch[0].reject(e as Error);
@@ -92,10 +111,9 @@ export class DecodeBatcher {
   private async alone(batch: Waiting[]): Promise<void> {
     for (const w of batch) {
       try {
-        const out = await this.decoder.step([w.row]);
+        w.resolve(await this.decoder.step(w.rows));
         this.stats.steps++;
-        this.stats.rows++;
-        w.resolve(out);
+        this.stats.rows += w.rows.length;
       } catch (e) {
         w.reject(e as Error);
       }

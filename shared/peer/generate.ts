@@ -143,15 +143,38 @@ export class GenerationPeer {
   }
 
   /**
-   * This stage's forward of token i's input: the window (`input` padded to [batch, seq]; a cached
-   * request's prefill), or one position through the batched cache step. Returns the boundary rows
-   * (window: length rows; position: one) or, on the last stage, the newest position's logits.
+   * This stage's forward for token i: the window (token 0, a slide, or every token of a request not
+   * cached) or the newest position, `src` holding their rows (token ids, boundary rows). Cached, the
+   * rows go through the stage's batched cache step (a window is the request's prefill); otherwise
+   * the window is re-forwarded whole on the generation slot. Returns the boundary rows forwarded or,
+   * on the last stage, the newest position's logits.
    */
-  private forward(f: Forward, entry: number | undefined, input: { tokens?: Uint32Array; x?: Float32Array }, newest: { token?: number; x?: Float32Array }): Promise<Float32Array> {
+  private async forward(f: Forward, entry: number | undefined, src: { tokens?: ArrayLike<number>; x?: Float32Array }): Promise<Float32Array> {
     const { runtime: rt, slot } = this.o;
-    if (!f.window) return this.gpu(() => this.o.batcher!.step({ entry: entry!, pos: f.length - 1, ...newest }));
-    const run = () => (this.isLast ? rt.forwardLogits(input, slot, 0, f.length - 1) : rt.forwardBoundary(input, slot, f.length));
-    return this.gpu(() => (entry === undefined ? run() : this.o.batcher!.decoder.prefill(entry, f.length, run)));
+    if (entry === undefined) {
+      const input = this.padded(f.length, src);
+      return this.gpu(() => (this.isLast ? rt.forwardLogits(input, slot, 0, f.length - 1) : rt.forwardBoundary(input, slot, f.length)));
+    }
+    const n = f.window ? f.length : 1;
+    const w = rt.width;
+    const rows = Array.from({ length: n }, (_, i) => ({
+      entry,
+      pos: f.length - n + i,
+      ...(src.tokens && { token: src.tokens[i] }),
+      ...(src.x && { x: src.x.subarray(i * w, (i + 1) * w) }),
+    }));
+    const out = await this.gpu(() => this.o.batcher!.step(rows));
+    return this.isLast ? out.slice((n - 1) * rt.cfg.vocab) : out;
+  }
+
+  /** A window's rows as the runtime's [batch, seq] input: sequence 0, padded. */
+  private padded(length: number, src: { tokens?: ArrayLike<number>; x?: Float32Array }): { tokens?: Uint32Array; x?: Float32Array } {
+    const { batch, seq } = this.o.runtime.cfg;
+    const tokens = src.tokens && contextWindow(Array.from(src.tokens).slice(0, length), batch, seq).tokens;
+    if (!src.x) return { tokens };
+    const x = new Float32Array(batch * seq * this.o.runtime.width);
+    x.set(src.x);
+    return { tokens, x };
   }
 
   /**
@@ -163,7 +186,7 @@ export class GenerationPeer {
    */
   async generate(requestId: number, prompt: ArrayLike<number>, maxTokens: number, sampling: Sampling, next: Hop | undefined, opts: GenerateOptions = {}): Promise<Uint32Array> {
     const { runtime: rt, stage } = this.o;
-    const { vocab, seq, batch } = rt.cfg;
+    const { vocab, seq } = rt.cfg;
     if (stage !== 0) throw new Error(`generate runs on stage 0, this is stage ${stage}: later stages call serve`);
     if (!this.isLast && !next) throw new Error('generate needs the next stage of the path');
     if (!prompt || prompt.length === 0) throw new GenerationError(AbortReason.Refused, 'the prompt is empty: generation needs at least one token');
@@ -192,7 +215,7 @@ export class GenerationPeer {
       let f: Forward = { window: true, length: window.length };
       for (; index < maxTokens; index++) {
         const i = index;
-        const y = await this.forward(f, entry, { tokens: contextWindow(window, batch, seq).tokens }, { token: window.at(-1) });
+        const y = await this.forward(f, entry, { tokens: f.window ? window : [window.at(-1)!] });
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {
@@ -251,7 +274,8 @@ export class GenerationPeer {
       for (; index < h.maxTokens; index++) {
         const i = index;
         const frame = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout, opts.signal);
-        const y = await this.forward(f, entry, this.windowInput(frame, f), this.newestInput(frame, f));
+        this.checkActivation(frame, f);
+        const y = await this.forward(f, entry, { tokens: frame.tokens, x: frame.tensor });
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {
@@ -302,23 +326,5 @@ export class GenerationPeer {
     f.tokens?.forEach((id, t) => {
       if (id >= vocab) throw new GenerationError(AbortReason.Refused, `${what} token id ${t} is ${id}, vocab is ${vocab}`);
     });
-  }
-
-  /** The runtime input of a window frame: its rows padded back to [batch, seq] (empty for a one-position frame). */
-  private windowInput(f: Frame, fw: Forward): { tokens?: Uint32Array; x?: Float32Array } {
-    this.checkActivation(f, fw);
-    if (!fw.window) return {};
-    const { batch, seq } = this.o.runtime.cfg;
-    const x = new Float32Array(batch * seq * this.o.runtime.width);
-    x.set(f.tensor);
-    if (!f.tokens) return { x };
-    const tokens = new Uint32Array(batch * seq);
-    tokens.set(f.tokens);
-    return { tokens, x };
-  }
-
-  /** The newest position of a one-position frame: its boundary row and token id. */
-  private newestInput(f: Frame, fw: Forward): { token?: number; x?: Float32Array } {
-    return fw.window ? {} : { x: f.tensor, ...(f.tokens && { token: f.tokens[0] }) };
   }
 }

@@ -97,7 +97,7 @@ export class StageSeat {
       anchor: this.witness.anchor,
       lr: run.optimizer.lr,
     });
-    const batcher = DecodeBatcher.of(runtime, 0);
+    const batcher = DecodeBatcher.of(runtime);
     this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher });
   }
 
