@@ -362,7 +362,7 @@ describe('coordinator transport: bad input never crashes it', () => {
     await expectError('{"name": "x"}', /no string "type" field/);
     await expectError(
       '{"type": "dance"}',
-      /^unknown client message type "dance" \(expected one of register, signal, links, ready, bad-state, heartbeat, round-done, equivocation, evidence, verdict, evaluated, checkpoint, suspect, stalled, leave, generated, infer\)$/,
+      /^unknown client message type "dance" \(expected one of register, signal, links, ready, bad-state, heartbeat, round-done, equivocation, evidence, verdict, evaluated, checkpoint, suspect, stalled, leave, generated, generating, infer\)$/,
     );
     // Schema violations name the message and the field.
     await expectError(JSON.stringify({ type: 'heartbeat', step: 'three', bytesSent: 0, bytesReceived: 0 }), /^invalid heartbeat message: heartbeat\.step: .*expected number/);

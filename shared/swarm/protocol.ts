@@ -33,6 +33,14 @@ const uintString = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'must be a decimal in
 /** Generation limits: a prompt and an answer stay small control messages. */
 export const MAX_PROMPT_CHARS = 512;
 export const MAX_GENERATED_TOKENS = 256;
+/** Part of an answer: the text of tokens `from`… (streamed from stage 0 through the coordinator to the buyer). */
+const AnswerPartSchema = z.strictObject({
+  from: z.int().min(0).max(MAX_GENERATED_TOKENS),
+  text: z
+    .string()
+    .min(1)
+    .max(4 * MAX_GENERATED_TOKENS),
+});
 
 export const CapabilitySchema = z.strictObject({
   adapter: z.string().max(256),
@@ -221,11 +229,7 @@ export const ClientMessageSchemas = {
   generating: z.strictObject({
     type: z.literal('generating'),
     requestId: nonNegInt,
-    from: z.int().min(0).max(MAX_GENERATED_TOKENS),
-    text: z
-      .string()
-      .min(1)
-      .max(4 * MAX_GENERATED_TOKENS),
+    ...AnswerPartSchema.shape,
   }),
   /** An inference buyer (no registration): serve the credential spend `spendId` with this prompt. */
   infer: z.strictObject({
@@ -375,11 +379,7 @@ export const ServerMessageSchemas = {
   'answer-part': z.strictObject({
     type: z.literal('answer-part'),
     spendId: uintString,
-    from: z.int().min(0).max(MAX_GENERATED_TOKENS),
-    text: z
-      .string()
-      .min(1)
-      .max(4 * MAX_GENERATED_TOKENS),
+    ...AnswerPartSchema.shape,
   }),
   answer: z.strictObject({ type: z.literal('answer'), spendId: uintString, text: z.string().max(4 * MAX_GENERATED_TOKENS), answerHash: z.string().regex(/^0x[0-9a-f]{64}$/) }),
 } as const;
