@@ -15,29 +15,50 @@ interface Waiting {
   reject(e: Error): void;
 }
 
+/** How many requests a batcher's cache holds and the most positions one step forwards. */
+export interface BatcherLimits {
+  entries: number;
+  maxRows: number;
+}
+
 export class DecodeBatcher {
   private readonly free: number[];
   private readonly held = new Map<number, number>();
   private waiting: Waiting[] = [];
   private running = false;
+  private built?: KvDecoder;
   /** Steps run and rows forwarded (rows / steps is the batch the load made). */
   readonly stats = { steps: 0, rows: 0 };
 
   constructor(
-    readonly decoder: KvDecoder,
+    /** Builds the cache on the first step: a peer that is never asked to serve never allocates it. */
+    private readonly build: (limits: BatcherLimits) => KvDecoder,
+    readonly limits: BatcherLimits,
     /** Floats per output row: the block's boundary width, or the vocabulary for the head. */
     private readonly rowFloats: number,
   ) {
-    this.free = Array.from({ length: decoder.o.entries }, (_, i) => decoder.o.entries - 1 - i);
+    this.free = Array.from({ length: limits.entries }, (_, i) => limits.entries - 1 - i);
   }
 
   /**
-   * A batcher over a new KV cache of `runtime`'s block: room for as many requests as a neighbour may
+   * A batcher over a KV cache of `runtime`'s block: room for as many requests as a neighbour may
    * have open at once (the mailbox holds no more), and steps wide enough for a whole window.
    */
   static of(runtime: BlockRuntime, requests = GEN_OPEN_REQUESTS): DecodeBatcher {
-    const decoder = runtime.kvDecoder({ entries: requests, maxRows: Math.max(requests, runtime.cfg.seq) });
-    return new DecodeBatcher(decoder, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width);
+    const limits = { entries: requests, maxRows: Math.max(requests, runtime.cfg.seq) };
+    return new DecodeBatcher((l) => runtime.kvDecoder(l), limits, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width);
+  }
+
+  private get decoder(): KvDecoder {
+    this.built ??= this.build(this.limits);
+    return this.built;
+  }
+
+  /** Frees the cache's GPU memory (the seat is leaving); requests still waiting fail. */
+  destroy(): void {
+    for (const w of this.waiting.splice(0)) w.reject(new GenerationError(AbortReason.Refused, 'this stage left the run'));
+    this.built?.destroy();
+    this.built = undefined;
   }
 
   /** The cache entry of request `requestId`, taken now; refused when every entry is held. */
@@ -64,8 +85,8 @@ export class DecodeBatcher {
 
   /** Forward a request's rows (at most maxRows) with the others waiting now; resolves with their output rows. */
   step(rows: DecodeRow[]): Promise<Float32Array> {
-    if (rows.length < 1 || rows.length > this.decoder.o.maxRows)
-      return Promise.reject(new Error(`a request forwards 1 to ${this.decoder.o.maxRows} positions a step, not ${rows.length}`));
+    if (rows.length < 1 || rows.length > this.limits.maxRows)
+      return Promise.reject(new Error(`a request forwards 1 to ${this.limits.maxRows} positions a step, not ${rows.length}`));
     return new Promise((resolve, reject) => {
       this.waiting.push({ rows, resolve, reject });
       void this.pump();
@@ -74,7 +95,7 @@ export class DecodeBatcher {
 
   /** The waiting requests, oldest first, whose rows fit in one step together. */
   private take(): Waiting[] {
-    let room = this.decoder.o.maxRows;
+    let room = this.limits.maxRows;
     const batch: Waiting[] = [];
     while (this.waiting.length && this.waiting[0].rows.length <= room) {
       room -= this.waiting[0].rows.length;

@@ -50,6 +50,7 @@ export class StageSeat {
   readonly runner: StageRunner;
   readonly averager: ReplicaAverager;
   readonly generation: GenerationPeer;
+  private readonly batcher: DecodeBatcher;
   /** What a witness needs to recompute a replica's microbatch (audit.ts). */
   readonly witness: WitnessDeps;
   /** The newest state this peer can give a joiner: its last averaged one (or the one it keeps on leaving). */
@@ -97,8 +98,8 @@ export class StageSeat {
       anchor: this.witness.anchor,
       lr: run.optimizer.lr,
     });
-    const batcher = DecodeBatcher.of(runtime);
-    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher });
+    this.batcher = DecodeBatcher.of(runtime);
+    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher: this.batcher });
   }
 
   static async create(o: SeatOptions): Promise<StageSeat> {
@@ -134,6 +135,7 @@ export class StageSeat {
 
   /** Free the GPU memory this stage holds. */
   destroy(): void {
+    this.batcher.destroy();
     this.runtime.destroy();
   }
 }
