@@ -3,7 +3,9 @@
 // once (the stages batch their tokens: decode-batcher.ts); beyond that a buyer is told the swarm is
 // busy and when to retry. Stage 0's text reaches the buyer as it is generated. A path that loses a
 // peer, errs or times out is abandoned and the query retried on a path avoiding the peers that
-// failed, so a spend is answered while any complete path is alive, and a query never waits out a
+// failed, continuing after the tokens already streamed (the new path rebuilds its caches from the
+// prompt and them, and its sampler resumes where the first stopped: the buyer gets the answer the
+// first path would have given). So a spend is answered while any complete path is alive, and a query never waits out a
 // dead peer's timeout: a lost peer ends the attempt at once (its path's peers abort their side too)
 // and only that peer is avoided after.
 import { keccak256, toHex } from 'viem';
@@ -25,7 +27,7 @@ export interface ServingOptions {
   path(exclude: ReadonlySet<string>): string[] | undefined;
   /** Why no path exists now, for the buyer. */
   why(): string;
-  sendGenerate(path: string[], msg: { requestId: number; prompt: string; maxTokens: number; temperature: number; seed: number; recompute?: boolean }): void;
+  sendGenerate(path: string[], msg: { requestId: number; prompt: string; maxTokens: number; temperature: number; seed: number; recompute?: boolean; resume?: string }): void;
   /** Longest one attempt may take. */
   attemptTimeoutMs: number;
   /** Paths tried per query before the buyer gets an error. */
@@ -144,16 +146,18 @@ export class InferenceService {
     const t0 = Date.now();
     const failedPeers = new Set<string>();
     const errors: string[] = [];
+    const sofar = new AnswerSoFar((from, text) => buyer.part({ spendId: msg.spendId, from, text }));
     for (let i = 0; i < this.o.maxAttempts && !this.stopped; i++) {
       const path = this.o.path(failedPeers);
       if (!path) {
         errors.push(`no complete path${failedPeers.size ? ` avoiding ${[...failedPeers].join(', ')}` : ''} (${this.o.why()})`);
         break;
       }
-      const r = await this.generate(msg, path, (from, text) => buyer.part({ spendId: msg.spendId, from, text }));
-      if (r.ok) return this.deliver(msg, r.text, buyer, t0, i + 1);
+      const resume = sofar.text;
+      const r = sofar.length < msg.maxTokens ? await this.generate(msg, path, resume, sofar.length, (from, text) => sofar.add(from, text)) : ({ ok: true, text: '' } as const);
+      if (r.ok) return this.deliver(msg, resume + r.text, buyer, t0, i + 1);
       errors.push(`path ${path.join('→')}: ${r.error}`);
-      this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed: ${r.error}`);
+      this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed after ${sofar.length} tokens: ${r.error}`);
       if (r.refused) break;
       // Avoid the peer to blame (one that is gone): the rest of its path may serve again. When
       // nobody is to blame (an error, a timeout), avoid the whole path.
@@ -163,7 +167,8 @@ export class InferenceService {
     buyer.fail(`generation failed: ${errors.join('; ')}`.slice(0, 1024));
   }
 
-  private generate(msg: ClientMessageOf<'infer'>, path: string[], part: Attempt['part']): Promise<Outcome> {
+  /** One attempt on `path`: the tokens after the `decided` ones of `resume` (the text earlier paths decided). */
+  private generate(msg: ClientMessageOf<'infer'>, path: string[], resume: string, decided: number, part: Attempt['part']): Promise<Outcome> {
     const requestId = ++this.requestSeq;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => settle({ ok: false, error: `no answer within ${this.o.attemptTimeoutMs} ms` }), this.o.attemptTimeoutMs);
@@ -179,10 +184,11 @@ export class InferenceService {
       this.o.sendGenerate(path, {
         requestId,
         prompt: msg.prompt,
-        maxTokens: msg.maxTokens,
+        maxTokens: msg.maxTokens - decided,
         temperature: this.o.desk.temperature,
         seed,
         ...(this.recompute && { recompute: true }),
+        ...(resume && { resume }),
       });
     });
   }
@@ -198,5 +204,33 @@ export class InferenceService {
     this.recentMs.push(Date.now() - t0);
     if (this.recentMs.length > RECENT_ANSWERS) this.recentMs.shift();
     this.o.log(`served spend ${msg.spendId}: ${text.length} chars in ${Date.now() - t0} ms (${attempts} attempt${attempts > 1 ? 's' : ''})`);
+  }
+}
+
+/**
+ * The answer's tokens streamed so far, across attempts (a token is one character: the model's
+ * tokens are the characters of its text): what a retry resumes from, and what reaches the buyer,
+ * each token once and in order.
+ */
+class AnswerSoFar {
+  private readonly chars: string[] = [];
+
+  constructor(private readonly toBuyer: (from: number, text: string) => void) {}
+
+  get length(): number {
+    return this.chars.length;
+  }
+
+  get text(): string {
+    return this.chars.join('');
+  }
+
+  /** Stage 0's text of tokens `from`…: the part not yet known is kept and passed on; a gap (tokens never sent) is not usable, and is dropped. */
+  add(from: number, text: string): void {
+    if (from > this.chars.length) return;
+    const fresh = Array.from(text).slice(this.chars.length - from);
+    if (fresh.length === 0) return;
+    this.toBuyer(this.chars.length, fresh.join(''));
+    this.chars.push(...fresh);
   }
 }

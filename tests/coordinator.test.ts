@@ -1056,17 +1056,24 @@ describe('coordinator: serving inference', () => {
     // Stage 0 is generating (it waits on stage 1's tokens) when stage 1's process dies; a real
     // stage 0 then aborts its side of the request and can serve the retry.
     for (const p of peers) if (p !== tail1) p.replyToGenerate = answering.get(p)!;
+    // Its first three tokens reached the buyer before the peer died.
+    byId(first.path[0]).send({ type: 'generating', requestId: first.requestId, from: 0, text: 'abc' });
+    expect((await buyer.inbox.take('answer-part')).text).toBe('abc');
     tail1.kill();
     const second = await nextGenerate();
     expect(second.requestId).toBeGreaterThan(first.requestId);
-    // Only the gone peer is avoided.
+    // Only the gone peer is avoided, and the new path continues after the tokens already sent.
     expect(second.path).not.toContain(tail1.peerId);
+    expect([second.resume, second.maxTokens]).toEqual(['abc', first.maxTokens - 3]);
+    // A part the retry repeats reaches the buyer once: only what is new.
+    byId(second.path[0]).send({ type: 'generating', requestId: second.requestId, from: 2, text: 'cde' });
+    expect(await buyer.inbox.take('answer-part')).toMatchObject({ from: 3, text: 'de' });
     const answer = await buyer.inbox.take('answer');
     const elapsed = Date.now() - t0;
-    expect(answer.text).toBe(` retry me answered by ${byId(second.path[0]).name}`);
+    expect(answer.text).toBe(`abc retry me answered by ${byId(second.path[0]).name}`);
     expect(elapsed).toBeLessThan(generateTimeoutMs / 3);
     expect(receipts).toEqual([['11', answer.answerHash]]);
-    expect(s.logs.some((l) => l.includes(`attempt 1 on ${first.path.join('→')} failed: peer ${tail1.peerId} on the path is gone`))).toBe(true);
+    expect(s.logs.some((l) => l.includes(`attempt 1 on ${first.path.join('→')} failed after 3 tokens: peer ${tail1.peerId} on the path is gone`))).toBe(true);
   });
 
   it('retries a path whose stage 0 errs or does not answer in time, but not a refused request', async () => {

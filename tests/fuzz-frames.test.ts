@@ -88,7 +88,8 @@ class Fuzzer {
   }
 
   private values(kind: FrameKind, n: number, scale: number): Float32Array {
-    if (kind === FrameKind.GenerateStart) return Float32Array.of(1 + this.int(16), this.int(3), this.int(65536), this.int(65536), 1 + this.int(middle.seq), this.int(2));
+    if (kind === FrameKind.GenerateStart)
+      return Float32Array.of(1 + this.int(16), this.int(3), this.int(65536), this.int(65536), 1 + this.int(middle.seq), this.int(2), this.int(4));
     if (kind === FrameKind.GenerateToken) return Float32Array.of(this.int(middle.vocab));
     const s = scale * (kind === FrameKind.Gradient ? 1e-3 : kind === FrameKind.ReplicaWeights ? 0.02 : 1);
     return Float32Array.from({ length: n }, () => s * this.g());

@@ -7,7 +7,19 @@ import type { Gpu } from '../kernels/context.js';
 import type { Dtype } from '../shared/wire/codec.js';
 
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
-import { AbortReason, advanceWindow, argmax, contextWindow, GenerationError, MAX_NEW_TOKENS, START_COLS, sampleToken, windowAfter } from '../shared/peer/generate-frames.js';
+import {
+  AbortReason,
+  advanceWindow,
+  argmax,
+  contextWindow,
+  GenerationError,
+  MAX_NEW_TOKENS,
+  resumedWindow,
+  type Sampling,
+  START_COLS,
+  sampleToken,
+  windowAfter,
+} from '../shared/peer/generate-frames.js';
 import { roundWorkOf } from '../shared/peer/stage-runner.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
 import { ReferenceBlock } from '../shared/engine/reference-block.js';
@@ -85,13 +97,12 @@ async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { he
 /** The hops of stage s on the pipeline's one path. */
 const prevHop = (p: Pipeline, s: number) => p.stages[s].hop(`s${s - 1}`);
 const nextHop = (p: Pipeline, s: number) => (s + 1 < p.stages.length ? p.stages[s].hop(`s${s + 1}`) : undefined);
-const start = (p: Pipeline, id: number, prompt: ArrayLike<number>, n: number, sampling: { temperature: number; seed: number }) =>
-  p.stages[0].generation.generate(id, prompt, n, sampling, nextHop(p, 0));
+const start = (p: Pipeline, id: number, prompt: ArrayLike<number>, n: number, sampling: Sampling) => p.stages[0].generation.generate(id, prompt, n, sampling, nextHop(p, 0));
 const serve = (p: Pipeline, s: number, id: number, opts = {}) => p.stages[s].generation.serve(id, prevHop(p, s), nextHop(p, s), opts);
 const rejected = (p: Pipeline) => p.stages.map((st) => st.mailbox.rejected);
 
 /** Stage 0 generates, every later stage serves; the last stage's logits are kept per token. */
-async function generate(p: Pipeline, requestId: number, prompt: Uint32Array, n: number, sampling = { temperature: 0, seed: 1 }) {
+async function generate(p: Pipeline, requestId: number, prompt: Uint32Array, n: number, sampling: Sampling = { temperature: 0, seed: 1 }) {
   const logits: Float32Array[] = [];
   const last = p.stages.length - 1;
   const [tokens, ...served] = await Promise.all([
@@ -285,6 +296,21 @@ describe('generation through pipeline stages', () => {
     expect(others.concat([a]).some((o) => o.join() !== greedy.join())).toBe(true);
   });
 
+  it('an answer resumed after k tokens (a new path rebuilding its caches from the prompt and them) continues exactly as the first path would have', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32', { headScale: 3 });
+    const seq = p.cfgs[0].seq;
+    let id = 100;
+    for (const temperature of [0, 1.5]) {
+      const full = Array.from((await generate(p, id++, PROMPT, 20, { temperature, seed: 7 })).tokens);
+      // Resumed before, at and after a slide of the window (seq 8, prompt 5: the first slide is at token 3).
+      for (const k of [1, 3, 4, 11]) {
+        const window = resumedWindow(PROMPT, full.slice(0, k), seq);
+        const rest = await generate(p, id++, Uint32Array.from(window), 20 - k, { temperature, seed: 7, decided: k });
+        expect([...full.slice(0, k), ...rest.tokens], `temperature ${temperature}, resumed at ${k}`).toEqual(full);
+      }
+    }
+    expect(rejected(p).every((n) => n === 0)).toBe(true);
+  });
   it('rejects bad requests with clear errors before sending anything', async () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
     const sent = () => p.stages.reduce((s, st) => s + st.sent(), 0);
@@ -378,7 +404,7 @@ describe('generation through pipeline stages', () => {
     const p = await pipeline(model, [1, 1, 1], 'fp32');
     const hop = p.stages[0].hop('s1');
     for (let id = 100; id < 200; id++)
-      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, tag: id, microbatch: 0, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5, 1) }));
+      hop.send(encodeFrame({ kind: FrameKind.GenerateStart, tag: id, microbatch: 0, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(2, 0, 1, 0, 5, 1, 0) }));
     await new Promise((r) => setTimeout(r, 50));
     const box = p.stages[1].mailbox;
     expect(box.held().frames).toBe(GEN_OPEN_REQUESTS);

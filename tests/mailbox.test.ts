@@ -153,7 +153,7 @@ describe('mailbox: exact shapes', () => {
     const gen = box.from('p').gen;
     const ids = (n: number) => Uint16Array.from({ length: n }, (_, i) => i);
     // GenerateStart: 1×START_COLS fp32; GenerateActivation: 1..seq rows of k coefficients with their ids; GenerateToken: 1×1 fp32.
-    box.deliver('p', frame({ kind: FrameKind.GenerateStart, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1) }));
+    box.deliver('p', frame({ kind: FrameKind.GenerateStart, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1, 0) }));
     box.deliver('p', frame({ kind: FrameKind.GenerateActivation, rows: 3, cols: 4, dtype: 'int8c', tokens: ids(3) }));
     box.deliver('p', frame({ kind: FrameKind.GenerateToken, mb: 1, rows: 1, cols: 1, dtype: 'fp32', tensor: Float32Array.of(7) }));
     expect(whys()).toEqual([]);
@@ -275,7 +275,7 @@ describe('mailbox: bounded holdings', () => {
   it(`holds generation frames for ${GEN_OPEN_REQUESTS} requests a sender (a new one evicts the oldest) and ${GEN_FRAMES_PER_REQUEST} frames a request`, async () => {
     const { box, whys } = mailbox();
     const token = (request: number, i: number) =>
-      frame({ kind: FrameKind.GenerateStart, round: request, mb: i, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1) });
+      frame({ kind: FrameKind.GenerateStart, round: request, mb: i, rows: 1, cols: START_COLS, dtype: 'fp32', tensor: Float32Array.of(4, 0, 1, 0, 3, 1, 0) });
     for (let r = 1; r <= GEN_OPEN_REQUESTS; r++) box.deliver('p', token(r, 0));
     box.deliver('p', token(GEN_OPEN_REQUESTS + 1, 0)); // evicts request 1
     expect(box.evicted).toBe(1);

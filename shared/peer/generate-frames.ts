@@ -1,6 +1,7 @@
 // What generation frames carry and how they are checked, and the sampling every last stage does:
 // the request header a GenerateStart frame holds, the token (or abort) a GenerateToken frame holds,
 // the errors that travel back as aborts, and argmax / temperature sampling.
+import { rng } from '../base/random.js';
 import type { Frame } from '../wire/frame.js';
 
 /** Most tokens one request may generate (each costs a full forward through every stage). */
@@ -13,6 +14,30 @@ export interface Sampling {
   temperature: number;
   /** u32 seed of the sampler (shared/base/random.ts `rng`): same model, prompt and seed → same tokens. */
   seed: number;
+  /**
+   * Tokens of this answer an earlier attempt already decided (a path that lost a peer): this request
+   * continues after them, and its sampler skips their draws, so the answer is the one the first
+   * path would have given.
+   */
+  decided?: number;
+}
+
+/** The sampler for an answer's token `decided` onwards: `rng(seed)` past the draws of the tokens before it (one each when temperature > 0). */
+export function samplerAt(s: Sampling): () => number {
+  const rand = rng(s.seed);
+  if (s.temperature > 0) for (let i = 0; i < (s.decided ?? 0); i++) rand();
+  return rand;
+}
+
+/**
+ * The window a resumed answer continues from: the context `prompt` and the `decided` tokens after it
+ * would have had (its first window, grown and slid by advanceWindow once per token), so every stage
+ * sees the positions the first path saw.
+ */
+export function resumedWindow(prompt: ArrayLike<number>, decided: ArrayLike<number>, seq: number): number[] {
+  let length = Math.min(prompt.length, seq);
+  for (let i = 0; i < decided.length; i++) length = advanceWindow(length, seq).length;
+  return [...Array.from(prompt), ...Array.from(decided)].slice(-length);
 }
 
 export interface GenerateOptions {
@@ -134,14 +159,16 @@ export interface RequestHeader {
   contextLength: number;
   /** Every stage keeps the request's keys and values (KV cache) and forwards one new position per token; else each token re-forwards the window. */
   cached: boolean;
+  /** Tokens an earlier attempt decided (Sampling.decided): the last stage's sampler starts past them. */
+  decided: number;
 }
 
 /** Values a GenerateStart frame carries (fp32, one row). */
-export const START_COLS = 6;
+export const START_COLS = 7;
 
 export function startTensor(h: RequestHeader): Float32Array {
   // fp32 holds integers up to 2^24 exactly: the u32 seed travels as two 16-bit halves.
-  return Float32Array.from([h.maxTokens, h.temperature, h.seed & 0xffff, h.seed >>> 16, h.contextLength, h.cached ? 1 : 0]);
+  return Float32Array.from([h.maxTokens, h.temperature, h.seed & 0xffff, h.seed >>> 16, h.contextLength, h.cached ? 1 : 0, h.decided]);
 }
 
 export function checkMaxTokens(n: number, cap = MAX_NEW_TOKENS): void {
@@ -153,22 +180,24 @@ export function checkSampling(s: Sampling): void {
   if (!(typeof t === 'number' && t >= 0 && t <= MAX_TEMPERATURE))
     throw new GenerationError(AbortReason.Refused, `temperature must be a number in [0, ${MAX_TEMPERATURE}] (0 = greedy), got ${t}`);
   if (!isU32(s.seed)) throw new GenerationError(AbortReason.Refused, `seed must be a u32 integer, got ${s.seed}`);
+  const d = s.decided ?? 0;
+  if (!(Number.isInteger(d) && d >= 0 && d <= MAX_NEW_TOKENS)) throw new GenerationError(AbortReason.Refused, `decided must be an integer in [0, ${MAX_NEW_TOKENS}], got ${d}`);
 }
 
 export function parseStart(f: Frame, seq: number): RequestHeader {
   if (f.dtype !== 'fp32' || f.rows !== 1 || f.cols !== START_COLS)
     throw new GenerationError(AbortReason.Refused, `GenerateStart must be 1×${START_COLS} fp32, got ${f.rows}×${f.cols} ${f.dtype}`);
-  const [maxTokens, temperature, lo, hi, contextLength, cached] = f.tensor;
+  const [maxTokens, temperature, lo, hi, contextLength, cached, decided] = f.tensor;
   checkMaxTokens(maxTokens);
   const half = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
   if (!half(lo) || !half(hi)) throw new GenerationError(AbortReason.Refused, `GenerateStart seed halves ${lo}, ${hi} are not u16`);
   const seed = (hi * 0x10000 + lo) >>> 0;
-  checkSampling({ temperature, seed });
+  checkSampling({ temperature, seed, decided });
   if (!(Number.isInteger(contextLength) && contextLength >= 1 && contextLength <= seq)) {
     throw new GenerationError(AbortReason.Refused, `GenerateStart context length ${contextLength} is outside [1, seq=${seq}]`);
   }
   if (cached !== 0 && cached !== 1) throw new GenerationError(AbortReason.Refused, `GenerateStart cached flag ${cached} is not 0 or 1`);
-  return { maxTokens, temperature, seed, contextLength, cached: cached === 1 };
+  return { maxTokens, temperature, seed, contextLength, cached: cached === 1, decided };
 }
 
 /** The token a GenerateToken frame carries; throws GenerationError (remote) if it is an abort. */

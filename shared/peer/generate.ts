@@ -22,7 +22,6 @@
 // Generation frames are tagged (step = R, microbatch = i) and live in their own inboxes, so they
 // never mix with training frames; a finished request's late frames are refused. A stage that fails
 // sends GenerateToken(R, i) = −reason back instead, so stage 0 fails fast with the reason.
-import { rng } from '../base/random.js';
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { Inbox } from '../trust/inbox.js';
 import type { Dtype } from '../wire/codec.js';
@@ -43,6 +42,7 @@ import {
   type Sampling,
   type ServeOptions,
   sampleToken,
+  samplerAt,
   startTensor,
   windowAfter,
 } from './generate-frames.js';
@@ -207,9 +207,10 @@ export class GenerationPeer {
         seed: sampling.seed,
         contextLength: window.length,
         cached: this.caches && !opts.recompute,
+        decided: sampling.decided ?? 0,
       };
       const entry = this.entry(requestId, header.cached);
-      const rand = this.isLast ? rng(sampling.seed) : undefined;
+      const rand = this.isLast ? samplerAt(sampling) : undefined;
       if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(header));
       const out = new Uint32Array(maxTokens);
       let f: Forward = { window: true, length: window.length };
@@ -268,7 +269,7 @@ export class GenerationPeer {
       }
       const entry = this.entry(requestId, h.cached);
       if (!this.isLast) this.send(next!, FrameKind.GenerateStart, requestId, 0, 1, 'fp32', startTensor(h));
-      const rand = this.isLast ? rng(h.seed) : undefined;
+      const rand = this.isLast ? samplerAt(h) : undefined;
       const out = new Uint32Array(h.maxTokens);
       let f: Forward = { window: true, length: h.contextLength };
       for (; index < h.maxTokens; index++) {

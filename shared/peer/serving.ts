@@ -7,7 +7,7 @@ import { decodeText, encodeText } from '../engine/data.js';
 import type { ServerMessageOf } from '../swarm/protocol.js';
 import type { PeerContext } from './context.js';
 import type { Hop } from './generate.js';
-import { AbortReason, GenerationError } from './generate-frames.js';
+import { AbortReason, GenerationError, resumedWindow } from './generate-frames.js';
 import type { StageSeat } from './seat.js';
 
 export interface ServingOptions {
@@ -60,34 +60,40 @@ export class Serving {
     }
   }
 
-  /** Stage 0: the prompt's tokens, generation, and the answer; undefined when the prompt cannot be tokenized (refused). */
+  /**
+   * Stage 0: the prompt's tokens (and those of the text an earlier path decided, when resuming),
+   * generation, and the answer's rest; undefined when the text cannot be tokenized (refused).
+   */
   private async generate(seat: StageSeat, m: ServerMessageOf<'generate'>, signal: AbortSignal): Promise<Uint32Array | undefined> {
     const text = this.o.text()!;
     let prompt: Uint32Array;
+    let decided: Uint32Array;
     try {
       prompt = encodeText(text, m.prompt);
+      decided = encodeText(text, m.resume ?? '');
     } catch (e) {
       this.ctx.send({ type: 'generated', requestId: m.requestId, error: (e as Error).message.slice(0, 1000), refused: true });
       return undefined;
     }
-    const stream = this.stream(m.requestId, text);
-    const sampling = { temperature: m.temperature, seed: m.seed >>> 0 };
-    const tokens = await seat.generation.generate(m.requestId, prompt, m.maxTokens, sampling, this.hop(seat, m.path[1]), { signal, onToken: stream, recompute: m.recompute });
+    const stream = this.stream(m.requestId, text, decided.length);
+    const sampling = { temperature: m.temperature, seed: m.seed >>> 0, decided: decided.length };
+    const window = resumedWindow(prompt, decided, seat.runtime.cfg.seq);
+    const tokens = await seat.generation.generate(m.requestId, window, m.maxTokens, sampling, this.hop(seat, m.path[1]), { signal, onToken: stream, recompute: m.recompute });
     this.ctx.send({ type: 'generated', requestId: m.requestId, text: decodeText(text, tokens) });
     return tokens;
   }
 
-  /** Send the tokens decided since the last send, at most every STREAM_EVERY_MS (the first at once: the buyer's first token). */
-  private stream(requestId: number, text: CharCorpus): (index: number, token: number) => void {
+  /** Send the tokens decided since the last send (the answer's token `from` on), at most every STREAM_EVERY_MS (the first at once: the buyer's first token). */
+  private stream(requestId: number, text: CharCorpus, from: number): (index: number, token: number) => void {
     const pending: number[] = [];
-    let from = 0;
+    const start = from;
     let last = Number.NEGATIVE_INFINITY;
     return (index, token) => {
       pending.push(token);
       const now = this.ctx.host.now();
       if (now - last < STREAM_EVERY_MS) return;
       this.ctx.send({ type: 'generating', requestId, from, text: decodeText(text, Uint32Array.from(pending)) });
-      [from, last] = [index + 1, now];
+      [from, last] = [start + index + 1, now];
       pending.length = 0;
     };
   }

@@ -368,6 +368,12 @@ export const ServerMessageSchemas = {
     seed: z.int(),
     /** Re-forward the whole window for every token instead of using the stages' KV caches (a benchmark's reference path). */
     recompute: z.boolean().optional(),
+    /** The answer's text an earlier path decided before it lost a peer: continue after it (maxTokens more), as that path would have. */
+    resume: z
+      .string()
+      .min(1)
+      .max(4 * MAX_GENERATED_TOKENS)
+      .optional(),
   }),
   /**
    * To a contributor, after its epoch's root was posted: its cumulative units and Merkle proof, so
