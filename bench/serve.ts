@@ -1,10 +1,12 @@
 // `npm run bench:serve [-- --quick]`: buyers served by a local swarm of the default model (2 stages,
-// one worker process each), after it trained a few steps. First the reference path: one buyer at a
-// time, every token re-forwarding the whole window through both stages. Then the KV-cached path
-// with 1, 4 and 16 buyers at once, their positions batched into one step per stage. Per run: time
-// to the first token (p50, p99, from the moment the buyer sends its spend), tokens/s each buyer
-// sees, and tokens/s of all of them together. Spends are checked by an in-memory desk (the chain's
-// receipts are tested in the economy tests): this measures serving, not the chain.
+// one worker process each). While it trains: its tokens/s alone over a few steps, then with 16
+// buyers served all along (waves of them) over as many steps; each stage gives serving at most its
+// share (shared/peer/serve-share.ts). Once trained, idle: first the reference path, one buyer at a
+// time, every token re-forwarding the whole window through both stages; then the KV-cached path with
+// 1, 4 and 16 buyers at once, their positions batched into one step per stage. Per run: time to the
+// first token (p50, p99, from the moment the buyer sends its spend), tokens/s each buyer sees, and
+// tokens/s of all of them together. Spends are checked by an in-memory desk (the chain's receipts
+// are tested in the economy tests): this measures serving, not the chain.
 // Writes bench/results/serve.json.
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { SWARM_DEFAULTS, runConfig } from '../cli/swarm.js';
 import type { InferenceDesk } from '../coordinator/serving.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
 import { requestAnswer } from '../shared/buyer/inference-client.js';
+import { SERVE_SHARE } from '../shared/peer/serve-share.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -24,6 +27,9 @@ const { values } = parseArgs({ options: { quick: { type: 'boolean', default: fal
 const PROMPT_TOKENS = 16;
 const NEW_TOKENS = values.quick ? 40 : 120;
 const CONCURRENCY = [1, 4, 16];
+/** Steps trained before measuring (kernels warm, pipeline full), and steps per training measurement. */
+const WARM_STEPS = values.quick ? 2 : 4;
+const MEASURED_STEPS = values.quick ? 3 : 6;
 
 interface ServeRun {
   concurrency: number;
@@ -80,16 +86,59 @@ async function buyers(url: string, n: number): Promise<Omit<ServeRun, 'training'
   };
 }
 
+/** Commits of the run as they happen, to time training over a number of steps. */
+class CommitClock {
+  readonly at: number[] = [];
+
+  constructor(c: LocalSwarm['coordinator']) {
+    c.on('commit', () => this.at.push(performance.now()));
+  }
+
+  /** Resolves when `n` more steps have committed; their tokens/s (tokensPerStep each). */
+  async over(n: number, tokensPerStep: number, during?: () => Promise<unknown>): Promise<number> {
+    const from = this.at.length;
+    await this.until(from + 1);
+    const stop = { now: false };
+    const load =
+      during &&
+      (async () => {
+        while (!stop.now) await during();
+      })();
+    await this.until(from + 1 + n);
+    stop.now = true;
+    await load;
+    return Number(((n * tokensPerStep) / ((this.at[from + n] - this.at[from]) / 1000)).toFixed(1));
+  }
+
+  private async until(commits: number): Promise<void> {
+    while (this.at.length < commits) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function main(): Promise<void> {
   const out = mkdtempSync(join(tmpdir(), 'bench-serve-'));
-  const run = { ...(await runConfig({ ...SWARM_DEFAULTS, workers: 2, minPerStage: 1, steps: 6, evalEvery: 0, evalBatches: 0, quiet: true, out })), serve: true };
+  const steps = WARM_STEPS + 2 * (MEASURED_STEPS + 1) + 2;
+  const run = { ...(await runConfig({ ...SWARM_DEFAULTS, workers: 2, minPerStage: 1, steps, evalEvery: 0, evalBatches: 0, quiet: true, out })), serve: true };
+  const tokensPerStep = run.microbatches * run.model.batch * run.model.seq;
   const desk: InferenceDesk = { temperature: 0, check: async () => undefined, served: async () => {} };
   const swarm = new LocalSwarm({ run, data: DEFAULT_DATA, out, quickStart: true, coordinator: { inference: desk, generateTimeoutMs: 30 * 60_000 } });
   try {
     const url = await swarm.listen();
+    const clock = new CommitClock(swarm.coordinator);
     swarm.spawn(0);
     swarm.spawn(1);
-    console.log(`training ${run.steps} steps of the default model (${run.model.nLayer} layers, d ${run.model.dModel}, seq ${run.model.seq}) on 2 stages, then serving…`);
+    console.log(`training ${run.steps} steps of the default model (${run.model.nLayer} layers, d ${run.model.dModel}, seq ${run.model.seq}) on 2 stages, serving while it trains…`);
+    while (clock.at.length < WARM_STEPS) await new Promise((r) => setTimeout(r, 200));
+    const alone = await clock.over(MEASURED_STEPS, tokensPerStep);
+    console.log(`training alone: ${alone} tok/s over ${MEASURED_STEPS} steps`);
+    const whileTraining: ServeRun[] = [];
+    const whileServing = await clock.over(MEASURED_STEPS, tokensPerStep, async () =>
+      whileTraining.push({ ...(await buyers(url, 16)), training: true, cached: true, recompute_tokens_per_s: 0 }),
+    );
+    const served = whileTraining[0];
+    console.log(
+      `training while serving 16 buyers: ${whileServing} tok/s (${((100 * whileServing) / alone).toFixed(0)} % of alone); buyers got ${served.tokens_per_s_total} tok/s together, first token p50 ${served.ttft_ms_p50} ms`,
+    );
     await swarm.coordinator.trained;
     swarm.coordinator.serveRecompute(true);
     const reference = await buyers(url, 1);
@@ -103,26 +152,29 @@ async function main(): Promise<void> {
       );
       runs.push({ ...r, training: false, cached: true, recompute_tokens_per_s: reference.tokens_per_s_per_request });
     }
-    report(runs);
+    for (const r of whileTraining) r.recompute_tokens_per_s = reference.tokens_per_s_per_request;
+    report([...runs, served], { alone, whileServing, waves: whileTraining.length });
   } finally {
     await swarm.close();
   }
 }
 
-function report(runs: ServeRun[]): void {
-  const at = (n: number) => runs.find((r) => r.cached && r.concurrency === n)!;
+function report(runs: ServeRun[], training: { alone: number; whileServing: number; waves: number }): void {
+  const at = (n: number) => runs.find((r) => r.cached && !r.training && r.concurrency === n)!;
   const reference = runs.find((r) => !r.cached)!;
   const result = {
     runs,
-    training_tokens_per_s_alone: null,
-    training_tokens_per_s_while_serving: null,
-    serving_while_training: 'not measured: the swarm serves spends only once training has finished',
+    training_tokens_per_s_alone: training.alone,
+    training_tokens_per_s_while_serving: training.whileServing,
+    serving_while_training: `16 buyers at a time in ${training.waves} wave(s) over ${MEASURED_STEPS} steps; each stage gives decode steps at most ${SERVE_SHARE.share * 100} % of its time while a round runs (burst ${SERVE_SHARE.burstMs} ms)`,
     targets: {
       cached_per_request_vs_recompute: Number((at(1).tokens_per_s_per_request / reference.tokens_per_s_per_request).toFixed(2)),
       cached_per_request_at_least_10x: at(1).tokens_per_s_per_request >= 10 * reference.tokens_per_s_per_request,
       total_at_16_vs_1: Number((at(16).tokens_per_s_total / at(1).tokens_per_s_total).toFixed(2)),
       total_at_16_at_least_4x: at(16).tokens_per_s_total >= 4 * at(1).tokens_per_s_total,
       ttft_p50_under_1s_idle: at(1).ttft_ms_p50 < 1000,
+      training_kept_while_serving: Number((training.whileServing / training.alone).toFixed(3)),
+      training_kept_at_least_70pct: training.whileServing >= 0.7 * training.alone,
     },
   };
   console.log(JSON.stringify(result.targets, null, 2));

@@ -421,7 +421,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     };
     await this.serving.request(msg, buyer, () => {
       const phase = this.control.phase;
-      if (phase === 'serving') return undefined;
+      // While training, stages serve within their share (serve-share.ts), from the newest weights.
+      if (phase === 'serving' || phase === 'training') return undefined;
       if (phase === 'finished' || phase === 'stopped') return `the run is ${phase}: this swarm no longer serves inference`;
       return `the model is not trained yet (run ${phase}): try again when training has finished`;
     });

@@ -31,6 +31,7 @@ function setUp() {
     peerId: () => 'p1',
     send: () => {},
     say: () => {},
+    phase: () => 'ready',
     setPhase: () => {},
     emit: () => {},
     leaving: () => leaving,

@@ -13,6 +13,7 @@ export interface PeerContext {
   /** A message to the coordinator; dropped while the coordinator is lost (a registration starts afresh). */
   send(msg: ClientMessage): void;
   say(line: string): void;
+  phase(): SessionPhase;
   setPhase(phase: SessionPhase, why: string): void;
   emit<K extends keyof SessionEvents>(event: K, payload: SessionEvents[K]): void;
   /** The peer is leaving or has ended: nothing new starts. */

@@ -7,12 +7,19 @@ import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { DecodeRow, KvDecoder } from '../engine/kv-decoder.js';
 import { GEN_OPEN_REQUESTS } from '../trust/mailbox.js';
 import { AbortReason, GenerationError } from './generate-frames.js';
+import type { ServeShare } from './serve-share.js';
 
 /** One request's rows for a step (a window, or its newest position), and who waits for their outputs. */
 interface Waiting {
   rows: DecodeRow[];
   resolve(out: Float32Array): void;
   reject(e: Error): void;
+}
+
+/** Whether the stage is training now, and serving's share of it then. */
+export interface Pacing {
+  share: ServeShare;
+  training(): boolean;
 }
 
 /** How many requests a batcher's cache holds and the most positions one step forwards. */
@@ -27,6 +34,7 @@ export class DecodeBatcher {
   private waiting: Waiting[] = [];
   private running = false;
   private built?: KvDecoder;
+  private destroyed = false;
   /** Steps run and rows forwarded (rows / steps is the batch the load made). */
   readonly stats = { steps: 0, rows: 0 };
 
@@ -36,6 +44,8 @@ export class DecodeBatcher {
     readonly limits: BatcherLimits,
     /** Floats per output row: the block's boundary width, or the vocabulary for the head. */
     private readonly rowFloats: number,
+    /** Serving's share of the stage while it trains (serve-share.ts); unpaced without. */
+    private readonly pace?: Pacing,
   ) {
     this.free = Array.from({ length: limits.entries }, (_, i) => limits.entries - 1 - i);
   }
@@ -44,18 +54,21 @@ export class DecodeBatcher {
    * A batcher over a KV cache of `runtime`'s block: room for as many requests as a neighbour may
    * have open at once (the mailbox holds no more), and steps wide enough for a whole window.
    */
-  static of(runtime: BlockRuntime, requests = GEN_OPEN_REQUESTS): DecodeBatcher {
+  static of(runtime: BlockRuntime, o: { requests?: number; pace?: Pacing } = {}): DecodeBatcher {
+    const requests = o.requests ?? GEN_OPEN_REQUESTS;
     const limits = { entries: requests, maxRows: Math.max(requests, runtime.cfg.seq) };
-    return new DecodeBatcher((l) => runtime.kvDecoder(l), limits, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width);
+    return new DecodeBatcher((l) => runtime.kvDecoder(l), limits, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width, o.pace);
   }
 
   private get decoder(): KvDecoder {
+    if (this.destroyed) throw new GenerationError(AbortReason.Refused, 'this stage left the run');
     this.built ??= this.build(this.limits);
     return this.built;
   }
 
   /** Frees the cache's GPU memory (the seat is leaving); requests still waiting fail. */
   destroy(): void {
+    this.destroyed = true;
     for (const w of this.waiting.splice(0)) w.reject(new GenerationError(AbortReason.Refused, 'this stage left the run'));
     this.built?.destroy();
     this.built = undefined;
@@ -110,9 +123,14 @@ export class DecodeBatcher {
     // Let the frames already received be read first (each is its own task): the requests whose
     // previous token arrived with this one's join this step instead of forcing a step each.
     await new Promise((r) => setTimeout(r, 0));
+    await this.pace?.share.earned(this.pace.training);
     const batch = this.take();
+    if (batch.length === 0) {
+      this.running = false; // destroyed while it waited
+      return;
+    }
     try {
-      const out = await this.decoder.step(batch.flatMap((w) => w.rows));
+      const out = await this.timed(() => this.decoder.step(batch.flatMap((w) => w.rows)));
       this.stats.steps++;
       let at = 0;
       for (const w of batch) {
@@ -130,10 +148,14 @@ export class DecodeBatcher {
     }
   }
 
+  private timed(step: () => Promise<Float32Array>): Promise<Float32Array> {
+    return this.pace ? this.pace.share.charged(this.pace.training, step) : step();
+  }
+
   private async alone(batch: Waiting[]): Promise<void> {
     for (const w of batch) {
       try {
-        w.resolve(await this.decoder.step(w.rows));
+        w.resolve(await this.timed(() => this.decoder.step(w.rows)));
         this.stats.steps++;
         this.stats.rows += w.rows.length;
       } catch (e) {

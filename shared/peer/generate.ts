@@ -59,6 +59,8 @@ export interface GenerationPeerOptions {
   now(): number;
   /** The stage's KV cache and its batched steps; without one, every token re-forwards the window. */
   batcher?: DecodeBatcher;
+  /** Whether a training round is running: a window re-forwarded on the generation slot would overwrite its activations. */
+  training?(): boolean;
 }
 
 /** A neighbour on a request's path: how to send to it, and the inbox of its generation frames. */
@@ -152,6 +154,7 @@ export class GenerationPeer {
   private async forward(f: Forward, entry: number | undefined, src: { tokens?: ArrayLike<number>; x?: Float32Array }): Promise<Float32Array> {
     const { runtime: rt, slot } = this.o;
     if (entry === undefined) {
+      if (this.o.training?.()) throw new GenerationError(AbortReason.Refused, 'this stage is training: it serves only requests using its KV cache (a re-forwarded window would overwrite training activations)');
       const input = this.padded(f.length, src);
       return this.gpu(() => (this.isLast ? rt.forwardLogits(input, slot, 0, f.length - 1) : rt.forwardBoundary(input, slot, f.length)));
     }

@@ -12,6 +12,7 @@ import { decodeCheckpoint } from '../engine/checkpoint.js';
 import { type WitnessDeps, auditShapes } from '../trust/audit.js';
 import { DecodeBatcher } from './decode-batcher.js';
 import { GenerationPeer } from './generate.js';
+import { SERVE_SHARE, ServeShare } from './serve-share.js';
 import { Mailbox, type MailboxOptions } from '../trust/mailbox.js';
 import { stageFrames } from './stage-frames.js';
 import { type RunnerOptions, StageRunner } from './stage-runner.js';
@@ -98,8 +99,9 @@ export class StageSeat {
       anchor: this.witness.anchor,
       lr: run.optimizer.lr,
     });
-    this.batcher = DecodeBatcher.of(runtime);
-    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher: this.batcher });
+    const share = new ServeShare({ ...SERVE_SHARE, now: o.now });
+    this.batcher = DecodeBatcher.of(runtime, { pace: { share, training: () => this.runner.training } });
+    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher: this.batcher, training: () => this.runner.training });
   }
 
   static async create(o: SeatOptions): Promise<StageSeat> {

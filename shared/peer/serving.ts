@@ -43,7 +43,8 @@ export class Serving {
     const seat = this.o.seat();
     const at = m.path.indexOf(this.ctx.peerId());
     if (!seat || at < 0) return;
-    this.ctx.setPhase('serving', `serving request ${m.requestId}`);
+    // A stage serving between its training rounds is still training: its phase says so.
+    if (this.ctx.phase() !== 'training') this.ctx.setPhase('serving', `serving request ${m.requestId}`);
     const t0 = this.ctx.host.now();
     const abort = new AbortController();
     this.generating.set(m.requestId, { path: m.path, abort });

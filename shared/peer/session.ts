@@ -441,6 +441,7 @@ export class PeerSession extends Emitter<SessionEvents> {
       peerId: () => this.peerId!,
       send: (m) => this.send(m),
       say: (l) => this.say(l),
+      phase: () => this.phase_,
       setPhase: (p, why) => this.setPhase(p, why),
       emit: (e, p) => this.emit(e, p),
       leaving: () => this.leaving,

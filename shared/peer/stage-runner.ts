@@ -118,6 +118,11 @@ export class StageRunner {
     return this.o.runtime;
   }
 
+  /** Whether a training round is being run now (serving then takes only its share: serve-share.ts). */
+  get training(): boolean {
+    return this.span !== undefined;
+  }
+
   /** Compute this peer's share of a round, keeping the gradients until apply() or discard(). */
   async runRound(w: RoundWork, signal: AbortSignal): Promise<RoundResult> {
     const { stage, stages } = this.o;
