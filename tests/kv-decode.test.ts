@@ -4,11 +4,12 @@
 // two-stage split with subspace boundaries: prompts of different lengths prefilled together in one
 // step, then their new tokens batched one step each.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gpu } from '../kernels/context.js';
+import { ALIGN_FLOATS, type Gpu } from '../kernels/context.js';
 import * as k from '../kernels/ops.js';
 import { attentionForward } from '../kernels/reference.js';
 import { rng } from '../shared/base/random.js';
 import { BlockRuntime } from '../shared/engine/block-runtime.js';
+import { kvDecoderBytes, kvEntriesWithin } from '../shared/engine/kv-decoder.js';
 import { type BlockConfig, initParams, layout } from '../shared/engine/model.js';
 import { argmax, contextWindow } from '../shared/peer/generate-frames.js';
 import { type ModelSpec, stageConfigs } from '../shared/run/derive.js';
@@ -142,6 +143,28 @@ describe('a block’s KV cache', () => {
     expect(cached).toEqual(recomputed);
     expect(worst).toBeLessThan(2e-3);
     p.destroy();
+  });
+
+  it('holds the GPU memory kvDecoderBytes says, and kvEntriesWithin sizes it to a budget', async () => {
+    for (const cfg of stageConfigs({ ...MODEL, subspace: { k: 8, seed: 2 } }, [1, 1]).concat(stageConfigs(MODEL, [2]))) {
+      const rt = await BlockRuntime.create(gpu, cfg);
+      for (const o of [
+        { entries: 1, maxRows: 1 },
+        { entries: 5, maxRows: 24 },
+      ]) {
+        const dec = rt.kvDecoder(o);
+        // Each buffer is rounded up to the binding alignment: at most one alignment's worth apiece.
+        expect(dec.bytes - kvDecoderBytes(cfg, o)).toBeGreaterThanOrEqual(0);
+        expect(dec.bytes - kvDecoderBytes(cfg, o)).toBeLessThan(24 * ALIGN_FLOATS * 4);
+        dec.destroy();
+      }
+      const fits = (n: number) => kvDecoderBytes(cfg, { entries: n, maxRows: 24 });
+      expect(kvEntriesWithin(cfg, fits(7), 24, 16)).toBe(7);
+      expect(kvEntriesWithin(cfg, fits(7) - 1, 24, 16)).toBe(6);
+      expect(kvEntriesWithin(cfg, fits(1) - 1, 24, 16)).toBe(0);
+      expect(kvEntriesWithin(cfg, 1e12, 24, 16)).toBe(16);
+      rt.destroy();
+    }
   });
 
   it('refuses a bad step', async () => {

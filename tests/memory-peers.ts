@@ -121,7 +121,7 @@ export async function memorySwarm(
         slot: s.generationSlot ?? 0,
         timeoutMs,
         now: () => performance.now(),
-        batcher: DecodeBatcher.of(runtime),
+        batcher: DecodeBatcher.of(runtime, { now: () => performance.now() }),
       }),
       suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),

@@ -41,6 +41,25 @@ export interface DecoderBlock {
   tuner: MatmulTuner;
 }
 
+/** Floats a step of R rows keeps besides the cache (allocRows). */
+function rowFloats(cfg: BlockConfig, R: number): number {
+  const d = cfg.dModel;
+  const width = boundaryWidth(cfg);
+  return R * (5 + 2 * width + 17 * d) + (cfg.hasHead ? R * cfg.vocab : 1);
+}
+
+/** Bytes of GPU memory a decoder of `o` holds for a block of `cfg`: its cache (one scratch entry included) and one step's rows. */
+export function kvDecoderBytes(cfg: BlockConfig, o: KvDecoderOptions): number {
+  return 4 * (2 * cfg.nLayer * (o.entries + 1) * cfg.seq * cfg.dModel + rowFloats(cfg, o.maxRows));
+}
+
+/** The most cache entries (up to `cap`) whose decoder fits in `budgetBytes`; 0 when not even one does. */
+export function kvEntriesWithin(cfg: BlockConfig, budgetBytes: number, maxRows: number, cap: number): number {
+  const fixed = kvDecoderBytes(cfg, { entries: 0, maxRows });
+  const perEntry = kvDecoderBytes(cfg, { entries: 1, maxRows }) - fixed;
+  return Math.max(0, Math.min(cap, Math.floor((budgetBytes - fixed) / perEntry)));
+}
+
 const buckets = (maxRows: number) => [...new Set([...Array.from({ length: Math.floor(Math.log2(maxRows)) + 1 }, (_, i) => 2 ** i), maxRows])];
 
 export class KvDecoder {
@@ -199,6 +218,11 @@ export class KvDecoder {
       }
     });
     return { entry, pos, tokens, x };
+  }
+
+  /** GPU memory held (kvDecoderBytes says it before allocating). */
+  get bytes(): number {
+    return this.buffers.reduce((n, b) => n + b.size, 0);
   }
 
   destroy(): void {

@@ -5,12 +5,15 @@
 // batch to fill).
 import type { BlockRuntime } from '../engine/block-runtime.js';
 import type { DecodeRow, KvDecoder } from '../engine/kv-decoder.js';
+import type { BlockConfig } from '../engine/model.js';
 import { GEN_OPEN_REQUESTS } from '../trust/mailbox.js';
+import { CacheEntries } from './cache-entries.js';
 import { AbortReason, GenerationError } from './generate-frames.js';
 import type { ServeShare } from './serve-share.js';
 
 /** One request's rows for a step (a window, or its newest position), and who waits for their outputs. */
 interface Waiting {
+  requestId: number;
   rows: DecodeRow[];
   resolve(out: Float32Array): void;
   reject(e: Error): void;
@@ -28,9 +31,22 @@ export interface BatcherLimits {
   maxRows: number;
 }
 
+export interface BatcherOptions {
+  /** Builds the cache on the first step: a peer that is never asked to serve never allocates it. */
+  build(limits: BatcherLimits): KvDecoder;
+  limits: BatcherLimits;
+  /** Floats per output row: the block's boundary width, or the vocabulary for the head. */
+  rowFloats: number;
+  /** Serving's share of the stage while it trains (serve-share.ts); unpaced without. */
+  pace?: Pacing;
+  now(): number;
+}
+
+/** A request that has sent nothing for this long may lose its cache entry to a new one (cache-entries.ts). */
+export const IDLE_EVICT_MS = 10_000;
+
 export class DecodeBatcher {
-  private readonly free: number[];
-  private readonly held = new Map<number, number>();
+  private readonly entries: CacheEntries;
   private waiting: Waiting[] = [];
   private running = false;
   private built?: KvDecoder;
@@ -38,31 +54,33 @@ export class DecodeBatcher {
   /** Steps run and rows forwarded (rows / steps is the batch the load made). */
   readonly stats = { steps: 0, rows: 0 };
 
-  constructor(
-    /** Builds the cache on the first step: a peer that is never asked to serve never allocates it. */
-    private readonly build: (limits: BatcherLimits) => KvDecoder,
-    readonly limits: BatcherLimits,
-    /** Floats per output row: the block's boundary width, or the vocabulary for the head. */
-    private readonly rowFloats: number,
-    /** Serving's share of the stage while it trains (serve-share.ts); unpaced without. */
-    private readonly pace?: Pacing,
-  ) {
-    this.free = Array.from({ length: limits.entries }, (_, i) => limits.entries - 1 - i);
+  constructor(private readonly o: BatcherOptions) {
+    this.entries = new CacheEntries(o.limits.entries, IDLE_EVICT_MS);
   }
 
   /**
-   * A batcher over a KV cache of `runtime`'s block: room for as many requests as a neighbour may
-   * have open at once (the mailbox holds no more), and steps wide enough for a whole window.
+   * A batcher over a KV cache of `runtime`'s block holding `requests` of them (as many as a
+   * neighbour may have open at once unless the memory budget says fewer: the mailbox holds no
+   * more), with steps wide enough for a whole window.
    */
-  static of(runtime: BlockRuntime, o: { requests?: number; pace?: Pacing } = {}): DecodeBatcher {
+  static of(runtime: BlockRuntime, o: { requests?: number; pace?: Pacing; now(): number }): DecodeBatcher {
     const requests = o.requests ?? GEN_OPEN_REQUESTS;
-    const limits = { entries: requests, maxRows: Math.max(requests, runtime.cfg.seq) };
-    return new DecodeBatcher((l) => runtime.kvDecoder(l), limits, runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width, o.pace);
+    return new DecodeBatcher({
+      build: (l) => runtime.kvDecoder(l),
+      limits: { entries: requests, maxRows: decodeRows(runtime.cfg, requests) },
+      rowFloats: runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width,
+      pace: o.pace,
+      now: o.now,
+    });
+  }
+
+  get limits(): BatcherLimits {
+    return this.o.limits;
   }
 
   private get decoder(): KvDecoder {
     if (this.destroyed) throw new GenerationError(AbortReason.Refused, 'this stage left the run');
-    this.built ??= this.build(this.limits);
+    this.built ??= this.o.build(this.o.limits);
     return this.built;
   }
 
@@ -74,41 +92,46 @@ export class DecodeBatcher {
     this.built = undefined;
   }
 
-  /** The cache entry of request `requestId`, taken now; refused when every entry is held. */
+  /** The cache entry of request `requestId`, taken now (from a request long idle if none is free); refused when every entry is busy. */
   acquire(requestId: number): number {
-    if (this.held.has(requestId)) throw new GenerationError(AbortReason.Refused, `request ${requestId} already holds a cache entry on this stage`);
-    const entry = this.free.pop();
-    if (entry === undefined) {
-      throw new GenerationError(AbortReason.Refused, `busy: this stage is serving ${this.held.size} requests, its most at once; retry when one ends`);
-    }
-    this.held.set(requestId, entry);
+    const { entry, evicted } = this.entries.acquire(requestId, this.o.now());
+    if (evicted !== undefined) this.fail(evicted);
     return entry;
   }
 
   release(requestId: number): void {
-    const entry = this.held.get(requestId);
-    if (entry === undefined) return;
-    this.held.delete(requestId);
-    this.free.push(entry);
+    this.entries.release(requestId);
   }
 
   get inFlight(): number {
-    return this.held.size;
+    return this.entries.size;
   }
 
-  /** Forward a request's rows (at most maxRows) with the others waiting now; resolves with their output rows. */
-  step(rows: DecodeRow[]): Promise<Float32Array> {
-    if (rows.length < 1 || rows.length > this.limits.maxRows)
-      return Promise.reject(new Error(`a request forwards 1 to ${this.limits.maxRows} positions a step, not ${rows.length}`));
+  /** Forward request `requestId`'s rows (at most maxRows, in the entry it holds) with the others waiting now; resolves with their output rows. */
+  step(requestId: number, rows: DecodeRow[]): Promise<Float32Array> {
+    const { maxRows } = this.o.limits;
+    if (rows.length < 1 || rows.length > maxRows) return Promise.reject(new Error(`a request forwards 1 to ${maxRows} positions a step, not ${rows.length}`));
+    try {
+      for (const r of rows) this.entries.use(requestId, r.entry, this.o.now());
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
-      this.waiting.push({ rows, resolve, reject });
+      this.waiting.push({ requestId, rows, resolve, reject });
       void this.pump();
     });
   }
 
+  /** An evicted request's rows still waiting fail (its entry now holds another's keys). */
+  private fail(requestId: number): void {
+    const [gone, kept] = [this.waiting.filter((w) => w.requestId === requestId), this.waiting.filter((w) => w.requestId !== requestId)];
+    this.waiting = kept;
+    for (const w of gone) w.reject(new GenerationError(AbortReason.Refused, `request ${requestId} lost its KV cache entry to a newer request`));
+  }
+
   /** The waiting requests, oldest first, whose rows fit in one step together. */
   private take(): Waiting[] {
-    let room = this.limits.maxRows;
+    let room = this.o.limits.maxRows;
     const batch: Waiting[] = [];
     while (this.waiting.length && this.waiting[0].rows.length <= room) {
       room -= this.waiting[0].rows.length;
@@ -123,7 +146,7 @@ export class DecodeBatcher {
     // Let the frames already received be read first (each is its own task): the requests whose
     // previous token arrived with this one's join this step instead of forcing a step each.
     await new Promise((r) => setTimeout(r, 0));
-    await this.pace?.share.earned(this.pace.training);
+    await this.o.pace?.share.earned(this.o.pace.training);
     const batch = this.take();
     if (batch.length === 0) {
       this.running = false; // destroyed while it waited
@@ -134,7 +157,7 @@ export class DecodeBatcher {
       this.stats.steps++;
       let at = 0;
       for (const w of batch) {
-        w.resolve(out.slice(at * this.rowFloats, (at + w.rows.length) * this.rowFloats));
+        w.resolve(out.slice(at * this.o.rowFloats, (at + w.rows.length) * this.o.rowFloats));
         at += w.rows.length;
       }
       this.stats.rows += at;
@@ -149,7 +172,8 @@ export class DecodeBatcher {
   }
 
   private timed(step: () => Promise<Float32Array>): Promise<Float32Array> {
-    return this.pace ? this.pace.share.charged(this.pace.training, step) : step();
+    const { pace } = this.o;
+    return pace ? pace.share.charged(pace.training, step) : step();
   }
 
   private async alone(batch: Waiting[]): Promise<void> {
@@ -164,3 +188,6 @@ export class DecodeBatcher {
     }
   }
 }
+
+/** Rows a step of a block's decoder forwards at most: a whole window (a prefill), or a token of every request. */
+export const decodeRows = (cfg: BlockConfig, requests = GEN_OPEN_REQUESTS): number => Math.max(requests, cfg.seq);

@@ -151,10 +151,14 @@ export class GenerationPeer {
    * the window is re-forwarded whole on the generation slot. Returns the boundary rows forwarded or,
    * on the last stage, the newest position's logits.
    */
-  private async forward(f: Forward, entry: number | undefined, src: { tokens?: ArrayLike<number>; x?: Float32Array }): Promise<Float32Array> {
+  private async forward(requestId: number, f: Forward, entry: number | undefined, src: { tokens?: ArrayLike<number>; x?: Float32Array }): Promise<Float32Array> {
     const { runtime: rt, slot } = this.o;
     if (entry === undefined) {
-      if (this.o.training?.()) throw new GenerationError(AbortReason.Refused, 'this stage is training: it serves only requests using its KV cache (a re-forwarded window would overwrite training activations)');
+      if (this.o.training?.())
+        throw new GenerationError(
+          AbortReason.Refused,
+          'this stage is training: it serves only requests using its KV cache (a re-forwarded window would overwrite training activations)',
+        );
       const input = this.padded(f.length, src);
       return this.gpu(() => (this.isLast ? rt.forwardLogits(input, slot, 0, f.length - 1) : rt.forwardBoundary(input, slot, f.length)));
     }
@@ -166,7 +170,7 @@ export class GenerationPeer {
       ...(src.tokens && { token: src.tokens[i] }),
       ...(src.x && { x: src.x.subarray(i * w, (i + 1) * w) }),
     }));
-    const out = await this.gpu(() => this.o.batcher!.step(rows));
+    const out = await this.gpu(() => this.o.batcher!.step(requestId, rows));
     return this.isLast ? out.slice((n - 1) * rt.cfg.vocab) : out;
   }
 
@@ -219,7 +223,7 @@ export class GenerationPeer {
       let f: Forward = { window: true, length: window.length };
       for (; index < maxTokens; index++) {
         const i = index;
-        const y = await this.forward(f, entry, { tokens: f.window ? window : [window.at(-1)!] });
+        const y = await this.forward(requestId, f, entry, { tokens: f.window ? window : [window.at(-1)!] });
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {
@@ -279,7 +283,7 @@ export class GenerationPeer {
         const i = index;
         const frame = await prev.inbox.take(FrameKind.GenerateActivation, requestId, i, timeout, opts.signal);
         this.checkActivation(frame, f);
-        const y = await this.forward(f, entry, { tokens: frame.tokens, x: frame.tensor });
+        const y = await this.forward(requestId, f, entry, { tokens: frame.tokens, x: frame.tensor });
         let token: number;
         let logits: Float32Array | undefined;
         if (this.isLast) {

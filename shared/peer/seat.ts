@@ -10,10 +10,12 @@ import { runLearningRate, runStageConfigs, trainBatch, valBatch } from '../run/d
 import { ReplicaAverager } from './averaging.js';
 import { decodeCheckpoint } from '../engine/checkpoint.js';
 import { type WitnessDeps, auditShapes } from '../trust/audit.js';
-import { DecodeBatcher } from './decode-batcher.js';
+import { DecodeBatcher, decodeRows } from './decode-batcher.js';
+import { kvEntriesWithin } from '../engine/kv-decoder.js';
+import { bytes } from '../base/sizes.js';
 import { GenerationPeer } from './generate.js';
 import { SERVE_SHARE, ServeShare } from './serve-share.js';
-import { Mailbox, type MailboxOptions } from '../trust/mailbox.js';
+import { GEN_OPEN_REQUESTS, Mailbox, type MailboxOptions } from '../trust/mailbox.js';
 import { stageFrames } from './stage-frames.js';
 import { type RunnerOptions, StageRunner } from './stage-runner.js';
 import { type StageSnapshot, snapshotOf } from './state-sync.js';
@@ -36,6 +38,8 @@ export interface SeatOptions {
   extraWarmup: number;
   /** Measure matmul variants for this stage's shapes before building (slower start, faster steps). */
   autotune: boolean;
+  /** GPU memory this peer may use (the detected budget): its KV cache gets what training leaves. */
+  memoryBytes: number;
   /** What setting up is doing now (compiling on a CPU adapter can take minutes: say so). */
   progress?(what: string): void;
   onBoundary?: RunnerOptions['onBoundary'];
@@ -51,7 +55,7 @@ export class StageSeat {
   readonly runner: StageRunner;
   readonly averager: ReplicaAverager;
   readonly generation: GenerationPeer;
-  private readonly batcher: DecodeBatcher;
+  private readonly batcher?: DecodeBatcher;
   /** What a witness needs to recompute a replica's microbatch (audit.ts). */
   readonly witness: WitnessDeps;
   /** The newest state this peer can give a joiner: its last averaged one (or the one it keeps on leaving). */
@@ -99,9 +103,33 @@ export class StageSeat {
       anchor: this.witness.anchor,
       lr: run.optimizer.lr,
     });
+    this.batcher = this.kvCache(runtime);
+    this.generation = new GenerationPeer({
+      runtime,
+      stage,
+      stages: run.stages,
+      dtype: dtypeOf(run.codec),
+      slot: 0,
+      timeoutMs: o.timeoutMs,
+      now: o.now,
+      batcher: this.batcher,
+      training: () => this.runner.training,
+    });
+  }
+
+  /** The stage's KV cache, as many requests as the memory budget leaves room for after training (none: every token re-forwards its window). */
+  private kvCache(runtime: BlockRuntime): DecodeBatcher | undefined {
+    const { o } = this;
+    const room = o.memoryBytes - runtime.gpuBytes;
+    const requests = kvEntriesWithin(runtime.cfg, room, decodeRows(runtime.cfg), GEN_OPEN_REQUESTS);
+    if (requests === 0) {
+      o.log(`no room for a KV cache (${bytes(Math.max(0, room))} of the memory budget left after training): answers re-forward their window per token, and not while training`);
+      return undefined;
+    }
+    if (requests < GEN_OPEN_REQUESTS)
+      o.log(`the memory budget leaves room for a KV cache of ${requests} requests (of ${GEN_OPEN_REQUESTS}): more at once are told the stage is busy`);
     const share = new ServeShare({ ...SERVE_SHARE, now: o.now });
-    this.batcher = DecodeBatcher.of(runtime, { pace: { share, training: () => this.runner.training } });
-    this.generation = new GenerationPeer({ runtime, stage, stages: run.stages, dtype: dtypeOf(run.codec), slot: 0, timeoutMs: o.timeoutMs, now: o.now, batcher: this.batcher, training: () => this.runner.training });
+    return DecodeBatcher.of(runtime, { requests, now: o.now, pace: { share, training: () => this.runner.training } });
   }
 
   static async create(o: SeatOptions): Promise<StageSeat> {
@@ -137,7 +165,7 @@ export class StageSeat {
 
   /** Free the GPU memory this stage holds. */
   destroy(): void {
-    this.batcher.destroy();
+    this.batcher?.destroy();
     this.runtime.destroy();
   }
 }

@@ -163,6 +163,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     });
     this.held = new Stage(ctx, {
       gpu: () => this.gpu!,
+      memoryBytes: () => this.capability?.memoryBytes ?? 0,
       neighbours: this.neighbours,
       states: this.states,
       sendFrame,

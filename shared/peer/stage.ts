@@ -22,6 +22,8 @@ import { paramsHash } from './state-sync.js';
 
 export interface StageOptions {
   gpu(): Gpu;
+  /** The detected GPU memory budget (the stage's KV cache gets what training leaves of it). */
+  memoryBytes(): number;
   neighbours: Neighbours;
   states: StateExchange;
   /** Boundary frames out, sealed (the trust gate). */
@@ -114,6 +116,7 @@ export class Stage {
   private async build(m: ServerMessageOf<'assign'>): Promise<StageSeat> {
     return StageSeat.create({
       gpu: this.o.gpu(),
+      memoryBytes: this.o.memoryBytes(),
       run: m.run,
       stage: m.stage,
       corpus: await this.corpusOf(m.run),
