@@ -1,6 +1,6 @@
 // `npm run bench:serve [-- --quick]`: buyers served by a local swarm of the default model (2 stages,
-// one worker process each). While it trains: its tokens/s alone over a few steps, then with 16
-// buyers served all along (waves of them) over as many steps; each stage gives serving at most its
+// one worker process each). While it trains: its tokens/s alone over a few steps, while 16 buyers
+// are served at once, and alone again; each stage gives serving at most its
 // share (shared/peer/serve-share.ts). Once trained, idle: first the reference path, one buyer at a
 // time, every token re-forwarding the whole window through both stages; then the KV-cached path with
 // 1, 4 and 16 buyers at once, their positions batched into one step per stage. Per run: time to the
@@ -90,34 +90,44 @@ async function buyers(url: string, n: number): Promise<Omit<ServeRun, 'training'
 class CommitClock {
   readonly at: number[] = [];
 
-  constructor(c: LocalSwarm['coordinator']) {
+  constructor(private readonly c: LocalSwarm['coordinator']) {
     c.on('commit', () => this.at.push(performance.now()));
   }
 
   /** Resolves when `n` more steps have committed; their tokens/s (tokensPerStep each). */
-  async over(n: number, tokensPerStep: number, during?: () => Promise<unknown>): Promise<number> {
+  async over(n: number, tokensPerStep: number): Promise<number> {
     const from = this.at.length;
-    await this.until(from + 1);
-    const stop = { now: false };
-    const load =
-      during &&
-      (async () => {
-        while (!stop.now) await during();
-      })();
     await this.until(from + 1 + n);
-    stop.now = true;
-    await load;
-    return Number(((n * tokensPerStep) / ((this.at[from + n] - this.at[from]) / 1000)).toFixed(1));
+    return this.rate(from, from + n, tokensPerStep);
+  }
+
+  /** Runs `task` while training; the tokens/s of the steps committed meanwhile. */
+  async during(task: () => Promise<void>, tokensPerStep: number): Promise<number> {
+    const from = this.at.length;
+    await task();
+    const to = this.at.length - 1;
+    if (to - from < 2) throw new Error(`only ${to - from + 1} steps committed while serving: too few to time training`);
+    if (this.c.phase !== 'training') throw new Error('training ended while serving: give the run more steps');
+    return this.rate(from, to, tokensPerStep);
+  }
+
+  private rate(from: number, to: number, tokensPerStep: number): number {
+    return Number((((to - from) * tokensPerStep) / ((this.at[to] - this.at[from]) / 1000)).toFixed(1));
   }
 
   private async until(commits: number): Promise<void> {
-    while (this.at.length < commits) await new Promise((r) => setTimeout(r, 50));
+    while (this.at.length < commits) {
+      if (this.c.phase !== 'training') throw new Error(`training ended after ${this.at.length} steps, before the ${commits} a measurement needs: give the run more steps`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 
 async function main(): Promise<void> {
   const out = mkdtempSync(join(tmpdir(), 'bench-serve-'));
-  const steps = WARM_STEPS + 2 * (MEASURED_STEPS + 1) + 2;
+  // Serving 16 buyers while training takes minutes on a CPU adapter (each decode step waits behind
+  // a training microbatch in the GPU's one queue): steps to spare for it.
+  const steps = WARM_STEPS + 2 * (MEASURED_STEPS + 1) + (values.quick ? 40 : 80);
   const run = { ...(await runConfig({ ...SWARM_DEFAULTS, workers: 2, minPerStage: 1, steps, evalEvery: 0, evalBatches: 0, quiet: true, out })), serve: true };
   const tokensPerStep = run.microbatches * run.model.batch * run.model.seq;
   const desk: InferenceDesk = { temperature: 0, check: async () => undefined, served: async () => {} };
@@ -129,15 +139,17 @@ async function main(): Promise<void> {
     swarm.spawn(1);
     console.log(`training ${run.steps} steps of the default model (${run.model.nLayer} layers, d ${run.model.dModel}, seq ${run.model.seq}) on 2 stages, serving while it trains…`);
     while (clock.at.length < WARM_STEPS) await new Promise((r) => setTimeout(r, 200));
-    const alone = await clock.over(MEASURED_STEPS, tokensPerStep);
-    console.log(`training alone: ${alone} tok/s over ${MEASURED_STEPS} steps`);
-    const whileTraining: ServeRun[] = [];
-    const whileServing = await clock.over(MEASURED_STEPS, tokensPerStep, async () =>
-      whileTraining.push({ ...(await buyers(url, 16)), training: true, cached: true, recompute_tokens_per_s: 0 }),
-    );
-    const served = whileTraining[0];
+    // Alone before and after serving (a training's speed drifts: the mean of both is the reference).
+    const before = await clock.over(MEASURED_STEPS, tokensPerStep);
+    let served: ServeRun | undefined;
+    const whileServing = await clock.during(async () => {
+      served = { ...(await buyers(url, 16)), training: true, cached: true, recompute_tokens_per_s: 0 };
+    }, tokensPerStep);
+    const after = await clock.over(MEASURED_STEPS, tokensPerStep);
+    const alone = Number(((before + after) / 2).toFixed(1));
+    console.log(`training alone: ${before} tok/s before serving, ${after} after, over ${MEASURED_STEPS} steps each`);
     console.log(
-      `training while serving 16 buyers: ${whileServing} tok/s (${((100 * whileServing) / alone).toFixed(0)} % of alone); buyers got ${served.tokens_per_s_total} tok/s together, first token p50 ${served.ttft_ms_p50} ms`,
+      `training while serving 16 buyers: ${whileServing} tok/s (${((100 * whileServing) / alone).toFixed(0)} % of alone); buyers got ${served!.tokens_per_s_total} tok/s together, first token p50 ${served!.ttft_ms_p50} ms`,
     );
     await swarm.coordinator.trained;
     swarm.coordinator.serveRecompute(true);
@@ -152,21 +164,21 @@ async function main(): Promise<void> {
       );
       runs.push({ ...r, training: false, cached: true, recompute_tokens_per_s: reference.tokens_per_s_per_request });
     }
-    for (const r of whileTraining) r.recompute_tokens_per_s = reference.tokens_per_s_per_request;
-    report([...runs, served], { alone, whileServing, waves: whileTraining.length });
+    report([...runs, { ...served!, recompute_tokens_per_s: reference.tokens_per_s_per_request }], { alone, before, after, whileServing });
   } finally {
     await swarm.close();
   }
 }
 
-function report(runs: ServeRun[], training: { alone: number; whileServing: number; waves: number }): void {
+function report(runs: ServeRun[], training: { alone: number; before: number; after: number; whileServing: number }): void {
   const at = (n: number) => runs.find((r) => r.cached && !r.training && r.concurrency === n)!;
   const reference = runs.find((r) => !r.cached)!;
   const result = {
     runs,
     training_tokens_per_s_alone: training.alone,
+    training_tokens_per_s_alone_before_and_after: [training.before, training.after],
     training_tokens_per_s_while_serving: training.whileServing,
-    serving_while_training: `16 buyers at a time in ${training.waves} wave(s) over ${MEASURED_STEPS} steps; each stage gives decode steps at most ${SERVE_SHARE.share * 100} % of its time while a round runs (burst ${SERVE_SHARE.burstMs} ms)`,
+    serving_while_training: `16 buyers at once, training timed over the steps committed while they were served; each stage gives decode steps at most ${SERVE_SHARE.share * 100} % of its time while a round runs (burst ${SERVE_SHARE.burstMs} ms)`,
     targets: {
       cached_per_request_vs_recompute: Number((at(1).tokens_per_s_per_request / reference.tokens_per_s_per_request).toFixed(2)),
       cached_per_request_at_least_10x: at(1).tokens_per_s_per_request >= 10 * reference.tokens_per_s_per_request,

@@ -424,7 +424,7 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
       // While training, stages serve within their share (serve-share.ts), from the newest weights.
       if (phase === 'serving' || phase === 'training') return undefined;
       if (phase === 'finished' || phase === 'stopped') return `the run is ${phase}: this swarm no longer serves inference`;
-      return `the model is not trained yet (run ${phase}): try again when training has finished`;
+      return `the swarm cannot serve now: the run is ${phase} (${this.control.reason}); try again once it trains`;
     });
   }
 

@@ -974,7 +974,7 @@ describe('coordinator: serving inference', () => {
     const ask = (spendId: string, prompt: string, maxTokens = 8) => buyer.send({ type: 'infer', spendId, prompt, maxTokens });
     // Not trained yet: refused with the reason.
     ask('1', 'early');
-    expect((await buyer.inbox.take('error')).message).toMatch(/^the model is not trained yet \(run waiting\)/);
+    expect((await buyer.inbox.take('error')).message).toMatch(/^the swarm cannot serve now: the run is waiting \(.+\); try again once it trains$/);
     for (const p of peers) p.ready();
     await within(s.coord.trained, 'training over');
     expect(s.coord.phase).toBe('serving');
@@ -1014,6 +1014,23 @@ describe('coordinator: serving inference', () => {
     expect(checked).toEqual(['7', '7', '8', '9']);
     expect(receipts).toHaveLength(1);
     expect(s.coord.stats.binaryBytesReceived).toBe(0);
+  });
+
+  it('serves a spend while the swarm trains, and training goes on', async () => {
+    const { desk, receipts } = memoryDesk({ '3': 'mid-run' });
+    const s = await serve({ run: makeRun({ steps: 100_000, minPerStage: 2, serve: true }), inference: desk });
+    const peers = [await peer(s.url, 'a'), await peer(s.url, 'b'), await peer(s.url, 'c'), await peer(s.url, 'd')];
+    await until(() => peers.every((p) => p.stage >= 0), 'all assigned');
+    for (const p of peers) p.ready();
+    await until(() => s.coord.phase === 'training' && s.coord.control.step > 0, 'training');
+    const buyer = await rawSocket(s.url);
+    buyer.send({ type: 'infer', spendId: '3', prompt: 'mid-run', maxTokens: 4 });
+    const answer = await buyer.inbox.take('answer');
+    expect(answer.text).toMatch(/^ mid-run answered by [abcd]$/);
+    expect(receipts.map(([id]) => id)).toEqual(['3']);
+    const step = s.coord.control.step;
+    await until(() => s.coord.control.step > step, 'a step after the answer');
+    expect(s.coord.phase).toBe('training');
   });
 
   it('refuses a generated from a peer that is not stage 0 of the path, and one for another request', async () => {

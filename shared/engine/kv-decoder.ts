@@ -60,6 +60,30 @@ export function kvEntriesWithin(cfg: BlockConfig, budgetBytes: number, maxRows: 
   return Math.max(0, Math.min(cap, Math.floor((budgetBytes - fixed) / perEntry)));
 }
 
+/**
+ * Throws unless every row can go into a step of a block of `cfg` with `entries` cache entries: an
+ * entry and position in range, each (entry, position) once, a token where the block needs one, and
+ * a finite boundary row of the block's width where it takes one. A request's rows are checked
+ * before they join others' in a step, so one request's bad row never fails the rest.
+ */
+export function checkDecodeRows(cfg: BlockConfig, entries: number, rows: readonly DecodeRow[]): void {
+  const width = boundaryWidth(cfg);
+  const needToken = cfg.hasEmbedding || !!cfg.subspace;
+  const seen = new Set<number>();
+  rows.forEach((row, i) => {
+    if (!(Number.isInteger(row.entry) && row.entry >= 0 && row.entry < entries)) throw new Error(`entry must be an integer in [0, ${entries}), got ${row.entry}`);
+    if (!(Number.isInteger(row.pos) && row.pos >= 0 && row.pos < cfg.seq)) throw new Error(`row ${i}: pos must be an integer in [0, seq=${cfg.seq}), got ${row.pos}`);
+    const at = row.entry * cfg.seq + row.pos;
+    if (seen.has(at)) throw new Error(`entry ${row.entry} position ${row.pos} appears twice in one step`);
+    seen.add(at);
+    const t = row.token;
+    if (needToken && !(t !== undefined && Number.isInteger(t) && t >= 0 && t < cfg.vocab)) throw new Error(`row ${i}: token ${t} is not a token id in [0, ${cfg.vocab})`);
+    if (cfg.hasEmbedding) return;
+    if (row.x?.length !== width) throw new Error(`row ${i}: x must hold ${width} floats, got ${row.x?.length}`);
+    for (let j = 0; j < width; j++) if (!Number.isFinite(row.x[j])) throw new Error(`row ${i}: x[${j}] is ${row.x[j]}: tensors must be finite`);
+  });
+}
+
 const buckets = (maxRows: number) => [...new Set([...Array.from({ length: Math.floor(Math.log2(maxRows)) + 1 }, (_, i) => 2 ** i), maxRows])];
 
 export class KvDecoder {
@@ -186,36 +210,17 @@ export class KvDecoder {
     return gpu.read(cfg.subspace ? r.boundaryOut : r.xs[cfg.nLayer % 2], n * this.width);
   }
 
-  private checkEntry(entry: number): void {
-    if (!(Number.isInteger(entry) && entry >= 0 && entry < this.o.entries)) throw new Error(`entry must be an integer in [0, ${this.o.entries}), got ${entry}`);
-  }
-
   /** The step's per-row arrays for bucket R (spare rows: the scratch entry, position 0, token 0, zeros). */
   private inputs(rows: readonly DecodeRow[], R: number): { entry: Uint32Array; pos: Uint32Array; tokens: Uint32Array; x?: Float32Array } {
     const { cfg } = this.b;
+    checkDecodeRows(cfg, this.o.entries, rows);
     const entry = new Uint32Array(R).fill(this.o.entries);
     const pos = new Uint32Array(R);
     const tokens = new Uint32Array(R);
     const x = cfg.hasEmbedding ? undefined : new Float32Array(R * this.width);
-    const needToken = cfg.hasEmbedding || !!cfg.subspace;
-    const seen = new Set<number>();
     rows.forEach((row, i) => {
-      this.checkEntry(row.entry);
-      if (!(Number.isInteger(row.pos) && row.pos >= 0 && row.pos < cfg.seq)) throw new Error(`row ${i}: pos must be an integer in [0, seq=${cfg.seq}), got ${row.pos}`);
-      const at = row.entry * cfg.seq + row.pos;
-      if (seen.has(at)) throw new Error(`entry ${row.entry} position ${row.pos} appears twice in one step`);
-      seen.add(at);
-      [entry[i], pos[i]] = [row.entry, row.pos];
-      if (needToken) {
-        const t = row.token;
-        if (!(t !== undefined && Number.isInteger(t) && t >= 0 && t < cfg.vocab)) throw new Error(`row ${i}: token ${t} is not a token id in [0, ${cfg.vocab})`);
-        tokens[i] = t;
-      }
-      if (x) {
-        if (row.x?.length !== this.width) throw new Error(`row ${i}: x must hold ${this.width} floats, got ${row.x?.length}`);
-        for (let j = 0; j < this.width; j++) if (!Number.isFinite(row.x[j])) throw new Error(`row ${i}: x[${j}] is ${row.x[j]}: tensors must be finite`);
-        x.set(row.x, i * this.width);
-      }
+      [entry[i], pos[i], tokens[i]] = [row.entry, row.pos, row.token ?? 0];
+      if (x) x.set(row.x!, i * this.width);
     });
     return { entry, pos, tokens, x };
   }

@@ -1,11 +1,11 @@
 // A stage's requests in flight sharing its KV cache: each request holds one cache entry from its
-// prefill to its end, and the positions every request has ready are forwarded together, one step
+// prefill to its end, and the positions the requests have ready are forwarded together, one step
 // of the decoder for all of them: a prefill's whole window and other requests' new tokens alike
 // (continuous batching: a request joins the next step and leaves when it ends; nobody waits for a
-// batch to fill).
+// batch to fill). While the stage trains, steps are paced to serving's share (serve-share.ts).
 import type { BlockRuntime } from '../engine/block-runtime.js';
-import type { DecodeRow, KvDecoder } from '../engine/kv-decoder.js';
-import type { BlockConfig } from '../engine/model.js';
+import { checkDecodeRows, type DecodeRow, type KvDecoder } from '../engine/kv-decoder.js';
+import { type BlockConfig, boundaryWidth } from '../engine/model.js';
 import { GEN_OPEN_REQUESTS } from '../trust/mailbox.js';
 import { CacheEntries } from './cache-entries.js';
 import { AbortReason, GenerationError } from './generate-frames.js';
@@ -23,6 +23,8 @@ interface Waiting {
 export interface Pacing {
   share: ServeShare;
   training(): boolean;
+  /** Resolves when the GPU has done the work submitted so far (a step is timed from then). */
+  drained(): Promise<void>;
 }
 
 /** How many requests a batcher's cache holds and the most positions one step forwards. */
@@ -34,9 +36,9 @@ export interface BatcherLimits {
 export interface BatcherOptions {
   /** Builds the cache on the first step: a peer that is never asked to serve never allocates it. */
   build(limits: BatcherLimits): KvDecoder;
+  /** The block the cache is of (a request's rows are checked against it before joining a step). */
+  cfg: BlockConfig;
   limits: BatcherLimits;
-  /** Floats per output row: the block's boundary width, or the vocabulary for the head. */
-  rowFloats: number;
   /** Serving's share of the stage while it trains (serve-share.ts); unpaced without. */
   pace?: Pacing;
   now(): number;
@@ -67,8 +69,8 @@ export class DecodeBatcher {
     const requests = o.requests ?? GEN_OPEN_REQUESTS;
     return new DecodeBatcher({
       build: (l) => runtime.kvDecoder(l),
+      cfg: runtime.cfg,
       limits: { entries: requests, maxRows: decodeRows(runtime.cfg, requests) },
-      rowFloats: runtime.cfg.hasHead ? runtime.cfg.vocab : runtime.width,
       pace: o.pace,
       now: o.now,
     });
@@ -112,6 +114,7 @@ export class DecodeBatcher {
     const { maxRows } = this.o.limits;
     if (rows.length < 1 || rows.length > maxRows) return Promise.reject(new Error(`a request forwards 1 to ${maxRows} positions a step, not ${rows.length}`));
     try {
+      checkDecodeRows(this.o.cfg, this.o.limits.entries, rows);
       for (const r of rows) this.entries.use(requestId, r.entry, this.o.now());
     } catch (e) {
       return Promise.reject(e);
@@ -155,37 +158,29 @@ export class DecodeBatcher {
     try {
       const out = await this.timed(() => this.decoder.step(batch.flatMap((w) => w.rows)));
       this.stats.steps++;
+      const { cfg } = this.o;
+      const floats = cfg.hasHead ? cfg.vocab : boundaryWidth(cfg);
       let at = 0;
       for (const w of batch) {
-        w.resolve(out.slice(at * this.o.rowFloats, (at + w.rows.length) * this.o.rowFloats));
+        w.resolve(out.slice(at * floats, (at + w.rows.length) * floats));
         at += w.rows.length;
       }
       this.stats.rows += at;
     } catch (e) {
-      // One bad row must not fail the others: each is retried alone, so only its own request fails.
-      if (batch.length === 1) batch[0].reject(e as Error);
-      else await this.alone(batch);
+      // Every row was checked when its request sent it: what fails now (the device) fails them all.
+      for (const w of batch) w.reject(e as Error);
     } finally {
       this.running = false;
       void this.pump();
     }
   }
 
-  private timed(step: () => Promise<Float32Array>): Promise<Float32Array> {
+  /** A step, charged to serving's share when paced: from when the work queued ahead of it (training's) is done. */
+  private async timed(step: () => Promise<Float32Array>): Promise<Float32Array> {
     const { pace } = this.o;
-    return pace ? pace.share.charged(pace.training, step) : step();
-  }
-
-  private async alone(batch: Waiting[]): Promise<void> {
-    for (const w of batch) {
-      try {
-        w.resolve(await this.timed(() => this.decoder.step(w.rows)));
-        this.stats.steps++;
-        this.stats.rows += w.rows.length;
-      } catch (e) {
-        w.reject(e as Error);
-      }
-    }
+    if (!pace) return step();
+    await pace.drained();
+    return pace.share.charged(pace.training, step);
   }
 }
 

@@ -129,7 +129,7 @@ export class StageSeat {
     if (requests < GEN_OPEN_REQUESTS)
       o.log(`the memory budget leaves room for a KV cache of ${requests} requests (of ${GEN_OPEN_REQUESTS}): more at once are told the stage is busy`);
     const share = new ServeShare({ ...SERVE_SHARE, now: o.now });
-    return DecodeBatcher.of(runtime, { requests, now: o.now, pace: { share, training: () => this.runner.training } });
+    return DecodeBatcher.of(runtime, { requests, now: o.now, pace: { share, training: () => this.runner.training, drained: () => o.gpu.device.queue.onSubmittedWorkDone() } });
   }
 
   static async create(o: SeatOptions): Promise<StageSeat> {

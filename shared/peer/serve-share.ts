@@ -3,7 +3,8 @@
 // wall time (up to `burstMs` saved), and a step that would overdraw waits; so serving slows training
 // by at most about `share` of its time (the training slowdown bound), and a buyer's token waits at
 // most the time to earn one step back (the serving latency bound). A stage that is not training
-// serves at full speed.
+// serves at full speed. A step is timed from when the GPU has finished the work queued ahead of it
+// (the batcher waits for that first): while training, that work is training's, not serving's.
 
 export interface ServeShareOptions {
   /** Fraction of wall time decode steps may take while training runs. */
