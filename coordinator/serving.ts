@@ -146,7 +146,7 @@ export class InferenceService {
     const t0 = Date.now();
     const failedPeers = new Set<string>();
     const errors: string[] = [];
-    const sofar = new AnswerSoFar((from, text) => buyer.part({ spendId: msg.spendId, from, text }));
+    const sofar = new AnswerSoFar(msg.maxTokens, (from, text) => buyer.part({ spendId: msg.spendId, from, text }));
     for (let i = 0; i < this.o.maxAttempts && !this.stopped; i++) {
       const path = this.o.path(failedPeers);
       if (!path) {
@@ -158,6 +158,12 @@ export class InferenceService {
       if (r.ok) return this.deliver(msg, resume + r.text, buyer, t0, i + 1);
       errors.push(`path ${path.join('→')}: ${r.error}`);
       this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed after ${sofar.length} tokens: ${r.error}`);
+      // The text so far came from a peer: one that lied (a character the model has no token for)
+      // would have every path refuse to resume it. Start again from the prompt instead.
+      if (r.refused && resume) {
+        sofar.clear();
+        continue;
+      }
       if (r.refused) break;
       // Avoid the peer to blame (one that is gone): the rest of its path may serve again. When
       // nobody is to blame (an error, a timeout), avoid the whole path.
@@ -215,7 +221,16 @@ export class InferenceService {
 class AnswerSoFar {
   private readonly chars: string[] = [];
 
-  constructor(private readonly toBuyer: (from: number, text: string) => void) {}
+  constructor(
+    /** The tokens asked for: a stage 0 streaming more is not believed beyond them. */
+    private readonly most: number,
+    private readonly toBuyer: (from: number, text: string) => void,
+  ) {}
+
+  /** Forget the text so far (a retry starts from the prompt; its parts replace what the buyer was shown). */
+  clear(): void {
+    this.chars.length = 0;
+  }
 
   get length(): number {
     return this.chars.length;
@@ -228,7 +243,9 @@ class AnswerSoFar {
   /** Stage 0's text of tokens `from`…: the part not yet known is kept and passed on; a gap (tokens never sent) is not usable, and is dropped. */
   add(from: number, text: string): void {
     if (from > this.chars.length) return;
-    const fresh = Array.from(text).slice(this.chars.length - from);
+    const fresh = Array.from(text)
+      .slice(this.chars.length - from)
+      .slice(0, this.most - this.chars.length);
     if (fresh.length === 0) return;
     this.toBuyer(this.chars.length, fresh.join(''));
     this.chars.push(...fresh);

@@ -1093,6 +1093,29 @@ describe('coordinator: serving inference', () => {
     expect(s.logs.some((l) => l.includes(`attempt 1 on ${first.path.join('→')} failed after 3 tokens: peer ${tail1.peerId} on the path is gone`))).toBe(true);
   });
 
+  it('believes no more streamed text than was asked for, and starts again from the prompt when a path refuses to resume what a liar streamed', async () => {
+    const { desk, receipts } = memoryDesk({ '12': 'lied to' });
+    const { peers, buyer, ask, byId, nextGenerate } = await servingSwarm(desk);
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    ask('12', 'lied to', 4);
+    const first = await nextGenerate();
+    // Stage 0 streams three characters, one of them no token of the model; then it dies.
+    byId(first.path[0]).send({ type: 'generating', requestId: first.requestId, from: 0, text: 'ab☠' });
+    expect((await buyer.inbox.take('answer-part')).text).toBe('ab☠');
+    byId(first.path[0]).kill();
+    const second = await nextGenerate();
+    expect([second.resume, second.maxTokens]).toEqual(['ab☠', 1]);
+    // Three more characters for the one token left: only one is passed on.
+    byId(second.path[0]).send({ type: 'generating', requestId: second.requestId, from: 3, text: 'xyz' });
+    expect(await buyer.inbox.take('answer-part')).toMatchObject({ from: 3, text: 'x' });
+    byId(second.path[0]).send({ type: 'generated', requestId: second.requestId, error: 'the model has no token for "☠"', refused: true });
+    const third = await nextGenerate();
+    expect([third.resume, third.maxTokens]).toEqual([undefined, 4]);
+    byId(third.path[0]).send({ type: 'generated', requestId: third.requestId, text: 'good' });
+    expect((await buyer.inbox.take('answer')).text).toBe('good');
+    expect(receipts.map(([id]) => id)).toEqual(['12']);
+  });
+
   it('retries a path whose stage 0 errs or does not answer in time, but not a refused request', async () => {
     const { desk, receipts } = memoryDesk({ '21': 'p', '22': 'p', '23': 'p' });
     const generateTimeoutMs = 250;
