@@ -104,6 +104,9 @@ export function report(across: SwarmRun, loopback: SwarmRun) {
     peers,
     tokens_per_s: round(across.tokensPerS),
     loopback_tokens_per_s: round(loopback.tokensPerS),
+    tokens_per_s_from_step: { across: across.measuredFrom, loopback: loopback.measuredFrom },
+    step_ms: { across: across.steps.map((s) => s.ms), loopback: loopback.steps.map((s) => s.ms) },
+    round_ms: { across: across.steps.map((s) => s.roundMs), loopback: loopback.steps.map((s) => s.roundMs) },
     relayed_bytes_fraction: round(relayed / Math.max(1, bytes), 4),
     coordinator_tensor_bytes: across.coordinatorTensorBytes,
     final_val_loss: round(across.finalValLoss, 4),
@@ -125,7 +128,7 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  const steps = Number(values.steps ?? (values.quick ? 8 : 20));
+  const steps = Number(values.steps ?? (values.quick ? 8 : 30));
   const tab = !values['no-tab'];
   if (values.inside) {
     // The inner run, in the internet namespace.

@@ -55,6 +55,8 @@ export interface WanLink {
 /** What one swarm run measured. */
 export interface Measured {
   tokensPerS: number;
+  /** The step throughput is measured from (to the last). */
+  fromStep: number;
   steadyBusy: number[];
   overallBusy: number[];
   bytesPerToken: number;
@@ -63,10 +65,13 @@ export interface Measured {
   byWorker: Record<string, { stage: number; microbatches: number }>;
 }
 
-/** Throughput after warm-up, busy fractions by stage and bytes per boundary token, from a run's commits and its workers' stats. */
-export function measured(r: SwarmResult, commits: CommitEvent[], commitsAt: Map<number, number>, names: Map<string, string>): Measured {
+/**
+ * Throughput after warm-up (or from step `fromStep`, when later), busy fractions by stage and bytes
+ * per boundary token, from a run's commits and its workers' stats.
+ */
+export function measured(r: SwarmResult, commits: CommitEvent[], commitsAt: Map<number, number>, names: Map<string, string>, fromStep = 0): Measured {
   const { model, microbatches, steps } = r.run;
-  const from = Math.min(WARMUP_STEPS, steps - 1);
+  const from = Math.min(Math.max(WARMUP_STEPS, fromStep), steps - 1);
   const t0 = commitsAt.get(from);
   const t1 = commitsAt.get(steps);
   if (t0 === undefined || t1 === undefined) throw new Error(`the run did not commit steps ${from} and ${steps}`);
@@ -77,6 +82,7 @@ export function measured(r: SwarmResult, commits: CommitEvent[], commitsAt: Map<
   const crossed = r.peers.reduce((s, p) => s + p.stats.fwdTokens + p.stats.bwdTokens, 0);
   return {
     tokensPerS: tokens / ((t1 - t0) / 1000),
+    fromStep: from,
     steadyBusy: stages.map(
       (s) =>
         sum(s, (p) => p.stats.busyMs) /

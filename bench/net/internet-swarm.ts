@@ -72,6 +72,10 @@ export interface TabEvidence {
 export interface SwarmRun {
   tab?: TabEvidence;
   tokensPerS: number;
+  /** The step tokens/s is measured from: every peer that trained had been routed work by then. */
+  measuredFrom: number;
+  /** Each step's time from the commit before it (ms), and its round's wall time (ms): where a slow step lost its time. */
+  steps: { step: number; ms: number; roundMs: number }[];
   finalValLoss: number;
   /** Tensor bytes the coordinator received (frames of binary data): all of them travel peer to peer. */
   coordinatorTensorBytes: number;
@@ -202,6 +206,20 @@ async function tabEvidence(page: Page, runId: bigint, joined: Pick<TabEvidence, 
   return { ...joined, lossPoints, firstLoss, lastLoss, runsRow: ((await row.textContent()) ?? '').replace(/\s+/g, ' ') };
 }
 
+/**
+ * The step by which every peer that trained had been routed work. Tokens/s is compared from there,
+ * so both swarms are measured whole: peers arrive seconds apart and open their links at the pace of
+ * the network they cross, which is each link's connect time (reported), not the swarm's tokens/s.
+ */
+export function allTrainingFrom(commits: readonly CommitEvent[]): number {
+  const first = new Map<string, number>();
+  for (const c of commits) for (const w of c.work) if (w.microbatches > 0 && !first.has(w.peerId)) first.set(w.peerId, c.step);
+  return Math.max(0, ...first.values());
+}
+
+const stepTimes = (commits: readonly CommitEvent[], at: Map<number, number>) =>
+  commits.map((c) => ({ step: c.step, ms: Math.round(at.get(c.step)! - (at.get(c.step - 1) ?? at.get(c.step)!)), roundMs: Math.round(c.ms) }));
+
 /** Where worker i lives: the homes in order, the tab's left out. */
 const workerHomes = (homes: Home[] | undefined, tabHome: string | undefined) => homes?.filter((h) => h.name !== tabHome) ?? [];
 
@@ -257,7 +275,7 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
         joined?.catch(() => {}); // awaited below, where a failure fails the run
       },
     });
-    const m = measured(r, commits, commitsAt, names);
+    const m = measured(r, commits, commitsAt, names, allTrainingFrom(commits));
     const tabSeen = opened && joined && (await tabEvidence(opened.page, runId, await joined));
     const done = (peerId: string) => commits.reduce((n, c) => n + c.work.filter((w) => w.peerId === peerId).reduce((k, w) => k + w.microbatches, 0), 0);
     const homeOf = (peerId: string) => homes[Number(/^worker-(\d+)$/.exec(names.get(peerId) ?? '')?.[1] ?? -1)];
@@ -276,7 +294,15 @@ export async function runSwarmOn(where: Where, o: SwarmOptions, tab: boolean, ta
       const links = peers.flatMap((p) => p.links.filter((l) => l.peerId === tabId).map((l) => ({ ...l, peerId: p.peerId!, to: p.name, local: l.remote, remote: l.local })));
       peers.push({ name: TAB_NAME, home: h?.name ?? 'loopback', kind: h?.kind ?? 'loopback', peerId: tabId, microbatches: tabId ? done(tabId) : 0, links });
     }
-    return { ...(tabSeen && { tab: tabSeen }), tokensPerS: m.tokensPerS, finalValLoss: m.finalValLoss, coordinatorTensorBytes: r.coordinator.binaryBytesReceived, peers };
+    return {
+      ...(tabSeen && { tab: tabSeen }),
+      tokensPerS: m.tokensPerS,
+      measuredFrom: m.fromStep,
+      steps: stepTimes(commits, commitsAt),
+      finalValLoss: m.finalValLoss,
+      coordinatorTensorBytes: r.coordinator.binaryBytesReceived,
+      peers,
+    };
   } finally {
     await opened?.close();
     relay?.kill('SIGTERM');
