@@ -7,7 +7,8 @@
 // prompt and them, and its sampler resumes where the first stopped: the buyer gets the answer the
 // first path would have given). So a spend is answered while any complete path is alive, and a query never waits out a
 // dead peer's timeout: a lost peer ends the attempt at once (its path's peers abort their side too)
-// and only that peer is avoided after.
+// and only that peer is avoided after. A path holding a stage with no KV cache (no memory left for
+// one) is asked once more with every token re-forwarding its window.
 import { keccak256, toHex } from 'viem';
 import type { ClientMessageOf } from '../shared/swarm/protocol.js';
 
@@ -45,7 +46,7 @@ export interface Buyer {
 }
 
 /** A failed attempt names the peer to blame when it is known (one that is gone). */
-type Outcome = { ok: true; text: string } | { ok: false; error: string; refused?: boolean; blame?: string };
+type Outcome = { ok: true; text: string } | { ok: false; error: string; refused?: boolean; uncached?: boolean; blame?: string };
 
 interface Attempt {
   requestId: number;
@@ -119,7 +120,7 @@ export class InferenceService {
   onGenerated(peerId: string, msg: ClientMessageOf<'generated'>): string | undefined {
     const a = this.attemptOf(peerId, msg.requestId, 'generated');
     if (typeof a !== 'object') return a;
-    if (msg.error !== undefined || msg.text === undefined) a.settle({ ok: false, error: msg.error ?? 'no text', refused: msg.refused });
+    if (msg.error !== undefined || msg.text === undefined) a.settle({ ok: false, error: msg.error ?? 'no text', refused: msg.refused, uncached: msg.uncached });
     else a.settle({ ok: true, text: msg.text });
     return undefined;
   }
@@ -147,14 +148,21 @@ export class InferenceService {
     const failedPeers = new Set<string>();
     const errors: string[] = [];
     const sofar = new AnswerSoFar(msg.maxTokens, (from, text) => buyer.part({ spendId: msg.spendId, from, text }));
+    // A path found to hold a stage that keeps no KV cache: asked again at once, re-forwarding windows.
+    let again: string[] | undefined;
     for (let i = 0; i < this.o.maxAttempts && !this.stopped; i++) {
-      const path = this.o.path(failedPeers);
+      const path = again ?? this.o.path(failedPeers);
+      const recompute = this.recompute || again !== undefined;
+      again = undefined;
       if (!path) {
         errors.push(`no complete path${failedPeers.size ? ` avoiding ${[...failedPeers].join(', ')}` : ''} (${this.o.why()})`);
         break;
       }
       const resume = sofar.text;
-      const r = sofar.length < msg.maxTokens ? await this.generate(msg, path, resume, sofar.length, (from, text) => sofar.add(from, text)) : ({ ok: true, text: '' } as const);
+      const r =
+        sofar.length < msg.maxTokens
+          ? await this.generate(msg, path, { resume, recompute }, sofar.length, (from, text) => sofar.add(from, text))
+          : ({ ok: true, text: '' } as const);
       if (r.ok) return this.deliver(msg, resume + r.text, buyer, t0, i + 1);
       errors.push(`path ${path.join('→')}: ${r.error}`);
       this.o.log(`spend ${msg.spendId}: attempt ${i + 1} on ${path.join('→')} failed after ${sofar.length} tokens: ${r.error}`);
@@ -165,6 +173,10 @@ export class InferenceService {
         continue;
       }
       if (r.refused) break;
+      if (r.uncached && !recompute) {
+        again = path;
+        continue;
+      }
       // Avoid the peer to blame (one that is gone): the rest of its path may serve again. When
       // nobody is to blame (an error, a timeout), avoid the whole path.
       for (const p of r.blame ? [r.blame] : path) failedPeers.add(p);
@@ -173,8 +185,9 @@ export class InferenceService {
     buyer.fail(`generation failed: ${errors.join('; ')}`.slice(0, 1024));
   }
 
-  /** One attempt on `path`: the tokens after the `decided` ones of `resume` (the text earlier paths decided). */
-  private generate(msg: ClientMessageOf<'infer'>, path: string[], resume: string, decided: number, part: Attempt['part']): Promise<Outcome> {
+  /** One attempt on `path`: the tokens after the `decided` ones of `resume` (the text earlier paths decided), every token re-forwarding its window when `recompute`. */
+  private generate(msg: ClientMessageOf<'infer'>, path: string[], o: { resume: string; recompute: boolean }, decided: number, part: Attempt['part']): Promise<Outcome> {
+    const { resume, recompute } = o;
     const requestId = ++this.requestSeq;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => settle({ ok: false, error: `no answer within ${this.o.attemptTimeoutMs} ms` }), this.o.attemptTimeoutMs);
@@ -193,7 +206,7 @@ export class InferenceService {
         maxTokens: msg.maxTokens - decided,
         temperature: this.o.desk.temperature,
         seed,
-        ...(this.recompute && { recompute: true }),
+        ...(recompute && { recompute: true }),
         ...(resume && { resume }),
       });
     });

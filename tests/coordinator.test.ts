@@ -1116,6 +1116,31 @@ describe('coordinator: serving inference', () => {
     expect(receipts.map(([id]) => id)).toEqual(['12']);
   });
 
+  it('asks a path again re-forwarding windows when one of its stages keeps no KV cache, and only once', async () => {
+    const { desk, receipts } = memoryDesk({ '31': 'hi', '32': 'hi' });
+    const { peers, buyer, ask, byId, nextGenerate } = await servingSwarm(desk);
+    for (const p of peers) p.replyToGenerate = () => 'hang';
+    ask('31', 'hi');
+    const first = await nextGenerate();
+    expect(first.recompute).toBeUndefined();
+    byId(first.path[0]).send({ type: 'generated', requestId: first.requestId, error: 'request 1 asks for a KV cache and this stage keeps none', uncached: true });
+    const second = await nextGenerate();
+    expect([second.path, second.recompute]).toEqual([first.path, true]);
+    byId(second.path[0]).send({ type: 'generated', requestId: second.requestId, text: 'ok' });
+    expect((await buyer.inbox.take('answer')).text).toBe('ok');
+    expect(receipts.map(([id]) => id)).toEqual(['31']);
+    // A path that says so again while re-forwarding (a liar) is avoided like any failed one.
+    ask('32', 'hi');
+    const third = await nextGenerate();
+    byId(third.path[0]).send({ type: 'generated', requestId: third.requestId, error: 'no cache', uncached: true });
+    const fourth = await nextGenerate();
+    expect(fourth.path).toEqual(third.path);
+    byId(fourth.path[0]).send({ type: 'generated', requestId: fourth.requestId, error: 'no cache', uncached: true });
+    const fifth = await nextGenerate();
+    expect(fifth.path.some((id) => third.path.includes(id))).toBe(false);
+    expect(fifth.recompute).toBeUndefined();
+  });
+
   it('retries a path whose stage 0 errs or does not answer in time, but not a refused request', async () => {
     const { desk, receipts } = memoryDesk({ '21': 'p', '22': 'p', '23': 'p' });
     const generateTimeoutMs = 250;

@@ -76,7 +76,7 @@ interface Pipeline {
 
 const ids = (n: number) => Array.from({ length: n }, (_, s) => `s${s}`);
 
-async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { headScale?: number; spareSlot?: boolean } = {}): Promise<Pipeline> {
+async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { headScale?: number; spareSlot?: boolean; noCache?: number[] } = {}): Promise<Pipeline> {
   const whole = wholeParams(m, opts.headScale);
   const cfgs = stageConfigs(m, layers);
   const inits = cfgs.map((cfg) => sliceParams(whole, cfg));
@@ -89,6 +89,7 @@ async function pipeline(m: ModelSpec, layers: number[], dtype: Dtype, opts: { he
     slots: S - s + (opts.spareSlot ? 1 : 0),
     generationSlot: opts.spareSlot ? S - s : 0,
     trainingSlots: S - s,
+    noCache: opts.noCache?.includes(s),
   }));
   const sw = await memorySwarm(gpu, specs, { stages: S, dtype, optimizer: OPT, batch, timeoutMs: 20_000 });
   return { cfgs, stages: ids(S).map((id) => sw.get(id)), inits };
@@ -375,6 +376,19 @@ describe('generation through pipeline stages', () => {
     // arrived: that late frame was refused. Nothing else was.
     expect(rejected(p).slice(0, 2)).toEqual([0, 0]);
     expect(rejected(p)[2]).toBeLessThanOrEqual(1);
+  });
+
+  it('a stage that keeps no KV cache answers a cached request with NoCache, and serves the same request re-forwarding windows', async () => {
+    const p = await pipeline(model, [1, 1, 1], 'fp32', { noCache: [2] });
+    const ok = { temperature: 0, seed: 1 };
+    const cached = await Promise.allSettled([start(p, 1, PROMPT, 4, ok), serve(p, 1, 1), serve(p, 2, 1)]);
+    const errors = cached.map((r) => (r.status === 'rejected' ? (r.reason as GenerationError) : undefined));
+    expect(errors.map((e) => e?.reason)).toEqual([AbortReason.NoCache, AbortReason.NoCache, AbortReason.NoCache]);
+    expect(errors[0]!.message).toMatch(/request 1: a later stage aborted at token 0: it keeps no KV cache/);
+    expect(errors[1]!.message).toBe(errors[0]!.message);
+    expect(errors[2]!.message).toMatch(/request 1 failed at token 0 on stage 2: request 1 asks for a KV cache and this stage keeps none/);
+    const recomputed = await Promise.all([p.stages[0].generation.generate(2, PROMPT, 4, ok, nextHop(p, 0), { recompute: true }), serve(p, 1, 2), serve(p, 2, 2)]);
+    expect(recomputed.map((t) => Array.from(t))).toEqual(Array(3).fill(Array.from(recomputed[0])));
   });
 
   it('a NaN activation from the previous stage fails the request at once (stage 0 learns why) and is blamed on that stage', async () => {

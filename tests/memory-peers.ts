@@ -55,6 +55,8 @@ export interface PeerSpec {
   generationSlot?: number;
   /** Slots training may use (default all). */
   trainingSlots?: number;
+  /** Keeps no KV cache (a GPU with no memory left for one): every request must re-forward its window. */
+  noCache?: boolean;
 }
 
 export interface MemorySwarm {
@@ -121,7 +123,7 @@ export async function memorySwarm(
         slot: s.generationSlot ?? 0,
         timeoutMs,
         now: () => performance.now(),
-        batcher: DecodeBatcher.of(runtime, { now: () => performance.now() }),
+        ...(!s.noCache && { batcher: DecodeBatcher.of(runtime, { now: () => performance.now() }) }),
       }),
       suspects,
       sent: () => [...links].filter(([k]) => k.startsWith(`${s.id}>`)).reduce((n, [, l]) => n + l.bytesSent, 0),

@@ -1,6 +1,6 @@
 // The GPU this machine trains on: adapter, features, limits, benchmark, and the verdict with its reasons.
 import { Card, Empty, Stat } from '../components.js';
-import { bytes } from '../format.js';
+import { bytes } from '../../shared/base/sizes.js';
 import { useDashboard } from '../store.js';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX'];

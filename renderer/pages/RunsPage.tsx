@@ -29,7 +29,7 @@ const STATE_WORDS: Record<FoundRun['run']['state'], string> = {
 const corpus = (l: FoundRun['listing']): string =>
   l.corpusUrl ? `${decodeURIComponent(l.corpusUrl.split('/').pop() ?? '')} (sha256 ${l.corpusHash.slice(2, 10)}…)` : 'not listed';
 
-/** How a row may be joined: the host's switch (absent: it cannot switch), and the run being left for another, if one is. */
+/** How a row may be joined: the host's switch (absent until the page knows its host), and the run being left for another, if one is. */
 interface Joining {
   network: string;
   current?: bigint;
@@ -37,7 +37,7 @@ interface Joining {
   join?(runId: bigint): void;
 }
 
-/** A Join button, or why the run cannot be joined; nothing for this machine's own run or a host that cannot switch. */
+/** A Join button, or why the run cannot be joined; nothing for this machine's own run, or before the page knows its host. */
 function JoinCell({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
   const id = r.run.runId;
   const why = mine ? undefined : unjoinable(id, r, j.network);

@@ -64,6 +64,8 @@ export const AbortReason = {
   Refused: 2,
   /** Anything else: a timeout, a GPU error. */
   Failed: 3,
+  /** The request asked for a KV cache and a stage of its path keeps none: the same path serves it re-forwarding windows. */
+  NoCache: 4,
 } as const;
 export type AbortReason = (typeof AbortReason)[keyof typeof AbortReason];
 
@@ -71,6 +73,7 @@ const REASON_TEXT: Record<AbortReason, string> = {
   1: 'the logits are not finite (the model has diverged)',
   2: 'it refused the request or one of its frames',
   3: 'it failed (timed out or errored)',
+  4: 'it keeps no KV cache (the request must re-forward its window)',
 };
 
 /** A request ended by an abort; `reason` says why (and is what gets relayed to stage 0). */

@@ -137,10 +137,10 @@ export class GenerationPeer {
     this.stats.requests++;
   }
 
-  /** The cache entry of a cached request (refused when the stage has no cache or none free). */
+  /** The cache entry of a cached request (NoCache when the stage keeps none; refused when none is free). */
   private entry(requestId: number, cached: boolean): number | undefined {
     if (!cached) return undefined;
-    if (!this.o.batcher) throw new GenerationError(AbortReason.Refused, `request ${requestId} asks for a KV cache and this stage keeps none`);
+    if (!this.o.batcher) throw new GenerationError(AbortReason.NoCache, `request ${requestId} asks for a KV cache and this stage keeps none`);
     return this.o.batcher.acquire(requestId);
   }
 
@@ -154,6 +154,8 @@ export class GenerationPeer {
   private async forward(requestId: number, f: Forward, entry: number | undefined, src: { tokens?: ArrayLike<number>; x?: Float32Array }): Promise<Float32Array> {
     const { runtime: rt, slot } = this.o;
     if (entry === undefined) {
+      // Checked in the task that queues the forward and its read-back (nothing awaits before they
+      // are submitted): a round cannot start in between, and one starting later queues behind it.
       if (this.o.training?.())
         throw new GenerationError(
           AbortReason.Refused,

@@ -54,8 +54,9 @@ export class Serving {
     } catch (e) {
       const message = (e as Error).message.slice(0, 1000);
       this.ctx.say(`request ${m.requestId} failed: ${message}`);
-      const refused = e instanceof GenerationError && e.reason === AbortReason.Refused;
-      if (at === 0) this.ctx.send({ type: 'generated', requestId: m.requestId, error: message, ...(refused && { refused }) });
+      const reason = e instanceof GenerationError ? e.reason : undefined;
+      const [refused, uncached] = [reason === AbortReason.Refused, reason === AbortReason.NoCache];
+      if (at === 0) this.ctx.send({ type: 'generated', requestId: m.requestId, error: message, ...(refused && { refused }), ...(uncached && { uncached }) });
     } finally {
       if (this.generating.get(m.requestId)?.abort === abort) this.generating.delete(m.requestId);
     }

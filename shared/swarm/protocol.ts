@@ -224,6 +224,8 @@ export const ClientMessageSchemas = {
     error: text.optional(),
     /** The request itself is bad (e.g. a character the model has no token for): another path would refuse it too. */
     refused: z.boolean().optional(),
+    /** A stage of the path keeps no KV cache: the same path can serve the request re-forwarding its windows. */
+    uncached: z.boolean().optional(),
   }),
   /** Stage 0's text so far (streaming): the characters of tokens `from`…, sent as they are decided. */
   generating: z.strictObject({
