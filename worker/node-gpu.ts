@@ -3,6 +3,7 @@
 import { create, globals } from 'webgpu';
 import { Gpu } from '../kernels/context.js';
 import { requestDevice } from '../shared/engine/gpu-detect.js';
+import { pollDawnOnTimer } from './dawn-polling.js';
 
 let gpu: GPU | undefined;
 
@@ -11,6 +12,8 @@ export function nodeGPU(): GPU {
   if (!gpu) {
     // The WebGPU globals (GPUBufferUsage, GPUShaderStage, ...) must exist before any kernel runs.
     Object.assign(globalThis, globals);
+    // Dawn would otherwise spin a core while it waits for the GPU (dawn-polling.ts).
+    pollDawnOnTimer();
     gpu = create([]) as GPU;
   }
   return gpu;
