@@ -1,4 +1,4 @@
-// `npm run bench:internet [-- --steps N --no-tab --quick]` (as root): volunteers anywhere. A swarm
+// `npm run bench:internet [-- --steps N --no-tab --all-cone --quick]` (as root): volunteers anywhere. A swarm
 // whose peers live in homes behind real NATs (bench/net/internet.ts: nftables in network
 // namespaces) finds its run on chain and trains across them. The "internet" namespace holds the
 // chain, the coordinator (wss://, with a certificate from a CA made here) and the TURN relay
@@ -55,8 +55,8 @@ export const needsRelay = (a: Home['kind'], b: Home['kind']): boolean => (a === 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 
 /** The swarm inside the emulated internet: this process re-runs itself in the internet namespace, where the chain, coordinator and relay live. */
-export async function acrossNats(o: SwarmOptions, tab: boolean): Promise<SwarmRun> {
-  const net = EmulatedInternet.create(HOMES.filter((h) => tab || !h.tab));
+export async function acrossNats(o: SwarmOptions, tab: boolean, homes = HOMES): Promise<SwarmRun> {
+  const net = EmulatedInternet.create(homes.filter((h) => tab || !h.tab));
   const out = join(o.out, 'across-nats.json');
   try {
     const inside = ['--inside', JSON.stringify(net.homes), '--swarm', JSON.stringify(o), '--out', out, ...(tab ? [] : ['--no-tab'])];
@@ -122,6 +122,7 @@ async function main(): Promise<void> {
       steps: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'no-tab': { type: 'boolean', default: false },
+      'all-cone': { type: 'boolean', default: false },
       inside: { type: 'string' },
       swarm: { type: 'string' },
       out: { type: 'string' },
@@ -144,14 +145,18 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:internet cannot run here: ${why}\n`);
     process.exit(2);
   }
-  process.stdout.write(`across NATs: ${HOMES.map((h) => `${h.name} (${h.kind})`).join(', ')}; ${steps} steps\n`);
-  const across = await acrossNats(benchSwarm(steps), tab);
+  // --all-cone: the symmetric home behind a cone NAT too, so no link needs the relay (what the relay costs).
+  const allCone = values['all-cone'];
+  const homes = allCone ? HOMES.map((h) => ({ ...h, kind: h.kind === 'symmetric' ? ('cone' as const) : h.kind })) : HOMES;
+  process.stdout.write(`across NATs: ${homes.map((h) => `${h.name} (${h.kind})`).join(', ')}; ${steps} steps\n`);
+  const across = await acrossNats(benchSwarm(steps), tab, homes);
   process.stdout.write('on loopback: the same swarm\n');
   const loopback = await runSwarmOn({ host: '127.0.0.1', tls: false }, benchSwarm(steps), tab);
   const result = report(across, loopback);
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, 'internet.json'), `${JSON.stringify(result, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify(result.targets, null, 2)}\nwrote bench/results/internet.json\n`);
+  const file = allCone ? 'internet-all-cone.json' : 'internet.json';
+  writeFileSync(join(RESULTS, file), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(result.targets, null, 2)}\nwrote bench/results/${file}\n`);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
