@@ -1,13 +1,15 @@
-// `npx tsx cli/gpu-report.ts [--json] [--no-bench]`: what this machine's GPU can do for the swarm.
+// `npm run gpu [-- --json --no-bench]`: what this machine's GPU can do for the swarm.
 import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { readFlags } from '../node/flags.js';
 import { detectGpu } from '../shared/engine/gpu-detect.js';
 import { nodeGPU } from '../worker/node-gpu.js';
 import { formatReport, formatVerdict } from '../shared/engine/gpu-format.js';
 import { DEFAULT_RUN, verdict } from '../shared/engine/gpu-verdict.js';
 
-async function main(args: string[]): Promise<void> {
-  const unknown = args.filter((a) => a !== '--json' && a !== '--no-bench');
-  if (unknown.length) throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: gpu-report [--json] [--no-bench]`);
+const USAGE = 'npm run gpu [-- --json --no-bench]';
+
+async function main(flags: { json: boolean; 'no-bench': boolean }): Promise<void> {
   let gpu: GPU | undefined;
   try {
     gpu = nodeGPU();
@@ -16,9 +18,9 @@ async function main(args: string[]): Promise<void> {
     console.error(`loading Dawn failed: ${e instanceof Error ? e.message : String(e)}`);
   }
   const host = { name: `node ${process.version} ${os.platform()} ${os.arch()}`, totalMemoryBytes: os.totalmem(), runtime: 'node' as const };
-  const report = await detectGpu(gpu, host, { benchmark: !args.includes('--no-bench') });
+  const report = await detectGpu(gpu, host, { benchmark: !flags['no-bench'] });
   const v = verdict(report, DEFAULT_RUN);
-  if (args.includes('--json')) {
+  if (flags.json) {
     console.log(JSON.stringify({ report, verdict: v }, null, 2));
   } else {
     console.log(formatReport(report));
@@ -27,10 +29,13 @@ async function main(args: string[]): Promise<void> {
 }
 
 // Dawn keeps the event loop alive, so leave explicitly.
-main(process.argv.slice(2)).then(
+const { values } = readFlags('npm run gpu', USAGE, () =>
+  parseArgs({ options: { json: { type: 'boolean', default: false }, 'no-bench': { type: 'boolean', default: false } }, strict: true }),
+);
+main(values).then(
   () => process.exit(0),
   (e: unknown) => {
-    console.error(e);
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);
   },
 );

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AppConfig } from '../shared/app/bridge.js';
+import { listenError } from '../node/flags.js';
 import { serveDashboard } from './dashboard-site.js';
 
 /**
@@ -37,7 +38,9 @@ function launchDesktop(binary: string, config: AppConfig): ChildProcess {
 }
 
 export async function openDashboard(config: AppConfig, o: { dataFile: string; port?: number; say(line: string): void }): Promise<{ url: string; close(): Promise<void> }> {
-  const site = await serveDashboard(config, o);
+  const site = await serveDashboard(config, o).catch((e: unknown) => {
+    throw listenError(e, 'port');
+  });
   const electron = electronBinary();
   let app: ChildProcess | undefined;
   if ('path' in electron) {

@@ -7,6 +7,7 @@
 // spends it on a prompt, and the swarm answers; it then serves until Ctrl-C.
 // Flags: those of `npm run swarm` plus --epoch-steps N --risk exp:4 --prompt TEXT --answer-tokens N
 // --challenge-window SECONDS --port 8080 (the dashboard's).
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,9 +27,9 @@ import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.
 import { runStageConfigs } from '../shared/run/derive.js';
 import { runSpecHash } from '../shared/run/spec.js';
 import type { AppConfig } from '../shared/app/bridge.js';
-import { intFlag, stringOptions } from '../node/flags.js';
+import { intFlag, readFlags, stringOptions } from '../node/flags.js';
 import { openDashboard } from './open-dashboard.js';
-import { type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
+import { SWARM_USAGE, type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 import type { RunConfig } from '../shared/run/config.js';
 
 export interface EconomyOptions {
@@ -205,6 +206,20 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
   }
 }
 
+export const START_USAGE = `npm start -- [--epoch-steps 25 --risk exp:4 --prompt TEXT --answer-tokens N --challenge-window S --port 8080] and the swarm's ${SWARM_USAGE.replace('npm run swarm -- ', '')}`;
+
+/**
+ * The dashboard, built after the flags are read, so a bad flag answers at once rather than after
+ * the build (the contracts' ABIs are built by the npm script before: this module imports them).
+ */
+function buildDashboard(): void {
+  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'error'], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    process.stderr.write(`npm start: building the dashboard failed (vite build exited ${r.status ?? r.signal})\n`);
+    process.exit(1);
+  }
+}
+
 export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions; port: number } {
   const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window', 'port'] as const;
   // Not strict: the swarm's flags pass through to parseSwarmArgs, which is.
@@ -224,7 +239,8 @@ export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { swarm, economy, port } = parseEconomyArgs(process.argv.slice(2));
+  const { swarm, economy, port } = readFlags('npm start', START_USAGE, () => parseEconomyArgs(process.argv.slice(2)));
+  buildDashboard();
   let interrupted = false;
   const until = new Promise<void>((resolve) =>
     process.once('SIGINT', () => {

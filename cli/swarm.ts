@@ -13,7 +13,7 @@ import { DEFAULT_ADAMW } from '../shared/engine/optimizer.js';
 import { splitLayers } from '../shared/run/derive.js';
 import { parseCodec } from '../shared/wire/codec.js';
 import { DEFAULT_DATA, loadText } from '../node/corpus.js';
-import { intFlag, numberFlag, stringOptions } from '../node/flags.js';
+import { intFlag, numberFlag, readFlags, stringOptions } from '../node/flags.js';
 import { LocalSwarm, type LocalSwarmOptions, type PeerMetrics } from './local-swarm.js';
 import { lossPlotSvg } from './plot.js';
 import { formatIssues } from '../shared/base/issues.js';
@@ -235,6 +235,9 @@ const INT_FLAGS = {
   seed: 'seed',
 } as const satisfies Record<string, keyof SwarmOptions>;
 
+export const SWARM_USAGE =
+  'npm run swarm -- [--workers 4 --stages 2 --min-per-stage 1 --codec subspace:k=16:int8 --data FILE --steps N --layers L --d-model D --heads H --seq T --batch B --microbatches M --lr X --average-every N --eval-every N --eval-batches N --extra-warmup N --seed N --out DIR --tune]';
+
 export function parseSwarmArgs(argv: string[]): SwarmOptions {
   const ints = Object.keys(INT_FLAGS) as (keyof typeof INT_FLAGS)[];
   const options = { ...stringOptions([...ints, 'codec', 'data', 'lr', 'out']), tune: { type: 'boolean' as const } };
@@ -256,7 +259,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.once('SIGINT', () => {
     interrupted = true;
   });
-  runSwarm(parseSwarmArgs(process.argv.slice(2))).then(
+  runSwarm(readFlags('npm run swarm', SWARM_USAGE, () => parseSwarmArgs(process.argv.slice(2)))).then(
     () => process.exit(interrupted ? 130 : 0),
     (e: unknown) => {
       if (interrupted) process.exit(130);

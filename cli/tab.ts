@@ -9,35 +9,42 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA } from '../node/corpus.js';
 import { loadNetwork } from '../node/network-file.js';
+import { intFlag, listenError, readFlags } from '../node/flags.js';
 import type { SiteConfig } from '../shared/app/bridge.js';
 import { resolveAppConfig } from '../shared/app/join-run.js';
 import { serveDashboard } from './dashboard-site.js';
 
-const USAGE = 'give --coordinator ws://HOST:PORT (the address `npm run coordinator` or `npm run swarm` prints), or --network NAME|FILE [--run ID] to find the run on chain';
+const WHERE = 'give --coordinator ws://HOST:PORT (the address `npm run coordinator` or `npm run swarm` prints), or --network NAME|FILE [--run ID] to find the run on chain';
 
 /** What the page is handed: a coordinator, or a network (and a run) to find one on. */
 function siteConfig(v: { coordinator?: string; network?: string; run?: string }): SiteConfig {
-  if (v.coordinator && v.network) throw new Error(`--coordinator and --network both given: ${USAGE}`);
+  if (v.coordinator && v.network) throw new Error('--coordinator and --network both given: give one');
   if (v.run !== undefined && !v.network) throw new Error('--run needs --network NAME|FILE: the network whose chain lists the run');
   if (v.coordinator) return { coordinator: v.coordinator };
-  if (!v.network) throw new Error(USAGE);
+  if (!v.network) throw new Error(WHERE);
   if (v.run !== undefined && !/^[1-9]\d{0,30}$/.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
   return { network: loadNetwork(v.network), ...(v.run !== undefined && { runId: v.run }) };
 }
 
+const USAGE = 'npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID] [--port 8080] [--data FILE]';
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      coordinator: { type: 'string' },
-      network: { type: 'string' },
-      run: { type: 'string' },
-      port: { type: 'string', default: '8080' },
-      data: { type: 'string', default: DEFAULT_DATA },
-    },
-    strict: true,
+  const { values, config, port } = readFlags('npm run tab', USAGE, () => {
+    const { values } = parseArgs({
+      options: {
+        coordinator: { type: 'string' },
+        network: { type: 'string' },
+        run: { type: 'string' },
+        port: { type: 'string', default: '8080' },
+        data: { type: 'string', default: DEFAULT_DATA },
+      },
+      strict: true,
+    });
+    return { values, config: siteConfig(values), port: intFlag('port', values.port) };
   });
-  const config = siteConfig(values);
-  const site = await serveDashboard(config, { dataFile: values.data, port: Number(values.port) });
+  const site = await serveDashboard(config, { dataFile: values.data, port }).catch((e: unknown) => {
+    throw listenError(e, 'port');
+  });
   if (config.coordinator) {
     console.log(`open ${site.url} in a browser with WebGPU: the tab joins the swarm at ${config.coordinator} as a peer`);
   } else {

@@ -12,7 +12,7 @@ import { type CharCorpus, charCorpus, sampleBatch } from '../shared/engine/data.
 import { type BlockConfig, blockFlops } from '../shared/engine/model.js';
 import { DEFAULT_ADAMW, learningRate } from '../shared/engine/optimizer.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
-import { intFlag, numberFlag, stringOptions } from '../node/flags.js';
+import { intFlag, numberFlag, readFlags, stringOptions } from '../node/flags.js';
 import { lossPlotSvg } from './plot.js';
 import { openNodeGpu } from '../worker/node-gpu.js';
 
@@ -26,6 +26,8 @@ interface LocalRun {
   corpus: CharCorpus;
   fresh: boolean;
 }
+
+const USAGE = 'npm run train:local [-- --steps 300 --data FILE --layers L --d-model D --heads H --seq T --batch B --lr X --eval-every 50 --out DIR --fresh]';
 
 function parseRun(argv: string[]): LocalRun {
   const names = ['data', 'steps', 'layers', 'd-model', 'heads', 'seq', 'batch', 'lr', 'eval-every', 'out'] as const;
@@ -103,7 +105,7 @@ class RunFiles {
 
 /** Trains to the last step or until Ctrl-C; resolves true when interrupted. */
 async function main(): Promise<boolean> {
-  const r = parseRun(process.argv.slice(2));
+  const r = readFlags('npm run train:local', USAGE, () => parseRun(process.argv.slice(2)));
   const { cfg, corpus, steps, lr } = r;
   const gpu = await openNodeGpu();
   console.log(`data ${r.data}: ${corpus.train.length + corpus.val.length} chars, vocab ${cfg.vocab}`);

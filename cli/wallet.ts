@@ -6,6 +6,7 @@
 // nothing earned depends on the coordinator staying up), and withdraw it; a designer takes back
 // the stake of an abandoned run none of whose roots survived.
 import { readFileSync } from 'node:fs';
+import { readFlags } from '../node/flags.js';
 import { formatEther, parseEther } from 'viem';
 import { chainConfigFromEnv } from '../shared/chain/config.js';
 import { connectChain } from '../shared/chain/connect.js';
@@ -23,8 +24,16 @@ function readProofs(file: string | undefined): ProofFile {
   return readProofFile(bytes, file);
 }
 
+const COMMANDS = ['status', 'claim', 'list', 'withdraw', 'claim-ownership', 'claim-stake', 'withdraw-stake', 'refund-stake'];
+const USAGE = 'npm run wallet -- status | claim | list AMOUNT PRICE_ETH | withdraw | claim-ownership FILE | claim-stake FILE | withdraw-stake | refund-stake';
+
 async function main(): Promise<void> {
   const [command = 'status', ...rest] = process.argv.slice(2);
+  readFlags('npm run wallet', USAGE, () => {
+    if (!COMMANDS.includes(command)) throw new Error(`unknown command ${command}`);
+    if (command === 'list' && !(/^[1-9]\d*$/.test(rest[0] ?? '') && /^\d+(\.\d+)?$/.test(rest[1] ?? '')))
+      throw new Error('list takes AMOUNT (a whole number) and PRICE_ETH (per credential, like 0.01)');
+  });
   const cfg = chainConfigFromEnv(process.env);
   if (!cfg?.key) throw new Error('set the chain in the environment: SWARM_RPC_URL, SWARM_CHAIN_ID, SWARM_REGISTRY, SWARM_TOKENS, SWARM_RUN_ID and SWARM_KEY (your key)');
   const chain = await connectChain(cfg);
@@ -35,7 +44,6 @@ async function main(): Promise<void> {
     console.log(`pulled ${result} re-issued credential(s)`);
   } else if (command === 'list') {
     const [amount, price] = rest;
-    if (!/^[1-9]\d*$/.test(amount ?? '') || !price) throw new Error('usage: list AMOUNT PRICE_ETH (price per credential)');
     const { result } = await chain.list(runId, BigInt(amount), parseEther(price));
     console.log(`listing ${result}: ${amount} credential(s) at ${price} ETH each`);
   } else if (command === 'withdraw') {
@@ -59,8 +67,6 @@ async function main(): Promise<void> {
     const owed = await chain.withdrawable(me);
     await chain.withdraw();
     console.log(`withdrew ${formatEther(owed)} ETH`);
-  } else if (command !== 'status') {
-    throw new Error(`unknown command ${command}: use status, claim, list AMOUNT PRICE_ETH, withdraw, claim-ownership FILE, claim-stake FILE, withdraw-stake or refund-stake`);
   }
   const h = await holdings(chain, runId, me);
   console.log(

@@ -7,19 +7,28 @@ import { swarmChain } from '../shared/chain/client.js';
 import { chainEnv, chainOf } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import { startLocalEvm } from './local-evm.js';
+import { intFlag, listenError, readFlags } from '../node/flags.js';
+
+const USAGE = 'npm run chain [-- --port 8545 --workers 4 --target 1 --window 3]';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', default: '8545' },
-      workers: { type: 'string', default: '4' },
-      target: { type: 'string', default: '1' },
-      window: { type: 'string', default: '3' },
-    },
-    strict: true,
+  const { values, workers, port } = readFlags('npm run chain', USAGE, () => {
+    const { values } = parseArgs({
+      options: {
+        port: { type: 'string', default: '8545' },
+        workers: { type: 'string', default: '4' },
+        target: { type: 'string', default: '1' },
+        window: { type: 'string', default: '3' },
+      },
+      strict: true,
+    });
+    intFlag('target', values.target, 1);
+    intFlag('window', values.window, 1);
+    return { values, workers: intFlag('workers', values.workers), port: intFlag('port', values.port) };
   });
-  const workers = Number(values.workers);
-  const evm = await startLocalEvm({ port: Number(values.port), accounts: 5 + workers });
+  const evm = await startLocalEvm({ port, accounts: 5 + workers }).catch((e: unknown) => {
+    throw listenError(e, 'port');
+  });
   const chain = chainOf(evm);
   const transport = http(evm.rpcUrl);
   const publicClient = createPublicClient({ chain, transport });

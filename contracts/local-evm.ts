@@ -20,11 +20,12 @@ export interface LocalEvm {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+/** `port` on `host` if nothing holds it (0: any free one). A port in use fails with Node's EADDRINUSE (code and port), before the EVM starts. */
+async function freePort(host: string, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(port, host, () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
@@ -38,6 +39,8 @@ export async function rpcReady(url: string): Promise<boolean> {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      // Something else holding the port may never answer.
+      signal: AbortSignal.timeout(2000),
     });
     return r.ok;
   } catch {
@@ -49,7 +52,7 @@ export async function rpcReady(url: string): Promise<boolean> {
 export async function startLocalEvm(opts: { port?: number; host?: string; chainId?: number; accounts?: number; timeoutMs?: number } = {}): Promise<LocalEvm> {
   const host = opts.host ?? '127.0.0.1';
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const port = opts.port ?? (await freePort());
+  const port = await freePort(host, opts.port);
   const chainId = opts.chainId ?? 31337;
   const count = opts.accounts ?? 20;
   const child: ChildProcess = spawn(

@@ -40,7 +40,7 @@ import { type OnChain, settleOnChain } from './settle-on-chain.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 import { IceServerSchema } from '../shared/swarm/protocol.js';
-import { numberFlag, stringOptions } from '../node/flags.js';
+import { listenError, numberFlag, readFlags, stringOptions } from '../node/flags.js';
 
 const defaults = {
   port: '8787',
@@ -82,10 +82,52 @@ interface Flags {
   num(k: Flag): number;
 }
 
-function readFlags(): Flags {
-  const { values } = parseArgs({ options: stringOptions(Object.keys(defaults) as Flag[]), strict: true });
-  const str = (k: Flag): string => values[k] ?? defaults[k];
-  return { str, num: (k) => numberFlag(k, str(k)) };
+/** The flags read as numbers. */
+const NUMERIC: readonly Flag[] = [
+  'average-every',
+  'batch',
+  'd-model',
+  'epoch-steps',
+  'eval-batches',
+  'eval-every',
+  'heads',
+  'heartbeat-timeout-ms',
+  'layers',
+  'lr',
+  'microbatches',
+  'min-per-stage',
+  'port',
+  'seed',
+  'seq',
+  'stages',
+  'steps',
+  'warmup',
+];
+
+/** What a flag without a fixed default takes, as the usage line shows it. */
+const PLACEHOLDER: Partial<Record<Flag, string>> = {
+  data: 'FILE',
+  'run-id': 'ID',
+  state: 'FILE',
+  cert: 'FILE',
+  key: 'FILE',
+  'allow-origin': 'ORIGIN',
+  stun: 'URL',
+  turn: 'URL',
+  'public-url': 'wss://HOST:PORT',
+  'layers-per-stage': 'N,N',
+};
+const USAGE = `npm run coordinator -- ${(Object.keys(defaults) as Flag[]).map((k) => `[--${k} ${PLACEHOLDER[k] ?? defaults[k]}]`).join(' ')}`;
+
+/** The flags, each number checked now: a bad one is one line naming it and the usage (readFlags), before anything starts. */
+function coordinatorFlags(): Flags {
+  return readFlags('npm run coordinator', USAGE, () => {
+    const { values } = parseArgs({ options: stringOptions(Object.keys(defaults) as Flag[]), strict: true });
+    const str = (k: Flag): string => values[k] ?? defaults[k];
+    const num = (k: Flag) => numberFlag(k, str(k));
+    for (const k of NUMERIC) num(k);
+    return { str, num };
+  });
 }
 
 /** The run the flags describe; its data facts (name, SHA-256, length, vocabulary) from --data. */
@@ -165,7 +207,7 @@ function printProgress(coord: Coordinator): ReturnType<typeof setInterval> {
 }
 
 async function main(): Promise<void> {
-  const flags = readFlags();
+  const flags = coordinatorFlags();
   const run = await runFromFlags(flags);
   const log = (line: string) => console.log(`[coordinator] ${line}`);
   const store = RunStore.open(flags.str('state') || `runs/${run.runId}/coordinator.db`, run);
@@ -214,7 +256,9 @@ async function main(): Promise<void> {
     if (!onChain) return void end(0);
     onChain.settlement.finish().then((s) => log(`ownership delivered to ${s.units.length} contributors; serving credential spends until Ctrl-C`), fail('settlement failed'));
   }, fail('run ended'));
-  await coord.listen(flags.num('port'), flags.str('host'));
+  await coord.listen(flags.num('port'), flags.str('host')).catch((e: unknown) => {
+    throw listenError(e, 'port');
+  });
   // Where volunteers reach it (a name its certificate is for, not the address it binds), on chain.
   const publicUrl = flags.str('public-url');
   if (publicUrl && !publicUrl.startsWith('wss://')) throw new Error(`--public-url ${publicUrl}: volunteers reach a coordinator over wss:// only`);

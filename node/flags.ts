@@ -20,3 +20,33 @@ export function numberFlag(flag: string, v: unknown): number {
   if (!Number.isFinite(n)) throw new Error(`--${flag} must be a number, got ${String(v)}`);
   return n;
 }
+
+/** A parseArgs error (unknown flag, missing value, stray argument) as one short sentence. */
+function flagMessage(e: Error & { code?: string }): string {
+  const quoted = /'([^']+)'/.exec(e.message)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown flag ${quoted ?? e.message}`;
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument ${quoted ?? e.message}`;
+  // "Option '--port <value>' argument missing" and the like: the first sentence says it.
+  return e.message.split(/\.\s/)[0];
+}
+
+/**
+ * A command's flags read by `read`. Anything wrong with them is one line naming the flag, then the
+ * command's usage, on stderr, and exit code 2: never a stack trace, and before any work starts.
+ */
+export function readFlags<T>(command: string, usage: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    process.stderr.write(`${command}: ${flagMessage(e as Error)}\nusage: ${usage}\n`);
+    process.exit(2);
+  }
+}
+
+/** A server's listen error as what to do about it: a port in use names the flag that picks another. */
+export function listenError(e: unknown, flag: string): Error {
+  const err = e as Error & { code?: string; port?: number };
+  if (err.code === 'EADDRINUSE') return new Error(`port ${err.port} is already in use (another npm start, tab or coordinator?): pick another with --${flag} N`);
+  if (err.code === 'EACCES') return new Error(`port ${err.port} needs privileges this user lacks: pick one above 1023 with --${flag} N`);
+  return err;
+}

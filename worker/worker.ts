@@ -12,41 +12,59 @@ import { FrameKind } from '../shared/wire/frame.js';
 import { nodeHost } from './node-host.js';
 import { DEFAULT_DATA } from '../node/corpus.js';
 import { checkListedCorpus, fetchListedCorpus } from '../node/corpus.js';
+import { intFlag, numberFlag, readFlags } from '../node/flags.js';
 import { loadNetwork } from '../node/network-file.js';
 import { findRun } from '../shared/chain/find-run.js';
 
-const { values: args } = parseArgs({
-  options: {
-    coordinator: { type: 'string' },
-    /** A network (shared/chain/networks.ts by name, or a network file) and a run of it, found on chain. */
-    network: { type: 'string' },
-    run: { type: 'string' },
-    /** The training text (default: the one the run lists on chain, with --network; else tinyshakespeare). */
-    data: { type: 'string' },
-    name: { type: 'string', default: `${os.hostname()}-${process.pid}` },
-    /** Where this peer keeps its stage states (to resume after a restart) and settlement proofs. */
-    'state-dir': { type: 'string' },
-    quiet: { type: 'boolean', default: false },
-    /**
-     * Where to write this peer's loss curves and stats at the end (the local launcher reads them);
-     * FILE.work.jsonl gets a line per committed step as it happens (it survives a crash).
-     */
-    metrics: { type: 'string' },
-    'extra-warmup': { type: 'string', default: '0' },
-    /**
-     * Skip the start-up measurements (the GPU benchmark and matmul autotuning): with a cold shader
-     * cache and several workers sharing a CPU they take minutes and measure the contention.
-     */
-    'quick-start': { type: 'boolean', default: false },
-    /** Write the boundary tensors of round 1 as sent and as received (for end-to-end checks). */
-    dump: { type: 'string' },
-    /** Leave gracefully after this many seconds (for tests and benchmarks of churn). */
-    'leave-after': { type: 'string' },
-    /** Compute this many times slower (an emulated slow GPU, for benchmarks of stragglers). */
-    slowdown: { type: 'string', default: '1' },
-  },
-  strict: true,
-});
+const USAGE =
+  'npm run worker -- --coordinator ws://HOST:PORT | --network NAME|FILE --run ID [--data FILE] [--name NAME] [--state-dir DIR] [--quick-start] [--extra-warmup N] [--leave-after SECONDS]';
+
+const args = readFlags('npm run worker', USAGE, () =>
+  checked(
+    parseArgs({
+      options: {
+        coordinator: { type: 'string' },
+        /** A network (shared/chain/networks.ts by name, or a network file) and a run of it, found on chain. */
+        network: { type: 'string' },
+        run: { type: 'string' },
+        /** The training text (default: the one the run lists on chain, with --network; else tinyshakespeare). */
+        data: { type: 'string' },
+        name: { type: 'string', default: `${os.hostname()}-${process.pid}` },
+        /** Where this peer keeps its stage states (to resume after a restart) and settlement proofs. */
+        'state-dir': { type: 'string' },
+        quiet: { type: 'boolean', default: false },
+        /**
+         * Where to write this peer's loss curves and stats at the end (the local launcher reads them);
+         * FILE.work.jsonl gets a line per committed step as it happens (it survives a crash).
+         */
+        metrics: { type: 'string' },
+        'extra-warmup': { type: 'string', default: '0' },
+        /**
+         * Skip the start-up measurements (the GPU benchmark and matmul autotuning): with a cold shader
+         * cache and several workers sharing a CPU they take minutes and measure the contention.
+         */
+        'quick-start': { type: 'boolean', default: false },
+        /** Write the boundary tensors of round 1 as sent and as received (for end-to-end checks). */
+        dump: { type: 'string' },
+        /** Leave gracefully after this many seconds (for tests and benchmarks of churn). */
+        'leave-after': { type: 'string' },
+        /** Compute this many times slower (an emulated slow GPU, for benchmarks of stragglers). */
+        slowdown: { type: 'string', default: '1' },
+      },
+      strict: true,
+    }).values,
+  ),
+);
+
+/** The flags' values checked before anything starts (each error names its flag). */
+function checked<V extends { coordinator?: string; network?: string; run?: string; 'extra-warmup': string; slowdown: string; 'leave-after'?: string }>(v: V) {
+  if (!v.coordinator && !(v.network && v.run)) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
+  if (v.run !== undefined && !/^[1-9]\d{0,30}$/.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
+  const slowdown = Number(v.slowdown);
+  if (!(slowdown >= 1)) throw new Error(`--slowdown must be a number ≥ 1, got ${v.slowdown}`);
+  const leaveAfter = v['leave-after'] === undefined ? undefined : numberFlag('leave-after', v['leave-after']);
+  return { ...v, extraWarmup: intFlag('extra-warmup', v['extra-warmup']), slowdown, leaveAfter };
+}
 
 function say(line: string): void {
   if (!args.quiet) process.stdout.write(line);
@@ -71,10 +89,8 @@ function dumpBoundary(dir: string, stage: () => number | undefined): SessionOpti
  */
 async function whereToJoin(stateDir: string): Promise<{ coordinator: string; data: string }> {
   if (args.coordinator) return { coordinator: args.coordinator, data: args.data ?? DEFAULT_DATA };
-  if (!args.network || !args.run) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
-  if (!/^[1-9]\d{0,30}$/.test(args.run)) throw new Error(`--run ${args.run}: a run id is a positive integer`);
-  const network = loadNetwork(args.network);
-  const { listing } = await findRun(network, BigInt(args.run));
+  const network = loadNetwork(args.network!);
+  const { listing } = await findRun(network, BigInt(args.run!));
   say(`found run ${args.run} on ${network.name}: its coordinator is at ${listing.coordinator}\n`);
   if (!listing.corpusUrl) return { coordinator: listing.coordinator, data: args.data ?? DEFAULT_DATA };
   if (args.data) await checkListedCorpus(args.data, listing);
@@ -83,10 +99,7 @@ async function whereToJoin(stateDir: string): Promise<{ coordinator: string; dat
 
 /** Run the worker; `hooks` are extra session options (the adversarial test peers use them: bench/adversary.ts). */
 export async function main(hooks: Partial<SessionOptions> = {}): Promise<number> {
-  const extraWarmup = Number(args['extra-warmup']);
-  if (!Number.isInteger(extraWarmup) || extraWarmup < 0) throw new Error('--extra-warmup must be a non-negative integer');
-  const slowdown = Number(args.slowdown);
-  if (!(slowdown >= 1)) throw new Error('--slowdown must be a number ≥ 1');
+  const { extraWarmup, slowdown } = args;
   const stateDir = args['state-dir'] ?? join('runs', 'peers', args.name);
   const { coordinator, data } = await whereToJoin(stateDir);
   const host = nodeHost({ data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });
@@ -110,7 +123,7 @@ export async function main(hooks: Partial<SessionOptions> = {}): Promise<number>
   };
   process.on('SIGINT', () => leave('interrupted'));
   process.on('SIGTERM', () => leave('terminated'));
-  if (args['leave-after']) setTimeout(() => leave(`asked to leave after ${args['leave-after']} s`), Number(args['leave-after']) * 1000);
+  if (args.leaveAfter !== undefined) setTimeout(() => leave(`asked to leave after ${args.leaveAfter} s`), args.leaveAfter * 1000);
   const reason = await s.run();
   const stats = s.stats();
   if (args.metrics) writeFileSync(args.metrics, JSON.stringify({ peerId: s.peerId, stage: stats?.stage, ...s.curves, stats, links: s.links(), phase: s.phase, reason }));
