@@ -40,7 +40,7 @@ import { type OnChain, settleOnChain } from './settle-on-chain.js';
 import { formatIssues } from '../shared/base/issues.js';
 import { type RunConfig, RunConfigSchema } from '../shared/run/config.js';
 import { IceServerSchema } from '../shared/swarm/protocol.js';
-import { listenError, numberFlag, readFlags, stringOptions } from '../node/flags.js';
+import { listenError, numberFlag, readFlags, shellLine, stringOptions } from '../node/flags.js';
 
 const defaults = {
   port: '8787',
@@ -194,6 +194,13 @@ function iceFromFlags({ str }: Flags): IceConfig {
   return { stun: list('stun'), ...(secret && list('turn').length && { turn: { urls: list('turn'), secret } }) };
 }
 
+/** This command again, naming the run it started (its default --run-id is new each time). */
+function resumeCommand(runId: string): string {
+  const argv = process.argv.slice(2);
+  const named = argv.some((a) => a === '--run-id' || a.startsWith('--run-id='));
+  return shellLine(['npm', 'run', 'coordinator', '--', ...argv, ...(named ? [] : ['--run-id', runId])]);
+}
+
 /** A progress line every 2 s, printed when it changed. */
 function printProgress(coord: Coordinator): ReturnType<typeof setInterval> {
   let last = '';
@@ -242,7 +249,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => {
     if (coord.phase !== 'finished' && coord.phase !== 'stopped') {
-      log(`stopped at step ${coord.control.step}; the run is kept in ${store.path}: run this command again to resume it (workers keep trying to reconnect for 10 minutes)`);
+      log(`stopped at step ${coord.control.step}; the run is kept in ${store.path}: resume it with  ${resumeCommand(run.runId)}  (workers keep trying to reconnect for 10 minutes)`);
     }
     void end(130);
   });

@@ -50,3 +50,8 @@ export function listenError(e: unknown, flag: string): Error {
   if (err.code === 'EACCES') return new Error(`port ${err.port} needs privileges this user lacks: pick one above 1023 with --${flag} N`);
   return err;
 }
+
+/** A command line as a shell reads it back: words with anything but safe characters single-quoted. */
+export function shellLine(words: readonly string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`)).join(' ');
+}

@@ -79,6 +79,22 @@ describe('Ctrl-C', () => {
     // What a terminal's Ctrl-C sends: SIGINT to tsx and to the coordinator under it.
     spawn('pkill', ['-INT', '-f', state]);
     expect(await exited).toBe(130);
+    // It says how to resume the run: the same command with the run's id, which the default draws anew.
+    const again = /resume it with {2}npm run coordinator -- (.+?) {2}\(/.exec(out)?.[1];
+    expect(again).toMatch(/^--port 0 --state \S+ --run-id run-[0-9a-z]+$/);
+    const resumed = spawn('node_modules/.bin/tsx', ['coordinator/main.ts', ...again!.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    resumed.stdout.on('data', (c) => (said += c));
+    resumed.stderr.on('data', (c) => (said += c));
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => /workers join with/.test(said) && (clearInterval(t), resolve()), 100);
+      resumed.once('exit', () => reject(new Error(`the resumed coordinator exited: ${said}`)));
+    });
+    // The same run in the same store (another id there is refused: "holds run … with other settings").
+    const id = /--run-id (\S+)$/.exec(again!)![1];
+    expect(said).toContain(`: run ${id}, 2 stages`);
+    expect(out).toContain(`: run ${id}, 2 stages`);
+    resumed.kill('SIGINT');
   }, 60_000);
 
   it('leaves the local EVM to its parent (`npm start` reads ownership from it last), which stops it, or its death does', async () => {
