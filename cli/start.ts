@@ -12,14 +12,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Address, createPublicClient, createWalletClient, formatEther, http, parseEther } from 'viem';
+import { type Address, type Hex, createPublicClient, createWalletClient, formatEther, http, parseEther } from 'viem';
 import WebSocket from 'ws';
 import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { RunStore } from '../coordinator/run-store.js';
 import { settleOnChain } from '../coordinator/settle-on-chain.js';
 import type { SettlementReport } from '../coordinator/settlement.js';
 import { type SwarmAddresses, type SwarmChain, swarmChain } from '../shared/chain/client.js';
-import { chainOf } from '../shared/chain/config.js';
+import { type ChainConfig, chainOf, exportBlock } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import type { WebSocketConstructor } from '../shared/swarm/coordinator-client.js';
 import { requestAnswer } from '../shared/buyer/inference-client.js';
@@ -27,7 +27,7 @@ import { parseRisk, runUnitsFloor, stepWorkFlops } from '../shared/ledger/index.
 import { runStageConfigs } from '../shared/run/derive.js';
 import { runSpecHash } from '../shared/run/spec.js';
 import type { AppConfig } from '../shared/app/bridge.js';
-import { intFlag, readFlags, stringOptions } from '../node/flags.js';
+import { intFlag, readFlags, shellLine, stringOptions } from '../node/flags.js';
 import { openDashboard } from './open-dashboard.js';
 import { SWARM_USAGE, type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 import type { RunConfig } from '../shared/run/config.js';
@@ -138,6 +138,24 @@ function ownershipTable(workers: EconomyResult['workers'], report: SettlementRep
   return ['\nownership of the trained model (on chain):\n', ...rows, designer].join('');
 }
 
+export const ACCOUNTS_FILE = 'accounts.sh';
+
+/**
+ * The settings `npm run wallet` and `npm run buy` need from another terminal, one block per account
+ * of this local chain, written to OUT/accounts.sh; what to say about it.
+ */
+function accountsFile(out: string, coordinator: string, chain: Omit<ChainConfig, 'key'>, keys: readonly Hex[], workers: number, prompt: string): string {
+  const blocks = [
+    ...Array.from({ length: workers }, (_, i) => exportBlock(`worker ${i}'s account: npm run wallet -- status`, { ...chain, key: keys[FIRST_WORKER + i] })),
+    exportBlock(`the buyer: npm run buy -- --coordinator ${coordinator} --prompt ${shellLine([prompt])}`, { ...chain, key: keys[BUYER] }),
+    exportBlock('the designer: npm run wallet -- status', { ...chain, key: keys[DESIGNER] }),
+  ];
+  const file = join(out, ACCOUNTS_FILE);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(file, `# npm start's local chain (public Hardhat test keys: this chain only). Paste one block into another terminal.\n\n${blocks.join('\n')}`);
+  return `\nfrom another terminal, npm run wallet and npm run buy take the settings of one account in ${file}, e.g. the buyer's:\n${blocks.at(-2)}\n`;
+}
+
 /** With `evm`, runs on that chain and leaves it running (a test inspects it afterwards). */
 export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?: LocalEvm, dashboard?: DashboardHooks): Promise<EconomyResult> {
   const say = (line: string) => !o.quiet && process.stdout.write(line);
@@ -168,6 +186,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
       onCoordinator: (c) => settlement.attach(c),
       async onListening(url) {
         await as(COORDINATOR).announceCoordinator(runId, url);
+        say(accountsFile(o.out, url, { rpcUrl: evm.rpcUrl, ...at }, evm.keys, workerAccounts.length, e.prompt));
         if (!dashboard) return;
         opened = await dashboard.open({
           coordinator: url,

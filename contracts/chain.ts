@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { createPublicClient, createWalletClient, http, parseEther, zeroHash } from 'viem';
 import { swarmChain } from '../shared/chain/client.js';
-import { chainEnv, chainOf } from '../shared/chain/config.js';
+import { chainOf, exportBlock } from '../shared/chain/config.js';
 import { deploySwarmContracts } from '../shared/chain/deploy.js';
 import { startLocalEvm } from './local-evm.js';
 import { intFlag, listenError, readFlags } from '../node/flags.js';
@@ -43,10 +43,7 @@ async function main(): Promise<void> {
     modelHash: zeroHash,
   });
   const base = { rpcUrl: evm.rpcUrl, chainId: evm.chainId, ...addresses, runId };
-  const line = (who: string, i: number) =>
-    `# ${who}\nexport ${Object.entries(chainEnv({ ...base, key: evm.keys[i] }))
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')}`;
+  const line = (who: string, i: number) => exportBlock(who, { ...base, key: evm.keys[i] }).trimEnd();
   console.log(`local EVM on ${evm.rpcUrl} (chain ${evm.chainId}); run ${runId} opened by the designer ${evm.accounts[3].address}\n`);
   console.log(line('coordinator (npm run coordinator)', 1));
   for (let w = 0; w < workers; w++) console.log(line(`worker ${w} (npm run worker; only SWARM_RPC_URL and SWARM_KEY are read)`, 5 + w));

@@ -249,7 +249,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => {
     if (coord.phase !== 'finished' && coord.phase !== 'stopped') {
-      log(`stopped at step ${coord.control.step}; the run is kept in ${store.path}: resume it with  ${resumeCommand(run.runId)}  (workers keep trying to reconnect for 10 minutes)`);
+      log(
+        `stopped at step ${coord.control.step}; the run is kept in ${store.path}: resume it with  ${resumeCommand(run.runId)}  (workers keep trying to reconnect for 10 minutes)`,
+      );
     }
     void end(130);
   });

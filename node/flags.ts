@@ -51,7 +51,18 @@ export function listenError(e: unknown, flag: string): Error {
   return err;
 }
 
-/** A command line as a shell reads it back: words with anything but safe characters single-quoted. */
+/** A command line as a shell reads it back, on one line: safe words as they are, others single-quoted, control characters as bash's $'…'. */
 export function shellLine(words: readonly string[]): string {
-  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`)).join(' ');
+  return words.map(shellWord).join(' ');
+}
+
+const isControl = (c: string): boolean => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', "'": "\\'", '\n': '\\n', '\t': '\\t' };
+
+function shellWord(w: string): string {
+  if (/^[\w@%+=:,./-]+$/.test(w)) return w;
+  const chars = [...w];
+  if (!chars.some(isControl)) return `'${w.replaceAll("'", `'\\''`)}'`;
+  const escaped = chars.map((c) => ESCAPES[c] ?? (isControl(c) ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c));
+  return `$'${escaped.join('')}'`;
 }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { listenError } from '../node/flags.js';
+import { listenError, shellLine } from '../node/flags.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tsx = join(root, 'node_modules/tsx/dist/cli.mjs');
@@ -65,5 +65,15 @@ describe('a port in use', () => {
     expect(listenError(Object.assign(new Error('x'), { code: 'EACCES', port: 80 }), 'port').message).toBe(
       'port 80 needs privileges this user lacks: pick one above 1023 with --port N',
     );
+  });
+});
+
+describe('a command line printed for the user to run again', () => {
+  it('is read back by bash as the same words, newlines and quotes included, on one line', () => {
+    const words = ['npm', 'run', 'buy', '--', '--prompt', 'ROMEO:\n', "it's", 'a b', 'tab\there', 'back\\slash', '\x01', '$HOME', '*', ''];
+    const line = shellLine(words);
+    expect(line).not.toContain('\n');
+    const r = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8' });
+    expect(r.stdout.split('\0').slice(0, -1)).toEqual(words);
   });
 });

@@ -9,11 +9,11 @@ import { createPublicClient, http, keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalEvm, startLocalEvm } from '../contracts/local-evm.js';
 import { type SwarmChain, credentialId, ownershipId, promptHash, swarmChain } from '../shared/chain/client.js';
-import { chainOf } from '../shared/chain/config.js';
+import { chainConfigFromEnv, chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
 import { runSpecHash } from '../shared/run/spec.js';
 import { RunStore } from '../coordinator/run-store.js';
-import { ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
+import { ACCOUNTS_FILE, ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
 import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
@@ -115,6 +115,26 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
     const logs = await chain.events();
     const served = logs.find((l) => (l as { eventName?: string }).eventName === 'InferenceServed') as unknown as { args: { spendId: bigint; answerHash: string } };
     expect(served.args).toEqual({ spendId: BigInt(a.spendId), answerHash: a.answerHash });
+  });
+
+  it('wrote the settings npm run wallet and npm run buy need: each block names this chain, this run and its account', async () => {
+    const text = readFileSync(join(out, ACCOUNTS_FILE), 'utf8');
+    const blocks = text.split('\n# ').slice(1);
+    const env = (block: string) =>
+      Object.fromEntries(
+        block
+          .split('\n')[1]
+          .replace(/^export /, '')
+          .split(' ')
+          .map((kv) => kv.split('=') as [string, string]),
+      );
+    const configs = blocks.map((b) => chainConfigFromEnv(env(b))!);
+    expect(blocks.map((b) => b.split(':')[0])).toEqual(["worker 0's account", "worker 1's account", 'the buyer', 'the designer']);
+    for (const c of configs)
+      expect([c.rpcUrl, c.chainId, c.registry, c.tokens, c.runId]).toEqual([evm.rpcUrl, evm.chainId, result.addresses.registry, result.addresses.tokens, result.runId]);
+    const accounts = [ROLES.firstWorker, ROLES.firstWorker + 1, ROLES.buyer, ROLES.designer].map((i) => evm.keys[i]);
+    expect(configs.map((c) => c.key)).toEqual(accounts);
+    expect(blocks[2]).toMatch(/npm run buy -- --coordinator ws:\/\/127\.0\.0\.1:\d+ --prompt/);
   });
 
   it('credential supply is unchanged by the spend, and the coordinator never saw a tensor', async () => {

@@ -87,7 +87,11 @@ describe('Ctrl-C', () => {
     resumed.stdout.on('data', (c) => (said += c));
     resumed.stderr.on('data', (c) => (said += c));
     await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => /workers join with/.test(said) && (clearInterval(t), resolve()), 100);
+      const t = setInterval(() => {
+        if (!/workers join with/.test(said)) return;
+        clearInterval(t);
+        resolve();
+      }, 100);
       resumed.once('exit', () => reject(new Error(`the resumed coordinator exited: ${said}`)));
     });
     // The same run in the same store (another id there is refused: "holds run … with other settings").

@@ -57,6 +57,12 @@ export function chainEnv(c: ChainConfig): Record<string, string> {
   };
 }
 
+/** A shell block that sets `c` for the commands that read it (`npm run wallet`, `npm run buy`, a worker), under a comment saying whose it is. */
+export function exportBlock(who: string, c: ChainConfig): string {
+  const vars = Object.entries(chainEnv(c)).map(([k, v]) => `${k}=${v}`);
+  return `# ${who}\nexport ${vars.join(' ')}\n`;
+}
+
 /** A viem chain description for a configured RPC endpoint. */
 export function chainOf(c: Pick<ChainConfig, 'rpcUrl' | 'chainId'>) {
   return defineChain({ id: c.chainId, name: `chain ${c.chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [c.rpcUrl] } } });
