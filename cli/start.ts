@@ -166,6 +166,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
   if (evm.accounts.length < needed) throw new Error(`the chain has ${evm.accounts.length} dev accounts; ${needed} are needed`);
   const you = dashboard && evm.accounts[FIRST_WORKER + o.workers].address;
   let opened: { close(): Promise<void> } | undefined;
+  let store: RunStore | undefined;
   try {
     const { addresses, as } = await deployLocal(evm);
     say(`registry ${addresses.registry}, tokens ${addresses.tokens} on ${evm.rpcUrl}\n`);
@@ -175,7 +176,7 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
     await as(DESIGNER).listCorpus(runId, pathToFileURL(resolve(o.data)).href, `0x${run.data.sha256}`);
     say(`run ${runId} opened: stake 1 ETH, compute target ${target} units (risk-adjusted MFLOPs, ${e.risk}), designer share 10 %\n`);
     const at = { chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId };
-    const store = RunStore.fresh(join(o.out, 'coordinator.db'), run);
+    store = RunStore.fresh(join(o.out, 'coordinator.db'), run);
     const { options, settlement } = settleOnChain({ run, chain: as(COORDINATOR), at, store, risk: e.risk, epochSteps: e.epochSteps, log: (l) => say(`\n${l}\n`) });
     const workerAccounts = Array.from({ length: o.workers }, (_, i) => evm.accounts[FIRST_WORKER + i].address);
     let answer: EconomyResult['answer'] | undefined;
@@ -210,19 +211,54 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
         }
       },
     });
+    if (swarm.stopped && !report)
+      stoppedEarly(
+        o.out,
+        { addresses, runId, swarm },
+        workerAccounts.map((account) => ({ account, units: settlement.units(account) })),
+        say,
+      );
     const workers = await ownership(as(ADMIN), runId, workerAccounts, report!);
     say(ownershipTable(workers, report!));
     const result: EconomyResult = { addresses, runId, swarm, settlement: report!, answer: answer!, workers };
-    mkdirSync(o.out, { recursive: true });
-    writeFileSync(
-      join(o.out, 'economy.json'),
-      JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
-    );
+    writeEconomy(o.out, result);
     return result;
   } finally {
     await opened?.close();
+    // Closed, the store folds its write-ahead log back in (no coordinator.db-wal left behind).
+    store?.close();
     if (!given) await evm.stop();
   }
+}
+
+const writeEconomy = (out: string, result: object) => {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    join(out, 'economy.json'),
+    JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+  );
+};
+
+/** Ctrl-C ended `npm start` before training did. */
+export class StoppedEarly extends Error {
+  override name = 'StoppedEarly';
+}
+
+/**
+ * A run stopped before its end: the units each worker earned so far, in the table and economy.json.
+ * The run never reached its compute target, so none became ownership.
+ */
+function stoppedEarly(out: string, base: Pick<EconomyResult, 'addresses' | 'runId' | 'swarm'>, units: { account: Address; units: bigint }[], say: (line: string) => void): never {
+  const step = base.swarm.loss.at(-1)?.[0] ?? 0;
+  const rows = units.map((u) => `  ${u.account}  ${u.units.toString().padStart(12)} units\n`);
+  say(
+    [
+      `\nstopped at step ${step} of ${base.swarm.run.steps}, before training ended: the run did not reach its compute target, so no ownership was issued. Units each worker earned:\n`,
+      ...rows,
+    ].join(''),
+  );
+  writeEconomy(out, { ...base, stoppedEarly: { step, units } });
+  throw new StoppedEarly(`stopped at step ${step} of ${base.swarm.run.steps}`);
 }
 
 export const START_USAGE = `npm start -- [--epoch-steps 25 --risk exp:4 --prompt TEXT --answer-tokens N --challenge-window S --port 8080] and the swarm's ${SWARM_USAGE.replace('npm run swarm -- ', '')}`;

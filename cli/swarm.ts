@@ -106,6 +106,8 @@ export interface SwarmResult {
   /** Validation loss after the steps it was measured at. */
   val: [number, number][];
   coordinator: { binaryBytesReceived: number; badMessages: number; messagesIn: number };
+  /** Ctrl-C stopped it before its last step (nothing was served after). */
+  stopped: boolean;
 }
 
 export async function runConfig(o: SwarmOptions): Promise<RunConfig> {
@@ -163,13 +165,20 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
     swarm.spawn(i);
   }
   const ticker = setInterval(() => log(`\r${progressLine(coord)}   `), 1000);
-  const onSigint = () => void swarm.close();
+  let stopped = false;
+  const onSigint = () => {
+    stopped = true;
+    void swarm.close();
+  };
   process.once('SIGINT', onSigint);
   try {
-    await Promise.race([coord.trained, allWorkersGone(swarm)]);
+    // Ctrl-C closes the coordinator under `trained`: the run then ends here, with what it committed.
+    await Promise.race([coord.trained, allWorkersGone(swarm)]).catch((e: unknown) => {
+      if (!stopped) throw e;
+    });
     clearInterval(ticker);
-    if (run.serve) await Promise.race([hooks.afterTraining?.(coord), allWorkersGone(swarm)]);
-    coord.stopRun('run complete');
+    if (run.serve && !stopped) await Promise.race([hooks.afterTraining?.(coord), allWorkersGone(swarm)]);
+    if (!stopped) coord.stopRun('run complete');
     await Promise.all([...swarm.workers.values()].map((w) => w.exit));
   } finally {
     clearInterval(ticker);
@@ -185,6 +194,7 @@ export async function runSwarm(o: SwarmOptions, given?: RunConfig, hooks: SwarmH
     loss,
     val,
     coordinator: { binaryBytesReceived: s.binaryBytesReceived, badMessages: s.badMessages, messagesIn: s.messagesIn },
+    stopped,
   };
   writeFileSync(join(o.out, 'result.json'), JSON.stringify(result, null, 2));
   const series = [

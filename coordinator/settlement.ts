@@ -132,6 +132,11 @@ export class Settlement {
     this.o.store.saveLedger(this.ledger.toJSON());
   }
 
+  /** Units credited to `account` so far, settled or not (what a run stopped early shows it earned). */
+  units(account: string): bigint {
+    return this.ledger.units(account);
+  }
+
   /** Close the ledger's epoch and post its root, unless nothing has settled yet. */
   private closeEpoch(step: number, final = false): void {
     const closed = this.ledger.closeEpoch({ final });

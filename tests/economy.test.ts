@@ -2,7 +2,7 @@
 // run, the coordinator and two worker processes training over WebRTC, per-epoch roots of verified
 // work, ownership delivered on chain, an owner's listing, a buyer's spend served by the swarm.
 // Ownership is checked against units computed here from the model spec, independently.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicClient, http, keccak256, toHex } from 'viem';
@@ -13,7 +13,7 @@ import { chainConfigFromEnv, chainOf } from '../shared/chain/config.js';
 import { loadEpochTree } from '../shared/ledger/merkle.js';
 import { runSpecHash } from '../shared/run/spec.js';
 import { RunStore } from '../coordinator/run-store.js';
-import { ACCOUNTS_FILE, ECONOMY_DEFAULTS, type EconomyResult, ROLES, runLocalEconomy } from '../cli/start.js';
+import { ACCOUNTS_FILE, ECONOMY_DEFAULTS, type EconomyResult, ROLES, StoppedEarly, runLocalEconomy } from '../cli/start.js';
 import { SWARM_DEFAULTS } from '../cli/swarm.js';
 import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
@@ -147,4 +147,46 @@ describe('local economy (chain + coordinator + 2 worker processes)', () => {
     expect((await chain.pool(result.runId)).reissued).toBe(1001n);
     expect(result.swarm.coordinator.binaryBytesReceived).toBe(0);
   });
+});
+
+describe('local economy stopped by Ctrl-C before training ends', () => {
+  it('shows each worker’s units so far in the table and economy.json, and leaves no write-ahead log behind', async () => {
+    const stopOut = mkdtempSync(join(tmpdir(), 'economy-stop-'));
+    const stopEvm = await startLocalEvm({ accounts: ROLES.firstWorker + 2 });
+    try {
+      const o = {
+        ...SWARM_DEFAULTS,
+        workers: 2,
+        stages: 2,
+        layers: 2,
+        ...TINY_MODEL,
+        microbatches: 2,
+        steps: 200,
+        evalEvery: 0,
+        evalBatches: 0,
+        out: stopOut,
+        quiet: true,
+        quickStart: true,
+      };
+      // What a terminal's Ctrl-C does to `npm start` once a few steps are committed.
+      const steps = () => (existsSync(join(stopOut, 'worker-0.json.work.jsonl')) ? readFileSync(join(stopOut, 'worker-0.json.work.jsonl'), 'utf8').split('\n').length - 1 : 0);
+      const poll = setInterval(() => {
+        if (steps() < 3) return;
+        clearInterval(poll);
+        process.emit('SIGINT');
+      }, 200);
+      await expect(runLocalEconomy(o, economy, stopEvm)).rejects.toThrow(StoppedEarly);
+      clearInterval(poll);
+      const saved = JSON.parse(readFileSync(join(stopOut, 'economy.json'), 'utf8'));
+      expect(saved.stoppedEarly.step).toBeGreaterThanOrEqual(3);
+      expect(saved.stoppedEarly.step).toBeLessThan(200);
+      const accounts = [ROLES.firstWorker, ROLES.firstWorker + 1].map((i) => stopEvm.accounts[i].address);
+      expect(saved.stoppedEarly.units.map((u: { account: string }) => u.account)).toEqual(accounts);
+      expect(saved.stoppedEarly.units.every((u: { units: string }) => BigInt(u.units) > 0n)).toBe(true);
+      expect(saved.swarm.stopped).toBe(true);
+      expect(readdirSync(stopOut).filter((f) => f.startsWith('coordinator.db'))).toEqual(['coordinator.db']);
+    } finally {
+      await stopEvm.stop();
+    }
+  }, 300_000);
 });
