@@ -298,7 +298,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   buildDashboard();
   let interrupted = false;
   const until = new Promise<void>((resolve) =>
-    process.once('SIGINT', () => {
+    // Kept, not once: a terminal's Ctrl-C reaches this process and tsx above it, which passes it on
+    // again; with no listener left the second would kill the process before it says what was earned.
+    process.on('SIGINT', () => {
+      if (interrupted) return;
       interrupted = true;
       process.stdout.write('\nCtrl-C: stopping the swarm, the dashboard and the chain…\n');
       resolve();
@@ -308,9 +311,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   runLocalEconomy(swarm, economy, undefined, { until, open: (config) => openDashboard(config, { dataFile: swarm.data, port, say }) }).then(
     () => process.exit(interrupted ? 130 : 0),
     (err: unknown) => {
-      if (interrupted) process.exit(130);
-      console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(1);
+      // A run stopped early has said what it earned; anything else is said, Ctrl-C or not.
+      if (!(err instanceof StoppedEarly)) console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(interrupted ? 130 : 1);
     },
   );
 }

@@ -266,7 +266,8 @@ export function parseSwarmArgs(argv: string[]): SwarmOptions {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   // Ctrl-C stops the swarm (runSwarm closes it); the process then ends with the shell's code for an interrupt.
   let interrupted = false;
-  process.once('SIGINT', () => {
+  // Kept, not once: tsx passes a terminal's Ctrl-C on again, and with no listener left the second would kill the process.
+  process.on('SIGINT', () => {
     interrupted = true;
   });
   runSwarm(readFlags('npm run swarm', SWARM_USAGE, () => parseSwarmArgs(process.argv.slice(2)))).then(
