@@ -19,6 +19,19 @@ import { specUnitsPerStage } from './spec-units.js';
 import { TINY_MODEL } from './tiny-swarm.js';
 
 const out = mkdtempSync(join(tmpdir(), 'economy-test-'));
+/** Two workers on two stages of the tiny model, writing to `dir`. */
+const tinySwarm = (dir: string, steps: number) => ({
+  ...SWARM_DEFAULTS,
+  workers: 2,
+  stages: 2,
+  layers: 2,
+  ...TINY_MODEL,
+  microbatches: 2,
+  steps,
+  out: dir,
+  quiet: true,
+  quickStart: true,
+});
 const economy = { ...ECONOMY_DEFAULTS, epochSteps: 3, answerTokens: 24, prompt: 'ROMEO:\n', challengeWindow: 2 };
 let evm: LocalEvm;
 let result: EconomyResult;
@@ -26,26 +39,7 @@ let chain: SwarmChain;
 
 beforeAll(async () => {
   evm = await startLocalEvm({ accounts: ROLES.firstWorker + 2 });
-  result = await runLocalEconomy(
-    {
-      ...SWARM_DEFAULTS,
-      workers: 2,
-      stages: 2,
-      layers: 2,
-      ...TINY_MODEL,
-      microbatches: 2,
-      steps: 10,
-      lr: 1e-2,
-      evalEvery: 5,
-      evalBatches: 2,
-      codec: 'subspace:k=8:int8',
-      out,
-      quiet: true,
-      quickStart: true,
-    },
-    economy,
-    evm,
-  );
+  result = await runLocalEconomy({ ...tinySwarm(out, 10), lr: 1e-2, evalEvery: 5, evalBatches: 2, codec: 'subspace:k=8:int8' }, economy, evm);
   chain = swarmChain(createPublicClient({ chain: chainOf(evm), transport: http(evm.rpcUrl) }), result.addresses);
 }, 600_000);
 afterAll(async () => evm?.stop());
@@ -154,20 +148,7 @@ describe('local economy stopped by Ctrl-C before training ends', () => {
     const stopOut = mkdtempSync(join(tmpdir(), 'economy-stop-'));
     const stopEvm = await startLocalEvm({ accounts: ROLES.firstWorker + 2 });
     try {
-      const o = {
-        ...SWARM_DEFAULTS,
-        workers: 2,
-        stages: 2,
-        layers: 2,
-        ...TINY_MODEL,
-        microbatches: 2,
-        steps: 200,
-        evalEvery: 0,
-        evalBatches: 0,
-        out: stopOut,
-        quiet: true,
-        quickStart: true,
-      };
+      const o = { ...tinySwarm(stopOut, 200), evalEvery: 0, evalBatches: 0 };
       // What a terminal's Ctrl-C does to `npm start` once a few steps are committed.
       const steps = () => (existsSync(join(stopOut, 'worker-0.json.work.jsonl')) ? readFileSync(join(stopOut, 'worker-0.json.work.jsonl'), 'utf8').split('\n').length - 1 : 0);
       const poll = setInterval(() => {

@@ -3,7 +3,7 @@
 // its own pages on loopback names only (issue 19, attack 12). The guard's every header form is in
 // tests/loopback-guard.test.ts; this checks the server applies it to every path. Ctrl-C ends the
 // coordinator with 130, the shell's code for an interrupt, and leaves the local EVM to its parent.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,12 +61,12 @@ describe('the dashboard’s local server', () => {
 });
 
 describe('Ctrl-C', () => {
-  it('stops `npm run coordinator` with exit code 130', async () => {
-    const state = join(mkdtempSync(join(tmpdir(), 'coord-')), 'c.db');
-    const child = spawn('node_modules/.bin/tsx', ['coordinator/main.ts', '--port', '0', '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `npm run coordinator` with `args`, once it listens; all it printed so far in `out()`. */
+  async function coordinatorListening(args: string[]): Promise<{ child: ChildProcess; out(): string }> {
+    const child = spawn('node_modules/.bin/tsx', ['coordinator/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
+    child.stdout!.on('data', (c) => (out += c));
+    child.stderr!.on('data', (c) => (out += c));
     await new Promise<void>((resolve, reject) => {
       const t = setInterval(() => {
         if (!/workers join with/.test(out)) return;
@@ -75,30 +75,27 @@ describe('Ctrl-C', () => {
       }, 100);
       child.once('exit', () => reject(new Error(`the coordinator exited before listening: ${out}`)));
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, out: () => out };
+  }
+
+  it('stops `npm run coordinator` with exit code 130', async () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'coord-')), 'c.db');
+    const first = await coordinatorListening(['--port', '0', '--state', state]);
+    const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
     // What a terminal's Ctrl-C sends: SIGINT to tsx and to the coordinator under it.
     spawn('pkill', ['-INT', '-f', state]);
     expect(await exited).toBe(130);
+    const out = first.out();
     // It says how to resume the run: the same command with the run's id, which the default draws anew.
     const again = /resume it with {2}npm run coordinator -- (.+?) {2}\(/.exec(out)?.[1];
     expect(again).toMatch(/^--port 0 --state \S+ --run-id run-[0-9a-z]+$/);
-    const resumed = spawn('node_modules/.bin/tsx', ['coordinator/main.ts', ...again!.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let said = '';
-    resumed.stdout.on('data', (c) => (said += c));
-    resumed.stderr.on('data', (c) => (said += c));
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (!/workers join with/.test(said)) return;
-        clearInterval(t);
-        resolve();
-      }, 100);
-      resumed.once('exit', () => reject(new Error(`the resumed coordinator exited: ${said}`)));
-    });
+    const resumed = await coordinatorListening(again!.split(' '));
+    const said = resumed.out();
     // The same run in the same store (another id there is refused: "holds run … with other settings").
     const id = /--run-id (\S+)$/.exec(again!)![1];
     expect(said).toContain(`: run ${id}, 2 stages`);
     expect(out).toContain(`: run ${id}, 2 stages`);
-    resumed.kill('SIGINT');
+    resumed.child.kill('SIGINT');
   }, 60_000);
 
   it('leaves the local EVM to its parent (`npm start` reads ownership from it last), which stops it, or its death does', async () => {
