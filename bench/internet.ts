@@ -1,4 +1,4 @@
-// `npm run bench:internet [-- --steps N --no-tab --all-cone --quick]` (as root): volunteers anywhere. A swarm
+// `npm run bench:internet [-- --steps N --pairs N --no-tab --all-cone --quick]` (as root): volunteers anywhere. A swarm
 // whose peers live in homes behind real NATs (bench/net/internet.ts: nftables in network
 // namespaces) finds its run on chain and trains across them. The "internet" namespace holds the
 // chain, the coordinator (wss://, with a certificate from a CA made here) and the TURN relay
@@ -70,8 +70,46 @@ export async function acrossNats(o: SwarmOptions, tab: boolean, homes = HOMES): 
   }
 }
 
-/** The JSON of bench/results/internet.json, and whether each target was met. */
-export function report(across: SwarmRun, loopback: SwarmRun) {
+/** One run across NATs and the same swarm on loopback right after it. */
+export interface Pair {
+  across: SwarmRun;
+  loopback: SwarmRun;
+}
+
+const ratio = (p: Pair) => p.across.tokensPerS / p.loopback.tokensPerS;
+
+/**
+ * The JSON of bench/results/internet.json, and whether each target was met. Two runs of the same
+ * swarm on this 2-core machine differ by up to ±15 % in tokens/s, so the speed target is judged on
+ * the median pair's ratio (its runs are the ones detailed), every other target on every pair.
+ */
+export function report(pairs: Pair[]) {
+  const byRatio = [...pairs].sort((a, b) => ratio(a) - ratio(b));
+  const median = byRatio[Math.floor((byRatio.length - 1) / 2)];
+  const every = pairs.map(targetsOf);
+  const targets = Object.fromEntries(Object.keys(every[0]).map((k) => [k, every.every((t) => t[k as keyof typeof t])])) as ReturnType<typeof targetsOf>;
+  return {
+    ...details(median),
+    pairs: pairs.map((p) => ({ tokens_per_s: round(p.across.tokensPerS), loopback_tokens_per_s: round(p.loopback.tokensPerS), ratio: round(ratio(p), 3) })),
+    targets: { ...targets, tokens_per_s_ratio: round(ratio(median), 3), tokens_per_s_at_least_0_9: ratio(median) >= 0.9 },
+  };
+}
+
+/** Every target but speed, met or not, in one pair's run across NATs. */
+function targetsOf({ across }: Pair) {
+  const kindOf = new Map(across.peers.map((p) => [p.name, p.kind]));
+  const links = across.peers.flatMap((p) => p.links.map((l) => ({ from: p, l, relayNeeded: needsRelay(p.kind as Home['kind'], kindOf.get(l.to) as Home['kind']) })));
+  const symmetric = links.filter((x) => x.from.kind === 'symmetric' && x.relayNeeded);
+  return {
+    every_peer_trained: across.peers.every((p) => p.microbatches > 0),
+    symmetric_relayed_within_10s: symmetric.length > 0 && symmetric.every((x) => isRelayed(x.l) && (x.l.connectMs ?? Infinity) <= 10_000),
+    relay_only_where_needed: links.every((x) => isRelayed(x.l) === x.relayNeeded),
+    coordinator_carried_no_tensor: across.coordinatorTensorBytes === 0,
+  };
+}
+
+/** One pair's runs: each peer's links, tokens/s, step times and what went through the relay. */
+function details({ across, loopback }: Pair) {
   const peers = across.peers.map((p) => ({
     name: p.name,
     home: p.home,
@@ -87,19 +125,9 @@ export function report(across: SwarmRun, loopback: SwarmRun) {
       relayed_bytes: l.relayedBytes,
     })),
   }));
-  const kindOf = new Map(across.peers.map((p) => [p.name, p.kind]));
-  const links = across.peers.flatMap((p) => p.links.map((l) => ({ from: p, l, relayNeeded: needsRelay(p.kind as Home['kind'], kindOf.get(l.to) as Home['kind']) })));
-  const bytes = links.reduce((s, x) => s + x.l.bytes, 0);
-  const relayed = links.reduce((s, x) => s + x.l.relayedBytes, 0);
-  const symmetric = links.filter((x) => x.from.kind === 'symmetric' && x.relayNeeded);
-  const targets = {
-    every_peer_trained: across.peers.every((p) => p.microbatches > 0),
-    symmetric_relayed_within_10s: symmetric.length > 0 && symmetric.every((x) => isRelayed(x.l) && (x.l.connectMs ?? Infinity) <= 10_000),
-    relay_only_where_needed: links.every((x) => isRelayed(x.l) === x.relayNeeded),
-    tokens_per_s_ratio: round(across.tokensPerS / loopback.tokensPerS, 3),
-    tokens_per_s_at_least_0_9: across.tokensPerS >= 0.9 * loopback.tokensPerS,
-    coordinator_carried_no_tensor: across.coordinatorTensorBytes === 0,
-  };
+  const links = across.peers.flatMap((p) => p.links);
+  const bytes = links.reduce((s, l) => s + l.bytes, 0);
+  const relayed = links.reduce((s, l) => s + l.relayedBytes, 0);
   return {
     peers,
     tokens_per_s: round(across.tokensPerS),
@@ -112,7 +140,6 @@ export function report(across: SwarmRun, loopback: SwarmRun) {
     final_val_loss: round(across.finalValLoss, 4),
     loopback_final_val_loss: round(loopback.finalValLoss, 4),
     loopback_peers: loopback.peers.map((p) => ({ name: p.name, microbatches: p.microbatches })),
-    targets,
   };
 }
 
@@ -120,6 +147,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       steps: { type: 'string' },
+      pairs: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'no-tab': { type: 'boolean', default: false },
       'all-cone': { type: 'boolean', default: false },
@@ -130,6 +158,7 @@ async function main(): Promise<void> {
     strict: true,
   });
   const steps = Number(values.steps ?? (values.quick ? 8 : 30));
+  if (!(Number.isInteger(Number(values.pairs ?? 1)) && Number(values.pairs ?? 1) >= 1)) throw new Error('--pairs takes a whole number of at least 1');
   const tab = !values['no-tab'];
   if (values.inside) {
     // The inner run, in the internet namespace.
@@ -149,10 +178,17 @@ async function main(): Promise<void> {
   const allCone = values['all-cone'];
   const homes = allCone ? HOMES.map((h) => ({ ...h, kind: h.kind === 'symmetric' ? ('cone' as const) : h.kind })) : HOMES;
   process.stdout.write(`across NATs: ${homes.map((h) => `${h.name} (${h.kind})`).join(', ')}; ${steps} steps\n`);
-  const across = await acrossNats(benchSwarm(steps), tab, homes);
-  process.stdout.write('on loopback: the same swarm\n');
-  const loopback = await runSwarmOn({ host: '127.0.0.1', tls: false }, benchSwarm(steps), tab);
-  const result = report(across, loopback);
+  const pairs: Pair[] = [];
+  const count = Number(values.pairs ?? (values.quick ? 1 : 3));
+  for (let i = 1; i <= count; i++) {
+    process.stdout.write(`pair ${i} of ${count}: across NATs\n`);
+    const across = await acrossNats(benchSwarm(steps), tab, homes);
+    process.stdout.write(`pair ${i} of ${count}: on loopback, the same swarm\n`);
+    const loopback = await runSwarmOn({ host: '127.0.0.1', tls: false }, benchSwarm(steps), tab);
+    pairs.push({ across, loopback });
+    process.stdout.write(`pair ${i}: ${across.tokensPerS.toFixed(1)} tok/s across NATs, ${loopback.tokensPerS.toFixed(1)} on loopback (${ratio(pairs[i - 1]).toFixed(3)})\n`);
+  }
+  const result = report(pairs);
   mkdirSync(RESULTS, { recursive: true });
   const file = allCone ? 'internet-all-cone.json' : 'internet.json';
   writeFileSync(join(RESULTS, file), `${JSON.stringify(result, null, 2)}\n`);

@@ -10,6 +10,7 @@ import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 
 /** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */
 const DEFAULT_DATA_URL = 'tinyshakespeare.txt';
+const FORWARDED_EVENTS = SESSION_EVENT_NAMES.filter((name) => name !== 'log');
 
 export interface TrainerOptions {
   config: AppConfig;
@@ -53,7 +54,8 @@ export class Trainer {
     const { coordinator, problem } = this.o.config;
     if (!coordinator) return this.o.emit({ type: 'phase', data: { phase: 'failed', why: problem ?? 'there is no run to join' } });
     const session = new PeerSession({ ...this.host, wallet: this.wallet }, { coordinator, name: this.o.name });
-    for (const name of SESSION_EVENT_NAMES) session.on(name, (data) => this.o.emit({ type: name, data } as TrainerEvent));
+    // Not 'log': the session says each line through its host too (this.host.log), which emits it once already.
+    for (const name of FORWARDED_EVENTS) session.on(name, (data) => this.o.emit({ type: name, data } as TrainerEvent));
     session.setDuty(this.duty);
     this.session = session;
     this.ended = session.run().finally(() => {

@@ -11,7 +11,7 @@
 // a stage whose last peer is gone pauses the run until a peer brings its newest state back.
 import { Emitter } from '../shared/base/emitter.js';
 import type { RunConfig } from '../shared/run/config.js';
-import { type ClientMessageOf, MAX_REPORTED_LOSS, type PeerInfo, type ServerMessage, type StateSeal, type SwarmPhase } from '../shared/swarm/protocol.js';
+import { type ClientMessageOf, type PeerInfo, type ServerMessage, type StateSeal, type SwarmPhase, reportableLoss } from '../shared/swarm/protocol.js';
 import { AveragingRoles } from './averaging-roles.js';
 import { Departures } from './departures.js';
 import { Evaluations } from './evaluation.js';
@@ -389,8 +389,7 @@ export class RunControl extends Emitter<RunControlEvents> {
       round: r.round,
       step: r.step,
       apply: true,
-      // The loss is the last stage's claim: a value out of the schema's range would make every peer refuse the commit.
-      ...(loss !== undefined && Number.isFinite(loss) && loss <= MAX_REPORTED_LOSS && { loss }),
+      ...(reportableLoss(loss) && { loss }), // the last stage's claim
       ...(averaging && { average: { members, listeners } }),
       ...(evalPath && { eval: { path: evalPath, batches: this.run.evalBatches } }),
     };
@@ -417,6 +416,8 @@ export class RunControl extends Emitter<RunControlEvents> {
     if (!p || p.state === 'gone' || !this.evaluations.take(peerId, step)) return;
     this.lastValLoss = valLoss;
     this.emit('evaluated', { step, valLoss });
+    // The last peer's claim: out of the schema's range, every peer would refuse the message.
+    if (reportableLoss(valLoss)) for (const q of this.roster.live()) this.o.send(q.peerId, { type: 'validation', step, valLoss });
     if (this.evaluations.isFinal(step)) this.finishEvaluation(true);
   }
 

@@ -9,7 +9,8 @@ import { GpuPage } from './pages/GpuPage.js';
 import { RunsPage } from './pages/RunsPage.js';
 import { SettingsPage } from './pages/SettingsPage.js';
 import { TrainingPage } from './pages/TrainingPage.js';
-import { type DashboardState, type Page, useDashboard } from './store.js';
+import { GlanceBar } from './GlanceBar.js';
+import { type Page, useDashboard } from './store.js';
 import { DesktopWallet } from './wallet/desktop-wallet.js';
 import { TabWallet } from './wallet/tab-wallet.js';
 
@@ -34,21 +35,14 @@ function Wallet({ host, children }: { host: AppHost; children: ReactNode }) {
   return <TabWallet config={host.config}>{children}</TabWallet>;
 }
 
-/** The header's one word: the policies' pause first, else the peer's phase. */
-const headerStatus = (s: DashboardState): string => (s.policy?.decision.action === 'pause' ? 'paused' : s.training.phase);
-
 function Shell() {
-  // Only what the frame shows: a session event re-renders the frame (and so the page) only when the status word changes.
+  // Only what the frame shows: a session event re-renders the glance bar, not the frame and its page.
   const { page, setPage, error, setError } = useDashboard(useShallow((s) => ({ page: s.page, setPage: s.setPage, error: s.error, setError: s.setError })));
-  const status = useDashboard(headerStatus);
   const current = PAGES.find((p) => p.id === page)!;
   return (
     <div className="shell">
       <header>
         <h1>Swarm</h1>
-        <span className={`pill ${status}`} data-testid="header-status">
-          {status}
-        </span>
         <nav aria-label="pages">
           {PAGES.map((p) => (
             <button type="button" key={p.id} aria-current={p.id === page ? 'page' : undefined} onClick={() => setPage(p.id)}>
@@ -57,6 +51,7 @@ function Shell() {
           ))}
         </nav>
       </header>
+      <GlanceBar />
       {error && (
         <div className="error" role="alert">
           {error}{' '}

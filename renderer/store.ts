@@ -29,7 +29,7 @@ export const useDashboard = create<DashboardState>()((set) => ({
   setError: (error) => set({ error }),
   attach(host) {
     set({ host });
-    const offTrainer = host.onTrainerEvent((e) => set((s) => ({ training: reduceTraining(s.training, e) })));
+    const offTrainer = host.onTrainerEvent((e) => set((s) => ({ training: reduceTraining(s.training, e, Date.now()) })));
     const offPolicy = host.onPolicy((policy) => set({ policy }));
     void host.policy().then((policy) => set({ policy }));
     return () => {

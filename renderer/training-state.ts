@@ -10,6 +10,8 @@ import type { Verdict } from '../shared/engine/gpu-verdict.js';
 /** Points kept for the loss chart and lines for the log: a long run must not grow the page without bound. */
 export const MAX_POINTS = 2000;
 export const MAX_LOG = 300;
+/** Commits kept for the run's pace: a moving window of this many steps. */
+export const PACE_STEPS = 20;
 
 export interface TrainingState {
   gpu?: { report: GpuReport; verdict: Verdict };
@@ -41,6 +43,12 @@ export interface TrainingState {
   linkReadings?: SessionEvents['links'];
   peers: PeerInfo[];
   settledEpochs: number;
+  /** When this peer last reported its own work (tokens/s and GPU busy are as of then). */
+  stepAt?: number;
+  /** The last committed steps and when they were heard of: the run's pace, for the time it has left. */
+  commits: { step: number; at: number }[];
+  /** Each epoch settled for an account: its verified units so far, and when it was heard of. */
+  settlements: { account: string; cumulative: string; at: number }[];
   log: string[];
   done?: string;
 }
@@ -59,6 +67,8 @@ export const INITIAL_TRAINING: TrainingState = {
   paths: {},
   peers: [],
   settledEpochs: 0,
+  commits: [],
+  settlements: [],
   log: [],
 };
 
@@ -72,7 +82,8 @@ function withLoss(s: TrainingState, step: number, point: { loss?: number; val?: 
   return bounded([...s.loss, { step, ...point }], MAX_POINTS);
 }
 
-export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState {
+/** The state after event `e`, heard at `now` (wall-clock ms: the store passes Date.now(), tests their own clock). */
+export function reduceTraining(s: TrainingState, e: TrainerEvent, now: number): TrainingState {
   switch (e.type) {
     case 'gpu':
       return { ...s, gpu: e.data };
@@ -95,15 +106,25 @@ export function reduceTraining(s: TrainingState, e: TrainerEvent): TrainingState
         busyFraction: e.data.busyFraction,
         bytesSent: s.base.sent + e.data.bytesSent,
         bytesSaved: s.base.saved + e.data.bytesSaved,
+        stepAt: now,
       };
     case 'committed':
-      return { ...s, loss: withLoss(s, e.data.step, e.data.loss !== undefined ? { loss: e.data.loss } : {}), ...(s.swarm && { swarm: { ...s.swarm, step: e.data.step } }) };
+      return {
+        ...s,
+        loss: withLoss(s, e.data.step, e.data.loss !== undefined ? { loss: e.data.loss } : {}),
+        commits: bounded([...s.commits.filter((c) => c.step < e.data.step), { step: e.data.step, at: now }], PACE_STEPS),
+        ...(s.swarm && { swarm: { ...s.swarm, step: e.data.step } }),
+      };
     case 'evaluated':
       return { ...s, loss: withLoss(s, e.data.step, { val: e.data.valLoss }) };
     case 'credited':
       return { ...s, creditedMicrobatches: s.creditedMicrobatches + e.data.microbatches };
     case 'settled':
-      return { ...s, settledEpochs: s.settledEpochs + 1 };
+      return {
+        ...s,
+        settledEpochs: s.settledEpochs + 1,
+        settlements: bounded([...s.settlements, { account: e.data.account.toLowerCase(), cumulative: e.data.cumulative, at: now }], MAX_POINTS),
+      };
     case 'log':
       return { ...s, log: bounded([...s.log, e.data.line], MAX_LOG) };
     case 'done':

@@ -5,7 +5,8 @@ import type { TrainerEvent } from '../shared/app/bridge.js';
 import { type LinkSummary, STALE_LINKS_MS, linkSentence, linkSummary, linksStale, peerNote } from '../renderer/link-summary.js';
 import { INITIAL_TRAINING, MAX_LOG, MAX_POINTS, type TrainingState, reduceTraining, topology } from '../renderer/training-state.js';
 
-const fold = (events: TrainerEvent[], s: TrainingState = INITIAL_TRAINING) => events.reduce(reduceTraining, s);
+const T0 = 1_800_000_000_000;
+const fold = (events: TrainerEvent[], s: TrainingState = INITIAL_TRAINING, now = T0) => events.reduce((a, e) => reduceTraining(a, e, now), s);
 const step = (n: number, sent: number, saved: number): TrainerEvent => ({
   type: 'step',
   data: { step: n, microbatches: 1, tokensPerSec: 100, busyFraction: 0.5, bytesSent: sent, bytesReceived: 0, bytesSaved: saved },

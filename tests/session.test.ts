@@ -79,9 +79,9 @@ const said = () => `the coordinator and the peers said:\n${lines.join('\n')}`;
 
 const CHAIN = { chainId: 31337, registry: `0x${'1'.repeat(40)}`, tokens: `0x${'2'.repeat(40)}`, runId: '1' };
 
-async function startCoordinator(steps: number, chain?: typeof CHAIN, averageEvery = SWARM_DEFAULTS.averageEvery): Promise<Coordinator> {
+async function startCoordinator(steps: number, chain?: typeof CHAIN, averageEvery = SWARM_DEFAULTS.averageEvery, evalEvery = 0): Promise<Coordinator> {
   lines.length = 0;
-  const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery: 0, averageEvery });
+  const run = await runConfig({ ...SWARM_DEFAULTS, ...TINY_MODEL, workers: 2, stages: 2, layers: 2, microbatches: 2, steps, evalEvery, evalBatches: 1, averageEvery });
   coord = new Coordinator({ run, chain, log: (l) => lines.push(`coordinator: ${l}`) });
   await coord.listen(0);
   return coord;
@@ -104,21 +104,30 @@ async function until(what: string, done: () => boolean, ms = 120_000): Promise<v
 }
 
 describe('peer session', () => {
-  it('connects and trains when coordinator messages arrive in bursts (membership newer than the assign)', async () => {
-    const c = await startCoordinator(4);
+  it('connects and trains when coordinator messages arrive in bursts (membership newer than the assign); both stages hear the validation loss', async () => {
+    const c = await startCoordinator(4, undefined, SWARM_DEFAULTS.averageEvery, 2);
     let trained = false;
     c.trained.then(() => (trained = true));
     const sessions: PeerSession[] = [];
     const lastReading = new Map<PeerSession, SessionEvents['links']>();
+    const validation = new Map<PeerSession, SessionEvents['evaluated'][]>();
     for (const name of ['a', 'b']) {
       const s = startPeer(c, name, BurstySocket);
       s.on('links', (r) => lastReading.set(s, r));
+      validation.set(s, []);
+      s.on('evaluated', (v) => validation.get(s)!.push(v));
       sessions.push(s);
       // The second peer registers while the first one's assign is still held: both reach it in one burst.
       await new Promise((r) => setTimeout(r, 20));
     }
     await until('the run to train', () => trained);
     expect(c.stats.binaryBytesReceived).toBe(0);
+    // Only the last stage computes it; the coordinator tells every peer, so every dashboard draws it.
+    await until('the final validation loss to reach both peers', () => sessions.every((s) => validation.get(s)!.some((v) => v.step === 4)));
+    const [first, second] = sessions.map((s) => validation.get(s)!);
+    expect(first.map((v) => v.step)).toEqual([2, 4]);
+    expect(second).toEqual(first);
+    expect(first.every((v) => v.valLoss > 0 && Number.isFinite(v.valLoss))).toBe(true);
     // Each peer read its channel to the other as it opened (and every 5 s): on loopback it is direct, and it carried bytes.
     for (const [s, other] of [sessions, [...sessions].reverse()]) {
       const r = lastReading.get(s);

@@ -176,9 +176,8 @@ async function joinFromRunsPage(page: Page, goneRunId: bigint, runId: bigint): P
   await show(page, 'Runs');
   await page.getByTestId(`run-${goneRunId}`).getByText("(this machine's)").waitFor({ timeout: 30_000 });
   await show(page, 'Training');
-  const status = page.getByTestId('status');
-  await status.getByText('failed').waitFor({ timeout: 30_000 });
-  const firstStatus = ((await status.textContent()) ?? '').replace(/\s+/g, ' ');
+  await page.getByTestId('header-status').getByText('failed', { exact: true }).waitFor({ timeout: 30_000 });
+  const firstStatus = ((await page.getByTestId('header-doing').textContent()) ?? '').replace(/\s+/g, ' ');
   await show(page, 'Runs');
   await Promise.all([page.waitForURL(`**/?run=${runId}&name=${TAB_NAME}`, { timeout: 30_000 }), page.getByTestId(`join-${runId}`).click()]);
   return firstStatus;

@@ -142,6 +142,11 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   const [first, last] = await Promise.all(['data-first-loss', 'data-last-loss'].map((a) => chart.getAttribute(a)));
   expect([first, last]).not.toContain(null);
   expect(Number(last)).toBeLessThan(Number(first));
+  // The validation loss is the last stage's to compute, and every peer's to draw (the coordinator tells them all).
+  await expect
+    .poll(async () => Number(await chart.getAttribute('data-val-points')), { message: 'validation points drawn', timeout: 5 * 60_000, intervals: [2000] })
+    .toBeGreaterThan(0);
+  await expect(chart.locator('.recharts-line-dots circle').first()).toBeVisible();
   // In a tab the peer trains on the page's own thread (the desktop app trains in a hidden window):
   // record how long the page could not answer input, and bound the worst freeze.
   const [longTasks, now] = await contributor.evaluate(() => [(window as unknown as { __longTasks: { start: number; ms: number }[] }).__longTasks, performance.now()] as const);
@@ -166,7 +171,7 @@ test('a game starting pauses the tab with the reason shown; the swarm trains on 
   copyFileSync('/bin/sleep', `/tmp/swarm-e2e-game/${GAME}`);
   const game = spawn(`/tmp/swarm-e2e-game/${GAME}`, ['600'], { stdio: 'ignore' });
   try {
-    await expect(contributor.getByTestId('status')).toContainText(`game running (${GAME})`, { timeout: 20_000 });
+    await expect(contributor.getByTestId('header-doing')).toHaveText(`Paused: game running (${GAME}).`, { timeout: 20_000 });
     await expect(contributor.getByTestId('header-status')).toHaveText('paused');
     await shoot(contributor, 'paused.png');
     const before = swarm.step();
@@ -174,7 +179,7 @@ test('a game starting pauses the tab with the reason shown; the swarm trains on 
   } finally {
     game.kill();
   }
-  await expect(contributor.getByTestId('status')).not.toContainText('game running', { timeout: 20_000 });
+  await expect(contributor.getByTestId('header-doing')).not.toContainText('game running', { timeout: 20_000 });
 });
 
 test('after the run, the contributor verifies its units against the chain and claims its ownership', async () => {

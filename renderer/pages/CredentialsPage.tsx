@@ -2,12 +2,12 @@
 // prompt to read the model's answer with its on-chain receipt.
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
-import { formatEther, formatUnits, parseEther } from 'viem';
+import { formatUnits, parseEther } from 'viem';
 import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/buyer/market.js';
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
 import { POLL_MS, useHoldings } from '../chain-queries.js';
 import { Card, Empty, Stat, TableHead } from '../components.js';
-import { short } from '../format.js';
+import { short, tokenAmount } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { WalletBar } from '../wallet/WalletBar.js';
 import { useWallet } from '../wallet/context.js';
@@ -49,7 +49,7 @@ function Market({ onChange }: { onChange(): void }) {
                 <td>{l.listingId.toString()}</td>
                 <td>{l.seller === account ? 'you' : short(l.seller)}</td>
                 <td>{l.amount.toString()}</td>
-                <td>{formatEther(l.price)} ETH</td>
+                <td>{tokenAmount(l.price)} ETH</td>
                 <td>
                   {l.seller === account ? (
                     <button type="button" onClick={() => act('cancel', () => chain!.cancelListing(l.listingId)).then(() => listings.refetch())}>
@@ -179,11 +179,11 @@ export function CredentialsPage() {
           <Stat label="Re-issued, to claim" value={h.data?.pending.toString() ?? '…'} testId="credentials-pending" />
           <Stat
             label="Re-issued, accruing"
-            value={h.data ? formatUnits(h.data.accrued, 18) : '…'}
-            hint="your share of every spent credential, fraction included; whole credentials can be claimed"
+            value={h.data ? tokenAmount(h.data.accrued) : '…'}
+            hint={`your share of every spent credential, fraction included (${h.data ? formatUnits(h.data.accrued, 18) : '…'}); whole credentials can be claimed`}
             testId="credentials-accrued"
           />
-          <Stat label="Sales to withdraw" value={h.data ? `${formatEther(h.data.proceeds)} ETH` : '…'} />
+          <Stat label="Sales to withdraw" value={h.data ? `${tokenAmount(h.data.proceeds)} ETH` : '…'} />
         </div>
         <div className="row">
           <button type="button" disabled={!chain || !h.data?.pending} onClick={() => act('claim credentials', () => chain!.claimCredentials(runId)).then(refresh)}>

@@ -7,13 +7,12 @@
 // app's main process reloads its pages onto the run and keeps the choice).
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
-import { formatEther } from 'viem';
 import { type FoundRun, listRuns, unjoinable } from '../../shared/chain/find-run.js';
 import { stageFit } from '../../shared/run/stage-fit.js';
 import { fetchRunSpec } from '../../shared/swarm/run-spec-client.js';
 import { POLL_MS } from '../chain-queries.js';
 import { Card, Empty, TableHead } from '../components.js';
-import { sentence } from '../format.js';
+import { sentence, tokenAmount } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { useWallet } from '../wallet/context.js';
 
@@ -91,7 +90,7 @@ function RunRow({ r, mine, j }: { r: FoundRun; mine: boolean; j: Joining }) {
       <td>{STATE_WORDS[run.state]}</td>
       <td>{run.epochs.toString()} posted</td>
       <td>{run.providers.toString()}</td>
-      <td>{formatEther(run.stake)} ETH</td>
+      <td>{tokenAmount(run.stake)} ETH</td>
       <td>{run.designerBps / 100} %</td>
       <td>
         <code>{listing.coordinator || 'not announced'}</code>

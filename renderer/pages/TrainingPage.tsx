@@ -1,37 +1,32 @@
 // What this machine's peer is doing and why: state, run, stage, live loss, speed, bytes, neighbours
 // and the swarm's stage topology (each link direct or relayed, and how much went through a relay);
-// pause, resume and snooze.
+// the policies' decision, pause, resume and snooze.
 // Every part reads only what it shows from the store: a session event re-renders the parts it changes.
 import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useShallow } from 'zustand/shallow';
 import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
 import { bytes } from '../../shared/base/sizes.js';
-import { clock, percent, time } from '../format.js';
+import { clock, percent, sentence, time } from '../format.js';
 import { linkSentence, linkSummary, linksStale, peerNote } from '../link-summary.js';
 import { act, useDashboard } from '../store.js';
 import { topology } from '../training-state.js';
 
-function Status() {
-  const t = useDashboard(useShallow((s) => ({ phase: s.training.phase, why: s.training.why, done: s.training.done })));
+/** The policies' decision and the user's controls; what the peer does is in the glance bar above every page. */
+function Control() {
+  const done = useDashboard((s) => s.training.done);
   const policy = useDashboard((s) => s.policy);
   const host = useDashboard((s) => s.host);
   const d = policy?.decision;
-  const paused = d?.action === 'pause';
   return (
-    <Card title="Status" id="status">
-      <p className={`status status-${paused ? 'paused' : t.phase}`} role="status" aria-live="polite" data-testid="status">
-        {paused ? (
-          <strong>{d.reason}</strong>
-        ) : (
-          <>
-            <strong>{t.phase}</strong>: {t.why}
-          </>
-        )}
-      </p>
-      {d && !paused && <p className="muted">Policy: {d.reason}</p>}
-      {d?.until && d.until < Number.MAX_SAFE_INTEGER && <p className="muted">Until {time(d.until)}</p>}
-      {t.done && <p className="muted">Last session ended: {t.done}</p>}
+    <Card title="Control" id="control">
+      {d && (
+        <p className="muted" data-testid="policy">
+          Policy: {sentence(d.reason)}
+          {d.until && d.until < Number.MAX_SAFE_INTEGER && ` Until ${time(d.until)}.`}
+        </p>
+      )}
+      {done && <p className="muted">Last session ended: {sentence(done)}</p>}
       <div className="row">
         {policy?.pausedUntil ? (
           <button type="button" onClick={() => act('resume', () => host!.resume())}>
@@ -52,15 +47,28 @@ function LossChart() {
   const loss = useDashboard((s) => s.training.loss);
   if (loss.length < 2) return <Empty>The loss chart appears once the swarm has committed two steps.</Empty>;
   const train = loss.flatMap((p) => (p.loss === undefined ? [] : [p.loss]));
+  const val = loss.filter((p) => p.val !== undefined).length;
   return (
-    <figure aria-label="training and validation loss by step" data-testid="loss-chart" data-points={train.length} data-first-loss={train[0]} data-last-loss={train.at(-1)}>
-      <ResponsiveContainer width="100%" height={260}>
-        <LineChart data={loss} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+    <figure
+      aria-label="training and validation loss by step"
+      data-testid="loss-chart"
+      data-points={train.length}
+      data-val-points={val}
+      data-first-loss={train[0]}
+      data-last-loss={train.at(-1)}
+    >
+      <ResponsiveContainer width="100%" height={280}>
+        <LineChart data={loss} margin={{ top: 8, right: 16, bottom: 20, left: 8 }}>
           <CartesianGrid stroke="#2a3040" />
-          <XAxis dataKey="step" stroke="#9aa4b8" />
-          <YAxis stroke="#9aa4b8" domain={['auto', 'auto']} tickFormatter={(v: number) => v.toFixed(2)} />
+          <XAxis dataKey="step" stroke="#9aa4b8" label={{ value: 'swarm step', position: 'insideBottom', offset: -12, fill: '#9aa4b8' }} />
+          <YAxis
+            stroke="#9aa4b8"
+            domain={['auto', 'auto']}
+            tickFormatter={(v: number) => v.toFixed(2)}
+            label={{ value: 'loss (nats per character)', angle: -90, position: 'insideLeft', offset: 4, fill: '#9aa4b8', style: { textAnchor: 'middle' } }}
+          />
           <Tooltip contentStyle={{ background: '#161a24', border: '1px solid #2a3040' }} />
-          <Legend />
+          <Legend verticalAlign="top" />
           <Line type="monotone" dataKey="loss" name="training loss" stroke="#6cf" dot={false} isAnimationActive={false} connectNulls />
           <Line type="monotone" dataKey="val" name="validation loss" stroke="#fc6" dot isAnimationActive={false} connectNulls />
         </LineChart>
@@ -172,7 +180,7 @@ const CARDS = [
 export function TrainingPage() {
   return (
     <>
-      <Status />
+      <Control />
       {CARDS.map(({ id, title, view: View }) => (
         <Card key={id} title={title} id={id}>
           <View />

@@ -59,6 +59,7 @@ export interface SessionEvents {
   links: { at: number; links: Record<string, LinkBytes> };
   swarm: { phase: SwarmPhase; reason: string; step: number; steps: number };
   step: StepReport;
+  /** The swarm's validation loss after a step, as the coordinator accepted it (whichever stage this peer trains). */
   evaluated: { step: number; valLoss: number };
   /** A step the swarm committed, with its training loss (whichever stage this peer trains). */
   committed: { step: number; loss?: number };

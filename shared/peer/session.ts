@@ -355,6 +355,7 @@ export class PeerSession extends Emitter<SessionEvents> {
     c.on('signal', (m) => this.neighbours.signal(m.from, m.data));
     c.on('peer-lost', (m) => this.onPeerLost(m.peerId));
     c.on('status', ({ type: _, ...s }) => this.emit('swarm', s));
+    c.on('validation', ({ step, valLoss }) => this.emit('evaluated', { step, valLoss }));
     c.on('handoff', (m) => this.neighbours.handOffTo(m.to));
     c.on('settled', (m) => void this.keepProof(m));
     c.on('error', (m) => this.say(`coordinator: ${m.message}${m.ref ? ` (${m.ref})` : ''}`));

@@ -106,7 +106,7 @@ class SimplePeerRtc implements RtcPeer {
     // A caller that never awaits `connected` (it watches onClose instead) must not crash Node.
     this.connected.catch(() => {});
     // simple-peer emits 'error' (with the cause) and then 'close'; the first one names the reason.
-    peer.on('error', (e) => this.closed(describe(e)));
+    peer.on('error', (e) => this.closed(closeReason(e)));
     peer.on('close', () => this.closed('the remote peer closed the connection'));
     peer.on('data', (d: Uint8Array) => this.received(d));
   }
@@ -207,8 +207,21 @@ class SimplePeerRtc implements RtcPeer {
   }
 }
 
-/** simple-peer tags its errors with a code (ERR_ICE_CONNECTION_FAILURE, ERR_DATA_CHANNEL, ...). */
-function describe(e: Error): string {
-  const code = 'code' in e && typeof e.code === 'string' ? `${e.code}: ` : '';
-  return `${code}${e.message}`;
+/** What simple-peer's codes mean to someone reading "channel to X closed: …". */
+const CODE_SENTENCES: Record<string, string> = {
+  ERR_ICE_CONNECTION_FAILURE: 'no network path to the peer held (ICE failed)',
+  ERR_CONNECTION_FAILURE: 'the connection failed',
+  ERR_DATA_CHANNEL: 'the data channel failed',
+  ERR_SIGNALING: 'the handshake failed',
+  ERR_SET_REMOTE_DESCRIPTION: "the peer's handshake was refused",
+  ERR_ADD_ICE_CANDIDATE: 'a network address the peer sent was refused',
+};
+
+/** A simple-peer error (tagged with a code: ERR_DATA_CHANNEL, ...) as the reason a channel closed. */
+export function closeReason(e: Error): string {
+  const code = 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+  // Chromium reports the far end closing (an SCTP ABORT, "User-Initiated Abort, reason=Close called") as an error.
+  if (/User-Initiated Abort/i.test(e.message)) return 'the remote peer closed the channel';
+  const sentence = code && CODE_SENTENCES[code];
+  return sentence ? `${sentence} (${e.message})` : e.message;
 }

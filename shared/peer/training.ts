@@ -99,7 +99,7 @@ export class Training {
     const seat = this.o.seat();
     if (!seat || this.ctx.leaving() || this.discarded.delete(m.round)) return;
     const work = roundWorkOf(m.round, m.step, m.routes, this.ctx.peerId());
-    this.ctx.setPhase('training', `step ${m.step}: ${work.items.length} microbatch(es) routed through this peer`);
+    this.ctx.setPhase('training', 'computing the microbatches the coordinator routes through this peer');
     this.o.frames.begin(work.round);
     this.o.witnessing.begin(work);
     const abort = new AbortController();
@@ -249,7 +249,6 @@ export class Training {
       if (v === undefined) return;
       this.lastValLoss = v;
       this.curves.val.push([step, v]);
-      this.ctx.emit('evaluated', { step, valLoss: v });
       this.ctx.send({ type: 'evaluated', step, valLoss: v });
     } catch (err) {
       this.ctx.say(`evaluation after step ${step} failed: ${(err as Error).message}`);

@@ -280,6 +280,8 @@ export type SwarmPhase = z.infer<typeof SwarmPhaseSchema>;
 
 /** The largest training loss a commit carries: a peer's claim beyond it is not shown to anyone (cross-entropy of a sane model is far below). */
 export const MAX_REPORTED_LOSS = 1e6;
+/** Whether a loss a peer claims may be passed on: out of the schemas' range, every peer would refuse the message carrying it. */
+export const reportableLoss = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x) && x >= 0 && x <= MAX_REPORTED_LOSS;
 
 /**
  * A STUN or TURN server a peer gathers ICE candidates through, with the time-limited credentials the
@@ -355,6 +357,8 @@ export const ServerMessageSchemas = {
   /** To a leaving peer: hand your state to this peer (it takes your stage over) before you go. */
   handoff: z.strictObject({ type: z.literal('handoff'), to: id }),
   status: z.strictObject({ type: z.literal('status'), phase: SwarmPhaseSchema, reason: text, step: nonNegInt, steps: posInt }),
+  /** The swarm's validation loss after `step`, as its evaluation path's last peer reported it: every dashboard draws it. */
+  validation: z.strictObject({ type: z.literal('validation'), step: nonNegInt, valLoss: z.number().finite().nonnegative().max(MAX_REPORTED_LOSS) }),
   'peer-lost': z.strictObject({ type: z.literal('peer-lost'), peerId: id, reason: text }),
   stop: z.strictObject({ type: z.literal('stop'), reason: text }),
   /** `ref` names what the error is about (the offending message type, or a peer id). */
