@@ -4,6 +4,7 @@
 // /machine what a page cannot see for itself: the machine's processes and GPU sensors, so the
 // tab's policies pause for a game as the desktop app's do. The last two (local dev keys and the
 // RPC URL; the processes) are handed only to the dashboard's own pages.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,18 @@ import type { SiteConfig } from '../shared/app/bridge.js';
 import { type StaticFile, serveStatic } from './static-site.js';
 
 export const DASHBOARD_DIR = fileURLToPath(new URL('../dist/renderer', import.meta.url));
+
+/**
+ * Build the dashboard (vite), after a command has read its flags: a bad flag answers at once rather
+ * than after the build. A failed build ends the command, named as `command`.
+ */
+export function buildDashboard(command: string): void {
+  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'error'], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    process.stderr.write(`${command}: building the dashboard failed (vite build exited ${r.status ?? r.signal})\n`);
+    process.exit(1);
+  }
+}
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

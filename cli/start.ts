@@ -7,7 +7,6 @@
 // spends it on a prompt, and the swarm answers; it then serves until Ctrl-C.
 // Flags: those of `npm run swarm` plus --epoch-steps N --risk exp:4 --prompt TEXT --answer-tokens N
 // --challenge-window SECONDS --port 8080 (the dashboard's).
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,6 +27,7 @@ import { runStageConfigs } from '../shared/run/derive.js';
 import { runSpecHash } from '../shared/run/spec.js';
 import type { AppConfig } from '../shared/app/bridge.js';
 import { intFlag, readFlags, shellLine, stringOptions } from '../node/flags.js';
+import { buildDashboard } from './dashboard-site.js';
 import { openDashboard } from './open-dashboard.js';
 import { SWARM_USAGE, type SwarmOptions, type SwarmResult, parseSwarmArgs, runConfig, runSwarm } from './swarm.js';
 import type { RunConfig } from '../shared/run/config.js';
@@ -263,18 +263,6 @@ function stoppedEarly(out: string, base: Pick<EconomyResult, 'addresses' | 'runI
 
 export const START_USAGE = `npm start -- [--epoch-steps 25 --risk exp:4 --prompt TEXT --answer-tokens N --challenge-window S --port 8080] and the swarm's ${SWARM_USAGE.replace('npm run swarm -- ', '')}`;
 
-/**
- * The dashboard, built after the flags are read, so a bad flag answers at once rather than after
- * the build (the contracts' ABIs are built by the npm script before: this module imports them).
- */
-function buildDashboard(): void {
-  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'error'], { stdio: 'inherit' });
-  if (r.status !== 0) {
-    process.stderr.write(`npm start: building the dashboard failed (vite build exited ${r.status ?? r.signal})\n`);
-    process.exit(1);
-  }
-}
-
 export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy: EconomyOptions; port: number } {
   const flags = ['epoch-steps', 'risk', 'prompt', 'answer-tokens', 'challenge-window', 'port'] as const;
   // Not strict: the swarm's flags pass through to parseSwarmArgs, which is.
@@ -295,7 +283,7 @@ export function parseEconomyArgs(argv: string[]): { swarm: SwarmOptions; economy
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { swarm, economy, port } = readFlags('npm start', START_USAGE, () => parseEconomyArgs(process.argv.slice(2)));
-  buildDashboard();
+  buildDashboard('npm start'); // the contracts' ABIs are built by the npm script before: this module imports them
   let interrupted = false;
   const until = new Promise<void>((resolve) =>
     // Kept, not once: a terminal's Ctrl-C reaches this process and tsx above it, which passes it on

@@ -1,5 +1,5 @@
-// `npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID]  [--port 8080] [--data FILE]`:
-// serves the dashboard (built by the npm script) on 127.0.0.1 for a swarm that runs elsewhere, and
+// `npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID]  [--port 8080] [--data FILE] [--no-build]`:
+// builds the dashboard (--no-build: serves it as last built) and serves it on 127.0.0.1 for a swarm that runs elsewhere, and
 // prints its address; a tab that opens it joins the swarm as a peer on the browser's own WebGPU and
 // WebRTC (Chrome or Edge; Chromium on Linux needs --enable-unsafe-webgpu). With --network the page
 // finds the run on that network's chain itself (--run, else the best run taking volunteers when it
@@ -12,7 +12,7 @@ import { loadNetwork } from '../node/network-file.js';
 import { intFlag, listenError, readFlags } from '../node/flags.js';
 import type { SiteConfig } from '../shared/app/bridge.js';
 import { resolveAppConfig } from '../shared/app/join-run.js';
-import { serveDashboard } from './dashboard-site.js';
+import { buildDashboard, serveDashboard } from './dashboard-site.js';
 
 const WHERE = 'give --coordinator ws://HOST:PORT (the address `npm run coordinator` or `npm run swarm` prints), or --network NAME|FILE [--run ID] to find the run on chain';
 
@@ -26,7 +26,7 @@ function siteConfig(v: { coordinator?: string; network?: string; run?: string })
   return { network: loadNetwork(v.network), ...(v.run !== undefined && { runId: v.run }) };
 }
 
-const USAGE = 'npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID] [--port 8080] [--data FILE]';
+const USAGE = 'npm run tab -- --coordinator ws://HOST:PORT | --network NAME|FILE [--run ID] [--port 8080] [--data FILE] [--no-build]';
 
 async function main(): Promise<void> {
   const { values, config, port } = readFlags('npm run tab', USAGE, () => {
@@ -37,11 +37,13 @@ async function main(): Promise<void> {
         run: { type: 'string' },
         port: { type: 'string', default: '8080' },
         data: { type: 'string', default: DEFAULT_DATA },
+        'no-build': { type: 'boolean', default: false },
       },
       strict: true,
     });
     return { values, config: siteConfig(values), port: intFlag('port', values.port) };
   });
+  if (!values['no-build']) buildDashboard('npm run tab');
   const site = await serveDashboard(config, { dataFile: values.data, port }).catch((e: unknown) => {
     throw listenError(e, 'port');
   });

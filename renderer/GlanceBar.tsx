@@ -1,11 +1,11 @@
 // Under the header, on every page: what this machine does now and why, its speed, what it earned and
-// the run's time left (renderer/glance.ts). Redrawn every second, so a value that stopped coming
+// the run's time left (renderer/glance.ts), and in a tab the one button that starts or stops training. Redrawn every second, so a value that stopped coming
 // greys and says its age.
 import { useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import { ago } from './format.js';
 import { type Reading, glance } from './glance.js';
-import { useDashboard } from './store.js';
+import { act, useDashboard } from './store.js';
 import { useWallet } from './wallet/context.js';
 
 function useNow(everyMs: number): number {
@@ -31,11 +31,22 @@ function Item({ label, reading, testId }: { label: string; reading?: Reading; te
   );
 }
 
+/** A tab's one Start/Stop: whether this browser trains at all (the policies decide when). */
+function ChoiceButton({ yes }: { yes: boolean | undefined }) {
+  const set = useDashboard((s) => s.host?.trainChoice?.set);
+  if (!set) return null;
+  return (
+    <button type="button" data-testid="train-here" onClick={() => act(yes ? 'stop training' : 'train', () => set(!yes))}>
+      {yes ? 'Stop training here' : 'Train with this GPU'}
+    </button>
+  );
+}
+
 export function GlanceBar() {
-  const { training, policy } = useDashboard(useShallow((s) => ({ training: s.training, policy: s.policy })));
+  const { training, policy, choice } = useDashboard(useShallow((s) => ({ training: s.training, policy: s.policy, choice: s.trainChoice })));
   const { runId, account } = useWallet();
   const now = useNow(1000);
-  const g = glance(training, policy, { paid: runId !== undefined, ...(account && { account }) }, now);
+  const g = glance({ training, policy, payee: { paid: runId !== undefined, ...(account && { account }) }, ...(choice && { choice }) }, now);
   return (
     <section className="glance" aria-label="at a glance">
       <p className="glance-doing">
@@ -44,7 +55,8 @@ export function GlanceBar() {
         </span>{' '}
         <span role="status" data-testid="header-doing">
           {g.doing}
-        </span>
+        </span>{' '}
+        {choice && <ChoiceButton yes={choice.yes} />}
       </p>
       <Item label="Speed" reading={g.speed} testId="header-speed" />
       <Item label="Earned" reading={g.earned} testId="header-earned" />

@@ -7,6 +7,16 @@ import type { AppConfig, DesktopBridge, DesktopWallet } from '../shared/app/brid
 /** The policy controls and the peer's events, as the desktop bridge offers them (the tab implements them itself). */
 type Controls = Pick<DesktopBridge, 'policy' | 'saveSettings' | 'snooze' | 'pause' | 'resume' | 'onPolicy' | 'onTrainerEvent'>;
 
+/**
+ * Whether this machine trains at all (a tab, where a buyer should not find itself training): asked
+ * once and kept. `undefined`: not asked yet, and not training.
+ */
+export interface TrainChoice {
+  current(): boolean | undefined;
+  set(yes: boolean): Promise<void>;
+  onChange(listener: (yes: boolean) => void): () => void;
+}
+
 export interface AppHost extends Controls {
   readonly kind: 'desktop' | 'tab';
   readonly config: AppConfig;
@@ -14,6 +24,8 @@ export interface AppHost extends Controls {
   readonly storage: PeerStorage;
   /** The desktop app's own key (absent in a tab: it connects a wallet through RainbowKit). */
   readonly desktopWallet?: DesktopWallet;
+  /** A tab's choice to train (absent in the desktop app, which trains by its policies alone). */
+  readonly trainChoice?: TrainChoice;
   /** The tab's peer is paid at the wallet the user connects (the desktop app's at its own key). */
   setPayout(wallet: PeerWallet | undefined): void;
   /**

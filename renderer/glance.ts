@@ -10,7 +10,7 @@ import type { TrainingState } from './training-state.js';
 export const STALE_MS = 30_000;
 const HOUR_MS = 3_600_000;
 
-export type Word = 'starting' | 'joining' | 'waiting' | 'training' | 'paused' | 'serving' | 'done' | 'left' | 'failed';
+export type Word = 'starting' | 'joining' | 'waiting' | 'training' | 'paused' | 'serving' | 'done' | 'left' | 'failed' | 'off';
 
 export interface Reading {
   text: string;
@@ -34,9 +34,18 @@ export interface Payee {
   account?: string;
 }
 
-export function glance(t: TrainingState, policy: PolicyView | undefined, payee: Payee, now: number): Glance {
-  const w = word(t, policy);
-  return { word: w, doing: doing(t, policy, w), speed: speed(t, w, now), earned: earned(t, payee, w, now), run: runLeft(t, now) };
+export interface GlanceInput {
+  training: TrainingState;
+  policy?: PolicyView;
+  payee: Payee;
+  /** A tab's choice to train (absent in the desktop app); `yes` undefined: not asked yet. */
+  choice?: { yes: boolean | undefined };
+}
+
+export function glance({ training: t, policy, payee, choice }: GlanceInput, now: number): Glance {
+  const w = choice && !choice.yes ? 'off' : word(t, policy);
+  const off = choice?.yes === false ? 'You chose not to train in this tab.' : 'This tab does not train until you ask it to.';
+  return { word: w, doing: w === 'off' ? off : doing(t, policy, w), speed: speed(t, w, now), earned: earned(t, payee, w, now), run: runLeft(t, now) };
 }
 
 function word(t: TrainingState, policy: PolicyView | undefined): Word {
@@ -60,7 +69,8 @@ function doing(t: TrainingState, policy: PolicyView | undefined, w: Word): strin
     case 'serving':
       return 'The run is trained: this GPU answers buyers’ prompts with its stage.';
     case 'training':
-      return `Training stage ${t.stage} of ${t.stages} in run ${t.runId}.`;
+      // Counted from 1, as the topology is: a player reads "stage 1 of 2", not "stage 0".
+      return `Training stage ${(t.stage ?? 0) + 1} of ${t.stages} of the model.`;
     case 'waiting':
       return sentence(t.swarm?.phase === 'waiting' || t.swarm?.phase === 'paused' ? t.swarm.reason : t.why);
     default:
@@ -78,6 +88,7 @@ function speed(t: TrainingState, w: Word, now: number): Reading | undefined {
 
 function earned(t: TrainingState, payee: Payee, w: Word, now: number): Reading {
   if (!payee.paid) return { text: 'Unpaid: this swarm settles on no chain.' };
+  if (!payee.account && w === 'off') return { text: 'Nothing: this tab does not train.' };
   if (!payee.account) return { text: 'Not paid: connect a wallet to be paid for this GPU’s work.', warn: true };
   const mine = t.settlements.filter((s) => s.account === payee.account!.toLowerCase());
   const last = mine.at(-1);

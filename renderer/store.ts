@@ -14,6 +14,8 @@ export interface DashboardState {
   page: Page;
   training: TrainingState;
   policy?: PolicyView;
+  /** A tab's choice to train (absent: the desktop app, which trains by its policies); `yes` undefined: not asked yet. */
+  trainChoice?: { yes: boolean | undefined };
   /** The last action's failure, shown until the next action. */
   error?: string;
   setPage(page: Page): void;
@@ -32,9 +34,13 @@ export const useDashboard = create<DashboardState>()((set) => ({
     const offTrainer = host.onTrainerEvent((e) => set((s) => ({ training: reduceTraining(s.training, e, Date.now()) })));
     const offPolicy = host.onPolicy((policy) => set({ policy }));
     void host.policy().then((policy) => set({ policy }));
+    const choice = host.trainChoice;
+    if (choice) set({ trainChoice: { yes: choice.current() } });
+    const offChoice = choice?.onChange((yes) => set({ trainChoice: { yes } }));
     return () => {
       offTrainer();
       offPolicy();
+      offChoice?.();
     };
   },
 }));

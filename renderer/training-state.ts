@@ -158,11 +158,15 @@ export function linkPath(s: LinkView, peerId: string): TopologyPeer['path'] {
 
 export function topology(s: Pick<TrainingState, 'stages' | 'peers' | 'peerId'> & LinkView): { stage: number; peers: TopologyPeer[] }[] {
   const stages = s.stages ?? Math.max(0, ...s.peers.map((p) => p.stage + 1));
+  // Every tab calls itself "browser tab" unless told otherwise: a name others share gets its peer id.
+  const counts = new Map<string, number>();
+  for (const p of s.peers) counts.set(p.name, (counts.get(p.name) ?? 0) + 1);
   const peer = (p: PeerInfo): TopologyPeer => {
     const linked = s.connected.includes(p.peerId);
     const path = linked ? linkPath(s, p.peerId) : undefined;
     const read = linked ? s.linkReadings?.links[p.peerId] : undefined;
-    return { peerId: p.peerId, name: p.name, self: p.peerId === s.peerId, linked, ...(path && { path }), ...(read && { bytes: read.bytes, relayedBytes: read.relayedBytes }) };
+    const name = counts.get(p.name)! > 1 ? `${p.name} ${p.peerId}` : p.name;
+    return { peerId: p.peerId, name, self: p.peerId === s.peerId, linked, ...(path && { path }), ...(read && { bytes: read.bytes, relayedBytes: read.relayedBytes }) };
   };
   return Array.from({ length: stages }, (_, stage) => ({ stage, peers: s.peers.filter((p) => p.stage === stage).map(peer) }));
 }

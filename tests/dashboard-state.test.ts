@@ -57,7 +57,7 @@ describe('training state', () => {
     expect([s.phase, s.why, s.connected, s.paths]).toEqual(['left', 'paused: game running (eldenring.exe)', [], {}]);
   });
 
-  it('draws the topology: who holds each stage, this peer and its links marked (direct or relayed, once known), empty stages kept', () => {
+  it('draws the topology: who holds each stage, this peer and its links marked (direct or relayed, once known), empty stages kept, shared names told apart', () => {
     const s = fold([
       { type: 'registered', data: { peerId: 'me' } },
       {
@@ -71,14 +71,16 @@ describe('training state', () => {
             { peerId: 'a', stage: 0, name: 'w-a', key: '2'.repeat(64) },
             { peerId: 'b', stage: 2, name: 'w-b', key: '3'.repeat(64) },
             { peerId: 'c', stage: 1, name: 'w-c', key: '4'.repeat(64) },
-            { peerId: 'd', stage: 1, name: 'w-d', key: '5'.repeat(64) },
+            { peerId: 'd', stage: 1, name: 'browser tab', key: '5'.repeat(64) },
+            { peerId: 'e', stage: 2, name: 'browser tab', key: '6'.repeat(64) },
           ],
         },
       },
     ]);
     const t = topology({ ...s, stages: 4 });
     const drawn = t.map((x) => x.peers.map((p) => `${p.name}${p.self ? '*' : ''}${p.linked ? '~' : ''}${p.path ? ` ${p.path}` : ''}`));
-    expect(drawn).toEqual([['tab*', 'w-a'], ['w-c~ direct', 'w-d~'], ['w-b~ relayed'], []]);
+    // Two tabs that both call themselves "browser tab" are told apart by their peer ids.
+    expect(drawn).toEqual([['tab*', 'w-a'], ['w-c~ direct', 'browser tab d~'], ['w-b~ relayed', 'browser tab e'], []]);
   });
 });
 

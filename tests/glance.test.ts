@@ -38,16 +38,16 @@ const training = fold([
 
 describe('what the machine does', () => {
   it('training: a word, a sentence, its speed live and the time the run has left at its pace', () => {
-    const g = glance(training, TRAIN, PAID, T0 + 10_500);
+    const g = glance({ training, policy: TRAIN, payee: PAID }, T0 + 10_500);
     expect(g.word).toBe('training');
-    expect(g.doing).toBe('Training stage 1 of 2 in run r1.');
+    expect(g.doing).toBe('Training stage 2 of 2 of the model.');
     expect(g.speed).toEqual({ text: '1,234 tokens/s · GPU 80 % busy' });
     // 10 steps left at 1 s a step, 0.5 s of which have passed since the last commit.
     expect(g.run).toEqual({ text: 'about 10 s left · step 10 of 20' });
   });
 
   it('a pause says why as a sentence, in the policies’ words; the speed is then as of its reading', () => {
-    const g = glance(training, policy('pause', 'paused: game running (eldenring.exe)'), PAID, T0 + 12_000);
+    const g = glance({ training, policy: policy('pause', 'paused: game running (eldenring.exe)'), payee: PAID }, T0 + 12_000);
     expect(g.word).toBe('paused');
     expect(g.doing).toBe('Paused: game running (eldenring.exe).');
     expect(g.speed).toEqual({ text: '1,234 tokens/s · GPU 80 % busy', staleFor: 2000 });
@@ -55,7 +55,7 @@ describe('what the machine does', () => {
 
   it('values that stopped coming are kept with their age, never shown as live', () => {
     const later = T0 + 10_000 + STALE_MS + 5000;
-    const g = glance(training, TRAIN, PAID, later);
+    const g = glance({ training, policy: TRAIN, payee: PAID }, later);
     expect(g.speed?.staleFor).toBe(STALE_MS + 5000);
     // No commit for 35 s at a 1 s pace: no time left is guessed, the progress is as of the last step.
     expect(g.run).toEqual({ text: 'step 10 of 20', staleFor: STALE_MS + 5000 });
@@ -63,7 +63,7 @@ describe('what the machine does', () => {
 
   it('after the run there is no stale "training": the peer serves, its last speed is old, the run is trained', () => {
     const after = fold([[21_000, swarm('serving', 20)]], training);
-    const g = glance(after, TRAIN, PAID, T0 + 22_000);
+    const g = glance({ training: after, policy: TRAIN, payee: PAID }, T0 + 22_000);
     expect(g.word).toBe('serving');
     expect(g.doing).toBe('The run is trained: this GPU answers buyers’ prompts with its stage.');
     expect(g.speed?.staleFor).toBe(12_000);
@@ -71,27 +71,39 @@ describe('what the machine does', () => {
   });
 
   it('joining, waiting, left and failed each say so, with the peer’s own reason', () => {
-    const at = (phase: TrainerEvent & { type: 'phase' }, s = INITIAL_TRAINING) => glance(fold([[0, phase]], s), TRAIN, PAID, T0);
+    const at = (phase: TrainerEvent & { type: 'phase' }, s = INITIAL_TRAINING) => glance({ training: fold([[0, phase]], s), policy: TRAIN, payee: PAID }, T0);
     const phase = (p: 'registering' | 'ready' | 'left' | 'failed', why: string): TrainerEvent & { type: 'phase' } => ({ type: 'phase', data: { phase: p, why } });
     expect(at(phase('registering', 'registering with the coordinator'))).toMatchObject({ word: 'joining', doing: 'Registering with the coordinator.' });
     expect(at(phase('ready', 'stage loaded, waiting to be routed work'))).toMatchObject({ word: 'waiting', doing: 'Stage loaded, waiting to be routed work.' });
     expect(at(phase('left', 'rejoining to be paid at 0xabc'), training)).toMatchObject({ word: 'left', doing: 'Rejoining to be paid at 0xabc.' });
     expect(at(phase('failed', 'the coordinator at wss://x:9 could not be reached'))).toMatchObject({ word: 'failed', doing: 'The coordinator at wss://x:9 could not be reached.' });
-    expect(glance(fold([[0, swarm('waiting', 0)]], training), TRAIN, PAID, T0)).toMatchObject({ word: 'waiting', doing: 'Waiting now.' });
+    expect(glance({ training: fold([[0, swarm('waiting', 0)]], training), policy: TRAIN, payee: PAID }, T0)).toMatchObject({ word: 'waiting', doing: 'Waiting now.' });
+  });
+});
+
+describe('a tab trains only when its user asked it to', () => {
+  it('not asked yet, or told no: it says so, and a buyer is not asked for a wallet to be paid', () => {
+    const fresh = glance({ training: INITIAL_TRAINING, policy: TRAIN, payee: { paid: true }, choice: { yes: undefined } }, T0);
+    expect(fresh).toMatchObject({ word: 'off', doing: 'This tab does not train until you ask it to.', earned: { text: 'Nothing: this tab does not train.' } });
+    expect(glance({ training: INITIAL_TRAINING, policy: TRAIN, payee: { paid: true }, choice: { yes: false } }, T0)).toMatchObject({
+      word: 'off',
+      doing: 'You chose not to train in this tab.',
+    });
+    expect(glance({ training, policy: TRAIN, payee: PAID, choice: { yes: true } }, T0 + 10_500).word).toBe('training');
   });
 });
 
 describe('what it earns', () => {
   it('says plainly when the work is unpaid, or paid to nobody until a wallet is connected', () => {
-    expect(glance(training, TRAIN, { paid: false }, T0).earned).toEqual({ text: 'Unpaid: this swarm settles on no chain.' });
-    expect(glance(training, TRAIN, { paid: true }, T0).earned).toEqual({ text: 'Not paid: connect a wallet to be paid for this GPU’s work.', warn: true });
+    expect(glance({ training, policy: TRAIN, payee: { paid: false } }, T0).earned).toEqual({ text: 'Unpaid: this swarm settles on no chain.' });
+    expect(glance({ training, policy: TRAIN, payee: { paid: true } }, T0).earned).toEqual({ text: 'Not paid: connect a wallet to be paid for this GPU’s work.', warn: true });
   });
 
   it('the verified total of this account, and its rate over the last hour once two epochs settled', () => {
     const credited = fold([[0, { type: 'credited', data: { step: 1, microbatches: 3 } }]], training);
-    expect(glance(credited, TRAIN, PAID, T0).earned.text).toBe('3 microbatches credited: units once their epoch settles');
+    expect(glance({ training: credited, policy: TRAIN, payee: PAID }, T0).earned.text).toBe('3 microbatches credited: units once their epoch settles');
     const one = fold([[0, settled(1, 1_000n)]], credited);
-    expect(glance(one, TRAIN, PAID, T0).earned.text).toBe('1,000 units this run');
+    expect(glance({ training: one, policy: TRAIN, payee: PAID }, T0).earned.text).toBe('1,000 units this run');
     // Another account's settlement (the wallet before this one) counts for nothing here.
     const two = fold(
       [
@@ -100,10 +112,10 @@ describe('what it earns', () => {
       ],
       one,
     );
-    expect(glance(two, TRAIN, PAID, T0 + 30 * 60_000).earned.text).toBe('2,500 units this run · about 3,000 units/h');
-    expect(glance(two, policy('pause', 'paused by you'), PAID, T0 + 30 * 60_000).earned.text).toBe('2,500 units this run · not earning while paused');
+    expect(glance({ training: two, policy: TRAIN, payee: PAID }, T0 + 30 * 60_000).earned.text).toBe('2,500 units this run · about 3,000 units/h');
+    expect(glance({ training: two, policy: policy('pause', 'paused by you'), payee: PAID }, T0 + 30 * 60_000).earned.text).toBe('2,500 units this run · not earning while paused');
     // Settlements older than an hour no longer count toward the rate.
-    expect(glance(two, TRAIN, PAID, T0 + 2 * 3_600_000).earned.text).toBe('2,500 units this run');
+    expect(glance({ training: two, policy: TRAIN, payee: PAID }, T0 + 2 * 3_600_000).earned.text).toBe('2,500 units this run');
   });
 });
 

@@ -142,7 +142,7 @@ const spkiHash = (pem: string) =>
 async function startTab(home: Home | undefined, networkFile: string, certPem?: string) {
   const inHome = (argv: string[]) => (home ? EmulatedInternet.wrap(home.netns, argv) : argv);
   // No run id: the page picks the best run the network's chain lists, as the app does by itself.
-  const [cmd, ...args] = inHome([process.execPath, '--import', 'tsx', join(ROOT, 'cli/tab.ts'), '--network', networkFile, '--port', String(TAB_PORT)]);
+  const [cmd, ...args] = inHome([process.execPath, '--import', 'tsx', join(ROOT, 'cli/tab.ts'), '--network', networkFile, '--port', String(TAB_PORT), '--no-build']);
   const site = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     site.stdout!.on('data', (b: Buffer) => b.toString().includes('open http') && resolve());
@@ -157,6 +157,7 @@ async function startTab(home: Home | undefined, networkFile: string, certPem?: s
   });
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${TAB_PORT}/?name=${TAB_NAME}`);
+  await page.getByTestId('train-here').click(); // its user asks it to train, as a person does
   return {
     page,
     async close() {

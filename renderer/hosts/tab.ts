@@ -1,5 +1,6 @@
-// The dashboard in a browser tab: the peer trains in this tab (browser/trainer.ts), following the
-// shared policy loop, which runs here on what a page can know of the machine (hosts/tab-policy.ts).
+// The dashboard in a browser tab: the peer trains in this tab (browser/trainer.ts) once its user
+// chose to (hosts/train-choice.ts), following the shared policy loop, which runs here on what a page
+// can know of the machine (hosts/tab-policy.ts).
 // Switching runs is a graceful leave and a reload of the page asking for the other run (main.tsx).
 import { browserStorage, memoryStorage } from '../../browser/storage.js';
 import { Trainer } from '../../browser/trainer.js';
@@ -9,17 +10,20 @@ import type { PolicyView } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
 import { chooseNetwork } from '../network-choice.js';
 import { startTabPolicy } from './tab-policy.js';
+import { trainChoice } from './train-choice.js';
 
 export async function tabHost(config: AppConfig, name: string): Promise<AppHost> {
   const storage = await browserStorage().catch(() => memoryStorage());
   const events = new Emitter<{ trainer: TrainerEvent; policy: PolicyView }>();
   const trainer = new Trainer({ config, storage, name, runtime: 'browser', emit: (e) => events.emit('trainer', e) });
-  const loop = startTabPolicy({ command: (c) => void trainer.follow(c), view: (v) => events.emit('policy', v) });
+  const choice = trainChoice(trainer);
+  const loop = startTabPolicy({ command: (c) => choice.follow(c), view: (v) => events.emit('policy', v) });
   void trainer.detect().catch((e: Error) => events.emit('trainer', { type: 'phase', data: { phase: 'failed', why: e.message } }));
   return {
     kind: 'tab',
     config,
     storage,
+    trainChoice: choice,
     policy: async () => loop.view(),
     saveSettings: (s) => loop.saveSettings(s),
     snooze: (hours) => loop.snooze(hours),

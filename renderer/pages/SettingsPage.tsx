@@ -1,20 +1,59 @@
 // When this machine may train: idle minutes, games, fullscreen, battery, schedule, temperature and
-// power limits, GPU usage, start at login, snooze. Saved settings are validated; a bad value is
-// reported and nothing changes.
+// power limits, GPU usage, start at login, snooze. A bad value is told next to its field, in the
+// page's words, and nothing is saved.
 import { type FormEvent, useEffect, useState } from 'react';
 import type { PolicySettings, ScheduleWindow } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
 import { Card, Empty, SnoozeButtons } from '../components.js';
 import { sentence } from '../format.js';
+import { type Field, LABELS, problemSentence, settingsProblems } from '../settings-form.js';
 import { act, useDashboard } from '../store.js';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 
-function NumberField({ label, value, onChange, min, max, step = 1 }: { label: string; value: number; onChange(v: number): void; min: number; max: number; step?: number }) {
+/** The problems of the last save that was refused, by field: each told next to its own field. */
+type Problems = Record<string, string>;
+
+function NumberField({
+  field,
+  value,
+  onChange,
+  min,
+  max,
+  problems,
+  disabled,
+}: {
+  field: Field;
+  value: number;
+  onChange(v: number): void;
+  min: number;
+  max: number;
+  problems: Problems;
+  disabled?: boolean;
+}) {
+  const problem = problems[field];
+  const id = `problem-${field.replace('.', '-')}`;
   return (
-    <label>
-      {label} <input type="number" min={min} max={max} step={step} value={value} onChange={(e) => onChange(Number(e.target.value))} />
-    </label>
+    <>
+      <label>
+        {LABELS[field]}{' '}
+        <input
+          type="number"
+          min={min}
+          max={max}
+          value={Number.isNaN(value) ? '' : value}
+          disabled={disabled}
+          aria-invalid={problem ? true : undefined}
+          aria-describedby={problem ? id : undefined}
+          onChange={(e) => onChange(e.target.valueAsNumber)}
+        />
+      </label>
+      {problem && (
+        <span className="bad field-problem" id={id}>
+          {sentence(problem)}
+        </span>
+      )}
+    </>
   );
 }
 
@@ -56,18 +95,31 @@ function Schedule({ windows, onChange }: { windows: ScheduleWindow[]; onChange(w
 }
 
 /** A limit and the level it lets go at (hysteresis): the two numbers of one setting, 0 … max. */
-function LimitPair<K extends string>({ value, labels, max, onChange }: { value: Record<K, number>; labels: Record<K, string>; max: number; onChange(v: Record<K, number>): void }) {
-  return (Object.keys(labels) as K[]).map((key) => (
-    <NumberField key={key} label={labels[key]} value={value[key]} min={0} max={max} onChange={(v) => onChange({ ...value, [key]: v })} />
+function LimitPair<K extends string>({
+  value,
+  fields,
+  max,
+  problems,
+  onChange,
+}: {
+  value: Record<K, number>;
+  fields: Record<K, Field>;
+  max: number;
+  problems: Problems;
+  onChange(v: Record<K, number>): void;
+}) {
+  return (Object.keys(fields) as K[]).map((key) => (
+    <NumberField key={key} field={fields[key]} value={value[key]} min={0} max={max} problems={problems} onChange={(v) => onChange({ ...value, [key]: v })} />
   ));
 }
 
 interface SectionProps {
   s: PolicySettings;
   up(change: Partial<PolicySettings>): void;
+  problems: Problems;
 }
 
-function WhenToTrain({ s, up }: SectionProps) {
+function WhenToTrain({ s, up, problems, tab }: SectionProps & { tab: boolean }) {
   const games = (text: string) =>
     text
       .split('\n')
@@ -75,7 +127,8 @@ function WhenToTrain({ s, up }: SectionProps) {
       .filter(Boolean);
   return (
     <Card title="When to train" id="when">
-      <NumberField label="Start after this many idle minutes" value={s.idleMinutes} min={0} max={1440} onChange={(idleMinutes) => up({ idleMinutes })} />
+      <NumberField field="idleMinutes" value={s.idleMinutes} min={0} max={1440} problems={problems} disabled={tab} onChange={(idleMinutes) => up({ idleMinutes })} />
+      {tab && <p className="muted">A browser tab cannot tell whether you are using the machine, so it trains while it is open. The desktop app waits for these idle minutes.</p>}
       <label className="block">
         Games that pause training (one per line)
         <textarea rows={5} value={s.games.join('\n')} onChange={(e) => up({ games: games(e.target.value) })} />
@@ -88,33 +141,42 @@ function WhenToTrain({ s, up }: SectionProps) {
   );
 }
 
-function Battery({ s, up }: SectionProps) {
+function Battery({ s, up, problems }: SectionProps) {
   return (
     <Card title="Battery" id="battery">
       <label>
         <input type="checkbox" checked={s.battery.pauseOnBattery} onChange={(e) => up({ battery: { ...s.battery, pauseOnBattery: e.target.checked } })} /> Pause on battery power
       </label>
-      <NumberField label="Pause below this charge (%)" value={s.battery.minPercent} min={0} max={100} onChange={(minPercent) => up({ battery: { ...s.battery, minPercent } })} />
+      <NumberField
+        field="battery.minPercent"
+        value={s.battery.minPercent}
+        min={0}
+        max={100}
+        problems={problems}
+        onChange={(minPercent) => up({ battery: { ...s.battery, minPercent } })}
+      />
     </Card>
   );
 }
 
-function Limits({ s, up, desktop }: SectionProps & { desktop: boolean }) {
+function Limits({ s, up, problems, desktop }: SectionProps & { desktop: boolean }) {
   return (
     <Card title="Limits" id="limits">
       <LimitPair
         value={s.temperature}
         max={120}
-        labels={{ pauseAtC: 'Pause at GPU temperature (°C, 0: off)', resumeBelowC: 'Resume below (°C)' }}
+        fields={{ pauseAtC: 'temperature.pauseAtC', resumeBelowC: 'temperature.resumeBelowC' }}
+        problems={problems}
         onChange={(temperature) => up({ temperature })}
       />
       <LimitPair
         value={s.power}
         max={2000}
-        labels={{ throttleAtW: 'Throttle above GPU power (W, 0: off)', resumeBelowW: 'Full speed again below (W)' }}
+        fields={{ throttleAtW: 'power.throttleAtW', resumeBelowW: 'power.resumeBelowW' }}
+        problems={problems}
         onChange={(power) => up({ power })}
       />
-      <NumberField label="GPU usage limit (%)" value={Math.round(s.gpuUsage * 100)} min={10} max={100} onChange={(v) => up({ gpuUsage: v / 100 })} />
+      <NumberField field="gpuUsage" value={Math.round(s.gpuUsage * 100)} min={10} max={100} problems={problems} onChange={(v) => up({ gpuUsage: v / 100 })} />
       {desktop && (
         <label>
           <input type="checkbox" checked={s.startAtLogin} onChange={(e) => up({ startAtLogin: e.target.checked })} /> Start when I log in
@@ -124,13 +186,19 @@ function Limits({ s, up, desktop }: SectionProps & { desktop: boolean }) {
   );
 }
 
-/** The settings being edited: loaded once from the policies, saved through the host (checked there). */
+/**
+ * The settings being edited: loaded once from the policies, checked here in the fields' own words
+ * (a refused save changes nothing), then saved through the host, which checks them again.
+ */
 function useDraft(loaded: PolicySettings | undefined, host: AppHost | undefined) {
   const [s, setS] = useState<PolicySettings>();
   const [saved, setSaved] = useState(false);
+  // After a refused save, each change is checked at once: a problem goes away as it is fixed.
+  const [checking, setChecking] = useState(false);
   useEffect(() => {
     if (loaded && !s) setS(loaded);
   }, [loaded, s]);
+  const problems = checking && s ? settingsProblems(s) : {};
   const up = (change: Partial<PolicySettings>) => {
     setS((current) => current && { ...current, ...change });
     setSaved(false);
@@ -138,13 +206,15 @@ function useDraft(loaded: PolicySettings | undefined, host: AppHost | undefined)
   const save = (e: FormEvent) => {
     e.preventDefault();
     if (!s || !host) return;
+    if (Object.keys(settingsProblems(s)).length) return setChecking(true);
     void act('save settings', () => host.saveSettings(s)).then((v) => {
       if (!v) return;
       setS(v.settings);
       setSaved(true);
+      setChecking(false);
     });
   };
-  return { s, saved, up, save };
+  return { s, saved, problems, up, save };
 }
 
 /** Which network this dashboard finds runs on, why it found none to join, and another network pasted in (a network file). */
@@ -195,13 +265,25 @@ function NetworkCard({ host }: { host: AppHost }) {
 export function SettingsPage() {
   const loaded = useDashboard((state) => state.policy?.settings);
   const host = useDashboard((state) => state.host);
-  const { s, saved, up, save } = useDraft(loaded, host);
+  const { s, saved, problems, up, save } = useDraft(loaded, host);
   if (!s || !host) return <Empty>Loading settings…</Empty>;
+  const unsaved = Object.entries(problems);
   return (
-    <form onSubmit={save} aria-label="training settings">
-      <WhenToTrain s={s} up={up} />
-      <Battery s={s} up={up} />
-      <Limits s={s} up={up} desktop={host.kind === 'desktop'} />
+    // noValidate: the page says what is wrong with each field in its own words, not the browser in a tooltip.
+    <form onSubmit={save} aria-label="training settings" noValidate>
+      <WhenToTrain s={s} up={up} problems={problems} tab={host.kind === 'tab'} />
+      <Battery s={s} up={up} problems={problems} />
+      <Limits s={s} up={up} problems={problems} desktop={host.kind === 'desktop'} />
+      {unsaved.length > 0 && (
+        <div className="error" role="alert" data-testid="settings-problems">
+          Not saved: {unsaved.length === 1 ? 'one setting needs' : `${unsaved.length} settings need`} fixing.
+          <ul>
+            {unsaved.map(([key, message]) => (
+              <li key={key}>{problemSentence(key, message)}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       <div className="row">
         <button type="submit">Save settings</button>
         {saved && <span className="ok">Saved.</span>}

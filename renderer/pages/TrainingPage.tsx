@@ -104,7 +104,7 @@ function Topology() {
       <ol className="topology" aria-label="stages of the swarm">
         {stages.map((s) => (
           <li key={s.stage}>
-            <h3>Stage {s.stage}</h3>
+            <h3>Stage {s.stage + 1}</h3>
             {s.peers.length === 0 && <p className="bad">no peer</p>}
             <ul>
               {s.peers.map((p) => (
@@ -147,7 +147,7 @@ function PeerStats() {
     <>
       <div className="stats">
         <Stat label="Run" value={t.runId ?? '–'} />
-        <Stat label="Stage" value={t.stage !== undefined ? `${t.stage} of ${t.stages}` : '–'} />
+        <Stat label="Stage" value={t.stage !== undefined ? `${t.stage + 1} of ${t.stages}` : '–'} />
         <Stat label="Swarm step" value={t.swarm ? `${t.swarm.step} / ${t.swarm.steps}` : '–'} />
         <Stat label="Tokens/s" value={t.tokensPerSec.toFixed(0)} />
         <Stat label="GPU busy" value={percent(t.busyFraction, 0)} />
