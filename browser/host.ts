@@ -1,10 +1,10 @@
-// The browser tab host of the peer session: the tab's own WebGPU (`navigator.gpu`), WebSocket and
-// RTCPeerConnection (through simple-peer's browser build), fetch for the training text and
-// IndexedDB for the states and proofs it keeps. The wallet is the dashboard's to add (browser/trainer.ts).
+// The browser host of the peer session (a tab's training worker, the desktop app's training window):
+// its own WebGPU (`navigator.gpu`) and WebSocket, the WebRTC it is given (a page's, through
+// simple-peer's browser build), fetch for the training text and IndexedDB for the states and proofs it keeps. The wallet is the dashboard's to add (browser/trainer.ts).
 import { Gpu } from '../kernels/context.js';
 import { detectGpu, requestDevice } from '../shared/engine/gpu-detect.js';
 import type { PeerHost, PeerStorage } from '../shared/peer/host.js';
-import { browserRtc } from './rtc.js';
+import type { RtcFactory } from '../shared/peer/rtc.js';
 import { DEFAULT_RUN, verdict } from '../shared/engine/gpu-verdict.js';
 
 export interface BrowserHostOptions {
@@ -14,6 +14,7 @@ export interface BrowserHostOptions {
   /** Run the start-up benchmark (its speed is only a hint: the swarm measures the real one). */
   benchmark?: boolean;
   runtime?: 'browser' | 'electron';
+  rtc: RtcFactory;
   log(line: string): void;
 }
 
@@ -32,7 +33,7 @@ export function browserHost(o: BrowserHostOptions): PeerHost {
       return detected;
     },
     WebSocket,
-    rtc: browserRtc,
+    rtc: o.rtc,
     async loadCorpus() {
       const r = await fetch(o.dataUrl);
       if (!r.ok) throw new Error(`cannot fetch the training text ${o.dataUrl}: HTTP ${r.status}`);

@@ -1,15 +1,16 @@
-// This machine's peer in a Chromium page (the browser tab, or the desktop app's hidden training
-// window): detects the GPU once, follows the policy loop's commands (a session starts when it says
+// This machine's peer in Chromium (a browser tab's training worker, or the desktop app's hidden
+// training window): detects the GPU once, follows the policy loop's commands (a session starts when it says
 // train, leaves gracefully when it says pause), and forwards every session event to whoever shows them.
 import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
+import type { RtcFactory } from '../shared/peer/rtc.js';
 import { PeerSession } from '../shared/peer/session.js';
 import type { TrainerCommand } from '../shared/policy/types.js';
 import { browserHost } from './host.js';
 import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 
 /** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */
-const DEFAULT_DATA_URL = 'tinyshakespeare.txt';
+export const DEFAULT_DATA_URL = 'tinyshakespeare.txt';
 const FORWARDED_EVENTS = SESSION_EVENT_NAMES.filter((name) => name !== 'log');
 
 export interface TrainerOptions {
@@ -17,6 +18,8 @@ export interface TrainerOptions {
   storage: PeerStorage;
   name: string;
   runtime: 'browser' | 'electron';
+  /** WebRTC: the page's own (the desktop app's training window), or the page's reached from a worker (browser/rtc-relay.ts). */
+  rtc: RtcFactory;
   emit(event: TrainerEvent): void;
 }
 
@@ -30,7 +33,7 @@ export class Trainer {
 
   constructor(private readonly o: TrainerOptions) {
     const log = (line: string) => o.emit({ type: 'log', data: { line } });
-    this.host = browserHost({ dataUrl: o.config.dataUrl ?? DEFAULT_DATA_URL, storage: o.storage, runtime: o.runtime, log });
+    this.host = browserHost({ dataUrl: o.config.dataUrl ?? DEFAULT_DATA_URL, storage: o.storage, runtime: o.runtime, rtc: o.rtc, log });
   }
 
   /** Detect and benchmark the GPU now (the dashboard shows it before the first session starts). */

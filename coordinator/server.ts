@@ -389,6 +389,8 @@ export class Coordinator extends Emitter<CoordinatorEvents> {
     const iceServers = iceServersFor(this.o.ice, peerId, Date.now() / 1000);
     this.transport.send(conn, { type: 'welcome', peerId, ...(this.o.chain && { chain: this.o.chain }), ...(iceServers.length && { iceServers }) });
     for (const m of held) this.transport.send(conn, m);
+    // The run's phase as every peer last heard it: a newcomer would otherwise wait for its next change.
+    this.transport.send(conn, { type: 'status', phase: this.control.phase, reason: this.control.reason.slice(0, 1024), step: this.control.step, steps: this.run.steps });
     const c = msg.capability;
     this.log(`registered ${peerId} "${msg.name}" (${c.kind}, ${c.gflops.toFixed(2)} GFLOP/s, ≤${c.maxLayers} layers) on stage ${placed.stage}`);
     this.emit('register', { peerId, name: msg.name, capability: c, account: reg.account as `0x${string}` | undefined, stage: placed.stage });

@@ -7,6 +7,7 @@
 // tensors of round 1 as sent and received, to compare with the other side's).
 import { PeerSession } from '../shared/peer/session.js';
 import { browserHost } from '../browser/host.js';
+import { browserRtc } from '../browser/rtc.js';
 import { browserStorage, memoryStorage } from '../browser/storage.js';
 import type { SessionEvents } from '../shared/peer/session-events.js';
 
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     show();
   };
   const storage = q.get('storage') === 'memory' ? memoryStorage() : await browserStorage();
-  const host = browserHost({ dataUrl: q.get('data') ?? '/data.txt', storage, benchmark: q.get('bench') !== '0', log: say });
+  const host = browserHost({ dataUrl: q.get('data') ?? '/data.txt', storage, benchmark: q.get('bench') !== '0', rtc: browserRtc, log: say });
   const session = new PeerSession(host, {
     coordinator,
     name: q.get('name') ?? 'browser tab',

@@ -505,13 +505,15 @@ describe('coordinator: registration', () => {
     expect(s.coord.stats.peers).toEqual({ setup: 1, ready: 0, active: 0, gone: 0 });
   });
 
-  it('welcomes, then assigns stage, run, peers and state source; refuses a GPU that holds no stage, and the rest still train', async () => {
+  it('welcomes, then assigns stage, run, peers and state source, and says the run’s phase; refuses a GPU that holds no stage, and the rest still train', async () => {
     const s = await serve({ run: makeRun({ steps: 2 }) });
     const registered: Array<{ name: string; stage: number }> = [];
     s.coord.on('register', (r) => registered.push({ name: r.name, stage: r.stage }));
     const a = await peer(s.url, 'alpha');
-    await until(() => a.inbox.all.length >= 2, 'welcome and assign');
-    expect(a.inbox.all.map((m) => m.type).slice(0, 2)).toEqual(['welcome', 'assign']);
+    await until(() => a.inbox.all.length >= 3, 'welcome, assign and status');
+    expect(a.inbox.all.map((m) => m.type).slice(0, 3)).toEqual(['welcome', 'assign', 'status']);
+    // A newcomer hears the run's phase and progress at once, not at the phase's next change.
+    expect(a.inbox.all[2]).toMatchObject({ type: 'status', phase: 'waiting', step: 0, steps: 2 });
     const assignA = a.inbox.all[1] as ServerMessageOf<'assign'>;
     expect(assignA).toEqual({
       type: 'assign',

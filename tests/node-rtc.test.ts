@@ -1,8 +1,12 @@
 // The RtcPeer contract of worker/node-rtc.ts (simple-peer over @roamhq/wrtc): two real peers in
-// this process, their signaling handed straight across. The browser side of the same adapter is
+// this process, their signaling handed straight across. The same contract holds for a session in a
+// worker (browser/rtc-relay.ts): its stand-in peers reach real ones held by "the page" over a real
+// MessageChannel, messages transferred as a worker's are. The browser side of the same adapter is
 // covered by e2e/rtc-browser.test.ts.
-import { afterEach, describe, expect, it } from 'vitest';
-import type { RtcPeer } from '../shared/peer/rtc.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { RtcRelay, relayedRtc } from '../browser/rtc-relay.js';
+import type { RtcNews, RtcOrder } from '../browser/worker-protocol.js';
+import type { RtcFactory, RtcPeer } from '../shared/peer/rtc.js';
 import { nodeRtc } from '../worker/node-rtc.js';
 
 const made: RtcPeer[] = [];
@@ -10,26 +14,58 @@ afterEach(() => {
   for (const p of made.splice(0)) p.destroy();
 });
 
-function pair(): [RtcPeer, RtcPeer] {
-  const peers: RtcPeer[] = [];
-  const relay = (to: number) => (data: unknown) => setImmediate(() => peers[to].signal(data));
-  peers.push(nodeRtc({ initiator: true, sendSignal: relay(1) }), nodeRtc({ initiator: false, sendSignal: relay(0) }));
-  made.push(...peers);
-  return [peers[0], peers[1]];
+const channels: MessageChannel[] = [];
+afterAll(() => {
+  for (const c of channels) {
+    c.port1.close();
+    c.port2.close();
+  }
+});
+
+/** Peers as a worker's session sees them: stand-ins whose real connections (nodeRtc) live across a MessageChannel. */
+function relayedThroughAPort(): RtcFactory {
+  const channel = new MessageChannel();
+  channels.push(channel);
+  const relay = new RtcRelay(nodeRtc, (n, transfer = []) => channel.port1.postMessage(n, transfer));
+  const worker = relayedRtc(
+    (o, transfer = []) => channel.port2.postMessage(o, transfer),
+    (id) => relay.path(id),
+  );
+  channel.port1.onmessage = (e: MessageEvent<RtcOrder>) => relay.order(e.data);
+  channel.port2.onmessage = (e: MessageEvent<RtcNews>) => worker.news(e.data);
+  return worker.factory;
 }
 
-/** Resolves with every reason onClose reports, a little after the first one. */
-function closeReasons(p: RtcPeer): Promise<string[]> {
-  const reasons: string[] = [];
-  return new Promise((resolve) => {
-    p.onClose((why) => {
-      reasons.push(why);
-      setTimeout(() => resolve(reasons), 200);
+describe.each([
+  ['nodeRtc', nodeRtc],
+  ['nodeRtc relayed to a worker', relayedThroughAPort()],
+])('%s', (_name, rtc) => {
+  function pair(): [RtcPeer, RtcPeer] {
+    const peers: RtcPeer[] = [];
+    const relay = (to: number) => (data: unknown) => setImmediate(() => peers[to].signal(data));
+    peers.push(rtc({ initiator: true, sendSignal: relay(1) }), rtc({ initiator: false, sendSignal: relay(0) }));
+    made.push(...peers);
+    return [peers[0], peers[1]];
+  }
+
+  /** Resolves with every reason onClose reports, a little after the first one. */
+  function closeReasons(p: RtcPeer): Promise<string[]> {
+    const reasons: string[] = [];
+    return new Promise((resolve) => {
+      p.onClose((why) => {
+        reasons.push(why);
+        setTimeout(() => resolve(reasons), 200);
+      });
     });
-  });
-}
+  }
 
-describe('nodeRtc', () => {
+  it('says how an open channel’s bytes travel (on loopback, host to host: direct)', async () => {
+    const [a, b] = pair();
+    expect(await a.path()).toBeUndefined(); // not open yet
+    await Promise.all([a.connected, b.connected]);
+    expect(await a.path()).toMatchObject({ local: 'host', remote: 'host' });
+  });
+
   it('refuses to send before the data channel is open', () => {
     const [a] = pair();
     expect(() => a.send(new Uint8Array(1))).toThrow(/before the WebRTC data channel is open/);

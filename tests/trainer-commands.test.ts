@@ -80,7 +80,10 @@ describe('the trainer', () => {
     try {
       const { Trainer } = await import('../browser/trainer.js');
       const { memoryStorage } = await import('../browser/storage.js');
-      const trainer = new Trainer({ config: { coordinator: 'ws://127.0.0.1:1' }, storage: memoryStorage(), name: 't', runtime: 'browser', emit: () => {} });
+      const noRtc = () => {
+        throw new Error('the fake session opens no channel');
+      };
+      const trainer = new Trainer({ config: { coordinator: 'ws://127.0.0.1:1' }, storage: memoryStorage(), name: 't', runtime: 'browser', rtc: noRtc, emit: () => {} });
       const commands: TrainerCommand[] = [{ type: 'start' }, { type: 'duty', duty: 0.5 }, { type: 'leave', reason: 'game' }, { type: 'start' }, { type: 'duty', duty: 1 }];
       await Promise.all(commands.map((c) => trainer.follow(c)));
       expect(fakes.calls).toEqual([

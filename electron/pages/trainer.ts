@@ -2,6 +2,7 @@
 // in its own renderer process, so the dashboard's UI thread never does. It reports every session
 // event to the main process and follows its policy loop's commands (start, leave, duty), which the
 // preload has checked against the IPC contract.
+import { browserRtc } from '../../browser/rtc.js';
 import { browserStorage } from '../../browser/storage.js';
 import { Trainer } from '../../browser/trainer.js';
 import type { TrainerBridge } from '../../shared/app/bridge.js';
@@ -17,7 +18,7 @@ declare global {
 /** The trainer, paid at the app's own key (joining the run on chain is signed by the main process). */
 async function setUp(bridge: TrainerBridge): Promise<Trainer> {
   const [config, storage] = await Promise.all([bridge.config(), browserStorage()]);
-  const trainer = new Trainer({ config, storage, name: 'desktop app', runtime: 'electron', emit: (e) => bridge.report(e) });
+  const trainer = new Trainer({ config, storage, name: 'desktop app', runtime: 'electron', rtc: browserRtc, emit: (e) => bridge.report(e) });
   if (config.chain) {
     const own = await desktopChain(config.chain, bridge.wallet);
     const faucet = config.localKeys?.[0];

@@ -1,9 +1,9 @@
-// The dashboard in a browser tab: the peer trains in this tab (browser/trainer.ts) once its user
-// chose to (hosts/train-choice.ts), following the shared policy loop, which runs here on what a page
+// The dashboard in a browser tab: the peer trains in a worker of this tab (browser/trainer-client.ts)
+// once its user chose to (hosts/train-choice.ts), following the shared policy loop, which runs here on what a page
 // can know of the machine (hosts/tab-policy.ts).
 // Switching runs is a graceful leave and a reload of the page asking for the other run (main.tsx).
 import { browserStorage, memoryStorage } from '../../browser/storage.js';
-import { Trainer } from '../../browser/trainer.js';
+import { TrainerClient } from '../../browser/trainer-client.js';
 import type { AppConfig, TrainerEvent } from '../../shared/app/bridge.js';
 import { Emitter } from '../../shared/base/emitter.js';
 import type { PolicyView } from '../../shared/policy/types.js';
@@ -15,7 +15,7 @@ import { trainChoice } from './train-choice.js';
 export async function tabHost(config: AppConfig, name: string): Promise<AppHost> {
   const storage = await browserStorage().catch(() => memoryStorage());
   const events = new Emitter<{ trainer: TrainerEvent; policy: PolicyView }>();
-  const trainer = new Trainer({ config, storage, name, runtime: 'browser', emit: (e) => events.emit('trainer', e) });
+  const trainer = new TrainerClient({ config, name, emit: (e) => events.emit('trainer', e) });
   const choice = trainChoice(trainer);
   const loop = startTabPolicy({ command: (c) => choice.follow(c), view: (v) => events.emit('policy', v) });
   void trainer.detect().catch((e: Error) => events.emit('trainer', { type: 'phase', data: { phase: 'failed', why: e.message } }));

@@ -2,14 +2,13 @@
 // must not find the GPU training. Asked once per browser and kept. The policy loop's commands reach
 // the trainer only while the answer is yes; what they asked for (train or not, at what duty) is
 // followed the moment it becomes yes.
-import type { Trainer } from '../../browser/trainer.js';
 import { Emitter } from '../../shared/base/emitter.js';
 import type { TrainerCommand } from '../../shared/policy/types.js';
 import type { TrainChoice } from '../app-host.js';
 
 const KEY = 'swarm.trainHere';
 
-export function trainChoice(trainer: Pick<Trainer, 'follow'>): TrainChoice & { follow(c: TrainerCommand): void } {
+export function trainChoice(trainer: { follow(c: TrainerCommand): Promise<void> }): TrainChoice & { follow(c: TrainerCommand): void } {
   const saved = localStorage.getItem(KEY);
   let yes: boolean | undefined = saved === null ? undefined : saved === 'yes';
   const wanted: { train: boolean; duty?: number } = { train: false };
