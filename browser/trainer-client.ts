@@ -1,12 +1,13 @@
 // A browser tab's trainer as the page sees it: the same calls as browser/trainer.ts (detect, follow,
-// setWallet), answered by the trainer in a dedicated worker (browser/training-worker.ts). The page
+// setWallet), answered by the trainer in a dedicated worker (browser/training-worker.ts). Nothing of
+// the trainer is imported here: the page's bundle stays without the session, kernels and codecs. The page
 // keeps the WebRTC connections (RtcRelay) and the wallet, and does what the worker asks of them.
 import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import type { PeerWallet } from '../shared/peer/host.js';
 import type { TrainerCommand } from '../shared/policy/types.js';
 import { browserRtc } from './rtc.js';
 import { RtcRelay } from './rtc-relay.js';
-import { DEFAULT_DATA_URL } from './trainer.js';
+import { DEFAULT_DATA_URL } from './data-url.js';
 import { Calls, type PageCall, type PageToWorker, type WorkerCall, type WorkerToPage, answer } from './worker-protocol.js';
 
 export interface TrainerClientOptions {

@@ -6,11 +6,10 @@ import type { PeerHost, PeerStorage, PeerWallet } from '../shared/peer/host.js';
 import type { RtcFactory } from '../shared/peer/rtc.js';
 import { PeerSession } from '../shared/peer/session.js';
 import type { TrainerCommand } from '../shared/policy/types.js';
+import { DEFAULT_DATA_URL } from './data-url.js';
 import { browserHost } from './host.js';
 import { SESSION_EVENT_NAMES } from '../shared/peer/session-events.js';
 
-/** The default run's text, shipped beside the pages (vite.config.ts); a swarm on other text names its own. */
-export const DEFAULT_DATA_URL = 'tinyshakespeare.txt';
 const FORWARDED_EVENTS = SESSION_EVENT_NAMES.filter((name) => name !== 'log');
 
 export interface TrainerOptions {

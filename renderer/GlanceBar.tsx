@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import { ago } from './format.js';
-import { type Reading, glance } from './glance.js';
+import { type Glance, type Reading, glance } from './glance.js';
 import { act, useDashboard } from './store.js';
 import { useWallet } from './wallet/context.js';
 
@@ -42,11 +42,17 @@ function ChoiceButton({ yes }: { yes: boolean | undefined }) {
   );
 }
 
-export function GlanceBar() {
+/** The glance as of now, redrawn every second (a page showing the same values greys them alike). */
+export function useGlance(): Glance {
   const { training, policy, choice } = useDashboard(useShallow((s) => ({ training: s.training, policy: s.policy, choice: s.trainChoice })));
   const { runId, account } = useWallet();
   const now = useNow(1000);
-  const g = glance({ training, policy, payee: { paid: runId !== undefined, ...(account && { account }) }, ...(choice && { choice }) }, now);
+  return glance({ training, policy, payee: { paid: runId !== undefined, ...(account && { account }) }, ...(choice && { choice }) }, now);
+}
+
+export function GlanceBar() {
+  const g = useGlance();
+  const choice = useDashboard((s) => s.trainChoice);
   return (
     <section className="glance" aria-label="at a glance">
       <p className="glance-doing">

@@ -2,13 +2,15 @@
 import type { ReactNode } from 'react';
 import { SNOOZE_HOURS, type SnoozeHours } from '../shared/policy/index.js';
 
-export function Stat({ label, value, hint, testId }: { label: string; value: ReactNode; hint?: string; testId?: string }) {
+/** A labelled value; `stale` (its age, "as of 2 min ago") greys a value that stopped updating. */
+export function Stat({ label, value, hint, testId, stale }: { label: string; value: ReactNode; hint?: string; testId?: string; stale?: string }) {
   return (
     <div className="stat">
       <div className="stat-label">{label}</div>
-      <div className="stat-value" title={hint} data-testid={testId}>
+      <div className={stale ? 'stat-value stale' : 'stat-value'} title={hint} data-testid={testId} data-stale={stale ? true : undefined}>
         {value}
       </div>
+      {stale && <div className="stat-age muted">{stale}</div>}
     </div>
   );
 }

@@ -17,7 +17,7 @@ const LIMITS: Record<string, { words: string; isBytes: boolean }> = {
 };
 
 const KIND: Record<AdapterKind, string> = {
-  cpu: 'no GPU: WebGPU runs on the processor',
+  cpu: 'the processor (no GPU)',
   integrated: 'integrated GPU (shares the system memory)',
   discrete: 'graphics card',
   unknown: 'GPU of an unknown kind',
@@ -30,7 +30,7 @@ function headline(verdict: Verdict, kind: AdapterKind | undefined): { mark: stri
     return {
       mark: '⚠',
       className: 'warn',
-      text: `No GPU found: WebGPU runs on this machine's processor, many times slower than a graphics card. It still ${verdict.text}, slowly.`,
+      text: `No GPU found: WebGPU runs on this machine's processor, many times slower than a graphics card. It ${verdict.text.replace(/^can /, 'can still ')}, slowly.`,
     };
   return { mark: '✔', className: 'ok', text: `Ready to train: it ${verdict.text}.` };
 }

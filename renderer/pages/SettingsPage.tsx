@@ -35,7 +35,7 @@ function NumberField({
   const id = `problem-${field.replace('.', '-')}`;
   return (
     <>
-      <label>
+      <label className="block">
         {LABELS[field]}{' '}
         <input
           type="number"
@@ -133,7 +133,7 @@ function WhenToTrain({ s, up, problems, tab }: SectionProps & { tab: boolean }) 
         Games that pause training (one per line)
         <textarea rows={5} value={s.games.join('\n')} onChange={(e) => up({ games: games(e.target.value) })} />
       </label>
-      <label>
+      <label className="block">
         <input type="checkbox" checked={s.pauseOnFullscreen} onChange={(e) => up({ pauseOnFullscreen: e.target.checked })} /> Pause while an app is fullscreen
       </label>
       <Schedule windows={s.schedule} onChange={(schedule) => up({ schedule })} />
@@ -144,7 +144,7 @@ function WhenToTrain({ s, up, problems, tab }: SectionProps & { tab: boolean }) 
 function Battery({ s, up, problems }: SectionProps) {
   return (
     <Card title="Battery" id="battery">
-      <label>
+      <label className="block">
         <input type="checkbox" checked={s.battery.pauseOnBattery} onChange={(e) => up({ battery: { ...s.battery, pauseOnBattery: e.target.checked } })} /> Pause on battery power
       </label>
       <NumberField
@@ -178,7 +178,7 @@ function Limits({ s, up, problems, desktop }: SectionProps & { desktop: boolean 
       />
       <NumberField field="gpuUsage" value={Math.round(s.gpuUsage * 100)} min={10} max={100} problems={problems} onChange={(v) => up({ gpuUsage: v / 100 })} />
       {desktop && (
-        <label>
+        <label className="block">
           <input type="checkbox" checked={s.startAtLogin} onChange={(e) => up({ startAtLogin: e.target.checked })} /> Start when I log in
         </label>
       )}

@@ -7,7 +7,8 @@ import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, X
 import { useShallow } from 'zustand/shallow';
 import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
 import { bytes } from '../../shared/base/sizes.js';
-import { clock, percent, sentence, time } from '../format.js';
+import { ago, clock, percent, sentence, time } from '../format.js';
+import { useGlance } from '../GlanceBar.js';
 import { linkSentence, linkSummary, linksStale, peerNote } from '../link-summary.js';
 import { act, useDashboard } from '../store.js';
 import { topology } from '../training-state.js';
@@ -143,14 +144,17 @@ function PeerStats() {
       creditedMicrobatches: t.creditedMicrobatches,
     })),
   );
+  // The speed as the glance bar judges it: an old reading is shown as old here too.
+  const age = useGlance().speed?.staleFor;
+  const stale = age === undefined ? undefined : ago(age);
   return (
     <>
       <div className="stats">
         <Stat label="Run" value={t.runId ?? '–'} />
         <Stat label="Stage" value={t.stage !== undefined ? `${t.stage + 1} of ${t.stages}` : '–'} />
         <Stat label="Swarm step" value={t.swarm ? `${t.swarm.step} / ${t.swarm.steps}` : '–'} />
-        <Stat label="Tokens/s" value={t.tokensPerSec.toFixed(0)} />
-        <Stat label="GPU busy" value={percent(t.busyFraction, 0)} />
+        <Stat label="Tokens/s" value={t.tokensPerSec.toFixed(0)} stale={stale} />
+        <Stat label="GPU busy" value={percent(t.busyFraction, 0)} stale={stale} />
         <Stat label="Sent" value={bytes(t.bytesSent)} />
         <Stat label="Saved by compression" value={bytes(t.bytesSaved)} />
         <Stat label="Microbatches credited" value={t.creditedMicrobatches} testId="credited" />
