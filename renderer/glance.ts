@@ -88,10 +88,10 @@ function speed(t: TrainingState, w: Word, now: number): Reading | undefined {
 
 function earned(t: TrainingState, payee: Payee, w: Word, now: number): Reading {
   if (!payee.paid) return { text: 'Unpaid: this swarm settles on no chain.' };
-  if (!payee.account && w === 'off') return { text: 'Nothing: this tab does not train.' };
-  if (!payee.account) return { text: 'Not paid: connect a wallet to be paid for this GPU’s work.', warn: true };
-  const mine = t.settlements.filter((s) => s.account === payee.account!.toLowerCase());
+  const mine = t.settlements.filter((s) => s.account === payee.account?.toLowerCase());
   const last = mine.at(-1);
+  if (!last && w === 'off') return { text: 'Nothing: this tab does not train.' };
+  if (!payee.account) return { text: 'Not paid: connect a wallet to be paid for this GPU’s work.', warn: true };
   if (!last) return { text: t.creditedMicrobatches > 0 ? `${t.creditedMicrobatches} microbatches credited: units once their epoch settles` : 'Nothing earned yet in this run.' };
   const total = `${units(BigInt(last.cumulative))} units this run`;
   if (w === 'paused') return { text: `${total} · not earning while paused` };

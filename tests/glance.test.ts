@@ -85,9 +85,11 @@ describe('a tab trains only when its user asked it to', () => {
   it('not asked yet, or told no: it says so, and a buyer is not asked for a wallet to be paid', () => {
     const fresh = glance({ training: INITIAL_TRAINING, policy: TRAIN, payee: { paid: true }, choice: { yes: undefined } }, T0);
     expect(fresh).toMatchObject({ word: 'off', doing: 'This tab does not train until you ask it to.', earned: { text: 'Nothing: this tab does not train.' } });
-    expect(glance({ training: INITIAL_TRAINING, policy: TRAIN, payee: { paid: true }, choice: { yes: false } }, T0)).toMatchObject({
+    // A buyer's wallet connected, nothing settled for it: still nothing to earn here.
+    expect(glance({ training: INITIAL_TRAINING, policy: TRAIN, payee: PAID, choice: { yes: false } }, T0)).toMatchObject({
       word: 'off',
       doing: 'You chose not to train in this tab.',
+      earned: { text: 'Nothing: this tab does not train.' },
     });
     expect(glance({ training, policy: TRAIN, payee: PAID, choice: { yes: true } }, T0 + 10_500).word).toBe('training');
   });

@@ -23,8 +23,11 @@ const ARTIFACTS = 'e2e/artifacts';
 const STEPS = 80;
 const GAME = 'eldenring.exe';
 const PAGES = ['Training', 'GPU', 'Runs', 'Earnings', 'Credentials', 'Settings'] as const;
-/** The longest the tab's dashboard may freeze while its peer trains on the same thread. */
-const MAX_FREEZE_MS = 5000;
+/**
+ * The longest task the tab's page may run while its peer trains (in a worker: the page only draws
+ * and relays WebRTC). Measured 118–200 ms on this machine; it was 273 ms training on the page's thread.
+ */
+const MAX_TRAINING_TASK_MS = 400;
 
 test.describe.configure({ mode: 'serial' });
 
@@ -170,8 +173,8 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
     .poll(async () => Number(await chart.getAttribute('data-val-points')), { message: 'validation points drawn', timeout: 5 * 60_000, intervals: [2000] })
     .toBeGreaterThan(0);
   await expect(chart.locator('.recharts-line-dots circle').first()).toBeVisible();
-  // In a tab the peer trains on the page's own thread (the desktop app trains in a hidden window):
-  // record how long the page could not answer input, and bound the worst freeze.
+  // The tab's peer trains in a worker (the desktop app's in a hidden window): record how long the
+  // page could not answer input, what blocked it (slowFrames), and bound its longest task while training.
   const [longTasks, slowFrames, now] = await contributor.evaluate(() => {
     const w = window as unknown as { __longTasks: { start: number; ms: number }[]; __slowFrames: unknown[] };
     return [w.__longTasks, w.__slowFrames, performance.now()] as const;
@@ -187,7 +190,7 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   const report = { wholeVisit: summary(longTasks, now / 1000), whileTraining: summary(training, (now - trainingFrom) / 1000), slowFrames };
   writeFileSync(`${ARTIFACTS}/responsiveness.json`, JSON.stringify(report, null, 2));
   console.log(`dashboard main thread while the tab trains: ${JSON.stringify({ ...report, slowFrames: slowFrames.length })}`);
-  expect(report.whileTraining.maxMs).toBeLessThan(MAX_FREEZE_MS);
+  expect(report.whileTraining.maxMs).toBeLessThan(MAX_TRAINING_TASK_MS);
   await shoot(contributor, 'training.png');
   await accessible(contributor);
 });
