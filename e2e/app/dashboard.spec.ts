@@ -235,6 +235,18 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   await expect.poll(() => statNumber(contributor, 'credentials-held')).toBeGreaterThan(0);
   const accrued = async () => Number(await contributor.getByTestId('credentials-accrued').textContent());
   const accruedBefore = await accrued();
+  // A listing with a bad amount and price is refused in the page, in the fields' words, and nothing is listed.
+  const listed = await contributor.getByTestId('listings').locator('tbody tr').count();
+  await contributor.getByLabel('Amount').fill('ten');
+  await contributor.getByLabel('Price per credential (ETH)').fill('0');
+  await contributor.getByRole('button', { name: 'List for sale' }).click();
+  await expect(contributor.getByText('Amount must be a whole number of credentials, from 1 to 9,999,999.')).toBeVisible();
+  await expect(contributor.getByText('Price per credential (ETH) must be an amount of ETH above 0, like 0.001.')).toBeVisible();
+  await expect(contributor.getByLabel('Amount')).toHaveAttribute('aria-invalid', 'true');
+  expect(await contributor.getByTestId('listings').locator('tbody tr').count()).toBe(listed);
+  await contributor.getByLabel('Amount').fill('10');
+  await contributor.getByLabel('Price per credential (ETH)').fill('0.001');
+  await expect(contributor.getByText(/must be a whole number|must be an amount of ETH/)).toHaveCount(0);
 
   // The buyer never asks its tab to train: it is not made a worker of the swarm, and says so.
   const buyer = await openDashboard();

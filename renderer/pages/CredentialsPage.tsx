@@ -7,76 +7,101 @@ import { type SpentAnswer, ensureCredential, spendAndAsk } from '../../shared/bu
 import { MAX_GENERATED_TOKENS, MAX_PROMPT_CHARS } from '../../shared/swarm/protocol.js';
 import { POLL_MS, useHoldings } from '../chain-queries.js';
 import { Card, Empty, Stat, TableHead } from '../components.js';
+import { listingProblems } from '../form-checks.js';
 import { short, tokenAmount } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { WalletBar } from '../wallet/WalletBar.js';
-import { useWallet } from '../wallet/context.js';
+import { type WalletView, useWallet } from '../wallet/context.js';
+
+type Listing = Awaited<ReturnType<NonNullable<WalletView['reader']>['openListings']>>[number];
+
+/** The open listings: the user's own to cancel, the others' to buy one from. */
+function ListingsTable({ listings, onChange }: { listings: Listing[]; onChange(): void }) {
+  const { chain, account } = useWallet();
+  return listings.length ? (
+    <table data-testid="listings">
+      <TableHead columns={['Listing', 'Seller', 'Left', 'Price', 'Action']} srOnly={['Action']} />
+      <tbody>
+        {listings.map((l) => (
+          <tr key={l.listingId.toString()}>
+            <td>{l.listingId.toString()}</td>
+            <td>{l.seller === account ? 'you' : short(l.seller)}</td>
+            <td>{l.amount.toString()}</td>
+            <td>{tokenAmount(l.price)} ETH</td>
+            <td>
+              {l.seller === account ? (
+                <button type="button" onClick={() => act('cancel', () => chain!.cancelListing(l.listingId)).then(onChange)}>
+                  Cancel
+                </button>
+              ) : (
+                <button type="button" disabled={!chain} onClick={() => act('buy', () => chain!.buy(l, 1n)).then(onChange)}>
+                  Buy 1
+                </button>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  ) : (
+    <Empty>No credential is listed for sale.</Empty>
+  );
+}
 
 function Market({ onChange }: { onChange(): void }) {
-  const { reader, chain, account, runId } = useWallet();
+  const { reader, chain, runId } = useWallet();
   const listings = useQuery({ queryKey: ['listings', runId?.toString()], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => reader!.openListings(runId!) });
+  const changed = () => {
+    void listings.refetch();
+    onChange();
+  };
   const [amount, setAmount] = useState('10');
   const [price, setPrice] = useState('0.001');
+  // Checked in the page, in the fields' own words, after a first try: a refused listing sends nothing.
+  const [checking, setChecking] = useState(false);
+  const problems = checking ? listingProblems(amount, price) : {};
   const list = (e: FormEvent) => {
     e.preventDefault();
-    void act('list', async () => {
-      if (!/^[1-9]\d{0,6}$/.test(amount)) throw new Error('the amount is a whole number of credentials');
-      await chain!.list(runId!, BigInt(amount), parseEther(price));
-    }).then(() => {
-      void listings.refetch();
-      onChange();
-    });
+    setChecking(true);
+    if (Object.keys(listingProblems(amount, price)).length) return;
+    void act('list', () => chain!.list(runId!, BigInt(amount), parseEther(price))).then(changed);
   };
   return (
     <>
       <form onSubmit={list} className="row" aria-label="list credentials for sale">
         <label>
-          Amount <input inputMode="numeric" value={amount} onChange={(e) => setAmount(e.target.value)} />
+          Amount{' '}
+          <input
+            inputMode="numeric"
+            value={amount}
+            aria-invalid={problems.amount ? true : undefined}
+            aria-describedby="amount-problem"
+            onChange={(e) => setAmount(e.target.value.trim())}
+          />
         </label>
         <label>
-          Price per credential (ETH) <input value={price} onChange={(e) => setPrice(e.target.value)} />
+          Price per credential (ETH){' '}
+          <input
+            inputMode="decimal"
+            value={price}
+            aria-invalid={problems.price ? true : undefined}
+            aria-describedby="price-problem"
+            onChange={(e) => setPrice(e.target.value.trim())}
+          />
         </label>
         <button type="submit" disabled={!chain}>
           List for sale
         </button>
       </form>
-      {listings.data?.length ? (
-        <table data-testid="listings">
-          <TableHead columns={['Listing', 'Seller', 'Left', 'Price', 'Action']} srOnly={['Action']} />
-          <tbody>
-            {listings.data.map((l) => (
-              <tr key={l.listingId.toString()}>
-                <td>{l.listingId.toString()}</td>
-                <td>{l.seller === account ? 'you' : short(l.seller)}</td>
-                <td>{l.amount.toString()}</td>
-                <td>{tokenAmount(l.price)} ETH</td>
-                <td>
-                  {l.seller === account ? (
-                    <button type="button" onClick={() => act('cancel', () => chain!.cancelListing(l.listingId)).then(() => listings.refetch())}>
-                      Cancel
-                    </button>
-                  ) : (
-                    <button
-                      type="button"
-                      disabled={!chain}
-                      onClick={() =>
-                        act('buy', () => chain!.buy(l, 1n)).then(() => {
-                          void listings.refetch();
-                          onChange();
-                        })
-                      }
-                    >
-                      Buy 1
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : (
-        <Empty>No credential is listed for sale.</Empty>
+      {(['amount', 'price'] as const).map(
+        (k) =>
+          problems[k] && (
+            <p key={k} id={`${k}-problem`} className="bad field-problem">
+              {problems[k]}
+            </p>
+          ),
       )}
+      <ListingsTable listings={listings.data ?? []} onChange={changed} />
     </>
   );
 }
@@ -163,7 +188,8 @@ export function CredentialsPage() {
   const { chain, account, runId } = useWallet();
   const h = useHoldings();
   const refresh = () => void h.refetch();
-  if (!account || runId === undefined)
+  if (runId === undefined) return <Empty>This swarm settles on no chain: there are no credentials to hold, buy or spend.</Empty>;
+  if (!account)
     return (
       <>
         <WalletBar />

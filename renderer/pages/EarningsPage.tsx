@@ -85,10 +85,12 @@ export function EarningsPage() {
   const p = proofs.data;
   const latest = p ? p.epochs.reduce((a, b) => (b.epoch > a.epoch ? b : a)) : undefined;
   const claimable = latest && h.data ? BigInt(latest.cumulative) - h.data.claimed : 0n;
+  // No chain, no ownership: a "Connect a wallet" with nothing to connect to would only confuse.
+  if (runId === undefined) return <Empty>This swarm settles on no chain: the work trained here earns no ownership.</Empty>;
   return (
     <>
       <WalletBar />
-      {!account || runId === undefined ? (
+      {!account ? (
         <Empty>Connect a wallet to see what it earned.</Empty>
       ) : (
         <>

@@ -6,7 +6,7 @@ import type { PolicySettings, ScheduleWindow } from '../../shared/policy/types.j
 import type { AppHost } from '../app-host.js';
 import { Card, Empty, SnoozeButtons } from '../components.js';
 import { sentence } from '../format.js';
-import { type Field, LABELS, problemSentence, settingsProblems } from '../settings-form.js';
+import { type Field, LABELS, problemSentence, settingsProblems } from '../form-checks.js';
 import { act, useDashboard } from '../store.js';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

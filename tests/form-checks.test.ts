@@ -1,9 +1,10 @@
-// The Settings page's checks (renderer/settings-form.ts): every problem the policies' schema finds is
-// told against the field the page shows, in the page's words, never as an internal field path.
+// The dashboard's form checks (renderer/form-checks.ts): every problem the policies' schema finds is
+// told against the field the Settings page shows, in the page's words, never as an internal field
+// path; a credential listing's amount and price likewise.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '../shared/policy/index.js';
 import type { PolicySettings } from '../shared/policy/types.js';
-import { problemSentence, settingsProblems } from '../renderer/settings-form.js';
+import { listingProblems, problemSentence, settingsProblems } from '../renderer/form-checks.js';
 
 const sentences = (s: Partial<PolicySettings>) => Object.entries(settingsProblems({ ...DEFAULT_SETTINGS, ...s })).map(([k, m]) => problemSentence(k, m));
 
@@ -43,5 +44,19 @@ describe('settings checked in the page', () => {
         games: ['ok.exe', ' '],
       }),
     ).toEqual(['Game 2 must not be empty.', 'Schedule window 2 (days) needs at least one day.', 'Schedule window 2 (from) must be a time "HH:MM" from 00:00 to 23:59.']);
+  });
+});
+
+describe('a credential listing checked in the page', () => {
+  it('takes a whole amount and a price above 0 in ETH', () => {
+    expect(listingProblems('10', '0.001')).toEqual({});
+    expect(listingProblems('1', '2')).toEqual({});
+  });
+
+  it('refuses each bad value in its field’s words', () => {
+    const amount = 'Amount must be a whole number of credentials, from 1 to 9,999,999.';
+    const price = 'Price per credential (ETH) must be an amount of ETH above 0, like 0.001.';
+    for (const bad of ['0', '-5', '1.5', 'ten', '', '10000000']) expect(listingProblems(bad, '0.001'), bad).toEqual({ amount });
+    for (const bad of ['0', '0.0', '-1', 'abc', '', '1e3', '0.0000000000000000001']) expect(listingProblems('10', bad), bad).toEqual({ price });
   });
 });

@@ -1,6 +1,7 @@
-// The Settings form's checks, in the words of its own fields: the policies' schema
-// (shared/policy/settings.ts) decides what is valid, and each problem it finds is told next to the
-// field it is about, named as the page names it. Pure: the page renders it, tests check it.
+// The dashboard's forms checked in the words of their own fields, each problem told next to the
+// field it is about: the Settings form (the policies' schema, shared/policy/settings.ts, decides
+// what is valid) and a credential listing. Pure: the pages render it, tests check it.
+import { parseEther } from 'viem';
 import { PolicySettingsSchema } from '../shared/policy/settings.js';
 import type { PolicySettings } from '../shared/policy/types.js';
 
@@ -53,4 +54,12 @@ export function problemSentence(key: string, message: string): string {
             ? 'Games'
             : 'Settings';
   return `${name} ${message}.`;
+}
+
+/** What is wrong with a listing's amount and price, in the fields' words. */
+export function listingProblems(amount: string, price: string): { amount?: string; price?: string } {
+  const p: { amount?: string; price?: string } = {};
+  if (!/^[1-9]\d{0,6}$/.test(amount)) p.amount = 'Amount must be a whole number of credentials, from 1 to 9,999,999.';
+  if (!/^\d{1,9}(\.\d{1,18})?$/.test(price) || parseEther(price) === 0n) p.price = 'Price per credential (ETH) must be an amount of ETH above 0, like 0.001.';
+  return p;
 }
