@@ -3,6 +3,7 @@
 // holds a stand-in with the same contract (relayedRtc: shared/peer/rtc.ts). Messages cross as
 // transferred buffers, so a boundary tensor is copied once per side, never serialised.
 import type { LinkPath } from '../shared/peer/link-path.js';
+import { ChannelState } from '../shared/peer/channel-state.js';
 import type { RtcFactory, RtcPeer, RtcPeerOptions } from '../shared/peer/rtc.js';
 import type { RtcNews, RtcOrder } from './worker-protocol.js';
 
@@ -90,15 +91,7 @@ export function relayedRtc(post: PostOrder, path: (id: number) => Promise<LinkPa
 }
 
 class RelayedPeer implements RtcPeer {
-  readonly connected: Promise<void>;
-  private resolveConnected: () => void = () => {};
-  private rejectConnected: (e: Error) => void = () => {};
-  private open = false;
-  private closedWhy: string | undefined;
-  private dataHandler?: (bytes: Uint8Array) => void;
-  private readonly early: Uint8Array[] = [];
-  private closeHandler?: (why: string) => void;
-  private closeNotified = false;
+  private readonly ch = new ChannelState();
 
   constructor(
     private readonly id: number,
@@ -106,74 +99,49 @@ class RelayedPeer implements RtcPeer {
     private readonly post: PostOrder,
     private readonly askPath: (id: number) => Promise<LinkPath | undefined>,
     private readonly forget: () => void,
-  ) {
-    this.connected = new Promise<void>((resolve, reject) => {
-      this.resolveConnected = resolve;
-      this.rejectConnected = reject;
-    });
-    this.connected.catch(() => {});
+  ) {}
+
+  get connected(): Promise<void> {
+    return this.ch.connected;
   }
 
   news(n: RtcNews): void {
-    if (this.closedWhy !== undefined) return;
+    if (this.ch.closedWhy !== undefined) return;
     if (n.event === 'signal') this.o.sendSignal(n.data);
-    else if (n.event === 'open') {
-      this.open = true;
-      this.resolveConnected();
-    } else if (n.event === 'data') {
-      if (this.dataHandler && this.early.length === 0) this.dataHandler(n.bytes);
-      else this.early.push(n.bytes);
-    } else this.closed(n.why);
+    else if (n.event === 'open') this.ch.opened();
+    else if (n.event === 'data') this.ch.received(n.bytes);
+    else this.closed(n.why);
   }
 
   signal(data: unknown): void {
-    if (this.closedWhy === undefined) this.post({ id: this.id, order: 'signal', data });
+    if (this.ch.closedWhy === undefined) this.post({ id: this.id, order: 'signal', data });
   }
 
   send(bytes: Uint8Array): void {
-    if (this.closedWhy !== undefined) throw new Error(`cannot send on a closed WebRTC connection (${this.closedWhy})`);
-    if (!this.open) throw new Error('cannot send before the WebRTC data channel is open (await `connected`)');
+    this.ch.checkSend();
     const b = own(bytes);
     this.post({ id: this.id, order: 'send', bytes: b }, [b.buffer]);
   }
 
   onData(handler: (bytes: Uint8Array) => void): void {
-    this.dataHandler = handler;
-    if (this.early.length > 0) queueMicrotask(() => this.flushEarly());
+    this.ch.onData(handler);
   }
 
   onClose(handler: (why: string) => void): void {
-    this.closeHandler = handler;
-    if (this.closedWhy !== undefined) queueMicrotask(() => this.notifyClose());
+    this.ch.onClose(handler);
   }
 
   path(): Promise<LinkPath | undefined> {
-    return this.open && this.closedWhy === undefined ? this.askPath(this.id) : Promise.resolve(undefined);
+    return this.ch.open ? this.askPath(this.id) : Promise.resolve(undefined);
   }
 
   destroy(): void {
-    if (this.closedWhy !== undefined) return;
+    if (this.ch.closedWhy !== undefined) return;
     this.post({ id: this.id, order: 'destroy' });
     this.closed('destroyed locally');
   }
 
-  private flushEarly(): void {
-    for (const b of this.early.splice(0)) this.dataHandler?.(b);
-  }
-
   private closed(why: string): void {
-    if (this.closedWhy !== undefined) return;
-    this.closedWhy = why;
-    this.open = false;
-    this.forget();
-    this.rejectConnected(new Error(`the WebRTC connection closed before its data channel opened: ${why}`));
-    // Never from inside destroy(), as the page's own peers: the caller's cleanup must not re-enter.
-    queueMicrotask(() => this.notifyClose());
-  }
-
-  private notifyClose(): void {
-    if (this.closeNotified || this.closedWhy === undefined || !this.closeHandler) return;
-    this.closeNotified = true;
-    this.closeHandler(this.closedWhy);
+    if (this.ch.close(why)) this.forget();
   }
 }

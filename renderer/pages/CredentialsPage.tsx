@@ -48,6 +48,22 @@ function ListingsTable({ listings, onChange }: { listings: Listing[]; onChange()
   );
 }
 
+/** A text input whose problem, if any, is told below the form (`${id}-problem`). */
+function TextField(p: { label: string; id: string; inputMode: 'numeric' | 'decimal'; value: string; invalid: boolean; onChange(v: string): void }) {
+  return (
+    <label>
+      {p.label}{' '}
+      <input
+        inputMode={p.inputMode}
+        value={p.value}
+        aria-invalid={p.invalid || undefined}
+        aria-describedby={`${p.id}-problem`}
+        onChange={(e) => p.onChange(e.target.value.trim())}
+      />
+    </label>
+  );
+}
+
 function Market({ onChange }: { onChange(): void }) {
   const { reader, chain, runId } = useWallet();
   const listings = useQuery({ queryKey: ['listings', runId?.toString()], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => reader!.openListings(runId!) });
@@ -69,26 +85,8 @@ function Market({ onChange }: { onChange(): void }) {
   return (
     <>
       <form onSubmit={list} className="row" aria-label="list credentials for sale">
-        <label>
-          Amount{' '}
-          <input
-            inputMode="numeric"
-            value={amount}
-            aria-invalid={problems.amount ? true : undefined}
-            aria-describedby="amount-problem"
-            onChange={(e) => setAmount(e.target.value.trim())}
-          />
-        </label>
-        <label>
-          Price per credential (ETH){' '}
-          <input
-            inputMode="decimal"
-            value={price}
-            aria-invalid={problems.price ? true : undefined}
-            aria-describedby="price-problem"
-            onChange={(e) => setPrice(e.target.value.trim())}
-          />
-        </label>
+        <TextField label="Amount" id="amount" inputMode="numeric" value={amount} invalid={!!problems.amount} onChange={setAmount} />
+        <TextField label="Price per credential (ETH)" id="price" inputMode="decimal" value={price} invalid={!!problems.price} onChange={setPrice} />
         <button type="submit" disabled={!chain}>
           List for sale
         </button>

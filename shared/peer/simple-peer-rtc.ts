@@ -3,6 +3,7 @@
 // own RTCPeerConnection), so each host passes its constructor in and shares everything else.
 // Nothing of simple-peer is imported here, not even its types (they describe Node streams and would
 // pull Node's types into the core): the part of it this adapter uses is spelled out below.
+import { ChannelState } from './channel-state.js';
 import { type LinkPath, selectedPath } from './link-path.js';
 import type { RtcFactory, RtcPeer } from './rtc.js';
 
@@ -80,40 +81,28 @@ export function simplePeerRtc(Peer: SimplePeerConstructor, extra: Pick<SimplePee
 }
 
 class SimplePeerRtc implements RtcPeer {
-  readonly connected: Promise<void>;
-  private dataHandler: ((bytes: Uint8Array) => void) | undefined;
-  /** Messages that arrive before the session installs its handler wait here rather than vanish. */
-  private readonly early: Uint8Array[] = [];
-  private closeHandler: ((why: string) => void) | undefined;
-  private closedWhy: string | undefined;
-  private closeNotified = false;
+  private readonly ch = new ChannelState();
   /** Messages waiting for room in the channel's send queue (see HIGH_WATER). */
   private readonly backlog: Uint8Array[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
-  private open = false;
   /** Remote ICE candidates taken so far (see MAX_REMOTE_CANDIDATES). */
   private candidates = 0;
-  private rejectConnected: (e: Error) => void = () => {};
 
   constructor(private readonly peer: SimplePeerLike) {
-    this.connected = new Promise<void>((resolve, reject) => {
-      this.rejectConnected = reject;
-      peer.once('connect', () => {
-        this.open = true;
-        resolve();
-      });
-    });
-    // A caller that never awaits `connected` (it watches onClose instead) must not crash Node.
-    this.connected.catch(() => {});
+    peer.once('connect', () => this.ch.opened());
     // simple-peer emits 'error' (with the cause) and then 'close'; the first one names the reason.
     peer.on('error', (e) => this.closed(closeReason(e)));
     peer.on('close', () => this.closed('the remote peer closed the connection'));
     peer.on('data', (d: Uint8Array) => this.received(d));
   }
 
+  get connected(): Promise<void> {
+    return this.ch.connected;
+  }
+
   signal(data: unknown): void {
     // Signals that trail a closed connection (late candidates) are expected; drop them.
-    if (this.closedWhy !== undefined) return;
+    if (this.ch.closedWhy !== undefined) return;
     // The coordinator relays whatever a neighbour sends: only the kinds of signal simple-peer itself
     // makes get through, rebuilt field by field, and only so many candidates. simple-peer keeps every
     // candidate that comes before the offer and adds a transceiver per request, without limit.
@@ -123,8 +112,7 @@ class SimplePeerRtc implements RtcPeer {
   }
 
   send(bytes: Uint8Array): void {
-    if (this.closedWhy !== undefined) throw new Error(`cannot send on a closed WebRTC connection (${this.closedWhy})`);
-    if (!this.open) throw new Error('cannot send before the WebRTC data channel is open (await `connected`)');
+    this.ch.checkSend();
     if (this.backlog.length === 0 && this.peer.bufferSize < HIGH_WATER) {
       this.peer.send(bytes);
       return;
@@ -134,20 +122,16 @@ class SimplePeerRtc implements RtcPeer {
   }
 
   onData(handler: (bytes: Uint8Array) => void): void {
-    this.dataHandler = handler;
-    // Deliver the early messages a moment later, as if they had just arrived: a caller that installs
-    // a layer in two steps (`new ChunkedLink(raw)`, then `link.onMessage(h)`) then misses none.
-    if (this.early.length > 0) queueMicrotask(() => this.flushEarly());
+    this.ch.onData(handler);
   }
 
   onClose(handler: (why: string) => void): void {
-    this.closeHandler = handler;
-    if (this.closedWhy !== undefined) queueMicrotask(() => this.notifyClose());
+    this.ch.onClose(handler);
   }
 
   path(): Promise<LinkPath | undefined> {
     const peer = this.peer;
-    if (!this.open || !peer.getStats) return Promise.resolve(undefined);
+    if (!this.ch.open || !peer.getStats) return Promise.resolve(undefined);
     return new Promise((resolve) => peer.getStats?.((err, reports) => resolve(err ? undefined : selectedPath(reports))));
   }
 
@@ -159,9 +143,7 @@ class SimplePeerRtc implements RtcPeer {
   private received(d: Uint8Array): void {
     // simple-peer hands out Buffers (a polyfill in the tab); a plain view keeps Uint8Array semantics
     // (Buffer#slice shares memory, Uint8Array#slice copies) without copying the payload.
-    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-    if (this.dataHandler && this.early.length === 0) this.dataHandler(bytes);
-    else this.early.push(bytes);
+    this.ch.received(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
 
   private pumpLater(): void {
@@ -172,7 +154,7 @@ class SimplePeerRtc implements RtcPeer {
   private pump(): void {
     this.pumpTimer = undefined;
     try {
-      while (this.closedWhy === undefined && this.backlog.length > 0 && this.peer.bufferSize < HIGH_WATER) {
+      while (this.ch.closedWhy === undefined && this.backlog.length > 0 && this.peer.bufferSize < HIGH_WATER) {
         const next = this.backlog.shift();
         if (next) this.peer.send(next);
       }
@@ -182,28 +164,13 @@ class SimplePeerRtc implements RtcPeer {
       this.peer.destroy();
       return;
     }
-    if (this.closedWhy === undefined && this.backlog.length > 0) this.pumpLater();
-  }
-
-  private flushEarly(): void {
-    for (const b of this.early.splice(0)) this.dataHandler?.(b);
+    if (this.ch.closedWhy === undefined && this.backlog.length > 0) this.pumpLater();
   }
 
   private closed(why: string): void {
-    if (this.closedWhy !== undefined) return;
-    this.closedWhy = why;
-    this.open = false;
+    if (!this.ch.close(why)) return;
     clearTimeout(this.pumpTimer);
     this.backlog.length = 0;
-    this.rejectConnected(new Error(`the WebRTC connection closed before its data channel opened: ${why}`));
-    // Never from inside destroy(): the caller's cleanup should not re-enter its own close handler.
-    queueMicrotask(() => this.notifyClose());
-  }
-
-  private notifyClose(): void {
-    if (this.closeNotified || this.closedWhy === undefined || !this.closeHandler) return;
-    this.closeNotified = true;
-    this.closeHandler(this.closedWhy);
   }
 }
 
