@@ -48,14 +48,14 @@ async function main(): Promise<void> {
     throw listenError(e, 'port');
   });
   if (config.coordinator) {
-    console.log(`open ${site.url} in a browser with WebGPU: the tab joins the swarm at ${config.coordinator} as a peer`);
+    console.log(`open ${site.url} in a browser with WebGPU and press Train with this GPU: the tab joins the swarm at ${config.coordinator} as a peer`);
   } else {
     // The page chooses when it loads; what it would find now only tells the user what to expect.
     const now = await resolveAppConfig(config).then(
       (c) => `now that is run ${c.chain?.runId}, coordinated at ${c.coordinator}`,
       (e: Error) => `for now: ${e.message}`,
     );
-    console.log(`open ${site.url} in a browser with WebGPU: the tab finds its run on ${config.network?.name} and joins it as a peer (${now})`);
+    console.log(`open ${site.url} in a browser with WebGPU and press Train with this GPU: the tab finds its run on ${config.network?.name} and joins it as a peer (${now})`);
   }
   process.on('SIGINT', () => void site.close().then(() => process.exit(130)));
 }
