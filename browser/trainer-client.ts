@@ -1,6 +1,6 @@
 // A browser tab's trainer as the page sees it: the same calls as browser/trainer.ts (detect, follow,
 // setWallet), answered by the trainer in a dedicated worker (browser/training-worker.ts). Nothing of
-// the trainer is imported here: the page's bundle stays without the session, kernels and codecs. The page
+// the trainer is imported here, so the page's bundle holds no session, kernels or codecs. The page
 // keeps the WebRTC connections (RtcRelay) and the wallet, and does what the worker asks of them.
 import type { AppConfig, TrainerEvent } from '../shared/app/bridge.js';
 import type { PeerWallet } from '../shared/peer/host.js';

@@ -1,6 +1,6 @@
 // Under the header, on every page: what this machine does now and why, its speed, what it earned and
-// the run's time left (renderer/glance.ts), and in a tab the one button that starts or stops training. Redrawn every second, so a value that stopped coming
-// greys and says its age.
+// the run's time left (renderer/glance.ts), and in a tab the one button that starts or stops
+// training. Redrawn every second, so a value that stopped coming greys and says its age.
 import { useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import { ago } from './format.js';
