@@ -16,7 +16,7 @@ export interface Probe {
   path: string;
   as: string;
   status: number;
-  /** Whether the answer held the secret asked for (the key, or the list of processes). */
+  /** Whether the answer held the secret asked for (the local accounts, or the list of processes). */
   leaked: boolean;
 }
 
@@ -78,13 +78,13 @@ export async function holdOpen(port: number): Promise<net.Socket[]> {
   return [await raw(upgrade), await raw(''), await raw(`${upgrade}Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)];
 }
 
-/** #12 once: the dashboard's server with a key in its config, and every probe of a hostile page. */
+/** #12 once: the dashboard's server with local accounts in its config, and every probe of a hostile page. */
 export async function rebindingRun(): Promise<Probe[]> {
   const dir = mkdtempSync(join(tmpdir(), 'rebind-'));
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>dashboard</title>');
   writeFileSync(join(dir, 'data.txt'), 'to be or not to be');
-  const secret = `0x${'5a'.repeat(32)}`;
-  const site = await serveDashboard({ coordinator: 'ws://127.0.0.1:1', localKeys: [secret] } as never, { dataFile: join(dir, 'data.txt'), dir });
+  const secret = `0x${'5a'.repeat(20)}`;
+  const site = await serveDashboard({ coordinator: 'ws://127.0.0.1:1', localAccounts: [secret] } as never, { dataFile: join(dir, 'data.txt'), dir });
   try {
     return await rebindingProbes(site.url, secret);
   } finally {

@@ -58,7 +58,8 @@ export async function serveDashboard(config: SiteConfig, o: { dataFile: string; 
   return serveStatic(
     {
       ...builtDashboard(o.dir),
-      '/config.json': json({ dataUrl: '/data.txt', ...config }),
+      // A page gets the local node's test accounts, never a key (those are the desktop app's).
+      '/config.json': json({ dataUrl: '/data.txt', ...config, localKeys: undefined }),
       '/data.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(o.dataFile) },
       '/machine': async () => json(await readProcessesAndGpus()),
     },

@@ -48,7 +48,7 @@ export async function openDashboard(config: AppConfig, o: { dataFile: string; po
     o.say(`\nthe desktop app is open; the dashboard is also at ${site.url}\n`);
   } else {
     o.say(
-      `\n${electron.missing}, so the dashboard is served instead:\n\n    open ${site.url}  in Chrome or Edge (Chromium on Linux: --enable-unsafe-webgpu)\n\npress "Train with this GPU" and the tab joins the swarm as a worker; connect its "Local dev key 1" wallet to be paid on this chain\n\n`,
+      `\n${electron.missing}, so the dashboard is served instead:\n\n    open ${site.url}  in Chrome or Edge (Chromium on Linux: --enable-unsafe-webgpu)\n\npress "Train with this GPU" and the tab joins the swarm as a worker; connect its "Local dev account 1" wallet to be paid on this chain\n\n`,
     );
   }
   return {

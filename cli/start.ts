@@ -194,7 +194,10 @@ export async function runLocalEconomy(o: SwarmOptions, e: EconomyOptions, given?
           chain: { rpcUrl: evm.rpcUrl, chainId: evm.chainId, registry: addresses.registry, tokens: addresses.tokens, runId: runId.toString() },
           // The Runs page lists this chain's runs and a tab may switch to another of them.
           network: { name: 'local', chainId: evm.chainId, rpcUrls: [evm.rpcUrl], registry: addresses.registry, tokens: addresses.tokens, stun: [] },
-          localKeys: [evm.keys[FIRST_WORKER + o.workers], evm.keys[BUYER]],
+          // The contributor's and the buyer's test accounts, which the local node signs for; the desktop
+          // app pays its gas from the contributor's key.
+          localAccounts: [evm.accounts[FIRST_WORKER + o.workers].address, evm.accounts[BUYER].address],
+          localKeys: [evm.keys[FIRST_WORKER + o.workers]],
         });
       },
       async afterTraining(c) {

@@ -1,39 +1,87 @@
 // The dashboard's frame: the host's wallet around six pages, a navigation bar, and the last error.
+// Each page is its own chunk, loaded when first shown: the page's first load evaluates only the frame.
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import type { ReactNode } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import type { AppHost } from './app-host.js';
-import { CredentialsPage } from './pages/CredentialsPage.js';
-import { EarningsPage } from './pages/EarningsPage.js';
-import { GpuPage } from './pages/GpuPage.js';
-import { RunsPage } from './pages/RunsPage.js';
-import { SettingsPage } from './pages/SettingsPage.js';
-import { TrainingPage } from './pages/TrainingPage.js';
 import { GlanceBar } from './GlanceBar.js';
 import { type Page, useDashboard } from './store.js';
-import { DesktopWallet } from './wallet/desktop-wallet.js';
-import { TabWallet } from './wallet/tab-wallet.js';
 
-const PAGES: { id: Page; title: string; view: () => ReactNode }[] = [
-  { id: 'training', title: 'Training', view: TrainingPage },
-  { id: 'gpu', title: 'GPU', view: GpuPage },
-  { id: 'runs', title: 'Runs', view: RunsPage },
-  { id: 'earnings', title: 'Earnings', view: EarningsPage },
-  { id: 'credentials', title: 'Credentials', view: CredentialsPage },
-  { id: 'settings', title: 'Settings', view: SettingsPage },
+type View = () => ReactNode;
+const PAGES: { id: Page; title: string; load: () => Promise<View> }[] = [
+  { id: 'training', title: 'Training', load: async () => (await import('./pages/TrainingPage.js')).TrainingPage },
+  { id: 'gpu', title: 'GPU', load: async () => (await import('./pages/GpuPage.js')).GpuPage },
+  { id: 'runs', title: 'Runs', load: async () => (await import('./pages/RunsPage.js')).RunsPage },
+  { id: 'earnings', title: 'Earnings', load: async () => (await import('./pages/EarningsPage.js')).EarningsPage },
+  { id: 'credentials', title: 'Credentials', load: async () => (await import('./pages/CredentialsPage.js')).CredentialsPage },
+  { id: 'settings', title: 'Settings', load: async () => (await import('./pages/SettingsPage.js')).SettingsPage },
 ];
 
-const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1 } } });
+const loaded = new Map<Page, View>();
 
-function Wallet({ host, children }: { host: AppHost; children: ReactNode }) {
-  if (host.desktopWallet)
-    return (
-      <DesktopWallet config={host.config} wallet={host.desktopWallet}>
-        {children}
-      </DesktopWallet>
-    );
-  return <TabWallet config={host.config}>{children}</TabWallet>;
+/** Loads a page's chunk once. */
+async function loadPage(id: Page): Promise<void> {
+  if (!loaded.has(id)) loaded.set(id, await PAGES.find((p) => p.id === id)!.load());
 }
+
+type Frame = (props: { children: ReactNode }) => ReactNode;
+/** Set once by `prepare`, before the first render. */
+let walletFrame: Frame = ({ children }) => children;
+
+/** The host's wallet around the pages: in a tab, its code (wagmi, RainbowKit), then the page's local keys. */
+function walletSteps(host: AppHost): (() => unknown)[] {
+  const wallet = host.desktopWallet;
+  if (wallet)
+    return [
+      async () => {
+        const { DesktopWallet } = await import('./wallet/desktop-wallet.js');
+        walletFrame = ({ children }) => (
+          <DesktopWallet config={host.config} wallet={wallet}>
+            {children}
+          </DesktopWallet>
+        );
+      },
+    ];
+  let tab: typeof import('./wallet/tab-wallet.js');
+  return [
+    async () => {
+      tab = await import('./wallet/tab-wallet.js');
+    },
+    () => {
+      tab.tabWalletConfig(host.config);
+      walletFrame = ({ children }) => <tab.TabWallet config={host.config}>{children}</tab.TabWallet>;
+    },
+  ];
+}
+
+/** What to do before the first render, in steps `main.tsx` runs a task apart: the wallet, the first page. */
+export function prepare(host: AppHost, page: Page): (() => unknown)[] {
+  return [...walletSteps(host), () => loadPage(page)];
+}
+
+function PageView({ id }: { id: Page }) {
+  const View = loaded.get(id);
+  const [failed, setFailed] = useState<string>();
+  const [, setLoads] = useState(0);
+  useEffect(() => {
+    setFailed(undefined);
+    if (!loaded.has(id))
+      loadPage(id).then(
+        () => setLoads((n) => n + 1),
+        (e: Error) => setFailed(`This page could not be loaded (${e.message}). Reload the dashboard to try again.`),
+      );
+  }, [id]);
+  if (View) return <View />;
+  return failed ? (
+    <p className="error" role="alert">
+      {failed}
+    </p>
+  ) : (
+    <p className="muted">Loading this page…</p>
+  );
+}
+
+const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1 } } });
 
 function Shell() {
   // Only what the frame shows: a session event re-renders the glance bar, not the frame and its page.
@@ -61,18 +109,20 @@ function Shell() {
         </div>
       )}
       <main aria-label={current.title}>
-        <current.view />
+        <PageView id={page} />
       </main>
     </div>
   );
 }
 
-export function App({ host }: { host: AppHost }) {
+/** The dashboard, once `prepare`'s steps have run. */
+export function App() {
+  const WalletFrame = walletFrame;
   return (
     <QueryClientProvider client={queryClient}>
-      <Wallet host={host}>
+      <WalletFrame>
         <Shell />
-      </Wallet>
+      </WalletFrame>
     </QueryClientProvider>
   );
 }

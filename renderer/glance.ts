@@ -3,7 +3,7 @@
 // left. A value that stopped updating is kept, with its age, never shown as if it were live. Pure:
 // the header renders it every second, tests check it without a DOM.
 import type { PolicyView } from '../shared/policy/types.js';
-import { duration, sentence, units } from './format.js';
+import { count, duration, sentence, units } from './format.js';
 import type { TrainingState } from './training-state.js';
 
 /** A reading older than this no longer stands for now (a step takes seconds; a busy GPU's round, tens). */
@@ -82,7 +82,7 @@ function doing(t: TrainingState, policy: PolicyView | undefined, w: Word): strin
 function speed(t: TrainingState, w: Word, now: number): Reading | undefined {
   if (t.stepAt === undefined) return undefined;
   const age = now - t.stepAt;
-  const text = `${Math.round(t.tokensPerSec).toLocaleString('en-US')} tokens/s · GPU ${Math.round(t.busyFraction * 100)} % busy`;
+  const text = `${count(Math.round(t.tokensPerSec))} tokens/s · GPU ${Math.round(t.busyFraction * 100)} % busy`;
   return w === 'training' && age <= STALE_MS ? { text } : { text, staleFor: age };
 }
 

@@ -1,15 +1,13 @@
 // Entry of the dashboard bundle: in the desktop app its preload has put `swarmDesktop` on window;
 // in a browser tab the page's own server hands out at /config.json a coordinator, or a network whose
 // chain lists the run to join (?run=ID asks for one; ?coordinator=URL overrides the server's).
-import { StrictMode } from 'react';
+//
+// Start-up comes in steps (the host's code, the host, the frame's code, its wallet, the first page,
+// the first render), each in a task of its own, so the page never stops answering for long.
+import { StrictMode, startTransition } from 'react';
 import { createRoot } from 'react-dom/client';
-import { App } from './App.js';
 import type { AppHost } from './app-host.js';
-import type { AppConfig, DesktopBridge, SiteConfig } from '../shared/app/bridge.js';
-import { resolveAppConfig, withChosenNetwork } from '../shared/app/join-run.js';
-import { chosenNetwork } from './network-choice.js';
-import { desktopHost } from './hosts/desktop.js';
-import { tabHost } from './hosts/tab.js';
+import type { DesktopBridge } from '../shared/app/bridge.js';
 import { useDashboard } from './store.js';
 import './styles.css';
 
@@ -19,23 +17,41 @@ declare global {
   }
 }
 
-async function tabConfig(): Promise<AppConfig> {
-  const q = new URLSearchParams(location.search);
-  const r = await fetch('/config.json', { cache: 'no-store' }).catch(() => undefined);
-  const served = withChosenNetwork(r?.ok ? ((await r.json()) as SiteConfig) : {}, chosenNetwork());
-  const coordinator = q.get('coordinator') ?? served.coordinator;
-  return resolveAppConfig({ ...served, ...(coordinator ? { coordinator } : {}) }, q.get('run') ?? undefined);
+/** Lets the browser draw and answer input before the next step. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function startHost(bridge: DesktopBridge | undefined): Promise<AppHost> {
+  if (bridge) {
+    const { desktopHost } = await import('./hosts/desktop.js');
+    await nextTask();
+    return desktopHost(bridge);
+  }
+  const { tabHost } = await import('./hosts/tab.js');
+  await nextTask();
+  return tabHost(new URLSearchParams(location.search).get('name') ?? 'browser tab');
 }
 
 async function main(): Promise<void> {
-  const host: AppHost = window.swarmDesktop
-    ? await desktopHost(window.swarmDesktop)
-    : await tabHost(await tabConfig(), new URLSearchParams(location.search).get('name') ?? 'browser tab');
+  // The chain's code, most of what a host needs, in two steps: its config (zod), then its client (viem).
+  for (const chainCode of [() => import('../shared/chain/config.js'), () => import('../shared/chain/find-run.js')]) {
+    await chainCode();
+    await nextTask();
+  }
+  const host = await startHost(window.swarmDesktop);
   useDashboard.getState().attach(host);
-  createRoot(document.getElementById('root')!).render(
-    <StrictMode>
-      <App host={host} />
-    </StrictMode>,
+  const { App, prepare } = await import('./App.js');
+  for (const step of prepare(host, useDashboard.getState().page)) {
+    await nextTask();
+    await step();
+  }
+  await nextTask();
+  // A transition: React renders the first screen in slices, answering input between them.
+  startTransition(() =>
+    createRoot(document.getElementById('root')!).render(
+      <StrictMode>
+        <App />
+      </StrictMode>,
+    ),
   );
 }
 

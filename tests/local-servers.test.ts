@@ -14,6 +14,8 @@ import { httpGet as get, rebindingProbes } from '../bench/local-attacks.js';
 import { rpcReady, startLocalEvm } from '../contracts/local-evm.js';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
+/** What only the dashboard's own pages may read: the local node's test accounts (and its RPC). */
+const ACCOUNT = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 
 describe('the dashboard’s local server', () => {
   let site: Awaited<ReturnType<typeof serveDashboard>>;
@@ -23,30 +25,36 @@ describe('the dashboard’s local server', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dash-'));
     writeFileSync(join(dir, 'index.html'), '<!doctype html><title>dashboard</title>');
     writeFileSync(join(dir, 'data.txt'), 'to be or not to be');
-    const config = { coordinator: 'ws://127.0.0.1:1', chain: { rpcUrl: 'http://127.0.0.1:2', chainId: 31337, registry: '0x01', tokens: '0x02', runId: 'r' }, localKeys: [KEY] };
+    const config = {
+      coordinator: 'ws://127.0.0.1:1',
+      chain: { rpcUrl: 'http://127.0.0.1:2', chainId: 31337, registry: '0x01', tokens: '0x02', runId: 'r' },
+      localAccounts: [ACCOUNT],
+      localKeys: [KEY],
+    };
     site = await serveDashboard(config as never, { dataFile: join(dir, 'data.txt'), dir });
     host = new URL(site.url).host;
   });
   afterAll(() => site.close());
 
-  it('serves its own page everything, keys included', async () => {
+  it('serves its own page its config, the local accounts included, and never a key', async () => {
     const own = await get(site.url, '/config.json', { host, 'sec-fetch-site': 'same-origin' });
     expect(own.status).toBe(200);
-    expect(own.body).toContain(KEY);
+    expect(own.body).toContain(ACCOUNT);
+    expect(own.body).not.toContain(KEY);
     expect((await get(site.url, '/', { host: `localhost:${new URL(site.url).port}` })).body).toContain('dashboard');
   });
 
   it.each(['/', '/config.json', '/machine', '/data.txt'])('answers %s to a rebinding name with 421 and nothing of it', async (path) => {
     const r = await get(site.url, path, { host: `evil.example:${new URL(site.url).port}` });
     expect(r.status).toBe(421);
-    expect(r.body).not.toContain(KEY);
+    expect(r.body).not.toContain(ACCOUNT);
     expect(r.body).toMatch(
       /^This server answers only at http:\/\/127\.0\.0\.1:\d+ \(or localhost:\d+\); the request names "evil\.example:\d+", as a page using DNS rebinding would\.\n$/,
     );
   });
 
   it('refuses every request of the bench’s hostile page (bench/local-attacks.ts), which tells a leak on its own page', async () => {
-    const probes = await rebindingProbes(site.url, KEY);
+    const probes = await rebindingProbes(site.url, ACCOUNT);
     expect(probes).toHaveLength(6);
     for (const p of probes) expect(p).toMatchObject({ status: p.as === 'a rebinding name' ? 421 : 403, leaked: false });
     await expect(rebindingProbes(site.url, 'a secret it does not hold')).rejects.toThrow(/own page got no secret from \/config\.json/);
@@ -55,7 +63,7 @@ describe('the dashboard’s local server', () => {
   it.each(['/config.json', '/machine'])('refuses %s to another site’s page on a loopback name with 403', async (path) => {
     const r = await get(site.url, path, { host, origin: 'http://evil.example' });
     expect(r.status).toBe(403);
-    expect(r.body).not.toContain(KEY);
+    expect(r.body).not.toContain(ACCOUNT);
     expect((await get(site.url, path, { host, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
   });
 });

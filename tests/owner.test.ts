@@ -1,7 +1,9 @@
 // The contributor's and the buyer's client layer (shared/chain/owner.ts, market.ts), which the
 // dashboard and the `wallet` and `buy` commands share, on a real EVM: saved proofs checked against
 // the roots on chain, ownership claimed from them, a credential bought from the cheapest listing.
-import { parseEther } from 'viem';
+import { type Hex, parseEther, toHex, verifyMessage } from 'viem';
+import { hardhat } from 'viem/chains';
+import { localAccountProvider } from '../renderer/wallet/local-account.js';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { topUpFromLocalKey } from '../electron/pages/desktop-account.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -171,6 +173,36 @@ describe('desktop app on a local chain', () => {
     expect(await f.publicClient.getBalance({ address: fresh })).toBe(parseEther('0.5'));
     await topUpFromLocalKey(c, f.evm.keys[NAMES.indexOf('carol')], fresh);
     expect(await f.publicClient.getBalance({ address: fresh })).toBe(parseEther('0.5'));
+  });
+});
+
+describe("a tab's local dev account wallet (renderer/wallet/local-account.ts)", () => {
+  // The page's storage, where the wallet keeps that its user connected it (a tab has localStorage; Node has not).
+  const kept = new Map<string, string>();
+  Object.assign(globalThis, {
+    localStorage: { getItem: (k: string) => kept.get(k) ?? null, setItem: (k: string, v: string) => kept.set(k, v), removeItem: (k: string) => kept.delete(k) },
+  });
+  const wallet = () => localAccountProvider(f.address('carol'), { ...hardhat, id: f.evm.chainId, rpcUrls: { default: { http: [f.evm.rpcUrl] } } });
+
+  it('shows its account only once connected, and has the node sign as it, never as another account', async () => {
+    const w = wallet();
+    expect(await w.request({ method: 'eth_accounts' })).toEqual([]);
+    expect(await w.request({ method: 'eth_requestAccounts' })).toEqual([f.address('carol')]);
+    expect(await w.request({ method: 'eth_accounts' })).toEqual([f.address('carol')]);
+    const message = toHex('join run 7');
+    const signature = (await w.request({ method: 'personal_sign', params: [message, f.address('carol')] })) as Hex;
+    expect(await verifyMessage({ address: f.address('carol'), message: { raw: message }, signature })).toBe(true);
+    await expect(w.request({ method: 'personal_sign', params: [message, f.address('alice')] })).rejects.toThrow(/signs only as 0x/);
+    await expect(w.request({ method: 'eth_sendTransaction', params: [{ from: f.address('alice'), to: f.address('bob'), value: '0x1' }] })).rejects.toThrow(/signs only as/);
+    await expect(w.request({ method: 'eth_signTypedData_v4', params: [f.address('carol'), '{}'] } as never)).rejects.toThrow(/not offered/);
+  });
+
+  it('sends a transaction the node signs for its account', async () => {
+    const before = await f.publicClient.getBalance({ address: f.address('bob') });
+    const hash = (await wallet().request({ method: 'eth_sendTransaction', params: [{ from: f.address('carol'), to: f.address('bob'), value: toHex(parseEther('0.25')) }] })) as Hex;
+    const receipt = await f.publicClient.waitForTransactionReceipt({ hash });
+    expect(receipt.from.toLowerCase()).toBe(f.address('carol').toLowerCase());
+    expect(await f.publicClient.getBalance({ address: f.address('bob') })).toBe(before + parseEther('0.25'));
   });
 });
 

@@ -14,10 +14,11 @@ import { DEFAULT_DATA } from '../node/corpus.js';
 import { checkListedCorpus, fetchListedCorpus } from '../node/corpus.js';
 import { intFlag, numberFlag, readFlags } from '../node/flags.js';
 import { loadNetwork } from '../node/network-file.js';
+import { priorityFlag, runAt } from '../node/priority.js';
 import { findRun } from '../shared/chain/find-run.js';
 
 const USAGE =
-  'npm run worker -- --coordinator ws://HOST:PORT | --network NAME|FILE --run ID [--data FILE] [--name NAME] [--state-dir DIR] [--quick-start] [--extra-warmup N] [--leave-after SECONDS]';
+  'npm run worker -- --coordinator ws://HOST:PORT | --network NAME|FILE --run ID [--data FILE] [--name NAME] [--state-dir DIR] [--quick-start] [--extra-warmup N] [--leave-after SECONDS] [--priority below-normal|normal]';
 
 const args = readFlags('npm run worker', USAGE, () =>
   checked(
@@ -50,6 +51,8 @@ const args = readFlags('npm run worker', USAGE, () =>
         'leave-after': { type: 'string' },
         /** Compute this many times slower (an emulated slow GPU, for benchmarks of stragglers). */
         slowdown: { type: 'string', default: '1' },
+        /** The CPU priority this peer trains at (node/priority.ts): below normal yields to what its user runs. */
+        priority: { type: 'string', default: 'below-normal' },
       },
       strict: true,
     }).values,
@@ -57,13 +60,13 @@ const args = readFlags('npm run worker', USAGE, () =>
 );
 
 /** The flags' values checked before anything starts (each error names its flag). */
-function checked<V extends { coordinator?: string; network?: string; run?: string; 'extra-warmup': string; slowdown: string; 'leave-after'?: string }>(v: V) {
+function checked<V extends { coordinator?: string; network?: string; run?: string; 'extra-warmup': string; slowdown: string; 'leave-after'?: string; priority: string }>(v: V) {
   if (!v.coordinator && !(v.network && v.run)) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
   if (v.run !== undefined && !/^[1-9]\d{0,30}$/.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
   const slowdown = Number(v.slowdown);
   if (!(slowdown >= 1)) throw new Error(`--slowdown must be a number ≥ 1, got ${v.slowdown}`);
   const leaveAfter = v['leave-after'] === undefined ? undefined : numberFlag('leave-after', v['leave-after']);
-  return { ...v, extraWarmup: intFlag('extra-warmup', v['extra-warmup']), slowdown, leaveAfter };
+  return { ...v, extraWarmup: intFlag('extra-warmup', v['extra-warmup']), slowdown, leaveAfter, priority: priorityFlag(v.priority) };
 }
 
 function say(line: string): void {
@@ -100,6 +103,8 @@ async function whereToJoin(stateDir: string): Promise<{ coordinator: string; dat
 /** Run the worker; `hooks` are extra session options (the adversarial test peers use them: bench/adversary.ts). */
 export async function main(hooks: Partial<SessionOptions> = {}): Promise<number> {
   const { extraWarmup, slowdown } = args;
+  const unlowered = runAt(args.priority);
+  if (unlowered) say(`${unlowered}\n`);
   const stateDir = args['state-dir'] ?? join('runs', 'peers', args.name);
   const { coordinator, data } = await whereToJoin(stateDir);
   const host = nodeHost({ data, stateDir, benchmark: !args['quick-start'], env: process.env, log: (l) => say(`\n${l}\n`) });

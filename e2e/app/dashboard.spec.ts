@@ -110,10 +110,10 @@ test.afterAll(async () => {
   if (swarm && swarm.child.exitCode === null) swarm.child.kill('SIGKILL');
 });
 
-/** Connect the page's local test key `i` through RainbowKit, as a user does. */
-async function connectLocalKey(page: Page, i: number): Promise<void> {
+/** Connect the local node's test account `i` through RainbowKit, as a user does. */
+async function connectLocalAccount(page: Page, i: number): Promise<void> {
   await page.getByTestId('rk-connect-button').click();
-  await page.getByTestId(`rk-wallet-option-localKey${i}`).click();
+  await page.getByTestId(`rk-wallet-option-localAccount${i}`).click();
   await expect(page.getByTestId('rk-account-button')).toBeVisible();
 }
 
@@ -126,9 +126,9 @@ test('the dashboard shows the detected GPU and its verdict', async () => {
   await expect(contributor.getByTestId('header-doing')).toHaveText('This tab does not train until you ask it to.');
   await contributor.getByTestId('train-here').click();
   await expect(contributor.getByTestId('train-here')).toHaveText('Stop training here');
-  // The contributor is paid at the first local key: its tab's peer rejoins under it once connected.
+  // The contributor is paid at the first local account: its tab's peer rejoins under it once connected.
   await show(contributor, 'Earnings');
-  await connectLocalKey(contributor, 0);
+  await connectLocalAccount(contributor, 0);
   // Keyboard: the pages are reached with Tab and Enter.
   await contributor.getByRole('navigation', { name: 'pages' }).getByRole('button', { name: 'Training', exact: true }).focus();
   await contributor.keyboard.press('Tab');
@@ -172,7 +172,7 @@ test('the tab joins as a worker over WebRTC, its stage trains and the loss falls
   await expect
     .poll(async () => Number(await chart.getAttribute('data-val-points')), { message: 'validation points drawn', timeout: 5 * 60_000, intervals: [2000] })
     .toBeGreaterThan(0);
-  await expect(chart.locator('.recharts-line-dots circle').first()).toBeVisible();
+  await expect(chart.locator('[data-series="validation loss"] circle').first()).toBeVisible();
   // The tab's peer trains in a worker (the desktop app's in a hidden window): record how long the
   // page could not answer input, what blocked it (slowFrames), and bound its longest task while training.
   const [longTasks, slowFrames, now] = await contributor.evaluate(() => {
@@ -253,7 +253,7 @@ test('a buyer buys and spends a credential and reads the answer; the owner gets 
   await expect(buyer.getByTestId('header-status')).toHaveText('off');
   await expect(buyer.getByTestId('header-doing')).toHaveText('This tab does not train until you ask it to.');
   await show(buyer, 'Credentials');
-  await connectLocalKey(buyer, 1);
+  await connectLocalAccount(buyer, 1);
   await expect(buyer.getByRole('button', { name: 'Spend 1 credential and ask' })).toBeEnabled();
   await buyer.getByRole('textbox', { name: 'Prompt' }).fill('ROMEO:\n');
   await buyer.getByRole('button', { name: 'Spend 1 credential and ask' }).click();

@@ -1,18 +1,29 @@
 // The dashboard in a browser tab: the peer trains in a worker of this tab (browser/trainer-client.ts)
 // once its user chose to (hosts/train-choice.ts), following the shared policy loop, which runs here on what a page
 // can know of the machine (hosts/tab-policy.ts).
-// Switching runs is a graceful leave and a reload of the page asking for the other run (main.tsx).
+// Switching runs is a graceful leave and a reload of the page asking for the other run (tabConfig below).
 import { browserStorage, memoryStorage } from '../../browser/storage.js';
 import { TrainerClient } from '../../browser/trainer-client.js';
-import type { AppConfig, TrainerEvent } from '../../shared/app/bridge.js';
+import type { AppConfig, SiteConfig, TrainerEvent } from '../../shared/app/bridge.js';
+import { resolveAppConfig, withChosenNetwork } from '../../shared/app/join-run.js';
 import { Emitter } from '../../shared/base/emitter.js';
 import type { PolicyView } from '../../shared/policy/types.js';
 import type { AppHost } from '../app-host.js';
-import { chooseNetwork } from '../network-choice.js';
+import { chooseNetwork, chosenNetwork } from '../network-choice.js';
 import { startTabPolicy } from './tab-policy.js';
 import { trainChoice } from './train-choice.js';
 
-export async function tabHost(config: AppConfig, name: string): Promise<AppHost> {
+/** The page's own server names the coordinator or network; the address bar may override either. */
+async function tabConfig(): Promise<AppConfig> {
+  const q = new URLSearchParams(location.search);
+  const r = await fetch('/config.json', { cache: 'no-store' }).catch(() => undefined);
+  const served = withChosenNetwork(r?.ok ? ((await r.json()) as SiteConfig) : {}, chosenNetwork());
+  const coordinator = q.get('coordinator') ?? served.coordinator;
+  return resolveAppConfig({ ...served, ...(coordinator ? { coordinator } : {}) }, q.get('run') ?? undefined);
+}
+
+export async function tabHost(name: string): Promise<AppHost> {
+  const config = await tabConfig();
   const storage = await browserStorage().catch(() => memoryStorage());
   const events = new Emitter<{ trainer: TrainerEvent; policy: PolicyView }>();
   const trainer = new TrainerClient({ config, name, emit: (e) => events.emit('trainer', e) });

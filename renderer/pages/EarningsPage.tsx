@@ -2,9 +2,9 @@
 // claim, and a check of every saved proof against the root on chain (no trust in the coordinator).
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
-import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { type EpochCheck, claimOwnership, verifyProofs } from '../../shared/chain/owner.js';
 import { POLL_MS, useHoldings } from '../chain-queries.js';
+import { BarChart } from '../charts/Chart.js';
 import { Card, Empty, Stat, TableHead } from '../components.js';
 import { units } from '../format.js';
 import { act, useDashboard } from '../store.js';
@@ -29,18 +29,10 @@ function useProofs(account: string | undefined, runId: bigint | undefined) {
 function EpochChart({ proofs }: { proofs: ProofFile }) {
   const data = [...proofs.epochs]
     .sort((a, b) => a.epoch - b.epoch)
-    .map((e, i, all) => ({ epoch: e.epoch, units: Number(BigInt(e.cumulative) - (i ? BigInt(all[i - 1].cumulative) : 0n)) }));
+    .map((e, i, all) => ({ x: e.epoch, y: Number(BigInt(e.cumulative) - (i ? BigInt(all[i - 1].cumulative) : 0n)) }));
   return (
     <figure aria-label="verified units per epoch" data-testid="epoch-chart">
-      <ResponsiveContainer width="100%" height={200}>
-        <BarChart data={data}>
-          <CartesianGrid stroke="#2a3040" />
-          <XAxis dataKey="epoch" stroke="#9aa4b8" />
-          <YAxis stroke="#9aa4b8" />
-          <Tooltip contentStyle={{ background: '#161a24', border: '1px solid #2a3040' }} />
-          <Bar dataKey="units" name="units earned" fill="#6cf" isAnimationActive={false} />
-        </BarChart>
-      </ResponsiveContainer>
+      <BarChart height={200} xLabel="epoch" yLabel="units" name="units earned" color="#6cf" bars={data} />
     </figure>
   );
 }

@@ -5,6 +5,7 @@ import type { AdapterKind, GpuReport } from '../../shared/engine/gpu-detect.js';
 import type { Verdict } from '../../shared/engine/gpu-verdict.js';
 import { bytes } from '../../shared/base/sizes.js';
 import { Card, Empty, Stat } from '../components.js';
+import { count } from '../format.js';
 import { useDashboard } from '../store.js';
 
 /** The limits that decide what a peer can hold, in words, and whether each counts bytes. */
@@ -75,7 +76,7 @@ function Details({ report, verdict }: { report: GpuReport; verdict: Verdict }) {
                 <th scope="row" title={k}>
                   {words}
                 </th>
-                <td>{isBytes ? bytes(report.limits[k]) : report.limits[k].toLocaleString('en-US')}</td>
+                <td>{isBytes ? bytes(report.limits[k]) : count(report.limits[k])}</td>
               </tr>
             ))}
         </tbody>

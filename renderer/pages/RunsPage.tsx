@@ -12,7 +12,7 @@ import { stageFit } from '../../shared/run/stage-fit.js';
 import { fetchRunSpec } from '../../shared/swarm/run-spec-client.js';
 import { POLL_MS } from '../chain-queries.js';
 import { Card, Empty, TableHead } from '../components.js';
-import { sentence, tokenAmount } from '../format.js';
+import { clock, sentence, tokenAmount } from '../format.js';
 import { act, useDashboard } from '../store.js';
 import { useWallet } from '../wallet/context.js';
 
@@ -126,7 +126,7 @@ export function RunsPage() {
   const { reader, runId } = useWallet();
   const runs = useQuery({ queryKey: ['runs'], enabled: !!reader, refetchInterval: POLL_MS, queryFn: () => listRuns(reader!) });
   const j = useJoining(runId);
-  const asOf = runs.dataUpdatedAt ? new Date(runs.dataUpdatedAt).toLocaleTimeString() : undefined;
+  const asOf = runs.dataUpdatedAt ? clock(runs.dataUpdatedAt) : undefined;
   return (
     <Card title="Runs on this network" id="runs">
       {!reader && <Empty>No chain is configured for this dashboard, so there are no runs to list.</Empty>}

@@ -3,8 +3,8 @@
 // the policies' decision, pause, resume and snooze.
 // Every part reads only what it shows from the store: a session event re-renders the parts it changes.
 import { useEffect, useState } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useShallow } from 'zustand/shallow';
+import { LineChart } from '../charts/Chart.js';
 import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
 import { bytes } from '../../shared/base/sizes.js';
 import { ago, clock, percent, sentence, time } from '../format.js';
@@ -58,22 +58,16 @@ function LossChart() {
       data-first-loss={train[0]}
       data-last-loss={train.at(-1)}
     >
-      <ResponsiveContainer width="100%" height={280}>
-        <LineChart data={loss} margin={{ top: 8, right: 16, bottom: 20, left: 8 }}>
-          <CartesianGrid stroke="#2a3040" />
-          <XAxis dataKey="step" stroke="#9aa4b8" label={{ value: 'swarm step', position: 'insideBottom', offset: -12, fill: '#9aa4b8' }} />
-          <YAxis
-            stroke="#9aa4b8"
-            domain={['auto', 'auto']}
-            tickFormatter={(v: number) => v.toFixed(2)}
-            label={{ value: 'loss (nats per character)', angle: -90, position: 'insideLeft', offset: 4, fill: '#9aa4b8', style: { textAnchor: 'middle' } }}
-          />
-          <Tooltip contentStyle={{ background: '#161a24', border: '1px solid #2a3040' }} />
-          <Legend verticalAlign="top" />
-          <Line type="monotone" dataKey="loss" name="training loss" stroke="#6cf" dot={false} isAnimationActive={false} connectNulls />
-          <Line type="monotone" dataKey="val" name="validation loss" stroke="#fc6" dot isAnimationActive={false} connectNulls />
-        </LineChart>
-      </ResponsiveContainer>
+      <LineChart
+        height={280}
+        xLabel="swarm step"
+        yLabel="loss (nats per character)"
+        yFormat={(v) => v.toFixed(2)}
+        series={[
+          { name: 'training loss', color: '#6cf', points: loss.flatMap((p) => (p.loss === undefined ? [] : [{ x: p.step, y: p.loss }])) },
+          { name: 'validation loss', color: '#fc6', dots: true, points: loss.flatMap((p) => (p.val === undefined ? [] : [{ x: p.step, y: p.val }])) },
+        ]}
+      />
     </figure>
   );
 }

@@ -5,8 +5,7 @@ import '@rainbow-me/rainbowkit/styles.css';
 import { ConnectButton, RainbowKitProvider, type Wallet, connectorsForWallets, darkTheme } from '@rainbow-me/rainbowkit';
 import { injectedWallet, walletConnectWallet } from '@rainbow-me/rainbowkit/wallets';
 import { type ReactNode, useEffect, useMemo } from 'react';
-import type { Chain, Hex } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
+import type { Address, Chain } from 'viem';
 import { WagmiProvider, createConfig, createConnector, http, useAccount, usePublicClient, useWalletClient } from 'wagmi';
 import { injected } from 'wagmi/connectors';
 import { swarmChain } from '../../shared/chain/client.js';
@@ -15,29 +14,39 @@ import { payoutWallet } from '../../shared/chain/owner.js';
 import type { AppConfig } from '../../shared/app/bridge.js';
 import { useDashboard } from '../store.js';
 import { WalletContext, type WalletView } from './context.js';
-import { localKeyProvider } from './local-key.js';
+import { localAccountProvider } from './local-account.js';
+import { short } from '../format.js';
 
 const KEY_ICON = `data:image/svg+xml,${encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 28 28"><rect width="28" height="28" fill="#334"/><circle cx="11" cy="14" r="5" fill="none" stroke="#fc6" stroke-width="2.5"/><path d="M16 14h8v4" stroke="#fc6" stroke-width="2.5" fill="none"/></svg>')}`;
 
-function localKeyWallet(key: Hex, i: number, chain: Chain): () => Wallet {
-  const address = privateKeyToAccount(key).address;
-  const id = `localKey${i}`;
-  const name = `Local dev key ${i + 1} (${address.slice(0, 6)}…${address.slice(-4)}) — local chain only`;
+function localAccountWallet(address: Address, i: number, chain: Chain): () => Wallet {
+  const id = `localAccount${i}`;
+  const name = `Local dev account ${i + 1} (${short(address)}) — local chain only`;
   return () => ({
     id,
     name,
     iconUrl: KEY_ICON,
     iconBackground: '#334',
     installed: true,
-    createConnector: (details) => createConnector((config) => ({ ...injected({ target: { id, name, provider: localKeyProvider(key, chain) } })(config), ...details })),
+    createConnector: (details) => createConnector((config) => ({ ...injected({ target: { id, name, provider: localAccountProvider(address, chain) } })(config), ...details })),
   });
+}
+
+const wagmiConfigs = new WeakMap<AppConfig, ReturnType<typeof wagmiConfigOf>>();
+
+/** The page's wallets for `config`, made once (`App.tsx` asks a task before the first render). */
+export function tabWalletConfig(config: AppConfig): ReturnType<typeof wagmiConfigOf> | undefined {
+  if (!config.chain) return undefined;
+  let wagmi = wagmiConfigs.get(config);
+  if (!wagmi) wagmiConfigs.set(config, (wagmi = wagmiConfigOf(config, chainOf(config.chain))));
+  return wagmi;
 }
 
 function wagmiConfigOf(config: AppConfig, chain: Chain) {
   const projectId = config.walletConnectProjectId;
   const connectors = connectorsForWallets(
     [
-      ...(config.localKeys?.length ? [{ groupName: 'Local chain (test keys)', wallets: config.localKeys.map((k, i) => localKeyWallet(k, i, chain)) }] : []),
+      ...(config.localAccounts?.length ? [{ groupName: 'Local chain (test accounts)', wallets: config.localAccounts.map((a, i) => localAccountWallet(a, i, chain)) }] : []),
       { groupName: 'Browser wallets', wallets: [injectedWallet, ...(projectId ? [walletConnectWallet] : [])] },
     ],
     // RainbowKit asks for a projectId even when no WalletConnect wallet is listed; it is used only by those.
@@ -64,7 +73,7 @@ function Bridge({ config, children }: { config: AppConfig & { chain: NonNullable
 
 export function TabWallet({ config, children }: { config: AppConfig; children: ReactNode }) {
   const c = config.chain;
-  const wagmi = useMemo(() => c && wagmiConfigOf(config, chainOf(c)), [config, c]);
+  const wagmi = tabWalletConfig(config);
   if (!c || !wagmi) return <>{children}</>;
   return (
     <WagmiProvider config={wagmi}>

@@ -8,6 +8,7 @@ import type { SnoozeHours } from '../policy/snooze.js';
 import type { PolicySettings, PolicyView, TrainerCommand } from '../policy/types.js';
 
 type Hex = `0x${string}`;
+type Address = `0x${string}`;
 
 /** One event of the peer session, as it crosses from the training window to the dashboard. */
 export type TrainerEvent = { [K in keyof SessionEvents]: { type: K; data: SessionEvents[K] } }[keyof SessionEvents];
@@ -29,9 +30,11 @@ export interface AppConfig {
     runId: string;
   };
   /**
-   * Local chains only: test keys a tab offers as clearly labelled "local key" wallets; the desktop
-   * app, paid at its own key, takes gas money from the first.
+   * Local chains only: the node's own unlocked test accounts, which a tab offers as clearly labelled
+   * "local dev account" wallets; the node signs for them, so no key reaches a page.
    */
+  localAccounts?: Address[];
+  /** Local chains only, for the desktop app: a test key it takes gas money from (never served to a tab). */
   localKeys?: Hex[];
   /** WalletConnect's projectId: without one, no WalletConnect. */
   walletConnectProjectId?: string;
