@@ -1,7 +1,7 @@
 // The dashboard's frame: the host's wallet around six pages, a navigation bar, and the last error.
 // Each page is its own chunk, loaded when first shown: the page's first load evaluates only the frame.
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { type ReactNode, useEffect, useState } from 'react';
+import { type ReactNode, useDeferredValue, useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import type { AppHost } from './app-host.js';
 import { GlanceBar } from './GlanceBar.js';
@@ -86,7 +86,10 @@ const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1 } } 
 function Shell() {
   // Only what the frame shows: a session event re-renders the glance bar, not the frame and its page.
   const { page, setPage, error, setError } = useDashboard(useShallow((s) => ({ page: s.page, setPage: s.setPage, error: s.error, setError: s.setError })));
-  const current = PAGES.find((p) => p.id === page)!;
+  // The page is drawn a step behind the navigation, in the background (React renders it in slices):
+  // the frame answers a click at once, and the first screen commits the frame before the page.
+  const shown = useDeferredValue<Page | undefined>(page, undefined);
+  const current = PAGES.find((p) => p.id === (shown ?? page))!;
   return (
     <div className="shell">
       <header>
@@ -108,9 +111,7 @@ function Shell() {
           </button>
         </div>
       )}
-      <main aria-label={current.title}>
-        <PageView id={page} />
-      </main>
+      <main aria-label={current.title}>{shown && <PageView id={shown} />}</main>
     </div>
   );
 }
