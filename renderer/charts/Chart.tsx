@@ -155,7 +155,7 @@ function Reading({ x, at, series, axes, width }: { x: number; at: number; series
 }
 
 /** One bar per x, from zero up to its value. */
-export function BarChart({ bars, name, color, ...axes }: Axes & { bars: { x: number; y: number }[]; name: string; color: string }) {
+export function BarChart({ bars, name, color, yFormat = count, ...axes }: Axes & { bars: { x: number; y: number }[]; name: string; color: string }) {
   const [ref, width] = useWidth();
   const yTicks = niceTicks(0, Math.max(0, ...bars.map((b) => b.y)), 4);
   const y = linear([yTicks[0], yTicks.at(-1)!], [axes.height - PAD.bottom, PAD.top]);
@@ -166,11 +166,11 @@ export function BarChart({ bars, name, color, ...axes }: Axes & { bars: { x: num
       <Legend series={[{ name, color, points: [] }]} />
       {width > 0 && (
         <svg width={width} height={axes.height} role="img" aria-hidden>
-          <Frame axes={axes} width={width} x={(i) => x(i)} y={y} xTicks={[]} yTicks={yTicks}>
+          <Frame axes={{ ...axes, yFormat }} width={width} x={x} y={y} xTicks={[]} yTicks={yTicks}>
             {bars.map((b, i) => (
               <g key={b.x}>
                 <rect x={x(i) - slot * 0.35} width={slot * 0.7} y={y(b.y)} height={y(0) - y(b.y)} fill={color}>
-                  <title>{`${axes.xLabel} ${b.x}: ${count(b.y)} ${name}`}</title>
+                  <title>{`${axes.xLabel} ${b.x}: ${yFormat(b.y)} ${name}`}</title>
                 </rect>
                 <text x={x(i)} y={axes.height - PAD.bottom + 16} textAnchor="middle">
                   {b.x}
