@@ -20,6 +20,7 @@ const CASES: [string, string, string[], string][] = [
   ['npm run swarm', 'cli/swarm.ts', ['--workers', 'two'], '--workers must be a non-negative integer, got two'],
   ['npm run worker', 'worker/worker.ts', ['--bogus'], 'unknown flag --bogus'],
   ['npm run worker', 'worker/worker.ts', [], 'give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID'],
+  ['npm run worker', 'worker/worker.ts', ['--coordinator', 'ws://127.0.0.1:1', '--priority', 'high'], '--priority must be below-normal or normal, got high'],
   ['npm run gpu', 'cli/gpu-report.ts', ['--bogus'], 'unknown flag --bogus'],
   ['npm run coordinator', 'coordinator/main.ts', ['--steps', 'many'], '--steps must be a number, got many'],
   ['npm run train:local', 'cli/train-local.ts', ['--steps', '0'], '--steps must be a positive integer, got 0'],
