@@ -16,6 +16,7 @@ import { intFlag, numberFlag, readFlags } from '../node/flags.js';
 import { loadNetwork } from '../node/network-file.js';
 import { priorityFlag, runAt } from '../node/priority.js';
 import { findRun } from '../shared/chain/find-run.js';
+import { RUN_ID } from '../shared/app/join-run.js';
 
 const USAGE =
   'npm run worker -- --coordinator ws://HOST:PORT | --network NAME|FILE --run ID [--data FILE] [--name NAME] [--state-dir DIR] [--quick-start] [--extra-warmup N] [--leave-after SECONDS] [--priority below-normal|normal]';
@@ -62,7 +63,7 @@ const args = readFlags('npm run worker', USAGE, () =>
 /** The flags' values checked before anything starts (each error names its flag). */
 function checked<V extends { coordinator?: string; network?: string; run?: string; 'extra-warmup': string; slowdown: string; 'leave-after'?: string; priority: string }>(v: V) {
   if (!v.coordinator && !(v.network && v.run)) throw new Error('give --coordinator wss://HOST:PORT, or --network NAME|FILE and --run ID to find the run on chain');
-  if (v.run !== undefined && !/^[1-9]\d{0,30}$/.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
+  if (v.run !== undefined && !RUN_ID.test(v.run)) throw new Error(`--run ${v.run}: a run id is a positive integer`);
   const slowdown = Number(v.slowdown);
   if (!(slowdown >= 1)) throw new Error(`--slowdown must be a number ≥ 1, got ${v.slowdown}`);
   const leaveAfter = v['leave-after'] === undefined ? undefined : numberFlag('leave-after', v['leave-after']);

@@ -25,17 +25,17 @@ const GAME = 'eldenring.exe';
 const PAGES = ['Training', 'GPU', 'Runs', 'Earnings', 'Credentials', 'Settings'] as const;
 /**
  * The longest task the tab's page may run while its peer trains (in a worker: the page only draws
- * and relays WebRTC). No task over 50 ms in three runs on this machine; it was 118–271 ms while a
- * chart library drew the loss, and 273 ms training on the page's own thread.
+ * and relays WebRTC). At most 71 ms in four runs on this machine; it was 118–271 ms while a chart
+ * library drew the loss, and 273 ms training on the page's own thread.
  */
 const MAX_TRAINING_TASK_MS = 200;
 /**
  * The longest task of the dashboard's own over the whole visit (start-up, wallet, pages; not the
  * test's own work in the page). The aim is 200 ms; on this 2-core machine, with the swarm and the
- * tab's GPU emulated on the same cores, three runs measured 255–624 ms (685–928 ms before start-up
- * came in steps). The bound catches a regression to seconds.
+ * tab's GPU emulated on the same cores, four runs measured 255–804 ms (685–928 ms before start-up
+ * came in steps; 4.8 s before training moved to a worker). The bound catches a regression to seconds.
  */
-const MAX_VISIT_TASK_MS = 1000;
+const MAX_VISIT_TASK_MS = 2000;
 
 test.describe.configure({ mode: 'serial' });
 
