@@ -28,7 +28,7 @@ type Frame = (props: { children: ReactNode }) => ReactNode;
 /** Set once by `prepare`, before the first render. */
 let walletFrame: Frame = ({ children }) => children;
 
-/** The host's wallet around the pages: in a tab, its code (wagmi, RainbowKit), then the page's local keys. */
+/** The host's wallet around the pages: in a tab, its code (wagmi, RainbowKit), then the page's wallets. */
 function walletSteps(host: AppHost): (() => unknown)[] {
   const wallet = host.desktopWallet;
   if (wallet)
