@@ -13,8 +13,13 @@ export function niceTicks(lo: number, hi: number, count = 5, integer = false): n
   let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9)) ?? 10 * power;
   if (integer) step = Math.max(1, Math.round(step));
   const first = Math.floor(lo / step + 1e-9) * step;
+  // By index, never by adding a step to a value it may be too small to change (a huge `lo`).
   const ticks: number[] = [];
-  for (let v = first; v < hi + step * (1 - 1e-9); v += step) ticks.push(Number(v.toPrecision(12)));
+  for (let i = 0; i <= 4 * count + 2; i++) {
+    const v = first + i * step;
+    if (!(v < hi + step * (1 - 1e-9))) break;
+    ticks.push(Number(v.toPrecision(12)));
+  }
   return ticks;
 }
 
