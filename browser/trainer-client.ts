@@ -17,20 +17,27 @@ export interface TrainerClientOptions {
 }
 
 export class TrainerClient {
-  private readonly worker: Worker;
+  private worker?: Worker;
   private readonly calls: Calls<PageCall>;
   private readonly relay: RtcRelay;
   private wallet?: PeerWallet;
 
   constructor(private readonly o: TrainerClientOptions) {
-    this.worker = new Worker(new URL('./training-worker.ts', import.meta.url), { type: 'module', name: 'training' });
     this.calls = new Calls<PageCall>((m) => this.post(m));
     this.relay = new RtcRelay(browserRtc, (n, transfer) => this.post({ t: 'rtc', ...n }, transfer));
-    this.worker.onmessage = (e: MessageEvent<WorkerToPage>) => this.received(e.data);
-    this.worker.onerror = (e) => this.failed(`the training worker failed: ${e.message}`);
+  }
+
+  /** The worker, started at the first call: loading its code and the trainer competes with the page's own start-up. */
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./training-worker.ts', import.meta.url), { type: 'module', name: 'training' });
+    worker.onmessage = (e: MessageEvent<WorkerToPage>) => this.received(e.data);
+    worker.onerror = (e) => this.failed(`the training worker failed: ${e.message}`);
     // A relative text URL would resolve against the worker's script, not the page.
-    const dataUrl = new URL(o.config.dataUrl ?? DEFAULT_DATA_URL, location.href).href;
-    this.post({ t: 'start', config: { ...o.config, dataUrl }, name: o.name });
+    const dataUrl = new URL(this.o.config.dataUrl ?? DEFAULT_DATA_URL, location.href).href;
+    worker.postMessage({ t: 'start', config: { ...this.o.config, dataUrl }, name: this.o.name } satisfies PageToWorker);
+    this.worker = worker;
+    return worker;
   }
 
   detect(): Promise<void> {
@@ -43,11 +50,12 @@ export class TrainerClient {
 
   setWallet(wallet: PeerWallet | undefined): Promise<void> {
     this.wallet = wallet;
+    if (!this.worker && !wallet) return Promise.resolve(); // a worker starts with none
     return this.calls.call({ what: 'wallet', ...(wallet && { account: wallet.account }) }) as Promise<void>;
   }
 
   private post(m: PageToWorker, transfer: Transferable[] = []): void {
-    this.worker.postMessage(m, transfer);
+    this.started().postMessage(m, transfer);
   }
 
   private received(m: WorkerToPage): void {

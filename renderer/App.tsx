@@ -44,6 +44,9 @@ function walletSteps(host: AppHost): (() => unknown)[] {
     ];
   let tab: typeof import('./wallet/tab-wallet.js');
   return [
+    // Its code evaluated in three tasks, not one: wagmi, then RainbowKit over it, then the page's own.
+    () => import('wagmi'),
+    () => import('@rainbow-me/rainbowkit'),
     async () => {
       tab = await import('./wallet/tab-wallet.js');
     },

@@ -26,6 +26,11 @@ export interface AppHost extends Controls {
   readonly desktopWallet?: DesktopWallet;
   /** A tab's choice to train (absent in the desktop app, which trains by its policies alone). */
   readonly trainChoice?: TrainChoice;
+  /**
+   * Detect and benchmark a tab's GPU, in its worker: the dashboard asks once its first screen is
+   * drawn, so that work does not compete with its start-up. (The desktop app's window detects its own.)
+   */
+  detectGpu?(): void;
   /** The tab's peer is paid at the wallet the user connects (the desktop app's at its own key). */
   setPayout(wallet: PeerWallet | undefined): void;
   /**

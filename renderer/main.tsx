@@ -3,7 +3,8 @@
 // chain lists the run to join (?run=ID asks for one; ?coordinator=URL overrides the server's).
 //
 // Start-up comes in steps (the host's code, the host, the frame's code, its wallet, the first page,
-// the first render), each in a task of its own, so the page never stops answering for long.
+// the first render), each in a task of its own, so the page never stops answering for long; the
+// host's heavy work (a tab's GPU benchmark) waits for the first screen.
 import { StrictMode, startTransition } from 'react';
 import { createRoot } from 'react-dom/client';
 import type { AppHost } from './app-host.js';
@@ -45,14 +46,30 @@ async function main(): Promise<void> {
     await step();
   }
   await nextTask();
+  const root = document.getElementById('root')!;
+  const drawn = replaced(root);
   // A transition: React renders the first screen in slices, answering input between them.
   startTransition(() =>
-    createRoot(document.getElementById('root')!).render(
+    createRoot(root).render(
       <StrictMode>
         <App />
       </StrictMode>,
     ),
   );
+  await drawn;
+  await nextTask();
+  host.detectGpu?.();
+}
+
+/** Resolves once React has put the first screen in `root`, in place of the static "Starting…". */
+function replaced(root: HTMLElement): Promise<void> {
+  return new Promise((resolve) => {
+    const seen = new MutationObserver(() => {
+      seen.disconnect();
+      resolve();
+    });
+    seen.observe(root, { childList: true });
+  });
 }
 
 main().catch((e: Error) => {

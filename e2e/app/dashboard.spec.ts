@@ -136,9 +136,9 @@ test.afterAll(async () => {
 
 /** Connect the local node's test account `i` through RainbowKit, as a user does. */
 async function connectLocalAccount(page: Page, i: number): Promise<void> {
-  await page.getByTestId('rk-connect-button').click();
+  await page.getByTestId('connect-wallet').click();
   await page.getByTestId(`rk-wallet-option-localAccount${i}`).click();
-  await expect(page.getByTestId('rk-account-button')).toBeVisible();
+  await expect(page.getByTestId('account-button')).toBeVisible();
 }
 
 test('the dashboard shows the detected GPU and its verdict', async () => {

@@ -29,12 +29,12 @@ export async function tabHost(name: string): Promise<AppHost> {
   const trainer = new TrainerClient({ config, name, emit: (e) => events.emit('trainer', e) });
   const choice = trainChoice(trainer);
   const loop = startTabPolicy({ command: (c) => choice.follow(c), view: (v) => events.emit('policy', v) });
-  void trainer.detect().catch((e: Error) => events.emit('trainer', { type: 'phase', data: { phase: 'failed', why: e.message } }));
   return {
     kind: 'tab',
     config,
     storage,
     trainChoice: choice,
+    detectGpu: () => void trainer.detect().catch((e: Error) => events.emit('trainer', { type: 'phase', data: { phase: 'failed', why: e.message } })),
     policy: async () => loop.view(),
     saveSettings: (s) => loop.saveSettings(s),
     snooze: (hours) => loop.snooze(hours),

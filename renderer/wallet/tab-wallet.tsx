@@ -4,7 +4,7 @@
 import '@rainbow-me/rainbowkit/styles.css';
 import { ConnectButton, RainbowKitProvider, type Wallet, connectorsForWallets, darkTheme } from '@rainbow-me/rainbowkit';
 import { injectedWallet, walletConnectWallet } from '@rainbow-me/rainbowkit/wallets';
-import { type ReactNode, useEffect, useMemo } from 'react';
+import { type ReactNode, startTransition, useDeferredValue, useEffect, useMemo } from 'react';
 import type { Address, Chain } from 'viem';
 import { WagmiProvider, createConfig, createConnector, http, useAccount, usePublicClient, useWalletClient } from 'wagmi';
 import { injected } from 'wagmi/connectors';
@@ -68,7 +68,10 @@ function Bridge({ config, children }: { config: AppConfig & { chain: NonNullable
     return { runId, reader: swarmChain(publicClient, addresses), account: address, chain, label: address ?? 'not connected' };
   }, [config, publicClient, walletClient, address]);
   useEffect(() => host?.setPayout(value.chain && payoutWallet(value.chain)), [host, value.chain]);
-  return <WalletContext.Provider value={value}>{children}</WalletContext.Provider>;
+  // wagmi's store updates render at once, in the task that changed it (a click, a reply): the pages
+  // follow a new wallet in the background instead, rendered in slices that let input through.
+  const shown = useDeferredValue(value);
+  return <WalletContext.Provider value={shown}>{children}</WalletContext.Provider>;
 }
 
 export function TabWallet({ config, children }: { config: AppConfig; children: ReactNode }) {
@@ -84,4 +87,26 @@ export function TabWallet({ config, children }: { config: AppConfig; children: R
   );
 }
 
-export const TabConnectButton = ConnectButton;
+/**
+ * RainbowKit's connect and account buttons, opening their modals as transitions: RainbowKit draws a
+ * modal in slices then, and the click that opened it returns at once.
+ */
+export function TabConnectButton() {
+  return (
+    <ConnectButton.Custom>
+      {({ account, chain, mounted, openConnectModal, openAccountModal, openChainModal }) => {
+        if (!mounted) return null;
+        const [open, text, testId] = !account
+          ? [openConnectModal, 'Connect a wallet', 'connect-wallet']
+          : chain?.unsupported
+            ? [openChainModal, 'Wrong network: switch', 'switch-network']
+            : [openAccountModal, account.displayName, 'account-button'];
+        return (
+          <button type="button" data-testid={testId} title={account?.address} onClick={() => startTransition(open)}>
+            {text}
+          </button>
+        );
+      }}
+    </ConnectButton.Custom>
+  );
+}
