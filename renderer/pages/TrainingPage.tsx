@@ -2,7 +2,7 @@
 // and the swarm's stage topology (each link direct or relayed, and how much went through a relay);
 // the policies' decision, pause, resume and snooze.
 // Every part reads only what it shows from the store: a session event re-renders the parts it changes.
-import { useEffect, useState } from 'react';
+import { memo, useDeferredValue, useEffect, useState } from 'react';
 import { useShallow } from 'zustand/shallow';
 import { LineChart } from '../charts/Chart.js';
 import { Card, Empty, SnoozeButtons, Stat } from '../components.js';
@@ -11,7 +11,7 @@ import { ago, clock, percent, sentence, time } from '../format.js';
 import { useGlance } from '../GlanceBar.js';
 import { linkSentence, linkSummary, linksStale, peerNote } from '../link-summary.js';
 import { act, useDashboard } from '../store.js';
-import { topology } from '../training-state.js';
+import { type TrainingState, topology } from '../training-state.js';
 
 /** The policies' decision and the user's controls; what the peer does is in the glance bar above every page. */
 function Control() {
@@ -44,8 +44,13 @@ function Control() {
   );
 }
 
+// The chart and the log are drawn behind the session's events: a store update renders at once,
+// inside the worker's message; a deferred value is drawn after it, in slices that let input through.
 function LossChart() {
-  const loss = useDashboard((s) => s.training.loss);
+  return <LossFigure loss={useDeferredValue(useDashboard((s) => s.training.loss))} />;
+}
+
+const LossFigure = memo(function LossFigure({ loss }: { loss: TrainingState['loss'] }) {
   if (loss.length < 2) return <Empty>The loss chart appears once the swarm has committed two steps.</Empty>;
   const train = loss.flatMap((p) => (p.loss === undefined ? [] : [p.loss]));
   const val = loss.filter((p) => p.val !== undefined).length;
@@ -70,7 +75,7 @@ function LossChart() {
       />
     </figure>
   );
-}
+});
 
 /** Whether a reading taken at `at` is too old to stand for now, checked every second (no event comes when readings stop). */
 function useStale(at: number | undefined): boolean {
@@ -159,14 +164,17 @@ function PeerStats() {
 }
 
 function PeerLog() {
-  const log = useDashboard((s) => s.training.log);
+  return <LogLines log={useDeferredValue(useDashboard((s) => s.training.log))} />;
+}
+
+const LogLines = memo(function LogLines({ log }: { log: string[] }) {
   return (
     // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (axe: scrollable-region-focusable)
     <pre className="log" role="log" aria-label="peer log" tabIndex={0}>
       {log.slice(-40).join('\n')}
     </pre>
   );
-}
+});
 
 const CARDS = [
   { id: 'peer', title: 'This peer', view: PeerStats },

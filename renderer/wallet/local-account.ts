@@ -24,6 +24,9 @@ export function localAccountProvider(address: Address, chain: Chain): EIP1193Pro
   const node = createPublicClient({ chain, transport: http() });
   const listeners = new Map<string, Set<Listener>>();
   const request = async ({ method, params }: { method: string; params?: unknown }): Promise<unknown> => {
+    // Each answer comes a task later, as an extension's does over its messaging: otherwise the whole
+    // connection (and the redraw of everything that shows the account) ran inside the click on it.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     const p = (params ?? []) as unknown[];
     switch (method) {
       case 'eth_accounts':
